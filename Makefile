@@ -1,0 +1,59 @@
+# pyrt — `make demo` runs the server with the demo page; `make test` runs every check.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: demo test setup system-deps lint typecheck unit server-tests browser-tests clean
+
+demo: setup
+	$(BIN)/python serve.py --demo
+
+test: setup system-deps lint typecheck
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(STAMP) node_modules/.package-lock.json
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+# Chromium (browser tests) and redis-server (Redis broker tests), from apt on Debian/Ubuntu.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || [ -n "$${PYRT_CHROMIUM+set}" ] || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing:$$missing — install them with your package manager (see README)"; exit 1; \
+	  fi; \
+	fi
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy --strict pyrt
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+server-tests: setup system-deps
+	$(BIN)/python -m pytest tests/server $(PYTEST_ARGS)
+
+browser-tests: setup system-deps
+	$(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache test-results

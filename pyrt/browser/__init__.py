@@ -1,0 +1,1 @@
+"""Browser adapters: the only pyrt code that touches ``js`` and ``pyodide`` (Pyodide only)."""

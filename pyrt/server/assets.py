@@ -1,0 +1,96 @@
+"""Static assets: the pages, the vendored browser runtime, and pyrt itself as a zip.
+
+``/pyrt.zip`` is built from the sources on disk (never a stale build): it is rebuilt when any
+``.py`` file under the package changes, and holds everything but the CPython-only server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import mimetypes
+import zipfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from pyrt.server.settings import Settings
+
+__all__ = ["PackageZip", "asset_routes"]
+
+mimetypes.add_type("application/wasm", ".wasm")
+mimetypes.add_type("text/javascript", ".mjs")
+mimetypes.add_type("text/javascript", ".js")
+
+_EXCLUDED_DIRS = {"server", "__pycache__"}
+
+
+class PackageZip:
+    """The ``pyrt`` package as a zip archive whose root holds the ``pyrt/`` folder."""
+
+    def __init__(self, package_dir: Path) -> None:
+        self._dir = package_dir
+        self._key: tuple[tuple[str, int, int], ...] = ()
+        self._data = b""
+
+    def files(self) -> list[Path]:
+        """The files shipped to browsers, sorted."""
+        return sorted(
+            p
+            for p in self._dir.rglob("*")
+            if p.is_file()
+            and (p.suffix == ".py" or p.name == "py.typed")
+            and not _EXCLUDED_DIRS.intersection(p.relative_to(self._dir).parts[:-1])
+        )
+
+    def build(self) -> bytes:
+        """The archive bytes, rebuilt only when a file was added, removed or changed."""
+        files = self.files()
+        key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        if key != self._key:
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+                for path in files:
+                    arcname = Path(self._dir.name) / path.relative_to(self._dir)
+                    zf.writestr(str(arcname), path.read_bytes())
+            self._data, self._key = buf.getvalue(), key
+        return self._data
+
+
+def asset_routes(settings: Settings) -> list[BaseRoute]:
+    """Routes for ``/vendor/pyodide/``, ``/vendor/pyscript/``, ``/pyrt.zip`` and the pages."""
+    package = PackageZip(settings.package_dir)
+
+    async def pyrt_zip(request: Request) -> Response:
+        data = package.build()
+        etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(data, media_type="application/zip", headers=headers)
+
+    routes: list[BaseRoute] = [Route("/pyrt.zip", pyrt_zip)]
+    vendors = {
+        "/vendor/pyodide": settings.node_modules / "pyodide",
+        "/vendor/pyscript": settings.node_modules / "@pyscript" / "core" / "dist",
+    }
+    for prefix, directory in vendors.items():
+        if directory.is_dir():
+            routes.append(Mount(prefix, app=StaticFiles(directory=directory)))
+        else:
+            routes.append(Route(prefix + "/{path:path}", _missing_vendor(directory)))
+    routes.append(Mount("/", app=StaticFiles(directory=settings.web_dir, html=True)))
+    return routes
+
+
+def _missing_vendor(directory: Path) -> Callable[[Request], Awaitable[Response]]:
+    async def missing(request: Request) -> Response:
+        return PlainTextResponse(
+            f"{directory} is missing: run `npm ci` in the repository root", status_code=503
+        )
+
+    return missing

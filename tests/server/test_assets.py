@@ -1,0 +1,69 @@
+"""The server hands browsers the pinned runtime and the pyrt sources on disk, with the right types."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pyrt.server.assets import PackageZip
+from tests.serverproc import REPO, ServerProcess
+
+
+def test_healthz_answers_ok(server: ServerProcess) -> None:
+    response = httpx.get(server.url + "/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/vendor/pyodide/pyodide.asm.wasm", "application/wasm"),
+        ("/vendor/pyodide/pyodide.mjs", "text/javascript"),
+        ("/vendor/pyscript/core.js", "text/javascript"),
+        ("/vendor/pyscript/core.css", "text/css"),
+        ("/", "text/html"),
+    ],
+)
+def test_vendored_assets_are_served_locally_with_their_types(
+    server: ServerProcess, path: str, content_type: str
+) -> None:
+    response = httpx.get(server.url + path)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(content_type)
+
+
+def test_pyrt_zip_holds_the_client_sources_but_not_the_server(server: ServerProcess) -> None:
+    response = httpx.get(server.url + "/pyrt.zip")
+    assert response.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+    assert "pyrt/__init__.py" in names
+    assert "pyrt/backoff.py" in names
+    assert "pyrt/browser/proxies.py" in names
+    assert not [name for name in names if name.startswith("pyrt/server/")]
+    assert zipfile.ZipFile(io.BytesIO(response.content)).read("pyrt/backoff.py") == (
+        REPO / "pyrt" / "backoff.py"
+    ).read_bytes()
+
+
+def test_pyrt_zip_is_revalidated_by_etag(server: ServerProcess) -> None:
+    first = httpx.get(server.url + "/pyrt.zip")
+    again = httpx.get(server.url + "/pyrt.zip", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_the_zip_is_rebuilt_when_a_source_file_changes(tmp_path: Path) -> None:
+    package = tmp_path / "pyrt"
+    (package / "server").mkdir(parents=True)
+    (package / "__init__.py").write_text("A = 1\n")
+    (package / "server" / "app.py").write_text("SERVER = 1\n")
+    archive = PackageZip(package)
+    first = zipfile.ZipFile(io.BytesIO(archive.build()))
+    assert first.namelist() == ["pyrt/__init__.py"]
+    (package / "extra.py").write_text("B = 2\n")
+    second = zipfile.ZipFile(io.BytesIO(archive.build()))
+    assert second.namelist() == ["pyrt/__init__.py", "pyrt/extra.py"]

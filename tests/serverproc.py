@@ -1,0 +1,100 @@
+"""Run ``serve.py`` as a real subprocess on 127.0.0.1, port 0, and find its URL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+READY_PREFIX = "pyrt-serve listening on "
+
+
+class ServerProcess:
+    """A ``serve.py`` subprocess. Its stderr (the server log) goes to :attr:`log_path`."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, start_timeout: float = 30.0):
+        self.args = ["--host", "127.0.0.1", "--port", "0", *args]
+        fd, log = tempfile.mkstemp(prefix="pyrt-serve-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(log)
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "serve.py"), *self.args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+        self.url = self._wait_ready(start_timeout)
+        self.ws_url = "ws" + self.url[len("http") :]
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.stdout_lines: list[str] = []
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _wait_ready(self, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        result: list[str] = []
+
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for raw in self.proc.stdout:
+                line = raw.decode(errors="replace").strip()
+                if line.startswith(READY_PREFIX):
+                    result.append(line[len(READY_PREFIX) :])
+                    return
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not result:
+            self.kill()
+            raise RuntimeError(
+                f"serve.py {' '.join(self.args)} did not report its URL within {timeout}s; "
+                f"log:\n{self.log_text()}"
+            )
+        return result[0]
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.stdout_lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def log_text(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Send ``sig`` and wait for the exit code (killing the process after ``timeout``)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        self._log.close()
+        return self.proc.returncode
+
+    def kill(self) -> int:
+        return self.stop(signal.SIGKILL)
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.01, message: str = ""):  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it returns a truthy value or ``timeout`` passes (then fail)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {message or predicate}")
+        time.sleep(interval)

@@ -1,0 +1,31 @@
+"""The public API: ``pyrt.__all__`` lists every public name, sorted, and each one resolves."""
+
+from __future__ import annotations
+
+import pyrt
+
+
+def test_all_is_sorted_and_unique() -> None:
+    assert list(pyrt.__all__) == sorted(set(pyrt.__all__))
+
+
+def test_every_exported_name_resolves() -> None:
+    missing = [name for name in pyrt.__all__ if not hasattr(pyrt, name)]
+    assert missing == []
+
+
+def test_no_public_name_is_left_out_of_all() -> None:
+    public = {
+        name
+        for name, value in vars(pyrt).items()
+        if not name.startswith("_") and not isinstance(value, type(pyrt))
+    }
+    assert public <= set(pyrt.__all__)
+
+
+def test_the_version_is_the_one_in_pyproject() -> None:
+    import tomllib
+    from pathlib import Path
+
+    pyproject = Path(pyrt.__file__).resolve().parents[1] / "pyproject.toml"
+    assert pyrt.__version__ == tomllib.loads(pyproject.read_text())["project"]["version"]
