@@ -1,0 +1,217 @@
+"""A chaos TCP proxy for fault-injection tests, listening on 127.0.0.1 only.
+
+It sits between a client (the browser, a CPython client) and ``serve.py`` and is controlled from
+the test thread while traffic flows:
+
+- ``pass`` (default): forward bytes both ways;
+- :meth:`ChaosProxy.reset`: abort every current connection with a TCP RST, both sides;
+- ``blackhole``: keep the sockets open but forward nothing (a half-open connection);
+- ``latency``: delay every chunk by that many seconds (order kept);
+- ``bandwidth``: cap each direction of each connection to that many bytes per second;
+- ``cut_after``: reset a connection once it has carried that many bytes (both directions).
+
+The proxy runs its own asyncio loop in a daemon thread; every control method is thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+Mode = Literal["pass", "blackhole"]
+T = TypeVar("T")
+
+
+@dataclass
+class ProxyStats:
+    accepted: int = 0
+    resets: int = 0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    dropped_bytes: int = 0
+    upstream_failures: int = 0
+    active: int = 0
+    events: list[str] = field(default_factory=list)
+
+
+class _Link:
+    """One proxied connection: the client side and the upstream side."""
+
+    def __init__(self, proxy: ChaosProxy, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter):
+        self.proxy = proxy
+        self.client = client
+        self.upstream = upstream
+        self.carried = 0
+        self.closed = False
+
+    def abort(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for writer in (self.client, self.upstream):
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                # Linger 0: close() sends RST instead of FIN, like a dropped NAT entry.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+
+
+class ChaosProxy:
+    """``ChaosProxy(upstream_port)``; :meth:`start` returns the port to connect to."""
+
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.mode: Mode = "pass"
+        self.latency = 0.0
+        self.bandwidth: float | None = None
+        self.cut_after: int | None = None
+        self.stats = ProxyStats()
+        self.port = 0
+        self._links: set[_Link] = set()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="chaos-proxy")
+        self._server: asyncio.Server | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> int:
+        self._thread.start()
+        self.port = self._call(self._start())
+        return self.port
+
+    async def _start(self) -> int:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        self._call(self._stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    async def _stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for link in list(self._links):
+            link.abort()
+
+    def __enter__(self) -> ChaosProxy:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- control (thread-safe) ---------------------------------------------------------------
+    def set(self, **settings: Any) -> None:
+        """Change ``mode``, ``latency``, ``bandwidth`` or ``cut_after`` while traffic flows."""
+
+        def apply() -> None:
+            for name, value in settings.items():
+                if name not in {"mode", "latency", "bandwidth", "cut_after"}:
+                    raise AttributeError(f"ChaosProxy has no setting {name!r}")
+                setattr(self, name, value)
+            self.stats.events.append(f"set {settings}")
+
+        self._run_soon(apply)
+
+    def reset(self) -> int:
+        """Abort every current connection with RST; returns how many were cut."""
+
+        async def cut() -> int:
+            links = list(self._links)
+            for link in links:
+                link.abort()
+            self.stats.resets += len(links)
+            self.stats.events.append(f"reset {len(links)}")
+            return len(links)
+
+        return self._call(cut())
+
+    def active(self) -> int:
+        return self.stats.active
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _call(self, coro: Any) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(10)
+
+    def _run_soon(self, func: Callable[[], None]) -> None:
+        done: Future[None] = Future()
+
+        def run() -> None:
+            try:
+                func()
+                done.set_result(None)
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(run)
+        done.result(10)
+
+    async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self.stats.accepted += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            self.stats.upstream_failures += 1
+            client_writer.transport.abort()
+            return
+        link = _Link(self, client_writer, up_writer)
+        self._links.add(link)
+        self.stats.active += 1
+        try:
+            await asyncio.gather(
+                self._pipe(link, client_reader, up_writer, "up"),
+                self._pipe(link, up_reader, client_writer, "down"),
+            )
+        finally:
+            self._links.discard(link)
+            self.stats.active -= 1
+            link.abort()
+
+    async def _pipe(
+        self, link: _Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: str
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        budget_start, budget_sent = loop.time(), 0
+        try:
+            while not link.closed:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    # Half-close: pass the FIN on, then wait for the other direction.
+                    if not link.closed and writer.can_write_eof():
+                        writer.write_eof()
+                    return
+                if self.mode == "blackhole":
+                    self.stats.dropped_bytes += len(chunk)
+                    continue
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                if self.bandwidth:
+                    budget_sent += len(chunk)
+                    ahead = budget_sent / self.bandwidth - (loop.time() - budget_start)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+                if link.closed:
+                    return
+                if self.cut_after is not None and link.carried + len(chunk) > self.cut_after:
+                    self.stats.events.append(f"cut after {link.carried} bytes")
+                    self.stats.resets += 1
+                    link.abort()
+                    return
+                link.carried += len(chunk)
+                if direction == "up":
+                    self.stats.bytes_up += len(chunk)
+                else:
+                    self.stats.bytes_down += len(chunk)
+                writer.write(chunk)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            link.abort()

@@ -1,0 +1,128 @@
+"""The chaos proxy forwards, resets, blackholes, delays, throttles and cuts real TCP traffic."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.faults.proxy import ChaosProxy
+from tests.serverproc import wait_until
+
+
+class EchoServer:
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn: socket.socket) -> None:
+        with conn:
+            try:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+            except OSError:
+                return
+
+
+@pytest.fixture
+def proxy() -> Iterator[ChaosProxy]:
+    echo = EchoServer()
+    with ChaosProxy(echo.port) as chaos:
+        yield chaos
+    echo.sock.close()
+
+
+def connect(proxy: ChaosProxy) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+    wait_until(lambda: proxy.active() >= 1, message="proxy accepted the connection")
+    return sock
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_pass_through_forwards_both_ways(proxy: ChaosProxy) -> None:
+    with connect(proxy) as sock:
+        sock.sendall(b"hello")
+        assert recv_exactly(sock, 5) == b"hello"
+    assert proxy.stats.bytes_up == 5
+
+
+def test_reset_aborts_the_connection_with_an_error(proxy: ChaosProxy) -> None:
+    with connect(proxy) as sock:
+        assert proxy.reset() == 1
+        sock.settimeout(5)
+        with pytest.raises(ConnectionResetError):
+            sock.recv(100)
+    assert proxy.stats.resets == 1
+
+
+def test_blackhole_keeps_the_socket_open_but_forwards_nothing(proxy: ChaosProxy) -> None:
+    with connect(proxy) as sock:
+        proxy.set(mode="blackhole")
+        sock.sendall(b"into the void")
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(100)
+        wait_until(lambda: proxy.stats.dropped_bytes == 13, message="bytes dropped")
+        proxy.set(mode="pass")
+        sock.settimeout(5)
+        sock.sendall(b"back")
+        assert recv_exactly(sock, 4) == b"back"
+
+
+def test_latency_delays_every_chunk(proxy: ChaosProxy) -> None:
+    proxy.set(latency=0.1)
+    with connect(proxy) as sock:
+        started = time.monotonic()
+        sock.sendall(b"ping")
+        assert recv_exactly(sock, 4) == b"ping"
+        assert time.monotonic() - started >= 0.2  # once up, once down
+
+
+def test_bandwidth_cap_throttles_throughput(proxy: ChaosProxy) -> None:
+    proxy.set(bandwidth=20_000)
+    with connect(proxy) as sock:
+        started = time.monotonic()
+        sock.sendall(b"x" * 10_000)
+        assert len(recv_exactly(sock, 10_000)) == 10_000
+        assert time.monotonic() - started >= 0.4
+
+
+def test_cut_after_resets_once_the_byte_budget_is_spent(proxy: ChaosProxy) -> None:
+    proxy.set(cut_after=100)
+    with connect(proxy) as sock:
+        sock.sendall(b"a" * 40)
+        assert recv_exactly(sock, 40) == b"a" * 40  # 80 bytes carried
+        sock.sendall(b"b" * 40)  # 80 + 40 > 100: the proxy cuts instead of forwarding
+        try:
+            received = recv_exactly(sock, 40)
+        except ConnectionResetError:
+            received = b""
+        assert received == b""
+    assert proxy.stats.events[-1] == "cut after 80 bytes"
+
+
+def test_unknown_settings_are_refused(proxy: ChaosProxy) -> None:
+    with pytest.raises(AttributeError, match="no setting 'speed'"):
+        proxy.set(speed=3)
