@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from pyrt.server.assets import asset_routes
 from pyrt.server.settings import Settings
+from pyrt.server.wheels import wheel_routes
 
 __all__ = ["create_app"]
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/echo", echo),
         WebSocketRoute("/ws", echo),
         Route("/sse", sse),
+        *wheel_routes(settings),
         *asset_routes(settings),
     ]
     return Starlette(routes=routes)
