@@ -1,0 +1,331 @@
+"""Wire protocols: how messages, acks, heartbeats and subscriptions become frames and back.
+
+Three are built in; pass one by name or as an instance (``protocol=`` of a client):
+
+- ``"pyrt"`` (:class:`PyrtProtocol`, default): the JSON protocol of ``serve.py``, documented in
+  ``docs/protocol.md`` — acks, server-side dedup, channels with offsets, ping/pong.
+- ``"raw"`` (:class:`RawProtocol`): works with any WebSocket server. Text and binary frames go
+  out as they are (dicts and lists as JSON text) and arrive as ``str`` / ``bytes``. Heartbeat
+  with the texts ``"ping"``/``"pong"`` (configurable). No acks, no channels.
+- ``"json-ack"`` (:class:`JsonAckProtocol`): raw mode plus the common ack shape: an acked message
+  goes out as ``{"id": n, "data": ...}`` and is answered by
+  ``{"type": "ack", "messageId": n, "success": true|false, "error": ...}``.
+
+Subclass :class:`WireProtocol` for another server. Encoders raise
+:class:`~pyrt.errors.EncodeError` for data they cannot carry, before anything is queued.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pyrt.errors import EncodeError, UnsupportedByProtocol
+from pyrt.subscriptions import Publication
+
+__all__ = [
+    "Ack",
+    "BadFrame",
+    "ErrorFrame",
+    "Inbound",
+    "JsonAckProtocol",
+    "Message",
+    "Ping",
+    "Pong",
+    "PyrtProtocol",
+    "RawProtocol",
+    "Subscribed",
+    "Unsubscribed",
+    "Welcome",
+    "WireProtocol",
+    "get_protocol",
+]
+
+Frame = str | bytes
+AckId = str | int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An application message for ``on_message``."""
+
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The answer to a message or publish that wanted an ack."""
+
+    id: Any
+    ok: bool
+    data: Any = None
+    error: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """The server probes liveness; answer with a pong carrying ``t``."""
+
+    t: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """The answer to our ping; ``t`` is the ping's sequence number when the protocol echoes it."""
+
+    t: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    channel: str
+    offset: str | None
+    recovered: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    session: str | None = None
+    server: str | None = None
+    heartbeat: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorFrame:
+    """The server refused a frame; ``id`` names the message when it had one."""
+
+    code: str
+    message: str
+    id: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class BadFrame:
+    """A frame this protocol cannot read; reported through ``on_error``, never delivered."""
+
+    reason: str
+    frame: Frame
+
+
+Inbound = (
+    Message | Ack | Ping | Pong | Subscribed | Unsubscribed | Publication | Welcome | ErrorFrame | BadFrame
+)
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise EncodeError(
+            f"cannot send a {type(value).__name__} as JSON: {exc}; "
+            "send str, bytes, or JSON-serialisable dict/list/number/bool/None"
+        ) from exc
+
+
+def _raw_frame(data: Any) -> Frame:
+    if isinstance(data, str):
+        return data
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    return _json(data)
+
+
+class WireProtocol:
+    """Base class of protocols. Override what your server speaks.
+
+    ``acks``/``channels`` say which client features work; ``subprotocol`` is offered in the
+    WebSocket handshake; ``raw_inbound`` means :meth:`decode` is the identity for everything but
+    the heartbeat pong, which lets the engine skip it on the hot path.
+    """
+
+    name: ClassVar[str] = "base"
+    subprotocol: ClassVar[str | None] = None
+    acks: ClassVar[bool] = False
+    channels: ClassVar[bool] = False
+    numeric_ids: ClassVar[bool] = False
+    raw_inbound: ClassVar[bool] = False
+
+    def encode(self, data: Any) -> Frame:
+        """A fire-and-forget message."""
+        return _raw_frame(data)
+
+    def encode_acked(self, ack_id: AckId, data: Any) -> Frame:
+        """A message that wants an ack with id ``ack_id``."""
+        raise UnsupportedByProtocol(
+            f"the {self.name!r} protocol has no acknowledgements; use protocol='pyrt' or "
+            "'json-ack', or send() without an ack"
+        )
+
+    def encode_ping(self, seq: int) -> Frame:
+        return "ping"
+
+    def is_pong(self, frame: Frame) -> bool:
+        """Default pong recognition for protocols without a pong frame of their own."""
+        return frame == "pong"
+
+    def pong_matcher(self) -> Callable[[Frame], bool] | None:
+        """Checked on every inbound frame before :meth:`decode` while a heartbeat runs; None
+        when pongs are decoded frames."""
+        return self.is_pong
+
+    def encode_pong(self, t: Any) -> Frame:
+        return "pong"
+
+    def encode_subscribe(self, channel: str, since: str | None) -> Frame:
+        raise UnsupportedByProtocol(self._no_channels())
+
+    def encode_unsubscribe(self, channel: str) -> Frame:
+        raise UnsupportedByProtocol(self._no_channels())
+
+    def encode_publish(self, ack_id: AckId, channel: str, data: Any, event: str | None) -> Frame:
+        raise UnsupportedByProtocol(self._no_channels())
+
+    def decode(self, frame: Frame) -> Inbound:
+        """What an inbound frame means."""
+        return Message(frame)
+
+    def _no_channels(self) -> str:
+        return (
+            f"the {self.name!r} protocol has no channels; use protocol='pyrt' with a pyrt server "
+            "for subscribe/publish"
+        )
+
+
+class RawProtocol(WireProtocol):
+    """Frames as they are: any WebSocket server. Heartbeat texts ``"ping"``/``"pong"``."""
+
+    name = "raw"
+    raw_inbound = True
+
+
+class JsonAckProtocol(WireProtocol):
+    """Raw frames plus acks in the common ``{"id": n, "data": ...}`` / ``messageId`` shape."""
+
+    name = "json-ack"
+    acks = True
+    numeric_ids = True
+
+    def encode_acked(self, ack_id: AckId, data: Any) -> Frame:
+        return '{"id":' + _json(ack_id) + ',"data":' + _json(data) + "}"
+
+    def decode(self, frame: Frame) -> Inbound:
+        if isinstance(frame, str) and '"messageId"' in frame:
+            try:
+                obj = json.loads(frame)
+            except ValueError:
+                return Message(frame)
+            if isinstance(obj, dict) and obj.get("type") == "ack" and "messageId" in obj:
+                return Ack(
+                    id=obj["messageId"],
+                    ok=bool(obj.get("success", True)),
+                    data=obj.get("data"),
+                    error=obj.get("error"),
+                )
+        return Message(frame)
+
+
+class PyrtProtocol(WireProtocol):
+    """The pyrt protocol (version 1) of ``docs/protocol.md``: JSON objects with a ``type``."""
+
+    name = "pyrt"
+    subprotocol = "pyrt.v1"
+    acks = True
+    channels = True
+
+    def encode(self, data: Any) -> Frame:
+        if isinstance(data, bytes | bytearray | memoryview):
+            raise EncodeError(
+                "the pyrt protocol carries JSON only: encode binary data yourself (e.g. base64) "
+                "or use protocol='raw'"
+            )
+        return '{"type":"message","data":' + _json(data) + "}"
+
+    def encode_acked(self, ack_id: AckId, data: Any) -> Frame:
+        if isinstance(data, bytes | bytearray | memoryview):
+            self.encode(data)  # raises the same clear error
+        return '{"type":"message","id":' + _json(ack_id) + ',"data":' + _json(data) + "}"
+
+    def encode_ping(self, seq: int) -> Frame:
+        return '{"type":"ping","t":' + str(seq) + "}"
+
+    def pong_matcher(self) -> Callable[[Frame], bool] | None:
+        return None  # pongs are decoded frames
+
+    def encode_pong(self, t: Any) -> Frame:
+        return '{"type":"pong","t":' + _json(t) + "}"
+
+    def encode_subscribe(self, channel: str, since: str | None) -> Frame:
+        return _json({"type": "subscribe", "channel": channel, "since": since})
+
+    def encode_unsubscribe(self, channel: str) -> Frame:
+        return _json({"type": "unsubscribe", "channel": channel})
+
+    def encode_publish(self, ack_id: AckId, channel: str, data: Any, event: str | None) -> Frame:
+        frame: dict[str, Any] = {"type": "publish", "id": ack_id, "channel": channel, "data": data}
+        if event is not None:
+            frame["event"] = event
+        return _json(frame)
+
+    def decode(self, frame: Frame) -> Inbound:
+        if not isinstance(frame, str):
+            return BadFrame("binary frame on a JSON protocol", frame)
+        try:
+            obj = json.loads(frame)
+        except ValueError:
+            return BadFrame("invalid JSON", frame)
+        if not isinstance(obj, dict):
+            return BadFrame("not a JSON object", frame)
+        kind = obj.get("type")
+        get = obj.get
+        if kind == "message":
+            return Message(get("data"))
+        if kind == "publication":
+            return Publication(
+                channel=str(get("channel", "")),
+                data=get("data"),
+                offset=get("offset"),
+                event=get("event") or "message",
+            )
+        if kind == "ack":
+            return Ack(id=get("id"), ok=bool(get("ok")), data=get("data"), error=get("error"))
+        if kind == "pong":
+            return Pong(get("t"))
+        if kind == "ping":
+            return Ping(get("t"))
+        if kind == "subscribed":
+            return Subscribed(str(get("channel", "")), get("offset"), bool(get("recovered", True)))
+        if kind == "unsubscribed":
+            return Unsubscribed(str(get("channel", "")))
+        if kind == "welcome":
+            return Welcome(get("session"), get("server"), get("heartbeat"))
+        if kind == "error":
+            return ErrorFrame(str(get("code")), str(get("message", "")), get("id"))
+        return BadFrame(f"unknown frame type {kind!r}", frame)
+
+
+_BY_NAME: dict[str, type[WireProtocol]] = {
+    "pyrt": PyrtProtocol,
+    "raw": RawProtocol,
+    "json-ack": JsonAckProtocol,
+}
+
+
+def get_protocol(protocol: str | WireProtocol) -> WireProtocol:
+    """A protocol instance from a name (``"pyrt"``, ``"raw"``, ``"json-ack"``) or an instance."""
+    if isinstance(protocol, WireProtocol):
+        return protocol
+    try:
+        return _BY_NAME[protocol]()
+    except KeyError:
+        raise ValueError(
+            f"unknown protocol {protocol!r}; choose one of {sorted(_BY_NAME)} or pass a WireProtocol instance"
+        ) from None

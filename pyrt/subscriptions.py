@@ -1,0 +1,137 @@
+"""Channel subscriptions that survive reconnects without gaps or duplicates.
+
+For each channel the client keeps the offset of the last publication it delivered. After a
+reconnect it subscribes again with ``since=<that offset>``; the server replays what was missed,
+and anything at or before the last offset (a replay overlapping what was already delivered) is
+dropped here. When the server says it could not replay everything (``recovered: false``), the
+next publication delivered carries ``recovered=False``: there may be a gap before it.
+
+Offsets are ``"<major>-<minor>"`` strings ordered numerically by the pair; ``"0"`` is ``(0, 0)``
+(see docs/protocol.md). Anything else is compared as an opaque string, only for equality.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Publication", "Subscription", "Subscriptions", "offset_key"]
+
+OffsetKey = tuple[int, int]
+
+
+def offset_key(offset: str) -> OffsetKey | None:
+    """The sort key of an offset, or None when it is not of the documented form."""
+    if offset == "0":
+        return (0, 0)
+    major, sep, minor = offset.partition("-")
+    if not sep or not major.isdigit() or not minor.isdigit():
+        return None
+    return (int(major), int(minor))
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One publication delivered to a subscription handler."""
+
+    channel: str
+    data: Any
+    offset: str | None = None
+    event: str = "message"
+    recovered: bool = True  # False: publications may have been missed just before this one
+
+
+@dataclass(slots=True, eq=False)
+class Subscription:
+    """The client's side of one channel subscription."""
+
+    channel: str
+    handler: object  # the adapter's callback; pyrt never calls it
+    offset: str | None = None  # last delivered (or the subscribe point), None: live only
+    key: OffsetKey | None = None
+    active: bool = False  # the server confirmed it on the current connection
+    recovered: bool = True
+    gap_pending: bool = False  # the next publication must carry recovered=False
+
+
+class Subscriptions:
+    """Every subscription of one client, by channel, in subscribe order."""
+
+    __slots__ = ("_subs", "duplicates")
+
+    def __init__(self) -> None:
+        self._subs: dict[str, Subscription] = {}
+        self.duplicates = 0  # publications dropped because they were delivered already
+
+    def __contains__(self, channel: object) -> bool:
+        return channel in self._subs
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+    def get(self, channel: str) -> Subscription | None:
+        return self._subs.get(channel)
+
+    def all(self) -> list[Subscription]:
+        return list(self._subs.values())
+
+    def add(self, channel: str, handler: object, since: str | None) -> Subscription:
+        """Register a subscription (the caller sends the subscribe frame when open)."""
+        if channel in self._subs:
+            raise ValueError(f"already subscribed to {channel!r}; unsubscribe first")
+        sub = Subscription(channel, handler, since, offset_key(since) if since else None)
+        self._subs[channel] = sub
+        return sub
+
+    def remove(self, channel: str) -> Subscription | None:
+        return self._subs.pop(channel, None)
+
+    def offsets(self) -> dict[str, str]:
+        """The resume offset of every subscription that has one."""
+        return {c: s.offset for c, s in self._subs.items() if s.offset is not None}
+
+    def disconnected(self) -> None:
+        """The socket is gone: every subscription must be confirmed again."""
+        for sub in self._subs.values():
+            sub.active = False
+
+    def confirmed(self, channel: str, offset: str | None, recovered: bool) -> Subscription | None:
+        """The server confirmed ``channel`` at ``offset``; returns the subscription if known.
+
+        A live-only subscription adopts ``offset`` as its resume point, so a later reconnect
+        recovers everything published after the moment it first took effect.
+        """
+        sub = self._subs.get(channel)
+        if sub is None:
+            return None
+        sub.active = True
+        sub.recovered = recovered
+        if not recovered:
+            sub.gap_pending = True
+        if sub.offset is None and offset is not None:
+            sub.offset = offset
+            sub.key = offset_key(offset)
+        return sub
+
+    def accept(self, channel: str, offset: str | None) -> Subscription | None:
+        """The subscription that must receive a publication at ``offset``, or None to drop it.
+
+        Drops publications of unknown channels and those at or before the last delivered offset,
+        and advances the offset of the one it returns.
+        """
+        sub = self._subs.get(channel)
+        if sub is None:
+            return None
+        if offset is None:
+            return sub
+        key = offset_key(offset)
+        if key is None:
+            if offset == sub.offset:
+                self.duplicates += 1
+                return None
+        elif sub.key is not None and key <= sub.key:
+            self.duplicates += 1
+            return None
+        sub.offset = offset
+        sub.key = key
+        return sub

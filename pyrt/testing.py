@@ -1,0 +1,491 @@
+"""Fakes for testing code built on pyrt, with no network, no browser and no real time.
+
+- :class:`FakeClock` — time that moves only when told.
+- :class:`FakePyrtServer` — an in-memory peer speaking the pyrt protocol: acks with dedup by id,
+  channels with offsets, replay on resubscribe, limited retention.
+- :class:`EngineHarness` — runs a :class:`~pyrt.ws_engine.WebSocketEngine` the way an adapter
+  does, against :class:`FakeSocket` objects and an optional :class:`FakePyrtServer`, and records
+  what a user would see (messages, publications, ack results, states, reconnects, errors).
+
+Example::
+
+    server = FakePyrtServer()
+    h = EngineHarness(server=server, heartbeat=None)
+    h.connect()
+    reply = h.send_with_ack({"n": 1})
+    h.drop()                      # the network breaks
+    h.advance(1.0)                # the client reconnects by itself
+    assert reply.value == {"n": 1} and server.handled == [{"n": 1}]
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyrt.states import State
+from pyrt.subscriptions import Publication, offset_key
+from pyrt.ws_engine import (
+    NO_MESSAGE,
+    Action,
+    Closed,
+    CloseSocket,
+    DeliverPublication,
+    OpenSocket,
+    Reconnecting,
+    RejectAck,
+    ReportError,
+    ResolveAck,
+    SaveState,
+    SendFrame,
+    StateChanged,
+    SubscriptionConfirmed,
+    WebSocketEngine,
+)
+
+__all__ = [
+    "AckWaiter",
+    "EngineHarness",
+    "FakeClock",
+    "FakePyrtServer",
+    "FakeSocket",
+    "ServerConnection",
+]
+
+Frame = str | bytes
+
+
+class FakeClock:
+    """A clock for tests: ``clock()`` returns :attr:`now`, which moves only by :meth:`advance`."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        if seconds < 0:
+            raise ValueError("time does not go backwards")
+        self.now += seconds
+        return self.now
+
+
+# ------------------------------------------------------------------------------------ the server
+
+
+@dataclass(eq=False)
+class ServerConnection:
+    """The server's end of one fake socket."""
+
+    server: FakePyrtServer
+    session: str
+    outgoing: deque[Frame] = field(default_factory=deque)  # frames for the client, in order
+    channels: set[str] = field(default_factory=set)
+    open: bool = True
+
+    def handle(self, frame: Frame) -> None:
+        """Process one frame from the client; replies land in :attr:`outgoing`."""
+        self.server.handle(self, frame)
+
+    def push(self, obj: dict[str, Any]) -> None:
+        if self.open:
+            self.outgoing.append(json.dumps(obj, separators=(",", ":")))
+
+
+class FakePyrtServer:
+    """An in-memory pyrt protocol server (see docs/protocol.md), for the engine's tests and yours.
+
+    ``app(data)`` handles each application message once per id and returns the ack's data
+    (default: the data itself). Fire-and-forget messages are echoed back as ``message`` frames.
+    ``retention`` bounds how many publications each channel keeps for replay.
+    """
+
+    def __init__(self, app: Callable[[Any], Any] | None = None, retention: int | None = None) -> None:
+        self.app = app if app is not None else (lambda data: data)
+        self.retention = retention
+        self.accepting = True  # False: new sockets fail to open (server down)
+        self.handled: list[Any] = []  # application messages, each id once, in arrival order
+        self.received_frames: list[Frame] = []
+        self.log: dict[str, list[tuple[str, str, Any]]] = {}  # channel -> (offset, event, data)
+        self.dropped_before: dict[str, int] = {}  # channel -> publications no longer retained
+        self.answers: dict[Any, dict[str, Any]] = {}  # dedup window: id -> ack frame
+        self.connections: list[ServerConnection] = []
+
+    def accept(self) -> ServerConnection:
+        conn = ServerConnection(self, f"s{len(self.connections) + 1}")
+        self.connections.append(conn)
+        conn.push({"type": "welcome", "session": conn.session, "server": "fake", "heartbeat": 25})
+        return conn
+
+    def publish(self, channel: str, data: Any, event: str = "message") -> str:
+        """Publish (as another client or the application would); returns the offset."""
+        log = self.log.setdefault(channel, [])
+        offset = f"1-{self.dropped_before.get(channel, 0) + len(log) + 1}"
+        log.append((offset, event, data))
+        if self.retention is not None and len(log) > self.retention:
+            del log[0]
+            self.dropped_before[channel] = self.dropped_before.get(channel, 0) + 1
+        for conn in self.connections:
+            if conn.open and channel in conn.channels:
+                conn.push(self._publication(channel, offset, event, data))
+        return offset
+
+    def handle(self, conn: ServerConnection, frame: Frame) -> None:
+        self.received_frames.append(frame)
+        if not isinstance(frame, str):
+            conn.push({"type": "error", "code": "binary_not_supported", "message": "JSON only"})
+            return
+        try:
+            msg = json.loads(frame)
+        except ValueError:
+            conn.push({"type": "error", "code": "bad_json", "message": "invalid JSON"})
+            return
+        kind = msg.get("type")
+        if kind == "ping":
+            conn.push({"type": "pong", "t": msg.get("t")})
+        elif kind == "message":
+            self._message(conn, msg)
+        elif kind == "subscribe":
+            self._subscribe(conn, msg["channel"], msg.get("since"))
+        elif kind == "unsubscribe":
+            conn.channels.discard(msg["channel"])
+            conn.push({"type": "unsubscribed", "channel": msg["channel"]})
+        elif kind == "publish":
+            ack_id = msg["id"]
+            if ack_id not in self.answers:
+                offset = self.publish(msg["channel"], msg.get("data"), msg.get("event") or "message")
+                self.answers[ack_id] = {"type": "ack", "id": ack_id, "ok": True, "data": {"offset": offset}}
+            conn.push(self.answers[ack_id])
+        elif kind != "pong":
+            conn.push({"type": "error", "code": "unknown_type", "message": f"unknown type {kind!r}"})
+
+    def _message(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
+        data = msg.get("data")
+        if "id" not in msg:
+            self.handled.append(data)
+            conn.push({"type": "message", "data": data})
+            return
+        ack_id = msg["id"]
+        if ack_id not in self.answers:
+            self.handled.append(data)
+            try:
+                self.answers[ack_id] = {"type": "ack", "id": ack_id, "ok": True, "data": self.app(data)}
+            except Exception as exc:
+                self.answers[ack_id] = {"type": "ack", "id": ack_id, "ok": False, "error": str(exc)}
+        conn.push(self.answers[ack_id])
+
+    def _subscribe(self, conn: ServerConnection, channel: str, since: str | None) -> None:
+        log = self.log.get(channel, [])
+        latest = log[-1][0] if log else "0"
+        conn.channels.add(channel)
+        replay: list[tuple[str, str, Any]] = []
+        recovered = True
+        if since is not None:
+            key = offset_key(since) or (0, 0)
+            replay = [item for item in log if (offset_key(item[0]) or (0, 0)) > key]
+            lost = self.dropped_before.get(channel, 0)
+            if since != "0" and lost and key < (1, lost):
+                recovered = False
+        conn.push({"type": "subscribed", "channel": channel, "offset": latest, "recovered": recovered})
+        for offset, event, data in replay:
+            conn.push(self._publication(channel, offset, event, data))
+
+    @staticmethod
+    def _publication(channel: str, offset: str, event: str, data: Any) -> dict[str, Any]:
+        return {"type": "publication", "channel": channel, "offset": offset, "event": event, "data": data}
+
+
+# ----------------------------------------------------------------------------------- the harness
+
+
+@dataclass(eq=False)
+class FakeSocket:
+    """One socket the engine asked for."""
+
+    attempt: int
+    state: str = "connecting"  # "connecting" | "open" | "closed"
+    sent: list[Frame] = field(default_factory=list)
+    close_code: int | None = None
+    close_reason: str = ""
+    detached: bool = False  # the engine gave up on it
+    blackholed: bool = False  # frames vanish both ways (a half-open connection)
+    buffered_amount: int = 0
+    conn: ServerConnection | None = None
+
+
+class AckWaiter:
+    """The handle of one acked send: records how it ended (and how many times, to catch bugs)."""
+
+    __slots__ = ("error", "outcomes", "value")
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.error: Exception | None = None
+        self.outcomes = 0
+
+    @property
+    def done(self) -> bool:
+        return self.outcomes > 0
+
+    def __repr__(self) -> str:
+        return f"AckWaiter(value={self.value!r}, error={self.error!r}, outcomes={self.outcomes})"
+
+
+class EngineHarness:
+    """Drives a :class:`WebSocketEngine` like an adapter, with fake sockets and a fake clock.
+
+    With a ``server``, sockets open at once while ``server.accepting`` (and fail with 1006 while
+    not), frames reach the server and its replies come back, unless the socket is blackholed.
+    Without one, the test plays the server: :meth:`open`, :meth:`receive`, :meth:`drop`.
+    Extra keyword arguments go to :class:`WebSocketEngine` (``rng`` defaults to a fixed 0.5).
+    """
+
+    def __init__(
+        self,
+        engine: WebSocketEngine | None = None,
+        *,
+        clock: FakeClock | None = None,
+        server: FakePyrtServer | None = None,
+        **engine_kwargs: Any,
+    ) -> None:
+        engine_kwargs.setdefault("rng", lambda: 0.5)
+        self.engine = engine if engine is not None else WebSocketEngine(**engine_kwargs)
+        self.clock = clock if clock is not None else FakeClock()
+        self.server = server
+        self.sockets: list[FakeSocket] = []
+        self.messages: list[Any] = []
+        self.publications: dict[str, list[Publication]] = {}
+        self.states: list[State] = [self.engine.state]
+        self.reconnects: list[Reconnecting] = []
+        self.errors: list[Exception] = []
+        self.closes: list[Closed] = []
+        self.saved: list[str] = []
+        self.confirmed: list[SubscriptionConfirmed] = []
+        self.actions_seen: list[Action] = []
+        self._events: deque[Callable[[], None]] = deque()
+
+    # ------------------------------------------------------------------------- observations
+
+    @property
+    def now(self) -> float:
+        return self.clock.now
+
+    @property
+    def state(self) -> State:
+        return self.engine.state
+
+    @property
+    def socket(self) -> FakeSocket | None:
+        """The socket the engine currently uses (not closed, not given up), if any."""
+        if self.sockets and self.sockets[-1].state != "closed":
+            return self.sockets[-1]
+        return None
+
+    @property
+    def sent(self) -> list[Frame]:
+        """Every frame sent on every socket, in order."""
+        return [frame for sock in self.sockets for frame in sock.sent]
+
+    # ------------------------------------------------------------------------- user's calls
+
+    def connect(self) -> None:
+        self.engine.connect(self.now)
+        self.pump()
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self.engine.close(self.now, code, reason)
+        self.pump()
+
+    def send(self, data: Any) -> None:
+        sock = self.socket
+        frame = self.engine.send(data, self.now, sock.buffered_amount if sock else 0)
+        if frame is not None:
+            self._transmit(frame)
+        self.pump()
+
+    def send_with_ack(self, data: Any, timeout: float | None = None) -> AckWaiter:
+        waiter = AckWaiter()
+        sock = self.socket
+        self.engine.send_with_ack(data, self.now, waiter, timeout, sock.buffered_amount if sock else 0)
+        self.pump()
+        return waiter
+
+    def publish(self, channel: str, data: Any, event: str | None = None) -> AckWaiter:
+        waiter = AckWaiter()
+        self.engine.publish(channel, data, self.now, waiter, event)
+        self.pump()
+        return waiter
+
+    def subscribe(self, channel: str, since: str | None = None) -> list[Publication]:
+        """Subscribe; returns the list the channel's publications are appended to."""
+        received = self.publications.setdefault(channel, [])
+        self.engine.subscribe(channel, received.append, self.now, since)
+        self.pump()
+        return received
+
+    def unsubscribe(self, channel: str) -> None:
+        self.engine.unsubscribe(channel, self.now)
+        self.pump()
+
+    # ---------------------------------------------------------------------- the peer's side
+
+    def open(self) -> None:
+        """The current socket opens."""
+        sock = self._current("open")
+        sock.state = "open"
+        self.engine.opened(self.now)
+        self.pump()
+
+    def receive(self, frame: Frame) -> None:
+        """The current socket receives ``frame``."""
+        self._current("receive on")
+        self._deliver(frame)
+        self.pump()
+
+    def drop(self, code: int = 1006, reason: str = "", was_clean: bool | None = None) -> None:
+        """The current socket closes from the other side (1006: the network broke)."""
+        sock = self._current("drop")
+        self._kill(sock, code, reason)
+        self.engine.closed(code, reason, self.now, was_clean)
+        self.pump()
+
+    def blackhole(self) -> None:
+        """From now on the current socket carries nothing either way, and never closes."""
+        self._current("blackhole").blackholed = True
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass: the engine's timers fire at their deadlines, in order."""
+        target = self.now + seconds
+        spins = 0
+        while True:
+            deadline = self.engine.next_deadline()
+            if deadline is None or deadline > target:
+                break
+            spins = spins + 1 if deadline <= self.now else 0
+            if spins > 1000:
+                raise RuntimeError(f"the engine's deadline {deadline} does not move past {self.now}")
+            self.clock.now = max(self.now, deadline)
+            self.tick()
+        self.clock.now = target
+        self.tick()
+
+    def tick(self) -> None:
+        sock = self.socket
+        self.engine.tick(self.now, sock.buffered_amount if sock else 0)
+        self.pump()
+
+    # --------------------------------------------------------------------------- machinery
+
+    def pump(self) -> None:
+        """Carry out the engine's actions and the events they cause, until quiet."""
+        while True:
+            for action in self.engine.actions():
+                self.actions_seen.append(action)
+                self._perform(action)
+            self._flush_server()
+            if not self._events:
+                if not self.engine.has_actions:
+                    return
+                continue
+            self._events.popleft()()
+
+    def _current(self, what: str) -> FakeSocket:
+        sock = self.socket
+        if sock is None:
+            raise RuntimeError(f"cannot {what} the socket: there is no current socket")
+        return sock
+
+    def _deliver(self, frame: Frame) -> None:
+        message = self.engine.received(frame, self.now)
+        if message is not NO_MESSAGE:
+            self.messages.append(message)
+
+    def _transmit(self, frame: Frame) -> None:
+        sock = self.socket
+        if sock is None or sock.state != "open":
+            raise AssertionError(f"the engine sent {frame!r} while no socket was open")
+        sock.sent.append(frame)
+        if sock.conn is not None and not sock.blackholed:
+            sock.conn.handle(frame)
+
+    def _flush_server(self) -> None:
+        sock = self.socket
+        if sock is None or sock.conn is None or sock.blackholed or sock.state != "open":
+            return
+        while sock.conn.outgoing and sock.state == "open" and not sock.detached:
+            frame = sock.conn.outgoing.popleft()
+            self._deliver(frame)
+            for action in self.engine.actions():
+                self.actions_seen.append(action)
+                self._perform(action)
+
+    def _kill(self, sock: FakeSocket, code: int, reason: str) -> None:
+        sock.state = "closed"
+        sock.close_code = code
+        sock.close_reason = reason
+        if sock.conn is not None:
+            sock.conn.open = False
+            sock.conn.outgoing.clear()
+
+    def _perform(self, action: Action) -> None:
+        if isinstance(action, SendFrame):
+            self._transmit(action.frame)
+        elif isinstance(action, OpenSocket):
+            sock = FakeSocket(action.attempt)
+            self.sockets.append(sock)
+            if self.server is not None:
+                server = self.server
+                if server.accepting:
+
+                    def accept() -> None:
+                        if sock.state == "connecting" and not sock.detached:
+                            sock.conn = server.accept()
+                            sock.state = "open"
+                            self.engine.opened(self.now)
+
+                    self._events.append(accept)
+                else:
+
+                    def refuse() -> None:
+                        if sock.state == "connecting" and not sock.detached:
+                            self._kill(sock, 1006, "")
+                            self.engine.closed(1006, "", self.now)
+
+                    self._events.append(refuse)
+        elif isinstance(action, CloseSocket):
+            sock = self._current("close")
+            self._kill(sock, action.code, action.reason)
+            if action.detach:
+                sock.detached = True
+            else:
+                code, reason = action.code, action.reason
+                self._events.append(lambda: self.engine.closed(code, reason, self.now, True))
+        elif isinstance(action, DeliverPublication):
+            handler = action.handler
+            assert callable(handler)
+            handler(action.publication)
+        elif isinstance(action, ResolveAck | RejectAck):
+            waiter = action.handle
+            assert isinstance(waiter, AckWaiter)
+            waiter.outcomes += 1
+            if isinstance(action, ResolveAck):
+                waiter.value = action.value
+            else:
+                waiter.error = action.error
+        elif isinstance(action, StateChanged):
+            assert action.old is self.states[-1], f"state jumped from {self.states[-1]} to {action.old}"
+            self.states.append(action.new)
+        elif isinstance(action, Reconnecting):
+            self.reconnects.append(action)
+        elif isinstance(action, ReportError):
+            self.errors.append(action.error)
+        elif isinstance(action, Closed):
+            self.closes.append(action)
+        elif isinstance(action, SaveState):
+            self.saved.append(action.text)
+        elif isinstance(action, SubscriptionConfirmed):
+            self.confirmed.append(action)

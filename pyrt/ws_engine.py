@@ -1,0 +1,931 @@
+"""The WebSocket client engine: every decision of a reconnecting client, with no I/O.
+
+:class:`WebSocketEngine` is a state machine in the "sans-I/O" style. The adapter (browser,
+CPython, or the fakes in :mod:`pyrt.testing`) feeds it what happened and carries out what it
+asks for:
+
+Inputs (``now`` is the adapter's monotonic clock in seconds):
+
+- :meth:`~WebSocketEngine.connect`, :meth:`~WebSocketEngine.close`, :meth:`~WebSocketEngine.send`,
+  :meth:`~WebSocketEngine.send_with_ack`, :meth:`~WebSocketEngine.subscribe`,
+  :meth:`~WebSocketEngine.unsubscribe`, :meth:`~WebSocketEngine.publish` — the user's calls;
+- :meth:`~WebSocketEngine.opened`, :meth:`~WebSocketEngine.received`,
+  :meth:`~WebSocketEngine.closed` — the current socket's events;
+- :meth:`~WebSocketEngine.tick` — the timer fired;
+- :meth:`~WebSocketEngine.network_online`, :meth:`~WebSocketEngine.page_visible`,
+  :meth:`~WebSocketEngine.page_hidden`, :meth:`~WebSocketEngine.page_shown` — the environment.
+
+Outputs:
+
+- :meth:`~WebSocketEngine.actions` — a drained list of :data:`Action` objects, to perform in order;
+- :meth:`~WebSocketEngine.next_deadline` — when to call :meth:`~WebSocketEngine.tick` next. Arm
+  **one** timer for it after every call; a timer that fires early or late is harmless.
+- Two hot paths skip the action list: :meth:`~WebSocketEngine.received` *returns* the
+  application message to deliver (or :data:`NO_MESSAGE`), and :meth:`~WebSocketEngine.send`
+  *returns* the frame to transmit at once (or ``None`` when it was queued).
+
+Adapter contract: after :class:`CloseSocket` with ``detach=True``, report nothing more about that
+socket (drop its handlers). Report events of the current socket only. Acks and subscription
+handlers are opaque ``handle``/``handler`` objects the engine hands back in actions; it never
+calls them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from pyrt.acks import AckId, AckIds, Kind, Pending, PendingAcks
+from pyrt.backoff import Backoff
+from pyrt.close_policy import (
+    CloseInfo,
+    ShouldReconnect,
+    default_should_reconnect,
+    validate_close_code,
+)
+from pyrt.errors import (
+    AckError,
+    AckTimeout,
+    ClientClosedError,
+    FrameError,
+    InvalidCloseCode,
+    InvalidStateError,
+    QueueFull,
+    ServerError,
+    UnsupportedByProtocol,
+)
+from pyrt.heartbeat import Heartbeat, HeartbeatMonitor, Verdict
+from pyrt.outbox import Outbox, Overflow, Queued, frame_size
+from pyrt.persist import SavedFrame, Snapshot, dumps
+from pyrt.protocol import (
+    Ack,
+    BadFrame,
+    ErrorFrame,
+    Message,
+    Ping,
+    Pong,
+    Subscribed,
+    Welcome,
+    WireProtocol,
+    get_protocol,
+)
+from pyrt.states import State, StateMachine
+from pyrt.subscriptions import Publication, Subscriptions
+
+__all__ = [
+    "ABANDON_CODE",
+    "NO_MESSAGE",
+    "Action",
+    "CloseSocket",
+    "Closed",
+    "DeliverPublication",
+    "OpenSocket",
+    "Reconnecting",
+    "RejectAck",
+    "ReportError",
+    "ResolveAck",
+    "SaveState",
+    "SendFrame",
+    "StateChanged",
+    "Stats",
+    "SubscriptionConfirmed",
+    "WebSocketEngine",
+]
+
+Frame = str | bytes
+
+ABANDON_CODE: Final = 4000  # sent when pyrt gives up on a socket it believes dead
+MAX_REASON_BYTES: Final = 123  # the WebSocket limit on a close reason
+
+
+class _NoMessage:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_MESSAGE"
+
+
+NO_MESSAGE: Final = _NoMessage()
+"""What :meth:`WebSocketEngine.received` returns when the frame carried no application message."""
+
+
+# --------------------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSocket:
+    """Open a new socket. ``attempt`` counts sockets opened by this client (1 = first connect);
+    resolve the URL (and subprotocols) for this attempt when they are callables."""
+
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendFrame:
+    """Send ``frame`` on the current socket (it is open)."""
+
+    frame: Frame
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSocket:
+    """Close the current socket with ``code``/``reason``.
+
+    ``detach=True``: pyrt has given up on it — drop its handlers now and report nothing more
+    about it. ``detach=False`` (a manual close): report its ``close`` event as usual.
+    """
+
+    code: int
+    reason: str
+    detach: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverPublication:
+    """Call the subscription's ``handler`` with ``publication``."""
+
+    handler: object
+    publication: Publication
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveAck:
+    """The message behind ``handle`` was acknowledged: resolve it with ``value``."""
+
+    handle: object
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RejectAck:
+    """The message behind ``handle`` failed: reject it with ``error``."""
+
+    handle: object
+    error: Exception
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    old: State
+    new: State
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnecting:
+    """The socket is gone; attempt number ``attempt`` starts in ``delay`` seconds."""
+
+    attempt: int
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The client is closed for good (state CLOSED). ``detail`` says why, in words."""
+
+    code: int
+    reason: str
+    was_clean: bool
+    by_client: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportError:
+    """Something the user should know about that is not an exception of any call."""
+
+    error: Exception
+
+
+@dataclass(frozen=True, slots=True)
+class SaveState:
+    """Store ``text`` under the client's persistence key."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionConfirmed:
+    channel: str
+    offset: str | None
+    recovered: bool
+
+
+Action = (
+    OpenSocket
+    | SendFrame
+    | CloseSocket
+    | DeliverPublication
+    | ResolveAck
+    | RejectAck
+    | StateChanged
+    | Reconnecting
+    | Closed
+    | ReportError
+    | SaveState
+    | SubscriptionConfirmed
+)
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters of one client (``queue_length`` and ``pending_acks`` are current sizes)."""
+
+    sent: int = 0  # frames handed to the socket (messages, resends, protocol frames)
+    received: int = 0  # frames received
+    queued: int = 0  # messages that had to wait in the queue
+    dropped: int = 0  # messages dropped by the overflow policy or by a close
+    acked: int = 0  # acknowledgements received for pending messages
+    ack_timeouts: int = 0  # messages given up after their retries
+    retried: int = 0  # messages sent again (after a timeout or a reconnect)
+    reconnects: int = 0  # reconnect attempts started
+    duplicates: int = 0  # publications and acks dropped because they were seen already
+    queue_length: int = 0
+    pending_acks: int = 0
+    rtt: float | None = None  # last heartbeat round trip, seconds
+    srtt: float | None = None  # smoothed round trip, seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+# ---------------------------------------------------------------------------------------- engine
+
+_EMPTY: Final[tuple[Action, ...]] = ()
+
+
+@dataclass(slots=True)
+class _Config:
+    backoff: Backoff
+    heartbeat: Heartbeat | None
+    ack_timeout: float
+    connect_timeout: float
+    close_timeout: float
+    high_water: int
+    drain_interval: float
+    persist: bool
+    persist_interval: float
+    should_reconnect: ShouldReconnect
+    rng: Callable[[], float]
+
+
+class WebSocketEngine:
+    """All the decisions of one reconnecting WebSocket client. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        protocol: str | WireProtocol = "pyrt",
+        backoff: Backoff | None = None,
+        heartbeat: Heartbeat | None = Heartbeat(),  # noqa: B008 (frozen, shared safely)
+        queue_limit: int = 1000,
+        queue_bytes: int = 1 << 20,
+        overflow: Overflow = "drop_oldest",
+        ack_timeout: float = 10.0,
+        ack_retries: int = 3,
+        connect_timeout: float = 10.0,
+        close_timeout: float = 2.0,
+        should_reconnect: ShouldReconnect | None = None,
+        high_water: int = 1 << 20,
+        drain_interval: float = 0.05,
+        persist: bool = False,
+        persist_interval: float = 0.25,
+        rng: Callable[[], float] | None = None,
+    ) -> None:
+        if not ack_timeout > 0:
+            raise ValueError(f"ack_timeout must be > 0, got {ack_timeout!r}")
+        if not connect_timeout > 0:
+            raise ValueError(f"connect_timeout must be > 0, got {connect_timeout!r}")
+        self.protocol = get_protocol(protocol)
+        rng = rng if rng is not None else random.random
+        self._cfg = _Config(
+            backoff=backoff if backoff is not None else Backoff(),
+            heartbeat=heartbeat,
+            ack_timeout=ack_timeout,
+            connect_timeout=connect_timeout,
+            close_timeout=close_timeout,
+            high_water=high_water,
+            drain_interval=drain_interval,
+            persist=persist,
+            persist_interval=persist_interval,
+            should_reconnect=should_reconnect or default_should_reconnect,
+            rng=rng,
+        )
+        self._sm = StateMachine()
+        self._actions: list[Action] = []
+        self._outbox = Outbox(queue_limit, queue_bytes, overflow)
+        self._acks = PendingAcks(ack_retries)
+        self._ids = AckIds(rng, numeric=self.protocol.numeric_ids)
+        self._subs = Subscriptions()
+        self._restored_offsets: dict[str, str] = {}
+        self._hb = HeartbeatMonitor(heartbeat) if heartbeat is not None else None
+        self._pong_match: Callable[[Frame], bool] | None = None
+        if heartbeat is not None:
+            self._pong_match = heartbeat.pong_matcher() or self.protocol.pong_matcher()
+        self._raw = self.protocol.raw_inbound
+        self._failures = 0  # consecutive failed connections: the backoff attempt number
+        self._sockets = 0  # sockets opened so far
+        self._open_at: float | None = None
+        self._reconnect_at: float | None = None
+        self._connect_deadline: float | None = None
+        self._close_deadline: float | None = None
+        self._drain_at: float | None = None
+        self._save_at: float | None = None
+        self._last_close: CloseInfo | None = None
+        self.session: str | None = None  # the pyrt server's name for the current connection
+        self.stats = Stats()
+
+    # ------------------------------------------------------------------------------ properties
+
+    @property
+    def state(self) -> State:
+        return self._sm.state
+
+    @property
+    def queue_length(self) -> int:
+        return len(self._outbox)
+
+    @property
+    def pending_acks(self) -> int:
+        return len(self._acks)
+
+    @property
+    def has_actions(self) -> bool:
+        """True when :meth:`actions` has something to drain (cheap check for hot paths)."""
+        return bool(self._actions)
+
+    def actions(self) -> list[Action] | tuple[Action, ...]:
+        """Take the actions produced since the last call, in the order they must be performed."""
+        if not self._actions:
+            return _EMPTY
+        taken = self._actions
+        self._actions = []
+        return taken
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` must run next (None: no timer needed)."""
+        state = self._sm.state
+        deadline: float | None = None
+        if state is State.OPEN:
+            if self._hb is not None:
+                deadline = self._hb.next_deadline()
+            ack = self._acks.next_deadline()
+            if ack is not None and (deadline is None or ack < deadline):
+                deadline = ack
+            if self._drain_at is not None and (deadline is None or self._drain_at < deadline):
+                deadline = self._drain_at
+        elif state is State.RECONNECTING:
+            deadline = self._reconnect_at
+        elif state is State.CONNECTING:
+            deadline = self._connect_deadline
+        elif state is State.CLOSING:
+            deadline = self._close_deadline
+        if self._save_at is not None and (deadline is None or self._save_at < deadline):
+            deadline = self._save_at
+        return deadline
+
+    def stats_snapshot(self) -> Stats:
+        """A copy of :attr:`stats` with the current sizes and round-trip times filled in."""
+        stats = replace(self.stats)
+        stats.queue_length = len(self._outbox)
+        stats.pending_acks = len(self._acks)
+        stats.duplicates = self.stats.duplicates + self._subs.duplicates
+        if self._hb is not None:
+            stats.rtt = self._hb.rtt
+            stats.srtt = self._hb.srtt
+        return stats
+
+    # ----------------------------------------------------------------------------- user calls
+
+    def connect(self, now: float) -> None:
+        """Start connecting (state IDLE -> CONNECTING). A client connects once; it reconnects
+        by itself after that."""
+        state = self._sm.state
+        if state is not State.IDLE:
+            if state is State.CLOSED:
+                raise ClientClosedError("cannot connect a closed client; create a new one")
+            raise InvalidStateError(
+                f"connect() was already called (state {state.name}); the client reconnects by itself"
+            )
+        self._open_socket(now)
+
+    def close(self, now: float, code: int = 1000, reason: str = "") -> None:
+        """Close for good: no reconnect; pending acks are rejected and queued messages dropped
+        (each reported). Closing a closing or closed client does nothing."""
+        validate_close_code(code)
+        if len(reason.encode("utf-8")) > MAX_REASON_BYTES:
+            raise InvalidCloseCode(
+                f"close reason must be at most {MAX_REASON_BYTES} bytes of UTF-8, "
+                f"got {len(reason.encode('utf-8'))}"
+            )
+        state = self._sm.state
+        if state in (State.CLOSING, State.CLOSED):
+            return
+        detail = "closed by the client"
+        self._abort_all(ClientClosedError, "close() was called", now)
+        if state in (State.CONNECTING, State.OPEN):
+            self._set(State.CLOSING)
+            self._actions.append(CloseSocket(code, reason, False))
+            self._close_deadline = now + self._cfg.close_timeout
+            self._off_the_wire()
+            return
+        self._finish(CloseInfo(code, reason, True, None), by_client=True, detail=detail, now=now)
+
+    def send(self, data: Any, now: float, buffered: int = 0) -> Frame | None:
+        """Send a fire-and-forget message.
+
+        Returns the frame to transmit now, or None when it was queued (not open yet, earlier
+        messages still queued, or ``buffered`` — the socket's ``bufferedAmount`` — over the
+        high-water mark). Raises :class:`ClientClosedError` when closing or closed,
+        :class:`~pyrt.errors.EncodeError` for data the protocol cannot carry and
+        :class:`QueueFull` when the queue is full and the overflow policy is ``"raise"``.
+        """
+        self._check_sendable()
+        frame = self.protocol.encode(data)
+        if self._sm.state is State.OPEN and not self._outbox and buffered <= self._cfg.high_water:
+            self.stats.sent += 1
+            return frame
+        self._enqueue(Queued(frame, frame_size(frame)), now)
+        return None
+
+    def send_with_ack(
+        self,
+        data: Any,
+        now: float,
+        handle: object,
+        timeout: float | None = None,
+        buffered: int = 0,
+    ) -> AckId:
+        """Send a message that wants an acknowledgement; returns its id.
+
+        ``handle`` comes back in exactly one :class:`ResolveAck` (with the server's reply data) or
+        :class:`RejectAck` (:class:`AckTimeout`, :class:`AckError`, :class:`QueueFull`,
+        :class:`ClientClosedError`). ``timeout`` overrides ``ack_timeout`` for this message: how
+        long to wait for the ack of each transmission before sending it again.
+        """
+        self._check_sendable()
+        self._check_acks()
+        ack_id = self._ids.next()
+        frame = self.protocol.encode_acked(ack_id, data)
+        entry = Pending(ack_id, frame, handle, "message", self._timeout(timeout))
+        self._submit(entry, now, buffered)
+        return ack_id
+
+    def publish(
+        self,
+        channel: str,
+        data: Any,
+        now: float,
+        handle: object,
+        event: str | None = None,
+        timeout: float | None = None,
+        buffered: int = 0,
+    ) -> AckId:
+        """Publish into a channel; ``handle`` resolves with the publication's offset. Acked,
+        retried and deduplicated like :meth:`send_with_ack`."""
+        self._check_sendable()
+        self._check_channels()
+        ack_id = self._ids.next()
+        frame = self.protocol.encode_publish(ack_id, channel, data, event)
+        entry = Pending(ack_id, frame, handle, "publish", self._timeout(timeout))
+        self._submit(entry, now, buffered)
+        return ack_id
+
+    def subscribe(self, channel: str, handler: object, now: float, since: str | None = None) -> None:
+        """Subscribe to ``channel``; publications come back as :class:`DeliverPublication` with
+        ``handler``. ``since``: an offset (or ``"0"``) to replay from; by default live only, or
+        the offset saved by a previous page when persistence is on. Restored after every
+        reconnect, resuming after the last delivered publication."""
+        self._check_sendable()
+        self._check_channels()
+        if not isinstance(channel, str) or not channel:
+            raise ValueError(f"channel must be a non-empty str, got {channel!r}")
+        if since is None:
+            since = self._restored_offsets.pop(channel, None)
+        sub = self._subs.add(channel, handler, since)
+        if self._sm.state is State.OPEN:
+            self._emit_frame(self.protocol.encode_subscribe(channel, sub.offset))
+        self._dirty(now)
+
+    def unsubscribe(self, channel: str, now: float) -> bool:
+        """Stop a subscription; returns False when there was none."""
+        sub = self._subs.remove(channel)
+        if sub is None:
+            return False
+        if self._sm.state is State.OPEN:
+            self._emit_frame(self.protocol.encode_unsubscribe(channel))
+        self._dirty(now)
+        return True
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Load what a previous page saved (before :meth:`connect`): its unacknowledged messages
+        are sent first with their original ids, and its channel offsets resume the same
+        subscriptions when they are made again."""
+        if self._sm.state is not State.IDLE:
+            raise InvalidStateError("restore() must be called before connect()")
+        for saved in snapshot.frames:
+            item = Queued(saved.frame, frame_size(saved.frame), saved.ack_id)
+            if saved.ack_id is not None:
+                kind: Kind = "publish" if saved.kind == "publish" else "message"
+                self._acks.add(Pending(saved.ack_id, saved.frame, None, kind, self._cfg.ack_timeout))
+            for dropped in self._outbox.push(item):
+                self._drop(dropped, "restoring saved messages")
+        self._restored_offsets.update(snapshot.offsets)
+
+    def snapshot(self) -> Snapshot:
+        """What persistence saves now: unacknowledged and unsent messages, in send order, and
+        the resume offset of every channel."""
+        frames = [SavedFrame(e.frame, e.id, e.kind) for e in self._acks.in_flight()]
+        for item in self._outbox:
+            kind = "message"
+            if item.ack_id is not None:
+                entry = self._acks.get(item.ack_id)
+                kind = entry.kind if entry is not None else "message"
+            frames.append(SavedFrame(item.frame, item.ack_id, kind))
+        offsets = dict(self._restored_offsets)
+        offsets.update(self._subs.offsets())
+        return Snapshot(tuple(frames), offsets)
+
+    # ------------------------------------------------------------------------- socket events
+
+    def opened(self, now: float) -> None:
+        """The current socket opened. Subscriptions are restored, unacknowledged messages sent
+        again, then the queue is flushed — all before any new send."""
+        if self._sm.state is not State.CONNECTING:
+            return
+        self._set(State.OPEN)
+        self._open_at = now
+        self._connect_deadline = None
+        if self._hb is not None:
+            self._hb.start(now)
+        for sub in self._subs.all():
+            self._emit_frame(self.protocol.encode_subscribe(sub.channel, sub.offset))
+        for entry in self._acks.in_flight():
+            self._emit_frame(entry.frame)
+            self._acks.sent(entry, now)
+            self.stats.retried += 1
+        self._flush(now, 0)
+
+    def received(self, frame: Frame, now: float) -> Any:
+        """A frame arrived. Returns the application message to deliver, or :data:`NO_MESSAGE`
+        (control frames act through :meth:`actions`)."""
+        self.stats.received += 1
+        hb = self._hb
+        if hb is not None:
+            hb.last_seen = now
+            match = self._pong_match
+            if match is not None and match(frame):
+                hb.pong(now)
+                return NO_MESSAGE
+        if self._raw:
+            return frame
+        event = self.protocol.decode(frame)
+        if type(event) is Message:
+            return event.data
+        self._control(event, now)
+        return NO_MESSAGE
+
+    def closed(self, code: int, reason: str, now: float, was_clean: bool | None = None) -> None:
+        """The current socket closed (its ``close`` event, or a failed connection: 1006)."""
+        if was_clean is None:
+            was_clean = code != 1006
+        state = self._sm.state
+        if state is State.CLOSING:
+            self._close_deadline = None
+            self._finish(
+                CloseInfo(code, reason, was_clean, None),
+                by_client=True,
+                detail="closed by the client",
+                now=now,
+            )
+        elif state in (State.CONNECTING, State.OPEN):
+            what = f"closed with code {code}" + (f" ({reason})" if reason else "")
+            self._lost(CloseInfo(code, reason, was_clean, self._uptime(now)), now, what)
+
+    # ------------------------------------------------------------------------------ timers
+
+    def tick(self, now: float, buffered: int = 0) -> None:
+        """The timer fired (at or after :meth:`next_deadline`). ``buffered``: the current
+        socket's ``bufferedAmount`` (0 when unknown)."""
+        state = self._sm.state
+        if state is State.OPEN:
+            self._tick_open(now, buffered)
+        elif state is State.RECONNECTING:
+            if self._reconnect_at is not None and now >= self._reconnect_at:
+                self._open_socket(now)
+        elif state is State.CONNECTING:
+            if self._connect_deadline is not None and now >= self._connect_deadline:
+                self._abandon(now, f"not open after {self._cfg.connect_timeout:g} s (connect timeout)")
+        elif state is State.CLOSING and self._close_deadline is not None and now >= self._close_deadline:
+            self._close_deadline = None
+            self._actions.append(CloseSocket(1000, "close timeout", True))
+            self._finish(
+                CloseInfo(1006, "", False, None),
+                by_client=True,
+                detail=(
+                    f"closed by the client (the socket did not finish closing within "
+                    f"{self._cfg.close_timeout:g} s)"
+                ),
+                now=now,
+            )
+        if self._save_at is not None and now >= self._save_at:
+            self._save()
+
+    def _tick_open(self, now: float, buffered: int) -> None:
+        hb = self._hb
+        if hb is not None:
+            verdict = hb.check(now)
+            if verdict is Verdict.PING:
+                self._send_ping()
+            elif verdict is Verdict.DEAD:
+                self._abandon(now, f"no frame within {hb.config.timeout:g} s of a ping (heartbeat timeout)")
+                return
+        for entry in self._acks.due(now):
+            if self._acks.exhausted(entry):
+                self._acks.discard(entry)
+                self.stats.ack_timeouts += 1
+                self._reject(entry, AckTimeout(entry.id, entry.attempts, entry.timeout))
+                self._dirty(now)
+            else:
+                self._emit_frame(entry.frame)
+                self._acks.sent(entry, now)
+                self.stats.retried += 1
+        if self._drain_at is not None and now >= self._drain_at:
+            self._drain_at = None
+        if self._outbox:
+            self._flush(now, buffered)
+
+    # ------------------------------------------------------------------------- environment
+
+    def network_online(self, now: float) -> None:
+        """The browser says the network is back: retry at once, or check an open connection."""
+        state = self._sm.state
+        if state is State.RECONNECTING:
+            self._open_socket(now)
+        elif state is State.OPEN:
+            self._probe(now)
+
+    def page_visible(self, now: float) -> None:
+        """The page became visible: check liveness at once and catch up on late timers."""
+        if self._sm.state is State.OPEN:
+            self._probe(now)
+        self.tick(now)
+
+    def page_hidden(self, now: float) -> None:
+        """The page is going away (``pagehide``): save state, close the socket cleanly, and
+        wait for :meth:`page_shown` (back from the back/forward cache) to connect again."""
+        state = self._sm.state
+        if state in (State.OPEN, State.CONNECTING):
+            self._actions.append(CloseSocket(1000, "page hidden", True))
+            self._off_the_wire()
+            self._open_at = None
+            self._connect_deadline = None
+            self._set(State.RECONNECTING)
+            self._reconnect_at = None
+        elif state is State.RECONNECTING:
+            self._reconnect_at = None
+        if self._cfg.persist and state is not State.CLOSED:
+            self._save()
+
+    def page_shown(self, now: float) -> None:
+        """The page is shown again after :meth:`page_hidden`: reconnect at once."""
+        if self._sm.state is State.RECONNECTING and self._reconnect_at is None:
+            self._open_socket(now)
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _set(self, new: State) -> None:
+        old = self._sm.to(new)
+        self._actions.append(StateChanged(old, new))
+
+    def _uptime(self, now: float) -> float | None:
+        return None if self._open_at is None else now - self._open_at
+
+    def _timeout(self, timeout: float | None) -> float:
+        if timeout is None:
+            return self._cfg.ack_timeout
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        return timeout
+
+    def _check_sendable(self) -> None:
+        state = self._sm.state
+        if state is State.CLOSED:
+            raise ClientClosedError("cannot send on a closed client; create a new one")
+        if state is State.CLOSING:
+            raise ClientClosedError("cannot send on a closing client; create a new one")
+
+    def _check_acks(self) -> None:
+        if not self.protocol.acks:
+            raise UnsupportedByProtocol(
+                f"the {self.protocol.name!r} protocol has no acknowledgements; use "
+                "protocol='pyrt' or 'json-ack', or send() without an ack"
+            )
+
+    def _check_channels(self) -> None:
+        if not self.protocol.channels:
+            raise UnsupportedByProtocol(
+                f"the {self.protocol.name!r} protocol has no channels; use protocol='pyrt' "
+                "with a pyrt server for subscribe/publish"
+            )
+
+    def _open_socket(self, now: float) -> None:
+        self._set(State.CONNECTING)
+        self._sockets += 1
+        if self._sockets > 1:
+            self.stats.reconnects += 1
+        self._reconnect_at = None
+        self._connect_deadline = now + self._cfg.connect_timeout
+        self._actions.append(OpenSocket(self._sockets))
+
+    def _emit_frame(self, frame: Frame) -> None:
+        self.stats.sent += 1
+        self._actions.append(SendFrame(frame))
+
+    def _send_ping(self) -> None:
+        assert self._hb is not None
+        frame = self._cfg.heartbeat.ping_frame() if self._cfg.heartbeat is not None else None
+        self._emit_frame(frame if frame is not None else self.protocol.encode_ping(self._hb.pings))
+
+    def _probe(self, now: float) -> None:
+        if self._hb is not None and self._hb.check_now(now) is Verdict.PING:
+            self._send_ping()
+
+    def _submit(self, entry: Pending, now: float, buffered: int) -> None:
+        self._acks.add(entry)
+        if self._sm.state is State.OPEN and not self._outbox and buffered <= self._cfg.high_water:
+            self._emit_frame(entry.frame)
+            self._acks.sent(entry, now)
+        else:
+            try:
+                self._enqueue(Queued(entry.frame, frame_size(entry.frame), entry.id), now)
+            except QueueFull:
+                self._acks.discard(entry)
+                raise
+        self._dirty(now)
+
+    def _enqueue(self, item: Queued, now: float) -> None:
+        dropped = self._outbox.push(item)
+        if not dropped or dropped[-1] is not item:
+            self.stats.queued += 1
+        for lost in dropped:
+            self._drop(lost, f"the queue is full (overflow policy {self._outbox.overflow!r})")
+        if self._sm.state is State.OPEN and self._drain_at is None:
+            self._drain_at = now + self._cfg.drain_interval
+        self._dirty(now)
+
+    def _drop(self, item: Queued, why: str) -> None:
+        self.stats.dropped += 1
+        error = QueueFull(
+            f"dropped an unsent {item.size}-byte message"
+            + (f" (id {item.ack_id!r})" if item.ack_id is not None else "")
+            + f": {why}"
+        )
+        if item.ack_id is not None:
+            entry = self._acks.pop(item.ack_id)
+            if entry is not None and entry.handle is not None:
+                self._actions.append(RejectAck(entry.handle, error))
+                return
+        self._actions.append(ReportError(error))
+
+    def _flush(self, now: float, buffered: int) -> None:
+        outbox = self._outbox
+        high_water = self._cfg.high_water
+        while outbox and buffered <= high_water:
+            item = outbox.popleft()
+            self._emit_frame(item.frame)
+            buffered += item.size
+            if item.ack_id is not None:
+                entry = self._acks.get(item.ack_id)
+                if entry is not None:
+                    self._acks.sent(entry, now)
+        if outbox:
+            self._drain_at = now + self._cfg.drain_interval
+        else:
+            self._drain_at = None
+        self._dirty(now)
+
+    def _control(self, event: object, now: float) -> None:
+        if type(event) is Publication:
+            sub = self._subs.accept(event.channel, event.offset)
+            if sub is None:
+                return
+            if sub.gap_pending:
+                sub.gap_pending = False
+                event = replace(event, recovered=False)
+            self._actions.append(DeliverPublication(sub.handler, event))
+            if self._cfg.persist and self._save_at is None:
+                self._save_at = now + self._cfg.persist_interval
+        elif type(event) is Ack:
+            entry = self._acks.pop(event.id)
+            if entry is None:
+                self.stats.duplicates += 1
+                return
+            self._dirty(now)
+            if event.ok:
+                self.stats.acked += 1
+                value = event.data
+                if entry.kind == "publish" and isinstance(value, dict):
+                    value = value.get("offset")
+                if entry.handle is not None:
+                    self._actions.append(ResolveAck(entry.handle, value))
+            else:
+                self._reject(entry, AckError(entry.id, event.error))
+        elif type(event) is Pong:
+            if self._hb is not None:
+                self._hb.pong(now, event.t)
+        elif type(event) is Ping:
+            if self._sm.state is State.OPEN:
+                self._emit_frame(self.protocol.encode_pong(event.t))
+        elif type(event) is Subscribed:
+            sub = self._subs.confirmed(event.channel, event.offset, event.recovered)
+            if sub is not None:
+                self._actions.append(SubscriptionConfirmed(event.channel, event.offset, event.recovered))
+                self._dirty(now)
+        elif type(event) is Welcome:
+            self.session = event.session
+        elif type(event) is ErrorFrame:
+            entry = self._acks.pop(event.id) if event.id is not None else None
+            if entry is not None:
+                self._dirty(now)
+                self._reject(entry, AckError(entry.id, event.message, event.code))
+            else:
+                self._actions.append(ReportError(ServerError(event.code, event.message)))
+        elif type(event) is BadFrame:
+            self._actions.append(ReportError(FrameError(event.reason, event.frame)))
+
+    def _reject(self, entry: Pending, error: Exception) -> None:
+        if entry.handle is not None:
+            self._actions.append(RejectAck(entry.handle, error))
+        else:
+            self._actions.append(ReportError(error))
+
+    def _off_the_wire(self) -> None:
+        self._acks.off_the_wire()
+        self._subs.disconnected()
+        self._drain_at = None
+        if self._hb is not None:
+            self._hb.ping_sent_at = None
+
+    def _abandon(self, now: float, why: str) -> None:
+        self._actions.append(CloseSocket(ABANDON_CODE, why[:MAX_REASON_BYTES], True))
+        self._lost(CloseInfo(1006, why, False, self._uptime(now)), now, why)
+
+    def _lost(self, info: CloseInfo, now: float, what: str) -> None:
+        """The socket is gone without close() having been called: reconnect or stop."""
+        self._open_at = None
+        self._connect_deadline = None
+        self._off_the_wire()
+        self._last_close = info
+        if info.uptime is not None and self._cfg.backoff.should_reset(info.uptime):
+            self._failures = 0
+        if not self._cfg.should_reconnect(info):
+            self._finish(info, by_client=False, detail=f"{what}; not reconnecting", now=now)
+            return
+        self._failures += 1
+        if self._cfg.backoff.exhausted(self._failures):
+            tries = self._failures - 1
+            self._finish(
+                info,
+                by_client=False,
+                detail=f"gave up after {tries} reconnect attempt{'s' if tries != 1 else ''} "
+                f"(max_attempts={self._cfg.backoff.max_attempts}); last: {what}",
+                now=now,
+            )
+            return
+        delay = self._cfg.backoff.delay(self._failures, self._cfg.rng)
+        self._set(State.RECONNECTING)
+        self._reconnect_at = now + delay
+        self._actions.append(Reconnecting(self._failures, delay, what))
+
+    def _abort_all(self, error: type[ClientClosedError], why: str, now: float) -> None:
+        """Reject every pending ack and drop every queued message, reporting each."""
+        for item in self._outbox.clear():
+            if item.ack_id is None:
+                self.stats.dropped += 1
+                self._actions.append(
+                    ReportError(error(f"{why}: a queued {item.size}-byte message was never sent"))
+                )
+        for entry in self._acks.clear():
+            self._reject(entry, error(f"{why} before message {entry.id!r} was acknowledged"))
+        self._drain_at = None
+
+    def _finish(self, info: CloseInfo, *, by_client: bool, detail: str, now: float) -> None:
+        if not by_client:
+            self._abort_all(ClientClosedError, f"the client stopped ({detail})", now)
+        self._open_at = None
+        self._reconnect_at = None
+        self._set(State.CLOSED)
+        self._actions.append(Closed(info.code, info.reason, info.was_clean, by_client, detail))
+        if self._cfg.persist:
+            self._save()
+
+    def _dirty(self, now: float) -> None:
+        if self._cfg.persist and self._save_at is None:
+            self._save_at = now + self._cfg.persist_interval
+
+    def _save(self) -> None:
+        self._save_at = None
+        self._actions.append(SaveState(dumps(self.snapshot())))
