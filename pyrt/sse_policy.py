@@ -35,6 +35,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from pyrt.backoff import Backoff
+from pyrt.errors import InvalidStateError, PyrtError
 from pyrt.sse import ServerSentEvent, SSEDecoder
 
 __all__ = [
@@ -71,7 +72,7 @@ _WHEN_HIDDEN = ("keep", "pause")
 # --------------------------------------------------------------------------- errors
 
 
-class SSEError(Exception):
+class SSEError(PyrtError):
     """Base class of everything the SSE clients report through ``on_error`` or raise."""
 
 
@@ -451,7 +452,7 @@ class FetchSSEEngine:
     def connect(self, now: float) -> None:
         """Start: the first request goes out at once (or when the page is visible)."""
         if self._state is not SSEState.IDLE:
-            raise RuntimeError(
+            raise InvalidStateError(
                 f"connect() called twice (state {self._state.value}); create a new client"
             )
         if self._hidden and self.when_hidden == "pause":
@@ -715,7 +716,7 @@ class EventSourcePolicy:
 
     def connect(self, now: float) -> None:
         if self._state is not SSEState.IDLE:
-            raise RuntimeError(
+            raise InvalidStateError(
                 f"connect() called twice (state {self._state.value}); create a new client"
             )
         self._create()
