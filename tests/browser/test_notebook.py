@@ -1,0 +1,204 @@
+"""The example notebooks run in the offline JupyterLite site that serve.py shows at ``/lab/``.
+
+The site is built by ``scripts/build_notebook.py`` (``make notebook``) from the working tree. Each
+test opens a notebook in JupyterLab-in-the-browser, runs all its cells in the Pyodide kernel and
+reads the outputs. Every request that leaves the test server is blocked and reported.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, WebSocketRoute
+
+import pyrt
+from tests.serverproc import REPO, ServerProcess
+
+SITE = REPO / ".cache" / "lite"
+KERNEL_IDLE = """() => {
+  const panel = window.jupyterapp?.shell?.currentWidget;
+  return panel?.sessionContext?.session?.kernel?.status === "idle" && panel.content?.widgets?.length > 0;
+}"""
+RUN_ALL = """async (timeoutMs) => {
+  const app = window.jupyterapp;
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`cells still running after ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([app.commands.execute("notebook:run-all-cells"), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+  const cells = app.shell.currentWidget.content.widgets.filter((cell) => cell.model.type === "code");
+  return cells.map((cell) => ({ count: cell.model.executionCount, outputs: cell.model.toJSON().outputs }));
+}"""
+EXECUTE = """async ([code, timeoutMs]) => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const future = kernel.requestExecute({ code });
+  const out = [];
+  future.onIOPub = (msg) => {
+    if (msg.header.msg_type === "stream") out.push(msg.content.text);
+    if (msg.header.msg_type === "error") out.push(msg.content.traceback.join("\\n"));
+  };
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`code still running after ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([future.done, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return out.join("");
+}"""
+
+
+def text_of(outputs: list[dict[str, Any]]) -> str:
+    """The text a reader sees in a cell's outputs (streams, results, tracebacks)."""
+    parts: list[str] = []
+    for output in outputs:
+        if output["output_type"] == "stream":
+            text = output["text"]
+            parts.append(text if isinstance(text, str) else "".join(text))
+        elif output["output_type"] == "error":
+            parts.append("\n".join(output["traceback"]))
+        else:
+            data = output.get("data", {}).get("text/plain", "")
+            parts.append(data if isinstance(data, str) else "".join(data))
+    return "".join(parts)
+
+
+class Lab:
+    """One browser context on the test server's ``/lab/`` with foreign requests blocked."""
+
+    def __init__(self, browser: Browser, server: ServerProcess) -> None:
+        self.origin = server.url
+        self.requests: list[str] = []
+        self.foreign: list[str] = []
+        self.console: list[str] = []
+        self.context: BrowserContext = browser.new_context()  # service workers allowed: /drive needs them
+        self.context.route(self._is_foreign, self._block)
+        self.context.route_web_socket(self._is_foreign, self._block_socket)
+        self.context.on("request", lambda request: self.requests.append(request.url))
+
+    def _is_foreign(self, url: str) -> bool:
+        ws_origin = self.origin.replace("http", "ws", 1)
+        return not url.startswith((self.origin + "/", ws_origin + "/", "data:", "blob:"))
+
+    def _block(self, route: Route) -> None:
+        self.foreign.append(route.request.url)
+        route.abort()
+
+    def _block_socket(self, socket: WebSocketRoute) -> None:
+        self.foreign.append(socket.url)
+        socket.close()
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        self.console.append(f"[{message.type}] {message.text}")
+
+    def open(self, notebook: str, timeout: float = 60.0) -> Page:
+        """Open ``notebook`` in JupyterLab and wait until its kernel (with pyrt) is idle."""
+        page = self.context.new_page()
+        page.on("console", self._on_console)
+        page.goto(f"{self.origin}/lab/lab/index.html?path={notebook}")
+        page.wait_for_function(KERNEL_IDLE, timeout=timeout * 1000)
+        return page
+
+    def run_all(self, page: Page, timeout: float = 60.0) -> list[str]:
+        """Run every cell; return the output text of each code cell (failing on any error)."""
+        cells = page.evaluate(RUN_ALL, int(timeout * 1000))
+        texts = [text_of(cell["outputs"]) for cell in cells]
+        errors = [text for cell, text in zip(cells, texts, strict=True) if cell["count"] is None or any(
+            output["output_type"] == "error" for output in cell["outputs"]
+        )]
+        assert not errors, "a cell failed or did not run:\n" + "\n---\n".join(
+            [*errors, "--- console (last 30) ---", *self.console[-30:]]
+        )
+        return texts
+
+    def execute(self, page: Page, code: str, timeout: float = 30.0) -> str:
+        """Run ``code`` in the notebook's kernel (not in a cell); return what it printed."""
+        result: str = page.evaluate(EXECUTE, [code, int(timeout * 1000)])
+        return result
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def site() -> float:
+    """Build the site from the working tree, as ``make notebook`` does; return the seconds it took."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(REPO / "scripts" / "build_notebook.py")], check=True, cwd=REPO)
+    assert (SITE / "lab" / "index.html").is_file()
+    return time.perf_counter() - started
+
+
+@pytest.fixture(scope="module")
+def lab(browser: Browser, server: ServerProcess, site: float) -> Iterator[Lab]:
+    lab = Lab(browser, server)
+    yield lab
+    lab.close()
+
+
+@pytest.fixture(scope="module")
+def hello(lab: Lab) -> tuple[Page, float]:
+    """``hello.ipynb`` open with its kernel idle (booted once); the seconds the boot took."""
+    started = time.perf_counter()
+    page = lab.open("hello.ipynb")
+    return page, time.perf_counter() - started
+
+
+def test_hello_runs_offline_in_jupyterlite_with_the_preloaded_pyrt_wheel(
+    lab: Lab, hello: tuple[Page, float]
+) -> None:
+    page, boot = hello
+    started = time.perf_counter()
+    version, server, echo = lab.run_all(page)
+    ran = time.perf_counter() - started
+
+    assert version == f"pyrt {pyrt.__version__} on emscripten\n"
+    assert server == f"server: {lab.origin}\n"
+    assert echo.splitlines() == [f"echo: hello {n} from pyrt {pyrt.__version__}" for n in (1, 2, 3)]
+    where = lab.execute(page, "import pyrt; print(pyrt.__file__)")
+    assert where == "/lib/python3.14/site-packages/pyrt/__init__.py\n"
+    print(f"JupyterLite: kernel idle in {boot:.1f} s, cells ran in {ran:.1f} s")
+
+
+def test_the_notebook_site_loads_nothing_from_outside_the_test_server(
+    lab: Lab, hello: tuple[Page, float]
+) -> None:
+    lab.execute(hello[0], "import pyrt")
+    assert any("/lab/static/pyodide/pyrt-" in url for url in lab.requests), "pyrt's wheel was not loaded"
+    assert any("/lab/static/pyodide/pyodide.asm.wasm" in url for url in lab.requests)
+    assert all(url.startswith(lab.origin + "/") or url.startswith(("data:", "blob:")) for url in lab.requests)
+    assert lab.foreign == []
+
+
+@pytest.mark.parametrize(
+    ("notebook", "needs", "expect_last"),
+    [
+        ("dashboard.ipynb", ("EventSourceClient",), "dashboard received 20 readings, last #20\n"),
+        ("chat.ipynb", ("WebSocketClient",), "state: CLOSED\n"),
+    ],
+)
+def test_the_example_notebooks_receive_live_messages_through_pyrt(
+    lab: Lab, notebook: str, needs: tuple[str, ...], expect_last: str
+) -> None:
+    missing = [name for name in needs if not hasattr(pyrt, name)]
+    if missing:
+        pytest.skip(f"{notebook} needs pyrt.{', pyrt.'.join(missing)}, which does not exist yet")
+    page = lab.open(notebook)
+    texts = lab.run_all(page)
+    assert texts[-1] == expect_last
+    if notebook == "chat.ipynb":
+        received = [line for text in texts for line in text.splitlines() if line.startswith("received:")]
+        assert len(received) == 3
+        assert all(f"hello {n}" in line for n, line in zip((1, 2, 3), received, strict=True))
+    assert lab.foreign == []
