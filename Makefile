@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+WHEELS := .cache/pyodide/pyodide-lock.json
 
-.PHONY: demo test setup system-deps lint typecheck unit server-tests browser-tests clean
+.PHONY: demo test setup system-deps lint typecheck unit server-tests browser-tests clean wheels notebook
 
 demo: setup
 	$(BIN)/python serve.py --demo
@@ -13,7 +14,7 @@ demo: setup
 test: setup system-deps lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-setup: $(STAMP) node_modules/.package-lock.json
+setup: $(STAMP) node_modules/.package-lock.json $(WHEELS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +26,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
+
+# Pure-Python wheels Pyodide needs offline (micropip, the notebook kernel's) and a lock with their
+# real hashes: Pyodide's npm package ships none, and PyPI's files differ from Pyodide's lock.
+$(WHEELS): scripts/vendor_wheels.py node_modules/.package-lock.json $(STAMP)
+	$(BIN)/python scripts/vendor_wheels.py
+	touch $@
+
+wheels: $(WHEELS)
+
+# The offline JupyterLite site (examples/*.ipynb, pyrt preloaded); serve.py shows it at /lab/.
+notebook: setup
+	$(BIN)/python scripts/build_notebook.py
 
 # Chromium (browser tests) and redis-server (Redis broker tests), from apt on Debian/Ubuntu.
 system-deps:
@@ -56,4 +69,4 @@ browser-tests: setup system-deps
 	$(BIN)/python -m pytest tests/browser $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache test-results
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache test-results .cache
