@@ -101,12 +101,17 @@ class FakePyrtServer:
 
     ``app(data)`` handles each application message once per id and returns the ack's data
     (default: the data itself). Fire-and-forget messages are echoed back as ``message`` frames.
-    ``retention`` bounds how many publications each channel keeps for replay.
+    ``retention`` bounds how many publications each channel keeps for replay. ``overlap`` makes
+    every replay start that many publications too early (an at-least-once server), to check that
+    the client drops what it already delivered.
     """
 
-    def __init__(self, app: Callable[[Any], Any] | None = None, retention: int | None = None) -> None:
+    def __init__(
+        self, app: Callable[[Any], Any] | None = None, retention: int | None = None, overlap: int = 0
+    ) -> None:
         self.app = app if app is not None else (lambda data: data)
         self.retention = retention
+        self.overlap = overlap
         self.accepting = True  # False: new sockets fail to open (server down)
         self.handled: list[Any] = []  # application messages, each id once, in arrival order
         self.received_frames: list[Frame] = []
@@ -186,7 +191,8 @@ class FakePyrtServer:
         recovered = True
         if since is not None:
             key = offset_key(since) or (0, 0)
-            replay = [item for item in log if (offset_key(item[0]) or (0, 0)) > key]
+            first = next((i for i, item in enumerate(log) if (offset_key(item[0]) or (0, 0)) > key), len(log))
+            replay = log[max(0, first - self.overlap) :]
             lost = self.dropped_before.get(channel, 0)
             if since != "0" and lost and key < (1, lost):
                 recovered = False
@@ -207,7 +213,7 @@ class FakeSocket:
     """One socket the engine asked for."""
 
     attempt: int
-    state: str = "connecting"  # "connecting" | "open" | "closed"
+    state: str = "connecting"  # "connecting" | "open" | "closing" | "closed"
     sent: list[Frame] = field(default_factory=list)
     close_code: int | None = None
     close_reason: str = ""
@@ -458,12 +464,20 @@ class EngineHarness:
                     self._events.append(refuse)
         elif isinstance(action, CloseSocket):
             sock = self._current("close")
-            self._kill(sock, action.code, action.reason)
             if action.detach:
+                self._kill(sock, action.code, action.reason)
                 sock.detached = True
-            else:
-                code, reason = action.code, action.reason
-                self._events.append(lambda: self.engine.closed(code, reason, self.now, True))
+                return
+            sock.state = "closing"
+            sock.close_code, sock.close_reason = action.code, action.reason
+            if not sock.blackholed:  # a half-open socket never finishes its close handshake
+
+                def finish() -> None:
+                    if sock.state == "closing":
+                        self._kill(sock, action.code, action.reason)
+                        self.engine.closed(action.code, action.reason, self.now, True)
+
+                self._events.append(finish)
         elif isinstance(action, DeliverPublication):
             handler = action.handler
             assert callable(handler)

@@ -1,0 +1,158 @@
+"""Protocols: frames follow docs/protocol.md, decode into events, and bad data is refused early."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pyrt.errors import EncodeError, UnsupportedByProtocol
+from pyrt.protocol import (
+    Ack,
+    BadFrame,
+    ErrorFrame,
+    JsonAckProtocol,
+    Message,
+    Ping,
+    Pong,
+    PyrtProtocol,
+    RawProtocol,
+    Subscribed,
+    Unsubscribed,
+    Welcome,
+    WireProtocol,
+    get_protocol,
+)
+from pyrt.subscriptions import Publication
+
+pyrt = PyrtProtocol()
+
+
+def test_pyrt_messages_are_json_objects_with_a_type() -> None:
+    assert json.loads(pyrt.encode({"a": 1})) == {"type": "message", "data": {"a": 1}}
+    assert json.loads(pyrt.encode("hi")) == {"type": "message", "data": "hi"}
+    assert json.loads(pyrt.encode_acked("k-1", [1])) == {"type": "message", "id": "k-1", "data": [1]}
+
+
+def test_pyrt_control_frames_match_the_contract() -> None:
+    assert json.loads(pyrt.encode_ping(3)) == {"type": "ping", "t": 3}
+    assert json.loads(pyrt.encode_pong("x")) == {"type": "pong", "t": "x"}
+    assert json.loads(pyrt.encode_subscribe("c", "1-2")) == {
+        "type": "subscribe",
+        "channel": "c",
+        "since": "1-2",
+    }
+    assert json.loads(pyrt.encode_unsubscribe("c")) == {"type": "unsubscribe", "channel": "c"}
+    assert json.loads(pyrt.encode_publish("k-2", "c", {"x": 1}, None)) == {
+        "type": "publish",
+        "id": "k-2",
+        "channel": "c",
+        "data": {"x": 1},
+    }
+    assert json.loads(pyrt.encode_publish("k-3", "c", 1, "tick"))["event"] == "tick"
+
+
+def test_pyrt_refuses_binary_with_a_way_out() -> None:
+    with pytest.raises(EncodeError, match=r"JSON only.*protocol='raw'"):
+        pyrt.encode(b"\x00")
+    with pytest.raises(EncodeError, match="JSON only"):
+        pyrt.encode_acked("k", bytearray(b"x"))
+
+
+def test_data_that_is_not_json_is_refused_with_its_type() -> None:
+    with pytest.raises(EncodeError, match="cannot send a set as JSON"):
+        pyrt.encode({1, 2})
+    with pytest.raises(EncodeError, match="float"):
+        pyrt.encode(float("nan"))
+
+
+@pytest.mark.parametrize(
+    ("frame", "event"),
+    [
+        ('{"type":"message","data":{"a":1}}', Message({"a": 1})),
+        ('{"type":"ack","id":"k-1","ok":true,"data":5}', Ack("k-1", True, 5)),
+        ('{"type":"ack","id":"k-1","ok":false,"error":"no"}', Ack("k-1", False, None, "no")),
+        ('{"type":"pong","t":4}', Pong(4)),
+        ('{"type":"ping","t":"s"}', Ping("s")),
+        (
+            '{"type":"subscribed","channel":"c","offset":"1-2","recovered":false}',
+            Subscribed("c", "1-2", False),
+        ),
+        ('{"type":"unsubscribed","channel":"c"}', Unsubscribed("c")),
+        ('{"type":"welcome","session":"s1","server":"n","heartbeat":25}', Welcome("s1", "n", 25)),
+        ('{"type":"error","code":"bad_json","message":"m","id":"k-9"}', ErrorFrame("bad_json", "m", "k-9")),
+        (
+            '{"type":"publication","channel":"c","offset":"1-3","event":"tick","data":[1]}',
+            Publication("c", [1], "1-3", "tick"),
+        ),
+    ],
+)
+def test_pyrt_frames_decode_into_events(frame: str, event: object) -> None:
+    assert pyrt.decode(frame) == event
+
+
+def test_unknown_fields_are_ignored() -> None:
+    assert pyrt.decode('{"type":"message","data":1,"future":"field"}') == Message(1)
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [("not json", "invalid JSON"), ("[1]", "not a JSON object"), ('{"type":"nope"}', "unknown frame type")],
+)
+def test_unreadable_pyrt_frames_become_bad_frames(frame: str, reason: str) -> None:
+    event = pyrt.decode(frame)
+    assert isinstance(event, BadFrame)
+    assert reason in event.reason
+
+
+def test_raw_frames_go_out_as_they_are() -> None:
+    raw = RawProtocol()
+    assert raw.encode("text") == "text"
+    assert raw.encode(b"\x01") == b"\x01"
+    assert raw.encode(bytearray(b"\x02")) == b"\x02"
+    assert raw.encode(memoryview(b"\x03")) == b"\x03"
+    assert raw.encode({"a": 1}) == '{"a":1}'
+    assert raw.decode("whatever") == Message("whatever")
+
+
+def test_raw_mode_has_no_acks_and_no_channels() -> None:
+    raw = RawProtocol()
+    with pytest.raises(UnsupportedByProtocol, match="no acknowledgements"):
+        raw.encode_acked(1, "x")
+    with pytest.raises(UnsupportedByProtocol, match="no channels"):
+        raw.encode_subscribe("c", None)
+
+
+def test_raw_mode_heartbeat_uses_plain_ping_and_pong_texts() -> None:
+    raw = RawProtocol()
+    matcher = raw.pong_matcher()
+    assert raw.encode_ping(1) == "ping"
+    assert matcher is not None
+    assert matcher("pong")
+    assert not matcher("ping")
+    assert PyrtProtocol().pong_matcher() is None
+
+
+def test_the_common_ack_shape_round_trips() -> None:
+    proto = JsonAckProtocol()
+    assert json.loads(proto.encode_acked(7, {"x": 1})) == {"id": 7, "data": {"x": 1}}
+    answer = '{"type":"ack","messageId":7,"success":false,"error":"denied"}'
+    assert proto.decode(answer) == Ack(7, False, None, "denied")
+    assert proto.decode('{"type":"ack","messageId":8,"success":true}') == Ack(8, True)
+    assert proto.decode("plain text") == Message("plain text")
+    assert proto.decode('{"messageId": oops') == Message('{"messageId": oops')
+
+
+def test_protocols_are_chosen_by_name() -> None:
+    assert isinstance(get_protocol("pyrt"), PyrtProtocol)
+    assert isinstance(get_protocol("raw"), RawProtocol)
+    assert isinstance(get_protocol("json-ack"), JsonAckProtocol)
+    custom = RawProtocol()
+    assert get_protocol(custom) is custom
+    with pytest.raises(ValueError, match="unknown protocol 'mqtt'"):
+        get_protocol("mqtt")
+
+
+def test_the_pyrt_protocol_asks_for_its_subprotocol() -> None:
+    assert PyrtProtocol.subprotocol == "pyrt.v1"
+    assert WireProtocol.subprotocol is None

@@ -1,0 +1,100 @@
+"""Subscriptions: offsets order numerically, replays never duplicate, a failed recovery is flagged once."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyrt.subscriptions import Subscriptions, offset_key
+
+
+def handler(_: object) -> None:
+    return None
+
+
+@pytest.mark.parametrize(("a", "b"), [("12-3", "12-10"), ("12-10", "13-0"), ("0", "0-1"), ("9-9", "10-0")])
+def test_offsets_order_by_the_numeric_pair(a: str, b: str) -> None:
+    ka, kb = offset_key(a), offset_key(b)
+    assert ka is not None
+    assert kb is not None
+    assert ka < kb
+
+
+def test_zero_is_before_everything() -> None:
+    assert offset_key("0") == offset_key("0-0") == (0, 0)
+
+
+@pytest.mark.parametrize("odd", ["", "abc", "1-", "-1", "1-2-3", "x-1"])
+def test_offsets_of_another_form_have_no_order(odd: str) -> None:
+    assert offset_key(odd) is None
+
+
+def test_publications_advance_the_offset() -> None:
+    subs = Subscriptions()
+    subs.add("news", handler, None)
+    subs.confirmed("news", "5-1", True)
+    assert subs.accept("news", "5-2") is not None
+    assert subs.offsets() == {"news": "5-2"}
+
+
+def test_a_replay_of_what_was_delivered_is_dropped() -> None:
+    subs = Subscriptions()
+    subs.add("news", handler, None)
+    for offset in ("1-1", "1-2", "1-3"):
+        subs.accept("news", offset)
+    assert subs.accept("news", "1-2") is None
+    assert subs.accept("news", "1-3") is None
+    assert subs.accept("news", "1-4") is not None
+    assert subs.duplicates == 2
+
+
+def test_a_live_only_subscription_resumes_from_where_it_first_took_effect() -> None:
+    subs = Subscriptions()
+    subs.add("news", handler, None)
+    subs.confirmed("news", "7-0", True)
+    assert subs.offsets() == {"news": "7-0"}
+
+
+def test_a_subscription_from_an_offset_keeps_it_when_confirmed() -> None:
+    subs = Subscriptions()
+    subs.add("news", handler, "3-0")
+    subs.confirmed("news", "9-0", True)
+    assert subs.offsets() == {"news": "3-0"}
+    assert subs.accept("news", "3-1") is not None
+
+
+def test_a_failed_recovery_is_flagged_for_the_next_publication() -> None:
+    subs = Subscriptions()
+    subs.add("news", handler, "3-0")
+    sub = subs.confirmed("news", "9-0", recovered=False)
+    assert sub is not None
+    assert sub.gap_pending
+    assert not sub.recovered
+
+
+def test_publications_of_unknown_channels_are_dropped() -> None:
+    subs = Subscriptions()
+    assert subs.accept("other", "1-1") is None
+    assert subs.confirmed("other", "1-1", True) is None
+
+
+def test_subscribing_twice_to_a_channel_is_refused() -> None:
+    subs = Subscriptions()
+    subs.add("news", handler, None)
+    with pytest.raises(ValueError, match="already subscribed to 'news'"):
+        subs.add("news", handler, None)
+
+
+def test_disconnecting_deactivates_every_subscription() -> None:
+    subs = Subscriptions()
+    subs.add("a", handler, None)
+    subs.confirmed("a", "0", True)
+    subs.disconnected()
+    assert not any(sub.active for sub in subs.all())
+
+
+def test_opaque_offsets_are_deduplicated_by_equality() -> None:
+    subs = Subscriptions()
+    subs.add("x", handler, None)
+    assert subs.accept("x", "abc") is not None
+    assert subs.accept("x", "abc") is None
+    assert subs.accept("x", "abd") is not None

@@ -1,0 +1,1070 @@
+"""The WebSocket engine, scripted with a fake clock, fake sockets and a fake pyrt server."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pyrt.backoff import Backoff
+from pyrt.close_policy import CloseInfo
+from pyrt.errors import (
+    AckError,
+    AckTimeout,
+    ClientClosedError,
+    EncodeError,
+    FrameError,
+    InvalidCloseCode,
+    InvalidStateError,
+    QueueFull,
+    ServerError,
+    UnsupportedByProtocol,
+)
+from pyrt.heartbeat import Heartbeat
+from pyrt.persist import MemoryStorage, loads
+from pyrt.states import TRANSITIONS, State
+from pyrt.testing import EngineHarness, FakePyrtServer
+from pyrt.ws_engine import (
+    ABANDON_CODE,
+    NO_MESSAGE,
+    CloseSocket,
+    OpenSocket,
+    SendFrame,
+    WebSocketEngine,
+)
+
+NO_HB: dict[str, Any] = {"heartbeat": None}
+
+
+def online(server: FakePyrtServer | None = None, **kwargs: Any) -> EngineHarness:
+    """A harness connected to a fake server (heartbeat off unless asked for)."""
+    kwargs.setdefault("heartbeat", None)
+    h = EngineHarness(server=server or FakePyrtServer(), **kwargs)
+    h.connect()
+    assert h.state is State.OPEN
+    return h
+
+
+def frames_of(h: EngineHarness, kind: str) -> list[dict[str, Any]]:
+    out = []
+    for frame in h.sent:
+        if isinstance(frame, str) and frame.startswith("{"):
+            obj = json.loads(frame)
+            if obj.get("type") == kind:
+                out.append(obj)
+    return out
+
+
+# ------------------------------------------------------------------------------ connecting
+
+
+def test_connect_opens_a_socket_and_reports_each_state() -> None:
+    h = EngineHarness(**NO_HB)
+    h.connect()
+    assert h.state is State.CONNECTING
+    assert len(h.sockets) == 1
+    h.open()
+    assert h.states == [State.IDLE, State.CONNECTING, State.OPEN]
+
+
+def test_connect_twice_is_a_clear_error() -> None:
+    h = EngineHarness(**NO_HB)
+    h.connect()
+    with pytest.raises(InvalidStateError, match=r"connect\(\) was already called \(state CONNECTING\)"):
+        h.connect()
+
+
+def test_a_closed_client_cannot_connect_again() -> None:
+    h = EngineHarness(**NO_HB)
+    h.close()
+    with pytest.raises(ClientClosedError, match="create a new one"):
+        h.connect()
+
+
+def test_a_socket_not_open_within_the_connect_timeout_is_abandoned_and_retried() -> None:
+    h = EngineHarness(connect_timeout=5.0, **NO_HB)
+    h.connect()
+    h.advance(5.0)
+    first = h.sockets[0]
+    assert first.detached
+    assert first.close_code == ABANDON_CODE
+    assert h.state is State.RECONNECTING
+    assert "connect timeout" in h.reconnects[0].reason
+    h.advance(1.0)
+    assert len(h.sockets) == 2
+    assert h.state is State.CONNECTING
+
+
+# ------------------------------------------------------------------------------ reconnecting
+
+
+def test_delays_follow_the_backoff_with_jitter_from_the_injected_rng() -> None:
+    source = random.Random(42)
+    draws: list[float] = []
+
+    def rng() -> float:
+        draws.append(source.random())
+        return draws[-1]
+
+    h = EngineHarness(backoff=Backoff(initial=1.0, maximum=8.0), rng=rng, **NO_HB)
+    h.connect()
+    for _ in range(6):
+        h.drop()
+        h.advance(h.reconnects[-1].delay)
+    expected = [min(8.0, 2.0**n) * draw for n, draw in enumerate(draws[-6:])]
+    assert [r.delay for r in h.reconnects] == pytest.approx(expected)
+    assert [r.attempt for r in h.reconnects] == [1, 2, 3, 4, 5, 6]
+    assert all(0 <= r.delay <= 8.0 for r in h.reconnects)
+
+
+def test_the_reconnect_happens_exactly_when_the_delay_is_over() -> None:
+    h = EngineHarness(backoff=Backoff(initial=2.0, jitter="none"), **NO_HB)
+    h.connect()
+    h.open()
+    h.drop()
+    h.advance(1.999)
+    assert h.state is State.RECONNECTING
+    h.advance(0.001)
+    assert h.state is State.CONNECTING
+    assert len(h.sockets) == 2
+
+
+def test_a_flapping_server_does_not_reset_the_backoff() -> None:
+    h = EngineHarness(backoff=Backoff(initial=1.0, jitter="none", min_uptime=5.0), **NO_HB)
+    h.connect()
+    for _ in range(3):
+        h.open()
+        h.advance(1.0)  # up for one second only
+        h.drop()
+        h.advance(h.reconnects[-1].delay)
+    assert [r.attempt for r in h.reconnects] == [1, 2, 3]
+
+
+def test_the_backoff_resets_after_the_minimum_uptime() -> None:
+    h = EngineHarness(backoff=Backoff(initial=1.0, jitter="none", min_uptime=5.0), **NO_HB)
+    h.connect()
+    h.drop()
+    h.advance(1.0)
+    h.drop()
+    h.advance(2.0)
+    h.open()
+    h.advance(5.0)
+    h.drop()
+    assert [r.attempt for r in h.reconnects] == [1, 2, 1]
+
+
+def test_max_attempts_exhausted_closes_with_a_reason_that_says_so() -> None:
+    h = EngineHarness(backoff=Backoff(max_attempts=2), **NO_HB)
+    h.connect()
+    for _ in range(3):
+        h.drop()
+        h.advance(10.0)
+    assert h.state is State.CLOSED
+    assert len(h.sockets) == 3
+    assert h.closes[0].detail.startswith("gave up after 2 reconnect attempts (max_attempts=2)")
+
+
+@pytest.mark.parametrize("code", [1008, 1009, 4401, 4403])
+def test_the_client_stops_on_do_not_retry_codes(code: int) -> None:
+    h = online()
+    h.drop(code, "no")
+    assert h.state is State.CLOSED
+    assert h.closes[-1].code == code
+    assert "not reconnecting" in h.closes[-1].detail
+    assert not h.closes[-1].by_client
+
+
+@pytest.mark.parametrize("code", [1001, 1006, 1011, 1012, 1013])
+def test_the_client_reconnects_after_recoverable_codes(code: int) -> None:
+    h = online()
+    h.drop(code)
+    assert h.state is State.RECONNECTING
+    h.advance(1.0)
+    assert h.state is State.OPEN
+
+
+def test_a_custom_policy_decides_with_the_close_info() -> None:
+    seen: list[CloseInfo] = []
+
+    def policy(info: CloseInfo) -> bool:
+        seen.append(info)
+        return info.code != 4000
+
+    h = online(should_reconnect=policy)
+    h.advance(2.0)
+    h.drop(4000, "bye", was_clean=True)
+    assert h.state is State.CLOSED
+    assert seen == [CloseInfo(4000, "bye", True, 2.0)]
+
+
+def test_stopping_rejects_pending_acks_and_reports_unsent_messages() -> None:
+    server = FakePyrtServer()
+    h = online(server)
+    h.blackhole()
+    waiter = h.send_with_ack("x")
+    h.drop(4401, "token expired")
+    assert isinstance(waiter.error, ClientClosedError)
+    assert "4401 (token expired); not reconnecting" in str(waiter.error)
+
+
+def test_the_network_coming_back_reconnects_at_once() -> None:
+    h = EngineHarness(backoff=Backoff(initial=30.0, jitter="none"), **NO_HB)
+    h.connect()
+    h.drop()
+    h.engine.network_online(h.now)
+    h.pump()
+    assert h.state is State.CONNECTING
+    assert len(h.sockets) == 2
+
+
+# ------------------------------------------------------------------------------ heartbeat
+
+
+def test_an_idle_connection_is_pinged_and_a_pong_measures_the_round_trip() -> None:
+    h = online(heartbeat=Heartbeat(interval=25.0, timeout=10.0))
+    h.advance(25.0)
+    assert frames_of(h, "ping") == [{"type": "ping", "t": 1}]
+    stats = h.engine.stats_snapshot()
+    assert stats.rtt == 0.0
+    assert stats.srtt == 0.0
+
+
+def test_a_silent_connection_is_declared_dead_and_replaced() -> None:
+    h = online(heartbeat=Heartbeat(interval=25.0, timeout=10.0))
+    h.blackhole()
+    h.advance(34.9)
+    assert h.state is State.OPEN
+    h.advance(0.1)
+    assert h.sockets[0].detached
+    assert h.state in (State.RECONNECTING, State.OPEN)
+    assert "heartbeat timeout" in h.reconnects[0].reason
+    h.advance(1.0)
+    assert h.state is State.OPEN
+    assert len(h.sockets) == 2
+
+
+def test_throttled_timers_do_not_cause_a_false_dead_verdict() -> None:
+    h = EngineHarness(heartbeat=Heartbeat(interval=25.0, timeout=10.0))
+    h.connect()
+    h.open()
+    h.clock.advance(25.0)
+    h.tick()  # ping sent
+    h.clock.advance(60.0)  # background tab: the next timer fires a minute late
+    h.tick()
+    assert h.state is State.OPEN
+    assert len(frames_of(h, "ping")) == 2
+    h.receive('{"type":"pong","t":2}')
+    h.advance(10.0)
+    assert h.state is State.OPEN
+
+
+def test_becoming_visible_checks_liveness_at_once() -> None:
+    h = online(heartbeat=Heartbeat(interval=25.0, timeout=10.0))
+    h.advance(3.0)
+    h.blackhole()
+    h.engine.page_visible(h.now)
+    h.pump()
+    assert len(frames_of(h, "ping")) == 1
+    h.advance(10.0)
+    assert h.sockets[0].detached
+
+
+def test_the_server_ping_is_answered_with_its_token() -> None:
+    h = EngineHarness(**NO_HB)
+    h.connect()
+    h.open()
+    h.receive('{"type":"ping","t":"abc"}')
+    assert h.sent == ['{"type":"pong","t":"abc"}']
+    assert h.messages == []
+
+
+def test_raw_mode_pings_with_text_and_hides_the_pong() -> None:
+    h = EngineHarness(protocol="raw", heartbeat=Heartbeat(interval=1.0, timeout=1.0))
+    h.connect()
+    h.open()
+    h.advance(1.0)
+    assert h.sent == ["ping"]
+    h.receive("pong")
+    h.receive("hello")
+    assert h.messages == ["hello"]
+
+
+def test_custom_ping_texts_work_against_an_echo_server() -> None:
+    h = EngineHarness(protocol="raw", heartbeat=Heartbeat(interval=1.0, timeout=1.0, ping="hb", pong="hb"))
+    h.connect()
+    h.open()
+    h.advance(1.0)
+    h.receive("hb")
+    h.advance(1.5)
+    assert h.state is State.OPEN
+    assert h.messages == []
+
+
+# ------------------------------------------------------------------------------ sending and the queue
+
+
+def test_messages_sent_before_open_are_flushed_in_order_before_new_ones() -> None:
+    h = EngineHarness(**NO_HB)
+    h.connect()
+    h.send("a")
+    h.send("b")
+    assert h.engine.queue_length == 2
+    h.open()
+    h.send("c")
+    assert [json.loads(f)["data"] for f in h.sent] == ["a", "b", "c"]
+
+
+def test_messages_sent_while_reconnecting_wait_for_the_next_socket() -> None:
+    h = online()
+    h.drop()
+    h.send("during outage")
+    assert h.sockets[0].sent == []
+    h.advance(1.0)
+    assert [json.loads(f)["data"] for f in h.sockets[1].sent] == ["during outage"]
+
+
+def test_the_engine_never_sends_on_a_socket_that_is_not_open() -> None:
+    h = EngineHarness(**NO_HB)
+    h.connect()
+    assert h.engine.send("x", h.now) is None
+
+
+def test_an_open_client_hands_the_frame_back_for_immediate_sending() -> None:
+    engine = WebSocketEngine(protocol="raw", heartbeat=None)
+    engine.connect(0.0)
+    engine.opened(0.0)
+    engine.actions()
+    assert engine.send("fast", 0.0) == "fast"
+    assert not engine.has_actions
+
+
+def test_overflow_drop_oldest_reports_each_dropped_message() -> None:
+    h = EngineHarness(queue_limit=2, **NO_HB)
+    for text in ("a", "b", "c"):
+        h.send(text)
+    assert [json.loads(item.frame)["data"] for item in h.engine._outbox] == ["b", "c"]
+    assert len(h.errors) == 1
+    assert isinstance(h.errors[0], QueueFull)
+    assert "drop_oldest" in str(h.errors[0])
+    assert h.engine.stats.dropped == 1
+
+
+def test_overflow_drop_newest_keeps_the_queue_and_reports_the_new_message() -> None:
+    h = EngineHarness(queue_limit=2, overflow="drop_newest", **NO_HB)
+    for text in ("a", "b", "c"):
+        h.send(text)
+    assert [json.loads(item.frame)["data"] for item in h.engine._outbox] == ["a", "b"]
+    assert isinstance(h.errors[0], QueueFull)
+
+
+def test_overflow_raise_refuses_the_send() -> None:
+    h = EngineHarness(queue_limit=1, overflow="raise", **NO_HB)
+    h.send("a")
+    with pytest.raises(QueueFull):
+        h.send("b")
+    with pytest.raises(QueueFull):
+        h.send_with_ack("c")
+    assert h.engine.queue_length == 1
+    assert h.engine.pending_acks == 0
+
+
+def test_the_queue_is_bounded_by_bytes() -> None:
+    h = EngineHarness(protocol="raw", queue_bytes=10, **NO_HB)
+    h.send("12345")
+    h.send("67890")
+    h.send("x")
+    assert [item.frame for item in h.engine._outbox] == ["67890", "x"]
+
+
+def test_a_dropped_acked_message_rejects_its_ack() -> None:
+    h = EngineHarness(queue_limit=1, **NO_HB)
+    first = h.send_with_ack("a")
+    h.send("b")
+    assert isinstance(first.error, QueueFull)
+    assert h.errors == []
+
+
+def test_a_full_browser_buffer_makes_new_sends_queue_until_it_drains() -> None:
+    h = EngineHarness(protocol="raw", high_water=100, **NO_HB)
+    h.connect()
+    h.open()
+    sock = h.sockets[0]
+    sock.buffered_amount = 500
+    h.send("a")
+    h.send("b")
+    assert sock.sent == []
+    h.advance(0.05)
+    assert sock.sent == []
+    sock.buffered_amount = 0
+    h.advance(0.05)
+    assert sock.sent == ["a", "b"]
+
+
+def test_sending_after_close_is_a_clear_error() -> None:
+    h = online()
+    h.close()
+    with pytest.raises(ClientClosedError, match="cannot send on a closed client; create a new one"):
+        h.send("late")
+
+
+def test_sending_while_closing_is_a_clear_error() -> None:
+    h = EngineHarness(**NO_HB)
+    h.connect()
+    h.open()
+    h.engine.close(h.now)
+    with pytest.raises(ClientClosedError, match="closing"):
+        h.engine.send("late", h.now)
+
+
+def test_data_that_cannot_be_encoded_is_refused_before_queueing() -> None:
+    h = EngineHarness(**NO_HB)
+    with pytest.raises(EncodeError, match="set"):
+        h.send({1, 2})
+    assert h.engine.queue_length == 0
+
+
+def test_binary_frames_go_out_as_bytes_in_raw_mode() -> None:
+    h = EngineHarness(protocol="raw", **NO_HB)
+    h.connect()
+    h.open()
+    h.send(bytearray(b"\x00\x01"))
+    h.receive(b"\xff")
+    assert h.sent == [b"\x00\x01"]
+    assert h.messages == [b"\xff"]
+
+
+# ------------------------------------------------------------------------------ acks
+
+
+def test_an_ack_resolves_with_the_server_reply_exactly_once() -> None:
+    h = online(FakePyrtServer(app=lambda data: {"got": data}))
+    waiter = h.send_with_ack("hello")
+    assert waiter.value == {"got": "hello"}
+    assert waiter.outcomes == 1
+    assert h.engine.stats.acked == 1
+
+
+def test_an_unanswered_message_is_sent_again_after_the_timeout() -> None:
+    h = EngineHarness(ack_timeout=2.0, ack_retries=3, **NO_HB)
+    h.connect()
+    h.open()
+    h.send_with_ack("x")
+    h.advance(2.0)
+    assert len(h.sent) == 2
+    assert h.sent[0] == h.sent[1]
+    assert h.engine.stats.retried == 1
+
+
+def test_after_all_retries_the_ack_fails_with_a_timeout() -> None:
+    h = EngineHarness(ack_timeout=2.0, ack_retries=2, **NO_HB)
+    h.connect()
+    h.open()
+    waiter = h.send_with_ack("x")
+    h.advance(6.0)
+    assert isinstance(waiter.error, AckTimeout)
+    assert waiter.error.attempts == 3
+    assert len(h.sent) == 3
+    assert h.engine.stats.ack_timeouts == 1
+    assert h.engine.pending_acks == 0
+
+
+def test_the_per_call_timeout_overrides_the_default() -> None:
+    h = EngineHarness(ack_timeout=10.0, ack_retries=0, **NO_HB)
+    h.connect()
+    h.open()
+    waiter = h.send_with_ack("x", timeout=0.5)
+    h.advance(0.5)
+    assert isinstance(waiter.error, AckTimeout)
+
+
+def test_ack_clocks_stop_while_disconnected() -> None:
+    h = EngineHarness(ack_timeout=2.0, ack_retries=0, **NO_HB)
+    h.connect()
+    waiter = h.send_with_ack("queued while connecting")
+    h.advance(1.0)
+    h.drop()
+    h.advance(60.0)
+    assert not waiter.done
+
+
+def test_a_failed_ack_carries_the_server_error() -> None:
+    def app(data: Any) -> Any:
+        raise RuntimeError("quota exceeded")
+
+    h = online(FakePyrtServer(app=app))
+    waiter = h.send_with_ack("x")
+    assert isinstance(waiter.error, AckError)
+    assert "quota exceeded" in str(waiter.error)
+
+
+def test_an_error_frame_naming_a_message_rejects_it() -> None:
+    h = EngineHarness(**NO_HB)
+    h.connect()
+    h.open()
+    waiter = h.send_with_ack("x")
+    ack_id = json.loads(h.sent[0])["id"]
+    h.receive(json.dumps({"type": "error", "code": "too_large", "message": "1 MiB max", "id": ack_id}))
+    assert isinstance(waiter.error, AckError)
+    assert waiter.error.code == "too_large"
+
+
+def test_an_error_frame_without_id_is_reported() -> None:
+    h = EngineHarness(**NO_HB)
+    h.connect()
+    h.open()
+    h.receive('{"type":"error","code":"rate_limited","message":"slow down"}')
+    assert isinstance(h.errors[0], ServerError)
+    assert h.errors[0].code == "rate_limited"
+
+
+def test_a_message_acked_during_a_disconnect_is_resent_and_delivered_once() -> None:
+    server = FakePyrtServer()
+    h = online(server)
+    h.blackhole()
+    waiter = h.send_with_ack({"n": 1})
+    h.drop()
+    h.advance(1.0)
+    assert waiter.value == {"n": 1}
+    assert waiter.outcomes == 1
+    assert server.handled == [{"n": 1}]
+    assert len(frames_of(h, "message")) == 2  # the first copy vanished in the blackhole
+
+
+def test_a_resent_message_the_server_already_handled_is_not_handled_twice() -> None:
+    server = FakePyrtServer()
+    h = online(server)
+    sock = h.sockets[0]
+    waiter = h.send_with_ack("once")
+    assert waiter.done
+    # Pretend the ack was lost: re-deliver the same frame on a new connection.
+    frame = sock.sent[-1]
+    conn = server.accept()
+    conn.handle(frame)
+    assert server.handled == ["once"]
+    assert json.loads(conn.outgoing[-1])["ok"] is True
+
+
+def test_a_duplicate_ack_is_ignored() -> None:
+    h = EngineHarness(**NO_HB)
+    h.connect()
+    h.open()
+    waiter = h.send_with_ack("x")
+    ack_id = json.loads(h.sent[0])["id"]
+    ack = json.dumps({"type": "ack", "id": ack_id, "ok": True, "data": 1})
+    h.receive(ack)
+    h.receive(ack)
+    assert waiter.outcomes == 1
+    assert h.engine.stats_snapshot().duplicates == 1
+
+
+def test_ids_are_unique_across_reconnects() -> None:
+    h = online(FakePyrtServer())
+    for _ in range(5):
+        h.send_with_ack("x")
+        h.drop()
+        h.advance(30.0)
+    ids = [frame["id"] for frame in frames_of(h, "message")]
+    assert len(set(ids)) == 5
+
+
+def test_a_manual_close_rejects_pending_acks_with_a_clear_error() -> None:
+    h = online()
+    h.blackhole()
+    waiter = h.send_with_ack("x")
+    h.close()
+    assert isinstance(waiter.error, ClientClosedError)
+    assert "close() was called before message" in str(waiter.error)
+
+
+def test_acks_need_a_protocol_that_has_them() -> None:
+    h = EngineHarness(protocol="raw", **NO_HB)
+    with pytest.raises(UnsupportedByProtocol, match="no acknowledgements"):
+        h.send_with_ack("x")
+
+
+def test_the_common_ack_shape_works_end_to_end() -> None:
+    h = EngineHarness(protocol="json-ack", **NO_HB)
+    h.connect()
+    h.open()
+    waiter = h.send_with_ack({"q": 1})
+    sent = json.loads(h.sent[0])
+    assert set(sent) == {"id", "data"}
+    assert isinstance(sent["id"], int)
+    h.receive(json.dumps({"type": "ack", "messageId": sent["id"], "success": True}))
+    h.receive("an ordinary message")
+    assert waiter.done
+    assert waiter.error is None
+    assert h.messages == ["an ordinary message"]
+
+
+# ------------------------------------------------------------------------------ channels
+
+
+def test_publications_reach_the_handler_in_order() -> None:
+    server = FakePyrtServer()
+    h = online(server)
+    got = h.subscribe("news")
+    for n in range(3):
+        server.publish("news", n)
+    h.pump()
+    assert [p.data for p in got] == [0, 1, 2]
+    assert [p.offset for p in got] == ["1-1", "1-2", "1-3"]
+
+
+def test_a_subscription_survives_a_disconnect_without_gaps_or_duplicates() -> None:
+    server = FakePyrtServer()
+    h = online(server)
+    got = h.subscribe("news")
+    server.publish("news", "before")
+    h.pump()
+    h.drop()
+    server.publish("news", "missed 1")
+    server.publish("news", "missed 2")
+    h.advance(1.0)
+    server.publish("news", "after")
+    h.pump()
+    assert [p.data for p in got] == ["before", "missed 1", "missed 2", "after"]
+    assert all(p.recovered for p in got)
+    assert frames_of(h, "subscribe")[-1]["since"] == "1-1"
+
+
+def test_an_overlapping_replay_is_deduplicated() -> None:
+    h = EngineHarness(**NO_HB)
+    h.connect()
+    h.open()
+    got = h.subscribe("c")
+    h.receive('{"type":"subscribed","channel":"c","offset":"0","recovered":true}')
+    for n in (1, 2, 1, 2, 3):
+        h.receive(json.dumps({"type": "publication", "channel": "c", "offset": f"5-{n}", "data": n}))
+    assert [p.data for p in got] == [1, 2, 3]
+
+
+def test_a_recovery_the_server_could_not_make_is_flagged_on_the_next_publication() -> None:
+    server = FakePyrtServer(retention=2)
+    h = online(server)
+    got = h.subscribe("c")
+    server.publish("c", 1)
+    h.pump()
+    h.drop()
+    for n in range(2, 7):
+        server.publish("c", n)
+    h.advance(1.0)
+    assert [p.data for p in got] == [1, 5, 6]
+    assert [p.recovered for p in got] == [True, False, True]
+    assert h.confirmed[-1].recovered is False
+
+
+def test_subscribing_before_open_sends_the_subscription_on_open() -> None:
+    server = FakePyrtServer()
+    server.publish("c", "old")
+    h = EngineHarness(server=server, **NO_HB)
+    got = h.subscribe("c", since="0")
+    h.connect()
+    assert [p.data for p in got] == ["old"]
+
+
+def test_unsubscribed_channels_are_not_restored() -> None:
+    server = FakePyrtServer()
+    h = online(server)
+    h.subscribe("c")
+    h.unsubscribe("c")
+    h.drop()
+    h.advance(1.0)
+    assert len(frames_of(h, "subscribe")) == 1
+    assert h.engine.unsubscribe("c", h.now) is False
+
+
+def test_publish_resolves_with_the_offset_and_is_not_repeated_on_resend() -> None:
+    server = FakePyrtServer()
+    h = online(server)
+    h.blackhole()
+    waiter = h.publish("c", {"x": 1})
+    h.drop()
+    h.advance(1.0)
+    assert waiter.value == "1-1"
+    h.sockets[-1].conn.handle(h.sockets[-1].sent[-1])  # type: ignore[union-attr]  # a third copy
+    assert len(server.log["c"]) == 1
+
+
+def test_channels_need_the_pyrt_protocol() -> None:
+    h = EngineHarness(protocol="raw", **NO_HB)
+    with pytest.raises(UnsupportedByProtocol, match="no channels"):
+        h.subscribe("c")
+
+
+# ------------------------------------------------------------------------------ closing
+
+
+def test_a_manual_close_never_reconnects() -> None:
+    h = online()
+    h.close()
+    assert h.state is State.CLOSED
+    h.advance(3600.0)
+    assert len(h.sockets) == 1
+    assert h.closes[-1].by_client
+    assert h.closes[-1].code == 1000
+
+
+def test_a_close_waits_for_the_socket_then_gives_up_after_the_close_timeout() -> None:
+    h = EngineHarness(close_timeout=2.0, **NO_HB)
+    h.connect()
+    h.open()
+    h.blackhole()  # the close handshake never completes
+    h.close(4000, "done")
+    assert h.state is State.CLOSING
+    h.advance(2.0)
+    assert h.state is State.CLOSED
+    assert "did not finish closing" in h.closes[-1].detail
+
+
+def test_closing_while_reconnecting_closes_at_once() -> None:
+    h = online()
+    h.drop()
+    h.close()
+    assert h.state is State.CLOSED
+    assert h.states[-2:] == [State.RECONNECTING, State.CLOSED]
+
+
+def test_close_twice_does_nothing_more() -> None:
+    h = online()
+    h.close()
+    h.close()
+    assert len(h.closes) == 1
+
+
+@pytest.mark.parametrize("code", [1001, 1006, 2000, 5000])
+def test_invalid_close_codes_are_refused(code: int) -> None:
+    h = online()
+    with pytest.raises(InvalidCloseCode):
+        h.close(code)
+    assert h.state is State.OPEN
+
+
+def test_an_overlong_close_reason_is_refused() -> None:
+    h = online()
+    with pytest.raises(InvalidCloseCode, match="123 bytes"):
+        h.close(1000, "é" * 62)
+
+
+def test_closing_drops_queued_messages_and_reports_each() -> None:
+    h = EngineHarness(**NO_HB)
+    h.connect()
+    h.send("never sent")
+    h.close()
+    assert len(h.errors) == 1
+    assert "never sent" in str(h.errors[0])
+    assert h.engine.stats.dropped == 1
+
+
+# ------------------------------------------------------------------------------ page lifecycle
+
+
+def test_pagehide_closes_cleanly_and_pageshow_reconnects() -> None:
+    h = online()
+    h.engine.page_hidden(h.now)
+    h.pump()
+    assert h.sockets[0].close_code == 1000
+    assert h.sockets[0].close_reason == "page hidden"
+    assert h.state is State.RECONNECTING
+    h.advance(3600.0)
+    assert len(h.sockets) == 1
+    h.engine.page_shown(h.now)
+    h.pump()
+    assert h.state is State.OPEN
+    assert len(h.sockets) == 2
+
+
+# ------------------------------------------------------------------------------ persistence
+
+
+def test_unacked_messages_and_offsets_survive_a_page_reload() -> None:
+    server = FakePyrtServer()
+    storage = MemoryStorage()
+    first = online(server, persist=True)
+    got = first.subscribe("c")
+    server.publish("c", "seen")
+    first.pump()
+    first.blackhole()
+    lost = first.send_with_ack("sent into the void")
+    server.accepting = False
+    first.drop()
+    first.send("queued while offline")
+    first.engine.page_hidden(first.now)
+    first.pump()
+    storage.setItem("pyrt:test", first.saved[-1])
+    assert not lost.done
+    assert [p.data for p in got] == ["seen"]
+
+    server.publish("c", "published during the reload")
+    server.accepting = True
+    second = EngineHarness(server=server, persist=True, heartbeat=None)
+    second.engine.restore(loads(storage.getItem("pyrt:test")))
+    again = second.subscribe("c")
+    second.connect()
+    assert server.handled == ["sent into the void", "queued while offline"]
+    assert [p.data for p in again] == ["published during the reload"]
+
+
+def test_a_restored_message_the_server_already_handled_is_not_handled_again() -> None:
+    server = FakePyrtServer()
+    first = online(server, persist=True)
+    first.blackhole()
+    waiter = first.send_with_ack("handled, but the ack was lost")
+    server.accept().handle(first.sent[-1])  # the server got it; its ack never came back
+    first.engine.page_hidden(first.now)
+    first.pump()
+    assert not waiter.done
+
+    second = EngineHarness(server=server, persist=True, heartbeat=None)
+    second.engine.restore(loads(first.saved[-1]))
+    second.connect()
+    assert server.handled == ["handled, but the ack was lost"]
+    assert len(frames_of(second, "message")) == 1
+    assert second.errors == []
+    assert second.engine.pending_acks == 0
+
+
+def test_persistence_saves_are_throttled_and_happen_on_their_own() -> None:
+    h = online(persist=True, persist_interval=0.25)
+    h.blackhole()
+    for n in range(10):
+        h.send_with_ack(n)
+    assert h.saved == []
+    h.advance(0.25)
+    assert len(h.saved) == 1
+    assert len(loads(h.saved[0]).frames) == 10
+
+
+def test_restore_after_connect_is_refused() -> None:
+    h = online()
+    with pytest.raises(InvalidStateError, match="before connect"):
+        h.engine.restore(loads(None))
+
+
+# ------------------------------------------------------------------------------ misc
+
+
+def test_unreadable_frames_are_reported_not_delivered() -> None:
+    h = EngineHarness(**NO_HB)
+    h.connect()
+    h.open()
+    h.receive("not json")
+    assert h.messages == []
+    assert isinstance(h.errors[0], FrameError)
+
+
+def test_the_welcome_names_the_session() -> None:
+    h = online()
+    assert h.engine.session == "s1"
+
+
+def test_received_returns_no_message_for_control_frames() -> None:
+    engine = WebSocketEngine(heartbeat=None)
+    engine.connect(0.0)
+    engine.opened(0.0)
+    assert engine.received('{"type":"pong","t":1}', 0.0) is NO_MESSAGE
+    assert engine.received('{"type":"message","data":5}', 0.0) == 5
+
+
+def test_stats_count_what_a_user_would_ask_about() -> None:
+    server = FakePyrtServer()
+    h = online(server)
+    h.send("a")
+    h.send_with_ack("b")
+    h.drop()
+    h.send("c")
+    h.advance(1.0)
+    stats = h.engine.stats_snapshot().as_dict()
+    assert stats["queued"] == 1
+    assert stats["acked"] == 1
+    assert stats["reconnects"] == 1
+    assert stats["sent"] >= 3
+    assert stats["received"] >= 4
+    assert stats["queue_length"] == 0
+    assert stats["pending_acks"] == 0
+
+
+def test_actions_are_drained_once() -> None:
+    engine = WebSocketEngine(heartbeat=None)
+    engine.connect(0.0)
+    first = engine.actions()
+    assert any(isinstance(a, OpenSocket) for a in first)
+    assert engine.actions() == ()
+
+
+def test_the_socket_of_a_manual_close_is_closed_with_the_given_code() -> None:
+    engine = WebSocketEngine(heartbeat=None)
+    engine.connect(0.0)
+    engine.opened(0.0)
+    engine.actions()
+    engine.close(0.0, 4001, "bye")
+    assert CloseSocket(4001, "bye", False) in engine.actions()
+
+
+def test_frames_queued_before_open_come_out_as_send_actions_after_subscriptions() -> None:
+    engine = WebSocketEngine(heartbeat=None)
+    engine.subscribe("c", print, 0.0)
+    engine.send("x", 0.0)
+    engine.connect(0.0)
+    engine.actions()
+    engine.opened(0.0)
+    frames = [a.frame for a in engine.actions() if isinstance(a, SendFrame)]
+    assert [json.loads(f)["type"] for f in frames] == ["subscribe", "message"]
+
+
+# ------------------------------------------------------------------------------ properties
+
+OPS = st.one_of(
+    st.tuples(st.just("send")),
+    st.tuples(st.just("publish")),
+    st.tuples(st.just("drop"), st.sampled_from([1000, 1001, 1006, 1011, 1012, 1013])),
+    st.tuples(st.just("blackhole")),
+    st.tuples(st.just("server"), st.booleans()),
+    st.tuples(st.just("wait"), st.floats(min_value=0.0, max_value=20.0)),
+    st.tuples(st.just("visible")),
+    st.tuples(st.just("online")),
+    st.tuples(st.just("pagehide")),
+)
+
+CHAOS: dict[str, Any] = {
+    "heartbeat": Heartbeat(interval=5.0, timeout=2.0),
+    "ack_timeout": 3.0,
+    "ack_retries": 10_000,
+    "connect_timeout": 3.0,
+    "backoff": Backoff(initial=0.1, maximum=5.0),
+}
+
+
+def play(h: EngineHarness, server: FakePyrtServer, ops: list[tuple[Any, ...]]) -> tuple[list[Any], int]:
+    """Apply random faults and traffic; returns the ack waiters and the number of publications."""
+    waiters: list[Any] = []
+    published = 0
+    for op in ops:
+        kind = op[0]
+        sock = h.socket
+        if kind == "send":
+            waiters.append(h.send_with_ack(len(waiters)))
+        elif kind == "publish":
+            server.publish("feed", published)
+            published += 1
+            h.pump()
+        elif kind == "drop" and sock is not None and sock.state == "open":
+            h.drop(op[1])
+        elif kind == "blackhole" and sock is not None and sock.state == "open":
+            h.blackhole()
+        elif kind == "server":
+            server.accepting = op[1]
+        elif kind == "wait":
+            h.advance(op[1])
+        elif kind == "visible":
+            h.engine.page_visible(h.now)
+            h.pump()
+        elif kind == "online":
+            h.engine.network_online(h.now)
+            h.pump()
+        elif kind == "pagehide":
+            h.engine.page_hidden(h.now)
+            h.pump()
+            h.advance(0.5)
+            h.engine.page_shown(h.now)
+            h.pump()
+    server.accepting = True
+    h.advance(120.0)
+    return waiters, published
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=st.lists(OPS, max_size=40), seed=st.integers(0, 2**32))
+def test_with_acks_and_dedup_no_message_is_lost_or_duplicated(ops: list[tuple[Any, ...]], seed: int) -> None:
+    server = FakePyrtServer()
+    h = EngineHarness(server=server, rng=random.Random(seed).random, **CHAOS)
+    h.connect()
+    waiters, _ = play(h, server, ops)
+    assert h.state is State.OPEN
+    assert server.handled == list(range(len(waiters)))
+    assert [(w.outcomes, w.error, w.value) for w in waiters] == [(1, None, n) for n in range(len(waiters))]
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=st.lists(OPS, max_size=40), seed=st.integers(0, 2**32))
+def test_a_subscription_delivers_every_publication_once_in_order(
+    ops: list[tuple[Any, ...]], seed: int
+) -> None:
+    server = FakePyrtServer(overlap=2)  # replays also repeat two publications already delivered
+    h = EngineHarness(server=server, rng=random.Random(seed).random, **CHAOS)
+    got = h.subscribe("feed")
+    h.connect()
+    _, published = play(h, server, ops)
+    assert [p.data for p in got] == list(range(published))
+    assert all(p.recovered for p in got)
+
+
+LIFE_OPS = st.one_of(
+    OPS,
+    st.tuples(st.just("close")),
+    st.tuples(st.just("stop"), st.sampled_from([1008, 4401])),
+    st.tuples(st.just("fire")),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=st.lists(LIFE_OPS, max_size=50), seed=st.integers(0, 2**32))
+def test_the_state_machine_never_takes_an_illegal_step(ops: list[tuple[Any, ...]], seed: int) -> None:
+    server = FakePyrtServer()
+    h = EngineHarness(server=server, rng=random.Random(seed).random, **CHAOS)
+    h.connect()
+    sockets_when_closed: int | None = None
+    for op in ops:
+        sock = h.socket
+        if h.state in (State.CLOSING, State.CLOSED):
+            if h.state is State.CLOSED:
+                sockets_when_closed = sockets_when_closed or len(h.sockets)
+            with pytest.raises(ClientClosedError):
+                h.send("after close()")
+            if op[0] == "wait":
+                h.advance(op[1])
+            continue
+        if op[0] == "close":
+            h.close()
+        elif op[0] == "stop" and sock is not None and sock.state == "open":
+            h.drop(op[1])
+        elif op[0] == "fire":
+            h.send("x")
+        else:
+            play_one(h, server, op)
+    for old, new in zip(h.states, h.states[1:], strict=False):
+        assert new in TRANSITIONS[old], f"{old} -> {new}"
+    if sockets_when_closed is not None:
+        assert len(h.sockets) == sockets_when_closed
+        assert len(h.closes) == 1
+
+
+def play_one(h: EngineHarness, server: FakePyrtServer, op: tuple[Any, ...]) -> None:
+    kind = op[0]
+    sock = h.socket
+    if kind == "send":
+        h.send_with_ack("x")
+    elif kind == "publish":
+        server.publish("feed", 1)
+        h.pump()
+    elif kind == "drop" and sock is not None and sock.state == "open":
+        h.drop(op[1])
+    elif kind == "blackhole" and sock is not None and sock.state == "open":
+        h.blackhole()
+    elif kind == "server":
+        server.accepting = op[1]
+    elif kind == "wait":
+        h.advance(op[1])
+    elif kind == "visible":
+        h.engine.page_visible(h.now)
+        h.pump()
+    elif kind == "online":
+        h.engine.network_online(h.now)
+        h.pump()
+    elif kind == "pagehide":
+        h.engine.page_hidden(h.now)
+        h.pump()
