@@ -114,11 +114,16 @@ def build(site: Path, source_dir: Path, pyodide: Path, wheel_cache: Path) -> Pat
     jupyter = Path(sys.executable).with_name("jupyter")
     command = [
         str(jupyter) if jupyter.exists() else "jupyter",
-        "lite", "build",
-        "--lite-dir", str(source_dir),
-        "--output-dir", str(site),
-        "--contents", str(EXAMPLES),
-        "--piplite-wheels", str(pyrt_wheel),
+        "lite",
+        "build",
+        "--lite-dir",
+        str(source_dir),
+        "--output-dir",
+        str(site),
+        "--contents",
+        str(EXAMPLES),
+        "--piplite-wheels",
+        str(pyrt_wheel),
         "--no-sourcemaps",
         "--no-unused-shared-packages",
     ]

@@ -107,9 +107,22 @@ def download(out: Path, wanted: dict[str, str]) -> None:
     print(f"vendor_wheels: downloading {len(missing)} wheels into {out}", file=sys.stderr)
     subprocess.run(
         [
-            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-            "--only-binary=:all:", "--python-version", "3.14", "--platform", "any",
-            "--implementation", "py", "--dest", str(out), *missing,
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.14",
+            "--platform",
+            "any",
+            "--implementation",
+            "py",
+            "--dest",
+            str(out),
+            *missing,
         ],
         check=True,
     )

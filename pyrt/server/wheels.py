@@ -234,12 +234,8 @@ def wheel_routes(
 
     async def lab_site(request: Request) -> Response:
         if not (lite_dir / "index.html").is_file():
-            return PlainTextResponse(
-                f"{lite_dir} is not built: run `make notebook`", status_code=503
-            )
-        response: Response = await lab_static.get_response(
-            request.path_params.get("path", ""), request.scope
-        )
+            return PlainTextResponse(f"{lite_dir} is not built: run `make notebook`", status_code=503)
+        response: Response = await lab_static.get_response(request.path_params.get("path", ""), request.scope)
         return response
 
     lab = Router(

@@ -114,9 +114,11 @@ class Lab:
         """Run every cell; return the output text of each code cell (failing on any error)."""
         cells = page.evaluate(RUN_ALL, int(timeout * 1000))
         texts = [text_of(cell["outputs"]) for cell in cells]
-        errors = [text for cell, text in zip(cells, texts, strict=True) if cell["count"] is None or any(
-            output["output_type"] == "error" for output in cell["outputs"]
-        )]
+        errors = [
+            text
+            for cell, text in zip(cells, texts, strict=True)
+            if cell["count"] is None or any(output["output_type"] == "error" for output in cell["outputs"])
+        ]
         assert not errors, "a cell failed or did not run:\n" + "\n---\n".join(
             [*errors, "--- console (last 30) ---", *self.console[-30:]]
         )

@@ -25,7 +25,8 @@ def source_files() -> set[str]:
     return {
         path.relative_to(REPO).as_posix()
         for path in package.rglob("*")
-        if path.is_file() and (path.suffix == ".py" or path.name == "py.typed")
+        if path.is_file()
+        and (path.suffix == ".py" or path.name == "py.typed")
         and "__pycache__" not in path.parts
     }
 
@@ -99,7 +100,9 @@ def test_the_sdist_rebuilds_the_same_package(dist: Path) -> None:
     assert source_files() <= names
 
 
-def test_the_client_imports_from_the_wheel_with_only_the_stdlib(wheel: zipfile.ZipFile, tmp_path: Path) -> None:
+def test_the_client_imports_from_the_wheel_with_only_the_stdlib(
+    wheel: zipfile.ZipFile, tmp_path: Path
+) -> None:
     wheel.extractall(tmp_path)
     # -I -S: no site-packages at all, so any third-party import fails. The browser adapters
     # need Pyodide (tested in Chromium) and the server needs its extra: both are left out.
