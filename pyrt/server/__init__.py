@@ -4,7 +4,22 @@
 ``serve.py`` at the repository root is the command-line entry point.
 """
 
-from pyrt.server.app import create_app
+from pyrt.server.app import PyrtApp, create_app
+from pyrt.server.application import Handler, HandlerError, IncomingMessage, echo_handler
+from pyrt.server.auth import make_token, verify_token
+from pyrt.server.brokers import Broker, MemoryBroker
 from pyrt.server.settings import Settings
 
-__all__ = ["Settings", "create_app"]
+__all__ = [
+    "Broker",
+    "Handler",
+    "HandlerError",
+    "IncomingMessage",
+    "MemoryBroker",
+    "PyrtApp",
+    "Settings",
+    "create_app",
+    "echo_handler",
+    "make_token",
+    "verify_token",
+]

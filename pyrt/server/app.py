@@ -1,25 +1,41 @@
-"""The ASGI application: ``create_app(settings)`` returns a Starlette app serving pyrt."""
+"""The ASGI application: ``create_app(broker=..., settings=...)`` returns a Starlette app serving pyrt.
+
+Mount it anywhere (``Mount("/rt", app=create_app())``); paths are relative to the mount point.
+It starts its broker on the first request or at lifespan startup, whichever comes first. On
+shutdown, ``await app.runtime.drain()`` closes every client with 1001 before the server stops
+(``serve.py`` does this on SIGTERM).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
+from prometheus_client import CollectorRegistry, ProcessCollector
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from pyrt.server.application import Handler, echo_handler
 from pyrt.server.assets import asset_routes
+from pyrt.server.brokers.base import Broker
+from pyrt.server.brokers.memory import MemoryBroker
+from pyrt.server.csp import SecurityHeaders
+from pyrt.server.demo import demo_routes, recording_handler, run_feed
+from pyrt.server.metrics import StatsCollector, metrics_endpoint
+from pyrt.server.protocol_handler import WebSocketEndpoint
+from pyrt.server.publish_endpoint import PublishEndpoint
+from pyrt.server.runtime import ChannelPolicy, Runtime, default_channel_policy
 from pyrt.server.settings import Settings
+from pyrt.server.sse_endpoint import SSEEndpoint
 from pyrt.server.wheels import wheel_routes
 
-__all__ = ["create_app"]
-
-
-async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+__all__ = ["PyrtApp", "create_app"]
 
 
 async def echo(websocket: WebSocket) -> None:
@@ -38,33 +54,105 @@ async def echo(websocket: WebSocket) -> None:
         return
 
 
-async def sse(request: Request) -> Response:
-    """A short numbered event stream (the full channel stream is the broker's job)."""
+class PyrtApp(Starlette):
+    """A Starlette app that owns a :class:`Runtime` (``app.runtime``)."""
 
-    async def events() -> object:
-        yield "retry: 1000\n\n"
-        for n in range(1, 4):
-            yield f"id: {n}\nevent: tick\ndata: {json.dumps({'n': n})}\n\n"
-        while True:
-            await asyncio.sleep(15)
-            yield ": hb\n\n"
+    runtime: Runtime
 
-    return StreamingResponse(
-        events(),  # type: ignore[arg-type]  # an async generator of str
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache"},
-    )
+    def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.runtime = runtime
+        self._start_lock: asyncio.Lock | None = None
+        self._ready = False
+
+    async def ensure_started(self) -> None:
+        """Start the broker and background tasks once (safe to call concurrently)."""
+        if self._ready:
+            return
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._ready:
+                return
+            runtime = self.runtime
+            await runtime.start()
+            settings = runtime.settings
+            if settings.demo and settings.demo_tick > 0:
+                runtime.add_task(asyncio.get_running_loop().create_task(run_feed(runtime.broker, settings.demo_tick)))
+            self._ready = True
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            # The socket, when the ASGI server exposes it, lets /demo/drop and slow-consumer
+            # handling abort a connection without a close frame (uvicorn does).
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if isinstance(transport, asyncio.Transport):
+                scope["pyrt.transport"] = transport
+            if not self._ready:
+                await self.ensure_started()
+        await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the server app. Mount it anywhere; all paths are relative to the mount point."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    broker: Broker | None = None,
+    handler: Handler | None = None,
+    channel_policy: ChannelPolicy | None = None,
+) -> PyrtApp:
+    """Build the server app.
+
+    ``broker`` defaults to a :class:`MemoryBroker` with ``settings.retention``; pass a
+    ``RedisBroker`` to share channels between instances. ``handler`` is the application for
+    ``message`` frames (default :func:`echo_handler`); ``channel_policy(channel, subject, action)``
+    decides who may subscribe or publish where.
+    """
     settings = settings or Settings()
+    broker = broker or MemoryBroker(settings.retention, settings.dedup_ttl, settings.dedup_max)
+    app_handler = handler or echo_handler
+    if settings.demo:
+        app_handler = recording_handler(app_handler, broker)
+    runtime = Runtime(settings, broker, app_handler, channel_policy or default_channel_policy)
+
+    registry = CollectorRegistry()
+    registry.register(StatsCollector(runtime.stats, lambda: broker.kind))
+    ProcessCollector(registry=registry)
+
+    async def healthz(request: Request) -> Response:
+        if runtime.draining:
+            return JSONResponse({"status": "draining"}, status_code=503)
+        if not await broker.healthy():
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    publish = PublishEndpoint(runtime)
+    sse = SSEEndpoint(runtime)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
+        Route("/metrics", metrics_endpoint(registry)),
         WebSocketRoute("/echo", echo),
-        WebSocketRoute("/ws", echo),
-        Route("/sse", sse),
-        *wheel_routes(settings),
-        *asset_routes(settings),
+        WebSocketRoute("/ws", WebSocketEndpoint(runtime)),
+        Route("/sse", sse, methods=["GET", "HEAD", "OPTIONS"]),
+        Route("/publish", publish.__call__, methods=["POST", "OPTIONS"]),
     ]
-    return Starlette(routes=routes)
+    if settings.demo:
+        routes.extend(demo_routes(runtime))
+    routes.extend(wheel_routes(settings))
+    routes.extend(asset_routes(settings))
+    connect = (*settings.allowed_origins, *settings.connect_src)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        assert isinstance(app, PyrtApp)
+        await app.ensure_started()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    return PyrtApp(
+        runtime,
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders, connect=connect)],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,149 @@
+"""Who may connect: the Origin allow-list and signed tokens (HMAC-SHA256 with an expiry).
+
+A token is ``<payload>.<signature>``, both base64url without padding, so it is a valid HTTP token
+and can ride in ``Sec-WebSocket-Protocol`` as ``bearer.<token>``. The payload is JSON
+``{"sub": SUBJECT, "exp": UNIX_SECONDS}``. Tokens are never read from URLs and never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = [
+    "COOKIE_NAME",
+    "SUBPROTOCOL",
+    "TOKEN_SUBPROTOCOL_PREFIX",
+    "Claims",
+    "make_token",
+    "origin_allowed",
+    "token_from_scope",
+    "verify_token",
+]
+
+SUBPROTOCOL = "pyrt.v1"
+TOKEN_SUBPROTOCOL_PREFIX = "bearer."
+COOKIE_NAME = "pyrt_token"
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """A verified token: who it names and until when (unix seconds) it is valid."""
+
+    subject: str
+    expires: float
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(secret: str, payload: str) -> str:
+    return _b64(hmac.new(secret.encode(), payload.encode("ascii"), hashlib.sha256).digest())
+
+
+def make_token(secret: str, subject: str, ttl: float = 3600.0, *, now: float | None = None) -> str:
+    """A token for ``subject`` valid for ``ttl`` seconds from ``now`` (default: the clock)."""
+    if not secret:
+        raise ValueError("make_token needs a non-empty secret")
+    issued = time.time() if now is None else now
+    body = json.dumps({"sub": subject, "exp": int(issued + ttl)}, separators=(",", ":"))
+    payload = _b64(body.encode())
+    return f"{payload}.{_sign(secret, payload)}"
+
+
+def verify_token(secret: str, token: str | None, *, now: float | None = None) -> Claims | None:
+    """The token's claims if its signature is right and it has not expired, else ``None``."""
+    if not secret or not token or token.count(".") != 1 or len(token) > 4096:
+        return None
+    payload, signature = token.split(".")
+    try:
+        expected = _sign(secret, payload)
+    except UnicodeEncodeError:
+        return None
+    if not hmac.compare_digest(expected, signature):
+        return None
+    try:
+        claims: Any = json.loads(_unb64(payload))
+    except (ValueError, binascii.Error):
+        return None
+    if not isinstance(claims, dict):
+        return None
+    subject, expires = claims.get("sub"), claims.get("exp")
+    if not isinstance(subject, str) or not isinstance(expires, int | float) or isinstance(expires, bool):
+        return None
+    if expires <= (time.time() if now is None else now):
+        return None
+    return Claims(subject, float(expires))
+
+
+def _headers(scope: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    for name, value in scope.get("headers", ()):
+        yield name.decode("latin-1").lower(), value.decode("latin-1")
+
+
+def token_from_scope(scope: Mapping[str, Any]) -> str | None:
+    """The token a request carries: ``Authorization: Bearer``, the ``pyrt_token`` cookie, or
+    (WebSocket) a ``bearer.TOKEN`` subprotocol. Never from the URL."""
+    if scope.get("type") == "websocket":
+        for protocol in scope.get("subprotocols", ()):
+            if protocol.startswith(TOKEN_SUBPROTOCOL_PREFIX):
+                return str(protocol[len(TOKEN_SUBPROTOCOL_PREFIX) :])
+    for name, value in _headers(scope):
+        if name == "authorization":
+            scheme, _, credentials = value.partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                return credentials.strip()
+        elif name == "cookie":
+            try:
+                cookie: SimpleCookie = SimpleCookie(value)
+            except CookieError:
+                continue
+            if COOKIE_NAME in cookie:
+                return cookie[COOKIE_NAME].value
+    return None
+
+
+def header(scope: Mapping[str, Any], wanted: str) -> str | None:
+    """The first value of header ``wanted`` (lower-case name), or ``None``."""
+    for name, value in _headers(scope):
+        if name == wanted:
+            return value
+    return None
+
+
+def origin_allowed(scope: Mapping[str, Any], allowed: Iterable[str]) -> bool:
+    """Whether the request's ``Origin`` may use this server.
+
+    Allowed: no ``Origin`` header (not a browser), the server's own origin (the ``Host`` the
+    request was sent to, same scheme), any origin listed in ``allowed``, or everything if
+    ``allowed`` holds ``"*"``.
+    """
+    origin = header(scope, "origin")
+    if origin is None:
+        return True
+    allowed = list(allowed)
+    if "*" in allowed:
+        return True
+    origin = origin.strip().rstrip("/").lower()
+    if origin in {a.strip().rstrip("/").lower() for a in allowed}:
+        return True
+    host = header(scope, "host")
+    if host is None:
+        return False
+    parts = urlsplit(origin)
+    secure = scope.get("scheme") in ("https", "wss")
+    return parts.scheme == ("https" if secure else "http") and parts.netloc == host.strip().lower()

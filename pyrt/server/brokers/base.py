@@ -1,0 +1,151 @@
+"""The broker interface: where publications are stored, numbered, replayed and fanned out.
+
+The protocol code talks only to :class:`Broker`; :class:`~pyrt.server.brokers.memory.MemoryBroker`
+keeps channels in this process, :class:`~pyrt.server.brokers.redis.RedisBroker` in Redis Streams
+shared by every instance.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pyrt.server.dedup import MessageDedup
+from pyrt.server.offsets import OffsetKey, offset_key
+from pyrt.sse_encode import encode_event
+
+__all__ = ["Broker", "BrokerError", "History", "Listener", "Publication"]
+
+
+class BrokerError(Exception):
+    """The broker could not do what was asked (e.g. Redis is unreachable)."""
+
+
+class Publication:
+    """One publication, with its wire encodings computed once for every subscriber.
+
+    ``data_json`` is the data already encoded as JSON text: it is stored and sent as is.
+    """
+
+    __slots__ = ("_sse", "_ws", "channel", "data_json", "event", "key", "offset")
+
+    def __init__(self, channel: str, offset: str, event: str, data_json: str) -> None:
+        self.channel = channel
+        self.offset = offset
+        self.key: OffsetKey = offset_key(offset)
+        self.event = event
+        self.data_json = data_json
+        self._ws: str | None = None
+        self._sse: bytes | None = None
+
+    @property
+    def ws_frame(self) -> str:
+        """The ``publication`` frame for ``/ws`` (built on first use, then shared)."""
+        if self._ws is None:
+            self._ws = (
+                '{"type":"publication","channel":' + json.dumps(self.channel)
+                + ',"offset":"' + self.offset
+                + '","event":' + json.dumps(self.event)
+                + ',"data":' + self.data_json + "}"
+            )
+        return self._ws
+
+    @property
+    def sse_event(self) -> bytes:
+        """The event for ``/sse`` (built on first use, then shared)."""
+        if self._sse is None:
+            self._sse = encode_event(self.data_json.encode(), type=self.event, id=self.offset)
+        return self._sse
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "offset": self.offset,
+            "event": self.event,
+            "data": json.loads(self.data_json),
+        }
+
+    def __repr__(self) -> str:
+        return f"Publication({self.channel!r}, {self.offset!r}, {self.event!r}, {self.data_json[:60]!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What a subscriber must replay.
+
+    ``publications`` are those after ``since``, oldest first; ``latest`` is the channel's latest
+    offset when it was read (``"0"`` when empty); ``recovered`` is ``False`` when publications
+    right after ``since`` are no longer retained (then ``publications`` starts at the oldest).
+    """
+
+    publications: list[Publication]
+    latest: str
+    recovered: bool
+
+
+#: Called by the broker, on the event loop, for every live publication of a watched channel, in
+#: offset order per channel.
+Listener = Callable[[Publication], None]
+
+
+class Broker(abc.ABC):
+    """Stores publications per channel and delivers live ones to one :data:`Listener`.
+
+    Lifecycle: ``await start(listener)`` once, then any calls, then ``await close()``.
+    """
+
+    #: ``"memory"`` or ``"redis"`` (shown by ``/healthz`` and ``/metrics``).
+    kind: str = ""
+
+    @property
+    @abc.abstractmethod
+    def message_dedup(self) -> MessageDedup:
+        """The dedup window for ``message`` ids (shared by every instance on this broker)."""
+
+    @abc.abstractmethod
+    async def start(self, listener: Listener) -> None:
+        """Begin delivering live publications of watched channels to ``listener``."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop delivering and release connections. Idempotent."""
+
+    @abc.abstractmethod
+    async def publish(
+        self,
+        channel: str,
+        event: str,
+        data_json: str,
+        *,
+        publish_id: str | None = None,
+        retention: int | None = None,
+    ) -> tuple[str, bool]:
+        """Append a publication; return ``(offset, duplicate)``.
+
+        With ``publish_id``, a second publish with the same id (within the dedup window) appends
+        nothing and returns the first one's offset with ``duplicate=True``. ``retention``
+        overrides how many publications this channel keeps.
+        """
+
+    @abc.abstractmethod
+    async def watch(self, channel: str) -> None:
+        """Deliver live publications of ``channel`` to the listener from now on.
+
+        After it returns, every publication not yet in a :meth:`history` read made after it
+        reaches the listener (so replay + live has no gap; duplicates are dropped by offset).
+        """
+
+    @abc.abstractmethod
+    def unwatch(self, channel: str) -> None:
+        """Stop delivering ``channel`` (no local subscriber left)."""
+
+    @abc.abstractmethod
+    async def history(self, channel: str, since: OffsetKey | None) -> History:
+        """Publications after ``since`` (``None``: none, just the latest offset)."""
+
+    async def healthy(self) -> bool:
+        """Whether the broker can serve requests now."""
+        return True

@@ -1,0 +1,251 @@
+"""One client connection's way out: a bounded send queue drained by a writer task made on demand.
+
+An idle connection owns no task of its own (the ASGI server's task waits in ``receive``); the first
+queued frame starts a writer, which lingers a moment after the queue empties so bursts reuse it.
+Pushing never waits: when the queued bytes pass the limit the client is a slow consumer and is
+disconnected (WebSocket close 1013, SSE stream aborted); it recovers by offset on reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any, Literal
+
+from pyrt.server.metrics import Stats
+
+__all__ = ["Connection", "Kind"]
+
+log = logging.getLogger("pyrt.server")
+
+Kind = Literal["ws", "sse"]
+Send = Any  # the ASGI send callable
+
+_LINGER = 1.0  # seconds an idle writer waits for more work before it exits
+_CLOSE_TIMEOUT = 2.0  # seconds to get a close frame out before aborting the socket
+
+
+class Connection:
+    """The sending half of one WebSocket (``kind="ws"``: text frames) or SSE stream (bytes).
+
+    ``transport`` (when the ASGI server exposes it) lets :meth:`abort` drop the socket without a
+    close frame. After :meth:`close` or :meth:`abort`, pushes are ignored.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_close",
+        "_limit",
+        "_queue",
+        "_queued",
+        "_room",
+        "_send",
+        "_stalled_until",
+        "_stats",
+        "_wake",
+        "_writer",
+        "cid",
+        "client_ip",
+        "closed",
+        "kind",
+        "session",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        kind: Kind,
+        send: Send,
+        *,
+        stats: Stats,
+        limit_bytes: int,
+        session: str,
+        cid: str | None = None,
+        client_ip: str = "",
+        transport: asyncio.Transport | None = None,
+    ) -> None:
+        self.kind = kind
+        self.session = session
+        self.cid = cid
+        self.client_ip = client_ip
+        self.transport = transport
+        #: True once the connection is closing or closed: nothing more is sent.
+        self.closed = False
+        self._send = send
+        self._stats = stats
+        self._limit = limit_bytes
+        self._queue: deque[str | bytes] = deque()
+        self._queued = 0
+        self._writer: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._room: asyncio.Event | None = None
+        self._close: tuple[int, str] | None = None
+        self._stalled_until = 0.0
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def push(self, item: str | bytes) -> bool:
+        """Queue one frame (``str``, WebSocket) or event bytes (SSE). ``False`` if it was dropped.
+
+        Never waits. Over the queue limit the connection is closed as a slow consumer.
+        """
+        if self.closed:
+            return False
+        size = len(item)
+        if self._queued + size > self._limit and self._queue:
+            self._overflow()
+            return False
+        self._queue.append(item)
+        self._queued += size
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+        elif self._wake is not None:
+            self._wake.set()
+        return True
+
+    async def wait_room(self) -> None:
+        """Wait until the queue is at most half full (replays use it to stream at the client's pace)."""
+        while not self.closed and self._queued > self._limit // 2:
+            if self._room is None:
+                self._room = asyncio.Event()
+            self._room.clear()
+            await self._room.wait()
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send what is queued, then close (WebSocket close frame / end of the SSE stream)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._close = (code, reason)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+        elif self._wake is not None:
+            self._wake.set()
+        self._set_room()
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, with no close frame (the peer sees 1006 / an EOF)."""
+        self.closed = True
+        self._queue.clear()
+        self._queued = 0
+        self._set_room()
+        if self.transport is not None:
+            self.transport.abort()
+        elif self._writer is None:  # no transport to abort: the best left is a close frame
+            self._close = (1011, "dropped")
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    def stall(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (the receive side checks :meth:`stalled` too)."""
+        self._stalled_until = asyncio.get_running_loop().time() + seconds
+
+    async def unstalled(self) -> None:
+        """Return once no stall is in effect."""
+        loop = asyncio.get_running_loop()
+        while (left := self._stalled_until - loop.time()) > 0:
+            await asyncio.sleep(left)
+
+    async def finished(self) -> None:
+        """Wait for the writer to finish (after :meth:`close`)."""
+        writer = self._writer
+        if writer is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(writer)
+
+    def detach(self) -> None:
+        """The connection is gone: stop the writer and forget the queue."""
+        self.closed = True
+        self._queue.clear()
+        self._queued = 0
+        self._set_room()
+        writer = self._writer
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _set_room(self) -> None:
+        if self._room is not None:
+            self._room.set()
+
+    def _overflow(self) -> None:
+        self._stats.drop("slow_consumer")
+        log.info("slow consumer %s (%d bytes queued): disconnecting", self.session, self._queued)
+        self.closed = True
+        self._queue.clear()
+        self._queued = 0
+        self._set_room()
+        writer = self._writer
+        self._writer = None
+        if writer is not None:
+            writer.cancel()  # it can only be blocked waiting for the socket to drain
+        if self.kind == "sse" and self.transport is not None:
+            self.transport.abort()
+            return
+        self._close = (1013, "slow consumer: resubscribe from your last offset")
+        self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        queue = self._queue
+        send = self._send
+        loop = asyncio.get_running_loop()
+        ws = self.kind == "ws"
+        try:
+            while True:
+                if queue:
+                    if self._stalled_until > loop.time():
+                        await self.unstalled()
+                        continue
+                    if ws:
+                        item = queue.popleft()
+                        self._queued -= len(item)
+                        await send({"type": "websocket.send", "text": item})
+                        self._stats.frames_out += 1
+                    else:
+                        count = len(queue)
+                        body = b"".join(queue)  # type: ignore[arg-type]  # SSE queues bytes only
+                        queue.clear()
+                        self._queued = 0
+                        await send({"type": "http.response.body", "body": body, "more_body": True})
+                        self._stats.frames_out += count
+                    if self._room is not None and self._queued <= self._limit // 2:
+                        self._room.set()
+                    continue
+                if self._close is not None:
+                    await self._send_close(*self._close)
+                    return
+                if self._wake is None:
+                    self._wake = asyncio.Event()
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(_LINGER):
+                        await self._wake.wait()
+                except TimeoutError:
+                    if not queue and self._close is None:
+                        return
+        except OSError:
+            self.closed = True  # the client went away; the receive side cleans up
+        finally:
+            if self._writer is asyncio.current_task():
+                self._writer = None
+
+    async def _send_close(self, code: int, reason: str) -> None:
+        message: dict[str, Any]
+        if self.kind == "ws":
+            message = {"type": "websocket.close", "code": code, "reason": reason}
+        else:
+            message = {"type": "http.response.body", "body": b"", "more_body": False}
+        try:
+            async with asyncio.timeout(_CLOSE_TIMEOUT):
+                await self._send(message)
+        except TimeoutError:
+            if self.transport is not None:
+                self.transport.abort()
+        except (OSError, RuntimeError):
+            pass  # already closed

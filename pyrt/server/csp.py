@@ -1,0 +1,127 @@
+"""Security headers: a Content-Security-Policy for the pages, ``nosniff`` for everything.
+
+Pages may run Pyodide: ``script-src 'self' 'wasm-unsafe-eval'`` (WebAssembly compilation) without
+``'unsafe-eval'``; inline scripts are allowed by their SHA-256 hash, computed from the page that
+is actually served. ``connect-src`` allows the server's own origin, the allowed origins, the
+configured extra sources and, for a page served from a loopback address, any loopback port (so a
+local test proxy or a second local instance can be reached).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from pyrt.server.auth import header
+
+__all__ = ["SecurityHeaders", "inline_script_hashes", "page_policy"]
+
+_SCRIPT = re.compile(rb"<script\b([^>]*)>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
+_TYPE = re.compile(rb"""\btype\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
+_SRC = re.compile(rb"\bsrc\s*=", re.IGNORECASE)
+_JS_TYPES = {b"", b"module", b"text/javascript", b"application/javascript", b"importmap"}
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+def inline_script_hashes(html: bytes) -> list[str]:
+    """``'sha256-…'`` sources for the inline scripts the browser would execute in ``html``."""
+    hashes = []
+    for match in _SCRIPT.finditer(html):
+        attributes, body = match.group(1), match.group(2)
+        if _SRC.search(attributes):
+            continue
+        kind = _TYPE.search(attributes)
+        if (kind.group(1).lower() if kind else b"") not in _JS_TYPES:
+            continue  # e.g. <script type="py">: data for PyScript, not run by the browser
+        digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        hashes.append(f"'sha256-{digest}'")
+    return hashes
+
+
+def _websocket_twin(origin: str) -> list[str]:
+    parts = urlsplit(origin)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return [origin, f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}"]
+    return [origin]
+
+
+def page_policy(host: str | None, script_hashes: Iterable[str], connect: Iterable[str]) -> str:
+    """The CSP for a page served to ``host`` (the ``Host`` header)."""
+    connect_src = ["'self'"]
+    for source in connect:
+        connect_src.extend(_websocket_twin(source) if source != "*" else ["*"])
+    hostname = (host or "").rsplit(":", 1)[0] if not (host or "").startswith("[") else (host or "").split("]")[0] + "]"
+    if hostname in _LOOPBACK:
+        for name in _LOOPBACK:
+            connect_src.extend(f"{scheme}://{name}:*" for scheme in ("http", "https", "ws", "wss"))
+    directives = [
+        "default-src 'self'",
+        " ".join(["script-src 'self' 'wasm-unsafe-eval'", *script_hashes]),
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src " + " ".join(dict.fromkeys(connect_src)),
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+    return "; ".join(directives)
+
+
+class SecurityHeaders:
+    """ASGI middleware: ``X-Content-Type-Options``/``Referrer-Policy`` on every HTTP response,
+    and the page CSP on HTML (except under ``exclude`` prefixes, e.g. a JupyterLite site)."""
+
+    def __init__(
+        self,
+        app: Any,
+        connect: Iterable[str] = (),
+        exclude: tuple[str, ...] = ("/lab/",),
+    ) -> None:
+        self.app = app
+        self.connect = tuple(connect)
+        self.exclude = exclude
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        wants_csp = not path.startswith(self.exclude)
+        host = header(scope, "host")
+        start: dict[str, Any] | None = None
+        body: list[bytes] = []
+
+        async def wrapped(message: dict[str, Any]) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                headers.append((b"referrer-policy", b"no-referrer"))
+                message = {**message, "headers": headers}
+                content_type = dict(headers).get(b"content-type", b"")
+                if wants_csp and content_type.startswith(b"text/html"):
+                    start = message  # hold it until the page is read: its hashes go in the CSP
+                    return
+                await send(message)
+                return
+            if start is not None and message["type"] == "http.response.body":
+                body.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                html = b"".join(body)
+                policy = page_policy(host, inline_script_hashes(html), self.connect)
+                headers = [*start["headers"], (b"content-security-policy", policy.encode())]
+                await send({**start, "headers": headers})
+                await send({"type": "http.response.body", "body": html})
+                start = None
+                return
+            await send(message)
+
+        await self.app(scope, receive, wrapped)

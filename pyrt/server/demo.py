@@ -1,0 +1,141 @@
+"""Demo mode (``--demo``): the live feed, connection-breaking controls, and what the app received.
+
+- ``POST /demo/drop`` ``{"session": SID}`` or ``{"cid": CID}``: abort matching connections without
+  a close frame (the browser sees 1006). Answers ``{"dropped": N}``.
+- ``POST /demo/stall`` ``{... , "seconds": N}``: stop answering them for N seconds (half-open).
+- ``GET /demo/received?cid=CID`` (or ``session=SID``): the ``message`` frames the application
+  handled for that client, in order, once per id: ``{"messages": [{"id": ID, "data": D}, ...]}``.
+  They are kept in the broker channel ``_received.<cid or session>``, so with Redis every instance
+  sees the same list.
+- The ``feed`` channel gets ``tick`` events every ``demo_tick`` seconds, an ``update`` every third
+  tick and a ``notification`` every fifth; the chat room is the ``chat`` channel (plain pub/sub).
+
+The controls act on the connections of the instance that receives the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from pyrt.server.application import Handler, IncomingMessage
+from pyrt.server.auth import origin_allowed
+from pyrt.server.brokers.base import Broker, BrokerError
+from pyrt.server.offsets import ZERO, is_channel_name
+from pyrt.server.publish_endpoint import BadRequest, read_json_body
+from pyrt.server.runtime import Runtime
+
+__all__ = ["FEED_CHANNEL", "demo_routes", "received_channel", "recording_handler", "run_feed"]
+
+log = logging.getLogger("pyrt.server")
+
+FEED_CHANNEL = "feed"
+RECEIVED_RETENTION = 100_000
+_NOTIFICATIONS = [
+    ("info", "Someone joined the chat"),
+    ("success", "Backup finished"),
+    ("warning", "Disk 80% full"),
+    ("info", "New version available"),
+]
+
+
+def received_channel(key: str) -> str | None:
+    """The channel recording what the application received from client ``key`` (cid or session)."""
+    name = f"_received.{key}"
+    return name if is_channel_name(name) else None
+
+
+def recording_handler(inner: Handler, broker: Broker) -> Handler:
+    """Wrap ``inner`` so every message it handles is also recorded for ``/demo/received``."""
+
+    async def handler(message: IncomingMessage) -> Any:
+        result = await inner(message)
+        channel = received_channel(message.cid or message.session)
+        if channel is not None:
+            record = json.dumps({"id": message.id, "data": message.data}, separators=(",", ":"))
+            await broker.publish(channel, "received", record, retention=RECEIVED_RETENTION)
+        return result
+
+    return handler
+
+
+async def run_feed(broker: Broker, interval: float) -> None:
+    """Publish the demo feed forever (cancel to stop)."""
+    n = 0
+    while True:
+        await asyncio.sleep(interval)
+        n += 1
+        events: list[tuple[str, dict[str, Any]]] = [("tick", {"n": n, "time": time.time()})]
+        if n % 3 == 0:
+            events.append(("update", {"n": n, "item": f"build #{n // 3}", "progress": (n * 7) % 101}))
+        if n % 5 == 0:
+            level, text = _NOTIFICATIONS[(n // 5) % len(_NOTIFICATIONS)]
+            events.append(("notification", {"n": n, "level": level, "text": text}))
+        for event, data in events:
+            try:
+                await broker.publish(FEED_CHANNEL, event, json.dumps(data, separators=(",", ":")))
+            except BrokerError as exc:
+                log.warning("demo feed: %s", exc)
+
+
+def demo_routes(runtime: Runtime) -> list[BaseRoute]:
+    """``/demo/drop``, ``/demo/stall`` and ``/demo/received``."""
+
+    async def selected(request: Request) -> tuple[dict[str, Any], list[Any]]:
+        if not origin_allowed(request.scope, runtime.settings.allowed_origins):
+            raise BadRequest(403, "origin not allowed")
+        body = await read_json_body(request, 64 * 1024)
+        if not isinstance(body, dict):
+            raise BadRequest(400, "the body must be a JSON object")
+        session, cid = body.get("session"), body.get("cid")
+        if not isinstance(session, str) and not isinstance(cid, str):
+            raise BadRequest(400, 'name the connections: {"session": SID} or {"cid": CID}')
+        return body, runtime.select(
+            session if isinstance(session, str) else None, cid if isinstance(cid, str) else None
+        )
+
+    async def drop(request: Request) -> Response:
+        try:
+            _, connections = await selected(request)
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        for conn in connections:
+            runtime.stats.drop("demo")
+            conn.abort()
+        return JSONResponse({"dropped": len(connections)})
+
+    async def stall(request: Request) -> Response:
+        try:
+            body, connections = await selected(request)
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        seconds = body.get("seconds", 5)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 3600:
+            return JSONResponse({"error": "seconds must be a number from 0 to 3600"}, status_code=400)
+        for conn in connections:
+            conn.stall(float(seconds))
+        return JSONResponse({"stalled": len(connections)})
+
+    async def received(request: Request) -> Response:
+        key = request.query_params.get("cid") or request.query_params.get("session")
+        channel = received_channel(key) if key else None
+        if channel is None:
+            return JSONResponse({"error": "give ?cid=CID or ?session=SID"}, status_code=400)
+        try:
+            history = await runtime.broker.history(channel, ZERO)
+        except BrokerError:
+            return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+        return JSONResponse({"messages": [json.loads(p.data_json) for p in history.publications]})
+
+    return [
+        Route("/demo/drop", drop, methods=["POST"]),
+        Route("/demo/stall", stall, methods=["POST"]),
+        Route("/demo/received", received, methods=["GET"]),
+    ]

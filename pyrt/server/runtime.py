@@ -1,0 +1,153 @@
+"""What the endpoints share: settings, broker, hub, counters, the open connections, and shutdown.
+
+One :class:`Runtime` per app. ``await start()`` before serving (the app's lifespan does it);
+``await drain()`` closes every client with 1001 / ends every SSE stream and waits for them, so a
+SIGTERM loses nothing; ``await stop()`` closes the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from pyrt.server.application import Handler
+from pyrt.server.brokers.base import Broker
+from pyrt.server.connection import Connection
+from pyrt.server.hub import Hub
+from pyrt.server.limits import ConnectionCap
+from pyrt.server.metrics import Stats
+from pyrt.server.settings import Settings
+from pyrt.sse_encode import encode_comment
+
+__all__ = ["ChannelPolicy", "Runtime", "default_channel_policy"]
+
+log = logging.getLogger("pyrt.server")
+
+#: ``policy(channel, subject, action)`` -> allowed? ``action`` is ``"subscribe"`` or ``"publish"``;
+#: ``subject`` is the token's subject (``None`` without authentication).
+ChannelPolicy = Callable[[str, str | None, str], bool]
+
+_SSE_HEARTBEAT = encode_comment("hb").encode()
+
+
+def default_channel_policy(channel: str, subject: str | None, action: str) -> bool:
+    """Anyone may subscribe to any channel; channels starting with ``_`` are published by the
+    server only."""
+    return action == "subscribe" or not channel.startswith("_")
+
+
+class Runtime:
+    """The state of one server app."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        broker: Broker,
+        handler: Handler,
+        channel_policy: ChannelPolicy = default_channel_policy,
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.handler = handler
+        self.channel_policy = channel_policy
+        self.name = settings.server_name or f"pyrt-{os.getpid()}"
+        self.stats = Stats()
+        self.hub = Hub(broker, self.stats)
+        self.cap = ConnectionCap(settings.max_connections_per_ip)
+        #: Every open connection, with the object that serves it (``WsSession`` or ``None``).
+        self.connections: dict[Connection, Any] = {}
+        self.draining = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the broker and the heartbeat loops (idempotent)."""
+        if self._started:
+            return
+        self._started = True
+        await self.broker.start(self.hub.dispatch)
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._sse_heartbeats()))
+        self._tasks.append(loop.create_task(self._ws_heartbeats()))
+        if not self.settings.token_secret:
+            log.warning("no token secret configured: authentication is OFF (anyone may connect)")
+
+    def add_task(self, task: asyncio.Task[None]) -> None:
+        """Own a background task: it is cancelled by :meth:`stop`."""
+        self._tasks.append(task)
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Refuse new connections, close every open one (1001 / end of stream) after what is
+        queued for it, and wait up to ``grace`` seconds for them to go."""
+        self.draining = True
+        for conn, session in list(self.connections.items()):
+            if session is not None and getattr(session, "busy", False):
+                continue  # closes itself after the frame it is handling (its ack goes first)
+            conn.close(1001, "server shutting down")
+        grace = self.settings.shutdown_grace if grace is None else grace
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.connections and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            conn.abort()
+
+    async def stop(self) -> None:
+        """Stop background tasks and close the broker."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.broker.close()
+        self._started = False
+
+    # --- connections --------------------------------------------------------------------------
+
+    def new_session(self) -> str:
+        return secrets.token_urlsafe(12)
+
+    def register(self, conn: Connection, session: Any = None) -> None:
+        self.connections[conn] = session
+        self.stats.connections_open[conn.kind] += 1
+        self.stats.connections_total[conn.kind] += 1
+
+    def unregister(self, conn: Connection) -> None:
+        if self.connections.pop(conn, False) is not False:
+            self.stats.connections_open[conn.kind] -= 1
+
+    def select(self, session: str | None = None, cid: str | None = None) -> list[Connection]:
+        """Open connections with this ``session`` (WebSocket) or ``cid`` (any transport)."""
+        return [
+            conn
+            for conn in self.connections
+            if (session is not None and conn.session == session) or (cid is not None and conn.cid == cid)
+        ]
+
+    # --- heartbeats ---------------------------------------------------------------------------
+
+    async def _sse_heartbeats(self) -> None:
+        interval = self.settings.sse_heartbeat
+        while True:
+            await asyncio.sleep(interval)
+            for conn in list(self.connections):
+                if conn.kind == "sse" and not conn.queued_bytes:
+                    conn.push(_SSE_HEARTBEAT)
+
+    async def _ws_heartbeats(self) -> None:
+        interval = self.settings.heartbeat
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval / 2)
+            now = loop.time()
+            for session in list(self.connections.values()):
+                if session is not None:
+                    session.check_liveness(now, interval)
