@@ -295,7 +295,9 @@ class _SSEClient:
         self._cancel_timer()
         if deadline is not None and self._loop is not None:
             self._timer_at = deadline
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+            # Pyodide's WebLoop refuses call_at() for a moment already past: use a delay.
+            delay = max(0.0, deadline - self._loop.time())
+            self._timer = self._loop.call_later(delay, self._on_timer)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

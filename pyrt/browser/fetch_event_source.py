@@ -123,7 +123,7 @@ class FetchEventSource(_SSEClient):
             assert self._loop is not None
             task = self._loop.create_task(self._run(action.request, action.headers))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._task_done)
         elif (
             isinstance(action, AbortRequest)
             and self._controller is not None
@@ -159,9 +159,9 @@ class FetchEventSource(_SSEClient):
         read = engine.response(
             request,
             int(response.status),
-            response.headers.get("content-type"),
+            _header(response, "content-type"),
             self._now(),
-            retry_after=response.headers.get("retry-after"),
+            retry_after=_header(response, "retry-after"),
             wall_time=js.Date.now() / 1000,
         )
         self._pump()
@@ -187,6 +187,12 @@ class FetchEventSource(_SSEClient):
             return
         engine.ended(request, self._now())
         self._pump()
+
+
+def _header(response: Any, name: str) -> str | None:
+    """A response header, or ``None`` (JS ``null`` arrives as a ``JsNull`` object, not ``None``)."""
+    value = response.headers.get(name)
+    return value if isinstance(value, str) else None
 
 
 def _message(exc: BaseException) -> str:
