@@ -78,7 +78,8 @@ class PyrtApp(Starlette):
             await runtime.start()
             settings = runtime.settings
             if settings.demo and settings.demo_tick > 0:
-                runtime.add_task(asyncio.get_running_loop().create_task(run_feed(runtime.broker, settings.demo_tick)))
+                feed = run_feed(runtime.broker, settings.demo_tick)
+                runtime.add_task(asyncio.get_running_loop().create_task(feed))
             self._ready = True
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:

@@ -44,15 +44,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="ORIGIN",
-        help="also allow browsers from ORIGIN (repeatable; '*' allows any); the server's own origin is always allowed",
+        help="also allow browsers from ORIGIN (repeatable; '*' allows any); the own origin always is",
     )
     p.add_argument(
         "--token-secret",
         default=os.environ.get(TOKEN_SECRET_ENV, ""),
         help=f"require signed tokens (HMAC secret; or set ${TOKEN_SECRET_ENV}). Without it auth is off",
     )
-    p.add_argument("--make-token", metavar="SUBJECT", help="print a token for SUBJECT (needs the secret) and exit")
-    p.add_argument("--token-ttl", type=float, default=3600.0, help="lifetime of --make-token tokens in seconds")
+    p.add_argument("--make-token", metavar="SUBJECT", help="print a token for SUBJECT and exit")
+    p.add_argument("--token-ttl", type=float, default=3600.0, help="--make-token lifetime in seconds")
     p.add_argument(
         "--demo",
         action=argparse.BooleanOptionalAction,
@@ -63,7 +63,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keyfile", help="TLS private key (PEM)")
     p.add_argument("--name", default="", help="server name sent in welcome (default pyrt-<pid>)")
     p.add_argument("--heartbeat", type=float, default=d.heartbeat, help="WebSocket heartbeat seconds")
-    p.add_argument("--sse-heartbeat", type=float, default=d.sse_heartbeat, help="SSE comment heartbeat seconds")
+    p.add_argument("--sse-heartbeat", type=float, default=d.sse_heartbeat, help="SSE heartbeat seconds")
     p.add_argument("--sse-retry", type=int, default=d.sse_retry_ms, help="SSE retry: milliseconds")
     p.add_argument("--retention", type=int, default=d.retention, help="publications kept per channel")
     p.add_argument("--max-message-bytes", type=int, default=d.max_message_bytes, help="message size limit")

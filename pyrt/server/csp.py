@@ -54,7 +54,8 @@ def page_policy(host: str | None, script_hashes: Iterable[str], connect: Iterabl
     connect_src = ["'self'"]
     for source in connect:
         connect_src.extend(_websocket_twin(source) if source != "*" else ["*"])
-    hostname = (host or "").rsplit(":", 1)[0] if not (host or "").startswith("[") else (host or "").split("]")[0] + "]"
+    host = host or ""
+    hostname = host.split("]")[0] + "]" if host.startswith("[") else host.rsplit(":", 1)[0]
     if hostname in _LOOPBACK:
         for name in _LOOPBACK:
             connect_src.extend(f"{scheme}://{name}:*" for scheme in ("http", "https", "ws", "wss"))

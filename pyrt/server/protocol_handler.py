@@ -30,6 +30,8 @@ log = logging.getLogger("pyrt.server")
 _ID_MAX = 128
 _EVENT = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 _MAX_SUBSCRIPTIONS = 256
+_CHANNEL_RULE = "channel must be 1-128 characters of letters, digits and _ . : @ -"
+_EVENT_RULE = "event must be 1-64 characters of letters, digits and _ . : -"
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
@@ -84,7 +86,8 @@ class WebSocketEndpoint:
                 if claims is None:
                     rt.stats.rejected["auth"] += 1
                     await send(accept)
-                    await send({"type": "websocket.close", "code": 4401, "reason": "missing, bad or expired token"})
+                    reason = "missing, bad or expired token"
+                    await send({"type": "websocket.close", "code": 4401, "reason": reason})
                     return
             await send(accept)
             conn = Connection(
@@ -182,7 +185,7 @@ class WsSession:
                         if size > max_chars:
                             self._too_large()
                         else:
-                            self._error("binary_not_supported", "binary frames are not part of the pyrt protocol")
+                            self._error("binary_not_supported", "binary frames are not pyrt frames")
                 elif len(text) > max_chars:
                     self._too_large()
                 elif self._admit():
@@ -330,7 +333,7 @@ class WsSession:
     async def _on_subscribe(self, frame: dict[str, Any]) -> None:
         channel = frame.get("channel")
         if not is_channel_name(channel):
-            self._error("bad_frame", "channel must be 1-128 characters of letters, digits and _ . : @ -")
+            self._error("bad_frame", _CHANNEL_RULE)
             return
         assert isinstance(channel, str)
         if not self.rt.channel_policy(channel, self.subject, "subscribe"):
@@ -397,7 +400,7 @@ class WsSession:
             return
         channel = frame.get("channel")
         if not is_channel_name(channel):
-            self._error("bad_frame", "channel must be 1-128 characters of letters, digits and _ . : @ -", publish_id)
+            self._error("bad_frame", _CHANNEL_RULE, publish_id)
             return
         assert isinstance(channel, str)
         if not self.rt.channel_policy(channel, self.subject, "publish"):
@@ -405,7 +408,7 @@ class WsSession:
             return
         event = frame.get("event", "message")
         if not isinstance(event, str) or not _EVENT.fullmatch(event):
-            self._error("bad_frame", "event must be 1-64 characters of letters, digits and _ . : -", publish_id)
+            self._error("bad_frame", _EVENT_RULE, publish_id)
             return
         try:
             data_json = _dumps(frame.get("data"))

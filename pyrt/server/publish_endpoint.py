@@ -90,7 +90,8 @@ class PublishEndpoint:
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=cors)
         if not rt.channel_policy(channel, subject, "publish"):
-            return JSONResponse({"error": f"you may not publish to {channel!r}"}, status_code=403, headers=cors)
+            refusal = {"error": f"you may not publish to {channel!r}"}
+            return JSONResponse(refusal, status_code=403, headers=cors)
         try:
             offset, duplicate = await rt.broker.publish(channel, event, data_json, publish_id=publish_id)
         except BrokerError as exc:

@@ -1,0 +1,264 @@
+"""The Redis broker: one Redis Stream per channel, shared by every instance on the same Redis.
+
+- Publish: one Lua script appends with ``XADD … MAXLEN ~ retention`` and stores, in each entry,
+  the id of the entry before it (field ``p``); with a publish id it first checks (and then sets)
+  a dedup key, so publish-with-id is atomic across instances.
+- Offsets are stream ids, so a client can resume on any instance.
+- Replay: ``XRANGE (since +``; the replay is ``recovered`` iff its first entry's ``p`` is
+  ``since`` (nothing between was trimmed), else it restarts at the oldest retained entry.
+- Live: one reader task per instance runs ``XREAD BLOCK`` over the watched channels plus a
+  private wake-up stream, which :meth:`watch` pokes so a new channel is read at once.
+- ``message`` ids: ``SET NX`` claims an id for the instance that runs the handler; the ack frame
+  then replaces the claim for ``dedup_ttl`` seconds, and other instances answer re-sent copies
+  from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from pyrt.server.brokers.base import Broker, BrokerError, History, Listener, Publication
+from pyrt.server.dedup import Compute, MessageDedup
+from pyrt.server.offsets import ZERO, OffsetKey, format_offset, offset_key
+
+__all__ = ["RedisBroker", "RedisMessageDedup"]
+
+log = logging.getLogger("pyrt.server")
+
+_PUBLISH = """
+if KEYS[2] ~= '' then
+  local known = redis.call('GET', KEYS[2])
+  if known then return {known, 1} end
+end
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local prev = '0'
+if #last > 0 then prev = last[1][1] end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2], 'd', ARGV[3], 'p', prev)
+if KEYS[2] ~= '' then redis.call('SET', KEYS[2], id, 'PX', ARGV[4]) end
+return {id, 0}
+"""
+
+_PENDING = "\x00pending"
+_CLAIM_MS = 30_000  # a claim outlives a crashed handler by this much, then the id may run again
+_WAIT_FOR_OTHER = 10.0  # seconds a re-sent copy waits for another instance's handler
+
+
+class RedisMessageDedup(MessageDedup):
+    """:class:`MessageDedup` shared by every instance on one Redis."""
+
+    def __init__(self, client: Any, prefix: str, ttl: float) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl_ms = int(ttl * 1000)
+
+    async def run_once(self, message_id: str, compute: Compute) -> tuple[str, bool]:
+        key = self._prefix + message_id
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _WAIT_FOR_OTHER
+        while True:
+            try:
+                claimed = await self._redis.set(key, _PENDING, nx=True, px=_CLAIM_MS)
+                if not claimed:
+                    value = await self._redis.get(key)
+            except RedisError as exc:
+                raise BrokerError(f"redis: {exc}") from exc
+            if claimed:
+                return await self._run(key, compute), False
+            if value is not None and value != _PENDING:
+                return str(value), True
+            if loop.time() > deadline:
+                raise BrokerError(f"message {message_id!r} is still being handled elsewhere")
+            await asyncio.sleep(0.02)
+
+    async def _run(self, key: str, compute: Compute) -> str:
+        try:
+            frame, cacheable = await compute()
+        except BaseException:
+            with contextlib.suppress(RedisError):
+                await asyncio.shield(self._redis.delete(key))
+            raise
+        try:
+            if cacheable:
+                await self._redis.set(key, frame, px=self._ttl_ms)
+            else:
+                await self._redis.delete(key)
+        except RedisError as exc:
+            log.warning("could not remember the ack for %s: %s", key, exc)
+        return frame
+
+
+class RedisBroker(Broker):
+    """Channels in Redis Streams. ``url`` like ``redis://127.0.0.1:6379/0``."""
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retention: int = 1000,
+        dedup_ttl: float = 600.0,
+        prefix: str = "pyrt:",
+        block_ms: int = 5000,
+    ) -> None:
+        self.url = url
+        self.retention = retention
+        self.prefix = prefix
+        self._dedup_ttl_ms = int(dedup_ttl * 1000)
+        self._block_ms = block_ms
+        self._stream_prefix = prefix + "ch:"
+        self._wake_key = f"{prefix}wake:{secrets.token_hex(8)}"
+        self._wake_cursor = "0-0"
+        # Typed as Any: redis-py's annotations do not follow decode_responses=True (str results).
+        self._redis: Any = aioredis.Redis.from_url(url, decode_responses=True)
+        self._reader_client: Any = aioredis.Redis.from_url(url, decode_responses=True)
+        self._publish = self._redis.register_script(_PUBLISH)
+        self._message_dedup = RedisMessageDedup(self._redis, prefix + "msg:", dedup_ttl)
+        self._cursors: dict[str, str] = {}  # watched channel -> last id delivered
+        self._listener: Listener | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def message_dedup(self) -> MessageDedup:
+        return self._message_dedup
+
+    def _key(self, channel: str) -> str:
+        return self._stream_prefix + channel
+
+    async def start(self, listener: Listener) -> None:
+        self._listener = listener
+        try:
+            await self._redis.ping()
+        except RedisError as exc:
+            log.warning("redis at %s is not answering yet (%s); retrying in the background", self.url, exc)
+        self._reader = asyncio.get_running_loop().create_task(self._read_loop())
+
+    async def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(self._wake_key)
+        self._listener = None
+        for client in (self._reader_client, self._redis):
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
+
+    async def healthy(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def publish(
+        self,
+        channel: str,
+        event: str,
+        data_json: str,
+        *,
+        publish_id: str | None = None,
+        retention: int | None = None,
+    ) -> tuple[str, bool]:
+        dedup_key = f"{self.prefix}pub:{publish_id}" if publish_id is not None else ""
+        try:
+            offset, duplicate = await self._publish(
+                keys=[self._key(channel), dedup_key],
+                args=[retention or self.retention, event, data_json, self._dedup_ttl_ms],
+            )
+        except RedisError as exc:
+            raise BrokerError(f"redis: {exc}") from exc
+        return str(offset), bool(duplicate)
+
+    async def watch(self, channel: str) -> None:
+        if channel in self._cursors:
+            return
+        try:
+            last = await self._redis.xrevrange(self._key(channel), count=1)
+            self._cursors.setdefault(channel, last[0][0] if last else "0-0")
+            # wake the reader so its next XREAD includes this channel
+            await self._redis.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
+        except RedisError as exc:
+            raise BrokerError(f"redis: {exc}") from exc
+
+    def unwatch(self, channel: str) -> None:
+        self._cursors.pop(channel, None)
+
+    async def history(self, channel: str, since: OffsetKey | None) -> History:
+        key = self._key(channel)
+        try:
+            if since is None:
+                last = await self._redis.xrevrange(key, count=1)
+                return History([], last[0][0] if last else "0", True)
+            if since == ZERO:
+                entries = await self._redis.xrange(key)
+                return History(self._publications(channel, entries), _latest(entries), True)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.xrange(key, min="(" + format_offset(since))
+                pipe.xrevrange(key, count=1)
+                entries, last = await pipe.execute()
+            latest = last[0][0] if last else "0"
+            if entries:
+                if offset_key(entries[0][1].get("p", "0")) == since:
+                    return History(self._publications(channel, entries), latest, True)
+            elif last and offset_key(latest) == since:
+                return History([], latest, True)
+            entries = await self._redis.xrange(key)  # not recoverable: from the oldest retained
+            return History(self._publications(channel, entries), _latest(entries), False)
+        except RedisError as exc:
+            raise BrokerError(f"redis: {exc}") from exc
+
+    @staticmethod
+    def _publications(channel: str, entries: list[Any]) -> list[Publication]:
+        return [Publication(channel, entry_id, fields["e"], fields["d"]) for entry_id, fields in entries]
+
+    async def _read_loop(self) -> None:
+        delay = 0.05
+        prefix_length = len(self._stream_prefix)
+        while True:
+            try:
+                streams = {self._key(channel): cursor for channel, cursor in self._cursors.items()}
+                streams[self._wake_key] = self._wake_cursor
+                result = await self._reader_client.xread(streams, count=1000, block=self._block_ms)
+                delay = 0.05
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("redis reader: %s; retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            for key, entries in result or ():
+                if key == self._wake_key:
+                    self._wake_cursor = entries[-1][0]
+                    continue
+                channel = key[prefix_length:]
+                cursor = self._cursors.get(channel)
+                if cursor is None or not entries:
+                    continue
+                floor = offset_key(cursor)
+                listener = self._listener
+                for entry_id, fields in entries:
+                    entry_key = offset_key(entry_id)
+                    if entry_key <= floor:
+                        continue
+                    floor = entry_key
+                    if listener is not None:
+                        try:
+                            listener(Publication(channel, entry_id, fields["e"], fields["d"]))
+                        except Exception:
+                            log.exception("delivering %s %s failed", channel, entry_id)
+                if channel in self._cursors:
+                    self._cursors[channel] = format_offset(floor)
+
+
+def _latest(entries: list[Any]) -> str:
+    return str(entries[-1][0]) if entries else "0"
