@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyrt.persist import MemoryStorage, Storage
 from pyrt.states import State
 from pyrt.subscriptions import Publication, offset_key
+from pyrt.transport import PageEvents, SocketEvents
 from pyrt.ws_engine import (
     NO_MESSAGE,
     Action,
@@ -52,6 +54,7 @@ __all__ = [
     "FakeClock",
     "FakePyrtServer",
     "FakeSocket",
+    "FakeTransport",
     "ServerConnection",
 ]
 
@@ -86,6 +89,7 @@ class ServerConnection:
     outgoing: deque[Frame] = field(default_factory=deque)  # frames for the client, in order
     channels: set[str] = field(default_factory=set)
     open: bool = True
+    on_push: Callable[[], None] | None = None  # called after each frame queued for the client
 
     def handle(self, frame: Frame) -> None:
         """Process one frame from the client; replies land in :attr:`outgoing`."""
@@ -94,6 +98,8 @@ class ServerConnection:
     def push(self, obj: dict[str, Any]) -> None:
         if self.open:
             self.outgoing.append(json.dumps(obj, separators=(",", ":")))
+            if self.on_push is not None:
+                self.on_push()
 
 
 class FakePyrtServer:
@@ -221,6 +227,9 @@ class FakeSocket:
     blackholed: bool = False  # frames vanish both ways (a half-open connection)
     buffered_amount: int = 0
     conn: ServerConnection | None = None
+    url: str = ""
+    protocols: tuple[str, ...] = ()
+    events: SocketEvents | None = None
 
 
 class AckWaiter:
@@ -503,3 +512,155 @@ class EngineHarness:
             self.saved.append(action.text)
         elif isinstance(action, SubscriptionConfirmed):
             self.confirmed.append(action)
+
+
+class FakeTransport:
+    """An in-memory transport for :class:`~pyrt.browser.websocket.WebSocketClient`, on any runtime.
+
+    With a ``server``, each socket connects to it (while ``server.accepting``) and frames flow
+    both ways; without one, the test plays the server with :meth:`accept`, :meth:`deliver` and
+    :meth:`drop`. ``schedule(callback)`` decides when socket events fire: pass
+    ``loop.call_soon`` for realistic asynchrony (the default runs them at once).
+    """
+
+    def __init__(
+        self,
+        server: FakePyrtServer | None = None,
+        schedule: Callable[[Callable[[], None]], object] | None = None,
+        storage: Storage | None = None,
+    ) -> None:
+        self.server = server
+        self.schedule: Callable[[Callable[[], None]], object] = schedule or (lambda callback: callback())
+        self.sockets: list[FakeSocket] = []
+        self.page: PageEvents | None = None
+        self.disposed = False
+        self._storage: Storage = storage if storage is not None else MemoryStorage()
+
+    @property
+    def socket(self) -> FakeSocket | None:
+        if self.sockets and self.sockets[-1].state not in ("closed",) and not self.sockets[-1].detached:
+            return self.sockets[-1]
+        return None
+
+    # -- the Transport protocol
+
+    def open(self, url: str, protocols: Sequence[str], events: SocketEvents) -> None:
+        sock = FakeSocket(len(self.sockets) + 1, url=url, protocols=tuple(protocols), events=events)
+        self.sockets.append(sock)
+        server = self.server
+        if server is None:
+            return
+        if server.accepting:
+            self.schedule(lambda: self._accept(sock, server))
+        else:
+            self.schedule(lambda: self._fail(sock, 1006, ""))
+
+    def send(self, frame: Frame) -> None:
+        sock = self.socket
+        if sock is None or sock.state != "open":
+            raise AssertionError(f"send({frame!r}) while no socket is open")
+        sock.sent.append(frame)
+        if sock.conn is not None and not sock.blackholed:
+            sock.conn.handle(frame)
+
+    def buffered_amount(self) -> int:
+        sock = self.socket
+        return sock.buffered_amount if sock is not None else 0
+
+    def close(self, code: int, reason: str, detach: bool) -> None:
+        sock = self.socket
+        if sock is None:
+            return
+        if detach:
+            self._kill(sock, code, reason)
+            sock.detached = True
+            return
+        sock.state = "closing"
+        sock.close_code, sock.close_reason = code, reason
+        if not sock.blackholed:
+            self.schedule(lambda: self._fail(sock, code, reason, clean=True))
+
+    def watch_page(self, events: PageEvents) -> None:
+        self.page = events
+
+    def storage(self) -> Storage | None:
+        return self._storage
+
+    def dispose(self) -> None:
+        sock = self.socket
+        if sock is not None:
+            self._kill(sock, 1000, "")
+            sock.detached = True
+        self.page = None
+        self.disposed = True
+
+    # -- the test's controls
+
+    def accept(self) -> None:
+        """The current socket opens (when there is no server)."""
+        sock = self._current()
+        sock.state = "open"
+        assert sock.events is not None
+        sock.events.socket_opened()
+
+    def deliver(self, frame: Frame) -> None:
+        """The current socket receives ``frame``."""
+        sock = self._current()
+        assert sock.events is not None
+        sock.events.socket_message(frame)
+
+    def drop(self, code: int = 1006, reason: str = "") -> None:
+        """The current socket closes from the other side (1006: the network broke)."""
+        self._fail(self._current(), code, reason, clean=code != 1006)
+
+    def blackhole(self) -> None:
+        """The current socket stops carrying anything, both ways, and never closes by itself."""
+        self._current().blackholed = True
+
+    # -- machinery
+
+    def _current(self) -> FakeSocket:
+        sock = self.socket
+        if sock is None:
+            raise RuntimeError("there is no current socket")
+        return sock
+
+    def _accept(self, sock: FakeSocket, server: FakePyrtServer) -> None:
+        if sock.state != "connecting" or sock.detached:
+            return
+        conn = server.accept()
+        sock.conn = conn
+        sock.state = "open"
+
+        def flush_later() -> None:
+            self.schedule(lambda: self._flush(sock))
+
+        conn.on_push = flush_later
+        assert sock.events is not None
+        sock.events.socket_opened()
+        self._flush(sock)
+
+    def _flush(self, sock: FakeSocket) -> None:
+        conn = sock.conn
+        while conn is not None and conn.outgoing and sock.state == "open" and not sock.detached:
+            if sock.blackholed:
+                return
+            frame = conn.outgoing.popleft()
+            assert sock.events is not None
+            sock.events.socket_message(frame)
+
+    def _fail(self, sock: FakeSocket, code: int, reason: str, clean: bool = False) -> None:
+        if sock.state == "closed" or sock.detached:
+            return
+        self._kill(sock, code, reason)
+        assert sock.events is not None
+        sock.events.socket_closed(code, reason, clean)
+
+    @staticmethod
+    def _kill(sock: FakeSocket, code: int, reason: str) -> None:
+        sock.state = "closed"
+        sock.close_code = code
+        sock.close_reason = reason
+        if sock.conn is not None:
+            sock.conn.open = False
+            sock.conn.outgoing.clear()

@@ -667,11 +667,11 @@ class WebSocketEngine:
         elif state is State.OPEN:
             self._probe(now)
 
-    def page_visible(self, now: float) -> None:
+    def page_visible(self, now: float, buffered: int = 0) -> None:
         """The page became visible: check liveness at once and catch up on late timers."""
         if self._sm.state is State.OPEN:
             self._probe(now)
-        self.tick(now)
+        self.tick(now, buffered)
 
     def page_hidden(self, now: float) -> None:
         """The page is going away (``pagehide``): save state, close the socket cleanly, and

@@ -1,0 +1,323 @@
+"""WebSocketClient, the asyncio facade, on CPython over the in-memory FakeTransport and FakePyrtServer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from pyrt.backoff import Backoff
+from pyrt.browser.websocket import WebSocketClient
+from pyrt.errors import AckTimeout, ClientClosedError, QueueFull
+from pyrt.heartbeat import Heartbeat
+from pyrt.persist import MemoryStorage
+from pyrt.states import State
+from pyrt.subscriptions import Publication
+from pyrt.testing import FakePyrtServer, FakeTransport
+from pyrt.ws_engine import Closed
+
+FAST = Backoff(initial=0.01, maximum=0.02)
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(test(), 10))
+
+
+def make(server: FakePyrtServer | None = None, **kwargs: Any) -> tuple[WebSocketClient, FakeTransport]:
+    transport = FakeTransport(
+        server if server is not None else FakePyrtServer(), asyncio.get_running_loop().call_soon
+    )
+    kwargs.setdefault("heartbeat", None)
+    kwargs.setdefault("backoff", FAST)
+    return WebSocketClient("ws://test/ws", transport=transport, **kwargs), transport
+
+
+async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    """Let the loop run until ``condition()`` holds (no fixed sleeps)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0)
+
+
+def test_messages_reach_on_message_handlers() -> None:
+    async def scenario() -> None:
+        client, _ = make()
+        got: list[Any] = []
+        client.on_message(got.append)
+        client.connect()
+        client.send({"hello": "world"})  # queued until open, then echoed by the fake server
+        await until(lambda: got)
+        assert got == [{"hello": "world"}]
+        assert client.ready_state == client.OPEN == 1
+
+    run(scenario)
+
+
+def test_send_with_ack_resolves_with_the_server_reply() -> None:
+    async def scenario() -> None:
+        client, _ = make(FakePyrtServer(app=lambda data: data * 2))
+        client.connect()
+        assert await client.send_with_ack(21) == 42
+
+    run(scenario)
+
+
+def test_an_ack_survives_a_dropped_connection_and_resolves_once() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        client, transport = make(server)
+        await client.connect().wait_open()
+        transport.blackhole()
+        reply = client.send_with_ack("important")
+        transport.drop()
+        assert await reply == "important"
+        assert server.handled == ["important"]
+
+    run(scenario)
+
+
+def test_an_ack_that_never_comes_fails_with_a_timeout() -> None:
+    async def scenario() -> None:
+        client, transport = make(ack_timeout=0.01, ack_retries=1)
+        await client.connect().wait_open()
+        transport.blackhole()
+        with pytest.raises(AckTimeout, match="sent 2 time"):
+            await client.send_with_ack("lost")
+
+    run(scenario)
+
+
+def test_async_for_yields_messages_and_ends_after_close() -> None:
+    async def scenario() -> None:
+        client, _ = make()
+        client.connect()
+        for n in range(3):
+            client.send(n)
+        seen = []
+        async for message in client:
+            seen.append(message)
+            if len(seen) == 3:
+                client.close()
+        assert seen == [0, 1, 2]
+
+    run(scenario)
+
+
+def test_async_for_raises_when_the_server_ends_the_client() -> None:
+    async def scenario() -> None:
+        client, transport = make()
+        await client.connect().wait_open()
+
+        async def drain() -> None:
+            async for _ in client:
+                pass
+
+        task = asyncio.ensure_future(drain())
+        await asyncio.sleep(0)
+        transport.drop(4401, "token expired")
+        with pytest.raises(ClientClosedError, match="4401"):
+            await task
+
+    run(scenario)
+
+
+def test_async_with_waits_for_open_and_frees_everything_on_exit() -> None:
+    async def scenario() -> None:
+        client, transport = make()
+        async with client:
+            assert client.state is State.OPEN
+        assert client.state is State.CLOSED
+        assert transport.disposed
+
+    run(scenario)
+
+
+def test_wait_open_fails_clearly_when_the_client_stops_first() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        server.accepting = False
+        client, _ = make(server, backoff=Backoff(initial=0.001, max_attempts=2))
+        client.connect()
+        with pytest.raises(ClientClosedError, match="gave up after 2 reconnect attempts"):
+            await client.wait_open()
+
+    run(scenario)
+
+
+def test_reconnecting_and_close_events_reach_their_handlers() -> None:
+    async def scenario() -> None:
+        client, transport = make()
+        reconnects: list[tuple[int, float, str]] = []
+        closes: list[Closed] = []
+        states: list[State] = []
+        client.on_reconnecting(lambda attempt, delay, reason: reconnects.append((attempt, delay, reason)))
+        client.on_close(closes.append)
+        client.on_state(states.append)
+        await client.connect().wait_open()
+        transport.drop()
+        await until(lambda: client.state is State.OPEN and len(transport.sockets) == 2)
+        client.close(4000, "bye")
+        await client.wait_closed()
+        assert [(a, r) for a, _, r in reconnects] == [(1, "closed with code 1006")]
+        assert len(closes) == 1
+        assert (closes[0].code, closes[0].by_client) == (4000, True)
+        assert states == [
+            State.CONNECTING,
+            State.OPEN,
+            State.RECONNECTING,
+            State.CONNECTING,
+            State.OPEN,
+            State.CLOSING,
+            State.CLOSED,
+        ]
+
+    run(scenario)
+
+
+def test_a_failing_handler_is_reported_and_the_others_still_run() -> None:
+    async def scenario() -> None:
+        client, _ = make()
+        errors: list[Exception] = []
+        got: list[Any] = []
+
+        @client.on_message
+        def broken(message: Any) -> None:
+            raise ValueError("bug in user code")
+
+        client.on_message(got.append)
+        client.on_error(errors.append)
+        client.connect()
+        client.send("x")
+        await until(lambda: got)
+        assert [str(e) for e in errors] == ["bug in user code"]
+
+    run(scenario)
+
+
+def test_coroutine_handlers_run_as_tasks() -> None:
+    async def scenario() -> None:
+        client, _ = make()
+        got: list[Any] = []
+
+        @client.on_message
+        async def handle(message: Any) -> None:
+            await asyncio.sleep(0)
+            got.append(message)
+
+        client.connect()
+        client.send("async")
+        await until(lambda: got)
+        assert got == ["async"]
+
+    run(scenario)
+
+
+def test_the_url_callable_is_called_again_for_every_attempt() -> None:
+    async def scenario() -> None:
+        tokens = iter(range(100))
+
+        async def url() -> str:
+            return f"ws://test/ws?token={next(tokens)}"
+
+        transport = FakeTransport(FakePyrtServer(), asyncio.get_running_loop().call_soon)
+        client = WebSocketClient(url, transport=transport, heartbeat=None, backoff=FAST)
+        await client.connect().wait_open()
+        transport.drop()
+        await until(lambda: len(transport.sockets) == 2 and client.state is State.OPEN)
+        assert [s.url for s in transport.sockets] == ["ws://test/ws?token=0", "ws://test/ws?token=1"]
+
+    run(scenario)
+
+
+def test_the_wire_protocol_subprotocol_is_offered_with_the_users() -> None:
+    async def scenario() -> None:
+        client, transport = make(protocols=["bearer.abc"])
+        await client.connect().wait_open()
+        assert transport.sockets[0].protocols == ("pyrt.v1", "bearer.abc")
+
+    run(scenario)
+
+
+def test_subscriptions_and_publish_work_through_the_client() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        client, transport = make(server)
+        got: list[Publication] = []
+        client.subscribe("news", got.append)
+        await client.connect().wait_open()
+        offset = await client.publish("news", {"headline": 1})
+        transport.drop()
+        server.publish("news", {"headline": 2})
+        await until(lambda: len(got) == 2)
+        assert offset == "1-1"
+        assert [p.data for p in got] == [{"headline": 1}, {"headline": 2}]
+
+    run(scenario)
+
+
+def test_persisted_messages_are_delivered_by_the_next_page() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        storage = MemoryStorage()
+        server.accepting = False
+        first, _ = make(server, persist="chat", storage=storage)
+        first.connect()
+        first.send("written while offline")
+        pending = first.send_with_ack("acked while offline")
+        first.page_hidden()  # the page goes away before the network comes back
+        assert not pending.done()
+        assert json.loads(storage.getItem("chat") or "{}")["frames"]
+
+        server.accepting = True
+        second, _ = make(server, persist="chat", storage=storage)
+        await second.connect().wait_open()
+        await until(lambda: len(server.handled) == 2)
+        assert server.handled == ["written while offline", "acked while offline"]
+
+    run(scenario)
+
+
+def test_overflow_raise_surfaces_queue_full_to_the_caller() -> None:
+    async def scenario() -> None:
+        client, _ = make(queue_limit=1, overflow="raise")
+        client.send("fits")
+        with pytest.raises(QueueFull):
+            client.send("does not fit")
+
+    run(scenario)
+
+
+def test_the_heartbeat_timer_replaces_a_silent_connection() -> None:
+    async def scenario() -> None:
+        client, transport = make(heartbeat=Heartbeat(interval=0.02, timeout=0.02))
+        await client.connect().wait_open()
+        transport.blackhole()
+        await until(lambda: len(transport.sockets) == 2 and client.state is State.OPEN)
+        assert transport.sockets[0].detached
+        assert client.stats.reconnects == 1
+
+    run(scenario)
+
+
+def test_connect_without_a_loop_or_transport_is_a_clear_error() -> None:
+    with pytest.raises(RuntimeError, match="event loop"):
+        WebSocketClient("ws://x").connect()
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError, match="transport"):
+            WebSocketClient("ws://x").connect()
+
+    run(scenario)
+
+
+def test_handlers_must_be_callable_and_events_known() -> None:
+    client = WebSocketClient("ws://x")
+    with pytest.raises(TypeError, match="on_message needs a callable"):
+        client.on_message("print")  # type: ignore[arg-type]  # the misuse under test
+    with pytest.raises(ValueError, match="unknown event 'mesage'"):
+        client.off("mesage", print)
