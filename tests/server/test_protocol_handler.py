@@ -1,0 +1,330 @@
+"""The /ws pyrt protocol against a real serve.py: every frame type, dedup, replay, bad input."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import uuid
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.server.wsclient import Client, publish_http, run
+from tests.serverproc import ServerProcess
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def test_welcome_names_the_session_server_and_heartbeat(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = await Client.connect(server.ws_url)
+        assert client.ws.subprotocol == "pyrt.v1"
+        assert isinstance(client.session, str) and len(client.session) >= 8
+        assert client.welcome["server"].startswith("pyrt-")
+        assert client.welcome["heartbeat"] > 0
+        await client.close()
+
+    run(scenario())
+
+
+def test_ping_is_answered_with_the_same_t(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = await Client.connect(server.ws_url)
+        await client.send({"type": "ping", "t": {"sent": 12.5, "n": [1, 2]}})
+        assert await client.expect("pong") == {"type": "pong", "t": {"sent": 12.5, "n": [1, 2]}}
+        await client.send({"type": "ping"})
+        assert await client.expect("pong") == {"type": "pong"}
+        await client.send({"type": "pong", "t": 1})  # answers nothing
+        await client.send({"type": "ping", "t": "last"})
+        assert await client.expect("pong") == {"type": "pong", "t": "last"}
+        assert client.frames == []
+        await client.close()
+
+    run(scenario())
+
+
+def test_acked_message_is_echoed_in_the_ack_and_delivered_once_per_id(server: ServerProcess) -> None:
+    cid = unique("cid")
+
+    async def scenario() -> None:
+        client = await Client.connect(server.ws_url, f"?cid={cid}")
+        await client.send({"type": "message", "id": f"{cid}-1", "data": {"text": "hello"}})
+        first = await client.expect("ack", id=f"{cid}-1")
+        assert first == {"type": "ack", "id": f"{cid}-1", "ok": True, "data": {"text": "hello"}}
+        await client.close()
+        # the same id again, on a new connection (a client retrying after a reconnect)
+        again = await Client.connect(server.ws_url, f"?cid={cid}")
+        await again.send({"type": "message", "id": f"{cid}-1", "data": {"text": "hello"}})
+        assert await again.expect("ack", id=f"{cid}-1") == first
+        await again.send({"type": "message", "id": f"{cid}-2", "data": 2})
+        await again.expect("ack", id=f"{cid}-2")
+        await again.close()
+
+    run(scenario())
+    received = httpx.get(f"{server.url}/demo/received", params={"cid": cid}).json()["messages"]
+    assert received == [{"id": f"{cid}-1", "data": {"text": "hello"}}, {"id": f"{cid}-2", "data": 2}]
+
+
+def test_fire_and_forget_message_is_echoed_back_without_ack(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = await Client.connect(server.ws_url)
+        await client.send({"type": "message", "data": ["no", "ack"]})
+        assert await client.expect("message") == {"type": "message", "data": ["no", "ack"]}
+        await client.send({"type": "ping", "t": 0})
+        await client.expect("pong")
+        assert not [f for f in client.frames if f["type"] == "ack"]
+        await client.close()
+
+    run(scenario())
+
+
+def test_subscribe_then_live_publications_in_order(server: ServerProcess) -> None:
+    channel = unique()
+
+    async def scenario() -> None:
+        client = await Client.connect(server.ws_url)
+        await client.send({"type": "subscribe", "channel": channel})
+        subscribed = await client.expect("subscribed")
+        assert subscribed == {"type": "subscribed", "channel": channel, "offset": "0", "recovered": True}
+        offsets = [await publish_http(server.url, channel, {"n": n}, event="tick") for n in range(5)]
+        got = await client.publications(channel, 5)
+        assert [p["data"] for p in got] == [{"n": n} for n in range(5)]
+        assert [p["offset"] for p in got] == offsets
+        assert {p["event"] for p in got} == {"tick"}
+        await client.send({"type": "unsubscribe", "channel": channel})
+        assert await client.expect("unsubscribed") == {"type": "unsubscribed", "channel": channel}
+        await publish_http(server.url, channel, "after")
+        await client.send({"type": "ping", "t": "sync"})
+        await client.expect("pong")
+        assert not [f for f in client.frames if f["type"] == "publication"]
+        await client.close()
+
+    run(scenario())
+
+
+def test_subscribe_since_replays_exactly_the_missed_publications(server: ServerProcess) -> None:
+    channel = unique()
+
+    async def scenario() -> None:
+        offsets = [await publish_http(server.url, channel, n) for n in range(6)]
+        client = await Client.connect(server.ws_url)
+        await client.send({"type": "subscribe", "channel": channel, "since": offsets[2]})
+        subscribed = await client.expect("subscribed")
+        assert subscribed["offset"] == offsets[-1]
+        assert subscribed["recovered"] is True
+        replay = await client.publications(channel, 3)
+        assert [p["data"] for p in replay] == [3, 4, 5]
+        live = await publish_http(server.url, channel, 6)
+        assert (await client.expect("publication"))["offset"] == live
+        # "0" means everything retained
+        await client.send({"type": "subscribe", "channel": channel, "since": "0"})
+        await client.expect("subscribed")
+        assert [p["data"] for p in await client.publications(channel, 7)] == list(range(7))
+        await client.close()
+
+    run(scenario())
+
+
+def test_recovered_is_false_when_retention_was_exceeded(start_server: Callable[..., ServerProcess]) -> None:
+    small = start_server("--retention", "3", "--demo-tick", "0")
+    channel = unique()
+
+    async def scenario() -> None:
+        offsets = [await publish_http(small.url, channel, n) for n in range(8)]
+        client = await Client.connect(small.ws_url)
+        await client.send({"type": "subscribe", "channel": channel, "since": offsets[1]})
+        subscribed = await client.expect("subscribed")
+        assert subscribed["recovered"] is False
+        assert [p["data"] for p in await client.publications(channel, 3)] == [5, 6, 7]
+        # within retention: recovered
+        await client.send({"type": "subscribe", "channel": channel, "since": offsets[5]})
+        assert (await client.expect("subscribed"))["recovered"] is True
+        assert [p["data"] for p in await client.publications(channel, 2)] == [6, 7]
+        await client.close()
+
+    run(scenario())
+
+
+def test_publish_is_acked_with_its_offset_and_a_resent_id_publishes_nothing(server: ServerProcess) -> None:
+    channel = unique()
+
+    async def scenario() -> None:
+        client = await Client.connect(server.ws_url)
+        await client.send({"type": "subscribe", "channel": channel})
+        await client.expect("subscribed")
+        frame = {"type": "publish", "id": f"{channel}-p", "channel": channel, "data": {"x": 1}, "event": "note"}
+        await client.send(frame)
+        ack = await client.expect("ack")
+        publication = await client.expect("publication")
+        assert ack["ok"] is True and ack["data"]["offset"] == publication["offset"]
+        assert publication["event"] == "note" and publication["data"] == {"x": 1}
+        await client.send(frame)
+        assert await client.expect("ack") == ack
+        await client.send({"type": "ping", "t": "sync"})
+        await client.expect("pong")
+        assert not [f for f in client.frames if f["type"] == "publication"]
+        await client.close()
+
+    run(scenario())
+
+
+def test_publishing_into_a_server_channel_is_forbidden(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = await Client.connect(server.ws_url)
+        await client.send({"type": "publish", "id": "x1", "channel": "_received.someone", "data": 1})
+        error = await client.expect("error")
+        assert error["code"] == "forbidden" and error["id"] == "x1"
+        await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "bad_json"),
+        ("[1, 2]", "bad_frame"),
+        ('"a string"', "bad_frame"),
+        ('{"type": "teleport", "id": "q1"}', "unknown_type"),
+        ('{"no": "type"}', "unknown_type"),
+        ("[" * 100_000 + "]" * 100_000, "bad_json"),
+        ('{"type": "subscribe", "channel": "bad channel!"}', "bad_frame"),
+        ('{"type": "subscribe", "channel": "c", "since": "yesterday"}', "bad_frame"),
+        ('{"type": "message", "id": 17, "data": 1}', "bad_frame"),
+        ('{"type": "publish", "id": "p", "channel": "c", "event": "two\\nlines"}', "bad_frame"),
+    ],
+)
+def test_bad_frames_get_an_error_and_the_connection_stays_open(
+    server: ServerProcess, frame: str, code: str
+) -> None:
+    async def scenario() -> None:
+        client = await Client.connect(server.ws_url)
+        await client.send(frame)
+        error = await client.expect("error")
+        assert error["code"] == code, error
+        assert isinstance(error["message"], str) and error["message"]
+        await client.send({"type": "ping", "t": "still here"})
+        assert (await client.expect("pong"))["t"] == "still here"
+        await client.close()
+
+    run(scenario())
+
+
+def test_a_deeply_nested_but_valid_frame_is_answered(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = await Client.connect(server.ws_url)
+        data = json.loads("[" * 200 + "]" * 200)
+        await client.send({"type": "message", "id": unique(), "data": data})
+        assert (await client.expect("ack"))["data"] == data
+        await client.close()
+
+    run(scenario())
+
+
+def test_binary_frames_get_a_clear_error(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = await Client.connect(server.ws_url)
+        await client.send(b"\x00\x01binary")
+        assert (await client.expect("error"))["code"] == "binary_not_supported"
+        await client.close()
+
+    run(scenario())
+
+
+def test_an_oversize_frame_closes_with_1009_and_others_are_unaffected(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        bystander = await Client.connect(server.ws_url)
+        client = await Client.connect(server.ws_url, max_size=None)
+        await client.send({"type": "message", "data": "x" * (1024 * 1024 + 10)})
+        assert await client.close_code() == 1009
+        await bystander.send({"type": "ping", "t": 1})
+        assert (await bystander.expect("pong"))["t"] == 1
+        await bystander.close()
+
+    run(scenario())
+
+
+def _raw_handshake(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(
+        b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Protocol: pyrt.v1\r\n\r\n"
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def _masked_frame(opcode: int, payload: bytes) -> bytes:
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    assert len(payload) < 126
+    return struct.pack("!BB", 0x80 | opcode, 0x80 | len(payload)) + mask + masked
+
+
+def test_invalid_utf8_from_a_raw_socket_closes_with_1007(server: ServerProcess) -> None:
+    sock = _raw_handshake(server.port)
+    with sock:
+        sock.sendall(_masked_frame(0x1, b'{"type":"ping","t":"\xff\xfe"}'))
+        data = b""
+        while True:  # read until the close frame (the welcome frame comes first)
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+            index = data.find(b"\x88")
+            if index >= 0 and len(data) >= index + 4:
+                break
+        index = data.find(b"\x88")
+        assert index >= 0, data
+        assert struct.unpack("!H", data[index + 2 : index + 4])[0] == 1007
+    assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def test_a_flood_gets_rate_limited_then_closed_with_1008(start_server: Callable[..., ServerProcess]) -> None:
+    limited = start_server("--rate-limit", "20", "--rate-burst", "10", "--abuse-limit", "30", "--demo-tick", "0")
+
+    async def scenario() -> None:
+        bystander = await Client.connect(limited.ws_url)
+        flooder = await Client.connect(limited.ws_url)
+        for n in range(300):
+            try:
+                await flooder.send({"type": "ping", "t": n})
+            except Exception:
+                break
+        errors = []
+        code = None
+        try:
+            while True:
+                frame = await flooder.recv()
+                if frame["type"] == "error":
+                    errors.append(frame["code"])
+        except Exception:
+            code = flooder.ws.close_code
+        assert errors and set(errors) == {"rate_limited"}
+        assert code == 1008
+        await bystander.send({"type": "ping", "t": "fine"})
+        assert (await bystander.expect("pong"))["t"] == "fine"
+        await bystander.close()
+
+    run(scenario())
+
+
+def test_a_silent_client_is_pinged_then_dropped(start_server: Callable[..., ServerProcess]) -> None:
+    quick = start_server("--heartbeat", "0.2", "--demo-tick", "0")
+
+    async def scenario() -> None:
+        client = await Client.connect(quick.ws_url)
+        assert client.welcome["heartbeat"] == 0.2
+        ping = await client.expect("ping", timeout=3)
+        assert "t" in ping
+        assert await client.close_code(timeout=5) is None  # dropped without a close frame
+
+    run(scenario())
