@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import io
 import json
@@ -225,7 +226,9 @@ class Client:
                 await response.aread()
                 return response
 
-        return asyncio.run(fetch())
+        # A thread of its own: another test in this process may have an event loop running.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, fetch()).result()
 
 
 @pytest.fixture
