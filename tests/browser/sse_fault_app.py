@@ -8,7 +8,7 @@ Run: ``python -m tests.browser.sse_fault_app`` — binds 127.0.0.1 on a free por
 
 - ``key``: the name under which requests are logged (``GET /log?key=...`` returns the log);
 - ``fail=K`` (+ ``fail_status``, default 500, + ``retry_after``): the first K requests of this
-  key get that status instead of a stream;
+  key get that status instead of a stream; ``fail_at=I,J``: so do requests number I and J;
 - ``status=S``: every request gets status S (204, 401, 404 ...), no stream;
 - ``content_type=T``: answer 200 with that content type and an SSE-looking body;
 - ``auth=TOKEN``: require ``Authorization: Bearer TOKEN`` (401 otherwise); ``body=TEXT``:
@@ -66,7 +66,8 @@ async def stream(request: Request) -> Response:
         record["status"] = status
         return Response(status_code=status, headers=headers)
 
-    if len(log) <= int(q.get("fail", "0")):
+    fail_at = {int(i) for i in q.get("fail_at", "").split(",") if i}
+    if len(log) <= int(q.get("fail", "0")) or len(log) in fail_at:
         retry_after = q.get("retry_after")
         return refuse(int(q.get("fail_status", "500")), {"Retry-After": retry_after} if retry_after else None)
     if "status" in q:

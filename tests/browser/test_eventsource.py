@@ -1,0 +1,305 @@
+"""EventSourceClient in Chromium + Pyodide: the native EventSource, kept alive by pyrt.
+
+Fault scenarios run against the sse-starlette app the tests control; the last tests run both
+SSE clients against the reference server's ``/sse`` endpoint (serve.py, docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.pyodide_page import PyodidePage
+from tests.browser.sse_fault_app import FaultApp
+from tests.serverproc import ServerProcess
+
+PRELUDE = """
+import asyncio, js, json
+from pyrt.backoff import Backoff
+from pyrt.browser.eventsource import EventSourceClient
+from pyrt.browser.fetch_event_source import FetchEventSource
+from pyrt.browser.proxies import live_count
+from pyrt.sse_policy import SSEError, SSERetriesExhaustedError
+
+FAST = Backoff(initial=0.05, maximum=0.2)
+
+async def until(condition, timeout=10.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.01)
+"""
+
+_keys = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def fault() -> Iterator[FaultApp]:
+    app = FaultApp()
+    yield app
+    app.stop()
+
+
+@pytest.fixture(scope="module")
+def page(py: PyodidePage, fault: FaultApp) -> PyodidePage:
+    """The module's Pyodide page, allowed to reach the fault app (another origin)."""
+    py.context.route(f"{fault.url}/**", lambda route: route.continue_())
+    return py
+
+
+@pytest.fixture
+def key() -> str:
+    return f"es-{next(_keys)}-{time.monotonic_ns()}"
+
+
+def run(page: PyodidePage, code: str, **kwargs: Any) -> Any:
+    return page.run(PRELUDE + code, **kwargs)
+
+
+def wait_log(
+    fault: FaultApp, key: str, ok: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        log = fault.log(key)
+        if ok(log):
+            return log
+        if time.monotonic() > deadline:
+            raise AssertionError(f"server log for {key} never satisfied the condition: {log}")
+        time.sleep(0.02)
+
+
+def test_http_500_is_survived_where_the_native_eventsource_gives_up(
+    page: PyodidePage, fault: FaultApp, key: str
+) -> None:
+    got = run(page, f"""
+# The bare native object on a server that fails once: it closes for good.
+native = js.EventSource.new("{fault.url}/stream?key={key}-native&fail=1&retry=50")
+await until(lambda: native.readyState == 2)
+native.close()
+
+client = EventSourceClient("{fault.url}/stream?key={key}&fail=1&retry=50&n=3", backoff=FAST)
+got = []
+async def consume():
+    async for event in client:
+        got.append(event.json()["n"])
+        if len(got) == 3:
+            client.close()
+await asyncio.wait_for(consume(), 15)
+[got, client.stats.opens, int(client.ready_state)]
+""")
+    assert got == [[1, 2, 3], 1, 2]
+    assert [r["status"] for r in fault.log(f"{key}-native")] == [500]
+    assert [r["status"] for r in fault.log(key)][:2] == [500, 200]
+
+
+def test_named_events_reach_handlers_registered_after_connect_across_recreations(
+    page: PyodidePage, fault: FaultApp, key: str
+) -> None:
+    got = run(page, f"""
+client = EventSourceClient(
+    "{fault.url}/stream?key={key}&event=tick&n=1&total=4&retry=50&fail_at=3", backoff=FAST
+)
+messages, ticks = [], []
+client.on_message = messages.append
+client.connect()
+def on_tick(event):
+    ticks.append([event.type, event.id, event.json()["n"]])
+client.on("tick", on_tick)   # after the native object exists
+await until(lambda: len(ticks) == 4, timeout=15)
+client.close()
+[ticks, messages, client.last_event_id]
+""")
+    assert got == [[["tick", str(n), n] for n in range(1, 5)], [], "4"]
+    log = fault.log(key)
+    assert [r["status"] for r in log][:5] == [200, 200, 500, 200, 200]
+    # Native reconnects send the header; the re-created object carries the id in the URL.
+    assert [r["last_event_id_header"] for r in log][:2] == [None, "1"]
+    assert log[3]["last_event_id_param"] == "2"
+    assert log[3]["last_event_id_header"] is None
+    assert log[4]["last_event_id_header"] == "3"
+
+
+def test_off_stops_a_handler_and_event_types_feed_async_for(
+    page: PyodidePage, fault: FaultApp, key: str
+) -> None:
+    got = run(page, f"""
+client = EventSourceClient(
+    "{fault.url}/stream?key={key}&event=tick&n=1&total=3&retry=50", backoff=FAST,
+    event_types=["tick"],
+)
+seen = []
+handler = lambda event: seen.append(event.id)
+client.on("tick", handler)
+iterated = []
+async def consume():
+    async for event in client:
+        iterated.append(event.id)
+        if event.id == "1":
+            client.off("tick", handler)
+        if event.id == "3":
+            client.close()
+await asyncio.wait_for(consume(), 15)
+[seen, iterated]
+""")
+    assert got == [["1"], ["1", "2", "3"]]
+
+
+def test_stream_end_then_native_reconnect_has_no_gap_and_no_duplicate(
+    page: PyodidePage, fault: FaultApp, key: str
+) -> None:
+    got = run(page, f"""
+client = EventSourceClient("{fault.url}/stream?key={key}&n=2&total=6&retry=50", backoff=FAST)
+got = []
+async def consume():
+    async for event in client:
+        got.append(event.id)
+        if len(got) == 6:
+            client.close()
+await asyncio.wait_for(consume(), 15)
+got
+""")
+    assert got == ["1", "2", "3", "4", "5", "6"]
+    assert [r["last_event_id_header"] for r in fault.log(key)][:3] == [None, "2", "4"]
+
+
+def test_attempts_exhausted_ends_iteration_with_the_error(
+    page: PyodidePage, fault: FaultApp, key: str
+) -> None:
+    got = run(page, f"""
+client = EventSourceClient(
+    "{fault.url}/stream?key={key}&status=500",
+    backoff=Backoff(initial=0.05, maximum=0.1, max_attempts=2),
+)
+errors = []
+client.on_error = lambda e: errors.append(type(e).__name__)
+try:
+    async for event in client:
+        pass
+    outcome = "ended quietly"
+except SSERetriesExhaustedError as exc:
+    outcome = ["exhausted", exc.attempts]
+[outcome, errors[-1], int(client.ready_state)]
+""")
+    assert got == [["exhausted", 2], "SSERetriesExhaustedError", 2]
+    assert len(fault.log(key)) == 3  # the first try and two re-creations
+
+
+def test_close_closes_the_native_connection(page: PyodidePage, fault: FaultApp, key: str) -> None:
+    got = run(page, f"""
+client = EventSourceClient("{fault.url}/stream?key={key}&silent=1&n=1", backoff=FAST)
+got = []
+client.on_message = lambda e: got.append(e.id)
+client.connect()
+await until(lambda: got)
+client.close()
+[got, int(client.ready_state)]
+""")
+    assert got == [["1"], 2]
+    log = wait_log(fault, key, lambda log: "disconnected" in log[0])
+    assert len(log) == 1
+
+
+def test_cancelling_the_iterating_task_closes_the_client(
+    page: PyodidePage, fault: FaultApp, key: str
+) -> None:
+    got = run(page, f"""
+client = EventSourceClient("{fault.url}/stream?key={key}&silent=1&n=1", backoff=FAST)
+got = []
+async def consume():
+    async for event in client:
+        got.append(event.id)
+task = asyncio.create_task(consume())
+await until(lambda: got)
+task.cancel()
+await asyncio.gather(task, return_exceptions=True)
+[got, int(client.ready_state)]
+""")
+    assert got == [["1"], 2]
+    wait_log(fault, key, lambda log: "disconnected" in log[0])
+
+
+def test_proxies_are_released_on_every_recreation_and_on_close(
+    page: PyodidePage, fault: FaultApp, key: str
+) -> None:
+    got = run(page, f"""
+before = live_count()
+client = EventSourceClient(
+    "{fault.url}/stream?key={key}&fail_at=2,3,4,5&n=1&total=2&retry=50", backoff=FAST
+)
+client.on("message", lambda e: None)
+got = []
+client.on_message = lambda e: got.append(e.id)
+client.connect()
+await until(lambda: got == ["1", "2"], timeout=15)
+during = live_count() - before   # one native object: open, error, events
+recreated = client.stats.opens
+client.close()
+await asyncio.sleep(0)
+await asyncio.sleep(0)
+[during, recreated, live_count() - before]
+""")
+    assert got == [3, 2, 0]
+    statuses = [r["status"] for r in fault.log(key)]
+    assert statuses[:6] == [200, 500, 500, 500, 500, 200]  # four native objects were replaced
+
+
+# -- the reference server (serve.py) --------------------------------------------------------
+
+
+def publish(server: ServerProcess, channel: str, event: str, n: int) -> str:
+    response = httpx.post(
+        f"{server.url}/publish",
+        json={"channel": channel, "event": event, "data": {"n": n}},
+        headers={"Origin": server.url},
+        timeout=10,
+    )
+    response.raise_for_status()
+    offset: str = response.json()["offset"]
+    return offset
+
+
+def drop(server: ServerProcess, cid: str) -> int:
+    response = httpx.post(
+        f"{server.url}/demo/drop", json={"cid": cid}, headers={"Origin": server.url}, timeout=10
+    )
+    response.raise_for_status()
+    dropped: int = response.json()["dropped"]
+    return dropped
+
+
+@pytest.mark.parametrize("client_class", ["EventSourceClient", "FetchEventSource"])
+def test_reference_server_named_events_survive_a_dropped_connection_exactly_once(
+    py: PyodidePage, server: ServerProcess, client_class: str
+) -> None:
+    channel = f"sse-test-{uuid.uuid4().hex[:12]}"
+    cid = f"cid-{uuid.uuid4().hex[:12]}"
+    offsets = [publish(server, channel, "news", n) for n in range(1, 4)]
+    ns = f"ref-{cid}"
+    py.run(PRELUDE + f"""
+client = {client_class}("/sse?channel={channel}&cid={cid}&lastEventId=0", backoff=FAST)
+got = []
+client.on("news", lambda e: got.append([e.id, e.json()["n"]]))
+client.connect()
+await until(lambda: len(got) == 3)
+""", ns=ns)
+    assert drop(server, cid) == 1
+    # Published while the client is cut off or reconnecting: must arrive once, in order.
+    offsets += [publish(server, channel, "news", n) for n in range(4, 7)]
+    got = py.run(
+        "await until(lambda: len(got) >= 6, timeout=15)\n"
+        "client.close()\n"
+        "[got, client.stats.opens]",
+        ns=ns,
+    )
+    events, opens = got
+    assert events == [[offset, n] for offset, n in zip(offsets, range(1, 7), strict=True)]
+    assert opens == 2
