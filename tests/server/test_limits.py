@@ -1,0 +1,73 @@
+"""Token bucket and per-IP cap as functions; the cap and the handshake timeout on a real server."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+import websockets
+
+from pyrt.server.limits import ConnectionCap, TokenBucket
+from tests.server.wsclient import Client, run
+from tests.serverproc import ServerProcess
+
+
+def test_the_bucket_allows_a_burst_then_the_rate() -> None:
+    bucket = TokenBucket(rate=10, burst=3, now=0.0)
+    assert [bucket.take(0.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.take(0.05) is False  # half a token
+    assert bucket.take(0.1) is True
+    assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False]  # never above burst
+
+
+def test_a_zero_rate_means_unlimited() -> None:
+    bucket = TokenBucket(rate=0, burst=1, now=0.0)
+    assert all(bucket.take(0.0) for _ in range(1000))
+
+
+def test_the_cap_counts_per_address() -> None:
+    cap = ConnectionCap(2)
+    assert cap.acquire("a") and cap.acquire("a")
+    assert not cap.acquire("a")
+    assert cap.acquire("b")
+    cap.release("a")
+    assert cap.acquire("a")
+    assert cap.count("a") == 2 and cap.count("c") == 0
+    assert all(ConnectionCap(0).acquire("x") for _ in range(100))
+
+
+def test_connections_over_the_per_ip_cap_are_refused_with_429(start_server: Callable[..., ServerProcess]) -> None:
+    capped = start_server("--max-connections-per-ip", "2", "--demo-tick", "0")
+
+    async def scenario() -> None:
+        first = await Client.connect(capped.ws_url)
+        second = await Client.connect(capped.ws_url)
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(capped.ws_url + "/ws")
+        assert refused.value.response.status_code == 429
+        assert httpx.get(capped.url + "/sse", params={"channel": "x"}).status_code == 429
+        await first.close()
+        # the slot is given back once the server saw the close
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                third = await Client.connect(capped.ws_url)
+                break
+            except websockets.InvalidStatus:
+                assert time.monotonic() < deadline
+        await third.close()
+        await second.close()
+
+    run(scenario())
+
+
+def test_a_socket_that_never_sends_a_request_is_dropped(start_server: Callable[..., ServerProcess]) -> None:
+    strict = start_server("--handshake-timeout", "0.3", "--demo-tick", "0")
+    with socket.create_connection(("127.0.0.1", strict.port), timeout=5) as sock:
+        started = time.monotonic()
+        assert sock.recv(1) == b""  # closed by the server, not by our 5 s timeout
+        assert time.monotonic() - started < 3
+    assert httpx.get(strict.url + "/healthz").status_code == 200
