@@ -551,7 +551,8 @@ class WebSocketClient:
         loop = self._loop
         if loop is not None:
             self._timer_at = deadline
-            self._timer = loop.call_at(deadline, self._on_timer)
+            # call_later, not call_at: Pyodide's loop refuses a deadline already in the past.
+            self._timer = loop.call_later(max(0.0, deadline - loop.time()), self._on_timer)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

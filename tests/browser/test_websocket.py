@@ -1,0 +1,284 @@
+"""WebSocketClient in real Chromium + Pyodide against the real serve.py (``/echo`` and ``/ws``)."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from tests.browser.pyodide_page import PyodidePage
+from tests.serverproc import ServerProcess
+
+SETUP = """
+import asyncio, json
+from pyrt.backoff import Backoff
+from pyrt.heartbeat import Heartbeat
+from pyrt.browser.websocket import WebSocketClient
+from pyrt.browser import proxies
+"""
+
+
+def new_cid() -> str:
+    return "t" + uuid.uuid4().hex[:12]
+
+
+def drop(server: ServerProcess, cid: str) -> int:
+    """Abort the test client's connections on the server side (the browser sees 1006)."""
+    answer = httpx.post(f"{server.url}/demo/drop", json={"cid": cid}, timeout=10)
+    answer.raise_for_status()
+    return int(answer.json()["dropped"])
+
+
+def test_text_and_binary_echo_in_raw_mode(py: PyodidePage, server: ServerProcess) -> None:
+    code = (
+        SETUP
+        + f"""
+client = WebSocketClient("{server.ws_url}/echo", protocol="raw", heartbeat=None)
+got = []
+client.on_message(got.append)
+await client.connect().wait_open(10)
+payload = bytes(range(256)) * 4096  # 1 MiB
+client.send("héllo ✓")
+client.send(payload)
+client.send(bytearray(b"ab"))
+client.send({{"json": [1, 2]}})
+deadline = asyncio.get_running_loop().time() + 10
+while len(got) < 4 and asyncio.get_running_loop().time() < deadline:
+    await asyncio.sleep(0.01)
+client.close()
+await client.wait_closed(5)
+[got[0], type(got[1]).__name__, got[1] == payload, got[2].hex(), got[3], client.state.name]
+"""
+    )
+    assert py.run(code) == ["héllo ✓", "bytes", True, "6162", '{"json":[1,2]}', "CLOSED"]
+
+
+def test_messages_and_acks_over_the_pyrt_protocol(py: PyodidePage, server: ServerProcess) -> None:
+    code = (
+        SETUP
+        + f"""
+client = WebSocketClient("{server.ws_url}/ws", heartbeat=None)
+got = []
+client.on_message(got.append)
+async with client:
+    client.send({{"hi": 1}})
+    reply = await asyncio.wait_for(client.send_with_ack({{"n": 2}}), 10)
+    while not got:
+        await asyncio.sleep(0.01)
+    session = client.session
+[got, reply, bool(session), client.state.name]
+"""
+    )
+    got, reply, has_session, state = py.run(code)
+    assert got == [{"hi": 1}]
+    assert reply is not None
+    assert has_session
+    assert state == "CLOSED"
+
+
+def test_a_forced_disconnect_reconnects_and_delivers_queued_messages_in_order(
+    py: PyodidePage, server: ServerProcess
+) -> None:
+    cid = new_cid()
+    ns = f"queue-{cid}"
+    py.run(
+        SETUP
+        + f"""
+client = WebSocketClient("{server.ws_url}/ws?cid={cid}", heartbeat=None,
+                         backoff=Backoff(initial=0.5, jitter="none"))
+got, reconnects = [], []
+client.on_message(got.append)
+client.on_reconnecting(lambda attempt, delay, reason: reconnects.append(reason))
+await client.connect().wait_open(10)
+first_session = client.session
+""",
+        ns=ns,
+    )
+    assert drop(server, cid) == 1
+    py.wait_for("client.state.name == 'RECONNECTING'", ns=ns)
+    py.run("for n in range(20): client.send(n)", ns=ns)
+    assert py.run("client.stats.queue_length", ns=ns) == 20
+    py.wait_for("len(got) == 20", ns=ns)
+    result = py.run("[got, reconnects, client.session != first_session, client.stats.reconnects]", ns=ns)
+    py.run("client.close()", ns=ns)
+    assert result == [list(range(20)), ["closed with code 1006"], True, 1]
+
+
+def test_send_with_ack_across_a_forced_disconnect_resolves_exactly_once(
+    py: PyodidePage, server: ServerProcess
+) -> None:
+    cid = new_cid()
+    ns = f"acks-{cid}"
+    py.run(
+        SETUP
+        + f"""
+client = WebSocketClient("{server.ws_url}/ws?cid={cid}", heartbeat=None,
+                         backoff=Backoff(initial=0.2, jitter="none"))
+await client.connect().wait_open(10)
+outcomes = {{}}
+def send(n):
+    def done(future):
+        outcomes.setdefault(n, []).append(repr(future.exception()) if future.exception() else "ok")
+    client.send_with_ack({{"n": n}}).add_done_callback(done)
+""",
+        ns=ns,
+    )
+    stalled = httpx.post(f"{server.url}/demo/stall", json={"cid": cid, "seconds": 60}, timeout=10)
+    assert stalled.json() == {"stalled": 1}
+    py.run("for n in range(50): send(n)", ns=ns)
+    assert py.run("[len(outcomes), client.stats.pending_acks]", ns=ns) == [0, 50]  # all in flight
+    assert drop(server, cid) == 1
+    py.run("for n in range(50, 100): send(n)", ns=ns)
+    py.wait_for("len(outcomes) == 100", ns=ns, timeout=20)
+    outcomes = py.run("outcomes", ns=ns)
+    py.run("client.close()", ns=ns)
+    assert all(value == ["ok"] for value in outcomes.values()), outcomes
+    received = httpx.get(f"{server.url}/demo/received", params={"cid": cid}, timeout=10).json()["messages"]
+    assert [m["data"]["n"] for m in received] == list(range(100))
+
+
+def test_a_subscription_survives_a_server_side_disconnect_without_gaps(
+    py: PyodidePage, server: ServerProcess
+) -> None:
+    cid = new_cid()
+    channel = f"room-{cid}"
+    ns = f"sub-{cid}"
+    py.run(
+        SETUP
+        + f"""
+client = WebSocketClient("{server.ws_url}/ws?cid={cid}", heartbeat=None,
+                         backoff=Backoff(initial=1.0, jitter="none"))
+seen = []
+client.subscribe("{channel}", lambda p: seen.append([p.data, p.offset, p.recovered]))
+await client.connect().wait_open(10)
+""",
+        ns=ns,
+    )
+
+    def publish(n: int) -> None:
+        httpx.post(
+            f"{server.url}/publish", json={"channel": channel, "data": n}, timeout=10
+        ).raise_for_status()
+
+    py.wait_for("client.stats.received >= 2", ns=ns)  # welcome + subscribed
+    for n in range(5):
+        publish(n)
+    py.wait_for("len(seen) == 5", ns=ns)
+    drop(server, cid)
+    py.wait_for("client.state.name != 'OPEN'", ns=ns)
+    for n in range(5, 10):
+        publish(n)  # published while the client is away
+    assert py.run("[client.state.name, len(seen)]", ns=ns) == ["RECONNECTING", 5]
+    py.wait_for("client.state.name == 'OPEN'", ns=ns)
+    for n in range(10, 15):
+        publish(n)
+    py.wait_for("len(seen) >= 15", ns=ns)
+    seen = py.run("seen", ns=ns)
+    py.run("client.close()", ns=ns)
+    assert [data for data, _, _ in seen] == list(range(15))
+    assert all(recovered for _, _, recovered in seen)
+
+
+def test_publish_resolves_with_the_offset(py: PyodidePage, server: ServerProcess) -> None:
+    code = (
+        SETUP
+        + f"""
+client = WebSocketClient("{server.ws_url}/ws", heartbeat=None)
+seen = []
+async with client:
+    client.subscribe("pub-test", seen.append)
+    offset = await asyncio.wait_for(client.publish("pub-test", {{"x": 1}}), 10)
+    while not seen:
+        await asyncio.sleep(0.01)
+[offset, seen[0].offset, seen[0].data]
+"""
+    )
+    offset, delivered_offset, data = py.run(code)
+    assert offset == delivered_offset
+    assert data == {"x": 1}
+
+
+def test_the_heartbeat_detects_a_connection_the_server_stops_answering(
+    py: PyodidePage, server: ServerProcess
+) -> None:
+    cid = new_cid()
+    ns = f"hb-{cid}"
+    py.run(
+        SETUP
+        + f"""
+client = WebSocketClient("{server.ws_url}/ws?cid={cid}",
+                         heartbeat=Heartbeat(interval=0.3, timeout=0.3),
+                         backoff=Backoff(initial=0.1, jitter="none"))
+reasons = []
+client.on_reconnecting(lambda attempt, delay, reason: reasons.append(reason))
+await client.connect().wait_open(10)
+first_session = client.session
+loop = asyncio.get_running_loop()
+""",
+        ns=ns,
+    )
+    answer = httpx.post(f"{server.url}/demo/stall", json={"cid": cid, "seconds": 30}, timeout=10)
+    answer.raise_for_status()
+    py.run("stalled_at = loop.time()", ns=ns)
+    py.wait_for("reasons", ns=ns, timeout=5)
+    detected_after = py.run("loop.time() - stalled_at", ns=ns)
+    py.wait_for("client.state.name == 'OPEN' and client.session != first_session", ns=ns, timeout=5)
+    reasons = py.run("reasons", ns=ns)
+    py.run("client.close()", ns=ns)
+    assert "heartbeat timeout" in reasons[0]
+    assert detected_after < 0.3 + 0.3 + 0.3 + 0.5  # idle interval + timeout (+ slack)
+
+
+def test_a_manual_close_stops_reconnecting_and_later_sends_raise(
+    py: PyodidePage, server: ServerProcess
+) -> None:
+    code = (
+        SETUP
+        + f"""
+from pyrt.errors import ClientClosedError
+client = WebSocketClient("{server.ws_url}/ws", heartbeat=None, backoff=Backoff(initial=0.05))
+await client.connect().wait_open(10)
+pending = client.send_with_ack("never acked?")
+client.close()
+closed = await client.wait_closed(5)
+try:
+    await pending
+    ack = "resolved"
+except Exception as exc:
+    ack = type(exc).__name__
+await asyncio.sleep(0.3)
+try:
+    client.send("late")
+    late = "sent"
+except ClientClosedError as exc:
+    late = str(exc)
+[client.state.name, closed.by_client, client.stats.reconnects, ack, late]
+"""
+    )
+    state, by_client, reconnects, ack, late = py.run(code)
+    assert [state, by_client, reconnects] == ["CLOSED", True, 0]
+    assert ack == "ClientClosedError"
+    assert late == "cannot send on a closed client; create a new one"
+
+
+def test_live_proxies_return_to_baseline_after_200_connections(
+    py: PyodidePage, server: ServerProcess
+) -> None:
+    code = (
+        SETUP
+        + f"""
+baseline = proxies.live_count()
+peak = 0
+for n in range(200):
+    client = WebSocketClient("{server.ws_url}/echo", protocol="raw", heartbeat=None)
+    client.on_message(lambda m: None)
+    await client.connect().wait_open(10)
+    peak = max(peak, proxies.live_count())
+    client.close()
+    await client.wait_closed(5)
+[baseline, peak, proxies.live_count()]
+"""
+    )
+    baseline, peak, after = py.run(code, timeout=120)
+    assert peak > baseline  # the count does see the client's proxies
+    assert after == baseline
