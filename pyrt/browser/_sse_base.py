@@ -13,7 +13,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, overload
 
 from pyrt.sse import ServerSentEvent
 from pyrt.sse_policy import (
@@ -105,7 +105,13 @@ class _SSEClient:
         """The error the client stopped with, if it stopped because of one."""
         return self._final_error
 
-    def on(self, type: str, handler: EventHandler | None = None) -> Any:
+    @overload
+    def on(self, type: str, handler: None = None) -> Callable[[EventHandler], EventHandler]: ...
+    @overload
+    def on(self, type: str, handler: EventHandler) -> EventHandler: ...
+    def on(
+        self, type: str, handler: EventHandler | None = None
+    ) -> EventHandler | Callable[[EventHandler], EventHandler]:
         """Call ``handler(event)`` for every event of ``type``; usable as a decorator.
 
         Handlers stay registered across reconnects (and re-created native objects) until
@@ -149,9 +155,15 @@ class _SSEClient:
         return self
 
     def close(self) -> None:
-        """Stop for good: abort what is in flight, cancel reconnects, end ``async for``."""
+        """Stop for good: abort what is in flight, cancel reconnects, end ``async for``.
+
+        Events received but not yet taken by ``async for`` are dropped. (When the client stops
+        by itself — 204, a fatal error — ``async for`` first yields what was received.)
+        """
         if self._loop is None:
             self._loop = _running_loop()
+        if self._buffer is not None:
+            self._buffer.clear()
         self._engine.close(self._loop.time())
         self._pump()
 
