@@ -282,3 +282,62 @@ for n in range(200):
     baseline, peak, after = py.run(code, timeout=120)
     assert peak > baseline  # the count does see the client's proxies
     assert after == baseline
+
+
+def test_pagehide_saves_unacked_messages_to_local_storage_for_the_next_page(
+    py: PyodidePage, server: ServerProcess
+) -> None:
+    cid = new_cid()
+    key = f"pyrt-test-{cid}"
+    ns = f"persist-{cid}"
+    py.run(
+        SETUP
+        + f"""
+import js
+first = WebSocketClient("{server.ws_url}/ws?cid={cid}", heartbeat=None, persist="{key}")
+await first.connect().wait_open(10)
+""",
+        ns=ns,
+    )
+    httpx.post(f"{server.url}/demo/stall", json={"cid": cid, "seconds": 60}, timeout=10).raise_for_status()
+    saved = py.run(
+        """
+pending = [first.send_with_ack({"n": n}) for n in range(3)]
+js.window.dispatchEvent(js.Event.new("pagehide"))  # what the browser fires on reload
+json.loads(js.localStorage.getItem(KEY))
+""".replace("KEY", repr(key)),
+        ns=ns,
+    )
+    assert len(saved["frames"]) == 3
+    assert py.run("first.state.name", ns=ns) == "RECONNECTING"  # waiting for pageshow
+    py.run(
+        f"""
+second = WebSocketClient("{server.ws_url}/ws?cid={cid}", heartbeat=None, persist="{key}")
+await second.connect().wait_open(10)
+""",
+        ns=ns,
+    )
+    py.wait_for("second.stats.pending_acks == 0 and second.stats.acked == 3", ns=ns, timeout=10)
+    py.run("first.close(); second.close(); js.localStorage.removeItem(KEY)".replace("KEY", repr(key)), ns=ns)
+    received = httpx.get(f"{server.url}/demo/received", params={"cid": cid}, timeout=10).json()["messages"]
+    assert [m["data"]["n"] for m in received] == [0, 1, 2]
+
+
+def test_the_online_event_cuts_a_long_backoff_short(py: PyodidePage, server: ServerProcess) -> None:
+    cid = new_cid()
+    ns = f"online-{cid}"
+    py.run(
+        SETUP
+        + f"""
+import js
+client = WebSocketClient("{server.ws_url}/ws?cid={cid}", heartbeat=None,
+                         backoff=Backoff(initial=60.0, maximum=60.0, jitter="none"))
+await client.connect().wait_open(10)
+""",
+        ns=ns,
+    )
+    drop(server, cid)
+    py.wait_for("client.state.name == 'RECONNECTING'", ns=ns)
+    py.run("js.window.dispatchEvent(js.Event.new('online'))", ns=ns)
+    py.wait_for("client.state.name == 'OPEN'", ns=ns, timeout=5)
+    py.run("client.close()", ns=ns)
