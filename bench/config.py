@@ -1,0 +1,47 @@
+"""Benchmark sizes: the full run (``make bench``) and a tiny one for the smoke test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    # client (Chromium)
+    recv_n: int = 200_000  # messages per contender, split over recv_runs fresh connections
+    recv_runs: int = 4
+    rtt_n: int = 2_000
+    binary: tuple[tuple[int, int], ...] = ((MIB, 5), (16 * MIB, 2))  # (bytes, repeats)
+    sse_n: int = 100_000
+    sse_runs: int = 3
+    startup_reps: int = 3
+    cycles: int = 1_000
+    memory_flood_n: int = 100_000
+    # server
+    fanout_subscribers: int = 1_000
+    fanout_rates: tuple[int, ...] = (20, 60, 180)  # publications per second, one step each
+    fanout_step_seconds: float = 3.0
+    fanout_processes: int = 2  # load-client processes per transport
+    idle_connections: int = 5_000
+
+
+FULL = Sizes()
+
+QUICK = Sizes(
+    recv_n=400,
+    recv_runs=2,
+    rtt_n=50,
+    binary=((64 * 1024, 1),),
+    sse_n=300,
+    sse_runs=1,
+    startup_reps=1,
+    cycles=5,
+    memory_flood_n=200,
+    fanout_subscribers=10,
+    fanout_rates=(20,),
+    fanout_step_seconds=0.5,
+    fanout_processes=1,
+    idle_connections=20,
+)
