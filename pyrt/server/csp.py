@@ -1,10 +1,12 @@
 """Security headers: a Content-Security-Policy for the pages, ``nosniff`` for everything.
 
-Pages may run Pyodide: ``script-src 'self' 'wasm-unsafe-eval'`` (WebAssembly compilation) without
-``'unsafe-eval'``; inline scripts are allowed by their SHA-256 hash, computed from the page that
+Pages may run Pyodide and PyScript: ``script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'``
+(WebAssembly compilation, and PyScript's ``core.js`` builds functions with ``Function(...)``);
+inline scripts are allowed by their SHA-256 hash, computed from the page that
 is actually served. ``connect-src`` allows the server's own origin, the allowed origins, the
 configured extra sources and, for a page served from a loopback address, any loopback port (so a
-local test proxy or a second local instance can be reached).
+local test proxy or a second local instance can be reached; CSP host sources cannot name an IPv6
+literal, so ``[::1]`` is recognised as loopback but not listed).
 """
 
 from __future__ import annotations
@@ -57,11 +59,11 @@ def page_policy(host: str | None, script_hashes: Iterable[str], connect: Iterabl
     host = host or ""
     hostname = host.split("]")[0] + "]" if host.startswith("[") else host.rsplit(":", 1)[0]
     if hostname in _LOOPBACK:
-        for name in _LOOPBACK:
+        for name in _LOOPBACK[:2]:  # not "[::1]": browsers reject IPv6 literals in CSP sources
             connect_src.extend(f"{scheme}://{name}:*" for scheme in ("http", "https", "ws", "wss"))
     directives = [
         "default-src 'self'",
-        " ".join(["script-src 'self' 'wasm-unsafe-eval'", *script_hashes]),
+        " ".join(["script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'", *script_hashes]),
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob:",
         "font-src 'self' data:",
