@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.browser.pyodide_page import PyodideError, PyodidePage
@@ -50,11 +51,18 @@ p_msg.destroy(); p_open.destroy()
 
 
 def test_server_sent_events_arrive_through_js_eventsource(py: PyodidePage, server: ServerProcess) -> None:
+    channel = "harness-sse"
+    offsets = [
+        httpx.post(
+            server.url + "/publish", json={"channel": channel, "event": "tick", "data": {"n": n}}
+        ).json()["offset"]
+        for n in (1, 2, 3)
+    ]
     code = f"""
 import asyncio, js, json
 from pyodide.ffi import create_proxy
 
-source = js.EventSource.new("{server.url}/sse")
+source = js.EventSource.new("{server.url}/sse?channel={channel}&lastEventId=0")
 got = []
 done = asyncio.get_running_loop().create_future()
 def on_tick(event):
@@ -68,7 +76,7 @@ source.close()
 proxy.destroy()
 got
 """
-    assert py.run(code) == [["1", 1], ["2", 2], ["3", 3]]
+    assert py.run(code) == [[offsets[0], 1], [offsets[1], 2], [offsets[2], 3]]
 
 
 def test_the_page_loaded_nothing_from_outside_the_test_server(py: PyodidePage) -> None:
