@@ -1,0 +1,306 @@
+"""The demo page (web/index.html + web/demo.py), used the way a person would: real Chromium,
+real PyScript and Pyodide, real ``serve.py --demo``.
+
+Two pages boot once for the whole module (``alice`` and ``bob``) and chat with each other;
+the tests run in order on them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect
+
+from tests.serverproc import ServerProcess
+
+SHOTS = Path(__file__).resolve().parents[2] / "test-results"
+BOOT_TIMEOUT = 90.0  # seconds: two pages boot Pyodide at once on a busy 2-core machine
+WAIT = 20_000  # ms: generous deadline for anything that happens over the network
+
+
+class DemoPage:
+    """The demo in its own browser context; requests outside the server are blocked and
+    recorded, like :class:`tests.browser.pyodide_page.PyodidePage` does."""
+
+    def __init__(self, browser: Browser, base_url: str) -> None:
+        self.origin = base_url
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.foreign_requests: list[str] = []
+        self.context = browser.new_context(viewport={"width": 1280, "height": 860})
+        self.context.route(self._is_foreign, self._block)
+        self.page: Page = self.context.new_page()
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
+        self.page.goto(base_url + "/", wait_until="domcontentloaded")
+        # Python is not running yet: the loading indicator must be what the user sees.
+        self.loading_seen = (
+            self.page.locator("#boot").is_visible() and not self.page.locator("#app").is_visible()
+        )
+
+    def _is_foreign(self, url: str) -> bool:
+        return not (url.startswith(self.origin + "/") or url.startswith(("data:", "blob:")))
+
+    def _block(self, route: Route) -> None:
+        self.foreign_requests.append(route.request.url)
+        route.abort()
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
+
+    def wait_ready(self, deadline: float) -> None:
+        ready = self.page.locator("body[data-ready]")
+        while not ready.count():
+            if self.page_errors or self.console_errors:
+                pytest.fail(f"the demo failed to start: {self.page_errors} {self.console_errors}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the demo was not ready within {BOOT_TIMEOUT} s")
+            self.page.wait_for_timeout(100)
+
+    def say(self, text: str) -> None:
+        """Type a message and press Enter."""
+        self.page.fill("#ws-input", text)
+        self.page.press("#ws-input", "Enter")
+
+    def received(self, tag: str) -> list[str]:
+        texts = self.page.locator("#ws-messages li.received .text").all_text_contents()
+        return [text for text in texts if tag in text]
+
+    def sent(self, tag: str) -> list[tuple[str, str | None]]:
+        items = self.page.locator("#ws-messages li.sent")
+        return [
+            (item.locator(".text").text_content() or "", item.get_attribute("data-ack"))
+            for item in items.all()
+            if tag in (item.locator(".text").text_content() or "")
+        ]
+
+    def open_tab(self, name: str) -> None:
+        self.page.click(f"#tab-{name}")
+        expect(self.page.locator(f"#panel-{name}")).to_be_visible()
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def pages(browser: Browser, server: ServerProcess) -> Iterator[tuple[DemoPage, DemoPage]]:
+    alice = DemoPage(browser, server.url)
+    bob = DemoPage(browser, server.url)  # both boot at the same time
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    try:
+        alice.wait_ready(deadline)
+        bob.wait_ready(deadline)
+        for page, name in ((alice, "alice"), (bob, "bob")):
+            page.page.fill("#ws-name", name)
+            expect(page.page.locator("#ws-status")).to_have_text("open", timeout=WAIT)
+        yield alice, bob
+    finally:
+        alice.close()
+        bob.close()
+
+
+@pytest.fixture(scope="module")
+def alice(pages: tuple[DemoPage, DemoPage]) -> DemoPage:
+    return pages[0]
+
+
+@pytest.fixture(scope="module")
+def bob(pages: tuple[DemoPage, DemoPage]) -> DemoPage:
+    return pages[1]
+
+
+def tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def event_ids(page: DemoPage) -> list[tuple[int, int]]:
+    """The feed's event ids as rendered, as (major, minor) pairs."""
+    ids = page.page.locator("#sse-events li[data-id]").evaluate_all("items => items.map(i => i.dataset.id)")
+    return [(int(a), int(b)) for a, b in (i.split("-") for i in ids)]
+
+
+def assert_no_gap(ids: list[tuple[int, int]]) -> None:
+    """The memory broker numbers a channel's publications one by one: no gap, no repeat."""
+    assert ids, "no events"
+    majors = {major for major, _ in ids}
+    assert len(majors) == 1, ids
+    minors = [minor for _, minor in ids]
+    assert minors == list(range(minors[0], minors[0] + len(minors))), minors
+
+
+# --------------------------------------------------------------------------------------- tests
+
+
+def test_the_page_shows_loading_then_ready_with_its_boot_time(alice: DemoPage, bob: DemoPage) -> None:
+    assert alice.loading_seen
+    assert bob.loading_seen
+    page = alice.page
+    expect(page.locator("#boot")).to_be_hidden()
+    expect(page.locator("#app")).to_be_visible()
+    expect(page.locator("#boot-time")).to_have_text(re.compile(r"^Python ready in \d+\.\d s$"))
+    # a server started with --demo: the break controls are offered
+    expect(page.locator("#ws-break")).to_be_visible()
+    for demo in (alice, bob):
+        assert demo.page_errors == []
+        assert demo.console_errors == []
+        assert demo.foreign_requests == []
+
+
+def test_two_pages_chat_and_acks_show(alice: DemoPage, bob: DemoPage) -> None:
+    t = tag()
+    alice.say(f"hello bob {t}")
+    expect(bob.page.locator("#ws-messages li.received", has_text=t)).to_have_count(1, timeout=WAIT)
+    mine = alice.page.locator("#ws-messages li.sent", has_text=t)
+    expect(mine).to_have_attribute("data-ack", "acked", timeout=WAIT)
+    expect(mine.locator(".meta")).to_have_text(re.compile(r"acked in \d+ ms"))
+    expect(bob.page.locator("#ws-messages li.received", has_text=t).locator(".who")).to_have_text("alice")
+
+    bob.say(f"hi alice {t}")
+    expect(alice.page.locator("#ws-messages li.received", has_text=f"hi alice {t}")).to_have_count(
+        1, timeout=WAIT
+    )
+    assert alice.received(t) == [f"hi alice {t}"]
+    assert bob.received(t) == [f"hello bob {t}"]
+
+
+def test_breaking_the_connection_counts_down_recovers_and_delivers_once_in_order(
+    alice: DemoPage, bob: DemoPage
+) -> None:
+    status = alice.page.locator("#ws-status")
+    reconnects = alice.page.locator('#ws-stats dd[data-stat="reconnects"]')
+    before = int(reconnects.text_content() or 0)
+    alice.page.click("#ws-break")
+    expect(status).to_have_text(re.compile(r"^reconnecting in \d+\.\d s, attempt 1$"), timeout=WAIT)
+    t = tag()
+    texts = [f"while broken {n} {t}" for n in range(3)]
+    for text in texts:
+        alice.say(text)
+    expect(status).to_have_text("open", timeout=WAIT)
+    expect(bob.page.locator("#ws-messages li.received", has_text=t)).to_have_count(3, timeout=WAIT)
+    expect(alice.page.locator("#ws-messages li.sent[data-ack=acked]", has_text=t)).to_have_count(
+        3, timeout=WAIT
+    )
+    assert bob.received(t) == texts
+    assert [text for text, _ in alice.sent(t)] == texts
+    assert int(reconnects.text_content() or 0) == before + 1
+
+
+def test_offline_messages_wait_in_the_queue_and_go_out_once_in_order(alice: DemoPage, bob: DemoPage) -> None:
+    page = alice.page
+    page.check("#ws-offline")
+    expect(page.locator("#ws-status")).to_have_text("offline (simulated)", timeout=WAIT)
+    t = tag()
+    texts = [f"offline {n} {t}" for n in range(3)]
+    for text in texts:
+        alice.say(text)
+    expect(page.locator("#ws-queue")).to_have_text("3 messages queued")
+    expect(page.locator('#ws-stats dd[data-stat="queue_length"]')).to_have_text("3")
+    assert [ack for _, ack in alice.sent(t)] == ["pending"] * 3
+    assert bob.received(t) == []
+
+    page.uncheck("#ws-offline")
+    expect(page.locator("#ws-status")).to_have_text("open", timeout=WAIT)
+    expect(page.locator("#ws-queue")).to_be_hidden()
+    expect(bob.page.locator("#ws-messages li.received", has_text=t)).to_have_count(3, timeout=WAIT)
+    sent = page.locator("#ws-messages li.sent", has_text=t)
+    expect(sent.locator(".meta.acked")).to_have_count(3, timeout=WAIT)
+    expect(sent.first.locator(".meta")).to_contain_text("sent from the queue")
+    assert bob.received(t) == texts
+
+
+def test_an_html_payload_is_shown_as_text_and_runs_nothing(alice: DemoPage, bob: DemoPage) -> None:
+    payload = "<img src=x onerror=\"document.body.dataset.xss='1'\"><script>document.title='pwned'</script>"
+    t = tag()
+    alice.say(f"{payload} {t}")
+    received = bob.page.locator("#ws-messages li.received", has_text=t)
+    expect(received).to_have_count(1, timeout=WAIT)
+    assert received.locator(".text").text_content() == f"{payload} {t}"
+    for demo in (alice, bob):
+        assert demo.page.locator("#ws-messages img, #ws-messages script").count() == 0
+        assert demo.page.evaluate("document.body.dataset.xss") is None
+        assert demo.page.title() != "pwned"
+
+
+def test_tabs_work_with_the_keyboard(bob: DemoPage) -> None:
+    page = bob.page
+    page.focus("#tab-ws")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#tab-sse")).to_be_focused()
+    expect(page.locator("#tab-sse")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#panel-sse")).to_be_visible()
+    expect(page.locator("#panel-ws")).to_be_hidden()
+    page.keyboard.press("End")
+    expect(page.locator("#panel-compare")).to_be_visible()
+    page.keyboard.press("ArrowRight")  # wraps around
+    expect(page.locator("#tab-ws")).to_be_focused()
+    expect(page.locator("#panel-ws")).to_be_visible()
+    expect(page.locator("#tab-compare")).to_have_attribute("tabindex", "-1")
+
+
+def test_the_sse_feed_shows_named_events_and_resumes_without_a_gap(alice: DemoPage) -> None:
+    page = alice.page
+    alice.open_tab("sse")
+    expect(page.locator("#sse-status")).to_have_text("open", timeout=WAIT)
+    for kind in ("tick", "update", "notification"):  # every kind, each rendered its own way
+        expect(page.locator(f"#sse-events li.{kind}[data-kind={kind}]").first).to_be_visible(timeout=WAIT)
+    expect(page.locator("#sse-events li.update progress").first).to_be_attached()
+    assert_no_gap(event_ids(alice))
+
+    for kind in ("eventsource", "fetch"):
+        if kind == "fetch":  # switching client continues from the same event id
+            page.select_option("#sse-kind", "fetch")
+            expect(page.locator('#sse-stats dd[data-stat="client"]')).to_have_text("FetchEventSource")
+        disconnects = page.locator('#sse-stats dd[data-stat="disconnects"]')
+        expect(page.locator("#sse-status")).to_have_text("open", timeout=WAIT)
+        before = len(event_ids(alice))
+        page.click("#sse-break")
+        expect(disconnects).to_have_text("1", timeout=WAIT)
+        expect(page.locator("#sse-events li.system", has_text="Stream lost")).not_to_have_count(0)
+        # the stream comes back by itself and events keep coming
+        expect(page.locator("#sse-status")).to_have_text("open", timeout=WAIT)
+        page.wait_for_function(
+            "n => document.querySelectorAll('#sse-events li[data-id]').length >= n",
+            arg=before + 3,
+            timeout=WAIT,
+        )
+        assert_no_gap(event_ids(alice))
+    expect(page.locator('#sse-stats dd[data-stat="last_id"]')).to_have_text(
+        "-".join(map(str, event_ids(alice)[-1])), timeout=WAIT
+    )
+
+
+@pytest.mark.parametrize(("width", "height", "label"), [(1280, 860, "desktop"), (390, 844, "phone")])
+def test_each_tab_looks_right_at_desktop_and_phone_width(
+    alice: DemoPage, width: int, height: int, label: str
+) -> None:
+    page = alice.page
+    page.set_viewport_size({"width": width, "height": height})
+    SHOTS.mkdir(exist_ok=True)
+    for name in ("ws", "sse", "compare"):
+        alice.open_tab(name)
+        page.locator(f"#panel-{name} .messages").evaluate_all(
+            "lists => lists.forEach(l => l.scrollTop = l.scrollHeight)"
+        )
+        # nothing sticks out sideways: no horizontal scrolling on a phone
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{name} tab is {overflow}px wider than a {width}px screen"
+        page.screenshot(path=str(SHOTS / f"demo-{name}-{label}.png"), full_page=True)
+    alice.open_tab("ws")
+    page.set_viewport_size({"width": 1280, "height": 860})
+
+
+def test_nothing_went_wrong_in_either_page(alice: DemoPage, bob: DemoPage) -> None:
+    # Chromium logs each SSE response the server cut short on purpose ("Break the connection").
+    broken_on_purpose = "net::ERR_INCOMPLETE_CHUNKED_ENCODING"
+    for demo in (alice, bob):
+        assert demo.page_errors == []
+        assert [error for error in demo.console_errors if broken_on_purpose not in error] == []
+        assert demo.foreign_requests == []

@@ -1,0 +1,623 @@
+"""The pyrt live demo: a chat over WebSocketClient and a live feed over the SSE clients.
+
+Everything here uses pyrt's public API, plus ``pyscript`` for the page. Every piece of text that
+came from the network is inserted with ``textContent``, never as HTML.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pyscript import document, fetch, when, window
+
+from pyrt import (
+    Backoff,
+    EventSourceClient,
+    FetchEventSource,
+    Heartbeat,
+    Publication,
+    ServerSentEvent,
+    State,
+    WebSocketClient,
+)
+
+CHAT_CHANNEL = "chat"
+FEED_CHANNEL = "feed"
+FEED_TYPES = ("tick", "update", "notification")
+MAX_ITEMS = 300  # entries kept per list
+
+# One id for this page: the SSE stream carries it (?cid=...) so "Break the connection" can name it.
+CID = f"{random.getrandbits(48):012x}"
+loop = asyncio.get_event_loop()
+_tasks: set[asyncio.Task[Any]] = set()
+
+
+# ----------------------------------------------------------------------------------------- DOM
+
+
+def by_id(name: str) -> Any:
+    return document.getElementById(name)
+
+
+def make(tag: str, cls: str = "", text: str | None = None) -> Any:
+    node = document.createElement(tag)
+    if cls:
+        node.className = cls
+    if text is not None:
+        node.textContent = text  # text only: never HTML
+    return node
+
+
+def append_item(lst: Any, item: Any) -> None:
+    """Append to a message list, keep it bounded, follow the bottom if the reader is there."""
+    near_bottom = lst.scrollHeight - lst.scrollTop - lst.clientHeight < 60
+    lst.appendChild(item)
+    while lst.childElementCount > MAX_ITEMS:
+        lst.removeChild(lst.firstElementChild)
+    if near_bottom:
+        lst.scrollTop = lst.scrollHeight
+
+
+def system_line(lst: Any, text: str, kind: str = "") -> None:
+    item = make("li", "system" + (f" {kind}" if kind else ""), text)
+    append_item(lst, item)
+
+
+def set_badge(badge: Any, state: str, text: str) -> None:
+    badge.dataset.state = state
+    badge.textContent = text
+
+
+def clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def spawn(coro: Any) -> asyncio.Task[Any]:
+    task = asyncio.ensure_future(coro)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return task
+
+
+class StatsPanel:
+    """A <dl> of named figures, built once, updated by text."""
+
+    def __init__(self, dl: Any, rows: list[tuple[str, str]]) -> None:
+        self.cells: dict[str, Any] = {}
+        for key, label in rows:
+            dl.appendChild(make("dt", "", label))
+            cell = make("dd", "", "\u2013")
+            cell.dataset.stat = key
+            dl.appendChild(cell)
+            self.cells[key] = cell
+
+    def show(self, values: dict[str, object]) -> None:
+        for key, value in values.items():
+            text = "\u2013" if value is None else str(value)
+            cell = self.cells[key]
+            if cell.textContent != text:
+                cell.textContent = text
+
+
+async def post_json(url: str, body: dict[str, Any]) -> Any:
+    response = await fetch(
+        url, method="POST", headers={"Content-Type": "application/json"}, body=json.dumps(body)
+    )
+    return await response.json()
+
+
+def ms(seconds: float | None) -> str | None:
+    return None if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+# ----------------------------------------------------------------------------------------- chat
+
+
+class Chat:
+    """The WebSocket tab: a chat room on the server's ``chat`` channel."""
+
+    def __init__(self) -> None:
+        self.client: WebSocketClient | None = None
+        self.offline = False
+        self.last_offset: str | None = None  # resume point when a new client subscribes
+        self.countdown: asyncio.Task[None] | None = None
+        self.counter = 0
+        self.list = by_id("ws-messages")
+        self.badge = by_id("ws-status")
+        self.queue_note = by_id("ws-queue")
+        self.name = by_id("ws-name")
+        self.name.value = window.localStorage.getItem("pyrt-demo-name") or f"guest-{random.randint(100, 999)}"
+        self.stats = StatsPanel(
+            by_id("ws-stats"),
+            [
+                ("state", "State"),
+                ("session", "Session"),
+                ("reconnects", "Reconnects"),
+                ("queue_length", "Queued now"),
+                ("queued", "Queued (total)"),
+                ("dropped", "Dropped"),
+                ("acked", "Acked"),
+                ("pending_acks", "Awaiting ack"),
+                ("retried", "Re-sent"),
+                ("rtt", "Heartbeat RTT"),
+                ("srtt", "Smoothed RTT"),
+            ],
+        )
+
+    # -- connection
+
+    @property
+    def active(self) -> bool:
+        return self.client is not None and self.client.state is not State.CLOSED
+
+    def connect(self) -> None:
+        if self.active:
+            return
+        client = WebSocketClient(
+            "/ws",
+            # A visible countdown: the first retry comes 1-2 s after a drop, then slower.
+            backoff=Backoff(initial=2.0, maximum=20.0, jitter="equal"),
+            heartbeat=Heartbeat(interval=5.0, timeout=5.0),
+            ack_timeout=5.0,
+        )
+        client.on_state(self.on_state)
+        client.on_reconnecting(self.on_reconnecting)
+        client.on_open(self.on_open)
+        client.on_close(self.on_close)
+        client.on_error(self.on_error)
+        self.client = client
+        client.connect()
+        # Resume where the previous client stopped: what was said meanwhile is replayed.
+        client.subscribe(CHAT_CHANNEL, self.on_publication, since=self.last_offset)
+        if self.offline:
+            client.page_hidden()
+        self.refresh()
+
+    def disconnect(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+    def set_offline(self, offline: bool) -> None:
+        """Simulate losing the network: the socket closes, sends wait in pyrt's queue, and the
+        client reconnects (sending the queue in order) when the network is "back"."""
+        self.offline = offline
+        client = self.client
+        if client is None or client.state is State.CLOSED:
+            self.refresh()
+            return
+        if offline:
+            self.stop_countdown()
+            client.page_hidden()
+            system_line(self.list, "Offline (simulated): messages wait in the queue")
+        else:
+            client.page_shown()
+            system_line(self.list, "Back online: reconnecting")
+        self.refresh()
+
+    async def break_connection(self) -> None:
+        client = self.client
+        session = client.session if client is not None and client.state is State.OPEN else None
+        if session is None:
+            system_line(self.list, "Not connected: nothing to break")
+            return
+        result = await post_json("/demo/drop", {"session": session})
+        dropped = result.get("dropped", 0) if isinstance(result, dict) else 0
+        system_line(self.list, f"The server dropped {dropped} connection(s) without a close frame")
+
+    # -- client events
+
+    def on_state(self, state: State) -> None:
+        if state is not State.RECONNECTING:
+            self.stop_countdown()
+        self.refresh()
+
+    def on_reconnecting(self, attempt: int, delay: float, reason: str) -> None:
+        system_line(self.list, f"Connection lost ({reason}); retry {attempt} in {delay:.1f} s")
+        self.stop_countdown()
+        self.countdown = spawn(self.count_down(attempt, loop.time() + delay))
+
+    def on_open(self) -> None:
+        system_line(self.list, f"Connected · {clock()}")
+        self.refresh()
+
+    def on_close(self, event: Any) -> None:
+        system_line(self.list, f"Closed: {event.detail}")
+        self.refresh()
+
+    def on_error(self, error: Exception) -> None:
+        system_line(self.list, f"{type(error).__name__}: {error}", "error")
+
+    async def count_down(self, attempt: int, at: float) -> None:
+        while True:
+            left = max(0.0, at - loop.time())
+            set_badge(self.badge, "reconnecting", f"reconnecting in {left:.1f} s, attempt {attempt}")
+            if left <= 0:
+                return
+            await asyncio.sleep(min(0.1, left))
+
+    def stop_countdown(self) -> None:
+        if self.countdown is not None:
+            self.countdown.cancel()
+            self.countdown = None
+
+    # -- messages
+
+    def send(self, text: str) -> None:
+        client = self.client
+        if client is None or client.state is State.CLOSED:
+            system_line(self.list, "Not connected: press Connect first")
+            return
+        name = self.name.value.strip() or "guest"
+        window.localStorage.setItem("pyrt-demo-name", name)
+        self.counter += 1
+        data = {"name": name, "text": text, "from": CID, "n": self.counter}
+        item = self.render(name, text, "sent")
+        meta = make("span", "meta pending")
+        item.appendChild(meta)
+        queued = client.state is not State.OPEN or client.stats.queue_length > 0
+        self.set_ack(item, meta, "pending", "queued, waiting for the connection" if queued else "sending…")
+        started = loop.time()
+        try:
+            future = client.publish(CHAT_CHANNEL, data, event="chat")
+        except Exception as exc:  # QueueFull with overflow="raise", ClientClosedError
+            self.set_ack(item, meta, "failed", f"✗ not sent: {exc}")
+            return
+        future.add_done_callback(lambda f: self.acked(f, item, meta, started, queued))
+        self.refresh()
+
+    def acked(self, future: asyncio.Future[str], item: Any, meta: Any, started: float, queued: bool) -> None:
+        took = (loop.time() - started) * 1000
+        if future.cancelled():
+            self.set_ack(item, meta, "failed", "✗ cancelled")
+        elif future.exception() is not None:
+            self.set_ack(item, meta, "failed", f"✗ failed: {future.exception()}")
+        else:
+            note = " (sent from the queue)" if queued else ""
+            self.set_ack(item, meta, "acked", f"✓ acked in {took:.0f} ms{note}")
+        self.refresh()
+
+    @staticmethod
+    def set_ack(item: Any, meta: Any, state: str, text: str) -> None:
+        item.dataset.ack = state
+        meta.className = f"meta {state}"
+        meta.textContent = text
+
+    def on_publication(self, publication: Publication) -> None:
+        if publication.offset is not None:
+            self.last_offset = publication.offset
+        if not publication.recovered:
+            system_line(self.list, "Some messages are no longer retained by the server and were missed")
+        data = publication.data
+        if not isinstance(data, dict):
+            self.render("?", str(data), "received")
+            return
+        if data.get("from") == CID:
+            return  # our own message, already shown with its ack
+        self.render(str(data.get("name", "?"))[:24], str(data.get("text", "")), "received")
+
+    def render(self, name: str, text: str, kind: str) -> Any:
+        item = make("li", kind)
+        item.appendChild(make("span", "who", name))
+        item.appendChild(make("span", "text", text))
+        item.appendChild(make("time", "at", clock()))
+        append_item(self.list, item)
+        return item
+
+    # -- display
+
+    def refresh(self) -> None:
+        client = self.client
+        connected = client is not None and client.state is not State.CLOSED
+        by_id("ws-connect").disabled = connected
+        by_id("ws-disconnect").disabled = not connected
+        by_id("ws-break").disabled = client is None or client.state is not State.OPEN
+        if client is None:
+            set_badge(self.badge, "idle", "not connected")
+            return
+        state = client.state
+        stats = client.stats
+        if self.offline and state is State.RECONNECTING:
+            set_badge(self.badge, "offline", "offline (simulated)")
+        elif state is State.RECONNECTING:
+            if self.countdown is None:
+                set_badge(self.badge, "reconnecting", "reconnecting")
+        else:
+            set_badge(self.badge, state.value, state.value)
+        waiting = stats.queue_length
+        self.queue_note.hidden = waiting == 0
+        self.queue_note.textContent = f"{waiting} message{'s' if waiting != 1 else ''} queued"
+        self.stats.show(
+            {
+                "state": state.value,
+                "session": client.session,
+                "reconnects": stats.reconnects,
+                "queue_length": waiting,
+                "queued": stats.queued,
+                "dropped": stats.dropped,
+                "acked": stats.acked,
+                "pending_acks": stats.pending_acks,
+                "retried": stats.retried,
+                "rtt": ms(stats.rtt),
+                "srtt": ms(stats.srtt),
+            }
+        )
+
+
+# ----------------------------------------------------------------------------------------- SSE
+
+
+class Feed:
+    """The Server-Sent Events tab: the server's demo ``feed`` channel."""
+
+    def __init__(self) -> None:
+        self.client: EventSourceClient | FetchEventSource | None = None
+        self.last_id = ""
+        self.kind = by_id("sse-kind")
+        self.list = by_id("sse-events")
+        self.badge = by_id("sse-status")
+        self.stats = StatsPanel(
+            by_id("sse-stats"),
+            [
+                ("state", "State"),
+                ("client", "Client"),
+                ("events", "Events"),
+                ("opens", "Opens"),
+                ("disconnects", "Disconnects"),
+                ("last_id", "Last event id"),
+                ("last_error", "Last error"),
+            ],
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.client is not None and self.client.ready_state is not self.client.CLOSED
+
+    def connect(self) -> None:
+        if self.active:
+            return
+        url = f"/sse?channel={FEED_CHANNEL}&cid={CID}"
+        backoff = Backoff(initial=1.0, maximum=15.0, jitter="equal")
+        client: EventSourceClient | FetchEventSource
+        if self.kind.value == "fetch":
+            client = FetchEventSource(url, backoff=backoff, last_event_id=self.last_id)
+        else:
+            client = EventSourceClient(url, backoff=backoff, last_event_id=self.last_id)
+        for kind in FEED_TYPES:
+            client.on(kind, self.on_event)
+        client.on_open = self.on_open
+        client.on_error = self.on_error
+        self.client = client
+        if self.last_id:
+            system_line(self.list, f"Resuming after event {self.last_id}")
+        client.connect()
+        self.refresh()
+
+    def disconnect(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            system_line(self.list, "Disconnected")
+        self.refresh()
+
+    def switch(self) -> None:
+        """Another client class: close this one and continue from the same event id."""
+        if self.active:
+            self.disconnect()
+            self.connect()
+        self.refresh()
+
+    async def break_connection(self) -> None:
+        if not self.active:
+            system_line(self.list, "Not connected: nothing to break")
+            return
+        result = await post_json("/demo/drop", {"cid": CID})
+        dropped = result.get("dropped", 0) if isinstance(result, dict) else 0
+        system_line(self.list, f"The server dropped {dropped} stream(s)")
+
+    def on_open(self) -> None:
+        name = type(self.client).__name__
+        system_line(self.list, f"Stream open ({name}) · {clock()}")
+        self.refresh()
+
+    def on_error(self, error: Exception) -> None:
+        system_line(self.list, f"Stream lost: {error}; resuming from {self.last_id or 'now'}", "error")
+        self.refresh()
+
+    def on_event(self, event: ServerSentEvent) -> None:
+        self.last_id = event.id or self.last_id
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            data = {"text": event.data}
+        if not isinstance(data, dict):
+            data = {"text": str(data)}
+        item = make("li", event.type)
+        item.dataset.kind = event.type
+        item.dataset.id = event.id or ""
+        item.appendChild(make("span", "kind", event.type))
+        body = make("span", "body")
+        if event.type == "tick":
+            stamp = data.get("time")
+            when_text = (
+                time.strftime("%H:%M:%S", time.localtime(stamp)) if isinstance(stamp, int | float) else ""
+            )
+            body.textContent = f"tick #{data.get('n', '?')}  {when_text}"
+        elif event.type == "update":
+            body.appendChild(make("span", "", f"{data.get('item', 'update')} "))
+            progress = data.get("progress", 0)
+            bar = make("progress")
+            bar.max = 100
+            bar.value = progress if isinstance(progress, int | float) else 0
+            bar.setAttribute("aria-label", "progress")
+            body.appendChild(bar)
+            body.appendChild(make("span", "pct", f" {progress}%"))
+        else:
+            level = str(data.get("level", "info"))
+            item.dataset.level = level
+            body.textContent = str(data.get("text", ""))
+        item.appendChild(body)
+        item.appendChild(make("span", "eid", event.id or ""))
+        append_item(self.list, item)
+
+    def refresh(self) -> None:
+        client = self.client
+        by_id("sse-connect").disabled = self.active
+        by_id("sse-disconnect").disabled = not self.active
+        by_id("sse-break").disabled = not self.active
+        if client is None:
+            set_badge(self.badge, "idle", "not connected")
+            return
+        state = client.state.value
+        stats = client.stats
+        if state == "waiting":
+            delay = stats.last_delay
+            label = "reconnecting" + (f" (retry in ≤ {delay:.1f} s)" if delay else "")
+            set_badge(self.badge, "reconnecting", label)
+        else:
+            set_badge(self.badge, state, state)
+        self.stats.show(
+            {
+                "state": state,
+                "client": type(client).__name__,
+                "events": stats.events,
+                "opens": stats.opens,
+                "disconnects": stats.disconnects,
+                "last_id": client.last_event_id or None,
+                "last_error": stats.last_error,
+            }
+        )
+
+
+# ----------------------------------------------------------------------------------------- tabs
+
+
+def setup_tabs() -> None:
+    """WAI-ARIA tabs: click, or arrow keys / Home / End with automatic activation."""
+    tabs = list(document.querySelectorAll('[role="tab"]'))
+
+    def select(tab: Any, focus: bool = False) -> None:
+        for other in tabs:
+            chosen = other is tab or other.id == tab.id
+            other.setAttribute("aria-selected", "true" if chosen else "false")
+            other.tabIndex = 0 if chosen else -1
+            by_id(other.getAttribute("aria-controls")).hidden = not chosen
+        if focus:
+            tab.focus()
+
+    @when("click", '[role="tab"]')
+    def on_click(event: Any) -> None:
+        select(event.currentTarget)
+
+    @when("keydown", '[role="tab"]')
+    def on_key(event: Any) -> None:
+        index = next(i for i, tab in enumerate(tabs) if tab.id == event.currentTarget.id)
+        moves: dict[str, Callable[[int], int]] = {
+            "ArrowRight": lambda i: (i + 1) % len(tabs),
+            "ArrowLeft": lambda i: (i - 1) % len(tabs),
+            "Home": lambda i: 0,
+            "End": lambda i: len(tabs) - 1,
+        }
+        move = moves.get(event.key)
+        if move is not None:
+            event.preventDefault()
+            select(tabs[move(index)], focus=True)
+
+
+# ----------------------------------------------------------------------------------------- wiring
+
+
+chat = Chat()
+feed = Feed()
+setup_tabs()
+
+
+@when("submit", "#ws-form")
+def on_submit(event: Any) -> None:
+    event.preventDefault()  # Enter or the Send button
+    field = by_id("ws-input")
+    text = field.value.strip()
+    if text:
+        field.value = ""
+        chat.send(text)
+
+
+@when("click", "#ws-connect")
+def on_ws_connect() -> None:
+    chat.connect()
+
+
+@when("click", "#ws-disconnect")
+def on_ws_disconnect() -> None:
+    chat.disconnect()
+
+
+@when("click", "#ws-break")
+def on_ws_break() -> None:
+    spawn(chat.break_connection())
+
+
+@when("change", "#ws-offline")
+def on_offline(event: Any) -> None:
+    chat.set_offline(bool(event.currentTarget.checked))
+
+
+@when("click", "#sse-connect")
+def on_sse_connect() -> None:
+    feed.connect()
+
+
+@when("click", "#sse-disconnect")
+def on_sse_disconnect() -> None:
+    feed.disconnect()
+
+
+@when("click", "#sse-break")
+def on_sse_break() -> None:
+    spawn(feed.break_connection())
+
+
+@when("change", "#sse-kind")
+def on_kind() -> None:
+    feed.switch()
+
+
+async def refresh_forever() -> None:
+    while True:
+        chat.refresh()
+        feed.refresh()
+        await asyncio.sleep(0.5)
+
+
+async def detect_demo_mode() -> None:
+    """The drop/stall controls exist only on a server started with ``--demo``; its
+    ``/demo/received`` endpoint answers then (and is a 404 otherwise)."""
+    try:
+        response = await fetch(f"/demo/received?cid={CID}")
+        demo = bool(response.ok)
+    except Exception:
+        demo = False
+    for node in document.querySelectorAll("[data-demo-only]"):
+        node.hidden = not demo
+    document.body.dataset.demo = "on" if demo else "off"
+
+
+def ready() -> None:
+    booted = (window.performance.now() - window.pyrtBootStarted) / 1000
+    window.pyrtStopBootTimer()
+    by_id("boot").hidden = True
+    by_id("app").hidden = False
+    badge = by_id("boot-time")
+    badge.textContent = f"Python ready in {booted:.1f} s"
+    badge.hidden = False
+    document.body.dataset.ready = "true"
+
+
+chat.connect()
+feed.connect()
+spawn(detect_demo_mode())
+spawn(refresh_forever())
+ready()
