@@ -70,3 +70,18 @@ browser-tests: setup system-deps
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache test-results .cache
+
+# Benchmarks (docs/benchmarks.md): client contenders in Chromium, then server fan-out and idle
+# connections; prints figures and ratios, writes bench/results/latest.{json,md,png}. ~8 minutes.
+.PHONY: bench
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+bench: setup system-deps $(BENCH_STAMP) bench/node_modules/.package-lock.json
+	$(BIN)/python -m bench.run
+
+$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+bench/node_modules/.package-lock.json: bench/package.json bench/package-lock.json
+	npm ci --prefix bench --no-audit --no-fund

@@ -251,7 +251,8 @@ def fanout_phase(peer: Peer, transport: str, sizes: Sizes, log: Log) -> dict[str
                 log(
                     f"  fan-out {peer.name} {transport} {rate}/s: {step['delivered_per_s']:.0f} msgs/s, "
                     f"{100 * step['delivered_ratio']:.1f}% delivered, p99 {p99_text}, "
-                    f"server {step['server_cpu_cores']:.2f} cores, clients {step['client_cpu_cores']:.2f} cores"
+                    f"server {step['server_cpu_cores']:.2f} cores, "
+                    f"clients {step['client_cpu_cores']:.2f} cores"
                 )
                 if step["delivered_ratio"] < 0.95 or (p99 is not None and p99 > 2000):
                     break  # saturated: higher rates only queue more

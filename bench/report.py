@@ -1,0 +1,500 @@
+"""Turn a results dict into the printed table, the target verdicts and the markdown for the docs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+NA = "not yet measurable"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One goal from issue 7, as a ratio (or a figure) measured in the same run."""
+
+    label: str
+    value: float | None  # None: not measurable in this run
+    goal: str  # e.g. ">= 0.9x"
+    op: str  # ">=" or "<="
+    threshold: float
+    unit: str = "x"
+    why_na: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if self.value is None or math.isnan(self.value):
+            return NA
+        ok = self.value >= self.threshold if self.op == ">=" else self.value <= self.threshold
+        return "met" if ok else "missed"
+
+    def shown(self) -> str:
+        if self.value is None or math.isnan(self.value):
+            return "—"
+        return f"{self.value:.3g}{self.unit}" if self.unit == "x" else f"{self.value:.4g} {self.unit}"
+
+
+def _get(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _ok(entry: Any) -> bool:
+    return isinstance(entry, dict) and "unavailable" not in entry and "error" not in entry
+
+
+def _why(entry: Any) -> str:
+    if isinstance(entry, dict):
+        if "unavailable" in entry:
+            return str(entry["unavailable"])
+        if "error" in entry:
+            lines = str(entry["error"]).strip().splitlines()
+            return "error: " + (lines[-1] if lines else "?")
+    return "not run"
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    if isinstance(a, int | float) and isinstance(b, int | float) and b:
+        return float(a) / float(b)
+    return None
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    c = results.get("client", {})
+    s = results.get("server", {})
+    out: list[Target] = []
+
+    recv = _get(c, "recv", "contenders") or {}
+    raw = _get(recv, "raw_js", "msgs_per_s")
+    pyrt = recv.get("pyrt")
+    out.append(
+        Target(
+            "receive throughput, pyrt / raw JS",
+            _ratio(_get(pyrt, "msgs_per_s"), raw),
+            ">= 0.9x",
+            ">=",
+            0.9,
+            why_na=_why(pyrt),
+        )
+    )
+
+    rtt = _get(c, "rtt", "contenders") or {}
+    raw_p50 = _get(rtt, "raw_js", "p50_ms")
+    for key, label, limit in (
+        ("pyrt_callback", "RTT p50, pyrt callback / raw JS", 1.3),
+        ("pyrt_ack", "RTT p50, pyrt await send_with_ack / raw JS", 1.5),
+    ):
+        entry = rtt.get(key)
+        value = _ratio(_get(entry, "p50_ms"), raw_p50)
+        out.append(Target(label, value, f"<= {limit}x", "<=", limit, why_na=_why(entry)))
+
+    for size, per in (_get(c, "binary") or {}).items():
+        contenders = per.get("contenders", {})
+        pyrt_entry = contenders.get("pyrt")
+        pyrt_send = _get(pyrt_entry, "send_MBps")
+        out.append(
+            Target(
+                f"binary send {size}, pyrt / pyscript.WebSocket",
+                _ratio(pyrt_send, _get(contenders, "pyscript", "send_MBps")),
+                ">= 20x",
+                ">=",
+                20,
+                why_na=_why(pyrt_entry),
+            )
+        )
+        out.append(
+            Target(
+                f"binary send {size}, pyrt time / raw JS time",
+                _ratio(_get(contenders, "raw_js", "send_MBps"), pyrt_send),
+                "<= 1.5x",
+                "<=",
+                1.5,
+                why_na=_why(pyrt_entry),
+            )
+        )
+
+    start = _get(c, "startup") or {}
+    pyrt_start = start.get("pyrt")
+    extra = None
+    if (
+        _ok(pyrt_start)
+        and _ok(start.get("bare_pyodide"))
+        and pyrt_start.get("mode") == "pyrt.WebSocketClient"
+    ):
+        extra = pyrt_start["first_message_ms"] - start["bare_pyodide"]["first_message_ms"]
+    why = _why(pyrt_start) if not _ok(pyrt_start) else "pyrt.WebSocketClient not available yet"
+    out.append(
+        Target(
+            "start-up: pyrt import + first connect over bare Pyodide",
+            extra,
+            "<= 100 ms",
+            "<=",
+            100,
+            "ms",
+            why,
+        )
+    )
+
+    cycles = _get(c, "memory", "contenders", "pyrt")
+    live = None
+    heap = None
+    if _ok(cycles):
+        before, after = cycles["before"]["live_proxies"], cycles["after"]["live_proxies"]
+        live = None if before is None or after is None else float(after - before)
+        heap = cycles["heap_growth_bytes"] / 1024
+    n = _get(c, "memory", "cycles") or 1000
+    out.append(
+        Target(f"live pyrt proxies after {n} cycles, over baseline", live, "0", "<=", 0, "", _why(cycles))
+    )
+    out.append(Target(f"JS heap growth over {n} cycles", heap, "< 1024 KiB", "<=", 1024, "KiB", _why(cycles)))
+    flood = _get(c, "memory", "flood", "pyrt")
+    m = _get(c, "memory", "flood_messages") or 100_000
+    out.append(
+        Target(
+            f"JS heap growth over {m} pyrt messages",
+            flood["heap_growth_bytes"] / 1024 if _ok(flood) else None,
+            "< 1024 KiB",
+            "<=",
+            1024,
+            "KiB",
+            _why(flood),
+        )
+    )
+
+    fan = s.get("fanout", {})
+    ours = fan.get("serve.py (memory) ws")
+    for peer, limit in (("socket.io (node) ws", 1.0), ("websockets (minimal) ws", 0.8)):
+        theirs = fan.get(peer)
+        value = _ratio(_get(ours, "delivered_per_s"), _get(theirs, "delivered_per_s"))
+        why = _why(ours) if not _ok(ours) else _why(theirs)
+        out.append(
+            Target(
+                f"fan-out msgs/s, serve.py / {peer.split(' (')[0]} (WS)",
+                value,
+                f">= {limit}x",
+                ">=",
+                limit,
+                why_na=why,
+            )
+        )
+    idle = s.get("idle", {})
+    for transport in ("ws", "sse"):
+        entry = idle.get(f"serve.py (memory) {transport}")
+        value = entry["bytes_per_connection"] / 1024 if _ok(entry) else None
+        out.append(
+            Target(
+                f"serve.py memory per idle {transport.upper()} connection",
+                value,
+                "<= 30 KiB",
+                "<=",
+                30,
+                "KiB",
+                _why(entry),
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------- the figures table
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "—"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _times(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}x"
+
+
+def sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) for every measurement."""
+    c = results.get("client", {})
+    s = results.get("server", {})
+    out: list[tuple[str, list[str], list[list[str]]]] = []
+
+    recv = _get(c, "recv") or {}
+    rows = []
+    raw = _get(recv, "contenders", "raw_js", "msgs_per_s")
+    for name, entry in (recv.get("contenders") or {}).items():
+        if _ok(entry):
+            rows.append(
+                [name, _fmt(entry["msgs_per_s"]), _times(_ratio(entry["msgs_per_s"], raw)), str(entry["bad"])]
+            )
+        else:
+            rows.append([name, _why(entry), "", ""])
+    if rows:
+        title = f"1. Receive throughput ({_fmt(recv.get('per_run'))} msgs x {recv.get('runs')} runs, median)"
+        out.append((title, ["contender", "msgs/s", "vs raw JS", "lost/out of order"], rows))
+
+    rtt = _get(c, "rtt") or {}
+    rows = []
+    raw_p50 = _get(rtt, "contenders", "raw_js", "p50_ms")
+    for name, entry in (rtt.get("contenders") or {}).items():
+        if _ok(entry):
+            rows.append(
+                [name, _fmt(entry["p50_ms"]), _fmt(entry["p99_ms"]), _times(_ratio(entry["p50_ms"], raw_p50))]
+            )
+        else:
+            rows.append([name, _why(entry), "", ""])
+    if rows:
+        title = f"2. Round-trip latency ({rtt.get('n')} sequential echoes)"
+        out.append((title, ["contender", "p50 ms", "p99 ms", "p50 vs raw JS"], rows))
+
+    for size, per in (_get(c, "binary") or {}).items():
+        rows = []
+        contenders = per.get("contenders", {})
+        raw_send = _get(contenders, "raw_js", "send_MBps")
+        raw_recv = _get(contenders, "raw_js", "recv_MBps")
+        for name, entry in contenders.items():
+            if _ok(entry):
+                rows.append(
+                    [
+                        name,
+                        _fmt(entry["send_MBps"]),
+                        _times(_ratio(entry["send_MBps"], raw_send)),
+                        _fmt(entry["recv_MBps"]),
+                        _times(_ratio(entry["recv_MBps"], raw_recv)),
+                    ]
+                )
+            else:
+                rows.append([name, _why(entry), "", "", ""])
+        out.append(
+            (
+                f"3. Binary {size} (median of {per.get('reps')})",
+                ["contender", "send MB/s", "vs raw JS", "receive MB/s", "vs raw JS"],
+                rows,
+            )
+        )
+
+    sse = _get(c, "sse") or {}
+    rows = []
+    raw = _get(sse, "contenders", "raw_js", "msgs_per_s")
+    for name, entry in (sse.get("contenders") or {}).items():
+        if _ok(entry):
+            rows.append(
+                [name, _fmt(entry["msgs_per_s"]), _times(_ratio(entry["msgs_per_s"], raw)), str(entry["bad"])]
+            )
+        else:
+            rows.append([name, _why(entry), "", ""])
+    if rows:
+        title = f"4. SSE receive throughput ({_fmt(sse.get('n'))} events, median)"
+        out.append((title, ["contender", "events/s", "vs raw JS", "lost/out of order"], rows))
+
+    start = _get(c, "startup") or {}
+    rows = []
+    bare = _get(start, "bare_pyodide", "first_message_ms")
+    for name, entry in start.items():
+        if _ok(entry):
+            detail = []
+            if "import_ms" in entry:
+                detail.append(f"import pyrt {entry['import_ms']:.0f} ms")
+            if "fetch_unpack_ms" in entry:
+                detail.append(f"fetch+unpack {entry['fetch_unpack_ms']:.0f} ms")
+            if "mode" in entry:
+                detail.append(entry["mode"])
+            delta = None if bare is None else entry["first_message_ms"] - bare
+            rows.append([name, _fmt(entry["first_message_ms"]), _fmt(delta), "; ".join(detail)])
+        else:
+            rows.append([name, _why(entry), "", ""])
+    if rows:
+        out.append(
+            (
+                "5. Start-up: navigation -> first message handled (median)",
+                ["page", "ms", "vs bare Pyodide (ms)", "detail"],
+                rows,
+            )
+        )
+
+    mem = _get(c, "memory") or {}
+    rows = []
+    for name, entry in (mem.get("contenders") or {}).items():
+        if _ok(entry):
+            lp = (entry["before"]["live_proxies"], entry["after"]["live_proxies"])
+            rows.append(
+                [
+                    f"{name}: {mem.get('cycles')} connect/close",
+                    _fmt(entry["heap_growth_bytes"] / 1024),
+                    _fmt(entry["wasm_growth_bytes"] / 1024),
+                    "—" if lp[0] is None else f"{lp[0]} -> {lp[1]}",
+                    _fmt(entry["seconds"]),
+                ]
+            )
+        else:
+            rows.append([f"{name}: cycles", _why(entry), "", "", ""])
+    for name, entry in (mem.get("flood") or {}).items():
+        if _ok(entry):
+            lp = (entry["before"]["live_proxies"], entry["after"]["live_proxies"])
+            rows.append(
+                [
+                    f"{name}: {_fmt(mem.get('flood_messages'))} messages",
+                    _fmt(entry["heap_growth_bytes"] / 1024),
+                    _fmt(entry["wasm_growth_bytes"] / 1024),
+                    "—" if lp[0] is None else f"{lp[0]} -> {lp[1]}",
+                    _fmt(entry["seconds"]),
+                ]
+            )
+        else:
+            rows.append([f"{name}: messages", _why(entry), "", "", ""])
+    if rows:
+        out.append(
+            (
+                "6. Memory (JS heap after a full GC; wasm memory; live pyrt proxies)",
+                ["run", "JS heap growth KiB", "wasm growth KiB", "live proxies", "seconds"],
+                rows,
+            )
+        )
+
+    fan = s.get("fanout") or {}
+    rows = []
+    base = _get(fan, "socket.io (node) ws", "delivered_per_s")
+    for name, entry in fan.items():
+        if _ok(entry):
+            steps = entry["steps"]
+            best = next((st for st in steps if st["rate"] == entry["at_rate"]), steps[-1])
+            rows.append(
+                [
+                    name,
+                    str(entry["subscribers"]),
+                    _fmt(entry["delivered_per_s"]),
+                    _fmt(entry["p99_ms"]),
+                    f"{entry['at_rate']}/s" + (" (saturated)" if entry["saturated"] else ""),
+                    _times(_ratio(entry["delivered_per_s"], base)),
+                    _fmt(entry["server_rss_connected_bytes"] / 2**20),
+                    f"{best['server_cpu_cores']:.2f} / {best['client_cpu_cores']:.2f}",
+                ]
+            )
+        else:
+            rows.append([name, _why(entry), "", "", "", "", "", ""])
+    if rows:
+        out.append(
+            (
+                "7. Fan-out (one channel; best step with >= 99% delivered)",
+                [
+                    "server",
+                    "subscribers",
+                    "delivered msgs/s",
+                    "p99 ms",
+                    "publish rate",
+                    "vs socket.io",
+                    "server RSS MiB",
+                    "CPU cores server / clients",
+                ],
+                rows,
+            )
+        )
+        steps_rows = []
+        for name, entry in fan.items():
+            if _ok(entry):
+                for st in entry["steps"]:
+                    steps_rows.append(
+                        [
+                            name,
+                            f"{st['rate']}/s",
+                            _fmt(st["delivered_per_s"]),
+                            f"{100 * st['delivered_ratio']:.1f}%",
+                            _fmt(st["p50_ms"]),
+                            _fmt(st["p99_ms"]),
+                            f"{st['server_cpu_cores']:.2f}",
+                            f"{st['client_cpu_cores']:.2f}",
+                        ]
+                    )
+        out.append(
+            (
+                "7b. Fan-out, every step",
+                [
+                    "server",
+                    "publish rate",
+                    "delivered msgs/s",
+                    "delivered",
+                    "p50 ms",
+                    "p99 ms",
+                    "server CPU",
+                    "client CPU",
+                ],
+                steps_rows,
+            )
+        )
+
+    idle = s.get("idle") or {}
+    rows = []
+    for name, entry in idle.items():
+        if _ok(entry):
+            rows.append(
+                [
+                    name,
+                    str(entry["connections"]),
+                    _fmt(entry["bytes_per_connection"] / 1024),
+                    _fmt(entry["rss_after_bytes"] / 2**20),
+                    _fmt(entry["connect_seconds"]),
+                ]
+            )
+        else:
+            rows.append([name, _why(entry), "", "", ""])
+    if rows:
+        out.append(
+            (
+                "8. Idle connections (server RSS growth / connections)",
+                ["server", "connections", "KiB per connection", "server RSS MiB", "connect s"],
+                rows,
+            )
+        )
+    return out
+
+
+def _text_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) if i < len(r) else 0 for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        cells = [*row, *[""] * (len(header) - len(row))]
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip())
+    return lines
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [*row, *[""] * (len(header) - len(row))]
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    return lines
+
+
+def target_rows(results: dict[str, Any]) -> list[list[str]]:
+    return [
+        [t.label, t.shown(), t.goal, t.verdict + (f" ({t.why_na})" if t.verdict == NA and t.why_na else "")]
+        for t in targets(results)
+    ]
+
+
+def render_text(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for title, header, rows in sections(results):
+        lines += ["", title, *_text_table(header, rows)]
+    lines += [
+        "",
+        "Targets (issue 7)",
+        *_text_table(["target", "measured", "goal", "verdict"], target_rows(results)),
+    ]
+    return "\n".join(lines)
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for title, header, rows in sections(results):
+        lines += ["", f"**{title}**", "", *_md_table(header, rows)]
+    lines += [
+        "",
+        "**Targets**",
+        "",
+        *_md_table(["target", "measured", "goal", "verdict"], target_rows(results)),
+    ]
+    return "\n".join(lines).strip() + "\n"
