@@ -10,8 +10,9 @@ object gets its own proxies, released when it is replaced and all destroyed on c
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Self, cast
 
 from pyrt.backoff import Backoff
 from pyrt.browser._sse_base import _SSEClient
@@ -46,6 +47,16 @@ class EventSourceClient(_SSEClient):
     ``backoff.max_attempts`` is exhausted. Use :class:`FetchEventSource` for statuses, headers,
     stall detection and pausing in hidden tabs.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        """Outside Pyodide this builds :class:`pyrt.cpython.sse.CPythonEventSourceClient`, where
+        ``httpx`` plays the native object, with the same arguments (as ``pathlib.Path(...)``
+        builds a ``PosixPath``)."""
+        if cls is EventSourceClient and sys.platform != "emscripten":
+            from pyrt.cpython.sse import CPythonEventSourceClient
+
+            return cast(Self, object.__new__(CPythonEventSourceClient))
+        return object.__new__(cls)
 
     def __init__(
         self,

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Self, cast
 
 from pyrt.backoff import Backoff
 from pyrt.browser._sse_base import _SSEClient
@@ -45,6 +46,15 @@ class FetchEventSource(_SSEClient):
     any other status, or another content type, stops with an :class:`~pyrt.sse_policy.SSEError`
     that ``async for`` raises and ``on_error`` receives.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        """Outside Pyodide this builds :class:`pyrt.cpython.sse.CPythonFetchEventSource`, the
+        ``httpx`` adapter, with the same arguments (as ``pathlib.Path(...)`` builds a ``PosixPath``)."""
+        if cls is FetchEventSource and sys.platform != "emscripten":
+            from pyrt.cpython.sse import CPythonFetchEventSource
+
+            return cast(Self, object.__new__(CPythonFetchEventSource))
+        return object.__new__(cls)
 
     def __init__(
         self,

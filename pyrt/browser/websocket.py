@@ -73,13 +73,15 @@ class WebSocketClient:
         client.connect()
         reply = await client.send_with_ack({"hello": "world"})
 
-    ``url``: a str (``ws://``, ``wss://``, or a path like ``"/ws"`` on the page's own host), or a
-    callable (sync or async) returning one, called before every attempt (fresh tokens).
+    ``url``: a str (``ws://``, ``wss://``, or a path like ``"/ws"`` on the page's own host — in a
+    browser only), or a callable (sync or async) returning one, called before every attempt
+    (fresh tokens). Outside Pyodide the client runs over the ``websockets`` library
+    (:mod:`pyrt.cpython.ws_transport`).
     ``protocols``: WebSocket subprotocols to offer besides the wire protocol's own (``pyrt.v1``).
     ``protocol``: the wire protocol — ``"pyrt"`` (default), ``"raw"`` (any server) or
     ``"json-ack"``, or a :class:`~pyrt.protocol.WireProtocol`.
     ``persist``: a storage key; unacknowledged messages and channel offsets then survive page
-    reloads (in ``localStorage``).
+    reloads (in ``localStorage``; on CPython in a JSON file, see :mod:`pyrt.cpython.storage`).
     The other options are those of :class:`~pyrt.ws_engine.WebSocketEngine`.
     """
 
@@ -226,7 +228,7 @@ class WebSocketClient:
         self._loop = _running_loop()
         self._clock = self._loop.time
         if self._transport is None:
-            self._transport = _default_transport()
+            self._transport = _default_transport(self.url)
         if self.persist is not None:
             if self._storage is None:
                 self._storage = self._transport.storage()
@@ -649,12 +651,16 @@ def _running_loop() -> asyncio.AbstractEventLoop:
         ) from None
 
 
-def _default_transport() -> Transport:
+def _default_transport(url: UrlSource) -> Transport:
+    """``js.WebSocket`` in Pyodide, the ``websockets`` library on CPython (where a relative URL
+    cannot resolve: it raises :class:`~pyrt.cpython.urls.RelativeURLError` at once)."""
     if sys.platform == "emscripten":
         from pyrt.browser.ws_transport import BrowserTransport
 
         return BrowserTransport()
-    raise RuntimeError(
-        "no WebSocket transport for this runtime yet: pass transport=... "
-        "(pyrt.testing.FakeTransport for tests)"
-    )
+    from pyrt.cpython.urls import websocket_url
+    from pyrt.cpython.ws_transport import CPythonTransport
+
+    if isinstance(url, str):
+        websocket_url(url)
+    return CPythonTransport()

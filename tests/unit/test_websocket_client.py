@@ -304,13 +304,18 @@ def test_the_heartbeat_timer_replaces_a_silent_connection() -> None:
     run(scenario)
 
 
-def test_connect_without_a_loop_or_transport_is_a_clear_error() -> None:
+def test_connect_without_a_loop_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="event loop"):
         WebSocketClient("ws://x").connect()
 
+
+def test_without_a_transport_cpython_uses_the_websockets_one() -> None:
     async def scenario() -> None:
-        with pytest.raises(RuntimeError, match="transport"):
-            WebSocketClient("ws://x").connect()
+        client = WebSocketClient("ws://127.0.0.1:9/ws", heartbeat=None)
+        client.connect()
+        assert type(client._transport).__name__ == "CPythonTransport"
+        client.close()
+        await client.wait_closed(5)
 
     run(scenario)
 

@@ -1,0 +1,22 @@
+"""CPython adapters: the same clients over real sockets (``websockets`` and ``httpx``).
+
+Outside Pyodide, :class:`~pyrt.WebSocketClient`, :class:`~pyrt.FetchEventSource` and
+:class:`~pyrt.EventSourceClient` pick these adapters by themselves (``sys.platform !=
+"emscripten"``) and drive the same pure engines as in the browser:
+
+- :class:`~pyrt.cpython.ws_transport.CPythonTransport` — a WebSocket transport over the
+  ``websockets`` asyncio client;
+- :class:`~pyrt.cpython.sse.CPythonFetchEventSource` and
+  :class:`~pyrt.cpython.sse.CPythonEventSourceClient` — the SSE clients over ``httpx``
+  streaming responses;
+- :class:`~pyrt.cpython.storage.FileStorage` — what ``persist=`` means without
+  ``localStorage``: one JSON file per key.
+
+Install the dependencies with ``pip install "pyrt[cpython]"``. They are imported only when a
+client first connects, so ``import pyrt`` needs nothing but the standard library.
+"""
+
+from pyrt.cpython.storage import FileStorage, default_directory
+from pyrt.cpython.urls import RelativeURLError, http_url, websocket_url
+
+__all__ = ["FileStorage", "RelativeURLError", "default_directory", "http_url", "websocket_url"]
