@@ -102,6 +102,7 @@ class StatsPanel:
             cell = self.cells[key]
             if cell.textContent != text:
                 cell.textContent = text
+                cell.title = text  # the full text when it is cut short
 
 
 async def post_json(url: str, body: dict[str, Any]) -> Any:
@@ -127,6 +128,7 @@ class Chat:
         self.last_offset: str | None = None  # resume point when a new client subscribes
         self.countdown: asyncio.Task[None] | None = None
         self.counter = 0
+        self.ack_rtt: float | None = None  # seconds, of the last message sent straight away
         self.list = by_id("ws-messages")
         self.badge = by_id("ws-status")
         self.queue_note = by_id("ws-queue")
@@ -144,6 +146,7 @@ class Chat:
                 ("acked", "Acked"),
                 ("pending_acks", "Awaiting ack"),
                 ("retried", "Re-sent"),
+                ("ack_rtt", "Last ack round trip"),
                 ("rtt", "Heartbeat RTT"),
                 ("srtt", "Smoothed RTT"),
             ],
@@ -205,9 +208,10 @@ class Chat:
         if session is None:
             system_line(self.list, "Not connected: nothing to break")
             return
+        system_line(self.list, "Asking the server to drop this socket without a close frame…")
         result = await post_json("/demo/drop", {"session": session})
-        dropped = result.get("dropped", 0) if isinstance(result, dict) else 0
-        system_line(self.list, f"The server dropped {dropped} connection(s) without a close frame")
+        if not (isinstance(result, dict) and result.get("dropped")):
+            system_line(self.list, "The server found no connection to drop")
 
     # -- client events
 
@@ -278,6 +282,8 @@ class Chat:
             self.set_ack(item, meta, "failed", f"✗ failed: {future.exception()}")
         else:
             note = " (sent from the queue)" if queued else ""
+            if not queued:
+                self.ack_rtt = took / 1000
             self.set_ack(item, meta, "acked", f"✓ acked in {took:.0f} ms{note}")
         self.refresh()
 
@@ -342,6 +348,7 @@ class Chat:
                 "acked": stats.acked,
                 "pending_acks": stats.pending_acks,
                 "retried": stats.retried,
+                "ack_rtt": ms(self.ack_rtt),
                 "rtt": ms(stats.rtt),
                 "srtt": ms(stats.srtt),
             }
@@ -414,9 +421,10 @@ class Feed:
         if not self.active:
             system_line(self.list, "Not connected: nothing to break")
             return
+        system_line(self.list, "Asking the server to cut this stream…")
         result = await post_json("/demo/drop", {"cid": CID})
-        dropped = result.get("dropped", 0) if isinstance(result, dict) else 0
-        system_line(self.list, f"The server dropped {dropped} stream(s)")
+        if not (isinstance(result, dict) and result.get("dropped")):
+            system_line(self.list, "The server found no stream to cut")
 
     def on_open(self) -> None:
         name = type(self.client).__name__

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -277,9 +277,14 @@ def test_the_sse_feed_shows_named_events_and_resumes_without_a_gap(alice: DemoPa
 
 @pytest.mark.parametrize(("width", "height", "label"), [(1280, 860, "desktop"), (390, 844, "phone")])
 def test_each_tab_looks_right_at_desktop_and_phone_width(
-    alice: DemoPage, width: int, height: int, label: str
+    alice: DemoPage, bob: DemoPage, width: int, height: int, label: str
 ) -> None:
     page = alice.page
+    if label == "desktop":  # a reply, so the chat shows both sides
+        bob.say("All three arrived, in order, once each. Nice.")
+        expect(page.locator("#ws-messages li.received", has_text="in order, once each")).to_have_count(
+            1, timeout=WAIT
+        )
     page.set_viewport_size({"width": width, "height": height})
     SHOTS.mkdir(exist_ok=True)
     for name in ("ws", "sse", "compare"):
@@ -295,6 +300,25 @@ def test_each_tab_looks_right_at_desktop_and_phone_width(
         page.screenshot(path=str(SHOTS / f"demo-{name}-{label}.png"), full_page=True)
     alice.open_tab("ws")
     page.set_viewport_size({"width": 1280, "height": 860})
+
+
+def test_without_demo_mode_the_break_controls_are_hidden(
+    browser: Browser, start_server: Callable[..., ServerProcess]
+) -> None:
+    plain = DemoPage(browser, start_server("--no-demo").url)
+    try:
+        plain.wait_ready(time.monotonic() + BOOT_TIMEOUT)
+        expect(plain.page.locator("body")).to_have_attribute("data-demo", "off", timeout=WAIT)
+        expect(plain.page.locator("#ws-break")).to_be_hidden()
+        expect(plain.page.locator("#sse-break")).to_be_hidden()
+        expect(plain.page.locator("#ws-offline")).to_be_visible()  # needs no server help
+        expect(plain.page.locator("#ws-status")).to_have_text("open", timeout=WAIT)
+        assert plain.page_errors == []
+        assert plain.foreign_requests == []
+        # the only complaint: the probe of /demo/received, a 404 without --demo
+        assert [error for error in plain.console_errors if "404" not in error] == []
+    finally:
+        plain.close()
 
 
 def test_nothing_went_wrong_in_either_page(alice: DemoPage, bob: DemoPage) -> None:
