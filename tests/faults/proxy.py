@@ -8,7 +8,14 @@ the test thread while traffic flows:
 - ``blackhole``: keep the sockets open but forward nothing (a half-open connection);
 - ``latency``: delay every chunk by that many seconds (order kept);
 - ``bandwidth``: cap each direction of each connection to that many bytes per second;
-- ``cut_after``: reset a connection once it has carried that many bytes (both directions).
+- ``cut_after``: reset a connection once it has carried that many bytes (both directions);
+- ``refuse``: new connections are reset as soon as they are accepted (the server is "down")
+  while the current ones keep flowing;
+- :meth:`ChaosProxy.blackhole_existing`: blackhole only the connections open now (one or both
+  directions), while new connections pass: a NAT entry or a load balancer forgot them;
+- ``rcvbuf``: the receive buffer of new upstream sockets, so a bandwidth cap does not hide
+  megabytes in the kernel the way a slow link would not;
+- :meth:`ChaosProxy.retarget`: forward new connections to another upstream port.
 
 The proxy runs its own asyncio loop in a daemon thread; every control method is thread-safe.
 """
@@ -25,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 Mode = Literal["pass", "blackhole"]
+Direction = Literal["up", "down"]
 T = TypeVar("T")
 
 
@@ -49,6 +57,7 @@ class _Link:
         self.upstream = upstream
         self.carried = 0
         self.closed = False
+        self.blackholed: set[str] = set()  # directions this link drops (blackhole_existing)
 
     def abort(self) -> None:
         if self.closed:
@@ -71,6 +80,8 @@ class ChaosProxy:
         self.latency = 0.0
         self.bandwidth: float | None = None
         self.cut_after: int | None = None
+        self.refuse = False
+        self.rcvbuf: int | None = None
         self.stats = ProxyStats()
         self.port = 0
         self._links: set[_Link] = set()
@@ -114,7 +125,7 @@ class ChaosProxy:
 
         def apply() -> None:
             for name, value in settings.items():
-                if name not in {"mode", "latency", "bandwidth", "cut_after"}:
+                if name not in {"mode", "latency", "bandwidth", "cut_after", "refuse", "rcvbuf"}:
                     raise AttributeError(f"ChaosProxy has no setting {name!r}")
                 setattr(self, name, value)
             self.stats.events.append(f"set {settings}")
@@ -133,6 +144,31 @@ class ChaosProxy:
             return len(links)
 
         return self._call(cut())
+
+    def blackhole_existing(self, directions: tuple[Direction, ...] = ("up", "down")) -> int:
+        """Drop the given directions of every connection open now (new ones pass); returns how
+        many connections were blackholed."""
+
+        def apply() -> int:
+            links = [link for link in self._links if not link.closed]
+            for link in links:
+                link.blackholed.update(directions)
+            self.stats.events.append(f"blackhole {len(links)} existing {'+'.join(directions)}")
+            return len(links)
+
+        async def run() -> int:
+            return apply()
+
+        return int(self._call(run()))
+
+    def retarget(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+        """Forward new connections to ``upstream_host:upstream_port`` (current ones keep theirs)."""
+
+        def apply() -> None:
+            self.upstream = (upstream_host, upstream_port)
+            self.stats.events.append(f"retarget {upstream_port}")
+
+        self._run_soon(apply)
 
     def active(self) -> int:
         return self.stats.active
@@ -157,8 +193,15 @@ class ChaosProxy:
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.stats.accepted += 1
+        if self.refuse:
+            self.stats.events.append("refused a connection")
+            sock = client_writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client_writer.transport.abort()
+            return
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+            up_reader, up_writer = await self._open_upstream()
         except OSError:
             self.stats.upstream_failures += 1
             client_writer.transport.abort()
@@ -176,6 +219,20 @@ class ChaosProxy:
             self.stats.active -= 1
             link.abort()
 
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.rcvbuf is None:
+            return await asyncio.open_connection(*self.upstream)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            # Before connect(), so the window the server sees is small from the start.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, self.upstream)
+        except OSError:
+            sock.close()
+            raise
+        return await asyncio.open_connection(sock=sock)
+
     async def _pipe(
         self, link: _Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: str
     ) -> None:
@@ -183,13 +240,15 @@ class ChaosProxy:
         budget_start, budget_sent = loop.time(), 0
         try:
             while not link.closed:
-                chunk = await reader.read(65536)
+                # Under a bandwidth cap, small reads: the link trickles instead of bursting.
+                size = 65536 if not self.bandwidth else max(512, min(65536, int(self.bandwidth / 20)))
+                chunk = await reader.read(size)
                 if not chunk:
                     # Half-close: pass the FIN on, then wait for the other direction.
                     if not link.closed and writer.can_write_eof():
                         writer.write_eof()
                     return
-                if self.mode == "blackhole":
+                if self.mode == "blackhole" or direction in link.blackholed:
                     self.stats.dropped_bytes += len(chunk)
                     continue
                 if self.latency:

@@ -126,3 +126,59 @@ def test_cut_after_resets_once_the_byte_budget_is_spent(proxy: ChaosProxy) -> No
 def test_unknown_settings_are_refused(proxy: ChaosProxy) -> None:
     with pytest.raises(AttributeError, match="no setting 'speed'"):
         proxy.set(speed=3)
+
+
+def test_blackhole_existing_drops_current_connections_while_new_ones_pass(proxy: ChaosProxy) -> None:
+    with connect(proxy) as old:
+        assert proxy.blackhole_existing() == 1
+        old.sendall(b"lost")
+        with connect(proxy) as new:
+            new.sendall(b"fresh")
+            assert recv_exactly(new, 5) == b"fresh"
+        old.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            old.recv(100)
+
+
+def test_blackhole_existing_can_drop_one_direction_only(proxy: ChaosProxy) -> None:
+    with connect(proxy) as sock:
+        proxy.blackhole_existing(("down",))
+        sock.sendall(b"up only")
+        wait_until(lambda: proxy.stats.bytes_up == 7, message="the upstream direction still flows")
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(100)  # the echo was dropped on its way down
+
+
+def test_refuse_resets_new_connections_at_once(proxy: ChaosProxy) -> None:
+    proxy.set(refuse=True)
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+            sock.sendall(b"x")
+            received = sock.recv(100)
+    except (ConnectionResetError, BrokenPipeError):
+        received = b""
+    assert received == b""  # reset (or closed) without a byte of answer
+    assert proxy.stats.events[-1] == "refused a connection"
+    proxy.set(refuse=False)
+    with connect(proxy) as sock:
+        sock.sendall(b"ok")
+        assert recv_exactly(sock, 2) == b"ok"
+
+
+def test_retarget_sends_new_connections_to_another_upstream(proxy: ChaosProxy) -> None:
+    other = EchoServer()
+    try:
+        proxy.retarget(other.port)
+        with connect(proxy) as sock:
+            sock.sendall(b"there")
+            assert recv_exactly(sock, 5) == b"there"
+    finally:
+        other.sock.close()
+
+
+def test_a_small_receive_buffer_keeps_a_capped_link_from_hoarding_bytes(proxy: ChaosProxy) -> None:
+    proxy.set(bandwidth=20_000, rcvbuf=4096)
+    with connect(proxy) as sock:
+        sock.sendall(b"y" * 2_000)
+        assert recv_exactly(sock, 2_000) == b"y" * 2_000

@@ -1,0 +1,426 @@
+"""Reliability of ``WebSocketClient`` under network faults (docs/reliability.md, scenarios 1, 3, 8,
+9, 10): real Chromium + Pyodide, a real ``serve.py``, and the chaos proxy between them.
+
+The page is served by the session's server; the clients connect to this module's server through a
+:class:`~tests.faults.proxy.ChaosProxy` (another origin, allowed with ``--allowed-origin '*'``).
+Timings are scaled down: heartbeats of a few hundred milliseconds, backoff from 50 ms.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.pyodide_page import PyodidePage
+from tests.faults.delivery import DeliveryChecker, percentile
+from tests.faults.proxy import ChaosProxy
+from tests.faults.scenario import ResetSchedule, emit, metric, wait_for
+from tests.serverproc import ServerProcess
+
+SERVER_ARGS = (
+    "--demo",
+    "--demo-tick",
+    "0",
+    "--rate-limit",
+    "0",  # 2,000 messages in seconds are not abuse here
+    "--allowed-origin",
+    "*",  # the page's origin is the session server, not the proxy
+    "--heartbeat",
+    "1",
+)
+
+PRELUDE = """
+import asyncio, js, json
+from pyrt.backoff import Backoff
+from pyrt.heartbeat import Heartbeat
+from pyrt.browser.websocket import WebSocketClient
+from pyrt.browser import proxies
+
+loop = asyncio.get_running_loop()
+
+async def until(condition, timeout=10.0):
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.01)
+"""
+
+
+@pytest.fixture(scope="module")
+def rel_server() -> Iterator[ServerProcess]:
+    proc = ServerProcess(*SERVER_ARGS)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def proxy(rel_server: ServerProcess) -> Iterator[ChaosProxy]:
+    with ChaosProxy(rel_server.port) as chaos:
+        yield chaos
+
+
+@pytest.fixture
+def cid() -> str:
+    return "rel" + uuid.uuid4().hex[:12]
+
+
+def received(server: ServerProcess, cid: str) -> list[dict[str, Any]]:
+    """What the server application handled for ``cid``, in order, once per id."""
+    answer = httpx.get(f"{server.url}/demo/received", params={"cid": cid}, timeout=10)
+    answer.raise_for_status()
+    messages: list[dict[str, Any]] = answer.json()["messages"]
+    return messages
+
+
+def server_checker(messages: list[dict[str, Any]], sent: int, stream: str = "up") -> DeliveryChecker:
+    checker = DeliveryChecker()
+    for seq in range(sent):
+        checker.send(stream, seq)
+    for message in messages:
+        checker.deliver(stream, message["data"]["seq"])
+    return checker
+
+
+# -- 1. upstream exactly-once --------------------------------------------------------------------
+
+
+def test_upstream_messages_arrive_exactly_once_in_order_through_random_resets(
+    py: PyodidePage, rel_server: ServerProcess, proxy: ChaosProxy, cid: str
+) -> None:
+    total = 2000
+    ns = f"up-{cid}"
+    dedup_before = metric(rel_server.url, "pyrt_dedup_hits_total", kind="message")
+    py.run(
+        PRELUDE
+        + f"""
+client = WebSocketClient("ws://127.0.0.1:{proxy.port}/ws?cid={cid}",
+                         heartbeat=Heartbeat(interval=0.3, timeout=0.3),
+                         backoff=Backoff(initial=0.05, maximum=0.5))
+delays = []
+client.on_reconnecting(lambda attempt, delay, reason: delays.append(delay))
+await client.connect().wait_open(10)
+sent_at, acked_at, failed = {{}}, {{}}, {{}}
+
+def settle(n, future):
+    if future.exception() is not None:
+        failed[n] = repr(future.exception())
+    else:
+        acked_at[n] = loop.time()
+
+async def produce():
+    for n in range({total}):
+        sent_at[n] = loop.time()
+        client.send_with_ack({{"seq": n}}).add_done_callback(lambda f, n=n: settle(n, f))
+        if n % 20 == 19:
+            await asyncio.sleep(0.05)  # ~400 messages/s: the run spans many resets
+
+producer = asyncio.ensure_future(produce())
+""",
+        ns=ns,
+    )
+    started = time.monotonic()
+    with ResetSchedule(proxy, 0.2, 1.0, seed=1) as schedule:
+        py.wait_for(f"len(acked_at) + len(failed) == {total}", ns=ns, timeout=90)
+    elapsed = time.monotonic() - started
+    outcome = py.run(
+        """
+latencies = [(acked_at[n] - sent_at[n]) * 1000 for n in acked_at]
+stats = client.stats
+client.close()
+{"failed": list(failed.items())[:5], "n_failed": len(failed), "latencies": latencies,
+ "reconnects": stats.reconnects, "retried": stats.retried, "delays": delays}
+""",
+        ns=ns,
+    )
+    messages = received(rel_server, cid)
+    report = server_checker(messages, total).report()
+    dedup_hits = metric(rel_server.url, "pyrt_dedup_hits_total", kind="message") - dedup_before
+    latencies = outcome["latencies"]
+    emit(
+        "1-upstream-exactly-once",
+        report,
+        acks_resolved=len(latencies),
+        acks_failed=outcome["n_failed"],
+        ack_latency_p50_ms=percentile(latencies, 0.5),
+        ack_latency_p99_ms=percentile(latencies, 0.99),
+        proxy_resets=schedule.resets,
+        reconnects=outcome["reconnects"],
+        resent_frames=outcome["retried"],
+        duplicates_before_dedup=int(dedup_hits),
+        reconnect_delay_p50_ms=percentile([d * 1000 for d in outcome["delays"]], 0.5),
+        reconnect_delay_max_ms=max([d * 1000 for d in outcome["delays"]], default=None),
+        seconds=elapsed,
+    )
+    assert outcome["n_failed"] == 0, outcome["failed"]
+    assert len(latencies) == total  # every send_with_ack resolved
+    assert report.sent == report.unique_delivered == report.delivered == total, report.missing
+    assert report.exactly_once_in_order
+    assert schedule.resets >= 3  # the faults really happened during the run
+    assert outcome["reconnects"] >= 3
+
+
+# -- 3. half-open connections ---------------------------------------------------------------------
+
+
+def test_a_half_open_connection_is_declared_dead_in_time_and_its_messages_are_resent_once(
+    py: PyodidePage, rel_server: ServerProcess, proxy: ChaosProxy, cid: str
+) -> None:
+    interval, timeout, rounds, per_round = 0.4, 0.4, 3, 10
+    bound = (interval + timeout) * 1.1
+    ns = f"half-{cid}"
+    drops_before = metric(rel_server.url, "pyrt_drops_total", reason="heartbeat")
+    py.run(
+        PRELUDE
+        + f"""
+client = WebSocketClient("ws://127.0.0.1:{proxy.port}/ws?cid={cid}",
+                         heartbeat=Heartbeat(interval={interval}, timeout={timeout}),
+                         backoff=Backoff(initial=0.05, maximum=0.2))
+verdicts = []   # [wall clock ms, reason] of every lost connection
+client.on_reconnecting(lambda attempt, delay, reason: verdicts.append([js.Date.now(), reason]))
+await client.connect().wait_open(10)
+outcomes = {{}}
+def send(n):
+    def settle(future):
+        outcomes[n] = "ok" if future.exception() is None else repr(future.exception())
+    client.send_with_ack({{"seq": n}}).add_done_callback(settle)
+""",
+        ns=ns,
+    )
+    detections: list[float] = []
+    server_drop_s: list[float] = []
+    for r in range(rounds):
+        py.wait_for("client.state.name == 'OPEN'", ns=ns, timeout=10)
+        blackholed_at = time.time()
+        assert proxy.blackhole_existing() >= 1  # (abandoned links of earlier rounds linger)
+        first = r * per_round
+        py.run(f"for n in range({first}, {first + per_round}): send(n)", ns=ns)  # into the void
+        py.wait_for(f"len(verdicts) == {r + 1}", ns=ns, timeout=10)
+        at_ms, reason = py.run("verdicts[-1]", ns=ns)
+        assert "heartbeat timeout" in reason
+        detections.append(at_ms / 1000 - blackholed_at)
+        py.wait_for(f"len(outcomes) == {first + per_round}", ns=ns, timeout=15)
+        if r == 0:  # the server's side of the same fault: it drops the silent connection
+            wait_for(
+                lambda: metric(rel_server.url, "pyrt_drops_total", reason="heartbeat") > drops_before,
+                10,
+                "the server dropped the half-open connection",
+            )
+            server_drop_s.append(time.time() - blackholed_at)
+    outcome = py.run(
+        "stats = client.stats\nclient.close()\n"
+        "[sorted(set(outcomes.values())), stats.reconnects, stats.retried]",
+        ns=ns,
+    )
+    report = server_checker(received(rel_server, cid), rounds * per_round).report()
+    emit(
+        "3-half-open",
+        report,
+        heartbeat_interval_s=interval,
+        heartbeat_timeout_s=timeout,
+        detect_bound_s=bound,
+        detect_s=[round(d, 3) for d in detections],
+        detect_max_s=round(max(detections), 3),
+        server_drop_s=[round(s, 2) for s in server_drop_s],
+        reconnects=outcome[1],
+        resent_frames=outcome[2],
+    )
+    assert outcome[0] == ["ok"]  # every message sent into the void was acknowledged
+    assert report.exactly_once_in_order
+    assert report.unique_delivered == rounds * per_round
+    assert max(detections) <= bound, detections
+    assert outcome[1] == rounds
+
+
+# -- 8. offline queue -----------------------------------------------------------------------------
+
+
+def test_while_the_server_is_unreachable_the_queue_follows_its_overflow_policy_exactly(
+    py: PyodidePage, rel_server: ServerProcess, proxy: ChaosProxy, cid: str
+) -> None:
+    limit, sent = 100, 150
+    policies = ("drop_oldest", "drop_newest", "raise")
+    ns = f"queue-{cid}"
+    py.run(
+        PRELUDE
+        + f"""
+from pyrt.errors import QueueFull
+clients, errors = {{}}, {{}}
+for policy in {list(policies)!r}:
+    c = WebSocketClient(f"ws://127.0.0.1:{proxy.port}/ws?cid={cid}-{{policy}}",
+                        heartbeat=Heartbeat(interval=0.3, timeout=0.3),
+                        backoff=Backoff(initial=0.05, maximum=0.2),
+                        queue_limit={limit}, overflow=policy)
+    errors[policy] = []
+    c.on_error(lambda e, policy=policy: errors[policy].append(type(e).__name__))
+    clients[policy] = c
+    c.connect()
+for c in clients.values():
+    await c.wait_open(10)
+""",
+        ns=ns,
+    )
+    proxy.set(refuse=True)  # the server is unreachable from now on
+    proxy.reset()
+    py.wait_for("all(c.state.name == 'RECONNECTING' for c in clients.values())", ns=ns, timeout=10)
+    during = py.run(
+        f"""
+raised = {{}}
+for policy, c in clients.items():
+    raised[policy] = []
+    for n in range({sent}):
+        try:
+            c.send({{"seq": n}})
+        except QueueFull:
+            raised[policy].append(n)
+{{p: [c.stats.queue_length, c.stats.dropped, len(errors[p]), raised[p][:1], len(raised[p]),
+     sorted(set(errors[p]))] for p, c in clients.items()}}
+""",
+        ns=ns,
+    )
+    wait_for(lambda: proxy.stats.events.count("refused a connection") >= 3, 10, "reconnects were refused")
+    proxy.set(refuse=False)
+    py.wait_for(
+        "all(c.stats.queue_length == 0 and c.state.name == 'OPEN' for c in clients.values())",
+        ns=ns,
+        timeout=15,
+    )
+    expected = {
+        "drop_oldest": list(range(sent - limit, sent)),
+        "drop_newest": list(range(limit)),
+        "raise": list(range(limit)),
+    }
+    got = {
+        p: wait_for(
+            lambda p=p: (m := received(rel_server, f"{cid}-{p}")) and len(m) >= limit and m,
+            10,
+            f"{p}: the queue arrived",
+        )
+        for p in policies
+    }
+    reconnect_attempts = py.run("{p: c.stats.reconnects for p, c in clients.items()}", ns=ns)
+    py.run("for c in clients.values(): c.close()", ns=ns)
+    emit(
+        "8-offline-queue",
+        queue_limit=limit,
+        sent_while_down=sent,
+        during_outage={
+            p: dict(
+                zip(
+                    ["queue_length", "dropped", "reported", "first_raised", "raised", "error_types"],
+                    v,
+                    strict=True,
+                )
+            )
+            for p, v in during.items()
+        },
+        delivered_after={p: [len(v), v[0]["data"]["seq"], v[-1]["data"]["seq"]] for p, v in got.items()},
+        reconnect_attempts=reconnect_attempts,
+    )
+    assert during["drop_oldest"] == [limit, sent - limit, sent - limit, [], 0, ["QueueFull"]]
+    assert during["drop_newest"] == [limit, sent - limit, sent - limit, [], 0, ["QueueFull"]]
+    assert during["raise"] == [limit, 0, 0, [limit], sent - limit, []]
+    for policy in policies:
+        assert [m["data"]["seq"] for m in got[policy]] == expected[policy], policy
+
+
+# -- 10. background-tab throttling ----------------------------------------------------------------
+
+
+def test_a_frozen_or_blocked_page_gets_no_false_dead_verdict_and_visibility_probes_at_once(
+    py: PyodidePage, rel_server: ServerProcess, proxy: ChaosProxy, cid: str
+) -> None:
+    ns = f"freeze-{cid}"
+    py.run(
+        PRELUDE
+        + f"""
+client = WebSocketClient("ws://127.0.0.1:{proxy.port}/ws?cid={cid}",
+                         heartbeat=Heartbeat(interval=0.2, timeout=0.2),
+                         backoff=Backoff(initial=0.05, maximum=0.2))
+verdicts = []
+client.on_reconnecting(lambda attempt, delay, reason: verdicts.append([js.Date.now(), reason]))
+await client.connect().wait_open(10)
+await until(lambda: client.session is not None and client.stats.rtt is not None)  # heartbeats flow
+session = client.session
+""",
+        ns=ns,
+    )
+    # A JS ticker measures how long the page really ran no code (proof the fault took effect).
+    py.page.evaluate(
+        """() => { window.__gap = 0; let last = Date.now();
+                   window.__ticker = setInterval(() => { const now = Date.now();
+                     window.__gap = Math.max(window.__gap, now - last); last = now; }, 50); }"""
+    )
+    cdp = py.context.new_cdp_session(py.page)
+    freezes, blocks, pause = 3, 3, 1.5  # each pause is 7.5 heartbeat intervals
+    # Page.setWebLifecycleState("frozen") is a no-op on a visible headless page; pausing the
+    # page's JavaScript in the debugger stops it just as hard (timers and socket events queue up).
+    cdp.send("Debugger.enable")
+    for _ in range(freezes):
+        cdp.send("Debugger.pause")
+        time.sleep(pause)  # the fault itself: the page runs no code for this long
+        cdp.send("Debugger.resume")
+        py.wait_for("client.stats.received > 0", ns=ns)
+        py.run("pings = client.stats.sent", ns=ns)
+        py.wait_for("client.stats.sent > pings + 1", ns=ns, timeout=5)  # heartbeats resumed
+    take_gap = "() => { const gap = window.__gap; window.__gap = 0; return gap; }"
+    frozen_gap_s = py.page.evaluate(take_gap) / 1000
+    for _ in range(blocks):
+        # Timers that fire late, with a pong waiting behind them: a ping goes out (the page
+        # becomes visible), then the main thread is busy for 1.5 s while the pong arrives.
+        py.page.evaluate(
+            """ms => { document.dispatchEvent(new Event("visibilitychange"));
+                       const end = Date.now() + ms; while (Date.now() < end) {} }""",
+            pause * 1000,
+        )
+        py.run("pings = client.stats.sent", ns=ns)
+        py.wait_for("client.stats.sent > pings + 1", ns=ns, timeout=5)
+    survived = py.run("[client.session == session, client.stats.reconnects, verdicts]", ns=ns)
+    blocked_gap_s = py.page.evaluate("() => { clearInterval(window.__ticker); return window.__gap; }") / 1000
+    cdp.detach()
+
+    # Visible again: a dead connection is found within one timeout, not after the idle interval.
+    py.run(
+        f"""
+client.close()
+probe = WebSocketClient("ws://127.0.0.1:{proxy.port}/ws?cid={cid}-v",
+                        heartbeat=Heartbeat(interval=30, timeout=0.3),
+                        backoff=Backoff(initial=0.05, maximum=0.2))
+probe_verdicts = []
+probe.on_reconnecting(lambda attempt, delay, reason: probe_verdicts.append([js.Date.now(), reason]))
+await probe.connect().wait_open(10)
+""",
+        ns=ns,
+    )
+    assert proxy.blackhole_existing() >= 1
+    visible_at_ms = py.run(
+        "js.Date.now() + 0 if js.document.dispatchEvent(js.Event.new('visibilitychange')) else None", ns=ns
+    )
+    py.wait_for("probe_verdicts", ns=ns, timeout=5)
+    at_ms, reason = py.run("probe_verdicts[0]", ns=ns)
+    py.wait_for("probe.state.name == 'OPEN'", ns=ns, timeout=10)
+    py.run("probe.close()", ns=ns)
+    detect_s = (at_ms - visible_at_ms) / 1000
+    emit(
+        "10-background-throttling",
+        heartbeat_interval_s=0.2,
+        heartbeat_timeout_s=0.2,
+        freezes=freezes,
+        main_thread_blocks=blocks,
+        pause_s=pause,
+        longest_pause_seen_s={"frozen": frozen_gap_s, "blocked": blocked_gap_s},
+        false_dead_verdicts=len(survived[2]),
+        same_session=survived[0],
+        visible_probe_detect_s=round(detect_s, 3),
+        visible_probe_interval_s=30,
+        visible_probe_timeout_s=0.3,
+    )
+    assert min(frozen_gap_s, blocked_gap_s) >= pause * 0.9  # the page really stopped running code
+    assert survived == [True, 0, []]
+    assert "heartbeat timeout" in reason
+    assert detect_s <= 0.3 * 1.1 + 0.1  # one timeout (+10%, + timer slack), not the 30 s interval
