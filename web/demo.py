@@ -405,7 +405,7 @@ class Feed:
         self.refresh()
 
     def disconnect(self) -> None:
-        if self.client is not None:
+        if self.client is not None and self.active:
             self.client.close()
             system_line(self.list, "Disconnected")
         self.refresh()

@@ -21,6 +21,8 @@ from tests.serverproc import ServerProcess
 SHOTS = Path(__file__).resolve().parents[2] / "test-results"
 BOOT_TIMEOUT = 90.0  # seconds: two pages boot Pyodide at once on a busy 2-core machine
 WAIT = 20_000  # ms: generous deadline for anything that happens over the network
+SEEN_MINOR_ABOVE = """m => [...document.querySelectorAll('#sse-events li[data-id]')]
+    .some(li => Number(li.dataset.id.split('-')[1]) > m)"""
 
 
 class DemoPage:
@@ -214,6 +216,24 @@ def test_offline_messages_wait_in_the_queue_and_go_out_once_in_order(alice: Demo
     assert bob.received(t) == texts
 
 
+def test_disconnect_then_connect_catches_up_on_what_was_said_meanwhile(
+    alice: DemoPage, bob: DemoPage
+) -> None:
+    page = alice.page
+    page.click("#ws-disconnect")
+    expect(page.locator("#ws-status")).to_have_text("closed", timeout=WAIT)
+    expect(page.locator("#ws-connect")).to_be_enabled()
+    t = tag()
+    bob.say(f"said while alice was away {t}")
+    expect(bob.page.locator("#ws-messages li.sent[data-ack=acked]", has_text=t)).to_have_count(
+        1, timeout=WAIT
+    )
+    assert alice.received(t) == []
+    page.click("#ws-connect")
+    expect(page.locator("#ws-status")).to_have_text("open", timeout=WAIT)
+    expect(page.locator("#ws-messages li.received", has_text=t)).to_have_count(1, timeout=WAIT)
+
+
 def test_an_html_payload_is_shown_as_text_and_runs_nothing(alice: DemoPage, bob: DemoPage) -> None:
     payload = "<img src=x onerror=\"document.body.dataset.xss='1'\"><script>document.title='pwned'</script>"
     t = tag()
@@ -243,7 +263,7 @@ def test_tabs_work_with_the_keyboard(bob: DemoPage) -> None:
     expect(page.locator("#tab-compare")).to_have_attribute("tabindex", "-1")
 
 
-def test_the_sse_feed_shows_named_events_and_resumes_without_a_gap(alice: DemoPage) -> None:
+def test_the_sse_feed_shows_named_events_and_resumes_without_a_gap(alice: DemoPage, bob: DemoPage) -> None:
     page = alice.page
     alice.open_tab("sse")
     expect(page.locator("#sse-status")).to_have_text("open", timeout=WAIT)
@@ -270,6 +290,25 @@ def test_the_sse_feed_shows_named_events_and_resumes_without_a_gap(alice: DemoPa
             timeout=WAIT,
         )
         assert_no_gap(event_ids(alice))
+    # disconnect, wait, connect again: the stream resumes from the last id, nothing missed
+    page.click("#sse-disconnect")
+    expect(page.locator("#sse-status")).to_have_text("closed", timeout=WAIT)
+    last = event_ids(alice)[-1]
+    bob.page.wait_for_function(  # the feed moves on while alice is away: bob sees two more events
+        SEEN_MINOR_ABOVE,
+        arg=last[1] + 1,
+        timeout=WAIT,
+    )
+    page.click("#sse-connect")
+    expect(page.locator("#sse-status")).to_have_text("open", timeout=WAIT)
+    page.wait_for_function(
+        "n => document.querySelectorAll('#sse-events li[data-id]').length >= n",
+        arg=len(event_ids(alice)) + 2,
+        timeout=WAIT,
+    )
+    ids = event_ids(alice)
+    assert (last[0], last[1] + 2) in ids  # published while disconnected, replayed on connect
+    assert_no_gap(ids)
     expect(page.locator('#sse-stats dd[data-stat="last_id"]')).to_have_text(
         "-".join(map(str, event_ids(alice)[-1])), timeout=WAIT
     )
