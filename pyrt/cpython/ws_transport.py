@@ -89,7 +89,8 @@ class CPythonTransport:
     ``headers`` are sent with every opening handshake (``Authorization``, ``Cookie``, ``Origin``;
     a browser cannot do this); ``compression`` is ``"deflate"`` or ``None``; ``max_size`` limits
     an incoming message (bytes, ``None``: no limit); ``ssl`` replaces the default TLS context
-    for ``wss://``; ``close_timeout`` bounds a closing handshake the client let go of;
+    for ``wss://``; ``close_timeout`` bounds the closing handshake of a connection the client let
+    go of (a dead one after a heartbeat timeout, say) before its TCP connection is aborted;
     ``storage_dir`` is where ``persist="key"`` files go (see :mod:`pyrt.cpython.storage`).
     """
 
@@ -100,7 +101,7 @@ class CPythonTransport:
         compression: str | None = "deflate",
         max_size: int | None = None,
         ssl: ssl.SSLContext | None = None,
-        close_timeout: float = 10.0,
+        close_timeout: float = 2.0,
         storage_dir: str | Path | None = None,
     ) -> None:
         self._ws_client, self._exceptions, self._open_state = _websockets()
@@ -210,6 +211,10 @@ class CPythonTransport:
                 message = await recv()
             except closed:
                 break
+            except asyncio.CancelledError:
+                if not socket.detached:  # the loop is shutting down: do not leak the connection
+                    conn.transport.abort()
+                raise
             try:
                 deliver(message)
             except Exception:  # the client reports handler errors itself; this is a bug
@@ -227,8 +232,13 @@ class CPythonTransport:
             self._socket = None
 
     async def _close_quietly(self, conn: ClientConnection, code: int, reason: str) -> None:
+        """The closing handshake, bounded by ``close_timeout``; the TCP connection is aborted if
+        it fails or if the loop shuts down meanwhile."""
         try:
             await conn.close(code, reason)
+        except asyncio.CancelledError:
+            conn.transport.abort()
+            raise
         except Exception as exc:  # an invalid code, a broken pipe: abort instead
             log.debug("pyrt websocket: closing failed (%r); aborting", exc)
             conn.transport.abort()

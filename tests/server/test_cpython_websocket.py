@@ -1,0 +1,406 @@
+"""WebSocketClient on CPython (the ``websockets`` transport) against the real serve.py.
+
+The same scenarios as the browser tier (tests/browser/test_websocket.py), through the CPython
+adapter: raw echo, acks, forced disconnects with queued messages, exactly-once acks, channel
+recovery, heartbeat on a stalled server, manual close, persistence across a killed process.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyrt import Backoff, ClientClosedError, Heartbeat, State, WebSocketClient
+from pyrt.cpython import RelativeURLError
+from pyrt.cpython.ws_transport import CPythonTransport
+from pyrt.subscriptions import Publication
+from tests.server.cpython_support import Controls, new_cid, run, until
+from tests.serverproc import REPO, ServerProcess
+
+
+def test_the_default_transport_outside_pyodide_is_the_websockets_one(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = WebSocketClient(f"{server.ws_url}/echo", protocol="raw", heartbeat=None)
+        await client.connect().wait_open(10)
+        assert isinstance(client._transport, CPythonTransport)
+        client.close()
+        await client.wait_closed(5)
+
+    run(scenario)
+
+
+def test_text_and_binary_echo_in_raw_mode(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = WebSocketClient(f"{server.ws_url}/echo", protocol="raw", heartbeat=None)
+        got: list[Any] = []
+        client.on_message(got.append)
+        await client.connect().wait_open(10)
+        payload = bytes(range(256)) * 4096  # 1 MiB, the server's limit
+        client.send("héllo ✓")
+        client.send(payload)
+        client.send(bytearray(b"ab"))
+        client.send({"json": [1, 2]})
+        await until(lambda: len(got) == 4)
+        client.close()
+        closed = await client.wait_closed(5)
+        assert got[0] == "héllo ✓"
+        assert type(got[1]) is bytes
+        assert got[1] == payload
+        assert got[2] == b"ab"
+        assert got[3] == '{"json":[1,2]}'
+        assert (closed.code, closed.by_client, client.state) == (1000, True, State.CLOSED)
+
+    run(scenario)
+
+
+def test_http_urls_are_accepted_as_in_the_browser(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = WebSocketClient(f"{server.url}/echo", protocol="raw", heartbeat=None)
+        got: list[Any] = []
+        client.on_message(got.append)
+        await client.connect().wait_open(10)
+        client.send("over http://")
+        await until(lambda: got)
+        client.close()
+        assert got == ["over http://"]
+
+    run(scenario)
+
+
+def test_a_relative_url_is_a_clear_error_naming_the_fix() -> None:
+    async def scenario() -> None:
+        client = WebSocketClient("/ws")
+        with pytest.raises(RelativeURLError, match=re.escape("ws://127.0.0.1:8000/ws")):
+            client.connect()
+        assert client.state is State.IDLE
+
+    run(scenario)
+
+
+def test_messages_and_acks_over_the_pyrt_protocol(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = WebSocketClient(f"{server.ws_url}/ws", heartbeat=None)
+        got: list[Any] = []
+        client.on_message(got.append)
+        async with client:
+            client.send({"hi": 1})
+            reply = await client.send_with_ack({"n": 2}, timeout=10)
+            await until(lambda: got)
+            assert client.session
+        assert got == [{"hi": 1}]
+        assert reply == {"n": 2}
+        assert client.state is State.CLOSED
+
+    run(scenario)
+
+
+def test_async_for_yields_messages_until_close(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = WebSocketClient(f"{server.ws_url}/echo", protocol="raw", heartbeat=None)
+        client.on_open(lambda: client.send("start"))
+        got: list[Any] = []
+        async for message in client:
+            got.append(message)
+            if message == "start":
+                client.send("next")
+            else:
+                client.close()
+        assert got == ["start", "next"]
+
+    run(scenario)
+
+
+def test_a_forced_disconnect_reconnects_and_delivers_queued_messages_in_order(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        cid = new_cid()
+        client = WebSocketClient(
+            f"{server.ws_url}/ws?cid={cid}", heartbeat=None, backoff=Backoff(initial=0.5, jitter="none")
+        )
+        got: list[Any] = []
+        reasons: list[str] = []
+        client.on_message(got.append)
+        client.on_reconnecting(lambda attempt, delay, reason: reasons.append(reason))
+        await client.connect().wait_open(10)
+        first_session = client.session
+        async with Controls(server) as ctl:
+            assert await ctl.drop(cid) == 1
+        await until(lambda: client.state is State.RECONNECTING)
+        for n in range(20):
+            client.send(n)
+        assert client.stats.queue_length == 20
+        await until(lambda: len(got) == 20, timeout=15)
+        client.close()
+        assert got == list(range(20))
+        assert reasons == ["closed with code 1006"]
+        assert client.session != first_session
+        assert client.stats.reconnects == 1
+
+    run(scenario)
+
+
+def test_send_with_ack_across_a_forced_disconnect_resolves_exactly_once(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        cid = new_cid()
+        client = WebSocketClient(
+            f"{server.ws_url}/ws?cid={cid}", heartbeat=None, backoff=Backoff(initial=0.2, jitter="none")
+        )
+        await client.connect().wait_open(10)
+        outcomes: dict[int, list[str]] = {}
+
+        def send(n: int) -> None:
+            def done(future: Any) -> None:
+                error = future.exception()
+                outcomes.setdefault(n, []).append(repr(error) if error else "ok")
+
+            client.send_with_ack({"n": n}).add_done_callback(done)
+
+        async with Controls(server) as ctl:
+            assert await ctl.stall(cid, 5) == 1  # until the drop below
+            for n in range(50):
+                send(n)
+            assert (len(outcomes), client.stats.pending_acks) == (0, 50)  # all in flight
+            assert await ctl.drop(cid) == 1
+            for n in range(50, 100):
+                send(n)
+            await until(lambda: len(outcomes) == 100, timeout=30)
+            client.close()
+            assert all(value == ["ok"] for value in outcomes.values()), outcomes
+            received = await ctl.received(cid)
+        assert [data["n"] for data in received] == list(range(100))
+
+    run(scenario)
+
+
+def test_a_subscription_survives_a_server_side_disconnect_without_gaps(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        cid = new_cid()
+        channel = f"room-{cid}"
+        client = WebSocketClient(
+            f"{server.ws_url}/ws?cid={cid}", heartbeat=None, backoff=Backoff(initial=1.0, jitter="none")
+        )
+        seen: list[Publication] = []
+        client.subscribe(channel, seen.append)
+        await client.connect().wait_open(10)
+        async with Controls(server) as ctl:
+            await until(lambda: client.stats.received >= 2)  # welcome + subscribed
+            for n in range(5):
+                await ctl.publish(channel, n)
+            await until(lambda: len(seen) == 5)
+            await ctl.drop(cid)
+            await until(lambda: client.state is not State.OPEN)
+            for n in range(5, 10):
+                await ctl.publish(channel, n)  # published while the client is away
+            assert (client.state, len(seen)) == (State.RECONNECTING, 5)
+            await until(lambda: client.state is State.OPEN, timeout=10)
+            for n in range(10, 15):
+                await ctl.publish(channel, n)
+            await until(lambda: len(seen) >= 15)
+        client.close()
+        assert [p.data for p in seen] == list(range(15))
+        assert all(p.recovered for p in seen)
+        assert len({p.offset for p in seen}) == 15
+
+    run(scenario)
+
+
+def test_publish_resolves_with_the_offset_the_subscriber_sees(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        channel = f"pub-{new_cid()}"
+        seen: list[Publication] = []
+        async with WebSocketClient(f"{server.ws_url}/ws", heartbeat=None) as client:
+            client.subscribe(channel, seen.append)
+            offset = await client.publish(channel, {"x": 1})
+            await until(lambda: seen)
+        assert seen[0].offset == offset
+        assert seen[0].data == {"x": 1}
+
+    run(scenario)
+
+
+def test_the_heartbeat_detects_a_connection_the_server_stops_answering(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        cid = new_cid()
+        client = WebSocketClient(
+            f"{server.ws_url}/ws?cid={cid}",
+            heartbeat=Heartbeat(interval=0.3, timeout=0.3),
+            backoff=Backoff(initial=0.1, jitter="none"),
+        )
+        reasons: list[str] = []
+        client.on_reconnecting(lambda attempt, delay, reason: reasons.append(reason))
+        await client.connect().wait_open(10)
+        first_session = client.session
+        loop = client._ensure_loop()
+        async with Controls(server) as ctl:
+            assert await ctl.stall(cid, 3) == 1  # long enough; a longer stall delays server shutdown
+        stalled_at = loop.time()
+        await until(lambda: reasons, timeout=5)
+        detected_after = loop.time() - stalled_at
+        await until(lambda: client.state is State.OPEN and client.session != first_session, timeout=5)
+        client.close()
+        assert "heartbeat timeout" in reasons[0]
+        assert detected_after < 0.3 + 0.3 + 0.3 + 0.5  # idle interval + timeout (+ slack)
+
+    run(scenario)
+
+
+def test_a_manual_close_stops_reconnecting_and_later_sends_raise(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = WebSocketClient(f"{server.ws_url}/ws", heartbeat=None, backoff=Backoff(initial=0.05))
+        await client.connect().wait_open(10)
+        transport = client._transport
+        assert isinstance(transport, CPythonTransport)
+        pending = client.send_with_ack("never acked?")
+        client.close()
+        closed = await client.wait_closed(5)
+        with pytest.raises(ClientClosedError):
+            await pending
+        with pytest.raises(ClientClosedError, match="cannot send on a closed client; create a new one"):
+            client.send("late")
+        assert (client.state, closed.by_client, client.stats.reconnects) == (State.CLOSED, True, 0)
+        # Nothing is left that could reconnect: no socket, no timer, no deadline.
+        assert transport._socket is None
+        assert client._timer is None
+        assert client._engine.next_deadline() is None
+        await until(lambda: not transport._background)  # the closing handshake finished
+
+    run(scenario)
+
+
+def test_a_server_that_is_down_is_retried_until_it_comes_back(start_server: Any) -> None:
+    first = start_server("--demo")
+    port = first.port
+    first.stop()
+
+    async def scenario() -> None:
+        client = WebSocketClient(
+            f"ws://127.0.0.1:{port}/ws", heartbeat=None, backoff=Backoff(initial=0.1, maximum=0.2)
+        )
+        reasons: list[str] = []
+        client.on_reconnecting(lambda attempt, delay, reason: reasons.append(reason))
+        client.connect()
+        await until(lambda: len(reasons) >= 2)
+        # As in a browser (code 1006), plus what failed, which browsers hide.
+        assert reasons[0].startswith("closed with code 1006 (ConnectionRefusedError")
+        second = start_server("--demo", "--port", str(port))  # the same port again
+        try:
+            await client.wait_open(20)
+        finally:
+            client.close()
+        assert second.port == port
+
+    run(scenario)
+
+
+PERSIST_CHILD = """
+import asyncio, json, sys
+from pathlib import Path
+from pyrt import WebSocketClient
+
+url, path = sys.argv[1], Path(sys.argv[2])
+
+async def main():
+    client = WebSocketClient(url, heartbeat=None, persist=str(path))
+    await client.connect().wait_open(10)
+    print("open", flush=True)
+    assert sys.stdin.readline().strip() == "send"
+    futures = [client.send_with_ack({"n": n}) for n in range(3)]
+    while not (path.exists() and len(json.loads(path.read_text())["frames"]) == 3):
+        await asyncio.sleep(0.01)
+    print("saved", flush=True)
+    await asyncio.Event().wait()  # until killed
+
+asyncio.run(main())
+"""
+
+
+def test_persist_to_a_file_survives_a_killed_process(server: ServerProcess, tmp_path: Path) -> None:
+    cid = new_cid()
+    url = f"{server.ws_url}/ws?cid={cid}"
+    state = tmp_path / "chat.json"
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(PERSIST_CHILD), url, str(state)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdin is not None
+        assert child.stdout.readline().strip() == "open"
+
+        async def stall() -> None:
+            async with Controls(server) as ctl:
+                # Acks do not come back to the first process before it is killed (a long stall would
+                # only delay the server's shutdown: a stalled connection outlives its socket).
+                assert await ctl.stall(cid, 5) == 1
+
+        run(stall)
+        child.stdin.write("send\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "saved"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    assert len(json.loads(state.read_text())["frames"]) == 3
+
+    async def second_run() -> None:
+        client = WebSocketClient(url, heartbeat=None, persist=str(state))
+        await client.connect().wait_open(10)
+        await until(lambda: client.stats.acked == 3 and client.stats.pending_acks == 0, timeout=15)
+        client.close()
+        await client.wait_closed(5)
+        async with Controls(server) as ctl:
+            received = await ctl.received(cid)
+        assert [data["n"] for data in received] == [0, 1, 2]
+        assert json.loads(state.read_text())["frames"] == []
+
+    run(second_run)
+
+
+def test_hundreds_of_clients_in_one_process(server: ServerProcess) -> None:
+    """What the reconnect-storm test needs: many real clients in one loop, cheaply."""
+    count = 300
+
+    async def scenario() -> None:
+        started = time.perf_counter()
+        clients = [
+            WebSocketClient(f"{server.ws_url}/echo", protocol="raw", heartbeat=None) for _ in range(count)
+        ]
+        created = time.perf_counter() - started
+        got: list[int] = [0]
+
+        def on_message(_: Any) -> None:
+            got[0] += 1
+
+        for client in clients:
+            client.on_message(on_message)
+            client.connect()
+        for client in clients:
+            await client.wait_open(60)
+        opened = time.perf_counter() - started
+        for n, client in enumerate(clients):
+            client.send(str(n))
+        await until(lambda: got[0] == count, timeout=60)
+        for client in clients:
+            client.close()
+        for client in clients:
+            await client.wait_closed(30)
+        print(
+            f"\n{count} clients: created in {created * 1000:.1f} ms, all open after {opened:.2f} s, "
+            f"closed after {time.perf_counter() - started:.2f} s"
+        )
+        assert all(client.state is State.CLOSED and client.stats.received == 1 for client in clients)
+
+    run(scenario, timeout=180)
