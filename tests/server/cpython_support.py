@@ -71,4 +71,3 @@ class Controls:
         answer = await self.http.get(f"{self.server.url}/demo/received", params={"cid": cid})
         answer.raise_for_status()
         return [m["data"] for m in answer.json()["messages"]]
-

@@ -8,8 +8,8 @@ recovery, heartbeat on a stalled server, manual close, persistence across a kill
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
