@@ -178,7 +178,7 @@ class Chat:
         # Resume where the previous client stopped: what was said meanwhile is replayed.
         client.subscribe(CHAT_CHANNEL, self.on_publication, since=self.last_offset)
         if self.offline:
-            client.page_hidden()
+            client.pause()
         self.refresh()
 
     def disconnect(self) -> None:
@@ -195,10 +195,10 @@ class Chat:
             return
         if offline:
             self.stop_countdown()
-            client.page_hidden()
+            client.pause()
             system_line(self.list, "Offline (simulated): messages wait in the queue")
         else:
-            client.page_shown()
+            client.resume()
             system_line(self.list, "Back online: reconnecting")
         self.refresh()
 

@@ -26,7 +26,7 @@ from typing import Any, Final, Self
 
 from pyrt.backoff import Backoff
 from pyrt.close_policy import ShouldReconnect
-from pyrt.errors import ClientClosedError
+from pyrt.errors import ClientClosedError, InvalidStateError
 from pyrt.heartbeat import Heartbeat
 from pyrt.outbox import Overflow
 from pyrt.persist import Storage, loads
@@ -142,6 +142,7 @@ class WebSocketClient:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pumping = False
+        self._paused = False
         self._buffer: deque[Any] | None = None  # exists once someone iterates
         self._waiters: list[asyncio.Future[None]] = []
         self._closed: Closed | None = None
@@ -308,6 +309,30 @@ class WebSocketClient:
         self._engine.close(self._now(), code, reason)
         self._pump()
 
+    def pause(self) -> None:
+        """Go offline on purpose: close the socket cleanly and stay disconnected, queueing every
+        send (within ``queue_limit``) and keeping pending acks and subscriptions, until
+        :meth:`resume`. The page's own ``pageshow`` does not end a pause."""
+        if self._engine.state in (State.IDLE, State.CLOSING, State.CLOSED):
+            raise InvalidStateError(f"cannot pause a client that is {self._engine.state.name}")
+        self._paused = True
+        self._engine.page_hidden(self._now())
+        self._pump()
+
+    def resume(self) -> None:
+        """End a :meth:`pause`: connect at once, then flush the queue in order and recover
+        subscriptions. Does nothing when the client is not paused."""
+        if not self._paused:
+            return
+        self._paused = False
+        self._engine.page_shown(self._now())
+        self._pump()
+
+    @property
+    def paused(self) -> bool:
+        """True between :meth:`pause` and :meth:`resume`."""
+        return self._paused
+
     async def wait_open(self, timeout: float | None = None) -> None:
         """Wait until the client is open; raises :class:`~pyrt.errors.ClientClosedError` if it
         closes for good first, and ``TimeoutError`` after ``timeout`` seconds."""
@@ -410,6 +435,8 @@ class WebSocketClient:
         self._pump()
 
     def page_shown(self) -> None:
+        if self._paused:
+            return
         self._engine.page_shown(self._now())
         self._pump()
 

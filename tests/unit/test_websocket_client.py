@@ -11,7 +11,7 @@ import pytest
 
 from pyrt.backoff import Backoff
 from pyrt.browser.websocket import WebSocketClient
-from pyrt.errors import AckTimeout, ClientClosedError, QueueFull
+from pyrt.errors import AckTimeout, ClientClosedError, InvalidStateError, QueueFull
 from pyrt.heartbeat import Heartbeat
 from pyrt.persist import MemoryStorage
 from pyrt.states import State
@@ -326,3 +326,37 @@ def test_handlers_must_be_callable_and_events_known() -> None:
         client.on_message("print")  # type: ignore[arg-type]  # the misuse under test
     with pytest.raises(ValueError, match="unknown event 'mesage'"):
         client.off("mesage", print)
+
+
+def test_pause_queues_sends_until_resume_then_flushes_them_in_order() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        client, transport = make(server)
+        got: list[Any] = []
+        client.on_message(got.append)
+        await client.connect().wait_open()
+        client.pause()
+        assert client.paused
+        await until(lambda: client.state is State.RECONNECTING)
+        client.send("one")
+        client.send("two")
+        client.page_shown()  # the page coming back does not end a deliberate pause
+        assert client.state is State.RECONNECTING
+        assert got == []
+        client.resume()
+        await until(lambda: got == ["one", "two"])
+        assert not client.paused
+        assert client.state is State.OPEN
+
+    run(scenario)
+
+
+def test_pause_needs_a_connected_or_connecting_client() -> None:
+    async def scenario() -> None:
+        client, _ = make()
+        with pytest.raises(InvalidStateError, match="cannot pause a client that is IDLE"):
+            client.pause()
+        client.resume()  # not paused: nothing to do
+        assert client.state is State.IDLE
+
+    run(scenario)
