@@ -330,8 +330,7 @@ def test_handlers_must_be_callable_and_events_known() -> None:
 
 def test_pause_queues_sends_until_resume_then_flushes_them_in_order() -> None:
     async def scenario() -> None:
-        server = FakePyrtServer()
-        client, transport = make(server)
+        client, _ = make(FakePyrtServer())
         got: list[Any] = []
         client.on_message(got.append)
         await client.connect().wait_open()
