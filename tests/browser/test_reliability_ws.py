@@ -424,3 +424,117 @@ await probe.connect().wait_open(10)
     assert survived == [True, 0, []]
     assert "heartbeat timeout" in reason
     assert detect_s <= 0.3 * 1.1 + 0.1  # one timeout (+10%, + timer slack), not the 30 s interval
+
+
+# -- 9. leak soak -----------------------------------------------------------------------------------
+
+LEAK_CYCLE = """
+from pyodide.http import pyfetch
+import gc
+
+def collect():
+    gc.collect()
+    return len(gc.get_objects())
+
+# Short connect and ack timeouts: Pyodide's loop keeps a cancelled timer's handle until its
+# setTimeout fires, so the longest timeout bounds how long such handles linger.
+client = WebSocketClient("/ws?cid={cid}", heartbeat=Heartbeat(interval=0.5, timeout=0.5),
+                         backoff=Backoff(initial=0.01, maximum=0.05, min_uptime=0),
+                         connect_timeout=2.0, ack_timeout=2.0)
+echoes, acked, opens = [0], [0], [0]
+client.on_message(lambda message: echoes.__setitem__(0, echoes[0] + 1))
+client.on_open(lambda: opens.__setitem__(0, opens[0] + 1))
+
+async def cycles(count, per_cycle):
+    for _ in range(count):
+        # No asyncio.wait_for here: its own 10 s timer handle would linger like the ones above.
+        await client.wait_open()
+        expected = echoes[0] + per_cycle - 1
+        for n in range(per_cycle - 1):
+            client.send({{"seq": n}})  # echoed back by the server's application
+        await client.send_with_ack({{"seq": "acked"}})
+        acked[0] += 1
+        await until(lambda: echoes[0] >= expected)
+        reopened = opens[0] + 1
+        await pyfetch("/demo/drop", method="POST", body=json.dumps({{"cid": "{cid}"}}),
+                      headers={{"Content-Type": "application/json"}})
+        await until(lambda: opens[0] >= reopened)
+"""
+
+
+def heap_after_gc(py: PyodidePage) -> float:
+    """The page's JS heap in MB after a full garbage collection."""
+    cdp = py.context.new_cdp_session(py.page)
+    try:
+        cdp.send("HeapProfiler.collectGarbage")
+        used: float = cdp.send("Runtime.getHeapUsage")["usedSize"]
+    finally:
+        cdp.detach()
+    return used / 1e6
+
+
+def run_leak_soak(py: PyodidePage, cid: str, cycles: int, per_cycle: int, scenario: str) -> None:
+    ns = f"leak-{cid}"
+    warmup = 10
+    baseline_proxies = py.run(PRELUDE + "proxies.live_count()", ns=ns)
+    py.run(
+        LEAK_CYCLE.format(cid=cid) + f"\nclient.connect()\nawait cycles({warmup}, {per_cycle})",
+        ns=ns,
+        timeout=60,
+    )
+    py.run("collect()", ns=ns)
+    heap_before = heap_after_gc(py)
+    before = py.run("[collect(), proxies.live_count(), int(js.pyodide._module.HEAP8.length)]", ns=ns)
+    started = time.monotonic()
+    py.run(f"soak = asyncio.ensure_future(cycles({cycles}, {per_cycle}))", ns=ns)
+    py.wait_for("soak.done() and (soak.result() or True)", ns=ns, timeout=30 + cycles * 0.5)
+    elapsed = time.monotonic() - started
+    # Cancelled timers are released when their setTimeout fires (<= 2 s): wait for that.
+    py.wait_for(f"collect() - {before[0]} < 200", ns=ns, timeout=10)
+    heap_after = heap_after_gc(py)
+    after = py.run(
+        "[collect(), proxies.live_count(), int(js.pyodide._module.HEAP8.length), echoes[0], acked[0],"
+        " client.stats.reconnects]",
+        ns=ns,
+    )
+    py.run("client.close()\nawait client.wait_closed(5)\nNone", ns=ns)
+    closed_proxies = py.run("proxies.live_count()", ns=ns)
+    total_cycles = warmup + cycles
+    emit(
+        scenario,
+        reconnect_cycles=total_cycles,
+        messages_sent=total_cycles * per_cycle,
+        echoes_received=after[3],
+        acks=after[4],
+        reconnects=after[5],
+        live_proxies={
+            "before": baseline_proxies,
+            "open_after_warmup": before[1],
+            "open_after_soak": after[1],
+            "after_close": closed_proxies,
+        },
+        js_heap_mb={
+            "after_warmup": heap_before,
+            "after_soak": heap_after,
+            "growth": heap_after - heap_before,
+        },
+        python_objects={"after_warmup": before[0], "after_soak": after[0], "growth": after[0] - before[0]},
+        wasm_memory_mb={"after_warmup": before[2] / 1e6, "after_soak": after[2] / 1e6},
+        seconds=elapsed,
+    )
+    assert after[3] == total_cycles * (per_cycle - 1)  # every echo came back
+    assert after[4] == total_cycles
+    assert after[5] == total_cycles  # one reconnect per cycle, no extra
+    assert after[1] == before[1]  # an open client holds the same proxies after N reconnects
+    assert closed_proxies == baseline_proxies
+    assert heap_after - heap_before < 1.0, (heap_before, heap_after)  # JS heap flat (MB)
+    assert after[0] - before[0] < 200, (before[0], after[0])  # no Python objects pile up
+
+
+def test_reconnect_cycles_leak_no_proxies_heap_or_objects(py: PyodidePage, cid: str) -> None:
+    run_leak_soak(py, cid, cycles=50, per_cycle=100, scenario="9-leak-soak-short")
+
+
+@pytest.mark.soak
+def test_soak_500_reconnect_cycles_and_50k_messages_leak_nothing(py: PyodidePage, cid: str) -> None:
+    run_leak_soak(py, cid, cycles=490, per_cycle=100, scenario="9-leak-soak")
