@@ -1,8 +1,10 @@
-"""pyrt: resilient real-time connections for Python in the browser.
+"""pyrt: resilient real-time connections for Python in the browser (and on CPython).
 
 ``WebSocketClient``, ``EventSourceClient`` and ``FetchEventSource`` wrap the browser's own
-``WebSocket``, ``EventSource`` and ``fetch`` when running in Pyodide; the decision code they
-drive (backoff, heartbeats, queues, acks, recovery, the SSE parser) is pure Python.
+``WebSocket``, ``EventSource`` and ``fetch`` when running in Pyodide, and the ``websockets`` and
+``httpx`` libraries on CPython (``pip install "pyrt[cpython]"``; see :mod:`pyrt.cpython`); the
+decision code they drive (backoff, heartbeats, queues, acks, recovery, the SSE parser) is pure
+Python, the same on both.
 """
 
 from pyrt.backoff import Backoff
