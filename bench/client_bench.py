@@ -47,20 +47,32 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def _round_robin(
-    contenders: dict[str, Callable[[], Any]], runs: int, log: Log, label: str
-) -> dict[str, list[Any]]:
-    """Run every contender ``runs`` times, interleaved; a failed contender is not retried."""
+    contenders: dict[str, Callable[[], Any]],
+    runs: int,
+    log: Log,
+    label: str,
+    around: Callable[[], Any] | None = None,
+) -> tuple[dict[str, list[Any]], dict[str, list[tuple[Any, Any]]]]:
+    """Run every contender ``runs`` times, interleaved; a failed contender is not retried.
+
+    With ``around``, it is also called just before and just after every run (memory snapshots).
+    """
     out: dict[str, list[Any]] = {name: [] for name in contenders}
+    snapshots: dict[str, list[tuple[Any, Any]]] = {name: [] for name in contenders}
     for run in range(runs):
         for name, func in contenders.items():
             if out[name] and _failed(out[name][-1]):
                 continue
+            before = around() if around else None
             started = time.perf_counter()
             value = _attempt(func)
+            elapsed = time.perf_counter() - started
             out[name].append(value)
-            status = "n/a" if _failed(value) else f"{time.perf_counter() - started:.1f}s"
+            if around and not _failed(value):
+                snapshots[name].append((before, around()))
+            status = "n/a" if _failed(value) else f"{elapsed:.1f}s"
             log(f"  {label} {name} run {run + 1}/{runs}: {status}")
-    return out
+    return out, snapshots
 
 
 def _summarise_rate(values: list[Any], n_key: str = "n") -> dict[str, Any]:
@@ -85,9 +97,20 @@ def bench_recv(page: BenchPage, ws: str, sizes: Sizes, log: Log) -> dict[str, An
         "pyscript": lambda: page.py("recv_pyscript", url=url, n=n),
         "pyrt": lambda: page.py("recv_pyrt", url=url, n=n),
     }
-    raw = _round_robin(contenders, runs, log, "recv")
+    raw, snapshots = _round_robin(contenders, runs, log, "recv", around=page.memory)
     result = {name: _summarise_rate(values) for name, values in raw.items()}
-    return {"per_run": n, "runs": runs, "contenders": result}
+    memory = {name: _memory_over_runs(pairs) for name, pairs in snapshots.items() if pairs}
+    return {"per_run": n, "runs": runs, "contenders": result, "memory": memory}
+
+
+def _memory_over_runs(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+    """Growth attributable to one contender: the sum of its own runs' after - before."""
+    return {
+        "heap_growth_bytes": sum(a["js_heap_bytes"] - b["js_heap_bytes"] for b, a in pairs),
+        "wasm_growth_bytes": sum(a["wasm_bytes"] - b["wasm_bytes"] for b, a in pairs),
+        "live_proxies": [pairs[0][0]["live_proxies"], pairs[-1][1]["live_proxies"]],
+        "runs": len(pairs),
+    }
 
 
 def _rtt_summary(value: Any) -> Any:
@@ -114,7 +137,7 @@ def bench_rtt(page: BenchPage, ws: str, sizes: Sizes, log: Log) -> dict[str, Any
         "pyrt_callback": lambda: page.py("rtt_pyrt_callback", url=echo, n=n),
         "pyrt_ack": lambda: page.py("rtt_pyrt_ack", url=pyrt, n=n),
     }
-    raw = _round_robin(contenders, 1, log, "rtt")
+    raw, _ = _round_robin(contenders, 1, log, "rtt")
     return {"n": n, "contenders": {name: _rtt_summary(values[0]) for name, values in raw.items()}}
 
 
@@ -130,7 +153,7 @@ def bench_binary(page: BenchPage, ws: str, sizes: Sizes, log: Log) -> dict[str, 
             return page.py(f"binary_{name}", url=url, size=size, reps=reps)
 
         contenders = {name: (lambda name=name: run(name)) for name in ("raw_js", "naive", "pyscript", "pyrt")}
-        raw = _round_robin(contenders, 1, log, f"binary {size >> 20 or size} MiB")
+        raw, _ = _round_robin(contenders, 1, log, f"binary {_size_label(size)}")
         per: dict[str, Any] = {}
         for name, values in raw.items():
             value = values[0]
@@ -161,7 +184,7 @@ def bench_sse(page: BenchPage, http: str, sizes: Sizes, log: Log) -> dict[str, A
         "pyrt_eventsource": lambda: page.py("sse_pyrt_eventsource", url=url, n=n),
         "pyrt_fetch": lambda: page.py("sse_pyrt_fetch", url=url, n=n),
     }
-    raw = _round_robin(contenders, sizes.sse_runs, log, "sse")
+    raw, _ = _round_robin(contenders, sizes.sse_runs, log, "sse")
     return {"n": n, "contenders": {name: _summarise_rate(values) for name, values in raw.items()}}
 
 
@@ -181,8 +204,8 @@ def _memory_delta(page: BenchPage, func: Callable[[], Any]) -> Any:
 
 
 def bench_memory(page: BenchPage, ws: str, sizes: Sizes, log: Log) -> dict[str, Any]:
-    """6. Memory: N connect/close cycles, and one long flood; live proxies, JS heap after a full
-    GC, wasm memory, before and after."""
+    """6. Memory over N connect/close cycles: live proxies, JS heap after a full GC, wasm memory,
+    before and after (memory over many messages is measured around the receive runs)."""
     n, url = sizes.cycles, f"{ws}/echo"
     cycles: dict[str, Any] = {}
     for name in ("raw_js", "naive", "pyscript", "pyrt"):
@@ -193,15 +216,7 @@ def bench_memory(page: BenchPage, ws: str, sizes: Sizes, log: Log) -> dict[str, 
             cycles[name] = _memory_delta(page, lambda name=name: page.py(f"cycles_{name}", url=url, n=n))
         status = "n/a" if _failed(cycles[name]) else f"{time.perf_counter() - started:.1f}s"
         log(f"  {n} cycles {name}: {status}")
-    m = sizes.memory_flood_n
-    flood_url = f"{ws}/flood?n={m}"
-    flood: dict[str, Any] = {}
-    for name in ("naive", "pyrt"):
-        started = time.perf_counter()
-        flood[name] = _memory_delta(page, lambda name=name: page.py(f"recv_{name}", url=flood_url, n=m))
-        status = "n/a" if _failed(flood[name]) else f"{time.perf_counter() - started:.1f}s"
-        log(f"  {m} messages {name}: {status}")
-    return {"cycles": n, "contenders": cycles, "flood_messages": m, "flood": flood}
+    return {"cycles": n, "contenders": cycles}
 
 
 def bench_startup(chromium: Chromium, http: str, sizes: Sizes, log: Log) -> dict[str, Any]:
@@ -236,6 +251,8 @@ def bench_startup(chromium: Chromium, http: str, sizes: Sizes, log: Log) -> dict
         for key, label in (("bootMs", "boot_ms"), ("importMs", "import_ms"), ("loadMs", "fetch_unpack_ms")):
             if all(key in v for v in good):
                 summary[label] = statistics.median(v[key] for v in good)
+        if all("connectMs" in v for v in good):
+            summary["connect_to_first_ms"] = statistics.median(v["firstMs"] - v["connectMs"] for v in good)
         if "mode" in good[0]:
             summary["mode"] = good[0]["mode"]
         summary["runs"] = [round(v["firstMs"]) for v in good]

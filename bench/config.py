@@ -15,14 +15,15 @@ class Sizes:
     rtt_n: int = 2_000
     binary: tuple[tuple[int, int], ...] = ((MIB, 5), (16 * MIB, 2))  # (bytes, repeats)
     sse_n: int = 100_000
-    sse_runs: int = 3
+    sse_runs: int = 2
     startup_reps: int = 3
     cycles: int = 1_000
-    memory_flood_n: int = 100_000
     # server
     fanout_subscribers: int = 1_000
-    fanout_rates: tuple[int, ...] = (20, 60, 180)  # publications per second, one step each
-    fanout_step_seconds: float = 3.0
+    # publications per second, one step each, until a step misses the latency objective
+    fanout_rates: tuple[int, ...] = (20, 40, 80, 160, 320, 640)
+    fanout_slo_p99_ms: float = 250.0
+    fanout_step_seconds: float = 2.0
     fanout_processes: int = 2  # load-client processes per transport
     idle_connections: int = 5_000
 
@@ -38,7 +39,6 @@ QUICK = Sizes(
     sse_runs=1,
     startup_reps=1,
     cycles=5,
-    memory_flood_n=200,
     fanout_subscribers=10,
     fanout_rates=(20,),
     fanout_step_seconds=0.5,

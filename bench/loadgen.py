@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import sys
 import threading
 import time
@@ -365,7 +366,12 @@ async def _connect(kind: str, url: str, stats: Stats, sample: bool) -> asyncio.P
             proto.opened = lambda p=proto: p.ready.done() or p.ready.set_result(None)  # type: ignore[method-assign]
     proto.sample = sample
     await loop.create_connection(lambda: proto, host, port)
-    await asyncio.wait_for(proto.ready, 30)
+    try:
+        await asyncio.wait_for(proto.ready, 10)
+    except BaseException:
+        if proto.transport is not None:
+            proto.transport.close()
+        raise
     return proto
 
 
@@ -386,12 +392,22 @@ async def subscribe(args: argparse.Namespace) -> None:
     conns: list[asyncio.Protocol] = []
     failures: list[str] = []
 
+    retries = 0
+
     async def one(index: int) -> None:
-        async with limit:
-            try:
-                conns.append(await _connect(args.kind, args.url, stats, index % args.sample_every == 0))
-            except (OSError, ConnectionError, TimeoutError, ValueError) as exc:
-                failures.append(repr(exc))
+        """Connect like a real client: a refused attempt is retried after a jittered backoff."""
+        nonlocal retries
+        for attempt in range(args.retries + 1):
+            async with limit:
+                try:
+                    conns.append(await _connect(args.kind, args.url, stats, index % args.sample_every == 0))
+                    return
+                except (OSError, ConnectionError, TimeoutError, ValueError) as exc:
+                    error = repr(exc)
+            if attempt < args.retries:
+                retries += 1
+                await asyncio.sleep(random.uniform(0.1, 0.3) * 2**attempt)
+        failures.append(error)
 
     started = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(args.count)))
@@ -400,6 +416,7 @@ async def subscribe(args: argparse.Namespace) -> None:
             "event": "ready",
             "connected": len(conns),
             "failed": len(failures),
+            "retries": retries,
             "errors": failures[:3],
             "seconds": time.perf_counter() - started,
         }
@@ -510,6 +527,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--count", type=int, default=100)
     s.add_argument("--sample-every", type=int, default=10)
     s.add_argument("--concurrency", type=int, default=100)
+    s.add_argument("--retries", type=int, default=5, help="reconnect attempts per refused connection")
     p = sub.add_parser("pub")
     p.add_argument("--kind", choices=["pyrt", "ws", "sio"], required=True)
     p.add_argument("--url", required=True)
