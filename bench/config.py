@@ -21,7 +21,7 @@ class Sizes:
     # server
     fanout_subscribers: int = 1_000
     # publications per second, one step each, until a step misses the latency objective
-    fanout_rates: tuple[int, ...] = (20, 40, 80, 160, 320, 640)
+    fanout_rates: tuple[int, ...] = (20, 28, 40, 57, 80, 113, 160, 226, 320, 453, 640)  # x sqrt(2)
     fanout_slo_p99_ms: float = 250.0
     fanout_step_seconds: float = 2.0
     fanout_processes: int = 2  # load-client processes per transport
