@@ -24,7 +24,8 @@ def test_entries_are_forgotten_after_the_ttl() -> None:
     clock.now = 9.9
     assert window.get("a") == "1"
     clock.now = 10.0
-    assert window.get("a") is None and len(window) == 0
+    assert window.get("a") is None
+    assert len(window) == 0
 
 
 def test_the_oldest_entries_go_first_when_full() -> None:

@@ -52,7 +52,9 @@ def test_stall_stops_answers_for_that_long_then_resumes(server: ServerProcess) -
     async def scenario() -> None:
         client = await Client.connect(server.ws_url)
         async with httpx.AsyncClient() as http:
-            answer = await http.post(server.url + "/demo/stall", json={"session": client.session, "seconds": 0.6})
+            answer = await http.post(
+                server.url + "/demo/stall", json={"session": client.session, "seconds": 0.6}
+            )
         assert answer.json() == {"stalled": 1}
         loop = asyncio.get_running_loop()
         sent = loop.time()

@@ -30,16 +30,20 @@ def test_a_zero_rate_means_unlimited() -> None:
 
 def test_the_cap_counts_per_address() -> None:
     cap = ConnectionCap(2)
-    assert cap.acquire("a") and cap.acquire("a")
+    assert cap.acquire("a")
+    assert cap.acquire("a")
     assert not cap.acquire("a")
     assert cap.acquire("b")
     cap.release("a")
     assert cap.acquire("a")
-    assert cap.count("a") == 2 and cap.count("c") == 0
+    assert cap.count("a") == 2
+    assert cap.count("c") == 0
     assert all(ConnectionCap(0).acquire("x") for _ in range(100))
 
 
-def test_connections_over_the_per_ip_cap_are_refused_with_429(start_server: Callable[..., ServerProcess]) -> None:
+def test_connections_over_the_per_ip_cap_are_refused_with_429(
+    start_server: Callable[..., ServerProcess],
+) -> None:
     capped = start_server("--max-connections-per-ip", "2", "--demo-tick", "0")
 
     async def scenario() -> None:

@@ -14,7 +14,8 @@ def test_offsets_order_numerically_not_as_text() -> None:
 def test_zero_and_bare_integers() -> None:
     assert parse_offset("0") == ZERO == parse_offset("0-0")
     assert parse_offset("17") == (17, 0)
-    assert format_offset(ZERO) == "0" and format_offset((12, 3)) == "12-3"
+    assert format_offset(ZERO) == "0"
+    assert format_offset((12, 3)) == "12-3"
 
 
 @pytest.mark.parametrize("bad", ["", "-1", "1-", "a-b", "1-2-3", " 1-2", 5, None, "9" * 21])
@@ -24,5 +25,6 @@ def test_anything_else_is_refused(bad: object) -> None:
 
 
 def test_channel_names() -> None:
-    assert is_channel_name("chat") and is_channel_name("room:42.a_b-c@x")
+    assert is_channel_name("chat")
+    assert is_channel_name("room:42.a_b-c@x")
     assert not any(is_channel_name(n) for n in ("", "a b", "x" * 129, "é", None, "a\nb"))

@@ -23,7 +23,8 @@ def test_welcome_names_the_session_server_and_heartbeat(server: ServerProcess) -
     async def scenario() -> None:
         client = await Client.connect(server.ws_url)
         assert client.ws.subprotocol == "pyrt.v1"
-        assert isinstance(client.session, str) and len(client.session) >= 8
+        assert isinstance(client.session, str)
+        assert len(client.session) >= 8
         assert client.welcome["server"].startswith("pyrt-")
         assert client.welcome["heartbeat"] > 0
         await client.close()
@@ -156,12 +157,20 @@ def test_publish_is_acked_with_its_offset_and_a_resent_id_publishes_nothing(serv
         client = await Client.connect(server.ws_url)
         await client.send({"type": "subscribe", "channel": channel})
         await client.expect("subscribed")
-        frame = {"type": "publish", "id": f"{channel}-p", "channel": channel, "data": {"x": 1}, "event": "note"}
+        frame = {
+            "type": "publish",
+            "id": f"{channel}-p",
+            "channel": channel,
+            "data": {"x": 1},
+            "event": "note",
+        }
         await client.send(frame)
         ack = await client.expect("ack")
         publication = await client.expect("publication")
-        assert ack["ok"] is True and ack["data"]["offset"] == publication["offset"]
-        assert publication["event"] == "note" and publication["data"] == {"x": 1}
+        assert ack["ok"] is True
+        assert ack["data"]["offset"] == publication["offset"]
+        assert publication["event"] == "note"
+        assert publication["data"] == {"x": 1}
         await client.send(frame)
         assert await client.expect("ack") == ack
         await client.send({"type": "ping", "t": "sync"})
@@ -177,7 +186,8 @@ def test_publishing_into_a_server_channel_is_forbidden(server: ServerProcess) ->
         client = await Client.connect(server.ws_url)
         await client.send({"type": "publish", "id": "x1", "channel": "_received.someone", "data": 1})
         error = await client.expect("error")
-        assert error["code"] == "forbidden" and error["id"] == "x1"
+        assert error["code"] == "forbidden"
+        assert error["id"] == "x1"
         await client.close()
 
     run(scenario())
@@ -206,7 +216,8 @@ def test_bad_frames_get_an_error_and_the_connection_stays_open(
         await client.send(frame)
         error = await client.expect("error")
         assert error["code"] == code, error
-        assert isinstance(error["message"], str) and error["message"]
+        assert isinstance(error["message"], str)
+        assert error["message"]
         await client.send({"type": "ping", "t": "still here"})
         assert (await client.expect("pong"))["t"] == "still here"
         await client.close()
@@ -289,7 +300,9 @@ def test_invalid_utf8_from_a_raw_socket_closes_with_1007(server: ServerProcess) 
 
 
 def test_a_flood_gets_rate_limited_then_closed_with_1008(start_server: Callable[..., ServerProcess]) -> None:
-    limited = start_server("--rate-limit", "20", "--rate-burst", "10", "--abuse-limit", "30", "--demo-tick", "0")
+    limited = start_server(
+        "--rate-limit", "20", "--rate-burst", "10", "--abuse-limit", "30", "--demo-tick", "0"
+    )
 
     async def scenario() -> None:
         bystander = await Client.connect(limited.ws_url)
@@ -308,7 +321,8 @@ def test_a_flood_gets_rate_limited_then_closed_with_1008(start_server: Callable[
                     errors.append(frame["code"])
         except Exception:
             code = flooder.ws.close_code
-        assert errors and set(errors) == {"rate_limited"}
+        assert errors
+        assert set(errors) == {"rate_limited"}
         assert code == 1008
         await bystander.send({"type": "ping", "t": "fine"})
         assert (await bystander.expect("pong"))["t"] == "fine"

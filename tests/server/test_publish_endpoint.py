@@ -22,8 +22,16 @@ def test_publish_answers_the_offset_and_a_resent_id_is_a_duplicate(server: Serve
 
 
 def test_bad_bodies_are_refused_with_400(server: ServerProcess) -> None:
-    for content in (b"{nope", b"[1]", b'{"data": 1}', b'{"channel": "c", "event": "a b"}', b'{"channel": "c", "id": 5}'):
-        response = httpx.post(server.url + "/publish", content=content, headers={"content-type": "application/json"})
+    for content in (
+        b"{nope",
+        b"[1]",
+        b'{"data": 1}',
+        b'{"channel": "c", "event": "a b"}',
+        b'{"channel": "c", "id": 5}',
+    ):
+        response = httpx.post(
+            server.url + "/publish", content=content, headers={"content-type": "application/json"}
+        )
         assert response.status_code == 400, content
         assert response.json()["error"]
 

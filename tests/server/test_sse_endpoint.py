@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from pyrt.sse import SSEDecoder, ServerSentEvent
+from pyrt.sse import ServerSentEvent, SSEDecoder
 from tests.server.wsclient import publish_http, run
 from tests.serverproc import ServerProcess
 
@@ -95,10 +95,14 @@ def test_last_event_id_query_parameter_resumes_and_zero_replays_everything(serve
     async def scenario() -> None:
         offsets = [await publish_http(server.url, channel, n) for n in range(4)]
         async with httpx.AsyncClient(timeout=5) as client:
-            resumed = await open_stream(client, server.url, params={"channel": channel, "lastEventId": offsets[2]})
+            resumed = await open_stream(
+                client, server.url, params={"channel": channel, "lastEventId": offsets[2]}
+            )
             assert [e.json() for e in await resumed.next_events(1)] == [3]
             await resumed.response.aclose()
-            everything = await open_stream(client, server.url, params={"channel": channel, "lastEventId": "0"})
+            everything = await open_stream(
+                client, server.url, params={"channel": channel, "lastEventId": "0"}
+            )
             assert [e.json() for e in await everything.next_events(4)] == [0, 1, 2, 3]
             await everything.response.aclose()
 
@@ -134,7 +138,8 @@ def test_data_cannot_inject_fields_or_events(server: ServerProcess) -> None:
             offset = await publish_http(server.url, channel, {"text": evil})
             await publish_http(server.url, channel, "next")
             events = await stream.next_events(2)
-            assert events[0].type == "message" and events[0].id == offset
+            assert events[0].type == "message"
+            assert events[0].id == offset
             assert events[0].json() == {"text": evil}
             assert events[1].json() == "next"
             assert stream.decoder.retry == 1000
@@ -156,7 +161,9 @@ def test_the_demo_feed_has_distinct_named_events(start_server: Callable[..., Ser
     async def scenario() -> None:
         async with httpx.AsyncClient(timeout=5) as client:
             stream = await open_stream(client, fast.url, params={"channel": "feed"})
-            await stream.read_until(lambda s: {e.type for e in s.events} >= {"tick", "update", "notification"})
+            await stream.read_until(
+                lambda s: {e.type for e in s.events} >= {"tick", "update", "notification"}
+            )
             ticks = [e.json()["n"] for e in stream.events if e.type == "tick"]
             assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))
             await stream.response.aclose()

@@ -33,6 +33,7 @@ class Client:
     @classmethod
     async def connect(cls, base_ws_url: str, query: str = "", **kwargs: Any) -> Client:
         kwargs.setdefault("subprotocols", ["pyrt.v1"])
+        kwargs.setdefault("max_queue", None)  # a test that reads late must still see the close frame
         ws = await websockets.connect(f"{base_ws_url}/ws{query}", open_timeout=TIMEOUT, **kwargs)
         welcome = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
         assert welcome["type"] == "welcome", welcome

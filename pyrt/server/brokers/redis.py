@@ -124,6 +124,7 @@ class RedisBroker(Broker):
         self._cursors: dict[str, str] = {}  # watched channel -> last id delivered
         self._listener: Listener | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._closing = False
 
     @property
     def message_dedup(self) -> MessageDedup:
@@ -134,6 +135,7 @@ class RedisBroker(Broker):
 
     async def start(self, listener: Listener) -> None:
         self._listener = listener
+        self._closing = False
         try:
             await self._redis.ping()
         except RedisError as exc:
@@ -142,10 +144,16 @@ class RedisBroker(Broker):
 
     async def close(self) -> None:
         reader, self._reader = self._reader, None
+        self._closing = True
         if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            # Wake the reader so it returns by itself: cancelling a blocked XREAD can hang in
+            # redis-py's connection cleanup.
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
+            try:
+                await asyncio.wait_for(asyncio.shield(reader), 2.0)
+            except (TimeoutError, Exception):
+                reader.cancel()
         with contextlib.suppress(RedisError, OSError):
             await self._redis.delete(self._wake_key)
         self._listener = None
@@ -223,7 +231,7 @@ class RedisBroker(Broker):
     async def _read_loop(self) -> None:
         delay = 0.05
         prefix_length = len(self._stream_prefix)
-        while True:
+        while not self._closing:
             try:
                 streams = {self._key(channel): cursor for channel, cursor in self._cursors.items()}
                 streams[self._wake_key] = self._wake_cursor

@@ -1,0 +1,215 @@
+"""The Redis broker on a real redis-server, and two serve.py instances on it behaving as one."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from pyrt.server.brokers.base import Publication
+from pyrt.server.brokers.redis import RedisBroker
+from pyrt.server.offsets import ZERO, parse_offset
+from tests.server.conftest import RedisServer
+from tests.server.wsclient import Client, publish_http, run
+from tests.serverproc import ServerProcess
+
+
+def unique(prefix: str = "r") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def test_offsets_are_stream_ids_and_replay_knows_when_it_is_complete(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        broker = RedisBroker(redis_server.url, retention=3, prefix=unique("p") + ":")
+        await broker.start(lambda p: None)
+        channel = unique()
+        offsets = [(await broker.publish(channel, "message", str(n)))[0] for n in range(3)]
+        assert [parse_offset(o) for o in offsets] == sorted(parse_offset(o) for o in offsets)
+        full = await broker.history(channel, parse_offset(offsets[0]))
+        assert full.recovered
+        assert [p.data_json for p in full.publications] == ["1", "2"]
+        assert full.latest == offsets[-1]
+        assert (await broker.history(channel, None)).latest == offsets[-1]
+        assert (await broker.history(channel, ZERO)).recovered
+        # MAXLEN ~ trims lazily, so publish well past the retention to lose the early ones
+        for n in range(3, 400):
+            await broker.publish(channel, "message", str(n))
+        lost = await broker.history(channel, parse_offset(offsets[0]))
+        assert not lost.recovered
+        assert lost.publications[-1].data_json == "399"
+        assert int(lost.publications[0].data_json) > 1
+        assert not (await broker.history(unique(), (1, 0))).recovered  # unknown channel, known offset
+        await broker.close()
+
+    run(scenario())
+
+
+def test_a_resent_publish_id_publishes_once_across_brokers(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        prefix = unique("p") + ":"
+        a, b = RedisBroker(redis_server.url, prefix=prefix), RedisBroker(redis_server.url, prefix=prefix)
+        for broker in (a, b):
+            await broker.start(lambda p: None)
+        channel = unique()
+        first = await a.publish(channel, "message", "1", publish_id="same")
+        second = await b.publish(channel, "message", "1", publish_id="same")
+        assert first[1] is False
+        assert second == (first[0], True)
+        assert len((await a.history(channel, ZERO)).publications) == 1
+        await a.close()
+        await b.close()
+
+    run(scenario())
+
+
+def test_a_message_id_runs_the_handler_once_across_brokers(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        prefix = unique("p") + ":"
+        a, b = RedisBroker(redis_server.url, prefix=prefix), RedisBroker(redis_server.url, prefix=prefix)
+        runs = 0
+
+        async def compute() -> tuple[str, bool]:
+            nonlocal runs
+            runs += 1
+            await asyncio.sleep(0.05)
+            return "ack", True
+
+        results = await asyncio.gather(
+            a.message_dedup.run_once("m", compute), b.message_dedup.run_once("m", compute)
+        )
+        assert sorted(results) == [("ack", False), ("ack", True)]
+        assert runs == 1
+        await a.close()
+        await b.close()
+
+    run(scenario())
+
+
+def test_watched_channels_are_delivered_live_in_order(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        got: list[Publication] = []
+        reader = RedisBroker(redis_server.url, block_ms=200)
+        writer = RedisBroker(redis_server.url)
+        await reader.start(got.append)
+        await writer.start(lambda p: None)
+        channel, ignored = unique(), unique()
+        await reader.watch(channel)
+        for n in range(50):
+            await writer.publish(channel, "tick", str(n))
+            await writer.publish(ignored, "tick", str(n))
+        async with asyncio.timeout(5):
+            while len(got) < 50:
+                await asyncio.sleep(0.01)
+        assert [p.data_json for p in got] == [str(n) for n in range(50)]
+        assert {p.channel for p in got} == {channel}
+        assert {p.event for p in got} == {"tick"}
+        await reader.close()
+        await writer.close()
+
+    run(scenario())
+
+
+def _pair(start_server: Callable[..., ServerProcess], url: str) -> tuple[ServerProcess, ServerProcess]:
+    args = ("--redis", url, "--demo-tick", "0", "--rate-limit", "0")
+    return start_server(*args, "--name", "A"), start_server(*args, "--name", "B")
+
+
+def test_two_instances_fan_out_to_each_others_subscribers(
+    redis_server: RedisServer, start_server: Callable[..., ServerProcess]
+) -> None:
+    a, b = _pair(start_server, redis_server.url)
+    channel = unique()
+
+    async def scenario() -> None:
+        on_a, on_b = await Client.connect(a.ws_url), await Client.connect(b.ws_url)
+        assert (on_a.welcome["server"], on_b.welcome["server"]) == ("A", "B")
+        for client in (on_a, on_b):
+            await client.send({"type": "subscribe", "channel": channel})
+            await client.expect("subscribed")
+        await on_a.send({"type": "publish", "id": unique(), "channel": channel, "data": "from A"})
+        await publish_http(b.url, channel, "from B")
+        for client in (on_a, on_b):
+            assert [p["data"] for p in await client.publications(channel, 2)] == ["from A", "from B"]
+        await on_a.close()
+        await on_b.close()
+
+    run(scenario())
+    sse = httpx.get(a.url + "/metrics").text
+    assert 'pyrt_broker{kind="redis"} 1.0' in sse
+
+
+def test_a_message_resent_to_the_other_instance_is_delivered_once(
+    redis_server: RedisServer, start_server: Callable[..., ServerProcess]
+) -> None:
+    a, b = _pair(start_server, redis_server.url)
+    cid = unique("cid")
+
+    async def scenario() -> None:
+        for srv in (a, b):
+            client = await Client.connect(srv.ws_url, f"?cid={cid}")
+            await client.send({"type": "message", "id": f"{cid}-1", "data": "once"})
+            ack = await client.expect("ack")
+            assert ack["ok"] is True
+            assert ack["data"] == "once"
+            await client.close()
+
+    run(scenario())
+    for srv in (a, b):
+        received = httpx.get(srv.url + "/demo/received", params={"cid": cid}).json()["messages"]
+        assert received == [{"id": f"{cid}-1", "data": "once"}]
+
+
+def test_kill_9_one_instance_and_resume_on_the_other_with_no_gap_or_duplicate(
+    redis_server: RedisServer, start_server: Callable[..., ServerProcess]
+) -> None:
+    a, b = _pair(start_server, redis_server.url)
+    channel = unique()
+    total = 300
+
+    async def scenario() -> None:
+        client = await Client.connect(b.ws_url)
+        await client.send({"type": "subscribe", "channel": channel})
+        await client.expect("subscribed")
+        publisher = await Client.connect(a.ws_url)
+        seen: list[Any] = []
+        last: str | None = None
+
+        async def publish_all() -> None:
+            for n in range(total):
+                await publisher.send(
+                    {"type": "publish", "id": f"{channel}-{n}", "channel": channel, "data": n}
+                )
+                if n % 20 == 0:
+                    await asyncio.sleep(0.005)
+
+        publishing = asyncio.ensure_future(publish_all())
+        while len(seen) < 50:
+            frame = await client.expect("publication")
+            seen.append(frame["data"])
+            last = frame["offset"]
+        b.proc.send_signal(signal.SIGKILL)  # mid-stream: the publisher is still going
+        try:
+            while True:
+                frame = await client.expect("publication")
+                seen.append(frame["data"])
+                last = frame["offset"]
+        except Exception:
+            pass
+        await publishing
+        assert len(seen) < total
+        moved = await Client.connect(a.ws_url)
+        await moved.send({"type": "subscribe", "channel": channel, "since": last})
+        assert (await moved.expect("subscribed"))["recovered"] is True
+        rest = [p["data"] for p in await moved.publications(channel, total - len(seen), timeout=10)]
+        assert seen + rest == list(range(total))
+        await moved.send({"type": "ping", "t": "end"})
+        await moved.expect("pong")
+        assert not [f for f in moved.frames if f["type"] == "publication"]
+        await moved.close()
+        await publisher.close()
+
+    run(scenario())
