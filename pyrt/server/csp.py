@@ -1,12 +1,14 @@
 """Security headers: a Content-Security-Policy for the pages, ``nosniff`` for everything.
 
-Pages may run Pyodide and PyScript: ``script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'``
-(WebAssembly compilation, and PyScript's ``core.js`` builds functions with ``Function(...)``);
-inline scripts are allowed by their SHA-256 hash, computed from the page that
-is actually served. ``connect-src`` allows the server's own origin, the allowed origins, the
-configured extra sources and, for a page served from a loopback address, any loopback port (so a
-local test proxy or a second local instance can be reached; CSP host sources cannot name an IPv6
-literal, so ``[::1]`` is recognised as loopback but not listed).
+Pages may run Pyodide: ``script-src 'self' 'wasm-unsafe-eval'`` (WebAssembly compilation) is
+enough for Pyodide itself, so plain Pyodide pages get no ``'unsafe-eval'``. PyScript pages (that
+load ``pyscript``/``core.js`` or hold ``<script type="py">``) also get ``'unsafe-eval'``, because
+PyScript's ``core.js`` builds functions with ``Function(...)``. Inline scripts are allowed by their
+SHA-256 hash, computed from the page that is actually served. ``connect-src`` allows the server's
+own origin, the allowed origins, the configured extra sources and, for a page served from a
+loopback address, any loopback port (so a local test proxy or a second local instance can be
+reached; CSP host sources cannot name an IPv6 literal, so ``[::1]`` is recognised as loopback but
+not listed).
 """
 
 from __future__ import annotations
@@ -20,13 +22,22 @@ from urllib.parse import urlsplit
 
 from pyrt.server.auth import header
 
-__all__ = ["SecurityHeaders", "inline_script_hashes", "page_policy"]
+__all__ = ["SecurityHeaders", "inline_script_hashes", "page_policy", "uses_pyscript"]
 
 _SCRIPT = re.compile(rb"<script\b([^>]*)>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
 _TYPE = re.compile(rb"""\btype\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
 _SRC = re.compile(rb"\bsrc\s*=", re.IGNORECASE)
 _JS_TYPES = {b"", b"module", b"text/javascript", b"application/javascript", b"importmap"}
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+_PYSCRIPT = re.compile(
+    rb"""<script\b[^>]*(?:\btype\s*=\s*["']?m?py\b|\bsrc\s*=\s*["'][^"']*pyscript)|<py-script\b""",
+    re.IGNORECASE,
+)
+
+
+def uses_pyscript(html: bytes) -> bool:
+    """Whether ``html`` loads PyScript (which needs ``'unsafe-eval'``)."""
+    return _PYSCRIPT.search(html) is not None
 
 
 def inline_script_hashes(html: bytes) -> list[str]:
@@ -51,8 +62,10 @@ def _websocket_twin(origin: str) -> list[str]:
     return [origin]
 
 
-def page_policy(host: str | None, script_hashes: Iterable[str], connect: Iterable[str]) -> str:
-    """The CSP for a page served to ``host`` (the ``Host`` header)."""
+def page_policy(
+    host: str | None, script_hashes: Iterable[str], connect: Iterable[str], *, pyscript: bool = False
+) -> str:
+    """The CSP for a page served to ``host`` (the ``Host`` header); ``pyscript`` adds eval."""
     connect_src = ["'self'"]
     for source in connect:
         connect_src.extend(_websocket_twin(source) if source != "*" else ["*"])
@@ -63,7 +76,9 @@ def page_policy(host: str | None, script_hashes: Iterable[str], connect: Iterabl
             connect_src.extend(f"{scheme}://{name}:*" for scheme in ("http", "https", "ws", "wss"))
     directives = [
         "default-src 'self'",
-        " ".join(["script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'", *script_hashes]),
+        " ".join(
+            ["script-src 'self' 'wasm-unsafe-eval'", *(["'unsafe-eval'"] if pyscript else []), *script_hashes]
+        ),
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob:",
         "font-src 'self' data:",
@@ -119,7 +134,9 @@ class SecurityHeaders:
                 if message.get("more_body", False):
                     return
                 html = b"".join(body)
-                policy = page_policy(host, inline_script_hashes(html), self.connect)
+                policy = page_policy(
+                    host, inline_script_hashes(html), self.connect, pyscript=uses_pyscript(html)
+                )
                 headers = [*start["headers"], (b"content-security-policy", policy.encode())]
                 await send({**start, "headers": headers})
                 await send({"type": "http.response.body", "body": html})

@@ -1,0 +1,114 @@
+"""serve.py as a process: SIGTERM closes every client with 1001 and exits 0; TLS with a self-signed cert."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pyrt.server.cli import parse_args, settings_from_args
+from tests.server.test_sse_endpoint import open_stream
+from tests.server.wsclient import Client, run
+from tests.serverproc import REPO, ServerProcess
+
+
+def test_flags_become_settings() -> None:
+    args = parse_args(["--allowed-origin", "https://a", "--allowed-origin", "https://b", "--no-demo"])
+    settings = settings_from_args(args)
+    assert settings.allowed_origins == ("https://a", "https://b")
+    assert settings.demo is False
+    assert (args.host, args.port) == ("127.0.0.1", 8000)
+
+
+def test_help_lists_the_documented_flags() -> None:
+    out = subprocess.run(
+        [sys.executable, str(REPO / "serve.py"), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in ("--host", "--port", "--redis", "--allowed-origin", "--token-secret", "--demo", "--certfile"):
+        assert flag in out
+
+
+def test_sigterm_closes_websockets_with_1001_after_their_acks_and_ends_sse(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    srv = start_server("--demo-tick", "0")
+
+    async def scenario() -> None:
+        client = await Client.connect(srv.ws_url)
+        async with httpx.AsyncClient(timeout=5) as http:
+            stream = await open_stream(http, srv.url, params={"channel": "feed"})
+            await stream.read_until(lambda s: s.decoder.retry is not None)
+            sent = [f"m-{n}" for n in range(20)]
+            for message_id in sent:
+                await client.send({"type": "message", "id": message_id, "data": message_id})
+            srv.proc.send_signal(signal.SIGTERM)
+            acked = []
+            try:
+                while True:
+                    frame = await client.recv()
+                    if frame["type"] == "ack":
+                        acked.append(frame["id"])
+            except Exception:
+                pass
+            assert client.ws.close_code == 1001
+            assert acked == sent[: len(acked)]  # in order, none skipped before the close
+            ended = False
+            try:
+                await stream.read_until(lambda s: False)
+            except StopAsyncIteration:
+                ended = True  # the stream ended cleanly (not a read error)
+            assert ended
+
+    run(scenario())
+    assert srv.proc.wait(10) == 0
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_tls_serves_https_and_wss(
+    start_server: Callable[..., ServerProcess], certificate: tuple[Path, Path]
+) -> None:
+    cert, key = certificate
+    srv = start_server("--certfile", str(cert), "--keyfile", str(key), "--demo-tick", "0")
+    assert srv.url.startswith("https://127.0.0.1:")
+    context = ssl.create_default_context(cafile=str(cert))
+    assert httpx.get(srv.url + "/healthz", verify=context).json() == {"status": "ok"}
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(srv.url + "/healthz")  # not trusted without the certificate
+
+    async def scenario() -> None:
+        client = await Client.connect(srv.ws_url, ssl=context)
+        assert srv.ws_url.startswith("wss://")
+        await client.send({"type": "ping", "t": "secure"})
+        assert (await client.expect("pong"))["t"] == "secure"
+        await client.close()
+
+    run(scenario())
+
+
+def test_certfile_without_keyfile_is_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "serve.py"), "--certfile", "x.pem"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "--keyfile" in result.stderr
