@@ -1,0 +1,47 @@
+"""/metrics speaks Prometheus text and counts what users and operators care about."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.server.wsclient import Client, run
+from tests.serverproc import ServerProcess
+
+
+def samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(url + "/metrics").text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_connections_messages_acks_dedup_and_errors_are_counted(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    srv = start_server("--demo-tick", "0")
+    message_id = uuid.uuid4().hex
+
+    async def scenario() -> None:
+        client = await Client.connect(srv.ws_url)
+        for _ in range(2):
+            await client.send({"type": "message", "id": message_id, "data": 1})
+            await client.expect("ack")
+        await client.send("not json")
+        await client.expect("error")
+        m = samples(srv.url)
+        assert m[("pyrt_connections", (("transport", "ws"),))] == 1
+        assert m[("pyrt_messages_in_total", (("type", "message"),))] == 2
+        assert m[("pyrt_acks_total", (("result", "ok"),))] == 2
+        assert m[("pyrt_dedup_hits_total", (("kind", "message"),))] == 1
+        assert m[("pyrt_errors_total", (("code", "bad_json"),))] == 1
+        assert m[("pyrt_broker", (("kind", "memory"),))] == 1
+        assert m[("process_resident_memory_bytes", ())] > 0
+        await client.close()
+
+    run(scenario())
