@@ -108,6 +108,10 @@ class Subscriptions:
         sub.recovered = recovered
         if not recovered:
             sub.gap_pending = True
+            # The replay starts at the oldest retained publication, which can lie below the old
+            # position (a channel from an earlier life, another server): forget that position
+            # so nothing of the replay is dropped as a duplicate.
+            sub.offset, sub.key = "0", (0, 0)
         if sub.offset is None and offset is not None:
             sub.offset = offset
             sub.key = offset_key(offset)

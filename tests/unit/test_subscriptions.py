@@ -71,6 +71,16 @@ def test_a_failed_recovery_is_flagged_for_the_next_publication() -> None:
     assert not sub.recovered
 
 
+def test_after_a_failed_recovery_a_replay_below_the_old_offset_is_delivered() -> None:
+    subs = Subscriptions()
+    subs.add("news", handler, "900-5")  # from a channel's earlier life (or another server)
+    subs.confirmed("news", "100-2", recovered=False)
+    assert subs.accept("news", "100-1") is not None
+    assert subs.accept("news", "100-2") is not None
+    assert subs.accept("news", "100-2") is None  # still no duplicates within the new life
+    assert subs.offsets() == {"news": "100-2"}
+
+
 def test_publications_of_unknown_channels_are_dropped() -> None:
     subs = Subscriptions()
     assert subs.accept("other", "1-1") is None
