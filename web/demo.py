@@ -601,11 +601,11 @@ async def refresh_forever() -> None:
 
 
 async def detect_demo_mode() -> None:
-    """The drop/stall controls exist only on a server started with ``--demo``; its
-    ``/demo/received`` endpoint answers then (and is a 404 otherwise)."""
+    """The drop/stall controls exist only on a server started with ``--demo``, which
+    ``/healthz`` reports."""
     try:
-        response = await fetch(f"/demo/received?cid={CID}")
-        demo = bool(response.ok)
+        response = await fetch("/healthz")
+        demo = bool((await response.json()).get("demo"))
     except Exception:
         demo = False
     for node in document.querySelectorAll("[data-demo-only]"):

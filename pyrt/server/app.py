@@ -124,7 +124,7 @@ def create_app(
             return JSONResponse({"status": "draining"}, status_code=503)
         if not await broker.healthy():
             return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "demo": settings.demo})
 
     publish = PublishEndpoint(runtime)
     sse = SSEEndpoint(runtime)

@@ -34,7 +34,7 @@ def test_the_mounted_app_serves_the_protocol_under_its_prefix() -> None:
     outer, received = build()
     with TestClient(outer) as client:
         assert client.get("/").text == "home"
-        assert client.get("/rt/healthz").json() == {"status": "ok"}
+        assert client.get("/rt/healthz").json() == {"status": "ok", "demo": False}
         with client.websocket_connect("/rt/ws?cid=me", subprotocols=["pyrt.v1"]) as ws:
             assert ws.receive_json()["type"] == "welcome"
             ws.send_json({"type": "message", "id": "a", "data": "hello"})

@@ -16,7 +16,7 @@ from tests.serverproc import REPO, ServerProcess
 def test_healthz_answers_ok(server: ServerProcess) -> None:
     response = httpx.get(server.url + "/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "demo": True}
 
 
 @pytest.mark.parametrize(
