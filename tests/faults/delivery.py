@@ -79,9 +79,7 @@ class DeliveryChecker:
             sent_at = self.sent.get(stream, {}).get(seq)
             if sent_at is not None and at is not None:
                 latencies.append((at - sent_at) * 1000)
-        missing = {
-            stream: sorted(set(seqs) - seen[stream]) for stream, seqs in self.sent.items()
-        }
+        missing = {stream: sorted(set(seqs) - seen[stream]) for stream, seqs in self.sent.items()}
         return DeliveryReport(
             sent=sum(len(seqs) for seqs in self.sent.values()),
             delivered=len(self.delivered),

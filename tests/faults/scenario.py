@@ -21,7 +21,7 @@ import httpx
 from tests.faults.delivery import DeliveryReport
 from tests.faults.proxy import ChaosProxy
 
-__all__ = ["ResetSchedule", "emit", "metric", "rounded", "wait_for"]
+__all__ = ["ResetSchedule", "emit", "metric", "pump_wait", "rounded", "wait_for"]
 
 
 def rounded(value: Any, digits: int = 3) -> Any:
@@ -36,11 +36,11 @@ def rounded(value: Any, digits: int = 3) -> Any:
 
 def emit(scenario: str, report: DeliveryReport | None = None, **figures: Any) -> dict[str, Any]:
     """Print the scenario's figures as one JSON line (and append it to ``$PYRT_FIGURES``)."""
-    figures = rounded(figures)
     if report is not None:
-        line = report.json_line(scenario, **figures)
+        body = json.loads(report.json_line(scenario, **figures))
     else:
-        line = json.dumps({"scenario": scenario, **figures}, sort_keys=True)
+        body = {"scenario": scenario, **figures}
+    line = json.dumps(rounded(body), sort_keys=True)
     print(line, flush=True)
     path = os.environ.get("PYRT_FIGURES")
     if path:
@@ -76,6 +76,24 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
         if time.monotonic() > deadline:
             raise AssertionError(f"within {timeout:g} s: {what} (last: {value!r})")
         time.sleep(interval)
+
+
+def pump_wait(page: Any, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """:func:`wait_for`, but idle in Playwright (``page.wait_for_timeout``) between polls.
+
+    Use it while a page makes requests that go through ``context.route`` handlers: the sync
+    Playwright API runs those handlers only while the test thread is inside a Playwright call, so
+    a plain ``time.sleep`` or ``thread.join`` would hold every routed request (an SSE reconnect,
+    say) until the wait ends.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"within {timeout:g} s: {what} (last: {value!r})")
+        page.wait_for_timeout(20)
 
 
 class ResetSchedule:
