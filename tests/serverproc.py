@@ -66,7 +66,9 @@ class ServerProcess:
             self.stdout_lines.append(raw.decode(errors="replace").rstrip("\n"))
 
     def log_text(self) -> str:
-        self._log.flush()
+        """The server log so far (also after :meth:`stop`)."""
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def alive(self) -> bool:
