@@ -65,6 +65,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--heartbeat", type=float, default=d.heartbeat, help="WebSocket heartbeat seconds")
     p.add_argument("--sse-heartbeat", type=float, default=d.sse_heartbeat, help="SSE heartbeat seconds")
     p.add_argument("--sse-retry", type=int, default=d.sse_retry_ms, help="SSE retry: milliseconds")
+    p.add_argument(
+        "--sse-gzip",
+        action=argparse.BooleanOptionalAction,
+        default=d.sse_gzip,
+        help="gzip SSE streams for clients that accept it (default: on)",
+    )
     p.add_argument("--retention", type=int, default=d.retention, help="publications kept per channel")
     p.add_argument("--max-message-bytes", type=int, default=d.max_message_bytes, help="message size limit")
     p.add_argument("--rate-limit", type=float, default=d.rate_limit, help="frames/s per connection (0: off)")
@@ -106,6 +112,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         heartbeat=args.heartbeat,
         sse_heartbeat=args.sse_heartbeat,
         sse_retry_ms=args.sse_retry,
+        sse_gzip=args.sse_gzip,
         shutdown_grace=args.shutdown_grace,
         retention=args.retention,
         dedup_ttl=args.dedup_ttl,

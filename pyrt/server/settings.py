@@ -63,6 +63,8 @@ class Settings:
     sse_heartbeat: float = 15.0
     #: SSE ``retry:`` sent at the start of every stream, in milliseconds.
     sse_retry_ms: int = 1000
+    #: Compress SSE streams with gzip for clients that accept it (flushed after every write).
+    sse_gzip: bool = True
     #: Seconds a graceful shutdown waits for clients to take their close frames.
     shutdown_grace: float = 5.0
 

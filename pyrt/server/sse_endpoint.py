@@ -4,6 +4,7 @@
 :func:`pyrt.sse_encode.encode_event` (nothing in the data can start a field). The stream starts
 with ``retry:``; comment heartbeats (``: hb``) keep proxies from closing it. Resume point: the
 ``Last-Event-ID`` header, else the ``lastEventId`` query parameter (``"0"``: all retained).
+Streams are gzip-compressed for clients that accept it (:mod:`pyrt.server.sse_gzip`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pyrt.server.hub import Subscriber
 from pyrt.server.offsets import OffsetKey, is_channel_name, offset_key, parse_offset
 from pyrt.server.protocol_handler import client_ip, query_param, scope_transport
 from pyrt.server.runtime import Runtime
+from pyrt.server.sse_gzip import accepts_gzip, gzip_send
 
 __all__ = ["SSEEndpoint", "cors_headers"]
 
@@ -125,6 +127,8 @@ class SSEEndpoint:
         cors: list[tuple[bytes, bytes]],
     ) -> None:
         rt = self.rt
+        if rt.settings.sse_gzip and accepts_gzip(header(scope, "accept-encoding")):
+            send = gzip_send(send)
         conn = Connection(
             "sse",
             send,

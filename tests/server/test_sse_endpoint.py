@@ -26,7 +26,7 @@ class Stream:
         self.decoder = SSEDecoder()
         self.raw = b""
         self.events: list[ServerSentEvent] = []
-        self._chunks = response.aiter_raw()
+        self._chunks = response.aiter_bytes()  # decoded (the server gzips for httpx)
 
     async def read_until(self, done: Callable[[Stream], bool], timeout: float = 5.0) -> None:
         async with asyncio.timeout(timeout):
