@@ -28,7 +28,7 @@ import json
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import uvicorn
@@ -174,6 +174,19 @@ class FaultApp:
         response.raise_for_status()
         result: list[dict[str, Any]] = response.json()
         return result
+
+    def wait_log(
+        self, key: str, ok: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Poll the request log of ``key`` until ``ok(log)`` holds (or fail after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log(key)
+            if ok(log):
+                return log
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server log for {key} never satisfied the condition: {log}")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

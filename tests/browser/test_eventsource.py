@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -62,19 +62,6 @@ def key() -> str:
 
 def run(page: PyodidePage, code: str, **kwargs: Any) -> Any:
     return page.run(PRELUDE + code, **kwargs)
-
-
-def wait_log(
-    fault: FaultApp, key: str, ok: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
-) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        log = fault.log(key)
-        if ok(log):
-            return log
-        if time.monotonic() > deadline:
-            raise AssertionError(f"server log for {key} never satisfied the condition: {log}")
-        time.sleep(0.02)
 
 
 def test_http_500_is_survived_where_the_native_eventsource_gives_up(
@@ -204,7 +191,7 @@ client.close()
 [got, int(client.ready_state)]
 """)
     assert got == [["1"], 2]
-    log = wait_log(fault, key, lambda log: "disconnected" in log[0])
+    log = fault.wait_log(key, lambda log: "disconnected" in log[0])
     assert len(log) == 1
 
 
@@ -224,7 +211,7 @@ await asyncio.gather(task, return_exceptions=True)
 [got, int(client.ready_state)]
 """)
     assert got == [["1"], 2]
-    wait_log(fault, key, lambda log: "disconnected" in log[0])
+    fault.wait_log(key, lambda log: "disconnected" in log[0])
 
 
 def test_proxies_are_released_on_every_recreation_and_on_close(

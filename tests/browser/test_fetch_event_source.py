@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -64,19 +64,6 @@ def key() -> str:
 
 def run(page: PyodidePage, code: str, **kwargs: Any) -> Any:
     return page.run(PRELUDE + code, **kwargs)
-
-
-def wait_log(
-    fault: FaultApp, key: str, ok: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
-) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        log = fault.log(key)
-        if ok(log):
-            return log
-        if time.monotonic() > deadline:
-            raise AssertionError(f"server log for {key} never satisfied the condition: {log}")
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("sep", ["crlf", "lf", "cr"])
@@ -225,7 +212,7 @@ events = await collect(client, limit=2)
 [[e[2] for e in events], errors[0], client.stats.stalls]
 """)
     assert got == [[1, 2], "SSEStalledError", 1]
-    log = wait_log(fault, key, lambda log: len(log) >= 2 and "disconnected" in log[0])
+    log = fault.wait_log(key, lambda log: len(log) >= 2 and "disconnected" in log[0])
     assert log[1]["last_event_id_header"] == "1"
     assert log[0]["disconnected"] - log[0]["t"] >= 0.5  # aborted by the client, not earlier
 
@@ -237,7 +224,7 @@ events = await collect(client, limit=1)
 [events, int(client.ready_state)]
 """)
     assert got == [[["message", "1", 1]], 2]
-    log = wait_log(fault, key, lambda log: "disconnected" in log[0])
+    log = fault.wait_log(key, lambda log: "disconnected" in log[0])
     assert len(log) == 1
 
 
@@ -257,7 +244,7 @@ await asyncio.gather(task, return_exceptions=True)
 [got, task.cancelled(), int(client.ready_state)]
 """)
     assert got == [["1"], True, 2]
-    wait_log(fault, key, lambda log: "disconnected" in log[0])
+    fault.wait_log(key, lambda log: "disconnected" in log[0])
 
 
 def test_named_events_go_to_their_handlers_and_not_to_on_message(
@@ -303,7 +290,7 @@ await until(lambda: got == ["1"])
     try:
         set_hidden(True)
         assert page.wait_for("client.state.value == 'paused'", ns=ns)
-        log = wait_log(fault, key, lambda log: "disconnected" in log[0])
+        log = fault.wait_log(key, lambda log: "disconnected" in log[0])
         assert len(log) == 1  # nothing reopened while hidden
         set_hidden(False)
         got = page.run("await until(lambda: got == ['1', '2'])\nclient.close()\ngot", ns=ns)
