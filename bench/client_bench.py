@@ -164,6 +164,7 @@ def bench_binary(page: BenchPage, ws: str, sizes: Sizes, log: Log) -> dict[str, 
                 "send_MBps": size / 1e6 / statistics.median(value["send"]),
                 "recv_MBps": size / 1e6 / statistics.median(value["recv"]),
                 "send_ms": statistics.median(value["send"]) * 1000,
+                "send_call_ms": statistics.median(value["call"]) * 1000,
                 "recv_ms": statistics.median(value["recv"]) * 1000,
             }
         out[_size_label(size)] = {"bytes": size, "reps": reps, "contenders": per}
@@ -251,6 +252,8 @@ def bench_startup(chromium: Chromium, http: str, sizes: Sizes, log: Log) -> dict
         for key, label in (("bootMs", "boot_ms"), ("importMs", "import_ms"), ("loadMs", "fetch_unpack_ms")):
             if all(key in v for v in good):
                 summary[label] = statistics.median(v[key] for v in good)
+        if all("bootMs" in v for v in good):  # what the page does once Pyodide is up
+            summary["after_boot_ms"] = statistics.median(v["firstMs"] - v["bootMs"] for v in good)
         if all("connectMs" in v for v in good):
             summary["connect_to_first_ms"] = statistics.median(v["firstMs"] - v["connectMs"] for v in good)
         if "mode" in good[0]:

@@ -95,49 +95,29 @@ def targets(results: dict[str, Any]) -> list[Target]:
     for size, per in (_get(c, "binary") or {}).items():
         contenders = per.get("contenders", {})
         pyrt_entry = contenders.get("pyrt")
-        pyrt_send = _get(pyrt_entry, "send_MBps")
-        out.append(
-            Target(
-                f"binary send {size}, pyrt / pyscript.WebSocket",
-                _ratio(pyrt_send, _get(contenders, "pyscript", "send_MBps")),
-                ">= 20x",
-                ">=",
-                20,
-                why_na=_why(pyrt_entry),
-            )
-        )
-        out.append(
-            Target(
-                f"binary send {size}, pyrt time / raw JS time",
-                _ratio(_get(contenders, "raw_js", "send_MBps"), pyrt_send),
-                "<= 1.5x",
-                "<=",
-                1.5,
-                why_na=_why(pyrt_entry),
-            )
-        )
+        why = _why(pyrt_entry)
+        label = f"binary send {size}"
+        call = _ratio(_get(contenders, "pyscript", "send_call_ms"), _get(pyrt_entry, "send_call_ms"))
+        e2e = _ratio(_get(pyrt_entry, "send_MBps"), _get(contenders, "pyscript", "send_MBps"))
+        vs_raw = _ratio(_get(contenders, "raw_js", "send_MBps"), _get(pyrt_entry, "send_MBps"))
+        out += [
+            Target(f"{label}: send() call, pyscript time / pyrt time", call, ">= 20x", ">=", 20, why_na=why),
+            Target(f"{label}: end to end, pyscript time / pyrt time", e2e, ">= 20x", ">=", 20, why_na=why),
+            Target(f"{label}: end to end, pyrt time / raw JS time", vs_raw, "<= 1.5x", "<=", 1.5, why_na=why),
+        ]
 
     start = _get(c, "startup") or {}
     pyrt_start = start.get("pyrt")
+    bare = start.get("bare_pyodide")
     extra = None
-    if (
-        _ok(pyrt_start)
-        and _ok(start.get("bare_pyodide"))
-        and pyrt_start.get("mode") == "pyrt.WebSocketClient"
-    ):
-        extra = pyrt_start["first_message_ms"] - start["bare_pyodide"]["first_message_ms"]
+    if _ok(pyrt_start) and _ok(bare) and pyrt_start.get("mode") == "pyrt.WebSocketClient":
+        # Both pages boot Pyodide the same way; what pyrt adds is measured after the boot, inside
+        # each page, so the (large, load-dependent) boot time does not drown it.
+        ours, theirs = pyrt_start.get("after_boot_ms"), bare.get("after_boot_ms")
+        extra = None if ours is None or theirs is None else ours - theirs
     why = _why(pyrt_start) if not _ok(pyrt_start) else "pyrt.WebSocketClient not available yet"
-    out.append(
-        Target(
-            "start-up: pyrt import + first connect over bare Pyodide",
-            extra,
-            "<= 100 ms",
-            "<=",
-            100,
-            "ms",
-            why,
-        )
-    )
+    label = "start-up: pyrt fetch + import + connect, over bare Pyodide (after boot)"
+    out.append(Target(label, extra, "<= 100 ms", "<=", 100, "ms", why))
 
     cycles = _get(c, "memory", "contenders", "pyrt")
     live = None
@@ -172,7 +152,7 @@ def targets(results: dict[str, Any]) -> list[Target]:
     ours = fan.get("serve.py (memory) ws")
     for peer, limit in (("socket.io (node) ws", 1.0), ("websockets (minimal) ws", 0.8)):
         theirs = fan.get(peer)
-        value = _ratio(_get(ours, "delivered_per_s"), _get(theirs, "delivered_per_s"))
+        value = _ratio(_get(ours, "sustained_per_s"), _get(theirs, "sustained_per_s"))
         why = _why(ours) if not _ok(ours) else _why(theirs)
         out.append(
             Target(
@@ -265,16 +245,17 @@ def sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
                         name,
                         _fmt(entry["send_MBps"]),
                         _times(_ratio(entry["send_MBps"], raw_send)),
+                        _fmt(entry["send_call_ms"]),
                         _fmt(entry["recv_MBps"]),
                         _times(_ratio(entry["recv_MBps"], raw_recv)),
                     ]
                 )
             else:
-                rows.append([name, _why(entry), "", "", ""])
+                rows.append([name, _why(entry), "", "", "", ""])
         out.append(
             (
                 f"3. Binary {size} (median of {per.get('reps')})",
-                ["contender", "send MB/s", "vs raw JS", "receive MB/s", "vs raw JS"],
+                ["contender", "send MB/s", "vs raw JS", "send() call ms", "receive MB/s", "vs raw JS"],
                 rows,
             )
         )
@@ -310,14 +291,15 @@ def sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
             if "mode" in entry:
                 detail.append(entry["mode"])
             delta = None if bare is None else entry["first_message_ms"] - bare
-            rows.append([name, _fmt(entry["first_message_ms"]), _fmt(delta), "; ".join(detail)])
+            after = _fmt(entry.get("after_boot_ms"))
+            rows.append([name, _fmt(entry["first_message_ms"]), _fmt(delta), after, "; ".join(detail)])
         else:
-            rows.append([name, _why(entry), "", ""])
+            rows.append([name, _why(entry), "", "", ""])
     if rows:
         out.append(
             (
                 "5. Start-up: navigation -> first message handled (median)",
-                ["page", "ms", "vs bare Pyodide (ms)", "detail"],
+                ["page", "ms", "vs bare Pyodide (ms)", "after Pyodide boot (ms)", "detail"],
                 rows,
             )
         )
@@ -361,7 +343,7 @@ def sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
 
     fan = s.get("fanout") or {}
     rows = []
-    base = _get(fan, "socket.io (node) ws", "delivered_per_s")
+    base = _get(fan, "socket.io (node) ws", "sustained_per_s")
     slo = _fmt(next((e["slo_p99_ms"] for e in fan.values() if _ok(e) and "slo_p99_ms" in e), None))
     for name, entry in fan.items():
         if _ok(entry):
@@ -371,17 +353,18 @@ def sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
                 [
                     name,
                     str(entry["subscribers"]),
+                    f"{entry['at_rate']}/s" if entry["slo_met"] else f"missed at {steps[0]['rate']}/s",
+                    _fmt(float(entry["sustained_per_s"])),
+                    _times(_ratio(entry["sustained_per_s"], base)),
                     _fmt(entry["delivered_per_s"]),
                     _fmt(entry["p99_ms"]),
-                    f"{entry['at_rate']}/s" if entry["slo_met"] else f"missed at {steps[0]['rate']}/s",
-                    _times(_ratio(entry["delivered_per_s"], base)),
                     _fmt(entry["server_rss_connected_bytes"] / 2**20),
                     f"{best['server_cpu_cores']:.2f} / {best['client_cpu_cores']:.2f}",
                     str(entry.get("connect_retries", 0)),
                 ]
             )
         else:
-            rows.append([name, _why(entry), "", "", "", "", "", "", ""])
+            rows.append([name, _why(entry), "", "", "", "", "", "", "", ""])
     if rows:
         out.append(
             (
@@ -389,10 +372,11 @@ def sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
                 [
                     "server",
                     "subscribers",
-                    "delivered msgs/s",
-                    "p99 ms",
                     "publish rate",
+                    "sustained msgs/s",
                     "vs socket.io",
+                    "measured msgs/s",
+                    "p99 ms",
                     "server RSS MiB",
                     "CPU cores server / clients",
                     "refused connects",

@@ -59,19 +59,22 @@ window.benchJs = {
     return { samples };
   },
 
-  // 3. Binary: send SIZE bytes (timed until the server reports their length) and receive SIZE bytes.
+  // 3. Binary: send SIZE bytes (timed until the server reports their length, and the send() call
+  // alone: the main-thread cost of handing the bytes to the browser) and receive SIZE bytes.
   async binary(url, size, reps) {
     const ws = await openSocket(url, true);
     let pending = null;
     ws.onmessage = (event) => { const p = pending; pending = null; p(event.data); };
     const next = () => new Promise((resolve) => { pending = resolve; });
-    const send = [], recv = [];
+    const send = [], call = [], recv = [];
     for (let i = 0; i < reps; i++) {
       const t0 = now();
       const payload = new Uint8Array(size);
       payload.fill(0x5a);
       const reply = next();
+      const c0 = now();
       ws.send(payload);
+      call.push((now() - c0) / 1000);
       const got = await reply;
       if (Number(got) !== size) throw new Error(`server got ${got} bytes, sent ${size}`);
       send.push((now() - t0) / 1000);
@@ -83,7 +86,7 @@ window.benchJs = {
       recv.push((now() - t1) / 1000);
     }
     await closeSocket(ws);
-    return { size, send, recv };
+    return { size, send, call, recv };
   },
 
   // 4. SSE receive throughput through the browser's EventSource.
@@ -114,10 +117,6 @@ window.benchJs = {
       await closeSocket(ws);
     }
     return { n, seconds: (now() - t0) / 1000 };
-  },
-
-  wasmBytes() {
-    return null;
   },
 };
 window.benchJsReady = true;

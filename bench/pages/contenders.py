@@ -297,12 +297,15 @@ async def _binary_rounds(
     as_bytes: Callable[[Any], bytes],
 ) -> dict[str, Any]:
     send: list[float] = []
+    call: list[float] = []
     recv: list[float] = []
     for _ in range(reps):
         t0 = perf()
         payload = b"\x5a" * size
         reply = replies.next()
+        c0 = perf()
         send_bytes(payload)
+        call.append(perf() - c0)
         got = await asyncio.wait_for(reply, 120)
         if int(str(got)) != size:
             raise AssertionError(f"server got {got} bytes, sent {size}")
@@ -314,7 +317,7 @@ async def _binary_rounds(
         if len(data) != size:
             raise AssertionError(f"received {len(data)} bytes, wanted {size}")
         recv.append(perf() - t1)
-    return {"size": size, "send": send, "recv": recv}
+    return {"size": size, "send": send, "call": call, "recv": recv}
 
 
 async def binary_naive(url: str, size: int, reps: int) -> dict[str, Any]:
