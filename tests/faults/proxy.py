@@ -23,6 +23,7 @@ The proxy runs its own asyncio loop in a daemon thread; every control method is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import threading
@@ -67,7 +68,8 @@ class _Link:
             sock = writer.get_extra_info("socket")
             if sock is not None:
                 # Linger 0: close() sends RST instead of FIN, like a dropped NAT entry.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                with contextlib.suppress(OSError):  # already closed by the peer's reset
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             writer.transport.abort()
 
 

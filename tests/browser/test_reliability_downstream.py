@@ -1,0 +1,350 @@
+"""Reliability of what flows *to* the page (docs/reliability.md, scenarios 2 and 7): a
+``WebSocketClient`` subscription, an ``EventSourceClient`` and a ``FetchEventSource`` through the
+chaos proxy, against a real ``serve.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
+
+from tests.browser.pyodide_page import PyodidePage
+from tests.faults.delivery import DeliveryChecker
+from tests.faults.proxy import ChaosProxy
+from tests.faults.scenario import ResetSchedule, emit, metric, pump_wait, wait_for
+from tests.server.conftest import RedisServer
+from tests.serverproc import ServerProcess
+
+PRELUDE = """
+import asyncio, js, json
+from pyrt.backoff import Backoff
+from pyrt.heartbeat import Heartbeat
+from pyrt.browser.websocket import WebSocketClient
+from pyrt.browser.eventsource import EventSourceClient
+from pyrt.browser.fetch_event_source import FetchEventSource
+
+FAST = Backoff(initial=0.05, maximum=0.5)
+"""
+
+
+def allow(py: PyodidePage, proxy: ChaosProxy) -> str:
+    """Let the page reach the proxy's origin (PyodidePage blocks other origins); returns it."""
+    origin = f"http://127.0.0.1:{proxy.port}"
+    py.context.route(f"{origin}/**", lambda route: route.continue_())
+    return origin
+
+
+class Publisher:
+    """Publishes ``count`` publications ``{"seq": n, "pad": ...}`` into a channel from a thread,
+    over one WebSocket straight to the server (acked ``publish`` frames, pipelined), ``per_burst``
+    at a time with a pause between bursts; records when each was sent."""
+
+    def __init__(
+        self, ws_url: str, channel: str, count: int, per_burst: int = 20, pause: float = 0.05, pad: int = 0
+    ) -> None:
+        self.ws_url, self.channel, self.count = ws_url, channel, count
+        self.per_burst, self.pause, self.pad = per_burst, pause, "x" * pad
+        self.sent_at: dict[int, float] = {}
+        self.acked = 0
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="publisher")
+
+    def start(self) -> Publisher:
+        self._thread.start()
+        return self
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise AssertionError(f"the publisher did not finish within {timeout} s ({self.acked} acked)")
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            with connect(f"{self.ws_url}/ws", subprotocols=[Subprotocol("pyrt.v1")]) as ws:
+                reader = threading.Thread(target=self._read, args=(ws,), daemon=True)
+                reader.start()
+                for n in range(self.count):
+                    self.sent_at[n] = time.time()
+                    frame = {
+                        "type": "publish",
+                        "id": f"p{n}",
+                        "channel": self.channel,
+                        "event": "pub",
+                        "data": {"seq": n, "pad": self.pad},
+                    }
+                    ws.send(json.dumps(frame))
+                    if n % self.per_burst == self.per_burst - 1 and self.pause:
+                        time.sleep(self.pause)  # pacing, so the run spans many faults
+                reader.join(60)
+        except BaseException as exc:
+            self.error = exc
+
+    def _read(self, ws: Any) -> None:
+        while self.acked < self.count:
+            frame = json.loads(ws.recv(30))
+            if frame["type"] == "ack":
+                if not frame["ok"]:
+                    raise AssertionError(f"publish refused: {frame}")
+                self.acked += 1
+            elif frame["type"] == "error":
+                self.error = AssertionError(f"publish refused: {frame}")
+                return
+
+
+def checker_for(publisher: Publisher, deliveries: list[list[Any]], stream: str) -> DeliveryChecker:
+    """``deliveries``: ``[seq, wall clock ms]`` in delivery order."""
+    checker = DeliveryChecker()
+    for seq, at in publisher.sent_at.items():
+        checker.send(stream, seq, at)
+    for seq, at_ms in deliveries:
+        checker.deliver(stream, seq, at_ms / 1000)
+    return checker
+
+
+# -- 2. downstream exactly-once ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fan_server() -> Iterator[ServerProcess]:
+    proc = ServerProcess(
+        "--demo",
+        "--demo-tick",
+        "0",
+        "--allowed-origin",
+        "*",
+        "--retention",
+        "10000",
+        "--sse-retry",
+        "50",
+        "--rate-limit",
+        "0",
+        "--heartbeat",
+        "1",
+    )
+    yield proc
+    proc.stop()
+
+
+def test_publications_reach_ws_eventsource_and_fetch_clients_exactly_once_through_random_resets(
+    py: PyodidePage, fan_server: ServerProcess
+) -> None:
+    total = 2000
+    channel = "rel-down-" + uuid.uuid4().hex[:10]
+    with ChaosProxy(fan_server.port) as proxy:
+        origin = allow(py, proxy)
+        ns = f"down-{channel}"
+        py.run(
+            PRELUDE
+            + f"""
+got = {{"ws": [], "eventsource": [], "fetch": []}}
+ws = WebSocketClient("ws://127.0.0.1:{proxy.port}/ws", heartbeat=Heartbeat(interval=0.3, timeout=0.3),
+                     backoff=FAST)
+ws.subscribe("{channel}", lambda p: got["ws"].append([p.data["seq"], js.Date.now(), p.recovered]), since="0")
+ws.connect()
+es = EventSourceClient("{origin}/sse?channel={channel}&lastEventId=0", backoff=FAST)
+es.on("pub", lambda e: got["eventsource"].append([e.json()["seq"], js.Date.now()]))
+es.connect()
+fe = FetchEventSource("{origin}/sse?channel={channel}", last_event_id="0", backoff=FAST,
+                      stall_timeout=2.0)
+fe.on("pub", lambda e: got["fetch"].append([e.json()["seq"], js.Date.now()]))
+fe.connect()
+await ws.wait_open(10)
+""",
+            ns=ns,
+        )
+        py.wait_for("es.ready_state == 1 and fe.ready_state == 1", ns=ns, timeout=10)
+        started = time.monotonic()
+        publisher = Publisher(fan_server.ws_url, channel, total).start()
+        with ResetSchedule(proxy, 0.2, 1.0, seed=2) as schedule:
+            pump_wait(py.page, publisher.done, 60, "the publisher finished")
+            publisher.join(1)
+            py.wait_for(f"all(len(v) >= {total} for v in got.values())", ns=ns, timeout=60)
+        elapsed = time.monotonic() - started
+        result = py.run(
+            """
+out = {"got": {k: [d[:2] for d in v] for k, v in got.items()},
+       "unrecovered": sum(1 for d in got["ws"] if not d[2]),
+       "reconnects": {"ws": ws.stats.reconnects, "eventsource": es.stats.opens - 1,
+                      "fetch": fe.stats.opens - 1},
+       "ws_duplicates_dropped": ws.stats.duplicates}
+ws.close(); es.close(); fe.close()
+out
+""",
+            ns=ns,
+        )
+    reports = {name: checker_for(publisher, result["got"][name], name).report() for name in result["got"]}
+    for name, report in reports.items():
+        emit(
+            f"2-downstream-exactly-once-{name}",
+            report,
+            proxy_resets=schedule.resets,
+            reconnects=result["reconnects"][name],
+            seconds=elapsed,
+            **({"client_dropped_duplicates": result["ws_duplicates_dropped"]} if name == "ws" else {}),
+        )
+    assert schedule.resets >= 3
+    for name, report in reports.items():
+        assert report.sent == total, name
+        assert report.unique_delivered == report.delivered == total, (name, report.missing)
+        assert report.exactly_once_in_order, name
+        assert result["reconnects"][name] >= 2, name  # the faults reached this client too
+    assert result["unrecovered"] == 0  # no gap was ever reported
+
+
+# -- 7. slow consumer ---------------------------------------------------------------------------------
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RssSampler:
+    """The peak resident memory of a process, sampled on a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.start = self.peak = rss_mb(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, rss_mb(self.pid))
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    redis = RedisServer()
+    yield redis.url
+    redis.stop()
+
+
+def test_a_slow_consumer_is_cut_off_with_bounded_server_memory_and_recovers_without_a_gap(
+    py: PyodidePage, start_server: Any, redis_url: str
+) -> None:
+    # On Redis, retention lives in redis-server: the serve.py process's memory growth is what it
+    # buffers for connections, which the send queue limit bounds.
+    queue_limit = 64 * 1024
+    total, pad = 4000, 2000  # ~8 MB of publications: 800 s at the slow client's 10 KiB/s
+    link = 10 * 1024
+    server: ServerProcess = start_server(
+        "--redis",
+        redis_url,
+        "--redis-prefix",
+        f"slow{uuid.uuid4().hex[:6]}:",
+        "--demo",
+        "--demo-tick",
+        "0",
+        "--allowed-origin",
+        "*",
+        "--retention",
+        "10000",
+        "--rate-limit",
+        "0",
+        "--send-queue-bytes",
+        str(queue_limit),
+        "--heartbeat",
+        "5",
+        "--no-ws-deflate",
+    )
+    channel = "rel-slow-" + uuid.uuid4().hex[:10]
+    with ChaosProxy(server.port) as proxy:
+        proxy.set(bandwidth=link, rcvbuf=8192)  # a 10 KiB/s link with no hidden buffers
+        ns = f"slow-{channel}"
+        py.run(
+            PRELUDE
+            + f"""
+got, closes = [], []
+ws = WebSocketClient("ws://127.0.0.1:{proxy.port}/ws", heartbeat=Heartbeat(interval=5, timeout=5),
+                     backoff=FAST)
+ws.on_reconnecting(lambda attempt, delay, reason: closes.append([js.Date.now(), reason]))
+ws.subscribe("{channel}", lambda p: got.append([p.data["seq"], js.Date.now(), p.recovered]), since="0")
+await ws.connect().wait_open(10)
+""",
+            ns=ns,
+        )
+        py.wait_for("ws.stats.received >= 2", ns=ns)  # welcome + subscribed
+        with RssSampler(server.proc.pid) as rss:
+            started = time.monotonic()
+            publisher = Publisher(server.ws_url, channel, total, per_burst=100, pause=0.0, pad=pad).start()
+            publisher.join(60)
+            published_s = time.monotonic() - started
+            wait_for(
+                lambda: metric(server.url, "pyrt_drops_total", reason="slow_consumer") >= 1,
+                30,
+                "the server cut the slow consumer off",
+            )
+            cut_off_s = time.monotonic() - started
+            # The client learns at once that the server gave up on it, still on the slow link
+            # (not only after the kernel's send buffer has trickled through at 10 KiB/s).
+            py.wait_for("closes", ns=ns, timeout=15)
+            noticed_s = time.monotonic() - started
+            during = py.run("[len(got), [c[1] for c in closes]]", ns=ns)
+        with RssSampler(server.proc.pid) as replay_rss:
+            proxy.set(bandwidth=None)  # the link recovers
+            py.wait_for(f"len(got) >= {total}", ns=ns, timeout=60)
+        recovered_s = time.monotonic() - started
+        result = py.run(
+            "out = [[d[:2] for d in got], sum(1 for d in got if not d[2]), ws.stats.reconnects]\n"
+            "ws.close()\nout",
+            ns=ns,
+        )
+    slow_drops = metric(server.url, "pyrt_drops_total", reason="slow_consumer")
+    report = checker_for(publisher, result[0], "slow").report()
+    published_mb = total * (pad + 60) / 1e6
+    emit(
+        "7-slow-consumer",
+        report,
+        broker="redis",
+        link_bytes_per_s=link,
+        published_mb=published_mb,
+        publish_s=published_s,
+        server_send_queue_limit_kb=queue_limit / 1024,
+        slow_consumer_drops=int(slow_drops),
+        server_cut_off_after_s=cut_off_s,
+        client_noticed_after_s=noticed_s,
+        delivered_before_link_recovered=during[0],
+        close_reasons=sorted(set(during[1])),
+        reconnects=result[2],
+        server_rss_mb={
+            "start": rss.start,
+            "peak_while_slow": rss.peak,
+            "growth_while_slow": rss.peak - rss.start,
+            "peak_during_catch_up_replay": replay_rss.peak,
+        },
+        caught_up_after_s=recovered_s,
+        unrecovered_gaps=result[1],
+    )
+    assert slow_drops >= 1
+    assert during[0] < total / 4  # it really was far too slow to keep up
+    assert report.exactly_once_in_order
+    assert report.unique_delivered == report.delivered == total, report.missing
+    assert result[1] == 0  # recovered by offset: no publication reported as lost
+    # The server did not buffer what the slow client could not take: its memory grew by far
+    # less than the volume published while the client was stuck.
+    assert rss.peak - rss.start < published_mb / 2, (rss.start, rss.peak)
