@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 from collections import deque
 from typing import Any, Literal
 
@@ -136,7 +138,7 @@ class Connection:
         self._queued = 0
         self._set_room()
         if self.transport is not None:
-            self.transport.abort()
+            _reset(self.transport)
         elif self._writer is None:  # no transport to abort: the best left is a close frame
             self._close = (1011, "dropped")
             self._writer = asyncio.get_running_loop().create_task(self._write())
@@ -186,7 +188,7 @@ class Connection:
         if writer is not None:
             writer.cancel()  # it can only be blocked waiting for the socket to drain
         if self.kind == "sse" and self.transport is not None:
-            self.transport.abort()
+            _reset(self.transport)
             return
         self._close = (1013, "slow consumer: resubscribe from your last offset")
         self._writer = asyncio.get_running_loop().create_task(self._write())
@@ -246,6 +248,20 @@ class Connection:
                 await self._send(message)
         except TimeoutError:
             if self.transport is not None:
-                self.transport.abort()
+                _reset(self.transport)
         except (OSError, RuntimeError):
             pass  # already closed
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Drop the socket with a TCP reset, discarding what the kernel still buffers for it.
+
+    A plain ``abort()`` closes the socket, but the kernel keeps sending its send buffer (up to
+    megabytes) before the FIN: a slow client would trickle through stale data for minutes before
+    it learns it was dropped. With ``SO_LINGER`` 0 the peer sees the reset at once.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
