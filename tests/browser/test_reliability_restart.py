@@ -254,3 +254,70 @@ def test_a_killed_and_a_terminated_server_on_redis_lose_nothing_and_queued_messa
     assert result["unrecovered"] == 0
     assert any("1001" in reason for reason in phases["sigterm"]["close_reasons"])
     assert max(phases["sigterm"]["queued_while_down"]) > 0  # messages really waited for the restart
+
+
+# -- 5. failover across instances ----------------------------------------------------------------------
+
+
+def test_clients_fail_over_to_the_other_instance_and_resume_without_a_gap(
+    py: PyodidePage, start_server: StartServer, redis_url: str
+) -> None:
+    total = 800
+    prefix = f"failover{uuid.uuid4().hex[:6]}:"
+    first = start_server(*redis_args(redis_url, prefix, "first"))
+    second = start_server(*redis_args(redis_url, prefix, "second"))
+    cid = "failover-" + uuid.uuid4().hex[:10]
+    channel = "rel-failover-" + uuid.uuid4().hex[:8]
+    ns = f"failover-{cid}"
+    py.run(
+        PRELUDE
+        + f"""
+URLS = ["{first.ws_url}/ws", "{second.ws_url}/ws"]
+picks = {{"producer": [], "subscriber": []}}
+
+def failover(name, query=""):
+    # Called before every attempt, and an attempt follows a failure: move to the next URL.
+    def pick():
+        url = URLS[len(picks[name]) % len(URLS)]
+        picks[name].append(url)
+        return url + query
+    return pick
+
+PRODUCER_URL, SUBSCRIBER_URL, CHANNEL = failover("producer", "?cid={cid}"), failover("subscriber"), "{channel}"
+"""
+        + PAIR
+        + f"\nproduction = produce({total})",
+        ns=ns,
+    )
+    assert py.run("[picks['producer'], picks['subscriber']]", ns=ns) == [[f"{first.ws_url}/ws"]] * 2
+    wait_progress(py, ns, "len(acked) >= 200 and len(pubs) >= 200")
+    quiesce_messages(py, ns)
+    killed_ms = time.time() * 1000
+    first.kill()
+    py.run("messages_on[0] = True", ns=ns)
+    for name in ("producer", "subscriber"):
+        wait_progress(py, ns, f"opens['{name}'][-1] > {killed_ms}", timeout=15)
+    moved = py.run("{n: [p[-1], len(p)] for n, p in picks.items()}", ns=ns)
+    opens = py.run("opens", ns=ns)
+    result = settle_pair(py, ns, total)
+    messages = [m["data"]["seq"] for m in received(second, cid)]
+    found = reports(total, messages, result["pubs"])
+    failover_s = {name: reopened_after(opens[name], killed_ms) for name in ("producer", "subscriber")}
+    for stream, report in found.items():
+        emit(
+            f"5-failover-{stream}",
+            report,
+            broker="redis",
+            instances=2,
+            failover_s=failover_s,
+            attempts_after_kill={name: moved[name][1] - 1 for name in moved},
+            acks_failed=result["n_failed"],
+            publishes_failed=result["n_publish_failed"],
+        )
+    assert all(url == f"{second.ws_url}/ws" for url, _ in moved.values())  # both moved over
+    assert result["n_failed"] == 0, result["failed"]
+    assert result["n_publish_failed"] == 0, result["publish_failed"]
+    for stream, report in found.items():
+        assert report.exactly_once_in_order, (stream, report.missing)
+        assert report.unique_delivered == report.delivered == total, stream
+    assert result["unrecovered"] == 0
