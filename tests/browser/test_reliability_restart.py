@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.pyodide_page import PyodidePage
+from tests.browser.pyodide_page import RUNNER, PyodidePage
 from tests.faults.delivery import DeliveryChecker
 from tests.faults.proxy import ChaosProxy
-from tests.faults.scenario import emit
+from tests.faults.scenario import emit, metric
 from tests.server.conftest import RedisServer
 from tests.serverproc import ServerProcess
 
@@ -283,7 +283,8 @@ def failover(name, query=""):
         return url + query
     return pick
 
-PRODUCER_URL, SUBSCRIBER_URL, CHANNEL = failover("producer", "?cid={cid}"), failover("subscriber"), "{channel}"
+PRODUCER_URL, SUBSCRIBER_URL = failover("producer", "?cid={cid}"), failover("subscriber")
+CHANNEL = "{channel}"
 """
         + PAIR
         + f"\nproduction = produce({total})",
@@ -321,3 +322,108 @@ PRODUCER_URL, SUBSCRIBER_URL, CHANNEL = failover("producer", "?cid={cid}"), fail
         assert report.exactly_once_in_order, (stream, report.missing)
         assert report.unique_delivered == report.delivered == total, stream
     assert result["unrecovered"] == 0
+
+
+# -- 11. page reload with persist ----------------------------------------------------------------------
+
+
+def reload(page: PyodidePage) -> None:
+    """Reload the page (the browser fires ``pagehide``) and boot Pyodide and pyrt again."""
+    page.page.reload()
+    page.page.evaluate("window.pyodideReady")
+    page.page.evaluate("(code) => window.pyodide.runPythonAsync(code)", RUNNER)
+
+
+def test_unacked_messages_and_offsets_survive_a_reload_and_are_delivered_exactly_once(
+    new_py: Callable[..., PyodidePage], start_server: StartServer
+) -> None:
+    server = start_server("--demo", "--demo-tick", "0", "--allowed-origin", "*", "--rate-limit", "0")
+    page = new_py(server.url)
+    cid = "reload-" + uuid.uuid4().hex[:10]
+    channel = "rel-reload-" + uuid.uuid4().hex[:8]
+    key = f"pyrt-reliability-{cid}"
+
+    def publish(seqs: range) -> None:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            for n in seqs:
+                http.post("/publish", json={"channel": channel, "data": {"seq": n}}).raise_for_status()
+
+    with ChaosProxy(server.port) as proxy:
+        url = f"ws://127.0.0.1:{proxy.port}/ws?cid={cid}"
+        setup = (
+            PRELUDE
+            + f"""
+seen = []
+c = WebSocketClient("{url}", persist="{key}", heartbeat=Heartbeat(interval=30, timeout=10),
+                    backoff=Backoff(initial=0.05, maximum=0.5))
+"""
+        )
+        page.run(
+            setup
+            + f"""
+c.subscribe("{channel}", lambda p: seen.append(p.data["seq"]), since="0")
+await c.connect().wait_open(10)
+acks = [c.send_with_ack({{"seq": n}}) for n in range(20)]
+await asyncio.wait_for(asyncio.gather(*acks), 10)
+None
+""",
+            ns="first",
+        )
+        publish(range(50))
+        page.wait_for("len(seen) == 50", ns="first")
+        # Acks and publications stop reaching the page; what it sends still reaches the server.
+        assert proxy.blackhole_existing(("down",)) == 1
+        publish(range(50, 100))
+        page.run("pending = [c.send_with_ack({'seq': n}) for n in range(20, 60)]", ns="first")
+        wait_progress_server = time.monotonic() + 10
+        while len(received(server, cid)) < 60:
+            assert time.monotonic() < wait_progress_server, "the server did not handle the 40 messages"
+            page.page.wait_for_timeout(20)
+        first_seen, first_pending = page.run("[list(seen), c.stats.pending_acks]", ns="first")
+        dedup_before = metric(server.url, "pyrt_dedup_hits_total", kind="message")
+        reload(page)
+        saved = page.run(f"import js, json\njson.loads(js.localStorage.getItem('{key}'))")
+        publish(range(100, 120))  # while no page is listening
+        page.run(
+            setup + f'c.subscribe("{channel}", lambda p: seen.append(p.data["seq"]))\nc.connect()\nNone',
+            ns="second",
+        )
+        try:
+            page.wait_for("len(seen) >= 70 and c.stats.pending_acks == 0", ns="second", timeout=20)
+        except AssertionError as exc:
+            state = page.run("[seen, str(c.stats), c.state.name, c._engine.snapshot().offsets]", ns="second")
+            raise AssertionError(f"after the reload: {state}; saved offsets {saved['offsets']}") from exc
+        second = page.run("[list(seen), c.stats.acked]", ns="second")
+        page.run(f"c.close()\nimport js\njs.localStorage.removeItem('{key}')", ns="second")
+    dedup_hits = metric(server.url, "pyrt_dedup_hits_total", kind="message") - dedup_before
+    messages = [m["data"]["seq"] for m in received(server, cid)]
+    found = reports(60, messages, [])["messages"]
+    pubs = DeliveryChecker()
+    for n in range(120):
+        pubs.send("publications", n)
+    for seq in first_seen + second[0]:
+        pubs.deliver("publications", seq)
+    pub_report = pubs.report()
+    emit(
+        "11-reload-persist-messages",
+        found,
+        unacked_at_reload=first_pending,
+        saved_frames=len(saved["frames"]),
+        saved_offsets=len(saved["offsets"]),
+        acked_after_reload=second[1],
+        duplicates_before_dedup=int(dedup_hits),
+    )
+    emit(
+        "11-reload-persist-publications",
+        pub_report,
+        before_reload=len(first_seen),
+        after_reload=len(second[0]),
+    )
+    assert first_pending == 40
+    assert len(saved["frames"]) == 40
+    assert second[1] == 40  # every restored message was acknowledged by the next page
+    assert found.exactly_once_in_order
+    assert found.unique_delivered == found.delivered == 60
+    assert int(dedup_hits) >= 40  # the server had them already: dedup, not a second delivery
+    assert pub_report.exactly_once_in_order, pub_report.missing
+    assert pub_report.unique_delivered == pub_report.delivered == 120
