@@ -72,7 +72,7 @@ from pyrt.protocol import (
     get_protocol,
 )
 from pyrt.states import State, StateMachine
-from pyrt.subscriptions import Publication, Subscriptions
+from pyrt.subscriptions import Publication, Subscriptions, offset_key
 
 __all__ = [
     "ABANDON_CODE",
@@ -522,7 +522,8 @@ class WebSocketEngine:
     def restore(self, snapshot: Snapshot) -> None:
         """Load what a previous page saved (before :meth:`connect`): its unacknowledged messages
         are sent first with their original ids, and its channel offsets resume the same
-        subscriptions when they are made again."""
+        subscriptions, whether they are made again after this call or were made before it
+        without an explicit ``since``."""
         if self._sm.state is not State.IDLE:
             raise InvalidStateError("restore() must be called before connect()")
         for saved in snapshot.frames:
@@ -532,7 +533,12 @@ class WebSocketEngine:
                 self._acks.add(Pending(saved.ack_id, saved.frame, None, kind, self._cfg.ack_timeout))
             for dropped in self._outbox.push(item):
                 self._drop(dropped, "restoring saved messages")
-        self._restored_offsets.update(snapshot.offsets)
+        for channel, offset in snapshot.offsets.items():
+            sub = self._subs.get(channel)
+            if sub is None:
+                self._restored_offsets[channel] = offset
+            elif sub.offset is None:  # subscribed before restore(), live only: resume instead
+                sub.offset, sub.key = offset, offset_key(offset)
 
     def snapshot(self) -> Snapshot:
         """What persistence saves now: unacknowledged and unsent messages, in send order, and

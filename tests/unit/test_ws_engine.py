@@ -809,6 +809,26 @@ def test_unacked_messages_and_offsets_survive_a_page_reload() -> None:
     assert [p.data for p in again] == ["published during the reload"]
 
 
+def test_saved_offsets_resume_subscriptions_made_before_restore() -> None:
+    # WebSocketClient restores in connect(), after the page's subscribe() calls.
+    server = FakePyrtServer()
+    first = online(server, persist=True)
+    first.subscribe("c")
+    server.publish("c", "seen")
+    first.pump()
+    first.engine.page_hidden(first.now)
+    first.pump()
+    server.publish("c", "published during the reload")
+    second = EngineHarness(server=server, persist=True, heartbeat=None)
+    again = second.subscribe("c")
+    pinned = second.subscribe("d", since="0")
+    second.engine.restore(loads(first.saved[-1]))
+    second.connect()
+    assert [p.data for p in again] == ["published during the reload"]
+    assert frames_of(second, "subscribe")[-1]["since"] == "0"  # an explicit since is kept
+    assert pinned == []
+
+
 def test_a_restored_message_the_server_already_handled_is_not_handled_again() -> None:
     server = FakePyrtServer()
     first = online(server, persist=True)
