@@ -34,7 +34,7 @@ def draw(results: dict[str, Any], path: Path) -> str | None:
     for pos, t, v in zip(positions, ratios, values, strict=True):
         ax.plot([t.threshold, t.threshold], [pos - 0.38, pos + 0.38], color="black", linewidth=2)
         text = f"{v:.2f}x" if t.value is not None else "not yet measurable"
-        ax.text(max(v, 0.01) * 1.08, pos, text, va="center", fontsize=8)
+        ax.text(max(v, t.threshold, 0.01) * 1.12, pos, text, va="center", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlim(0.05, 200)
     ax.set_yticks(positions)

@@ -156,7 +156,7 @@ def targets(results: dict[str, Any]) -> list[Target]:
         why = _why(ours) if not _ok(ours) else _why(theirs)
         out.append(
             Target(
-                f"fan-out msgs/s, serve.py / {peer.split(' (')[0]} (WS)",
+                f"fan-out at p99 <= 250 ms, serve.py / {peer.split(' (')[0]} (WS)",
                 value,
                 f">= {limit}x",
                 ">=",

@@ -90,7 +90,7 @@ def test_the_table_prints_every_target_with_a_verdict(quick_run: tuple[dict[str,
     _, stdout = quick_run
     targets = stdout.split("Targets (issue 7)", 1)[1]
     assert "receive throughput, pyrt / raw JS" in targets
-    assert "serve.py / socket.io (WS)" in targets
+    assert "serve.py / socket.io (WS)" in targets  # the fan-out target
     for line in targets.strip().splitlines()[2:]:
         if not line.strip() or line.startswith("JSON:"):
             break
