@@ -2,8 +2,9 @@
 (docs/reliability.md, scenario 4): what a SIGKILL leaves in Redis, and what the re-sent copy gets.
 
 Killing a real process exactly inside a handler cannot be timed; the state it leaves can be made:
-the Redis broker claims a message id (``SET NX`` of a pending marker, 30 s) before it runs the
-handler and replaces the claim with the ack afterwards. A SIGKILL in between leaves the claim.
+the Redis broker claims a message id (``SET NX`` of a pending marker with a 3 s lease, renewed while
+the handler runs) and replaces the claim with the ack afterwards. A SIGKILL in between leaves a
+claim that nobody renews.
 """
 
 from __future__ import annotations
@@ -13,29 +14,16 @@ import time
 import uuid
 from collections.abc import Callable
 
-import pytest
 import redis
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
+from pyrt.server.brokers.redis import _LEASE_MS, _PENDING
 from tests.faults.scenario import emit
 from tests.server.conftest import RedisServer
 from tests.serverproc import ServerProcess
 
-PENDING = "\x00pending"  # pyrt.server.brokers.redis._PENDING
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "RedisMessageDedup keeps a dead instance's claim for _CLAIM_MS (30 s): a re-sent copy "
-        "polls it for _WAIT_FOR_OTHER (10 s), then gets ok:false 'temporarily unavailable, "
-        "retry', which the client reports as AckError; frames behind it on that connection wait "
-        "too, and each client ack-timeout resend of the same id costs another 10 s. Needs a "
-        "claim lease renewed while the handler runs (a dead owner's claim expires in seconds) "
-        "and a decision on re-running a handler whose instance died (at-least-once)."
-    ),
-)
 def test_a_message_whose_handler_was_killed_midway_is_acked_after_the_restart(
     start_server: Callable[..., ServerProcess], redis_server: RedisServer
 ) -> None:
@@ -43,7 +31,8 @@ def test_a_message_whose_handler_was_killed_midway_is_acked_after_the_restart(
     server = start_server("--redis", redis_server.url, "--redis-prefix", prefix, "--demo", "--demo-tick", "0")
     crashed, after = f"k{uuid.uuid4().hex[:7]}-1", f"k{uuid.uuid4().hex[:7]}-2"
     # What a SIGKILL between the claim and the ack leaves behind.
-    redis.Redis.from_url(redis_server.url).set(f"{prefix}msg:{crashed}", PENDING, px=30_000)
+    dead_claim = f"{_PENDING}:killed-instance"
+    redis.Redis.from_url(redis_server.url).set(f"{prefix}msg:{crashed}", dead_claim, px=_LEASE_MS)
     acks: dict[str, tuple[float, bool]] = {}
     with connect(f"{server.ws_url}/ws", subprotocols=[Subprotocol("pyrt.v1")]) as ws:
         ws.recv(5)  # welcome

@@ -8,9 +8,10 @@
   ``since`` (nothing between was trimmed), else it restarts at the oldest retained entry.
 - Live: one reader task per instance runs ``XREAD BLOCK`` over the watched channels plus a
   private wake-up stream, which :meth:`watch` pokes so a new channel is read at once.
-- ``message`` ids: ``SET NX`` claims an id for the instance that runs the handler; the ack frame
-  then replaces the claim for ``dedup_ttl`` seconds, and other instances answer re-sent copies
-  from it.
+- ``message`` ids: ``SET NX`` claims an id for the instance that runs the handler, with a lease
+  it renews while the handler runs; the ack frame then replaces the claim for ``dedup_ttl``
+  seconds, and other instances answer re-sent copies from it. A dead instance's claim lapses
+  within seconds, so its unfinished handler runs again elsewhere.
 """
 
 from __future__ import annotations
@@ -45,13 +46,30 @@ if KEYS[2] ~= '' then redis.call('SET', KEYS[2], id, 'PX', ARGV[4]) end
 return {id, 0}
 """
 
-_PENDING = "\x00pending"
-_CLAIM_MS = 30_000  # a claim outlives a crashed handler by this much, then the id may run again
+_PENDING = "\x00pending"  # prefix of a claim: "\x00pending:<token of the claiming handler>"
+_LEASE_MS = 3_000  # a claim lapses this long after its owner stops renewing it (a crash)
+_RENEW_EVERY = _LEASE_MS / 3000  # seconds between renewals while the handler runs
 _WAIT_FOR_OTHER = 10.0  # seconds a re-sent copy waits for another instance's handler
+
+# Renew or release a claim only while it is still ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 class RedisMessageDedup(MessageDedup):
-    """:class:`MessageDedup` shared by every instance on one Redis."""
+    """:class:`MessageDedup` shared by every instance on one Redis.
+
+    The instance that claims an id runs the handler and renews its claim (a short lease) while
+    the handler runs; a re-sent copy on any instance waits for the ack. If the claiming instance
+    dies mid-handler, its lease lapses within seconds and the next copy runs the handler again:
+    a handler that never finished is retried (at least once), one that finished is never re-run.
+    """
 
     def __init__(self, client: Any, prefix: str, ttl: float) -> None:
         self._redis = client
@@ -60,35 +78,50 @@ class RedisMessageDedup(MessageDedup):
 
     async def run_once(self, message_id: str, compute: Compute) -> tuple[str, bool]:
         key = self._prefix + message_id
+        token = f"{_PENDING}:{secrets.token_hex(8)}"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _WAIT_FOR_OTHER
         while True:
             try:
-                claimed = await self._redis.set(key, _PENDING, nx=True, px=_CLAIM_MS)
+                claimed = await self._redis.set(key, token, nx=True, px=_LEASE_MS)
                 if not claimed:
                     value = await self._redis.get(key)
             except RedisError as exc:
                 raise BrokerError(f"redis: {exc}") from exc
             if claimed:
-                return await self._run(key, compute), False
-            if value is not None and value != _PENDING:
+                return await self._run(key, token, compute), False
+            if value is not None and not value.startswith(_PENDING):
                 return str(value), True
             if loop.time() > deadline:
                 raise BrokerError(f"message {message_id!r} is still being handled elsewhere")
             await asyncio.sleep(0.02)
 
-    async def _run(self, key: str, compute: Compute) -> str:
+    async def _renew(self, key: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(_RENEW_EVERY)
+            try:
+                await self._redis.eval(_RENEW, 1, key, token, _LEASE_MS)
+            except RedisError as exc:
+                log.warning("could not renew the claim on %s: %s", key, exc)
+
+    async def _release(self, key: str, token: str) -> None:
+        with contextlib.suppress(RedisError):
+            await asyncio.shield(self._redis.eval(_RELEASE, 1, key, token))
+
+    async def _run(self, key: str, token: str, compute: Compute) -> str:
+        renewer = asyncio.get_running_loop().create_task(self._renew(key, token))
         try:
             frame, cacheable = await compute()
         except BaseException:
-            with contextlib.suppress(RedisError):
-                await asyncio.shield(self._redis.delete(key))
+            await self._release(key, token)
             raise
+        finally:
+            renewer.cancel()
         try:
             if cacheable:
                 await self._redis.set(key, frame, px=self._ttl_ms)
             else:
-                await self._redis.delete(key)
+                await self._release(key, token)
         except RedisError as exc:
             log.warning("could not remember the ack for %s: %s", key, exc)
         return frame
