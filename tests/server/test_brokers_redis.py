@@ -213,3 +213,27 @@ def test_kill_9_one_instance_and_resume_on_the_other_with_no_gap_or_duplicate(
         await publisher.close()
 
     run(scenario())
+
+
+def test_a_burst_of_subscribers_shares_a_bounded_pool_of_redis_connections(
+    redis_server: RedisServer, monkeypatch: Any
+) -> None:
+    import redis as sync_redis
+
+    from pyrt.server.brokers import redis as redis_module
+
+    monkeypatch.setattr(redis_module, "_POOL_SIZE", 4)
+
+    async def scenario() -> None:
+        broker = RedisBroker(redis_server.url, prefix=unique("p") + ":")
+        await broker.start(lambda p: None)
+        channel = unique()
+        await broker.publish(channel, "message", "1")
+        before = sync_redis.Redis.from_url(redis_server.url).info("clients")["connected_clients"]
+        histories = await asyncio.gather(*(broker.history(channel, ZERO) for _ in range(200)))
+        after = sync_redis.Redis.from_url(redis_server.url).info("clients")["connected_clients"]
+        assert all([p.data_json for p in h.publications] == ["1"] for h in histories)
+        assert after - before <= 4
+        await broker.close()
+
+    run(scenario())

@@ -50,6 +50,8 @@ _PENDING = "\x00pending"  # prefix of a claim: "\x00pending:<token of the claimi
 _LEASE_MS = 3_000  # a claim lapses this long after its owner stops renewing it (a crash)
 _RENEW_EVERY = _LEASE_MS / 3000  # seconds between renewals while the handler runs
 _WAIT_FOR_OTHER = 10.0  # seconds a re-sent copy waits for another instance's handler
+_POOL_SIZE = 64  # Redis connections per instance for commands (the live reader has its own)
+_POOL_WAIT = 10.0  # seconds a command waits for a free connection before it fails
 
 # Renew or release a claim only while it is still ours.
 _RENEW = """
@@ -150,7 +152,12 @@ class RedisBroker(Broker):
         self._wake_key = f"{prefix}wake:{secrets.token_hex(8)}"
         self._wake_cursor = "0-0"
         # Typed as Any: redis-py's annotations do not follow decode_responses=True (str results).
-        self._redis: Any = aioredis.Redis.from_url(url, decode_responses=True)
+        # A bounded pool: a burst of subscribers queues for a connection instead of opening
+        # one each (which runs into Redis's and the process's connection limits).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=_POOL_SIZE, timeout=_POOL_WAIT
+        )
+        self._redis: Any = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self._reader_client: Any = aioredis.Redis.from_url(url, decode_responses=True)
         self._publish = self._redis.register_script(_PUBLISH)
         self._message_dedup = RedisMessageDedup(self._redis, prefix + "msg:", dedup_ttl)
