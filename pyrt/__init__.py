@@ -5,45 +5,51 @@
 ``httpx`` libraries on CPython (``pip install "pyrt[cpython]"``; see :mod:`pyrt.cpython`); the
 decision code they drive (backoff, heartbeats, queues, acks, recovery, the SSE parser) is pure
 Python, the same on both.
+
+Importing ``pyrt`` is cheap: each public name is loaded from its module on first use (PEP 562),
+so a page that only needs ``WebSocketClient`` never compiles the SSE code, and vice versa.
 """
 
-from pyrt.backoff import Backoff
-from pyrt.browser.eventsource import EventSourceClient
-from pyrt.browser.fetch_event_source import FetchEventSource
-from pyrt.browser.websocket import WebSocketClient
-from pyrt.close_policy import CloseInfo, default_should_reconnect
-from pyrt.errors import (
-    AckError,
-    AckTimeout,
-    ClientClosedError,
-    EncodeError,
-    FrameError,
-    IllegalTransition,
-    InvalidCloseCode,
-    InvalidStateError,
-    PyrtError,
-    QueueFull,
-    ServerError,
-    UnsupportedByProtocol,
-)
-from pyrt.heartbeat import Heartbeat
-from pyrt.persist import MemoryStorage
-from pyrt.protocol import JsonAckProtocol, PyrtProtocol, RawProtocol, WireProtocol
-from pyrt.sse import ServerSentEvent, SSEDecoder
-from pyrt.sse_encode import encode_comment, encode_event
-from pyrt.sse_policy import (
-    SSEContentTypeError,
-    SSEError,
-    SSEHTTPError,
-    SSENetworkError,
-    SSERetriesExhaustedError,
-    SSEStalledError,
-    SSEStats,
-    SSEStreamEndedError,
-)
-from pyrt.states import State
-from pyrt.subscriptions import Publication
-from pyrt.ws_engine import WebSocketEngine
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from pyrt.backoff import Backoff
+    from pyrt.browser.eventsource import EventSourceClient
+    from pyrt.browser.fetch_event_source import FetchEventSource
+    from pyrt.browser.websocket import WebSocketClient
+    from pyrt.close_policy import CloseInfo, default_should_reconnect
+    from pyrt.errors import (
+        AckError,
+        AckTimeout,
+        ClientClosedError,
+        EncodeError,
+        FrameError,
+        IllegalTransition,
+        InvalidCloseCode,
+        InvalidStateError,
+        PyrtError,
+        QueueFull,
+        ServerError,
+        UnsupportedByProtocol,
+    )
+    from pyrt.heartbeat import Heartbeat
+    from pyrt.persist import MemoryStorage
+    from pyrt.protocol import JsonAckProtocol, PyrtProtocol, RawProtocol, WireProtocol
+    from pyrt.sse import ServerSentEvent, SSEDecoder
+    from pyrt.sse_encode import encode_comment, encode_event
+    from pyrt.sse_policy import (
+        SSEContentTypeError,
+        SSEError,
+        SSEHTTPError,
+        SSENetworkError,
+        SSERetriesExhaustedError,
+        SSEStalledError,
+        SSEStats,
+        SSEStreamEndedError,
+    )
+    from pyrt.states import State
+    from pyrt.subscriptions import Publication
+    from pyrt.ws_engine import WebSocketEngine
 
 __all__ = [
     "AckError",
@@ -87,3 +93,61 @@ __all__ = [
     "encode_event",
 ]
 __version__ = "0.1.0"
+
+_WHERE: dict[str, str] = {
+    "AckError": "pyrt.errors",
+    "AckTimeout": "pyrt.errors",
+    "Backoff": "pyrt.backoff",
+    "ClientClosedError": "pyrt.errors",
+    "CloseInfo": "pyrt.close_policy",
+    "EncodeError": "pyrt.errors",
+    "EventSourceClient": "pyrt.browser.eventsource",
+    "FetchEventSource": "pyrt.browser.fetch_event_source",
+    "FrameError": "pyrt.errors",
+    "Heartbeat": "pyrt.heartbeat",
+    "IllegalTransition": "pyrt.errors",
+    "InvalidCloseCode": "pyrt.errors",
+    "InvalidStateError": "pyrt.errors",
+    "JsonAckProtocol": "pyrt.protocol",
+    "MemoryStorage": "pyrt.persist",
+    "Publication": "pyrt.subscriptions",
+    "PyrtError": "pyrt.errors",
+    "PyrtProtocol": "pyrt.protocol",
+    "QueueFull": "pyrt.errors",
+    "RawProtocol": "pyrt.protocol",
+    "SSEContentTypeError": "pyrt.sse_policy",
+    "SSEDecoder": "pyrt.sse",
+    "SSEError": "pyrt.sse_policy",
+    "SSEHTTPError": "pyrt.sse_policy",
+    "SSENetworkError": "pyrt.sse_policy",
+    "SSERetriesExhaustedError": "pyrt.sse_policy",
+    "SSEStalledError": "pyrt.sse_policy",
+    "SSEStats": "pyrt.sse_policy",
+    "SSEStreamEndedError": "pyrt.sse_policy",
+    "ServerError": "pyrt.errors",
+    "ServerSentEvent": "pyrt.sse",
+    "State": "pyrt.states",
+    "UnsupportedByProtocol": "pyrt.errors",
+    "WebSocketClient": "pyrt.browser.websocket",
+    "WebSocketEngine": "pyrt.ws_engine",
+    "WireProtocol": "pyrt.protocol",
+    "default_should_reconnect": "pyrt.close_policy",
+    "encode_comment": "pyrt.sse_encode",
+    "encode_event": "pyrt.sse_encode",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    """Load a public name from its module on first access, then keep it as a module global."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pyrt' has no attribute {name!r}")
+    from importlib import import_module as _import
+
+    value = getattr(_import(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

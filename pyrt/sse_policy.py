@@ -27,12 +27,10 @@ Nothing here imports ``js``, ``pyodide``, ``asyncio`` or ``time``.
 
 from __future__ import annotations
 
-import email.utils
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import quote
 
 from pyrt.backoff import Backoff
 from pyrt.errors import InvalidStateError, PyrtError
@@ -286,6 +284,8 @@ def parse_retry_after(value: str | None, wall_time: float | None = None) -> floa
         return float(int(value[-12:]) if len(value) > 12 else int(value))
     if wall_time is None:
         return None
+    import email.utils  # here, not at module level: it pulls in urllib and ipaddress (slow in Pyodide)
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -300,6 +300,8 @@ def resume_url(url: str, param: str, last_event_id: str) -> str:
 
     Other parameters are kept byte for byte, in order; the fragment stays last.
     """
+    from urllib.parse import quote  # here: a reconnect-time need, kept off the import path
+
     base, hash_, fragment = url.partition("#")
     path, qmark, query = base.partition("?")
     key = quote(param, safe="")

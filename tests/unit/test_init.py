@@ -29,3 +29,18 @@ def test_the_version_is_the_one_in_pyproject() -> None:
 
     pyproject = Path(pyrt.__file__).resolve().parents[1] / "pyproject.toml"
     assert pyrt.__version__ == tomllib.loads(pyproject.read_text())["project"]["version"]
+
+
+def test_importing_pyrt_loads_each_client_only_when_it_is_used() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pyrt\n"
+        "bare = sorted(m for m in sys.modules if m.startswith('pyrt.'))\n"
+        "pyrt.WebSocketClient\n"
+        "ws = sorted(m for m in sys.modules if m.startswith('pyrt.'))\n"
+        "print(bare, 'pyrt.browser.websocket' in ws, 'pyrt.sse_policy' in ws)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "True", "False"]
