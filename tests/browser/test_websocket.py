@@ -341,3 +341,32 @@ await client.connect().wait_open(10)
     py.run("js.window.dispatchEvent(js.Event.new('online'))", ns=ns)
     py.wait_for("client.state.name == 'OPEN'", ns=ns, timeout=5)
     py.run("client.close()", ns=ns)
+
+
+
+def test_a_burst_of_text_and_binary_frames_arrives_complete_and_in_order(
+    py: PyodidePage, server: ServerProcess
+) -> None:
+    # Echoed back to back, the replies cross into Python in batches (see ws_transport._Socket).
+    code = (
+        SETUP
+        + f"""
+baseline = proxies.live_count()
+client = WebSocketClient("{server.ws_url}/echo", protocol="raw", heartbeat=None)
+got = []
+client.on_message(got.append)
+await client.connect().wait_open(10)
+sent = []
+for n in range(2000):
+    frame = n.to_bytes(2, "big") if n % 250 == 0 else f"m{{n}}"
+    sent.append(frame)
+    client.send(frame)
+deadline = asyncio.get_running_loop().time() + 20
+while len(got) < len(sent) and asyncio.get_running_loop().time() < deadline:
+    await asyncio.sleep(0.01)
+client.close()
+await client.wait_closed(5)
+[got == sent, len(got), proxies.live_count() - baseline]
+"""
+    )
+    assert py.run(code, timeout=60) == [True, 2000, 0]
