@@ -119,9 +119,13 @@ Inbound = (
 )
 
 
+# One encoder for every frame: json.dumps with options builds a new JSONEncoder per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def _json(value: Any) -> str:
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _encode(value)
     except (TypeError, ValueError) as exc:
         raise EncodeError(
             f"cannot send a {type(value).__name__} as JSON: {exc}; "
