@@ -22,7 +22,7 @@ import sys
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from pyrt.backoff import Backoff
 from pyrt.close_policy import ShouldReconnect
@@ -63,6 +63,35 @@ ProtocolsSource = str | Sequence[str] | Callable[[], str | Sequence[str]] | None
 Handler = Callable[..., Any]
 
 _EVENTS: Final = ("message", "open", "close", "error", "reconnecting", "state")
+
+if TYPE_CHECKING:
+    _FutureBase = asyncio.Future[Any]
+else:
+    _FutureBase = asyncio.futures._PyFuture  # the pure-Python Future: its scheduling is ours to override
+
+
+class AckFuture(_FutureBase):
+    """The future of :meth:`WebSocketClient.send_with_ack` and :meth:`~WebSocketClient.publish`:
+    an asyncio future (``await`` it, ``asyncio.wait_for`` it, add callbacks) whose waiters resume
+    at once when the client settles it outside any running task (an ack frame arrived, a timer
+    fired), instead of one event-loop turn later — in Pyodide each turn is a browser task
+    (~50-90 us). Inside a running task it schedules its callbacks as any future does."""
+
+    _direct = False  # True only while the client settles it from outside any task
+
+    def _Future__schedule_callbacks(self) -> None:
+        if not self._direct:
+            super()._Future__schedule_callbacks()  # type: ignore[misc]
+            return
+        callbacks = self._callbacks[:]
+        self._callbacks[:] = []
+        for callback, context in callbacks:
+            try:
+                context.run(callback, self)
+            except Exception as exc:  # what the loop does for a callback that raised
+                self.get_loop().call_exception_handler(
+                    {"message": "exception in a pyrt ack future callback", "exception": exc, "future": self}
+                )
 
 
 class WebSocketClient:
@@ -148,6 +177,7 @@ class WebSocketClient:
         self._closed: Closed | None = None
         self._opening: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._settled: list[tuple[AckFuture, Any, BaseException | None]] = []
 
     # ------------------------------------------------------------------------- properties
 
@@ -265,9 +295,12 @@ class WebSocketClient:
         ``timeout`` (default ``ack_timeout``) up to ``ack_retries`` times, and deduplicated by
         id on the server. The future fails with :class:`~pyrt.errors.AckTimeout`,
         :class:`~pyrt.errors.AckError`, :class:`~pyrt.errors.QueueFull` or
-        :class:`~pyrt.errors.ClientClosedError`.
+        :class:`~pyrt.errors.ClientClosedError`. It is an :class:`AckFuture`: asyncio's
+        pure-Python future (``asyncio.isfuture`` is true; ``isinstance(f, asyncio.Future)`` is
+        not, as for any future not made by the C accelerator), whose waiters resume as soon as
+        the ack frame is handled.
         """
-        future: asyncio.Future[Any] = self._ensure_loop().create_future()
+        future = AckFuture(loop=self._ensure_loop())
         self._engine.send_with_ack(data, self._now(), future, timeout, self._buffered())
         self._pump()
         return future
@@ -277,7 +310,7 @@ class WebSocketClient:
     ) -> asyncio.Future[str]:
         """Publish ``data`` into ``channel``; the future resolves with its offset. Acked, retried
         and deduplicated like :meth:`send_with_ack`."""
-        future: asyncio.Future[str] = self._ensure_loop().create_future()
+        future = AckFuture(loop=self._ensure_loop())
         self._engine.publish(channel, data, self._now(), future, event, timeout, self._buffered())
         self._pump()
         return future
@@ -458,6 +491,25 @@ class WebSocketClient:
         finally:
             self._pumping = False
         self._arm()
+        if self._settled:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Resolve or reject the ack futures of the actions just performed, after the pump:
+        outside any task their waiters resume right here (see :class:`AckFuture`)."""
+        settled, self._settled = self._settled, []
+        direct = asyncio.current_task(self._loop) is None
+        for future, value, error in settled:
+            if future.done():
+                continue
+            future._direct = direct
+            try:
+                if error is None:
+                    future.set_result(value)
+                else:
+                    future.set_exception(error)
+            finally:
+                future._direct = False
 
     def _perform(self, action: Action) -> None:
         transport = self._transport
@@ -466,14 +518,12 @@ class WebSocketClient:
             transport.send(action.frame)
         elif type(action) is ResolveAck:
             future = action.handle
-            assert isinstance(future, asyncio.Future)
-            if not future.done():
-                future.set_result(action.value)
+            assert isinstance(future, AckFuture)
+            self._settled.append((future, action.value, None))
         elif type(action) is RejectAck:
             future = action.handle
-            assert isinstance(future, asyncio.Future)
-            if not future.done():
-                future.set_exception(action.error)
+            assert isinstance(future, AckFuture)
+            self._settled.append((future, None, action.error))
         elif type(action) is DeliverPublication:
             handler = action.handler
             if callable(handler):

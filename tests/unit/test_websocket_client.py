@@ -359,3 +359,64 @@ def test_pause_needs_a_connected_or_connecting_client() -> None:
         assert client.state is State.IDLE
 
     run(scenario)
+
+
+def test_an_ack_frame_resumes_the_waiters_of_its_future_at_once() -> None:
+    async def scenario() -> None:
+        client, _ = make(FakePyrtServer(app=lambda data: data))
+        await client.connect().wait_open()
+        inside: list[bool] = []
+        delivering = [False]
+        deliver = client.socket_message
+
+        def socket_message(data: Any) -> None:
+            delivering[0] = True
+            try:
+                deliver(data)
+            finally:
+                delivering[0] = False
+
+        client.socket_message = socket_message  # type: ignore[method-assign]
+        future = client.send_with_ack("hi")
+        assert asyncio.isfuture(future)
+        future.add_done_callback(lambda f: inside.append(delivering[0]))
+        assert await asyncio.wait_for(future, 5) == "hi"
+        assert inside == [True]  # called while the ack frame was being handled, not a loop turn later
+
+    run(scenario)
+
+
+def test_inside_a_task_an_ack_future_schedules_its_callbacks_as_any_future() -> None:
+    async def scenario() -> None:
+        client, transport = make()
+        await client.connect().wait_open()
+        transport.blackhole()
+        future = client.send_with_ack("never acked")
+        called: list[str] = []
+        future.add_done_callback(lambda f: called.append(type(f.exception()).__name__))
+        client.close()  # inside this task: the rejection is scheduled, not run here
+        assert called == []
+        await asyncio.sleep(0)
+        assert called == ["ClientClosedError"]
+
+    run(scenario)
+
+
+def test_a_raising_done_callback_goes_to_the_loop_exception_handler() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        reported: list[Any] = []
+        loop.set_exception_handler(lambda loop, context: reported.append(context["exception"]))
+        client, _ = make(FakePyrtServer(app=lambda data: data))
+        await client.connect().wait_open()
+        future = client.send_with_ack(1)
+
+        def boom(f: Any) -> None:
+            raise RuntimeError("boom")
+
+        future.add_done_callback(boom)
+        assert await future == 1
+        assert await client.send_with_ack(2) == 2  # the client goes on
+        assert [str(e) for e in reported] == ["boom"]
+
+    run(scenario)
