@@ -113,6 +113,12 @@ class ChaosProxy:
             self._server.close()
         for link in list(self._links):
             link.abort()
+        # Let the connection handlers finish (or cancel them) so none is left pending.
+        current = asyncio.current_task()
+        others = [task for task in asyncio.all_tasks() if task is not current]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     def __enter__(self) -> ChaosProxy:
         self.start()
