@@ -323,7 +323,40 @@ def _text(error: BaseException) -> str:
 # --------------------------------------------------------------------------- fetch engine
 
 
-class FetchSSEEngine:
+class _Machine:
+    """What both SSE state machines keep alike: the drained action list and the counters."""
+
+    def __init__(self) -> None:
+        self._actions: list[SSEAction] = []
+        self._failures = 0
+        self._opens = 0
+        self._disconnects = 0
+        self._stalls = 0
+        self._events = 0
+        self._bytes = 0
+        self._last_error: str | None = None
+        self._last_delay: float | None = None
+
+    @property
+    def stats(self) -> SSEStats:
+        return SSEStats(
+            opens=self._opens,
+            disconnects=self._disconnects,
+            failures=self._failures,
+            stalls=self._stalls,
+            events=self._events,
+            bytes=self._bytes,
+            last_error=self._last_error,
+            last_delay=self._last_delay,
+        )
+
+    def actions(self) -> list[SSEAction]:
+        """The actions decided since the last call, oldest first (the list is handed over)."""
+        out, self._actions = self._actions, []
+        return out
+
+
+class FetchSSEEngine(_Machine):
     """The whole behaviour of SSE over ``fetch``, as a state machine driven by its adapter.
 
     Contract for the adapter:
@@ -366,26 +399,18 @@ class FetchSSEEngine:
         self.when_hidden: WhenHidden = when_hidden
         self.stall_timeout = stall_timeout
         self.max_server_delay = max_server_delay
+        super().__init__()
         self._rng = rng
         self._headers = {k: v for k, v in (headers or {}).items()}
         self._decoder = SSEDecoder(last_event_id)
         self._state = SSEState.IDLE
-        self._actions: list[SSEAction] = []
         self._request = 0  # generation of the current request (0: none yet)
         self._in_flight = False  # a request is connecting or open and must be aborted to stop
-        self._failures = 0
         self._opened_at = 0.0
         self._activity = 0.0  # when the last byte (or the request start) happened
         self._reconnect_at: float | None = None
         self._retry_after: float | None = None  # from the last response, for the next delay
         self._hidden = False
-        self._opens = 0
-        self._disconnects = 0
-        self._stalls = 0
-        self._events = 0
-        self._bytes = 0
-        self._last_error: str | None = None
-        self._last_delay: float | None = None
 
     # -- observers
 
@@ -411,24 +436,6 @@ class FetchSSEEngine:
     def request(self) -> int:
         """The generation of the current (or last) request."""
         return self._request
-
-    @property
-    def stats(self) -> SSEStats:
-        return SSEStats(
-            opens=self._opens,
-            disconnects=self._disconnects,
-            failures=self._failures,
-            stalls=self._stalls,
-            events=self._events,
-            bytes=self._bytes,
-            last_error=self._last_error,
-            last_delay=self._last_delay,
-        )
-
-    def actions(self) -> list[SSEAction]:
-        """The actions decided since the last call, oldest first (the list is handed over)."""
-        out, self._actions = self._actions, []
-        return out
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must be called next (monotonic seconds), or ``None``."""
@@ -626,7 +633,7 @@ class FetchSSEEngine:
 # --------------------------------------------------------------------------- native EventSource
 
 
-class EventSourcePolicy:
+class EventSourcePolicy(_Machine):
     """When to create, destroy and re-create a native ``EventSource``.
 
     Contract for the adapter:
@@ -660,20 +667,14 @@ class EventSourcePolicy:
         self.url = url
         self.backoff = backoff
         self.resume_param = resume_param
+        super().__init__()
         self._rng = rng
         self._last_event_id = last_event_id
         self._state = SSEState.IDLE
-        self._actions: list[SSEAction] = []
         self._source = 0
         self._alive = False  # a native object exists and must be destroyed to stop
-        self._failures = 0
         self._opened_at = 0.0
         self._reconnect_at: float | None = None
-        self._opens = 0
-        self._disconnects = 0
-        self._events = 0
-        self._last_error: str | None = None
-        self._last_delay: float | None = None
 
     @property
     def state(self) -> SSEState:
@@ -691,21 +692,6 @@ class EventSourcePolicy:
     def source(self) -> int:
         """The generation of the current (or last) native object."""
         return self._source
-
-    @property
-    def stats(self) -> SSEStats:
-        return SSEStats(
-            opens=self._opens,
-            disconnects=self._disconnects,
-            failures=self._failures,
-            events=self._events,
-            last_error=self._last_error,
-            last_delay=self._last_delay,
-        )
-
-    def actions(self) -> list[SSEAction]:
-        out, self._actions = self._actions, []
-        return out
 
     def next_deadline(self) -> float | None:
         return self._reconnect_at if self._state is SSEState.WAITING else None
