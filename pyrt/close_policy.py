@@ -7,7 +7,9 @@ The default table (:func:`default_should_reconnect`):
   4403 forbidden, ...);
 - reconnect on everything else: 1001 (going away, server restart), 1005 (no status), 1006
   (abnormal: the network dropped), 1011 (server error), 1012 (service restart), 1013 (try again
-  later, slow consumer), 1014 (bad gateway), 1000 sent by the server, other 3000-4999 codes.
+  later, slow consumer), 1014 (bad gateway), 1000 sent by the server, 4001 (:data:`TOKEN_EXPIRED`:
+  the credential expired; the URL and subprotocols are evaluated again, so a callable hands out
+  a fresh token), other 3000-4999 codes.
 
 A manual ``close()`` never reconnects and never consults the policy. Pass your own
 ``should_reconnect(info: CloseInfo) -> bool`` to a client to override the table.
@@ -22,6 +24,7 @@ from pyrt.errors import InvalidCloseCode
 
 __all__ = [
     "STOP_CODES",
+    "TOKEN_EXPIRED",
     "CloseInfo",
     "ShouldReconnect",
     "default_should_reconnect",
@@ -30,6 +33,7 @@ __all__ = [
 
 STOP_CODES = frozenset({1003, 1007, 1008, 1009, 1010})
 APP_STOP_RANGE = range(4400, 4500)
+TOKEN_EXPIRED = 4001  # the server closed a live connection whose token expired: reconnect
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[ServerProcess]:
-    """One ``serve.py --demo`` for the whole run (memory broker)."""
-    proc = ServerProcess("--demo")
+    """One ``serve.py --demo --echo`` for the whole run (memory broker): the demo controls and the
+    raw echo endpoint are opt-in; everything else runs with the default settings."""
+    proc = ServerProcess("--demo", "--echo")
     yield proc
     proc.stop()
 
@@ -33,8 +34,8 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
     """Start extra servers with their own arguments; all are stopped after the test."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
-        proc = ServerProcess(*args, env=env)
+    def start(*args: str, env: dict[str, str] | None = None, files: int | None = None) -> ServerProcess:
+        proc = ServerProcess(*args, env=env, files=files)
         started.append(proc)
         return proc
 

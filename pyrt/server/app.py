@@ -19,16 +19,16 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from pyrt.server.application import Handler, echo_handler
 from pyrt.server.assets import asset_routes
 from pyrt.server.brokers.base import Broker
 from pyrt.server.brokers.memory import MemoryBroker
 from pyrt.server.csp import SecurityHeaders
-from pyrt.server.demo import demo_routes, recording_handler, run_feed
+from pyrt.server.demo import demo_channel_policy, demo_routes, recording_handler, run_feed
+from pyrt.server.hosts import HostGuard
 from pyrt.server.metrics import StatsCollector, metrics_endpoint
-from pyrt.server.protocol_handler import WebSocketEndpoint
+from pyrt.server.protocol_handler import WebSocketEndpoint, admit_websocket
 from pyrt.server.publish_endpoint import PublishEndpoint
 from pyrt.server.runtime import ChannelPolicy, Runtime, default_channel_policy
 from pyrt.server.settings import Settings
@@ -38,20 +38,36 @@ from pyrt.server.wheels import wheel_routes
 __all__ = ["PyrtApp", "create_app"]
 
 
-async def echo(websocket: WebSocket) -> None:
-    """Raw echo: every text or binary frame goes back unchanged."""
-    await websocket.accept()
-    try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if message.get("text") is not None:
-                await websocket.send_text(message["text"])
-            elif message.get("bytes") is not None:
-                await websocket.send_bytes(message["bytes"])
-    except WebSocketDisconnect:
-        return
+class EchoEndpoint:
+    """``/echo`` (only with ``Settings.echo``): every text or binary frame goes back unchanged.
+
+    The handshake is checked like ``/ws`` (Origin, per-address cap, token); frames are bounded by
+    the message size limit, and the server stops reading from a client that does not read its
+    echoes (``serve.py``'s protocol), so it holds no more than one socket buffer for it.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket" or (await receive())["type"] != "websocket.connect":
+            return
+        admitted = await admit_websocket(self.rt, scope, send)
+        if admitted is None:
+            return
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if message.get("text") is not None:
+                    await send({"type": "websocket.send", "text": message["text"]})
+                elif message.get("bytes") is not None:
+                    await send({"type": "websocket.send", "bytes": message["bytes"]})
+        except OSError:  # the client went away mid-send
+            return
+        finally:
+            self.rt.cap.release(admitted[0])
 
 
 class PyrtApp(Starlette):
@@ -103,17 +119,28 @@ def create_app(
 ) -> PyrtApp:
     """Build the server app.
 
-    ``broker`` defaults to a :class:`MemoryBroker` with ``settings.retention``; pass a
-    ``RedisBroker`` to share channels between instances. ``handler`` is the application for
+    ``broker`` defaults to a :class:`MemoryBroker` bounded by ``settings`` (retention, history
+    bytes, channels, TTL, dedup); pass a ``RedisBroker`` to share channels between instances.
+    ``handler`` is the application for
     ``message`` frames (default :func:`echo_handler`); ``channel_policy(channel, subject, action)``
     decides who may subscribe or publish where.
     """
     settings = settings or Settings()
-    broker = broker or MemoryBroker(settings.retention, settings.dedup_ttl, settings.dedup_max)
+    broker = broker or MemoryBroker(
+        settings.retention,
+        settings.dedup_ttl,
+        settings.dedup_max,
+        history_bytes=settings.history_bytes,
+        max_channels=settings.max_channels,
+        history_ttl=settings.history_ttl,
+        dedup_per_identity=settings.dedup_per_identity,
+    )
     app_handler = handler or echo_handler
+    policy = channel_policy or default_channel_policy
     if settings.demo:
         app_handler = recording_handler(app_handler, broker)
-    runtime = Runtime(settings, broker, app_handler, channel_policy or default_channel_policy)
+        policy = demo_channel_policy(policy)
+    runtime = Runtime(settings, broker, app_handler, policy)
 
     registry = CollectorRegistry()
     registry.register(StatsCollector(runtime.stats, lambda: broker.kind))
@@ -131,11 +158,12 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/metrics", metrics_endpoint(registry)),
-        WebSocketRoute("/echo", echo),
         WebSocketRoute("/ws", WebSocketEndpoint(runtime)),
         Route("/sse", sse, methods=["GET", "HEAD", "OPTIONS"]),
         Route("/publish", publish.__call__, methods=["POST", "OPTIONS"]),
     ]
+    if settings.echo:
+        routes.append(WebSocketRoute("/echo", EchoEndpoint(runtime)))
     if settings.demo:
         routes.extend(demo_routes(runtime))
     routes.extend(wheel_routes(settings))
@@ -154,6 +182,9 @@ def create_app(
     return PyrtApp(
         runtime,
         routes=routes,
-        middleware=[Middleware(SecurityHeaders, connect=connect)],
+        middleware=[
+            Middleware(HostGuard, allowed=settings.allowed_hosts),
+            Middleware(SecurityHeaders, connect=connect),
+        ],
         lifespan=lifespan,
     )

@@ -38,6 +38,8 @@ class IncomingMessage:
     subject: str | None
     #: Send ``{"type":"message","data":data}`` to this client. Returns ``False`` if it is gone.
     reply: Callable[[Any], bool]
+    #: The client's network address (after trusted proxies).
+    address: str = ""
 
 
 Handler = Callable[[IncomingMessage], Awaitable[Any]]

@@ -19,13 +19,19 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
+from pyrt.close_policy import TOKEN_EXPIRED
+
 __all__ = [
     "COOKIE_NAME",
     "SUBPROTOCOL",
+    "TOKEN_EXPIRED",
     "TOKEN_SUBPROTOCOL_PREFIX",
     "Claims",
+    "OriginCheck",
+    "check_origin",
     "make_token",
     "origin_allowed",
+    "request_token",
     "token_from_scope",
     "verify_token",
 ]
@@ -95,9 +101,9 @@ def _headers(scope: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
         yield name.decode("latin-1").lower(), value.decode("latin-1")
 
 
-def token_from_scope(scope: Mapping[str, Any]) -> str | None:
-    """The token a request carries: ``Authorization: Bearer``, the ``pyrt_token`` cookie, or
-    (WebSocket) a ``bearer.TOKEN`` subprotocol. Never from the URL."""
+def token_from_scope(scope: Mapping[str, Any], *, cookies: bool = True) -> str | None:
+    """The token a request carries: ``Authorization: Bearer``, the ``pyrt_token`` cookie (unless
+    ``cookies`` is false), or (WebSocket) a ``bearer.TOKEN`` subprotocol. Never from the URL."""
     if scope.get("type") == "websocket":
         for protocol in scope.get("subprotocols", ()):
             if protocol.startswith(TOKEN_SUBPROTOCOL_PREFIX):
@@ -107,7 +113,7 @@ def token_from_scope(scope: Mapping[str, Any]) -> str | None:
             scheme, _, credentials = value.partition(" ")
             if scheme.lower() == "bearer" and credentials.strip():
                 return credentials.strip()
-        elif name == "cookie":
+        elif name == "cookie" and cookies:
             try:
                 cookie: SimpleCookie = SimpleCookie(value)
             except CookieError:
@@ -125,25 +131,43 @@ def header(scope: Mapping[str, Any], wanted: str) -> str | None:
     return None
 
 
-def origin_allowed(scope: Mapping[str, Any], allowed: Iterable[str]) -> bool:
-    """Whether the request's ``Origin`` may use this server.
+@dataclass(frozen=True, slots=True)
+class OriginCheck:
+    """Whether a request's ``Origin`` may use the server, and with the browser's credentials."""
 
-    Allowed: no ``Origin`` header (not a browser), the server's own origin (the ``Host`` the
-    request was sent to, same scheme), any origin listed in ``allowed``, or everything if
-    ``allowed`` holds ``"*"``.
-    """
+    #: The request may go on.
+    allowed: bool
+    #: Cookies may authenticate it and CORS may answer with credentials: no ``Origin`` (not a
+    #: browser), the server's own origin, or one listed by name. An origin admitted only by
+    #: ``"*"`` gets neither (the Fetch standard forbids ``*`` with credentials): a page on any
+    #: site must not act with the user's cookies.
+    credentials: bool
+
+
+def check_origin(scope: Mapping[str, Any], allowed: Iterable[str]) -> OriginCheck:
+    """Check the request's ``Origin`` against the server's own origin (the ``Host`` the request
+    was sent to, same scheme; the Host allow-list runs first) and the ``allowed`` list."""
     origin = header(scope, "origin")
     if origin is None:
-        return True
+        return OriginCheck(True, True)
     allowed = list(allowed)
-    if "*" in allowed:
-        return True
     origin = origin.strip().rstrip("/").lower()
-    if origin in {a.strip().rstrip("/").lower() for a in allowed}:
-        return True
+    if origin in {a.strip().rstrip("/").lower() for a in allowed if a != "*"}:
+        return OriginCheck(True, True)
     host = header(scope, "host")
-    if host is None:
-        return False
-    parts = urlsplit(origin)
-    secure = scope.get("scheme") in ("https", "wss")
-    return parts.scheme == ("https" if secure else "http") and parts.netloc == host.strip().lower()
+    if host is not None:
+        parts = urlsplit(origin)
+        secure = scope.get("scheme") in ("https", "wss")
+        if parts.scheme == ("https" if secure else "http") and parts.netloc == host.strip().lower():
+            return OriginCheck(True, True)
+    return OriginCheck("*" in allowed, False)
+
+
+def origin_allowed(scope: Mapping[str, Any], allowed: Iterable[str]) -> bool:
+    """Whether the request's ``Origin`` may use this server (:func:`check_origin`)."""
+    return check_origin(scope, allowed).allowed
+
+
+def request_token(scope: Mapping[str, Any], allowed: Iterable[str]) -> str | None:
+    """The token of a request, cookies counted only when its origin may use credentials."""
+    return token_from_scope(scope, cookies=check_origin(scope, allowed).credentials)

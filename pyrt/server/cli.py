@@ -1,5 +1,9 @@
 """Command line: ``python serve.py [--host H] [--port P] [--redis URL] [--allowed-origin O ...]
-[--token-secret S] [--demo/--no-demo] [--certfile F --keyfile F] ...`` (``--help`` lists all).
+[--allowed-host NAME ...] [--token-secret S] [--demo] [--certfile F --keyfile F] ...`` (``--help``
+lists all; docs/server.md explains every limit).
+
+Below the application, :mod:`pyrt.server.protocols` caps connections (in all, per address) and
+bounds every request head and body; the open-file limit is raised to its hard limit at start.
 
 On SIGTERM (or Ctrl-C) the server closes every WebSocket with 1001 and ends every SSE stream,
 after what was queued for each (acks included), then exits 0. A second signal exits at once.
@@ -10,31 +14,39 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
+import resource
 import socket
 import sys
 from collections.abc import Sequence
 from types import FrameType
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from pyrt.server.access_log import RedactSecrets
 from pyrt.server.app import PyrtApp, create_app
 from pyrt.server.auth import make_token
 from pyrt.server.brokers.base import Broker
+from pyrt.server.protocols import HttpLimits, Ledger, protocols
 from pyrt.server.settings import Settings
 
-__all__ = ["main", "parse_args", "settings_from_args"]
+__all__ = ["connection_caps", "file_limit", "main", "parse_args", "settings_from_args"]
 
 log = logging.getLogger("pyrt.server")
 
 TOKEN_SECRET_ENV = "PYRT_TOKEN_SECRET"
+_FILES_WANTED = 65_536  # the open-file limit asked for when the hard limit is unlimited
+_FILES_RESERVED = 128  # files kept free for Redis, logs, static files and the listening socket
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     d = Settings()
-    p = argparse.ArgumentParser(prog="serve.py", description="The pyrt reference server.")
+    p = argparse.ArgumentParser(
+        prog="serve.py",
+        description="The pyrt reference server. Every limit is listed in docs/server.md (Limits and abuse).",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one; default 8000)")
     p.add_argument("--redis", metavar="URL", help="share channels through Redis Streams (redis://host:port/db)")
@@ -44,7 +56,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="ORIGIN",
-        help="also allow browsers from ORIGIN (repeatable; '*' allows any); the own origin always is",
+        help="also allow browsers from ORIGIN (repeatable; '*' allows any, without credentials); "
+        "the own origin always is",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name this server answers to (repeatable; '.example.com' for a domain and its "
+        "subdomains, '*' for any). IP addresses and localhost always work",
+    )
+    p.add_argument(
+        "--forwarded-allow-ips",
+        default="",
+        metavar="IPS",
+        help="comma-separated proxies whose X-Forwarded-For/-Proto are trusted (default: none)",
     )
     p.add_argument(
         "--token-secret",
@@ -56,8 +83,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--demo",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="serve the demo controls and feed (default: on)",
+        default=d.demo,
+        help="serve the demo controls and feed (default: off; refused with a token secret)",
+    )
+    p.add_argument(
+        "--echo",
+        action=argparse.BooleanOptionalAction,
+        default=d.echo,
+        help="serve /echo, a raw WebSocket echo for benchmarks and raw-mode tests (default: off)",
     )
     p.add_argument("--certfile", help="TLS certificate (PEM): serve https:// and wss://")
     p.add_argument("--keyfile", help="TLS private key (PEM)")
@@ -71,18 +104,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=d.sse_gzip,
         help="gzip SSE streams for clients that accept it (default: on)",
     )
-    p.add_argument("--retention", type=int, default=d.retention, help="publications kept per channel")
-    p.add_argument("--max-message-bytes", type=int, default=d.max_message_bytes, help="message size limit")
-    p.add_argument("--rate-limit", type=float, default=d.rate_limit, help="frames/s per connection (0: off)")
-    p.add_argument("--rate-burst", type=int, default=d.rate_burst, help="frames allowed in a burst")
-    p.add_argument("--abuse-limit", type=int, default=d.abuse_limit, help="refused frames before close 1008")
-    p.add_argument(
-        "--max-connections-per-ip", type=int, default=d.max_connections_per_ip, help="0: unlimited"
+    limits = p.add_argument_group("limits (docs/server.md, 'Limits and abuse'; 0 turns most off)")
+    add = limits.add_argument
+    add("--max-message-bytes", type=int, default=d.max_message_bytes, help="message / body size limit")
+    add("--rate-limit", type=float, default=d.rate_limit, help="frames/s per WebSocket connection (0: off)")
+    add("--rate-burst", type=int, default=d.rate_burst, help="frames allowed in a burst")
+    add("--abuse-limit", type=int, default=d.abuse_limit, help="refused frames before close 1008")
+    add("--send-queue-bytes", type=int, default=d.send_queue_bytes, help="slow-consumer limit per connection")
+    add("--max-subscriptions", type=int, default=d.max_subscriptions, help="subscriptions per connection")
+    add(
+        "--max-connections-per-ip",
+        type=int,
+        default=d.max_connections_per_ip,
+        help="open connections per client address (0: half of --max-connections)",
     )
-    p.add_argument("--send-queue-bytes", type=int, default=d.send_queue_bytes, help="slow-consumer limit")
-    p.add_argument("--handshake-timeout", type=float, default=d.handshake_timeout, help="seconds")
+    add("--max-connections", type=int, default=d.max_connections, help="open TCP connections in all")
+    add("--publish-rate", type=float, default=d.publish_rate, help="publications/s per client identity")
+    add("--publish-burst", type=int, default=d.publish_burst, help="publications in a burst per identity")
+    add("--history-bytes", type=int, default=d.history_bytes, help="bytes of history, all channels (memory)")
+    add("--max-channels", type=int, default=d.max_channels, help="channels with history (memory broker)")
+    add("--history-ttl", type=float, default=d.history_ttl, help="seconds a publication is retained")
+    add("--retention", type=int, default=d.retention, help="publications kept per channel")
+    add("--max-replay", type=int, default=d.max_replay, help="publications per replay (0: --retention)")
+    add("--max-replay-bytes", type=int, default=d.max_replay_bytes, help="bytes per replay")
+    add("--dedup-ttl", type=float, default=d.dedup_ttl, help="seconds ids are remembered")
+    add("--dedup-max", type=int, default=d.dedup_max, help="ids remembered in all (memory broker)")
+    add("--dedup-per-identity", type=int, default=d.dedup_per_identity, help="ids remembered per identity")
+    add("--handshake-timeout", type=float, default=d.handshake_timeout, help="seconds to send a request head")
+    add("--body-timeout", type=float, default=d.body_timeout, help="seconds to send a request body")
+    add("--max-head-bytes", type=int, default=d.max_head_bytes, help="bytes of a request head")
     p.add_argument("--shutdown-grace", type=float, default=d.shutdown_grace, help="seconds")
-    p.add_argument("--dedup-ttl", type=float, default=d.dedup_ttl, help="seconds ids are remembered")
     p.add_argument("--demo-tick", type=float, default=d.demo_tick, help="seconds between feed ticks (0: off)")
     p.add_argument("--connect-src", action="append", default=[], help="extra CSP connect-src source")
     p.add_argument(
@@ -96,10 +147,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The :class:`Settings` the flags describe (:class:`ValueError` for a contradiction)."""
     return Settings(
         demo=args.demo,
+        echo=args.echo,
         server_name=args.name,
         allowed_origins=tuple(args.allowed_origin),
+        allowed_hosts=tuple(args.allowed_host),
         token_secret=args.token_secret,
         connect_src=tuple(args.connect_src),
         max_message_bytes=args.max_message_bytes,
@@ -108,7 +162,19 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         abuse_limit=args.abuse_limit,
         max_connections_per_ip=args.max_connections_per_ip,
         send_queue_bytes=args.send_queue_bytes,
+        max_subscriptions=args.max_subscriptions,
         handshake_timeout=args.handshake_timeout,
+        publish_rate=args.publish_rate,
+        publish_burst=args.publish_burst,
+        dedup_per_identity=args.dedup_per_identity,
+        history_bytes=args.history_bytes,
+        max_channels=args.max_channels,
+        history_ttl=args.history_ttl,
+        max_replay=args.max_replay,
+        max_replay_bytes=args.max_replay_bytes,
+        max_connections=args.max_connections,
+        max_head_bytes=args.max_head_bytes,
+        body_timeout=args.body_timeout,
         heartbeat=args.heartbeat,
         sse_heartbeat=args.sse_heartbeat,
         sse_retry_ms=args.sse_retry,
@@ -116,39 +182,37 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         shutdown_grace=args.shutdown_grace,
         retention=args.retention,
         dedup_ttl=args.dedup_ttl,
+        dedup_max=args.dedup_max,
         demo_tick=args.demo_tick,
     )
 
 
-def _http_protocol(timeout: float) -> type[HttpToolsProtocol]:
-    """uvicorn's HTTP protocol, plus: drop a socket that sends no complete request head in time."""
+def file_limit() -> int:
+    """Raise this process's open-file limit to its hard limit; return the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, _FILES_WANTED)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    return soft if soft != resource.RLIM_INFINITY else _FILES_WANTED
 
-    class TimedHttpProtocol(HttpToolsProtocol):
-        _pyrt_timer: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            if timeout > 0:
-                self._pyrt_timer = self.loop.call_later(timeout, self._pyrt_expire)
-
-        def _pyrt_expire(self) -> None:
-            self._pyrt_timer = None
-            if self.cycle is None and not self.transport.is_closing():
-                self.transport.abort()
-
-        def on_headers_complete(self) -> None:
-            if self._pyrt_timer is not None:
-                self._pyrt_timer.cancel()
-                self._pyrt_timer = None
-            super().on_headers_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._pyrt_timer is not None:
-                self._pyrt_timer.cancel()
-                self._pyrt_timer = None
-            super().connection_lost(exc)
-
-    return TimedHttpProtocol
+def connection_caps(settings: Settings, files: int) -> tuple[int, int]:
+    """``(max_connections, per_ip)`` in force: the total stays below the file limit (with room for
+    Redis, logs and static files), and one address never gets more than half of it."""
+    total = settings.max_connections
+    ceiling = max(16, files - _FILES_RESERVED)
+    if total <= 0 or total > ceiling:
+        if total > 0:
+            message = "--max-connections %d is above what %d open files allow: using %d"
+            log.warning(message, total, files, ceiling)
+        total = ceiling
+    per_ip = settings.max_connections_per_ip
+    half = max(1, total // 2)
+    if per_ip <= 0 or per_ip > half:
+        per_ip = half
+    return total, per_ip
 
 
 class GracefulServer(uvicorn.Server):
@@ -186,15 +250,29 @@ def _make_broker(args: argparse.Namespace, settings: Settings) -> Broker | None:
         retention=settings.retention,
         dedup_ttl=settings.dedup_ttl,
         prefix=args.redis_prefix,
+        history_ttl=settings.history_ttl,
     )
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    settings = settings_from_args(args)
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def _serve(args: argparse.Namespace, settings: Settings) -> None:
     broker = _make_broker(args, settings)
     app = create_app(settings, broker=broker)
+    trusted = [ip.strip() for ip in args.forwarded_allow_ips.split(",") if ip.strip()]
+    total, per_ip = connection_caps(settings, file_limit())
+    ledger = Ledger(total, per_ip, trusted)
+    limits = HttpLimits(settings.handshake_timeout, settings.body_timeout, settings.max_head_bytes)
+    http_protocol, ws_protocol = protocols(ledger, limits)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP; without
+    # it every keep-alive response waits ~40 ms for the client's delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     sock.listen(2048)
@@ -206,17 +284,29 @@ async def _serve(args: argparse.Namespace) -> None:
         app,
         log_level=args.log_level,
         lifespan="on",
-        http=_http_protocol(settings.handshake_timeout),
-        ws="websockets-sansio",
+        http=http_protocol,
+        ws=ws_protocol,
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=args.ws_deflate,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
         ssl_certfile=args.certfile,
         ssl_keyfile=args.keyfile,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
         server_header=False,
     )
+    redact = RedactSecrets()
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(redact)
     server = GracefulServer(config, app)
-    log.info("broker: %s", "redis" if broker is not None else "memory")
+    kind = "redis" if broker is not None else "memory"
+    log.info("broker: %s; at most %d connections, %d per address", kind, total, per_ip)
+    if not _loopback(args.host) and not settings.allowed_hosts:
+        log.warning(
+            "listening on %s without --allowed-host: only IP addresses and localhost are accepted "
+            "in Host; pass --allowed-host NAME for every name clients use",
+            args.host,
+        )
     # One machine-readable line: tests and scripts read the URL from it.
     print(f"pyrt-serve listening on {'https' if tls else 'http'}://{host}:{port}", flush=True)
     await server.serve(sockets=[sock])
@@ -233,7 +323,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bool(args.certfile) != bool(args.keyfile):
         print("--certfile and --keyfile go together", file=sys.stderr)
         return 2
+    try:
+        settings = settings_from_args(args)
+        for trusted in filter(None, (ip.strip() for ip in args.forwarded_allow_ips.split(","))):
+            if trusted != "*":
+                ipaddress.ip_network(trusted, strict=False)
+    except ValueError as exc:
+        print(f"serve.py: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args))
+        asyncio.run(_serve(args, settings))
     return 0

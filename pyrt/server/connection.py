@@ -119,6 +119,11 @@ class Connection:
     def queued_bytes(self) -> int:
         return self._queued
 
+    @property
+    def limit_bytes(self) -> int:
+        """The send queue's limit: more queued makes this connection a slow consumer."""
+        return self._limit
+
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Send what is queued, then close (WebSocket close frame / end of the SSE stream)."""
         if self.closed:
@@ -207,7 +212,12 @@ class Connection:
                     if ws:
                         item = queue.popleft()
                         self._queued -= len(item)
-                        await send({"type": "websocket.send", "text": item})
+                        try:
+                            await send({"type": "websocket.send", "text": item})
+                        except UnicodeError:  # never from pyrt's own frames: checked at ingress
+                            self._stats.error("unencodable")
+                            log.error("a frame for %s could not be encoded: dropped", self.session)
+                            continue
                         self._stats.frames_out += 1
                     else:
                         count = len(queue)

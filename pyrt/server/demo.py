@@ -1,4 +1,5 @@
-"""Demo mode (``--demo``): the live feed, connection-breaking controls, and what the app received.
+"""Demo mode (``--demo``, off unless asked for): the live feed, connection-breaking controls, and
+what the app received.
 
 - ``POST /demo/drop`` ``{"session": SID}`` or ``{"cid": CID}``: abort matching connections without
   a close frame (the browser sees 1006). Answers ``{"dropped": N}``.
@@ -6,11 +7,15 @@
 - ``GET /demo/received?cid=CID`` (or ``session=SID``): the ``message`` frames the application
   handled for that client, in order, once per id: ``{"messages": [{"id": ID, "data": D}, ...]}``.
   They are kept in the broker channel ``_received.<cid or session>``, so with Redis every instance
-  sees the same list.
+  sees the same list; that channel is private (no client may subscribe to it), and each record
+  is shown only to callers from the address that sent it.
 - The ``feed`` channel gets ``tick`` events every ``demo_tick`` seconds, an ``update`` every third
-  tick and a ``notification`` every fifth; the chat room is the ``chat`` channel (plain pub/sub).
+  tick and a ``notification`` every fifth; only the server publishes there. The chat room is the
+  ``chat`` channel (plain pub/sub).
 
-The controls act on the connections of the instance that receives the request.
+The controls act on the connections of the instance that receives the request, and only on those
+opened from the caller's own address. Demo mode refuses to run with authentication (see
+:class:`~pyrt.server.settings.Settings`): there are no users to tell apart.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import logging
 import time
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -29,15 +34,24 @@ from pyrt.server.application import Handler, IncomingMessage
 from pyrt.server.auth import origin_allowed
 from pyrt.server.brokers.base import Broker, BrokerError
 from pyrt.server.offsets import ZERO, is_channel_name
+from pyrt.server.protocol_handler import client_ip
 from pyrt.server.publish_endpoint import BadRequest, read_json_body
-from pyrt.server.runtime import Runtime
+from pyrt.server.runtime import ChannelPolicy, Runtime
 
-__all__ = ["FEED_CHANNEL", "demo_routes", "received_channel", "recording_handler", "run_feed"]
+__all__ = [
+    "FEED_CHANNEL",
+    "demo_channel_policy",
+    "demo_routes",
+    "received_channel",
+    "recording_handler",
+    "run_feed",
+]
 
 log = logging.getLogger("pyrt.server")
 
 FEED_CHANNEL = "feed"
-RECEIVED_RETENTION = 100_000
+RECEIVED_PREFIX = "_received."
+RECEIVED_RETENTION = 10_000
 _NOTIFICATIONS = [
     ("info", "Someone joined the chat"),
     ("success", "Backup finished"),
@@ -48,8 +62,20 @@ _NOTIFICATIONS = [
 
 def received_channel(key: str) -> str | None:
     """The channel recording what the application received from client ``key`` (cid or session)."""
-    name = f"_received.{key}"
+    name = f"{RECEIVED_PREFIX}{key}"
     return name if is_channel_name(name) else None
+
+
+def demo_channel_policy(inner: ChannelPolicy) -> ChannelPolicy:
+    """``inner``, plus: nobody subscribes to the private ``_received.*`` records, and only the
+    server publishes into ``feed``."""
+
+    def policy(channel: str, subject: str | None, action: str) -> bool:
+        if channel.startswith(RECEIVED_PREFIX) or (channel == FEED_CHANNEL and action == "publish"):
+            return False
+        return inner(channel, subject, action)
+
+    return policy
 
 
 def recording_handler(inner: Handler, broker: Broker) -> Handler:
@@ -59,7 +85,8 @@ def recording_handler(inner: Handler, broker: Broker) -> Handler:
         result = await inner(message)
         channel = received_channel(message.cid or message.session)
         if channel is not None:
-            record = json.dumps({"id": message.id, "data": message.data}, separators=(",", ":"))
+            entry = {"id": message.id, "data": message.data, "from": message.address}
+            record = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
             await broker.publish(channel, "received", record, retention=RECEIVED_RETENTION)
         return result
 
@@ -97,15 +124,19 @@ def demo_routes(runtime: Runtime) -> list[BaseRoute]:
         session, cid = body.get("session"), body.get("cid")
         if not isinstance(session, str) and not isinstance(cid, str):
             raise BadRequest(400, 'name the connections: {"session": SID} or {"cid": CID}')
-        return body, runtime.select(
+        caller = client_ip(request.scope)
+        connections = runtime.select(
             session if isinstance(session, str) else None, cid if isinstance(cid, str) else None
         )
+        return body, [conn for conn in connections if conn.client_ip == caller]
 
     async def drop(request: Request) -> Response:
         try:
             _, connections = await selected(request)
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        except ClientDisconnect:
+            return Response(status_code=400)
         for conn in connections:
             runtime.stats.drop("demo")
             conn.abort()
@@ -116,6 +147,8 @@ def demo_routes(runtime: Runtime) -> list[BaseRoute]:
             body, connections = await selected(request)
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        except ClientDisconnect:
+            return Response(status_code=400)
         seconds = body.get("seconds", 5)
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 3600:
             return JSONResponse({"error": "seconds must be a number from 0 to 3600"}, status_code=400)
@@ -132,7 +165,10 @@ def demo_routes(runtime: Runtime) -> list[BaseRoute]:
             history = await runtime.broker.history(channel, ZERO)
         except BrokerError:
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
-        return JSONResponse({"messages": [json.loads(p.data_json) for p in history.publications]})
+        caller = client_ip(request.scope)
+        records = (json.loads(p.data_json) for p in history.publications)
+        messages = [{"id": r["id"], "data": r["data"]} for r in records if r.get("from") == caller]
+        return JSONResponse({"messages": messages})
 
     return [
         Route("/demo/drop", drop, methods=["POST"]),

@@ -1,7 +1,9 @@
 """Local fan-out: which connections of this process subscribe to which channel.
 
-The broker hands every live publication to :meth:`Hub.dispatch` once; the hub pushes the
-publication's shared encoding (built once) into each subscriber's send queue.
+The broker hands every live publication to :meth:`Hub.dispatch` once; the hub builds each wire
+encoding once per fan-out and pushes that shared object into every subscriber's send queue.
+One subscriber can never stop the fan-out to the others: a failure delivering to one is logged
+and counted, and the loop goes on.
 
 Subscribing without gap or duplicate (:meth:`Hub.subscribe`): the subscriber is registered first
 and buffers live publications; then history after ``since`` is read and replayed; then the buffer
@@ -11,13 +13,16 @@ is flushed, skipping what the replay already covered (offsets are totally ordere
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from pyrt.server.brokers.base import Broker, History, Publication
 from pyrt.server.connection import Connection
 from pyrt.server.metrics import Stats
-from pyrt.server.offsets import ZERO, OffsetKey
+from pyrt.server.offsets import ZERO, OffsetKey, offset_key
 
-__all__ = ["Hub", "Subscriber"]
+__all__ = ["Hub", "Subscriber", "encoded", "replay"]
+
+log = logging.getLogger("pyrt.server")
 
 #: Live publications buffered while a subscriber's replay is being read, before it counts as slow.
 _PENDING_LIMIT = 10_000
@@ -36,8 +41,11 @@ class Subscriber:
         #: Live publications that arrived while the replay was being read; ``None`` once live.
         self.pending: list[Publication] | None = []
 
-    def deliver(self, publication: Publication) -> bool:
-        """Queue a live publication; ``False`` if it was not sent (buffered, old, or dropped)."""
+    def deliver(self, publication: Publication, frames: dict[str, str | bytes] | None = None) -> bool:
+        """Queue a live publication; ``False`` if it was not sent (buffered, old, or dropped).
+
+        ``frames`` caches the encodings of ``publication`` by connection kind (shared by a fan-out).
+        """
         pending = self.pending
         if pending is not None:
             pending.append(publication)
@@ -49,21 +57,70 @@ class Subscriber:
             return False
         self.floor = publication.key
         conn = self.conn
-        return conn.push(publication.ws_frame if conn.kind == "ws" else publication.sse_event)
+        return conn.push(encoded(publication, conn.kind, frames))
 
     def go_live(self, floor: OffsetKey) -> int:
         """End the replay: publications up to ``floor`` were sent; flush the newer buffered ones."""
         self.floor = max(self.floor, floor)
         pending, self.pending = self.pending or [], None
-        return sum(1 for publication in pending if self.deliver(publication))
+        sent = 0
+        for publication in pending:
+            try:
+                sent += self.deliver(publication)
+            except Exception:
+                log.exception("delivering %r %s failed", publication.channel, publication.offset)
+        return sent
+
+
+def encoded(publication: Publication, kind: str, frames: dict[str, str | bytes] | None = None) -> str | bytes:
+    """``publication`` as a ``/ws`` frame (``kind="ws"``) or ``/sse`` event, built once per ``frames``."""
+    if frames is not None:
+        frame = frames.get(kind)
+        if frame is not None:
+            return frame
+    frame = publication.ws_frame if kind == "ws" else publication.sse_event
+    if frames is not None:
+        frames[kind] = frame
+    return frame
+
+
+async def replay(conn: Connection, history: History) -> OffsetKey:
+    """Send ``history``'s publications to ``conn`` at the client's pace (waiting for room in its
+    send queue); return the offset to go live from. A publication that cannot be encoded is
+    skipped (and logged), never the end of the stream."""
+    floor = offset_key(history.latest)
+    limit = conn.limit_bytes // 2
+    for publication in history.publications:
+        if conn.closed:
+            break
+        try:
+            conn.push(encoded(publication, conn.kind))
+        except Exception:
+            log.exception("replaying %r %s failed", publication.channel, publication.offset)
+        floor = max(floor, publication.key)
+        if conn.queued_bytes > limit:
+            await conn.wait_room()
+    return floor
 
 
 class Hub:
-    """Subscribers of this process by channel, fed by one broker."""
+    """Subscribers of this process by channel, fed by one broker.
 
-    def __init__(self, broker: Broker, stats: Stats) -> None:
+    ``replay_limit`` and ``replay_bytes`` bound what one subscribe reads from history.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        stats: Stats,
+        *,
+        replay_limit: int | None = None,
+        replay_bytes: int | None = None,
+    ) -> None:
         self._broker = broker
         self._stats = stats
+        self._replay_limit = replay_limit
+        self._replay_bytes = replay_bytes
         self._channels: dict[str, dict[Subscriber, None]] = {}
         self._watching: dict[str, asyncio.Future[None]] = {}
 
@@ -72,11 +129,19 @@ class Hub:
         subscribers = self._channels.get(publication.channel)
         if not subscribers:
             return
-        sent = 0
+        sent = failed = 0
+        frames: dict[str, str | bytes] = {}
         for subscriber in tuple(subscribers):
-            if subscriber.deliver(publication):
-                sent += 1
+            try:
+                if subscriber.deliver(publication, frames):
+                    sent += 1
+            except Exception:
+                failed += 1
+                if failed == 1:
+                    log.exception("delivering %r %s failed", publication.channel, publication.offset)
         self._stats.deliveries += sent
+        if failed:
+            self._stats.errors["undeliverable"] += failed
 
     def channels(self) -> list[str]:
         return list(self._channels)
@@ -108,7 +173,9 @@ class Hub:
             self.unsubscribe(subscriber)
             raise
         try:
-            return await self._broker.history(channel, since)
+            return await self._broker.history(
+                channel, since, limit=self._replay_limit, max_bytes=self._replay_bytes
+            )
         except BaseException:
             self.unsubscribe(subscriber)
             raise

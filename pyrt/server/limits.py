@@ -1,10 +1,14 @@
-"""Limits that keep one client from hurting the others: a token bucket and a per-IP connection cap."""
+"""Limits that keep one client from hurting the others: token buckets (per connection and per
+client identity) and a per-address connection cap.
+
+Everything here is pure: time is passed in (``now``, monotonic seconds).
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 
-__all__ = ["ConnectionCap", "TokenBucket"]
+__all__ = ["ConnectionCap", "KeyedBuckets", "TokenBucket"]
 
 
 class TokenBucket:
@@ -24,15 +28,61 @@ class TokenBucket:
 
     def take(self, now: float) -> bool:
         """Spend a token if there is one; ``False`` means over the limit."""
+        return self.wait(now) == 0.0
+
+    def wait(self, now: float) -> float:
+        """Spend a token and return 0.0; or, over the limit, spend nothing and return the seconds
+        until a token is available."""
         if self.rate <= 0:
-            return True
+            return 0.0
         tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
         self._last = now
         if tokens >= 1.0:
             self._tokens = tokens - 1.0
-            return True
+            return 0.0
         self._tokens = tokens
-        return False
+        return (1.0 - tokens) / self.rate
+
+    def full(self, now: float) -> bool:
+        """Whether the bucket has refilled completely (it is then as good as a new one)."""
+        return self.rate <= 0 or self._tokens + (now - self._last) * self.rate >= self.burst
+
+
+class KeyedBuckets:
+    """One :class:`TokenBucket` per key (a client identity), created on first use.
+
+    A bucket that has refilled is forgotten (a new one is identical), and at most ``max_keys``
+    are kept (the least recently used goes first), so the map stays small whatever clients send.
+    """
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 100_000) -> None:
+        if max_keys < 1:
+            raise ValueError(f"max_keys must be at least 1, got {max_keys}")
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def wait(self, key: str, now: float) -> float:
+        """Spend one token of ``key``'s bucket (0.0) or return the seconds until one is available."""
+        if self.rate <= 0:
+            return 0.0
+        buckets = self._buckets
+        bucket = buckets.get(key)
+        if bucket is None:
+            bucket = buckets[key] = TokenBucket(self.rate, self.burst, now)
+        else:
+            buckets.move_to_end(key)
+        delay = bucket.wait(now)
+        while buckets:
+            oldest_key, oldest = next(iter(buckets.items()))
+            if len(buckets) <= self.max_keys and (oldest is bucket or not oldest.full(now)):
+                break
+            del buckets[oldest_key]
+        return delay
 
 
 class ConnectionCap:
@@ -59,3 +109,7 @@ class ConnectionCap:
 
     def count(self, address: str) -> int:
         return self._open.get(address, 0)
+
+    def total(self) -> int:
+        """Open connections from every address."""
+        return sum(self._open.values())

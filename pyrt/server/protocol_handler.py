@@ -2,7 +2,12 @@
 
 :class:`WebSocketEndpoint` is a raw ASGI app: it checks Origin, the per-IP cap and the token,
 accepts with subprotocol ``pyrt.v1``, then a :class:`WsSession` reads frames one at a time, in
-order, and answers through the connection's send queue.
+order, and answers through the connection's send queue. A connection whose token expires is
+closed with 4001 (reconnect with a fresh token).
+
+Every frame is parsed by :mod:`pyrt.server.ingress` (no lone surrogates, no NaN): what is
+accepted can always be stored, echoed and fanned out. Message and publish ids are scoped by the
+client's identity (the token's subject, else its address).
 """
 
 from __future__ import annotations
@@ -11,31 +16,42 @@ import asyncio
 import json
 import logging
 import re
+import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
 from pyrt.server.application import HandlerError, IncomingMessage
-from pyrt.server.auth import SUBPROTOCOL, Claims, origin_allowed, token_from_scope, verify_token
+from pyrt.server.auth import SUBPROTOCOL, TOKEN_EXPIRED, Claims, origin_allowed, request_token, verify_token
 from pyrt.server.brokers.base import BrokerError
 from pyrt.server.connection import Connection
-from pyrt.server.hub import Subscriber
+from pyrt.server.hub import Subscriber, replay
+from pyrt.server.ingress import IngressError, check_text, loads
 from pyrt.server.limits import TokenBucket
-from pyrt.server.offsets import is_channel_name, offset_key, parse_offset
+from pyrt.server.offsets import is_channel_name, parse_offset
 from pyrt.server.runtime import Runtime
 
-__all__ = ["WebSocketEndpoint", "WsSession", "client_ip", "query_param", "scope_transport"]
+__all__ = [
+    "WebSocketEndpoint",
+    "WsSession",
+    "admit_websocket",
+    "client_ip",
+    "expire_with_token",
+    "query_param",
+    "scope_transport",
+]
 
 log = logging.getLogger("pyrt.server")
 
 _ID_MAX = 128
 _EVENT = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
-_MAX_SUBSCRIPTIONS = 256
+_REMEMBER_MAX = 512  # characters of an ack kept for re-sent copies; bigger ones lose their data
 _CHANNEL_RULE = "channel must be 1-128 characters of letters, digits and _ . : @ -"
 _EVENT_RULE = "event must be 1-64 characters of letters, digits and _ . : -"
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
-def client_ip(scope: dict[str, Any]) -> str:
+def client_ip(scope: Mapping[str, Any]) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
 
@@ -60,41 +76,19 @@ class WebSocketEndpoint:
         if scope["type"] != "websocket":
             return
         rt = self.rt
-        settings = rt.settings
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        if not origin_allowed(scope, settings.allowed_origins):
-            rt.stats.rejected["origin"] += 1
-            await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
+        admitted = await admit_websocket(rt, scope, send)
+        if admitted is None:
             return
-        if rt.draining:
-            await send({"type": "websocket.close", "code": 1001})
-            return
-        ip = client_ip(scope)
-        if not rt.cap.acquire(ip):
-            rt.stats.rejected["per_ip"] += 1
-            await _deny(scope, send, 429, b"too many connections from your address")
-            return
+        ip, claims = admitted
         try:
-            accept: dict[str, Any] = {"type": "websocket.accept"}
-            if SUBPROTOCOL in scope.get("subprotocols", ()):
-                accept["subprotocol"] = SUBPROTOCOL
-            claims: Claims | None = None
-            if settings.token_secret:
-                claims = verify_token(settings.token_secret, token_from_scope(scope))
-                if claims is None:
-                    rt.stats.rejected["auth"] += 1
-                    await send(accept)
-                    reason = "missing, bad or expired token"
-                    await send({"type": "websocket.close", "code": 4401, "reason": reason})
-                    return
-            await send(accept)
             conn = Connection(
                 "ws",
                 send,
                 stats=rt.stats,
-                limit_bytes=settings.send_queue_bytes,
+                limit_bytes=rt.settings.send_queue_bytes,
                 session=rt.new_session(),
                 cid=query_param(scope, "cid"),
                 client_ip=ip,
@@ -102,13 +96,67 @@ class WebSocketEndpoint:
             )
             session = WsSession(rt, conn, claims)
             rt.register(conn, session)
+            expiry = expire_with_token(conn, claims)
             try:
                 await session.run(receive)
             finally:
+                if expiry is not None:
+                    expiry.cancel()
                 session.cleanup()
                 rt.unregister(conn)
         finally:
             rt.cap.release(ip)
+
+
+async def admit_websocket(rt: Runtime, scope: dict[str, Any], send: Any) -> tuple[str, Claims | None] | None:
+    """Check a WebSocket handshake (Origin, shutdown, per-address cap, token) and accept it.
+
+    Returns the client's address and its token's claims; the caller must call
+    ``rt.cap.release(address)`` when the connection ends. ``None``: refused (and answered).
+    """
+    settings = rt.settings
+    if not origin_allowed(scope, settings.allowed_origins):
+        rt.stats.rejected["origin"] += 1
+        await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
+        return None
+    if rt.draining:
+        await send({"type": "websocket.close", "code": 1001})
+        return None
+    ip = client_ip(scope)
+    if not rt.cap.acquire(ip):
+        rt.stats.rejected["per_ip"] += 1
+        await _deny(scope, send, 429, b"too many connections from your address")
+        return None
+    try:
+        accept: dict[str, Any] = {"type": "websocket.accept"}
+        if SUBPROTOCOL in scope.get("subprotocols", ()):
+            accept["subprotocol"] = SUBPROTOCOL
+        claims: Claims | None = None
+        if settings.token_secret:
+            claims = verify_token(settings.token_secret, request_token(scope, settings.allowed_origins))
+            if claims is None:
+                rt.stats.rejected["auth"] += 1
+                await send(accept)
+                reason = "missing, bad or expired token"
+                await send({"type": "websocket.close", "code": 4401, "reason": reason})
+                rt.cap.release(ip)
+                return None
+        await send(accept)
+    except BaseException:
+        rt.cap.release(ip)
+        raise
+    return ip, claims
+
+
+def expire_with_token(conn: Connection, claims: Claims | None) -> asyncio.TimerHandle | None:
+    """Close ``conn`` when its token expires: 4001 for a WebSocket (the client reconnects with a
+    fresh token), the end of the stream for SSE. Cancel the returned timer when ``conn`` ends."""
+    if claims is None:
+        return None
+    delay = max(0.0, claims.expires - time.time())
+    return asyncio.get_running_loop().call_later(
+        delay, conn.close, TOKEN_EXPIRED, "token expired: reconnect with a fresh token"
+    )
 
 
 async def _deny(scope: dict[str, Any], send: Any, status: int, body: bytes) -> None:
@@ -129,6 +177,8 @@ class WsSession:
         self.conn = conn
         self.claims = claims
         self.subject = claims.subject if claims else None
+        #: Who this client is for dedup scopes and per-identity quotas.
+        self.identity = runtime.identity(self.subject, conn.client_ip)
         self.subscriptions: dict[str, Subscriber] = {}
         #: True while a frame is being handled (a graceful shutdown closes after it).
         self.busy = False
@@ -234,18 +284,18 @@ class WsSession:
         self.rt.stats.rejected["too_large"] += 1
         self.conn.close(1009, "message too big")
 
-    def _error(self, code: str, message: str, frame_id: object = None) -> None:
+    def _error(self, code: str, message: str, frame_id: object = None, **extra: Any) -> None:
         self.rt.stats.error(code)
-        error: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        error: dict[str, Any] = {"type": "error", "code": code, "message": message, **extra}
         if isinstance(frame_id, str) and len(frame_id) <= _ID_MAX:
             error["id"] = frame_id
         self.conn.push(_dumps(error))
 
     async def _on_text(self, text: str) -> None:
         try:
-            frame = json.loads(text)
-        except (ValueError, RecursionError):
-            self._error("bad_json", "the frame is not valid JSON")
+            frame = loads(text)
+        except IngressError as exc:
+            self._error(exc.code, str(exc))
             return
         if not isinstance(frame, dict):
             self._error("bad_frame", "a frame must be a JSON object")
@@ -261,6 +311,7 @@ class WsSession:
     def _send_json(self, value: dict[str, Any], frame_id: object = None) -> bool:
         try:
             text = _dumps(value)
+            check_text(text)
         except (ValueError, TypeError, RecursionError):
             self._error("bad_frame", "the frame cannot be answered (too deep or not JSON)", frame_id)
             return False
@@ -291,6 +342,7 @@ class WsSession:
             cid=conn.cid,
             subject=self.subject,
             reply=reply,
+            address=conn.client_ip,
         )
         if message_id is None:
             try:
@@ -304,23 +356,26 @@ class WsSession:
         assert isinstance(message_id, str)
         stats = self.rt.stats
 
-        async def compute() -> tuple[str, bool]:
+        async def compute() -> tuple[str, str | None]:
             try:
                 result = await self.rt.handler(message)
             except HandlerError as exc:
-                return _ack_error(message_id, str(exc)), True
+                return _remembered(_ack_error(message_id, str(exc)), message_id, False)
             except Exception:
                 log.exception("message handler failed")
-                return _ack_error(message_id, "internal error"), False
+                return _ack_error(message_id, "internal error"), None
             try:
-                return _dumps({"type": "ack", "id": message_id, "ok": True, "data": result}), True
+                ack = _dumps({"type": "ack", "id": message_id, "ok": True, "data": result})
+                check_text(ack)
             except (ValueError, TypeError, RecursionError):
-                return _ack_error(message_id, "the handler's result is not JSON"), True
+                refusal = _ack_error(message_id, "the handler's result is not JSON")
+                return _remembered(refusal, message_id, False)
+            return _remembered(ack, message_id, True)
 
         try:
-            ack, duplicate = await self.rt.broker.message_dedup.run_once(message_id, compute)
+            ack, duplicate = await self.rt.broker.message_dedup.run_once(self.identity, message_id, compute)
         except BrokerError as exc:
-            log.warning("message %s not handled: %s", message_id, exc)
+            log.warning("message %r not handled: %s", message_id, exc)
             ack, duplicate = _ack_error(message_id, "temporarily unavailable, retry"), False
         except RuntimeError as exc:  # the first copy of this id failed while we waited for it
             ack, duplicate = _ack_error(message_id, str(exc)), False
@@ -346,10 +401,11 @@ class WsSession:
             self._error("bad_frame", str(exc))
             return
         old = self.subscriptions.pop(channel, None)
+        most = self.rt.settings.max_subscriptions
         if old is not None:
             self.rt.hub.unsubscribe(old)
-        elif len(self.subscriptions) >= _MAX_SUBSCRIPTIONS:
-            self._error("forbidden", f"at most {_MAX_SUBSCRIPTIONS} subscriptions per connection")
+        elif len(self.subscriptions) >= most:
+            self._error("forbidden", f"at most {most} subscriptions per connection")
             return
         conn = self.conn
         subscriber = Subscriber(conn, channel)
@@ -370,15 +426,7 @@ class WsSession:
                 }
             )
         )
-        floor = offset_key(history.latest)
-        limit = self.rt.settings.send_queue_bytes // 2
-        for publication in history.publications:
-            if conn.closed:
-                break
-            conn.push(publication.ws_frame)
-            floor = max(floor, publication.key)
-            if conn.queued_bytes > limit:
-                await conn.wait_room()
+        floor = await replay(conn, history)
         self.rt.stats.replayed += len(history.publications)
         if self.subscriptions.get(channel) is subscriber:
             subscriber.go_live(floor)
@@ -415,13 +463,26 @@ class WsSession:
         except (ValueError, TypeError, RecursionError):
             self._error("bad_frame", "data cannot be encoded", publish_id)
             return
+        retry_after = self.rt.publish_quota.wait(self.identity, self._loop.time())
+        if retry_after:
+            self.rt.stats.drop("publish_quota")
+            message = "too many publications from you: retry later"
+            self._error("rate_limited", message, publish_id, retry_after=round(retry_after, 3))
+            return
         stats = self.rt.stats
         try:
             offset, duplicate = await self.rt.broker.publish(
-                channel, event, data_json, publish_id=publish_id if isinstance(publish_id, str) else None
+                channel,
+                event,
+                data_json,
+                publish_id=publish_id if isinstance(publish_id, str) else None,
+                scope=self.identity,
             )
+        except IngressError as exc:
+            self._error(exc.code, str(exc), publish_id)
+            return
         except BrokerError as exc:
-            log.warning("publish to %s failed: %s", channel, exc)
+            log.warning("publish to %r failed: %s", channel, exc)
             if publish_id is not None:
                 stats.acks["error"] += 1
                 self.conn.push(_ack_error(str(publish_id), "temporarily unavailable, retry"))
@@ -443,3 +504,14 @@ def _valid_id(value: object) -> bool:
 
 def _ack_error(message_id: str, error: str) -> str:
     return _dumps({"type": "ack", "id": message_id, "ok": False, "error": error})
+
+
+def _remembered(ack: str, message_id: str, ok: bool) -> tuple[str, str]:
+    """``ack`` and what the dedup window keeps for re-sent copies: the ack itself when small,
+    else the same answer without its data (``"duplicate": true`` says why)."""
+    if len(ack) <= _REMEMBER_MAX:
+        return ack, ack
+    compact: dict[str, Any] = {"type": "ack", "id": message_id, "ok": ok, "duplicate": True}
+    if not ok:
+        compact["error"] = "refused (the error text was too long to keep)"
+    return ack, _dumps(compact)

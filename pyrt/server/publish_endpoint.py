@@ -1,23 +1,28 @@
 """``POST /publish``: publish into a channel over plain HTTP (other services, scripts, tests).
 
 Body: ``{"channel": C, "data": D, "event": E?, "id": ID?}``; answer ``{"offset": O, "duplicate": B}``.
-A re-sent ``id`` publishes nothing new and answers the first offset with ``duplicate: true``.
-Errors: 400 (bad body), 403 (origin, token or channel not allowed), 413 (too large), 503 (broker).
+A re-sent ``id`` (from the same client identity, into the same channel) publishes nothing new and
+answers the first offset with ``duplicate: true``. Errors: 400 (bad body: not UTF-8 JSON, lone
+surrogates, NaN), 403 (origin, token or channel not allowed), 413 (too large), 429 with
+``Retry-After`` (over the identity's publication rate), 503 (broker).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from pyrt.server.auth import origin_allowed, token_from_scope, verify_token
+from pyrt.server.auth import check_origin, request_token, verify_token
 from pyrt.server.brokers.base import BrokerError
+from pyrt.server.ingress import IngressError, loads_body
 from pyrt.server.offsets import is_channel_name
+from pyrt.server.protocol_handler import client_ip
 from pyrt.server.runtime import Runtime
 from pyrt.server.sse_endpoint import cors_headers
 
@@ -36,7 +41,9 @@ class BadRequest(Exception):
 
 
 async def read_json_body(request: Request, limit: int) -> Any:
-    """The request's JSON body; :class:`BadRequest` 413 over ``limit`` bytes, 400 if not JSON."""
+    """The request's JSON body; :class:`BadRequest` 413 over ``limit`` bytes, 400 if it is not
+    UTF-8 JSON by :mod:`pyrt.server.ingress`'s rules. A client that goes away mid-body raises
+    Starlette's ``ClientDisconnect``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BadRequest(413, f"body larger than {limit} bytes")
@@ -48,9 +55,10 @@ async def read_json_body(request: Request, limit: int) -> Any:
             raise BadRequest(413, f"body larger than {limit} bytes")
         chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, RecursionError):
-        raise BadRequest(400, "the body is not valid JSON") from None
+        return loads_body(b"".join(chunks))
+    except IngressError as exc:
+        text = "the body is not valid JSON" if exc.code == "bad_json" else str(exc)
+        raise BadRequest(400, text) from None
 
 
 class PublishEndpoint:
@@ -60,13 +68,20 @@ class PublishEndpoint:
         self.rt = runtime
 
     async def __call__(self, request: Request) -> Response:
+        try:
+            return await self._publish(request)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody reads it: the client has gone
+
+    async def _publish(self, request: Request) -> Response:
         rt = self.rt
         settings = rt.settings
         scope = request.scope
-        if not origin_allowed(scope, settings.allowed_origins):
+        if not check_origin(scope, settings.allowed_origins).allowed:
             rt.stats.rejected["origin"] += 1
             return JSONResponse({"error": "origin not allowed"}, status_code=403)
-        cors = {k.decode(): v.decode("latin-1") for k, v in cors_headers(dict(scope))}
+        allowed = settings.allowed_origins
+        cors = {k.decode(): v.decode("latin-1") for k, v in cors_headers(dict(scope), allowed)}
         if request.method == "OPTIONS":
             return Response(
                 status_code=204,
@@ -79,7 +94,7 @@ class PublishEndpoint:
             )
         subject = None
         if settings.token_secret:
-            claims = verify_token(settings.token_secret, token_from_scope(scope))
+            claims = verify_token(settings.token_secret, request_token(scope, allowed))
             if claims is None:
                 rt.stats.rejected["auth"] += 1
                 return JSONResponse({"error": "missing, bad or expired token"}, status_code=403, headers=cors)
@@ -90,12 +105,26 @@ class PublishEndpoint:
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=cors)
         if not rt.channel_policy(channel, subject, "publish"):
-            refusal = {"error": f"you may not publish to {channel!r}"}
-            return JSONResponse(refusal, status_code=403, headers=cors)
+            forbidden = {"error": f"you may not publish to {channel!r}"}
+            return JSONResponse(forbidden, status_code=403, headers=cors)
+        identity = rt.identity(subject, client_ip(scope))
+        retry_after = rt.publish_quota.wait(identity, rt.now())
+        if retry_after:
+            rt.stats.drop("publish_quota")
+            seconds = max(1, math.ceil(retry_after))
+            refusal: dict[str, Any] = {
+                "error": "too many publications from you: retry later",
+                "retry_after": seconds,
+            }
+            return JSONResponse(refusal, status_code=429, headers={**cors, "retry-after": str(seconds)})
         try:
-            offset, duplicate = await rt.broker.publish(channel, event, data_json, publish_id=publish_id)
+            offset, duplicate = await rt.broker.publish(
+                channel, event, data_json, publish_id=publish_id, scope=identity
+            )
+        except IngressError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400, headers=cors)
         except BrokerError as exc:
-            log.warning("publish to %s failed: %s", channel, exc)
+            log.warning("publish to %r failed: %s", channel, exc)
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers=cors)
         if duplicate:
             rt.stats.dedup_hits["publish"] += 1

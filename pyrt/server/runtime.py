@@ -19,7 +19,7 @@ from pyrt.server.application import Handler
 from pyrt.server.brokers.base import Broker
 from pyrt.server.connection import Connection
 from pyrt.server.hub import Hub
-from pyrt.server.limits import ConnectionCap
+from pyrt.server.limits import ConnectionCap, KeyedBuckets
 from pyrt.server.metrics import Stats
 from pyrt.server.settings import Settings
 from pyrt.sse_encode import encode_comment
@@ -33,6 +33,7 @@ log = logging.getLogger("pyrt.server")
 ChannelPolicy = Callable[[str, str | None, str], bool]
 
 _SSE_HEARTBEAT = encode_comment("hb").encode()
+_HOUSEKEEPING_EVERY = 5.0  # seconds between broker housekeeping runs (expiry of idle channels)
 
 
 def default_channel_policy(channel: str, subject: str | None, action: str) -> bool:
@@ -57,8 +58,12 @@ class Runtime:
         self.channel_policy = channel_policy
         self.name = settings.server_name or f"pyrt-{os.getpid()}"
         self.stats = Stats()
-        self.hub = Hub(broker, self.stats)
+        self.hub = Hub(
+            broker, self.stats, replay_limit=settings.replay_limit, replay_bytes=settings.max_replay_bytes
+        )
         self.cap = ConnectionCap(settings.max_connections_per_ip)
+        #: Publications per client identity (``publish`` frames and ``POST /publish``).
+        self.publish_quota = KeyedBuckets(settings.publish_rate, settings.publish_burst)
         #: Every open connection, with the object that serves it (``WsSession`` or ``None``).
         self.connections: dict[Connection, Any] = {}
         self.draining = False
@@ -76,6 +81,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._sse_heartbeats()))
         self._tasks.append(loop.create_task(self._ws_heartbeats()))
+        self._tasks.append(loop.create_task(self._housekeeping()))
         if not self.settings.token_secret:
             log.warning("no token secret configured: authentication is OFF (anyone may connect)")
 
@@ -112,8 +118,19 @@ class Runtime:
 
     # --- connections --------------------------------------------------------------------------
 
+    @staticmethod
+    def now() -> float:
+        """The clock of every rate limit (the event loop's, monotonic seconds)."""
+        return asyncio.get_running_loop().time()
+
     def new_session(self) -> str:
         return secrets.token_urlsafe(12)
+
+    @staticmethod
+    def identity(subject: str | None, address: str) -> str:
+        """Who a client is, for dedup scopes and per-identity quotas: the token's subject, else
+        (authentication off) its address."""
+        return f"sub:{subject}" if subject is not None else f"ip:{address}"
 
     def register(self, conn: Connection, session: Any = None) -> None:
         self.connections[conn] = session
@@ -141,6 +158,14 @@ class Runtime:
             for conn in list(self.connections):
                 if conn.kind == "sse" and not conn.queued_bytes:
                     conn.push(_SSE_HEARTBEAT)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(_HOUSEKEEPING_EVERY)
+            try:
+                await self.broker.housekeeping()
+            except Exception:
+                log.exception("broker housekeeping failed")
 
     async def _ws_heartbeats(self) -> None:
         interval = self.settings.heartbeat

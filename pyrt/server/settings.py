@@ -1,6 +1,7 @@
 """Server settings: one frozen object, built from the command line or by the embedding app.
 
 Every limit has a safe default; ``0`` turns a numeric limit off where that makes sense (noted).
+docs/server.md ("Limits and abuse") lists them with their flags and the memory they bound.
 """
 
 from __future__ import annotations
@@ -25,21 +26,27 @@ class Settings:
     web_dir: Path = REPO_ROOT / "web"
     node_modules: Path = REPO_ROOT / "node_modules"
     package_dir: Path = REPO_ROOT / "pyrt"
-    #: Serve ``/demo/*`` controls and publish the demo feed.
-    demo: bool = True
+    #: Serve ``/demo/*`` controls and publish the demo feed. Refused together with ``token_secret``:
+    #: the controls break and read other clients' connections.
+    demo: bool = False
+    #: Serve ``/echo`` (raw echo, for benchmarks and raw-mode tests).
+    echo: bool = False
     #: Name sent in ``welcome`` (defaults to ``pyrt-<pid>``).
     server_name: str = ""
 
     # --- security -------------------------------------------------------------------------------
-    #: Origins allowed besides the server's own (``"*"`` allows every origin). Requests without
-    #: an ``Origin`` header (non-browser clients) are allowed.
+    #: Origins allowed besides the server's own (``"*"`` allows every origin, without credentials).
+    #: Requests without an ``Origin`` header (non-browser clients) are allowed.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    #: ``Host`` names the server answers to (DNS-rebinding guard). IP addresses, ``localhost`` and
+    #: ``*.localhost`` are always accepted; ``".example.com"`` accepts every subdomain, ``"*"`` any.
+    allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
     #: HMAC secret for tokens; empty: authentication is off.
     token_secret: str = ""
     #: Extra CSP ``connect-src`` sources for the pages (the server's own origin is always allowed).
     connect_src: tuple[str, ...] = field(default_factory=tuple)
 
-    # --- limits ---------------------------------------------------------------------------------
+    # --- limits per connection ------------------------------------------------------------------
     #: Largest accepted WebSocket message / HTTP body, in bytes (larger: close 1009 / HTTP 413).
     max_message_bytes: int = 1024 * 1024
     #: Sustained frames per second per WebSocket connection (token bucket rate); 0: unlimited.
@@ -48,12 +55,47 @@ class Settings:
     rate_burst: int = 400
     #: Refused frames (beyond the rate) tolerated in a burst before closing with 1008.
     abuse_limit: int = 100
-    #: Open connections (WebSocket + SSE) per client IP; 0: unlimited.
-    max_connections_per_ip: int = 1000
     #: Bytes queued for one connection before it counts as a slow consumer (close 1013).
     send_queue_bytes: int = 4 * 1024 * 1024
-    #: Seconds for a client to send its request headers before the server drops the socket.
+    #: Subscriptions one WebSocket connection may hold.
+    max_subscriptions: int = 256
+    #: Seconds a client has to send each request head (the first one and every keep-alive one).
     handshake_timeout: float = 10.0
+
+    # --- limits per client identity (token subject, else address) --------------------------------
+    #: Open connections (WebSocket + SSE; with ``serve.py`` every TCP connection) per client
+    #: address; 0: unlimited.
+    max_connections_per_ip: int = 1000
+    #: Publications per second per identity (``publish`` frames and ``POST /publish`` together);
+    #: 0: unlimited. Over it: ``rate_limited`` / HTTP 429 with ``Retry-After``.
+    publish_rate: float = 200.0
+    #: Publications an identity may make in a burst above ``publish_rate``.
+    publish_burst: int = 1000
+    #: Message and publish ids one identity keeps in the dedup window (its oldest go first).
+    dedup_per_identity: int = 10_000
+
+    # --- limits for the whole process -----------------------------------------------------------
+    #: Bytes of publications retained for replay, all channels together (memory broker); the
+    #: least recently published channels lose their oldest publications first.
+    history_bytes: int = 64 * 1024 * 1024
+    #: Channels with retained history (memory broker); the least recently published is forgotten.
+    max_channels: int = 10_000
+    #: Seconds a publication is retained (both brokers; an idle channel disappears after it).
+    history_ttl: float = 600.0
+    #: Publications replayed per subscribe or SSE resume (the newest ones; ``recovered: false``
+    #: when more were missed); 0: ``retention``.
+    max_replay: int = 0
+    #: Bytes replayed per subscribe or SSE resume, at most (the newest publications that fit).
+    max_replay_bytes: int = 16 * 1024 * 1024
+
+    # --- serve.py's HTTP server (not used when the app is mounted in another server) -------------
+    #: Open TCP connections in all (each costs a file descriptor); clamped below the process's
+    #: file limit. A new connection over it is reset.
+    max_connections: int = 10_000
+    #: Bytes of one request head (request line and headers); larger: 431.
+    max_head_bytes: int = 32 * 1024
+    #: Seconds a request body may take after its head; slower: 408.
+    body_timeout: float = 30.0
 
     # --- liveness -------------------------------------------------------------------------------
     #: WebSocket heartbeat interval in seconds, announced in ``welcome``. The server pings a
@@ -73,9 +115,21 @@ class Settings:
     retention: int = 1000
     #: Seconds a message or publish id is remembered.
     dedup_ttl: float = 600.0
-    #: Ids remembered at most (memory broker).
+    #: Ids remembered at most, all identities together (memory broker).
     dedup_max: int = 100_000
 
     # --- demo -----------------------------------------------------------------------------------
     #: Seconds between demo ``tick`` events on the ``feed`` channel (0: no demo feed).
     demo_tick: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.demo and self.token_secret:
+            raise ValueError(
+                "demo mode cannot be combined with a token secret: the demo controls drop, stall "
+                "and read other clients' connections. Turn one of them off."
+            )
+
+    @property
+    def replay_limit(self) -> int:
+        """Publications replayed per subscribe (``max_replay``, or ``retention`` when 0)."""
+        return self.max_replay if self.max_replay > 0 else self.retention

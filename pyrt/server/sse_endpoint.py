@@ -10,15 +10,15 @@ Streams are gzip-compressed for clients that accept it (:mod:`pyrt.server.sse_gz
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pyrt.server.auth import header, origin_allowed, token_from_scope, verify_token
+from pyrt.server.auth import Claims, check_origin, header, origin_allowed, request_token, verify_token
 from pyrt.server.brokers.base import BrokerError
 from pyrt.server.connection import Connection
-from pyrt.server.hub import Subscriber
-from pyrt.server.offsets import OffsetKey, is_channel_name, offset_key, parse_offset
-from pyrt.server.protocol_handler import client_ip, query_param, scope_transport
+from pyrt.server.hub import Subscriber, replay
+from pyrt.server.offsets import OffsetKey, is_channel_name, parse_offset
+from pyrt.server.protocol_handler import client_ip, expire_with_token, query_param, scope_transport
 from pyrt.server.runtime import Runtime
 from pyrt.server.sse_gzip import accepts_gzip, gzip_send
 
@@ -27,11 +27,19 @@ __all__ = ["SSEEndpoint", "cors_headers"]
 log = logging.getLogger("pyrt.server")
 
 
-def cors_headers(scope: dict[str, Any]) -> list[tuple[bytes, bytes]]:
-    """CORS headers for an allowed cross-origin request (empty when there is no ``Origin``)."""
+def cors_headers(scope: dict[str, Any], allowed: Iterable[str]) -> list[tuple[bytes, bytes]]:
+    """CORS headers for an allowed cross-origin request (empty when there is no ``Origin``).
+
+    An origin admitted only by ``"*"`` gets ``Access-Control-Allow-Origin: *`` and no
+    credentials (the Fetch standard never combines them); the others get their origin echoed,
+    with credentials.
+    """
     origin = header(scope, "origin")
     if origin is None:
         return []
+    check = check_origin(scope, allowed)
+    if not check.credentials:
+        return [(b"access-control-allow-origin", b"*")] if check.allowed else []
     return [
         (b"access-control-allow-origin", origin.encode("latin-1")),
         (b"access-control-allow-credentials", b"true"),
@@ -72,7 +80,7 @@ class SSEEndpoint:
             rt.stats.rejected["origin"] += 1
             await plain_response(send, 403, "origin not allowed")
             return
-        cors = cors_headers(scope)
+        cors = cors_headers(scope, settings.allowed_origins)
         if scope["method"] == "OPTIONS":
             await plain_response(
                 send,
@@ -89,8 +97,9 @@ class SSEEndpoint:
             await plain_response(send, 405, "use GET", [(b"allow", b"GET")])
             return
         subject = None
+        claims = None
         if settings.token_secret:
-            claims = verify_token(settings.token_secret, token_from_scope(scope))
+            claims = verify_token(settings.token_secret, request_token(scope, settings.allowed_origins))
             if claims is None:
                 rt.stats.rejected["auth"] += 1
                 await plain_response(send, 403, "missing, bad or expired token", cors)
@@ -112,7 +121,7 @@ class SSEEndpoint:
             await plain_response(send, 429, "too many connections from your address", cors)
             return
         try:
-            await self._stream(scope, receive, send, channel, since, ip, cors)
+            await self._stream(scope, receive, send, channel, since, ip, cors, claims)
         finally:
             rt.cap.release(ip)
 
@@ -125,6 +134,7 @@ class SSEEndpoint:
         since: OffsetKey | None,
         ip: str,
         cors: list[tuple[bytes, bytes]],
+        claims: Claims | None,
     ) -> None:
         rt = self.rt
         if rt.settings.sse_gzip and accepts_gzip(header(scope, "accept-encoding")):
@@ -147,6 +157,7 @@ class SSEEndpoint:
             await plain_response(send, 503, "temporarily unavailable", [*cors, (b"retry-after", b"1")])
             return
         rt.register(conn)
+        expiry = expire_with_token(conn, claims)
         try:
             await send(
                 {
@@ -161,15 +172,7 @@ class SSEEndpoint:
                 }
             )
             conn.push(f"retry: {rt.settings.sse_retry_ms}\n\n".encode())
-            floor = offset_key(history.latest)
-            limit = rt.settings.send_queue_bytes // 2
-            for publication in history.publications:
-                if conn.closed:
-                    break
-                conn.push(publication.sse_event)
-                floor = max(floor, publication.key)
-                if conn.queued_bytes > limit:
-                    await conn.wait_room()
+            floor = await replay(conn, history)
             rt.stats.replayed += len(history.publications)
             subscriber.go_live(floor)
             while True:
@@ -177,6 +180,8 @@ class SSEEndpoint:
                 if message["type"] == "http.disconnect":
                     return
         finally:
+            if expiry is not None:
+                expiry.cancel()
             rt.hub.unsubscribe(subscriber)
             conn.detach()
             rt.unregister(conn)

@@ -23,7 +23,7 @@ def build() -> tuple[Starlette, list[IncomingMessage]]:
             raise RuntimeError("bug")
         return {"length": len(str(message.data))}
 
-    pyrt_app = create_app(Settings(demo=False), handler=handler)
+    pyrt_app = create_app(Settings(allowed_hosts=("testserver",)), handler=handler)
     outer = Starlette(
         routes=[Route("/", lambda request: PlainTextResponse("home")), Mount("/rt", app=pyrt_app)]
     )

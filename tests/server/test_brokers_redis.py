@@ -72,14 +72,14 @@ def test_a_message_id_runs_the_handler_once_across_brokers(redis_server: RedisSe
         a, b = RedisBroker(redis_server.url, prefix=prefix), RedisBroker(redis_server.url, prefix=prefix)
         runs = 0
 
-        async def compute() -> tuple[str, bool]:
+        async def compute() -> tuple[str, str | None]:
             nonlocal runs
             runs += 1
             await asyncio.sleep(0.05)
-            return "ack", True
+            return "ack", "ack"
 
         results = await asyncio.gather(
-            a.message_dedup.run_once("m", compute), b.message_dedup.run_once("m", compute)
+            a.message_dedup.run_once("ip:x", "m", compute), b.message_dedup.run_once("ip:x", "m", compute)
         )
         assert sorted(results) == [("ack", False), ("ack", True)]
         assert runs == 1
@@ -114,7 +114,7 @@ def test_watched_channels_are_delivered_live_in_order(redis_server: RedisServer)
 
 
 def _pair(start_server: Callable[..., ServerProcess], url: str) -> tuple[ServerProcess, ServerProcess]:
-    args = ("--redis", url, "--demo-tick", "0", "--rate-limit", "0")
+    args = ("--redis", url, "--demo", "--demo-tick", "0", "--rate-limit", "0")
     return start_server(*args, "--name", "A"), start_server(*args, "--name", "B")
 
 

@@ -92,7 +92,7 @@ def test_tls_serves_https_and_wss(
     srv = start_server("--certfile", str(cert), "--keyfile", str(key), "--demo-tick", "0")
     assert srv.url.startswith("https://127.0.0.1:")
     context = ssl.create_default_context(cafile=str(cert))
-    assert httpx.get(srv.url + "/healthz", verify=context).json() == {"status": "ok", "demo": True}
+    assert httpx.get(srv.url + "/healthz", verify=context).json() == {"status": "ok", "demo": False}
     with pytest.raises(httpx.ConnectError):
         httpx.get(srv.url + "/healthz")  # not trusted without the certificate
 

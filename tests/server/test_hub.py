@@ -17,9 +17,11 @@ from pyrt.server.offsets import ZERO, OffsetKey, offset_key
 class SlowHistoryBroker(MemoryBroker):
     """A memory broker whose history reads take a while (like a network round trip)."""
 
-    async def history(self, channel: str, since: OffsetKey | None) -> History:
+    async def history(
+        self, channel: str, since: OffsetKey | None, *, limit: int | None = None, max_bytes: int | None = None
+    ) -> History:
         await asyncio.sleep(0.01)
-        history = await super().history(channel, since)
+        history = await super().history(channel, since, limit=limit, max_bytes=max_bytes)
         await asyncio.sleep(0.01)
         return history
 

@@ -156,7 +156,7 @@ def test_foreign_origin_is_refused_with_403(server: ServerProcess) -> None:
 
 
 def test_the_demo_feed_has_distinct_named_events(start_server: Callable[..., ServerProcess]) -> None:
-    fast = start_server("--demo-tick", "0.02")
+    fast = start_server("--demo", "--demo-tick", "0.02")
 
     async def scenario() -> None:
         async with httpx.AsyncClient(timeout=5) as client:

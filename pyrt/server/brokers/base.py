@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,12 +26,15 @@ class BrokerError(Exception):
 
 
 class Publication:
-    """One publication, with its wire encodings computed once for every subscriber.
+    """One publication. ``data_json`` is the data already encoded as JSON text: it is stored and
+    sent as is.
 
-    ``data_json`` is the data already encoded as JSON text: it is stored and sent as is.
+    The wire encodings (:attr:`ws_frame`, :attr:`sse_event`) are built on each access and never
+    kept here: a retained publication costs its data once, not three times. The hub builds each
+    once per fan-out and shares it among subscribers.
     """
 
-    __slots__ = ("_sse", "_ws", "channel", "data_json", "event", "key", "offset")
+    __slots__ = ("channel", "data_json", "event", "key", "offset")
 
     def __init__(self, channel: str, offset: str, event: str, data_json: str) -> None:
         self.channel = channel
@@ -38,27 +42,32 @@ class Publication:
         self.key: OffsetKey = offset_key(offset)
         self.event = event
         self.data_json = data_json
-        self._ws: str | None = None
-        self._sse: bytes | None = None
 
     @property
     def ws_frame(self) -> str:
-        """The ``publication`` frame for ``/ws`` (built on first use, then shared)."""
-        if self._ws is None:
-            self._ws = (
-                '{"type":"publication","channel":' + json.dumps(self.channel)
-                + ',"offset":"' + self.offset
-                + '","event":' + json.dumps(self.event)
-                + ',"data":' + self.data_json + "}"
-            )
-        return self._ws
+        """The ``publication`` frame for ``/ws``."""
+        return (
+            '{"type":"publication","channel":' + json.dumps(self.channel)
+            + ',"offset":"' + self.offset
+            + '","event":' + json.dumps(self.event)
+            + ',"data":' + self.data_json + "}"
+        )
 
     @property
     def sse_event(self) -> bytes:
-        """The event for ``/sse`` (built on first use, then shared)."""
-        if self._sse is None:
-            self._sse = encode_event(self.data_json.encode(), type=self.event, id=self.offset)
-        return self._sse
+        """The event for ``/sse`` (:class:`UnicodeEncodeError` if the data is not valid text)."""
+        return encode_event(self.data_json.encode(), type=self.event, id=self.offset)
+
+    @property
+    def size(self) -> int:
+        """Bytes of memory this publication holds (its strings and the object itself)."""
+        return (
+            sys.getsizeof(self.data_json)
+            + sys.getsizeof(self.channel)
+            + sys.getsizeof(self.offset)
+            + sys.getsizeof(self.event)
+            + _OVERHEAD
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +93,9 @@ class History:
     publications: list[Publication]
     latest: str
     recovered: bool
+
+
+_OVERHEAD = 200  # the object, its key tuple and its slot in a channel's log
 
 
 #: Called by the broker, on the event loop, for every live publication of a watched channel, in
@@ -121,13 +133,16 @@ class Broker(abc.ABC):
         data_json: str,
         *,
         publish_id: str | None = None,
+        scope: str = "",
         retention: int | None = None,
     ) -> tuple[str, bool]:
         """Append a publication; return ``(offset, duplicate)``.
 
-        With ``publish_id``, a second publish with the same id (within the dedup window) appends
-        nothing and returns the first one's offset with ``duplicate=True``. ``retention``
-        overrides how many publications this channel keeps.
+        With ``publish_id``, a second publish with the same id into the same channel from the
+        same ``scope`` (the client's identity) within the dedup window appends nothing and
+        returns the first one's offset with ``duplicate=True``. ``retention`` overrides how many
+        publications this channel keeps. :class:`ValueError` if ``data_json`` is not valid
+        text (a lone surrogate): nothing that cannot be sent is ever stored.
         """
 
     @abc.abstractmethod
@@ -143,8 +158,18 @@ class Broker(abc.ABC):
         """Stop delivering ``channel`` (no local subscriber left)."""
 
     @abc.abstractmethod
-    async def history(self, channel: str, since: OffsetKey | None) -> History:
-        """Publications after ``since`` (``None``: none, just the latest offset)."""
+    async def history(
+        self, channel: str, since: OffsetKey | None, *, limit: int | None = None, max_bytes: int | None = None
+    ) -> History:
+        """Publications after ``since`` (``None``: none, just the latest offset).
+
+        At most ``limit`` publications and about ``max_bytes`` of data (the newest ones; at least
+        one): when more were missed, ``recovered`` is ``False``.
+        """
+
+    async def housekeeping(self) -> None:
+        """Forget what has expired (called every few seconds by the server)."""
+        return None
 
     async def healthy(self) -> bool:
         """Whether the broker can serve requests now."""

@@ -4,14 +4,19 @@
   the id of the entry before it (field ``p``); with a publish id it first checks (and then sets)
   a dedup key, so publish-with-id is atomic across instances.
 - Offsets are stream ids, so a client can resume on any instance.
-- Replay: ``XRANGE (since +``; the replay is ``recovered`` iff its first entry's ``p`` is
-  ``since`` (nothing between was trimmed), else it restarts at the oldest retained entry.
+- Retention: ``MAXLEN ~ retention`` per stream, entries older than ``history_ttl`` are trimmed
+  (``XTRIM MINID``) and an idle stream expires after ``history_ttl`` (``PEXPIRE``): no channel
+  outlives its last publication by more than that.
+- Replay: read backwards (``XREVRANGE``) in pages, newest first, until ``since`` or the replay
+  limits: memory per replay stays bounded. The replay is ``recovered`` iff it reached ``since``
+  and its first entry's ``p`` is ``since`` (nothing between was trimmed); else it holds the
+  newest retained entries that fit.
 - Live: one reader task per instance runs ``XREAD BLOCK`` over the watched channels plus a
   private wake-up stream, which :meth:`watch` pokes so a new channel is read at once.
-- ``message`` ids: ``SET NX`` claims an id for the instance that runs the handler, with a lease
-  it renews while the handler runs; the ack frame then replaces the claim for ``dedup_ttl``
-  seconds, and other instances answer re-sent copies from it. A dead instance's claim lapses
-  within seconds, so its unfinished handler runs again elsewhere.
+- ``message`` ids: ``SET NX`` claims an id (scoped by client identity) for the instance that
+  runs the handler, with a lease it renews while the handler runs; the compact ack then replaces
+  the claim for ``dedup_ttl`` seconds, and other instances answer re-sent copies from it. A dead
+  instance's claim lapses within seconds, so its unfinished handler runs again elsewhere.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from pyrt.server.brokers.base import Broker, BrokerError, History, Listener, Publication
-from pyrt.server.dedup import Compute, MessageDedup
+from pyrt.server.dedup import Compute, MessageDedup, scoped_key
+from pyrt.server.ingress import check_text
 from pyrt.server.offsets import ZERO, OffsetKey, format_offset, offset_key
 
 __all__ = ["RedisBroker", "RedisMessageDedup"]
@@ -42,9 +48,17 @@ local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = '0'
 if #last > 0 then prev = last[1][1] end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2], 'd', ARGV[3], 'p', prev)
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then
+  local ms = tonumber(string.match(id, '^(%d+)'))
+  redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d', ms - ttl))
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
 if KEYS[2] ~= '' then redis.call('SET', KEYS[2], id, 'PX', ARGV[4]) end
 return {id, 0}
 """
+
+_FIRST_PAGE = 16  # entries in the first replay page; later pages are sized by the bytes left
 
 _PENDING = "\x00pending"  # prefix of a claim: "\x00pending:<token of the claiming handler>"
 _LEASE_MS = 3_000  # a claim lapses this long after its owner stops renewing it (a crash)
@@ -78,8 +92,8 @@ class RedisMessageDedup(MessageDedup):
         self._prefix = prefix
         self._ttl_ms = int(ttl * 1000)
 
-    async def run_once(self, message_id: str, compute: Compute) -> tuple[str, bool]:
-        key = self._prefix + message_id
+    async def run_once(self, scope: str, message_id: str, compute: Compute) -> tuple[str, bool]:
+        key = self._prefix + scoped_key(scope, message_id)
         token = f"{_PENDING}:{secrets.token_hex(8)}"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _WAIT_FOR_OTHER
@@ -113,15 +127,15 @@ class RedisMessageDedup(MessageDedup):
     async def _run(self, key: str, token: str, compute: Compute) -> str:
         renewer = asyncio.get_running_loop().create_task(self._renew(key, token))
         try:
-            frame, cacheable = await compute()
+            frame, remember = await compute()
         except BaseException:
             await self._release(key, token)
             raise
         finally:
             renewer.cancel()
         try:
-            if cacheable:
-                await self._redis.set(key, frame, px=self._ttl_ms)
+            if remember is not None:
+                await self._redis.set(key, remember, px=self._ttl_ms)
             else:
                 await self._release(key, token)
         except RedisError as exc:
@@ -142,9 +156,11 @@ class RedisBroker(Broker):
         dedup_ttl: float = 600.0,
         prefix: str = "pyrt:",
         block_ms: int = 5000,
+        history_ttl: float = 600.0,
     ) -> None:
         self.url = url
         self.retention = retention
+        self._history_ttl_ms = int(history_ttl * 1000)
         self.prefix = prefix
         self._dedup_ttl_ms = int(dedup_ttl * 1000)
         self._block_ms = block_ms
@@ -154,11 +170,19 @@ class RedisBroker(Broker):
         # Typed as Any: redis-py's annotations do not follow decode_responses=True (str results).
         # A bounded pool: a burst of subscribers queues for a connection instead of opening
         # one each (which runs into Redis's and the process's connection limits).
+        # Entries written by anything else than pyrt may hold bytes that are not UTF-8: they are
+        # read with U+FFFD in their place, never as text that cannot be sent on.
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=_POOL_SIZE, timeout=_POOL_WAIT
+            url,
+            decode_responses=True,
+            encoding_errors="replace",
+            max_connections=_POOL_SIZE,
+            timeout=_POOL_WAIT,
         )
         self._redis: Any = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
-        self._reader_client: Any = aioredis.Redis.from_url(url, decode_responses=True)
+        self._reader_client: Any = aioredis.Redis.from_url(
+            url, decode_responses=True, encoding_errors="replace"
+        )
         self._publish = self._redis.register_script(_PUBLISH)
         self._message_dedup = RedisMessageDedup(self._redis, prefix + "msg:", dedup_ttl)
         self._cursors: dict[str, str] = {}  # watched channel -> last id delivered
@@ -214,13 +238,23 @@ class RedisBroker(Broker):
         data_json: str,
         *,
         publish_id: str | None = None,
+        scope: str = "",
         retention: int | None = None,
     ) -> tuple[str, bool]:
-        dedup_key = f"{self.prefix}pub:{publish_id}" if publish_id is not None else ""
+        check_text(data_json)
+        dedup_key = ""
+        if publish_id is not None:
+            dedup_key = f"{self.prefix}pub:{scoped_key(scope, channel, publish_id)}"
         try:
             offset, duplicate = await self._publish(
                 keys=[self._key(channel), dedup_key],
-                args=[retention or self.retention, event, data_json, self._dedup_ttl_ms],
+                args=[
+                    retention or self.retention,
+                    event,
+                    data_json,
+                    self._dedup_ttl_ms,
+                    self._history_ttl_ms,
+                ],
             )
         except RedisError as exc:
             raise BrokerError(f"redis: {exc}") from exc
@@ -240,29 +274,60 @@ class RedisBroker(Broker):
     def unwatch(self, channel: str) -> None:
         self._cursors.pop(channel, None)
 
-    async def history(self, channel: str, since: OffsetKey | None) -> History:
+    async def history(
+        self, channel: str, since: OffsetKey | None, *, limit: int | None = None, max_bytes: int | None = None
+    ) -> History:
         key = self._key(channel)
         try:
             if since is None:
                 last = await self._redis.xrevrange(key, count=1)
                 return History([], last[0][0] if last else "0", True)
-            if since == ZERO:
-                entries = await self._redis.xrange(key)
-                return History(self._publications(channel, entries), _latest(entries), True)
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.xrange(key, min="(" + format_offset(since))
-                pipe.xrevrange(key, count=1)
-                entries, last = await pipe.execute()
-            latest = last[0][0] if last else "0"
+            low = "-" if since == ZERO else "(" + format_offset(since)
+            entries, complete = await self._read_back(key, low, limit, max_bytes)
             if entries:
-                if offset_key(entries[0][1].get("p", "0")) == since:
-                    return History(self._publications(channel, entries), latest, True)
-            elif last and offset_key(latest) == since:
+                latest = entries[-1][0]
+            else:
+                last = await self._redis.xrevrange(key, count=1)
+                latest = last[0][0] if last else "0"
+            if since == ZERO:
+                return History(self._publications(channel, entries), latest, complete)
+            if complete and entries and offset_key(entries[0][1].get("p", "0")) == since:
+                return History(self._publications(channel, entries), latest, True)
+            if complete and not entries and latest != "0" and offset_key(latest) == since:
                 return History([], latest, True)
-            entries = await self._redis.xrange(key)  # not recoverable: from the oldest retained
-            return History(self._publications(channel, entries), _latest(entries), False)
+            if not entries:  # nothing after ``since``, which is not ours: from the oldest retained
+                entries, _ = await self._read_back(key, "-", limit, max_bytes)
+            return History(self._publications(channel, entries), latest, False)
         except RedisError as exc:
             raise BrokerError(f"redis: {exc}") from exc
+
+    async def _read_back(
+        self, key: str, low: str, limit: int | None, max_bytes: int | None
+    ) -> tuple[list[Any], bool]:
+        """The newest entries above ``low`` (oldest first) within ``limit`` and ``max_bytes``, read
+        in pages; and whether that is every entry above ``low``."""
+        newest_first: list[Any] = []
+        total = 0
+        high = "+"
+        page = _FIRST_PAGE
+        while True:
+            if limit is not None:
+                page = min(page, limit - len(newest_first) + 1)
+            batch = await self._redis.xrevrange(key, max=high, min=low, count=page)
+            for entry in batch:
+                size = len(entry[1].get("d", ""))
+                if limit is not None and len(newest_first) >= limit:
+                    return newest_first[::-1], False
+                if max_bytes is not None and newest_first and total + size > max_bytes:
+                    return newest_first[::-1], False
+                newest_first.append(entry)
+                total += size
+            if len(batch) < page:
+                return newest_first[::-1], True
+            high = "(" + batch[-1][0]
+            average = max(1, total // len(newest_first))
+            room = (max_bytes - total) // average if max_bytes is not None else 500
+            page = max(1, min(500, room + 1))
 
     @staticmethod
     def _publications(channel: str, entries: list[Any]) -> list[Publication]:
@@ -307,6 +372,3 @@ class RedisBroker(Broker):
                 if channel in self._cursors:
                     self._cursors[channel] = format_offset(floor)
 
-
-def _latest(entries: list[Any]) -> str:
-    return str(entries[-1][0]) if entries else "0"

@@ -1,0 +1,329 @@
+"""uvicorn's HTTP and WebSocket protocols with the limits ``serve.py`` needs below the application.
+
+What the ASGI application cannot see, these enforce per TCP connection:
+
+- **Connections.** At most ``max_connections`` sockets in all (the server never runs out of file
+  descriptors), and ``per_ip`` per client address: over it, a request is answered 429 and the
+  connection closed; more than ``OVERFLOW`` sockets beyond it are reset at once. Peers listed as
+  trusted proxies are not capped here (their clients are counted by the application instead).
+- **Request heads.** Each head (the first and every keep-alive one) must be complete within
+  ``head_timeout`` seconds and ``max_head_bytes`` bytes (431), and a connection may queue at most
+  ``MAX_PIPELINE`` pipelined requests.
+- **Request bodies.** A body must be complete within ``body_timeout`` seconds of its head (408).
+- **WebSocket control frames.** PONGs (and everything else) are written without waiting, so a
+  client that sends PINGs and never reads would make the server buffer the answers. When the
+  socket's write buffer passes its high-water mark, the server stops reading from that client
+  until the client has read what it was sent: a client that never reads holds one socket buffer.
+
+:func:`protocols` builds both classes around one :class:`Ledger`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import struct
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+__all__ = ["MAX_PIPELINE", "OVERFLOW", "HttpLimits", "Ledger", "protocols"]
+
+log = logging.getLogger("pyrt.server")
+
+OVERFLOW = 64  # sockets beyond the per-address cap that still get a polite 429
+MAX_PIPELINE = 16  # pipelined requests one connection may queue
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """Per-request limits (``0`` turns a timeout off)."""
+
+    head_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_head_bytes: int = 32 * 1024
+
+
+class Ledger:
+    """Open TCP connections per peer address and in all.
+
+    :meth:`admit` returns ``"ok"``, ``"over"`` (over the per-address cap: answer 429 and close) or
+    ``"refuse"`` (reset now). Every admitted transport is released exactly once by :meth:`release`
+    (idempotent), whichever protocol owns it by then.
+    """
+
+    def __init__(self, max_connections: int, per_ip: int, trusted: Iterable[str] = ()) -> None:
+        self.max_connections = max_connections
+        self.per_ip = per_ip
+        self._trusted_all = "*" in trusted
+        self._trusted = [ipaddress.ip_network(t, strict=False) for t in trusted if t != "*"]
+        self._open: dict[int, str] = {}  # id(transport) -> address
+        self._per_ip: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def count(self, address: str) -> int:
+        return self._per_ip.get(address, 0)
+
+    def trusted(self, address: str) -> bool:
+        """Whether ``address`` is a configured proxy (its clients are capped by the application)."""
+        if self._trusted_all:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._trusted)
+
+    def admit(self, transport: asyncio.BaseTransport) -> str:
+        if self.max_connections and len(self._open) >= self.max_connections:
+            return "refuse"
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        verdict = "ok"
+        if self.per_ip and not self.trusted(address):
+            already = self._per_ip[address]
+            if already >= self.per_ip + OVERFLOW:
+                return "refuse"
+            if already >= self.per_ip:
+                verdict = "over"
+        self._open[id(transport)] = address
+        self._per_ip[address] += 1
+        return verdict
+
+    def release(self, transport: asyncio.BaseTransport) -> None:
+        address = self._open.pop(id(transport), None)
+        if address is None:
+            return
+        left = self._per_ip[address] - 1
+        if left > 0:
+            self._per_ip[address] = left
+        else:
+            del self._per_ip[address]
+
+
+def _reset(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()
+    else:
+        transport.close()
+
+
+def _refuse(transport: asyncio.BaseTransport) -> None:
+    """Reset a connection that was just accepted and free its file descriptor *now*.
+
+    ``abort()`` closes the socket on the next loop iteration, but asyncio accepts up to its whole
+    backlog in one go: in a flood, refused sockets would pile up and exhaust the descriptors
+    before any is closed. The transport's own socket object is closed here (asyncio's later close
+    of the same object does nothing), after ``abort()`` has unregistered it from the loop.
+    """
+    _reset(transport)
+    raw = getattr(transport, "_sock", None)  # asyncio's selector transports
+    if isinstance(raw, socket.socket):
+        raw.close()
+
+
+def _status(status: int, reason: str, text: str) -> bytes:
+    body = text.encode()
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode() + body
+
+
+async def _too_many_connections(scope: Any, receive: Any, send: Any) -> None:
+    body = b"too many connections from your address"
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 429, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def protocols(
+    ledger: Ledger, limits: HttpLimits
+) -> tuple[type[HttpToolsProtocol], type[WebSocketsSansIOProtocol]]:
+    """The HTTP and WebSocket protocol classes to give ``uvicorn.Config(http=..., ws=...)``."""
+
+    class LimitedWebSocketProtocol(WebSocketsSansIOProtocol):
+        #: Reading is paused because the client does not read what it is sent.
+        _pyrt_blocked = False
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if not self._pyrt_blocked:
+                self._pyrt_blocked = True
+                self.transport.pause_reading()
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            if self._pyrt_blocked:
+                self._pyrt_blocked = False
+                if not self.read_paused and not self.transport.is_closing():
+                    self.transport.resume_reading()
+
+        def handle_ping(self) -> None:
+            super().handle_ping()
+            if self._pyrt_blocked:  # reading was resumed for the closing handshake
+                self.transport.pause_reading()
+
+        async def receive(self) -> Any:
+            message = await self.queue.get()
+            if self.read_paused and self.queue.empty():
+                self.read_paused = False
+                if not self._pyrt_blocked:
+                    self.transport.resume_reading()
+            return message
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            ledger.release(self.transport)
+            super().connection_lost(exc)
+
+    class LimitedHttpProtocol(HttpToolsProtocol):
+        _pyrt_head_timer: asyncio.TimerHandle | None = None
+        _pyrt_body_timer: asyncio.TimerHandle | None = None
+        _pyrt_in_head = True  # waiting for (the rest of) a request head
+        _pyrt_head_bytes = 0  # bytes fed to the parser since this head began
+        _pyrt_over = False  # over the per-address cap: every request gets 429
+        _pyrt_done = False  # the connection was refused: ignore what still arrives
+
+        # --- connection -------------------------------------------------------------------------
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            verdict = ledger.admit(transport)
+            if verdict == "refuse":
+                self._pyrt_done = True
+                self.transport = transport
+                _refuse(transport)
+                return
+            self._pyrt_over = verdict == "over"
+            super().connection_made(transport)
+            self._pyrt_arm_head()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            ledger.release(self.transport)
+            self._pyrt_cancel_timers()
+            if self._pyrt_done and self.flow is None:
+                return  # refused before uvicorn knew about it
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            position = 0
+            while position < len(data) and not self._pyrt_done:
+                if self.transport.get_protocol() is not self:  # upgraded to WebSocket
+                    return
+                if not self._pyrt_in_head:
+                    super().data_received(data[position:] if position else data)
+                    return
+                room = limits.max_head_bytes - self._pyrt_head_bytes
+                if room <= 0:
+                    self._pyrt_refuse(431, "Request Header Fields Too Large", "request head too large")
+                    return
+                piece = data[position : position + room]
+                self._pyrt_head_bytes += len(piece)
+                position += len(piece)
+                super().data_received(piece)
+
+        # --- parser callbacks -------------------------------------------------------------------
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._pyrt_in_head = True
+
+        def on_headers_complete(self) -> None:
+            self._pyrt_in_head = False
+            self._pyrt_cancel_head()
+            if len(self.pipeline) >= MAX_PIPELINE:
+                self._pyrt_done = True
+                _reset(self.transport)
+                return
+            if self._pyrt_over:
+                self.app = _too_many_connections
+            super().on_headers_complete()
+            upgrading = self.parser.should_upgrade() and self._should_upgrade()
+            if limits.body_timeout > 0 and not upgrading:
+                self._pyrt_body_timer = self.loop.call_later(limits.body_timeout, self._pyrt_body_expired)
+
+        def on_message_complete(self) -> None:
+            self._pyrt_cancel_body()
+            self._pyrt_in_head = True
+            self._pyrt_head_bytes = 0
+            super().on_message_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._pyrt_arm_head()
+
+        def _should_upgrade(self) -> bool:
+            return not self._pyrt_over and super()._should_upgrade()
+
+        def _unsupported_upgrade_warning(self) -> None:
+            if not self._pyrt_over:
+                super()._unsupported_upgrade_warning()
+
+        # --- timers -----------------------------------------------------------------------------
+
+        def _pyrt_arm_head(self) -> None:
+            self._pyrt_cancel_head()
+            if limits.head_timeout > 0:
+                self._pyrt_head_timer = self.loop.call_later(limits.head_timeout, self._pyrt_head_expired)
+
+        def _pyrt_head_expired(self) -> None:
+            self._pyrt_head_timer = None
+            busy = self.cycle is not None and not self.cycle.response_complete
+            if self._pyrt_in_head and not busy and not self.transport.is_closing():
+                self._pyrt_done = True
+                self.transport.abort()
+
+        def _pyrt_body_expired(self) -> None:
+            self._pyrt_body_timer = None
+            cycle = self.cycle
+            if cycle is None or not cycle.more_body or self.transport.is_closing():
+                return
+            log.info("a request body took over %.0fs: closing the connection", limits.body_timeout)
+            started = cycle.response_started
+            cycle.disconnected = True
+            cycle.message_event.set()
+            self._pyrt_done = True
+            if not started:
+                self.transport.write(_status(408, "Request Timeout", "request body too slow"))
+            self.transport.close()
+
+        def _pyrt_refuse(self, status: int, reason: str, text: str) -> None:
+            self._pyrt_done = True
+            if self.cycle is None or self.cycle.response_complete:
+                self.transport.write(_status(status, reason, text))
+                self.transport.close()
+            else:
+                _reset(self.transport)
+
+        def _pyrt_cancel_head(self) -> None:
+            if self._pyrt_head_timer is not None:
+                self._pyrt_head_timer.cancel()
+                self._pyrt_head_timer = None
+
+        def _pyrt_cancel_body(self) -> None:
+            if self._pyrt_body_timer is not None:
+                self._pyrt_body_timer.cancel()
+                self._pyrt_body_timer = None
+
+        def _pyrt_cancel_timers(self) -> None:
+            self._pyrt_cancel_head()
+            self._pyrt_cancel_body()
+
+    return LimitedHttpProtocol, LimitedWebSocketProtocol

@@ -1,0 +1,331 @@
+"""Memory without a bound: what one client sends can never grow the server past its budgets.
+
+Each test attacks a real ``serve.py`` with its default settings (a timeout is scaled down only
+where waiting for the default would make the test slow, and the test says so), measures the
+server's resident memory with a margin for the allocator and the frame being handled, prints
+its figures, and checks that other clients are still served. The attacker speaks from 127.0.0.1,
+the bystander from 127.0.0.2 (another loopback address: another client to the server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import socket
+import time
+import uuid
+from collections.abc import Callable
+
+import httpx
+import pytest
+import redis
+import websockets
+
+from pyrt.server.settings import Settings
+from tests.faults.scenario import emit
+from tests.server.conftest import RedisServer
+from tests.server.wsclient import Client, run
+from tests.serverproc import PeakRss, ServerProcess
+
+DEFAULTS = Settings()
+MiB = 1024 * 1024
+BYSTANDER = "127.0.0.2"
+#: What the server may grow by beyond the budget under test: the frame being parsed and its copies,
+#: socket buffers, and the allocator's slack.
+MARGIN_MIB = 48
+SLOW_POST_HEAD = (
+    b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+)
+
+
+def bystander_http() -> httpx.Client:
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=BYSTANDER), timeout=10)
+
+
+async def bystander_round_trip(server: ServerProcess) -> None:
+    """A client from another address subscribes, publishes and gets its publication."""
+    channel = "bystander-" + uuid.uuid4().hex[:8]
+    client = await Client.connect(server.ws_url, local_addr=(BYSTANDER, 0))
+    await client.send({"type": "subscribe", "channel": channel})
+    await client.expect("subscribed")
+    await client.send({"type": "publish", "id": "b-1", "channel": channel, "data": "still here"})
+    publication = await client.expect("publication", channel=channel)
+    assert publication["data"] == "still here"
+    await client.close()
+
+
+def test_big_publications_into_new_channels_stay_within_the_history_budget(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server()
+    payload = "x" * 1_000_000  # ~1 KB on the wire with permessage-deflate
+
+    async def attack() -> tuple[int, float]:
+        ws = await websockets.connect(server.ws_url + "/ws", subprotocols=["pyrt.v1"], max_queue=None)
+        await ws.recv()  # welcome
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        published = 0
+        while loop.time() - started < 6:
+            for _ in range(20):
+                frame = {"type": "publish", "channel": f"flood-{published}", "data": payload}
+                await ws.send(json.dumps(frame))
+                published += 1
+            await ws.send(json.dumps({"type": "ping", "t": published}))
+            while json.loads(await ws.recv())["type"] != "pong":
+                pass
+        await ws.close()
+        return published, loop.time() - started
+
+    with PeakRss(server.proc.pid) as rss:
+        published, seconds = run(attack())
+    run(bystander_round_trip(server))
+    assert bystander_http().get(server.url + "/healthz").status_code == 200
+    emit(
+        "abuse.memory.channels",
+        published_mib=published * len(payload) / MiB,
+        seconds=seconds,
+        rss_start_mib=rss.start,
+        rss_grew_mib=rss.grew,
+        budget_mib=DEFAULTS.history_bytes / MiB,
+    )
+    assert published * len(payload) > 4 * DEFAULTS.history_bytes  # the attack was big enough
+    assert rss.grew < DEFAULTS.history_bytes / MiB + MARGIN_MIB
+
+
+def test_post_publish_is_rate_limited_per_address_with_retry_after(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server()
+    accepted = 0
+    refused: httpx.Response | None = None
+    started = time.monotonic()
+    with httpx.Client(timeout=10) as attacker:
+        for n in range(DEFAULTS.publish_burst * 2):
+            response = attacker.post(server.url + "/publish", json={"channel": "spam", "data": n})
+            if response.status_code == 429:
+                refused = response
+                break
+            assert response.status_code == 200, response.text
+            accepted += 1
+    emit("abuse.memory.post_publish", accepted_before_429=accepted, seconds=time.monotonic() - started)
+    assert refused is not None, f"{accepted} publications accepted without a 429"
+    assert accepted >= DEFAULTS.publish_burst  # a burst is fine
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.json()["retry_after"] >= 1
+    with bystander_http() as bystander:  # another address has its own allowance
+        other = bystander.post(server.url + "/publish", json={"channel": "spam", "data": "ok"})
+        assert other.status_code == 200
+
+
+def test_redis_channels_expire_after_the_history_ttl(
+    redis_server: RedisServer, start_server: Callable[..., ServerProcess]
+) -> None:
+    # --history-ttl is scaled down from 600 s so that expiry is seen within the test.
+    prefix = f"ttl{uuid.uuid4().hex[:6]}:"
+    server = start_server("--redis", redis_server.url, "--redis-prefix", prefix, "--history-ttl", "1")
+    channel = "expiring"
+    response = httpx.post(server.url + "/publish", json={"channel": channel, "data": 1})
+    assert response.status_code == 200
+    direct = redis.Redis.from_url(redis_server.url)
+    key = f"{prefix}ch:{channel}"
+    ttl_ms = direct.pttl(key)
+    assert 0 < ttl_ms <= 1000, ttl_ms
+    deadline = time.monotonic() + 10
+    while direct.exists(key):
+        assert time.monotonic() < deadline, "the idle stream never expired"
+        time.sleep(0.05)
+    emit("abuse.memory.redis_ttl", ttl_ms=ttl_ms)
+
+
+def test_acked_messages_keep_only_their_result(start_server: Callable[..., ServerProcess]) -> None:
+    # --demo records every message for /demo/received: that record is bounded by the history budget.
+    server = start_server("--demo", "--demo-tick", "0")
+    size = 500_000
+
+    async def attack() -> tuple[int, dict[str, object]]:
+        client = await Client.connect(server.ws_url)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        sent = 0
+        while loop.time() - started < 6:
+            await client.send({"type": "message", "id": f"m{sent}", "data": "y" * size + str(sent)})
+            ack = await client.expect("ack", id=f"m{sent}")
+            assert ack["ok"]
+            assert len(ack["data"]) > size  # the first answer carries the result
+            sent += 1
+        await client.send({"type": "message", "id": "m0", "data": "y"})
+        again = await client.expect("ack", id="m0")
+        await client.close()
+        return sent, again
+
+    with PeakRss(server.proc.pid) as rss:
+        sent, again = run(attack())
+    emit(
+        "abuse.memory.acked_messages",
+        sent_mib=sent * size / MiB,
+        rss_grew_mib=rss.grew,
+        bound_mib=DEFAULTS.history_bytes / MiB + MARGIN_MIB,
+    )
+    # handled once; the data was not kept
+    assert again == {"type": "ack", "id": "m0", "ok": True, "duplicate": True}
+    assert sent * size > 2 * DEFAULTS.history_bytes
+    assert rss.grew < DEFAULTS.history_bytes / MiB + MARGIN_MIB
+
+
+def test_a_request_head_has_a_size_limit(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server()
+    sent = 0
+    answer = b""
+    with PeakRss(server.proc.pid) as rss, socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.settimeout(10)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        line = b"X-Pad: " + b"a" * 8000 + b"\r\n"
+        try:
+            while sent < 40 * MiB:
+                sock.sendall(line)
+                sent += len(line)
+            sock.sendall(b"\r\n")
+        except OSError:
+            pass  # the server stopped reading and closed: what we want
+        try:
+            answer = sock.recv(200)
+        except OSError:
+            answer = b""
+    status = answer[:12].decode(errors="replace")
+    emit("abuse.memory.head_size", sent_mib=sent / MiB, answer=status, rss_grew_mib=rss.grew)
+    assert sent < 40 * MiB, "the server read a 40 MiB head"
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 431")
+    assert rss.grew < 16
+    assert bystander_http().get(server.url + "/healthz").status_code == 200
+
+
+def test_every_request_head_has_a_time_limit_also_on_keep_alive(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    # --handshake-timeout is scaled down from 10 s to keep the test short.
+    server = start_server("--handshake-timeout", "1")
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.settimeout(10)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # the second head, dribbled
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < 8:
+            try:
+                sock.sendall(b"X-Slow: 1\r\n")
+                time.sleep(0.1)
+            except OSError:
+                closed = True
+                break
+        emit("abuse.memory.keep_alive_head", closed=closed, after_s=time.monotonic() - started)
+        assert closed, "a keep-alive head dribbled for 8 s was never timed out"
+
+
+def test_a_slow_request_body_times_out(start_server: Callable[..., ServerProcess]) -> None:
+    # --body-timeout is scaled down from 30 s to keep the test short.
+    server = start_server("--body-timeout", "1")
+    head = SLOW_POST_HEAD
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.settimeout(10)
+        sock.sendall(head + b"{")
+        started = time.monotonic()
+        answer = sock.recv(200)
+        emit("abuse.memory.slow_body", answer=answer[:12].decode(), after_s=time.monotonic() - started)
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert sock.recv(200) == b""  # and closed
+    assert "Traceback" not in server.log_text()
+
+
+def test_slow_bodies_cannot_exhaust_file_descriptors(start_server: Callable[..., ServerProcess]) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    unlimited = resource.RLIM_INFINITY
+    if hard != unlimited and hard < 1400:
+        pytest.skip(f"this test opens 1,100 sockets and the open-file limit is {hard}")
+    if soft != unlimited and soft < 1400:  # the test's own sockets
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4096 if hard == unlimited else min(hard, 4096), hard))
+    server = start_server(files=1024)  # a common default `ulimit -n`
+    head = SLOW_POST_HEAD + b"{"
+    attackers: list[socket.socket] = []
+    try:
+        for _ in range(1100):
+            sock = socket.socket()
+            sock.settimeout(5)
+            try:
+                sock.connect(("127.0.0.1", server.port))
+                sock.sendall(head)
+            except OSError:
+                pass
+            attackers.append(sock)
+        with bystander_http() as bystander:
+            assert bystander.get(server.url + "/healthz").status_code == 200
+        run(bystander_round_trip(server))
+        refused = answered_429 = 0
+        time.sleep(0.5)  # let the last answers arrive
+        for sock in attackers:
+            sock.setblocking(False)
+            try:
+                data = sock.recv(64)
+            except BlockingIOError:
+                continue  # still held: within the attacker's allowance
+            except OSError:
+                refused += 1
+                continue
+            if data.startswith(b"HTTP/1.1 429"):
+                answered_429 += 1
+            elif data == b"":
+                refused += 1
+        held = len(attackers) - refused - answered_429
+    finally:
+        for sock in attackers:
+            sock.close()
+    log = server.log_text()
+    emit(
+        "abuse.memory.slow_bodies",
+        attempted=len(attackers),
+        held=held,
+        answered_429=answered_429,
+        refused=refused,
+    )
+    assert "Too many open files" not in log
+    assert held <= (1024 - 128) // 2  # one address never holds more than half of the connections
+
+
+@pytest.mark.parametrize("path", ["/ws", "/echo"])
+def test_pings_without_reading_hold_one_socket_buffer(
+    start_server: Callable[..., ServerProcess], path: str
+) -> None:
+    server = start_server("--echo")  # /echo is opt-in
+
+    async def attack() -> float:
+        ws = await websockets.connect(
+            server.ws_url + path,
+            subprotocols=["pyrt.v1"] if path == "/ws" else None,
+            ping_interval=None,
+            max_queue=None,
+        )
+        ws.transport.pause_reading()  # never read a PONG
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        written = 0
+        while loop.time() - started < 4:
+            if ws.transport.get_write_buffer_size() > MiB:  # the server stopped reading us
+                await asyncio.sleep(0.02)
+                continue
+            for _ in range(1000):
+                ws.protocol.send_ping(b"p" * 125)
+            data = b"".join(ws.protocol.data_to_send())
+            ws.transport.write(data)
+            written += len(data)
+            await asyncio.sleep(0)
+        ws.transport.abort()
+        return written / MiB
+
+    with PeakRss(server.proc.pid) as rss:
+        written = run(attack())
+    run(bystander_round_trip(server))
+    emit("abuse.memory.pings", path=path, pings_written_mib=written, rss_grew_mib=rss.grew)
+    assert rss.grew < 16, f"{rss.grew:.0f} MiB buffered for a client that does not read"
