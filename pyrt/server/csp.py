@@ -9,6 +9,11 @@ own origin, the allowed origins, the configured extra sources and, for a page se
 loopback address, any loopback port (so a local test proxy or a second local instance can be
 reached; CSP host sources cannot name an IPv6 literal, so ``[::1]`` is recognised as loopback but
 not listed).
+
+Under the excluded prefixes (the JupyterLite site at ``/lab/``, which evaluates code and starts
+workers from ``blob:`` URLs the page policy would refuse), every response gets
+:data:`FRAMED_SITE_POLICY` instead: no framing by other sites (clickjacking), no plugins, no
+``<base>`` rewriting.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from urllib.parse import urlsplit
 
 from pyrt.server.auth import header
 
-__all__ = ["SecurityHeaders", "inline_script_hashes", "page_policy", "uses_pyscript"]
+__all__ = ["FRAMED_SITE_POLICY", "SecurityHeaders", "inline_script_hashes", "page_policy", "uses_pyscript"]
+
+FRAMED_SITE_POLICY = "frame-ancestors 'self'; object-src 'none'; base-uri 'self'"
 
 _SCRIPT = re.compile(rb"<script\b([^>]*)>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
 _TYPE = re.compile(rb"""\btype\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
@@ -122,6 +129,9 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-content-type-options", b"nosniff"))
                 headers.append((b"referrer-policy", b"no-referrer"))
+                if not wants_csp:
+                    headers.append((b"content-security-policy", FRAMED_SITE_POLICY.encode()))
+                    headers.append((b"x-frame-options", b"SAMEORIGIN"))
                 message = {**message, "headers": headers}
                 content_type = dict(headers).get(b"content-type", b"")
                 if wants_csp and content_type.startswith(b"text/html"):

@@ -28,11 +28,13 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class IngressError(ValueError):
-    """Input the server refuses. ``code`` is the protocol's error code (``bad_json``/``bad_frame``)."""
+    """Input the server refuses. ``code`` is the protocol's error code (``bad_json``/``bad_frame``);
+    ``value`` is what the text parsed to when only the deeper checks failed (to find an ``id``)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, value: Any = None) -> None:
         super().__init__(message)
         self.code = code
+        self.value = value
 
 
 def _refuse_constant(name: str) -> Any:
@@ -67,8 +69,8 @@ def loads(text: str) -> Any:
     if "\\" in text and _SURROGATE_ESCAPE.search(text) is not None:
         try:
             check_text(_dumps(value))
-        except IngressError:
-            raise
+        except IngressError as exc:
+            raise IngressError(exc.code, str(exc), value) from None
         except (ValueError, RecursionError):
             raise IngressError("bad_frame", "the frame cannot be stored or sent (nesting too deep)") from None
     return value

@@ -295,7 +295,11 @@ class WsSession:
         try:
             frame = loads(text)
         except IngressError as exc:
-            self._error(exc.code, str(exc))
+            frame_id = exc.value.get("id") if isinstance(exc.value, dict) else None
+            if isinstance(frame_id, str) and (frame_id.isascii() or _printable(frame_id)):
+                self._error(exc.code, str(exc), frame_id)  # the client can fail that one call
+            else:
+                self._error(exc.code, str(exc))
             return
         if not isinstance(frame, dict):
             self._error("bad_frame", "a frame must be a JSON object")
@@ -496,6 +500,14 @@ class WsSession:
         if publish_id is not None:
             stats.acks["ok"] += 1
             self._send_json({"type": "ack", "id": publish_id, "ok": True, "data": {"offset": offset}})
+
+
+def _printable(text: str) -> bool:
+    try:
+        check_text(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _valid_id(value: object) -> bool:

@@ -180,6 +180,14 @@ class ServedLock:
         return self._data
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, but ``False`` for names the system refuses (too long, bad bytes)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _etagged(request: Request, data: bytes, media_type: str) -> Response:
     etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
@@ -223,7 +231,7 @@ def wheel_routes(
         if filename == wheel.filename:
             return _etagged(request, wheel.build(), "application/zip")
         path = cache_dir / filename
-        if "/" in filename or not path.is_file():
+        if "/" in filename or not _is_file(path):
             return PlainTextResponse(
                 f"{filename} is not vendored: run `python scripts/vendor_wheels.py` (make setup)",
                 status_code=404,

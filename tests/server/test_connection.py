@@ -120,3 +120,26 @@ def test_overflow_drops_the_queue_instead_of_growing(kind: str) -> None:
         conn.detach()
 
     asyncio.run(scenario())
+
+
+def test_a_frame_that_cannot_be_encoded_is_dropped_and_the_writer_goes_on() -> None:
+    async def scenario() -> tuple[list[str], Stats]:
+        stats = Stats()
+        sent: list[str] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "websocket.send":
+                sent.append(message["text"].encode().decode())  # what a server does: UTF-8
+            else:
+                sent.append(message["type"])
+
+        conn = Connection("ws", send, stats=stats, limit_bytes=1 << 20, session="s")
+        conn.push('{"a":"\ud800"}')
+        conn.push('{"b":1}')
+        conn.close()
+        await conn.finished()
+        return sent, stats
+
+    sent, stats = asyncio.run(scenario())
+    assert sent == ['{"b":1}', "websocket.close"]
+    assert stats.errors["unencodable"] == 1

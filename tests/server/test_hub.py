@@ -1,4 +1,5 @@
-"""Subscribing while publications keep coming: replay and live stream join without gap or duplicate."""
+"""Subscribing while publications keep coming: replay and live stream join without gap or duplicate;
+one subscriber's failure never stops the fan-out to the others."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from pyrt.server.brokers.base import History
+from pyrt.server.brokers.base import History, Publication
 from pyrt.server.brokers.memory import MemoryBroker
 from pyrt.server.connection import Connection
 from pyrt.server.hub import Hub, Subscriber
@@ -93,3 +94,40 @@ def test_unsubscribe_stops_delivery_and_forgets_the_channel() -> None:
         subscriber.conn.detach()
 
     asyncio.run(scenario())
+
+
+def test_a_publication_that_cannot_be_encoded_ends_no_subscriber() -> None:
+    async def scenario() -> tuple[list[Any], list[Any], Stats]:
+        stats = Stats()
+        hub = Hub(MemoryBroker(), stats)
+        ws_sent: list[Any] = []
+        sse_sent: list[Any] = []
+
+        async def ws_send(message: dict[str, Any]) -> None:
+            ws_sent.append(message)
+
+        async def sse_send(message: dict[str, Any]) -> None:
+            sse_sent.append(message)
+
+        subscribers = [
+            Subscriber(Connection("sse", sse_send, stats=stats, limit_bytes=1 << 20, session="a"), "c"),
+            Subscriber(Connection("ws", ws_send, stats=stats, limit_bytes=1 << 20, session="b"), "c"),
+        ]
+        for subscriber in subscribers:
+            await hub.subscribe(subscriber, None)
+            subscriber.go_live(ZERO)
+        # An embedding application's own data bypassing the broker's check: not valid text.
+        hub.dispatch(Publication("c", "1-1", "message", '"\ud800"'))
+        hub.dispatch(Publication("c", "1-2", "message", '"fine"'))
+        for subscriber in subscribers:
+            subscriber.conn.close()
+            await subscriber.conn.finished()
+        return ws_sent, sse_sent, stats
+
+    ws_sent, sse_sent, stats = asyncio.run(scenario())
+    sse_body = b"".join(m.get("body", b"") for m in sse_sent)
+    assert b"id: 1-2" in sse_body  # the SSE stream went on
+    assert b"1-1" not in sse_body
+    texts = [m["text"] for m in ws_sent if m["type"] == "websocket.send"]
+    assert [json.loads(t.encode("utf-8", "surrogatepass"))["offset"] for t in texts] == ["1-1", "1-2"]
+    assert stats.errors["undeliverable"] == 1
