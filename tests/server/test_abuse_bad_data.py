@@ -100,8 +100,10 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(st.characters(blacklist_categories=()), max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(st.characters(blacklist_categories=()), max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 big_literals = st.sampled_from(["1" * 5000, "1e999", "-1e400", "[" * 3000 + "]" * 3000, "NaN", "Infinity"])

@@ -89,7 +89,7 @@ def test_clients_that_go_away_leave_no_traceback(start_server: Callable[..., Ser
     server = start_server("--demo", "--demo-tick", "0")
     head = (
         b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 1000\r\n\r\n{\"channel\":"
+        b'Content-Length: 1000\r\n\r\n{"channel":'
     )
     for path in (b"/publish", b"/demo/drop"):
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
@@ -156,7 +156,8 @@ def test_credentials_in_query_strings_stay_out_of_the_access_log(
 
     async def websocket() -> None:
         ws = await websockets.connect(
-            f"{server.ws_url}/ws?api_key={secret}", subprotocols=["pyrt.v1"]  # type: ignore[list-item]
+            f"{server.ws_url}/ws?api_key={secret}",
+            subprotocols=["pyrt.v1"],  # type: ignore[list-item]
         )
         await ws.close()
 
@@ -206,4 +207,3 @@ def test_the_notebook_site_cannot_be_framed_by_other_sites(
     assert "frame-ancestors 'self'" in policy
     assert "object-src 'none'" in policy
     assert response.headers.get("x-frame-options") == "SAMEORIGIN"
-

@@ -336,7 +336,8 @@ def test_echo_is_opt_in_and_checked_like_ws(start_server: Callable[..., ServerPr
         results["default"] = absent.value.response.status_code
         with pytest.raises(websockets.InvalidStatus) as foreign:
             await websockets.connect(
-                echo.ws_url + "/echo", origin="https://evil.example"  # type: ignore[arg-type]
+                echo.ws_url + "/echo",
+                origin="https://evil.example",  # type: ignore[arg-type]
             )
         results["foreign_origin"] = foreign.value.response.status_code
         anonymous = await websockets.connect(echo.ws_url + "/echo")
@@ -345,7 +346,8 @@ def test_echo_is_opt_in_and_checked_like_ws(start_server: Callable[..., ServerPr
         except websockets.ConnectionClosed as closed:
             results["no_token"] = closed.rcvd.code if closed.rcvd else None
         allowed = await websockets.connect(
-            echo.ws_url + "/echo", subprotocols=[bearer("alice")]  # type: ignore[list-item]
+            echo.ws_url + "/echo",
+            subprotocols=[bearer("alice")],  # type: ignore[list-item]
         )
         await allowed.send("hello")
         results["echo"] = await asyncio.wait_for(allowed.recv(), 5)

@@ -11,7 +11,15 @@ import httpx
 import pytest
 import websockets
 
-from pyrt.server.auth import make_token, origin_allowed, token_from_scope, verify_token
+from pyrt.server.auth import (
+    OriginCheck,
+    check_origin,
+    make_token,
+    origin_allowed,
+    request_token,
+    token_from_scope,
+    verify_token,
+)
 from tests.server.test_sse_endpoint import open_stream
 from tests.server.wsclient import Client, run
 from tests.serverproc import REPO, ServerProcess
@@ -62,6 +70,26 @@ def test_origins(origin: str | None, allowed: list[str], expected: bool) -> None
     if origin is not None:
         headers.append((b"origin", origin.encode()))
     assert origin_allowed({"type": "websocket", "scheme": "ws", "headers": headers}, allowed) is expected
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed", "credentials"),
+    [
+        (None, [], True),  # not a browser: no ambient credentials to abuse
+        ("http://app.example:8000", ["*"], True),  # the server's own origin
+        ("http://listed.example", ["http://listed.example", "*"], True),
+        ("http://evil.example", ["*"], False),  # admitted by '*' only
+    ],
+)
+def test_only_named_origins_may_use_credentials(
+    origin: str | None, allowed: list[str], credentials: bool
+) -> None:
+    headers = [(b"host", b"app.example:8000"), (b"cookie", b"pyrt_token=abc.def")]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    scope = {"type": "http", "scheme": "http", "headers": headers}
+    assert check_origin(scope, allowed) == OriginCheck(True, credentials)
+    assert request_token(scope, allowed) == ("abc.def" if credentials else None)
 
 
 def test_make_token_from_the_command_line_verifies() -> None:

@@ -48,6 +48,42 @@ def test_offsets_are_stream_ids_and_replay_knows_when_it_is_complete(redis_serve
     run(scenario())
 
 
+def test_replays_are_read_in_pages_within_their_limits(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        broker = RedisBroker(redis_server.url, retention=1000, prefix=unique("p") + ":")
+        await broker.start(lambda p: None)
+        channel = unique()
+        offsets = [(await broker.publish(channel, "message", f'"{n:0>98}"'))[0] for n in range(120)]
+        limited = await broker.history(channel, ZERO, limit=10)
+        assert ([p.offset for p in limited.publications], limited.recovered) == (offsets[-10:], False)
+        assert limited.latest == offsets[-1]
+        by_bytes = await broker.history(channel, parse_offset(offsets[0]), max_bytes=2_000)
+        assert [p.offset for p in by_bytes.publications] == offsets[-20:]
+        assert not by_bytes.recovered
+        within = await broker.history(channel, parse_offset(offsets[99]), limit=20, max_bytes=2_000)
+        assert ([p.offset for p in within.publications], within.recovered) == (offsets[100:], True)
+        everything = await broker.history(channel, ZERO, limit=1000, max_bytes=1 << 20)
+        assert ([p.offset for p in everything.publications], everything.recovered) == (offsets, True)
+        await broker.close()
+
+    run(scenario())
+
+
+def test_publish_ids_are_remembered_per_identity_and_channel(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        broker = RedisBroker(redis_server.url, prefix=unique("p") + ":")
+        await broker.start(lambda p: None)
+        channel, other = unique(), unique()
+        first = await broker.publish(channel, "message", "1", publish_id="p", scope="alice")
+        again = await broker.publish(channel, "message", "1", publish_id="p", scope="alice")
+        assert again == (first[0], True)
+        assert (await broker.publish(channel, "message", "1", publish_id="p", scope="bob"))[1] is False
+        assert (await broker.publish(other, "message", "1", publish_id="p", scope="alice"))[1] is False
+        await broker.close()
+
+    run(scenario())
+
+
 def test_a_resent_publish_id_publishes_once_across_brokers(redis_server: RedisServer) -> None:
     async def scenario() -> None:
         prefix = unique("p") + ":"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import shutil
 import signal
 import ssl
@@ -13,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pyrt.server.cli import parse_args, settings_from_args
+from pyrt.server.cli import connection_caps, file_limit, parse_args, settings_from_args
+from pyrt.server.settings import Settings
 from tests.server.test_sse_endpoint import open_stream
 from tests.server.wsclient import Client, run
 from tests.serverproc import REPO, ServerProcess
@@ -27,11 +29,44 @@ def test_flags_become_settings() -> None:
     assert (args.host, args.port) == ("127.0.0.1", 8000)
 
 
+def test_connection_caps_stay_below_the_file_limit_and_one_address_gets_at_most_half() -> None:
+    assert connection_caps(Settings(), files=65_536) == (10_000, 1_000)
+    assert connection_caps(Settings(), files=1024) == (896, 448)
+    assert connection_caps(Settings(max_connections=0, max_connections_per_ip=0), files=2048) == (1920, 960)
+
+
+def test_the_file_limit_is_raised_to_the_hard_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert file_limit() >= soft
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] in (hard, file_limit())
+
+
+def test_demo_mode_and_a_token_secret_cannot_be_combined() -> None:
+    with pytest.raises(ValueError, match="demo mode cannot be combined"):
+        settings_from_args(parse_args(["--demo", "--token-secret", "s"]))
+
+
 def test_help_lists_the_documented_flags() -> None:
     out = subprocess.run(
         [sys.executable, str(REPO / "serve.py"), "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for flag in ("--host", "--port", "--redis", "--allowed-origin", "--token-secret", "--demo", "--certfile"):
+    for flag in (
+        "--host",
+        "--port",
+        "--redis",
+        "--allowed-origin",
+        "--allowed-host",
+        "--forwarded-allow-ips",
+        "--token-secret",
+        "--demo",
+        "--echo",
+        "--certfile",
+        "--history-bytes",
+        "--publish-rate",
+        "--max-connections",
+        "--body-timeout",
+        "--max-head-bytes",
+    ):
         assert flag in out
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import websockets
 
-from pyrt.server.limits import ConnectionCap, TokenBucket
+from pyrt.server.limits import ConnectionCap, KeyedBuckets, TokenBucket
 from tests.server.wsclient import Client, run
 from tests.serverproc import ServerProcess
 
@@ -75,3 +75,21 @@ def test_a_socket_that_never_sends_a_request_is_dropped(start_server: Callable[.
         assert sock.recv(1) == b""  # closed by the server, not by our 5 s timeout
         assert time.monotonic() - started < 3
     assert httpx.get(strict.url + "/healthz").status_code == 200
+
+
+def test_keyed_buckets_limit_each_key_on_its_own_and_say_how_long_to_wait() -> None:
+    buckets = KeyedBuckets(rate=10, burst=2)
+    assert [buckets.wait("a", 0.0) for _ in range(2)] == [0.0, 0.0]
+    assert buckets.wait("a", 0.0) == pytest.approx(0.1)
+    assert buckets.wait("b", 0.0) == 0.0
+    assert buckets.wait("a", 0.1) == 0.0
+
+
+def test_keyed_buckets_forget_refilled_keys_and_stay_bounded() -> None:
+    buckets = KeyedBuckets(rate=10, burst=1, max_keys=100)
+    for n in range(1000):
+        buckets.wait(f"k{n}", n * 0.001)
+    assert len(buckets) <= 100
+    buckets.wait("late", 100.0)  # everyone else has refilled long ago
+    assert len(buckets) == 1
+    assert all(KeyedBuckets(rate=0, burst=1).wait("x", 0.0) == 0.0 for _ in range(10))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyrt.close_policy import CloseInfo, default_should_reconnect, validate_close_code
+from pyrt.close_policy import TOKEN_EXPIRED, CloseInfo, default_should_reconnect, validate_close_code
 from pyrt.errors import InvalidCloseCode
 
 
@@ -32,3 +32,9 @@ def test_other_close_codes_are_refused_with_the_rule(code: int) -> None:
 def test_a_close_code_must_be_an_int() -> None:
     with pytest.raises(InvalidCloseCode, match="must be an int"):
         validate_close_code("1000")  # type: ignore[arg-type]  # the misuse under test
+
+
+def test_an_expired_token_close_reconnects_so_a_fresh_token_is_fetched() -> None:
+    assert TOKEN_EXPIRED == 4001
+    assert default_should_reconnect(CloseInfo(TOKEN_EXPIRED, "token expired", True, 3600.0))
+    assert not default_should_reconnect(CloseInfo(4401, "missing, bad or expired token", True, 0.0))
