@@ -39,6 +39,8 @@ log = logging.getLogger("pyrt.server")
 TOKEN_SECRET_ENV = "PYRT_TOKEN_SECRET"
 _FILES_WANTED = 65_536  # the open-file limit asked for when the hard limit is unlimited
 _FILES_RESERVED = 128  # files kept free for Redis, logs, static files and the listening socket
+_ACCEPT_BATCH = 64  # sockets accepted per turn of the event loop (below _FILES_RESERVED)
+_LISTEN_BACKLOG = 2048  # connections the kernel queues for accept (a reconnect storm)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -130,9 +132,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--dedup-ttl", type=float, default=d.dedup_ttl, help="seconds ids are remembered")
     add("--dedup-max", type=int, default=d.dedup_max, help="ids remembered in all (memory broker)")
     add("--dedup-per-identity", type=int, default=d.dedup_per_identity, help="ids remembered per identity")
+    add(
+        "--identity-queue-bytes",
+        type=int,
+        default=d.identity_queue_bytes,
+        help="bytes queued for one identity's connections before large answers are refused",
+    )
     add("--handshake-timeout", type=float, default=d.handshake_timeout, help="seconds to send a request head")
     add("--body-timeout", type=float, default=d.body_timeout, help="seconds to send a request body")
     add("--max-head-bytes", type=int, default=d.max_head_bytes, help="bytes of a request head")
+    add(
+        "--inbox-bytes-per-ip",
+        type=int,
+        default=d.address_inbox_bytes,
+        help="received WebSocket bytes waiting to be handled, per address",
+    )
+    add("--inbox-bytes", type=int, default=d.total_inbox_bytes, help="received WebSocket bytes waiting")
     p.add_argument("--shutdown-grace", type=float, default=d.shutdown_grace, help="seconds")
     p.add_argument("--demo-tick", type=float, default=d.demo_tick, help="seconds between feed ticks (0: off)")
     p.add_argument("--connect-src", action="append", default=[], help="extra CSP connect-src source")
@@ -167,6 +182,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         publish_rate=args.publish_rate,
         publish_burst=args.publish_burst,
         dedup_per_identity=args.dedup_per_identity,
+        identity_queue_bytes=args.identity_queue_bytes,
         history_bytes=args.history_bytes,
         max_channels=args.max_channels,
         history_ttl=args.history_ttl,
@@ -174,6 +190,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_replay_bytes=args.max_replay_bytes,
         max_connections=args.max_connections,
         max_head_bytes=args.max_head_bytes,
+        address_inbox_bytes=args.inbox_bytes_per_ip,
+        total_inbox_bytes=args.inbox_bytes,
         body_timeout=args.body_timeout,
         heartbeat=args.heartbeat,
         sse_heartbeat=args.sse_heartbeat,
@@ -266,8 +284,16 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> None:
     app = create_app(settings, broker=broker)
     trusted = [ip.strip() for ip in args.forwarded_allow_ips.split(",") if ip.strip()]
     total, per_ip = connection_caps(settings, file_limit())
-    ledger = Ledger(total, per_ip, trusted)
-    limits = HttpLimits(settings.handshake_timeout, settings.body_timeout, settings.max_head_bytes)
+    ledger = Ledger(
+        total,
+        per_ip,
+        trusted,
+        address_inbox=settings.address_inbox_bytes,
+        total_inbox=settings.total_inbox_bytes,
+    )
+    limits = HttpLimits(
+        settings.handshake_timeout, settings.body_timeout, settings.max_head_bytes, settings.max_message_bytes
+    )
     http_protocol, ws_protocol = protocols(ledger, limits)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP; without
@@ -275,7 +301,7 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> None:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
-    sock.listen(2048)
+    sock.listen(_LISTEN_BACKLOG)
     sock.setblocking(False)
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
@@ -294,6 +320,9 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> None:
         ssl_keyfile=args.keyfile,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
         server_header=False,
+        # asyncio accepts this many sockets per turn of the loop, before any is refused and
+        # closed: a short batch keeps a flood of connections from using up the file descriptors.
+        backlog=_ACCEPT_BATCH,
     )
     redact = RedactSecrets()
     for name in ("uvicorn.access", "uvicorn.error"):
@@ -309,7 +338,12 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> None:
         )
     # One machine-readable line: tests and scripts read the URL from it.
     print(f"pyrt-serve listening on {'https' if tls else 'http'}://{host}:{port}", flush=True)
-    await server.serve(sockets=[sock])
+    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.01)
+    if not serving.done():
+        sock.listen(_LISTEN_BACKLOG)  # asyncio set the kernel's queue to the batch: lengthen it again
+    await serving
 
 
 def main(argv: Sequence[str] | None = None) -> int:

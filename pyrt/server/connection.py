@@ -51,6 +51,7 @@ class Connection:
         "cid",
         "client_ip",
         "closed",
+        "identity",
         "kind",
         "session",
         "transport",
@@ -67,8 +68,11 @@ class Connection:
         cid: str | None = None,
         client_ip: str = "",
         transport: asyncio.Transport | None = None,
+        identity: str = "",
     ) -> None:
         self.kind = kind
+        #: The client's identity (token subject or address), for per-identity budgets.
+        self.identity = identity
         self.session = session
         self.cid = cid
         self.client_ip = client_ip
@@ -118,6 +122,18 @@ class Connection:
     @property
     def queued_bytes(self) -> int:
         return self._queued
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes this connection holds on their way out: its queue and its socket's buffer."""
+        transport = self.transport
+        in_socket = transport.get_write_buffer_size() if transport is not None else 0
+        return self._queued + in_socket
+
+    def cut_off(self) -> None:
+        """Treat this connection as a slow consumer now (WebSocket close 1013, SSE reset)."""
+        if not self.closed:
+            self._overflow()
 
     @property
     def limit_bytes(self) -> int:

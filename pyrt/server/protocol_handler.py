@@ -46,6 +46,7 @@ log = logging.getLogger("pyrt.server")
 _ID_MAX = 128
 _EVENT = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 _REMEMBER_MAX = 512  # characters of an ack kept for re-sent copies; bigger ones lose their data
+_LARGE_ANSWER = 64 * 1024  # answers this large count against the client's identity budget
 _CHANNEL_RULE = "channel must be 1-128 characters of letters, digits and _ . : @ -"
 _EVENT_RULE = "event must be 1-64 characters of letters, digits and _ . : -"
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
@@ -93,6 +94,7 @@ class WebSocketEndpoint:
                 cid=query_param(scope, "cid"),
                 client_ip=ip,
                 transport=scope_transport(scope),
+                identity=rt.identity(claims.subject if claims else None, ip),
             )
             session = WsSession(rt, conn, claims)
             rt.register(conn, session)
@@ -216,6 +218,7 @@ class WsSession:
         max_chars = rt.settings.max_message_bytes
         stats = rt.stats
         while True:
+            message = text = None  # an idle client must not keep its last (maybe 1 MiB) frame here
             message = await receive()
             kind = message["type"]
             if kind == "websocket.disconnect":
@@ -291,6 +294,17 @@ class WsSession:
             error["id"] = frame_id
         self.conn.push(_dumps(error))
 
+    def _answer(self, text: str) -> bool:
+        """Queue an answer made for this client alone (an ack, a pong, a reply). A large one is
+        refused, and this connection cut off as a slow consumer (1013), when this client's
+        connections already hold ``identity_queue_bytes`` between them: compressed requests
+        must not make the server hold their inflated answers for a thousand connections."""
+        if len(text) > _LARGE_ANSWER and not self.rt.room_for(self.conn, len(text)):
+            self.rt.stats.drop("identity_budget")
+            self.conn.cut_off()
+            return False
+        return self.conn.push(text)
+
     async def _on_text(self, text: str) -> None:
         try:
             frame = loads(text)
@@ -319,7 +333,7 @@ class WsSession:
         except (ValueError, TypeError, RecursionError):
             self._error("bad_frame", "the frame cannot be answered (too deep or not JSON)", frame_id)
             return False
-        return self.conn.push(text)
+        return self._answer(text)
 
     # --- frames -------------------------------------------------------------------------------
 
@@ -387,7 +401,7 @@ class WsSession:
             stats.dedup_hits["message"] += 1
         ok = ack.startswith('{"type":"ack","id":' + _dumps(message_id) + ',"ok":true')
         stats.acks["ok" if ok else "error"] += 1
-        conn.push(ack)
+        self._answer(ack)
 
     async def _on_subscribe(self, frame: dict[str, Any]) -> None:
         channel = frame.get("channel")

@@ -14,6 +14,12 @@ What the ASGI application cannot see, these enforce per TCP connection:
   client that sends PINGs and never reads would make the server buffer the answers. When the
   socket's write buffer passes its high-water mark, the server stops reading from that client
   until the client has read what it was sent: a client that never reads holds one socket buffer.
+- **Received WebSocket messages.** With permessage-deflate, one 256 KiB read can hold hundreds of
+  messages that inflate to 1 MiB each. Received bytes are handed to the parser in small pieces,
+  and no more while more than ``inbox_bytes`` of this connection's messages wait for (or are being
+  handled by) the application, or more than ``address_inbox_bytes`` of its address's, or more
+  than ``total_inbox_bytes`` of everyone's. A connection held back resumes when room is made:
+  received data waits in the kernel, and the client slows down (TCP flow control).
 
 :func:`protocols` builds both classes around one :class:`Ledger`.
 """
@@ -26,20 +32,22 @@ import ipaddress
 import logging
 import socket
 import struct
-from collections import Counter
-from collections.abc import Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame
 
-__all__ = ["MAX_PIPELINE", "OVERFLOW", "HttpLimits", "Ledger", "protocols"]
+__all__ = ["FEED_PIECE", "MAX_PIPELINE", "OVERFLOW", "HttpLimits", "Ledger", "protocols"]
 
 log = logging.getLogger("pyrt.server")
 
 OVERFLOW = 64  # sockets beyond the per-address cap that still get a polite 429
 MAX_PIPELINE = 16  # pipelined requests one connection may queue
+FEED_PIECE = 4096  # received WebSocket bytes handed to the parser at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,11 @@ class HttpLimits:
     head_timeout: float = 10.0
     body_timeout: float = 30.0
     max_head_bytes: int = 32 * 1024
+    #: Bytes of received WebSocket messages waiting for the application before reading stops: per
+    #: connection, per client address (not for trusted proxies), and for the whole process.
+    inbox_bytes: int = 1024 * 1024
+    address_inbox_bytes: int = 32 * 1024 * 1024
+    total_inbox_bytes: int = 256 * 1024 * 1024
 
 
 class Ledger:
@@ -59,13 +72,26 @@ class Ledger:
     (idempotent), whichever protocol owns it by then.
     """
 
-    def __init__(self, max_connections: int, per_ip: int, trusted: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        max_connections: int,
+        per_ip: int,
+        trusted: Iterable[str] = (),
+        *,
+        address_inbox: int = 0,
+        total_inbox: int = 0,
+    ) -> None:
         self.max_connections = max_connections
         self.per_ip = per_ip
+        self.address_inbox = address_inbox
+        self.total_inbox = total_inbox
         self._trusted_all = "*" in trusted
         self._trusted = [ipaddress.ip_network(t, strict=False) for t in trusted if t != "*"]
         self._open: dict[int, str] = {}  # id(transport) -> address
         self._per_ip: Counter[str] = Counter()
+        self._inbox: Counter[str] = Counter()  # received bytes waiting for the app, per address
+        self._inbox_total = 0
+        self._waiting: dict[int, Callable[[], None]] = {}  # connections held back for room
 
     def __len__(self) -> int:
         return len(self._open)
@@ -99,7 +125,46 @@ class Ledger:
         self._per_ip[address] += 1
         return verdict
 
+    # --- received bytes waiting for the application ---------------------------------------------
+
+    def _address(self, transport: asyncio.BaseTransport) -> str:
+        return self._open.get(id(transport), "unknown")
+
+    def inbox_full(self, transport: asyncio.BaseTransport) -> bool:
+        """Whether the address of ``transport`` (or the whole process) has no room left."""
+        if self.total_inbox and self._inbox_total > self.total_inbox:
+            return True
+        address = self._address(transport)
+        if not self.address_inbox or self.trusted(address):
+            return False
+        return self._inbox[address] > self.address_inbox
+
+    def inbox_add(self, transport: asyncio.BaseTransport, size: int) -> None:
+        self._inbox[self._address(transport)] += size
+        self._inbox_total += size
+
+    def inbox_remove(self, transport: asyncio.BaseTransport, size: int) -> None:
+        """``size`` bytes were handled: wake connections that were held back for room."""
+        if size <= 0:
+            return
+        address = self._address(transport)
+        left = self._inbox[address] - size
+        if left > 0:
+            self._inbox[address] = left
+        else:
+            self._inbox.pop(address, None)
+        self._inbox_total = max(0, self._inbox_total - size)
+        if self._waiting:
+            waiting, self._waiting = self._waiting, {}
+            for wake in waiting.values():
+                wake()
+
+    def wait_for_room(self, transport: asyncio.BaseTransport, wake: Callable[[], None]) -> None:
+        """Call ``wake`` once received bytes were handled somewhere (then check again)."""
+        self._waiting[id(transport)] = wake
+
     def release(self, transport: asyncio.BaseTransport) -> None:
+        self._waiting.pop(id(transport), None)
         address = self._open.pop(id(transport), None)
         if address is None:
             return
@@ -162,6 +227,74 @@ def protocols(
     class LimitedWebSocketProtocol(WebSocketsSansIOProtocol):
         #: Reading is paused because the client does not read what it is sent.
         _pyrt_blocked = False
+        #: Bytes of received messages waiting for or being handled by the application (counted
+        #: as they inflated; released when the application asks for the next one).
+        _pyrt_inbox = 0
+        #: The size of the message the application is handling now.
+        _pyrt_handling = 0
+        #: The sizes of the received messages in the queue, in order.
+        _pyrt_sizes: deque[int] | None = None
+        #: Received bytes not yet given to the parser, held while there is no room.
+        _pyrt_held: bytes = b""
+
+        def data_received(self, data: bytes) -> None:
+            if self._pyrt_held:
+                self._pyrt_held += data
+                self.transport.pause_reading()
+                return
+            self._pyrt_feed(data)
+
+        def _pyrt_no_room(self) -> bool:
+            return self._pyrt_inbox > limits.inbox_bytes or ledger.inbox_full(self.transport)
+
+        def _pyrt_feed(self, data: bytes) -> None:
+            position = 0
+            while position < len(data):
+                if self._pyrt_no_room():
+                    self._pyrt_held = data[position:]
+                    self.transport.pause_reading()
+                    if self._pyrt_inbox <= limits.inbox_bytes:  # the address or process is full
+                        ledger.wait_for_room(self.transport, self._pyrt_room_made)
+                    return
+                piece = data[position : position + FEED_PIECE] if len(data) > FEED_PIECE else data
+                position += len(piece)
+                super().data_received(piece)
+                if self.transport.is_closing():
+                    return
+
+        def _pyrt_room_made(self) -> None:
+            self.loop.call_soon(self._pyrt_resume_feeding)
+
+        def _pyrt_resume_feeding(self) -> None:
+            if self._pyrt_held and not self.transport.is_closing():
+                held, self._pyrt_held = self._pyrt_held, b""
+                self._pyrt_feed(held)
+                if not self._pyrt_held and not self.read_paused and not self._pyrt_blocked:
+                    self.transport.resume_reading()
+
+        # The parser keeps its last frame until the next one arrives: an idle client would keep
+        # a large (inflated) frame alive. Its data is taken over by uvicorn here, then dropped.
+        def handle_text(self, event: Frame) -> None:
+            super().handle_text(event)
+            event.data = b""
+
+        def handle_bytes(self, event: Frame) -> None:
+            super().handle_bytes(event)
+            event.data = b""
+
+        def handle_cont(self, event: Frame) -> None:
+            super().handle_cont(event)
+            event.data = b""
+
+        def send_receive_event_to_app(self) -> None:
+            if not self.close_sent:
+                size = sum(len(frame) for frame in self.frames)
+                self._pyrt_inbox += size
+                ledger.inbox_add(self.transport, size)
+                if self._pyrt_sizes is None:
+                    self._pyrt_sizes = deque()
+                self._pyrt_sizes.append(size)
+            super().send_receive_event_to_app()
 
         def pause_writing(self) -> None:
             super().pause_writing()
@@ -182,14 +315,24 @@ def protocols(
                 self.transport.pause_reading()
 
         async def receive(self) -> Any:
+            handled, self._pyrt_handling = self._pyrt_handling, 0
+            self._pyrt_inbox -= handled
+            ledger.inbox_remove(self.transport, handled)
+            if self._pyrt_held and not self._pyrt_no_room():
+                held, self._pyrt_held = self._pyrt_held, b""
+                self._pyrt_feed(held)
             message = await self.queue.get()
-            if self.read_paused and self.queue.empty():
+            if message["type"] == "websocket.receive" and self._pyrt_sizes:
+                self._pyrt_handling = self._pyrt_sizes.popleft()
+            if self.read_paused and self.queue.empty() and not self._pyrt_held:
                 self.read_paused = False
                 if not self._pyrt_blocked:
                     self.transport.resume_reading()
             return message
 
         def connection_lost(self, exc: Exception | None) -> None:
+            ledger.inbox_remove(self.transport, self._pyrt_inbox)
+            self._pyrt_inbox = 0
             ledger.release(self.transport)
             super().connection_lost(exc)
 

@@ -66,6 +66,8 @@ class Runtime:
         self.publish_quota = KeyedBuckets(settings.publish_rate, settings.publish_burst)
         #: Every open connection, with the object that serves it (``WsSession`` or ``None``).
         self.connections: dict[Connection, Any] = {}
+        #: Open connections by client identity (for per-identity budgets).
+        self.identities: dict[str, set[Connection]] = {}
         self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -134,12 +136,27 @@ class Runtime:
 
     def register(self, conn: Connection, session: Any = None) -> None:
         self.connections[conn] = session
+        self.identities.setdefault(conn.identity, set()).add(conn)
         self.stats.connections_open[conn.kind] += 1
         self.stats.connections_total[conn.kind] += 1
 
     def unregister(self, conn: Connection) -> None:
         if self.connections.pop(conn, False) is not False:
             self.stats.connections_open[conn.kind] -= 1
+        same = self.identities.get(conn.identity)
+        if same is not None:
+            same.discard(conn)
+            if not same:
+                del self.identities[conn.identity]
+
+    def room_for(self, conn: Connection, size: int) -> bool:
+        """Whether ``conn`` may queue ``size`` more bytes made for its client alone: its identity's
+        connections together hold at most ``identity_queue_bytes`` (0: no limit)."""
+        budget = self.settings.identity_queue_bytes
+        if budget <= 0:
+            return True
+        held = sum(other.buffered_bytes for other in self.identities.get(conn.identity, (conn,)))
+        return held + size <= budget
 
     def select(self, session: str | None = None, cid: str | None = None) -> list[Connection]:
         """Open connections with this ``session`` (WebSocket) or ``cid`` (any transport)."""

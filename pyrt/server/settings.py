@@ -73,6 +73,9 @@ class Settings:
     publish_burst: int = 1000
     #: Message and publish ids one identity keeps in the dedup window (its oldest go first).
     dedup_per_identity: int = 10_000
+    #: Bytes an identity's connections may hold on their way out before a large answer made for
+    #: it (an ack, a pong, a reply over 64 KiB) cuts the connection off as a slow consumer; 0: off.
+    identity_queue_bytes: int = 64 * 1024 * 1024
 
     # --- limits for the whole process -----------------------------------------------------------
     #: Bytes of publications retained for replay, all channels together (memory broker); the
@@ -92,6 +95,10 @@ class Settings:
     #: Open TCP connections in all (each costs a file descriptor); clamped below the process's
     #: file limit. A new connection over it is reset.
     max_connections: int = 10_000
+    #: Bytes of received WebSocket messages waiting for the application, per client address and
+    #: in all; over it, the server reads no more from those clients until it has caught up.
+    address_inbox_bytes: int = 32 * 1024 * 1024
+    total_inbox_bytes: int = 256 * 1024 * 1024
     #: Bytes of one request head (request line and headers); larger: 431.
     max_head_bytes: int = 32 * 1024
     #: Seconds a request body may take after its head; slower: 408.

@@ -132,6 +132,8 @@ def fan_server() -> Iterator[ServerProcess]:
         "50",
         "--rate-limit",
         "0",
+        "--publish-rate",
+        "0",  # the publisher is a load generator: delivery is measured here, not its pacing
         "--heartbeat",
         "1",
     )
@@ -266,6 +268,8 @@ def test_a_slow_consumer_is_cut_off_with_bounded_server_memory_and_recovers_with
         "10000",
         "--rate-limit",
         "0",
+        "--publish-rate",
+        "0",  # 4,000 publications at full speed: the slow consumer is measured, not the publisher
         "--send-queue-bytes",
         str(queue_limit),
         "--heartbeat",

@@ -103,6 +103,8 @@ def redis_args(redis_url: str, prefix: str, name: str) -> tuple[str, ...]:
         "0",
         "--rate-limit",
         "0",
+        "--publish-rate",
+        "0",  # a thousand publications at once from one page: delivery is measured, not pacing
         "--allowed-origin",
         "*",
         "--heartbeat",

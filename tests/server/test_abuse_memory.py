@@ -329,3 +329,60 @@ def test_pings_without_reading_hold_one_socket_buffer(
     run(bystander_round_trip(server))
     emit("abuse.memory.pings", path=path, pings_written_mib=written, rss_grew_mib=rss.grew)
     assert rss.grew < 16, f"{rss.grew:.0f} MiB buffered for a client that does not read"
+
+
+def test_compressed_input_cannot_inflate_into_the_servers_memory(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server()
+
+    async def attack() -> int:
+        ws = await websockets.connect(server.ws_url + "/ws", subprotocols=["pyrt.v1"], ping_interval=None)
+        await ws.recv()  # welcome
+        frame = json.dumps({"type": "nothing", "pad": "y" * 1_000_000}).encode()
+        for _ in range(380):
+            ws.protocol.send_text(frame)  # each 1 MB frame deflates to ~1 KB
+        burst = b"".join(ws.protocol.data_to_send())
+        ws.transport.write(burst)  # one write: the server reads hundreds of frames at once
+        await asyncio.sleep(3)
+        ws.transport.abort()
+        return len(burst)
+
+    with PeakRss(server.proc.pid, interval=0.005) as rss:
+        sent = run(attack())
+    run(bystander_round_trip(server))
+    emit("abuse.memory.inflate", sent_kib=sent / 1024, inflated_mib=380, rss_grew_mib=rss.grew)
+    assert rss.grew < 32, f"{rss.grew:.0f} MiB held for {sent >> 10} KiB received"
+
+
+def test_idle_connections_keep_nothing_of_what_they_sent(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server()
+    connections = 100
+
+    async def attack() -> None:
+        data = "y" * 1_000_000  # ~1 KB on the wire: 1 MB in the server once inflated
+        opened = []
+        for _ in range(connections):
+            ws = await websockets.connect(
+                server.ws_url + "/ws", subprotocols=["pyrt.v1"], max_queue=None, ping_interval=None
+            )
+            await ws.recv()  # welcome
+            ws.transport.pause_reading()  # and never read again
+            for n in range(3):
+                await ws.send(json.dumps({"type": "message", "id": f"m{n}", "data": data}))
+            opened.append(ws)
+        await asyncio.sleep(2)  # everything sent has been handled; the clients now sit idle
+        for ws in opened:
+            ws.transport.abort()
+
+    start = server.rss_mib()
+    with PeakRss(server.proc.pid) as rss:
+        run(attack())
+    run(bystander_round_trip(server))
+    emit(
+        "abuse.memory.idle_connections",
+        connections=connections,
+        inflated_mib_sent=connections * 3,
+        rss_grew_mib=rss.peak - start,
+    )
+    assert rss.peak - start < 48, f"{rss.peak - start:.0f} MiB for {connections} idle connections"

@@ -42,3 +42,35 @@ def test_trusted_proxies_are_not_capped_by_address() -> None:
     assert not ledger.trusted("11.0.0.1")
     assert not ledger.trusted("not an address")
     assert Ledger(1, 1, trusted=["*"]).trusted("1.2.3.4")
+
+
+def test_received_bytes_are_budgeted_per_address_and_in_all_and_room_wakes_the_waiting() -> None:
+    ledger = Ledger(max_connections=100, per_ip=0, address_inbox=100, total_inbox=150)
+    a1, a2, b = Transport("a"), Transport("a"), Transport("b")
+    for transport in (a1, a2, b):
+        ledger.admit(transport)
+    ledger.inbox_add(a1, 101)
+    assert ledger.inbox_full(a2)  # the same address
+    assert not ledger.inbox_full(b)
+    ledger.inbox_add(b, 60)
+    assert ledger.inbox_full(b)  # the whole process is over 150
+    woken: list[str] = []
+    ledger.wait_for_room(a2, lambda: woken.append("a2"))
+    ledger.inbox_remove(a1, 101)
+    assert woken == ["a2"]
+    assert not ledger.inbox_full(a2)
+    ledger.release(b)  # a closed connection's waiting callback is forgotten
+    ledger.wait_for_room(b, lambda: woken.append("b"))
+    ledger.release(b)
+    ledger.inbox_remove(a1, 0)
+    assert woken == ["a2"]
+
+
+def test_trusted_proxies_share_only_the_process_budget() -> None:
+    ledger = Ledger(max_connections=100, per_ip=0, trusted=["127.0.0.1"], address_inbox=10, total_inbox=1000)
+    proxy = Transport("127.0.0.1")
+    ledger.admit(proxy)
+    ledger.inbox_add(proxy, 500)
+    assert not ledger.inbox_full(proxy)
+    ledger.inbox_add(proxy, 501)
+    assert ledger.inbox_full(proxy)
