@@ -125,7 +125,7 @@ class Server(Child):
 
 
 def serve_py(*extra: str) -> Server:
-    """The reference server, tuned for load from one address: no per-IP cap, no rate limit."""
+    """The reference server, tuned for load from one address: no per-IP cap, no rate limits."""
     argv = [
         sys.executable,
         str(REPO / "serve.py"),
@@ -135,6 +135,7 @@ def serve_py(*extra: str) -> Server:
         "--log-level", "warning",
         "--max-connections-per-ip", "0",
         "--rate-limit", "0",
+        "--publish-rate", "0",
         *extra,
     ]  # fmt: skip
     return Server(argv, "pyrt-serve listening on ")

@@ -118,7 +118,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--max-connections-per-ip",
         type=int,
         default=d.max_connections_per_ip,
-        help="open connections per client address (0: half of --max-connections)",
+        help="open connections per client address (at most half of --max-connections; 0: no cap)",
     )
     add("--max-connections", type=int, default=d.max_connections, help="open TCP connections in all")
     add("--publish-rate", type=float, default=d.publish_rate, help="publications/s per client identity")
@@ -218,7 +218,8 @@ def file_limit() -> int:
 
 def connection_caps(settings: Settings, files: int) -> tuple[int, int]:
     """``(max_connections, per_ip)`` in force: the total stays below the file limit (with room for
-    Redis, logs and static files), and one address never gets more than half of it."""
+    Redis, logs and static files), and one address never gets more than half of it, unless the
+    per-address cap is turned off (0: load tests from one address)."""
     total = settings.max_connections
     ceiling = max(16, files - _FILES_RESERVED)
     if total <= 0 or total > ceiling:
@@ -227,10 +228,9 @@ def connection_caps(settings: Settings, files: int) -> tuple[int, int]:
             log.warning(message, total, files, ceiling)
         total = ceiling
     per_ip = settings.max_connections_per_ip
-    half = max(1, total // 2)
-    if per_ip <= 0 or per_ip > half:
-        per_ip = half
-    return total, per_ip
+    if per_ip > 0:
+        per_ip = min(per_ip, max(1, total // 2))
+    return total, max(0, per_ip)
 
 
 class GracefulServer(uvicorn.Server):

@@ -32,7 +32,7 @@ def test_flags_become_settings() -> None:
 def test_connection_caps_stay_below_the_file_limit_and_one_address_gets_at_most_half() -> None:
     assert connection_caps(Settings(), files=65_536) == (10_000, 1_000)
     assert connection_caps(Settings(), files=1024) == (896, 448)
-    assert connection_caps(Settings(max_connections=0, max_connections_per_ip=0), files=2048) == (1920, 960)
+    assert connection_caps(Settings(max_connections=0, max_connections_per_ip=0), files=2048) == (1920, 0)
 
 
 def test_the_file_limit_is_raised_to_the_hard_limit() -> None:
