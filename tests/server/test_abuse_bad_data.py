@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
@@ -142,9 +143,11 @@ class Fuzzer:
         self.server = server
         self.channel = "fuzz-" + uuid.uuid4().hex[:8]
         self.http = httpx.Client(timeout=10)
-        self.publisher = connect(server.ws_url + "/ws", subprotocols=["pyrt.v1"])  # type: ignore[list-item]
+        self._sockets = ExitStack()
+        url = server.ws_url + "/ws"
+        self.publisher = self._sockets.enter_context(connect(url, subprotocols=["pyrt.v1"]))  # type: ignore[list-item]
         json.loads(self.publisher.recv(timeout=5))
-        self.subscriber = connect(server.ws_url + "/ws", subprotocols=["pyrt.v1"])  # type: ignore[list-item]
+        self.subscriber = self._sockets.enter_context(connect(url, subprotocols=["pyrt.v1"]))  # type: ignore[list-item]
         json.loads(self.subscriber.recv(timeout=5))
         self.subscriber.send(json.dumps({"type": "subscribe", "channel": self.channel}))
         assert json.loads(self.subscriber.recv(timeout=5))["type"] == "subscribed"
@@ -210,8 +213,7 @@ class Fuzzer:
 
     def close(self) -> None:
         self._stop.set()
-        self.publisher.close()
-        self.subscriber.close()
+        self._sockets.close()
         self.http.close()
 
 

@@ -68,7 +68,7 @@ def test_big_publications_into_new_channels_stay_within_the_history_budget(
         loop = asyncio.get_running_loop()
         started = loop.time()
         published = 0
-        while loop.time() - started < 6:
+        while published < 400:  # 400 MB: six times the budget
             for _ in range(20):
                 frame = {"type": "publish", "channel": f"flood-{published}", "data": payload}
                 await ws.send(json.dumps(frame))
@@ -147,10 +147,8 @@ def test_acked_messages_keep_only_their_result(start_server: Callable[..., Serve
 
     async def attack() -> tuple[int, dict[str, object]]:
         client = await Client.connect(server.ws_url)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         sent = 0
-        while loop.time() - started < 6:
+        while sent < 300:  # 150 MB
             await client.send({"type": "message", "id": f"m{sent}", "data": "y" * size + str(sent)})
             ack = await client.expect("ack", id=f"m{sent}")
             assert ack["ok"]
