@@ -13,10 +13,10 @@ so a page that only needs ``WebSocketClient`` never compiles the SSE code, and v
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
+    from pyrt.aio.eventsource import EventSourceClient
+    from pyrt.aio.fetch_event_source import FetchEventSource
+    from pyrt.aio.websocket import WebSocketClient
     from pyrt.backoff import Backoff
-    from pyrt.browser.eventsource import EventSourceClient
-    from pyrt.browser.fetch_event_source import FetchEventSource
-    from pyrt.browser.websocket import WebSocketClient
     from pyrt.close_policy import CloseInfo, default_should_reconnect
     from pyrt.errors import (
         AckError,
@@ -101,8 +101,8 @@ _WHERE: dict[str, str] = {
     "ClientClosedError": "pyrt.errors",
     "CloseInfo": "pyrt.close_policy",
     "EncodeError": "pyrt.errors",
-    "EventSourceClient": "pyrt.browser.eventsource",
-    "FetchEventSource": "pyrt.browser.fetch_event_source",
+    "EventSourceClient": "pyrt.aio.eventsource",
+    "FetchEventSource": "pyrt.aio.fetch_event_source",
     "FrameError": "pyrt.errors",
     "Heartbeat": "pyrt.heartbeat",
     "IllegalTransition": "pyrt.errors",
@@ -128,7 +128,7 @@ _WHERE: dict[str, str] = {
     "ServerSentEvent": "pyrt.sse",
     "State": "pyrt.states",
     "UnsupportedByProtocol": "pyrt.errors",
-    "WebSocketClient": "pyrt.browser.websocket",
+    "WebSocketClient": "pyrt.aio.websocket",
     "WebSocketEngine": "pyrt.ws_engine",
     "WireProtocol": "pyrt.protocol",
     "default_should_reconnect": "pyrt.close_policy",

@@ -515,7 +515,7 @@ class EngineHarness:
 
 
 class FakeTransport:
-    """An in-memory transport for :class:`~pyrt.browser.websocket.WebSocketClient`, on any runtime.
+    """An in-memory transport for :class:`~pyrt.aio.websocket.WebSocketClient`, on any runtime.
 
     With a ``server``, each socket connects to it (while ``server.accepting``) and frames flow
     both ways; without one, the test plays the server with :meth:`accept`, :meth:`deliver` and

@@ -1,4 +1,4 @@
-"""What a :class:`~pyrt.browser.websocket.WebSocketClient` needs from the runtime it runs on.
+"""What a :class:`~pyrt.aio.websocket.WebSocketClient` needs from the runtime it runs on.
 
 A transport opens one native socket at a time and reports its events; it also watches the page
 (online, visibility, pagehide/pageshow) and offers a storage for persistence. The browser

@@ -1,4 +1,4 @@
-"""The browser transport of :class:`~pyrt.browser.websocket.WebSocketClient`: ``js.WebSocket``.
+"""The browser transport of :class:`~pyrt.aio.websocket.WebSocketClient`: ``js.WebSocket``.
 
 Thin on purpose: it opens native sockets (``binaryType = "arraybuffer"``), forwards their events,
 sends frames (binary in one bulk copy), hands inbound frames to Python in batches during bursts
@@ -133,7 +133,7 @@ class _Socket:
 
 
 class BrowserTransport:
-    """``js.WebSocket`` for :class:`~pyrt.browser.websocket.WebSocketClient` (Pyodide only)."""
+    """``js.WebSocket`` for :class:`~pyrt.aio.websocket.WebSocketClient` (Pyodide only)."""
 
     def __init__(self) -> None:
         self._socket: _Socket | None = None

@@ -17,7 +17,7 @@ below (subclasses taking the same arguments, the way ``pathlib.Path(...)`` build
 What browser-only options mean here: ``when_hidden`` never pauses (there is no page);
 ``credentials="omit"`` keeps no cookies, the other values keep the cookies the server sets for
 this client's own requests (like same-origin requests in a browser); ``with_credentials`` has
-no effect; a relative URL raises :class:`~pyrt.cpython.urls.RelativeURLError` from
+no effect; a relative URL raises :class:`~pyrt.urls.RelativeURLError` from
 ``connect()``. Each client has its own ``httpx.AsyncClient`` (created by ``connect()``, closed
 with the client); the TLS context is shared, so creating hundreds of clients is cheap.
 """
@@ -32,9 +32,8 @@ import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
-from pyrt.browser.eventsource import EventSourceClient
-from pyrt.browser.fetch_event_source import FetchEventSource
-from pyrt.cpython.urls import http_url
+from pyrt.aio.eventsource import EventSourceClient
+from pyrt.aio.fetch_event_source import FetchEventSource
 from pyrt.sse import ServerSentEvent, SSEDecoder
 from pyrt.sse_policy import (
     AbortRequest,
@@ -46,6 +45,7 @@ from pyrt.sse_policy import (
     StartRequest,
     classify_response,
 )
+from pyrt.urls import http_url
 
 if TYPE_CHECKING:
     import httpx

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyrt.cpython.storage import FileStorage
-from pyrt.cpython.urls import websocket_url
 from pyrt.persist import Storage
 from pyrt.transport import PageEvents, SocketEvents
+from pyrt.urls import websocket_url
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection

@@ -22,8 +22,8 @@ from tests.serverproc import ServerProcess
 PRELUDE = """
 import asyncio, js, json
 from pyrt.backoff import Backoff
-from pyrt.browser.eventsource import EventSourceClient
-from pyrt.browser.fetch_event_source import FetchEventSource
+from pyrt.aio.eventsource import EventSourceClient
+from pyrt.aio.fetch_event_source import FetchEventSource
 from pyrt.browser.proxies import live_count
 from pyrt.sse_policy import SSEError, SSERetriesExhaustedError
 

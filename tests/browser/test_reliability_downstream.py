@@ -28,9 +28,9 @@ PRELUDE = """
 import asyncio, js, json
 from pyrt.backoff import Backoff
 from pyrt.heartbeat import Heartbeat
-from pyrt.browser.websocket import WebSocketClient
-from pyrt.browser.eventsource import EventSourceClient
-from pyrt.browser.fetch_event_source import FetchEventSource
+from pyrt.aio.websocket import WebSocketClient
+from pyrt.aio.eventsource import EventSourceClient
+from pyrt.aio.fetch_event_source import FetchEventSource
 
 FAST = Backoff(initial=0.05, maximum=0.5)
 """

@@ -30,7 +30,7 @@ PRELUDE = """
 import asyncio, js, json
 from pyrt.backoff import Backoff
 from pyrt.heartbeat import Heartbeat
-from pyrt.browser.websocket import WebSocketClient
+from pyrt.aio.websocket import WebSocketClient
 
 def client(url):
     return WebSocketClient(url, heartbeat=Heartbeat(interval=0.3, timeout=0.3),

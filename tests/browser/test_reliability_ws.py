@@ -38,7 +38,7 @@ PRELUDE = """
 import asyncio, js, json
 from pyrt.backoff import Backoff
 from pyrt.heartbeat import Heartbeat
-from pyrt.browser.websocket import WebSocketClient
+from pyrt.aio.websocket import WebSocketClient
 from pyrt.browser import proxies
 
 loop = asyncio.get_running_loop()

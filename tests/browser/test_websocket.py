@@ -13,7 +13,7 @@ SETUP = """
 import asyncio, json
 from pyrt.backoff import Backoff
 from pyrt.heartbeat import Heartbeat
-from pyrt.browser.websocket import WebSocketClient
+from pyrt.aio.websocket import WebSocketClient
 from pyrt.browser import proxies
 """
 

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pyrt"
-IMPURE_PACKAGES = {"browser", "server", "cpython"}
+IMPURE_PACKAGES = {"aio", "browser", "server", "cpython"}
 FORBIDDEN = {"js", "pyodide", "asyncio", "time", "pyscript"}
 
 

@@ -730,13 +730,13 @@ def _running_loop() -> asyncio.AbstractEventLoop:
 
 def _default_transport(url: UrlSource) -> Transport:
     """``js.WebSocket`` in Pyodide, the ``websockets`` library on CPython (where a relative URL
-    cannot resolve: it raises :class:`~pyrt.cpython.urls.RelativeURLError` at once)."""
+    cannot resolve: it raises :class:`~pyrt.urls.RelativeURLError` at once)."""
     if sys.platform == "emscripten":
         from pyrt.browser.ws_transport import BrowserTransport
 
         return BrowserTransport()
-    from pyrt.cpython.urls import websocket_url
     from pyrt.cpython.ws_transport import CPythonTransport
+    from pyrt.urls import websocket_url
 
     if isinstance(url, str):
         websocket_url(url)

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, Self, cast
 
+from pyrt.aio.driver import _SSEClient
 from pyrt.backoff import Backoff
-from pyrt.browser._sse_base import _SSEClient
 from pyrt.sse import ServerSentEvent
 from pyrt.sse_policy import CreateSource, DestroySource, EventSourcePolicy, SSEAction
 

@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Self, cast
 
+from pyrt.aio.driver import _SSEClient
 from pyrt.backoff import Backoff
-from pyrt.browser._sse_base import _SSEClient
 from pyrt.sse_policy import (
     AbortRequest,
     FetchSSEEngine,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from pyrt.cpython.urls import RelativeURLError, http_url, websocket_url
+from pyrt.urls import RelativeURLError, http_url, websocket_url
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from pyrt.aio.driver import _SSEClient
 from pyrt.backoff import Backoff
-from pyrt.browser._sse_base import _SSEClient
 from pyrt.sse import ServerSentEvent
 from pyrt.sse_policy import (
     AbortRequest,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from pyrt.aio.websocket import WebSocketClient
 from pyrt.backoff import Backoff
-from pyrt.browser.websocket import WebSocketClient
 from pyrt.errors import AckTimeout, ClientClosedError, InvalidStateError, QueueFull
 from pyrt.heartbeat import Heartbeat
 from pyrt.persist import MemoryStorage
