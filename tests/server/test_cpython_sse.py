@@ -1,7 +1,7 @@
 """FetchEventSource and EventSourceClient on CPython (``httpx``) against serve.py and the SSE fault app.
 
-The same behaviour as the browser tier (tests/browser/test_fetch_event_source.py and
-test_eventsource.py): resume after a dropped connection without a gap, statuses, headers and
+The same behaviour as the browser tier (tests/browser/test_fetch_transport.py and
+test_eventsource_transport.py): resume after a dropped connection without a gap, statuses, headers and
 bodies, stall detection, close aborting the request; plus examples/cli_tail.py.
 """
 

@@ -1,6 +1,6 @@
 """WebSocketClient on CPython (the ``websockets`` transport) against the real serve.py.
 
-The same scenarios as the browser tier (tests/browser/test_websocket.py), through the CPython
+The same scenarios as the browser tier (tests/browser/test_ws_transport.py), through the CPython
 adapter: raw echo, acks, forced disconnects with queued messages, exactly-once acks, channel
 recovery, heartbeat on a stalled server, manual close, persistence across a killed process.
 """
