@@ -6,8 +6,8 @@ and anything at or before the last offset (a replay overlapping what was already
 dropped here. When the server says it could not replay everything (``recovered: false``), the
 next publication delivered carries ``recovered=False``: there may be a gap before it.
 
-Offsets are ``"<major>-<minor>"`` strings ordered numerically by the pair; ``"0"`` is ``(0, 0)``
-(see docs/protocol.md). Anything else is compared as an opaque string, only for equality.
+Offsets are ordered by :func:`pyrt.offsets.offset_key` (the grammar of docs/protocol.md, shared
+with the server); a string of another form is compared as an opaque string, only for equality.
 """
 
 from __future__ import annotations
@@ -15,19 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Publication", "Subscription", "Subscriptions", "offset_key"]
+from pyrt.offsets import OffsetKey, offset_key
 
-OffsetKey = tuple[int, int]
-
-
-def offset_key(offset: str) -> OffsetKey | None:
-    """The sort key of an offset, or None when it is not of the documented form."""
-    if offset == "0":
-        return (0, 0)
-    major, sep, minor = offset.partition("-")
-    if not sep or not major.isdigit() or not minor.isdigit():
-        return None
-    return (int(major), int(minor))
+__all__ = ["Publication", "Subscription", "Subscriptions"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyrt.offsets import offset_key
 from pyrt.persist import MemoryStorage, Storage
 from pyrt.states import State
-from pyrt.subscriptions import Publication, offset_key
+from pyrt.subscriptions import Publication
 from pyrt.transport import PageEvents, SocketEvents
 from pyrt.ws_engine import (
     NO_MESSAGE,

@@ -57,6 +57,7 @@ from pyrt.errors import (
     UnsupportedByProtocol,
 )
 from pyrt.heartbeat import Heartbeat, HeartbeatMonitor, Verdict
+from pyrt.offsets import offset_key
 from pyrt.outbox import Outbox, Overflow, Queued, frame_size
 from pyrt.persist import SavedFrame, Snapshot, dumps
 from pyrt.protocol import (
@@ -72,7 +73,7 @@ from pyrt.protocol import (
     get_protocol,
 )
 from pyrt.states import State, StateMachine
-from pyrt.subscriptions import Publication, Subscriptions, offset_key
+from pyrt.subscriptions import Publication, Subscriptions
 
 __all__ = [
     "ABANDON_CODE",
