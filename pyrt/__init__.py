@@ -29,7 +29,15 @@ if _typing.TYPE_CHECKING:
         InvalidStateError,
         PyrtError,
         QueueFull,
+        RelativeURLError,
         ServerError,
+        SSEContentTypeError,
+        SSEError,
+        SSEHTTPError,
+        SSENetworkError,
+        SSERetriesExhaustedError,
+        SSEStalledError,
+        SSEStreamEndedError,
         UnsupportedByProtocol,
     )
     from pyrt.heartbeat import Heartbeat
@@ -37,16 +45,7 @@ if _typing.TYPE_CHECKING:
     from pyrt.protocol import JsonAckProtocol, PyrtProtocol, RawProtocol, WireProtocol
     from pyrt.sse import ServerSentEvent, SSEDecoder
     from pyrt.sse_encode import encode_comment, encode_event
-    from pyrt.sse_policy import (
-        SSEContentTypeError,
-        SSEError,
-        SSEHTTPError,
-        SSENetworkError,
-        SSERetriesExhaustedError,
-        SSEStalledError,
-        SSEStats,
-        SSEStreamEndedError,
-    )
+    from pyrt.sse_policy import SSEStats
     from pyrt.states import State
     from pyrt.subscriptions import Publication
     from pyrt.ws_engine import WebSocketEngine
@@ -72,6 +71,7 @@ __all__ = [
     "PyrtProtocol",
     "QueueFull",
     "RawProtocol",
+    "RelativeURLError",
     "SSEContentTypeError",
     "SSEDecoder",
     "SSEError",
@@ -115,15 +115,16 @@ _WHERE: dict[str, str] = {
     "PyrtProtocol": "pyrt.protocol",
     "QueueFull": "pyrt.errors",
     "RawProtocol": "pyrt.protocol",
-    "SSEContentTypeError": "pyrt.sse_policy",
+    "RelativeURLError": "pyrt.errors",
+    "SSEContentTypeError": "pyrt.errors",
     "SSEDecoder": "pyrt.sse",
-    "SSEError": "pyrt.sse_policy",
-    "SSEHTTPError": "pyrt.sse_policy",
-    "SSENetworkError": "pyrt.sse_policy",
-    "SSERetriesExhaustedError": "pyrt.sse_policy",
-    "SSEStalledError": "pyrt.sse_policy",
+    "SSEError": "pyrt.errors",
+    "SSEHTTPError": "pyrt.errors",
+    "SSENetworkError": "pyrt.errors",
+    "SSERetriesExhaustedError": "pyrt.errors",
+    "SSEStalledError": "pyrt.errors",
     "SSEStats": "pyrt.sse_policy",
-    "SSEStreamEndedError": "pyrt.sse_policy",
+    "SSEStreamEndedError": "pyrt.errors",
     "ServerError": "pyrt.errors",
     "ServerSentEvent": "pyrt.sse",
     "State": "pyrt.states",

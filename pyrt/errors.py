@@ -1,8 +1,31 @@
-"""Exceptions raised by pyrt clients. Each message names the exact mistake or failure.
+"""Every exception of the pyrt clients, in one place. Each message names the exact mistake or failure.
 
 Every class derives from :class:`PyrtError`; misuse errors also derive from the built-in class a
-Python user would expect (``TypeError``, ``ValueError``, ``RuntimeError``), so ``except ValueError``
-keeps working.
+Python user would expect (``TypeError``, ``ValueError``, ``RuntimeError``, ``TimeoutError``), so
+``except ValueError`` keeps working::
+
+    PyrtError
+    ├── AckTimeout (+ TimeoutError)       no ack after every retry (send_with_ack, publish)
+    ├── AckError                          the server refused or failed one message
+    ├── QueueFull                         the outgoing queue dropped or refused a message
+    ├── ServerError                       an ``error`` frame about no message in particular
+    ├── FrameError                        an unreadable inbound frame (reported, never raised)
+    ├── ClientClosedError (+ RuntimeError)     the client is closed or closing
+    ├── InvalidStateError (+ RuntimeError)     a call that makes no sense now (connect() twice)
+    ├── IllegalTransition (+ RuntimeError)     a state change the transition table forbids
+    ├── InvalidCloseCode (+ ValueError)        a close code or reason browsers refuse
+    ├── RelativeURLError (+ ValueError)        "/ws" outside a browser: no page to resolve it
+    ├── EncodeError (+ TypeError)              data the wire protocol cannot carry
+    ├── UnsupportedByProtocol (+ TypeError)    acks or channels in raw mode
+    └── SSEError                          what the SSE clients report or raise
+        ├── SSEHTTPError                  a status other than 200 (``status``, ``retryable``)
+        ├── SSEContentTypeError           200 without ``text/event-stream``
+        ├── SSENetworkError               no response, or the body broke
+        ├── SSEStalledError               no byte for ``stall_timeout`` seconds
+        ├── SSEStreamEndedError           the server ended the stream
+        └── SSERetriesExhaustedError      ``Backoff.max_attempts`` reached (``__cause__``: the last)
+
+The reference server's own exceptions (``pyrt.server``) never reach a client and live there.
 """
 
 from __future__ import annotations
@@ -20,6 +43,14 @@ __all__ = [
     "InvalidStateError",
     "PyrtError",
     "QueueFull",
+    "RelativeURLError",
+    "SSEContentTypeError",
+    "SSEError",
+    "SSEHTTPError",
+    "SSENetworkError",
+    "SSERetriesExhaustedError",
+    "SSEStalledError",
+    "SSEStreamEndedError",
     "ServerError",
     "UnsupportedByProtocol",
 ]
@@ -73,6 +104,14 @@ class InvalidCloseCode(PyrtError, ValueError):
     """Browsers only let a client close with code 1000 or 3000-4999."""
 
 
+class RelativeURLError(PyrtError, ValueError):
+    """A relative URL (``"/ws"``, ``"sse?channel=x"``) reached a client running outside a browser.
+
+    In the browser such a URL resolves against the page; on CPython there is no page, so the
+    client needs an absolute URL such as ``"ws://127.0.0.1:8000/ws"``.
+    """
+
+
 class EncodeError(PyrtError, TypeError):
     """The data cannot be put in a frame (not JSON-serialisable, or binary in a JSON protocol)."""
 
@@ -98,3 +137,60 @@ class ServerError(PyrtError):
         self.code = code
         self.message = message
         super().__init__(f"server error {code}: {message}")
+
+
+class SSEError(PyrtError):
+    """Base class of everything the SSE clients report through ``on_error`` or raise."""
+
+
+class SSEHTTPError(SSEError):
+    """The server answered with a status that is not ``200``.
+
+    ``status`` is the HTTP status; ``retryable`` tells whether the client retries (429, 408
+    and 5xx) or stopped for good (401, 403, 404, other 4xx, anything else).
+    """
+
+    def __init__(self, status: int, retryable: bool) -> None:
+        self.status = status
+        self.retryable = retryable
+        what = "retrying" if retryable else "not retrying"
+        super().__init__(f"HTTP {status} from the event stream URL ({what})")
+
+
+class SSEContentTypeError(SSEError):
+    """The server answered ``200`` with a content type other than ``text/event-stream``."""
+
+    def __init__(self, content_type: str) -> None:
+        self.content_type = content_type
+        super().__init__(
+            f"expected Content-Type text/event-stream, got {content_type or 'none'!r}; not retrying"
+        )
+
+
+class SSENetworkError(SSEError):
+    """The request failed or the stream broke (connection refused, reset, DNS, CORS...)."""
+
+
+class SSEStalledError(SSEError):
+    """No byte at all (not even a comment) arrived for ``stall_timeout`` seconds."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"no data for {seconds:g} s: connection presumed dead, reconnecting")
+
+
+class SSEStreamEndedError(SSEError):
+    """The server ended the response (or the native ``EventSource`` lost its connection)."""
+
+
+class SSERetriesExhaustedError(SSEError):
+    """``Backoff.max_attempts`` consecutive reconnect attempts failed; the client stopped.
+
+    The last failure is ``__cause__`` (and ``last``).
+    """
+
+    def __init__(self, attempts: int, last: SSEError) -> None:
+        self.attempts = attempts
+        self.last = last
+        super().__init__(f"gave up after {attempts} failed reconnect attempts: {last}")
+        self.__cause__ = last

@@ -33,7 +33,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pyrt.backoff import Backoff
-from pyrt.errors import InvalidStateError, PyrtError
+from pyrt.errors import (
+    InvalidStateError,
+    SSEContentTypeError,
+    SSEError,
+    SSEHTTPError,
+    SSENetworkError,
+    SSERetriesExhaustedError,
+    SSEStalledError,
+    SSEStreamEndedError,
+)
 from pyrt.sse import ServerSentEvent, SSEDecoder
 
 __all__ = [
@@ -47,15 +56,8 @@ __all__ = [
     "Opened",
     "ReadyState",
     "SSEAction",
-    "SSEContentTypeError",
-    "SSEError",
-    "SSEHTTPError",
-    "SSENetworkError",
-    "SSERetriesExhaustedError",
-    "SSEStalledError",
     "SSEState",
     "SSEStats",
-    "SSEStreamEndedError",
     "StartRequest",
     "WhenHidden",
     "classify_response",
@@ -65,66 +67,6 @@ __all__ = [
 
 WhenHidden = Literal["keep", "pause"]
 _WHEN_HIDDEN = ("keep", "pause")
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class SSEError(PyrtError):
-    """Base class of everything the SSE clients report through ``on_error`` or raise."""
-
-
-class SSEHTTPError(SSEError):
-    """The server answered with a status that is not ``200``.
-
-    ``status`` is the HTTP status; ``retryable`` tells whether the client retries (429, 408
-    and 5xx) or stopped for good (401, 403, 404, other 4xx, anything else).
-    """
-
-    def __init__(self, status: int, retryable: bool) -> None:
-        self.status = status
-        self.retryable = retryable
-        what = "retrying" if retryable else "not retrying"
-        super().__init__(f"HTTP {status} from the event stream URL ({what})")
-
-
-class SSEContentTypeError(SSEError):
-    """The server answered ``200`` with a content type other than ``text/event-stream``."""
-
-    def __init__(self, content_type: str) -> None:
-        self.content_type = content_type
-        super().__init__(
-            f"expected Content-Type text/event-stream, got {content_type or 'none'!r}; not retrying"
-        )
-
-
-class SSENetworkError(SSEError):
-    """The request failed or the stream broke (connection refused, reset, DNS, CORS...)."""
-
-
-class SSEStalledError(SSEError):
-    """No byte at all (not even a comment) arrived for ``stall_timeout`` seconds."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        super().__init__(f"no data for {seconds:g} s: connection presumed dead, reconnecting")
-
-
-class SSEStreamEndedError(SSEError):
-    """The server ended the response (or the native ``EventSource`` lost its connection)."""
-
-
-class SSERetriesExhaustedError(SSEError):
-    """``Backoff.max_attempts`` consecutive reconnect attempts failed; the client stopped.
-
-    The last failure is ``__cause__`` (and ``last``).
-    """
-
-    def __init__(self, attempts: int, last: SSEError) -> None:
-        self.attempts = attempts
-        self.last = last
-        super().__init__(f"gave up after {attempts} failed reconnect attempts: {last}")
-        self.__cause__ = last
 
 
 # --------------------------------------------------------------------------- states and actions

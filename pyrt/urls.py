@@ -1,24 +1,18 @@
 """URLs outside the browser: there is no page to resolve ``"/ws"`` against, so say so clearly.
 
-Pure string functions (no I/O), shared by the CPython adapters.
+Pure string functions (no I/O), used where a client runs outside a browser.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-__all__ = ["RelativeURLError", "http_url", "websocket_url"]
+from pyrt.errors import RelativeURLError
+
+__all__ = ["http_url", "websocket_url"]
 
 _WS_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
 _HTTP_SCHEMES = ("http", "https")
-
-
-class RelativeURLError(ValueError):
-    """A relative URL (``"/ws"``, ``"sse?channel=x"``) reached a client running outside a browser.
-
-    In the browser such a URL resolves against the page; on CPython there is no page, so the
-    client needs an absolute URL such as ``"ws://127.0.0.1:8000/ws"``.
-    """
 
 
 def _relative(url: str, example_scheme: str) -> RelativeURLError:

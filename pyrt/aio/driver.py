@@ -15,17 +15,9 @@ from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Protocol, Self, overload
 
+from pyrt.errors import SSEError
 from pyrt.sse import ServerSentEvent
-from pyrt.sse_policy import (
-    Closed,
-    Disconnected,
-    Opened,
-    ReadyState,
-    SSEAction,
-    SSEError,
-    SSEState,
-    SSEStats,
-)
+from pyrt.sse_policy import Closed, Disconnected, Opened, ReadyState, SSEAction, SSEState, SSEStats
 
 __all__: list[str] = []
 

@@ -17,6 +17,7 @@ client first connects, so ``import pyrt`` needs nothing but the standard library
 """
 
 from pyrt.cpython.storage import FileStorage, default_directory
-from pyrt.urls import RelativeURLError, http_url, websocket_url
+from pyrt.errors import RelativeURLError
+from pyrt.urls import http_url, websocket_url
 
 __all__ = ["FileStorage", "RelativeURLError", "default_directory", "http_url", "websocket_url"]

@@ -25,7 +25,7 @@ from pyrt.backoff import Backoff
 from pyrt.aio.eventsource import EventSourceClient
 from pyrt.aio.fetch_event_source import FetchEventSource
 from pyrt.browser.proxies import live_count
-from pyrt.sse_policy import SSEError, SSERetriesExhaustedError
+from pyrt.errors import SSEError, SSERetriesExhaustedError
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 

@@ -17,7 +17,7 @@ import asyncio, js
 from pyrt.backoff import Backoff
 from pyrt.aio.fetch_event_source import FetchEventSource
 from pyrt.browser.proxies import live_count
-from pyrt.sse_policy import SSEError, SSEHTTPError, SSEContentTypeError, SSEStalledError
+from pyrt.errors import SSEError, SSEHTTPError, SSEContentTypeError, SSEStalledError
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 

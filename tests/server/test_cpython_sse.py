@@ -27,8 +27,9 @@ from pyrt import (
 )
 from pyrt.cpython import RelativeURLError
 from pyrt.cpython.sse import CPythonEventSourceClient, CPythonFetchEventSource
+from pyrt.errors import SSEError
 from pyrt.sse import ServerSentEvent
-from pyrt.sse_policy import SSEError, SSEState
+from pyrt.sse_policy import SSEState
 from tests.browser.sse_fault_app import FaultApp
 from tests.server.cpython_support import Controls, new_cid, run, until
 from tests.serverproc import REPO, ServerProcess, wait_until

@@ -11,14 +11,9 @@ import pytest
 
 from pyrt.aio.driver import _SSEClient
 from pyrt.backoff import Backoff
+from pyrt.errors import SSEHTTPError
 from pyrt.sse import ServerSentEvent
-from pyrt.sse_policy import (
-    AbortRequest,
-    FetchSSEEngine,
-    SSEAction,
-    SSEHTTPError,
-    StartRequest,
-)
+from pyrt.sse_policy import AbortRequest, FetchSSEEngine, SSEAction, StartRequest
 
 pytestmark = pytest.mark.unit
 

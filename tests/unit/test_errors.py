@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
+from pyrt import errors
 from pyrt.errors import (
     AckError,
     AckTimeout,
@@ -15,7 +19,15 @@ from pyrt.errors import (
     InvalidStateError,
     PyrtError,
     QueueFull,
+    RelativeURLError,
     ServerError,
+    SSEContentTypeError,
+    SSEError,
+    SSEHTTPError,
+    SSENetworkError,
+    SSERetriesExhaustedError,
+    SSEStalledError,
+    SSEStreamEndedError,
     UnsupportedByProtocol,
 )
 
@@ -57,3 +69,51 @@ def test_a_frame_error_shows_a_short_excerpt_of_a_long_frame() -> None:
     error = FrameError("invalid JSON", "x" * 500)
     assert len(str(error)) < 150
     assert str(error).endswith("...")
+
+
+def test_sse_errors_and_relative_urls_belong_to_the_same_hierarchy() -> None:
+    assert issubclass(SSEError, PyrtError)
+    for cls in (SSEHTTPError, SSEContentTypeError, SSENetworkError, SSEStalledError, SSEStreamEndedError):
+        assert issubclass(cls, SSEError)
+    assert issubclass(SSERetriesExhaustedError, SSEError)
+    assert isinstance(RelativeURLError("x"), ValueError)
+    assert isinstance(RelativeURLError("x"), PyrtError)
+
+
+def test_the_docstring_draws_every_exception_of_the_module() -> None:
+    doc = errors.__doc__ or ""
+    assert "\n    PyrtError\n" in doc
+    assert [name for name in errors.__all__ if name != "PyrtError" and f"── {name} " not in doc] == []
+
+
+_BUILTIN = {"ValueError", "TypeError", "RuntimeError", "TimeoutError", "Exception", "PyrtError"}
+
+
+def exception_classes(source: str) -> list[str]:
+    """Names of the classes in ``source`` that derive from an exception class by name."""
+    return [
+        node.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ClassDef)
+        and any(
+            isinstance(base, ast.Name) and (base.id.endswith(("Error", "Exception")) or base.id in _BUILTIN)
+            for base in node.bases
+        )
+    ]
+
+
+def test_no_client_module_defines_an_exception_outside_errors_py() -> None:
+    package = Path(errors.__file__).parent
+    defined: dict[str, list[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package)
+        if rel.parts[0] != "server" and rel != Path("errors.py"):
+            found = exception_classes(path.read_text(encoding="utf-8"))
+            if found:
+                defined[str(rel)] = found
+    assert defined == {}
+
+
+def test_the_scan_finds_exception_classes() -> None:
+    sample = "class A(ValueError): ...\nclass B(SSEError): ...\nclass C: ...\nclass D(PyrtError): ...\n"
+    assert exception_classes(sample) == ["A", "B", "D"]

@@ -9,6 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyrt.backoff import Backoff
+from pyrt.errors import (
+    SSEContentTypeError,
+    SSEHTTPError,
+    SSENetworkError,
+    SSERetriesExhaustedError,
+    SSEStalledError,
+    SSEStreamEndedError,
+)
 from pyrt.sse_policy import (
     AbortRequest,
     Closed,
@@ -19,13 +27,7 @@ from pyrt.sse_policy import (
     FetchSSEEngine,
     Opened,
     ReadyState,
-    SSEContentTypeError,
-    SSEHTTPError,
-    SSENetworkError,
-    SSERetriesExhaustedError,
-    SSEStalledError,
     SSEState,
-    SSEStreamEndedError,
     StartRequest,
     classify_response,
     parse_retry_after,
