@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pyrt.wire import AckId, Frame
+
 __all__ = ["AckIds", "Pending", "PendingAcks"]
 
-Frame = str | bytes
-AckId = str | int
 Kind = Literal["message", "publish"]
 
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"

@@ -22,9 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from pyrt.wire import Frame
+
 __all__ = ["Heartbeat", "HeartbeatMonitor", "Verdict"]
 
-Frame = str | bytes
 PingFactory = Callable[[], Frame]
 PongMatcher = Callable[[Frame], bool]
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pyrt.errors import QueueFull
+from pyrt.wire import Frame
 
 __all__ = ["OVERFLOW_POLICIES", "Outbox", "Overflow", "Queued", "frame_size"]
 
 Overflow = Literal["drop_oldest", "drop_newest", "raise"]
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("drop_oldest", "drop_newest", "raise")
-Frame = str | bytes
 
 
 def frame_size(frame: Frame) -> int:

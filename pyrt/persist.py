@@ -15,10 +15,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pyrt.wire import Frame
+
 __all__ = ["MemoryStorage", "SavedFrame", "Snapshot", "Storage", "dumps", "loads"]
 
 VERSION = 1
-Frame = str | bytes
 
 
 class Storage(Protocol):

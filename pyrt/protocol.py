@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from pyrt.errors import EncodeError, UnsupportedByProtocol
 from pyrt.subscriptions import Publication
+from pyrt.wire import AckId, Frame
 
 __all__ = [
     "Ack",
@@ -43,8 +44,6 @@ __all__ = [
     "get_protocol",
 ]
 
-Frame = str | bytes
-AckId = str | int
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from pyrt.persist import MemoryStorage, Storage
 from pyrt.states import State
 from pyrt.subscriptions import Publication
 from pyrt.transport import PageEvents, SocketEvents
+from pyrt.wire import Frame
 from pyrt.ws_engine import (
     NO_MESSAGE,
     Action,
@@ -59,7 +60,6 @@ __all__ = [
     "ServerConnection",
 ]
 
-Frame = str | bytes
 
 
 class FakeClock:

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from pyrt.persist import Storage
+from pyrt.wire import Frame
 
 __all__ = ["PageEvents", "SocketEvents", "Transport"]
 
-Frame = str | bytes
 
 
 class SocketEvents(Protocol):

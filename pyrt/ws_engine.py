@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from pyrt.acks import AckId, AckIds, Kind, Pending, PendingAcks
+from pyrt.acks import AckIds, Kind, Pending, PendingAcks
 from pyrt.backoff import Backoff
 from pyrt.close_policy import (
     CloseInfo,
@@ -74,6 +74,7 @@ from pyrt.protocol import (
 )
 from pyrt.states import State, StateMachine
 from pyrt.subscriptions import Publication, Subscriptions
+from pyrt.wire import AckId, Frame
 
 __all__ = [
     "ABANDON_CODE",
@@ -95,7 +96,6 @@ __all__ = [
     "WebSocketEngine",
 ]
 
-Frame = str | bytes
 
 ABANDON_CODE: Final = 4000  # sent when pyrt gives up on a socket it believes dead
 MAX_REASON_BYTES: Final = 123  # the WebSocket limit on a close reason

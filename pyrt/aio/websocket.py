@@ -34,6 +34,7 @@ from pyrt.protocol import WireProtocol
 from pyrt.states import CLOSED, CLOSING, CONNECTING, OPEN, State, ready_state
 from pyrt.subscriptions import Publication
 from pyrt.transport import Transport
+from pyrt.wire import Frame
 from pyrt.ws_engine import (
     NO_MESSAGE,
     Action,
@@ -57,7 +58,6 @@ __all__ = ["WebSocketClient"]
 
 log = logging.getLogger("pyrt.websocket")
 
-Frame = str | bytes
 UrlSource = str | Callable[[], str] | Callable[[], Awaitable[str]]
 ProtocolsSource = str | Sequence[str] | Callable[[], str | Sequence[str]] | None
 Handler = Callable[..., Any]

@@ -19,10 +19,10 @@ from pyodide.ffi import JsException, to_js
 from pyrt.browser.proxies import ProxyOwner
 from pyrt.persist import Storage
 from pyrt.transport import PageEvents, SocketEvents
+from pyrt.wire import Frame
 
 __all__ = ["BrowserTransport", "absolute_ws_url"]
 
-Frame = str | bytes
 
 
 def absolute_ws_url(url: str) -> str:

@@ -37,6 +37,7 @@ from pyrt.cpython.storage import FileStorage
 from pyrt.persist import Storage
 from pyrt.transport import PageEvents, SocketEvents
 from pyrt.urls import websocket_url
+from pyrt.wire import Frame
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -45,7 +46,6 @@ __all__ = ["CPythonTransport", "shared_ssl_context"]
 
 log = logging.getLogger("pyrt.websocket")
 
-Frame = str | bytes
 INSTALL_HINT = 'pip install "pyrt[cpython]"'
 
 
