@@ -1,22 +1,27 @@
 """Decisions for the two SSE clients, sans I/O: when to (re)connect, when to give up, what to send.
 
-Two engines, both in the shape the adapters pump:
+Two engines, both in the shape the asyncio driver pumps (:mod:`pyrt.aio.driver`):
 
 - inputs are method calls that take the current monotonic time ``now`` (seconds);
 - outputs are :meth:`actions` (drained by the adapter, which carries them out in order) and
   :meth:`next_deadline` (the adapter keeps **one** timer armed for it and calls ``tick(now)``
   when it fires).
 
-:class:`FetchSSEEngine` drives SSE over ``fetch`` (``pyrt.browser.FetchEventSource``, and a
-CPython adapter over ``httpx``): it owns an :class:`~pyrt.sse.SSEDecoder`, builds the request
-headers (``Accept``, ``Last-Event-ID``), classifies each response (:func:`classify_response`),
-detects stalled streams, pauses while the page is hidden, and schedules reconnects with a
-:class:`~pyrt.backoff.Backoff` that never undercuts the server's ``retry:`` or ``Retry-After``.
+:class:`FetchSSEEngine` drives SSE over ``fetch`` (``FetchEventSource``, over the browser's
+``fetch`` or ``httpx``): it owns an :class:`~pyrt.sse.SSEDecoder`, builds the request headers
+(``Accept``, ``Last-Event-ID``), classifies each response (:func:`classify_response`), detects
+stalled streams, pauses while the page is hidden, and schedules reconnects with a
+:class:`~pyrt.reconnect.ReconnectScheduler` that never undercuts the server's ``retry:`` or
+``Retry-After``.
 
 :class:`EventSourcePolicy` drives a native ``EventSource``: the browser reconnects by itself
 after a dropped stream, but gives up for good on an HTTP error or a wrong content type (the
 object reaches ``CLOSED``). The policy then re-creates it with backoff, passing the last event
 id as a query parameter, because a new ``EventSource`` does not send ``Last-Event-ID``.
+
+Both move between the :class:`~pyrt.states.State` values along their own table
+(:data:`~pyrt.states.FETCH_SSE_TRANSITIONS`, :data:`~pyrt.states.EVENTSOURCE_TRANSITIONS`) and
+report each move as a :class:`~pyrt.states.StateChanged` action.
 
 Each request / native object has a generation number (``StartRequest.request``,
 ``CreateSource.source``); inputs carry it back, and inputs from a superseded generation (an
@@ -27,7 +32,6 @@ Nothing here imports ``js``, ``pyodide``, ``asyncio`` or ``time``.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -43,7 +47,18 @@ from pyrt.errors import (
     SSEStalledError,
     SSEStreamEndedError,
 )
+from pyrt.reconnect import ReconnectScheduler
 from pyrt.sse import ServerSentEvent, SSEDecoder
+from pyrt.states import (
+    EVENTSOURCE_TRANSITIONS,
+    FETCH_SSE_TRANSITIONS,
+    ReadyState,
+    State,
+    StateChanged,
+    StateMachine,
+    Transitions,
+    ready_state,
+)
 
 __all__ = [
     "AbortRequest",
@@ -53,10 +68,7 @@ __all__ = [
     "Disconnected",
     "EventSourcePolicy",
     "FetchSSEEngine",
-    "Opened",
-    "ReadyState",
     "SSEAction",
-    "SSEState",
     "SSEStats",
     "StartRequest",
     "WhenHidden",
@@ -69,36 +81,7 @@ WhenHidden = Literal["keep", "pause"]
 _WHEN_HIDDEN = ("keep", "pause")
 
 
-# --------------------------------------------------------------------------- states and actions
-
-
-class ReadyState(enum.IntEnum):
-    """The JS ``EventSource.readyState`` values."""
-
-    CONNECTING = 0  # connecting, or waiting to reconnect
-    OPEN = 1  # events are flowing
-    CLOSED = 2  # stopped for good
-
-
-class SSEState(enum.Enum):
-    """Where an engine is; finer than :class:`ReadyState`."""
-
-    IDLE = "idle"  # created; connect() not called yet
-    CONNECTING = "connecting"  # a request (or native EventSource) is on its way, not open yet
-    OPEN = "open"  # the stream is open and being read
-    WAITING = "waiting"  # disconnected; a reconnect is due at next_deadline()
-    PAUSED = "paused"  # the page is hidden and when_hidden="pause": nothing in flight
-    CLOSED = "closed"  # for good: close(), 204, a fatal error, or attempts exhausted
-
-
-_READY = {
-    SSEState.IDLE: ReadyState.CONNECTING,
-    SSEState.CONNECTING: ReadyState.CONNECTING,
-    SSEState.OPEN: ReadyState.OPEN,
-    SSEState.WAITING: ReadyState.CONNECTING,
-    SSEState.PAUSED: ReadyState.CONNECTING,
-    SSEState.CLOSED: ReadyState.CLOSED,
-}
+# --------------------------------------------------------------------------- actions
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +121,9 @@ class DestroySource:
 
 
 @dataclass(frozen=True, slots=True)
-class Opened:
-    """The stream is open: call ``on_open``."""
-
-
-@dataclass(frozen=True, slots=True)
 class Disconnected:
-    """The connection was lost; the client reconnects (call ``on_error(error)``).
+    """The connection was lost and the client reconnects: report ``error`` (``on_error``) and
+    the reconnect (``on_reconnecting``).
 
     ``delay`` is the wait before the next attempt, or ``None`` when a native ``EventSource``
     reconnects on its own schedule. ``attempt`` counts consecutive failed attempts.
@@ -157,16 +136,19 @@ class Disconnected:
 
 @dataclass(frozen=True, slots=True)
 class Closed:
-    """Stopped for good: call ``on_error(error)`` when ``error`` is set; end ``async for``.
+    """Stopped for good (state CLOSED): call ``on_error(error)`` when ``error`` is set, then
+    ``on_close``; end ``async for`` (raising ``error`` when set).
 
-    ``error`` is ``None`` after ``close()`` or a ``204 No Content``.
+    ``error`` is ``None`` after ``close()`` (``by_client``) or a ``204 No Content``; ``detail``
+    says why, in words.
     """
 
     error: SSEError | None
-    reason: str
+    detail: str
+    by_client: bool = False
 
 
-SSEAction = StartRequest | AbortRequest | CreateSource | DestroySource | Opened | Disconnected | Closed
+SSEAction = StartRequest | AbortRequest | CreateSource | DestroySource | StateChanged | Disconnected | Closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,40 +244,97 @@ def _text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-# --------------------------------------------------------------------------- fetch engine
+_CLOSED_BY_APP = "closed by the application"
 
 
 class _Machine:
-    """What both SSE state machines keep alike: the drained action list and the counters."""
+    """What both SSE engines keep alike: the state machine, the drained action list, the
+    reconnect scheduler and the counters."""
 
-    def __init__(self) -> None:
+    def __init__(self, table: Transitions, backoff: Backoff, rng: Callable[[], float]) -> None:
+        self.backoff = backoff
+        self._sm = StateMachine(State.IDLE, table)
+        self._reconnect = ReconnectScheduler(backoff, rng)
         self._actions: list[SSEAction] = []
-        self._failures = 0
+        self._opened_at = 0.0
+        self._reconnect_at: float | None = None
         self._opens = 0
         self._disconnects = 0
         self._stalls = 0
         self._events = 0
         self._bytes = 0
         self._last_error: str | None = None
-        self._last_delay: float | None = None
+
+    @property
+    def state(self) -> State:
+        return self._sm.state
+
+    @property
+    def ready_state(self) -> ReadyState:
+        return ready_state(self._sm.state)
 
     @property
     def stats(self) -> SSEStats:
         return SSEStats(
             opens=self._opens,
             disconnects=self._disconnects,
-            failures=self._failures,
+            failures=self._reconnect.failures,
             stalls=self._stalls,
             events=self._events,
             bytes=self._bytes,
             last_error=self._last_error,
-            last_delay=self._last_delay,
+            last_delay=self._reconnect.last_delay,
         )
 
     def actions(self) -> list[SSEAction]:
         """The actions decided since the last call, oldest first (the list is handed over)."""
         out, self._actions = self._actions, []
         return out
+
+    def _set(self, new: State) -> None:
+        """Move to ``new`` along the table and report it (staying put reports nothing)."""
+        if self._sm.state is not new:
+            old = self._sm.to(new)
+            self._actions.append(StateChanged(old, new))
+
+    def _check_connect(self) -> None:
+        if self._sm.state is not State.IDLE:
+            raise InvalidStateError(
+                f"connect() called twice (state {self._sm.state.name}); create a new client"
+            )
+
+    def _opened(self, now: float) -> None:
+        self._set(State.OPEN)
+        self._opened_at = now
+        self._opens += 1
+
+    def _uptime(self, now: float) -> float | None:
+        return now - self._opened_at if self._sm.state is State.OPEN else None
+
+    def _retry_or_give_up(self, now: float, error: SSEError, floor: float = 0.0) -> None:
+        """A connection (or an attempt) failed: schedule the next one, or stop for good."""
+        self._last_error = _text(error)
+        delay = self._reconnect.failed(self._uptime(now), floor)
+        if delay is None:
+            gave_up = SSERetriesExhaustedError(self._reconnect.attempts_made, error)
+            self._finish(gave_up, str(gave_up))
+            return
+        self._set(State.RECONNECTING)
+        self._reconnect_at = now + delay
+        self._actions.append(Disconnected(error, delay, self._reconnect.failures))
+
+    def _closed(self, error: SSEError | None, detail: str, by_client: bool) -> None:
+        self._reconnect_at = None
+        self._set(State.CLOSED)
+        if error is not None:
+            self._last_error = _text(error)
+        self._actions.append(Closed(error, detail, by_client))
+
+    def _finish(self, error: SSEError | None, detail: str, by_client: bool = False) -> None:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- fetch engine
 
 
 class FetchSSEEngine(_Machine):
@@ -337,32 +376,19 @@ class FetchSSEEngine(_Machine):
             raise ValueError(f"stall_timeout must be > 0 or None, got {stall_timeout!r}")
         if not max_server_delay >= 0:
             raise ValueError(f"max_server_delay must be >= 0, got {max_server_delay!r}")
-        self.backoff = backoff
+        super().__init__(FETCH_SSE_TRANSITIONS, backoff, rng)
         self.when_hidden: WhenHidden = when_hidden
         self.stall_timeout = stall_timeout
         self.max_server_delay = max_server_delay
-        super().__init__()
-        self._rng = rng
         self._headers = {k: v for k, v in (headers or {}).items()}
         self._decoder = SSEDecoder(last_event_id)
-        self._state = SSEState.IDLE
         self._request = 0  # generation of the current request (0: none yet)
         self._in_flight = False  # a request is connecting or open and must be aborted to stop
-        self._opened_at = 0.0
         self._activity = 0.0  # when the last byte (or the request start) happened
-        self._reconnect_at: float | None = None
         self._retry_after: float | None = None  # from the last response, for the next delay
         self._hidden = False
 
     # -- observers
-
-    @property
-    def state(self) -> SSEState:
-        return self._state
-
-    @property
-    def ready_state(self) -> ReadyState:
-        return _READY[self._state]
 
     @property
     def last_event_id(self) -> str:
@@ -381,7 +407,7 @@ class FetchSSEEngine(_Machine):
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must be called next (monotonic seconds), or ``None``."""
-        if self._state is SSEState.WAITING:
+        if self._sm.state is State.RECONNECTING:
             return self._reconnect_at
         if self._in_flight and self.stall_timeout is not None:
             return self._activity + self.stall_timeout
@@ -402,21 +428,18 @@ class FetchSSEEngine(_Machine):
 
     def connect(self, now: float) -> None:
         """Start: the first request goes out at once (or when the page is visible)."""
-        if self._state is not SSEState.IDLE:
-            raise InvalidStateError(
-                f"connect() called twice (state {self._state.value}); create a new client"
-            )
+        self._check_connect()
         if self._hidden and self.when_hidden == "pause":
-            self._state = SSEState.PAUSED
+            self._set(State.PAUSED)
             return
         self._start(now)
 
     def close(self, now: float) -> None:
         """Stop for good (idempotent): abort what is in flight, cancel any reconnect."""
-        if self._state is SSEState.CLOSED:
+        if self._sm.state is State.CLOSED:
             return
-        self._abort("closed by the application")
-        self._finish(None, "closed by the application")
+        self._abort(_CLOSED_BY_APP)
+        self._finish(None, _CLOSED_BY_APP, by_client=True)
 
     def response(
         self,
@@ -433,15 +456,12 @@ class FetchSSEEngine(_Machine):
         ``retry_after`` is the raw ``Retry-After`` header; ``wall_time`` the Unix time, needed
         only to resolve an HTTP-date ``Retry-After``.
         """
-        if request != self._request or self._state is not SSEState.CONNECTING:
+        if request != self._request or self._sm.state is not State.CONNECTING:
             return False
         self._activity = now
         verdict = classify_response(status, content_type)
         if verdict == "open":
-            self._state = SSEState.OPEN
-            self._opened_at = now
-            self._opens += 1
-            self._actions.append(Opened())
+            self._opened(now)
             return True
         self._in_flight = False
         self._actions.append(AbortRequest(request, f"HTTP {status}"))
@@ -462,7 +482,7 @@ class FetchSSEEngine(_Machine):
 
     def received(self, request: int, chunk: bytes | str, now: float) -> list[ServerSentEvent]:
         """A chunk of the body of ``request``: returns the events it completes, to deliver now."""
-        if request != self._request or self._state is not SSEState.OPEN:
+        if request != self._request or self._sm.state is not State.OPEN:
             return []
         self._activity = now
         self._bytes += len(chunk)
@@ -487,7 +507,7 @@ class FetchSSEEngine(_Machine):
 
     def tick(self, now: float) -> None:
         """The timer fired: start a due reconnect, or abort a stalled stream."""
-        if self._state is SSEState.WAITING:
+        if self._sm.state is State.RECONNECTING:
             if self._reconnect_at is not None and now >= self._reconnect_at:
                 self._start(now)
             return
@@ -505,30 +525,30 @@ class FetchSSEEngine(_Machine):
         self._hidden = hidden
         if self.when_hidden != "pause":
             return
-        if hidden and self._state in (SSEState.CONNECTING, SSEState.OPEN, SSEState.WAITING):
-            if self._state is SSEState.OPEN and self.backoff.should_reset(now - self._opened_at):
-                self._failures = 0
+        state = self._sm.state
+        if hidden and state in (State.CONNECTING, State.OPEN, State.RECONNECTING):
+            self._reconnect.stayed_up(self._uptime(now))
             self._abort("page hidden")
             self._decoder.end()
             self._reconnect_at = None
-            self._state = SSEState.PAUSED
-        elif not hidden and self._state is SSEState.PAUSED:
+            self._set(State.PAUSED)
+        elif not hidden and state is State.PAUSED:
             self._start(now)
 
     def online(self, now: float) -> None:
         """The network came back: a pending reconnect happens now instead of after its delay."""
-        if self._state is SSEState.WAITING:
+        if self._sm.state is State.RECONNECTING:
             self._start(now)
 
     # -- internals
 
     def _start(self, now: float) -> None:
         self._request += 1
-        self._state = SSEState.CONNECTING
+        self._set(State.CONNECTING)
         self._in_flight = True
         self._activity = now
         self._reconnect_at = None
-        self._actions.append(StartRequest(self._request, self.request_headers(), self._failures))
+        self._actions.append(StartRequest(self._request, self.request_headers(), self._reconnect.failures))
 
     def _abort(self, reason: str) -> None:
         if self._in_flight:
@@ -546,30 +566,14 @@ class FetchSSEEngine(_Machine):
 
     def _lost(self, now: float, error: SSEError) -> None:
         """A connection (or an attempt) is over; schedule the next one or give up."""
-        if self._state is SSEState.OPEN and self.backoff.should_reset(now - self._opened_at):
-            self._failures = 0
         self._decoder.end()
         self._disconnects += 1
-        self._last_error = _text(error)
-        self._failures += 1
-        if self.backoff.exhausted(self._failures):
-            gave_up = SSERetriesExhaustedError(self._failures - 1, error)
-            self._finish(gave_up, str(gave_up))
-            return
-        delay = max(self.backoff.delay(self._failures, self._rng), self._server_floor())
-        self._last_delay = delay
-        self._state = SSEState.WAITING
-        self._reconnect_at = now + delay
-        self._actions.append(Disconnected(error, delay, self._failures))
+        self._retry_or_give_up(now, error, self._server_floor())
 
-    def _finish(self, error: SSEError | None, reason: str) -> None:
+    def _finish(self, error: SSEError | None, detail: str, by_client: bool = False) -> None:
         self._decoder.end()
         self._in_flight = False
-        self._reconnect_at = None
-        self._state = SSEState.CLOSED
-        if error is not None:
-            self._last_error = _text(error)
-        self._actions.append(Closed(error, reason))
+        self._closed(error, detail, by_client)
 
 
 # --------------------------------------------------------------------------- native EventSource
@@ -583,16 +587,16 @@ class EventSourcePolicy(_Machine):
     1. Call :meth:`connect` once; carry out :meth:`actions` after every input.
     2. On :class:`CreateSource`: ``new EventSource(url, ...)`` and attach listeners that report
        :meth:`opened` (``open``), :meth:`received` (every delivered event, with its
-       ``lastEventId``) and :meth:`error` (``error``, with the object's ``readyState`` at that
-       moment), each with the ``source`` number.
+       ``lastEventId``) and :meth:`error` (``error``; ``for_good``: the object's ``readyState``
+       was ``CLOSED`` then, so it will not reconnect by itself), each with the ``source`` number.
     3. On :class:`DestroySource`: ``close()`` the object and release its listeners.
     4. Keep one timer at :meth:`next_deadline` and call :meth:`tick` when it fires.
 
-    The native object reconnects by itself after a dropped stream (``error`` with
-    ``readyState`` CONNECTING; it sends ``Last-Event-ID`` itself). When it gives up
-    (``readyState`` CLOSED: an HTTP error, a wrong content type, a 204 — the browser does not say
-    which), the policy destroys it and creates a new one after a backoff delay, on ``url`` with
-    ``resume_param=<last event id>`` added, until ``backoff.max_attempts`` is exhausted.
+    The native object reconnects by itself after a dropped stream (``error`` while it is
+    connecting again; it sends ``Last-Event-ID`` itself). When it gives up (an HTTP error, a
+    wrong content type, a 204 — the browser does not say which), the policy destroys it and
+    creates a new one after a backoff delay, on ``url`` with ``resume_param=<last event id>``
+    added, until ``backoff.max_attempts`` is exhausted.
     """
 
     def __init__(
@@ -606,25 +610,12 @@ class EventSourcePolicy(_Machine):
     ) -> None:
         if "\0" in last_event_id or "\r" in last_event_id or "\n" in last_event_id:
             raise ValueError("last_event_id must not contain NUL, CR or LF")
+        super().__init__(EVENTSOURCE_TRANSITIONS, backoff, rng)
         self.url = url
-        self.backoff = backoff
         self.resume_param = resume_param
-        super().__init__()
-        self._rng = rng
         self._last_event_id = last_event_id
-        self._state = SSEState.IDLE
         self._source = 0
         self._alive = False  # a native object exists and must be destroyed to stop
-        self._opened_at = 0.0
-        self._reconnect_at: float | None = None
-
-    @property
-    def state(self) -> SSEState:
-        return self._state
-
-    @property
-    def ready_state(self) -> ReadyState:
-        return _READY[self._state]
 
     @property
     def last_event_id(self) -> str:
@@ -636,7 +627,7 @@ class EventSourcePolicy(_Machine):
         return self._source
 
     def next_deadline(self) -> float | None:
-        return self._reconnect_at if self._state is SSEState.WAITING else None
+        return self._reconnect_at if self._sm.state is State.RECONNECTING else None
 
     def source_url(self) -> str:
         """The URL for the next native object (with the resume parameter when there is an id)."""
@@ -645,24 +636,18 @@ class EventSourcePolicy(_Machine):
         return self.url
 
     def connect(self, now: float) -> None:
-        if self._state is not SSEState.IDLE:
-            raise InvalidStateError(
-                f"connect() called twice (state {self._state.value}); create a new client"
-            )
+        self._check_connect()
         self._create()
 
     def close(self, now: float) -> None:
-        if self._state is SSEState.CLOSED:
+        if self._sm.state is State.CLOSED:
             return
-        self._finish(None, "closed by the application")
+        self._finish(None, _CLOSED_BY_APP, by_client=True)
 
     def opened(self, source: int, now: float) -> None:
-        if source != self._source or not self._alive or self._state is SSEState.OPEN:
+        if source != self._source or not self._alive or self._sm.state is State.OPEN:
             return
-        self._state = SSEState.OPEN
-        self._opened_at = now
-        self._opens += 1
-        self._actions.append(Opened())
+        self._opened(now)
 
     def received(self, source: int, last_event_id: str) -> bool:
         """An event arrived on ``source``; returns ``False`` when it must not be delivered."""
@@ -672,40 +657,29 @@ class EventSourcePolicy(_Machine):
         self._events += 1
         return True
 
-    def error(self, source: int, ready_state: int, now: float) -> None:
-        """The native ``error`` event, with the object's ``readyState`` when it fired."""
+    def error(self, source: int, for_good: bool, now: float) -> None:
+        """The native ``error`` event; ``for_good``: the object's ``readyState`` was ``CLOSED``."""
         if source != self._source or not self._alive:
             return
-        if self._state is SSEState.OPEN and self.backoff.should_reset(now - self._opened_at):
-            self._failures = 0
         self._disconnects += 1
-        if ready_state != ReadyState.CLOSED:
+        if not for_good:
             # The browser reconnects by itself (and sends Last-Event-ID).
+            self._reconnect.stayed_up(self._uptime(now))
             err: SSEError = SSEStreamEndedError("connection lost; the browser is reconnecting")
             self._last_error = _text(err)
-            self._state = SSEState.CONNECTING
-            self._actions.append(Disconnected(err, None, self._failures))
+            self._set(State.CONNECTING)
+            self._actions.append(Disconnected(err, None, self._reconnect.failures))
             return
         failure = SSENetworkError(
             "the EventSource failed for good (HTTP error, wrong content type or no server)"
         )
-        self._last_error = _text(failure)
         self._alive = False
         self._actions.append(DestroySource(self._source))
-        self._failures += 1
-        if self.backoff.exhausted(self._failures):
-            gave_up = SSERetriesExhaustedError(self._failures - 1, failure)
-            self._finish(gave_up, str(gave_up))
-            return
-        delay = self.backoff.delay(self._failures, self._rng)
-        self._last_delay = delay
-        self._state = SSEState.WAITING
-        self._reconnect_at = now + delay
-        self._actions.append(Disconnected(failure, delay, self._failures))
+        self._retry_or_give_up(now, failure)
 
     def tick(self, now: float) -> None:
         if (
-            self._state is SSEState.WAITING
+            self._sm.state is State.RECONNECTING
             and self._reconnect_at is not None
             and now >= self._reconnect_at
         ):
@@ -714,16 +688,12 @@ class EventSourcePolicy(_Machine):
     def _create(self) -> None:
         self._source += 1
         self._alive = True
-        self._state = SSEState.CONNECTING
+        self._set(State.CONNECTING)
         self._reconnect_at = None
-        self._actions.append(CreateSource(self._source, self.source_url(), self._failures))
+        self._actions.append(CreateSource(self._source, self.source_url(), self._reconnect.failures))
 
-    def _finish(self, error: SSEError | None, reason: str) -> None:
+    def _finish(self, error: SSEError | None, detail: str, by_client: bool = False) -> None:
         if self._alive:
             self._alive = False
             self._actions.append(DestroySource(self._source))
-        self._reconnect_at = None
-        self._state = SSEState.CLOSED
-        if error is not None:
-            self._last_error = _text(error)
-        self._actions.append(Closed(error, reason))
+        self._closed(error, detail, by_client)

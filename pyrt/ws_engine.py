@@ -12,6 +12,7 @@ Inputs (``now`` is the adapter's monotonic clock in seconds):
 - :meth:`~WebSocketEngine.opened`, :meth:`~WebSocketEngine.received`,
   :meth:`~WebSocketEngine.closed` — the current socket's events;
 - :meth:`~WebSocketEngine.tick` — the timer fired;
+- :meth:`~WebSocketEngine.pause`, :meth:`~WebSocketEngine.resume` — going offline on purpose;
 - :meth:`~WebSocketEngine.network_online`, :meth:`~WebSocketEngine.page_visible`,
   :meth:`~WebSocketEngine.page_hidden`, :meth:`~WebSocketEngine.page_shown` — the environment.
 
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from pyrt.acks import AckIds, Kind, Pending, PendingAcks
@@ -72,7 +73,8 @@ from pyrt.protocol import (
     WireProtocol,
     get_protocol,
 )
-from pyrt.states import State, StateMachine
+from pyrt.reconnect import ReconnectScheduler
+from pyrt.states import State, StateChanged, StateMachine
 from pyrt.subscriptions import Publication, Subscriptions
 from pyrt.wire import AckId, Frame
 
@@ -168,12 +170,6 @@ class RejectAck:
 
 
 @dataclass(frozen=True, slots=True)
-class StateChanged:
-    old: State
-    new: State
-
-
-@dataclass(frozen=True, slots=True)
 class Reconnecting:
     """The socket is gone; attempt number ``attempt`` starts in ``delay`` seconds."""
 
@@ -184,13 +180,15 @@ class Reconnecting:
 
 @dataclass(frozen=True, slots=True)
 class Closed:
-    """The client is closed for good (state CLOSED). ``detail`` says why, in words."""
+    """The client is closed for good (state CLOSED). ``detail`` says why, in words; ``error`` is
+    what ``async for`` raises (``None`` after ``close()``)."""
 
     code: int
     reason: str
     was_clean: bool
     by_client: bool
     detail: str
+    error: Exception | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +267,6 @@ class _Config:
     persist: bool
     persist_interval: float
     should_reconnect: ShouldReconnect
-    rng: Callable[[], float]
 
 
 class WebSocketEngine:
@@ -312,7 +309,6 @@ class WebSocketEngine:
             persist=persist,
             persist_interval=persist_interval,
             should_reconnect=should_reconnect or default_should_reconnect,
-            rng=rng,
         )
         self._sm = StateMachine()
         self._actions: list[Action] = []
@@ -326,7 +322,8 @@ class WebSocketEngine:
         if heartbeat is not None:
             self._pong_match = heartbeat.pong_matcher() or self.protocol.pong_matcher()
         self._raw = self.protocol.raw_inbound
-        self._failures = 0  # consecutive failed connections: the backoff attempt number
+        self._reconnect = ReconnectScheduler(self._cfg.backoff, rng)
+        self._paused = False  # pause() was called and resume() not yet
         self._sockets = 0  # sockets opened so far
         self._open_at: float | None = None
         self._reconnect_at: float | None = None
@@ -343,6 +340,11 @@ class WebSocketEngine:
     @property
     def state(self) -> State:
         return self._sm.state
+
+    @property
+    def paused(self) -> bool:
+        """True between :meth:`pause` and :meth:`resume`."""
+        return self._paused
 
     @property
     def queue_length(self) -> int:
@@ -681,25 +683,51 @@ class WebSocketEngine:
         self.tick(now, buffered)
 
     def page_hidden(self, now: float) -> None:
-        """The page is going away (``pagehide``): save state, close the socket cleanly, and
-        wait for :meth:`page_shown` (back from the back/forward cache) to connect again."""
+        """The page is going away (``pagehide``): save state, close the socket cleanly and stay
+        PAUSED until :meth:`page_shown` (back from the back/forward cache)."""
         state = self._sm.state
-        if state in (State.OPEN, State.CONNECTING):
-            self._actions.append(CloseSocket(1000, "page hidden", True))
-            self._off_the_wire()
-            self._open_at = None
-            self._connect_deadline = None
-            self._set(State.RECONNECTING)
-            self._reconnect_at = None
-        elif state is State.RECONNECTING:
-            self._reconnect_at = None
+        if state in (State.OPEN, State.CONNECTING, State.RECONNECTING):
+            self._go_quiet("page hidden")
         if self._cfg.persist and state is not State.CLOSED:
             self._save()
 
     def page_shown(self, now: float) -> None:
-        """The page is shown again after :meth:`page_hidden`: reconnect at once."""
-        if self._sm.state is State.RECONNECTING and self._reconnect_at is None:
+        """The page is shown again after :meth:`page_hidden`: reconnect at once, unless
+        :meth:`pause` was called (only :meth:`resume` ends that)."""
+        if self._sm.state is State.PAUSED and not self._paused:
             self._open_socket(now)
+
+    def pause(self, now: float) -> None:
+        """Go offline on purpose (state PAUSED): close the socket cleanly and stay disconnected,
+        queueing sends and keeping pending acks and subscriptions, until :meth:`resume`. The
+        page coming back (:meth:`page_shown`) does not end a pause."""
+        state = self._sm.state
+        if state in (State.IDLE, State.CLOSING, State.CLOSED):
+            raise InvalidStateError(f"cannot pause a client that is {state.name}")
+        self._paused = True
+        if state is not State.PAUSED:
+            self._go_quiet("paused")
+        if self._cfg.persist:
+            self._save()
+
+    def resume(self, now: float) -> None:
+        """End a :meth:`pause`: connect at once (the queue then flushes in order and the
+        subscriptions recover). Does nothing when not paused."""
+        if not self._paused:
+            return
+        self._paused = False
+        if self._sm.state is State.PAUSED:
+            self._open_socket(now)
+
+    def _go_quiet(self, why: str) -> None:
+        """Let go of the socket (if any) and wait in PAUSED with no timer."""
+        if self._sm.state in (State.OPEN, State.CONNECTING):
+            self._actions.append(CloseSocket(1000, why, True))
+            self._off_the_wire()
+            self._open_at = None
+            self._connect_deadline = None
+        self._reconnect_at = None
+        self._set(State.PAUSED)
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -886,14 +914,13 @@ class WebSocketEngine:
         self._connect_deadline = None
         self._off_the_wire()
         self._last_close = info
-        if info.uptime is not None and self._cfg.backoff.should_reset(info.uptime):
-            self._failures = 0
         if not self._cfg.should_reconnect(info):
             self._finish(info, by_client=False, detail=f"{what}; not reconnecting", now=now)
             return
-        self._failures += 1
-        if self._cfg.backoff.exhausted(self._failures):
-            tries = self._failures - 1
+        scheduler = self._reconnect
+        delay = scheduler.failed(info.uptime)
+        if delay is None:
+            tries = scheduler.attempts_made
             self._finish(
                 info,
                 by_client=False,
@@ -902,10 +929,9 @@ class WebSocketEngine:
                 now=now,
             )
             return
-        delay = self._cfg.backoff.delay(self._failures, self._cfg.rng)
         self._set(State.RECONNECTING)
         self._reconnect_at = now + delay
-        self._actions.append(Reconnecting(self._failures, delay, what))
+        self._actions.append(Reconnecting(scheduler.failures, delay, what))
 
     def _abort_all(self, error: type[ClientClosedError], why: str, now: float) -> None:
         """Reject every pending ack and drop every queued message, reporting each."""
@@ -925,7 +951,8 @@ class WebSocketEngine:
         self._open_at = None
         self._reconnect_at = None
         self._set(State.CLOSED)
-        self._actions.append(Closed(info.code, info.reason, info.was_clean, by_client, detail))
+        error = None if by_client else ClientClosedError(detail)
+        self._actions.append(Closed(info.code, info.reason, info.was_clean, by_client, detail, error))
         if self._cfg.persist:
             self._save()
 

@@ -25,14 +25,13 @@ from pyrt.sse_policy import (
     Disconnected,
     EventSourcePolicy,
     FetchSSEEngine,
-    Opened,
-    ReadyState,
-    SSEState,
+    SSEAction,
     StartRequest,
     classify_response,
     parse_retry_after,
     resume_url,
 )
+from pyrt.states import ReadyState, State, StateChanged
 
 pytestmark = pytest.mark.unit
 
@@ -51,11 +50,16 @@ def opened(eng: FetchSSEEngine, now: float = 0.0) -> FetchSSEEngine:
     """Connect and open; the actions of that are drained."""
     eng.connect(now)
     assert eng.response(eng.request, 200, SSE, now)
-    eng.actions()
+    acts(eng)
     return eng
 
 
-def only(actions: list[object], kind: type) -> list[object]:
+def acts(machine: FetchSSEEngine | EventSourcePolicy) -> list[SSEAction]:
+    """The actions decided since the last call, without the state reports (checked on their own)."""
+    return [a for a in machine.actions() if not isinstance(a, StateChanged)]
+
+
+def only(actions: list[SSEAction], kind: type) -> list[SSEAction]:
     return [a for a in actions if isinstance(a, kind)]
 
 
@@ -133,17 +137,17 @@ def test_resume_url_percent_encodes_the_id_and_removes_the_parameter_for_an_empt
 def test_connect_sends_accept_and_the_users_headers() -> None:
     eng = engine(headers={"Authorization": "Bearer t"})
     eng.connect(0.0)
-    assert eng.actions() == [
+    assert acts(eng) == [
         StartRequest(1, {"Authorization": "Bearer t", "Accept": SSE}, attempt=0)
     ]
-    assert eng.state is SSEState.CONNECTING
+    assert eng.state is State.CONNECTING
     assert eng.ready_state is ReadyState.CONNECTING
 
 
 def test_a_user_accept_header_is_kept_and_a_user_last_event_id_is_replaced() -> None:
     eng = engine(headers={"accept": "text/event-stream, */*", "Last-Event-ID": "forged"})
     eng.connect(0.0)
-    (start,) = eng.actions()
+    (start,) = acts(eng)
     assert isinstance(start, StartRequest)
     assert start.headers == {"accept": "text/event-stream, */*"}
 
@@ -151,7 +155,7 @@ def test_a_user_accept_header_is_kept_and_a_user_last_event_id_is_replaced() -> 
 def test_a_known_last_event_id_is_sent_on_the_first_request() -> None:
     eng = engine(last_event_id="7-1")
     eng.connect(0.0)
-    (start,) = eng.actions()
+    (start,) = acts(eng)
     assert isinstance(start, StartRequest)
     assert start.headers["Last-Event-ID"] == "7-1"
 
@@ -159,9 +163,10 @@ def test_a_known_last_event_id_is_sent_on_the_first_request() -> None:
 def test_200_event_stream_opens_and_events_flow() -> None:
     eng = engine()
     eng.connect(0.0)
-    eng.actions()
+    acts(eng)
     assert eng.response(1, 200, "text/event-stream; charset=utf-8", 0.1) is True
-    assert eng.actions() == [Opened()]
+    assert acts(eng) == []
+    assert eng.state is State.OPEN
     assert eng.ready_state is ReadyState.OPEN
     body = b"id: 1\ndata: a\n\nevent: x\ndata: b\n\n"
     events = eng.received(1, body, 0.2)
@@ -176,8 +181,8 @@ def test_connect_twice_is_refused_and_changes_nothing() -> None:
     eng = opened(engine())
     with pytest.raises(RuntimeError, match="connect\\(\\) called twice"):
         eng.connect(1.0)
-    assert eng.state is SSEState.OPEN
-    assert eng.actions() == []
+    assert eng.state is State.OPEN
+    assert acts(eng) == []
 
 
 # -- status policy -------------------------------------------------------------------------
@@ -186,14 +191,14 @@ def test_connect_twice_is_refused_and_changes_nothing() -> None:
 def test_204_stops_for_good_without_an_error() -> None:
     eng = engine()
     eng.connect(0.0)
-    eng.actions()
+    acts(eng)
     assert eng.response(1, 204, None, 0.0) is False
-    actions = eng.actions()
+    actions = acts(eng)
     assert actions[0] == AbortRequest(1, "HTTP 204")
     assert isinstance(actions[1], Closed)
     assert actions[1].error is None
-    assert "204" in actions[1].reason
-    assert eng.state is SSEState.CLOSED
+    assert "204" in actions[1].detail
+    assert eng.state is State.CLOSED
     assert eng.ready_state is ReadyState.CLOSED
     assert eng.next_deadline() is None
 
@@ -202,39 +207,39 @@ def test_204_stops_for_good_without_an_error() -> None:
 def test_client_errors_stop_with_an_error_that_carries_the_status(status: int) -> None:
     eng = engine()
     eng.connect(0.0)
-    eng.actions()
+    acts(eng)
     assert eng.response(1, status, "text/html", 0.0) is False
-    closed = eng.actions()[-1]
+    closed = acts(eng)[-1]
     assert isinstance(closed, Closed)
     assert isinstance(closed.error, SSEHTTPError)
     assert closed.error.status == status
     assert closed.error.retryable is False
-    assert eng.state is SSEState.CLOSED
+    assert eng.state is State.CLOSED
 
 
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
 def test_server_errors_and_429_retry_with_backoff(status: int) -> None:
     eng = engine()
     eng.connect(0.0)
-    eng.actions()
+    acts(eng)
     eng.response(1, status, None, 0.0)
-    abort, lost = eng.actions()
+    abort, lost = acts(eng)
     assert abort == AbortRequest(1, f"HTTP {status}")
     assert isinstance(lost, Disconnected)
     assert isinstance(lost.error, SSEHTTPError)
     assert lost.error.status == status
     assert lost.error.retryable
     assert lost.delay == pytest.approx(0.1)
-    assert eng.state is SSEState.WAITING
+    assert eng.state is State.RECONNECTING
     assert eng.next_deadline() == pytest.approx(0.1)
 
 
 def test_wrong_content_type_is_fatal() -> None:
     eng = engine()
     eng.connect(0.0)
-    eng.actions()
+    acts(eng)
     eng.response(1, 200, "application/json", 0.0)
-    closed = eng.actions()[-1]
+    closed = acts(eng)[-1]
     assert isinstance(closed, Closed)
     assert isinstance(closed.error, SSEContentTypeError)
     assert closed.error.content_type == "application/json"
@@ -243,15 +248,15 @@ def test_wrong_content_type_is_fatal() -> None:
 def test_retry_after_seconds_is_a_floor_for_that_one_reconnect() -> None:
     eng = engine()
     eng.connect(0.0)
-    eng.actions()
+    acts(eng)
     eng.response(1, 503, None, 0.0, retry_after="7")
-    lost = only(eng.actions(), Disconnected)[0]
+    lost = only(acts(eng), Disconnected)[0]
     assert isinstance(lost, Disconnected)
     assert lost.delay == 7.0
     eng.tick(7.0)
-    eng.actions()
+    acts(eng)
     eng.failed(2, 7.0)
-    lost = only(eng.actions(), Disconnected)[0]
+    lost = only(acts(eng), Disconnected)[0]
     assert isinstance(lost, Disconnected)
     assert lost.delay == pytest.approx(0.2)  # plain backoff again
 
@@ -259,11 +264,11 @@ def test_retry_after_seconds_is_a_floor_for_that_one_reconnect() -> None:
 def test_retry_after_http_date_uses_the_wall_clock() -> None:
     eng = engine()
     eng.connect(0.0)
-    eng.actions()
+    acts(eng)
     wall = 1_700_000_000.0
     date = email.utils.formatdate(wall + 12, usegmt=True)
     eng.response(1, 429, None, 0.0, retry_after=date, wall_time=wall)
-    lost = only(eng.actions(), Disconnected)[0]
+    lost = only(acts(eng), Disconnected)[0]
     assert isinstance(lost, Disconnected)
     assert lost.delay == pytest.approx(12.0)
 
@@ -271,9 +276,9 @@ def test_retry_after_http_date_uses_the_wall_clock() -> None:
 def test_server_delays_are_capped() -> None:
     eng = engine(max_server_delay=60.0)
     eng.connect(0.0)
-    eng.actions()
+    acts(eng)
     eng.response(1, 503, None, 0.0, retry_after="86400")
-    lost = only(eng.actions(), Disconnected)[0]
+    lost = only(acts(eng), Disconnected)[0]
     assert isinstance(lost, Disconnected)
     assert lost.delay == 60.0
 
@@ -285,15 +290,15 @@ def test_stream_end_reconnects_with_last_event_id_after_the_backoff_delay() -> N
     eng = opened(engine())
     eng.received(1, b"id: 41\ndata: a\n\nid: 42\ndata: incomplete\n", 0.5)
     eng.ended(1, 1.0)
-    (lost,) = eng.actions()
+    (lost,) = acts(eng)
     assert isinstance(lost, Disconnected)
     assert isinstance(lost.error, SSEStreamEndedError)
     assert (lost.delay, lost.attempt) == (pytest.approx(0.1), 1)
     assert eng.ready_state is ReadyState.CONNECTING
     eng.tick(1.05)
-    assert eng.actions() == []  # not due yet
+    assert acts(eng) == []  # not due yet
     eng.tick(1.1)
-    assert eng.actions() == [
+    assert acts(eng) == [
         StartRequest(2, {"Accept": SSE, "Last-Event-ID": "41"}, attempt=1)
     ]
 
@@ -302,7 +307,7 @@ def test_the_streams_retry_field_is_a_floor_under_the_backoff() -> None:
     eng = opened(engine())
     eng.received(1, b"retry: 2000\n\n", 0.0)
     eng.ended(1, 0.0)
-    (lost,) = eng.actions()
+    (lost,) = acts(eng)
     assert isinstance(lost, Disconnected)
     assert lost.delay == 2.0
     assert eng.retry == 2000
@@ -312,7 +317,7 @@ def test_backoff_wins_over_a_smaller_retry_field() -> None:
     eng = opened(engine(backoff=Backoff(initial=0.5, jitter="none")))
     eng.received(1, b"retry: 10\n\n", 0.0)
     eng.ended(1, 0.0)
-    (lost,) = eng.actions()
+    (lost,) = acts(eng)
     assert isinstance(lost, Disconnected)
     assert lost.delay == 0.5
 
@@ -323,9 +328,9 @@ def test_failed_attempts_back_off_exponentially_and_use_the_rng() -> None:
     delays = []
     now = 0.0
     for _ in range(4):
-        eng.actions()
+        acts(eng)
         eng.failed(eng.request, now, "connection refused")
-        (lost,) = eng.actions()
+        (lost,) = acts(eng)
         assert isinstance(lost, Disconnected)
         assert isinstance(lost.error, SSENetworkError)
         assert lost.delay is not None
@@ -340,19 +345,19 @@ def test_attempts_exhausted_closes_with_the_last_error_as_cause() -> None:
     eng.connect(0.0)
     now = 0.0
     for _ in range(2):
-        eng.actions()
+        acts(eng)
         eng.failed(eng.request, now, "refused")
         now += 1.0
         eng.tick(now)
-    eng.actions()
+    acts(eng)
     eng.failed(eng.request, now, "refused again")
-    (closed,) = eng.actions()
+    (closed,) = acts(eng)
     assert isinstance(closed, Closed)
     assert isinstance(closed.error, SSERetriesExhaustedError)
     assert closed.error.attempts == 2
     assert isinstance(closed.error.__cause__, SSENetworkError)
     assert str(closed.error.__cause__) == "refused again"
-    assert eng.state is SSEState.CLOSED
+    assert eng.state is State.CLOSED
 
 
 def test_a_flapping_server_does_not_reset_the_backoff_but_a_long_connection_does() -> None:
@@ -362,18 +367,18 @@ def test_a_flapping_server_does_not_reset_the_backoff_but_a_long_connection_does
     for _ in range(3):  # open, then dropped after 1 s: shorter than min_uptime
         now += 1.0
         eng.ended(eng.request, now)
-        (lost,) = eng.actions()
+        (lost,) = acts(eng)
         assert isinstance(lost, Disconnected)
         attempts.append(lost.attempt)
         now += 2.0
         eng.tick(now)
-        eng.actions()
+        acts(eng)
         eng.response(eng.request, 200, SSE, now)
-        eng.actions()
+        acts(eng)
     assert attempts == [1, 2, 3]
     now += 5.0  # up for min_uptime
     eng.ended(eng.request, now)
-    (lost,) = eng.actions()
+    (lost,) = acts(eng)
     assert isinstance(lost, Disconnected)
     assert lost.attempt == 1
     assert lost.delay == pytest.approx(0.1)
@@ -382,11 +387,11 @@ def test_a_flapping_server_does_not_reset_the_backoff_but_a_long_connection_does
 def test_online_reconnects_at_once_when_waiting() -> None:
     eng = engine(backoff=Backoff(initial=10.0, maximum=10.0, jitter="none"))
     eng.connect(0.0)
-    eng.actions()
+    acts(eng)
     eng.failed(1, 0.0)
-    eng.actions()
+    acts(eng)
     eng.online(0.5)
-    assert eng.actions() == [StartRequest(2, {"Accept": SSE}, attempt=1)]
+    assert acts(eng) == [StartRequest(2, {"Accept": SSE}, attempt=1)]
 
 
 # -- stalls --------------------------------------------------------------------------------
@@ -398,9 +403,9 @@ def test_a_silent_stream_is_aborted_and_reconnected_after_stall_timeout() -> Non
     eng.received(1, b": keep-alive\n", 1.5)  # comments count as life
     assert eng.next_deadline() == 3.5
     eng.tick(2.0)  # the old timer fires early: nothing happens
-    assert eng.actions() == []
+    assert acts(eng) == []
     eng.tick(3.5)
-    abort, lost = eng.actions()
+    abort, lost = acts(eng)
     assert abort == AbortRequest(1, "stalled")
     assert isinstance(lost, Disconnected)
     assert isinstance(lost.error, SSEStalledError)
@@ -410,9 +415,9 @@ def test_a_silent_stream_is_aborted_and_reconnected_after_stall_timeout() -> Non
 def test_a_request_that_never_answers_also_stalls() -> None:
     eng = engine(stall_timeout=1.0)
     eng.connect(0.0)
-    eng.actions()
+    acts(eng)
     eng.tick(1.0)
-    abort, lost = eng.actions()
+    abort, lost = acts(eng)
     assert abort == AbortRequest(1, "stalled")
     assert isinstance(lost, Disconnected)
 
@@ -425,15 +430,15 @@ def test_stall_detection_can_be_turned_off() -> None:
 def test_reports_about_an_aborted_request_are_ignored() -> None:
     eng = opened(engine(stall_timeout=1.0))
     eng.tick(1.0)
-    eng.actions()
+    acts(eng)
     eng.tick(10.0)  # reconnect: request 2
-    eng.actions()
+    acts(eng)
     assert eng.received(1, b"data: late\n\n", 10.1) == []
     eng.ended(1, 10.1)
     eng.failed(1, 10.1)
     assert eng.response(1, 200, SSE, 10.1) is False
-    assert eng.actions() == []
-    assert eng.state is SSEState.CONNECTING
+    assert acts(eng) == []
+    assert eng.state is State.CONNECTING
 
 
 # -- visibility ----------------------------------------------------------------------------
@@ -443,40 +448,40 @@ def test_pause_closes_while_hidden_and_resumes_with_last_event_id_when_visible()
     eng = opened(engine(when_hidden="pause"))
     eng.received(1, b"id: 9\ndata: x\n\n", 0.1)
     eng.visibility(True, 0.2)
-    assert eng.actions() == [AbortRequest(1, "page hidden")]
-    assert eng.state is SSEState.PAUSED
+    assert acts(eng) == [AbortRequest(1, "page hidden")]
+    assert eng.state is State.PAUSED
     assert eng.next_deadline() is None
     eng.visibility(False, 60.0)
-    assert eng.actions() == [StartRequest(2, {"Accept": SSE, "Last-Event-ID": "9"}, attempt=0)]
+    assert acts(eng) == [StartRequest(2, {"Accept": SSE, "Last-Event-ID": "9"}, attempt=0)]
 
 
 def test_pause_while_waiting_cancels_the_reconnect_timer() -> None:
     eng = engine(when_hidden="pause")
     eng.connect(0.0)
     eng.failed(1, 0.0)
-    eng.actions()
+    acts(eng)
     eng.visibility(True, 0.01)
-    assert eng.actions() == []
+    assert acts(eng) == []
     assert eng.next_deadline() is None
     eng.tick(100.0)
-    assert eng.actions() == []
+    assert acts(eng) == []
 
 
 def test_connect_while_hidden_waits_for_visibility_when_pausing() -> None:
     eng = engine(when_hidden="pause")
     eng.visibility(True, 0.0)
     eng.connect(0.0)
-    assert eng.actions() == []
-    assert eng.state is SSEState.PAUSED
+    assert acts(eng) == []
+    assert eng.state is State.PAUSED
     eng.visibility(False, 1.0)
-    assert isinstance(eng.actions()[0], StartRequest)
+    assert isinstance(acts(eng)[0], StartRequest)
 
 
 def test_keep_ignores_visibility() -> None:
     eng = opened(engine())
     eng.visibility(True, 1.0)
-    assert eng.actions() == []
-    assert eng.state is SSEState.OPEN
+    assert acts(eng) == []
+    assert eng.state is State.OPEN
 
 
 def test_when_hidden_must_be_known() -> None:
@@ -490,15 +495,15 @@ def test_when_hidden_must_be_known() -> None:
 def test_close_aborts_the_request_and_is_final() -> None:
     eng = opened(engine())
     eng.close(1.0)
-    assert eng.actions() == [
+    assert acts(eng) == [
         AbortRequest(1, "closed by the application"),
-        Closed(None, "closed by the application"),
+        Closed(None, "closed by the application", by_client=True),
     ]
     eng.close(2.0)
     eng.tick(100.0)
     eng.visibility(False, 100.0)
     eng.online(100.0)
-    assert eng.actions() == []
+    assert acts(eng) == []
     assert eng.received(1, b"data: x\n\n", 100.0) == []
     assert eng.ready_state is ReadyState.CLOSED
 
@@ -507,9 +512,9 @@ def test_close_while_waiting_has_nothing_to_abort() -> None:
     eng = engine()
     eng.connect(0.0)
     eng.failed(1, 0.0)
-    eng.actions()
+    acts(eng)
     eng.close(0.01)
-    assert eng.actions() == [Closed(None, "closed by the application")]
+    assert acts(eng) == [Closed(None, "closed by the application", by_client=True)]
     assert eng.next_deadline() is None
 
 
@@ -530,6 +535,7 @@ def test_any_input_sequence_keeps_the_engine_consistent(steps: list[tuple[str, f
     eng.connect(now)
     in_flight: int | None = None
     closed = 0
+    reported = State.IDLE
     for step, dt in steps:
         now += dt
         req = eng.request
@@ -553,7 +559,10 @@ def test_any_input_sequence_keeps_the_engine_consistent(steps: list[tuple[str, f
         else:
             eng.close(now)
         for action in eng.actions():
-            if isinstance(action, StartRequest):
+            if isinstance(action, StateChanged):
+                assert action.old is reported
+                reported = action.new
+            elif isinstance(action, StartRequest):
                 assert in_flight is None, "a new request while another is in flight"
                 in_flight = action.request
             elif isinstance(action, AbortRequest):
@@ -564,13 +573,14 @@ def test_any_input_sequence_keeps_the_engine_consistent(steps: list[tuple[str, f
             elif isinstance(action, Disconnected):
                 assert action.delay is not None
                 assert action.delay >= 0
-        if eng.state in (SSEState.WAITING, SSEState.PAUSED, SSEState.CLOSED):
+        if eng.state in (State.RECONNECTING, State.PAUSED, State.CLOSED):
             # A request that ended or failed by itself needs no abort.
             in_flight = None
         assert (eng.next_deadline() is not None) == (
-            eng.state in (SSEState.WAITING, SSEState.CONNECTING, SSEState.OPEN)
+            eng.state in (State.RECONNECTING, State.CONNECTING, State.OPEN)
         )
-    assert closed == (1 if eng.state is SSEState.CLOSED else 0)
+        assert reported is eng.state
+    assert closed == (1 if eng.state is State.CLOSED else 0)
 
 
 # -- EventSourcePolicy ---------------------------------------------------------------------
@@ -585,9 +595,10 @@ def policy(url: str = "/sse?channel=news", **kwargs: object) -> EventSourcePolic
 def test_native_source_is_created_on_the_url_and_opens() -> None:
     pol = policy()
     pol.connect(0.0)
-    assert pol.actions() == [CreateSource(1, "/sse?channel=news", attempt=0)]
+    assert acts(pol) == [CreateSource(1, "/sse?channel=news", attempt=0)]
     pol.opened(1, 0.1)
-    assert pol.actions() == [Opened()]
+    assert acts(pol) == []
+    assert pol.state is State.OPEN
     assert pol.ready_state is ReadyState.OPEN
     assert pol.received(1, "5-0")
     assert pol.last_event_id == "5-0"
@@ -598,15 +609,16 @@ def test_native_reconnects_are_left_to_the_browser() -> None:
     pol = policy()
     pol.connect(0.0)
     pol.opened(1, 0.0)
-    pol.actions()
-    pol.error(1, ReadyState.CONNECTING, 1.0)
-    (lost,) = pol.actions()
+    acts(pol)
+    pol.error(1, False, 1.0)
+    (lost,) = acts(pol)
     assert isinstance(lost, Disconnected)
     assert lost.delay is None
     assert pol.ready_state is ReadyState.CONNECTING
     assert pol.next_deadline() is None
     pol.opened(1, 2.0)
-    assert pol.actions() == [Opened()]
+    assert acts(pol) == []
+    assert pol.state is State.OPEN
     assert pol.stats.opens == 2
 
 
@@ -615,15 +627,15 @@ def test_a_closed_native_source_is_recreated_with_backoff_and_the_resume_paramet
     pol.connect(0.0)
     pol.opened(1, 0.0)
     pol.received(1, "12-3")
-    pol.actions()
-    pol.error(1, ReadyState.CLOSED, 1.0)
-    destroy, lost = pol.actions()
+    acts(pol)
+    pol.error(1, True, 1.0)
+    destroy, lost = acts(pol)
     assert destroy == DestroySource(1)
     assert isinstance(lost, Disconnected)
     assert lost.delay == pytest.approx(0.1)
     assert pol.next_deadline() == pytest.approx(1.1)
     pol.tick(1.1)
-    assert pol.actions() == [CreateSource(2, "/sse?channel=news&lastEventId=12-3", attempt=1)]
+    assert acts(pol) == [CreateSource(2, "/sse?channel=news&lastEventId=12-3", attempt=1)]
 
 
 def test_recreation_without_an_id_or_with_resume_disabled_keeps_the_url() -> None:
@@ -636,24 +648,24 @@ def test_recreation_without_an_id_or_with_resume_disabled_keeps_the_url() -> Non
 def test_events_from_a_destroyed_native_source_are_dropped() -> None:
     pol = policy()
     pol.connect(0.0)
-    pol.error(1, ReadyState.CLOSED, 0.0)
+    pol.error(1, True, 0.0)
     pol.tick(1.0)
-    pol.actions()
+    acts(pol)
     assert not pol.received(1, "x")
     pol.opened(1, 1.0)
-    pol.error(1, ReadyState.CLOSED, 1.0)
-    assert pol.actions() == []
+    pol.error(1, True, 1.0)
+    assert acts(pol) == []
     assert pol.last_event_id == ""
 
 
 def test_native_attempts_exhausted_stop_for_good() -> None:
     pol = policy(backoff=Backoff(initial=0.1, jitter="none", max_attempts=1))
     pol.connect(0.0)
-    pol.error(1, ReadyState.CLOSED, 0.0)
+    pol.error(1, True, 0.0)
     pol.tick(1.0)
-    pol.actions()
-    pol.error(2, ReadyState.CLOSED, 1.0)
-    destroy, closed = pol.actions()
+    acts(pol)
+    pol.error(2, True, 1.0)
+    destroy, closed = acts(pol)
     assert destroy == DestroySource(2)
     assert isinstance(closed, Closed)
     assert isinstance(closed.error, SSERetriesExhaustedError)
@@ -663,34 +675,89 @@ def test_native_attempts_exhausted_stop_for_good() -> None:
 def test_native_close_destroys_the_live_source_once() -> None:
     pol = policy()
     pol.connect(0.0)
-    pol.actions()
+    acts(pol)
     pol.close(1.0)
-    assert pol.actions() == [DestroySource(1), Closed(None, "closed by the application")]
+    assert acts(pol) == [DestroySource(1), Closed(None, "closed by the application", by_client=True)]
     pol.close(2.0)
-    assert pol.actions() == []
+    assert acts(pol) == []
 
 
 def test_native_close_while_waiting_destroys_nothing_more() -> None:
     pol = policy()
     pol.connect(0.0)
-    pol.error(1, ReadyState.CLOSED, 0.0)
-    pol.actions()
+    pol.error(1, True, 0.0)
+    acts(pol)
     pol.close(0.05)
-    assert pol.actions() == [Closed(None, "closed by the application")]
+    assert acts(pol) == [Closed(None, "closed by the application", by_client=True)]
     pol.tick(10.0)
-    assert pol.actions() == []
+    assert acts(pol) == []
 
 
 def test_native_long_connection_resets_the_backoff() -> None:
     pol = policy()
     pol.connect(0.0)
     for t in (0.0, 10.0):
-        pol.error(pol.source, ReadyState.CLOSED, t)
+        pol.error(pol.source, True, t)
         pol.tick(t + 5.0)
-        pol.actions()
+        acts(pol)
     pol.opened(pol.source, 20.0)
-    pol.actions()
-    pol.error(pol.source, ReadyState.CLOSED, 26.0)
-    lost = only(pol.actions(), Disconnected)[0]
+    acts(pol)
+    pol.error(pol.source, True, 26.0)
+    lost = only(acts(pol), Disconnected)[0]
     assert isinstance(lost, Disconnected)
     assert lost.attempt == 1
+
+
+# -- state reports -------------------------------------------------------------------------
+
+
+def states_of(machine: FetchSSEEngine | EventSourcePolicy) -> list[State]:
+    return [a.new for a in machine.actions() if isinstance(a, StateChanged)]
+
+
+def test_the_fetch_engine_reports_every_move_with_the_shared_state_names() -> None:
+    eng = engine(when_hidden="pause")
+    eng.connect(0.0)
+    eng.response(1, 200, SSE, 0.0)
+    eng.ended(1, 1.0)
+    eng.visibility(True, 1.0)
+    eng.visibility(False, 2.0)
+    eng.close(3.0)
+    assert states_of(eng) == [
+        State.CONNECTING,
+        State.OPEN,
+        State.RECONNECTING,
+        State.PAUSED,
+        State.CONNECTING,
+        State.CLOSED,
+    ]
+
+
+def test_a_native_source_reconnecting_by_itself_is_connecting_and_a_recreation_is_reconnecting() -> None:
+    pol = policy()
+    pol.connect(0.0)
+    pol.opened(1, 0.0)
+    pol.error(1, False, 1.0)
+    pol.error(1, True, 2.0)
+    pol.tick(3.0)
+    expected = [State.CONNECTING, State.OPEN, State.CONNECTING, State.RECONNECTING, State.CONNECTING]
+    assert states_of(pol) == expected
+
+
+def test_a_close_event_says_who_ended_the_stream() -> None:
+    stopped = engine()
+    stopped.connect(0.0)
+    stopped.response(1, 204, None, 0.0)
+    refused = engine()
+    refused.connect(0.0)
+    refused.response(1, 401, None, 0.0)
+    by_app = engine()
+    by_app.connect(0.0)
+    by_app.close(0.0)
+    (a,), (b,), (c,) = (only(acts(e), Closed) for e in (stopped, refused, by_app))
+    assert isinstance(a, Closed)
+    assert isinstance(b, Closed)
+    assert isinstance(c, Closed)
+    assert (a.by_client, a.error) == (False, None)
+    assert (b.by_client, type(b.error)) == (False, SSEHTTPError)
+    assert (c.by_client, c.error, c.detail) == (True, None, "closed by the application")

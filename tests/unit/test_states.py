@@ -1,11 +1,22 @@
-"""States: transitions follow the table, illegal ones raise and change nothing, readyState maps 0..3."""
+"""States: one enum for every client, a table per engine; illegal moves raise and change nothing."""
 
 from __future__ import annotations
 
 import pytest
 
 from pyrt.errors import IllegalTransition
-from pyrt.states import TRANSITIONS, State, StateMachine, ready_state
+from pyrt.states import (
+    EVENTSOURCE_TRANSITIONS,
+    FETCH_SSE_TRANSITIONS,
+    TRANSITIONS,
+    ReadyState,
+    State,
+    StateMachine,
+    Transitions,
+    ready_state,
+)
+
+TABLES = [TRANSITIONS, FETCH_SSE_TRANSITIONS, EVENTSOURCE_TRANSITIONS]
 
 
 def test_a_client_starts_idle() -> None:
@@ -15,7 +26,7 @@ def test_a_client_starts_idle() -> None:
 def test_the_normal_life_of_a_client_is_allowed() -> None:
     machine = StateMachine()
     path = [State.CONNECTING, State.OPEN, State.RECONNECTING, State.CONNECTING, State.OPEN]
-    path += [State.CLOSING, State.CLOSED]
+    path += [State.PAUSED, State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED]
     for state in path:
         machine.to(state)
     assert machine.state is State.CLOSED
@@ -28,8 +39,9 @@ def test_an_illegal_transition_raises_and_leaves_the_state_untouched() -> None:
     assert machine.state is State.RECONNECTING
 
 
-def test_closed_is_final() -> None:
-    machine = StateMachine(State.CLOSED)
+@pytest.mark.parametrize("table", TABLES)
+def test_closed_is_final(table: Transitions) -> None:
+    machine = StateMachine(State.CLOSED, table)
     for state in State:
         assert not machine.can(state)
         with pytest.raises(IllegalTransition):
@@ -41,10 +53,40 @@ def test_to_returns_the_previous_state() -> None:
     assert StateMachine().to(State.CONNECTING) is State.IDLE
 
 
-def test_every_state_but_closed_can_reach_closed() -> None:
-    for state, targets in TRANSITIONS.items():
+@pytest.mark.parametrize("table", TABLES)
+def test_every_state_but_closed_can_reach_closed(table: Transitions) -> None:
+    for state, targets in table.items():
         if state is not State.CLOSED:
             assert State.CLOSED in targets or State.CLOSING in targets
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_every_state_of_a_table_is_reachable_from_idle(table: Transitions) -> None:
+    seen, todo = {State.IDLE}, [State.IDLE]
+    while todo:
+        for target in table[todo.pop()]:
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    assert seen == set(table)
+
+
+def test_the_sse_engines_never_close_slowly_and_a_native_eventsource_never_pauses() -> None:
+    assert State.CLOSING not in FETCH_SSE_TRANSITIONS
+    assert State.CLOSING not in EVENTSOURCE_TRANSITIONS
+    assert State.PAUSED not in EVENTSOURCE_TRANSITIONS
+
+
+def test_a_machine_refuses_a_state_its_table_does_not_know() -> None:
+    with pytest.raises(ValueError, match="CLOSING is not a state of this table"):
+        StateMachine(State.CLOSING, FETCH_SSE_TRANSITIONS)
+
+
+def test_the_table_of_a_machine_decides() -> None:
+    machine = StateMachine(State.OPEN, EVENTSOURCE_TRANSITIONS)
+    machine.to(State.CONNECTING)  # the browser reconnects the native object by itself
+    with pytest.raises(IllegalTransition, match="CONNECTING -> PAUSED"):
+        machine.to(State.PAUSED)
 
 
 @pytest.mark.parametrize(
@@ -54,9 +96,16 @@ def test_every_state_but_closed_can_reach_closed() -> None:
         (State.CONNECTING, 0),
         (State.OPEN, 1),
         (State.RECONNECTING, 0),
+        (State.PAUSED, 0),
         (State.CLOSING, 2),
         (State.CLOSED, 3),
     ],
 )
-def test_ready_state_uses_the_javascript_numbers(state: State, number: int) -> None:
+def test_ready_state_uses_the_javascript_websocket_numbers(state: State, number: int) -> None:
     assert ready_state(state) == number
+    assert isinstance(ready_state(state), ReadyState)
+
+
+def test_ready_state_names_match_javascript() -> None:
+    names = [(r.name, int(r)) for r in ReadyState]
+    assert names == [("CONNECTING", 0), ("OPEN", 1), ("CLOSING", 2), ("CLOSED", 3)]

@@ -769,13 +769,95 @@ def test_pagehide_closes_cleanly_and_pageshow_reconnects() -> None:
     h.pump()
     assert h.sockets[0].close_code == 1000
     assert h.sockets[0].close_reason == "page hidden"
-    assert h.state is State.RECONNECTING
+    assert h.state is State.PAUSED  # waiting for pageshow, no timer
     h.advance(3600.0)
     assert len(h.sockets) == 1
     h.engine.page_shown(h.now)
     h.pump()
     assert h.state is State.OPEN
     assert len(h.sockets) == 2
+
+
+def test_pagehide_while_waiting_to_reconnect_cancels_the_timer_until_pageshow() -> None:
+    h = online()
+    h.server.accepting = False  # type: ignore[union-attr]
+    h.drop()
+    assert h.state is State.RECONNECTING
+    h.engine.page_hidden(h.now)
+    h.pump()
+    assert (h.state, h.engine.next_deadline()) == (State.PAUSED, None)
+    h.server.accepting = True  # type: ignore[union-attr]
+    h.engine.page_shown(h.now)
+    h.pump()
+    assert h.state is State.OPEN
+
+
+# ------------------------------------------------------------------------------ pause / resume
+
+
+def test_pause_goes_offline_keeping_acks_and_queueing_sends_until_resume() -> None:
+    server = FakePyrtServer()
+    h = online(server)
+    h.engine.pause(h.now)
+    h.pump()
+    assert (h.state, h.engine.paused, h.sockets[0].close_reason) == (State.PAUSED, True, "paused")
+    reply = h.send_with_ack("later")
+    h.send("fire and forget")
+    h.advance(3600.0)
+    assert (len(h.sockets), h.engine.next_deadline(), reply.done) == (1, None, False)
+    h.engine.resume(h.now)
+    h.pump()
+    assert (h.state, h.engine.paused, reply.value) == (State.OPEN, False, "later")
+    assert server.handled == ["later", "fire and forget"]
+
+
+def test_only_resume_ends_a_pause() -> None:
+    h = online()
+    h.engine.pause(h.now)
+    h.engine.page_shown(h.now)
+    h.engine.network_online(h.now)
+    h.engine.page_visible(h.now)
+    h.pump()
+    assert (h.state, len(h.sockets)) == (State.PAUSED, 1)
+    h.engine.page_hidden(h.now)  # the page goes and comes back: still paused
+    h.engine.page_shown(h.now)
+    h.pump()
+    assert h.state is State.PAUSED
+    h.engine.resume(h.now)
+    h.pump()
+    assert (h.state, len(h.sockets)) == (State.OPEN, 2)
+
+
+def test_pause_from_reconnecting_cancels_the_pending_attempt() -> None:
+    h = online()
+    h.drop()
+    assert h.state is State.RECONNECTING
+    h.engine.pause(h.now)
+    h.pump()
+    h.advance(3600.0)
+    assert (h.state, len(h.sockets)) == (State.PAUSED, 1)
+
+
+def test_pause_needs_a_live_client_and_resume_without_pause_does_nothing() -> None:
+    h = EngineHarness(heartbeat=None)
+    with pytest.raises(InvalidStateError, match="cannot pause a client that is IDLE"):
+        h.engine.pause(h.now)
+    h.engine.resume(h.now)
+    assert h.state is State.IDLE
+    assert not h.engine.has_actions
+    h.close()
+    with pytest.raises(InvalidStateError, match="cannot pause a client that is CLOSED"):
+        h.engine.pause(h.now)
+
+
+def test_closing_a_paused_client_ends_it_at_once() -> None:
+    h = online()
+    h.engine.pause(h.now)
+    h.pump()
+    h.close()
+    assert h.states[-2:] == [State.PAUSED, State.CLOSED]
+    assert h.closes[0].by_client
+    assert h.closes[0].error is None
 
 
 # ------------------------------------------------------------------------------ persistence

@@ -1,0 +1,52 @@
+"""The reconnect scheduler: reset after a stable connection, count, give up, jittered delay, floors."""
+
+from __future__ import annotations
+
+from pyrt.backoff import Backoff
+from pyrt.reconnect import ReconnectScheduler
+
+EXACT = Backoff(initial=0.1, maximum=1.6, jitter="none", min_uptime=5.0, max_attempts=3)
+
+
+def test_each_failure_waits_longer() -> None:
+    scheduler = ReconnectScheduler(EXACT, lambda: 0.5)
+    assert [scheduler.failed() for _ in range(3)] == [0.1, 0.2, 0.4]
+    assert scheduler.failures == 3
+    assert scheduler.last_delay == 0.4
+
+
+def test_past_max_attempts_it_gives_up_and_says_how_many_were_made() -> None:
+    scheduler = ReconnectScheduler(EXACT, lambda: 0.5)
+    for _ in range(3):
+        assert scheduler.failed() is not None
+    assert scheduler.failed() is None
+    assert scheduler.attempts_made == 3
+
+
+def test_a_connection_that_stayed_up_long_enough_starts_the_count_again() -> None:
+    scheduler = ReconnectScheduler(EXACT, lambda: 0.5)
+    scheduler.failed()
+    scheduler.failed()
+    assert scheduler.failed(uptime=5.0) == 0.1
+    assert scheduler.failures == 1
+
+
+def test_a_flapping_connection_does_not_reset_the_count() -> None:
+    scheduler = ReconnectScheduler(EXACT, lambda: 0.5)
+    scheduler.failed()
+    assert scheduler.failed(uptime=4.9) == 0.2
+
+
+def test_stayed_up_resets_without_counting_a_failure() -> None:
+    scheduler = ReconnectScheduler(EXACT, lambda: 0.5)
+    scheduler.failed()
+    scheduler.stayed_up(None)
+    assert scheduler.failures == 1
+    scheduler.stayed_up(60.0)
+    assert (scheduler.failures, scheduler.attempts_made) == (0, 0)
+
+
+def test_a_server_floor_is_never_undercut_and_jitter_uses_the_injected_rng() -> None:
+    scheduler = ReconnectScheduler(Backoff(initial=1.0, maximum=1.0), lambda: 0.25)
+    assert scheduler.failed() == 0.25  # full jitter: 1.0 * rng()
+    assert scheduler.failed(floor=3.0) == 3.0
