@@ -1,9 +1,10 @@
-"""What a :class:`~pyrt.aio.websocket.WebSocketClient` needs from the runtime it runs on.
+"""What a :class:`~pyrt.WebSocketClient` needs from the runtime it runs on, and the page events.
 
 A transport opens one native socket at a time and reports its events; it also watches the page
 (online, visibility, pagehide/pageshow) and offers a storage for persistence. The browser
-transport wraps ``js.WebSocket``; :class:`pyrt.testing.FakeTransport` is an in-memory one; a
-CPython transport can wrap the ``websockets`` library. Typing only: nothing here does I/O.
+transport wraps ``js.WebSocket`` (:mod:`pyrt.browser.ws_transport`), the CPython one the
+``websockets`` library (:mod:`pyrt.cpython.ws_transport`), and :class:`pyrt.testing.FakeTransport`
+is an in-memory one. :mod:`pyrt.aio.runtime` picks the default. Typing only: nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pyrt.wire import Frame
 __all__ = ["PageEvents", "SocketEvents", "Transport"]
 
 
-
 class SocketEvents(Protocol):
     """Where a transport reports the events of the socket it opened."""
 
@@ -29,15 +29,26 @@ class SocketEvents(Protocol):
 
 
 class PageEvents(Protocol):
-    """Where a transport reports what happens to the page (browser only)."""
+    """Where a transport reports what happens to the page (in a browser; elsewhere, nothing).
 
-    def page_online(self) -> None: ...
+    Every client implements all five and ignores what does not concern it.
+    """
 
-    def page_visible(self) -> None: ...
+    def page_online(self) -> None:
+        """The ``online`` event: the network is back."""
 
-    def page_hidden(self) -> None: ...
+    def page_visible(self) -> None:
+        """``visibilitychange`` to visible."""
 
-    def page_shown(self) -> None: ...
+    def page_backgrounded(self) -> None:
+        """``visibilitychange`` to hidden (a background tab); also reported at once when the
+        page is already hidden as the watching starts."""
+
+    def page_hidden(self) -> None:
+        """``pagehide``: the page is going away (unloaded, or into the back/forward cache)."""
+
+    def page_shown(self) -> None:
+        """``pageshow`` from the back/forward cache: the page is back."""
 
 
 class Transport(Protocol):
@@ -45,8 +56,11 @@ class Transport(Protocol):
 
     Contract: :meth:`open` replaces any previous socket (which was closed first); after
     :meth:`close` with ``detach=True`` or :meth:`dispose`, no event of that socket is reported.
-    :meth:`send` is only called while the socket is open.
+    :meth:`send` is only called while the socket is open. :meth:`check_url` raises at once for a
+    URL this runtime can never open (a relative one outside a browser).
     """
+
+    def check_url(self, url: str) -> None: ...
 
     def open(self, url: str, protocols: Sequence[str], events: SocketEvents) -> None: ...
 

@@ -1,307 +1,332 @@
-"""What both SSE clients share: handlers, ``async for``, the one timer, and action pumping.
+"""The asyncio pump shared by the three clients: one of everything an engine needs around it.
 
-Runtime-neutral (asyncio only, no ``js``), so a CPython adapter can subclass it too. A subclass
-owns an engine from :mod:`pyrt.sse_policy` and implements :meth:`_SSEClient._carry_out` for the
-transport-specific actions.
+A client (:class:`~pyrt.WebSocketClient`, :class:`~pyrt.EventSourceClient`,
+:class:`~pyrt.FetchEventSource`) is a :class:`Driver` around one sans-I/O engine
+(:mod:`pyrt.ws_engine`, :mod:`pyrt.sse_policy`) and one transport. The driver:
+
+- finds the event loop (:func:`running_loop`) and reads its clock;
+- pumps the engine: drains :meth:`actions` and hands each to the client's ``_perform`` (a call
+  made while pumping folds into the running pump), then arms **one** timer (``call_later``) for
+  :meth:`next_deadline`; a timer that fires early only re-arms;
+- reports what every engine reports alike: state changes (``on_state``, ``on_open``) and the
+  end (``on_close``, ``close_event``, ``wait_closed()``);
+- calls handlers and routes their errors (:mod:`pyrt.aio.handlers`);
+- feeds ``async for`` and the waiters of :meth:`wait_open` / :meth:`wait_closed`.
+
+It imports asyncio and the pure core only: never ``js``, ``pyodide``, ``websockets`` or ``httpx``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
+import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import Any, Protocol, Self, overload
+from typing import Any, ClassVar, Final, Protocol, Self, TypeVar, overload
 
-from pyrt.errors import SSEError
-from pyrt.sse import ServerSentEvent
-from pyrt.sse_policy import Closed, Disconnected, Opened, ReadyState, SSEAction, SSEState, SSEStats
+from pyrt.aio.handlers import AsyncHandlers, DomHandler, Handler, HandlerAttribute, Handlers
+from pyrt.errors import ClientClosedError
+from pyrt.states import CloseEvent, ReadyState, State, StateChanged, ready_state
 
-__all__: list[str] = []
+__all__ = ["Driver", "Engine", "running_loop"]
 
-log = logging.getLogger("pyrt.sse")
-
-EventHandler = Callable[[ServerSentEvent], Any]
-ErrorHandler = Callable[[SSEError], Any]
-OpenHandler = Callable[[], Any]
+H = TypeVar("H", bound=Handler)
 
 
-class _Engine(Protocol):
+class Engine(Protocol):
+    """What the driver needs from an engine."""
+
     @property
-    def state(self) -> SSEState: ...
-    @property
-    def ready_state(self) -> ReadyState: ...
-    @property
-    def last_event_id(self) -> str: ...
-    @property
-    def stats(self) -> SSEStats: ...
-    def actions(self) -> list[SSEAction]: ...
+    def state(self) -> State: ...
+
+    def actions(self) -> Sequence[Any]: ...
+
     def next_deadline(self) -> float | None: ...
-    def connect(self, now: float) -> None: ...
-    def close(self, now: float) -> None: ...
-    def tick(self, now: float) -> None: ...
 
 
-class _SSEClient:
-    """Event API shared by :class:`EventSourceClient` and :class:`FetchEventSource`."""
+def running_loop() -> asyncio.AbstractEventLoop:
+    """The running event loop (Pyodide's WebLoop is always there); a clear error elsewhere."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        if sys.platform == "emscripten":
+            return asyncio.get_event_loop()
+        raise RuntimeError("pyrt clients must be used from code running in an asyncio event loop") from None
 
-    CONNECTING = ReadyState.CONNECTING
-    OPEN = ReadyState.OPEN
-    CLOSED = ReadyState.CLOSED
 
-    _engine: _Engine
+def _not_connected() -> float:
+    raise RuntimeError("the client is not connected: call connect() first")
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        #: Called with no argument each time the stream opens (first time and after reconnects).
-        self.on_open: OpenHandler | None = None
-        #: Called with an :class:`~pyrt.sse_policy.SSEError` each time the connection is lost
-        #: (the client reconnects) and once more if it stops for good because of an error.
-        self.on_error: ErrorHandler | None = None
-        #: Called with every event of type ``"message"`` (events without an ``event:`` field).
-        self.on_message: EventHandler | None = None
-        self._handlers: dict[str, list[EventHandler]] = {}
+
+class Driver:
+    """The event API and the asyncio pump of every pyrt client. See the module docstring.
+
+    Events (``on_<event>`` adds a handler — also as a decorator — and ``on_<event> = f`` sets the
+    one property handler, like JavaScript's ``onmessage = f``; ``on(event, f)`` / ``off(event, f)``
+    do the same by name):
+
+    - ``open`` ``()``: connected (first time and after every reconnect);
+    - ``message`` ``(message)``: an application message (WebSocket) or an event of type
+      ``"message"`` (SSE);
+    - ``error`` ``(error)``: a problem that is not the exception of a call;
+    - ``reconnecting`` ``(attempt, delay, reason)``: the connection is gone; attempt ``attempt``
+      follows in ``delay`` seconds;
+    - ``state`` ``(state)``: every :class:`~pyrt.states.State` change;
+    - ``close`` ``(event)``: once, when the client is closed for good.
+    """
+
+    CONNECTING: Final = ReadyState.CONNECTING
+    OPEN: Final = ReadyState.OPEN
+    CLOSING: Final = ReadyState.CLOSING
+    CLOSED: Final = ReadyState.CLOSED
+
+    on_open = HandlerAttribute("open")
+    on_message = HandlerAttribute("message")
+    on_error = HandlerAttribute("error")
+    on_close = HandlerAttribute("close")
+    on_state = HandlerAttribute("state")
+    on_reconnecting = HandlerAttribute("reconnecting")
+    onopen = DomHandler("open")
+    onmessage = DomHandler("message")
+    onerror = DomHandler("error")
+    onclose = DomHandler("close")
+
+    _EVENTS: ClassVar[tuple[str, ...]] = ("message", "open", "close", "error", "reconnecting", "state")
+    _OPEN_ENDED: ClassVar[bool] = False  # SSE: any other name is an event type of the stream
+    _CLOSE_ON_CANCEL: ClassVar[bool] = False  # SSE: cancelling the iterating task closes the client
+    _LOG: ClassVar[logging.Logger] = logging.getLogger("pyrt")
+
+    _engine: Engine
+
+    def __init__(self, async_handlers: AsyncHandlers = "concurrent") -> None:
+        self._handlers = Handlers(
+            self._EVENTS,
+            log=self._LOG,
+            loop=self._ensure_loop,
+            async_handlers=async_handlers,
+            open_ended=self._OPEN_ENDED,
+            on_change=self._type_changed,
+        )
+        self._message_handlers = self._handlers.of("message")  # the hot list, looked up once
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock: Callable[[], float] = _not_connected
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._buffer: deque[ServerSentEvent] | None = None  # exists once someone iterates
-        self._waiter: asyncio.Future[None] | None = None
-        self._final_error: SSEError | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._pumping = False
+        self._buffer: deque[Any] | None = None  # exists once someone iterates
+        self._waiters: list[asyncio.Future[None]] = []
+        self._closed: CloseEvent | None = None
+        self._stopping = False  # close() was called: async for ends at once
 
-    # -- public API
-
-    @property
-    def ready_state(self) -> ReadyState:
-        """``CONNECTING`` (0), ``OPEN`` (1) or ``CLOSED`` (2), as ``EventSource.readyState``."""
-        return self._engine.ready_state
+    # ------------------------------------------------------------------------- state
 
     @property
-    def state(self) -> SSEState:
-        """The finer state (``idle``, ``connecting``, ``open``, ``waiting``, ``paused``, ``closed``)."""
+    def state(self) -> State:
+        """The client's :class:`~pyrt.states.State`."""
         return self._engine.state
 
     @property
-    def last_event_id(self) -> str:
-        """The id a reconnect resumes from (``""``: none yet)."""
-        return self._engine.last_event_id
+    def ready_state(self) -> ReadyState:
+        """``CONNECTING`` (0), ``OPEN`` (1), ``CLOSING`` (2) or ``CLOSED`` (3), JavaScript's
+        ``WebSocket.readyState`` numbers; reconnecting and paused count as ``CONNECTING``, not
+        connected yet as ``CLOSED``."""
+        return ready_state(self._engine.state)
 
     @property
-    def stats(self) -> SSEStats:
-        return self._engine.stats
+    def close_event(self) -> CloseEvent | None:
+        """How the client ended, once it is CLOSED (what ``on_close`` received)."""
+        return self._closed
 
-    @property
-    def error(self) -> SSEError | None:
-        """The error the client stopped with, if it stopped because of one."""
-        return self._final_error
+    # ------------------------------------------------------------------------- handlers
 
     @overload
-    def on(self, type: str, handler: None = None) -> Callable[[EventHandler], EventHandler]: ...
+    def on(self, event: str, handler: None = None) -> Callable[[H], H]: ...
     @overload
-    def on(self, type: str, handler: EventHandler) -> EventHandler: ...
-    def on(
-        self, type: str, handler: EventHandler | None = None
-    ) -> EventHandler | Callable[[EventHandler], EventHandler]:
-        """Call ``handler(event)`` for every event of ``type``; usable as a decorator.
-
-        Handlers stay registered across reconnects (and re-created native objects) until
-        :meth:`off`. A handler may be a coroutine function: it then runs as a task.
-        """
+    def on(self, event: str, handler: H) -> H: ...
+    def on(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
+        """Call ``handler`` for every ``event`` (one of the events above; on the SSE clients also
+        any event type of the stream); without ``handler``, a decorator. Returns the handler."""
         if handler is None:
+            self._handlers.of(event)  # an unknown event fails here, not at decoration
+            return self._handlers.adder(event, f"on({event!r})")
+        return self._handlers.add(event, handler, f"on({event!r})")
 
-            def decorator(func: EventHandler) -> EventHandler:
-                self.on(type, func)
-                return func
+    def off(self, event: str, handler: Handler | None = None) -> None:
+        """Remove ``handler`` from ``event`` (or all of ``event``'s handlers, the property
+        handler too, when ``None``); a handler that is not registered is ignored."""
+        self._handlers.remove(event, handler)
 
-            return decorator
-        handlers = self._handlers.setdefault(type, [])
-        handlers.append(handler)
-        if len(handlers) == 1:
-            self._type_added(type)
-        return handler
-
-    def off(self, type: str, handler: EventHandler | None = None) -> None:
-        """Remove ``handler`` for ``type`` (or every handler of ``type`` when ``None``)."""
-        handlers = self._handlers.get(type)
-        if not handlers:
-            return
-        if handler is None:
-            handlers.clear()
-        else:
-            try:
-                handlers.remove(handler)
-            except ValueError:
-                return
-        if not handlers:
-            del self._handlers[type]
-            self._type_removed(type)
-
-    def connect(self) -> Self:
-        """Start connecting (call from code running in the event loop); returns the client."""
-        self._loop = _running_loop()
-        self._before_connect()
-        self._engine.connect(self._loop.time())
-        self._pump()
-        return self
-
-    def close(self) -> None:
-        """Stop for good: abort what is in flight, cancel reconnects, end ``async for``.
-
-        Events received but not yet taken by ``async for`` are dropped. (When the client stops
-        by itself — 204, a fatal error — ``async for`` first yields what was received.)
-        """
-        if self._loop is None:
-            self._loop = _running_loop()
-        if self._buffer is not None:
-            self._buffer.clear()
-        self._engine.close(self._loop.time())
-        self._pump()
+    # ------------------------------------------------------------------------- waiting
 
     async def wait_open(self, timeout: float | None = None) -> None:
-        """Wait until the stream is open; raises the final error if the client stopped."""
+        """Wait until the client is open. Raises what ``async for`` would raise if the client
+        stops first (:class:`~pyrt.errors.ClientClosedError` after ``close()``), and
+        ``TimeoutError`` after ``timeout`` seconds."""
+        await asyncio.wait_for(self._wait(self._is_open, raise_closed=True), timeout)
 
-        async def opened() -> None:
-            while self._engine.ready_state is not ReadyState.OPEN:
-                if self._engine.ready_state is ReadyState.CLOSED:
-                    raise self._final_error or SSEError("the client is closed")
-                waiter = self._wake_future()
-                await waiter
-
-        await asyncio.wait_for(opened(), timeout)
+    async def wait_closed(self, timeout: float | None = None) -> CloseEvent:
+        """Wait until the client is CLOSED and return how it ended."""
+        await asyncio.wait_for(self._wait(self._is_closed), timeout)
+        assert self._closed is not None
+        return self._closed
 
     async def __aenter__(self) -> Self:
-        if self._engine.state is SSEState.IDLE:
+        """Connect (if not yet) and wait until open."""
+        if self._engine.state is State.IDLE:
             self.connect()
+        await self.wait_open()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+        await self.wait_closed()
 
-    def __aiter__(self) -> AsyncIterator[ServerSentEvent]:
-        """Iterate over every event (of the types this client sees) until the client stops.
+    def __aiter__(self) -> AsyncIterator[Any]:
+        """Iterate over messages (WebSocket) or events (SSE) until the client stops; connects if
+        needed. They are buffered from the first ``__aiter__`` on.
 
-        Connects if needed. Events are buffered from the first ``__aiter__`` on. Iteration ends
-        after :meth:`close` or a 204, and raises the error the client stopped with otherwise.
-        Cancelling the task that iterates closes the client (and aborts the request).
+        Iteration ends at once after :meth:`close` (what was received and not taken yet is
+        dropped). When the client stops by itself it first yields what was received, then ends
+        quietly (a 204 from an SSE server) or raises why it stopped
+        (:class:`~pyrt.errors.ClientClosedError` for a WebSocket, the SSE error otherwise).
         """
         if self._buffer is None:
             self._buffer = deque()
-        if self._engine.state is SSEState.IDLE:
+        if self._engine.state is State.IDLE:
             self.connect()
         return self
 
-    async def __anext__(self) -> ServerSentEvent:
+    async def __anext__(self) -> Any:
         buffer = self._buffer
         if buffer is None:
             buffer = self._buffer = deque()
         try:
-            while not buffer:
-                if self._engine.state is SSEState.CLOSED:
-                    if self._final_error is not None:
-                        raise self._final_error
+            while not buffer or self._stopping:
+                if self._stopping:
+                    raise StopAsyncIteration
+                if self._engine.state is State.CLOSED:
+                    error = self._closed.error if self._closed is not None else None
+                    if error is not None:
+                        raise error
                     raise StopAsyncIteration
                 await self._wake_future()
         except asyncio.CancelledError:
-            self.close()
+            if self._CLOSE_ON_CANCEL:
+                self.close()
             raise
         return buffer.popleft()
 
-    # -- for subclasses
+    # ------------------------------------------------------------------------- for the clients
 
-    def _before_connect(self) -> None:
-        """Hook: attach page listeners etc. before the engine's first input."""
-
-    def _after_close(self) -> None:
-        """Hook: release everything (listeners, proxies) once the engine is CLOSED."""
-
-    def _type_added(self, type: str) -> None:
-        """Hook: a first handler for ``type`` was registered."""
-
-    def _type_removed(self, type: str) -> None:
-        """Hook: the last handler for ``type`` was removed."""
-
-    def _carry_out(self, action: SSEAction) -> None:
+    def connect(self) -> Self:
         raise NotImplementedError
 
-    def _now(self) -> float:
-        assert self._loop is not None
-        return self._loop.time()
+    def close(self) -> None:
+        raise NotImplementedError
 
-    def _dispatch(self, event: ServerSentEvent) -> None:
-        """Deliver one event to its handlers and to ``async for``."""
-        if event.type == "message" and self.on_message is not None:
-            self._call(self.on_message, event)
-        handlers = self._handlers.get(event.type)
-        if handlers:
-            for handler in tuple(handlers):
-                self._call(handler, event)
+    def _perform(self, action: Any) -> None:
+        """Carry out one engine action."""
+        raise NotImplementedError
+
+    def _after_pump(self) -> None:
+        """Hook: runs after every pump (the WebSocket client settles ack futures here)."""
+
+    def _release(self) -> None:
+        """Hook: let go of the transport once the client is CLOSED."""
+
+    def _tick(self, now: float) -> None:
+        """The timer fired: tell the engine."""
+        raise NotImplementedError
+
+    def _type_changed(self, type: str, present: bool) -> None:
+        """Hook: an open-ended event type got its first handler (or lost its last one)."""
+
+    def _start_loop(self) -> asyncio.AbstractEventLoop:
+        """Bind to the running loop (``connect()``); its clock becomes the engine's ``now``."""
+        loop = self._loop = running_loop()
+        self._clock = loop.time
+        return loop
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = running_loop()
+        return loop
+
+    def _now(self) -> float:
+        return self._ensure_loop().time()
+
+    def _stop_iterating(self) -> None:
+        """``close()`` was called: ``async for`` ends at once and keeps nothing."""
+        self._stopping = True
         if self._buffer is not None:
-            self._buffer.append(event)
-            self._wake()
+            self._buffer.clear()
+        self._wake()
 
     def _pump(self) -> None:
-        """Carry out the engine's actions, then re-arm the timer."""
-        for action in self._engine.actions():
-            if isinstance(action, Opened):
-                if self.on_open is not None:
-                    self._call(self.on_open)
-                self._wake()
-            elif isinstance(action, Disconnected):
-                if self.on_error is not None:
-                    self._call(self.on_error, action.error)
-            elif isinstance(action, Closed):
-                self._final_error = action.error
-                self._cancel_timer()
-                self._after_close()
-                if action.error is not None and self.on_error is not None:
-                    self._call(self.on_error, action.error)
-                self._wake()
-            else:
-                self._carry_out(action)
-        self._arm()
-
-    # -- internals
-
-    def _call(self, func: Callable[..., Any], *args: Any) -> None:
-        try:
-            result = func(*args)
-        except Exception:
-            log.exception("pyrt SSE handler %r raised", func)
+        """Carry out the engine's actions (re-entrant calls fold into the running pump), then
+        re-arm the one timer."""
+        if self._pumping:
             return
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
+        self._pumping = True
+        try:
+            engine = self._engine
+            perform = self._perform
+            while True:
+                actions = engine.actions()
+                if not actions:
+                    break
+                for action in actions:
+                    perform(action)
+        finally:
+            self._pumping = False
+        self._arm()
+        self._after_pump()
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("pyrt SSE handler task failed", exc_info=task.exception())
+    def _state_changed(self, action: StateChanged) -> None:
+        self._LOG.debug("pyrt %s %s -> %s", type(self).__name__, action.old.name, action.new.name)
+        self._handlers.emit("state", action.new)
+        if action.new is State.OPEN:
+            self._handlers.emit("open")
+        self._wake()
 
-    def _wake_future(self) -> asyncio.Future[None]:
-        if self._waiter is None or self._waiter.done():
-            self._waiter = _running_loop().create_future()
-        return self._waiter
+    def _finished(self, closed: CloseEvent) -> None:
+        """The engine is CLOSED: release everything, report ``close``, end the waits."""
+        self._closed = closed
+        self._LOG.info("pyrt %s closed: %s", type(self).__name__, closed.detail)
+        self._cancel_timer()
+        self._release()
+        self._handlers.emit("close", closed)
+        self._wake()
 
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def _to_iterators(self, item: Any) -> None:
+        """Hand ``item`` to ``async for`` (when someone iterates)."""
+        buffer = self._buffer
+        if buffer is not None:
+            buffer.append(item)
+            if self._waiters:
+                self._wake()
+
+    # ------------------------------------------------------------------------- timer
 
     def _arm(self) -> None:
         deadline = self._engine.next_deadline()
-        if deadline == self._timer_at:
+        if deadline is None:
+            if self._timer is not None and self._engine.state is State.CLOSED:
+                self._cancel_timer()
             return
+        if self._timer_at is not None and self._timer_at <= deadline:
+            return  # the armed timer fires first; the tick then re-arms
         self._cancel_timer()
-        if deadline is not None and self._loop is not None:
+        loop = self._loop
+        if loop is not None:
             self._timer_at = deadline
-            # Pyodide's WebLoop refuses call_at() for a moment already past: use a delay.
-            delay = max(0.0, deadline - self._loop.time())
-            self._timer = self._loop.call_later(delay, self._on_timer)
+            # call_later, not call_at: Pyodide's loop refuses a deadline already in the past.
+            self._timer = loop.call_later(max(0.0, deadline - loop.time()), self._on_timer)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -312,12 +337,41 @@ class _SSEClient:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
-        self._engine.tick(self._now())
+        self._tick(self._now())
         self._pump()
 
+    # ------------------------------------------------------------------------- waits
 
-def _running_loop() -> asyncio.AbstractEventLoop:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.get_event_loop()
+    def _is_open(self) -> bool:
+        return self._engine.state is State.OPEN
+
+    def _is_closed(self) -> bool:
+        return self._engine.state is State.CLOSED
+
+    async def _wait(self, done: Callable[[], bool], raise_closed: bool = False) -> None:
+        while not done():
+            if self._engine.state is State.CLOSED:
+                if raise_closed:
+                    raise self._not_open_error()
+                return
+            await self._wake_future()
+
+    def _not_open_error(self) -> Exception:
+        closed = self._closed
+        if closed is not None and closed.error is not None:
+            return closed.error
+        detail = closed.detail if closed is not None else "closed"
+        return ClientClosedError(f"the client closed before opening: {detail}")
+
+    def _wake_future(self) -> asyncio.Future[None]:
+        """A future of the next wake-up; each waiter has its own, so cancelling one waiter
+        never cancels another."""
+        future: asyncio.Future[None] = self._ensure_loop().create_future()
+        self._waiters.append(future)
+        return future
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)

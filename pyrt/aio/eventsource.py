@@ -1,62 +1,47 @@
-"""``EventSourceClient``: the browser's own ``EventSource``, made to survive (Pyodide).
+"""``EventSourceClient``: a native ``EventSource``, made to survive.
 
 The native object reconnects by itself after a dropped stream, but gives up for good on an HTTP
 error or a wrong content type. :class:`pyrt.sse_policy.EventSourcePolicy` then re-creates it
 with backoff, passing the last event id as a query parameter (a new ``EventSource`` sends no
-``Last-Event-ID``). Handlers registered with :meth:`on` survive every re-creation. Each native
-object gets its own proxies, released when it is replaced and all destroyed on close.
+``Last-Event-ID``). Handlers registered with :meth:`on` survive every re-creation. The native
+objects come from an :class:`~pyrt.sse_transport.EventSourceTransport`: the browser's own
+``EventSource``, or on CPython ``httpx`` playing one.
 """
 
 from __future__ import annotations
 
 import random
-import sys
 from collections.abc import Callable, Iterable
-from typing import Any, Self, cast
+from typing import Any
 
-from pyrt.aio.driver import _SSEClient
+from pyrt.aio import runtime
+from pyrt.aio.handlers import AsyncHandlers
+from pyrt.aio.sse_client import SSEClient
 from pyrt.backoff import Backoff
 from pyrt.sse import ServerSentEvent
-from pyrt.sse_policy import CreateSource, DestroySource, EventSourcePolicy, SSEAction
+from pyrt.sse_policy import CreateSource, DestroySource, EventSourcePolicy
+from pyrt.sse_transport import EventSourceTransport
 
 __all__ = ["EventSourceClient"]
 
 
-class _Native:
-    """One native ``EventSource`` and the proxies listening to it."""
-
-    __slots__ = ("es", "listeners", "on_event", "source")
-
-    def __init__(self, source: int, es: Any, on_event: Any) -> None:
-        self.source = source
-        self.es = es
-        self.on_event = on_event  # one proxy, listening to "message" and every named type
-        self.listeners: list[tuple[str, Any]] = []
-
-
-class EventSourceClient(_SSEClient):
+class EventSourceClient(SSEClient):
     """A native ``EventSource`` that comes back after HTTP errors, with backoff.
 
     ``with_credentials`` is the native option. ``resume_param`` names the query parameter that
     carries the last event id when the object is re-created (``None``: do not add one).
     ``event_types`` lists named event types to receive in ``async for`` even without an
     :meth:`on` handler (a native ``EventSource`` only reports the types someone listens to;
-    ``"message"`` is always received).
+    ``"message"`` is always received). ``transport``: where native objects come from (default:
+    the runtime's, see :mod:`pyrt.aio.runtime`; :class:`pyrt.testing.FakeEventSourceTransport`
+    in tests). ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
 
     The native object cannot tell a 204 from a 500: every failure is retried until
-    ``backoff.max_attempts`` is exhausted. Use :class:`FetchEventSource` for statuses, headers,
-    stall detection and pausing in hidden tabs.
+    ``backoff.max_attempts`` is exhausted. Use :class:`~pyrt.FetchEventSource` for statuses,
+    headers, stall detection and pausing in hidden tabs.
     """
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
-        """Outside Pyodide this builds :class:`pyrt.cpython.sse.CPythonEventSourceClient`, where
-        ``httpx`` plays the native object, with the same arguments (as ``pathlib.Path(...)``
-        builds a ``PosixPath``)."""
-        if cls is EventSourceClient and sys.platform != "emscripten":
-            from pyrt.cpython.sse import CPythonEventSourceClient
-
-            return cast(Self, object.__new__(CPythonEventSourceClient))
-        return object.__new__(cls)
+    _engine: EventSourcePolicy
 
     def __init__(
         self,
@@ -68,103 +53,69 @@ class EventSourceClient(_SSEClient):
         last_event_id: str = "",
         event_types: Iterable[str] = (),
         rng: Callable[[], float] = random.random,
+        transport: EventSourceTransport | None = None,
+        async_handlers: AsyncHandlers = "concurrent",
     ) -> None:
-        super().__init__(url)
+        super().__init__(url, async_handlers)
         self.with_credentials = with_credentials
-        self._engine: EventSourcePolicy = EventSourcePolicy(
+        self._engine = EventSourcePolicy(
             url,
             backoff=backoff or Backoff(),
             rng=rng,
             resume_param=resume_param,
             last_event_id=last_event_id,
         )
-        self._extra_types = {t for t in event_types if t != "message"}
-        self._native: _Native | None = None
-        self._owner: Any = None
+        self.event_types = frozenset(t for t in event_types if t != "message")
+        self._transport = transport
 
-    # -- adapter
+    def listened_types(self) -> set[str]:
+        """The named event types the native object reports: ``event_types`` and those with a handler."""
+        return (self._handlers.named() | self.event_types) - {"message"}
 
-    def _types(self) -> set[str]:
-        return (set(self._handlers) | self._extra_types) - {"message"}
+    # -- the transport's reports (EventSourceEvents)
 
-    def _before_connect(self) -> None:
-        from pyrt.browser.proxies import ProxyOwner
+    def source_opened(self, source: int) -> None:
+        self._engine.opened(source, self._now())
+        self._pump()
 
-        self._owner = ProxyOwner()
+    def source_event(self, source: int, type: str, data: str, last_event_id: str) -> None:
+        if self._engine.received(source, last_event_id):
+            self._dispatch(ServerSentEvent(type=type, data=data, id=last_event_id))
 
-    def _carry_out(self, action: SSEAction) -> None:
+    def source_error(self, source: int, for_good: bool) -> None:
+        self._engine.error(source, for_good, self._now())
+        self._pump()
+
+    # -- the driver's hooks
+
+    def _attach(self) -> None:
+        transport = self._transport
+        if transport is None:
+            transport = runtime.eventsource_transport()
+        transport.check_url(self.url)
+        self._transport = transport
+        for type in self.listened_types():
+            transport.listen(type)
+
+    def _type_changed(self, type: str, present: bool) -> None:
+        transport = self._transport
+        if transport is None or type in self.event_types or type in self._own:
+            return  # not attached yet (connect() listens), always listened, or not a stream type
+        if present:
+            transport.listen(type)
+        else:
+            transport.unlisten(type)
+
+    def _perform(self, action: Any) -> None:
+        transport = self._transport
+        assert transport is not None
         if isinstance(action, CreateSource):
-            self._create(action.source, action.url)
+            transport.create(action.source, action.url, self.with_credentials, self)
         elif isinstance(action, DestroySource):
-            self._destroy(action.source)
+            transport.destroy(action.source)
+        else:
+            self._perform_common(action)
 
-    def _create(self, source: int, url: str) -> None:
-        import js
-        from pyodide.ffi import to_js
-
-        options = to_js({"withCredentials": self.with_credentials}, dict_converter=js.Object.fromEntries)
-        es = js.EventSource.new(url, options)
-        policy = self._engine
-        dispatch = self._dispatch
-
-        def on_event(event: Any) -> None:
-            last_id = event.lastEventId
-            if policy.received(source, last_id):
-                dispatch(ServerSentEvent(type=event.type, data=event.data, id=last_id))
-
-        def on_open(_event: Any) -> None:
-            policy.opened(source, self._now())
-            self._pump()
-
-        def on_error(_event: Any) -> None:
-            policy.error(source, int(es.readyState), self._now())
-            self._pump()
-
-        native = _Native(source, es, self._owner.proxy(on_event))
-        self._native = native
-        for type, func in (("open", on_open), ("error", on_error)):
-            proxy = self._owner.proxy(func)
-            es.addEventListener(type, proxy)
-            native.listeners.append((type, proxy))
-        es.addEventListener("message", native.on_event)
-        for type in self._types():
-            es.addEventListener(type, native.on_event)
-
-    def _destroy(self, source: int) -> None:
-        native = self._native
-        if native is None or native.source != source:
-            return
-        self._native = None
-        es = native.es
-        es.close()
-        for type, proxy in native.listeners:
-            es.removeEventListener(type, proxy)
-        es.removeEventListener("message", native.on_event)
-        for type in self._types():
-            es.removeEventListener(type, native.on_event)
-        proxies = [proxy for _, proxy in native.listeners] + [native.on_event]
-        # This often runs inside one of these very proxies (the error listener): destroy them
-        # once the current JS callback has returned.
-        assert self._loop is not None
-        owner = self._owner
-        self._loop.call_soon(_release_all, owner, proxies)
-
-    def _after_close(self) -> None:
-        if self._native is not None:
-            self._destroy(self._native.source)
-        if self._owner is not None and self._loop is not None:
-            # After the deferred releases above have run, nothing may remain.
-            self._loop.call_soon(self._owner.destroy_all)
-
-    def _type_added(self, type: str) -> None:
-        if type != "message" and type not in self._extra_types and self._native is not None:
-            self._native.es.addEventListener(type, self._native.on_event)
-
-    def _type_removed(self, type: str) -> None:
-        if type != "message" and type not in self._extra_types and self._native is not None:
-            self._native.es.removeEventListener(type, self._native.on_event)
-
-
-def _release_all(owner: Any, proxies: list[Any]) -> None:
-    for proxy in proxies:
-        owner.release(proxy)
+    def _release(self) -> None:
+        if self._transport is not None:
+            self._transport.dispose()

@@ -1,16 +1,15 @@
 """``WebSocketClient``: a WebSocket that reconnects, queues, acknowledges and recovers.
 
-The decisions are made by :class:`pyrt.ws_engine.WebSocketEngine`; this module is the asyncio
-pump around it: it carries out the engine's actions on a transport (``js.WebSocket`` in the
-browser, see :mod:`pyrt.browser.ws_transport`), arms **one** timer for the engine's next
-deadline, and hands messages, acks and events to the user's callbacks, futures and
-``async for``. It imports nothing from ``js`` itself, so it also runs on CPython with another
-transport (for example :class:`pyrt.testing.FakeTransport`).
+The decisions are made by :class:`pyrt.ws_engine.WebSocketEngine`; the pump around it is the
+shared :class:`~pyrt.aio.driver.Driver`. This module carries out the engine's actions on a
+:class:`~pyrt.transport.Transport` (``js.WebSocket`` in the browser, the ``websockets`` library
+on CPython, :class:`pyrt.testing.FakeTransport` in tests; :mod:`pyrt.aio.runtime` picks the
+default) and turns acks into futures.
 
-Hot paths: an inbound frame costs one engine call and direct calls of the ``on_message``
+Hot paths: an inbound frame costs one engine call and direct calls of the ``message``
 handlers (no future, no task); ``send`` hands the frame to the native socket when nothing is
 queued; a future exists only for ``send_with_ack`` / ``publish``, resolved directly by the
-engine's ack action.
+engine's ack action (:mod:`pyrt.aio.ack_future`).
 """
 
 from __future__ import annotations
@@ -18,26 +17,25 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import sys
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar, Self
 
+from pyrt.aio import runtime
+from pyrt.aio.ack_future import AckFuture, settle
+from pyrt.aio.driver import Driver
+from pyrt.aio.handlers import AsyncHandlers
 from pyrt.backoff import Backoff
 from pyrt.close_policy import ShouldReconnect
-from pyrt.errors import ClientClosedError, InvalidStateError
 from pyrt.heartbeat import Heartbeat
 from pyrt.outbox import Overflow
 from pyrt.persist import Storage, loads
 from pyrt.protocol import WireProtocol
-from pyrt.states import CLOSED, CLOSING, CONNECTING, OPEN, State, ready_state
+from pyrt.states import State
 from pyrt.subscriptions import Publication
 from pyrt.transport import Transport
 from pyrt.wire import Frame
 from pyrt.ws_engine import (
     NO_MESSAGE,
-    Action,
     Closed,
     CloseSocket,
     DeliverPublication,
@@ -54,47 +52,15 @@ from pyrt.ws_engine import (
     WebSocketEngine,
 )
 
-__all__ = ["WebSocketClient"]
+__all__ = ["AckFuture", "WebSocketClient"]
 
 log = logging.getLogger("pyrt.websocket")
 
 UrlSource = str | Callable[[], str] | Callable[[], Awaitable[str]]
 ProtocolsSource = str | Sequence[str] | Callable[[], str | Sequence[str]] | None
-Handler = Callable[..., Any]
-
-_EVENTS: Final = ("message", "open", "close", "error", "reconnecting", "state")
-
-if TYPE_CHECKING:
-    _FutureBase = asyncio.Future[Any]
-else:
-    _FutureBase = asyncio.futures._PyFuture  # the pure-Python Future: its scheduling is ours to override
 
 
-class AckFuture(_FutureBase):
-    """The future of :meth:`WebSocketClient.send_with_ack` and :meth:`~WebSocketClient.publish`:
-    an asyncio future (``await`` it, ``asyncio.wait_for`` it, add callbacks) whose waiters resume
-    at once when the client settles it outside any running task (an ack frame arrived, a timer
-    fired), instead of one event-loop turn later — in Pyodide each turn is a browser task
-    (~50-90 us). Inside a running task it schedules its callbacks as any future does."""
-
-    _direct = False  # True only while the client settles it from outside any task
-
-    def _Future__schedule_callbacks(self) -> None:
-        if not self._direct:
-            super()._Future__schedule_callbacks()  # type: ignore[misc]
-            return
-        callbacks = self._callbacks[:]
-        self._callbacks[:] = []
-        for callback, context in callbacks:
-            try:
-                context.run(callback, self)
-            except Exception as exc:  # what the loop does for a callback that raised
-                self.get_loop().call_exception_handler(
-                    {"message": "exception in a pyrt ack future callback", "exception": exc, "future": self}
-                )
-
-
-class WebSocketClient:
+class WebSocketClient(Driver):
     """A resilient WebSocket client. See the README for a tour; the short version::
 
         client = WebSocketClient("/ws")
@@ -104,20 +70,22 @@ class WebSocketClient:
 
     ``url``: a str (``ws://``, ``wss://``, or a path like ``"/ws"`` on the page's own host — in a
     browser only), or a callable (sync or async) returning one, called before every attempt
-    (fresh tokens). Outside Pyodide the client runs over the ``websockets`` library
-    (:mod:`pyrt.cpython.ws_transport`).
+    (fresh tokens).
     ``protocols``: WebSocket subprotocols to offer besides the wire protocol's own (``pyrt.v1``).
     ``protocol``: the wire protocol — ``"pyrt"`` (default), ``"raw"`` (any server) or
     ``"json-ack"``, or a :class:`~pyrt.protocol.WireProtocol`.
     ``persist``: a storage key; unacknowledged messages and channel offsets then survive page
     reloads (in ``localStorage``; on CPython in a JSON file, see :mod:`pyrt.cpython.storage`).
+    ``transport``: where sockets come from (default: the runtime's, see :mod:`pyrt.aio.runtime`).
+    ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
     The other options are those of :class:`~pyrt.ws_engine.WebSocketEngine`.
+
+    Events: see :class:`~pyrt.aio.driver.Driver` (``on_close`` receives a
+    :class:`~pyrt.ws_engine.Closed` with ``code``, ``reason``, ``by_client``, ``detail``).
     """
 
-    CONNECTING: Final = CONNECTING
-    OPEN: Final = OPEN
-    CLOSING: Final = CLOSING
-    CLOSED: Final = CLOSED
+    _LOG: ClassVar[logging.Logger] = log
+    _engine: WebSocketEngine
 
     def __init__(
         self,
@@ -140,9 +108,11 @@ class WebSocketClient:
         rng: Callable[[], float] | None = None,
         transport: Transport | None = None,
         storage: Storage | None = None,
+        async_handlers: AsyncHandlers = "concurrent",
     ) -> None:
         if not (isinstance(url, str) or callable(url)):
             raise TypeError(f"url must be a str or a callable returning one, got {type(url).__name__}")
+        super().__init__(async_handlers)
         self.url = url
         self.protocols = protocols
         self.persist = persist
@@ -164,33 +134,10 @@ class WebSocketClient:
         )
         self._transport = transport
         self._storage = storage
-        self._handlers: dict[str, list[Handler]] = {name: [] for name in _EVENTS}
-        self._message_handlers = self._handlers["message"]  # the hot list, looked up once
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._clock: Callable[[], float] = _not_connected
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._pumping = False
-        self._paused = False
-        self._buffer: deque[Any] | None = None  # exists once someone iterates
-        self._waiters: list[asyncio.Future[None]] = []
-        self._closed: Closed | None = None
         self._opening: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._settled: list[tuple[AckFuture, Any, BaseException | None]] = []
 
     # ------------------------------------------------------------------------- properties
-
-    @property
-    def state(self) -> State:
-        """The client's :class:`~pyrt.states.State`."""
-        return self._engine.state
-
-    @property
-    def ready_state(self) -> int:
-        """0..3 as JavaScript's ``readyState`` (``CONNECTING``, ``OPEN``, ``CLOSING``, ``CLOSED``);
-        reconnecting counts as ``CONNECTING``."""
-        return ready_state(self._engine.state)
 
     @property
     def stats(self) -> Stats:
@@ -204,68 +151,29 @@ class WebSocketClient:
         return self._engine.session
 
     @property
-    def close_event(self) -> Closed | None:
-        """How the client ended, once it is CLOSED."""
-        return self._closed
-
-    # ------------------------------------------------------------------------- handlers
-
-    def on_message(self, handler: Handler) -> Handler:
-        """Call ``handler(message)`` for every application message (decorator)."""
-        return self._add("message", handler)
-
-    def on_open(self, handler: Handler) -> Handler:
-        """Call ``handler()`` each time a socket opens (first connect and every reconnect)."""
-        return self._add("open", handler)
-
-    def on_close(self, handler: Handler) -> Handler:
-        """Call ``handler(event)`` once, when the client is closed for good (a
-        :class:`~pyrt.ws_engine.Closed` with ``code``, ``reason``, ``by_client``, ``detail``)."""
-        return self._add("close", handler)
-
-    def on_error(self, handler: Handler) -> Handler:
-        """Call ``handler(error)`` for problems that are not the exception of a call: dropped
-        messages, server ``error`` frames, unreadable frames, handlers that raised."""
-        return self._add("error", handler)
-
-    def on_reconnecting(self, handler: Handler) -> Handler:
-        """Call ``handler(attempt, delay, reason)`` each time the socket is lost and a reconnect
-        is scheduled."""
-        return self._add("reconnecting", handler)
-
-    def on_state(self, handler: Handler) -> Handler:
-        """Call ``handler(state)`` on every state change."""
-        return self._add("state", handler)
-
-    def off(self, event: str, handler: Handler) -> None:
-        """Remove a handler added with ``on_<event>``; unknown handlers are ignored."""
-        handlers = self._handlers.get(event)
-        if handlers is None:
-            raise ValueError(f"unknown event {event!r}; one of {_EVENTS}")
-        if handler in handlers:
-            handlers.remove(handler)
-
-    def _add(self, event: str, handler: Handler) -> Handler:
-        if not callable(handler):
-            raise TypeError(f"on_{event} needs a callable, got {type(handler).__name__}")
-        self._handlers[event].append(handler)
-        return handler
+    def paused(self) -> bool:
+        """True between :meth:`pause` and :meth:`resume`."""
+        return self._engine.paused
 
     # ------------------------------------------------------------------------- user calls
 
     def connect(self) -> Self:
         """Start connecting and return at once (like ``new WebSocket``). Call it once: the client
-        reconnects by itself. Must run inside an event loop (any Pyodide code does)."""
-        self._loop = _running_loop()
-        self._clock = self._loop.time
+        reconnects by itself. Must run inside an event loop (any Pyodide code does). A URL the
+        runtime can never open (``"/ws"`` outside a browser) raises
+        :class:`~pyrt.errors.RelativeURLError` here, and the client stays IDLE."""
+        engine = self._engine
+        loop = self._start_loop()
         if self._transport is None:
-            self._transport = _default_transport(self.url)
+            self._transport = runtime.websocket_transport()
+        if isinstance(self.url, str):
+            self._transport.check_url(self.url)
         if self.persist is not None:
             if self._storage is None:
                 self._storage = self._transport.storage()
-            if self._storage is not None and self._engine.state is State.IDLE:
-                self._engine.restore(loads(self._storage.getItem(self.persist)))
-        self._engine.connect(self._loop.time())
+            if self._storage is not None and engine.state is State.IDLE:
+                engine.restore(loads(self._storage.getItem(self.persist)))
+        engine.connect(loop.time())
         self._transport.watch_page(self)
         self._pump()
         return self
@@ -295,10 +203,8 @@ class WebSocketClient:
         ``timeout`` (default ``ack_timeout``) up to ``ack_retries`` times, and deduplicated by
         id on the server. The future fails with :class:`~pyrt.errors.AckTimeout`,
         :class:`~pyrt.errors.AckError`, :class:`~pyrt.errors.QueueFull` or
-        :class:`~pyrt.errors.ClientClosedError`. It is an :class:`AckFuture`: asyncio's
-        pure-Python future (``asyncio.isfuture`` is true; ``isinstance(f, asyncio.Future)`` is
-        not, as for any future not made by the C accelerator), whose waiters resume as soon as
-        the ack frame is handled.
+        :class:`~pyrt.errors.ClientClosedError`. It is an :class:`~pyrt.aio.ack_future.AckFuture`,
+        whose waiters resume as soon as the ack frame is handled.
         """
         future = AckFuture(loop=self._ensure_loop())
         self._engine.send_with_ack(data, self._now(), future, timeout, self._buffered())
@@ -337,86 +243,24 @@ class WebSocketClient:
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close for good: no reconnect; pending acks fail with a clear error, queued messages
-        are dropped (each reported to ``on_error``), every proxy is destroyed. Browsers allow
-        code 1000 or 3000-4999. Closing twice does nothing."""
+        are dropped (each reported to ``on_error``), ``async for`` ends, every proxy is
+        destroyed. Browsers allow code 1000 or 3000-4999. Closing twice does nothing."""
         self._engine.close(self._now(), code, reason)
+        self._stop_iterating()
         self._pump()
 
     def pause(self) -> None:
-        """Go offline on purpose: close the socket cleanly and stay disconnected, queueing every
-        send (within ``queue_limit``) and keeping pending acks and subscriptions, until
-        :meth:`resume`. The page's own ``pageshow`` does not end a pause."""
-        if self._engine.state in (State.IDLE, State.CLOSING, State.CLOSED):
-            raise InvalidStateError(f"cannot pause a client that is {self._engine.state.name}")
-        self._paused = True
-        self._engine.page_hidden(self._now())
+        """Go offline on purpose (state PAUSED): close the socket cleanly and stay disconnected,
+        queueing every send (within ``queue_limit``) and keeping pending acks and subscriptions,
+        until :meth:`resume`. The page's own ``pageshow`` does not end a pause."""
+        self._engine.pause(self._now())
         self._pump()
 
     def resume(self) -> None:
         """End a :meth:`pause`: connect at once, then flush the queue in order and recover
         subscriptions. Does nothing when the client is not paused."""
-        if not self._paused:
-            return
-        self._paused = False
-        self._engine.page_shown(self._now())
+        self._engine.resume(self._now())
         self._pump()
-
-    @property
-    def paused(self) -> bool:
-        """True between :meth:`pause` and :meth:`resume`."""
-        return self._paused
-
-    async def wait_open(self, timeout: float | None = None) -> None:
-        """Wait until the client is open; raises :class:`~pyrt.errors.ClientClosedError` if it
-        closes for good first, and ``TimeoutError`` after ``timeout`` seconds."""
-        await asyncio.wait_for(
-            self._wait(lambda: self._engine.state is State.OPEN, raise_closed=True), timeout
-        )
-
-    async def wait_closed(self, timeout: float | None = None) -> Closed:
-        """Wait until the client is CLOSED and return how it ended."""
-        await asyncio.wait_for(self._wait(lambda: self._engine.state is State.CLOSED), timeout)
-        assert self._closed is not None
-        return self._closed
-
-    async def __aenter__(self) -> Self:
-        if self._engine.state is State.IDLE:
-            self.connect()
-        await self.wait_open()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-        if self._engine.state is not State.CLOSED:
-            await self.wait_closed()
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        """Iterate over messages until the client closes (connects if needed).
-
-        Messages are buffered from the first ``__aiter__`` on. Iteration ends after
-        :meth:`close`, and raises :class:`~pyrt.errors.ClientClosedError` when the client stopped
-        for another reason (a "do not retry" close code, attempts exhausted).
-        """
-        if self._buffer is None:
-            self._buffer = deque()
-        if self._engine.state is State.IDLE:
-            self.connect()
-        return self
-
-    async def __anext__(self) -> Any:
-        buffer = self._buffer
-        if buffer is None:
-            buffer = self._buffer = deque()
-        while not buffer:
-            if self._engine.state is State.CLOSED:
-                closed = self._closed
-                if closed is not None and not closed.by_client:
-                    raise ClientClosedError(closed.detail)
-                raise StopAsyncIteration
-            await self._wake_future()
-        return buffer.popleft()
 
     # ------------------------------------------------------------------------- transport events
 
@@ -431,14 +275,18 @@ class WebSocketClient:
         engine = self._engine
         message = engine.received(data, self._clock())
         if message is not NO_MESSAGE:
-            for handler in self._message_handlers:
-                try:
-                    result = handler(message)
-                except Exception as exc:
-                    self._handler_failed(handler, exc)
-                else:
-                    if result is not None and inspect.isawaitable(result):
-                        self._spawn(result)
+            handlers = self._handlers
+            if handlers.busy:
+                handlers.emit("message", message)
+            else:
+                for handler in self._message_handlers:
+                    try:
+                        result = handler(message)
+                    except Exception as exc:
+                        handlers.failed(handler, exc)
+                    else:
+                        if result is not None and inspect.isawaitable(result):
+                            handlers.started(handler, result)
             buffer = self._buffer
             if buffer is not None:
                 buffer.append(message)
@@ -463,55 +311,36 @@ class WebSocketClient:
         self._engine.page_visible(self._now(), self._buffered())
         self._pump()
 
+    def page_backgrounded(self) -> None:
+        """A background tab keeps its socket: the heartbeat decides whether it still lives."""
+
     def page_hidden(self) -> None:
         self._engine.page_hidden(self._now())
         self._pump()
 
     def page_shown(self) -> None:
-        if self._paused:
-            return
         self._engine.page_shown(self._now())
         self._pump()
 
-    # ------------------------------------------------------------------------- the pump
+    # ------------------------------------------------------------------------- the driver's hooks
 
-    def _pump(self) -> None:
-        """Carry out the engine's actions (re-entrant calls fold into the running pump), then
-        re-arm the one timer."""
-        if self._pumping:
-            return
-        self._pumping = True
-        try:
-            while True:
-                actions = self._engine.actions()
-                if not actions:
-                    break
-                for action in actions:
-                    self._perform(action)
-        finally:
-            self._pumping = False
-        self._arm()
+    def _tick(self, now: float) -> None:
+        self._engine.tick(now, self._buffered())
+
+    def _after_pump(self) -> None:
         if self._settled:
-            self._settle()
+            settled, self._settled = self._settled, []
+            for future, value, error in settled:
+                settle(future, value, error)
 
-    def _settle(self) -> None:
-        """Resolve or reject the ack futures of the actions just performed, after the pump:
-        outside any task their waiters resume right here (see :class:`AckFuture`)."""
-        settled, self._settled = self._settled, []
-        direct = asyncio.current_task(self._loop) is None
-        for future, value, error in settled:
-            if future.done():
-                continue
-            future._direct = direct
-            try:
-                if error is None:
-                    future.set_result(value)
-                else:
-                    future.set_exception(error)
-            finally:
-                future._direct = False
+    def _release(self) -> None:
+        if self._opening is not None:
+            self._opening.cancel()
+            self._opening = None
+        if self._transport is not None:
+            self._transport.dispose()
 
-    def _perform(self, action: Action) -> None:
+    def _perform(self, action: Any) -> None:
         transport = self._transport
         if type(action) is SendFrame:
             assert transport is not None
@@ -527,7 +356,7 @@ class WebSocketClient:
         elif type(action) is DeliverPublication:
             handler = action.handler
             if callable(handler):
-                self._call(handler, action.publication)
+                self._handlers.call(handler, action.publication)
         elif type(action) is OpenSocket:
             self._open(action.attempt)
         elif type(action) is CloseSocket:
@@ -537,41 +366,26 @@ class WebSocketClient:
             if transport is not None:
                 transport.close(action.code, action.reason, action.detach)
         elif type(action) is StateChanged:
-            log.debug("pyrt websocket %s -> %s", action.old.name, action.new.name)
-            self._emit("state", action.new)
-            if action.new is State.OPEN:
-                self._emit("open")
-            self._wake()
+            self._state_changed(action)
         elif type(action) is Reconnecting:
-            log.info(
-                "pyrt websocket: %s; reconnect attempt %d in %.3f s",
-                action.reason,
-                action.attempt,
-                action.delay,
-            )
-            self._emit("reconnecting", action.attempt, action.delay, action.reason)
+            attempt, delay = action.attempt, action.delay
+            log.info("pyrt websocket: %s; reconnect attempt %d in %.3f s", action.reason, attempt, delay)
+            self._handlers.emit("reconnecting", action.attempt, action.delay, action.reason)
         elif type(action) is ReportError:
             log.warning("pyrt websocket: %s", action.error)
-            self._emit("error", action.error)
+            self._handlers.emit("error", action.error)
         elif type(action) is SaveState:
             if self._storage is not None and self.persist is not None:
                 try:
                     self._storage.setItem(self.persist, action.text)
                 except Exception as exc:  # storage full or forbidden: report, keep going
-                    self._emit("error", exc)
+                    self._handlers.emit("error", exc)
         elif type(action) is Closed:
-            self._closed = action
-            log.info("pyrt websocket closed: %s", action.detail)
-            self._cancel_timer()
-            if self._opening is not None:
-                self._opening.cancel()
-                self._opening = None
-            if transport is not None:
-                transport.dispose()
-            self._emit("close", action)
-            self._wake()
+            self._finished(action)
         elif type(action) is SubscriptionConfirmed:
             log.debug("pyrt websocket: subscribed to %r at %s", action.channel, action.offset)
+
+    # ------------------------------------------------------------------------- opening
 
     def _open(self, attempt: int) -> None:
         url = self.url
@@ -593,7 +407,7 @@ class WebSocketClient:
             raise
         except Exception as exc:
             self._opening = None
-            self._emit("error", exc)
+            self._handlers.emit("error", exc)
             self.socket_closed(1006, f"resolving the url failed: {exc}", False)
             return
         self._opening = None
@@ -613,131 +427,11 @@ class WebSocketClient:
         try:
             self._transport.open(url, offered, self)
         except Exception as exc:  # a malformed URL, a refused subprotocol list
-            self._emit("error", exc)
+            self._handlers.emit("error", exc)
             self.socket_closed(1006, f"could not open the socket: {exc}", False)
-
-    # ------------------------------------------------------------------------- timer
-
-    def _arm(self) -> None:
-        deadline = self._engine.next_deadline()
-        if deadline is None:
-            if self._timer is not None and self._engine.state is State.CLOSED:
-                self._cancel_timer()
-            return
-        if self._timer_at is not None and self._timer_at <= deadline:
-            return  # the armed timer fires first; tick() then re-arms
-        self._cancel_timer()
-        loop = self._loop
-        if loop is not None:
-            self._timer_at = deadline
-            # call_later, not call_at: Pyodide's loop refuses a deadline already in the past.
-            self._timer = loop.call_later(max(0.0, deadline - loop.time()), self._on_timer)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
-        self._timer_at = None
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self._engine.tick(self._now(), self._buffered())
-        self._pump()
-
-    # ------------------------------------------------------------------------- helpers
-
-    def _now(self) -> float:
-        return self._ensure_loop().time()
-
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            self._loop = _running_loop()
-        return self._loop
 
     def _buffered(self) -> int:
         transport = self._transport
         if transport is None or self._engine.state is not State.OPEN:
             return 0
         return transport.buffered_amount()
-
-    def _emit(self, event: str, *args: Any) -> None:
-        for handler in tuple(self._handlers[event]):
-            self._call(handler, *args)
-
-    def _call(self, handler: Handler, *args: Any) -> None:
-        try:
-            result = handler(*args)
-        except Exception as exc:
-            self._handler_failed(handler, exc)
-            return
-        if result is not None and inspect.isawaitable(result):
-            self._spawn(result)
-
-    def _handler_failed(self, handler: Handler, exc: Exception) -> None:
-        log.error("pyrt websocket handler %r raised", handler, exc_info=exc)
-        if handler not in self._handlers["error"]:
-            self._emit("error", exc)
-
-    def _spawn(self, awaitable: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(awaitable)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            log.error("pyrt websocket handler task failed", exc_info=exc)
-            if isinstance(exc, Exception):
-                self._emit("error", exc)
-
-    async def _wait(self, done: Callable[[], bool], raise_closed: bool = False) -> None:
-        while not done():
-            if self._engine.state is State.CLOSED:
-                if raise_closed:
-                    detail = self._closed.detail if self._closed is not None else "closed"
-                    raise ClientClosedError(f"the client closed before opening: {detail}")
-                return
-            await self._wake_future()
-
-    def _wake_future(self) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = self._ensure_loop().create_future()
-        self._waiters.append(future)
-        return future
-
-    def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for future in waiters:
-            if not future.done():
-                future.set_result(None)
-
-
-def _not_connected() -> float:
-    raise RuntimeError("the client is not connected: call connect() first")
-
-
-def _running_loop() -> asyncio.AbstractEventLoop:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        if sys.platform == "emscripten":  # Pyodide's WebLoop is always there
-            return asyncio.get_event_loop()
-        raise RuntimeError(
-            "WebSocketClient must be used from code running in an asyncio event loop"
-        ) from None
-
-
-def _default_transport(url: UrlSource) -> Transport:
-    """``js.WebSocket`` in Pyodide, the ``websockets`` library on CPython (where a relative URL
-    cannot resolve: it raises :class:`~pyrt.urls.RelativeURLError` at once)."""
-    if sys.platform == "emscripten":
-        from pyrt.browser.ws_transport import BrowserTransport
-
-        return BrowserTransport()
-    from pyrt.cpython.ws_transport import CPythonTransport
-    from pyrt.urls import websocket_url
-
-    if isinstance(url, str):
-        websocket_url(url)
-    return CPythonTransport()

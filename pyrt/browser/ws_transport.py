@@ -1,11 +1,11 @@
-"""The browser transport of :class:`~pyrt.aio.websocket.WebSocketClient`: ``js.WebSocket``.
+"""The browser transport of :class:`~pyrt.WebSocketClient`: ``js.WebSocket``.
 
 Thin on purpose: it opens native sockets (``binaryType = "arraybuffer"``), forwards their events,
 sends frames (binary in one bulk copy), hands inbound frames to Python in batches during bursts
-(see :class:`_Socket`), watches the page (``online``, ``visibilitychange``,
-``pagehide``, ``pageshow``) and offers ``localStorage``. Every proxy it creates belongs to a
-:class:`~pyrt.browser.proxies.ProxyOwner` — one per socket, released when that socket is done,
-and one for the page listeners, released by :meth:`BrowserTransport.dispose`.
+(see :class:`_Socket`), watches the page (:class:`~pyrt.browser.page.PageWatcher`) and offers
+``localStorage``. Every proxy it creates belongs to a :class:`~pyrt.browser.proxies.ProxyOwner` —
+one per socket, released when that socket is done, and the page watcher's, released by
+:meth:`BrowserTransport.dispose`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, cast
 import js
 from pyodide.ffi import JsException, to_js
 
+from pyrt.browser.page import PageWatcher
 from pyrt.browser.proxies import ProxyOwner
 from pyrt.persist import Storage
 from pyrt.transport import PageEvents, SocketEvents
@@ -133,12 +134,14 @@ class _Socket:
 
 
 class BrowserTransport:
-    """``js.WebSocket`` for :class:`~pyrt.aio.websocket.WebSocketClient` (Pyodide only)."""
+    """``js.WebSocket`` for :class:`~pyrt.WebSocketClient` (Pyodide only)."""
 
     def __init__(self) -> None:
         self._socket: _Socket | None = None
-        self._page = ProxyOwner()
-        self._listeners: list[tuple[Any, str, Any]] = []
+        self._page = PageWatcher()
+
+    def check_url(self, url: str) -> None:
+        """Any URL: a relative one resolves against the page (:func:`absolute_ws_url`)."""
 
     def open(self, url: str, protocols: Sequence[str], events: SocketEvents) -> None:
         if self._socket is not None:
@@ -196,30 +199,7 @@ class BrowserTransport:
                 socket.release()
 
     def watch_page(self, events: PageEvents) -> None:
-        if self._listeners:
-            return
-        document = getattr(js, "document", None)
-        target = js.globalThis
-
-        def on_visibility(event: Any) -> None:
-            if document is not None and document.visibilityState == "visible":
-                events.page_visible()
-
-        def on_pageshow(event: Any) -> None:
-            if getattr(event, "persisted", False):
-                events.page_shown()
-
-        listen: list[tuple[Any, str, Callable[[Any], None]]] = [
-            (target, "online", lambda event: events.page_online()),
-            (target, "pagehide", lambda event: events.page_hidden()),
-            (target, "pageshow", on_pageshow),
-        ]
-        if document is not None:
-            listen.append((document, "visibilitychange", on_visibility))
-        for where, name, func in listen:
-            proxy = self._page.proxy(func)
-            where.addEventListener(name, proxy)
-            self._listeners.append((where, name, proxy))
+        self._page.watch(events)
 
     def storage(self) -> Storage | None:
         try:
@@ -229,7 +209,4 @@ class BrowserTransport:
 
     def dispose(self) -> None:
         self.close(1000, "", detach=True)
-        for where, name, proxy in self._listeners:
-            where.removeEventListener(name, proxy)
-        self._listeners.clear()
-        self._page.destroy_all()
+        self._page.dispose()

@@ -1,14 +1,14 @@
-"""CPython adapters: the same clients over real sockets (``websockets`` and ``httpx``).
+"""CPython adapters: the transports of the clients over real sockets (``websockets`` and ``httpx``).
 
 Outside Pyodide, :class:`~pyrt.WebSocketClient`, :class:`~pyrt.FetchEventSource` and
-:class:`~pyrt.EventSourceClient` pick these adapters by themselves (``sys.platform !=
-"emscripten"``) and drive the same pure engines as in the browser:
+:class:`~pyrt.EventSourceClient` get these transports from :mod:`pyrt.aio.runtime` when they
+connect, and drive the same pure engines as in the browser:
 
 - :class:`~pyrt.cpython.ws_transport.CPythonTransport` — a WebSocket transport over the
   ``websockets`` asyncio client;
-- :class:`~pyrt.cpython.sse.CPythonFetchEventSource` and
-  :class:`~pyrt.cpython.sse.CPythonEventSourceClient` — the SSE clients over ``httpx``
-  streaming responses;
+- :class:`~pyrt.cpython.fetch_transport.CPythonFetchTransport` and
+  :class:`~pyrt.cpython.eventsource_transport.CPythonEventSourceTransport` — the SSE transports
+  over ``httpx`` streaming responses;
 - :class:`~pyrt.cpython.storage.FileStorage` — what ``persist=`` means without
   ``localStorage``: one JSON file per key.
 

@@ -17,7 +17,8 @@ It behaves as ``js.WebSocket`` does where the client can tell:
   offered (``compression="deflate"``) as browsers do.
 
 Page events do not exist here: :meth:`CPythonTransport.watch_page` does nothing.
-``persist=`` uses :class:`~pyrt.cpython.storage.FileStorage`.
+``persist=`` uses :class:`~pyrt.cpython.storage.FileStorage`. What it needs from under the
+library's public API goes through :mod:`pyrt.cpython.ws_private`.
 
 Cheap to create: the ``websockets`` import happens once per process, TLS contexts are shared,
 and each connection costs one task. Hundreds of clients in one process are fine.
@@ -33,6 +34,7 @@ from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pyrt.cpython import ws_private
 from pyrt.cpython.storage import FileStorage
 from pyrt.persist import Storage
 from pyrt.transport import PageEvents, SocketEvents
@@ -116,6 +118,10 @@ class CPythonTransport:
 
     # -- the Transport protocol
 
+    def check_url(self, url: str) -> None:
+        """A relative URL raises :class:`~pyrt.errors.RelativeURLError` (there is no page)."""
+        websocket_url(url)
+
     def open(self, url: str, protocols: Sequence[str], events: SocketEvents) -> None:
         if self._socket is not None:
             self.close(1000, "replaced", detach=True)
@@ -129,21 +135,14 @@ class CPythonTransport:
         conn = socket.conn if socket is not None else None
         if conn is None:
             raise RuntimeError("no open socket to send on")
-        protocol = conn.protocol
-        if protocol.state is not self._open_state:
-            return  # closing: the close event follows, as in the browser
-        if isinstance(frame, str):
-            protocol.send_text(frame.encode())
-        else:
-            protocol.send_binary(frame)
-        conn.send_data()
+        ws_private.send_now(conn, frame, self._open_state)  # closing: dropped, the close event follows
 
     def buffered_amount(self) -> int:
         socket = self._socket
         conn = socket.conn if socket is not None else None
         if conn is None:
             return 0
-        return int(conn.transport.get_write_buffer_size())
+        return ws_private.write_buffer_size(conn)
 
     def close(self, code: int, reason: str, detach: bool) -> None:
         socket = self._socket
@@ -213,7 +212,7 @@ class CPythonTransport:
                 break
             except asyncio.CancelledError:
                 if not socket.detached:  # the loop is shutting down: do not leak the connection
-                    conn.transport.abort()
+                    ws_private.abort(conn)
                 raise
             try:
                 deliver(message)
@@ -224,7 +223,7 @@ class CPythonTransport:
         self._forget(socket)
         code = conn.close_code if conn.close_code is not None else 1006
         reason = conn.close_reason or ""
-        clean = conn.protocol.close_rcvd is not None and conn.protocol.close_sent is not None
+        clean = ws_private.closed_cleanly(conn)
         events.socket_closed(int(code), reason, clean)
 
     def _forget(self, socket: _Socket) -> None:
@@ -237,11 +236,11 @@ class CPythonTransport:
         try:
             await conn.close(code, reason)
         except asyncio.CancelledError:
-            conn.transport.abort()
+            ws_private.abort(conn)
             raise
         except Exception as exc:  # an invalid code, a broken pipe: abort instead
             log.debug("pyrt websocket: closing failed (%r); aborting", exc)
-            conn.transport.abort()
+            ws_private.abort(conn)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -1,0 +1,66 @@
+"""``AckFuture``: the future of ``send_with_ack``/``publish``, and the one place pyrt leans on
+asyncio's private internals.
+
+What it relies on (guarded by ``tests/unit/test_aio_ack_future.py::test_canary_*``, which fails
+loudly when an asyncio release changes them):
+
+- ``asyncio.futures._PyFuture``, the pure-Python ``Future`` (always shipped; the C accelerator
+  only replaces the public name), to subclass;
+- its name-mangled ``_Future__schedule_callbacks`` method, called by ``set_result`` and
+  ``set_exception`` to schedule the done callbacks, to override;
+- its ``_callbacks`` list of ``(callback, context)`` pairs, to run them directly.
+
+Why: when the client settles an ack outside any running task (an ack frame arrived, a timer
+fired), the waiters resume at once instead of one event-loop turn later — in Pyodide each turn
+is a browser task (~50-90 us).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["AckFuture", "settle"]
+
+if TYPE_CHECKING:
+    _FutureBase = asyncio.Future[Any]
+else:
+    _FutureBase = asyncio.futures._PyFuture  # the pure-Python Future: its scheduling is ours to override
+
+
+class AckFuture(_FutureBase):
+    """An asyncio future (``await`` it, ``asyncio.wait_for`` it, add callbacks) whose waiters
+    resume at once when it is settled outside any running task. Inside a running task it
+    schedules its callbacks as any future does. ``asyncio.isfuture`` is true;
+    ``isinstance(f, asyncio.Future)`` is not, as for any future not made by the C accelerator."""
+
+    _direct = False  # True only while settle() runs outside any task
+
+    def _Future__schedule_callbacks(self) -> None:
+        if not self._direct:
+            super()._Future__schedule_callbacks()  # type: ignore[misc]
+            return
+        callbacks = self._callbacks[:]
+        self._callbacks[:] = []
+        for callback, context in callbacks:
+            try:
+                context.run(callback, self)
+            except Exception as exc:  # what the loop does for a callback that raised
+                self.get_loop().call_exception_handler(
+                    {"message": "exception in a pyrt ack future callback", "exception": exc, "future": self}
+                )
+
+
+def settle(future: AckFuture, value: Any, error: BaseException | None) -> None:
+    """Resolve (``error is None``) or reject ``future``; outside any running task its waiters
+    resume right here. A future already done (cancelled by its waiter) is left alone."""
+    if future.done():
+        return
+    future._direct = asyncio.current_task(future.get_loop()) is None
+    try:
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+    finally:
+        future._direct = False

@@ -1,0 +1,58 @@
+"""The one place that picks the runtime: the browser's objects in Pyodide, libraries on CPython.
+
+A client given no ``transport=`` asks here when it connects (not before: creating clients
+loads nothing). Pyodide (``sys.platform == "emscripten"``) gets the transports of
+:mod:`pyrt.browser` (``js.WebSocket``, ``fetch``, ``js.EventSource``); anything else gets those
+of :mod:`pyrt.cpython` (``websockets``, ``httpx``). Pass a transport to choose yourself, as
+``httpx.AsyncClient(transport=...)`` does (:mod:`pyrt.testing` has in-memory ones).
+
+The adapter modules are imported inside the functions, so importing :mod:`pyrt` never imports
+``js`` on CPython nor ``websockets``/``httpx`` in the browser, and no adapter imports this layer.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pyrt.sse_transport import EventSourceTransport, FetchTransport
+from pyrt.transport import Transport
+
+__all__ = ["eventsource_transport", "fetch_transport", "in_browser", "websocket_transport"]
+
+
+def in_browser() -> bool:
+    """True inside Pyodide (a browser page, a worker, JupyterLite)."""
+    return sys.platform == "emscripten"
+
+
+def websocket_transport() -> Transport:
+    """A new transport for :class:`~pyrt.WebSocketClient`."""
+    if in_browser():
+        from pyrt.browser.ws_transport import BrowserTransport
+
+        return BrowserTransport()
+    from pyrt.cpython.ws_transport import CPythonTransport
+
+    return CPythonTransport()
+
+
+def fetch_transport() -> FetchTransport:
+    """A new transport for :class:`~pyrt.FetchEventSource`."""
+    if in_browser():
+        from pyrt.browser.fetch_transport import BrowserFetchTransport
+
+        return BrowserFetchTransport()
+    from pyrt.cpython.fetch_transport import CPythonFetchTransport
+
+    return CPythonFetchTransport()
+
+
+def eventsource_transport() -> EventSourceTransport:
+    """A new transport for :class:`~pyrt.EventSourceClient`."""
+    if in_browser():
+        from pyrt.browser.eventsource_transport import BrowserEventSourceTransport
+
+        return BrowserEventSourceTransport()
+    from pyrt.cpython.eventsource_transport import CPythonEventSourceTransport
+
+    return CPythonEventSourceTransport()

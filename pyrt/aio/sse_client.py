@@ -1,0 +1,112 @@
+"""What the two SSE clients add to the driver: event types as events, and their lifecycle.
+
+On an SSE client ``on(type, handler)`` takes any event type of the stream besides the driver's
+events: ``on_message`` receives the events of type ``"message"`` (those without an ``event:``
+field) and ``on("tick", f)`` those of type ``"tick"``. The names of the other events (``open``,
+``error``, ``close``, ``state``, ``reconnecting``) mean the client's own events; a stream event
+with one of those types reaches ``async for`` only.
+
+Every lost connection is reported to ``on_error`` (as a browser's ``EventSource`` does) and to
+``on_reconnecting(attempt, delay, reason)`` (``delay`` is ``None`` when a native ``EventSource``
+reconnects on its own schedule). Stopping for good with an error reports it to ``on_error``
+once more, then ``on_close``. Cancelling the task that iterates with ``async for`` closes the
+client (and aborts the request).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar, Self
+
+from pyrt.aio.driver import Driver
+from pyrt.errors import SSEError
+from pyrt.sse import ServerSentEvent
+from pyrt.sse_policy import Closed, Disconnected, EventSourcePolicy, FetchSSEEngine, SSEStats
+from pyrt.states import State, StateChanged
+
+__all__ = ["SSEClient"]
+
+log = logging.getLogger("pyrt.sse")
+
+
+class SSEClient(Driver):
+    """The event API shared by :class:`~pyrt.EventSourceClient` and :class:`~pyrt.FetchEventSource`."""
+
+    _OPEN_ENDED: ClassVar[bool] = True
+    _CLOSE_ON_CANCEL: ClassVar[bool] = True
+    _LOG: ClassVar[logging.Logger] = log
+    _engine: FetchSSEEngine | EventSourcePolicy
+
+    def __init__(self, url: str, async_handlers: Any) -> None:
+        super().__init__(async_handlers)
+        self.url = url
+        self._own = frozenset(self._EVENTS) - {"message"}  # the client's events, not stream types
+
+    # -- public API
+
+    @property
+    def last_event_id(self) -> str:
+        """The id a reconnect resumes from (``""``: none yet)."""
+        return self._engine.last_event_id
+
+    @property
+    def stats(self) -> SSEStats:
+        return self._engine.stats
+
+    @property
+    def error(self) -> SSEError | None:
+        """The error the client stopped with, if it stopped because of one."""
+        closed = self._closed
+        return closed.error if isinstance(closed, Closed) else None
+
+    def connect(self) -> Self:
+        """Start connecting (call from code running in the event loop); returns the client.
+
+        A URL the runtime can never reach (a relative one outside a browser) raises
+        :class:`~pyrt.errors.RelativeURLError` here, and the client stays IDLE.
+        """
+        engine = self._engine
+        if engine.state is not State.IDLE:
+            engine.connect(self._now())  # raises the engine's own error: connect() twice
+        loop = self._start_loop()
+        self._attach()
+        engine.connect(loop.time())
+        self._pump()
+        return self
+
+    def close(self) -> None:
+        """Stop for good: abort what is in flight, cancel reconnects, end ``async for`` (events
+        received and not taken yet are dropped). Closing twice does nothing."""
+        self._engine.close(self._now())
+        self._stop_iterating()
+        self._pump()
+
+    # -- for the two clients
+
+    def _attach(self) -> None:
+        """Check the URL with the transport and attach to it, before the engine's first action."""
+        raise NotImplementedError
+
+    def _dispatch(self, event: ServerSentEvent) -> None:
+        """Deliver one stream event to its handlers and to ``async for``."""
+        type = event.type
+        if type not in self._own:
+            handlers = self._handlers.get(type)
+            if handlers:
+                for handler in tuple(handlers):
+                    self._handlers.call(handler, event)
+        self._to_iterators(event)
+
+    def _perform_common(self, action: Any) -> None:
+        if isinstance(action, StateChanged):
+            self._state_changed(action)
+        elif isinstance(action, Disconnected):
+            self._handlers.emit("error", action.error)
+            self._handlers.emit("reconnecting", action.attempt, action.delay, str(action.error))
+        elif isinstance(action, Closed):
+            if action.error is not None:
+                self._handlers.emit("error", action.error)
+            self._finished(action)
+
+    def _tick(self, now: float) -> None:
+        self._engine.tick(now)
