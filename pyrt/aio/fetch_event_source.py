@@ -96,6 +96,8 @@ class FetchEventSource(SSEClient):
         engine = self._engine
         for event in engine.received(request, chunk, self._clock()):
             self._dispatch(event)
+            if engine.state is not State.OPEN:
+                return False  # a handler closed the client: deliver nothing more
         return engine.request == request and engine.state is State.OPEN
 
     def fetch_ended(self, request: int) -> None:

@@ -1,4 +1,4 @@
-"""Picking the CPython adapters: lazily, cheaply, with the same classes and arguments."""
+"""Picking the runtime: in one module, lazily, by composition (a transport), never by subclassing."""
 
 from __future__ import annotations
 
@@ -13,10 +13,14 @@ import pytest
 
 import pyrt
 from pyrt import EventSourceClient, FetchEventSource, WebSocketClient
-from pyrt.cpython import RelativeURLError
-from pyrt.cpython.sse import CPythonEventSourceClient, CPythonFetchEventSource
+from pyrt.aio import runtime
+from pyrt.cpython.eventsource_transport import CPythonEventSourceTransport
+from pyrt.cpython.fetch_transport import CPythonFetchTransport
 from pyrt.cpython.storage import FileStorage
 from pyrt.cpython.ws_transport import CPythonTransport
+from pyrt.errors import RelativeURLError
+from pyrt.states import State
+from pyrt.testing import FakeEventSourceTransport, FakeFetchTransport, FakeTransport
 
 pytestmark = pytest.mark.unit
 
@@ -28,35 +32,62 @@ def test_importing_and_creating_clients_loads_neither_websockets_nor_httpx() -> 
         "import sys, pyrt\n"
         "clients = [pyrt.WebSocketClient('ws://127.0.0.1:1/ws') for _ in range(500)]\n"
         "sources = [pyrt.FetchEventSource('http://127.0.0.1:1/sse') for _ in range(50)]\n"
-        "print(sorted(m for m in ('websockets', 'httpx') if m in sys.modules))\n"
+        "natives = [pyrt.EventSourceClient('http://127.0.0.1:1/sse') for _ in range(50)]\n"
+        "print(sorted(m for m in ('websockets', 'httpx', 'js') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
-def test_the_sse_classes_build_their_cpython_subclasses_with_the_same_arguments() -> None:
+def test_outside_pyodide_the_runtime_gives_the_cpython_transports() -> None:
+    assert runtime.in_browser() is False
+    assert type(runtime.websocket_transport()) is CPythonTransport
+    assert type(runtime.fetch_transport()) is CPythonFetchTransport
+    assert type(runtime.eventsource_transport()) is CPythonEventSourceTransport
+
+
+def test_the_client_classes_are_the_same_on_every_runtime() -> None:
     fetch = FetchEventSource("http://h/sse", method="POST", body=b"x", credentials="omit", stall_timeout=None)
     native = EventSourceClient("http://h/sse", resume_param="since", event_types=["tick"])
-    assert type(fetch) is CPythonFetchEventSource
+    assert type(fetch) is FetchEventSource
+    assert type(native) is EventSourceClient
     assert (fetch.method, fetch.body, fetch.credentials) == ("POST", b"x", "omit")
-    assert type(native) is CPythonEventSourceClient
-    assert native._engine.resume_param == "since"
-    assert native._types() == {"tick"}
-    assert type(CPythonFetchEventSource("http://h/sse")) is CPythonFetchEventSource  # direct use too
-
-
-def test_the_exports_are_the_classes_users_construct() -> None:
+    assert native.listened_types() == {"tick"}
     assert pyrt.WebSocketClient is WebSocketClient
-    assert issubclass(CPythonFetchEventSource, pyrt.FetchEventSource)
-    assert issubclass(CPythonEventSourceClient, pyrt.EventSourceClient)
 
 
-def test_a_relative_websocket_url_raises_from_connect_and_leaves_the_client_idle() -> None:
+def test_a_client_uses_the_transport_it_is_given_and_asks_the_runtime_only_when_none() -> None:
     async def scenario() -> None:
-        client = WebSocketClient("/ws")
-        with pytest.raises(RelativeURLError, match=re.escape("'ws://127.0.0.1:8000/ws'")):
+        given = FakeFetchTransport()
+        client = FetchEventSource("/relative/is/fine/here", transport=given).connect()
+        assert given.requests
+        client.close()
+        native = EventSourceClient("/sse", transport=FakeEventSourceTransport()).connect()
+        native.close()
+        ws = WebSocketClient("/ws", transport=FakeTransport(), heartbeat=None).connect()
+        ws.close()
+        default = FetchEventSource("http://127.0.0.1:9/sse", backoff=pyrt.Backoff(max_attempts=1))
+        default.connect()
+        assert type(default._transport) is CPythonFetchTransport
+        default.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("make", "example"),
+    [
+        (lambda: WebSocketClient("/ws"), "ws://127.0.0.1:8000/ws"),
+        (lambda: FetchEventSource("/sse?channel=x"), "http://127.0.0.1:8000/sse"),
+        (lambda: EventSourceClient("/sse?channel=x"), "http://127.0.0.1:8000/sse"),
+    ],
+)
+def test_a_relative_url_raises_from_connect_and_leaves_the_client_idle(make: object, example: str) -> None:
+    async def scenario() -> None:
+        client = make()  # type: ignore[operator]
+        with pytest.raises(RelativeURLError, match=re.escape(example)):
             client.connect()
-        assert client.state.name == "IDLE"
+        assert client.state is State.IDLE
 
     asyncio.run(scenario())
 

@@ -336,11 +336,11 @@ def test_pause_queues_sends_until_resume_then_flushes_them_in_order() -> None:
         await client.connect().wait_open()
         client.pause()
         assert client.paused
-        await until(lambda: client.state is State.RECONNECTING)
+        assert client.state is State.PAUSED
         client.send("one")
         client.send("two")
         client.page_shown()  # the page coming back does not end a deliberate pause
-        assert client.state is State.RECONNECTING
+        assert client.state is State.PAUSED
         assert got == []
         client.resume()
         await until(lambda: got == ["one", "two"])

@@ -1,50 +1,249 @@
-"""The decision code stays pure: only the adapters and the server touch the outside world."""
+"""The layers of docs/architecture.md, as tests: what each may import, and no import cycle.
+
+- core (``pyrt/*.py``): decides; imports nothing that does I/O or reads the clock, and no layer
+  above it;
+- asyncio layer (``pyrt/aio/``): may use asyncio, never ``js``, ``pyodide``, ``websockets`` or
+  ``httpx``; only ``pyrt/aio/runtime.py`` names the adapters;
+- adapters (``pyrt/browser/``, ``pyrt/cpython/``): every module touches its runtime; none imports
+  the asyncio layer or the other adapter;
+- no module of ``pyrt`` is part of an import cycle.
+
+Every import counts, also inside functions; only ``if TYPE_CHECKING:`` blocks are left out.
+"""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pyrt"
-IMPURE_PACKAGES = {"aio", "browser", "server", "cpython"}
-FORBIDDEN = {"js", "pyodide", "asyncio", "time", "pyscript"}
+TIERS = {"aio", "browser", "server", "cpython"}
+CORE_FORBIDDEN = {"js", "pyodide", "asyncio", "time", "pyscript", "websockets", "httpx"}
+AIO_FORBIDDEN = {"js", "pyodide", "pyscript", "websockets", "httpx"}
+ADAPTERS = ("pyrt.browser", "pyrt.cpython")
+RUNTIME_TOUCH = {
+    "browser": {"js", "pyodide"},
+    "cpython": {"websockets", "httpx", "os"},  # os: FileStorage, persist= as files
+}
 
 
-def core_modules() -> list[Path]:
-    return sorted(
-        path
-        for path in PACKAGE.rglob("*.py")
-        if not IMPURE_PACKAGES.intersection(path.relative_to(PACKAGE).parts[:-1])
-        and path.name != "__init__.py"
-    )
+# ----------------------------------------------------------------------------------- the scanner
 
 
-def imported_roots(path: Path) -> set[str]:
-    roots: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+def _runtime_imports(tree: ast.Module, typing: bool = False) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import statement of ``tree`` except those under ``if TYPE_CHECKING:`` (unless ``typing``)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if not typing and isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(child) for stmt in node.body for child in ast.walk(stmt))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom) and id(node) not in skip:
+            yield node
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def scan(source: str, package: str = "", typing: bool = False) -> set[str]:
+    """The absolute names ``source`` imports (``from a import b`` gives ``a`` and ``a.b``);
+    ``package`` resolves relative imports; ``typing`` adds those made for type checkers only."""
+    names: set[str] = set()
+    for node in _runtime_imports(ast.parse(source), typing):
         if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            roots.add(node.module.split(".")[0])
-    return roots
+            names.update(alias.name for alias in node.names)
+            continue
+        base = node.module or ""
+        if node.level:
+            parts = package.split(".")
+            anchor = parts[: len(parts) - node.level + 1]
+            base = ".".join([*anchor, base] if base else anchor)
+        names.add(base)
+        names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
 
 
-def test_the_scan_sees_the_core_modules() -> None:
-    names = {path.name for path in core_modules()}
-    assert "backoff.py" in names
-    assert not any("server" in path.parts or "browser" in path.parts for path in core_modules())
+def imported_modules(path: Path, typing: bool = False) -> set[str]:
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    return scan(path.read_text(encoding="utf-8"), package, typing)
+
+
+def roots(path: Path) -> set[str]:
+    return {name.split(".")[0] for name in imported_modules(path)}
+
+
+def modules(tier: str | None) -> list[Path]:
+    """The modules of one tier (``None``: the core), ``__init__`` files left out."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).parts
+        here = parts[0] if len(parts) > 1 else None
+        if here == tier and path.name != "__init__.py":
+            found.append(path)
+    return sorted(found)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the ``pyrt`` modules it imports (packages' ``__init__`` included)."""
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    return {
+        name: {imported for imported in imported_modules(path) if imported in paths and imported != name}
+        for name, path in paths.items()
+    }
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+# ----------------------------------------------------------------------------------- the rules
+
+
+def _pyrt_layers(path: Path) -> set[str]:
+    above = ("pyrt.aio", *ADAPTERS, "pyrt.server")
+    return {name for name in imported_modules(path) if name.startswith(above)}
+
+
+def test_the_scan_sees_every_tier() -> None:
+    assert "backoff.py" in {path.name for path in modules(None)}
+    assert "driver.py" in {path.name for path in modules("aio")}
+    assert "ws_transport.py" in {path.name for path in modules("browser")}
+    assert "ws_transport.py" in {path.name for path in modules("cpython")}
 
 
 def test_core_modules_import_nothing_that_does_io_or_reads_the_clock() -> None:
-    offenders = {
-        str(path.relative_to(PACKAGE)): sorted(imported_roots(path) & FORBIDDEN)
-        for path in core_modules()
-        if imported_roots(path) & FORBIDDEN
+    found = {
+        str(path.relative_to(PACKAGE)): sorted(roots(path) & CORE_FORBIDDEN)
+        for path in modules(None)
+        if roots(path) & CORE_FORBIDDEN
     }
-    assert offenders == {}
+    assert found == {}
 
 
-def test_the_scanner_catches_a_forbidden_import(tmp_path: Path) -> None:
-    sample = tmp_path / "sample.py"
-    sample.write_text("import json\nfrom time import monotonic\nimport js.foo\n")
-    assert imported_roots(sample) & FORBIDDEN == {"time", "js"}
+def test_core_modules_import_no_layer_above_them() -> None:
+    found = {
+        str(path.relative_to(PACKAGE)): sorted(layers)
+        for path in modules(None)
+        if (layers := _pyrt_layers(path))
+    }
+    assert found == {}
+
+
+def test_the_asyncio_layer_never_touches_a_runtime() -> None:
+    found = {
+        str(path.relative_to(PACKAGE)): sorted(roots(path) & AIO_FORBIDDEN)
+        for path in modules("aio")
+        if roots(path) & AIO_FORBIDDEN
+    }
+    assert found == {}
+
+
+def test_only_the_runtime_module_names_the_adapters() -> None:
+    naming = {
+        path.name
+        for path in modules("aio")
+        if any(name.startswith(ADAPTERS) for name in imported_modules(path))
+    }
+    assert naming == {"runtime.py"}
+
+
+def touches(path: Path, tier: str) -> bool:
+    """True when ``path`` works with its runtime: it imports one of the runtime's modules (for
+    type checking too: objects of the library are handed to it), or a sibling adapter module."""
+    names = imported_modules(path, typing=True)
+    return bool({n.split(".")[0] for n in names} & RUNTIME_TOUCH[tier]) or any(
+        n.startswith(f"pyrt.{tier}.") for n in names
+    )
+
+
+def test_every_adapter_module_touches_its_runtime() -> None:
+    found = [
+        str(path.relative_to(PACKAGE))
+        for tier in RUNTIME_TOUCH
+        for path in modules(tier)
+        if not touches(path, tier)
+    ]
+    assert found == []
+
+
+def test_adapters_import_neither_the_asyncio_layer_nor_each_other() -> None:
+    found = {}
+    for tier, other in (("browser", "pyrt.cpython"), ("cpython", "pyrt.browser")):
+        for path in modules(tier):
+            banned = ("pyrt.aio", other, "pyrt.server")
+            wrong = sorted(n for n in imported_modules(path) if n.startswith(banned))
+            if wrong:
+                found[str(path.relative_to(PACKAGE))] = wrong
+    assert found == {}
+
+
+def test_there_is_no_import_cycle_in_pyrt() -> None:
+    assert cycles(import_graph()) == []
+
+
+# ----------------------------------------------------------------------------- the scanner, tested
+
+
+def test_the_scanner_catches_a_forbidden_import() -> None:
+    found = scan("import json\nfrom time import monotonic\nimport js.foo\n")
+    assert {name.split(".")[0] for name in found} & CORE_FORBIDDEN == {"time", "js"}
+
+
+def test_the_scanner_sees_imports_inside_functions_but_not_type_checking_blocks() -> None:
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    import httpx\n"
+        "def f():\n    import websockets.asyncio\n"
+    )
+    assert scan(source) == {"typing", "typing.TYPE_CHECKING", "websockets.asyncio"}
+
+
+def test_the_scanner_resolves_relative_imports() -> None:
+    assert scan("from . import states\nfrom ..x import y\n", "pyrt.aio") == {
+        "pyrt.aio",
+        "pyrt.aio.states",
+        "pyrt.x",
+        "pyrt.x.y",
+    }
+
+
+def test_the_cycle_finder_finds_a_cycle_and_only_cycles() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
