@@ -30,6 +30,7 @@ from pyrt.errors import (
     SSEStreamEndedError,
     UnsupportedByProtocol,
 )
+from tests.astscan import parse
 
 
 def test_an_ack_timeout_says_which_message_how_often_and_how_long() -> None:
@@ -93,7 +94,7 @@ def exception_classes(source: str) -> list[str]:
     """Names of the classes in ``source`` that derive from an exception class by name."""
     return [
         node.name
-        for node in ast.walk(ast.parse(source))
+        for node in ast.walk(parse(source))
         if isinstance(node, ast.ClassDef)
         and any(
             isinstance(base, ast.Name) and (base.id.endswith(("Error", "Exception")) or base.id in _BUILTIN)

@@ -17,6 +17,8 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.astscan import parse
+
 PACKAGE = Path(__file__).resolve().parents[2] / "pyrt"
 TIERS = {"aio", "browser", "server", "cpython"}
 CORE_FORBIDDEN = {"js", "pyodide", "asyncio", "time", "pyscript", "websockets", "httpx"}
@@ -53,7 +55,7 @@ def scan(source: str, package: str = "", typing: bool = False) -> set[str]:
     """The absolute names ``source`` imports (``from a import b`` gives ``a`` and ``a.b``);
     ``package`` resolves relative imports; ``typing`` adds those made for type checkers only."""
     names: set[str] = set()
-    for node in _runtime_imports(ast.parse(source), typing):
+    for node in _runtime_imports(parse(source), typing):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
             continue

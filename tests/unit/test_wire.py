@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 from pyrt import wire
+from tests.astscan import parse
 
 PACKAGE = Path(wire.__file__).parent
 
@@ -14,7 +15,7 @@ def aliases_defined(source: str) -> set[str]:
     """Top-level assignments to ``Frame`` or ``AckId`` in ``source``."""
     return {
         target.id
-        for node in ast.parse(source).body
+        for node in parse(source).body
         if isinstance(node, ast.Assign | ast.AnnAssign)
         for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
         if isinstance(target, ast.Name) and target.id in ("Frame", "AckId")
