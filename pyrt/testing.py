@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyrt.names import CHANNEL_RULE, EVENT_RULE, ID_RULE, is_channel_name, is_event_name, is_message_id
 from pyrt.offsets import offset_key
 from pyrt.persist import MemoryStorage, Storage
 from pyrt.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
@@ -105,6 +106,13 @@ class ServerConnection:
         """Process one frame from the client; replies land in :attr:`outgoing`."""
         self.server.handle(self, frame)
 
+    def error(self, code: str, message: str, frame_id: object = None) -> None:
+        """An ``error`` frame; it names the frame's id when that is a valid id."""
+        frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        if is_message_id(frame_id):
+            frame["id"] = frame_id
+        self.push(frame)
+
     def push(self, obj: dict[str, Any]) -> None:
         if self.open:
             self.outgoing.append(json.dumps(obj, separators=(",", ":")))
@@ -156,47 +164,80 @@ class FakePyrtServer:
         return offset
 
     def handle(self, conn: ServerConnection, frame: Frame) -> None:
+        """Answer one frame as ``serve.py`` does (tests/server/test_testing.py holds the two to it)."""
         self.received_frames.append(frame)
         if not isinstance(frame, str):
-            conn.push({"type": "error", "code": "binary_not_supported", "message": "JSON only"})
+            conn.error("binary_not_supported", "binary frames are not pyrt frames")
             return
         try:
             msg = json.loads(frame)
         except ValueError:
-            conn.push({"type": "error", "code": "bad_json", "message": "invalid JSON"})
+            conn.error("bad_json", "the frame is not valid JSON")
+            return
+        if not isinstance(msg, dict):
+            conn.error("bad_frame", "a frame must be a JSON object")
             return
         kind = msg.get("type")
         if kind == "ping":
-            conn.push({"type": "pong", "t": msg.get("t")})
+            conn.push({"type": "pong", "t": msg["t"]} if "t" in msg else {"type": "pong"})
         elif kind == "message":
             self._message(conn, msg)
         elif kind == "subscribe":
-            self._subscribe(conn, msg["channel"], msg.get("since"))
+            channel, since = msg.get("channel"), msg.get("since")
+            if not is_channel_name(channel):
+                conn.error("bad_frame", CHANNEL_RULE)
+            elif since is not None and (not isinstance(since, str) or offset_key(since) is None):
+                conn.error("bad_frame", f"an offset must look like '12-3' or '0', got {since!r}")
+            else:
+                self._subscribe(conn, channel, since)
         elif kind == "unsubscribe":
-            conn.channels.discard(msg["channel"])
-            conn.push({"type": "unsubscribed", "channel": msg["channel"]})
+            channel = msg.get("channel")
+            if not isinstance(channel, str):
+                conn.error("bad_frame", "unsubscribe needs a channel")
+            else:
+                conn.channels.discard(channel)
+                conn.push({"type": "unsubscribed", "channel": channel})
         elif kind == "publish":
-            ack_id = msg["id"]
-            if ack_id not in self.answers:
-                offset = self.publish(msg["channel"], msg.get("data"), msg.get("event") or "message")
-                self.answers[ack_id] = {"type": "ack", "id": ack_id, "ok": True, "data": {"offset": offset}}
-            conn.push(self.answers[ack_id])
+            self._publish(conn, msg)
         elif kind != "pong":
-            conn.push({"type": "error", "code": "unknown_type", "message": f"unknown type {kind!r}"})
+            conn.error("unknown_type", f"unknown frame type {str(kind)[:40]!r}", msg.get("id"))
 
     def _message(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
         data = msg.get("data")
-        if "id" not in msg:
+        if "id" not in msg or msg["id"] is None:
             self.handled.append(data)
             conn.push({"type": "message", "data": data})
             return
         ack_id = msg["id"]
+        if not is_message_id(ack_id):
+            conn.error("bad_frame", ID_RULE)
+            return
         if ack_id not in self.answers:
             self.handled.append(data)
             try:
                 self.answers[ack_id] = {"type": "ack", "id": ack_id, "ok": True, "data": self.app(data)}
             except Exception as exc:
                 self.answers[ack_id] = {"type": "ack", "id": ack_id, "ok": False, "error": str(exc)}
+        conn.push(self.answers[ack_id])
+
+    def _publish(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
+        ack_id = msg.get("id")
+        if ack_id is not None and not is_message_id(ack_id):
+            conn.error("bad_frame", ID_RULE)
+            return
+        channel, event = msg.get("channel"), msg.get("event", "message")
+        if not is_channel_name(channel):
+            conn.error("bad_frame", CHANNEL_RULE, ack_id)
+            return
+        if not is_event_name(event):
+            conn.error("bad_frame", EVENT_RULE, ack_id)
+            return
+        if ack_id is None:
+            self.publish(channel, msg.get("data"), event)
+            return
+        if ack_id not in self.answers:
+            offset = self.publish(channel, msg.get("data"), event)
+            self.answers[ack_id] = {"type": "ack", "id": ack_id, "ok": True, "data": {"offset": offset}}
         conn.push(self.answers[ack_id])
 
     def _subscribe(self, conn: ServerConnection, channel: str, since: str | None) -> None:

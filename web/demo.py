@@ -327,8 +327,8 @@ class Chat:
             return
         state = client.state
         stats = client.stats
-        if self.offline and state is State.RECONNECTING:
-            set_badge(self.badge, "offline", "offline (simulated)")
+        if state is State.PAUSED:
+            set_badge(self.badge, "offline", "offline (simulated)" if self.offline else "paused")
         elif state is State.RECONNECTING:
             if self.countdown is None:
                 set_badge(self.badge, "reconnecting", "reconnecting")
@@ -481,7 +481,7 @@ class Feed:
             return
         state = client.state.value
         stats = client.stats
-        if state == "waiting":
+        if client.state is State.RECONNECTING:
             delay = stats.last_delay
             label = "reconnecting" + (f" (retry in ≤ {delay:.1f} s)" if delay else "")
             set_badge(self.badge, "reconnecting", label)

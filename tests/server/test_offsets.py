@@ -1,20 +1,15 @@
-"""The server reads offsets with the shared grammar and checks channel names."""
+"""The server reads offsets and channel names with the grammar it shares with the client."""
 
 from __future__ import annotations
 
+import pyrt.names
 import pyrt.offsets
 from pyrt.server import offsets
-from pyrt.server.offsets import is_channel_name
 
 
-def test_the_server_uses_the_shared_offset_grammar() -> None:
+def test_the_server_uses_the_shared_offset_grammar_and_name_rules() -> None:
     assert offsets.parse_offset is pyrt.offsets.parse_offset
     assert offsets.format_offset is pyrt.offsets.format_offset
     assert offsets.offset_key is pyrt.offsets.unchecked_offset_key
+    assert offsets.is_channel_name is pyrt.names.is_channel_name
     assert offsets.ZERO == (0, 0)
-
-
-def test_channel_names() -> None:
-    assert is_channel_name("chat")
-    assert is_channel_name("room:42.a_b-c@x")
-    assert not any(is_channel_name(n) for n in ("", "a b", "x" * 129, "é", None, "a\nb"))

@@ -1,0 +1,100 @@
+"""Scenarios both SSE clients must pass on CPython (their transports: httpx as fetch, httpx as a
+native EventSource), against serve.py and the SSE fault app. Each transport's test module runs
+them with its client class."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from pyrt import Backoff
+from pyrt.errors import RelativeURLError, SSEError
+from pyrt.sse import ServerSentEvent
+from pyrt.states import State
+from tests.browser.sse_fault_app import FaultApp
+from tests.server.cpython_support import Controls, new_cid, run, until
+from tests.serverproc import ServerProcess, wait_until
+
+FAST = Backoff(initial=0.05, maximum=0.1, jitter="none")
+
+
+def relative_url_is_a_clear_error_naming_the_fix(cls: Any) -> None:
+    async def scenario() -> None:
+        client = cls("/sse?channel=x")
+        with pytest.raises(RelativeURLError, match=re.escape("http://127.0.0.1:8000/sse")):
+            client.connect()
+        assert client.state is State.IDLE
+
+    run(scenario)
+
+
+def published_events_arrive_with_their_type_and_offset(server: ServerProcess, cls: Any) -> None:
+    async def scenario() -> None:
+        channel = f"feed-{new_cid()}"
+        client = cls(f"{server.url}/sse?channel={channel}")
+        messages: list[ServerSentEvent] = []
+        alerts: list[ServerSentEvent] = []
+        client.on_message = messages.append
+        client.on("alert", alerts.append)
+        await client.connect().wait_open(10)
+        async with Controls(server) as ctl:
+            first = await ctl.publish(channel, {"n": 1})
+            second = await ctl.publish(channel, "fire", event="alert")
+        await until(lambda: messages and alerts)
+        client.close()
+        assert [(e.type, e.json(), e.id) for e in messages] == [("message", {"n": 1}, first)]
+        assert [(e.type, e.json(), e.id) for e in alerts] == [("alert", "fire", second)]
+        assert client.last_event_id == second
+
+    run(scenario)
+
+
+def dropped_connection_resumes_without_a_gap(server: ServerProcess, cls: Any) -> None:
+    async def scenario() -> None:
+        cid = new_cid()
+        channel = f"resume-{cid}"
+        client = cls(f"{server.url}/sse?channel={channel}&cid={cid}", backoff=FAST)
+        got: list[Any] = []
+        errors: list[SSEError] = []
+        client.on_message = lambda event: got.append(event.json())
+        client.on_error = errors.append
+        await client.connect().wait_open(10)
+        async with Controls(server) as ctl:
+            for n in range(3):
+                await ctl.publish(channel, n)
+            await until(lambda: len(got) == 3)
+            assert await ctl.drop(cid) == 1
+            await until(lambda: errors)
+            for n in range(3, 6):
+                await ctl.publish(channel, n)  # while the client is away (retry: 1000 ms)
+            await until(lambda: client.stats.opens == 2, timeout=15)
+            for n in range(6, 9):
+                await ctl.publish(channel, n)
+            await until(lambda: len(got) >= 9, timeout=15)
+        client.close()
+        assert got == list(range(9))
+        assert client.stats.disconnects == 1
+
+    run(scenario)
+
+
+def close_aborts_the_request_on_the_server(fault_app: FaultApp, cls: Any) -> None:
+    key = new_cid()
+
+    async def scenario() -> None:
+        client = cls(f"{fault_app.url}/stream?key={key}&n=1&silent=1")
+        got: list[ServerSentEvent] = []
+        client.on_message = got.append
+        client.connect()
+        await until(lambda: got)
+        client.close()
+        assert client.ready_state == client.CLOSED
+        session = client._transport.session
+        await until(lambda: not session.tasks, timeout=5)  # the request task and the http client
+
+    run(scenario)
+    # The server sees the client go away (and no second request comes).
+    log = wait_until(lambda: [r for r in fault_app.log(key) if "disconnected" in r], timeout=10)
+    assert len(fault_app.log(key)) == len(log) == 1

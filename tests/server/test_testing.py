@@ -1,0 +1,211 @@
+"""``pyrt.testing.FakePyrtServer`` stays truthful: the same frame scripts run against it and
+against a real ``serve.py`` (default settings, memory broker), and the answers must be the same.
+
+Answers are compared after normalising what legitimately differs between two servers: session
+ids and server names, the announced heartbeat interval, error texts (their ``code`` and ``id``
+must match), and offset values (replaced by their order of appearance: ``o1``, ``o2``... so the
+*relations* between offsets must match). Each script frame's answers are read up to a ``ping``
+sentinel, so a server that answers too much or too little fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pyrt.testing import FakePyrtServer, ServerConnection
+from tests.server.wsclient import Client
+from tests.serverproc import ServerProcess
+
+Frame = dict[str, Any] | str | bytes
+Script = list[Frame]
+
+SCRIPTS: dict[str, Script] = {
+    "ping answers pong, with t and without": [
+        {"type": "ping", "t": 1234},
+        {"type": "ping"},
+    ],
+    "an acked message is handled once per id; fire-and-forget is echoed": [
+        {"type": "message", "id": "{id1}", "data": {"n": 1}},
+        {"type": "message", "id": "{id1}", "data": {"n": 1}},
+        {"type": "message", "id": "{id2}", "data": [1, "two"]},
+        {"type": "message", "data": "echo me"},
+    ],
+    "publish acks with an offset, once per id; without id nothing is answered": [
+        {"type": "publish", "id": "{id1}", "channel": "{ch}", "data": 1},
+        {"type": "publish", "id": "{id1}", "channel": "{ch}", "data": 1},
+        {"type": "publish", "channel": "{ch}", "data": 2, "event": "tick"},
+        {"type": "publish", "id": "{id2}", "channel": "{ch}", "data": 3},
+    ],
+    "subscribe since 0 replays in order, then live publications follow": [
+        {"type": "publish", "id": "{id1}", "channel": "{ch}", "data": "a"},
+        {"type": "publish", "id": "{id2}", "channel": "{ch}", "data": "b", "event": "news"},
+        {"type": "subscribe", "channel": "{ch}", "since": "0"},
+        {"type": "publish", "channel": "{ch}", "data": "live"},
+        {"type": "unsubscribe", "channel": "{ch}"},
+        {"type": "publish", "channel": "{ch}", "data": "not for us"},
+    ],
+    "subscribe since an offset replays what follows it; live-only replays nothing": [
+        {"type": "publish", "id": "{id1}", "channel": "{ch}", "data": 1},
+        {"type": "publish", "id": "{id2}", "channel": "{ch}", "data": 2},
+        {"type": "subscribe", "channel": "{ch}", "since": "{offset:id1}"},
+        {"type": "subscribe", "channel": "{ch2}"},
+        {"type": "unsubscribe", "channel": "{ch2}"},
+        {"type": "unsubscribe", "channel": "{ch2}"},
+    ],
+    "bad frames get error frames with the same codes": [
+        "{not json",
+        "[1, 2]",
+        b"\x00\x01",
+        {"type": "bogus", "id": "{id1}"},
+        {"type": "subscribe", "channel": "no spaces allowed"},
+        {"type": "subscribe"},
+        {"type": "subscribe", "channel": "{ch}", "since": "yesterday"},
+        {"type": "message", "id": 42, "data": 1},
+        {"type": "publish", "id": "{id2}", "channel": "{ch}", "data": 1, "event": "bad event!"},
+        {"type": "publish", "channel": "", "data": 1},
+        {"type": "unsubscribe"},
+    ],
+}
+
+
+# ------------------------------------------------------------------------------- running a script
+
+
+class Names:
+    """Unique channel names and ids for one run (the real server is shared), and the way back."""
+
+    def __init__(self) -> None:
+        tag = uuid.uuid4().hex[:10]
+        self.values = {
+            "{ch}": f"conf-{tag}",
+            "{ch2}": f"conf2-{tag}",
+            "{id1}": f"id1-{tag}",
+            "{id2}": f"id2-{tag}",
+        }
+        self.offsets: dict[str, str] = {}  # "{offset:id1}" -> the offset the ack of id1 carried
+
+    def fill(self, frame: Frame) -> Frame:
+        if isinstance(frame, bytes):
+            return frame
+        text = frame if isinstance(frame, str) else json.dumps(frame)
+        for placeholder, value in {**self.values, **self.offsets}.items():
+            text = text.replace(placeholder, value)
+        if isinstance(frame, str):
+            return text
+        filled: dict[str, Any] = json.loads(text)
+        return filled
+
+    def learn(self, answer: dict[str, Any]) -> None:
+        data = answer.get("data")
+        if answer.get("type") == "ack" and isinstance(data, dict) and "offset" in data:
+            for placeholder, value in self.values.items():
+                if answer.get("id") == value:
+                    self.offsets["{offset:" + placeholder.strip("{}") + "}"] = data["offset"]
+
+
+def normalise(groups: list[list[dict[str, Any]]], names: Names) -> list[list[dict[str, Any]]]:
+    back = {value: placeholder for placeholder, value in names.values.items()}
+    numbering: dict[str, str] = {}
+    counter = itertools.count(1)
+
+    def offset(value: Any) -> Any:
+        if not isinstance(value, str) or value == "0":
+            return value
+        if value not in numbering:
+            numbering[value] = f"o{next(counter)}"
+        return numbering[value]
+
+    out = []
+    for group in groups:
+        normal = []
+        for answer in group:
+            frame = {key: back.get(v, v) if isinstance(v, str) else v for key, v in answer.items()}
+            kind = frame.get("type")
+            if kind == "welcome":
+                frame = {"type": "welcome", "fields": sorted(answer)}
+            elif kind == "error":
+                frame.pop("message", None)
+            elif kind in ("publication", "subscribed"):
+                frame["offset"] = offset(frame.get("offset"))
+            elif kind == "ack" and isinstance(frame.get("data"), dict) and "offset" in frame["data"]:
+                frame["data"] = {**frame["data"], "offset": offset(frame["data"]["offset"])}
+            normal.append(frame)
+        out.append(normal)
+    return out
+
+
+def run_on_fake(script: Script, names: Names) -> list[list[dict[str, Any]]]:
+    server = FakePyrtServer()
+    conn: ServerConnection = server.accept()
+    groups = [_drain(conn)]
+    for frame in script:
+        filled = names.fill(frame)
+        conn.handle(filled if isinstance(filled, str | bytes) else json.dumps(filled))
+        group = _drain(conn)
+        for answer in group:
+            names.learn(answer)
+        groups.append(group)
+    return groups
+
+
+def _drain(conn: ServerConnection) -> list[dict[str, Any]]:
+    answers = [json.loads(text) for text in conn.outgoing]
+    conn.outgoing.clear()
+    return answers
+
+
+async def run_on_server(server: ServerProcess, script: Script, names: Names) -> list[list[dict[str, Any]]]:
+    client = await Client.connect(server.ws_url)
+    groups: list[list[dict[str, Any]]] = [[client.welcome]]
+    try:
+        for n, frame in enumerate(script):
+            await client.send(names.fill(frame))
+            sentinel = 10_000_000 + n
+            await client.send({"type": "ping", "t": sentinel})
+            group = []
+            while True:
+                answer = await client.recv()
+                if answer == {"type": "pong", "t": sentinel}:
+                    break
+                names.learn(answer)
+                group.append(answer)
+            groups.append(group)
+    finally:
+        await client.close()
+    return groups
+
+
+# ------------------------------------------------------------------------------- the tests
+
+
+@pytest.fixture(scope="module")
+def plain_server() -> Iterator[ServerProcess]:
+    """serve.py with its default settings (no demo)."""
+    proc = ServerProcess()
+    yield proc
+    proc.stop()
+
+
+@pytest.mark.parametrize("name", list(SCRIPTS))
+def test_the_fake_server_answers_as_serve_py_does(plain_server: ServerProcess, name: str) -> None:
+    script = SCRIPTS[name]
+    real_names, fake_names = Names(), Names()
+    real = normalise(asyncio.run(run_on_server(plain_server, script, real_names)), real_names)
+    fake = normalise(run_on_fake(script, fake_names), fake_names)
+    assert fake == real
+
+
+def test_the_comparison_notices_a_difference() -> None:
+    names = Names()
+    ack_id = names.values["{id1}"]
+    ok = normalise([[{"type": "ack", "id": ack_id, "ok": True, "data": {"offset": "5-1"}}]], names)
+    other = normalise([[{"type": "ack", "id": ack_id, "ok": False, "error": "x"}]], names)
+    assert ok == [[{"type": "ack", "id": "{id1}", "ok": True, "data": {"offset": "o1"}}]]
+    assert ok != other
