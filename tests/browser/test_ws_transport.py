@@ -309,7 +309,7 @@ json.loads(js.localStorage.getItem(KEY))
         ns=ns,
     )
     assert len(saved["frames"]) == 3
-    assert py.run("first.state.name", ns=ns) == "RECONNECTING"  # waiting for pageshow
+    assert py.run("first.state.name", ns=ns) == "PAUSED"  # waiting for pageshow
     py.run(
         f"""
 second = WebSocketClient("{server.ws_url}/ws?cid={cid}", heartbeat=None, persist="{key}")
