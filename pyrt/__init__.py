@@ -46,7 +46,7 @@ if _typing.TYPE_CHECKING:
     from pyrt.sse import ServerSentEvent, SSEDecoder
     from pyrt.sse_encode import encode_comment, encode_event
     from pyrt.sse_policy import SSEStats
-    from pyrt.states import State
+    from pyrt.states import ReadyState, State
     from pyrt.subscriptions import Publication
     from pyrt.ws_engine import WebSocketEngine
 
@@ -71,6 +71,7 @@ __all__ = [
     "PyrtProtocol",
     "QueueFull",
     "RawProtocol",
+    "ReadyState",
     "RelativeURLError",
     "SSEContentTypeError",
     "SSEDecoder",
@@ -115,6 +116,7 @@ _WHERE: dict[str, str] = {
     "PyrtProtocol": "pyrt.protocol",
     "QueueFull": "pyrt.errors",
     "RawProtocol": "pyrt.protocol",
+    "ReadyState": "pyrt.states",
     "RelativeURLError": "pyrt.errors",
     "SSEContentTypeError": "pyrt.errors",
     "SSEDecoder": "pyrt.sse",
