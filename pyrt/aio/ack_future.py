@@ -8,7 +8,9 @@ loudly when an asyncio release changes them):
   only replaces the public name), to subclass;
 - its name-mangled ``_Future__schedule_callbacks`` method, called by ``set_result`` and
   ``set_exception`` to schedule the done callbacks, to override;
-- its ``_callbacks`` list of ``(callback, context)`` pairs, to run them directly.
+- its ``_callbacks`` list of ``(callback, context)`` pairs, to run them directly — after
+  ``set_exception`` has returned, since it marks the exception unretrieved only after scheduling
+  the callbacks (a waiter resumed earlier would leave it logged as "never retrieved").
 
 Why: when the client settles an ack outside any running task (an ack frame arrived, a timer
 fired), the waiters resume at once instead of one event-loop turn later — in Pyodide each turn
@@ -35,20 +37,17 @@ class AckFuture(_FutureBase):
     ``isinstance(f, asyncio.Future)`` is not, as for any future not made by the C accelerator."""
 
     _direct = False  # True only while settle() runs outside any task
+    _deferred: list[Any] | None = None  # the callbacks settle() runs once the future is settled
 
     def _Future__schedule_callbacks(self) -> None:
         if not self._direct:
             super()._Future__schedule_callbacks()  # type: ignore[misc]
             return
-        callbacks = self._callbacks[:]
+        # Run by settle() after set_exception() returns: it marks the exception as not yet
+        # retrieved only after scheduling, so a waiter resumed in here would be forgotten and
+        # the exception logged as "never retrieved" when the future is collected.
+        self._deferred = self._callbacks[:]
         self._callbacks[:] = []
-        for callback, context in callbacks:
-            try:
-                context.run(callback, self)
-            except Exception as exc:  # what the loop does for a callback that raised
-                self.get_loop().call_exception_handler(
-                    {"message": "exception in a pyrt ack future callback", "exception": exc, "future": self}
-                )
 
 
 def settle(future: AckFuture, value: Any, error: BaseException | None) -> None:
@@ -64,3 +63,11 @@ def settle(future: AckFuture, value: Any, error: BaseException | None) -> None:
             future.set_exception(error)
     finally:
         future._direct = False
+    callbacks, future._deferred = future._deferred, None
+    for callback, context in callbacks or ():
+        try:
+            context.run(callback, future)
+        except Exception as exc:  # what the loop does for a callback that raised
+            future.get_loop().call_exception_handler(
+                {"message": "exception in a pyrt ack future callback", "exception": exc, "future": future}
+            )

@@ -4,6 +4,7 @@ the missing piece, when an asyncio release changes them; the other tests check t
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 from typing import Any
 
@@ -81,3 +82,32 @@ def test_a_future_cancelled_by_its_waiter_is_left_alone() -> None:
         assert asyncio.isfuture(future)
 
     asyncio.run(scenario())
+
+
+def test_a_rejection_its_waiter_received_is_not_logged_as_never_retrieved() -> None:
+    reported: list[str] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: reported.append(context["message"]))
+        future = AckFuture(loop=loop)
+        loop.call_soon(settle, future, None, TimeoutError("no ack"))  # outside any task
+        with pytest.raises(TimeoutError):
+            await future
+
+    asyncio.run(scenario())
+    gc.collect()  # the future is gone now: it says nothing, its waiter had the exception
+    assert reported == []
+
+
+def test_a_rejection_nobody_looked_at_is_still_logged() -> None:
+    reported: list[str] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: reported.append(context["message"]))
+        settle(AckFuture(loop=loop), None, TimeoutError("no ack"))
+
+    asyncio.run(scenario())
+    gc.collect()
+    assert reported == ["AckFuture exception was never retrieved"]

@@ -5,7 +5,7 @@ either work like the DOM or fail at once naming the fix."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from pyrt.testing import (
     FakePyrtServer,
     FakeTransport,
 )
+from tests.unit.loop_support import run, until
 
 pytestmark = pytest.mark.unit
 
@@ -63,19 +64,6 @@ def eventsource_rig() -> Rig:
 
 
 RIGS = pytest.mark.parametrize("make", [websocket_rig, fetch_rig, eventsource_rig], ids=["ws", "fetch", "es"])
-
-
-def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(test(), 5))
-
-
-async def until(condition: Callable[[], object], timeout: float = 2.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.001)
 
 
 # ------------------------------------------------------------------------------ the same code

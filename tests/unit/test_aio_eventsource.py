@@ -4,7 +4,6 @@ native reconnects, re-creation with the resume parameter, close."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -15,29 +14,17 @@ from pyrt.errors import SSERetriesExhaustedError
 from pyrt.sse import ServerSentEvent
 from pyrt.states import State
 from pyrt.testing import FakeEventSourceTransport
+from tests.unit.loop_support import run, until
 
 pytestmark = pytest.mark.unit
 
 FAST = Backoff(initial=0.01, maximum=0.01, jitter="none")
 
 
-def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(test(), 5))
-
-
 def make(**kwargs: Any) -> tuple[EventSourceClient, FakeEventSourceTransport]:
     transport = FakeEventSourceTransport()
     kwargs.setdefault("backoff", FAST)
     return EventSourceClient("/sse?channel=news", transport=transport, **kwargs), transport
-
-
-async def until(condition: Callable[[], object], timeout: float = 2.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.001)
 
 
 def test_the_native_object_reports_only_message_and_the_types_someone_listens_to() -> None:

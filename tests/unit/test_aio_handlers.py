@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from pyrt.aio.handlers import Handlers
+from tests.unit.loop_support import run
 
 pytestmark = pytest.mark.unit
 
@@ -19,10 +19,6 @@ EVENTS = ("message", "open", "error")
 
 def make(**kwargs: Any) -> Handlers:
     return Handlers(EVENTS, log=logging.getLogger("test"), loop=asyncio.get_running_loop, **kwargs)
-
-
-def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(test(), 5))
 
 
 def test_handlers_run_in_the_order_they_were_added() -> None:

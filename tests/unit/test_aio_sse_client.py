@@ -4,7 +4,6 @@ event names reserved, every lost connection reported."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -12,12 +11,9 @@ import pytest
 from pyrt import FetchEventSource
 from pyrt.backoff import Backoff
 from pyrt.testing import FakeFetchTransport
+from tests.unit.loop_support import run
 
 pytestmark = pytest.mark.unit
-
-
-def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(test(), 5))
 
 
 def test_a_stream_event_named_like_a_client_event_reaches_async_for_only() -> None:

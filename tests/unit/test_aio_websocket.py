@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,12 +17,9 @@ from pyrt.states import State
 from pyrt.subscriptions import Publication
 from pyrt.testing import FakePyrtServer, FakeTransport
 from pyrt.ws_engine import Closed
+from tests.unit.loop_support import run, until
 
 FAST = Backoff(initial=0.01, maximum=0.02)
-
-
-def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(test(), 10))
 
 
 def make(server: FakePyrtServer | None = None, **kwargs: Any) -> tuple[WebSocketClient, FakeTransport]:
@@ -33,15 +29,6 @@ def make(server: FakePyrtServer | None = None, **kwargs: Any) -> tuple[WebSocket
     kwargs.setdefault("heartbeat", None)
     kwargs.setdefault("backoff", FAST)
     return WebSocketClient("ws://test/ws", transport=transport, **kwargs), transport
-
-
-async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    """Let the loop run until ``condition()`` holds (no fixed sleeps)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0)
 
 
 def test_messages_reach_on_message_handlers() -> None:
