@@ -66,7 +66,7 @@ class EventSourceClient(SSEClient):
             last_event_id=last_event_id,
         )
         self.event_types = frozenset(t for t in event_types if t != "message")
-        self._transport = transport
+        self._transport: EventSourceTransport | None = transport
 
     def listened_types(self) -> set[str]:
         """The named event types the native object reports: ``event_types`` and those with a handler."""
@@ -88,12 +88,10 @@ class EventSourceClient(SSEClient):
 
     # -- the driver's hooks
 
-    def _attach(self) -> None:
-        transport = self._transport
-        if transport is None:
-            transport = runtime.eventsource_transport()
-        transport.check_url(self.url)
-        self._transport = transport
+    def _default_transport(self) -> EventSourceTransport:
+        return runtime.eventsource_transport()
+
+    def _attached(self, transport: EventSourceTransport) -> None:
         for type in self.listened_types():
             transport.listen(type)
 
@@ -115,7 +113,3 @@ class EventSourceClient(SSEClient):
             transport.destroy(action.source)
         else:
             self._perform_common(action)
-
-    def _release(self) -> None:
-        if self._transport is not None:
-            self._transport.dispose()

@@ -73,7 +73,7 @@ class FetchEventSource(SSEClient):
             when_hidden=when_hidden,
             stall_timeout=stall_timeout,
         )
-        self._transport = transport
+        self._transport: FetchTransport | None = transport
 
     @property
     def retry(self) -> int | None:
@@ -130,12 +130,10 @@ class FetchEventSource(SSEClient):
 
     # -- the driver's hooks
 
-    def _attach(self) -> None:
-        transport = self._transport
-        if transport is None:
-            transport = runtime.fetch_transport()
-        transport.check_url(self.url)
-        self._transport = transport
+    def _default_transport(self) -> FetchTransport:
+        return runtime.fetch_transport()
+
+    def _attached(self, transport: FetchTransport) -> None:
         transport.watch_page(self)
 
     def _perform(self, action: Any) -> None:
@@ -150,7 +148,3 @@ class FetchEventSource(SSEClient):
             transport.abort(action.request)
         else:
             self._perform_common(action)
-
-    def _release(self) -> None:
-        if self._transport is not None:
-            self._transport.dispose()

@@ -271,16 +271,26 @@ class _HasHandlers(Protocol):
     _handlers: Handlers
 
 
-class HandlerAttribute:
-    """``client.on_<event>``: call it (or decorate with it) to add a handler; assign to it to
-    set the event's one property handler, as ``onmessage = f`` does in JavaScript."""
+class _Slot:
+    """A class attribute naming one event of the client; assigning to it sets the event's
+    property handler."""
+
+    prefix = "on_"
 
     def __init__(self, event: str) -> None:
         self.event = event
-        self.name = f"on_{event}"
+        self.name = f"{self.prefix}{event}"
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
+
+    def __set__(self, obj: _HasHandlers, handler: Handler | None) -> None:
+        obj._handlers.set_property(self.event, handler, self.name)
+
+
+class HandlerAttribute(_Slot):
+    """``client.on_<event>``: call it (or decorate with it) to add a handler; assign to it to
+    set the event's one property handler, as ``onmessage = f`` does in JavaScript."""
 
     @overload
     def __get__(self, obj: None, owner: type | None = None) -> HandlerAttribute: ...
@@ -293,20 +303,12 @@ class HandlerAttribute:
             return self
         return obj._handlers.adder(self.event, self.name)
 
-    def __set__(self, obj: _HasHandlers, handler: Handler | None) -> None:
-        obj._handlers.set_property(self.event, handler, self.name)
 
-
-class DomHandler:
+class DomHandler(_Slot):
     """``client.on<event>`` (JavaScript's spelling): the event's property handler itself —
     reading returns it (or ``None``), assigning sets it; the same slot as ``client.on_<event> = f``."""
 
-    def __init__(self, event: str) -> None:
-        self.event = event
-        self.name = f"on{event}"
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
+    prefix = "on"
 
     @overload
     def __get__(self, obj: None, owner: type | None = None) -> DomHandler: ...
@@ -316,6 +318,3 @@ class DomHandler:
         if obj is None:
             return self
         return obj._handlers.get_property(self.event)
-
-    def __set__(self, obj: _HasHandlers, handler: Handler | None) -> None:
-        obj._handlers.set_property(self.event, handler, self.name)

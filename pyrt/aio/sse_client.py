@@ -36,6 +36,7 @@ class SSEClient(Driver):
     _CLOSE_ON_CANCEL: ClassVar[bool] = True
     _LOG: ClassVar[logging.Logger] = log
     _engine: FetchSSEEngine | EventSourcePolicy
+    _transport: Any
 
     def __init__(self, url: str, async_handlers: Any) -> None:
         super().__init__(async_handlers)
@@ -84,8 +85,24 @@ class SSEClient(Driver):
     # -- for the two clients
 
     def _attach(self) -> None:
-        """Check the URL with the transport and attach to it, before the engine's first action."""
+        """Take the transport (the runtime's when none was given), check the URL with it (a
+        relative one raises outside a browser) and attach, before the engine's first action."""
+        transport = self._transport
+        if transport is None:
+            transport = self._default_transport()
+        transport.check_url(self.url)
+        self._transport = transport
+        self._attached(transport)
+
+    def _default_transport(self) -> Any:
         raise NotImplementedError
+
+    def _attached(self, transport: Any) -> None:
+        """Hook: tell the transport what the client needs before the first request."""
+
+    def _release(self) -> None:
+        if self._transport is not None:
+            self._transport.dispose()
 
     def _dispatch(self, event: ServerSentEvent) -> None:
         """Deliver one stream event to its handlers and to ``async for``."""

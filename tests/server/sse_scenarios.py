@@ -4,30 +4,16 @@ them with its client class."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-import pytest
-
 from pyrt import Backoff
-from pyrt.errors import RelativeURLError, SSEError
+from pyrt.errors import SSEError
 from pyrt.sse import ServerSentEvent
-from pyrt.states import State
 from tests.browser.sse_fault_app import FaultApp
 from tests.server.cpython_support import Controls, new_cid, run, until
 from tests.serverproc import ServerProcess, wait_until
 
 FAST = Backoff(initial=0.05, maximum=0.1, jitter="none")
-
-
-def relative_url_is_a_clear_error_naming_the_fix(cls: Any) -> None:
-    async def scenario() -> None:
-        client = cls("/sse?channel=x")
-        with pytest.raises(RelativeURLError, match=re.escape("http://127.0.0.1:8000/sse")):
-            client.connect()
-        assert client.state is State.IDLE
-
-    run(scenario)
 
 
 def published_events_arrive_with_their_type_and_offset(server: ServerProcess, cls: Any) -> None:

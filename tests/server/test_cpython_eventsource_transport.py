@@ -35,10 +35,6 @@ def test_outside_pyodide_httpx_plays_the_native_object() -> None:
     run(scenario)
 
 
-def test_a_relative_url_is_a_clear_error_naming_the_fix() -> None:
-    sse_scenarios.relative_url_is_a_clear_error_naming_the_fix(EventSourceClient)
-
-
 def test_published_events_arrive_with_their_type_and_offset(server: ServerProcess) -> None:
     sse_scenarios.published_events_arrive_with_their_type_and_offset(server, EventSourceClient)
 

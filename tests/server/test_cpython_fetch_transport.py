@@ -45,10 +45,6 @@ def test_outside_pyodide_the_client_reads_over_httpx() -> None:
     run(scenario)
 
 
-def test_a_relative_url_is_a_clear_error_naming_the_fix() -> None:
-    sse_scenarios.relative_url_is_a_clear_error_naming_the_fix(FetchEventSource)
-
-
 def test_published_events_arrive_with_their_type_and_offset(server: ServerProcess) -> None:
     sse_scenarios.published_events_arrive_with_their_type_and_offset(server, FetchEventSource)
 
