@@ -303,14 +303,6 @@ class Driver:
         self._handlers.emit("close", closed)
         self._wake()
 
-    def _to_iterators(self, item: Any) -> None:
-        """Hand ``item`` to ``async for`` (when someone iterates)."""
-        buffer = self._buffer
-        if buffer is not None:
-            buffer.append(item)
-            if self._waiters:
-                self._wake()
-
     # ------------------------------------------------------------------------- timer
 
     def _arm(self) -> None:

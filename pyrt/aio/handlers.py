@@ -42,7 +42,6 @@ class Handlers:
     """
 
     __slots__ = (
-        "_backlog",
         "_events",
         "_lists",
         "_log",
@@ -51,6 +50,7 @@ class Handlers:
         "_open_ended",
         "_props",
         "ordered",
+        "pending",
         "tasks",
     )
 
@@ -74,7 +74,9 @@ class Handlers:
         self._log = log
         self._loop = loop
         self.ordered = async_handlers == "ordered"
-        self._backlog: deque[tuple[Handler, tuple[Any, ...]]] | None = None  # ordered mode, busy
+        # Ordered mode: the calls waiting for the running async handler (None: nothing runs).
+        # A hot path that calls handlers itself must go through call() while this is not None.
+        self.pending: deque[tuple[Handler, tuple[Any, ...]]] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------------- registering
@@ -160,11 +162,6 @@ class Handlers:
 
     # ------------------------------------------------------------------------- calling
 
-    @property
-    def busy(self) -> bool:
-        """True while ordered calls wait: a hot path must then go through :meth:`call`."""
-        return self._backlog is not None
-
     def emit(self, event: str, *args: Any) -> None:
         """Call every handler of ``event`` with ``args``."""
         handlers = self._lists.get(event)
@@ -174,9 +171,9 @@ class Handlers:
 
     def call(self, handler: Handler, *args: Any) -> None:
         """Call one handler by the rules of the module docstring."""
-        backlog = self._backlog
-        if backlog is not None:
-            backlog.append((handler, args))
+        pending = self.pending
+        if pending is not None:
+            pending.append((handler, args))
             return
         try:
             result = handler(*args)
@@ -189,7 +186,7 @@ class Handlers:
     def started(self, handler: Handler, awaitable: Awaitable[Any]) -> None:
         """``handler`` returned ``awaitable``: run it as a task (ordered mode: queue what follows)."""
         if self.ordered:
-            self._backlog = deque()
+            self.pending = deque()
             self._track(self._in_order(handler, awaitable), handler)
         else:
             self._track(awaitable, handler)
@@ -243,13 +240,13 @@ class Handlers:
                     return
                 handler, awaitable = next_call
         finally:
-            self._backlog = None
+            self.pending = None
 
     def _next_async(self) -> tuple[Handler, Awaitable[Any]] | None:
         """Make queued calls until one returns an awaitable (returned) or none is left."""
-        backlog = self._backlog
-        while backlog:
-            handler, args = backlog.popleft()
+        pending = self.pending
+        while pending:
+            handler, args = pending.popleft()
             try:
                 result = handler(*args)
             except Exception as exc:

@@ -42,6 +42,8 @@ class SSEClient(Driver):
         super().__init__(async_handlers)
         self.url = url
         self._own = frozenset(self._EVENTS) - {"message"}  # the client's events, not stream types
+        self._handlers_of = self._handlers.get  # bound once: looked up for every event
+        self._call = self._handlers.call
 
     # -- public API
 
@@ -105,14 +107,19 @@ class SSEClient(Driver):
             self._transport.dispose()
 
     def _dispatch(self, event: ServerSentEvent) -> None:
-        """Deliver one stream event to its handlers and to ``async for``."""
+        """Deliver one stream event to its handlers and to ``async for`` (a hot path)."""
         type = event.type
         if type not in self._own:
-            handlers = self._handlers.get(type)
+            handlers = self._handlers_of(type)
             if handlers:
+                call = self._call
                 for handler in tuple(handlers):
-                    self._handlers.call(handler, event)
-        self._to_iterators(event)
+                    call(handler, event)
+        buffer = self._buffer
+        if buffer is not None:
+            buffer.append(event)
+            if self._waiters:
+                self._wake()
 
     def _perform_common(self, action: Any) -> None:
         if isinstance(action, StateChanged):

@@ -276,7 +276,7 @@ class WebSocketClient(Driver):
         message = engine.received(data, self._clock())
         if message is not NO_MESSAGE:
             handlers = self._handlers
-            if handlers.busy:
+            if handlers.pending is not None:  # ordered mode, an async handler still runs
                 handlers.emit("message", message)
             else:
                 for handler in self._message_handlers:
