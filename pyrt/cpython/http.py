@@ -108,10 +108,13 @@ class HttpSession:
         """Stop the request and close the ``httpx`` client (in the background)."""
         self.stop()
         client, self._client = self._client, None
-        if client is not None:
+        if client is None:
+            return
+        try:
             loop = asyncio.get_running_loop()
-            if not loop.is_closed():
-                self._track(loop.create_task(client.aclose()))
+        except RuntimeError:  # closed from outside the loop (it has ended): nothing to wait on
+            return
+        self._track(loop.create_task(client.aclose()))
 
     def _track(self, task: asyncio.Task[Any]) -> None:
         self.tasks.add(task)
