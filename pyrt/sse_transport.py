@@ -13,9 +13,10 @@ for :class:`~pyrt.EventSourceClient` (``js.EventSource`` in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from pyrt.transport import PageEvents
+if TYPE_CHECKING:
+    from pyrt.transport import PageEvents
 
 __all__ = [
     "Credentials",

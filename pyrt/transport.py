@@ -10,10 +10,11 @@ is an in-memory one. :mod:`pyrt.aio.runtime` picks the default. Typing only: not
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from pyrt.persist import Storage
-from pyrt.wire import Frame
+if TYPE_CHECKING:
+    from pyrt.persist import Storage
+    from pyrt.wire import Frame
 
 __all__ = ["PageEvents", "SocketEvents", "Transport"]
 

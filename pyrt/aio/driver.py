@@ -24,26 +24,28 @@ import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import Any, ClassVar, Final, Protocol, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, Self, TypeVar, overload
 
 from pyrt.aio.handlers import AsyncHandlers, DomHandler, Handler, HandlerAttribute, Handlers
 from pyrt.errors import ClientClosedError
 from pyrt.states import CloseEvent, ReadyState, State, StateChanged, ready_state
 
-__all__ = ["Driver", "Engine", "running_loop"]
+__all__ = ["Driver", "running_loop"]
 
 H = TypeVar("H", bound=Handler)
 
 
-class Engine(Protocol):
-    """What the driver needs from an engine."""
+if TYPE_CHECKING:  # annotations only (a Protocol class costs import time in Pyodide)
 
-    @property
-    def state(self) -> State: ...
+    class Engine(Protocol):
+        """What the driver needs from an engine."""
 
-    def actions(self) -> Sequence[Any]: ...
+        @property
+        def state(self) -> State: ...
 
-    def next_deadline(self) -> float | None: ...
+        def actions(self) -> Sequence[Any]: ...
+
+        def next_deadline(self) -> float | None: ...
 
 
 def running_loop() -> asyncio.AbstractEventLoop:

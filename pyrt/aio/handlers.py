@@ -23,7 +23,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 __all__ = ["ASYNC_HANDLERS", "AsyncHandlers", "DomHandler", "Handler", "HandlerAttribute", "Handlers"]
 
@@ -264,8 +264,10 @@ def _index(handlers: list[Handler], handler: Handler) -> int | None:
     return None
 
 
-class _HasHandlers(Protocol):
-    _handlers: Handlers
+if TYPE_CHECKING:
+
+    class _HasHandlers(Protocol):
+        _handlers: Handlers
 
 
 class _Slot:

@@ -13,9 +13,11 @@ The adapter modules are imported inside the functions, so importing :mod:`pyrt` 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-from pyrt.sse_transport import EventSourceTransport, FetchTransport
-from pyrt.transport import Transport
+if TYPE_CHECKING:  # annotations only: choosing a WebSocket transport loads no SSE code
+    from pyrt.sse_transport import EventSourceTransport, FetchTransport
+    from pyrt.transport import Transport
 
 __all__ = ["eventsource_transport", "fetch_transport", "in_browser", "websocket_transport"]
 

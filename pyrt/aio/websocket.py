@@ -18,7 +18,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pyrt.aio import runtime
 from pyrt.aio.ack_future import AckFuture, settle
@@ -32,7 +32,6 @@ from pyrt.persist import Storage, loads
 from pyrt.protocol import WireProtocol
 from pyrt.states import State
 from pyrt.subscriptions import Publication
-from pyrt.transport import Transport
 from pyrt.wire import Frame
 from pyrt.ws_engine import (
     NO_MESSAGE,
@@ -51,6 +50,9 @@ from pyrt.ws_engine import (
     SubscriptionConfirmed,
     WebSocketEngine,
 )
+
+if TYPE_CHECKING:
+    from pyrt.transport import Transport
 
 __all__ = ["AckFuture", "WebSocketClient"]
 
