@@ -36,7 +36,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pyrt.acks import AckIds, Kind, Pending, PendingAcks
 from pyrt.backoff import Backoff
@@ -60,7 +60,6 @@ from pyrt.errors import (
 from pyrt.heartbeat import Heartbeat, HeartbeatMonitor, Verdict
 from pyrt.offsets import offset_key
 from pyrt.outbox import Outbox, Overflow, Queued, frame_size
-from pyrt.persist import SavedFrame, Snapshot, dumps
 from pyrt.protocol import (
     Ack,
     BadFrame,
@@ -77,6 +76,9 @@ from pyrt.reconnect import ReconnectScheduler
 from pyrt.states import State, StateChanged, StateMachine
 from pyrt.subscriptions import Publication, Subscriptions
 from pyrt.wire import AckId, Frame
+
+if TYPE_CHECKING:  # persistence loads only for clients that use it (an import costs in Pyodide)
+    from pyrt.persist import Snapshot
 
 __all__ = [
     "ABANDON_CODE",
@@ -546,6 +548,8 @@ class WebSocketEngine:
     def snapshot(self) -> Snapshot:
         """What persistence saves now: unacknowledged and unsent messages, in send order, and
         the resume offset of every channel."""
+        from pyrt.persist import SavedFrame, Snapshot
+
         frames = [SavedFrame(e.frame, e.id, e.kind) for e in self._acks.in_flight()]
         for item in self._outbox:
             kind = "message"
@@ -961,5 +965,7 @@ class WebSocketEngine:
             self._save_at = now + self._cfg.persist_interval
 
     def _save(self) -> None:
+        from pyrt.persist import dumps
+
         self._save_at = None
         self._actions.append(SaveState(dumps(self.snapshot())))

@@ -28,7 +28,6 @@ from pyrt.backoff import Backoff
 from pyrt.close_policy import ShouldReconnect
 from pyrt.heartbeat import Heartbeat
 from pyrt.outbox import Overflow
-from pyrt.persist import Storage, loads
 from pyrt.protocol import WireProtocol
 from pyrt.states import State
 from pyrt.subscriptions import Publication
@@ -52,6 +51,7 @@ from pyrt.ws_engine import (
 )
 
 if TYPE_CHECKING:
+    from pyrt.persist import Storage
     from pyrt.transport import Transport
 
 __all__ = ["AckFuture", "WebSocketClient"]
@@ -174,6 +174,8 @@ class WebSocketClient(Driver):
             if self._storage is None:
                 self._storage = self._transport.storage()
             if self._storage is not None and engine.state is State.IDLE:
+                from pyrt.persist import loads  # only clients that persist load it
+
                 engine.restore(loads(self._storage.getItem(self.persist)))
         engine.connect(loop.time())
         self._transport.watch_page(self)
