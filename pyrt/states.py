@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, IntEnum
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from pyrt.errors import IllegalTransition
 
@@ -26,7 +26,6 @@ __all__ = [
     "FETCH_SSE_TRANSITIONS",
     "READY_STATES",
     "TRANSITIONS",
-    "CloseEvent",
     "ReadyState",
     "State",
     "StateChanged",
@@ -118,23 +117,25 @@ class StateChanged:
     new: State
 
 
-class CloseEvent(Protocol):
-    """What every client's close event carries (``on_close``, ``wait_closed()``, ``close_event``)."""
+if TYPE_CHECKING:  # for annotations (a Protocol class costs import time in Pyodide)
 
-    @property
-    def by_client(self) -> bool:
-        """True after ``close()``; False when the client stopped by itself."""
-        ...
+    class CloseEvent(Protocol):
+        """What every client's close event carries (``on_close``, ``wait_closed()``, ``close_event``)."""
 
-    @property
-    def detail(self) -> str:
-        """Why it ended, in words."""
-        ...
+        @property
+        def by_client(self) -> bool:
+            """True after ``close()``; False when the client stopped by itself."""
+            ...
 
-    @property
-    def error(self) -> Exception | None:
-        """What ``async for`` raises (``None``: iteration ends quietly)."""
-        ...
+        @property
+        def detail(self) -> str:
+            """Why it ended, in words."""
+            ...
+
+        @property
+        def error(self) -> Exception | None:
+            """What ``async for`` raises (``None``: iteration ends quietly)."""
+            ...
 
 
 class StateMachine:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, Self, TypeVar,
 
 from pyrt.aio.handlers import AsyncHandlers, DomHandler, Handler, HandlerAttribute, Handlers
 from pyrt.errors import ClientClosedError
-from pyrt.states import CloseEvent, ReadyState, State, StateChanged, ready_state
+from pyrt.states import ReadyState, State, StateChanged, ready_state
 
 __all__ = ["Driver", "running_loop"]
 
@@ -36,6 +36,7 @@ H = TypeVar("H", bound=Handler)
 
 
 if TYPE_CHECKING:  # annotations only (a Protocol class costs import time in Pyodide)
+    from pyrt.states import CloseEvent
 
     class Engine(Protocol):
         """What the driver needs from an engine."""
