@@ -1,7 +1,7 @@
 """The reference pyrt server (CPython only): an ASGI app on Starlette.
 
 ``create_app()`` builds the app so it can be mounted into any Starlette/FastAPI application;
-``serve.py`` at the repository root is the command-line entry point.
+``serve.py`` at the repository root (or ``python -m pyrt.server``) is the command-line entry point.
 """
 
 from pyrt.server.app import PyrtApp, create_app

@@ -1,7 +1,8 @@
 """Static assets: the pages, the vendored browser runtime, and pyrt itself as a zip.
 
 ``/pyrt.zip`` is built from the sources on disk (never a stale build): it is rebuilt when any
-``.py`` file under the package changes, and holds everything but the CPython-only server.
+``.py`` file under the package changes, and holds everything but the CPython-only server and
+pytest plugin.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".mjs")
 mimetypes.add_type("text/javascript", ".js")
 
-_EXCLUDED_DIRS = {"server", "__pycache__"}
+_EXCLUDED_DIRS = {"server", "pytest_plugin", "__pycache__"}
 
 
 class PackageZip:
@@ -83,7 +84,8 @@ def asset_routes(settings: Settings) -> list[BaseRoute]:
             routes.append(Mount(prefix, app=StaticFiles(directory=directory)))
         else:
             routes.append(Route(prefix + "/{path:path}", _missing_vendor(directory)))
-    routes.append(Mount("/", app=StaticFiles(directory=settings.web_dir, html=True)))
+    if settings.web_dir.is_dir():  # an installed pyrt has no demo pages of its own
+        routes.append(Mount("/", app=StaticFiles(directory=settings.web_dir, html=True)))
     return routes
 
 

@@ -21,6 +21,7 @@ import resource
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -94,6 +95,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=d.echo,
         help="serve /echo, a raw WebSocket echo for benchmarks and raw-mode tests (default: off)",
     )
+    p.add_argument(
+        "--web-dir",
+        type=Path,
+        default=d.web_dir,
+        metavar="DIR",
+        help="serve the pages in DIR (default: web/ of the pyrt checkout)",
+    )
+    p.add_argument(
+        "--node-modules",
+        type=Path,
+        default=d.node_modules,
+        metavar="DIR",
+        help="where npm installed pyodide and @pyscript/core, served under /vendor/ (default: ./node_modules "
+        "of the pyrt checkout)",
+    )
     p.add_argument("--certfile", help="TLS certificate (PEM): serve https:// and wss://")
     p.add_argument("--keyfile", help="TLS private key (PEM)")
     p.add_argument("--name", default="", help="server name sent in welcome (default pyrt-<pid>)")
@@ -164,6 +180,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The :class:`Settings` the flags describe (:class:`ValueError` for a contradiction)."""
     return Settings(
+        web_dir=args.web_dir.resolve(),
+        node_modules=args.node_modules.resolve(),
         demo=args.demo,
         echo=args.echo,
         server_name=args.name,

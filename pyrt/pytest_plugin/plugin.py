@@ -1,0 +1,328 @@
+"""The pytest plugin (entry point ``pyrt`` in the ``pytest11`` group): fixtures for testing real-time
+pages built on pyrt, in real Chromium through pytest-playwright, against pyrt's real server.
+
+Importing this module costs next to nothing and needs only pytest: every fixture imports what it
+uses (Playwright, the server) when a test asks for it, and says what to install when that is
+missing (``pip install "pyrt[testing]"``). ``pytest -p no:pyrt`` turns the plugin off.
+
+Fixtures (docs/testing.md has the whole story):
+
+========================  ========  =================================================================
+``pyrt_server``           session   pyrt's server with its default settings (plus ``pyrt_server_args``)
+``pyrt_start_server``     function  start servers with options (``redis=True``: on ``pyrt_redis``)
+``pyrt_redis``            session   a throw-away ``redis-server`` (skips the test when not installed)
+``pyrt_proxy``            function  a chaos proxy in front of ``pyrt_server``
+``pyrt_start_proxy``      function  a chaos proxy in front of any server
+``pyrt_browser``          session   Chromium, launched through pytest-playwright
+``pyrt_page``             function  a Pyodide page on ``pyrt_server`` with pyrt and ``pyrt_page_files``
+``pyrt_new_page``         function  more Pyodide pages, on any server or proxy, with any files
+``pyrt_open_page``        function  your own pages (PyScript...) in the same guarded browser context
+``pyrt_server_args``      session   override: options of ``pyrt_server``
+``pyrt_node_modules``     session   override: where Pyodide is installed (npm)
+``pyrt_page_files``       function  override: your Python files for ``pyrt_page``/``pyrt_new_page``
+========================  ========  =================================================================
+
+When a test fails, its report gets one section per server, proxy and page alive during it: what
+each logged, printed or did during that test. A test whose page tried to reach anything outside
+localhost fails, naming the requests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pytest
+
+from pyrt.pytest_plugin.reporting import REGISTRY
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+    from pyrt.pytest_plugin.app_page import AppPage
+    from pyrt.pytest_plugin.proxy import ChaosProxy
+    from pyrt.pytest_plugin.pyodide_page import PyodidePage
+    from pyrt.pytest_plugin.redis_process import RedisServer
+    from pyrt.pytest_plugin.server_process import ServerProcess
+
+INSTALL = 'pip install "pyrt[testing]"'
+Files = Sequence[str | Path] | Mapping[str, str | Path]
+
+
+class HasUrl(Protocol):
+    """A server or a proxy: anything with an ``http://`` base ``url``."""
+
+    @property
+    def url(self) -> str: ...
+
+
+Target = str | HasUrl | None
+
+
+def _need(what: str, module: str) -> None:
+    """Fail the test with what to install when ``module`` cannot be imported."""
+    try:
+        __import__(module)
+    except ImportError as exc:
+        pytest.fail(f"{what} needs {exc.name or module}: {INSTALL}", pytrace=False)
+
+
+# -- hooks -----------------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    REGISTRY.begin_test()  # before the fixtures: resources they start count as this test's
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    result = yield
+    problems = REGISTRY.violations()
+    if problems:
+        lines = [f"{title}:\n  " + "\n  ".join(found) for title, found in problems]
+        pytest.fail("a page tried to reach something outside localhost:\n" + "\n".join(lines), pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        error = call.excinfo.value if call.excinfo is not None else None
+        told = getattr(error, "page", None)  # a PyodideError carries its page's diagnostics already
+        for title, text in REGISTRY.sections(skip=(told,) if told is not None else ()):
+            report.sections.append((title, text))
+    return report
+
+
+# -- servers ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pyrt_node_modules(pytestconfig: pytest.Config) -> Path | None:
+    """Where npm installed ``pyodide`` (and ``@pyscript/core`` for PyScript pages): the project's
+    ``node_modules`` when it holds Pyodide, else None (the server's default, the ``node_modules``
+    of a pyrt checkout). Every server the fixtures start gets it as ``--node-modules``."""
+    candidate = pytestconfig.rootpath / "node_modules"
+    return candidate if (candidate / "pyodide" / "pyodide.mjs").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def pyrt_server_args() -> Sequence[str]:
+    """Options of ``pyrt_server`` (``python -m pyrt.server --help``); none by default: the
+    server's defaults. Override it in a ``conftest.py``, e.g. ``return ["--web-dir", "site"]``."""
+    return ()
+
+
+def _server_options(node_modules: Path | None) -> list[str]:
+    return ["--node-modules", str(node_modules)] if node_modules is not None else []
+
+
+@pytest.fixture(scope="session")
+def pyrt_server(pyrt_server_args: Sequence[str], pyrt_node_modules: Path | None) -> Iterator[ServerProcess]:
+    """pyrt's server for the whole session (memory broker), on ``127.0.0.1`` and a free port.
+    Shared: never stop it in a test; start your own with ``pyrt_start_server``."""
+    _need("pyrt_server", "starlette")
+    from pyrt.pytest_plugin.server_process import ServerProcess
+
+    server = ServerProcess(*_server_options(pyrt_node_modules), *pyrt_server_args)
+    yield server
+    server.stop()
+
+
+class ServerStarter:
+    """``pyrt_start_server(*options, env=None, redis=False)`` starts a server for this test.
+
+    ``redis=True`` puts it on the session's ``redis-server`` (``pyrt_redis``; the test is skipped
+    when there is none) under a key prefix of this test, so the Redis-backed servers one test
+    starts share their channels (failover) and other tests' data stays apart.
+    """
+
+    def __init__(self, request: pytest.FixtureRequest, node_modules: Path | None) -> None:
+        self._request = request
+        self._node_modules = node_modules
+        self.redis_prefix = f"pyrt-test-{uuid.uuid4().hex[:8]}:"
+        self.started: list[ServerProcess] = []
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None, redis: bool = False) -> ServerProcess:
+        _need("pyrt_start_server", "starlette")
+        from pyrt.pytest_plugin.server_process import ServerProcess
+
+        options = _server_options(self._node_modules)
+        if redis:
+            backend: RedisServer = self._request.getfixturevalue("pyrt_redis")
+            options += ["--redis", backend.url, "--redis-prefix", self.redis_prefix]
+        server = ServerProcess(*options, *args, env=env)
+        self.started.append(server)
+        return server
+
+    def stop_all(self) -> None:
+        for server in self.started:
+            server.stop()
+
+
+@pytest.fixture
+def pyrt_start_server(
+    request: pytest.FixtureRequest, pyrt_node_modules: Path | None
+) -> Iterator[ServerStarter]:
+    """Start servers with their own options (a restart scenario, a limit under test, a second
+    instance); all are stopped after the test. See :class:`ServerStarter`."""
+    starter = ServerStarter(request, pyrt_node_modules)
+    yield starter
+    starter.stop_all()
+
+
+@pytest.fixture(scope="session")
+def pyrt_redis() -> Iterator[RedisServer]:
+    """A ``redis-server`` for the session on a free loopback port (no persistence); the test is
+    skipped when ``redis-server`` is not installed."""
+    from pyrt.pytest_plugin.redis_process import RedisServer, RedisUnavailable
+
+    try:
+        redis = RedisServer()
+    except RedisUnavailable as exc:
+        pytest.skip(str(exc))
+    yield redis
+    redis.stop()
+
+
+# -- the chaos proxy ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pyrt_start_proxy() -> Iterator[Callable[[HasUrl | int], ChaosProxy]]:
+    """``pyrt_start_proxy(server)`` (or a port) starts a chaos proxy in front of it; all are
+    stopped after the test."""
+    from pyrt.pytest_plugin.proxy import ChaosProxy
+
+    started: list[ChaosProxy] = []
+
+    def start(upstream: HasUrl | int) -> ChaosProxy:
+        port = upstream if isinstance(upstream, int) else int(upstream.url.rsplit(":", 1)[1])
+        proxy = ChaosProxy(port)
+        proxy.start()
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
+
+
+@pytest.fixture
+def pyrt_proxy(
+    pyrt_start_proxy: Callable[[HasUrl | int], ChaosProxy], pyrt_server: ServerProcess
+) -> ChaosProxy:
+    """A chaos proxy in front of ``pyrt_server`` for this test. Open pages through it
+    (``pyrt_new_page(pyrt_proxy)``) and all their traffic, same-origin, crosses it."""
+    return pyrt_start_proxy(pyrt_server)
+
+
+# -- the browser and pages -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pyrt_browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
+    """Chromium for the pyrt pages, launched with pytest-playwright's Playwright and launch
+    arguments (``--headed``, ``--slowmo``, ``--browser-channel``), pyrt's flags and the binary of
+    the ``PYRT_CHROMIUM`` rule (see :mod:`pyrt.pytest_plugin.chromium`)."""
+    _need("pyrt_browser", "playwright")
+    try:
+        playwright = request.getfixturevalue("playwright")
+        base = request.getfixturevalue("browser_type_launch_args")
+    except pytest.FixtureLookupError:
+        pytest.fail(f"pyrt_browser needs the pytest-playwright plugin (not loaded): {INSTALL}", pytrace=False)
+    from pyrt.pytest_plugin.chromium import launch_options
+
+    browser: Browser = playwright.chromium.launch(**launch_options(base))
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def pyrt_page_files() -> Files:
+    """Your Python files (and folders) for ``pyrt_page`` and ``pyrt_new_page``, unpacked into
+    the page's ``/home/pyodide``; none by default. Override it next to your tests."""
+    return ()
+
+
+class PageOpener:
+    """Opens guarded pages for one test and closes them after it.
+
+    ``pyrt_new_page(target=None, path=None, *, files=None, ...)``: a :class:`PyodidePage` on
+    ``target`` (a server, a proxy, a base URL; default ``pyrt_server``), with ``files`` (default
+    ``pyrt_page_files``). ``pyrt_open_page(target=None, path="/", ...)``: an :class:`AppPage` on
+    one of your pages. Other keywords go to the page class.
+    """
+
+    def __init__(self, request: pytest.FixtureRequest, files: Files) -> None:
+        self._request = request
+        self._files = files
+        self.opened: list[AppPage] = []
+
+    def _base(self, target: Target) -> str:
+        if target is None:
+            server: ServerProcess = self._request.getfixturevalue("pyrt_server")
+            return server.url
+        return target if isinstance(target, str) else target.url
+
+    def _browser(self) -> Browser:
+        browser: Browser = self._request.getfixturevalue("pyrt_browser")
+        return browser
+
+    def pyodide(
+        self, target: Target = None, path: str | None = None, *, files: Files | None = None, **options: Any
+    ) -> PyodidePage:
+        browser = self._browser()  # first: it says what to install when Playwright is missing
+        from pyrt.pytest_plugin.pyodide_page import PyodidePage
+
+        chosen = self._files if files is None else files
+        page = PyodidePage(browser, self._base(target), path, files=chosen, **options)
+        self.opened.append(page)
+        return page
+
+    def app(self, target: Target = None, path: str = "/", **options: Any) -> AppPage:
+        browser = self._browser()
+        from pyrt.pytest_plugin.app_page import AppPage
+
+        base = self._base(target)
+        page = AppPage(browser, base.rstrip("/") + path if path else base, **options)
+        self.opened.append(page)
+        return page
+
+    def close_all(self) -> None:
+        for page in self.opened:
+            page.close()
+
+
+@pytest.fixture
+def _pyrt_pages(request: pytest.FixtureRequest, pyrt_page_files: Files) -> Iterator[PageOpener]:
+    opener = PageOpener(request, pyrt_page_files)
+    yield opener
+    opener.close_all()
+
+
+@pytest.fixture
+def pyrt_new_page(_pyrt_pages: PageOpener) -> Callable[..., PyodidePage]:
+    """Open Pyodide pages: ``pyrt_new_page(server_or_proxy_or_url, files=[...])``; closed after
+    the test. See :class:`PageOpener`."""
+    return _pyrt_pages.pyodide
+
+
+@pytest.fixture
+def pyrt_open_page(_pyrt_pages: PageOpener) -> Callable[..., AppPage]:
+    """Open your own pages: ``pyrt_open_page(server_or_proxy, "/index.html")``, guarded like
+    the Pyodide pages; drive them with Playwright (``.page``). Closed after the test."""
+    return _pyrt_pages.app
+
+
+@pytest.fixture
+def pyrt_page(pyrt_new_page: Callable[..., PyodidePage]) -> PyodidePage:
+    """A Pyodide page on ``pyrt_server`` with pyrt imported and ``pyrt_page_files`` in place:
+    ``pyrt_page.run("import chat; chat.ROOM")`` returns JSON."""
+    return pyrt_new_page()
