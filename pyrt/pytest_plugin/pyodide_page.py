@@ -2,7 +2,8 @@
 
 ``PyodidePage(browser, base_url, files=[...])`` opens a small page on ``base_url``'s origin that
 loads Pyodide from ``base_url + "/vendor/pyodide/"`` and pyrt from ``base_url + "/pyrt.zip"`` (what
-pyrt's server serves), then unpacks ``files`` into ``/home/pyodide`` (on ``sys.path``): a file
+pyrt's server serves; pass a chaos proxy's URL and all the page's traffic crosses the proxy), then
+unpacks ``files`` into ``/home/pyodide`` (on ``sys.path``): a file
 keeps its name, a folder keeps its name and its tree, so ``files=["app/chat.py"]`` gives
 ``import chat``. ``path="/page.html"`` boots one of the server's pages instead; such a page must
 set ``window.pyodide`` and ``window.pyodideReady`` (a promise), as pyrt's ``/pyodide.html`` does.
@@ -25,14 +26,17 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, Route
+from playwright.sync_api import Browser
 
 from pyrt.pytest_plugin.app_page import AppPage
 
 __all__ = ["HOME", "PyodideError", "PyodidePage", "pack_files"]
 
 HOME = "/home/pyodide"
-BOOT_PATH = "/__pyrt_test__/pyodide.html"
+# The page's document comes from this address of the server (any local response will do), then
+# the boot page is written into it: a document the server really sent counts as local for
+# Chromium's Local Network Access checks, so its WebSockets may reach any loopback port.
+DOCUMENT_PATH = "/healthz"
 
 BOOT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>pyrt test page</title></head><body>
@@ -199,7 +203,6 @@ class PyodidePage(AppPage):
                 .replace("__ZIP__", f"{base_path}/pyrt.zip")
                 .replace("__HOME__", HOME)
             )
-            self.context.route(self.base_url + BOOT_PATH, self._serve_boot_page)
         self.timings: dict[str, Any] = {}
         try:
             self._boot()
@@ -208,26 +211,36 @@ class PyodidePage(AppPage):
             raise
 
     @property
+    def report_title(self) -> str:
+        return f"pyrt Pyodide page on {self.base_url}{self.path or ''}"
+
+    @property
     def url(self) -> str:
         """The address this page boots from."""
-        return self.base_url + (self.path if self.path is not None else BOOT_PATH)
+        return self.base_url + (self.path if self.path is not None else DOCUMENT_PATH)
 
-    def _serve_boot_page(self, route: Route) -> None:
-        route.fulfill(status=200, content_type="text/html; charset=utf-8", body=self._boot_page)
+    def _load(self) -> None:
+        __tracebackhide__ = True
+        try:
+            self.goto(self.url)
+            if self.path is None:
+                self.page.set_content(self._boot_page)
+        except Exception as exc:
+            raise PyodideError(f"the page did not load: {exc}\n{self.diagnostics()}", self) from None
 
     def _boot(self) -> None:
         started = time.perf_counter()
-        try:
-            self.goto(self.url)
-        except Exception as exc:
-            raise PyodideError(f"the page did not load: {exc}\n{self.diagnostics()}", self) from None
+        self._load()
         self._finish_boot(started, "the page did not boot")
 
     def reload(self) -> None:
-        """Reload the page (the browser fires ``pagehide``) and boot again: Pyodide, pyrt, your
-        files. Python state is gone; ``localStorage`` and cookies stay."""
+        """Load the page again (the browser fires ``pagehide``) and boot again: Pyodide, pyrt,
+        your files. Python state is gone; ``localStorage`` and cookies stay."""
         started = time.perf_counter()
-        self.page.reload()
+        if self.path is None:
+            self._load()
+        else:
+            self.page.reload()
         self._finish_boot(started, "the page did not boot again")
 
     def _finish_boot(self, started: float, failure: str) -> None:
