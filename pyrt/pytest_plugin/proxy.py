@@ -368,6 +368,10 @@ class ResetSchedule:
         self._stop.set()
         self._thread.join(10)
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         while not self._stop.wait(self.rng.uniform(self.low, self.high)):
             self.resets += 1

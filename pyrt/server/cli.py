@@ -354,13 +354,14 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> None:
             "in Host; pass --allowed-host NAME for every name clients use",
             args.host,
         )
-    # One machine-readable line: tests and scripts read the URL from it.
-    print(f"pyrt-serve listening on {'https' if tls else 'http'}://{host}:{port}", flush=True)
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))
     while not server.started and not serving.done():
         await asyncio.sleep(0.01)
     if not serving.done():
         sock.listen(_LISTEN_BACKLOG)  # asyncio set the kernel's queue to the batch: lengthen it again
+        # One machine-readable line, once the app has started and SIGTERM drains the clients (the
+        # signal handlers are in place): tests and scripts read the URL from it.
+        print(f"pyrt-serve listening on {'https' if tls else 'http'}://{host}:{port}", flush=True)
     await serving
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -37,14 +38,16 @@ def test_vendored_assets_are_served_locally_with_their_types(
     assert response.headers["content-type"].startswith(content_type)
 
 
-def test_pyrt_zip_holds_the_client_sources_but_not_the_server(server: ServerProcess) -> None:
+def test_pyrt_zip_holds_the_client_sources_but_not_the_server_nor_the_pytest_plugin(
+    server: ServerProcess,
+) -> None:
     response = httpx.get(server.url + "/pyrt.zip")
     assert response.status_code == 200
     names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
     assert "pyrt/__init__.py" in names
     assert "pyrt/backoff.py" in names
     assert "pyrt/browser/proxies.py" in names
-    assert not [name for name in names if name.startswith("pyrt/server/")]
+    assert not [name for name in names if name.startswith(("pyrt/server/", "pyrt/pytest_plugin/"))]
     assert zipfile.ZipFile(io.BytesIO(response.content)).read("pyrt/backoff.py") == (
         REPO / "pyrt" / "backoff.py"
     ).read_bytes()
@@ -67,3 +70,28 @@ def test_the_zip_is_rebuilt_when_a_source_file_changes(tmp_path: Path) -> None:
     (package / "extra.py").write_text("B = 2\n")
     second = zipfile.ZipFile(io.BytesIO(archive.build()))
     assert second.namelist() == ["pyrt/__init__.py", "pyrt/extra.py"]
+
+
+def test_pages_and_pyodide_come_from_the_folders_given_on_the_command_line(
+    pyrt_start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    site, modules = tmp_path / "site", tmp_path / "node_modules"
+    site.mkdir()
+    (site / "index.html").write_text("<!doctype html><title>my app</title>")
+    (modules / "pyodide").mkdir(parents=True)
+    (modules / "pyodide" / "pyodide.mjs").write_text("export const mine = 1;")
+    server = pyrt_start_server("--web-dir", str(site), "--node-modules", str(modules))
+    assert "<title>my app</title>" in httpx.get(server.url + "/").text
+    assert httpx.get(server.url + "/vendor/pyodide/pyodide.mjs").text == "export const mine = 1;"
+    missing = httpx.get(server.url + "/vendor/pyscript/core.js")
+    assert missing.status_code == 503
+    assert "run `npm ci`" in missing.text
+
+
+def test_a_server_without_pages_still_serves_pyrt(
+    pyrt_start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = pyrt_start_server("--web-dir", str(tmp_path / "nothing-here"))
+    assert httpx.get(server.url + "/healthz").status_code == 200
+    assert httpx.get(server.url + "/pyrt.zip").status_code == 200
+    assert httpx.get(server.url + "/").status_code == 404

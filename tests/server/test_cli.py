@@ -46,6 +46,24 @@ def test_demo_mode_and_a_token_secret_cannot_be_combined() -> None:
         settings_from_args(parse_args(["--demo", "--token-secret", "s"]))
 
 
+def test_pages_and_node_modules_folders_become_absolute_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = settings_from_args(parse_args(["--web-dir", "site", "--node-modules", "deps"]))
+    assert settings.web_dir == tmp_path / "site"
+    assert settings.node_modules == tmp_path / "deps"
+    assert settings_from_args(parse_args([])).web_dir == Settings().web_dir
+
+
+def test_python_dash_m_pyrt_server_is_the_same_command_line() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "pyrt.server", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "--web-dir" in out
+    assert "--node-modules" in out
+
+
 def test_help_lists_the_documented_flags() -> None:
     out = subprocess.run(
         [sys.executable, str(REPO / "serve.py"), "--help"], capture_output=True, text=True, check=True

@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 NAME, VERSION = PROJECT["name"], PROJECT["version"]
 SERVER_ONLY = {"starlette", "uvicorn", "redis", "prometheus_client"}
+PYTEST_ONLY = {"pyrt.pytest_plugin.plugin", "pyrt.pytest_plugin.app_page", "pyrt.pytest_plugin.pyodide_page"}
 
 
 def source_files() -> set[str]:
@@ -111,7 +112,7 @@ import importlib, pkgutil, sys
 sys.path.insert(0, {str(tmp_path)!r})
 import pyrt
 names = [m.name for m in pkgutil.walk_packages(pyrt.__path__, "pyrt.")
-         if not m.name.startswith(("pyrt.server", "pyrt.browser"))]
+         if not m.name.startswith(("pyrt.server", "pyrt.browser")) and m.name not in {PYTEST_ONLY!r}]
 for name in names:
     importlib.import_module(name)
 print(len(names))
@@ -119,9 +120,34 @@ try:
     import pyrt.server.app
 except ModuleNotFoundError as exc:
     print("server needs", exc.name)
+for name in sorted({PYTEST_ONLY!r}):
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        print(name, "needs", exc.name)
 """
     result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    count, server = result.stdout.splitlines()
+    count, server, *plugin = result.stdout.splitlines()
     assert int(count) >= 1
     assert server.removeprefix("server needs ") in SERVER_ONLY
+    # The plugin's helpers (server process, proxy, delivery checks, waits) need only the stdlib;
+    # the plugin itself needs pytest, the pages Playwright.
+    assert plugin == [
+        "pyrt.pytest_plugin.app_page needs playwright",
+        "pyrt.pytest_plugin.plugin needs pytest",
+        "pyrt.pytest_plugin.pyodide_page needs playwright",
+    ]
+
+
+def test_the_pytest_plugin_is_an_entry_point_with_its_own_extra(
+    wheel: zipfile.ZipFile, metadata: Message
+) -> None:
+    entry_points = wheel.read(f"{NAME}-{VERSION}.dist-info/entry_points.txt").decode()
+    assert "[pytest11]\npyrt = pyrt.pytest_plugin.plugin" in entry_points
+    requirements = metadata.get_all("Requires-Dist") or []
+    testing = {req.split(";")[0].strip() for req in requirements if 'extra == "testing"' in req}
+    assert {"pytest==9.2.0", "pytest-playwright==0.10.0", "playwright==1.65.2", "pyrt[server]"} <= testing
+    test = {req.split(";")[0].strip() for req in requirements if 'extra == "test"' in req}
+    assert "pyrt[testing]" in test  # the suite runs on the same pins as the plugin
+    assert not any(req.startswith(("pytest==", "playwright==", "pytest-playwright==")) for req in test)

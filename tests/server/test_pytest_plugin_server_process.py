@@ -1,0 +1,75 @@
+"""ServerProcess runs pyrt's server on a free port, keeps its log, restarts it in place, reads metrics."""
+
+from __future__ import annotations
+
+import signal
+import urllib.request
+
+import pytest
+
+from pyrt.pytest_plugin.server_process import ServerProcess
+
+
+def get(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return int(answer.status)
+
+
+@pytest.fixture
+def server() -> ServerProcess:
+    proc = ServerProcess("--demo-tick", "0", "--name", "under-test")
+    yield proc  # type: ignore[misc]
+    proc.stop()
+
+
+def test_the_server_listens_on_a_free_loopback_port_and_logs(server: ServerProcess) -> None:
+    assert server.url.startswith("http://127.0.0.1:")
+    assert server.ws_url == "ws" + server.url[4:]
+    assert server.port > 0
+    assert get(server.url + "/healthz") == 200
+    log = server.log_text()
+    assert f"pyrt-serve listening on {server.url}" in log
+    assert "GET /healthz" in log  # the access log is there too
+
+
+def test_a_restart_keeps_the_address_and_the_log(server: ServerProcess) -> None:
+    first_pid = server.proc.pid
+    assert server.restart(signal.SIGKILL) == -signal.SIGKILL
+    assert server.proc.pid != first_pid
+    assert server.alive()
+    assert get(server.url + "/healthz") == 200  # the same URL answers again
+    log = server.log_text()
+    assert "restarting" in log
+    assert log.count("pyrt-serve listening on") == 2
+    assert server.restarts == 1
+
+
+def test_a_stopped_server_restarts_when_asked(server: ServerProcess) -> None:
+    assert server.stop() == 0  # SIGTERM: a graceful drain
+    assert not server.alive()
+    server.restart()
+    assert get(server.url + "/healthz") == 200
+
+
+def test_metrics_are_read_by_name_and_labels(server: ServerProcess) -> None:
+    assert server.metric("pyrt_connections", transport="websocket") == 0.0
+    assert server.metric("no_such_metric_anywhere") == 0.0
+    assert server.metric("process_start_time_seconds") > 0
+
+
+def test_the_report_holds_the_lines_written_since_the_mark(server: ServerProcess) -> None:
+    mark = server.mark()
+    assert server.report(mark) == ""
+    get(server.url + "/healthz")
+    server.stop()
+    report = server.report(mark)
+    assert "GET /healthz" in report
+    assert "pyrt-serve listening" not in report  # written before the mark
+    assert report.endswith("(the process has exited with code 0)")
+    assert server.finished
+
+
+def test_a_server_that_cannot_start_raises_with_its_output() -> None:
+    with pytest.raises(RuntimeError, match="exited before listening") as failed:
+        ServerProcess("--port", "not-a-number")
+    assert "invalid int value" in str(failed.value)
