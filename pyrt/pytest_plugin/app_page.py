@@ -16,8 +16,9 @@ inside a Playwright call (the sync API runs route handlers only then).
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -91,6 +92,7 @@ class AppPage:
         self.blocked_requests: list[str] = []
         self.network_errors: list[str] = []
         self.closed = False
+        self._expected: list[str] | None = None
         self.context: BrowserContext = browser.new_context(**dict(context_args or {}))
         guard = leaves_localhost(allow)
         self.context.route(guard, self._block)
@@ -111,13 +113,30 @@ class AppPage:
         return self.page.goto(url, wait_until=wait_until)  # type: ignore[arg-type]
 
     # -- what the pages did ----------------------------------------------------------------------------
+    def _blocked(self, what: str) -> None:
+        (self._expected if self._expected is not None else self.blocked_requests).append(what)
+
     def _block(self, route: Route) -> None:
-        self.blocked_requests.append(f"{route.request.method} {route.request.url}")
+        self._blocked(f"{route.request.method} {route.request.url}")
         route.abort("blockedbyclient")
 
     def _block_websocket(self, socket: WebSocketRoute) -> None:
-        self.blocked_requests.append(f"WebSocket {socket.url}")
+        self._blocked(f"WebSocket {socket.url}")
         socket.close(code=1008, reason="blocked by the pyrt test harness: outside localhost")
+
+    @contextlib.contextmanager
+    def expect_blocked(self) -> Iterator[list[str]]:
+        """Requests blocked inside the block are expected (a page that must cope without its
+        CDN): they go to the yielded list, not to :attr:`blocked_requests`, and fail nothing.
+        They are seen while the block makes Playwright calls (``run``, ``evaluate``...)."""
+        if self._expected is not None:
+            raise RuntimeError("expect_blocked() blocks do not nest")
+        expected: list[str] = []
+        self._expected = expected
+        try:
+            yield expected
+        finally:
+            self._expected = None
 
     def _on_console(self, message: ConsoleMessage) -> None:
         self.console.append(f"[{message.type}] {message.text}")

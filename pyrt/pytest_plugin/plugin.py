@@ -63,10 +63,13 @@ Target = str | HasUrl | None
 
 def _need(what: str, module: str) -> None:
     """Fail the test with what to install when ``module`` cannot be imported."""
+    missing = ""
     try:
         __import__(module)
     except ImportError as exc:
-        pytest.fail(f"{what} needs {exc.name or module}: {INSTALL}", pytrace=False)
+        missing = exc.name or module
+    if missing:
+        pytest.fail(f"{what} needs {missing}: {INSTALL}", pytrace=False)
 
 
 # -- hooks -----------------------------------------------------------------------------------------
@@ -232,11 +235,10 @@ def pyrt_browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
     arguments (``--headed``, ``--slowmo``, ``--browser-channel``), pyrt's flags and the binary of
     the ``PYRT_CHROMIUM`` rule (see :mod:`pyrt.pytest_plugin.chromium`)."""
     _need("pyrt_browser", "playwright")
-    try:
-        playwright = request.getfixturevalue("playwright")
-        base = request.getfixturevalue("browser_type_launch_args")
-    except pytest.FixtureLookupError:
+    if not request.config.pluginmanager.has_plugin("playwright"):
         pytest.fail(f"pyrt_browser needs the pytest-playwright plugin (not loaded): {INSTALL}", pytrace=False)
+    playwright = request.getfixturevalue("playwright")
+    base = request.getfixturevalue("browser_type_launch_args")
     from pyrt.pytest_plugin.chromium import launch_options
 
     browser: Browser = playwright.chromium.launch(**launch_options(base))
