@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -206,7 +207,9 @@ def pyrt_start_proxy() -> Iterator[Callable[[HasUrl | int], ChaosProxy]]:
     started: list[ChaosProxy] = []
 
     def start(upstream: HasUrl | int) -> ChaosProxy:
-        port = upstream if isinstance(upstream, int) else int(upstream.url.rsplit(":", 1)[1])
+        port = upstream if isinstance(upstream, int) else urlsplit(upstream.url).port
+        if port is None:
+            raise ValueError(f"pyrt_start_proxy needs a server whose URL has a port, got {upstream!r}")
         proxy = ChaosProxy(port)
         proxy.start()
         started.append(proxy)
