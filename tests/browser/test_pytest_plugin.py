@@ -3,10 +3,16 @@ test projects run by pytest in a subprocess (``pytester``), with their own conft
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 
+import httpx
 import pytest
+
+from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.server.offsets import offset_key
 
 pytest_plugins = ["pytester"]
 
@@ -151,3 +157,18 @@ def test_loading_the_plugin_imports_neither_playwright_nor_the_server() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_redis_backed_servers_of_one_test_share_channels_under_a_prefix_of_their_own(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    first, second = pyrt_start_server(redis=True), pyrt_start_server(redis=True)
+    offsets = [
+        httpx.post(f"{server.url}/publish", json={"channel": "shared", "data": n}).json()["offset"]
+        for n, server in enumerate((first, second))
+    ]
+    assert all(re.fullmatch(r"\d+-\d+", offset) for offset in offsets)  # Redis stream ids
+    assert offset_key(offsets[1]) > offset_key(offsets[0])  # one stream, written by both
+    prefix = pyrt_start_server.redis_prefix
+    assert f"--redis-prefix {prefix}" in " ".join(first.args)
+    assert prefix.startswith("pyrt-test-")

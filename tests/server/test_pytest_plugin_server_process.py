@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import urllib.request
 
 import pytest
@@ -73,3 +74,13 @@ def test_a_server_that_cannot_start_raises_with_its_output() -> None:
     with pytest.raises(RuntimeError, match="exited before listening") as failed:
         ServerProcess("--port", "not-a-number")
     assert "invalid int value" in str(failed.value)
+
+
+def test_any_command_that_prints_the_ready_line_can_be_run() -> None:
+    script = "import sys, time\nprint('booting', sys.argv[1:])\nprint('pyrt-serve listening on http://127.0.0.1:9')\n"
+    own = ServerProcess(command=[sys.executable, "-u", "-c", script + "time.sleep(60)"])
+    try:
+        assert own.url == "http://127.0.0.1:9"
+        assert "booting ['--host', '127.0.0.1', '--port', '0']" in own.log_text()
+    finally:
+        assert own.stop() == -signal.SIGTERM
