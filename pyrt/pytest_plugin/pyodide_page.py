@@ -191,6 +191,10 @@ class PyodidePage(AppPage):
         allow: Sequence[str] = (),
         context_args: Mapping[str, Any] | None = None,
     ) -> None:
+        if path is None:
+            # The boot page is ours, written into a response the server sent for something else:
+            # that response's security headers, if any, are not the policy of a page of yours.
+            context_args = {"bypass_csp": True, **(context_args or {})}
         super().__init__(browser, allow=allow, context_args=context_args)
         self.base_url = base_url.rstrip("/")
         self.path = path
