@@ -3,7 +3,7 @@ loads nothing from outside, and every failure comes back with the Python traceba
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -12,13 +12,6 @@ from playwright.sync_api import Browser
 
 from pyrt.pytest_plugin.pyodide_page import PyodideError, PyodidePage, pack_files
 from pyrt.pytest_plugin.server_process import ServerProcess
-
-
-@pytest.fixture(scope="module")
-def py(pyrt_browser: Browser, pyrt_server: ServerProcess) -> Iterator[PyodidePage]:
-    """One page for the module (boots once)."""
-    with PyodidePage(pyrt_browser, pyrt_server.url) as page:
-        yield page
 
 
 def test_pyrt_imports_inside_pyodide_from_the_working_tree(py: PyodidePage) -> None:

@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 
 from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.pytest_plugin.waiting import wait_until
 
 
 def get(url: str) -> int:
@@ -28,9 +29,9 @@ def test_the_server_listens_on_a_free_loopback_port_and_logs(server: ServerProce
     assert server.ws_url == "ws" + server.url[4:]
     assert server.port > 0
     assert get(server.url + "/healthz") == 200
-    log = server.log_text()
-    assert f"pyrt-serve listening on {server.url}" in log
-    assert "GET /healthz" in log  # the access log is there too
+    assert f"pyrt-serve listening on {server.url}" in server.log_text()
+    # The access log line follows the answer: it arrives a moment later.
+    wait_until(lambda: "GET /healthz" in server.log_text(), 10, "the access log shows the request")
 
 
 def test_a_restart_keeps_the_address_and_the_log(server: ServerProcess) -> None:
