@@ -105,7 +105,11 @@ class AppPage:
         self.page: Page = self.context.new_page()
         REGISTRY.track(self)
         if url:
-            self.goto(url, wait_until=wait_until)
+            try:
+                self.goto(url, wait_until=wait_until)
+            except BaseException:
+                self.close()
+                raise
 
     def goto(self, url: str, *, wait_until: str = "load") -> Response | None:
         """Navigate the page; ``wait_until`` is Playwright's (``load``, ``domcontentloaded``...)."""
