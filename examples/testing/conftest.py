@@ -1,5 +1,6 @@
 """Fixtures of the example: the server serves app/, and Pyodide pages get app/chat.py."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,6 @@ def pyrt_page_files() -> list[Path]:
 
 
 @pytest.fixture
-def chat_server(pyrt_start_server) -> ServerProcess:  # type: ignore[no-untyped-def]
+def chat_server(pyrt_start_server: Callable[..., ServerProcess]) -> ServerProcess:
     """pyrt's server with its default settings, serving the chat page (app/index.html)."""
     return pyrt_start_server("--web-dir", str(APP))

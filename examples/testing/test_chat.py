@@ -6,10 +6,13 @@ opened through the proxy, so everything they send and receive crosses it. Run wi
 """
 
 import uuid
+from collections.abc import Callable
 
 from playwright.sync_api import expect
 
-from pyrt.pytest_plugin import AppPage, ResetSchedule, check_delivery
+from pyrt.pytest_plugin import AppPage, ChaosProxy, PyodidePage, ResetSchedule, ServerProcess, check_delivery
+
+StartProxy = Callable[[ServerProcess], ChaosProxy]
 
 BOOT = 60_000  # ms: PyScript and Pyodide start on a busy machine
 NETWORK = 20_000  # ms: anything that waits for a reconnect
@@ -24,8 +27,8 @@ def lines(page: AppPage) -> list[str]:
     return page.page.locator("#messages li").all_text_contents()
 
 
-def test_the_chat_page_keeps_working_through_a_blackhole_and_a_server_restart(  # type: ignore[no-untyped-def]
-    chat_server, pyrt_start_proxy, pyrt_open_page
+def test_the_chat_page_keeps_working_through_a_blackhole_and_a_server_restart(
+    chat_server: ServerProcess, pyrt_start_proxy: StartProxy, pyrt_open_page: Callable[..., AppPage]
 ) -> None:
     proxy = pyrt_start_proxy(chat_server)
     room = "room-" + uuid.uuid4().hex[:8]
@@ -59,8 +62,8 @@ def test_the_chat_page_keeps_working_through_a_blackhole_and_a_server_restart(  
     assert lines(alice) == lines(bob)
 
 
-def test_every_message_arrives_once_and_in_order_while_connections_keep_breaking(  # type: ignore[no-untyped-def]
-    chat_server, pyrt_start_proxy, pyrt_new_page
+def test_every_message_arrives_once_and_in_order_while_connections_keep_breaking(
+    chat_server: ServerProcess, pyrt_start_proxy: StartProxy, pyrt_new_page: Callable[..., PyodidePage]
 ) -> None:
     proxy = pyrt_start_proxy(chat_server)
     page = pyrt_new_page(proxy)  # Pyodide + pyrt + app/chat.py (conftest.py), through the proxy
