@@ -4,7 +4,8 @@ Install ``pyrt[testing]`` and the plugin's fixtures (``pyrt_server``, ``pyrt_pag
 ...; see :mod:`pyrt.pytest_plugin.plugin` and docs/testing.md) are there in every test. The
 helpers work without pytest too:
 
-- :class:`ServerProcess`: pyrt's server as a subprocess on a free port (restart, log, metrics);
+- :class:`ServerProcess`: pyrt's server as a subprocess on a free port (restart, log, metrics,
+  memory); :class:`PeakRss`: a process's peak memory while a block runs;
 - :class:`RedisServer`: a throw-away ``redis-server``;
 - :class:`ChaosProxy`, :class:`ResetSchedule`: a TCP proxy that resets, blackholes, delays,
   throttles, refuses and cuts connections while traffic flows;
@@ -24,6 +25,7 @@ if _typing.TYPE_CHECKING:
     from pyrt.pytest_plugin.app_page import AppPage
     from pyrt.pytest_plugin.chromium import launch_options
     from pyrt.pytest_plugin.delivery import DeliveryChecker, DeliveryReport, check_delivery
+    from pyrt.pytest_plugin.memory import PeakRss
     from pyrt.pytest_plugin.proxy import ChaosProxy, ResetSchedule
     from pyrt.pytest_plugin.pyodide_page import PyodideError, PyodidePage
     from pyrt.pytest_plugin.redis_process import RedisServer, RedisUnavailable
@@ -35,6 +37,7 @@ __all__ = [
     "ChaosProxy",
     "DeliveryChecker",
     "DeliveryReport",
+    "PeakRss",
     "PyodideError",
     "PyodidePage",
     "RedisServer",
@@ -51,6 +54,7 @@ _WHERE: dict[str, str] = {
     "ChaosProxy": "pyrt.pytest_plugin.proxy",
     "DeliveryChecker": "pyrt.pytest_plugin.delivery",
     "DeliveryReport": "pyrt.pytest_plugin.delivery",
+    "PeakRss": "pyrt.pytest_plugin.memory",
     "PyodideError": "pyrt.pytest_plugin.pyodide_page",
     "PyodidePage": "pyrt.pytest_plugin.pyodide_page",
     "RedisServer": "pyrt.pytest_plugin.redis_process",

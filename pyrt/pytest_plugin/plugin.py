@@ -140,7 +140,8 @@ def pyrt_server(pyrt_server_args: Sequence[str], pyrt_node_modules: Path | None)
 
 
 class ServerStarter:
-    """``pyrt_start_server(*options, env=None, redis=False)`` starts a server for this test.
+    """``pyrt_start_server(*options, env=None, redis=False, files=None)`` starts a server for this test
+    (``files``: its open-file limit).
 
     ``redis=True`` puts it on the session's ``redis-server`` (``pyrt_redis``; the test is skipped
     when there is none) under a key prefix of this test, so the Redis-backed servers one test
@@ -153,7 +154,9 @@ class ServerStarter:
         self.redis_prefix = f"pyrt-test-{uuid.uuid4().hex[:8]}:"
         self.started: list[ServerProcess] = []
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None, redis: bool = False) -> ServerProcess:
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None, redis: bool = False, files: int | None = None
+    ) -> ServerProcess:
         _need("pyrt_start_server", "starlette")
         from pyrt.pytest_plugin.server_process import ServerProcess
 
@@ -161,7 +164,7 @@ class ServerStarter:
         if redis:
             backend: RedisServer = self._request.getfixturevalue("pyrt_redis")
             options += ["--redis", backend.url, "--redis-prefix", self.redis_prefix]
-        server = ServerProcess(*options, *args, env=env)
+        server = ServerProcess(*options, *args, env=env, files=files)
         self.started.append(server)
         return server
 

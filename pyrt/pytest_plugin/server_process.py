@@ -6,21 +6,23 @@ options (``python -m pyrt.server --help`` lists them), waits for the line it pri
 log) in memory: :meth:`ServerProcess.log_text` returns it, and a failing test's report shows the
 lines written during that test. :meth:`ServerProcess.restart` stops the process and starts a new one
 on the same port (clients reconnect to the same URL); :meth:`ServerProcess.metric` reads one sample of
-``/metrics``.
+``/metrics``, :meth:`ServerProcess.rss_mib` its resident memory.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
 import threading
 import urllib.request
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from pyrt.pytest_plugin.memory import rss_mib
 from pyrt.pytest_plugin.reporting import REGISTRY, tail
 
 __all__ = ["READY_PREFIX", "ServerProcess"]
@@ -36,8 +38,9 @@ class ServerProcess:
     """A running server; see the module docstring.
 
     ``command`` replaces ``python -m pyrt.server`` (for a script of your own that prints the same
-    ready line); ``env`` adds environment variables. Raises :class:`RuntimeError` with the log when
-    the server exits or stays silent for ``start_timeout`` seconds.
+    ready line); ``env`` adds environment variables; ``files`` sets the process's open-file limit
+    (soft and hard), like a small ``ulimit -n``. Raises :class:`RuntimeError` with the log when the
+    server exits or stays silent for ``start_timeout`` seconds.
     """
 
     def __init__(
@@ -46,11 +49,13 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         command: Sequence[str] | None = None,
         start_timeout: float = 30.0,
+        files: int | None = None,
     ) -> None:
         self.command = list(command) if command is not None else [sys.executable, "-m", "pyrt.server"]
         self.args = ["--host", "127.0.0.1", "--port", "0", *args]
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.start_timeout = start_timeout
+        self.files = files
         self._lines: deque[str] = deque(maxlen=LOG_LINES_KEPT)
         self._seen = 0  # lines ever written, dropped ones included
         self._lock = threading.Lock()
@@ -68,6 +73,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=self.env,
+            preexec_fn=None if self.files is None else _limit_files(self.files),
         )
         ready = threading.Event()
         found: list[str] = []
@@ -129,6 +135,10 @@ class ServerProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def rss_mib(self) -> float:
+        """The server's resident memory now, in MiB (Linux)."""
+        return rss_mib(self.proc.pid)
+
     # -- what it said -----------------------------------------------------------------------------
     def log_text(self) -> str:
         """Everything the server wrote (stdout and stderr, every restart), oldest first."""
@@ -176,3 +186,10 @@ class ServerProcess:
     def __repr__(self) -> str:
         state = "running" if self.alive() else f"exited {self.proc.returncode}"
         return f"<ServerProcess {self.url} {state}>"
+
+
+def _limit_files(files: int) -> Callable[[], None]:
+    def limit() -> None:  # runs in the child, before it executes the server
+        resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
+
+    return limit

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,15 @@ def test_any_command_that_prints_the_ready_line_can_be_run() -> None:
         assert "booting ['--host', '127.0.0.1', '--port', '0']" in own.log_text()
     finally:
         assert own.stop() == -signal.SIGTERM
+
+
+def test_the_open_file_limit_and_the_memory_of_the_process() -> None:
+    limited = ServerProcess("--demo-tick", "0", files=512)
+    try:
+        limits = Path(f"/proc/{limited.proc.pid}/limits").read_text()
+        assert [line.split()[3:5] for line in limits.splitlines() if line.startswith("Max open files")] == [
+            ["512", "512"]
+        ]
+        assert 10 < limited.rss_mib() < 2000
+    finally:
+        limited.stop()
