@@ -1,29 +1,21 @@
 """Drive system Chromium for the client benchmarks (Playwright, sync API).
 
-The launch flags are the browser test tier's (tests/browser/conftest.py) plus precise memory
-figures; ``PYRT_CHROMIUM`` picks another binary (empty: Playwright's own Chromium).
+The launch flags and the binary are those of the pytest plugin (pyrt/pytest_plugin/chromium.py:
+``PYRT_CHROMIUM`` picks another binary, empty for Playwright's own Chromium), plus precise memory
+figures.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from types import TracebackType
 from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--js-flags=--expose-gc",
-    "--enable-precise-memory-info",
-]
+from pyrt.pytest_plugin.chromium import launch_options
+
+EXTRA_FLAGS = ("--enable-precise-memory-info",)
 
 
 class Unavailable(Exception):
@@ -43,11 +35,7 @@ class Chromium:
 
     def __enter__(self) -> Chromium:
         self._pw = sync_playwright().start()
-        options: dict[str, Any] = {"args": CHROMIUM_FLAGS}
-        executable = os.environ.get("PYRT_CHROMIUM", "/usr/bin/chromium")
-        if executable:
-            options["executable_path"] = executable
-        self.browser = self._pw.chromium.launch(**options)
+        self.browser = self._pw.chromium.launch(**launch_options(extra_flags=EXTRA_FLAGS))
         return self
 
     def __exit__(

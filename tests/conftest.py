@@ -1,13 +1,11 @@
-"""Fixtures shared by every tier; each test folder adds its own tier marker."""
+"""Every tier gets its marker from its folder; the fixtures come from pyrt's pytest plugin."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-
-from tests.serverproc import ServerProcess
 
 TIERS = ("unit", "server", "browser")
 
@@ -21,24 +19,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[ServerProcess]:
-    """One ``serve.py --demo --echo`` for the whole run (memory broker): the demo controls and the
-    raw echo endpoint are opt-in; everything else runs with the default settings."""
-    proc = ServerProcess("--demo", "--echo")
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def start_server() -> Iterator[Callable[..., ServerProcess]]:
-    """Start extra servers with their own arguments; all are stopped after the test."""
-    started: list[ServerProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None, files: int | None = None) -> ServerProcess:
-        proc = ServerProcess(*args, env=env, files=files)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
+def pyrt_server_args() -> Sequence[str]:
+    """The session's server adds two opt-in features to the default settings: the demo controls
+    (many tests drop or stall connections through /demo/drop and /demo/stall, and read what the
+    application received) and the raw /echo endpoint (raw-mode tests)."""
+    return ("--demo", "--echo")

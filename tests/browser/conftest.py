@@ -1,60 +1,20 @@
-"""Browser tier: system Chromium through pytest-playwright, Pyodide pages on the test server.
-
-Set ``PYRT_CHROMIUM`` to another Chromium binary, or to an empty string to use Playwright's own
-downloaded browser (``playwright install chromium``).
-"""
+"""Browser tier: Chromium, servers and pages come from pyrt's pytest plugin (the PYRT_CHROMIUM rule
+picks the binary; see pyrt/pytest_plugin/chromium.py)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser
 
-from tests.browser.pyodide_page import PyodidePage
-from tests.serverproc import ServerProcess
-
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--js-flags=--expose-gc",
-]
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    args = {**browser_type_launch_args, "args": CHROMIUM_FLAGS}
-    executable = os.environ.get("PYRT_CHROMIUM", "/usr/bin/chromium")
-    if executable:
-        args["executable_path"] = executable
-    return args
+from pyrt.pytest_plugin.pyodide_page import PyodidePage
+from pyrt.pytest_plugin.server_process import ServerProcess
 
 
 @pytest.fixture(scope="module")
-def py(browser: Browser, server: ServerProcess) -> Iterator[PyodidePage]:
-    """A page with Pyodide and pyrt, shared by the tests of one module (boots once)."""
-    page = PyodidePage(browser, server.url)
-    yield page
-    page.close()
-
-
-@pytest.fixture
-def new_py(browser: Browser) -> Iterator[Callable[..., PyodidePage]]:
-    """Open fresh Pyodide pages (on any server); all are closed after the test."""
-    pages: list[PyodidePage] = []
-
-    def open_page(base_url: str, path: str = "/pyodide.html") -> PyodidePage:
-        page = PyodidePage(browser, base_url, path)
-        pages.append(page)
-        return page
-
-    yield open_page
-    for page in pages:
-        page.close()
+def py(pyrt_browser: Browser, pyrt_server: ServerProcess) -> Iterator[PyodidePage]:
+    """A page with Pyodide and pyrt on the session's server, shared by the tests of one module
+    (boots once)."""
+    with PyodidePage(pyrt_browser, pyrt_server.url) as page:
+        yield page

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.browser.pyodide_page import PyodidePage
-from tests.serverproc import ServerProcess
+from pyrt.pytest_plugin.pyodide_page import PyodidePage
+from pyrt.pytest_plugin.server_process import ServerProcess
 
 VIOLATIONS = """
 window.__cspViolations = [];
@@ -15,10 +15,10 @@ document.addEventListener("securitypolicyviolation",
 
 
 def test_pyodide_boots_and_connects_under_the_policy_without_unsafe_eval(
-    new_py: Callable[..., PyodidePage], server: ServerProcess
+    pyrt_new_page: Callable[..., PyodidePage], pyrt_server: ServerProcess
 ) -> None:
-    page = new_py(server.url)  # boots Pyodide on /pyodide.html, served with the policy
-    response = page.page.request.get(server.url + "/pyodide.html")
+    page = pyrt_new_page(pyrt_server, "/pyodide.html")  # boots Pyodide on a page served with the policy
+    response = page.page.request.get(pyrt_server.url + "/pyodide.html")
     policy = response.headers["content-security-policy"]
     assert "'wasm-unsafe-eval'" in policy
     assert "'unsafe-eval'" not in policy
@@ -26,7 +26,7 @@ def test_pyodide_boots_and_connects_under_the_policy_without_unsafe_eval(
         f"""
 import asyncio, js
 from pyodide.ffi import create_proxy
-ws = js.WebSocket.new("{server.ws_url}/ws", "pyrt.v1")
+ws = js.WebSocket.new("{pyrt_server.ws_url}/ws", "pyrt.v1")
 got = asyncio.get_running_loop().create_future()
 proxy = create_proxy(lambda event: got.done() or got.set_result(event.data))
 ws.addEventListener("message", proxy)
@@ -40,14 +40,14 @@ first
 
 
 def test_a_pyscript_page_runs_under_the_policy(
-    new_py: Callable[..., PyodidePage], server: ServerProcess
+    pyrt_new_page: Callable[..., PyodidePage], pyrt_server: ServerProcess
 ) -> None:
-    page = new_py(server.url)
+    page = pyrt_new_page(pyrt_server, "/pyodide.html")
     tab = page.context.new_page()
     tab.add_init_script(VIOLATIONS)
     console: list[str] = []
     tab.on("console", lambda message: console.append(message.text))
-    tab.goto(server.url + "/hello.html")
+    tab.goto(pyrt_server.url + "/hello.html")
     tab.locator("#status").filter(has_text="running in Pyodide").wait_for(timeout=60_000)
     assert tab.evaluate("window.__cspViolations") == []
     assert not [line for line in console if "Content Security Policy" in line]

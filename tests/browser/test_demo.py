@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect
+from playwright.sync_api import Browser, expect
 
-from tests.serverproc import ServerProcess
+from pyrt.pytest_plugin.app_page import AppPage
+from pyrt.pytest_plugin.server_process import ServerProcess
 
 SHOTS = Path(__file__).resolve().parents[2] / "test-results"
 BOOT_TIMEOUT = 90.0  # seconds: two pages boot Pyodide at once on a busy 2-core machine
@@ -25,36 +26,25 @@ SEEN_MINOR_ABOVE = """m => [...document.querySelectorAll('#sse-events li[data-id
     .some(li => Number(li.dataset.id.split('-')[1]) > m)"""
 
 
-class DemoPage:
-    """The demo in its own browser context; requests outside the server are blocked and
-    recorded, like :class:`tests.browser.pyodide_page.PyodidePage` does."""
+class DemoPage(AppPage):
+    """The demo in its own guarded browser context (requests that leave localhost are blocked and
+    recorded, the console and uncaught errors too)."""
 
     def __init__(self, browser: Browser, base_url: str) -> None:
-        self.origin = base_url
-        self.console_errors: list[str] = []
-        self.page_errors: list[str] = []
-        self.foreign_requests: list[str] = []
-        self.context = browser.new_context(viewport={"width": 1280, "height": 860})
-        self.context.route(self._is_foreign, self._block)
-        self.page: Page = self.context.new_page()
-        self.page.on("console", self._on_console)
-        self.page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
-        self.page.goto(base_url + "/", wait_until="domcontentloaded")
+        super().__init__(
+            browser,
+            base_url + "/",
+            context_args={"viewport": {"width": 1280, "height": 860}},
+            wait_until="domcontentloaded",
+        )
         # Python is not running yet: the loading indicator must be what the user sees.
         self.loading_seen = (
             self.page.locator("#boot").is_visible() and not self.page.locator("#app").is_visible()
         )
 
-    def _is_foreign(self, url: str) -> bool:
-        return not (url.startswith(self.origin + "/") or url.startswith(("data:", "blob:")))
-
-    def _block(self, route: Route) -> None:
-        self.foreign_requests.append(route.request.url)
-        route.abort()
-
-    def _on_console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.console_errors.append(message.text)
+    @property
+    def console_errors(self) -> list[str]:
+        return [line.removeprefix("[error] ") for line in self.console if line.startswith("[error] ")]
 
     def wait_ready(self, deadline: float) -> None:
         ready = self.page.locator("body[data-ready]")
@@ -91,9 +81,9 @@ class DemoPage:
 
 
 @pytest.fixture(scope="module")
-def pages(browser: Browser, server: ServerProcess) -> Iterator[tuple[DemoPage, DemoPage]]:
-    alice = DemoPage(browser, server.url)
-    bob = DemoPage(browser, server.url)  # both boot at the same time
+def pages(pyrt_browser: Browser, pyrt_server: ServerProcess) -> Iterator[tuple[DemoPage, DemoPage]]:
+    alice = DemoPage(pyrt_browser, pyrt_server.url)
+    bob = DemoPage(pyrt_browser, pyrt_server.url)  # both boot at the same time
     deadline = time.monotonic() + BOOT_TIMEOUT
     try:
         alice.wait_ready(deadline)
@@ -151,7 +141,7 @@ def test_the_page_shows_loading_then_ready_with_its_boot_time(alice: DemoPage, b
     for demo in (alice, bob):
         assert demo.page_errors == []
         assert demo.console_errors == []
-        assert demo.foreign_requests == []
+        assert demo.blocked_requests == []
 
 
 def test_two_pages_chat_and_acks_show(alice: DemoPage, bob: DemoPage) -> None:
@@ -342,9 +332,9 @@ def test_each_tab_looks_right_at_desktop_and_phone_width(
 
 
 def test_without_demo_mode_the_break_controls_are_hidden(
-    browser: Browser, start_server: Callable[..., ServerProcess]
+    pyrt_browser: Browser, pyrt_start_server: Callable[..., ServerProcess]
 ) -> None:
-    plain = DemoPage(browser, start_server("--no-demo").url)
+    plain = DemoPage(pyrt_browser, pyrt_start_server("--no-demo").url)
     try:
         plain.wait_ready(time.monotonic() + BOOT_TIMEOUT)
         expect(plain.page.locator("body")).to_have_attribute("data-demo", "off", timeout=WAIT)
@@ -353,7 +343,7 @@ def test_without_demo_mode_the_break_controls_are_hidden(
         expect(plain.page.locator("#ws-offline")).to_be_visible()  # needs no server help
         expect(plain.page.locator("#ws-status")).to_have_text("open", timeout=WAIT)
         assert plain.page_errors == []
-        assert plain.foreign_requests == []
+        assert plain.blocked_requests == []
         assert plain.console_errors == []
     finally:
         plain.close()
@@ -367,4 +357,4 @@ def test_nothing_went_wrong_in_either_page(alice: DemoPage, bob: DemoPage) -> No
         assert demo.page_errors == []
         unexpected = [e for e in demo.console_errors if not any(b in e for b in broken_on_purpose)]
         assert unexpected == []
-        assert demo.foreign_requests == []
+        assert demo.blocked_requests == []

@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, WebSocketRoute
+from playwright.sync_api import Browser, Page
 
 import pyrt
-from tests.serverproc import REPO, ServerProcess
+from pyrt.pytest_plugin.app_page import AppPage
+from pyrt.pytest_plugin.server_process import ServerProcess
+from tests import REPO
 
 SITE = REPO / ".cache" / "lite"
 KERNEL_IDLE = """() => {
@@ -77,38 +79,17 @@ def html_of(outputs: list[dict[str, Any]]) -> str:
     return "".join(part if isinstance(part, str) else "".join(part) for part in parts)
 
 
-class Lab:
-    """One browser context on the test server's ``/lab/`` with foreign requests blocked."""
+class Lab(AppPage):
+    """One guarded browser context on the test server's ``/lab/`` (service workers allowed: the
+    ``/drive`` filesystem needs them)."""
 
     def __init__(self, browser: Browser, server: ServerProcess) -> None:
+        super().__init__(browser)
         self.origin = server.url
-        self.requests: list[str] = []
-        self.foreign: list[str] = []
-        self.console: list[str] = []
-        self.context: BrowserContext = browser.new_context()  # service workers allowed: /drive needs them
-        self.context.route(self._is_foreign, self._block)
-        self.context.route_web_socket(self._is_foreign, self._block_socket)
-        self.context.on("request", lambda request: self.requests.append(request.url))
-
-    def _is_foreign(self, url: str) -> bool:
-        ws_origin = self.origin.replace("http", "ws", 1)
-        return not url.startswith((self.origin + "/", ws_origin + "/", "data:", "blob:"))
-
-    def _block(self, route: Route) -> None:
-        self.foreign.append(route.request.url)
-        route.abort()
-
-    def _block_socket(self, socket: WebSocketRoute) -> None:
-        self.foreign.append(socket.url)
-        socket.close()
-
-    def _on_console(self, message: ConsoleMessage) -> None:
-        self.console.append(f"[{message.type}] {message.text}")
 
     def open(self, notebook: str, timeout: float = 60.0) -> Page:
         """Open ``notebook`` in JupyterLab and wait until its kernel (with pyrt) is idle."""
         page = self.context.new_page()
-        page.on("console", self._on_console)
         page.goto(f"{self.origin}/lab/lab/index.html?path={notebook}")
         page.wait_for_function(KERNEL_IDLE, timeout=timeout * 1000)
         return page
@@ -145,8 +126,8 @@ def site() -> float:
 
 
 @pytest.fixture(scope="module")
-def lab(browser: Browser, server: ServerProcess, site: float) -> Iterator[Lab]:
-    lab = Lab(browser, server)
+def lab(pyrt_browser: Browser, pyrt_server: ServerProcess, site: float) -> Iterator[Lab]:
+    lab = Lab(pyrt_browser, pyrt_server)
     yield lab
     lab.close()
 
@@ -182,7 +163,7 @@ def test_the_notebook_site_loads_nothing_from_outside_the_test_server(
     assert any("/lab/static/pyodide/pyrt-" in url for url in lab.requests), "pyrt's wheel was not loaded"
     assert any("/lab/static/pyodide/pyodide.asm.wasm" in url for url in lab.requests)
     assert all(url.startswith(lab.origin + "/") or url.startswith(("data:", "blob:")) for url in lab.requests)
-    assert lab.foreign == []
+    assert lab.blocked_requests == []
 
 
 Outputs = list[list[dict[str, Any]]]
@@ -216,4 +197,4 @@ def test_the_example_notebooks_receive_live_messages_through_pyrt(
         pytest.skip(f"{notebook} needs pyrt.{', pyrt.'.join(missing)}, which does not exist yet")
     page = lab.open(notebook)
     check(lab.run_all(page))
-    assert lab.foreign == []
+    assert lab.blocked_requests == []

@@ -17,12 +17,13 @@ import pytest
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-from tests.browser.pyodide_page import PyodidePage
-from tests.faults.delivery import DeliveryChecker
-from tests.faults.proxy import ChaosProxy
-from tests.faults.scenario import ResetSchedule, emit, metric, pump_wait, wait_for
-from tests.server.conftest import RedisServer
-from tests.serverproc import ServerProcess
+from pyrt.pytest_plugin.delivery import DeliveryChecker
+from pyrt.pytest_plugin.proxy import ChaosProxy, ResetSchedule
+from pyrt.pytest_plugin.pyodide_page import PyodidePage
+from pyrt.pytest_plugin.redis_process import RedisServer
+from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.pytest_plugin.waiting import wait_until
+from tests.faults.scenario import emit
 
 PRELUDE = """
 import asyncio, js, json
@@ -34,13 +35,6 @@ from pyrt.aio.fetch_event_source import FetchEventSource
 
 FAST = Backoff(initial=0.05, maximum=0.5)
 """
-
-
-def allow(py: PyodidePage, proxy: ChaosProxy) -> str:
-    """Let the page reach the proxy's origin (PyodidePage blocks other origins); returns it."""
-    origin = f"http://127.0.0.1:{proxy.port}"
-    py.context.route(f"{origin}/**", lambda route: route.continue_())
-    return origin
 
 
 class Publisher:
@@ -147,7 +141,7 @@ def test_publications_reach_ws_eventsource_and_fetch_clients_exactly_once_throug
     total = 2000
     channel = "rel-down-" + uuid.uuid4().hex[:10]
     with ChaosProxy(fan_server.port) as proxy:
-        origin = allow(py, proxy)
+        origin = proxy.url  # another origin on localhost: the page may reach it
         ns = f"down-{channel}"
         py.run(
             PRELUDE
@@ -172,7 +166,7 @@ await ws.wait_open(10)
         started = time.monotonic()
         publisher = Publisher(fan_server.ws_url, channel, total).start()
         with ResetSchedule(proxy, 0.2, 1.0, seed=2) as schedule:
-            pump_wait(py.page, publisher.done, 60, "the publisher finished")
+            wait_until(publisher.done, 60, "the publisher finished", page=py.page)
             publisher.join(1)
             py.wait_for(f"all(len(v) >= {total} for v in got.values())", ns=ns, timeout=60)
         elapsed = time.monotonic() - started
@@ -240,21 +234,19 @@ class RssSampler:
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    redis = RedisServer()
-    yield redis.url
-    redis.stop()
+def redis_url(pyrt_redis: RedisServer) -> str:
+    return pyrt_redis.url
 
 
 def test_a_slow_consumer_is_cut_off_with_bounded_server_memory_and_recovers_without_a_gap(
-    py: PyodidePage, start_server: Any, redis_url: str
+    py: PyodidePage, pyrt_start_server: Any, redis_url: str
 ) -> None:
     # On Redis, retention lives in redis-server: the serve.py process's memory growth is what it
     # buffers for connections, which the send queue limit bounds.
     queue_limit = 64 * 1024
     total, pad = 4000, 2000  # ~8 MB of publications: 800 s at the slow client's 10 KiB/s
     link = 10 * 1024
-    server: ServerProcess = start_server(
+    server: ServerProcess = pyrt_start_server(
         "--redis",
         redis_url,
         "--redis-prefix",
@@ -298,8 +290,8 @@ await ws.connect().wait_open(10)
             publisher = Publisher(server.ws_url, channel, total, per_burst=100, pause=0.0, pad=pad).start()
             publisher.join(60)
             published_s = time.monotonic() - started
-            wait_for(
-                lambda: metric(server.url, "pyrt_drops_total", reason="slow_consumer") >= 1,
+            wait_until(
+                lambda: server.metric("pyrt_drops_total", reason="slow_consumer") >= 1,
                 30,
                 "the server cut the slow consumer off",
             )
@@ -318,7 +310,7 @@ await ws.connect().wait_open(10)
             "ws.close()\nout",
             ns=ns,
         )
-    slow_drops = metric(server.url, "pyrt_drops_total", reason="slow_consumer")
+    slow_drops = server.metric("pyrt_drops_total", reason="slow_consumer")
     report = checker_for(publisher, result[0], "slow").report()
     published_mb = total * (pad + 60) / 1e6
     emit(

@@ -11,18 +11,18 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.browser.pyodide_page import RUNNER, PyodidePage
-from tests.faults.delivery import DeliveryChecker
-from tests.faults.proxy import ChaosProxy
-from tests.faults.scenario import emit, metric
-from tests.server.conftest import RedisServer
-from tests.serverproc import ServerProcess
+from pyrt.pytest_plugin.delivery import DeliveryChecker
+from pyrt.pytest_plugin.proxy import ChaosProxy
+from pyrt.pytest_plugin.pyodide_page import PyodidePage
+from pyrt.pytest_plugin.redis_process import RedisServer
+from pyrt.pytest_plugin.server_process import ServerProcess
+from tests.faults.scenario import emit
 
 StartServer = Callable[..., ServerProcess]
 
@@ -84,10 +84,8 @@ await subscriber.wait_open(10)
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    redis = RedisServer()
-    yield redis.url
-    redis.stop()
+def redis_url(pyrt_redis: RedisServer) -> str:
+    return pyrt_redis.url
 
 
 def redis_args(redis_url: str, prefix: str, name: str) -> tuple[str, ...]:
@@ -193,12 +191,12 @@ def reopened_after(opens: list[float], since_ms: float) -> float:
 
 
 def test_a_killed_and_a_terminated_server_on_redis_lose_nothing_and_queued_messages_arrive(
-    py: PyodidePage, start_server: StartServer, redis_url: str
+    py: PyodidePage, pyrt_start_server: StartServer, redis_url: str
 ) -> None:
     total = 1000
     prefix = f"restart{uuid.uuid4().hex[:6]}:"
     args = redis_args(redis_url, prefix, "restart")
-    server = start_server(*args)
+    server = pyrt_start_server(*args)
     port = server.port
     cid = "restart-" + uuid.uuid4().hex[:10]
     channel = "rel-restart-" + uuid.uuid4().hex[:8]
@@ -220,7 +218,7 @@ def test_a_killed_and_a_terminated_server_on_redis_lose_nothing_and_queued_messa
         code = server.stop(sig)
         py.run("messages_on[0] = True", ns=ns)  # sent while the server is down: they queue
         queued = py.run("[producer.stats.queue_length, producer.stats.pending_acks]", ns=ns)
-        server = start_server(*args, "--port", str(port))  # the same address, a new process
+        server = pyrt_start_server(*args, "--port", str(port))  # the same address, a new process
         ready_ms = time.time() * 1000
         for name in ("producer", "subscriber"):
             py.wait_for(f"opens['{name}'][-1] > {stopped_ms}", ns=ns, timeout=15)
@@ -263,12 +261,12 @@ def test_a_killed_and_a_terminated_server_on_redis_lose_nothing_and_queued_messa
 
 
 def test_clients_fail_over_to_the_other_instance_and_resume_without_a_gap(
-    py: PyodidePage, start_server: StartServer, redis_url: str
+    py: PyodidePage, pyrt_start_server: StartServer, redis_url: str
 ) -> None:
     total = 800
     prefix = f"failover{uuid.uuid4().hex[:6]}:"
-    first = start_server(*redis_args(redis_url, prefix, "first"))
-    second = start_server(*redis_args(redis_url, prefix, "second"))
+    first = pyrt_start_server(*redis_args(redis_url, prefix, "first"))
+    second = pyrt_start_server(*redis_args(redis_url, prefix, "second"))
     cid = "failover-" + uuid.uuid4().hex[:10]
     channel = "rel-failover-" + uuid.uuid4().hex[:8]
     ns = f"failover-{cid}"
@@ -330,18 +328,11 @@ CHANNEL = "{channel}"
 # -- 11. page reload with persist ----------------------------------------------------------------------
 
 
-def reload(page: PyodidePage) -> None:
-    """Reload the page (the browser fires ``pagehide``) and boot Pyodide and pyrt again."""
-    page.page.reload()
-    page.page.evaluate("window.pyodideReady")
-    page.page.evaluate("(code) => window.pyodide.runPythonAsync(code)", RUNNER)
-
-
 def test_unacked_messages_and_offsets_survive_a_reload_and_are_delivered_exactly_once(
-    new_py: Callable[..., PyodidePage], start_server: StartServer
+    pyrt_new_page: Callable[..., PyodidePage], pyrt_start_server: StartServer
 ) -> None:
-    server = start_server("--demo", "--demo-tick", "0", "--allowed-origin", "*", "--rate-limit", "0")
-    page = new_py(server.url)
+    server = pyrt_start_server("--demo", "--demo-tick", "0", "--allowed-origin", "*", "--rate-limit", "0")
+    page = pyrt_new_page(server.url)
     cid = "reload-" + uuid.uuid4().hex[:10]
     channel = "rel-reload-" + uuid.uuid4().hex[:8]
     key = f"pyrt-reliability-{cid}"
@@ -383,8 +374,8 @@ None
             assert time.monotonic() < wait_progress_server, "the server did not handle the 40 messages"
             page.page.wait_for_timeout(20)
         first_seen, first_pending = page.run("[list(seen), c.stats.pending_acks]", ns="first")
-        dedup_before = metric(server.url, "pyrt_dedup_hits_total", kind="message")
-        reload(page)
+        dedup_before = server.metric("pyrt_dedup_hits_total", kind="message")
+        page.reload()  # the browser fires pagehide; Pyodide and pyrt boot again
         saved = page.run(f"import js, json\njson.loads(js.localStorage.getItem('{key}'))")
         publish(range(100, 120))  # while no page is listening
         page.run(
@@ -398,7 +389,7 @@ None
             raise AssertionError(f"after the reload: {state}; saved offsets {saved['offsets']}") from exc
         second = page.run("[list(seen), c.stats.acked]", ns="second")
         page.run(f"c.close()\nimport js\njs.localStorage.removeItem('{key}')", ns="second")
-    dedup_hits = metric(server.url, "pyrt_dedup_hits_total", kind="message") - dedup_before
+    dedup_hits = server.metric("pyrt_dedup_hits_total", kind="message") - dedup_before
     messages = [m["data"]["seq"] for m in received(server, cid)]
     found = reports(60, messages, [])["messages"]
     pubs = DeliveryChecker()

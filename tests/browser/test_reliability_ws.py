@@ -2,7 +2,7 @@
 9, 10): real Chromium + Pyodide, a real ``serve.py``, and the chaos proxy between them.
 
 The page is served by the session's server; the clients connect to this module's server through a
-:class:`~tests.faults.proxy.ChaosProxy` (another origin, allowed with ``--allowed-origin '*'``).
+:class:`~pyrt.pytest_plugin.proxy.ChaosProxy` (another origin, allowed with ``--allowed-origin '*'``).
 Timings are scaled down: heartbeats of a few hundred milliseconds, backoff from 50 ms.
 """
 
@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.pyodide_page import PyodidePage
-from tests.faults.delivery import DeliveryChecker, percentile
-from tests.faults.proxy import ChaosProxy
-from tests.faults.scenario import ResetSchedule, emit, metric, wait_for
-from tests.serverproc import ServerProcess
+from pyrt.pytest_plugin.delivery import DeliveryChecker, percentile
+from pyrt.pytest_plugin.proxy import ChaosProxy, ResetSchedule
+from pyrt.pytest_plugin.pyodide_page import PyodidePage
+from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.pytest_plugin.waiting import wait_until
+from tests.faults.scenario import emit
 
 SERVER_ARGS = (
     "--demo",
@@ -95,7 +96,7 @@ def test_upstream_messages_arrive_exactly_once_in_order_through_random_resets(
 ) -> None:
     total = 2000
     ns = f"up-{cid}"
-    dedup_before = metric(rel_server.url, "pyrt_dedup_hits_total", kind="message")
+    dedup_before = rel_server.metric("pyrt_dedup_hits_total", kind="message")
     py.run(
         PRELUDE
         + f"""
@@ -140,7 +141,7 @@ client.close()
     )
     messages = received(rel_server, cid)
     report = server_checker(messages, total).report()
-    dedup_hits = metric(rel_server.url, "pyrt_dedup_hits_total", kind="message") - dedup_before
+    dedup_hits = rel_server.metric("pyrt_dedup_hits_total", kind="message") - dedup_before
     latencies = outcome["latencies"]
     emit(
         "1-upstream-exactly-once",
@@ -174,7 +175,7 @@ def test_a_half_open_connection_is_declared_dead_in_time_and_its_messages_are_re
     interval, timeout, rounds, per_round = 0.4, 0.4, 3, 10
     bound = (interval + timeout) * 1.1
     ns = f"half-{cid}"
-    drops_before = metric(rel_server.url, "pyrt_drops_total", reason="heartbeat")
+    drops_before = rel_server.metric("pyrt_drops_total", reason="heartbeat")
     py.run(
         PRELUDE
         + f"""
@@ -206,8 +207,8 @@ def send(n):
         detections.append(at_ms / 1000 - blackholed_at)
         py.wait_for(f"len(outcomes) == {first + per_round}", ns=ns, timeout=15)
         if r == 0:  # the server's side of the same fault: it drops the silent connection
-            wait_for(
-                lambda: metric(rel_server.url, "pyrt_drops_total", reason="heartbeat") > drops_before,
+            wait_until(
+                lambda: rel_server.metric("pyrt_drops_total", reason="heartbeat") > drops_before,
                 10,
                 "the server dropped the half-open connection",
             )
@@ -283,7 +284,7 @@ for policy, c in clients.items():
 """,
         ns=ns,
     )
-    wait_for(lambda: proxy.stats.events.count("refused a connection") >= 3, 10, "reconnects were refused")
+    wait_until(lambda: proxy.stats.events.count("refused a connection") >= 3, 10, "reconnects were refused")
     proxy.set(refuse=False)
     py.wait_for(
         "all(c.stats.queue_length == 0 and c.state.name == 'OPEN' for c in clients.values())",
@@ -296,7 +297,7 @@ for policy, c in clients.items():
         "raise": list(range(limit)),
     }
     got = {
-        p: wait_for(
+        p: wait_until(
             lambda p=p: (m := received(rel_server, f"{cid}-{p}")) and len(m) >= limit and m,
             10,
             f"{p}: the queue arrived",

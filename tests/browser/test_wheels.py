@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Route
+from playwright.sync_api import Browser
 
+from pyrt.pytest_plugin.app_page import AppPage
+from pyrt.pytest_plugin.pyodide_page import PyodidePage
+from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.pytest_plugin.waiting import wait_until
 from pyrt.server.assets import PackageZip
-from tests.browser.pyodide_page import PyodidePage
-from tests.serverproc import REPO, ServerProcess
+from tests import REPO
 
 SITE_PACKAGES = "/lib/python3.14/site-packages"
 
@@ -26,15 +28,15 @@ def working_tree_sources() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def py(browser: Browser, server: ServerProcess) -> Iterator[PyodidePage]:
+def py(pyrt_browser: Browser, pyrt_server: ServerProcess) -> Iterator[PyodidePage]:
     """A page that installed pyrt with micropip from the server's wheel (booted once)."""
-    page = PyodidePage(browser, server.url, "/install-micropip.html")
+    page = PyodidePage(pyrt_browser, pyrt_server.url, "/install-micropip.html")
     yield page
     page.close()
 
 
 def test_micropip_installs_the_served_wheel_built_from_the_working_tree(
-    py: PyodidePage, server: ServerProcess
+    py: PyodidePage, pyrt_server: ServerProcess
 ) -> None:
     installed = py.run(
         """
@@ -55,8 +57,8 @@ root = pathlib.Path(pyrt.__file__).parent
     assert installed["version"] == __import__("pyrt").__version__
     assert installed["listed"]
     assert installed["sources"] == working_tree_sources()
-    assert not any(name.startswith("server/") for name in installed["sources"])
-    assert py.timings["wheelUrl"].startswith(server.url + "/wheels/pyrt-")
+    assert not any(name.startswith(("server/", "pytest_plugin/")) for name in installed["sources"])
+    assert py.timings["wheelUrl"].startswith(pyrt_server.url + "/wheels/pyrt-")
 
 
 def test_the_client_imports_without_the_server_or_its_dependencies(py: PyodidePage) -> None:
@@ -70,32 +72,21 @@ import importlib.util, pyrt, pyrt.browser
     lock_and_wheels = [urlsplit(url).path for url in py.requests if url.endswith((".whl", ".json"))]
     assert "/vendor/pyodide/pyodide-lock.json" in lock_and_wheels
     assert any(path.startswith("/vendor/pyodide/micropip-") for path in lock_and_wheels)
-    assert py.foreign_requests == []
+    assert py.blocked_requests == []
 
 
-def test_a_pyscript_page_lists_pyrt_in_packages(browser: Browser, server: ServerProcess) -> None:
-    context = browser.new_context()
-    foreign: list[str] = []
-
-    def block(route: Route) -> None:
-        foreign.append(route.request.url)
-        route.abort()
-
-    context.route(lambda url: not url.startswith((server.url + "/", "data:", "blob:")), block)
-    try:
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(server.url + "/install-pyscript.html")
-        status = page.locator("#status[data-file]")
-        deadline = time.monotonic() + 30
-        while not status.count() and not errors:  # ready, or failed: whichever comes first
-            assert time.monotonic() < deadline, "the PyScript page did not finish within 30 s"
-            page.wait_for_timeout(50)
-        assert errors == []
-        assert status.get_attribute("data-file") == f"{SITE_PACKAGES}/pyrt/__init__.py"
-        assert status.inner_text() == f"pyrt {__import__('pyrt').__version__} installed as a package"
-        assert errors == []
-        assert foreign == []
-    finally:
-        context.close()
+def test_a_pyscript_page_lists_pyrt_in_packages(
+    pyrt_open_page: Callable[..., AppPage], pyrt_server: ServerProcess
+) -> None:
+    app = pyrt_open_page(pyrt_server, "/install-pyscript.html")
+    status = app.page.locator("#status[data-file]")
+    wait_until(
+        lambda: status.count() or app.page_errors,  # ready, or failed: whichever comes first
+        30,
+        "the PyScript page finished",
+        page=app,
+    )
+    assert app.page_errors == []
+    assert status.get_attribute("data-file") == f"{SITE_PACKAGES}/pyrt/__init__.py"
+    assert status.inner_text() == f"pyrt {__import__('pyrt').__version__} installed as a package"
+    assert app.blocked_requests == []

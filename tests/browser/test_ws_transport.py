@@ -6,8 +6,8 @@ import uuid
 
 import httpx
 
-from tests.browser.pyodide_page import PyodidePage
-from tests.serverproc import ServerProcess
+from pyrt.pytest_plugin.pyodide_page import PyodidePage
+from pyrt.pytest_plugin.server_process import ServerProcess
 
 SETUP = """
 import asyncio, json
@@ -29,11 +29,11 @@ def drop(server: ServerProcess, cid: str) -> int:
     return int(answer.json()["dropped"])
 
 
-def test_text_and_binary_echo_in_raw_mode(py: PyodidePage, server: ServerProcess) -> None:
+def test_text_and_binary_echo_in_raw_mode(py: PyodidePage, pyrt_server: ServerProcess) -> None:
     code = (
         SETUP
         + f"""
-client = WebSocketClient("{server.ws_url}/echo", protocol="raw", heartbeat=None)
+client = WebSocketClient("{pyrt_server.ws_url}/echo", protocol="raw", heartbeat=None)
 got = []
 client.on_message(got.append)
 await client.connect().wait_open(10)
@@ -53,11 +53,11 @@ await client.wait_closed(5)
     assert py.run(code) == ["héllo ✓", "bytes", True, "6162", '{"json":[1,2]}', "CLOSED"]
 
 
-def test_messages_and_acks_over_the_pyrt_protocol(py: PyodidePage, server: ServerProcess) -> None:
+def test_messages_and_acks_over_the_pyrt_protocol(py: PyodidePage, pyrt_server: ServerProcess) -> None:
     code = (
         SETUP
         + f"""
-client = WebSocketClient("{server.ws_url}/ws", heartbeat=None)
+client = WebSocketClient("{pyrt_server.ws_url}/ws", heartbeat=None)
 got = []
 client.on_message(got.append)
 async with client:
@@ -77,14 +77,14 @@ async with client:
 
 
 def test_a_forced_disconnect_reconnects_and_delivers_queued_messages_in_order(
-    py: PyodidePage, server: ServerProcess
+    py: PyodidePage, pyrt_server: ServerProcess
 ) -> None:
     cid = new_cid()
     ns = f"queue-{cid}"
     py.run(
         SETUP
         + f"""
-client = WebSocketClient("{server.ws_url}/ws?cid={cid}", heartbeat=None,
+client = WebSocketClient("{pyrt_server.ws_url}/ws?cid={cid}", heartbeat=None,
                          backoff=Backoff(initial=0.5, jitter="none"))
 got, reconnects = [], []
 client.on_message(got.append)
@@ -94,7 +94,7 @@ first_session = client.session
 """,
         ns=ns,
     )
-    assert drop(server, cid) == 1
+    assert drop(pyrt_server, cid) == 1
     py.wait_for("client.state.name == 'RECONNECTING'", ns=ns)
     py.run("for n in range(20): client.send(n)", ns=ns)
     assert py.run("client.stats.queue_length", ns=ns) == 20
@@ -105,14 +105,14 @@ first_session = client.session
 
 
 def test_send_with_ack_across_a_forced_disconnect_resolves_exactly_once(
-    py: PyodidePage, server: ServerProcess
+    py: PyodidePage, pyrt_server: ServerProcess
 ) -> None:
     cid = new_cid()
     ns = f"acks-{cid}"
     py.run(
         SETUP
         + f"""
-client = WebSocketClient("{server.ws_url}/ws?cid={cid}", heartbeat=None,
+client = WebSocketClient("{pyrt_server.ws_url}/ws?cid={cid}", heartbeat=None,
                          backoff=Backoff(initial=0.2, jitter="none"))
 await client.connect().wait_open(10)
 outcomes = {{}}
@@ -123,22 +123,24 @@ def send(n):
 """,
         ns=ns,
     )
-    stalled = httpx.post(f"{server.url}/demo/stall", json={"cid": cid, "seconds": 60}, timeout=10)
+    stalled = httpx.post(f"{pyrt_server.url}/demo/stall", json={"cid": cid, "seconds": 60}, timeout=10)
     assert stalled.json() == {"stalled": 1}
     py.run("for n in range(50): send(n)", ns=ns)
     assert py.run("[len(outcomes), client.stats.pending_acks]", ns=ns) == [0, 50]  # all in flight
-    assert drop(server, cid) == 1
+    assert drop(pyrt_server, cid) == 1
     py.run("for n in range(50, 100): send(n)", ns=ns)
     py.wait_for("len(outcomes) == 100", ns=ns, timeout=20)
     outcomes = py.run("outcomes", ns=ns)
     py.run("client.close()", ns=ns)
     assert all(value == ["ok"] for value in outcomes.values()), outcomes
-    received = httpx.get(f"{server.url}/demo/received", params={"cid": cid}, timeout=10).json()["messages"]
+    received = httpx.get(
+        f"{pyrt_server.url}/demo/received", params={"cid": cid}, timeout=10
+    ).json()["messages"]
     assert [m["data"]["n"] for m in received] == list(range(100))
 
 
 def test_a_subscription_survives_a_server_side_disconnect_without_gaps(
-    py: PyodidePage, server: ServerProcess
+    py: PyodidePage, pyrt_server: ServerProcess
 ) -> None:
     cid = new_cid()
     channel = f"room-{cid}"
@@ -146,7 +148,7 @@ def test_a_subscription_survives_a_server_side_disconnect_without_gaps(
     py.run(
         SETUP
         + f"""
-client = WebSocketClient("{server.ws_url}/ws?cid={cid}", heartbeat=None,
+client = WebSocketClient("{pyrt_server.ws_url}/ws?cid={cid}", heartbeat=None,
                          backoff=Backoff(initial=1.0, jitter="none"))
 seen = []
 client.subscribe("{channel}", lambda p: seen.append([p.data, p.offset, p.recovered]))
@@ -157,14 +159,14 @@ await client.connect().wait_open(10)
 
     def publish(n: int) -> None:
         httpx.post(
-            f"{server.url}/publish", json={"channel": channel, "data": n}, timeout=10
+            f"{pyrt_server.url}/publish", json={"channel": channel, "data": n}, timeout=10
         ).raise_for_status()
 
     py.wait_for("client.stats.received >= 2", ns=ns)  # welcome + subscribed
     for n in range(5):
         publish(n)
     py.wait_for("len(seen) == 5", ns=ns)
-    drop(server, cid)
+    drop(pyrt_server, cid)
     py.wait_for("client.state.name != 'OPEN'", ns=ns)
     for n in range(5, 10):
         publish(n)  # published while the client is away
@@ -179,11 +181,11 @@ await client.connect().wait_open(10)
     assert all(recovered for _, _, recovered in seen)
 
 
-def test_publish_resolves_with_the_offset(py: PyodidePage, server: ServerProcess) -> None:
+def test_publish_resolves_with_the_offset(py: PyodidePage, pyrt_server: ServerProcess) -> None:
     code = (
         SETUP
         + f"""
-client = WebSocketClient("{server.ws_url}/ws", heartbeat=None)
+client = WebSocketClient("{pyrt_server.ws_url}/ws", heartbeat=None)
 seen = []
 async with client:
     client.subscribe("pub-test", seen.append)
@@ -199,14 +201,14 @@ async with client:
 
 
 def test_the_heartbeat_detects_a_connection_the_server_stops_answering(
-    py: PyodidePage, server: ServerProcess
+    py: PyodidePage, pyrt_server: ServerProcess
 ) -> None:
     cid = new_cid()
     ns = f"hb-{cid}"
     py.run(
         SETUP
         + f"""
-client = WebSocketClient("{server.ws_url}/ws?cid={cid}",
+client = WebSocketClient("{pyrt_server.ws_url}/ws?cid={cid}",
                          heartbeat=Heartbeat(interval=0.3, timeout=0.3),
                          backoff=Backoff(initial=0.1, jitter="none"))
 reasons = []
@@ -217,7 +219,7 @@ loop = asyncio.get_running_loop()
 """,
         ns=ns,
     )
-    answer = httpx.post(f"{server.url}/demo/stall", json={"cid": cid, "seconds": 30}, timeout=10)
+    answer = httpx.post(f"{pyrt_server.url}/demo/stall", json={"cid": cid, "seconds": 30}, timeout=10)
     answer.raise_for_status()
     py.run("stalled_at = loop.time()", ns=ns)
     py.wait_for("reasons", ns=ns, timeout=5)
@@ -230,13 +232,13 @@ loop = asyncio.get_running_loop()
 
 
 def test_a_manual_close_stops_reconnecting_and_later_sends_raise(
-    py: PyodidePage, server: ServerProcess
+    py: PyodidePage, pyrt_server: ServerProcess
 ) -> None:
     code = (
         SETUP
         + f"""
 from pyrt.errors import ClientClosedError
-client = WebSocketClient("{server.ws_url}/ws", heartbeat=None, backoff=Backoff(initial=0.05))
+client = WebSocketClient("{pyrt_server.ws_url}/ws", heartbeat=None, backoff=Backoff(initial=0.05))
 await client.connect().wait_open(10)
 pending = client.send_with_ack("never acked?")
 client.close()
@@ -262,7 +264,7 @@ except ClientClosedError as exc:
 
 
 def test_live_proxies_return_to_baseline_after_200_connections(
-    py: PyodidePage, server: ServerProcess
+    py: PyodidePage, pyrt_server: ServerProcess
 ) -> None:
     code = (
         SETUP
@@ -270,7 +272,7 @@ def test_live_proxies_return_to_baseline_after_200_connections(
 baseline = proxies.live_count()
 peak = 0
 for n in range(200):
-    client = WebSocketClient("{server.ws_url}/echo", protocol="raw", heartbeat=None)
+    client = WebSocketClient("{pyrt_server.ws_url}/echo", protocol="raw", heartbeat=None)
     client.on_message(lambda m: None)
     await client.connect().wait_open(10)
     peak = max(peak, proxies.live_count())
@@ -285,7 +287,7 @@ for n in range(200):
 
 
 def test_pagehide_saves_unacked_messages_to_local_storage_for_the_next_page(
-    py: PyodidePage, server: ServerProcess
+    py: PyodidePage, pyrt_server: ServerProcess
 ) -> None:
     cid = new_cid()
     key = f"pyrt-test-{cid}"
@@ -294,12 +296,14 @@ def test_pagehide_saves_unacked_messages_to_local_storage_for_the_next_page(
         SETUP
         + f"""
 import js
-first = WebSocketClient("{server.ws_url}/ws?cid={cid}", heartbeat=None, persist="{key}")
+first = WebSocketClient("{pyrt_server.ws_url}/ws?cid={cid}", heartbeat=None, persist="{key}")
 await first.connect().wait_open(10)
 """,
         ns=ns,
     )
-    httpx.post(f"{server.url}/demo/stall", json={"cid": cid, "seconds": 60}, timeout=10).raise_for_status()
+    httpx.post(
+        f"{pyrt_server.url}/demo/stall", json={"cid": cid, "seconds": 60}, timeout=10
+    ).raise_for_status()
     saved = py.run(
         """
 pending = [first.send_with_ack({"n": n}) for n in range(3)]
@@ -312,31 +316,33 @@ json.loads(js.localStorage.getItem(KEY))
     assert py.run("first.state.name", ns=ns) == "PAUSED"  # waiting for pageshow
     py.run(
         f"""
-second = WebSocketClient("{server.ws_url}/ws?cid={cid}", heartbeat=None, persist="{key}")
+second = WebSocketClient("{pyrt_server.ws_url}/ws?cid={cid}", heartbeat=None, persist="{key}")
 await second.connect().wait_open(10)
 """,
         ns=ns,
     )
     py.wait_for("second.stats.pending_acks == 0 and second.stats.acked == 3", ns=ns, timeout=10)
     py.run("first.close(); second.close(); js.localStorage.removeItem(KEY)".replace("KEY", repr(key)), ns=ns)
-    received = httpx.get(f"{server.url}/demo/received", params={"cid": cid}, timeout=10).json()["messages"]
+    received = httpx.get(
+        f"{pyrt_server.url}/demo/received", params={"cid": cid}, timeout=10
+    ).json()["messages"]
     assert [m["data"]["n"] for m in received] == [0, 1, 2]
 
 
-def test_the_online_event_cuts_a_long_backoff_short(py: PyodidePage, server: ServerProcess) -> None:
+def test_the_online_event_cuts_a_long_backoff_short(py: PyodidePage, pyrt_server: ServerProcess) -> None:
     cid = new_cid()
     ns = f"online-{cid}"
     py.run(
         SETUP
         + f"""
 import js
-client = WebSocketClient("{server.ws_url}/ws?cid={cid}", heartbeat=None,
+client = WebSocketClient("{pyrt_server.ws_url}/ws?cid={cid}", heartbeat=None,
                          backoff=Backoff(initial=60.0, maximum=60.0, jitter="none"))
 await client.connect().wait_open(10)
 """,
         ns=ns,
     )
-    drop(server, cid)
+    drop(pyrt_server, cid)
     py.wait_for("client.state.name == 'RECONNECTING'", ns=ns)
     py.run("js.window.dispatchEvent(js.Event.new('online'))", ns=ns)
     py.wait_for("client.state.name == 'OPEN'", ns=ns, timeout=5)
@@ -345,14 +351,14 @@ await client.connect().wait_open(10)
 
 
 def test_a_burst_of_text_and_binary_frames_arrives_complete_and_in_order(
-    py: PyodidePage, server: ServerProcess
+    py: PyodidePage, pyrt_server: ServerProcess
 ) -> None:
     # Echoed back to back, the replies cross into Python in batches (see ws_transport._Socket).
     code = (
         SETUP
         + f"""
 baseline = proxies.live_count()
-client = WebSocketClient("{server.ws_url}/echo", protocol="raw", heartbeat=None)
+client = WebSocketClient("{pyrt_server.ws_url}/echo", protocol="raw", heartbeat=None)
 got = []
 client.on_message(got.append)
 await client.connect().wait_open(10)

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.serverproc import ServerProcess
+from pyrt.pytest_plugin.server_process import ServerProcess
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, None]], timeout: float = 60.0) -> None:

@@ -8,10 +8,11 @@ from typing import Any
 
 from pyrt import Backoff
 from pyrt.errors import SSEError
+from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.pytest_plugin.waiting import wait_until
 from pyrt.sse import ServerSentEvent
 from tests.browser.sse_fault_app import FaultApp
 from tests.server.cpython_support import Controls, new_cid, run, until
-from tests.serverproc import ServerProcess, wait_until
 
 FAST = Backoff(initial=0.05, maximum=0.1, jitter="none")
 

@@ -24,24 +24,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import connect
 
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.sse import SSEDecoder
 from tests.faults.scenario import emit
 from tests.server.test_sse_endpoint import open_stream
 from tests.server.wsclient import Client, run
-from tests.serverproc import ServerProcess
 
 SURROGATE_PUBLISH = '{"type":"publish","id":"p-bad","channel":"%s","data":"\\ud800"}'
 SURROGATE_MESSAGE = '{"type":"message","id":"m-bad","data":{"\\udc00":1}}'
 
 
-def test_a_lone_surrogate_is_refused_everywhere_and_ends_no_stream(server: ServerProcess) -> None:
+def test_a_lone_surrogate_is_refused_everywhere_and_ends_no_stream(pyrt_server: ServerProcess) -> None:
     channel = "surrogate-" + uuid.uuid4().hex[:8]
 
     async def scenario() -> dict[str, Any]:
-        subscriber = await Client.connect(server.ws_url)
+        subscriber = await Client.connect(pyrt_server.ws_url)
         await subscriber.send({"type": "subscribe", "channel": channel, "since": "0"})
         await subscriber.expect("subscribed")
-        publisher = await Client.connect(server.ws_url)
+        publisher = await Client.connect(pyrt_server.ws_url)
         await publisher.send({"type": "publish", "id": "p-1", "channel": channel, "data": "before"})
         await publisher.expect("ack", id="p-1")
         await publisher.send(SURROGATE_PUBLISH % channel)
@@ -50,12 +50,12 @@ def test_a_lone_surrogate_is_refused_everywhere_and_ends_no_stream(server: Serve
         refused_message = await publisher.expect("error", id="m-bad")
         async with httpx.AsyncClient(timeout=5) as http:
             escaped = await http.post(
-                server.url + "/publish",
+                pyrt_server.url + "/publish",
                 content=b'{"channel":"%s","data":"\\ud800"}' % channel.encode(),
                 headers={"content-type": "application/json"},
             )
             raw = await http.post(  # a surrogate encoded as bytes (CESU-8): not UTF-8
-                server.url + "/publish",
+                pyrt_server.url + "/publish",
                 content=b'{"channel":"%s","data":"\xed\xa0\x80"}' % channel.encode(),
                 headers={"content-type": "application/json"},
             )
@@ -64,7 +64,7 @@ def test_a_lone_surrogate_is_refused_everywhere_and_ends_no_stream(server: Serve
             await publisher.send({"type": "publish", "id": "p-2", "channel": channel, "data": "after"})
             await publisher.expect("ack", id="p-2")
             live = [p["data"] for p in await subscriber.publications(channel, 2)]
-            stream = await open_stream(http, server.url, params={"channel": channel, "lastEventId": "0"})
+            stream = await open_stream(http, pyrt_server.url, params={"channel": channel, "lastEventId": "0"})
             events = await stream.next_events(2)
         await publisher.close()
         await subscriber.close()

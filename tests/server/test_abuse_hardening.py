@@ -14,6 +14,8 @@ import pytest
 import websockets
 from starlette.testclient import TestClient
 
+from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.pytest_plugin.waiting import wait_until
 from pyrt.server import Settings, create_app
 from pyrt.server.brokers.base import BrokerError
 from pyrt.server.brokers.memory import MemoryBroker
@@ -21,7 +23,6 @@ from pyrt.server.dedup import Compute, MessageDedup
 from tests.faults.scenario import emit
 from tests.server.test_sse_endpoint import open_stream
 from tests.server.wsclient import Client, run
-from tests.serverproc import ServerProcess
 
 
 async def connect_as(server: ServerProcess, forwarded_for: str) -> int:
@@ -42,10 +43,10 @@ OPEN: list[Any] = []
 
 
 def test_forwarded_addresses_are_trusted_only_from_configured_proxies(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    untrusted = start_server("--max-connections-per-ip", "2")
-    proxied = start_server("--max-connections-per-ip", "2", "--forwarded-allow-ips", "127.0.0.1")
+    untrusted = pyrt_start_server("--max-connections-per-ip", "2")
+    proxied = pyrt_start_server("--max-connections-per-ip", "2", "--forwarded-allow-ips", "127.0.0.1")
 
     async def scenario() -> dict[str, list[int]]:
         spoofed = [await connect_as(untrusted, f"10.0.0.{n}") for n in range(3)]
@@ -66,9 +67,9 @@ def test_forwarded_addresses_are_trusted_only_from_configured_proxies(
 
 
 def test_paths_the_system_refuses_answer_404_without_a_traceback(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = start_server()
+    server = pyrt_start_server()
     long_name = "a" * 300
     statuses = {
         path: httpx.get(server.url + path, timeout=10).status_code
@@ -85,8 +86,8 @@ def test_paths_the_system_refuses_answer_404_without_a_traceback(
     assert "Traceback" not in server.log_text()
 
 
-def test_clients_that_go_away_leave_no_traceback(start_server: Callable[..., ServerProcess]) -> None:
-    server = start_server("--demo", "--demo-tick", "0")
+def test_clients_that_go_away_leave_no_traceback(pyrt_start_server: Callable[..., ServerProcess]) -> None:
+    server = pyrt_start_server("--demo", "--demo-tick", "0")
     head = (
         b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b'Content-Length: 1000\r\n\r\n{"channel":'
@@ -146,9 +147,9 @@ def test_client_data_in_logs_is_quoted(caplog: pytest.LogCaptureFixture) -> None
 
 
 def test_credentials_in_query_strings_stay_out_of_the_access_log(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = start_server()
+    server = pyrt_start_server()
     secret = uuid.uuid4().hex
     httpx.get(server.url + "/healthz", params={"token": secret, "n": "1"})
     with httpx.stream("GET", server.url + "/sse", params={"channel": "x", "access_token": secret}) as sse:
@@ -162,17 +163,18 @@ def test_credentials_in_query_strings_stay_out_of_the_access_log(
         await ws.close()
 
     run(websocket())
-    time.sleep(0.2)
-    log = server.log_text() + "\n".join(server.stdout_lines)  # uvicorn's access log is on stdout
+    # The access log line follows the answer: wait for the last request's (stdout is in the log).
+    wait_until(lambda: "/ws?api_key=" in server.log_text(), 10, "the WebSocket request is in the access log")
+    log = server.log_text()
     assert secret not in log
     assert "token=***" in log
     assert "api_key=***" in log
 
 
 def test_one_subscribe_replays_at_most_the_replay_limit(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = start_server("--retention", "50", "--max-replay", "10")
+    server = pyrt_start_server("--retention", "50", "--max-replay", "10")
     channel = "replay-" + uuid.uuid4().hex[:8]
 
     async def scenario() -> tuple[dict[str, Any], list[Any], list[Any]]:
@@ -199,9 +201,9 @@ def test_one_subscribe_replays_at_most_the_replay_limit(
 
 
 def test_the_notebook_site_cannot_be_framed_by_other_sites(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = start_server()
+    server = pyrt_start_server()
     response = httpx.get(server.url + "/lab/")
     policy = response.headers.get("content-security-policy", "")
     assert "frame-ancestors 'self'" in policy

@@ -21,11 +21,12 @@ import pytest
 import websockets
 
 from pyrt.close_policy import TOKEN_EXPIRED, CloseInfo, default_should_reconnect
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.auth import make_token
-from tests.faults.scenario import emit, metric
+from tests import REPO
+from tests.faults.scenario import emit
 from tests.server.test_sse_endpoint import open_stream
 from tests.server.wsclient import Client, run
-from tests.serverproc import REPO, ServerProcess
 
 VICTIM = "127.0.0.2"
 SECRET = "isolation-secret"
@@ -39,8 +40,8 @@ def bearer(subject: str, ttl: float = 3600) -> str:
     return "bearer." + make_token(SECRET, subject, ttl)
 
 
-def test_message_ids_are_scoped_per_client_address(start_server: Callable[..., ServerProcess]) -> None:
-    server = start_server()
+def test_message_ids_are_scoped_per_client_address(pyrt_start_server: Callable[..., ServerProcess]) -> None:
+    server = pyrt_start_server()
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         victim = await Client.connect(server.ws_url, local_addr=(VICTIM, 0))
@@ -60,11 +61,11 @@ def test_message_ids_are_scoped_per_client_address(start_server: Callable[..., S
     assert victims["data"] == "the victim's secret"
     assert attackers["data"] == "guess"  # its own message, handled for it: nothing of the victim's
     assert retry == victims  # the victim's retry is still deduplicated
-    assert metric(server.url, "pyrt_dedup_hits_total", kind="message") == 1
+    assert server.metric("pyrt_dedup_hits_total", kind="message") == 1
 
 
-def test_message_ids_are_scoped_per_token_subject(start_server: Callable[..., ServerProcess]) -> None:
-    server = start_server("--token-secret", SECRET)
+def test_message_ids_are_scoped_per_token_subject(pyrt_start_server: Callable[..., ServerProcess]) -> None:
+    server = pyrt_start_server("--token-secret", SECRET)
 
     async def scenario() -> Any:
         alice = await Client.connect(server.ws_url, subprotocols=["pyrt.v1", bearer("alice")])
@@ -80,8 +81,10 @@ def test_message_ids_are_scoped_per_token_subject(start_server: Callable[..., Se
     assert run(scenario()) is None  # mallory's own (empty) message, not alice's card
 
 
-def test_publish_ids_are_scoped_per_identity_and_channel(start_server: Callable[..., ServerProcess]) -> None:
-    server = start_server()
+def test_publish_ids_are_scoped_per_identity_and_channel(
+    pyrt_start_server: Callable[..., ServerProcess]
+) -> None:
+    server = pyrt_start_server()
 
     async def scenario() -> list[dict[str, Any]]:
         victim = await Client.connect(server.ws_url, local_addr=(VICTIM, 0))
@@ -100,11 +103,11 @@ def test_publish_ids_are_scoped_per_identity_and_channel(start_server: Callable[
 
 
 def test_one_identity_cannot_flush_another_ones_message_ids(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
     # The quota and the window are scaled down (10,000 / 100,000 by default) so that the flood
     # needs 1,500 messages instead of 110,000; the rule under test is the same.
-    server = start_server("--dedup-per-identity", "100", "--dedup-max", "1000")
+    server = pyrt_start_server("--dedup-per-identity", "100", "--dedup-max", "1000")
 
     async def scenario() -> float:
         victim = await Client.connect(server.ws_url, local_addr=(VICTIM, 0))
@@ -126,15 +129,15 @@ def test_one_identity_cannot_flush_another_ones_message_ids(
         return flooded
 
     seconds = run(scenario())
-    hits = metric(server.url, "pyrt_dedup_hits_total", kind="message")
+    hits = server.metric("pyrt_dedup_hits_total", kind="message")
     emit("abuse.isolation.flush", flood_ids=1500, flood_s=seconds, victim_retry_deduplicated=hits == 1)
     assert hits == 1  # the victim's retry was recognised: its payment ran once
 
 
 def test_demo_mode_is_opt_in_and_refused_with_authentication(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    plain = start_server()
+    plain = pyrt_start_server()
     assert httpx.get(plain.url + "/healthz").json() == {"status": "ok", "demo": False}
     assert httpx.post(plain.url + "/demo/drop", json={"cid": "x"}).status_code in (404, 405)
     refused = subprocess.run(
@@ -148,9 +151,9 @@ def test_demo_mode_is_opt_in_and_refused_with_authentication(
 
 
 def test_demo_controls_reach_only_the_callers_own_connections(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = start_server("--demo", "--demo-tick", "0")
+    server = pyrt_start_server("--demo", "--demo-tick", "0")
     cid = "victim-" + uuid.uuid4().hex[:8]
 
     async def scenario() -> dict[str, Any]:
@@ -211,9 +214,9 @@ WS_UPGRADE = (
 )
 
 
-def test_hosts_that_are_not_this_server_are_refused(start_server: Callable[..., ServerProcess]) -> None:
-    server = start_server()
-    named = start_server("--allowed-host", ".app.example")
+def test_hosts_that_are_not_this_server_are_refused(pyrt_start_server: Callable[..., ServerProcess]) -> None:
+    server = pyrt_start_server()
+    named = pyrt_start_server("--allowed-host", ".app.example")
     port, other = server.port, named.port
     rebinding = {
         "healthz": raw_status(port, f"evil.example:{port}"),
@@ -245,8 +248,8 @@ def test_hosts_that_are_not_this_server_are_refused(start_server: Callable[..., 
     assert elsewhere == 403
 
 
-def test_a_wildcard_origin_never_gets_credentials(start_server: Callable[..., ServerProcess]) -> None:
-    server = start_server("--allowed-origin", "*", "--token-secret", SECRET)
+def test_a_wildcard_origin_never_gets_credentials(pyrt_start_server: Callable[..., ServerProcess]) -> None:
+    server = pyrt_start_server("--allowed-origin", "*", "--token-secret", SECRET)
     token = make_token(SECRET, "alice")
     own = server.url
     foreign = "https://evil.example"
@@ -297,9 +300,9 @@ def test_a_wildcard_origin_never_gets_credentials(start_server: Callable[..., Se
 
 
 def test_a_live_connection_is_closed_with_4001_when_its_token_expires(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = start_server("--token-secret", SECRET)
+    server = pyrt_start_server("--token-secret", SECRET)
     token = make_token(SECRET, "alice", ttl=2)
 
     async def scenario() -> tuple[int | None, bool, float]:
@@ -325,9 +328,9 @@ def test_a_live_connection_is_closed_with_4001_when_its_token_expires(
     assert sse_ended
 
 
-def test_echo_is_opt_in_and_checked_like_ws(start_server: Callable[..., ServerProcess]) -> None:
-    default = start_server()
-    echo = start_server("--echo", "--token-secret", SECRET)
+def test_echo_is_opt_in_and_checked_like_ws(pyrt_start_server: Callable[..., ServerProcess]) -> None:
+    default = pyrt_start_server()
+    echo = pyrt_start_server("--echo", "--token-secret", SECRET)
 
     async def scenario() -> dict[str, Any]:
         results: dict[str, Any] = {}

@@ -22,11 +22,12 @@ import pytest
 import redis
 import websockets
 
+from pyrt.pytest_plugin.memory import PeakRss
+from pyrt.pytest_plugin.redis_process import RedisServer
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.settings import Settings
 from tests.faults.scenario import emit
-from tests.server.conftest import RedisServer
 from tests.server.wsclient import Client, run
-from tests.serverproc import PeakRss, ServerProcess
 
 DEFAULTS = Settings()
 MiB = 1024 * 1024
@@ -57,9 +58,9 @@ async def bystander_round_trip(server: ServerProcess) -> None:
 
 
 def test_big_publications_into_new_channels_stay_within_the_history_budget(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = start_server()
+    server = pyrt_start_server()
     payload = "x" * 1_000_000  # ~1 KB on the wire with permessage-deflate
 
     async def attack() -> tuple[int, float]:
@@ -96,9 +97,9 @@ def test_big_publications_into_new_channels_stay_within_the_history_budget(
 
 
 def test_post_publish_is_rate_limited_per_address_with_retry_after(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = start_server()
+    server = pyrt_start_server()
     accepted = 0
     refused: httpx.Response | None = None
     started = time.monotonic()
@@ -121,15 +122,15 @@ def test_post_publish_is_rate_limited_per_address_with_retry_after(
 
 
 def test_redis_channels_expire_after_the_history_ttl(
-    redis_server: RedisServer, start_server: Callable[..., ServerProcess]
+    pyrt_redis: RedisServer, pyrt_start_server: Callable[..., ServerProcess]
 ) -> None:
     # --history-ttl is scaled down from 600 s so that expiry is seen within the test.
     prefix = f"ttl{uuid.uuid4().hex[:6]}:"
-    server = start_server("--redis", redis_server.url, "--redis-prefix", prefix, "--history-ttl", "1")
+    server = pyrt_start_server("--redis", pyrt_redis.url, "--redis-prefix", prefix, "--history-ttl", "1")
     channel = "expiring"
     response = httpx.post(server.url + "/publish", json={"channel": channel, "data": 1})
     assert response.status_code == 200
-    direct = redis.Redis.from_url(redis_server.url)
+    direct = redis.Redis.from_url(pyrt_redis.url)
     key = f"{prefix}ch:{channel}"
     ttl_ms = direct.pttl(key)
     assert 0 < ttl_ms <= 1000, ttl_ms
@@ -140,9 +141,9 @@ def test_redis_channels_expire_after_the_history_ttl(
     emit("abuse.memory.redis_ttl", ttl_ms=ttl_ms)
 
 
-def test_acked_messages_keep_only_their_result(start_server: Callable[..., ServerProcess]) -> None:
+def test_acked_messages_keep_only_their_result(pyrt_start_server: Callable[..., ServerProcess]) -> None:
     # --demo records every message for /demo/received: that record is bounded by the history budget.
-    server = start_server("--demo", "--demo-tick", "0")
+    server = pyrt_start_server("--demo", "--demo-tick", "0")
     size = 500_000
 
     async def attack() -> tuple[int, dict[str, object]]:
@@ -173,8 +174,8 @@ def test_acked_messages_keep_only_their_result(start_server: Callable[..., Serve
     assert rss.grew < DEFAULTS.history_bytes / MiB + MARGIN_MIB
 
 
-def test_a_request_head_has_a_size_limit(start_server: Callable[..., ServerProcess]) -> None:
-    server = start_server()
+def test_a_request_head_has_a_size_limit(pyrt_start_server: Callable[..., ServerProcess]) -> None:
+    server = pyrt_start_server()
     sent = 0
     answer = b""
     with PeakRss(server.proc.pid) as rss, socket.create_connection(("127.0.0.1", server.port)) as sock:
@@ -201,10 +202,10 @@ def test_a_request_head_has_a_size_limit(start_server: Callable[..., ServerProce
 
 
 def test_every_request_head_has_a_time_limit_also_on_keep_alive(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
     # --handshake-timeout is scaled down from 10 s to keep the test short.
-    server = start_server("--handshake-timeout", "1")
+    server = pyrt_start_server("--handshake-timeout", "1")
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.settimeout(10)
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -223,9 +224,9 @@ def test_every_request_head_has_a_time_limit_also_on_keep_alive(
         assert closed, "a keep-alive head dribbled for 8 s was never timed out"
 
 
-def test_a_slow_request_body_times_out(start_server: Callable[..., ServerProcess]) -> None:
+def test_a_slow_request_body_times_out(pyrt_start_server: Callable[..., ServerProcess]) -> None:
     # --body-timeout is scaled down from 30 s to keep the test short.
-    server = start_server("--body-timeout", "1")
+    server = pyrt_start_server("--body-timeout", "1")
     head = SLOW_POST_HEAD
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.settimeout(10)
@@ -238,14 +239,14 @@ def test_a_slow_request_body_times_out(start_server: Callable[..., ServerProcess
     assert "Traceback" not in server.log_text()
 
 
-def test_slow_bodies_cannot_exhaust_file_descriptors(start_server: Callable[..., ServerProcess]) -> None:
+def test_slow_bodies_cannot_exhaust_file_descriptors(pyrt_start_server: Callable[..., ServerProcess]) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     unlimited = resource.RLIM_INFINITY
     if hard != unlimited and hard < 1400:
         pytest.skip(f"this test opens 1,100 sockets and the open-file limit is {hard}")
     if soft != unlimited and soft < 1400:  # the test's own sockets
         resource.setrlimit(resource.RLIMIT_NOFILE, (4096 if hard == unlimited else min(hard, 4096), hard))
-    server = start_server(files=1024)  # a common default `ulimit -n`
+    server = pyrt_start_server(files=1024)  # a common default `ulimit -n`
     head = SLOW_POST_HEAD + b"{"
     attackers: list[socket.socket] = []
     try:
@@ -294,9 +295,9 @@ def test_slow_bodies_cannot_exhaust_file_descriptors(start_server: Callable[...,
 
 @pytest.mark.parametrize("path", ["/ws", "/echo"])
 def test_pings_without_reading_hold_one_socket_buffer(
-    start_server: Callable[..., ServerProcess], path: str
+    pyrt_start_server: Callable[..., ServerProcess], path: str
 ) -> None:
-    server = start_server("--echo")  # /echo is opt-in
+    server = pyrt_start_server("--echo")  # /echo is opt-in
 
     async def attack() -> float:
         ws = await websockets.connect(
@@ -330,9 +331,9 @@ def test_pings_without_reading_hold_one_socket_buffer(
 
 
 def test_compressed_input_cannot_inflate_into_the_servers_memory(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = start_server()
+    server = pyrt_start_server()
 
     async def attack() -> int:
         ws = await websockets.connect(server.ws_url + "/ws", subprotocols=["pyrt.v1"], ping_interval=None)
@@ -353,8 +354,10 @@ def test_compressed_input_cannot_inflate_into_the_servers_memory(
     assert rss.grew < 32, f"{rss.grew:.0f} MiB held for {sent >> 10} KiB received"
 
 
-def test_idle_connections_keep_nothing_of_what_they_sent(start_server: Callable[..., ServerProcess]) -> None:
-    server = start_server()
+def test_idle_connections_keep_nothing_of_what_they_sent(
+    pyrt_start_server: Callable[..., ServerProcess]
+) -> None:
+    server = pyrt_start_server()
     connections = 100
 
     async def attack() -> None:

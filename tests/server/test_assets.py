@@ -10,12 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.assets import PackageZip
-from tests.serverproc import REPO, ServerProcess
+from tests import REPO
 
 
-def test_healthz_answers_ok(server: ServerProcess) -> None:
-    response = httpx.get(server.url + "/healthz")
+def test_healthz_answers_ok(pyrt_server: ServerProcess) -> None:
+    response = httpx.get(pyrt_server.url + "/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "demo": True}
 
@@ -31,17 +32,17 @@ def test_healthz_answers_ok(server: ServerProcess) -> None:
     ],
 )
 def test_vendored_assets_are_served_locally_with_their_types(
-    server: ServerProcess, path: str, content_type: str
+    pyrt_server: ServerProcess, path: str, content_type: str
 ) -> None:
-    response = httpx.get(server.url + path)
+    response = httpx.get(pyrt_server.url + path)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(content_type)
 
 
 def test_pyrt_zip_holds_the_client_sources_but_not_the_server_nor_the_pytest_plugin(
-    server: ServerProcess,
+    pyrt_server: ServerProcess,
 ) -> None:
-    response = httpx.get(server.url + "/pyrt.zip")
+    response = httpx.get(pyrt_server.url + "/pyrt.zip")
     assert response.status_code == 200
     names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
     assert "pyrt/__init__.py" in names
@@ -53,9 +54,9 @@ def test_pyrt_zip_holds_the_client_sources_but_not_the_server_nor_the_pytest_plu
     ).read_bytes()
 
 
-def test_pyrt_zip_is_revalidated_by_etag(server: ServerProcess) -> None:
-    first = httpx.get(server.url + "/pyrt.zip")
-    again = httpx.get(server.url + "/pyrt.zip", headers={"If-None-Match": first.headers["etag"]})
+def test_pyrt_zip_is_revalidated_by_etag(pyrt_server: ServerProcess) -> None:
+    first = httpx.get(pyrt_server.url + "/pyrt.zip")
+    again = httpx.get(pyrt_server.url + "/pyrt.zip", headers={"If-None-Match": first.headers["etag"]})
     assert again.status_code == 304
 
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import websockets
 
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.auth import (
     OriginCheck,
     check_origin,
@@ -20,9 +21,9 @@ from pyrt.server.auth import (
     token_from_scope,
     verify_token,
 )
+from tests import REPO
 from tests.server.test_sse_endpoint import open_stream
 from tests.server.wsclient import Client, run
-from tests.serverproc import REPO, ServerProcess
 
 SECRET = "s3cret-for-tests"
 
@@ -106,8 +107,8 @@ def test_make_token_from_the_command_line_verifies() -> None:
 
 
 @pytest.fixture
-def secured(start_server: Callable[..., ServerProcess]) -> ServerProcess:
-    return start_server("--demo-tick", "0", env={"PYRT_TOKEN_SECRET": SECRET})
+def secured(pyrt_start_server: Callable[..., ServerProcess]) -> ServerProcess:
+    return pyrt_start_server("--demo-tick", "0", env={"PYRT_TOKEN_SECRET": SECRET})
 
 
 def test_websocket_needs_a_valid_token_and_gets_4401_otherwise(secured: ServerProcess) -> None:
@@ -174,7 +175,7 @@ def test_tokens_never_appear_in_the_server_log(secured: ServerProcess) -> None:
     )
     httpx.get(secured.url + "/sse", params={"channel": "c"}, headers={"Authorization": f"Bearer {token}x"})
     secured.stop()
-    log = secured.log_path.read_text(errors="replace") + "\n".join(secured.stdout_lines)
+    log = secured.log_text()  # stderr and stdout (the access log)
     assert "authentication is OFF" not in log
     assert "/ws" in log
     assert "/publish" in log
@@ -183,19 +184,19 @@ def test_tokens_never_appear_in_the_server_log(secured: ServerProcess) -> None:
     assert SECRET not in log
 
 
-def test_a_foreign_origin_never_gets_an_open_websocket(server: ServerProcess) -> None:
+def test_a_foreign_origin_never_gets_an_open_websocket(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
         with pytest.raises(websockets.InvalidStatus) as refused:
-            await websockets.connect(server.ws_url + "/ws", origin="https://evil.example")  # type: ignore[arg-type]
+            await websockets.connect(pyrt_server.ws_url + "/ws", origin="https://evil.example")  # type: ignore[arg-type]
         assert refused.value.response.status_code == 403
-        same = await Client.connect(server.ws_url, origin=server.url)
+        same = await Client.connect(pyrt_server.ws_url, origin=pyrt_server.url)
         await same.close()
 
     run(scenario())
 
 
-def test_allowed_origins_are_accepted(start_server: Callable[..., ServerProcess]) -> None:
-    open_to = start_server("--allowed-origin", "https://app.example", "--demo-tick", "0")
+def test_allowed_origins_are_accepted(pyrt_start_server: Callable[..., ServerProcess]) -> None:
+    open_to = pyrt_start_server("--allowed-origin", "https://app.example", "--demo-tick", "0")
 
     async def scenario() -> None:
         client = await Client.connect(open_to.ws_url, origin="https://app.example")

@@ -10,21 +10,21 @@ from typing import Any
 
 import httpx
 
+from pyrt.pytest_plugin.redis_process import RedisServer
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.brokers.base import Publication
 from pyrt.server.brokers.redis import RedisBroker
 from pyrt.server.offsets import ZERO, parse_offset
-from tests.server.conftest import RedisServer
 from tests.server.wsclient import Client, publish_http, run
-from tests.serverproc import ServerProcess
 
 
 def unique(prefix: str = "r") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def test_offsets_are_stream_ids_and_replay_knows_when_it_is_complete(redis_server: RedisServer) -> None:
+def test_offsets_are_stream_ids_and_replay_knows_when_it_is_complete(pyrt_redis: RedisServer) -> None:
     async def scenario() -> None:
-        broker = RedisBroker(redis_server.url, retention=3, prefix=unique("p") + ":")
+        broker = RedisBroker(pyrt_redis.url, retention=3, prefix=unique("p") + ":")
         await broker.start(lambda p: None)
         channel = unique()
         offsets = [(await broker.publish(channel, "message", str(n)))[0] for n in range(3)]
@@ -48,9 +48,9 @@ def test_offsets_are_stream_ids_and_replay_knows_when_it_is_complete(redis_serve
     run(scenario())
 
 
-def test_replays_are_read_in_pages_within_their_limits(redis_server: RedisServer) -> None:
+def test_replays_are_read_in_pages_within_their_limits(pyrt_redis: RedisServer) -> None:
     async def scenario() -> None:
-        broker = RedisBroker(redis_server.url, retention=1000, prefix=unique("p") + ":")
+        broker = RedisBroker(pyrt_redis.url, retention=1000, prefix=unique("p") + ":")
         await broker.start(lambda p: None)
         channel = unique()
         offsets = [(await broker.publish(channel, "message", f'"{n:0>98}"'))[0] for n in range(120)]
@@ -69,9 +69,9 @@ def test_replays_are_read_in_pages_within_their_limits(redis_server: RedisServer
     run(scenario())
 
 
-def test_publish_ids_are_remembered_per_identity_and_channel(redis_server: RedisServer) -> None:
+def test_publish_ids_are_remembered_per_identity_and_channel(pyrt_redis: RedisServer) -> None:
     async def scenario() -> None:
-        broker = RedisBroker(redis_server.url, prefix=unique("p") + ":")
+        broker = RedisBroker(pyrt_redis.url, prefix=unique("p") + ":")
         await broker.start(lambda p: None)
         channel, other = unique(), unique()
         first = await broker.publish(channel, "message", "1", publish_id="p", scope="alice")
@@ -84,10 +84,10 @@ def test_publish_ids_are_remembered_per_identity_and_channel(redis_server: Redis
     run(scenario())
 
 
-def test_a_resent_publish_id_publishes_once_across_brokers(redis_server: RedisServer) -> None:
+def test_a_resent_publish_id_publishes_once_across_brokers(pyrt_redis: RedisServer) -> None:
     async def scenario() -> None:
         prefix = unique("p") + ":"
-        a, b = RedisBroker(redis_server.url, prefix=prefix), RedisBroker(redis_server.url, prefix=prefix)
+        a, b = RedisBroker(pyrt_redis.url, prefix=prefix), RedisBroker(pyrt_redis.url, prefix=prefix)
         for broker in (a, b):
             await broker.start(lambda p: None)
         channel = unique()
@@ -102,10 +102,10 @@ def test_a_resent_publish_id_publishes_once_across_brokers(redis_server: RedisSe
     run(scenario())
 
 
-def test_a_message_id_runs_the_handler_once_across_brokers(redis_server: RedisServer) -> None:
+def test_a_message_id_runs_the_handler_once_across_brokers(pyrt_redis: RedisServer) -> None:
     async def scenario() -> None:
         prefix = unique("p") + ":"
-        a, b = RedisBroker(redis_server.url, prefix=prefix), RedisBroker(redis_server.url, prefix=prefix)
+        a, b = RedisBroker(pyrt_redis.url, prefix=prefix), RedisBroker(pyrt_redis.url, prefix=prefix)
         runs = 0
 
         async def compute() -> tuple[str, str | None]:
@@ -125,11 +125,11 @@ def test_a_message_id_runs_the_handler_once_across_brokers(redis_server: RedisSe
     run(scenario())
 
 
-def test_watched_channels_are_delivered_live_in_order(redis_server: RedisServer) -> None:
+def test_watched_channels_are_delivered_live_in_order(pyrt_redis: RedisServer) -> None:
     async def scenario() -> None:
         got: list[Publication] = []
-        reader = RedisBroker(redis_server.url, block_ms=200)
-        writer = RedisBroker(redis_server.url)
+        reader = RedisBroker(pyrt_redis.url, block_ms=200)
+        writer = RedisBroker(pyrt_redis.url)
         await reader.start(got.append)
         await writer.start(lambda p: None)
         channel, ignored = unique(), unique()
@@ -155,9 +155,9 @@ def _pair(start_server: Callable[..., ServerProcess], url: str) -> tuple[ServerP
 
 
 def test_two_instances_fan_out_to_each_others_subscribers(
-    redis_server: RedisServer, start_server: Callable[..., ServerProcess]
+    pyrt_redis: RedisServer, pyrt_start_server: Callable[..., ServerProcess]
 ) -> None:
-    a, b = _pair(start_server, redis_server.url)
+    a, b = _pair(pyrt_start_server, pyrt_redis.url)
     channel = unique()
 
     async def scenario() -> None:
@@ -179,9 +179,9 @@ def test_two_instances_fan_out_to_each_others_subscribers(
 
 
 def test_a_message_resent_to_the_other_instance_is_delivered_once(
-    redis_server: RedisServer, start_server: Callable[..., ServerProcess]
+    pyrt_redis: RedisServer, pyrt_start_server: Callable[..., ServerProcess]
 ) -> None:
-    a, b = _pair(start_server, redis_server.url)
+    a, b = _pair(pyrt_start_server, pyrt_redis.url)
     cid = unique("cid")
 
     async def scenario() -> None:
@@ -200,9 +200,9 @@ def test_a_message_resent_to_the_other_instance_is_delivered_once(
 
 
 def test_kill_9_one_instance_and_resume_on_the_other_with_no_gap_or_duplicate(
-    redis_server: RedisServer, start_server: Callable[..., ServerProcess]
+    pyrt_redis: RedisServer, pyrt_start_server: Callable[..., ServerProcess]
 ) -> None:
-    a, b = _pair(start_server, redis_server.url)
+    a, b = _pair(pyrt_start_server, pyrt_redis.url)
     channel = unique()
     total = 300
 
@@ -252,7 +252,7 @@ def test_kill_9_one_instance_and_resume_on_the_other_with_no_gap_or_duplicate(
 
 
 def test_a_burst_of_subscribers_shares_a_bounded_pool_of_redis_connections(
-    redis_server: RedisServer, monkeypatch: Any
+    pyrt_redis: RedisServer, monkeypatch: Any
 ) -> None:
     import redis as sync_redis
 
@@ -261,13 +261,13 @@ def test_a_burst_of_subscribers_shares_a_bounded_pool_of_redis_connections(
     monkeypatch.setattr(redis_module, "_POOL_SIZE", 4)
 
     async def scenario() -> None:
-        broker = RedisBroker(redis_server.url, prefix=unique("p") + ":")
+        broker = RedisBroker(pyrt_redis.url, prefix=unique("p") + ":")
         await broker.start(lambda p: None)
         channel = unique()
         await broker.publish(channel, "message", "1")
-        before = sync_redis.Redis.from_url(redis_server.url).info("clients")["connected_clients"]
+        before = sync_redis.Redis.from_url(pyrt_redis.url).info("clients")["connected_clients"]
         histories = await asyncio.gather(*(broker.history(channel, ZERO) for _ in range(200)))
-        after = sync_redis.Redis.from_url(redis_server.url).info("clients")["connected_clients"]
+        after = sync_redis.Redis.from_url(pyrt_redis.url).info("clients")["connected_clients"]
         assert all([p.data_json for p in h.publications] == ["1"] for h in histories)
         assert after - before <= 4
         await broker.close()

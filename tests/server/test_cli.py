@@ -14,11 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.cli import connection_caps, file_limit, parse_args, settings_from_args
 from pyrt.server.settings import Settings
+from tests import REPO
 from tests.server.test_sse_endpoint import open_stream
 from tests.server.wsclient import Client, run
-from tests.serverproc import REPO, ServerProcess
 
 
 def test_flags_become_settings() -> None:
@@ -89,9 +90,9 @@ def test_help_lists_the_documented_flags() -> None:
 
 
 def test_sigterm_closes_websockets_with_1001_after_their_acks_and_ends_sse(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    srv = start_server("--demo-tick", "0")
+    srv = pyrt_start_server("--demo-tick", "0")
 
     async def scenario() -> None:
         client = await Client.connect(srv.ws_url)
@@ -139,10 +140,10 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def test_tls_serves_https_and_wss(
-    start_server: Callable[..., ServerProcess], certificate: tuple[Path, Path]
+    pyrt_start_server: Callable[..., ServerProcess], certificate: tuple[Path, Path]
 ) -> None:
     cert, key = certificate
-    srv = start_server("--certfile", str(cert), "--keyfile", str(key), "--demo-tick", "0")
+    srv = pyrt_start_server("--certfile", str(cert), "--keyfile", str(key), "--demo-tick", "0")
     assert srv.url.startswith("https://127.0.0.1:")
     context = ssl.create_default_context(cafile=str(cert))
     assert httpx.get(srv.url + "/healthz", verify=context).json() == {"status": "ok", "demo": False}

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.connection import Connection
 from pyrt.server.metrics import Stats
 from tests.server.wsclient import Client, run
-from tests.serverproc import ServerProcess
 
 
 def test_a_slow_consumer_is_closed_with_1013_and_resumes_without_gap(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    srv = start_server("--send-queue-bytes", "262144", "--demo-tick", "0", "--rate-limit", "0")
+    srv = pyrt_start_server("--send-queue-bytes", "262144", "--demo-tick", "0", "--rate-limit", "0")
     channel = f"slow-{uuid.uuid4().hex[:8]}"
     total = 400
     payload = "x" * 32_000

@@ -10,11 +10,11 @@ import pytest
 
 from pyrt import EventSourceClient
 from pyrt.cpython.eventsource_transport import CPythonEventSourceTransport
+from pyrt.pytest_plugin.server_process import ServerProcess
 from tests.browser.sse_fault_app import FaultApp
 from tests.server import sse_scenarios
 from tests.server.cpython_support import new_cid, run, until
 from tests.server.sse_scenarios import FAST
-from tests.serverproc import ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +35,12 @@ def test_outside_pyodide_httpx_plays_the_native_object() -> None:
     run(scenario)
 
 
-def test_published_events_arrive_with_their_type_and_offset(server: ServerProcess) -> None:
-    sse_scenarios.published_events_arrive_with_their_type_and_offset(server, EventSourceClient)
+def test_published_events_arrive_with_their_type_and_offset(pyrt_server: ServerProcess) -> None:
+    sse_scenarios.published_events_arrive_with_their_type_and_offset(pyrt_server, EventSourceClient)
 
 
-def test_a_dropped_connection_resumes_without_a_gap(server: ServerProcess) -> None:
-    sse_scenarios.dropped_connection_resumes_without_a_gap(server, EventSourceClient)
+def test_a_dropped_connection_resumes_without_a_gap(pyrt_server: ServerProcess) -> None:
+    sse_scenarios.dropped_connection_resumes_without_a_gap(pyrt_server, EventSourceClient)
 
 
 def test_close_aborts_the_request_on_the_server(fault_app: FaultApp) -> None:

@@ -21,11 +21,12 @@ import pytest
 from pyrt import FetchEventSource, SSEHTTPError, SSEStalledError
 from pyrt.cpython.fetch_transport import CPythonFetchTransport
 from pyrt.errors import SSEError
+from pyrt.pytest_plugin.server_process import ServerProcess
+from tests import REPO
 from tests.browser.sse_fault_app import FaultApp
 from tests.server import sse_scenarios
 from tests.server.cpython_support import Controls, new_cid, run, until
 from tests.server.sse_scenarios import FAST
-from tests.serverproc import REPO, ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +46,12 @@ def test_outside_pyodide_the_client_reads_over_httpx() -> None:
     run(scenario)
 
 
-def test_published_events_arrive_with_their_type_and_offset(server: ServerProcess) -> None:
-    sse_scenarios.published_events_arrive_with_their_type_and_offset(server, FetchEventSource)
+def test_published_events_arrive_with_their_type_and_offset(pyrt_server: ServerProcess) -> None:
+    sse_scenarios.published_events_arrive_with_their_type_and_offset(pyrt_server, FetchEventSource)
 
 
-def test_a_dropped_connection_resumes_without_a_gap(server: ServerProcess) -> None:
-    sse_scenarios.dropped_connection_resumes_without_a_gap(server, FetchEventSource)
+def test_a_dropped_connection_resumes_without_a_gap(pyrt_server: ServerProcess) -> None:
+    sse_scenarios.dropped_connection_resumes_without_a_gap(pyrt_server, FetchEventSource)
 
 
 def test_close_aborts_the_request_on_the_server(fault_app: FaultApp) -> None:
@@ -117,19 +118,19 @@ def test_fetch_retries_a_500_and_stops_on_a_401(fault_app: FaultApp) -> None:
     run(scenario)
 
 
-def test_a_stalled_stream_is_detected_and_reopened(server: ServerProcess) -> None:
+def test_a_stalled_stream_is_detected_and_reopened(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
         cid = new_cid()
         channel = f"stall-{cid}"
         client = FetchEventSource(
-            f"{server.url}/sse?channel={channel}&cid={cid}", stall_timeout=0.5, backoff=FAST
+            f"{pyrt_server.url}/sse?channel={channel}&cid={cid}", stall_timeout=0.5, backoff=FAST
         )
         errors: list[SSEError] = []
         got: list[Any] = []
         client.on_error = errors.append
         client.on_message = lambda event: got.append(event.json())
         await client.connect().wait_open(10)
-        async with Controls(server) as ctl:
+        async with Controls(pyrt_server) as ctl:
             assert await ctl.stall(cid, 3) == 1
             await until(lambda: errors, timeout=5)
             await until(lambda: client.stats.opens == 2, timeout=10)
@@ -150,10 +151,10 @@ def _lines(stream: Any, into: queue.Queue[str]) -> None:
         into.put(line.rstrip("\n"))
 
 
-def test_cli_tail_prints_events_published_while_it_runs(server: ServerProcess) -> None:
+def test_cli_tail_prints_events_published_while_it_runs(pyrt_server: ServerProcess) -> None:
     channel = f"tail-{new_cid()}"
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "examples" / "cli_tail.py"), server.url, channel, "--count", "2"],
+        [sys.executable, str(REPO / "examples" / "cli_tail.py"), pyrt_server.url, channel, "--count", "2"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -168,7 +169,7 @@ def test_cli_tail_prints_events_published_while_it_runs(server: ServerProcess) -
         assert err.get(timeout=30).startswith("# connected to ")
 
         async def publish() -> None:
-            async with Controls(server) as ctl:
+            async with Controls(pyrt_server) as ctl:
                 await ctl.publish(channel, {"hello": "terminal"})
                 await ctl.publish(channel, "bye", event="note")
 

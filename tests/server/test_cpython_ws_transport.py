@@ -23,14 +23,15 @@ import pytest
 from pyrt import Backoff, ClientClosedError, Heartbeat, State, WebSocketClient
 from pyrt.cpython import RelativeURLError
 from pyrt.cpython.ws_transport import CPythonTransport
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.subscriptions import Publication
+from tests import REPO
 from tests.server.cpython_support import Controls, new_cid, run, until
-from tests.serverproc import REPO, ServerProcess
 
 
-def test_the_default_transport_outside_pyodide_is_the_websockets_one(server: ServerProcess) -> None:
+def test_the_default_transport_outside_pyodide_is_the_websockets_one(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        client = WebSocketClient(f"{server.ws_url}/echo", protocol="raw", heartbeat=None)
+        client = WebSocketClient(f"{pyrt_server.ws_url}/echo", protocol="raw", heartbeat=None)
         await client.connect().wait_open(10)
         assert isinstance(client._transport, CPythonTransport)
         client.close()
@@ -39,9 +40,9 @@ def test_the_default_transport_outside_pyodide_is_the_websockets_one(server: Ser
     run(scenario)
 
 
-def test_text_and_binary_echo_in_raw_mode(server: ServerProcess) -> None:
+def test_text_and_binary_echo_in_raw_mode(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        client = WebSocketClient(f"{server.ws_url}/echo", protocol="raw", heartbeat=None)
+        client = WebSocketClient(f"{pyrt_server.ws_url}/echo", protocol="raw", heartbeat=None)
         got: list[Any] = []
         client.on_message(got.append)
         await client.connect().wait_open(10)
@@ -63,9 +64,9 @@ def test_text_and_binary_echo_in_raw_mode(server: ServerProcess) -> None:
     run(scenario)
 
 
-def test_http_urls_are_accepted_as_in_the_browser(server: ServerProcess) -> None:
+def test_http_urls_are_accepted_as_in_the_browser(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        client = WebSocketClient(f"{server.url}/echo", protocol="raw", heartbeat=None)
+        client = WebSocketClient(f"{pyrt_server.url}/echo", protocol="raw", heartbeat=None)
         got: list[Any] = []
         client.on_message(got.append)
         await client.connect().wait_open(10)
@@ -87,9 +88,9 @@ def test_a_relative_url_is_a_clear_error_naming_the_fix() -> None:
     run(scenario)
 
 
-def test_messages_and_acks_over_the_pyrt_protocol(server: ServerProcess) -> None:
+def test_messages_and_acks_over_the_pyrt_protocol(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        client = WebSocketClient(f"{server.ws_url}/ws", heartbeat=None)
+        client = WebSocketClient(f"{pyrt_server.ws_url}/ws", heartbeat=None)
         got: list[Any] = []
         client.on_message(got.append)
         async with client:
@@ -104,9 +105,9 @@ def test_messages_and_acks_over_the_pyrt_protocol(server: ServerProcess) -> None
     run(scenario)
 
 
-def test_async_for_yields_messages_until_close(server: ServerProcess) -> None:
+def test_async_for_yields_messages_until_close(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        client = WebSocketClient(f"{server.ws_url}/echo", protocol="raw", heartbeat=None)
+        client = WebSocketClient(f"{pyrt_server.ws_url}/echo", protocol="raw", heartbeat=None)
         client.on_open(lambda: client.send("start"))
         got: list[Any] = []
         async for message in client:
@@ -120,11 +121,13 @@ def test_async_for_yields_messages_until_close(server: ServerProcess) -> None:
     run(scenario)
 
 
-def test_a_forced_disconnect_reconnects_and_delivers_queued_messages_in_order(server: ServerProcess) -> None:
+def test_a_forced_disconnect_reconnects_and_delivers_queued_messages_in_order(
+    pyrt_server: ServerProcess
+) -> None:
     async def scenario() -> None:
         cid = new_cid()
         client = WebSocketClient(
-            f"{server.ws_url}/ws?cid={cid}", heartbeat=None, backoff=Backoff(initial=0.5, jitter="none")
+            f"{pyrt_server.ws_url}/ws?cid={cid}", heartbeat=None, backoff=Backoff(initial=0.5, jitter="none")
         )
         got: list[Any] = []
         reasons: list[str] = []
@@ -132,7 +135,7 @@ def test_a_forced_disconnect_reconnects_and_delivers_queued_messages_in_order(se
         client.on_reconnecting(lambda attempt, delay, reason: reasons.append(reason))
         await client.connect().wait_open(10)
         first_session = client.session
-        async with Controls(server) as ctl:
+        async with Controls(pyrt_server) as ctl:
             assert await ctl.drop(cid) == 1
         await until(lambda: client.state is State.RECONNECTING)
         for n in range(20):
@@ -148,11 +151,11 @@ def test_a_forced_disconnect_reconnects_and_delivers_queued_messages_in_order(se
     run(scenario)
 
 
-def test_send_with_ack_across_a_forced_disconnect_resolves_exactly_once(server: ServerProcess) -> None:
+def test_send_with_ack_across_a_forced_disconnect_resolves_exactly_once(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
         cid = new_cid()
         client = WebSocketClient(
-            f"{server.ws_url}/ws?cid={cid}", heartbeat=None, backoff=Backoff(initial=0.2, jitter="none")
+            f"{pyrt_server.ws_url}/ws?cid={cid}", heartbeat=None, backoff=Backoff(initial=0.2, jitter="none")
         )
         await client.connect().wait_open(10)
         outcomes: dict[int, list[str]] = {}
@@ -164,7 +167,7 @@ def test_send_with_ack_across_a_forced_disconnect_resolves_exactly_once(server: 
 
             client.send_with_ack({"n": n}).add_done_callback(done)
 
-        async with Controls(server) as ctl:
+        async with Controls(pyrt_server) as ctl:
             assert await ctl.stall(cid, 5) == 1  # until the drop below
             for n in range(50):
                 send(n)
@@ -181,17 +184,17 @@ def test_send_with_ack_across_a_forced_disconnect_resolves_exactly_once(server: 
     run(scenario)
 
 
-def test_a_subscription_survives_a_server_side_disconnect_without_gaps(server: ServerProcess) -> None:
+def test_a_subscription_survives_a_server_side_disconnect_without_gaps(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
         cid = new_cid()
         channel = f"room-{cid}"
         client = WebSocketClient(
-            f"{server.ws_url}/ws?cid={cid}", heartbeat=None, backoff=Backoff(initial=1.0, jitter="none")
+            f"{pyrt_server.ws_url}/ws?cid={cid}", heartbeat=None, backoff=Backoff(initial=1.0, jitter="none")
         )
         seen: list[Publication] = []
         client.subscribe(channel, seen.append)
         await client.connect().wait_open(10)
-        async with Controls(server) as ctl:
+        async with Controls(pyrt_server) as ctl:
             await until(lambda: client.stats.received >= 2)  # welcome + subscribed
             for n in range(5):
                 await ctl.publish(channel, n)
@@ -213,11 +216,11 @@ def test_a_subscription_survives_a_server_side_disconnect_without_gaps(server: S
     run(scenario)
 
 
-def test_publish_resolves_with_the_offset_the_subscriber_sees(server: ServerProcess) -> None:
+def test_publish_resolves_with_the_offset_the_subscriber_sees(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
         channel = f"pub-{new_cid()}"
         seen: list[Publication] = []
-        async with WebSocketClient(f"{server.ws_url}/ws", heartbeat=None) as client:
+        async with WebSocketClient(f"{pyrt_server.ws_url}/ws", heartbeat=None) as client:
             client.subscribe(channel, seen.append)
             offset = await client.publish(channel, {"x": 1})
             await until(lambda: seen)
@@ -227,11 +230,11 @@ def test_publish_resolves_with_the_offset_the_subscriber_sees(server: ServerProc
     run(scenario)
 
 
-def test_the_heartbeat_detects_a_connection_the_server_stops_answering(server: ServerProcess) -> None:
+def test_the_heartbeat_detects_a_connection_the_server_stops_answering(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
         cid = new_cid()
         client = WebSocketClient(
-            f"{server.ws_url}/ws?cid={cid}",
+            f"{pyrt_server.ws_url}/ws?cid={cid}",
             heartbeat=Heartbeat(interval=0.3, timeout=0.3),
             backoff=Backoff(initial=0.1, jitter="none"),
         )
@@ -240,7 +243,7 @@ def test_the_heartbeat_detects_a_connection_the_server_stops_answering(server: S
         await client.connect().wait_open(10)
         first_session = client.session
         loop = client._ensure_loop()
-        async with Controls(server) as ctl:
+        async with Controls(pyrt_server) as ctl:
             assert await ctl.stall(cid, 3) == 1  # long enough; a longer stall delays server shutdown
         stalled_at = loop.time()
         await until(lambda: reasons, timeout=5)
@@ -253,9 +256,9 @@ def test_the_heartbeat_detects_a_connection_the_server_stops_answering(server: S
     run(scenario)
 
 
-def test_a_manual_close_stops_reconnecting_and_later_sends_raise(server: ServerProcess) -> None:
+def test_a_manual_close_stops_reconnecting_and_later_sends_raise(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        client = WebSocketClient(f"{server.ws_url}/ws", heartbeat=None, backoff=Backoff(initial=0.05))
+        client = WebSocketClient(f"{pyrt_server.ws_url}/ws", heartbeat=None, backoff=Backoff(initial=0.05))
         await client.connect().wait_open(10)
         transport = client._transport
         assert isinstance(transport, CPythonTransport)
@@ -276,8 +279,8 @@ def test_a_manual_close_stops_reconnecting_and_later_sends_raise(server: ServerP
     run(scenario)
 
 
-def test_a_server_that_is_down_is_retried_until_it_comes_back(start_server: Any) -> None:
-    first = start_server("--demo")
+def test_a_server_that_is_down_is_retried_until_it_comes_back(pyrt_start_server: Any) -> None:
+    first = pyrt_start_server("--demo")
     port = first.port
     first.stop()
 
@@ -291,7 +294,7 @@ def test_a_server_that_is_down_is_retried_until_it_comes_back(start_server: Any)
         await until(lambda: len(reasons) >= 2)
         # As in a browser (code 1006), plus what failed, which browsers hide.
         assert reasons[0].startswith("closed with code 1006 (ConnectionRefusedError")
-        second = start_server("--demo", "--port", str(port))  # the same port again
+        second = pyrt_start_server("--demo", "--port", str(port))  # the same port again
         try:
             await client.wait_open(20)
         finally:
@@ -323,9 +326,9 @@ asyncio.run(main())
 """
 
 
-def test_persist_to_a_file_survives_a_killed_process(server: ServerProcess, tmp_path: Path) -> None:
+def test_persist_to_a_file_survives_a_killed_process(pyrt_server: ServerProcess, tmp_path: Path) -> None:
     cid = new_cid()
-    url = f"{server.ws_url}/ws?cid={cid}"
+    url = f"{pyrt_server.ws_url}/ws?cid={cid}"
     state = tmp_path / "chat.json"
     child = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(PERSIST_CHILD), url, str(state)],
@@ -341,7 +344,7 @@ def test_persist_to_a_file_survives_a_killed_process(server: ServerProcess, tmp_
         assert child.stdout.readline().strip() == "open"
 
         async def stall() -> None:
-            async with Controls(server) as ctl:
+            async with Controls(pyrt_server) as ctl:
                 # Acks do not come back to the first process before it is killed (a long stall would
                 # only delay the server's shutdown: a stalled connection outlives its socket).
                 assert await ctl.stall(cid, 5) == 1
@@ -361,7 +364,7 @@ def test_persist_to_a_file_survives_a_killed_process(server: ServerProcess, tmp_
         await until(lambda: client.stats.acked == 3 and client.stats.pending_acks == 0, timeout=15)
         client.close()
         await client.wait_closed(5)
-        async with Controls(server) as ctl:
+        async with Controls(pyrt_server) as ctl:
             received = await ctl.received(cid)
         assert [data["n"] for data in received] == [0, 1, 2]
         assert json.loads(state.read_text())["frames"] == []
@@ -369,15 +372,14 @@ def test_persist_to_a_file_survives_a_killed_process(server: ServerProcess, tmp_
     run(second_run)
 
 
-def test_hundreds_of_clients_in_one_process(server: ServerProcess) -> None:
+def test_hundreds_of_clients_in_one_process(pyrt_server: ServerProcess) -> None:
     """What the reconnect-storm test needs: many real clients in one loop, cheaply."""
     count = 300
 
     async def scenario() -> None:
         started = time.perf_counter()
-        clients = [
-            WebSocketClient(f"{server.ws_url}/echo", protocol="raw", heartbeat=None) for _ in range(count)
-        ]
+        url = f"{pyrt_server.ws_url}/echo"
+        clients = [WebSocketClient(url, protocol="raw", heartbeat=None) for _ in range(count)]
         created = time.perf_counter() - started
         got: list[int] = [0]
 

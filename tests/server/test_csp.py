@@ -7,8 +7,9 @@ import hashlib
 
 import httpx
 
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.csp import inline_script_hashes, page_policy
-from tests.serverproc import REPO, ServerProcess
+from tests import REPO
 
 
 def _hash(body: bytes) -> str:
@@ -34,8 +35,8 @@ def test_loopback_pages_may_connect_to_any_loopback_port_and_others_only_to_them
     assert "connect-src 'self' https://api.example wss://api.example;" in remote
 
 
-def test_pages_get_a_policy_with_wasm_but_without_eval(server: ServerProcess) -> None:
-    response = httpx.get(server.url + "/pyodide.html")
+def test_pages_get_a_policy_with_wasm_but_without_eval(pyrt_server: ServerProcess) -> None:
+    response = httpx.get(pyrt_server.url + "/pyodide.html")
     policy = response.headers["content-security-policy"]
     directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
     assert "'wasm-unsafe-eval'" in directives["script-src"]
@@ -48,7 +49,7 @@ def test_pages_get_a_policy_with_wasm_but_without_eval(server: ServerProcess) ->
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
-def test_non_page_responses_get_nosniff_but_no_page_policy(server: ServerProcess) -> None:
-    response = httpx.get(server.url + "/healthz")
+def test_non_page_responses_get_nosniff_but_no_page_policy(pyrt_server: ServerProcess) -> None:
+    response = httpx.get(pyrt_server.url + "/healthz")
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "content-security-policy" not in response.headers

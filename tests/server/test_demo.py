@@ -7,17 +7,17 @@ import uuid
 
 import httpx
 
+from pyrt.pytest_plugin.server_process import ServerProcess
 from tests.server.test_sse_endpoint import open_stream
 from tests.server.wsclient import Client, run
-from tests.serverproc import ServerProcess
 
 
-def test_drop_by_session_aborts_the_socket_without_a_close_frame(server: ServerProcess) -> None:
+def test_drop_by_session_aborts_the_socket_without_a_close_frame(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        victim = await Client.connect(server.ws_url)
-        bystander = await Client.connect(server.ws_url)
+        victim = await Client.connect(pyrt_server.ws_url)
+        bystander = await Client.connect(pyrt_server.ws_url)
         async with httpx.AsyncClient() as http:
-            answer = await http.post(server.url + "/demo/drop", json={"session": victim.session})
+            answer = await http.post(pyrt_server.url + "/demo/drop", json={"session": victim.session})
         assert answer.json() == {"dropped": 1}
         assert await victim.close_code() is None  # 1006: no close frame
         await bystander.send({"type": "ping", "t": 1})
@@ -27,15 +27,15 @@ def test_drop_by_session_aborts_the_socket_without_a_close_frame(server: ServerP
     run(scenario())
 
 
-def test_drop_by_cid_ends_websocket_and_sse_connections(server: ServerProcess) -> None:
+def test_drop_by_cid_ends_websocket_and_sse_connections(pyrt_server: ServerProcess) -> None:
     cid = uuid.uuid4().hex
 
     async def scenario() -> None:
-        ws = await Client.connect(server.ws_url, f"?cid={cid}")
+        ws = await Client.connect(pyrt_server.ws_url, f"?cid={cid}")
         async with httpx.AsyncClient(timeout=5) as http:
-            stream = await open_stream(http, server.url, params={"channel": "feed", "cid": cid})
+            stream = await open_stream(http, pyrt_server.url, params={"channel": "feed", "cid": cid})
             await stream.read_until(lambda s: s.decoder.retry is not None)
-            answer = await http.post(server.url + "/demo/drop", json={"cid": cid})
+            answer = await http.post(pyrt_server.url + "/demo/drop", json={"cid": cid})
             assert answer.json() == {"dropped": 2}
             assert await ws.close_code() is None
             ended = False
@@ -48,12 +48,12 @@ def test_drop_by_cid_ends_websocket_and_sse_connections(server: ServerProcess) -
     run(scenario())
 
 
-def test_stall_stops_answers_for_that_long_then_resumes(server: ServerProcess) -> None:
+def test_stall_stops_answers_for_that_long_then_resumes(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        client = await Client.connect(server.ws_url)
+        client = await Client.connect(pyrt_server.ws_url)
         async with httpx.AsyncClient() as http:
             answer = await http.post(
-                server.url + "/demo/stall", json={"session": client.session, "seconds": 0.6}
+                pyrt_server.url + "/demo/stall", json={"session": client.session, "seconds": 0.6}
             )
         assert answer.json() == {"stalled": 1}
         loop = asyncio.get_running_loop()
@@ -66,12 +66,12 @@ def test_stall_stops_answers_for_that_long_then_resumes(server: ServerProcess) -
     run(scenario())
 
 
-def test_controls_need_a_selector(server: ServerProcess) -> None:
-    assert httpx.post(server.url + "/demo/drop", json={}).status_code == 400
-    assert httpx.post(server.url + "/demo/stall", json={"cid": "x", "seconds": -1}).status_code == 400
-    assert httpx.get(server.url + "/demo/received").status_code == 400
+def test_controls_need_a_selector(pyrt_server: ServerProcess) -> None:
+    assert httpx.post(pyrt_server.url + "/demo/drop", json={}).status_code == 400
+    assert httpx.post(pyrt_server.url + "/demo/stall", json={"cid": "x", "seconds": -1}).status_code == 400
+    assert httpx.get(pyrt_server.url + "/demo/received").status_code == 400
 
 
-def test_controls_are_absent_without_demo_mode(start_server) -> None:  # type: ignore[no-untyped-def]
-    plain = start_server("--no-demo")
+def test_controls_are_absent_without_demo_mode(pyrt_start_server) -> None:  # type: ignore[no-untyped-def]
+    plain = pyrt_start_server("--no-demo")
     assert httpx.post(plain.url + "/demo/drop", json={"cid": "x"}).status_code in (404, 405)

@@ -10,9 +10,9 @@ import httpx
 import pytest
 import websockets
 
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.limits import ConnectionCap, KeyedBuckets, TokenBucket
 from tests.server.wsclient import Client, run
-from tests.serverproc import ServerProcess
 
 
 def test_the_bucket_allows_a_burst_then_the_rate() -> None:
@@ -42,9 +42,9 @@ def test_the_cap_counts_per_address() -> None:
 
 
 def test_connections_over_the_per_ip_cap_are_refused_with_429(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    capped = start_server("--max-connections-per-ip", "2", "--demo-tick", "0")
+    capped = pyrt_start_server("--max-connections-per-ip", "2", "--demo-tick", "0")
 
     async def scenario() -> None:
         first = await Client.connect(capped.ws_url)
@@ -68,8 +68,10 @@ def test_connections_over_the_per_ip_cap_are_refused_with_429(
     run(scenario())
 
 
-def test_a_socket_that_never_sends_a_request_is_dropped(start_server: Callable[..., ServerProcess]) -> None:
-    strict = start_server("--handshake-timeout", "0.3", "--demo-tick", "0")
+def test_a_socket_that_never_sends_a_request_is_dropped(
+    pyrt_start_server: Callable[..., ServerProcess]
+) -> None:
+    strict = pyrt_start_server("--handshake-timeout", "0.3", "--demo-tick", "0")
     with socket.create_connection(("127.0.0.1", strict.port), timeout=5) as sock:
         started = time.monotonic()
         assert sock.recv(1) == b""  # closed by the server, not by our 5 s timeout

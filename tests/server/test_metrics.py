@@ -8,8 +8,8 @@ from collections.abc import Callable
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from pyrt.pytest_plugin.server_process import ServerProcess
 from tests.server.wsclient import Client, run
-from tests.serverproc import ServerProcess
 
 
 def samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -22,9 +22,9 @@ def samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_connections_messages_acks_dedup_and_errors_are_counted(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    srv = start_server("--demo-tick", "0")
+    srv = pyrt_start_server("--demo-tick", "0")
     message_id = uuid.uuid4().hex
 
     async def scenario() -> None:

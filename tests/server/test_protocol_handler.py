@@ -11,17 +11,17 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from pyrt.pytest_plugin.server_process import ServerProcess
 from tests.server.wsclient import Client, publish_http, run
-from tests.serverproc import ServerProcess
 
 
 def unique(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def test_welcome_names_the_session_server_and_heartbeat(server: ServerProcess) -> None:
+def test_welcome_names_the_session_server_and_heartbeat(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        client = await Client.connect(server.ws_url)
+        client = await Client.connect(pyrt_server.ws_url)
         assert client.ws.subprotocol == "pyrt.v1"
         assert isinstance(client.session, str)
         assert len(client.session) >= 8
@@ -32,9 +32,9 @@ def test_welcome_names_the_session_server_and_heartbeat(server: ServerProcess) -
     run(scenario())
 
 
-def test_ping_is_answered_with_the_same_t(server: ServerProcess) -> None:
+def test_ping_is_answered_with_the_same_t(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        client = await Client.connect(server.ws_url)
+        client = await Client.connect(pyrt_server.ws_url)
         await client.send({"type": "ping", "t": {"sent": 12.5, "n": [1, 2]}})
         assert await client.expect("pong") == {"type": "pong", "t": {"sent": 12.5, "n": [1, 2]}}
         await client.send({"type": "ping"})
@@ -48,17 +48,17 @@ def test_ping_is_answered_with_the_same_t(server: ServerProcess) -> None:
     run(scenario())
 
 
-def test_acked_message_is_echoed_in_the_ack_and_delivered_once_per_id(server: ServerProcess) -> None:
+def test_acked_message_is_echoed_in_the_ack_and_delivered_once_per_id(pyrt_server: ServerProcess) -> None:
     cid = unique("cid")
 
     async def scenario() -> None:
-        client = await Client.connect(server.ws_url, f"?cid={cid}")
+        client = await Client.connect(pyrt_server.ws_url, f"?cid={cid}")
         await client.send({"type": "message", "id": f"{cid}-1", "data": {"text": "hello"}})
         first = await client.expect("ack", id=f"{cid}-1")
         assert first == {"type": "ack", "id": f"{cid}-1", "ok": True, "data": {"text": "hello"}}
         await client.close()
         # the same id again, on a new connection (a client retrying after a reconnect)
-        again = await Client.connect(server.ws_url, f"?cid={cid}")
+        again = await Client.connect(pyrt_server.ws_url, f"?cid={cid}")
         await again.send({"type": "message", "id": f"{cid}-1", "data": {"text": "hello"}})
         assert await again.expect("ack", id=f"{cid}-1") == first
         await again.send({"type": "message", "id": f"{cid}-2", "data": 2})
@@ -66,13 +66,13 @@ def test_acked_message_is_echoed_in_the_ack_and_delivered_once_per_id(server: Se
         await again.close()
 
     run(scenario())
-    received = httpx.get(f"{server.url}/demo/received", params={"cid": cid}).json()["messages"]
+    received = httpx.get(f"{pyrt_server.url}/demo/received", params={"cid": cid}).json()["messages"]
     assert received == [{"id": f"{cid}-1", "data": {"text": "hello"}}, {"id": f"{cid}-2", "data": 2}]
 
 
-def test_fire_and_forget_message_is_echoed_back_without_ack(server: ServerProcess) -> None:
+def test_fire_and_forget_message_is_echoed_back_without_ack(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        client = await Client.connect(server.ws_url)
+        client = await Client.connect(pyrt_server.ws_url)
         await client.send({"type": "message", "data": ["no", "ack"]})
         assert await client.expect("message") == {"type": "message", "data": ["no", "ack"]}
         await client.send({"type": "ping", "t": 0})
@@ -83,22 +83,22 @@ def test_fire_and_forget_message_is_echoed_back_without_ack(server: ServerProces
     run(scenario())
 
 
-def test_subscribe_then_live_publications_in_order(server: ServerProcess) -> None:
+def test_subscribe_then_live_publications_in_order(pyrt_server: ServerProcess) -> None:
     channel = unique()
 
     async def scenario() -> None:
-        client = await Client.connect(server.ws_url)
+        client = await Client.connect(pyrt_server.ws_url)
         await client.send({"type": "subscribe", "channel": channel})
         subscribed = await client.expect("subscribed")
         assert subscribed == {"type": "subscribed", "channel": channel, "offset": "0", "recovered": True}
-        offsets = [await publish_http(server.url, channel, {"n": n}, event="tick") for n in range(5)]
+        offsets = [await publish_http(pyrt_server.url, channel, {"n": n}, event="tick") for n in range(5)]
         got = await client.publications(channel, 5)
         assert [p["data"] for p in got] == [{"n": n} for n in range(5)]
         assert [p["offset"] for p in got] == offsets
         assert {p["event"] for p in got} == {"tick"}
         await client.send({"type": "unsubscribe", "channel": channel})
         assert await client.expect("unsubscribed") == {"type": "unsubscribed", "channel": channel}
-        await publish_http(server.url, channel, "after")
+        await publish_http(pyrt_server.url, channel, "after")
         await client.send({"type": "ping", "t": "sync"})
         await client.expect("pong")
         assert not [f for f in client.frames if f["type"] == "publication"]
@@ -107,19 +107,19 @@ def test_subscribe_then_live_publications_in_order(server: ServerProcess) -> Non
     run(scenario())
 
 
-def test_subscribe_since_replays_exactly_the_missed_publications(server: ServerProcess) -> None:
+def test_subscribe_since_replays_exactly_the_missed_publications(pyrt_server: ServerProcess) -> None:
     channel = unique()
 
     async def scenario() -> None:
-        offsets = [await publish_http(server.url, channel, n) for n in range(6)]
-        client = await Client.connect(server.ws_url)
+        offsets = [await publish_http(pyrt_server.url, channel, n) for n in range(6)]
+        client = await Client.connect(pyrt_server.ws_url)
         await client.send({"type": "subscribe", "channel": channel, "since": offsets[2]})
         subscribed = await client.expect("subscribed")
         assert subscribed["offset"] == offsets[-1]
         assert subscribed["recovered"] is True
         replay = await client.publications(channel, 3)
         assert [p["data"] for p in replay] == [3, 4, 5]
-        live = await publish_http(server.url, channel, 6)
+        live = await publish_http(pyrt_server.url, channel, 6)
         assert (await client.expect("publication"))["offset"] == live
         # "0" means everything retained
         await client.send({"type": "subscribe", "channel": channel, "since": "0"})
@@ -130,8 +130,10 @@ def test_subscribe_since_replays_exactly_the_missed_publications(server: ServerP
     run(scenario())
 
 
-def test_recovered_is_false_when_retention_was_exceeded(start_server: Callable[..., ServerProcess]) -> None:
-    small = start_server("--retention", "3", "--demo-tick", "0")
+def test_recovered_is_false_when_retention_was_exceeded(
+    pyrt_start_server: Callable[..., ServerProcess]
+) -> None:
+    small = pyrt_start_server("--retention", "3", "--demo-tick", "0")
     channel = unique()
 
     async def scenario() -> None:
@@ -150,11 +152,13 @@ def test_recovered_is_false_when_retention_was_exceeded(start_server: Callable[.
     run(scenario())
 
 
-def test_publish_is_acked_with_its_offset_and_a_resent_id_publishes_nothing(server: ServerProcess) -> None:
+def test_publish_is_acked_with_its_offset_and_a_resent_id_publishes_nothing(
+    pyrt_server: ServerProcess
+) -> None:
     channel = unique()
 
     async def scenario() -> None:
-        client = await Client.connect(server.ws_url)
+        client = await Client.connect(pyrt_server.ws_url)
         await client.send({"type": "subscribe", "channel": channel})
         await client.expect("subscribed")
         frame = {
@@ -181,9 +185,9 @@ def test_publish_is_acked_with_its_offset_and_a_resent_id_publishes_nothing(serv
     run(scenario())
 
 
-def test_publishing_into_a_server_channel_is_forbidden(server: ServerProcess) -> None:
+def test_publishing_into_a_server_channel_is_forbidden(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        client = await Client.connect(server.ws_url)
+        client = await Client.connect(pyrt_server.ws_url)
         await client.send({"type": "publish", "id": "x1", "channel": "_received.someone", "data": 1})
         error = await client.expect("error")
         assert error["code"] == "forbidden"
@@ -209,10 +213,10 @@ def test_publishing_into_a_server_channel_is_forbidden(server: ServerProcess) ->
     ],
 )
 def test_bad_frames_get_an_error_and_the_connection_stays_open(
-    server: ServerProcess, frame: str, code: str
+    pyrt_server: ServerProcess, frame: str, code: str
 ) -> None:
     async def scenario() -> None:
-        client = await Client.connect(server.ws_url)
+        client = await Client.connect(pyrt_server.ws_url)
         await client.send(frame)
         error = await client.expect("error")
         assert error["code"] == code, error
@@ -225,9 +229,9 @@ def test_bad_frames_get_an_error_and_the_connection_stays_open(
     run(scenario())
 
 
-def test_a_deeply_nested_but_valid_frame_is_answered(server: ServerProcess) -> None:
+def test_a_deeply_nested_but_valid_frame_is_answered(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        client = await Client.connect(server.ws_url)
+        client = await Client.connect(pyrt_server.ws_url)
         data = json.loads("[" * 200 + "]" * 200)
         await client.send({"type": "message", "id": unique(), "data": data})
         assert (await client.expect("ack"))["data"] == data
@@ -236,9 +240,9 @@ def test_a_deeply_nested_but_valid_frame_is_answered(server: ServerProcess) -> N
     run(scenario())
 
 
-def test_binary_frames_get_a_clear_error(server: ServerProcess) -> None:
+def test_binary_frames_get_a_clear_error(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        client = await Client.connect(server.ws_url)
+        client = await Client.connect(pyrt_server.ws_url)
         await client.send(b"\x00\x01binary")
         assert (await client.expect("error"))["code"] == "binary_not_supported"
         await client.close()
@@ -246,10 +250,10 @@ def test_binary_frames_get_a_clear_error(server: ServerProcess) -> None:
     run(scenario())
 
 
-def test_an_oversize_frame_closes_with_1009_and_others_are_unaffected(server: ServerProcess) -> None:
+def test_an_oversize_frame_closes_with_1009_and_others_are_unaffected(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
-        bystander = await Client.connect(server.ws_url)
-        client = await Client.connect(server.ws_url, max_size=None)
+        bystander = await Client.connect(pyrt_server.ws_url)
+        client = await Client.connect(pyrt_server.ws_url, max_size=None)
         await client.send({"type": "message", "data": "x" * (1024 * 1024 + 10)})
         assert await client.close_code() == 1009
         await bystander.send({"type": "ping", "t": 1})
@@ -280,8 +284,8 @@ def _masked_frame(opcode: int, payload: bytes) -> bytes:
     return struct.pack("!BB", 0x80 | opcode, 0x80 | len(payload)) + mask + masked
 
 
-def test_invalid_utf8_from_a_raw_socket_closes_with_1007(server: ServerProcess) -> None:
-    sock = _raw_handshake(server.port)
+def test_invalid_utf8_from_a_raw_socket_closes_with_1007(pyrt_server: ServerProcess) -> None:
+    sock = _raw_handshake(pyrt_server.port)
     with sock:
         sock.sendall(_masked_frame(0x1, b'{"type":"ping","t":"\xff\xfe"}'))
         data = b""
@@ -296,11 +300,13 @@ def test_invalid_utf8_from_a_raw_socket_closes_with_1007(server: ServerProcess) 
         index = data.find(b"\x88")
         assert index >= 0, data
         assert struct.unpack("!H", data[index + 2 : index + 4])[0] == 1007
-    assert httpx.get(server.url + "/healthz").status_code == 200
+    assert httpx.get(pyrt_server.url + "/healthz").status_code == 200
 
 
-def test_a_flood_gets_rate_limited_then_closed_with_1008(start_server: Callable[..., ServerProcess]) -> None:
-    limited = start_server(
+def test_a_flood_gets_rate_limited_then_closed_with_1008(
+    pyrt_start_server: Callable[..., ServerProcess]
+) -> None:
+    limited = pyrt_start_server(
         "--rate-limit", "20", "--rate-burst", "10", "--abuse-limit", "30", "--demo-tick", "0"
     )
 
@@ -331,8 +337,8 @@ def test_a_flood_gets_rate_limited_then_closed_with_1008(start_server: Callable[
     run(scenario())
 
 
-def test_a_silent_client_is_pinged_then_dropped(start_server: Callable[..., ServerProcess]) -> None:
-    quick = start_server("--heartbeat", "0.2", "--demo-tick", "0")
+def test_a_silent_client_is_pinged_then_dropped(pyrt_start_server: Callable[..., ServerProcess]) -> None:
+    quick = pyrt_start_server("--heartbeat", "0.2", "--demo-tick", "0")
 
     async def scenario() -> None:
         client = await Client.connect(quick.ws_url)

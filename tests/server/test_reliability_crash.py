@@ -18,21 +18,23 @@ import redis
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
+from pyrt.pytest_plugin.redis_process import RedisServer
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.brokers.redis import _LEASE_MS, _PENDING
 from tests.faults.scenario import emit
-from tests.server.conftest import RedisServer
-from tests.serverproc import ServerProcess
 
 
 def test_a_message_whose_handler_was_killed_midway_is_acked_after_the_restart(
-    start_server: Callable[..., ServerProcess], redis_server: RedisServer
+    pyrt_start_server: Callable[..., ServerProcess], pyrt_redis: RedisServer
 ) -> None:
     prefix = f"crash{uuid.uuid4().hex[:6]}:"
-    server = start_server("--redis", redis_server.url, "--redis-prefix", prefix, "--demo", "--demo-tick", "0")
+    server = pyrt_start_server(
+        "--redis", pyrt_redis.url, "--redis-prefix", prefix, "--demo", "--demo-tick", "0"
+    )
     crashed, after = f"k{uuid.uuid4().hex[:7]}-1", f"k{uuid.uuid4().hex[:7]}-2"
     # What a SIGKILL between the claim and the ack leaves behind.
     dead_claim = f"{_PENDING}:killed-instance"
-    redis.Redis.from_url(redis_server.url).set(f"{prefix}msg:{crashed}", dead_claim, px=_LEASE_MS)
+    redis.Redis.from_url(pyrt_redis.url).set(f"{prefix}msg:{crashed}", dead_claim, px=_LEASE_MS)
     acks: dict[str, tuple[float, bool]] = {}
     with connect(f"{server.ws_url}/ws", subprotocols=[Subprotocol("pyrt.v1")]) as ws:
         ws.recv(5)  # welcome

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.sse import ServerSentEvent, SSEDecoder
 from tests.server.wsclient import publish_http, run
-from tests.serverproc import ServerProcess
 
 
 def unique() -> str:
@@ -48,20 +48,20 @@ async def open_stream(client: httpx.AsyncClient, url: str, **kwargs: Any) -> Str
     return Stream(response)
 
 
-def test_publications_arrive_as_named_events_with_offsets_as_ids(server: ServerProcess) -> None:
+def test_publications_arrive_as_named_events_with_offsets_as_ids(pyrt_server: ServerProcess) -> None:
     channel = unique()
 
     async def scenario() -> None:
         async with httpx.AsyncClient(timeout=5) as client:
-            stream = await open_stream(client, server.url, params={"channel": channel})
+            stream = await open_stream(client, pyrt_server.url, params={"channel": channel})
             assert stream.response.headers["content-type"].startswith("text/event-stream")
             assert "no-cache" in stream.response.headers["cache-control"]
             await stream.read_until(lambda s: s.decoder.retry is not None)
             assert stream.raw.startswith(b"retry: 1000\n\n")
             offsets = [
-                await publish_http(server.url, channel, {"n": 1}, event="tick"),
-                await publish_http(server.url, channel, {"text": "hi"}, event="notification"),
-                await publish_http(server.url, channel, [1, 2]),
+                await publish_http(pyrt_server.url, channel, {"n": 1}, event="tick"),
+                await publish_http(pyrt_server.url, channel, {"text": "hi"}, event="notification"),
+                await publish_http(pyrt_server.url, channel, [1, 2]),
             ]
             events = await stream.next_events(3)
             assert [e.type for e in events] == ["tick", "notification", "message"]
@@ -72,14 +72,14 @@ def test_publications_arrive_as_named_events_with_offsets_as_ids(server: ServerP
     run(scenario())
 
 
-def test_last_event_id_header_resumes_after_that_offset(server: ServerProcess) -> None:
+def test_last_event_id_header_resumes_after_that_offset(pyrt_server: ServerProcess) -> None:
     channel = unique()
 
     async def scenario() -> None:
-        offsets = [await publish_http(server.url, channel, n) for n in range(5)]
+        offsets = [await publish_http(pyrt_server.url, channel, n) for n in range(5)]
         async with httpx.AsyncClient(timeout=5) as client:
             stream = await open_stream(
-                client, server.url, params={"channel": channel}, headers={"Last-Event-ID": offsets[1]}
+                client, pyrt_server.url, params={"channel": channel}, headers={"Last-Event-ID": offsets[1]}
             )
             events = await stream.next_events(3)
             assert [e.json() for e in events] == [2, 3, 4]
@@ -89,19 +89,21 @@ def test_last_event_id_header_resumes_after_that_offset(server: ServerProcess) -
     run(scenario())
 
 
-def test_last_event_id_query_parameter_resumes_and_zero_replays_everything(server: ServerProcess) -> None:
+def test_last_event_id_query_parameter_resumes_and_zero_replays_everything(
+    pyrt_server: ServerProcess
+) -> None:
     channel = unique()
 
     async def scenario() -> None:
-        offsets = [await publish_http(server.url, channel, n) for n in range(4)]
+        offsets = [await publish_http(pyrt_server.url, channel, n) for n in range(4)]
         async with httpx.AsyncClient(timeout=5) as client:
             resumed = await open_stream(
-                client, server.url, params={"channel": channel, "lastEventId": offsets[2]}
+                client, pyrt_server.url, params={"channel": channel, "lastEventId": offsets[2]}
             )
             assert [e.json() for e in await resumed.next_events(1)] == [3]
             await resumed.response.aclose()
             everything = await open_stream(
-                client, server.url, params={"channel": channel, "lastEventId": "0"}
+                client, pyrt_server.url, params={"channel": channel, "lastEventId": "0"}
             )
             assert [e.json() for e in await everything.next_events(4)] == [0, 1, 2, 3]
             await everything.response.aclose()
@@ -109,8 +111,10 @@ def test_last_event_id_query_parameter_resumes_and_zero_replays_everything(serve
     run(scenario())
 
 
-def test_heartbeat_comments_keep_an_idle_stream_alive(start_server: Callable[..., ServerProcess]) -> None:
-    quick = start_server("--sse-heartbeat", "0.1", "--demo-tick", "0")
+def test_heartbeat_comments_keep_an_idle_stream_alive(
+    pyrt_start_server: Callable[..., ServerProcess]
+) -> None:
+    quick = pyrt_start_server("--sse-heartbeat", "0.1", "--demo-tick", "0")
 
     async def scenario() -> None:
         async with httpx.AsyncClient(timeout=5) as client:
@@ -122,21 +126,21 @@ def test_heartbeat_comments_keep_an_idle_stream_alive(start_server: Callable[...
     run(scenario())
 
 
-def test_missing_or_invalid_channel_answers_204(server: ServerProcess) -> None:
-    assert httpx.get(server.url + "/sse").status_code == 204
-    assert httpx.get(server.url + "/sse", params={"channel": "not a channel"}).status_code == 204
+def test_missing_or_invalid_channel_answers_204(pyrt_server: ServerProcess) -> None:
+    assert httpx.get(pyrt_server.url + "/sse").status_code == 204
+    assert httpx.get(pyrt_server.url + "/sse", params={"channel": "not a channel"}).status_code == 204
 
 
-def test_data_cannot_inject_fields_or_events(server: ServerProcess) -> None:
+def test_data_cannot_inject_fields_or_events(pyrt_server: ServerProcess) -> None:
     channel = unique()
     evil = "line1\n\nevent: admin\nid: 999-999\ndata: injected\r\nretry: 1\rx"
 
     async def scenario() -> None:
         async with httpx.AsyncClient(timeout=5) as client:
-            stream = await open_stream(client, server.url, params={"channel": channel})
+            stream = await open_stream(client, pyrt_server.url, params={"channel": channel})
             await stream.read_until(lambda s: s.decoder.retry is not None)
-            offset = await publish_http(server.url, channel, {"text": evil})
-            await publish_http(server.url, channel, "next")
+            offset = await publish_http(pyrt_server.url, channel, {"text": evil})
+            await publish_http(pyrt_server.url, channel, "next")
             events = await stream.next_events(2)
             assert events[0].type == "message"
             assert events[0].id == offset
@@ -148,15 +152,15 @@ def test_data_cannot_inject_fields_or_events(server: ServerProcess) -> None:
     run(scenario())
 
 
-def test_foreign_origin_is_refused_with_403(server: ServerProcess) -> None:
+def test_foreign_origin_is_refused_with_403(pyrt_server: ServerProcess) -> None:
     response = httpx.get(
-        server.url + "/sse", params={"channel": "feed"}, headers={"Origin": "https://evil.example"}
+        pyrt_server.url + "/sse", params={"channel": "feed"}, headers={"Origin": "https://evil.example"}
     )
     assert response.status_code == 403
 
 
-def test_the_demo_feed_has_distinct_named_events(start_server: Callable[..., ServerProcess]) -> None:
-    fast = start_server("--demo", "--demo-tick", "0.02")
+def test_the_demo_feed_has_distinct_named_events(pyrt_start_server: Callable[..., ServerProcess]) -> None:
+    fast = pyrt_start_server("--demo", "--demo-tick", "0.02")
 
     async def scenario() -> None:
         async with httpx.AsyncClient(timeout=5) as client:

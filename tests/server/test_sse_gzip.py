@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.sse_gzip import accepts_gzip, gzip_send
 from pyrt.sse import SSEDecoder
 from tests.server.wsclient import publish_http, run
-from tests.serverproc import ServerProcess
 
 
 @pytest.mark.parametrize(
@@ -86,14 +86,16 @@ async def read_stream(server: ServerProcess, channel: str, encoding: str, count:
 
 
 @pytest.mark.parametrize("encoding", ["gzip, deflate", "identity"])
-def test_the_stream_is_gzipped_only_for_clients_that_accept_it(server: ServerProcess, encoding: str) -> None:
+def test_the_stream_is_gzipped_only_for_clients_that_accept_it(
+    pyrt_server: ServerProcess, encoding: str
+) -> None:
     channel = f"gz-{uuid.uuid4().hex[:8]}"
     published = [{"n": n, "text": "the same words again and again"} for n in range(50)]
 
     async def scenario() -> Read:
         for item in published:
-            await publish_http(server.url, channel, item)
-        return await read_stream(server, channel, encoding, len(published))
+            await publish_http(pyrt_server.url, channel, item)
+        return await read_stream(pyrt_server, channel, encoding, len(published))
 
     coding, wire, text, data = run(scenario())
     assert data == published
@@ -105,8 +107,8 @@ def test_the_stream_is_gzipped_only_for_clients_that_accept_it(server: ServerPro
         assert wire == text
 
 
-def test_without_sse_gzip_the_server_sends_plain_text(start_server: Any) -> None:
-    plain = start_server("--demo", "--no-sse-gzip")
+def test_without_sse_gzip_the_server_sends_plain_text(pyrt_start_server: Any) -> None:
+    plain = pyrt_start_server("--demo", "--no-sse-gzip")
     channel = f"gz-{uuid.uuid4().hex[:8]}"
 
     async def scenario() -> Read:

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.testing import FakePyrtServer, ServerConnection
 from tests.server.wsclient import Client
-from tests.serverproc import ServerProcess
 
 Frame = dict[str, Any] | str | bytes
 Script = list[Frame]
