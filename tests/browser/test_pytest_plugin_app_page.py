@@ -54,7 +54,9 @@ def test_a_pyscript_page_is_guarded_and_its_tabs_are_on_record(
 ) -> None:
     # The server's CSP would refuse these requests before the network: bypass it to reach the guard.
     app = pyrt_open_page(pyrt_server, "/hello.html", context_args={"bypass_csp": True})
-    app.page.locator("#status").filter(has_text="running in Pyodide").wait_for(timeout=60_000)
+    status = app.page.locator("#status")
+    status.filter(has_text="running in Pyodide").wait_for(timeout=60_000)
+    assert f"pyrt {__import__('pyrt').__version__}" in status.inner_text()  # offline, no CDN:
     assert all(url.startswith(pyrt_server.url + "/") for url in app.requests)
     with app.expect_blocked() as blocked:
         outcome = app.page.evaluate(
