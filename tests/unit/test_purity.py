@@ -253,10 +253,11 @@ def test_the_cycle_finder_finds_a_cycle_and_only_cycles() -> None:
 
 def test_only_the_pytest_plugin_imports_the_pytest_plugin() -> None:
     """The plugin (pyrt[testing]) never reaches a page: no client or server module depends on it."""
+    plugin = "pyrt.pytest_plugin"
     found = {
-        name: sorted(i for i in imported if i.startswith("pyrt.pytest_plugin"))
+        name: sorted(i for i in imported if i.startswith(plugin))
         for name, imported in import_graph().items()
-        if not name.startswith("pyrt.pytest_plugin") and any(i.startswith("pyrt.pytest_plugin") for i in imported)
+        if not name.startswith(plugin) and any(i.startswith(plugin) for i in imported)
     }
     assert found == {}
     assert any(name.startswith("pyrt.pytest_plugin.") for name in import_graph())  # the scan sees it
