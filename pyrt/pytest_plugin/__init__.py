@@ -1,8 +1,8 @@
-"""Test real-time pages built on pyrt the way pyrt tests itself: a pytest plugin and its helpers.
+"""Test real-time pages built on pyrt the way pyrt tests itself: a pytest plugin and its parts.
 
 Install ``pyrt[testing]`` and the plugin's fixtures (``pyrt_server``, ``pyrt_page``, ``pyrt_proxy``
 ...; see :mod:`pyrt.pytest_plugin.plugin` and docs/testing.md) are there in every test. The
-helpers work without pytest too:
+parts work without pytest too:
 
 - :class:`ServerProcess`: pyrt's server as a subprocess on a free port (restart, log, metrics,
   memory); :class:`PeakRss`: a process's peak memory while a block runs;

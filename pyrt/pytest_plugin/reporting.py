@@ -1,8 +1,8 @@
 """What the test resources saw, attached to the report of a test that fails.
 
 Servers, proxies and pages register themselves here when they start (whoever starts them: a
-fixture, a test, a helper). When a test begins, the registry forgets the resources that finished
-before it and notes where every live one stands (:meth:`Reportable.mark`); when the test fails,
+fixture, a test, any code of the test's). When a test begins, the registry forgets the resources
+that finished before it and notes where every live one stands (:meth:`Reportable.mark`); when the test fails,
 each resource says what happened *during that test* (a server its log lines, a page its console,
 uncaught errors and blocked requests, a proxy its fault events), and the plugin adds one report
 section per resource. A page also reports *violations* (a request that tried to leave localhost):

@@ -131,7 +131,7 @@ for name in sorted({PYTEST_ONLY!r}):
     count, server, *plugin = result.stdout.splitlines()
     assert int(count) >= 1
     assert server.removeprefix("server needs ") in SERVER_ONLY
-    # The plugin's helpers (server process, proxy, delivery checks, waits) need only the stdlib;
+    # The plugin's parts (server process, proxy, delivery checks, waits) need only the stdlib;
     # the plugin itself needs pytest, the pages Playwright.
     assert plugin == [
         "pyrt.pytest_plugin.app_page needs playwright",
