@@ -27,6 +27,9 @@ class Sizes:
     fanout_step_seconds: float = 3.0
     fanout_processes: int = 2  # load-client processes per transport
     idle_connections: int = 5_000
+    # persist= with a long queue
+    persist_queue: int = 10_000
+    persist_writes: int = 200
 
 
 FULL = Sizes()
@@ -45,4 +48,6 @@ QUICK = Sizes(
     fanout_step_seconds=0.5,
     fanout_processes=1,
     idle_connections=20,
+    persist_queue=200,
+    persist_writes=5,
 )

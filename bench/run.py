@@ -108,10 +108,34 @@ def run_server_benchmarks(sizes: Sizes, log: Any) -> dict[str, Any]:
     return run_server(sizes, log)
 
 
+def run_persist_benchmarks(sizes: Sizes, log: Any) -> dict[str, Any]:
+    """``persist=`` with a long queue: CPython's engine and files, then the browser's stores."""
+    from bench.browser import BenchPage, Chromium
+    from bench.persist_bench import run_cpython
+
+    n, writes = sizes.persist_queue, sizes.persist_writes
+    results: dict[str, Any] = {"cpython": run_cpython(n, writes)}
+    log(f"persist: CPython done ({n:,} queued)")
+    server = Server([sys.executable, "-m", "bench.server"], "bench-server listening on ")
+    try:
+        with Chromium() as chromium:
+            page = BenchPage(chromium, server.url)
+            try:
+                results["browser"] = page.py("persist_writes", n=n, writes=writes)
+            except Exception:
+                results["browser"] = {"error": traceback.format_exc()[-2000:]}
+            finally:
+                page.close()
+    finally:
+        server.stop()
+    log("persist: browser done")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness in seconds")
-    parser.add_argument("--only", choices=["client", "server"], help="run one half")
+    parser.add_argument("--only", choices=["client", "server", "persist"], help="run one part")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where JSON and the chart go")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -124,7 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"meta": meta(sizes, fd_limit)}
     log(f"pyrt benchmarks ({'quick' if args.quick else 'full'}), open-files limit {fd_limit}")
     broken = False
-    for half, func in (("client", run_client_benchmarks), ("server", run_server_benchmarks)):
+    parts = (
+        ("client", run_client_benchmarks),
+        ("server", run_server_benchmarks),
+        ("persist", run_persist_benchmarks),
+    )
+    for half, func in parts:
         if args.only and args.only != half:
             continue
         try:
@@ -150,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{m['loadavg_end'][0]:.2f} at end; {m['seconds']:.0f} s"
     )
     print(report.render_text(results))
+    if isinstance(results.get("persist"), dict):
+        from bench.persist_bench import render
+
+        print("\n" + render(results["persist"]))
     print(f"\nJSON: {args.out / 'latest.json'}  table: {args.out / 'latest.md'}", end="")
     print(f"  chart: {args.out / 'latest.png'}" if why_no_chart is None else f"  (no chart: {why_no_chart})")
     return 1 if broken else 0

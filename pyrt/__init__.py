@@ -27,6 +27,7 @@ if _typing.TYPE_CHECKING:
         IllegalTransition,
         InvalidCloseCode,
         InvalidStateError,
+        PersistenceError,
         PyrtError,
         QueueFull,
         RelativeURLError,
@@ -38,10 +39,11 @@ if _typing.TYPE_CHECKING:
         SSERetriesExhaustedError,
         SSEStalledError,
         SSEStreamEndedError,
+        StorageUnavailable,
         UnsupportedByProtocol,
     )
     from pyrt.heartbeat import Heartbeat
-    from pyrt.persist import MemoryStorage
+    from pyrt.persist import MemoryRecordStore, MemoryStorage, RestoredMessage
     from pyrt.protocol import JsonAckProtocol, PyrtProtocol, RawProtocol, WireProtocol
     from pyrt.sse import ServerSentEvent, SSEDecoder
     from pyrt.sse_encode import encode_comment, encode_event
@@ -65,7 +67,9 @@ __all__ = [
     "InvalidCloseCode",
     "InvalidStateError",
     "JsonAckProtocol",
+    "MemoryRecordStore",
     "MemoryStorage",
+    "PersistenceError",
     "Publication",
     "PyrtError",
     "PyrtProtocol",
@@ -73,6 +77,7 @@ __all__ = [
     "RawProtocol",
     "ReadyState",
     "RelativeURLError",
+    "RestoredMessage",
     "SSEContentTypeError",
     "SSEDecoder",
     "SSEError",
@@ -85,6 +90,7 @@ __all__ = [
     "ServerError",
     "ServerSentEvent",
     "State",
+    "StorageUnavailable",
     "UnsupportedByProtocol",
     "WebSocketClient",
     "WebSocketEngine",
@@ -110,7 +116,9 @@ _WHERE: dict[str, str] = {
     "InvalidCloseCode": "pyrt.errors",
     "InvalidStateError": "pyrt.errors",
     "JsonAckProtocol": "pyrt.protocol",
+    "MemoryRecordStore": "pyrt.persist",
     "MemoryStorage": "pyrt.persist",
+    "PersistenceError": "pyrt.errors",
     "Publication": "pyrt.subscriptions",
     "PyrtError": "pyrt.errors",
     "PyrtProtocol": "pyrt.protocol",
@@ -118,6 +126,7 @@ _WHERE: dict[str, str] = {
     "RawProtocol": "pyrt.protocol",
     "ReadyState": "pyrt.states",
     "RelativeURLError": "pyrt.errors",
+    "RestoredMessage": "pyrt.persist",
     "SSEContentTypeError": "pyrt.errors",
     "SSEDecoder": "pyrt.sse",
     "SSEError": "pyrt.errors",
@@ -130,6 +139,7 @@ _WHERE: dict[str, str] = {
     "ServerError": "pyrt.errors",
     "ServerSentEvent": "pyrt.sse",
     "State": "pyrt.states",
+    "StorageUnavailable": "pyrt.errors",
     "UnsupportedByProtocol": "pyrt.errors",
     "WebSocketClient": "pyrt.aio.websocket",
     "WebSocketEngine": "pyrt.ws_engine",

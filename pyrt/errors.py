@@ -17,6 +17,8 @@ Python user would expect (``TypeError``, ``ValueError``, ``RuntimeError``, ``Tim
     ├── RelativeURLError (+ ValueError)        "/ws" outside a browser: no page to resolve it
     ├── EncodeError (+ TypeError)              data the wire protocol cannot carry
     ├── UnsupportedByProtocol (+ TypeError)    acks or channels in raw mode
+    ├── PersistenceError                  a write of ``persist=`` state failed
+    │   └── StorageUnavailable            no durable storage here: state lives in memory only
     └── SSEError                          what the SSE clients report or raise
         ├── SSEHTTPError                  a status other than 200 (``status``, ``retryable``)
         ├── SSEContentTypeError           200 without ``text/event-stream``
@@ -41,6 +43,7 @@ __all__ = [
     "IllegalTransition",
     "InvalidCloseCode",
     "InvalidStateError",
+    "PersistenceError",
     "PyrtError",
     "QueueFull",
     "RelativeURLError",
@@ -52,6 +55,7 @@ __all__ = [
     "SSEStalledError",
     "SSEStreamEndedError",
     "ServerError",
+    "StorageUnavailable",
     "UnsupportedByProtocol",
 ]
 
@@ -128,6 +132,19 @@ class FrameError(PyrtError):
 
 class UnsupportedByProtocol(PyrtError, TypeError):
     """The chosen protocol cannot do this (acks or channels in raw mode)."""
+
+
+class PersistenceError(PyrtError):
+    """Saving a client's ``persist=`` state failed (storage full or forbidden); pyrt retries.
+
+    Reported through ``on_error`` and raised by ``await client.persisted()``.
+    """
+
+
+class StorageUnavailable(PersistenceError):
+    """No durable storage exists here (no ``localStorage``, no IndexedDB, or it refused to
+    open): ``persist=`` state lives in memory only and does not survive a reload. Reported once
+    through ``on_error`` (and the log) when the client connects; ``client.durable`` is False."""
 
 
 class ServerError(PyrtError):

@@ -35,9 +35,10 @@ def frame_size(frame: Frame) -> int:
     return len(frame)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Queued:
-    """One waiting frame. ``ack_id`` is set for frames that expect an acknowledgement."""
+    """One waiting frame. ``ack_id`` is set for frames that expect an acknowledgement.
+    Compared (and hashed) by identity: each entry is one message."""
 
     frame: Frame
     size: int

@@ -32,7 +32,15 @@ from typing import Any
 
 from pyrt.names import CHANNEL_RULE, EVENT_RULE, ID_RULE, is_channel_name, is_event_name, is_message_id
 from pyrt.offsets import offset_key
-from pyrt.persist import MemoryStorage, Storage
+from pyrt.persist import (
+    Changes,
+    MemoryRecordStore,
+    RecordStore,
+    RestoredMessage,
+    Snapshot,
+    Storage,
+    as_record_store,
+)
 from pyrt.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
 from pyrt.states import State
 from pyrt.subscriptions import Publication
@@ -48,6 +56,7 @@ from pyrt.ws_engine import (
     Reconnecting,
     RejectAck,
     ReportError,
+    ReportRestored,
     ResolveAck,
     SaveState,
     SendFrame,
@@ -308,6 +317,9 @@ class EngineHarness:
     not), frames reach the server and its replies come back, unless the socket is blackholed.
     Without one, the test plays the server: :meth:`open`, :meth:`receive`, :meth:`drop`.
     Extra keyword arguments go to :class:`WebSocketEngine` (``rng`` defaults to a fixed 0.5).
+    With ``persist=True`` every :class:`SaveState` is applied to ``store`` (a durable
+    :class:`~pyrt.persist.MemoryRecordStore` under the key ``"test"`` unless given): pass the
+    same store to a second harness and :meth:`restore` plays a page reload.
     """
 
     def __init__(
@@ -316,9 +328,11 @@ class EngineHarness:
         *,
         clock: FakeClock | None = None,
         server: FakePyrtServer | None = None,
+        store: MemoryRecordStore | None = None,
         **engine_kwargs: Any,
     ) -> None:
         engine_kwargs.setdefault("rng", lambda: 0.5)
+        self.store = store if store is not None else MemoryRecordStore(durable=True)
         self.engine = engine if engine is not None else WebSocketEngine(**engine_kwargs)
         self.clock = clock if clock is not None else FakeClock()
         self.server = server
@@ -329,7 +343,8 @@ class EngineHarness:
         self.reconnects: list[Reconnecting] = []
         self.errors: list[Exception] = []
         self.closes: list[Closed] = []
-        self.saved: list[str] = []
+        self.saved: list[Changes] = []
+        self.restored: list[RestoredMessage] = []
         self.confirmed: list[SubscriptionConfirmed] = []
         self.actions_seen: list[Action] = []
         self._events: deque[Callable[[], None]] = deque()
@@ -361,6 +376,24 @@ class EngineHarness:
     def connect(self) -> None:
         self.engine.connect(self.now)
         self.pump()
+
+    def restore(self) -> Snapshot:
+        """Load what ``store`` holds into the engine (a reloaded page, before :meth:`connect`)."""
+        loaded: list[Snapshot] = []
+        self.store.load("test", loaded.append, self._load_failed)
+        self.engine.restore(loaded[0])
+        self.pump()
+        return loaded[0]
+
+    def stored(self) -> Snapshot:
+        """What ``store`` holds now."""
+        loaded: list[Snapshot] = []
+        self.store.load("test", loaded.append, self._load_failed)
+        return loaded[0]
+
+    @staticmethod
+    def _load_failed(error: Exception) -> None:
+        raise error
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         self.engine.close(self.now, code, reason)
@@ -489,6 +522,11 @@ class EngineHarness:
                 self.actions_seen.append(action)
                 self._perform(action)
 
+    @staticmethod
+    def _write_done(error: Exception | None) -> None:
+        if error is not None:
+            raise error
+
     def _kill(self, sock: FakeSocket, code: int, reason: str) -> None:
         sock.state = "closed"
         sock.close_code = code
@@ -560,7 +598,10 @@ class EngineHarness:
         elif isinstance(action, Closed):
             self.closes.append(action)
         elif isinstance(action, SaveState):
-            self.saved.append(action.text)
+            self.saved.append(action.changes)
+            self.store.write("test", action.changes, self._write_done)
+        elif isinstance(action, ReportRestored):
+            self.restored.append(action.message)
         elif isinstance(action, SubscriptionConfirmed):
             self.confirmed.append(action)
 
@@ -578,14 +619,14 @@ class FakeTransport:
         self,
         server: FakePyrtServer | None = None,
         schedule: Callable[[Callable[[], None]], object] | None = None,
-        storage: Storage | None = None,
+        storage: Storage | RecordStore | None = None,
     ) -> None:
         self.server = server
         self.schedule: Callable[[Callable[[], None]], object] = schedule or (lambda callback: callback())
         self.sockets: list[FakeSocket] = []
         self.page: PageEvents | None = None
         self.disposed = False
-        self._storage: Storage = storage if storage is not None else MemoryStorage()
+        self._storage = as_record_store(storage) if storage is not None else MemoryRecordStore(durable=True)
 
     @property
     def socket(self) -> FakeSocket | None:
@@ -637,7 +678,9 @@ class FakeTransport:
     def watch_page(self, events: PageEvents) -> None:
         self.page = events
 
-    def storage(self) -> Storage | None:
+    def storage(self) -> RecordStore | None:
+        """A durable in-memory store (shared by the clients a test gives the same transport's
+        store: ``FakeTransport(server, storage=store)``)."""
         return self._storage
 
     def dispose(self) -> None:

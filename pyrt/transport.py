@@ -1,7 +1,7 @@
 """What a :class:`~pyrt.WebSocketClient` needs from the runtime it runs on, and the page events.
 
 A transport opens one native socket at a time and reports its events; it also watches the page
-(online, visibility, pagehide/pageshow) and offers a storage for persistence. The browser
+(online, visibility, pagehide/pageshow) and offers a record store for ``persist=``. The browser
 transport wraps ``js.WebSocket`` (:mod:`pyrt.browser.ws_transport`), the CPython one the
 ``websockets`` library (:mod:`pyrt.cpython.ws_transport`), and :class:`pyrt.testing.FakeTransport`
 is an in-memory one. :mod:`pyrt.aio.runtime` picks the default. Typing only: nothing here does I/O.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from pyrt.persist import Storage
+    from pyrt.persist import RecordStore
     from pyrt.wire import Frame
 
 __all__ = ["PageEvents", "SocketEvents", "Transport"]
@@ -73,6 +73,8 @@ class Transport(Protocol):
 
     def watch_page(self, events: PageEvents) -> None: ...
 
-    def storage(self) -> Storage | None: ...
+    def storage(self) -> RecordStore | None:
+        """Where ``persist=`` state goes by default here (``None``: nowhere durable)."""
+        ...
 
     def dispose(self) -> None: ...

@@ -78,7 +78,8 @@ from pyrt.subscriptions import Publication, Subscriptions
 from pyrt.wire import AckId, Frame
 
 if TYPE_CHECKING:  # persistence loads only for clients that use it (an import costs in Pyodide)
-    from pyrt.persist import Snapshot
+    from pyrt.journal import Journal
+    from pyrt.persist import Changes, RestoredMessage, Snapshot
 
 __all__ = [
     "ABANDON_CODE",
@@ -91,6 +92,7 @@ __all__ = [
     "Reconnecting",
     "RejectAck",
     "ReportError",
+    "ReportRestored",
     "ResolveAck",
     "SaveState",
     "SendFrame",
@@ -114,6 +116,8 @@ class _NoMessage:
 
 NO_MESSAGE: Final = _NoMessage()
 """What :meth:`WebSocketEngine.received` returns when the frame carried no application message."""
+
+_RESTORED: Final = object()  # the handle of a message restored from storage: its fate is reported
 
 
 # --------------------------------------------------------------------------------------- actions
@@ -202,9 +206,16 @@ class ReportError:
 
 @dataclass(frozen=True, slots=True)
 class SaveState:
-    """Store ``text`` under the client's persistence key."""
+    """Write ``changes`` to the records of the client's persistence key (see :mod:`pyrt.persist`)."""
 
-    text: str
+    changes: Changes
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRestored:
+    """A message restored from a previous page was acknowledged or failed: report ``message``."""
+
+    message: RestoredMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +237,7 @@ Action = (
     | Closed
     | ReportError
     | SaveState
+    | ReportRestored
     | SubscriptionConfirmed
 )
 
@@ -243,6 +255,7 @@ class Stats:
     retried: int = 0  # messages sent again (after a timeout or a reconnect)
     reconnects: int = 0  # reconnect attempts started
     duplicates: int = 0  # publications and acks dropped because they were seen already
+    restored: int = 0  # messages a previous page saved and this client sends again
     queue_length: int = 0
     pending_acks: int = 0
     rtt: float | None = None  # last heartbeat round trip, seconds
@@ -291,7 +304,7 @@ class WebSocketEngine:
         high_water: int = 1 << 20,
         drain_interval: float = 0.05,
         persist: bool = False,
-        persist_interval: float = 0.25,
+        persist_interval: float = 0.0,
         rng: Callable[[], float] | None = None,
     ) -> None:
         if not ack_timeout > 0:
@@ -333,6 +346,11 @@ class WebSocketEngine:
         self._close_deadline: float | None = None
         self._drain_at: float | None = None
         self._save_at: float | None = None
+        self._journal: Journal | None = None
+        if persist:
+            from pyrt.journal import Journal
+
+            self._journal = Journal()
         self._last_close: CloseInfo | None = None
         self.session: str | None = None  # the pyrt server's name for the current connection
         self.stats = Stats()
@@ -414,6 +432,9 @@ class WebSocketEngine:
             raise InvalidStateError(
                 f"connect() was already called (state {state.name}); the client reconnects by itself"
             )
+        if self._journal is not None and self._journal.held:
+            self._journal.release()  # nothing was restored: there was nothing to restore
+            self._dirty(now)
         self._open_socket(now)
 
     def close(self, now: float, code: int = 1000, reason: str = "") -> None:
@@ -512,7 +533,7 @@ class WebSocketEngine:
         sub = self._subs.add(channel, handler, since)
         if self._sm.state is State.OPEN:
             self._emit_frame(self.protocol.encode_subscribe(channel, sub.offset))
-        self._dirty(now)
+        self._offsets_moved(now)
 
     def unsubscribe(self, channel: str, now: float) -> bool:
         """Stop a subscription; returns False when there was none."""
@@ -521,29 +542,50 @@ class WebSocketEngine:
             return False
         if self._sm.state is State.OPEN:
             self._emit_frame(self.protocol.encode_unsubscribe(channel))
-        self._dirty(now)
+        self._offsets_moved(now)
         return True
 
     def restore(self, snapshot: Snapshot) -> None:
         """Load what a previous page saved (before :meth:`connect`): its unacknowledged messages
-        are sent first with their original ids, and its channel offsets resume the same
-        subscriptions, whether they are made again after this call or were made before it
-        without an explicit ``since``."""
+        are sent first with their original ids — before anything sent since the client was
+        made — and its channel offsets resume the same subscriptions, whether they are made
+        again after this call or were made before it without an explicit ``since``. The fate of
+        each restored message that wanted an ack comes back as a :class:`ReportRestored`."""
         if self._sm.state is not State.IDLE:
             raise InvalidStateError("restore() must be called before connect()")
+        journal = self._journal
+        waiting = self._outbox.clear()  # sent while the saved state was loading: after it
         for saved in snapshot.frames:
+            if saved.ack_id is not None and saved.ack_id in self._acks:
+                continue  # the same message twice (a corrupt store): keep the first
             item = Queued(saved.frame, frame_size(saved.frame), saved.ack_id)
             if saved.ack_id is not None:
                 kind: Kind = "publish" if saved.kind == "publish" else "message"
-                self._acks.add(Pending(saved.ack_id, saved.frame, None, kind, self._cfg.ack_timeout))
+                self._acks.add(Pending(saved.ack_id, saved.frame, _RESTORED, kind, self._cfg.ack_timeout))
+            if journal is not None:
+                journal.restored(item if saved.ack_id is None else saved.ack_id, saved)
+            self.stats.restored += 1
             for dropped in self._outbox.push(item):
                 self._drop(dropped, "restoring saved messages")
+        for item in waiting:
+            for dropped in self._outbox.push(item):
+                self._drop(dropped, "restoring saved messages")
+        if journal is not None:
+            journal.release()
         for channel, offset in snapshot.offsets.items():
             sub = self._subs.get(channel)
             if sub is None:
                 self._restored_offsets[channel] = offset
             elif sub.offset is None:  # subscribed before restore(), live only: resume instead
                 sub.offset, sub.key = offset, offset_key(offset)
+
+    def save_now(self, now: float) -> bool:
+        """Write what changed at once instead of at the next save (a :class:`SaveState` follows
+        when something did). Returns False when persistence is off."""
+        if self._journal is None:
+            return False
+        self._save()
+        return True
 
     def snapshot(self) -> Snapshot:
         """What persistence saves now: unacknowledged and unsent messages, in send order, and
@@ -658,9 +700,9 @@ class WebSocketEngine:
         for entry in self._acks.due(now):
             if self._acks.exhausted(entry):
                 self._acks.discard(entry)
+                self._forget(entry, now)
                 self.stats.ack_timeouts += 1
                 self._reject(entry, AckTimeout(entry.id, entry.attempts, entry.timeout))
-                self._dirty(now)
             else:
                 self._emit_frame(entry.frame)
                 self._acks.sent(entry, now)
@@ -794,6 +836,9 @@ class WebSocketEngine:
 
     def _submit(self, entry: Pending, now: float, buffered: int) -> None:
         self._acks.add(entry)
+        journal = self._journal
+        if journal is not None:
+            journal.add(entry.id, self._saved(entry.frame, entry.id, entry.kind))
         if self._sm.state is State.OPEN and not self._outbox and buffered <= self._cfg.high_water:
             self._emit_frame(entry.frame)
             self._acks.sent(entry, now)
@@ -802,6 +847,8 @@ class WebSocketEngine:
                 self._enqueue(Queued(entry.frame, frame_size(entry.frame), entry.id), now)
             except QueueFull:
                 self._acks.discard(entry)
+                if journal is not None:
+                    journal.remove(entry.id)
                 raise
         self._dirty(now)
 
@@ -809,6 +856,8 @@ class WebSocketEngine:
         dropped = self._outbox.push(item)
         if not dropped or dropped[-1] is not item:
             self.stats.queued += 1
+            if item.ack_id is None and self._journal is not None:
+                self._journal.add(item, self._saved(item.frame))
         for lost in dropped:
             self._drop(lost, f"the queue is full (overflow policy {self._outbox.overflow!r})")
         if self._sm.state is State.OPEN and self._drain_at is None:
@@ -817,6 +866,8 @@ class WebSocketEngine:
 
     def _drop(self, item: Queued, why: str) -> None:
         self.stats.dropped += 1
+        if self._journal is not None:
+            self._journal.remove(item if item.ack_id is None else item.ack_id)
         error = QueueFull(
             f"dropped an unsent {item.size}-byte message"
             + (f" (id {item.ack_id!r})" if item.ack_id is not None else "")
@@ -824,14 +875,15 @@ class WebSocketEngine:
         )
         if item.ack_id is not None:
             entry = self._acks.pop(item.ack_id)
-            if entry is not None and entry.handle is not None:
-                self._actions.append(RejectAck(entry.handle, error))
+            if entry is not None:
+                self._reject(entry, error)
                 return
         self._actions.append(ReportError(error))
 
     def _flush(self, now: float, buffered: int) -> None:
         outbox = self._outbox
         high_water = self._cfg.high_water
+        journal = self._journal
         while outbox and buffered <= high_water:
             item = outbox.popleft()
             self._emit_frame(item.frame)
@@ -840,6 +892,8 @@ class WebSocketEngine:
                 entry = self._acks.get(item.ack_id)
                 if entry is not None:
                     self._acks.sent(entry, now)
+            elif journal is not None:
+                journal.remove(item)
         if outbox:
             self._drain_at = now + self._cfg.drain_interval
         else:
@@ -855,21 +909,24 @@ class WebSocketEngine:
                 sub.gap_pending = False
                 event = replace(event, recovered=False)
             self._actions.append(DeliverPublication(sub.handler, event))
-            if self._cfg.persist and self._save_at is None:
-                self._save_at = now + self._cfg.persist_interval
+            if self._journal is not None:
+                self._offsets_moved(now)
         elif type(event) is Ack:
             entry = self._acks.pop(event.id)
             if entry is None:
                 self.stats.duplicates += 1
                 return
-            self._dirty(now)
+            self._forget(entry, now)
             if event.ok:
                 self.stats.acked += 1
                 value = event.data
                 if entry.kind == "publish" and isinstance(value, dict):
                     value = value.get("offset")
-                if entry.handle is not None:
-                    self._actions.append(ResolveAck(entry.handle, value))
+                handle = entry.handle
+                if handle is _RESTORED:
+                    self._report_restored(entry, value, None)
+                elif handle is not None:
+                    self._actions.append(ResolveAck(handle, value))
             else:
                 self._reject(entry, AckError(entry.id, event.error))
         elif type(event) is Pong:
@@ -882,13 +939,13 @@ class WebSocketEngine:
             sub = self._subs.confirmed(event.channel, event.offset, event.recovered)
             if sub is not None:
                 self._actions.append(SubscriptionConfirmed(event.channel, event.offset, event.recovered))
-                self._dirty(now)
+                self._offsets_moved(now)
         elif type(event) is Welcome:
             self.session = event.session
         elif type(event) is ErrorFrame:
             entry = self._acks.pop(event.id) if event.id is not None else None
             if entry is not None:
-                self._dirty(now)
+                self._forget(entry, now)
                 self._reject(entry, AckError(entry.id, event.message, event.code))
             else:
                 self._actions.append(ReportError(ServerError(event.code, event.message)))
@@ -896,10 +953,21 @@ class WebSocketEngine:
             self._actions.append(ReportError(FrameError(event.reason, event.frame)))
 
     def _reject(self, entry: Pending, error: Exception) -> None:
-        if entry.handle is not None:
-            self._actions.append(RejectAck(entry.handle, error))
+        handle = entry.handle
+        if handle is _RESTORED:
+            self._report_restored(entry, None, error)
+            self._actions.append(ReportError(error))
+        elif handle is not None:
+            self._actions.append(RejectAck(handle, error))
         else:
             self._actions.append(ReportError(error))
+
+    def _report_restored(self, entry: Pending, reply: Any, error: Exception | None) -> None:
+        from pyrt.persist import RestoredMessage, describe
+
+        data, channel = describe(entry.frame)
+        message = RestoredMessage(entry.id, entry.kind, data, channel, error is None, reply, error)
+        self._actions.append(ReportRestored(message))
 
     def _off_the_wire(self) -> None:
         self._acks.off_the_wire()
@@ -939,15 +1007,20 @@ class WebSocketEngine:
 
     def _abort_all(self, error: type[ClientClosedError], why: str, now: float) -> None:
         """Reject every pending ack and drop every queued message, reporting each."""
+        journal = self._journal
         for item in self._outbox.clear():
             if item.ack_id is None:
                 self.stats.dropped += 1
+                if journal is not None:
+                    journal.remove(item)
                 self._actions.append(
                     ReportError(error(f"{why}: a queued {item.size}-byte message was never sent"))
                 )
         for entry in self._acks.clear():
+            self._forget(entry, now)
             self._reject(entry, error(f"{why} before message {entry.id!r} was acknowledged"))
         self._drain_at = None
+        self._dirty(now)
 
     def _finish(self, info: CloseInfo, *, by_client: bool, detail: str, now: float) -> None:
         if not by_client:
@@ -955,17 +1028,44 @@ class WebSocketEngine:
         self._open_at = None
         self._reconnect_at = None
         self._set(State.CLOSED)
+        if self._cfg.persist:
+            self._save()  # before Closed: the client releases its storage once closed
         error = None if by_client else ClientClosedError(detail)
         self._actions.append(Closed(info.code, info.reason, info.was_clean, by_client, detail, error))
-        if self._cfg.persist:
-            self._save()
+
+    def _saved(self, frame: Frame, ack_id: AckId | None = None, kind: str = "message") -> Any:
+        from pyrt.persist import SavedFrame
+
+        return SavedFrame(frame, ack_id, kind)
+
+    def _forget(self, entry: Pending, now: float) -> None:
+        """``entry`` left the pending set (acknowledged, failed, dropped)."""
+        journal = self._journal
+        if journal is not None:
+            journal.remove(entry.id)
+            self._dirty(now)
+
+    def _offsets_moved(self, now: float) -> None:
+        journal = self._journal
+        if journal is not None:
+            journal.offsets_changed()
+            self._dirty(now)
 
     def _dirty(self, now: float) -> None:
-        if self._cfg.persist and self._save_at is None:
+        journal = self._journal
+        if journal is not None and self._save_at is None and journal.dirty:
             self._save_at = now + self._cfg.persist_interval
 
-    def _save(self) -> None:
-        from pyrt.persist import dumps
+    def _offsets(self) -> dict[str, str]:
+        offsets = dict(self._restored_offsets)
+        offsets.update(self._subs.offsets())
+        return offsets
 
+    def _save(self) -> None:
         self._save_at = None
-        self._actions.append(SaveState(dumps(self.snapshot())))
+        journal = self._journal
+        if journal is None:
+            return
+        changes = journal.take(self._offsets)
+        if changes is not None:
+            self._actions.append(SaveState(changes))

@@ -441,6 +441,70 @@ async def cycles_pyrt(url: str, n: int) -> dict[str, Any]:
     return {"n": n, "seconds": perf() - t0}
 
 
+# ---------------------------------------------------------------- persist= writes with a long queue
+
+
+async def persist_writes(n: int, writes: int) -> dict[str, Any]:
+    """With ``n`` messages saved, the cost of saving one more (ms per write), the old way (the
+    whole set as one text per save) and pyrt's (one record), in localStorage and IndexedDB,
+    and the engine's own share; plus loading the ``n`` back."""
+    from persist_costs import engine_costs
+
+    from pyrt.browser.storage import IndexedDBStore, LocalStorageStore
+    from pyrt.persist import Changes, SavedFrame, SnapshotStore
+
+    loop = asyncio.get_running_loop()
+    frame = '{"type":"message","id":"k3f9x2a1-%d","data":{"text":"a chat message of fifty bytes"}}'
+
+    def batch(first: int, count: int) -> Changes:
+        seqs = range(first, first + count)
+        return Changes(puts={s: SavedFrame(frame % s, f"k3f9x2a1-{s}", "message", s) for s in seqs})
+
+    async def write(store: Any, key: str, changes: Changes) -> None:
+        done: asyncio.Future[Any] = loop.create_future()
+        store.write(key, changes, done.set_result)
+        error = await done
+        if error is not None:
+            raise error
+
+    async def per_write(store: Any, key: str) -> float:
+        await write(store, key, batch(1, n))
+        t0 = perf()
+        for seq in range(n + 1, n + 1 + writes):
+            await write(store, key, batch(seq, 1))
+        return (perf() - t0) * 1000 / writes
+
+    async def load(store: Any, key: str) -> float:
+        done: asyncio.Future[Any] = loop.create_future()
+        t0 = perf()
+        store.load(key, done.set_result, done.set_result)
+        snapshot = await done
+        assert len(snapshot.frames) == n + writes, len(snapshot.frames)
+        return (perf() - t0) * 1000
+
+    def clear_local(key: str) -> None:
+        for name in js.Object.keys(js.localStorage).to_py():
+            if name == key or name.startswith(f"pyrt:{key}:"):
+                js.localStorage.removeItem(name)
+
+    out: dict[str, Any] = {"n": n, "writes": writes, "engine": engine_costs(n, writes)}
+    clear_local("bench-old")
+    out["localstorage_whole_ms"] = await per_write(SnapshotStore(js.localStorage), "bench-old")
+    clear_local("bench-old")
+    clear_local("bench-new")
+    local = LocalStorageStore()
+    out["localstorage_record_ms"] = await per_write(local, "bench-new")
+    out["localstorage_load_ms"] = await load(local, "bench-new")
+    clear_local("bench-new")
+    idb = IndexedDBStore()
+    key = f"bench-{int(perf() * 1000)}"
+    out["indexeddb_record_ms"] = await per_write(idb, key)
+    out["indexeddb_load_ms"] = await load(IndexedDBStore(), key)
+    await write(idb, key, Changes(deletes=set(range(1, n + writes + 1))))
+    idb.dispose()
+    return out
+
+
 # ---------------------------------------------------------------- memory snapshot (Python side)
 
 
@@ -470,7 +534,7 @@ CONTENDERS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     name: func
     for name, func in list(globals().items())
     if callable(func)
-    and name.split("_")[0] in {"recv", "rtt", "binary", "sse", "cycles", "python", "pyrt"}
+    and name.split("_")[0] in {"recv", "rtt", "binary", "sse", "cycles", "python", "pyrt", "persist"}
     and asyncio.iscoroutinefunction(func)
 }
 

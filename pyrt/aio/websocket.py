@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from pyrt.aio import runtime
 from pyrt.aio.ack_future import AckFuture, settle
 from pyrt.aio.driver import Driver
-from pyrt.aio.handlers import AsyncHandlers
+from pyrt.aio.handlers import AsyncHandlers, HandlerAttribute
 from pyrt.backoff import Backoff
 from pyrt.close_policy import ShouldReconnect
+from pyrt.errors import InvalidStateError, StorageUnavailable
 from pyrt.heartbeat import Heartbeat
 from pyrt.outbox import Overflow
 from pyrt.protocol import WireProtocol
@@ -41,6 +42,7 @@ from pyrt.ws_engine import (
     Reconnecting,
     RejectAck,
     ReportError,
+    ReportRestored,
     ResolveAck,
     SaveState,
     SendFrame,
@@ -51,7 +53,8 @@ from pyrt.ws_engine import (
 )
 
 if TYPE_CHECKING:
-    from pyrt.persist import Storage
+    from pyrt.aio.persistence import Persistence
+    from pyrt.persist import RecordStore, Storage
     from pyrt.transport import Transport
 
 __all__ = ["AckFuture", "WebSocketClient"]
@@ -77,16 +80,24 @@ class WebSocketClient(Driver):
     ``protocol``: the wire protocol — ``"pyrt"`` (default), ``"raw"`` (any server) or
     ``"json-ack"``, or a :class:`~pyrt.protocol.WireProtocol`.
     ``persist``: a storage key; unacknowledged messages and channel offsets then survive page
-    reloads (in ``localStorage``; on CPython in a JSON file, see :mod:`pyrt.cpython.storage`).
+    reloads: in the browser in ``localStorage`` on a page's main thread and in IndexedDB in a
+    worker (:mod:`pyrt.browser.storage`), on CPython in a file (:mod:`pyrt.cpython.storage`).
+    Each change is written at the next turn of the event loop (see :meth:`persisted`).
+    ``storage``: where ``persist`` state goes instead (a :class:`~pyrt.persist.RecordStore`, or
+    any object with ``getItem``/``setItem``/``removeItem``).
     ``transport``: where sockets come from (default: the runtime's, see :mod:`pyrt.aio.runtime`).
     ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
     The other options are those of :class:`~pyrt.ws_engine.WebSocketEngine`.
 
     Events: see :class:`~pyrt.aio.driver.Driver` (``on_close`` receives a
-    :class:`~pyrt.ws_engine.Closed` with ``code``, ``reason``, ``by_client``, ``detail``).
+    :class:`~pyrt.ws_engine.Closed` with ``code``, ``reason``, ``by_client``, ``detail``), and
+    ``restored`` ``(message)``: a message a previous page saved (``persist``) and this client
+    sent again was acknowledged or failed (a :class:`~pyrt.persist.RestoredMessage`).
     """
 
     _LOG: ClassVar[logging.Logger] = log
+    _EVENTS: ClassVar[tuple[str, ...]] = (*Driver._EVENTS, "restored")
+    on_restored = HandlerAttribute("restored")
     _engine: WebSocketEngine
 
     def __init__(
@@ -109,7 +120,7 @@ class WebSocketClient(Driver):
         high_water: int = 1 << 20,
         rng: Callable[[], float] | None = None,
         transport: Transport | None = None,
-        storage: Storage | None = None,
+        storage: Storage | RecordStore | None = None,
         async_handlers: AsyncHandlers = "concurrent",
     ) -> None:
         if not (isinstance(url, str) or callable(url)):
@@ -136,6 +147,8 @@ class WebSocketClient(Driver):
         )
         self._transport = transport
         self._storage = storage
+        self._persistence: Persistence | None = None
+        self._loading = False  # connect() waits for the saved state to load
         self._opening: asyncio.Task[None] | None = None
         self._settled: list[tuple[AckFuture, Any, BaseException | None]] = []
 
@@ -157,6 +170,20 @@ class WebSocketClient(Driver):
         """True between :meth:`pause` and :meth:`resume`."""
         return self._engine.paused
 
+    @property
+    def durable(self) -> bool:
+        """True when ``persist`` state goes to storage that outlives the page (False without
+        ``persist``, before :meth:`connect`, and where no durable storage exists)."""
+        persistence = self._persistence
+        return persistence is not None and persistence.durable
+
+    @property
+    def storage_kind(self) -> str | None:
+        """Where ``persist`` state goes: ``"localStorage"``, ``"indexeddb"``, ``"file"``,
+        ``"memory"`` (not durable), ``"storage"`` (yours); ``None`` before :meth:`connect`."""
+        persistence = self._persistence
+        return persistence.store.kind if persistence is not None else None
+
     # ------------------------------------------------------------------------- user calls
 
     def connect(self) -> Self:
@@ -165,22 +192,76 @@ class WebSocketClient(Driver):
         runtime can never open (``"/ws"`` outside a browser) raises
         :class:`~pyrt.errors.RelativeURLError` here, and the client stays IDLE."""
         engine = self._engine
+        if self._loading:
+            raise InvalidStateError("connect() was already called (loading the saved state)")
         loop = self._start_loop()
         if self._transport is None:
             self._transport = runtime.websocket_transport()
         if isinstance(self.url, str):
             self._transport.check_url(self.url)
-        if self.persist is not None:
-            if self._storage is None:
-                self._storage = self._transport.storage()
-            if self._storage is not None and engine.state is State.IDLE:
-                from pyrt.persist import loads  # only clients that persist load it
-
-                engine.restore(loads(self._storage.getItem(self.persist)))
+        if self.persist is not None and engine.state is State.IDLE:
+            self._loading = True
+            self._persistence = self._open_storage(self.persist, loop)
+            self._persistence.load(self._loaded)  # connects when loaded, maybe right now
+            return self
         engine.connect(loop.time())
         self._transport.watch_page(self)
         self._pump()
         return self
+
+    def _open_storage(self, key: str, loop: asyncio.AbstractEventLoop) -> Persistence:
+        from pyrt.aio.persistence import Persistence  # only clients that persist load it
+        from pyrt.persist import MemoryRecordStore, as_record_store
+
+        assert self._transport is not None
+        given = self._storage
+        store = as_record_store(given) if given is not None else self._transport.storage()
+        if store is None or not store.durable:
+            where = "this runtime" if store is None else f"its {store.kind} store"
+            self._report(
+                StorageUnavailable(
+                    f"persist={key!r}: {where} has no durable storage (no localStorage, no "
+                    "IndexedDB); unacknowledged messages and offsets will not survive a reload"
+                )
+            )
+            if store is None:
+                store = MemoryRecordStore()
+        return Persistence(store, key, loop, self._report)
+
+    def _loaded(self, snapshot: Any) -> None:
+        self._loading = False
+        engine = self._engine
+        if engine.state is not State.IDLE:
+            return  # closed while loading
+        engine.restore(snapshot)
+        engine.connect(self._now())
+        assert self._transport is not None
+        self._transport.watch_page(self)
+        self._pump()
+
+    def _report(self, error: Exception) -> None:
+        log.warning("pyrt websocket: %s", error)
+        self._handlers.emit("error", error)
+
+    async def persisted(self) -> None:
+        """Wait until every message sent and every offset delivered before this call is in
+        durable storage (``persist``). Without it, a message is written at the next turn of the
+        event loop, so a page killed sooner loses it; a careful app awaits this before telling
+        its user "saved".
+
+        Raises :class:`~pyrt.errors.StorageUnavailable` where no durable storage exists,
+        :class:`~pyrt.errors.PersistenceError` when a write fails, and
+        :class:`~pyrt.errors.InvalidStateError` without ``persist`` or before :meth:`connect`.
+        """
+        persistence = self._persistence
+        if persistence is None:
+            what = "was made without persist=" if self.persist is None else "is not connected yet"
+            raise InvalidStateError(f"persisted() needs a client with saved state; this one {what}")
+        while self._loading:
+            await self._wake_future()
+        if self._engine.save_now(self._now()):
+            self._pump()
+        await persistence.persisted()
 
     def send(self, data: Any) -> None:
         """Send ``data``: str as text, bytes-like as binary (raw mode), dict/list as JSON.
@@ -343,6 +424,8 @@ class WebSocketClient(Driver):
             self._opening = None
         if self._transport is not None:
             self._transport.dispose()
+        if self._persistence is not None:
+            self._persistence.close()
 
     def _perform(self, action: Any) -> None:
         transport = self._transport
@@ -379,11 +462,10 @@ class WebSocketClient(Driver):
             log.warning("pyrt websocket: %s", action.error)
             self._handlers.emit("error", action.error)
         elif type(action) is SaveState:
-            if self._storage is not None and self.persist is not None:
-                try:
-                    self._storage.setItem(self.persist, action.text)
-                except Exception as exc:  # storage full or forbidden: report, keep going
-                    self._handlers.emit("error", exc)
+            if self._persistence is not None:
+                self._persistence.save(action.changes)
+        elif type(action) is ReportRestored:
+            self._handlers.emit("restored", action.message)
         elif type(action) is Closed:
             self._finished(action)
         elif type(action) is SubscriptionConfirmed:

@@ -3,22 +3,23 @@
 Thin on purpose: it opens native sockets (``binaryType = "arraybuffer"``), forwards their events,
 sends frames (binary in one bulk copy), hands inbound frames to Python in batches during bursts
 (see :class:`_Socket`), watches the page (:class:`~pyrt.browser.page.PageWatcher`) and offers
-``localStorage``. Every proxy it creates belongs to a :class:`~pyrt.browser.proxies.ProxyOwner` —
-one per socket, released when that socket is done, and the page watcher's, released by
-:meth:`BrowserTransport.dispose`.
+a record store for ``persist=`` (:func:`~pyrt.browser.storage.default_store`). Every proxy it
+creates belongs to a :class:`~pyrt.browser.proxies.ProxyOwner` — one per socket, released when
+that socket is done, and the page watcher's, released by :meth:`BrowserTransport.dispose`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import js
 from pyodide.ffi import JsException, to_js
 
 from pyrt.browser.page import PageWatcher
 from pyrt.browser.proxies import ProxyOwner
-from pyrt.persist import Storage
+from pyrt.browser.storage import default_store
+from pyrt.persist import RecordStore
 from pyrt.transport import PageEvents, SocketEvents
 from pyrt.wire import Frame
 
@@ -201,11 +202,8 @@ class BrowserTransport:
     def watch_page(self, events: PageEvents) -> None:
         self._page.watch(events)
 
-    def storage(self) -> Storage | None:
-        try:
-            return cast(Storage, js.localStorage)
-        except (AttributeError, JsException):  # workers and sandboxed frames have none
-            return None
+    def storage(self) -> RecordStore | None:
+        return default_store()
 
     def dispose(self) -> None:
         self.close(1000, "", detach=True)

@@ -9,15 +9,16 @@ connect, and drive the same pure engines as in the browser:
 - :class:`~pyrt.cpython.fetch_transport.CPythonFetchTransport` and
   :class:`~pyrt.cpython.eventsource_transport.CPythonEventSourceTransport` — the SSE transports
   over ``httpx`` streaming responses;
-- :class:`~pyrt.cpython.storage.FileStorage` — what ``persist=`` means without
-  ``localStorage``: one JSON file per key.
+- :class:`~pyrt.cpython.storage.FileStore` — what ``persist=`` means without
+  ``localStorage``: one journal file per key (:class:`~pyrt.cpython.storage.FileStorage`: one
+  whole JSON text per key, for ``storage=``).
 
 Install the dependencies with ``pip install "pyrt[cpython]"``. They are imported only when a
 client first connects, so ``import pyrt`` needs nothing but the standard library.
 """
 
-from pyrt.cpython.storage import FileStorage, default_directory
+from pyrt.cpython.storage import FileStorage, FileStore, default_directory
 from pyrt.errors import RelativeURLError
 from pyrt.urls import http_url, websocket_url
 
-__all__ = ["FileStorage", "RelativeURLError", "default_directory", "http_url", "websocket_url"]
+__all__ = ["FileStorage", "FileStore", "RelativeURLError", "default_directory", "http_url", "websocket_url"]

@@ -17,7 +17,7 @@ It behaves as ``js.WebSocket`` does where the client can tell:
   offered (``compression="deflate"``) as browsers do.
 
 Page events do not exist here: :meth:`CPythonTransport.watch_page` does nothing.
-``persist=`` uses :class:`~pyrt.cpython.storage.FileStorage`. What it needs from under the
+``persist=`` uses :class:`~pyrt.cpython.storage.FileStore`. What it needs from under the
 library's public API goes through :mod:`pyrt.cpython.ws_private`.
 
 Cheap to create: the ``websockets`` import happens once per process, TLS contexts are shared,
@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyrt.cpython import ws_private
-from pyrt.cpython.storage import FileStorage
-from pyrt.persist import Storage
+from pyrt.cpython.storage import FileStore
+from pyrt.persist import RecordStore
 from pyrt.transport import PageEvents, SocketEvents
 from pyrt.urls import websocket_url
 from pyrt.wire import Frame
@@ -166,8 +166,8 @@ class CPythonTransport:
     def watch_page(self, events: PageEvents) -> None:
         """No page outside the browser: no online, visibility or pagehide events."""
 
-    def storage(self) -> Storage | None:
-        return FileStorage(self.storage_dir)
+    def storage(self) -> RecordStore | None:
+        return FileStore(self.storage_dir)
 
     def dispose(self) -> None:
         self.close(1000, "", detach=True)

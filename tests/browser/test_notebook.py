@@ -7,6 +7,7 @@ reads the outputs. Every request that leaves the test server is blocked and repo
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -19,7 +20,9 @@ from playwright.sync_api import Browser, Page
 import pyrt
 from pyrt.pytest_plugin.app_page import AppPage
 from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.pytest_plugin.waiting import wait_until
 from tests import REPO
+from tests.browser.reload_scenario import reload_scenario
 
 SITE = REPO / ".cache" / "lite"
 KERNEL_IDLE = """() => {
@@ -198,3 +201,45 @@ def test_the_example_notebooks_receive_live_messages_through_pyrt(
     page = lab.open(notebook)
     check(lab.run_all(page))
     assert lab.blocked_requests == []
+
+
+class Kernel:
+    """A notebook's kernel as a runner of :mod:`tests.browser.reload_scenario`: ``run`` evaluates
+    code in a namespace of the kernel and returns the JSON value of its last expression."""
+
+    def __init__(self, lab: Lab, notebook: str) -> None:
+        self.lab = lab
+        self.page = lab.open(notebook)
+
+    def run(self, code: str, *, ns: str | None = None, timeout: float = 30.0) -> Any:
+        wrapped = f"""
+import json as _json
+from pyodide.code import eval_code_async as _eval
+_space = globals().setdefault("_pyrt_spaces", {{}}).setdefault({ns!r}, {{"__name__": "__main__"}})
+print("@@" + _json.dumps(await _eval({code!r}, _space)))
+"""
+        out = self.lab.execute(self.page, wrapped, timeout)
+        for line in out.splitlines():
+            if line.startswith("@@"):
+                return json.loads(line[2:])
+        raise AssertionError(f"the kernel printed no value:\n{out}\n{self.lab.diagnostics()}")
+
+    def wait_for(self, code: str, *, ns: str | None = None, timeout: float = 10.0) -> Any:
+        return wait_until(lambda: self.run(code, ns=ns), timeout, f"{code!r} in the kernel", page=self.page)
+
+    def reload(self) -> None:
+        """Reload JupyterLab: the kernel's worker is terminated and a new kernel starts."""
+        self.page.reload()
+        self.page.wait_for_function(KERNEL_IDLE, timeout=90_000)
+
+
+def test_persisted_state_survives_a_reload_of_the_jupyterlite_kernel_exactly_once(
+    pyrt_browser: Browser, pyrt_start_server: Callable[..., ServerProcess], site: float
+) -> None:
+    # The client reaches the server through a chaos proxy (another port: any origin).
+    server = pyrt_start_server("--demo", "--demo-tick", "0", "--allowed-origin", "*", "--rate-limit", "0")
+    lab = Lab(pyrt_browser, server)
+    try:
+        reload_scenario(Kernel(lab, "hello.ipynb"), server, name="13-jupyterlite-reload", storage="indexeddb")
+    finally:
+        lab.close()

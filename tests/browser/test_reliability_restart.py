@@ -18,10 +18,10 @@ import httpx
 import pytest
 
 from pyrt.pytest_plugin.delivery import DeliveryChecker
-from pyrt.pytest_plugin.proxy import ChaosProxy
 from pyrt.pytest_plugin.pyodide_page import PyodidePage
 from pyrt.pytest_plugin.redis_process import RedisServer
 from pyrt.pytest_plugin.server_process import ServerProcess
+from tests.browser.reload_scenario import reload_scenario
 from tests.faults.scenario import emit
 
 StartServer = Callable[..., ServerProcess]
@@ -331,93 +331,6 @@ CHANNEL = "{channel}"
 def test_unacked_messages_and_offsets_survive_a_reload_and_are_delivered_exactly_once(
     pyrt_new_page: Callable[..., PyodidePage], pyrt_start_server: StartServer
 ) -> None:
+    # The client reaches the server through a chaos proxy (another port: any origin).
     server = pyrt_start_server("--demo", "--demo-tick", "0", "--allowed-origin", "*", "--rate-limit", "0")
-    page = pyrt_new_page(server.url)
-    cid = "reload-" + uuid.uuid4().hex[:10]
-    channel = "rel-reload-" + uuid.uuid4().hex[:8]
-    key = f"pyrt-reliability-{cid}"
-
-    def publish(seqs: range) -> None:
-        with httpx.Client(base_url=server.url, timeout=10) as http:
-            for n in seqs:
-                http.post("/publish", json={"channel": channel, "data": {"seq": n}}).raise_for_status()
-
-    with ChaosProxy(server.port) as proxy:
-        url = f"ws://127.0.0.1:{proxy.port}/ws?cid={cid}"
-        setup = (
-            PRELUDE
-            + f"""
-seen = []
-c = WebSocketClient("{url}", persist="{key}", heartbeat=Heartbeat(interval=30, timeout=10),
-                    backoff=Backoff(initial=0.05, maximum=0.5))
-"""
-        )
-        page.run(
-            setup
-            + f"""
-c.subscribe("{channel}", lambda p: seen.append(p.data["seq"]), since="0")
-await c.connect().wait_open(10)
-acks = [c.send_with_ack({{"seq": n}}) for n in range(20)]
-await asyncio.wait_for(asyncio.gather(*acks), 10)
-None
-""",
-            ns="first",
-        )
-        publish(range(50))
-        page.wait_for("len(seen) == 50", ns="first")
-        # Acks and publications stop reaching the page; what it sends still reaches the server.
-        assert proxy.blackhole_existing(("down",)) == 1
-        publish(range(50, 100))
-        page.run("pending = [c.send_with_ack({'seq': n}) for n in range(20, 60)]", ns="first")
-        wait_progress_server = time.monotonic() + 10
-        while len(received(server, cid)) < 60:
-            assert time.monotonic() < wait_progress_server, "the server did not handle the 40 messages"
-            page.page.wait_for_timeout(20)
-        first_seen, first_pending = page.run("[list(seen), c.stats.pending_acks]", ns="first")
-        dedup_before = server.metric("pyrt_dedup_hits_total", kind="message")
-        page.reload()  # the browser fires pagehide; Pyodide and pyrt boot again
-        saved = page.run(f"import js, json\njson.loads(js.localStorage.getItem('{key}'))")
-        publish(range(100, 120))  # while no page is listening
-        page.run(
-            setup + f'c.subscribe("{channel}", lambda p: seen.append(p.data["seq"]))\nc.connect()\nNone',
-            ns="second",
-        )
-        try:
-            page.wait_for("len(seen) >= 70 and c.stats.pending_acks == 0", ns="second", timeout=20)
-        except AssertionError as exc:
-            state = page.run("[seen, str(c.stats), c.state.name, c._engine.snapshot().offsets]", ns="second")
-            raise AssertionError(f"after the reload: {state}; saved offsets {saved['offsets']}") from exc
-        second = page.run("[list(seen), c.stats.acked]", ns="second")
-        page.run(f"c.close()\nimport js\njs.localStorage.removeItem('{key}')", ns="second")
-    dedup_hits = server.metric("pyrt_dedup_hits_total", kind="message") - dedup_before
-    messages = [m["data"]["seq"] for m in received(server, cid)]
-    found = reports(60, messages, [])["messages"]
-    pubs = DeliveryChecker()
-    for n in range(120):
-        pubs.send("publications", n)
-    for seq in first_seen + second[0]:
-        pubs.deliver("publications", seq)
-    pub_report = pubs.report()
-    emit(
-        "11-reload-persist-messages",
-        found,
-        unacked_at_reload=first_pending,
-        saved_frames=len(saved["frames"]),
-        saved_offsets=len(saved["offsets"]),
-        acked_after_reload=second[1],
-        duplicates_before_dedup=int(dedup_hits),
-    )
-    emit(
-        "11-reload-persist-publications",
-        pub_report,
-        before_reload=len(first_seen),
-        after_reload=len(second[0]),
-    )
-    assert first_pending == 40
-    assert len(saved["frames"]) == 40
-    assert second[1] == 40  # every restored message was acknowledged by the next page
-    assert found.exactly_once_in_order
-    assert found.unique_delivered == found.delivered == 60
-    assert int(dedup_hits) >= 40  # the server had them already: dedup, not a second delivery
-    assert pub_report.exactly_once_in_order, pub_report.missing
-    assert pub_report.unique_delivered == pub_report.delivered == 120
+    reload_scenario(pyrt_new_page(server.url), server, name="11-reload-persist", storage="localStorage")

@@ -306,13 +306,16 @@ await first.connect().wait_open(10)
     ).raise_for_status()
     saved = py.run(
         """
+from pyrt.browser.storage import LocalStorageStore
 pending = [first.send_with_ack({"n": n}) for n in range(3)]
 js.window.dispatchEvent(js.Event.new("pagehide"))  # what the browser fires on reload
-json.loads(js.localStorage.getItem(KEY))
+loaded = []
+LocalStorageStore().load(KEY, loaded.append, print)  # synchronous: what is stored right now
+[first.storage_kind, len(loaded[0].frames)]
 """.replace("KEY", repr(key)),
         ns=ns,
     )
-    assert len(saved["frames"]) == 3
+    assert saved == ["localStorage", 3]
     assert py.run("first.state.name", ns=ns) == "PAUSED"  # waiting for pageshow
     py.run(
         f"""
@@ -322,7 +325,12 @@ await second.connect().wait_open(10)
         ns=ns,
     )
     py.wait_for("second.stats.pending_acks == 0 and second.stats.acked == 3", ns=ns, timeout=10)
-    py.run("first.close(); second.close(); js.localStorage.removeItem(KEY)".replace("KEY", repr(key)), ns=ns)
+    cleanup = """
+first.close(); second.close()
+for name in js.Object.keys(js.localStorage).to_py():
+    if name.startswith('pyrt:' + KEY + ':'): js.localStorage.removeItem(name)
+"""
+    py.run(cleanup.replace("KEY", repr(key)), ns=ns)
     received = httpx.get(
         f"{pyrt_server.url}/demo/received", params={"cid": cid}, timeout=10
     ).json()["messages"]

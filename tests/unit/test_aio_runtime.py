@@ -16,7 +16,7 @@ from pyrt import EventSourceClient, FetchEventSource, WebSocketClient
 from pyrt.aio import runtime
 from pyrt.cpython.eventsource_transport import CPythonEventSourceTransport
 from pyrt.cpython.fetch_transport import CPythonFetchTransport
-from pyrt.cpython.storage import FileStorage
+from pyrt.cpython.storage import FileStore
 from pyrt.cpython.ws_transport import CPythonTransport
 from pyrt.errors import RelativeURLError
 from pyrt.states import State
@@ -96,7 +96,7 @@ def test_the_transport_has_no_page_and_persists_to_files(tmp_path: Path) -> None
     transport = CPythonTransport(storage_dir=tmp_path)
     transport.watch_page(None)  # type: ignore[arg-type]  # nothing to watch, nothing called
     storage = transport.storage()
-    assert isinstance(storage, FileStorage)
+    assert isinstance(storage, FileStore)
     assert storage.directory == tmp_path
     assert transport.buffered_amount() == 0
     transport.close(1000, "", detach=True)  # nothing open: nothing happens

@@ -1,4 +1,5 @@
-"""``persist=`` on CPython: one JSON file per key, atomic writes, paths allowed as keys."""
+"""``persist=`` on CPython: a journal file per key (appends, compaction, torn lines), atomic
+rewrites, paths allowed as keys, and the plain one-text-per-key ``FileStorage``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pyrt import Backoff, WebSocketClient
-from pyrt.cpython.storage import FileStorage, default_directory
+from pyrt.cpython.storage import FileStorage, FileStore, default_directory
+from pyrt.persist import Changes, SavedFrame, Snapshot, dumps
 from pyrt.testing import FakePyrtServer, FakeTransport
 
 pytestmark = pytest.mark.unit
@@ -96,3 +98,99 @@ def test_a_client_persists_unacked_messages_to_the_file_and_a_new_one_resends_th
     assert len(json.loads((tmp_path / "chat.json").read_text())["frames"]) == 1
     asyncio.run(asyncio.wait_for(second(), 10))
     assert server.handled == [{"n": 1}]
+
+
+def load(store: FileStore, key: str) -> Snapshot:
+    loaded: list[Snapshot] = []
+    store.load(key, loaded.append, pytest.fail)
+    return loaded[0]
+
+
+def write(store: FileStore, key: str, changes: Changes) -> None:
+    store.write(key, changes, lambda error: None if error is None else pytest.fail(str(error)))
+
+
+def put(*seqs: int) -> Changes:
+    return Changes(puts={seq: SavedFrame(f'{{"n":{seq}}}', f"a-{seq}", "message", seq) for seq in seqs})
+
+
+def test_the_file_store_appends_one_line_per_batch_and_replays_them(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    assert load(store, "chat") == Snapshot()
+    write(store, "chat", put(1, 2))
+    write(store, "chat", Changes(deletes={1}, offsets={"news": "1-3"}))
+    write(store, "chat", put(3))
+    assert len((tmp_path / "chat.json").read_text().splitlines()) == 3
+    again = load(FileStore(tmp_path), "chat")
+    assert [s.seq for s in again.frames] == [2, 3]
+    assert again.offsets == {"news": "1-3"}
+    assert len((tmp_path / "chat.json").read_text().splitlines()) == 1  # rewritten whole once read
+
+
+def test_a_write_appends_the_change_not_the_queue(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    write(store, "big", put(*range(1, 10_001)))
+    path = tmp_path / "big.json"
+    before = path.stat().st_size
+    write(store, "big", put(10_001))
+    assert path.stat().st_size - before < 100
+
+
+def test_the_file_is_compacted_once_it_grew_past_its_live_size(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    for seq in range(1, 3000):
+        write(store, "k", put(seq))
+        write(store, "k", Changes(deletes={seq}))
+    assert (tmp_path / "k.json").stat().st_size < 80 * 1024  # not 6,000 lines of history
+    assert load(FileStore(tmp_path), "k") == Snapshot()
+
+
+def test_a_torn_last_line_from_a_killed_process_is_ignored(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    write(store, "k", put(1))
+    with (tmp_path / "k.json").open("a") as file:
+        file.write('{"p":[{"f":"half')
+    assert [s.seq for s in load(FileStore(tmp_path), "k").frames] == [1]
+    assert (tmp_path / "k.json").read_text().endswith("\n")
+
+
+def test_a_file_an_older_pyrt_wrote_reads_as_numbered_records(tmp_path: Path) -> None:
+    older = Snapshot((SavedFrame("a", "a-1"), SavedFrame("b")), {"c": "1-1"})
+    (tmp_path / "old.json").write_text(dumps(older))
+    store = FileStore(tmp_path)
+    snapshot = load(store, "old")
+    assert [(s.frame, s.seq) for s in snapshot.frames] == [("a", 1), ("b", 2)]
+    write(store, "old", Changes(deletes={1}))
+    assert [s.frame for s in load(FileStore(tmp_path), "old").frames] == ["b"]
+
+
+def test_a_client_writes_and_a_new_one_restores_through_the_file_store(tmp_path: Path) -> None:
+    server = FakePyrtServer()
+
+    async def page(accepting: bool) -> WebSocketClient:
+        server.accepting = accepting
+        transport = FakeTransport(server, asyncio.get_running_loop().call_soon, storage=FileStore(tmp_path))
+        client = WebSocketClient(
+            "ws://test/ws", heartbeat=None, persist="chat", transport=transport, backoff=Backoff(initial=0.01)
+        )
+        client.connect()
+        return client
+
+    async def first() -> None:
+        client = await page(accepting=False)
+        client.send_with_ack({"n": 1})
+        await client.persisted()
+        assert client.storage_kind == "file"
+
+    async def second() -> None:
+        client = await page(accepting=True)
+        await client.wait_open(5)
+        while client.stats.acked < 1:
+            await asyncio.sleep(0.01)
+        await client.persisted()
+        client.close()
+
+    asyncio.run(asyncio.wait_for(first(), 10))
+    asyncio.run(asyncio.wait_for(second(), 10))
+    assert server.handled == [{"n": 1}]
+    assert load(FileStore(tmp_path), "chat") == Snapshot()
