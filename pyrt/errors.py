@@ -19,6 +19,7 @@ Python user would expect (``TypeError``, ``ValueError``, ``RuntimeError``, ``Tim
     ├── UnsupportedByProtocol (+ TypeError)    acks or channels in raw mode
     ├── PersistenceError                  a write of ``persist=`` state failed
     │   └── StorageUnavailable            no durable storage here: state lives in memory only
+    ├── ShareUnavailable                  ``share=`` cannot work here: the client connects alone
     └── SSEError                          what the SSE clients report or raise
         ├── SSEHTTPError                  a status other than 200 (``status``, ``retryable``)
         ├── SSEContentTypeError           200 without ``text/event-stream``
@@ -55,6 +56,7 @@ __all__ = [
     "SSEStalledError",
     "SSEStreamEndedError",
     "ServerError",
+    "ShareUnavailable",
     "StorageUnavailable",
     "UnsupportedByProtocol",
 ]
@@ -145,6 +147,12 @@ class StorageUnavailable(PersistenceError):
     """No durable storage exists here (no ``localStorage``, no IndexedDB, or it refused to
     open): ``persist=`` state lives in memory only and does not survive a reload. Reported once
     through ``on_error`` (and the log) when the client connects; ``client.durable`` is False."""
+
+
+class ShareUnavailable(PyrtError):
+    """``share=`` cannot work here (no Web Locks or no ``BroadcastChannel``: an old browser, a
+    page that is not a secure context, or CPython): the client connects on its own instead.
+    Reported once through ``on_error`` (and the log) when it connects."""
 
 
 class ServerError(PyrtError):

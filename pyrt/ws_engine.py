@@ -10,7 +10,10 @@ Inputs (``now`` is the adapter's monotonic clock in seconds):
   :meth:`~WebSocketEngine.send_with_ack`, :meth:`~WebSocketEngine.subscribe`,
   :meth:`~WebSocketEngine.unsubscribe`, :meth:`~WebSocketEngine.publish` — the user's calls;
 - :meth:`~WebSocketEngine.opened`, :meth:`~WebSocketEngine.received`,
-  :meth:`~WebSocketEngine.closed` — the current socket's events;
+  :meth:`~WebSocketEngine.closed` — the current socket's events (:meth:`~WebSocketEngine.alive`
+  for a frame the adapter routed itself, :meth:`~WebSocketEngine.send_frame` for one encoded
+  already: a connection shared by several clients, see :mod:`pyrt.ws_relay`);
+- :meth:`~WebSocketEngine.save_now` — write the persisted state now;
 - :meth:`~WebSocketEngine.tick` — the timer fired;
 - :meth:`~WebSocketEngine.pause`, :meth:`~WebSocketEngine.resume` — going offline on purpose;
 - :meth:`~WebSocketEngine.network_online`, :meth:`~WebSocketEngine.page_visible`,
@@ -476,6 +479,16 @@ class WebSocketEngine:
         self._enqueue(Queued(frame, frame_size(frame)), now)
         return None
 
+    def send_frame(self, frame: Frame, now: float, buffered: int = 0) -> Frame | None:
+        """Send a frame encoded already (a shared connection forwards its clients' frames).
+        Like :meth:`send`: returns it to transmit now, or ``None`` when it was queued."""
+        self._check_sendable()
+        if self._sm.state is State.OPEN and not self._outbox and buffered <= self._cfg.high_water:
+            self.stats.sent += 1
+            return frame
+        self._enqueue(Queued(frame, frame_size(frame)), now)
+        return None
+
     def send_with_ack(
         self,
         data: Any,
@@ -641,6 +654,13 @@ class WebSocketEngine:
             return event.data
         self._control(event, now)
         return NO_MESSAGE
+
+    def alive(self, now: float) -> None:
+        """A frame arrived that the adapter handled itself (a shared connection routing it to
+        its clients): counted, and proof of life for the heartbeat."""
+        self.stats.received += 1
+        if self._hb is not None:
+            self._hb.last_seen = now
 
     def closed(self, code: int, reason: str, now: float, was_clean: bool | None = None) -> None:
         """The current socket closed (its ``close`` event, or a failed connection: 1006)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrt.aio import runtime
 from pyrt.aio.handlers import AsyncHandlers
@@ -21,6 +21,10 @@ from pyrt.backoff import Backoff
 from pyrt.sse import ServerSentEvent
 from pyrt.sse_policy import CreateSource, DestroySource, EventSourcePolicy
 from pyrt.sse_transport import EventSourceTransport
+
+if TYPE_CHECKING:
+    from pyrt.aio.share import Participant
+    from pyrt.share_channel import ShareChannel
 
 __all__ = ["EventSourceClient"]
 
@@ -35,6 +39,8 @@ class EventSourceClient(SSEClient):
     ``"message"`` is always received). ``transport``: where native objects come from (default:
     the runtime's, see :mod:`pyrt.aio.runtime`; :class:`pyrt.testing.FakeEventSourceTransport`
     in tests). ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
+    ``share``: a name: every client with the same name and URL in this browser (tabs, workers)
+    reads one stream, held by one of them (see :mod:`pyrt.aio.sse_share`).
 
     The native object cannot tell a 204 from a 500: every failure is retried until
     ``backoff.max_attempts`` is exhausted. Use :class:`~pyrt.FetchEventSource` for statuses,
@@ -55,8 +61,17 @@ class EventSourceClient(SSEClient):
         rng: Callable[[], float] = random.random,
         transport: EventSourceTransport | None = None,
         async_handlers: AsyncHandlers = "concurrent",
+        share: str | ShareChannel | None = None,
     ) -> None:
-        super().__init__(url, async_handlers)
+        super().__init__(url, async_handlers, share)
+        self.options: dict[str, Any] = {
+            "with_credentials": with_credentials,
+            "backoff": backoff,
+            "resume_param": resume_param,
+            "event_types": tuple(event_types),
+            "rng": rng,
+            "async_handlers": async_handlers,
+        }
         self.with_credentials = with_credentials
         self._engine = EventSourcePolicy(
             url,
@@ -65,7 +80,7 @@ class EventSourceClient(SSEClient):
             resume_param=resume_param,
             last_event_id=last_event_id,
         )
-        self.event_types = frozenset(t for t in event_types if t != "message")
+        self.event_types = frozenset(t for t in self.options["event_types"] if t != "message")
         self._transport: EventSourceTransport | None = transport
 
     def listened_types(self) -> set[str]:
@@ -90,6 +105,11 @@ class EventSourceClient(SSEClient):
 
     def _default_transport(self) -> EventSourceTransport:
         return runtime.eventsource_transport()
+
+    def _shared_transport(self, participant: Participant, inner: Any) -> Any:
+        from pyrt.aio.sse_share import SharedEventSourceTransport
+
+        return SharedEventSourceTransport(participant, inner, self._ensure_loop())
 
     def _attached(self, transport: EventSourceTransport) -> None:
         for type in self.listened_types():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrt.aio import runtime
 from pyrt.aio.handlers import AsyncHandlers
@@ -20,6 +20,10 @@ from pyrt.backoff import Backoff
 from pyrt.sse_policy import AbortRequest, FetchSSEEngine, StartRequest, WhenHidden
 from pyrt.sse_transport import Credentials, FetchRequest, FetchTransport
 from pyrt.states import State
+
+if TYPE_CHECKING:
+    from pyrt.aio.share import Participant
+    from pyrt.share_channel import ShareChannel
 
 __all__ = ["FetchEventSource"]
 
@@ -37,6 +41,8 @@ class FetchEventSource(SSEClient):
     reopened (``None``: never). ``transport``: where requests go (default: the runtime's, see
     :mod:`pyrt.aio.runtime`; :class:`pyrt.testing.FakeFetchTransport` in tests).
     ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
+    ``share``: a name: every client with the same name and URL in this browser (tabs, workers)
+    reads one stream, held by one of them (see :mod:`pyrt.aio.sse_share`).
 
     Status policy: 200 + ``text/event-stream`` opens; 204 stops quietly; 408, 429 and 5xx retry;
     any other status, or another content type, stops with an :class:`~pyrt.errors.SSEError`
@@ -60,8 +66,20 @@ class FetchEventSource(SSEClient):
         rng: Callable[[], float] = random.random,
         transport: FetchTransport | None = None,
         async_handlers: AsyncHandlers = "concurrent",
+        share: str | ShareChannel | None = None,
     ) -> None:
-        super().__init__(url, async_handlers)
+        super().__init__(url, async_handlers, share)
+        self.options: dict[str, Any] = {
+            "method": method,
+            "headers": headers,
+            "body": body,
+            "credentials": credentials,
+            "backoff": backoff,
+            "when_hidden": when_hidden,
+            "stall_timeout": stall_timeout,
+            "rng": rng,
+            "async_handlers": async_handlers,
+        }
         self.method = method
         self.body = body
         self.credentials: Credentials = credentials
@@ -132,6 +150,11 @@ class FetchEventSource(SSEClient):
 
     def _default_transport(self) -> FetchTransport:
         return runtime.fetch_transport()
+
+    def _shared_transport(self, participant: Participant, inner: Any) -> Any:
+        from pyrt.aio.sse_share import SharedFetchTransport
+
+        return SharedFetchTransport(participant, inner, self._ensure_loop())
 
     def _attached(self, transport: FetchTransport) -> None:
         transport.watch_page(self)

@@ -16,10 +16,18 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: choosing a WebSocket transport loads no SSE code
+    from pyrt.share_channel import ShareChannel
     from pyrt.sse_transport import EventSourceTransport, FetchTransport
     from pyrt.transport import Transport
 
-__all__ = ["eventsource_transport", "fetch_transport", "in_browser", "websocket_transport"]
+__all__ = [
+    "eventsource_transport",
+    "fetch_transport",
+    "in_browser",
+    "share_channel",
+    "websocket_transport",
+    "why_no_sharing",
+]
 
 
 def in_browser() -> bool:
@@ -58,3 +66,19 @@ def eventsource_transport() -> EventSourceTransport:
     from pyrt.cpython.eventsource_transport import CPythonEventSourceTransport
 
     return CPythonEventSourceTransport()
+
+
+def share_channel(name: str) -> ShareChannel | None:
+    """The lock and channel of share group ``name`` (``None`` where sharing cannot work)."""
+    if not in_browser():
+        return None
+    from pyrt.browser.share_channel import BrowserShareChannel, sharing_supported
+
+    return BrowserShareChannel(name) if sharing_supported() else None
+
+
+def why_no_sharing() -> str:
+    """Why :func:`share_channel` gives nothing here, in words."""
+    if not in_browser():
+        return "tabs share connections in a browser only"
+    return "no Web Locks (navigator.locks needs a secure context) or no BroadcastChannel here"

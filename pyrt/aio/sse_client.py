@@ -16,13 +16,18 @@ client (and aborts the request).
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from pyrt.aio import runtime
 from pyrt.aio.driver import Driver
-from pyrt.errors import SSEError
+from pyrt.errors import ShareUnavailable, SSEError
 from pyrt.sse import ServerSentEvent
 from pyrt.sse_policy import Closed, Disconnected, EventSourcePolicy, FetchSSEEngine, SSEStats
 from pyrt.states import State, StateChanged
+
+if TYPE_CHECKING:
+    from pyrt.aio.share import Participant, Sharing
+    from pyrt.share_channel import ShareChannel
 
 __all__ = ["SSEClient"]
 
@@ -37,10 +42,15 @@ class SSEClient(Driver):
     _LOG: ClassVar[logging.Logger] = log
     _engine: FetchSSEEngine | EventSourcePolicy
     _transport: Any
+    options: dict[str, Any]  # the constructor's options (a shared stream's leader makes its own client)
 
-    def __init__(self, url: str, async_handlers: Any) -> None:
+    def __init__(self, url: str, async_handlers: Any, share: str | ShareChannel | None = None) -> None:
+        if isinstance(share, str) and not share:
+            raise ValueError("share must be a non-empty name")
         super().__init__(async_handlers)
         self.url = url
+        self.share = share
+        self._participant: Participant | None = None
         self._own = frozenset(self._EVENTS) - {"message"}  # the client's events, not stream types
         self._handlers_of = self._handlers.get  # bound once: looked up for every event
         self._call = self._handlers.call
@@ -55,6 +65,13 @@ class SSEClient(Driver):
     @property
     def stats(self) -> SSEStats:
         return self._engine.stats
+
+    @property
+    def sharing(self) -> Sharing | None:
+        """With ``share``: the group, this client's role (``"leader"``, ``"follower"``,
+        ``"joining"``) and how many tabs read the stream; ``None`` otherwise."""
+        participant = self._participant
+        return participant.sharing() if participant is not None else None
 
     @property
     def error(self) -> SSEError | None:
@@ -93,8 +110,38 @@ class SSEClient(Driver):
         if transport is None:
             transport = self._default_transport()
         transport.check_url(self.url)
+        if self.share is not None and self._participant is None:
+            transport = self._join(self.share, transport)
         self._transport = transport
         self._attached(transport)
+
+    def _join(self, share: str | ShareChannel, inner: Any) -> Any:
+        """Read the group's shared stream (see :mod:`pyrt.aio.sse_share`); ``inner`` is this
+        runtime's transport, the real one while this client leads."""
+        from pyrt.aio.share import Participant
+        from pyrt.aio.sse_share import StreamHub
+
+        if isinstance(share, str):
+            channel = runtime.share_channel(f"pyrt:{type(self).__name__}:{share}:{self.url}")
+            if channel is None:
+                error = ShareUnavailable(f"share={share!r}: {runtime.why_no_sharing()}; connecting alone")
+                self._LOG.warning("pyrt sse: %s", error)
+                self._handlers.emit("error", error)
+                return inner
+        else:
+            channel = share
+        end: Any = None
+
+        def hub(participant: Participant) -> StreamHub:
+            return StreamHub(participant, self, end)
+
+        participant = self._participant = Participant(channel, hub, self._ensure_loop())
+        end = self._shared_transport(participant, inner)
+        participant.start()
+        return end
+
+    def _shared_transport(self, participant: Participant, inner: Any) -> Any:
+        raise NotImplementedError
 
     def _default_transport(self) -> Any:
         raise NotImplementedError

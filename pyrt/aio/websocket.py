@@ -26,7 +26,7 @@ from pyrt.aio.driver import Driver
 from pyrt.aio.handlers import AsyncHandlers, HandlerAttribute
 from pyrt.backoff import Backoff
 from pyrt.close_policy import ShouldReconnect
-from pyrt.errors import InvalidStateError, StorageUnavailable
+from pyrt.errors import InvalidStateError, ShareUnavailable, StorageUnavailable
 from pyrt.heartbeat import Heartbeat
 from pyrt.outbox import Overflow
 from pyrt.protocol import WireProtocol
@@ -54,7 +54,9 @@ from pyrt.ws_engine import (
 
 if TYPE_CHECKING:
     from pyrt.aio.persistence import Persistence
+    from pyrt.aio.share import Participant, Sharing
     from pyrt.persist import RecordStore, Storage
+    from pyrt.share_channel import ShareChannel
     from pyrt.transport import Transport
 
 __all__ = ["AckFuture", "WebSocketClient"]
@@ -85,6 +87,8 @@ class WebSocketClient(Driver):
     Each change is written at the next turn of the event loop (see :meth:`persisted`).
     ``storage``: where ``persist`` state goes instead (a :class:`~pyrt.persist.RecordStore`, or
     any object with ``getItem``/``setItem``/``removeItem``).
+    ``share``: a name: every client with the same name and URL in this browser (tabs, workers)
+    shares one connection, held by one of them (see :mod:`pyrt.aio.share`); the API stays the same.
     ``transport``: where sockets come from (default: the runtime's, see :mod:`pyrt.aio.runtime`).
     ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
     The other options are those of :class:`~pyrt.ws_engine.WebSocketEngine`.
@@ -122,13 +126,38 @@ class WebSocketClient(Driver):
         transport: Transport | None = None,
         storage: Storage | RecordStore | None = None,
         async_handlers: AsyncHandlers = "concurrent",
+        share: str | ShareChannel | None = None,
     ) -> None:
         if not (isinstance(url, str) or callable(url)):
             raise TypeError(f"url must be a str or a callable returning one, got {type(url).__name__}")
+        if share is not None and persist is not None:
+            raise ValueError(
+                "persist= cannot be combined with share= yet: every tab would write the same "
+                "records; persist in one client, or share without persist"
+            )
+        if isinstance(share, str) and not share:
+            raise ValueError("share must be a non-empty name")
         super().__init__(async_handlers)
         self.url = url
         self.protocols = protocols
         self.persist = persist
+        self.share = share
+        self.options: dict[str, Any] = {
+            "protocol": protocol,
+            "backoff": backoff,
+            "heartbeat": heartbeat,
+            "queue_limit": queue_limit,
+            "queue_bytes": queue_bytes,
+            "overflow": overflow,
+            "ack_timeout": ack_timeout,
+            "ack_retries": ack_retries,
+            "connect_timeout": connect_timeout,
+            "close_timeout": close_timeout,
+            "should_reconnect": should_reconnect,
+            "high_water": high_water,
+            "rng": rng,
+            "async_handlers": async_handlers,
+        }
         self._engine = WebSocketEngine(
             protocol=protocol,
             backoff=backoff,
@@ -148,6 +177,7 @@ class WebSocketClient(Driver):
         self._transport = transport
         self._storage = storage
         self._persistence: Persistence | None = None
+        self._participant: Participant | None = None
         self._loading = False  # connect() waits for the saved state to load
         self._opening: asyncio.Task[None] | None = None
         self._settled: list[tuple[AckFuture, Any, BaseException | None]] = []
@@ -169,6 +199,19 @@ class WebSocketClient(Driver):
     def paused(self) -> bool:
         """True between :meth:`pause` and :meth:`resume`."""
         return self._engine.paused
+
+    @property
+    def protocol_name(self) -> str:
+        """The wire protocol's name (``"pyrt"``, ``"raw"``, ``"json-ack"``...)."""
+        return self._engine.protocol.name
+
+    @property
+    def sharing(self) -> Sharing | None:
+        """With ``share``: the group, this client's role (``"leader"``, ``"follower"``,
+        ``"joining"``) and how many tabs use the connection; ``None`` otherwise (or before
+        :meth:`connect`, or where sharing is not possible)."""
+        participant = self._participant
+        return participant.sharing() if participant is not None else None
 
     @property
     def durable(self) -> bool:
@@ -199,6 +242,8 @@ class WebSocketClient(Driver):
             self._transport = runtime.websocket_transport()
         if isinstance(self.url, str):
             self._transport.check_url(self.url)
+        if self.share is not None and self._participant is None and engine.state is State.IDLE:
+            self._join(self.share, loop)
         if self.persist is not None and engine.state is State.IDLE:
             self._loading = True
             self._persistence = self._open_storage(self.persist, loop)
@@ -208,6 +253,32 @@ class WebSocketClient(Driver):
         self._transport.watch_page(self)
         self._pump()
         return self
+
+    def _join(self, share: str | ShareChannel, loop: asyncio.AbstractEventLoop) -> None:
+        """Use the group's shared connection (see :mod:`pyrt.aio.ws_share`)."""
+        from pyrt.aio.share import Participant
+        from pyrt.aio.ws_share import SharedWebSocketTransport, WebSocketHub
+
+        if isinstance(share, str):
+            where = self.url if isinstance(self.url, str) else ""
+            channel = runtime.share_channel(f"pyrt:ws:{share}:{where}")
+            if channel is None:
+                why = runtime.why_no_sharing()
+                self._report(ShareUnavailable(f"share={share!r}: {why}; connecting alone"))
+                return
+        else:
+            channel = share
+        assert self._transport is not None
+        shared: SharedWebSocketTransport | None = None
+
+        def hub(participant: Participant) -> WebSocketHub:
+            assert shared is not None
+            return WebSocketHub(participant, self, shared)
+
+        participant = self._participant = Participant(channel, hub, loop)
+        shared = SharedWebSocketTransport(participant, self._transport, loop)
+        self._transport = shared
+        participant.start()
 
     def _open_storage(self, key: str, loop: asyncio.AbstractEventLoop) -> Persistence:
         from pyrt.aio.persistence import Persistence  # only clients that persist load it
@@ -274,11 +345,27 @@ class WebSocketClient(Driver):
         engine = self._engine
         transport = self._transport
         buffered = transport.buffered_amount() if transport is not None and engine.state is State.OPEN else 0
-        frame = engine.send(data, self._now(), buffered)
+        self._transmit(engine.send(data, self._now(), buffered))
+
+    def send_frame(self, frame: Frame) -> None:
+        """Send a frame encoded already, as :meth:`send` would send it (queued while not open).
+        For a connection shared by several clients: they encode their own frames."""
+        self._transmit(self._engine.send_frame(frame, self._now(), self._buffered()))
+
+    def socket_alive(self) -> None:
+        """A frame arrived that the transport gave elsewhere (a shared connection's link): it
+        still proves the connection alive."""
+        self._engine.alive(self._clock())
+        if self._engine.has_actions:
+            self._pump()
+
+    def _transmit(self, frame: Frame | None) -> None:
+        """Hand a frame the engine let through to the socket; pump when it queued instead."""
         if frame is not None:
+            transport = self._transport
             assert transport is not None  # a frame comes back only while open
             transport.send(frame)
-        if engine.has_actions or frame is None:
+        if frame is None or self._engine.has_actions:
             self._pump()
 
     def send_with_ack(self, data: Any, timeout: float | None = None) -> asyncio.Future[Any]:

@@ -1,0 +1,290 @@
+"""A WebSocket shared by every tab of a site: the client's link, and the leader's hub.
+
+:class:`SharedWebSocketTransport` is what a ``WebSocketClient(share=...)`` uses as its
+transport: its "socket" is a link to the hub of the group's leader (:mod:`pyrt.aio.share`), so the
+client's own engine keeps doing everything it does on a real socket — queue, acks with their
+ids, retries, subscriptions with their offsets, heartbeat — and a link lost when the leader
+changes looks like a dropped connection: it reconnects (at once, a leader being ready), re-sends
+what was not acknowledged and resubscribes. The transport also watches the page for its client
+and, while this client leads, for the hub's connection.
+
+:class:`WebSocketHub` is the leader's side: a ``WebSocketClient`` of its own on the real
+socket, with the leader client's URL, heartbeat and backoff, whose transport passes every
+inbound frame through a :class:`~pyrt.ws_relay.WsRelay` first: frames for the links go to them,
+the connection's own (ping, pong, welcome) to the hub's client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pyrt.aio.share import HubPage, Participant
+from pyrt.share_messages import frame_fields, frame_of
+from pyrt.states import State
+from pyrt.wire import Frame
+from pyrt.ws_relay import CloseLink, OpenLink, RelayAction, ToLink, ToServer, WsRelay
+
+if TYPE_CHECKING:
+    from pyrt.aio.websocket import WebSocketClient
+    from pyrt.persist import RecordStore
+    from pyrt.transport import PageEvents, SocketEvents, Transport
+
+__all__ = ["SharedWebSocketTransport", "WebSocketHub"]
+
+
+class SharedWebSocketTransport:
+    """The link end of a shared client (see the module docstring). ``inner`` is this runtime's
+    real transport: it watches the page, offers storage, and carries the real socket while the
+    client leads."""
+
+    def __init__(self, participant: Participant, inner: Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self.participant = participant
+        self.inner = inner
+        self._loop = loop
+        self._link: str | None = None
+        self._events: SocketEvents | None = None
+        self._page: PageEvents | None = None
+        self._hub_page: PageEvents | None = None
+        participant.add_end(self)
+
+    # -- Transport
+
+    def check_url(self, url: str) -> None:
+        self.inner.check_url(url)
+
+    def open(self, url: str, protocols: Sequence[str], events: SocketEvents) -> None:
+        if self._link is not None:
+            self.close(1000, "replaced", detach=True)
+        self._events = events
+        link = self._link = self.participant.new_link()
+        self.participant.open_link(link, self)
+
+    def send(self, frame: Frame) -> None:
+        if self._link is None:
+            raise RuntimeError("no open link to send on")
+        self.participant.link_send(self._link, "frame", **frame_fields(frame))
+
+    def buffered_amount(self) -> int:
+        return 0
+
+    def close(self, code: int, reason: str, detach: bool) -> None:
+        link, self._link = self._link, None
+        if link is None:
+            return
+        self.participant.close_link(link, code, reason)
+        events = self._events
+        if not detach and events is not None:
+            self._loop.call_soon(events.socket_closed, code, reason, True)
+
+    def watch_page(self, events: PageEvents) -> None:
+        self._page = events
+        self.inner.watch_page(self)
+
+    def storage(self) -> RecordStore | None:
+        return self.inner.storage()
+
+    def dispose(self) -> None:
+        self.close(1000, "", detach=True)
+        self._events = None
+        self.participant.close()
+        self.inner.dispose()
+
+    # -- LinkEnd
+
+    def link_opened(self, link: str) -> None:
+        if link == self._link and self._events is not None:
+            self._events.socket_opened()
+
+    def link_message(self, link: str, message: dict[str, Any]) -> None:
+        if link == self._link and self._events is not None and message["t"] == "frame":
+            frame = frame_of(message)
+            if frame is not None:
+                self._events.socket_message(frame)
+
+    def link_closed(self, link: str, code: int, reason: str) -> None:
+        if link == self._link:
+            self._link = None
+            if self._events is not None:
+                self._events.socket_closed(code, reason, False)
+
+    def leader_ready(self) -> None:
+        if self._page is not None:
+            self._page.page_online()  # a waiting reconnect happens now
+
+    # -- PageEvents, for the client and the hub's connection
+
+    def hub_watch(self, events: PageEvents | None) -> None:
+        self._hub_page = events
+
+    def _fan_out(self, name: str) -> None:
+        for events in (self._page, self._hub_page):
+            if events is not None:
+                getattr(events, name)()
+
+    def page_online(self) -> None:
+        self._fan_out("page_online")
+
+    def page_visible(self) -> None:
+        self._fan_out("page_visible")
+
+    def page_backgrounded(self) -> None:
+        self._fan_out("page_backgrounded")
+
+    def page_hidden(self) -> None:
+        self._fan_out("page_hidden")
+
+    def page_shown(self) -> None:
+        self._fan_out("page_shown")
+
+
+class _HubEvents:
+    """The hub client's socket events, routed first: frames for the links go to the relay."""
+
+    def __init__(self, hub: WebSocketHub, events: SocketEvents) -> None:
+        self.hub = hub
+        self.events = events
+
+    def socket_opened(self) -> None:
+        self.events.socket_opened()
+
+    def socket_message(self, data: Frame) -> None:
+        if self.hub.from_server(data):
+            self.events.socket_message(data)  # ping, pong, welcome: the connection's own
+        else:
+            self.hub.client.socket_alive()
+
+    def socket_closed(self, code: int, reason: str, was_clean: bool) -> None:
+        self.events.socket_closed(code, reason, was_clean)
+
+
+class _HubTransport:
+    """The real transport, lent to the hub: its frames pass the relay, its page events come
+    through the shared transport, and giving it back closes the socket only."""
+
+    def __init__(self, hub: WebSocketHub, shared: SharedWebSocketTransport) -> None:
+        self.hub = hub
+        self.shared = shared
+        self.inner = shared.inner
+
+    def check_url(self, url: str) -> None:
+        self.inner.check_url(url)
+
+    def open(self, url: str, protocols: Sequence[str], events: SocketEvents) -> None:
+        self.inner.open(url, protocols, _HubEvents(self.hub, events))
+
+    def send(self, frame: Frame) -> None:
+        self.inner.send(frame)
+
+    def buffered_amount(self) -> int:
+        return self.inner.buffered_amount()
+
+    def close(self, code: int, reason: str, detach: bool) -> None:
+        self.inner.close(code, reason, detach)
+
+    def watch_page(self, events: PageEvents) -> None:
+        self.shared.hub_watch(HubPage(self.hub.participant, events))
+
+    def storage(self) -> RecordStore | None:
+        return None
+
+    def dispose(self) -> None:
+        self.shared.hub_watch(None)
+        self.inner.close(1000, "", detach=True)
+
+
+class WebSocketHub:
+    """The leader's real WebSocket and its relay (see the module docstring)."""
+
+    def __init__(
+        self, participant: Participant, leader: WebSocketClient, shared: SharedWebSocketTransport
+    ) -> None:
+        self.participant = participant
+        self.relay = WsRelay(parse=leader.protocol_name == "pyrt")
+        options = {k: v for k, v in leader.options.items() if k not in ("persist", "storage", "share")}
+        self.client: WebSocketClient = type(leader)(
+            leader.url, leader.protocols, transport=_HubTransport(self, shared), **options
+        )
+        self.client.on_state(self._state)
+        self._state_now = State.IDLE
+        self._owners: dict[str, str] = {}  # link -> participant
+        self._closing = False
+
+    # -- Hub
+
+    def start(self) -> None:
+        self.client.connect()
+
+    def link_requested(self, link: str, participant: str, extra: dict[str, Any]) -> None:
+        self._owners[link] = participant
+        self._run(self.relay.link_requested(link, participant))
+        self._count()
+
+    def link_message(self, link: str, message: dict[str, Any]) -> None:
+        if message["t"] == "frame":
+            frame = frame_of(message)
+            if frame is not None:
+                self._run(self.relay.link_frame(link, frame))
+
+    def link_closed(self, link: str) -> None:
+        self._owners.pop(link, None)
+        self._run(self.relay.link_closed(link))
+        self._count()
+
+    def prune(self, alive: set[str]) -> None:
+        for link, owner in list(self._owners.items()):
+            if owner not in alive:
+                self.link_closed(link)
+
+    def close(self) -> None:
+        self._closing = True
+        self._run(self.relay.server_lost(1001, "the tab holding the shared connection is leaving"))
+        self.relay = WsRelay(parse=self.relay.parse)  # forget every waiting link too
+        self._owners.clear()
+        self.client.close()
+
+    # -- the real connection
+
+    def from_server(self, frame: Frame) -> bool:
+        relay = self.relay
+        was_open = relay.server_open
+        actions, own = relay.server_frame(frame)
+        self._run(actions)
+        if relay.server_open and not was_open:
+            self.participant.connection_ready()
+        return own
+
+    def _state(self, new: State) -> None:
+        old, self._state_now = self._state_now, new
+        if self._closing:
+            return
+        if new is State.OPEN and not self.relay.parse:
+            self._run(self.relay.server_opened())  # raw: no welcome to wait for
+            self.participant.connection_ready()
+        elif old is State.OPEN and new is not State.OPEN:
+            self._run(self.relay.server_lost())
+
+    # -- machinery
+
+    def _run(self, actions: list[RelayAction]) -> None:
+        participant = self.participant
+        for action in actions:
+            if type(action) is ToServer:
+                if self.client.state is not State.CLOSED:
+                    self.client.send_frame(action.frame)
+            elif type(action) is ToLink:
+                owner = self._owners.get(action.link)
+                if owner is not None:
+                    participant.to_link(owner, action.link, "frame", **frame_fields(action.frame))
+            elif type(action) is OpenLink:
+                owner = self._owners.get(action.link)
+                if owner is not None:
+                    participant.to_link(owner, action.link, "opened")
+            elif type(action) is CloseLink:
+                owner = self._owners.pop(action.link, None)
+                if owner is not None:
+                    participant.to_link(owner, action.link, "close", c=action.code, r=action.reason)
+
+    def _count(self) -> None:
+        self.participant.set_tabs(self.relay.participants())
