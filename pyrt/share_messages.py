@@ -64,7 +64,7 @@ def frame_of(message: dict[str, Any]) -> Frame | None:
     data = message.get("b")
     if isinstance(data, str):
         try:
-            return base64.b64decode(data)
+            return base64.b64decode(data, validate=True)
         except ValueError:
             return None
     return None

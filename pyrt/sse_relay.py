@@ -12,7 +12,8 @@ the client's own engine still parses, tracks the last event id, reconnects with 
   is not in the ring goes on live, since the relay cannot tell what it lacks;
 - every event goes once to every open link, in order; a link never gets an event at or before
   the last one it got (ordered offsets) or the same id twice in a row (opaque ids) — except
-  events without an id of their own (they carry the previous one's), which go to every link;
+  events without an id of their own (they carry the previous event's, on the same connection),
+  which go to every link;
 - when the real stream is lost, every open link is closed and its client reconnects; the links
   wait until the stream is back. A new leader starts with the ring of events its own client saw,
   so the others catch up from it.
@@ -93,7 +94,7 @@ class EventRelay:
         self.stream_open = False
         self._links: dict[str, _Link] = {}
         self._pending: dict[str, _Link] = {}
-        self._last_id = seen[-1].id if seen else ""  # an event repeating it has no id of its own
+        self._last_id = ""  # the id of the stream's previous event: repeated, it was inherited
 
     @property
     def links(self) -> int:
@@ -121,6 +122,7 @@ class EventRelay:
     def stream_opened(self) -> list[EventRelayAction]:
         """The real stream is open: open the waiting links and catch them up."""
         self.stream_open = True
+        self._last_id = ""  # a replay repeating the last id seen is a duplicate, not inheritance
         out: list[EventRelayAction] = []
         pending, self._pending = self._pending, {}
         for link, state in pending.items():

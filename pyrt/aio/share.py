@@ -81,7 +81,8 @@ class Hub(Protocol):
 
 
 class Participant:
-    """See the module docstring. ``make_hub`` builds the hub when this participant leads."""
+    """See the module docstring. ``make_hub`` builds the hub when this participant leads;
+    ``name`` is the group's name as the user gave it (default: the channel's)."""
 
     def __init__(
         self,
@@ -89,8 +90,10 @@ class Participant:
         make_hub: Callable[[Participant], Hub],
         loop: asyncio.AbstractEventLoop,
         rng: Callable[[], float] = random.random,
+        name: str | None = None,
     ) -> None:
         self.channel = channel
+        self.name = name if name is not None else channel.name  # what Sharing reports
         self.id = f"{int(rng() * 36**8):08x}{int(rng() * 2**32):08x}"
         self._make_hub = make_hub
         self._loop = loop
@@ -111,7 +114,7 @@ class Participant:
 
     def sharing(self) -> Sharing:
         role: Role = "leader" if self.leading else ("follower" if self.leader is not None else "joining")
-        return Sharing(self.channel.name, role, self.tabs)
+        return Sharing(self.name, role, self.tabs)
 
     # -- lifecycle
 

@@ -135,7 +135,8 @@ class SSEClient(Driver):
         def hub(participant: Participant) -> StreamHub:
             return StreamHub(participant, self, end)
 
-        participant = self._participant = Participant(channel, hub, self._ensure_loop())
+        name = share if isinstance(share, str) else None
+        participant = self._participant = Participant(channel, hub, self._ensure_loop(), name=name)
         end = self._shared_transport(participant, inner)
         participant.start()
         return end

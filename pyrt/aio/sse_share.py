@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["SharedEventSourceTransport", "SharedFetchTransport", "StreamHub"]
 
 RING = 1000  # events a hub keeps for clients catching up
-KEEPALIVE_EVERY = 1.0  # seconds between keep-alive comments forwarded to the links
+KEEPALIVE_EVERY = 0.05  # at least this many seconds between keep-alive comments forwarded
 
 
 def _message_event(message: dict[str, Any]) -> ServerSentEvent:
@@ -418,7 +418,7 @@ class StreamHub:
         self._run(self.relay.event(event))
 
     def alive(self) -> None:
-        """Bytes without an event (a keep-alive comment): tell the links, at most once a second."""
+        """Bytes without an event (a keep-alive comment): tell the links (a burst only once)."""
         now = self._loop.time()
         if now - self._alive_at >= KEEPALIVE_EVERY:
             self._alive_at = now

@@ -275,7 +275,8 @@ class WebSocketClient(Driver):
             assert shared is not None
             return WebSocketHub(participant, self, shared)
 
-        participant = self._participant = Participant(channel, hub, loop)
+        name = share if isinstance(share, str) else None
+        participant = self._participant = Participant(channel, hub, loop, name=name)
         shared = SharedWebSocketTransport(participant, self._transport, loop)
         self._transport = shared
         participant.start()

@@ -1,0 +1,113 @@
+"""Several tabs of one browser profile, each with Pyodide and pyrt: what ``share=`` is for.
+
+:class:`Tabs` is one guarded context (the plugin's :class:`~pyrt.pytest_plugin.app_page.AppPage`):
+its pages share Web Locks, ``BroadcastChannel``, storage — and the browser's six HTTP/1.1
+connections per origin. :meth:`Tabs.open` boots one more tab as the plugin's Pyodide page does
+(its boot page written into a response of the server); :meth:`Tab.run` runs Python in it.
+:meth:`Tab.close` closes it as a user does (``pagehide`` runs); :meth:`Tab.crash` kills its
+renderer through the DevTools protocol (nothing runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from playwright.sync_api import Browser, Page
+
+from pyrt.pytest_plugin.app_page import AppPage
+from pyrt.pytest_plugin.pyodide_page import BOOT_PAGE, DOCUMENT_PATH, HOME, READY_JS, RUN_JS, RUNNER
+from pyrt.pytest_plugin.waiting import wait_until
+
+__all__ = ["Tab", "TabError", "Tabs"]
+
+
+class TabError(AssertionError):
+    """Python inside a tab failed; the message carries the context's diagnostics."""
+
+
+class Tab:
+    """One tab of a :class:`Tabs` context."""
+
+    def __init__(self, tabs: Tabs, page: Page, number: int) -> None:
+        self.tabs = tabs
+        self.page = page
+        self.number = number
+        self.closed = False
+
+    def run(self, code: str, *, ns: str | None = "tab", timeout: float = 30.0) -> Any:
+        """Run ``code`` in this tab's Pyodide (namespace ``ns`` kept between calls); return the
+        JSON value of its last expression."""
+        try:
+            raw = self.page.evaluate(RUN_JS, [code, ns, int(timeout * 1000)])
+        except Exception as exc:
+            raise TabError(f"tab {self.number}: {exc}\n{self.tabs.diagnostics()}") from None
+        result = json.loads(raw)
+        if not result["ok"]:
+            raise TabError(f"tab {self.number}: Python failed:\n{result['error']}\n{self.tabs.diagnostics()}")
+        return result["value"]
+
+    def wait_for(self, code: str, *, ns: str | None = "tab", timeout: float = 10.0) -> Any:
+        return wait_until(lambda: self.run(code, ns=ns), timeout, f"tab {self.number}: {code!r}", page=self.page)
+
+    def close(self) -> None:
+        """Close the tab as a user does: ``pagehide`` and ``unload`` run."""
+        self.closed = True
+        self.page.close()
+
+    def crash(self) -> None:
+        """Kill the tab's renderer: no event runs; the browser releases what it held."""
+        self.closed = True
+        crashed: list[Page] = []
+        self.page.on("crash", lambda page: crashed.append(page))
+        with contextlib.suppress(Exception):  # the navigation fails: the renderer is gone
+            self.page.goto("chrome://crash", timeout=10_000)
+        wait_until(lambda: crashed, 10, f"tab {self.number} to crash", page=self.tabs.idler())
+
+
+class Tabs(AppPage):
+    """One guarded browser context whose tabs run Pyodide with pyrt (see the module docstring)."""
+
+    def __init__(self, browser: Browser, base_url: str, boot_timeout: float = 90.0) -> None:
+        super().__init__(browser, context_args={"bypass_csp": True})
+        self.base_url = base_url.rstrip("/")
+        self.boot_timeout = boot_timeout
+        base_path = urlsplit(self.base_url).path
+        self._boot_page = (
+            BOOT_PAGE.replace("__INDEX__", f"{base_path}/vendor/pyodide/")
+            .replace("__ZIP__", f"{base_path}/pyrt.zip")
+            .replace("__HOME__", HOME)
+        )
+        self.tabs: list[Tab] = []
+        self.boot_seconds: list[float] = []
+        self.page.close()  # AppPage's first page: tabs are opened with open()
+
+    def open(self) -> Tab:
+        """Open one more tab and boot Pyodide and pyrt in it."""
+        started = time.perf_counter()
+        page = self.context.new_page()
+        page.goto(self.base_url + DOCUMENT_PATH)
+        page.set_content(self._boot_page)
+        try:
+            page.evaluate(READY_JS, int(self.boot_timeout * 1000))
+        except Exception as exc:
+            raise TabError(f"tab {len(self.tabs)} did not boot: {exc}\n{self.diagnostics()}") from None
+        page.evaluate("(code) => window.pyodide.runPythonAsync(code)", RUNNER)
+        tab = Tab(self, page, len(self.tabs))
+        self.tabs.append(tab)
+        self.boot_seconds.append(time.perf_counter() - started)
+        return tab
+
+    def idler(self) -> Page:
+        """A live tab's page, to idle in while waiting."""
+        return next(tab.page for tab in self.tabs if not tab.closed)
+
+    def live(self) -> list[Tab]:
+        return [tab for tab in self.tabs if not tab.closed]
+
+    @property
+    def report_title(self) -> str:
+        return f"pyrt tabs on {self.base_url}"

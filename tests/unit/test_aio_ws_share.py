@@ -1,0 +1,275 @@
+"""WebSocketClient(share=...) over the in-memory share bus: one connection for many "tabs", acks to
+the tab that asked, every publication to every tab once, and hand-over when the leader goes."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pyrt import Backoff, WebSocketClient
+from pyrt.aio import share as share_module
+from pyrt.errors import ShareUnavailable
+from pyrt.heartbeat import Heartbeat
+from pyrt.states import State
+from pyrt.testing import FakePyrtServer, FakeShareBus, FakeTransport
+from tests.unit.loop_support import run, until
+
+FAST = Backoff(initial=0.01, maximum=0.05)
+
+
+@dataclass
+class Tab:
+    client: WebSocketClient
+    transport: FakeTransport
+    messages: list[Any] = field(default_factory=list)
+    publications: list[Any] = field(default_factory=list)
+
+
+def tab(server: FakePyrtServer, bus: FakeShareBus, **kwargs: Any) -> Tab:
+    loop = asyncio.get_running_loop()
+    transport = FakeTransport(server, loop.call_soon)
+    kwargs.setdefault("heartbeat", None)
+    client = WebSocketClient("ws://test/ws", backoff=FAST, transport=transport, share=bus.channel(), **kwargs)
+    made = Tab(client, transport)
+    client.on_message(made.messages.append)
+    return made
+
+
+def live_connections(server: FakePyrtServer) -> int:
+    return sum(1 for conn in server.connections if conn.open)
+
+
+def leaders(tabs: list[Tab]) -> list[Tab]:
+    return [t for t in tabs if t.client.sharing is not None and t.client.sharing.role == "leader"]
+
+
+def leader_of(tabs: list[Tab]) -> Tab:
+    found = leaders(tabs)
+    assert len(found) == 1, [t.client.sharing for t in tabs]
+    return found[0]
+
+
+def crash(bus: FakeShareBus, dead: Tab) -> None:
+    """The tab dies: its lock goes to the next in line, and its socket with it."""
+    participant = dead.client._participant
+    assert participant is not None
+    bus.crash(participant.channel)
+    if participant.hub is not None:
+        participant.hub.client.close()
+
+
+def test_eight_tabs_share_one_connection_and_each_ack_reaches_its_tab() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer(app=lambda data: {"echo": data})
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus) for _ in range(8)]
+        for t in tabs:
+            t.client.connect()
+        for t in tabs:
+            await t.client.wait_open(2)
+        assert live_connections(server) == 1
+        roles = sorted(t.client.sharing.role for t in tabs if t.client.sharing is not None)
+        assert roles == ["follower"] * 7 + ["leader"]
+        await until(lambda: all(t.client.sharing and t.client.sharing.tabs == 8 for t in tabs))
+        replies = await asyncio.gather(*(t.client.send_with_ack({"tab": n}) for n, t in enumerate(tabs)))
+        assert replies == [{"echo": {"tab": n}} for n in range(8)]
+        assert sorted(d["tab"] for d in server.handled) == list(range(8))
+        assert all(t.client.session == tabs[0].client.session for t in tabs)
+
+    run(scenario)
+
+
+def test_every_subscribed_tab_gets_every_publication_once_and_messages_reach_everyone() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus) for _ in range(3)]
+        for t in tabs[:2]:
+            t.client.subscribe("news", lambda p, t=t: t.publications.append(p.data))
+        for t in tabs:
+            t.client.connect()
+            await t.client.wait_open(2)
+        await until(lambda: len([f for f in server.received_frames if '"subscribe"' in str(f)]) >= 1)
+        for n in range(5):
+            server.publish("news", n)
+        await until(lambda: all(len(t.publications) == 5 for t in tabs[:2]))
+        assert tabs[2].publications == []
+        tabs[1].client.unsubscribe("news")
+        tabs[2].client.send("to the room")  # the fake server echoes it to the connection
+        await until(lambda: all(t.messages for t in tabs))
+        assert all(t.messages == ["to the room"] for t in tabs)  # one connection: every tab hears it
+        server.publish("news", 5)
+        await until(lambda: len(tabs[0].publications) == 6)
+        assert tabs[1].publications == [0, 1, 2, 3, 4]
+        subscribes = [f for f in server.received_frames if '"subscribe"' in str(f)]
+        assert len(subscribes) == 1  # one server subscription for both tabs
+
+    run(scenario)
+
+
+def test_when_the_leader_crashes_the_others_go_on_with_no_gap_and_no_duplicate() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus) for _ in range(4)]
+        for t in tabs:
+            t.client.subscribe("feed", lambda p, t=t: t.publications.append(p.data))
+            t.client.connect()
+        for t in tabs:
+            await t.client.wait_open(2)
+        old = leader_of(tabs)
+        others = [t for t in tabs if t is not old]
+        for n in range(10):
+            server.publish("feed", n)
+        pending = [t.client.send_with_ack({"from": i, "n": 0}) for i, t in enumerate(others)]
+        crash(bus, old)
+        for n in range(10, 20):
+            server.publish("feed", n)  # nobody holds the connection for a moment
+        more = [t.client.send_with_ack({"from": i, "n": 1}) for i, t in enumerate(others)]
+        await until(lambda: len(leaders(others)) == 1 and live_connections(server) == 1, timeout=3)
+        await asyncio.wait_for(asyncio.gather(*pending, *more), 5)
+        for n in range(20, 30):
+            server.publish("feed", n)
+        await until(lambda: all(len(t.publications) >= 30 for t in others), timeout=5)
+        for t in others:
+            assert t.publications == list(range(30))  # no gap, no duplicate, in order
+            assert t.client.sharing is not None and t.client.sharing.tabs == 3
+        assert sorted((d["from"], d["n"]) for d in server.handled) == [(i, n) for i in range(3) for n in (0, 1)]
+
+    run(scenario)
+
+
+def test_a_leader_that_closes_hands_over_and_its_followers_carry_on() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        first, second = tab(server, bus), tab(server, bus)
+        first.client.connect()
+        await first.client.wait_open(2)
+        second.client.connect()
+        await second.client.wait_open(2)
+        assert first.client.sharing is not None and first.client.sharing.role == "leader"
+        first.client.close()
+        await until(lambda: second.client.sharing is not None and second.client.sharing.role == "leader")
+        await second.client.wait_open(2)
+        assert await second.client.send_with_ack("still here") == "still here"
+        assert live_connections(server) == 1
+
+    run(scenario)
+
+
+def test_a_lost_shared_connection_reconnects_every_tab_and_restores_subscriptions() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus) for _ in range(2)]
+        for t in tabs:
+            t.client.subscribe("feed", lambda p, t=t: t.publications.append(p.data))
+            t.client.connect()
+            await t.client.wait_open(2)
+        server.publish("feed", 0)
+        await until(lambda: all(t.publications == [0] for t in tabs))
+        leader = leader_of(tabs)
+        leader.transport.drop()  # the real socket breaks
+        server.publish("feed", 1)  # missed while down
+        await until(lambda: all(t.client.state is State.OPEN for t in tabs) and live_connections(server) == 1)
+        server.publish("feed", 2)
+        await until(lambda: all(t.publications == [0, 1, 2] for t in tabs))
+
+    run(scenario)
+
+
+def test_followers_ping_the_leader_not_the_server() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus, heartbeat=Heartbeat(interval=0.02, timeout=0.5)) for _ in range(2)]
+        for t in tabs:
+            t.client.connect()
+            await t.client.wait_open(2)
+        await until(lambda: all(t.client.stats.rtt is not None for t in tabs))
+        pings = [f for f in server.received_frames if '"ping"' in str(f)]
+        assert len(pings) < 20  # the hub's own heartbeat only, not every tab's
+        assert all(t.client.state is State.OPEN for t in tabs)
+
+    run(scenario)
+
+
+def test_a_vanished_follower_is_dropped_from_the_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(share_module, "PRUNE_INTERVAL", 0.02)
+
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus) for _ in range(3)]
+        for t in tabs:
+            t.client.connect()
+            await t.client.wait_open(2)
+        leader = leader_of(tabs)
+        await until(lambda: leader.client.sharing is not None and leader.client.sharing.tabs == 3)
+        crash(bus, next(t for t in tabs if t is not leader))
+        await until(lambda: leader.client.sharing is not None and leader.client.sharing.tabs == 2)
+
+    run(scenario)
+
+
+def test_a_page_going_away_hands_the_connection_to_another_tab() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus) for _ in range(2)]
+        for t in tabs:
+            t.client.connect()
+            await t.client.wait_open(2)
+        leader = leader_of(tabs)
+        other = next(t for t in tabs if t is not leader)
+        assert leader.transport.page is not None
+        leader.transport.page.page_hidden()  # pagehide in the leader's tab
+        await until(lambda: other.client.sharing is not None and other.client.sharing.role == "leader")
+        await until(lambda: other.client.state is State.OPEN)
+        assert leader.client.state is State.PAUSED  # its own client pauses, as without sharing
+        assert await other.client.send_with_ack(1) == 1
+
+    run(scenario)
+
+
+def test_raw_protocol_frames_are_shared_as_they_are() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus, protocol="raw") for _ in range(2)]
+        for t in tabs:
+            t.client.connect()
+            await t.client.wait_open(2)
+        leader = leader_of(tabs)
+        socket = leader.transport.socket
+        assert socket is not None and socket.conn is not None
+        frame = '{"type":"message","data":"broadcast"}'
+        leader.transport.deliver(frame)
+        await until(lambda: all(frame in t.messages for t in tabs))
+        # Raw mode parses nothing: the server's welcome, then the frame, reach both tabs as they are.
+        assert [len(t.messages) for t in tabs] == [2, 2]
+
+    run(scenario)
+
+
+def test_sharing_needs_a_browser_and_does_not_mix_with_persist() -> None:
+    async def scenario() -> None:
+        client = WebSocketClient(
+            "ws://test/ws", heartbeat=None, share="app", transport=FakeTransport(FakePyrtServer())
+        )
+        errors: list[Exception] = []
+        client.on_error(errors.append)
+        await client.connect().wait_open(2)
+        assert [type(e) for e in errors] == [ShareUnavailable]
+        assert client.sharing is None
+        assert await client.send_with_ack("alone") == "alone"
+        with pytest.raises(ValueError, match="persist= cannot be combined with share="):
+            WebSocketClient("ws://test/ws", share="app", persist="chat")
+        with pytest.raises(ValueError, match="non-empty"):
+            WebSocketClient("ws://test/ws", share="")
+
+    run(scenario)

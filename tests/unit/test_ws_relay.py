@@ -1,0 +1,182 @@
+"""The WebSocket relay: which frame goes to the server, to one link, or to every link."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyrt.ws_relay import CloseLink, OpenLink, RelayAction, ToLink, ToServer, WsRelay
+
+WELCOME = '{"type":"welcome","session":"s1","server":"x","heartbeat":25}'
+
+
+def j(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def to(actions: list[RelayAction], link: str) -> list[dict[str, Any]]:
+    return [json.loads(a.frame) for a in actions if isinstance(a, ToLink) and a.link == link]
+
+
+def sent(actions: list[RelayAction]) -> list[dict[str, Any]]:
+    return [json.loads(a.frame) for a in actions if isinstance(a, ToServer)]
+
+
+def open_relay(*links: str) -> WsRelay:
+    relay = WsRelay()
+    for n, link in enumerate(links):
+        relay.link_requested(link, f"tab{n}")
+    relay.server_frame(WELCOME)
+    return relay
+
+
+def subscribed(channel: str, offset: str | None, recovered: bool = True) -> str:
+    return j({"type": "subscribed", "channel": channel, "offset": offset, "recovered": recovered})
+
+
+def publication(channel: str, offset: str, data: Any = None) -> str:
+    return j({"type": "publication", "channel": channel, "offset": offset, "data": data})
+
+
+def test_links_wait_for_the_welcome_and_each_gets_one() -> None:
+    relay = WsRelay()
+    assert relay.link_requested("a", "tab1") == []
+    actions, own = relay.server_frame(WELCOME)
+    assert own  # the connection's own frame: its engine gets it too
+    assert actions[0] == OpenLink("a")
+    assert to(actions, "a") == [{"type": "welcome", "session": "s1", "server": "shared"}]
+    later = relay.link_requested("b", "tab2")
+    assert later[0] == OpenLink("b")
+    assert relay.links == 2
+    assert relay.participants() == 2
+
+
+def test_a_links_ping_is_answered_by_the_relay_not_the_server() -> None:
+    relay = open_relay("a")
+    actions = relay.link_frame("a", '{"type":"ping","t":7}')
+    assert sent(actions) == []
+    assert to(actions, "a") == [{"type": "pong", "t": 7}]
+    assert relay.server_frame('{"type":"ping","t":1}') == ([], True)
+    assert relay.server_frame('{"type":"pong","t":3}') == ([], True)
+
+
+def test_an_ack_or_error_goes_back_to_the_link_that_sent_the_message() -> None:
+    relay = open_relay("a", "b")
+    assert sent(relay.link_frame("b", '{"type":"message","id":"x-1","data":1}')) == [
+        {"type": "message", "id": "x-1", "data": 1}
+    ]
+    relay.link_frame("a", '{"type":"publish","id":"y-1","channel":"c","data":2}')
+    ack, own = relay.server_frame('{"type":"ack","id":"x-1","ok":true,"data":1}')
+    assert not own
+    assert [a.link for a in ack if isinstance(a, ToLink)] == ["b"]
+    error, _ = relay.server_frame('{"type":"error","code":"forbidden","message":"no","id":"y-1"}')
+    assert [a.link for a in error if isinstance(a, ToLink)] == ["a"]
+    again, _ = relay.server_frame('{"type":"ack","id":"x-1","ok":true}')  # answered already
+    assert [a.link for a in again if isinstance(a, ToLink)] == ["a", "b"]  # unknown: everyone
+
+
+def test_application_messages_and_unknown_frames_go_to_every_link() -> None:
+    relay = open_relay("a", "b")
+    for frame in ('{"type":"message","data":"hi"}', '{"type":"presence","channel":"c"}', "not json"):
+        actions, own = relay.server_frame(frame)
+        assert not own
+        assert {a.link for a in actions if isinstance(a, ToLink)} == {"a", "b"}
+
+
+def test_the_first_subscriber_subscribes_and_others_share_the_subscription() -> None:
+    relay = open_relay("a", "b", "c")
+    first = relay.link_frame("a", '{"type":"subscribe","channel":"news","since":null}')
+    assert sent(first) == [{"type": "subscribe", "channel": "news", "since": None}]
+    assert relay.link_frame("b", '{"type":"subscribe","channel":"news","since":null}') == []  # waits too
+    answer, _ = relay.server_frame(subscribed("news", "1-5"))
+    assert {a.link for a in answer if isinstance(a, ToLink)} == {"a", "b"}
+    late = relay.link_frame("c", '{"type":"subscribe","channel":"news","since":null}')
+    assert sent(late) == []
+    assert to(late, "c")[0]["offset"] == "1-5"
+    pub, _ = relay.server_frame(publication("news", "1-6"))
+    assert {a.link for a in pub if isinstance(a, ToLink)} == {"a", "b", "c"}
+    other, _ = relay.server_frame(publication("sports", "1-1"))
+    assert other == []
+
+
+def test_a_link_behind_the_shared_subscription_gets_a_replay_from_its_offset() -> None:
+    relay = open_relay("a", "b")
+    relay.link_frame("a", '{"type":"subscribe","channel":"news","since":null}')
+    relay.server_frame(subscribed("news", "1-5"))
+    relay.server_frame(publication("news", "1-6"))
+    resub = relay.link_frame("b", '{"type":"subscribe","channel":"news","since":"1-2"}')
+    assert sent(resub) == [{"type": "subscribe", "channel": "news", "since": "1-2"}]
+    live, _ = relay.server_frame(publication("news", "1-7"))  # before the answer: not to b
+    assert {a.link for a in live if isinstance(a, ToLink)} == {"a"}
+    answer, _ = relay.server_frame(subscribed("news", "1-7"))
+    assert [a.link for a in answer if isinstance(a, ToLink)] == ["b"]
+    replay, _ = relay.server_frame(publication("news", "1-3"))  # a drops it by its own offset
+    assert {a.link for a in replay if isinstance(a, ToLink)} == {"a", "b"}
+
+
+def test_a_link_ahead_of_the_shared_subscription_is_answered_at_once() -> None:
+    relay = open_relay("a", "b")
+    relay.link_frame("a", '{"type":"subscribe","channel":"news","since":"1-2"}')
+    relay.server_frame(subscribed("news", "1-4"))
+    ahead = relay.link_frame("b", '{"type":"subscribe","channel":"news","since":"1-9"}')
+    assert sent(ahead) == []
+    assert to(ahead, "b")[0]["type"] == "subscribed"
+
+
+def test_the_server_unsubscribes_when_the_last_link_leaves() -> None:
+    relay = open_relay("a", "b")
+    relay.link_frame("a", '{"type":"subscribe","channel":"news","since":null}')
+    relay.link_frame("b", '{"type":"subscribe","channel":"news","since":null}')
+    relay.server_frame(subscribed("news", "1-1"))
+    first = relay.link_frame("a", '{"type":"unsubscribe","channel":"news"}')
+    assert sent(first) == []
+    assert to(first, "a") == [{"type": "unsubscribed", "channel": "news"}]
+    assert sent(relay.link_closed("b")) == [{"type": "unsubscribe", "channel": "news"}]
+    assert relay.server_frame('{"type":"unsubscribed","channel":"news"}') == ([], False)
+    again = relay.link_frame("a", '{"type":"subscribe","channel":"news","since":null}')
+    assert sent(again) == [{"type": "subscribe", "channel": "news", "since": None}]
+
+
+def test_a_subscribe_after_an_unsubscribe_in_flight_waits_for_its_own_answer() -> None:
+    relay = open_relay("a")
+    relay.link_frame("a", '{"type":"subscribe","channel":"news","since":null}')
+    relay.server_frame(subscribed("news", "1-1"))
+    relay.link_frame("a", '{"type":"unsubscribe","channel":"news"}')
+    resub = relay.link_frame("a", '{"type":"subscribe","channel":"news","since":"1-1"}')
+    assert sent(resub) == [{"type": "subscribe", "channel": "news", "since": "1-1"}]
+    relay.server_frame('{"type":"unsubscribed","channel":"news"}')
+    answer, _ = relay.server_frame(subscribed("news", "1-1"))
+    assert [a.link for a in answer if isinstance(a, ToLink)] == ["a"]
+
+
+def test_losing_the_server_closes_every_link_and_forgets_the_routes() -> None:
+    relay = open_relay("a", "b")
+    relay.link_frame("a", '{"type":"message","id":"x-1","data":1}')
+    closed = relay.server_lost()
+    lost = "the shared connection was lost"
+    assert closed == [CloseLink("a", 1006, lost), CloseLink("b", 1006, lost)]
+    assert relay.link_requested("a", "tab0") == []  # waits for the connection again
+    assert relay.link_frame("b", "{}") == []  # a closed link's frames go nowhere
+    actions, _ = relay.server_frame(WELCOME)
+    assert actions[0] == OpenLink("a")
+
+
+def test_a_closed_link_leaves_its_channels_and_ids() -> None:
+    relay = open_relay("a", "b")
+    relay.link_frame("a", '{"type":"message","id":"x-1","data":1}')
+    relay.link_frame("a", '{"type":"subscribe","channel":"news","since":null}')
+    assert sent(relay.link_closed("a")) == [{"type": "unsubscribe", "channel": "news"}]
+    ack, _ = relay.server_frame('{"type":"ack","id":"x-1","ok":true}')
+    assert [a.link for a in ack if isinstance(a, ToLink)] == ["b"]  # no owner left: everyone
+    assert relay.participants() == 1
+
+
+def test_in_raw_mode_nothing_is_parsed() -> None:
+    relay = WsRelay(parse=False)
+    relay.link_requested("a", "tab")
+    opened = relay.server_opened()
+    assert opened[0] == OpenLink("a")
+    assert relay.link_frame("a", '{"type":"ping"}') == [ToServer('{"type":"ping"}')]
+    actions, own = relay.server_frame(b"\x00")
+    assert not own
+    assert actions == [ToLink("a", b"\x00")]
