@@ -51,7 +51,8 @@ class Tab:
         return result["value"]
 
     def wait_for(self, code: str, *, ns: str | None = "tab", timeout: float = 10.0) -> Any:
-        return wait_until(lambda: self.run(code, ns=ns), timeout, f"tab {self.number}: {code!r}", page=self.page)
+        what = f"tab {self.number}: {code!r}"
+        return wait_until(lambda: self.run(code, ns=ns), timeout, what, page=self.page)
 
     def close(self) -> None:
         """Close the tab as a user does: ``pagehide`` and ``unload`` run."""

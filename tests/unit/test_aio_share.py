@@ -67,12 +67,14 @@ def test_the_first_participant_leads_and_a_later_one_learns_who() -> None:
         first = participant(bus, hubs)
         first.start()
         await until(lambda: first.leading)
-        assert hubs[0].started and first.sharing().role == "leader"
+        assert hubs[0].started
+        assert first.sharing().role == "leader"
         second = participant(bus, hubs)
         assert second.sharing().role == "joining"
         second.start()
         await until(lambda: second.leader == first.id)
-        assert second.sharing().role == "follower" and len(hubs) == 1
+        assert second.sharing().role == "follower"
+        assert len(hubs) == 1
 
     run(scenario)
 
@@ -110,8 +112,10 @@ def test_the_leaders_bye_closes_the_links_to_it_and_the_next_one_takes_over() ->
         await until(lambda: hubs[0].requested)
         first.close()
         await until(lambda: second.leading)
-        assert hubs[0].closed and len(hubs) == 2
-        assert end.closed and end.closed[0][0] == link
+        assert hubs[0].closed
+        assert len(hubs) == 2
+        assert end.closed
+        assert end.closed[0][0] == link
 
     run(scenario)
 

@@ -26,7 +26,9 @@ class Tab:
 
 def fetch_tab(bus: FakeShareBus, **kwargs: Any) -> Tab:
     transport = FakeFetchTransport()
-    client = FetchEventSource("http://test/sse", backoff=FAST, transport=transport, share=bus.channel(), **kwargs)
+    client = FetchEventSource(
+        "http://test/sse", backoff=FAST, transport=transport, share=bus.channel(), **kwargs
+    )
     made = Tab(client, transport)
     client.on_message(lambda e: made.events.append(e.id))
     client.on("tick", lambda e: made.ticks.append(e.data))
@@ -46,13 +48,19 @@ def leader(tabs: list[Tab]) -> Tab | None:
     return found[0] if len(found) == 1 else None
 
 
+def reading(tabs: list[Tab], what: str) -> bool:
+    """A leader is elected and its real transport has a request (or a native object) live."""
+    lead = leader(tabs)
+    return lead is not None and getattr(lead.transport, what) is not None
+
+
 def test_many_fetch_tabs_read_one_stream_and_each_gets_every_event() -> None:
     async def scenario() -> None:
         bus = FakeShareBus(asyncio.get_running_loop().call_soon)
         tabs = [fetch_tab(bus) for _ in range(7)]
         for t in tabs:
             t.client.connect()
-        await until(lambda: leader(tabs) is not None and leader(tabs).transport.request is not None)  # type: ignore[union-attr]
+        await until(lambda: reading(tabs, "request"))
         lead = leader(tabs)
         assert lead is not None
         assert sum(1 for t in tabs if t.transport.requests) == 1  # one request for seven tabs
@@ -75,7 +83,7 @@ def test_a_new_fetch_leader_resumes_from_the_last_event_id_with_no_gap_or_duplic
         tabs = [fetch_tab(bus) for _ in range(3)]
         for t in tabs:
             t.client.connect()
-        await until(lambda: leader(tabs) is not None and leader(tabs).transport.request is not None)  # type: ignore[union-attr]
+        await until(lambda: reading(tabs, "request"))
         old = leader(tabs)
         assert old is not None
         old.transport.respond(200, "text/event-stream")
@@ -86,7 +94,7 @@ def test_a_new_fetch_leader_resumes_from_the_last_event_id_with_no_gap_or_duplic
         participant = old.client._participant
         assert participant is not None
         bus.crash(participant.channel)
-        await until(lambda: leader(others) is not None and leader(others).transport.request is not None)  # type: ignore[union-attr]
+        await until(lambda: reading(others, "request"))
         new = leader(others)
         assert new is not None
         assert new.transport.request.request.headers["Last-Event-ID"] == "1-5"
@@ -104,7 +112,7 @@ def test_keep_alive_comments_reach_the_tabs_so_their_stall_timers_hold() -> None
         tabs = [fetch_tab(bus, stall_timeout=0.3) for _ in range(2)]
         for t in tabs:
             t.client.connect()
-        await until(lambda: leader(tabs) is not None and leader(tabs).transport.request is not None)  # type: ignore[union-attr]
+        await until(lambda: reading(tabs, "request"))
         lead = leader(tabs)
         assert lead is not None
         lead.transport.respond(200, "text/event-stream")
@@ -127,7 +135,7 @@ def test_eventsource_tabs_share_one_native_object_and_hand_over() -> None:
         tabs = [source_tab(bus) for _ in range(3)]
         for t in tabs:
             t.client.connect()
-        await until(lambda: leader(tabs) is not None and leader(tabs).transport.current is not None)  # type: ignore[union-attr]
+        await until(lambda: reading(tabs, "current"))
         old = leader(tabs)
         assert old is not None
         assert sum(1 for t in tabs if t.transport.sources) == 1
@@ -140,7 +148,7 @@ def test_eventsource_tabs_share_one_native_object_and_hand_over() -> None:
         participant = old.client._participant
         assert participant is not None
         bus.crash(participant.channel)
-        await until(lambda: leader(others) is not None and leader(others).transport.current is not None)  # type: ignore[union-attr]
+        await until(lambda: reading(others, "current"))
         new = leader(others)
         assert new is not None
         assert "lastEventId=1-3" in new.transport.current.url

@@ -136,8 +136,10 @@ def test_when_the_leader_crashes_the_others_go_on_with_no_gap_and_no_duplicate()
         await until(lambda: all(len(t.publications) >= 30 for t in others), timeout=5)
         for t in others:
             assert t.publications == list(range(30))  # no gap, no duplicate, in order
-            assert t.client.sharing is not None and t.client.sharing.tabs == 3
-        assert sorted((d["from"], d["n"]) for d in server.handled) == [(i, n) for i in range(3) for n in (0, 1)]
+            assert t.client.sharing is not None
+            assert t.client.sharing.tabs == 3
+        handled = sorted((d["from"], d["n"]) for d in server.handled)
+        assert handled == [(i, n) for i in range(3) for n in (0, 1)]
 
     run(scenario)
 
@@ -151,7 +153,8 @@ def test_a_leader_that_closes_hands_over_and_its_followers_carry_on() -> None:
         await first.client.wait_open(2)
         second.client.connect()
         await second.client.wait_open(2)
-        assert first.client.sharing is not None and first.client.sharing.role == "leader"
+        assert first.client.sharing is not None
+        assert first.client.sharing.role == "leader"
         first.client.close()
         await until(lambda: second.client.sharing is not None and second.client.sharing.role == "leader")
         await second.client.wait_open(2)
@@ -246,7 +249,8 @@ def test_raw_protocol_frames_are_shared_as_they_are() -> None:
             await t.client.wait_open(2)
         leader = leader_of(tabs)
         socket = leader.transport.socket
-        assert socket is not None and socket.conn is not None
+        assert socket is not None
+        assert socket.conn is not None
         frame = '{"type":"message","data":"broadcast"}'
         leader.transport.deliver(frame)
         await until(lambda: all(frame in t.messages for t in tabs))
