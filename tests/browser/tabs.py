@@ -3,7 +3,8 @@
 :class:`Tabs` is one guarded context (the plugin's :class:`~pyrt.pytest_plugin.app_page.AppPage`):
 its pages share Web Locks, ``BroadcastChannel``, storage — and the browser's six HTTP/1.1
 connections per origin. :meth:`Tabs.open` boots one more tab as the plugin's Pyodide page does
-(its boot page written into a response of the server); :meth:`Tab.run` runs Python in it.
+(its boot page written into a response of the server), :meth:`Tabs.open_worker` one whose Python
+runs in a PyScript worker; :meth:`Tab.run` runs Python in either.
 :meth:`Tab.close` closes it as a user does (``pagehide`` runs); :meth:`Tab.crash` kills its
 renderer through the DevTools protocol (nothing runs).
 """
@@ -21,8 +22,11 @@ from playwright.sync_api import Browser, Page
 from pyrt.pytest_plugin.app_page import AppPage
 from pyrt.pytest_plugin.pyodide_page import BOOT_PAGE, DOCUMENT_PATH, HOME, READY_JS, RUN_JS, RUNNER
 from pyrt.pytest_plugin.waiting import wait_until
+from tests.browser.worker_page import PAGE as WORKER_PAGE
+from tests.browser.worker_page import READY_JS as WORKER_READY_JS
+from tests.browser.worker_page import RUN_JS as WORKER_RUN_JS
 
-__all__ = ["Tab", "TabError", "Tabs"]
+__all__ = ["Tab", "TabError", "Tabs", "WorkerTab"]
 
 
 class TabError(AssertionError):
@@ -31,6 +35,8 @@ class TabError(AssertionError):
 
 class Tab:
     """One tab of a :class:`Tabs` context."""
+
+    RUN = RUN_JS
 
     def __init__(self, tabs: Tabs, page: Page, number: int) -> None:
         self.tabs = tabs
@@ -42,7 +48,7 @@ class Tab:
         """Run ``code`` in this tab's Pyodide (namespace ``ns`` kept between calls); return the
         JSON value of its last expression."""
         try:
-            raw = self.page.evaluate(RUN_JS, [code, ns, int(timeout * 1000)])
+            raw = self.page.evaluate(self.RUN, [code, ns, int(timeout * 1000)])
         except Exception as exc:
             raise TabError(f"tab {self.number}: {exc}\n{self.tabs.diagnostics()}") from None
         result = json.loads(raw)
@@ -67,6 +73,12 @@ class Tab:
         with contextlib.suppress(Exception):  # the navigation fails: the renderer is gone
             self.page.goto("chrome://crash", timeout=10_000)
         wait_until(lambda: crashed, 10, f"tab {self.number} to crash", page=self.tabs.idler())
+
+
+class WorkerTab(Tab):
+    """A tab whose Python runs in a PyScript worker (:mod:`tests.browser.worker_page`)."""
+
+    RUN = WORKER_RUN_JS
 
 
 class Tabs(AppPage):
@@ -100,6 +112,19 @@ class Tabs(AppPage):
         tab = Tab(self, page, len(self.tabs))
         self.tabs.append(tab)
         self.boot_seconds.append(time.perf_counter() - started)
+        return tab
+
+    def open_worker(self) -> Tab:
+        """Open one more tab whose Python runs in a PyScript worker."""
+        page = self.context.new_page()
+        page.goto(self.base_url + DOCUMENT_PATH)
+        page.set_content(WORKER_PAGE)
+        try:
+            page.evaluate(WORKER_READY_JS, int(self.boot_timeout * 1000))
+        except Exception as exc:
+            raise TabError(f"the worker tab did not boot: {exc}\n{self.diagnostics()}") from None
+        tab = WorkerTab(self, page, len(self.tabs))
+        self.tabs.append(tab)
         return tab
 
     def idler(self) -> Page:
