@@ -9,8 +9,9 @@ with its default settings (plus the demo controls, for ``/demo/received``):
   gets every event; without ``share=``, six streams use up the browser's six HTTP/1.1
   connections to the origin and the other tabs' streams hang;
 - the leader tab is killed (its renderer crashes) or closed while publications stream and every
-  tab sends acked messages: another tab takes over, and the others get every publication and
-  event exactly once, in order, and every ack.
+  tab sends acked messages: another tab takes over, and the others get every publication (on
+  the WebSocket, through ``fetch`` and through a native ``EventSource``) exactly once, in order,
+  and every ack.
 """
 
 from __future__ import annotations
@@ -183,15 +184,18 @@ class Publisher(threading.Thread):
 
 STREAM = """
 import asyncio
-from pyrt import Backoff, FetchEventSource, Heartbeat, WebSocketClient
+from pyrt import Backoff, EventSourceClient, FetchEventSource, Heartbeat, WebSocketClient
 backoff = Backoff(initial=0.05, maximum=0.5)
-pubs, events, acked, failed = [], [], set(), {}
+pubs, events, native, acked, failed = [], [], [], set(), {}
 ws = WebSocketClient("WSURL", share="NAME", heartbeat=Heartbeat(interval=1, timeout=1), backoff=backoff)
 ws.subscribe("CHANNEL", lambda p: pubs.append(p.data["seq"]), since="0")
 fe = FetchEventSource("SSEURL", last_event_id="0", share="NAME", backoff=backoff)
 fe.on("pub", lambda e: events.append(e.json()["seq"]))
+es = EventSourceClient("SSEURL&lastEventId=0", share="NAME", backoff=backoff)
+es.on("pub", lambda e: native.append(e.json()["seq"]))
 ws.connect()
 fe.connect()
+es.connect()
 sending = [True]
 
 def settle(future, n):
@@ -228,7 +232,7 @@ def hand_over(tabs: Tabs, server: ServerProcess, kill: Callable[[Tab], None], na
     )
     everywhere(live, code, ns=tag)
     for tab in live:
-        ready = "ws.state.name == 'OPEN' and fe.ready_state == 1 and ws.sharing.tabs == 8"
+        ready = "ws.state.name == 'OPEN' and fe.ready_state == es.ready_state == 1 and ws.sharing.tabs == 8"
         tab.wait_for(ready, ns=tag, timeout=30)
     leader = next(tab for tab in live if tab.run("ws.sharing.role", ns=tag) == "leader")
     others = [tab for tab in live if tab is not leader]
@@ -248,26 +252,24 @@ def hand_over(tabs: Tabs, server: ServerProcess, kill: Callable[[Tab], None], na
     everywhere(others, "sending[0] = False", ns=tag)
     for tab in others:
         tab.wait_for(
-            f"len(pubs) >= {published} and len(events) >= {published} and sender.done() "
+            f"min(len(pubs), len(events), len(native)) >= {published} and sender.done() "
             "and len(acked) + len(failed) == sender.result()",
             ns=tag,
             timeout=30,
         )
     results = everywhere(
-        others, "[pubs, events, sorted(acked), failed, sender.result(), ws.sharing.tabs]", ns=tag
+        others, "[pubs, events, sorted(acked), failed, sender.result(), ws.sharing.tabs, native]", ns=tag
     )
     roles = sorted(everywhere(others, "ws.sharing.role", ns=tag))
-    everywhere(others, "ws.close(); fe.close()", ns=tag)
+    everywhere(others, "ws.close(); fe.close(); es.close()", ns=tag)
     handled = [(m["data"]["tab"], m["data"]["seq"]) for m in received(server, cid)]
     checker = DeliveryChecker()
-    for tab, (pubs, events, _acked, _failed, _sent, _) in zip(others, results, strict=True):
-        for n in range(published):
-            checker.send(f"ws-{tab.number}", n)
-            checker.send(f"sse-{tab.number}", n)
-        for n in pubs:
-            checker.deliver(f"ws-{tab.number}", n)
-        for n in events:
-            checker.deliver(f"sse-{tab.number}", n)
+    for tab, (pubs, events, _acked, _failed, _sent, _tabs, native) in zip(others, results, strict=True):
+        for stream, got in (("ws", pubs), ("fetch", events), ("eventsource", native)):
+            for n in range(published):
+                checker.send(f"{stream}-{tab.number}", n)
+            for n in got:
+                checker.deliver(f"{stream}-{tab.number}", n)
     report = checker.report()
     acks = sum(len(r[2]) for r in results)
     failed_acks = sum(len(r[3]) for r in results)
@@ -289,7 +291,7 @@ def hand_over(tabs: Tabs, server: ServerProcess, kill: Callable[[Tab], None], na
     assert roles == ["follower"] * 6 + ["leader"]
     assert all(r[5] == 7 for r in results)  # the dead tab left the count
     assert report.exactly_once_in_order, report.missing
-    assert report.unique_delivered == report.delivered == 2 * 7 * published
+    assert report.unique_delivered == report.delivered == 3 * 7 * published
     assert failed_acks == 0
     assert acks == sent_by_others
     acked_by_others = {(t.number, n) for t, r in zip(others, results, strict=True) for n in r[2]}
