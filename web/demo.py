@@ -31,8 +31,14 @@ FEED_CHANNEL = "feed"
 FEED_TYPES = ("tick", "update", "notification")
 MAX_ITEMS = 300  # entries kept per list
 
-# One id for this page: the SSE stream carries it (?cid=...) so "Break the connection" can name it.
+# One id for this page (the chat marks its own messages with it), and one for this browser: the
+# SSE stream carries it (?cid=...) so "Break the connection" can name it, and every tab uses the
+# same URL, so they share one stream (share=...).
 CID = f"{random.getrandbits(48):012x}"
+STREAM_CID = window.localStorage.getItem("pyrt-demo-cid") or CID
+window.localStorage.setItem("pyrt-demo-cid", STREAM_CID)
+# Every tab of this browser shares one WebSocket and one stream: one tab holds each.
+SHARE = "pyrt-demo"
 loop = asyncio.get_event_loop()
 _tasks: set[asyncio.Task[Any]] = set()
 
@@ -116,6 +122,18 @@ def ms(seconds: float | None) -> str | None:
     return None if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
+def sharing_line(sharing: Any) -> str:
+    """"this tab (leader) · 3 tabs": who holds the shared connection, and how many tabs use it."""
+    if sharing is None:
+        return "this tab only"
+    tabs = f"{sharing.tabs} tab{'s' if sharing.tabs != 1 else ''}"
+    if sharing.role == "leader":
+        return f"{tabs} · this tab holds it"
+    if sharing.role == "follower":
+        return f"{tabs} · another tab holds it"
+    return "looking for the tab that holds it"
+
+
 # ----------------------------------------------------------------------------------------- chat
 
 
@@ -138,6 +156,7 @@ class Chat:
             by_id("ws-stats"),
             [
                 ("state", "State"),
+                ("shared", "Shared by"),
                 ("session", "Session"),
                 ("reconnects", "Reconnects"),
                 ("queue_length", "Queued now"),
@@ -167,6 +186,7 @@ class Chat:
             backoff=Backoff(initial=2.0, maximum=20.0, jitter="equal"),
             heartbeat=Heartbeat(interval=5.0, timeout=5.0),
             ack_timeout=5.0,
+            share=SHARE,
         )
         client.on_state(self.on_state)
         client.on_reconnecting(self.on_reconnecting)
@@ -340,6 +360,7 @@ class Chat:
         self.stats.show(
             {
                 "state": state.value,
+                "shared": sharing_line(client.sharing),
                 "session": client.session,
                 "reconnects": stats.reconnects,
                 "queue_length": waiting,
@@ -371,6 +392,7 @@ class Feed:
             by_id("sse-stats"),
             [
                 ("state", "State"),
+                ("shared", "Shared by"),
                 ("client", "Client"),
                 ("events", "Events"),
                 ("opens", "Opens"),
@@ -387,13 +409,13 @@ class Feed:
     def connect(self) -> None:
         if self.active:
             return
-        url = f"/sse?channel={FEED_CHANNEL}&cid={CID}"
+        url = f"/sse?channel={FEED_CHANNEL}&cid={STREAM_CID}"
         backoff = Backoff(initial=1.0, maximum=15.0, jitter="equal")
         client: EventSourceClient | FetchEventSource
         if self.kind.value == "fetch":
-            client = FetchEventSource(url, backoff=backoff, last_event_id=self.last_id)
+            client = FetchEventSource(url, backoff=backoff, last_event_id=self.last_id, share=SHARE)
         else:
-            client = EventSourceClient(url, backoff=backoff, last_event_id=self.last_id)
+            client = EventSourceClient(url, backoff=backoff, last_event_id=self.last_id, share=SHARE)
         for kind in FEED_TYPES:
             client.on(kind, self.on_event)
         client.on_open = self.on_open
@@ -422,7 +444,7 @@ class Feed:
             system_line(self.list, "Not connected: nothing to break")
             return
         system_line(self.list, "Asking the server to cut this stream…")
-        result = await post_json("/demo/drop", {"cid": CID})
+        result = await post_json("/demo/drop", {"cid": STREAM_CID})
         if not (isinstance(result, dict) and result.get("dropped")):
             system_line(self.list, "The server found no stream to cut")
 
@@ -490,6 +512,7 @@ class Feed:
         self.stats.show(
             {
                 "state": state,
+                "shared": sharing_line(client.sharing),
                 "client": type(client).__name__,
                 "events": stats.events,
                 "opens": stats.opens,

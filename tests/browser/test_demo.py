@@ -349,6 +349,27 @@ def test_without_demo_mode_the_break_controls_are_hidden(
         plain.close()
 
 
+def test_a_second_tab_uses_the_first_tabs_connection(alice: DemoPage, pyrt_server: ServerProcess) -> None:
+    shared = alice.page.locator("#ws-stats dd").nth(1)  # "Shared by"
+    expect(shared).to_have_text("1 tab · this tab holds it", timeout=WAIT)
+    second = alice.context.new_page()  # a tab of the same browser
+    second.goto(pyrt_server.url + "/")
+    expect(second.locator("body[data-ready]")).to_have_count(1, timeout=BOOT_TIMEOUT * 1000)
+    expect(second.locator("#ws-status")).to_have_text("open", timeout=WAIT)
+    expect(second.locator("#ws-stats dd").nth(1)).to_have_text("2 tabs · another tab holds it", timeout=WAIT)
+    expect(shared).to_have_text("2 tabs · this tab holds it", timeout=WAIT)
+    sessions = [page.locator("#ws-stats dd").nth(2).text_content() for page in (alice.page, second)]
+    assert sessions[0] == sessions[1]  # one connection
+    t = tag()
+    second.fill("#ws-input", f"from the second tab {t}")
+    second.press("#ws-input", "Enter")
+    mine = second.locator("#ws-messages li.sent", has_text=t)
+    expect(mine).to_have_attribute("data-ack", "acked", timeout=WAIT)
+    expect(alice.page.locator("#ws-messages li.received", has_text=t)).to_have_count(1, timeout=WAIT)
+    second.close()
+    expect(shared).to_have_text("1 tab · this tab holds it", timeout=WAIT)
+
+
 def test_nothing_went_wrong_in_either_page(alice: DemoPage, bob: DemoPage) -> None:
     # Chromium logs each SSE response the server cut short on purpose ("Break the connection"
     # resets the TCP connection; a response cut between chunks reads as incomplete).
