@@ -197,11 +197,14 @@ class SSENetworkError(SSEError):
 
 
 class SSEStalledError(SSEError):
-    """No byte at all (not even a comment) arrived for ``stall_timeout`` seconds."""
+    """No byte at all (not even a comment) arrived for ``stall_timeout`` seconds, or for the
+    ``seconds`` the machine slept (``asleep``)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, asleep: bool = False) -> None:
         self.seconds = seconds
-        super().__init__(f"no data for {seconds:g} s: connection presumed dead, reconnecting")
+        self.asleep = asleep
+        what = f"the machine slept for {seconds:.0f} s" if asleep else f"no data for {seconds:g} s"
+        super().__init__(f"{what}: connection presumed dead, reconnecting")
 
 
 class SSEStreamEndedError(SSEError):

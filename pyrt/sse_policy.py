@@ -61,6 +61,7 @@ from pyrt.states import (
 )
 
 __all__ = [
+    "WAKE_REPLACE",
     "AbortRequest",
     "Closed",
     "CreateSource",
@@ -78,6 +79,7 @@ __all__ = [
 ]
 
 WhenHidden = Literal["keep", "pause"]
+WAKE_REPLACE = 60.0  # seconds asleep after which a stream with no stall timeout is replaced on wake
 _WHEN_HIDDEN = ("keep", "pause")
 
 
@@ -540,6 +542,22 @@ class FetchSSEEngine(_Machine):
         if self._sm.state is State.RECONNECTING:
             self._start(now)
 
+    def woke(self, now: float, slept: float) -> None:
+        """The machine slept ``slept`` seconds (:mod:`pyrt.wake`): a stream silent for longer than
+        ``stall_timeout`` (:data:`WAKE_REPLACE` when that is ``None``) is presumed dead and
+        replaced at once, resuming from the last event id; a pending reconnect happens now."""
+        state = self._sm.state
+        if state is State.RECONNECTING:
+            self._start(now)
+            return
+        limit = self.stall_timeout if self.stall_timeout is not None else WAKE_REPLACE
+        if state in (State.OPEN, State.CONNECTING) and slept >= limit:
+            self._abort(f"the machine slept for {slept:.0f} s")
+            self._stalls += 1
+            self._lost(now, SSEStalledError(slept, asleep=True))
+            if self._sm.state is State.RECONNECTING:
+                self._start(now)
+
     # -- internals
 
     def _start(self, now: float) -> None:
@@ -683,6 +701,23 @@ class EventSourcePolicy(_Machine):
             and self._reconnect_at is not None
             and now >= self._reconnect_at
         ):
+            self._create()
+
+    def woke(self, now: float, slept: float) -> None:
+        """The machine slept ``slept`` seconds (:mod:`pyrt.wake`): a pending re-creation happens
+        now, and after a minute or more asleep the native object — whose connection the server
+        has dropped by then, unseen — is replaced at once (resuming from the last event id)."""
+        state = self._sm.state
+        if state is State.RECONNECTING:
+            self._create()
+        elif state in (State.OPEN, State.CONNECTING) and slept >= WAKE_REPLACE and self._alive:
+            if state is State.OPEN:
+                self._reconnect.stayed_up(self._uptime(now))
+            err = SSEStreamEndedError(f"the machine slept for {slept:.0f} s: connection presumed dead")
+            self._last_error = _text(err)
+            self._disconnects += 1
+            self._actions.append(DestroySource(self._source))
+            self._actions.append(Disconnected(err, 0.0, self._reconnect.failures))
             self._create()
 
     def _create(self) -> None:

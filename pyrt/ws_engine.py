@@ -17,7 +17,8 @@ Inputs (``now`` is the adapter's monotonic clock in seconds):
 - :meth:`~WebSocketEngine.tick` — the timer fired;
 - :meth:`~WebSocketEngine.pause`, :meth:`~WebSocketEngine.resume` — going offline on purpose;
 - :meth:`~WebSocketEngine.network_online`, :meth:`~WebSocketEngine.page_visible`,
-  :meth:`~WebSocketEngine.page_hidden`, :meth:`~WebSocketEngine.page_shown` — the environment.
+  :meth:`~WebSocketEngine.page_hidden`, :meth:`~WebSocketEngine.page_shown`,
+  :meth:`~WebSocketEngine.woke` — the environment.
 
 Outputs:
 
@@ -739,6 +740,24 @@ class WebSocketEngine:
         state = self._sm.state
         if state is State.RECONNECTING:
             self._open_socket(now)
+        elif state is State.OPEN:
+            self._probe(now)
+
+    def woke(self, now: float, slept: float) -> None:
+        """The machine slept ``slept`` seconds (:mod:`pyrt.wake`). A connection that was silent
+        that long is presumed dead — the server's heartbeat and any NAT on the way drop idle
+        ones — so when it outlasted the heartbeat (``interval + timeout``, 60 s without one) the
+        socket is replaced at once; a shorter sleep only probes it. A pending reconnect happens
+        now."""
+        state = self._sm.state
+        hb = self._cfg.heartbeat
+        limit = hb.interval + hb.timeout if hb is not None else 60.0
+        if state is State.RECONNECTING:
+            self._open_socket(now)
+        elif state in (State.OPEN, State.CONNECTING) and slept >= limit:
+            self._abandon(now, f"the machine slept for {slept:.0f} s")
+            if self._sm.state is State.RECONNECTING:
+                self._open_socket(now)
         elif state is State.OPEN:
             self._probe(now)
 

@@ -11,7 +11,11 @@ A client (:class:`~pyrt.WebSocketClient`, :class:`~pyrt.EventSourceClient`,
 - reports what every engine reports alike: state changes (``on_state``, ``on_open``) and the
   end (``on_close``, ``close_event``, ``wait_closed()``);
 - calls handlers and routes their errors (:mod:`pyrt.aio.handlers`);
-- feeds ``async for`` and the waiters of :meth:`wait_open` / :meth:`wait_closed`.
+- feeds ``async for`` and the waiters of :meth:`wait_open` / :meth:`wait_closed`;
+- notices that the machine slept (:mod:`pyrt.wake`: the wall clock jumped ahead of the loop's)
+  whenever its timer fires (at least every :data:`~pyrt.wake.CHECK_EVERY` seconds while the
+  client is connecting, open or reconnecting) or the page becomes visible or online, and tells
+  the engine (``woke``), which replaces a connection that cannot have survived.
 
 It imports asyncio and the pure core only: never ``js``, ``pyodide``, ``websockets`` or ``httpx``.
 """
@@ -21,14 +25,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, Self, TypeVar, overload
 
+from pyrt.aio import runtime
 from pyrt.aio.handlers import AsyncHandlers, DomHandler, Handler, HandlerAttribute, Handlers
 from pyrt.errors import ClientClosedError
 from pyrt.states import ReadyState, State, StateChanged, ready_state
+from pyrt.wake import CHECK_EVERY, WakeDetector
 
 __all__ = ["Driver", "running_loop"]
 
@@ -36,6 +43,7 @@ H = TypeVar("H", bound=Handler)
 
 
 if TYPE_CHECKING:  # annotations only (a Protocol class costs import time in Pyodide)
+    from pyrt.aio.runtime import Cancellable, Timers
     from pyrt.states import CloseEvent
 
     class Engine(Protocol):
@@ -48,6 +56,11 @@ if TYPE_CHECKING:  # annotations only (a Protocol class costs import time in Pyo
 
         def next_deadline(self) -> float | None: ...
 
+        def woke(self, now: float, slept: float) -> None: ...
+
+
+_LIVE: Final = frozenset({State.CONNECTING, State.OPEN, State.RECONNECTING})  # a sleep can kill these
+
 
 def running_loop() -> asyncio.AbstractEventLoop:
     """The running event loop (Pyodide's WebLoop is always there); a clear error elsewhere."""
@@ -57,6 +70,11 @@ def running_loop() -> asyncio.AbstractEventLoop:
         if sys.platform == "emscripten":
             return asyncio.get_event_loop()
         raise RuntimeError("pyrt clients must be used from code running in an asyncio event loop") from None
+
+
+def wall_time() -> float:
+    """The wall clock (seconds since the epoch): compared with the loop's to notice sleeps."""
+    return time.time()
 
 
 def _not_connected() -> float:
@@ -115,13 +133,15 @@ class Driver:
         self._message_handlers = self._handlers.of("message")  # the hot list, looked up once
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock: Callable[[], float] = _not_connected
-        self._timer: asyncio.TimerHandle | None = None
+        self._timers: Timers | None = None  # from the runtime, on the first arm
+        self._timer: Cancellable | None = None
         self._timer_at: float | None = None
         self._pumping = False
         self._buffer: deque[Any] | None = None  # exists once someone iterates
         self._waiters: list[asyncio.Future[None]] = []
         self._closed: CloseEvent | None = None
         self._stopping = False  # close() was called: async for ends at once
+        self._sleeps = WakeDetector()
 
     # ------------------------------------------------------------------------- state
 
@@ -245,6 +265,22 @@ class Driver:
         """The timer fired: tell the engine."""
         raise NotImplementedError
 
+    def _woke(self, now: float, slept: float) -> None:
+        """The machine slept ``slept`` seconds: tell the engine."""
+        self._engine.woke(now, slept)
+
+    def _check_wake(self) -> None:
+        """Compare the clocks (see :mod:`pyrt.wake`); on a sleep, tell the engine and pump."""
+        loop = self._loop
+        if loop is None or self._engine.state in (State.IDLE, State.CLOSED):
+            return
+        now = loop.time()
+        slept = self._sleeps.check(now, wall_time())
+        if slept is not None:
+            self._LOG.info("pyrt %s: the machine slept %.1f s", type(self).__name__, slept)
+            self._woke(now, slept)
+            self._pump()
+
     def _type_changed(self, type: str, present: bool) -> None:
         """Hook: an open-ended event type got its first handler (or lost its last one)."""
 
@@ -302,6 +338,8 @@ class Driver:
         self._closed = closed
         self._LOG.info("pyrt %s closed: %s", type(self).__name__, closed.detail)
         self._cancel_timer()
+        if self._timers is not None:
+            self._timers.dispose()
         self._release()
         self._handlers.emit("close", closed)
         self._wake()
@@ -310,6 +348,12 @@ class Driver:
 
     def _arm(self) -> None:
         deadline = self._engine.next_deadline()
+        loop = self._loop
+        if loop is not None and self._engine.state in _LIVE:
+            # Compare the clocks at least every CHECK_EVERY seconds (see pyrt.wake).
+            check_at = loop.time() + CHECK_EVERY
+            if deadline is None or check_at < deadline:
+                deadline = check_at
         if deadline is None:
             if self._timer is not None and self._engine.state is State.CLOSED:
                 self._cancel_timer()
@@ -317,11 +361,14 @@ class Driver:
         if self._timer_at is not None and self._timer_at <= deadline:
             return  # the armed timer fires first; the tick then re-arms
         self._cancel_timer()
-        loop = self._loop
-        if loop is not None:
+        if loop is not None and self._engine.state is not State.CLOSED:
+            timers = self._timers
+            if timers is None:
+                timers = self._timers = runtime.timers(loop)
+                self._sleeps.check(loop.time(), wall_time())  # the clocks' first reading
             self._timer_at = deadline
-            # call_later, not call_at: Pyodide's loop refuses a deadline already in the past.
-            self._timer = loop.call_later(max(0.0, deadline - loop.time()), self._on_timer)
+            # A delay, not a deadline: Pyodide's loop refuses a deadline already in the past.
+            self._timer = timers.call_later(max(0.0, deadline - loop.time()), self._on_timer)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -332,6 +379,7 @@ class Driver:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
+        self._check_wake()
         self._tick(self._now())
         self._pump()
 

@@ -129,10 +129,12 @@ class FetchEventSource(SSEClient):
     # -- the page (PageEvents)
 
     def page_online(self) -> None:
+        self._check_wake()
         self._engine.online(self._now())
         self._pump()
 
     def page_visible(self) -> None:
+        self._check_wake()
         self._engine.visibility(False, self._now())
         self._pump()
 

@@ -12,8 +12,10 @@ The adapter modules are imported inside the functions, so importing :mod:`pyrt` 
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # annotations only: choosing a WebSocket transport loads no SSE code
     from pyrt.share_channel import ShareChannel
@@ -21,10 +23,12 @@ if TYPE_CHECKING:  # annotations only: choosing a WebSocket transport loads no S
     from pyrt.transport import Transport
 
 __all__ = [
+    "LoopTimers",
     "eventsource_transport",
     "fetch_transport",
     "in_browser",
     "share_channel",
+    "timers",
     "websocket_transport",
     "why_no_sharing",
 ]
@@ -82,3 +86,39 @@ def why_no_sharing() -> str:
     if not in_browser():
         return "tabs share connections in a browser only"
     return "no Web Locks (navigator.locks needs a secure context) or no BroadcastChannel here"
+
+
+if TYPE_CHECKING:  # annotations only (a Protocol class costs import time in Pyodide)
+
+    class Cancellable(Protocol):
+        def cancel(self) -> None: ...
+
+    class Timers(Protocol):
+        """Where a client's one timer comes from (see :func:`timers`)."""
+
+        def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable: ...
+
+        def dispose(self) -> None: ...
+
+
+class LoopTimers:
+    """The event loop's own ``call_later`` (CPython: nothing throttles it)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
+        return self.loop.call_later(delay, callback)
+
+    def dispose(self) -> None:
+        """Nothing to release."""
+
+
+def timers(loop: asyncio.AbstractEventLoop) -> Timers:
+    """A client's timer: in a browser, armed so that hidden tabs do not throttle it to once a
+    minute (:mod:`pyrt.browser.timers`); elsewhere the loop's ``call_later``."""
+    if in_browser():
+        from pyrt.browser.timers import BrowserTimers
+
+        return BrowserTimers()
+    return LoopTimers(loop)

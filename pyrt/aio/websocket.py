@@ -477,10 +477,12 @@ class WebSocketClient(Driver):
     # ------------------------------------------------------------------------- page events
 
     def page_online(self) -> None:
+        self._check_wake()
         self._engine.network_online(self._now())
         self._pump()
 
     def page_visible(self) -> None:
+        self._check_wake()
         self._engine.page_visible(self._now(), self._buffered())
         self._pump()
 

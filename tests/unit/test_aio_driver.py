@@ -5,6 +5,7 @@ either work like the DOM or fail at once naming the fix."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from pyrt import Backoff, EventSourceClient, FetchEventSource, State, WebSocketClient
+from pyrt.aio import driver
 from pyrt.aio.driver import Driver, running_loop
 from pyrt.errors import ClientClosedError
 from pyrt.states import ReadyState
@@ -296,17 +298,96 @@ def test_every_client_takes_async_handlers_ordered() -> None:
 def test_the_timer_is_armed_once_and_an_early_deadline_replaces_a_later_one() -> None:
     async def scenario() -> None:
         transport = FakeFetchTransport()
-        client = FetchEventSource("/s", transport=transport, stall_timeout=10.0, backoff=FAST)
+        client = FetchEventSource("/s", transport=transport, stall_timeout=1.0, backoff=FAST)
         client.connect()
         first = client._timer
         assert first is not None
-        assert client._timer_at == pytest.approx(asyncio.get_running_loop().time() + 10.0, abs=0.5)
+        assert client._timer_at == pytest.approx(asyncio.get_running_loop().time() + 1.0, abs=0.5)
         transport.respond(503)  # reconnect due in 0.01 s: earlier, so the timer moves
         assert client._timer is not first
         assert client._timer_at is not None
         await until(lambda: len(transport.requests) == 2)
         client.close()
         assert client._timer is None
+
+    run(scenario)
+
+
+class WallClock:
+    """The wall clock the driver reads (:func:`pyrt.aio.driver.wall_time`), jumped on demand:
+    a laptop that slept stops the loop's monotonic clock, not this one."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return time.time() + self.ahead
+
+
+@pytest.fixture
+def wall(monkeypatch: pytest.MonkeyPatch) -> WallClock:
+    clock = WallClock()
+    monkeypatch.setattr(driver, "wall_time", clock)
+    monkeypatch.setattr(driver, "CHECK_EVERY", 0.02)  # scaled down from seconds
+    return clock
+
+
+@RIGS
+def test_a_live_client_compares_the_clocks_on_its_own_and_replaces_its_connection_after_a_sleep(
+    make: Callable[[], Rig], wall: WallClock
+) -> None:
+    async def scenario() -> None:
+        rig = make()
+        client = rig.client
+        reasons: list[str] = []
+        client.on_reconnecting(lambda attempt, delay, reason: reasons.append(reason))
+        client.connect()
+        rig.open()
+        reads = wall.reads
+        await until(lambda: wall.reads >= reads + 5)  # no deadline is near, yet the clocks are read
+        assert reasons == []  # awake all along: nothing happens
+        wall.ahead = 3600.0  # the machine slept for an hour
+        await until(lambda: reasons)
+        assert "slept for 36" in reasons[0]
+        client.close()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("make", [websocket_rig, fetch_rig], ids=["ws", "fetch"])
+def test_the_page_coming_back_compares_the_clocks_at_once(make: Callable[[], Rig], wall: WallClock) -> None:
+    async def scenario() -> None:
+        rig = make()
+        client = rig.client
+        assert isinstance(client, (WebSocketClient, FetchEventSource))
+        reasons: list[str] = []
+        client.on_reconnecting(lambda attempt, delay, reason: reasons.append(reason))
+        client.connect()
+        rig.open()
+        await until(lambda: wall.reads >= 1)
+        wall.ahead = 3600.0
+        client.page_visible()
+        assert reasons
+        assert "slept for 36" in reasons[0]
+        client.close()
+
+    run(scenario)
+
+
+def test_a_closed_client_stops_reading_the_clocks(wall: WallClock) -> None:
+    async def scenario() -> None:
+        rig = websocket_rig()
+        rig.client.connect()
+        rig.open()
+        await until(lambda: wall.reads >= 2)
+        rig.client.close()
+        await rig.client.wait_closed(2)
+        reads = wall.reads
+        await asyncio.sleep(0.1)  # five check intervals: a timer still armed would have fired
+        assert wall.reads == reads
+        assert rig.client._timer is None
 
     run(scenario)
 

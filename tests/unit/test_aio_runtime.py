@@ -46,6 +46,22 @@ def test_outside_pyodide_the_runtime_gives_the_cpython_transports() -> None:
     assert type(runtime.eventsource_transport()) is CPythonEventSourceTransport
 
 
+def test_outside_the_browser_a_client_times_itself_with_the_loop() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        timers = runtime.timers(loop)
+        assert type(timers) is runtime.LoopTimers
+        fired: list[str] = []
+        timers.call_later(0.01, lambda: fired.append("kept"))
+        timers.call_later(0.0, lambda: fired.append("cancelled")).cancel()
+        while not fired:
+            await asyncio.sleep(0.005)
+        timers.dispose()
+        assert fired == ["kept"]
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
 def test_the_client_classes_are_the_same_on_every_runtime() -> None:
     fetch = FetchEventSource("http://h/sse", method="POST", body=b"x", credentials="omit", stall_timeout=None)
     native = EventSourceClient("http://h/sse", resume_param="since", event_types=["tick"])

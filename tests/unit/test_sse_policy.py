@@ -18,6 +18,7 @@ from pyrt.errors import (
     SSEStreamEndedError,
 )
 from pyrt.sse_policy import (
+    WAKE_REPLACE,
     AbortRequest,
     Closed,
     CreateSource,
@@ -439,6 +440,67 @@ def test_reports_about_an_aborted_request_are_ignored() -> None:
     assert eng.response(1, 200, SSE, 10.1) is False
     assert acts(eng) == []
     assert eng.state is State.CONNECTING
+
+
+# -- waking from sleep -----------------------------------------------------------------------
+
+
+def test_a_long_sleep_replaces_the_stream_at_once_resuming_from_the_last_id() -> None:
+    eng = opened(engine(stall_timeout=45.0))
+    eng.received(1, b"id: 7\ndata: x\n\n", 1.0)
+    eng.woke(2.0, 44.0)  # shorter than the stall timeout: the stream may be alive
+    assert acts(eng) == []
+    eng.woke(3.0, 600.0)
+    abort, lost, start = acts(eng)
+    assert abort == AbortRequest(1, "the machine slept for 600 s")
+    assert isinstance(lost, Disconnected)
+    assert isinstance(lost.error, SSEStalledError)
+    assert str(lost.error) == "the machine slept for 600 s: connection presumed dead, reconnecting"
+    assert start == StartRequest(2, {"Accept": SSE, "Last-Event-ID": "7"}, attempt=1)
+
+
+def test_without_a_stall_timeout_a_sleep_of_a_minute_replaces_the_stream() -> None:
+    eng = opened(engine(stall_timeout=None))
+    eng.woke(1.0, WAKE_REPLACE - 1)
+    assert acts(eng) == []
+    eng.woke(2.0, WAKE_REPLACE)
+    assert [type(a) for a in acts(eng)] == [AbortRequest, Disconnected, StartRequest]
+
+
+def test_waking_while_waiting_to_reconnect_reconnects_now() -> None:
+    eng = engine(backoff=Backoff(initial=10.0, maximum=10.0, jitter="none"))
+    eng.connect(0.0)
+    eng.failed(1, 0.0)
+    acts(eng)
+    eng.woke(0.5, 3.0)
+    assert acts(eng) == [StartRequest(2, {"Accept": SSE}, attempt=1)]
+
+
+def test_a_native_source_is_replaced_after_a_minute_asleep_and_says_so() -> None:
+    pol = policy()
+    pol.connect(0.0)
+    pol.opened(1, 0.1)
+    pol.received(1, "12-3")
+    acts(pol)
+    pol.woke(1.0, 30.0)  # the browser's own reconnect copes with a short sleep
+    assert acts(pol) == []
+    pol.woke(2.0, 3600.0)
+    destroy, lost, create = acts(pol)
+    assert destroy == DestroySource(1)
+    assert isinstance(lost, Disconnected)
+    assert "slept for 3600 s" in str(lost.error)
+    assert create == CreateSource(2, "/sse?channel=news&lastEventId=12-3", attempt=0)
+    assert pol.state is State.CONNECTING
+    assert pol.stats.disconnects == 1
+
+
+def test_a_native_source_waiting_to_be_recreated_is_recreated_on_wake() -> None:
+    pol = policy(backoff=Backoff(initial=30.0, maximum=30.0, jitter="none"))
+    pol.connect(0.0)
+    pol.error(1, True, 0.0)
+    acts(pol)
+    pol.woke(1.0, 5.0)
+    assert acts(pol) == [CreateSource(2, "/sse?channel=news", attempt=1)]
 
 
 # -- visibility ----------------------------------------------------------------------------

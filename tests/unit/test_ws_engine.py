@@ -262,6 +262,63 @@ def test_throttled_timers_do_not_cause_a_false_dead_verdict() -> None:
     assert h.state is State.OPEN
 
 
+def test_after_a_long_sleep_the_socket_is_replaced_at_once_and_the_queue_goes_on_the_new_one() -> None:
+    h = online(heartbeat=Heartbeat(interval=25.0, timeout=10.0))
+    h.advance(3.0)
+    h.blackhole()  # the server and the NAT dropped the connection while the laptop slept
+    h.send("written while asleep")  # stuck on the dead socket
+    h.engine.woke(h.now, 600.0)
+    h.pump()
+    assert h.sockets[0].detached
+    assert "the machine slept for 600 s" in h.reconnects[0].reason
+    assert len(h.sockets) == 2  # at once: no backoff delay, no heartbeat timeout
+    h.pump()
+    assert h.state is State.OPEN
+    assert h.engine.stats.reconnects == 1
+
+
+def test_a_sleep_shorter_than_the_heartbeat_only_probes_the_connection() -> None:
+    h = online(heartbeat=Heartbeat(interval=25.0, timeout=10.0))
+    h.advance(3.0)
+    h.engine.woke(h.now, 20.0)  # under interval + timeout: the connection may well be alive
+    h.pump()
+    assert len(frames_of(h, "ping")) == 1
+    assert len(h.sockets) == 1
+    h.receive('{"type":"pong","t":1}')
+    h.advance(10.0)
+    assert h.state is State.OPEN
+    assert len(h.sockets) == 1
+
+
+def test_without_a_heartbeat_a_sleep_of_a_minute_replaces_the_socket() -> None:
+    h = online()
+    h.engine.woke(h.now, 59.0)
+    h.pump()
+    assert len(h.sockets) == 1
+    h.engine.woke(h.now, 61.0)
+    h.pump()
+    assert len(h.sockets) == 2
+
+
+def test_waking_while_reconnecting_reconnects_now_and_idle_or_closed_clients_ignore_it() -> None:
+    h = online(backoff=Backoff(initial=30.0, maximum=30.0, jitter="none"))
+    h.drop()
+    assert h.state is State.RECONNECTING
+    h.engine.woke(h.now, 5.0)
+    h.pump()
+    assert len(h.sockets) == 2
+    idle = EngineHarness(**NO_HB)
+    idle.engine.woke(idle.now, 600.0)
+    assert idle.sockets == []
+    assert idle.state is State.IDLE
+    h.close()
+    h.pump()
+    h.engine.woke(h.now, 600.0)
+    h.pump()
+    assert h.state is State.CLOSED
+    assert len(h.sockets) == 2
+
+
 def test_becoming_visible_checks_liveness_at_once() -> None:
     h = online(heartbeat=Heartbeat(interval=25.0, timeout=10.0))
     h.advance(3.0)
