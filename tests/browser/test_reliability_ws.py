@@ -427,6 +427,81 @@ await probe.connect().wait_open(10)
     assert detect_s <= 0.3 * 1.1 + 0.1  # one timeout (+10%, + timer slack), not the 30 s interval
 
 
+# -- 15. the laptop slept ---------------------------------------------------------------------------
+
+# The page's wall clock, movable: Pyodide's time.time() reads Date.now(), performance.now() stays.
+# A laptop that sleeps looks like this to a page on Linux and macOS: the monotonic clock (and with
+# it every timer) stood still while the wall clock went on.
+MOVABLE_WALL_CLOCK = """() => { if (window.__realNow) return;
+  window.__realNow = Date.now; window.__ahead = 0;
+  Date.now = () => window.__realNow.call(Date) + window.__ahead; }"""
+
+
+def test_after_a_sleep_a_dead_socket_is_replaced_at_once_and_the_queue_arrives_once(
+    py: PyodidePage, rel_server: ServerProcess, proxy: ChaosProxy, cid: str
+) -> None:
+    ns = f"sleep-{cid}"
+    interval, timeout, slept_s = 30.0, 10.0, 600
+    py.page.evaluate(MOVABLE_WALL_CLOCK)
+    py.run(
+        PRELUDE
+        + f"""
+import time
+client = WebSocketClient("ws://127.0.0.1:{proxy.port}/ws?cid={cid}",
+                         heartbeat=Heartbeat(interval={interval}, timeout={timeout}),
+                         backoff=Backoff(initial=0.05, maximum=0.2))
+verdicts = []
+client.on_reconnecting(lambda attempt, delay, reason: verdicts.append([js.performance.now(), reason]))
+await client.connect().wait_open(10)
+await until(lambda: client._timer is not None)  # the clocks have had their first reading
+""",
+        ns=ns,
+    )
+    assert proxy.blackhole_existing() >= 1  # the server and every NAT forgot the connection
+    woke_at_ms = py.page.evaluate(f"() => {{ window.__ahead = {slept_s * 1000}; return performance.now(); }}")
+    py.run(
+        """
+acks = [client.send_with_ack({"seq": n}) for n in range(3)]  # written on waking: on the dead socket
+wall_ahead = round(time.time() - js.window.__realNow.call(js.Date) / 1000)
+""",
+        ns=ns,
+    )
+    py.wait_for("verdicts", ns=ns, timeout=interval)
+    py.wait_for("all(a.done() for a in acks)", ns=ns, timeout=20)
+    outcome = py.run(
+        """
+reopened = client.state.name
+result = {"verdict": verdicts[0], "wall_ahead": wall_ahead, "acked": [a.exception() is None for a in acks],
+          "reconnects": client.stats.reconnects, "state": reopened}
+client.close()
+js.Date.now = js.window.__realNow
+result
+""",
+        ns=ns,
+    )
+    detect_s = (outcome["verdict"][0] - woke_at_ms) / 1000
+    messages = received(rel_server, cid)
+    report = server_checker(messages, 3).report()
+    emit(
+        "15-laptop-sleep",
+        report,
+        slept_s=slept_s,
+        heartbeat_interval_s=interval,
+        heartbeat_timeout_s=timeout,
+        detect_s=round(detect_s, 3),
+        without_wake_check_s=interval + timeout,
+        reconnects=outcome["reconnects"],
+    )
+    assert outcome["wall_ahead"] == slept_s  # Python in the page saw the wall clock jump
+    assert "the machine slept for 6" in outcome["verdict"][1]
+    # Found by the clock check (every 2 s), long before a heartbeat could (interval + timeout).
+    assert detect_s < interval / 2
+    assert outcome["acked"] == [True, True, True]
+    assert outcome["reconnects"] == 1
+    assert outcome["state"] == "OPEN"
+    report.assert_exactly_once_in_order()
+
+
 # -- 9. leak soak -----------------------------------------------------------------------------------
 
 LEAK_CYCLE = """
