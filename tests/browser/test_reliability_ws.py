@@ -1,5 +1,5 @@
 """Reliability of ``WebSocketClient`` under network faults (docs/reliability.md, scenarios 1, 3, 8,
-9, 10): real Chromium + Pyodide, a real ``serve.py``, and the chaos proxy between them.
+9, 10, 15): real Chromium + Pyodide, a real ``serve.py``, and the chaos proxy between them.
 
 The page is served by the session's server; the clients connect to this module's server through a
 :class:`~pyrt.pytest_plugin.proxy.ChaosProxy` (another origin, allowed with ``--allowed-origin '*'``).
