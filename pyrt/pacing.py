@@ -17,14 +17,19 @@ server advertises in ``welcome`` (:class:`~pyrt.server_limits.ServerLimits`):
   whose pong confirms everything sent before it even when nothing else is answered. This bounds
   what a refusal can catch in flight, and keeps a backlog in the client while a server is slow.
 
-Before ``welcome`` (and with a server that advertises nothing) the pacer uses the conservative
-:class:`Pacing` ``rate`` and ``burst``.
+With a protocol whose servers send ``welcome`` (pyrt), paced frames wait for it (at most
+:data:`WELCOME_GRACE` seconds; it comes with the connection), so even the first frames know the
+limits, and a frame larger than the server takes is failed instead of getting the connection
+closed. With a server that advertises nothing, or never welcomes, the pacer uses the
+conservative :class:`Pacing` ``rate`` and ``burst``.
 
 After a refusal (:meth:`Pacer.hold`) nothing is paced until ``retry_after`` has passed **and**
 every frame sent before the refusal was read has been answered: the refused ones then go again,
 in their order, before anything newer. The server refuses everything in flight during its hold,
-so this keeps the order of acknowledged messages. The bucket then starts empty, at half its
-size: a refusal proves the server's bucket was smaller than the client's.
+so this keeps the order of acknowledged messages. The bucket then starts empty, and the rate and
+burst are halved (a refusal proves the server took less than the client sent, whatever it
+advertised), then climb back linearly to the advertised values over ten seconds: additive
+increase, multiplicative decrease, as TCP does with its congestion window.
 
 Heartbeat pings and pongs never wait (:meth:`Pacer.force`): they spend a token like any frame,
 but may take the bucket below zero, so a backlog can never starve them. A server answers pings
@@ -41,9 +46,12 @@ from dataclasses import dataclass
 
 from pyrt.server_limits import ServerLimits
 
-__all__ = ["Pacer", "Pacing"]
+__all__ = ["WELCOME_GRACE", "Pacer", "Pacing"]
 
 _EPSILON = 1e-9  # float slack when a timer fires exactly when a token is due
+WELCOME_GRACE = 1.0  # seconds paced frames wait for the server's welcome on a new connection
+RECOVERY = 0.1  # after a cut, the rate climbs back by this part of its ceiling per second
+FLOOR = 0.05  # cuts never go below this part of the ceiling
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +86,14 @@ class Pacer:
     """The pacing state of one client; :meth:`start` it for every connection."""
 
     __slots__ = (
+        "_awaiting",
+        "_ceiling",
+        "_cut",
         "_hold_through",
         "_hold_until",
         "_last",
         "_pings",
+        "_recover_from",
         "_spent",
         "_tokens",
         "burst",
@@ -107,12 +119,18 @@ class Pacer:
         self._hold_until = 0.0
         self._hold_through: int | None = None
         self._pings: dict[object, int] = {}  # ping t -> seq when it was sent
+        self._awaiting: float | None = None  # waiting for the welcome until then
+        self._ceiling: tuple[float | None, float] = (self.rate, self.burst)  # what it climbs back to
+        self._cut: float | None = None  # the rate right after the last cut
+        self._recover_from: float | None = None  # when the climb back started (None: at ceiling)
 
     # ---------------------------------------------------------------------------- connection
 
-    def start(self, now: float) -> None:
-        """A new connection opened: the conservative limits until the server advertises its own."""
+    def start(self, now: float, welcome: bool = False) -> None:
+        """A new connection opened: the conservative limits until the server advertises its own.
+        ``welcome``: the server will send one; paced frames wait for it (see :meth:`advertise`)."""
         pacing = self.pacing
+        self._awaiting = now + WELCOME_GRACE if welcome else None
         self.limits = None
         self.rate = pacing.rate
         self.burst = float(pacing.burst)
@@ -123,9 +141,11 @@ class Pacer:
         self._hold_until = 0.0
         self._hold_through = None
         self._pings.clear()
+        self._set_ceiling()
 
     def advertise(self, limits: ServerLimits | None, now: float) -> None:
         """The server's ``welcome`` arrived with ``limits`` (``None``: it advertises nothing)."""
+        self._awaiting = None
         self.limits = limits
         pacing = self.pacing
         if limits is None or not pacing.follow_server:
@@ -141,6 +161,7 @@ class Pacer:
         # The server's bucket was full when it accepted; it has counted every frame since.
         self._tokens = min(burst, max(min(self._tokens, 0.0), burst - self._spent))
         self.burst = burst
+        self._set_ceiling()
         if limits.window is not None:
             self.window = max(2, math.floor(limits.window * pacing.window_share))
 
@@ -148,6 +169,10 @@ class Pacer:
 
     def allows(self, now: float) -> bool:
         """May a paced frame go now? (Spend it with :meth:`spend`.)"""
+        if self._awaiting is not None:
+            if now < self._awaiting:
+                return False
+            self._awaiting = None  # no welcome: go on with the defaults
         if now < self._hold_until:
             return False
         if self._hold_through is not None:
@@ -175,11 +200,16 @@ class Pacer:
         self._spent += 1
 
     def ready_at(self, now: float) -> float | None:
-        """When :meth:`allows` can next become true by time alone; ``None`` while it waits for
-        an answer from the server (the engine is called again when one arrives)."""
+        """When to look again: the end of a hold, else when :meth:`allows` can next become
+        true by time alone; ``None`` while only an answer from the server can help (the engine
+        is called again when one arrives)."""
+        if self._awaiting is not None and now < self._awaiting:
+            return self._awaiting
+        if now < self._hold_until:
+            return self._hold_until
         if self.waiting_for_answer:
             return None
-        at = max(now, self._hold_until)
+        at = now
         if self.rate is None:
             return at
         missing = 1.0 - self._refill(now)
@@ -192,13 +222,14 @@ class Pacer:
             return True
         return self.window is not None and self.seq - self.confirmed >= self.window
 
-    def probe_due(self) -> bool:
-        """True when a ping should go out to learn how far the server has read: half the
-        window is unanswered, or a hold waits for answers, and no ping is on its way."""
+    def probe_due(self, now: float) -> bool:
+        """True when a ping should go out to learn how far the server has read, and none is on
+        its way: half the window is unanswered, or a hold is over but still waits for answers
+        (the refusals of acked messages usually bring them; a fire-and-forget frame has none)."""
         if self._pings:
             return False
         if self._hold_through is not None and self.confirmed < self._hold_through:
-            return True
+            return now >= self._hold_until
         return self.window is not None and 2 * (self.seq - self.confirmed) >= self.window
 
     # ---------------------------------------------------------------------------- answers
@@ -223,21 +254,51 @@ class Pacer:
 
     def hold(self, until: float, now: float) -> None:
         """The server refused a frame: send nothing paced before ``until``, nor before every
-        frame sent so far is answered. The bucket starts again empty at ``until``, and half
-        its size: the server's own burst was smaller than this one, whatever it advertised
-        (for this connection; the next one starts from the advertisement again)."""
+        frame sent so far is answered. The bucket starts again empty at ``until``; the first
+        refusal of a hold also halves rate and burst (they climb back afterwards). For this
+        connection; the next one starts from the advertisement again."""
         self._refill(now)
+        holding = now < self._hold_until or (
+            self._hold_through is not None and self.confirmed < self._hold_through
+        )
         self._hold_until = max(self._hold_until, until)
         self._hold_through = self.seq
         self._tokens = min(self._tokens, 0.0)
         self._last = max(self._last, self._hold_until)
-        self.burst = max(1.0, math.floor(self.burst / 2))
+        ceiling = self._ceiling[0]
+        if not holding:  # the frames in flight come back refused too: one cut per hold
+            self.burst = max(1.0, math.floor(self.burst / 2))
+            if ceiling is not None and self.rate is not None:
+                self.rate = self._cut = max(ceiling * FLOOR, self.rate / 2)
+        if self._cut is not None:
+            self._recover_from = self._hold_until
 
     # ---------------------------------------------------------------------------- internals
+
+    def _set_ceiling(self) -> None:
+        self._ceiling = (self.rate, self.burst)
+        self._cut = self._recover_from = None
 
     def _refill(self, now: float) -> float:
         if now > self._last:
             if self.rate is not None:
                 self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
             self._last = now
+            if self._recover_from is not None:
+                self._climb(now)
         return self._tokens
+
+    def _climb(self, now: float) -> None:
+        """After a cut: the rate (and with it the burst) climbs back to the ceiling, linearly."""
+        ceiling, ceiling_burst = self._ceiling
+        if ceiling is None or self._cut is None or self._recover_from is None:
+            return
+        if now <= self._recover_from:
+            return
+        rate = self._cut + ceiling * RECOVERY * (now - self._recover_from)
+        if rate >= ceiling:
+            self.rate, self.burst = ceiling, ceiling_burst
+            self._cut = self._recover_from = None
+            return
+        self.rate = rate
+        self.burst = max(self.burst, min(ceiling_burst, math.floor(ceiling_burst * rate / ceiling)))

@@ -89,11 +89,11 @@ def test_a_probe_is_due_at_half_the_window_and_its_pong_confirms_what_went_befor
     pacer.start(0.0)
     pacer.advertise(ServerLimits(rate=10_000, burst=10_000, window=40), 0.0)
     drain(pacer, 0.0, most=9)
-    assert not pacer.probe_due()
+    assert not pacer.probe_due(0.0)
     pacer.spend(0.0)
-    assert pacer.probe_due()  # 10 of a window of 20 unanswered
+    assert pacer.probe_due(0.0)  # 10 of a window of 20 unanswered
     pacer.ping_sent(-1)
-    assert not pacer.probe_due()  # one ping on its way is enough
+    assert not pacer.probe_due(0.0)  # one ping on its way is enough
     drain(pacer, 0.0)
     assert pacer.pong(-1) is True
     assert pacer.confirmed == 10
@@ -117,13 +117,38 @@ def test_a_hold_waits_for_retry_after_and_for_everything_in_flight_to_be_answere
     drain(pacer, 0.0, most=30)
     pacer.hold(0.5, now=0.1)
     assert pacer.waiting_for_answer
-    assert pacer.probe_due()  # a pong will say how far the server has read
+    assert pacer.ready_at(0.1) == 0.5
+    assert not pacer.probe_due(0.4)  # the refusals of what is in flight may still come
+    assert pacer.probe_due(0.5)  # past retry_after: a pong will say how far the server has read
+    assert pacer.ready_at(0.5) is None
     assert not pacer.allows(1.0)
     assert pacer.confirm(30) is True
     assert not pacer.allows(0.4)
-    assert pacer.ready_at(0.4) == pytest.approx(0.5 + 1 / 180)  # the bucket restarts empty at 0.5
-    assert pacer.burst == 100  # half: the server's burst was smaller than ours
-    assert drain(pacer, 1.5) == 100
+    assert pacer.ready_at(0.4) == 0.5
+    assert pacer.ready_at(0.5) == pytest.approx(0.5 + 1 / 90)  # empty at 0.5, at half the rate
+    assert pacer.allows(0.52)
+
+
+def test_a_refusal_halves_rate_and_burst_which_climb_back_linearly() -> None:
+    pacer = Pacer()
+    pacer.start(0.0)
+    pacer.advertise(SERVE_PY, 0.0)
+    pacer.hold(1.0, now=0.0)
+    pacer.confirm(pacer.seq)
+    assert (pacer.rate, pacer.burst) == (90.0, 100.0)
+    pacer.allows(3.5)  # 2.5 s after the hold: +10 % of the ceiling per second
+    assert pacer.rate == pytest.approx(90 + 18 * 2.5)
+    assert pacer.burst == 150  # the burst follows the rate
+    pacer.allows(6.0)
+    assert (pacer.rate, pacer.burst) == (180.0, 200.0)  # back at the ceiling, never above
+    for _ in range(3):  # three refusals of one hold (the frames that were in flight): one cut
+        pacer.hold(21.0, now=20.0)
+    assert pacer.rate == pytest.approx(90.0)
+    for n in range(12):  # twelve holds in a row
+        pacer.confirm(pacer.seq)
+        pacer.hold(22.0 + n, now=21.0 + n)
+    assert pacer.rate == pytest.approx(180 * 0.05)  # never below 5 % of the advertised pace
+    assert pacer.burst == 1
 
 
 def test_a_new_connection_starts_from_the_defaults_again() -> None:

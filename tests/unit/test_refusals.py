@@ -18,8 +18,10 @@ def test_everything_else_fails_at_once(code: object) -> None:
     assert not is_retryable(code)
 
 
-@pytest.mark.parametrize(("status", "retry"), [(408, True), (429, True), (500, True), (503, True), (599, True),
-                                               (200, False), (204, False), (400, False), (401, False),
-                                               (403, False), (404, False), (413, False), (600, False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("status", "retry"),
+    [(408, True), (429, True), (500, True), (503, True), (599, True), (200, False), (204, False),
+     (400, False), (401, False), (403, False), (404, False), (413, False), (600, False)],
+)  # fmt: skip
 def test_http_statuses_follow_the_same_rule(status: int, retry: bool) -> None:
     assert is_retryable_status(status) is retry
