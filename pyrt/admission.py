@@ -6,8 +6,9 @@ sampled when it reads each frame). The rules, as docs/protocol.md states them:
 
 1. **Rate.** A connection may send ``rate`` frames per second on average and ``burst`` back to
    back: a token bucket that refills from the server's own receive times.
-2. **Hold.** A frame that finds no token is refused (``rate_limited`` with ``retry_after``) and
-   starts a hold: the server pings the client with the hold's marker as ``t``, and refuses every
+2. **Hold.** A frame that finds no token (or that another limit refuses for now, such as a
+   publication quota: :meth:`FlowGate.hold`) is refused (``rate_limited`` with ``retry_after``)
+   and starts a hold: the server pings the client with the hold's marker as ``t``, and refuses every
    frame until the client's pong for that ping has arrived (so it has read the refusal) *and*
    ``retry_after`` has passed. Frames that were already on their way are refused too, never
    handled out of order: a client that re-sends the refused frames in their order after the
@@ -177,6 +178,17 @@ class FlowGate:
         wait = max(MIN_HOLD, (1.0 - bucket.tokens) / bucket.rate)
         self._hold = _Hold(until=now + wait, marker=f"hold-{self._holds}", unanswered=1)
         return Verdict.HOLD
+
+    def hold(self, now: float, wait: float) -> str | None:
+        """Another limit refused a frame the bucket let through (the publication quota of the
+        client's identity, say): start a hold all the same, so what follows in flight is refused
+        too and the client can re-send in order. Returns the marker of the hold's ping (``None``
+        when the gate is off or already holding)."""
+        if self._bucket.rate <= 0 or self._hold is not None:
+            return None
+        self._holds += 1
+        self._hold = _Hold(until=now + max(MIN_HOLD, wait), marker=f"hold-{self._holds}", unanswered=1)
+        return self._hold.marker
 
     def pong(self, t: object, now: float) -> None:
         """A pong arrived with ``t``: when it answers the hold's ping, the client has read the
