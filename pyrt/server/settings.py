@@ -124,9 +124,9 @@ class Settings:
     sse_gzip: bool = True
     #: Seconds a graceful shutdown waits for clients to take their close frames.
     shutdown_grace: float = 5.0
-    #: Clients per second a restart should take back: a shutdown asks the clients it closes to
-    #: spread their reconnects over ``connections / reconnect_rate`` seconds (at most 60); 0: no
-    #: spreading (everyone reconnects at once).
+    #: Clients per second a restart should take back (default 80): a shutdown asks the clients
+    #: it closes to spread their reconnects over ``connections / reconnect_rate`` seconds (at
+    #: most 60); 0: no spreading (everyone reconnects at once).
     reconnect_rate: float = DEFAULT_RECONNECT_RATE
 
     # --- brokers and dedup ----------------------------------------------------------------------

@@ -52,7 +52,7 @@ def test_the_server_writes_what_the_client_reads_within_123_bytes() -> None:
 
 
 def test_a_drain_brings_clients_back_at_the_reconnect_rate() -> None:
-    assert drain_window(500, DEFAULT_RECONNECT_RATE) == 5.0
+    assert drain_window(500, DEFAULT_RECONNECT_RATE) == 6.25
     assert drain_window(1, 100) == 0.01
     assert drain_window(10**6, 100) == MAX_WINDOW
     assert drain_window(0, 100) == 0.0
