@@ -353,6 +353,7 @@ class WebSocketEngine:
         self._again: deque[_Again] = deque()  # goes out before the queue, in order
         self._max_bytes: int | None = None  # the server's frame size limit, once advertised
         self._probes = 0  # pings sent to learn how far the server has read
+        self._rearm = False  # next_deadline() moved earlier without an action (see has_actions)
         self._window = 0.0  # the server's reconnect window, until a connection opens
         self._acks = PendingAcks(ack_retries)
         self._ids = AckIds(rng, numeric=self.protocol.numeric_ids)
@@ -397,11 +398,13 @@ class WebSocketEngine:
 
     @property
     def has_actions(self) -> bool:
-        """True when :meth:`actions` has something to drain (cheap check for hot paths)."""
-        return bool(self._actions)
+        """True when :meth:`actions` has something to drain, or :meth:`next_deadline` moved
+        earlier (cheap check for hot paths: call :meth:`actions`, then re-arm the timer)."""
+        return bool(self._actions) or self._rearm
 
     def actions(self) -> list[Action] | tuple[Action, ...]:
         """Take the actions produced since the last call, in the order they must be performed."""
+        self._rearm = False
         if not self._actions:
             return _EMPTY
         taken = self._actions
@@ -997,6 +1000,7 @@ class WebSocketEngine:
         socket's buffer) instead of waiting for a timer."""
         if (self._outbox or self._again) and (self._drain_at is None or self._drain_at > now):
             self._drain_at = now
+            self._rearm = True
 
     def _control(self, event: object, now: float) -> None:
         if type(event) is Publication:

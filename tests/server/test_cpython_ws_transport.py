@@ -25,9 +25,9 @@ import pytest
 from pyrt import Backoff, ClientClosedError, Heartbeat, State, WebSocketClient
 from pyrt.cpython import RelativeURLError
 from pyrt.cpython.ws_transport import CPythonTransport
+from pyrt.pytest_plugin.proxy import ChaosProxy, ResetSchedule
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.subscriptions import Publication
-from pyrt.pytest_plugin.proxy import ChaosProxy, ResetSchedule
 from tests import REPO
 from tests.faults.scenario import emit
 from tests.server.cpython_support import Controls, new_cid, run, until

@@ -1451,3 +1451,18 @@ def test_retry_after_in_a_failed_attempt_is_a_floor() -> None:
     h.connect()
     h.drop(1006, "InvalidStatus: server rejected WebSocket connection: HTTP 503 retry_after=3")
     assert h.reconnects[-1].delay == 3.0
+
+
+def test_a_welcome_that_frees_the_queue_tells_a_hot_path_adapter_to_rearm_its_timer() -> None:
+    engine = WebSocketEngine(heartbeat=None)
+    engine.connect(0.0)
+    engine.send({"n": 1}, 0.0)
+    engine.opened(0.0)
+    engine.actions()
+    assert engine.next_deadline() == WELCOME_GRACE  # waiting for the welcome
+    assert engine.received(WELCOME, 0.01) is NO_MESSAGE
+    # No action to perform, but the timer must move: has_actions says so, actions() clears it.
+    assert engine.has_actions
+    assert engine.actions() == ()
+    assert not engine.has_actions
+    assert engine.next_deadline() == 0.01
