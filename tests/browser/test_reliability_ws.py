@@ -388,7 +388,7 @@ for n in range(500):
     py.wait_for(settled, ns=ns, timeout=90)
     elapsed = time.monotonic() - started
     outcome = flow_figures(py, ns, rel_server)
-    py.run("client.close()", ns=ns)
+    py.run("client.close()\nawait client.wait_closed(10)\nNone", ns=ns)  # its proxies are gone
     report = server_checker(received(rel_server, cid), total).report()
     refusals = outcome["server_refusals"] - refusals_before
     emit(
@@ -435,7 +435,7 @@ for n in range({messages}):
         py.wait_for(f"{settled} and (len(seen) >= {publishes} or failed)", ns=ns, timeout=90)
     elapsed = time.monotonic() - started
     outcome = flow_figures(py, ns, rel_server)
-    py.run("client.close()", ns=ns)
+    py.run("client.close()\nawait client.wait_closed(10)\nNone", ns=ns)  # its proxies are gone
     report = server_checker(received(rel_server, cid), messages).report()
     emit(
         "12-flow-control-burst-resets",
