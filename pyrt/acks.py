@@ -66,6 +66,7 @@ class Pending:
     deadline: float | None = None  # when the current transmission times out; None off the wire
     seq: int = 0  # the pacer's number of the current transmission (see pyrt.pacing)
     order: int = 0  # when it was added: the send order, which re-sends keep
+    refusals: int = 0  # transient refusals so far (pyrt.refusals): at most ``retries`` re-sends
 
 
 class PendingAcks:

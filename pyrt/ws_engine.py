@@ -31,7 +31,7 @@ pacer allows; until then they wait in the queue (bounded by ``queue_limit``, cou
 ``stats.queued``). Subscriptions being restored and acked messages sent again go before the queue;
 heartbeat pings and pongs never wait. A transient refusal (:mod:`pyrt.refusals`) of an acked
 message puts it back in its place and sends it again after ``retry_after``; the caller hears of
-it only when ``ack_retries`` run out (an :class:`AckError` naming the server's code); a refused
+it only after ``ack_retries`` such re-sends (an :class:`AckError` naming the server's code); a refused
 fire-and-forget message is reported (``ReportError``, ``stats.refused``/``stats.dropped``). A
 close reason or failed attempt carrying a reconnect hint (:mod:`pyrt.reconnect_window`) spreads
 the reconnect over the server's window.
@@ -719,7 +719,7 @@ class WebSocketEngine:
                 self._reject(entry, AckTimeout(entry.id, entry.attempts, entry.timeout))
                 self._dirty(now)
             else:
-                self._again.append(_Again(entry.frame, entry))
+                self._again_in_order(_Again(entry.frame, entry))
         if self._drain_at is not None and now >= self._drain_at:
             self._drain_at = None
         if self._outbox or self._again:
@@ -1091,14 +1091,16 @@ class WebSocketEngine:
             if entry is not None and entry.deadline is not None:
                 pacer.confirm(entry.seq)
             pacer.hold(now + (retry_after if retry_after is not None else RATE_HOLD), now)
+        held = rate and pacer is not None  # the pacer holds everything: no per-frame wait
         if entry is not None:
             self._acks.recall(entry)
-            if self._acks.exhausted(entry):
+            entry.refusals += 1
+            if entry.refusals > self._acks.retries:
                 self._acks.discard(entry)
                 self._dirty(now)
                 self._reject(entry, AckError(entry.id, message, code))
             else:
-                wait = 0.0 if rate else self._retry_delay(entry, retry_after)
+                wait = 0.0 if held else self._retry_delay(entry, retry_after)
                 self._again_in_order(_Again(entry.frame, entry, now + wait))
         elif channel is not None and self.protocol.channels:
             sub = self._subs.get(channel)
@@ -1107,7 +1109,7 @@ class WebSocketEngine:
                 if sub is not None
                 else self.protocol.encode_unsubscribe(channel)
             )
-            wait = 0.0 if rate else self._retry_delay(None, retry_after)
+            wait = 0.0 if held else self._retry_delay(None, retry_after)
             self._again.append(_Again(frame, None, now + wait))
         else:
             self.stats.dropped += 1
@@ -1130,11 +1132,12 @@ class WebSocketEngine:
         again.append(item)
 
     def _retry_delay(self, entry: Pending | None, retry_after: float | None) -> float:
-        """How long a frame refused as ``unavailable`` waits: the server's ``retry_after``, else
-        0.5 s doubling with each attempt (up to the ack timeout), with equal jitter."""
+        """How long a refused frame waits (``unavailable``; ``rate_limited`` without a pacer):
+        the server's ``retry_after``, else 0.5 s doubling with each refusal (up to the ack
+        timeout), with equal jitter."""
         if retry_after is not None:
             return retry_after
-        attempts = entry.attempts if entry is not None else 1
+        attempts = entry.refusals if entry is not None else 1
         base = min(self._cfg.ack_timeout, 0.5 * 2.0 ** min(max(attempts - 1, 0), 16))
         return base / 2 + base / 2 * self._reconnect.rng()
 

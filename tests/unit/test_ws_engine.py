@@ -1466,3 +1466,33 @@ def test_a_welcome_that_frees_the_queue_tells_a_hot_path_adapter_to_rearm_its_ti
     assert engine.actions() == ()
     assert not engine.has_actions
     assert engine.next_deadline() == 0.01
+
+
+def test_resends_after_reconnects_do_not_use_up_the_refusal_budget() -> None:
+    h = played(ack_retries=1)
+    waiter = h.send_with_ack("x")
+    ack_id = ids_of(h)[0]
+    for _ in range(3):  # three reconnects: sent again each time
+        h.drop()
+        h.advance(5.0)
+        h.open()
+        h.receive(WELCOME)
+        h.advance(0.01)
+    assert len(frames_of(h, "message")) == 4
+    refuse(h, ack_id, retry_after=0.5)  # one refusal is within ack_retries=1
+    assert not waiter.done
+    h.advance(1.0)
+    refuse(h, ack_id, retry_after=0.5)  # the second is not
+    assert isinstance(waiter.error, AckError)
+    assert waiter.error.code == "rate_limited"
+
+
+def test_without_pacing_a_rate_limited_message_still_waits_retry_after() -> None:
+    h = played(pacing=None)
+    waiter = h.send_with_ack("x")
+    refuse(h, ids_of(h)[0], retry_after=0.3)
+    h.advance(0.29)
+    assert len(frames_of(h, "message")) == 1
+    h.advance(0.01)
+    assert len(frames_of(h, "message")) == 2
+    assert not waiter.done
