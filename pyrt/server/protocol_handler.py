@@ -13,6 +13,7 @@ client's identity (the token's subject, else its address).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -581,8 +582,23 @@ def _ack_unavailable(message_id: str) -> str:
     )
 
 
+_PEEK_MAX = 8192  # a refused frame larger than this is read only up to its id: refusals stay cheap
+_HEAD = re.compile(r'\{\s*"type"\s*:\s*"([a-z_]{1,20})"\s*,\s*"id"\s*:\s*("(?:[^"\\]|\\.){1,300}")')
+
+
 def _peek(text: str) -> dict[str, Any]:
-    """What a refusal needs of a frame (its type, id, channel); ``{}`` when it is not an object."""
+    """What a refusal needs of a frame (its type, id, channel); ``{}`` when it is not an object.
+
+    A large frame is not parsed whole: its ``type`` and ``id`` are read from its start, where
+    pyrt writes them (the refusal of another client's large frame then names no id)."""
+    if len(text) > _PEEK_MAX:
+        head: dict[str, Any] = {}
+        match = _HEAD.match(text)
+        if match is not None:
+            head["type"] = match.group(1)
+            with contextlib.suppress(ValueError):
+                head["id"] = json.loads(match.group(2))
+        return head
     try:
         frame = loads(text)
     except IngressError as exc:

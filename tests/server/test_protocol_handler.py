@@ -488,3 +488,27 @@ def test_a_silent_client_is_pinged_then_dropped(pyrt_start_server: Callable[...,
         assert await client.close_code(timeout=5) is None  # dropped without a close frame
 
     run(scenario())
+
+
+def test_a_large_refused_frame_is_named_from_its_head_without_being_parsed_whole(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    limited = start_server(*RATE_ARGS)
+    big = "x" * 100_000
+
+    async def scenario() -> None:
+        client = await Client.connect(limited.ws_url)
+        for n in range(11):  # pyrt writes type and id first: the refusal can name a large frame
+            await client.send(json.dumps({"type": "message", "id": f"big-{n}", "data": big}))
+        for n in range(10):
+            await client.expect("ack", id=f"big-{n}")
+        refused = await client.expect("error", id="big-10")
+        assert refused["code"] == "rate_limited"
+        hold = await client.expect("ping")
+        await client.send({"type": "pong", "t": hold["t"]})
+        await asyncio.sleep(refused["retry_after"])
+        await client.send(json.dumps({"type": "message", "id": "big-10", "data": big}))
+        assert (await client.expect("ack", id="big-10"))["data"] == big  # accepted whole
+        await client.close()
+
+    run(scenario())
