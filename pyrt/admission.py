@@ -25,7 +25,7 @@ sampled when it reads each frame). The rules, as docs/protocol.md states them:
    ``window`` frames in flight without an answer — what :mod:`pyrt.pacing` does — cannot meet
    either condition, however the network bunches its frames: it is never closed.
 
-``rate <= 0`` turns the whole gate off (every frame is accepted).
+``rate <= 0`` turns the rate off (every frame is accepted, but for the holds other limits start).
 """
 
 from __future__ import annotations
@@ -150,13 +150,11 @@ class FlowGate:
 
     def admit(self, now: float) -> bool:
         """The fast path: ``True`` (a token spent) when the frame is accepted outright."""
-        if self._bucket.rate <= 0:
-            return True
         return self._hold is None and self._bucket.take(now)
 
     def check(self, now: float, kind: str | None = None) -> Verdict:
         """Decide for a frame :meth:`admit` did not accept; ``kind`` is its ``type``."""
-        if self._bucket.rate <= 0 or kind == "pong":
+        if kind == "pong":
             return Verdict.ACCEPT  # a pong answers the server: never refused
         hold = self._hold
         if hold is not None:
@@ -183,8 +181,8 @@ class FlowGate:
         """Another limit refused a frame the bucket let through (the publication quota of the
         client's identity, say): start a hold all the same, so what follows in flight is refused
         too and the client can re-send in order. Returns the marker of the hold's ping (``None``
-        when the gate is off or already holding)."""
-        if self._bucket.rate <= 0 or self._hold is not None:
+        when already holding)."""
+        if self._hold is not None:
             return None
         self._holds += 1
         self._hold = _Hold(until=now + max(MIN_HOLD, wait), marker=f"hold-{self._holds}", unanswered=1)

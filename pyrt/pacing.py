@@ -6,8 +6,9 @@ differ slightly, and the network and both event loops bunch frames together: fra
 evenly can arrive back to back. The :class:`Pacer` therefore keeps a margin on every limit the
 server advertises in ``welcome`` (:class:`~pyrt.server_limits.ServerLimits`):
 
-- **rate** — it refills at ``share`` (0.9) of the advertised rate, so over any long stretch the
-  server's bucket gains on the client's;
+- **rate** — it refills at ``share`` (0.9) of the advertised rate (the lower of the frame rate
+  and the identity's publication rate, when both are advertised: one connection then stays under
+  both), so over any long stretch the server's bucket gains on the client's;
 - **burst** — its bucket holds ``burst_share`` (0.5) of the advertised burst; the other half is
   slack for bunching: frames sent up to ``(1 - burst_share) * burst / rate`` seconds apart may
   arrive together without a refusal (one second with the server's defaults);
@@ -82,6 +83,13 @@ class Pacing:
                 raise ValueError(f"Pacing.{name} must be in (0, 1], got {value!r}")
 
 
+def _lower(a: float | None, b: float | None) -> float | None:
+    """The stricter of two limits (``None``: not limited)."""
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
 class Pacer:
     """The pacing state of one client; :meth:`start` it for every connection."""
 
@@ -151,11 +159,13 @@ class Pacer:
         if limits is None or not pacing.follow_server:
             return
         self._refill(now)
-        self.rate = None if limits.rate is None else limits.rate * pacing.share
-        if limits.burst is not None:
-            burst = max(1.0, math.floor(limits.burst * pacing.burst_share))
-        elif limits.rate is not None:
-            burst = max(1.0, math.floor(limits.rate * pacing.share))
+        rate = _lower(limits.rate, limits.publish_rate)
+        self.rate = None if rate is None else rate * pacing.share
+        advertised_burst = _lower(limits.burst, limits.publish_burst)
+        if advertised_burst is not None:
+            burst = max(1.0, math.floor(advertised_burst * pacing.burst_share))
+        elif rate is not None:
+            burst = max(1.0, math.floor(rate * pacing.share))
         else:
             burst = self.burst
         # The server's bucket was full when it accepted; it has counted every frame since.

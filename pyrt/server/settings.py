@@ -162,4 +162,6 @@ class Settings:
             window=self.rate_window if limited else None,
             max_bytes=self.max_message_bytes,
             subscriptions=self.max_subscriptions,
+            publish_rate=self.publish_rate if self.publish_rate > 0 else None,
+            publish_burst=self.publish_burst if self.publish_rate > 0 else None,
         )

@@ -321,6 +321,8 @@ def test_welcome_advertises_the_limits_a_client_must_respect(pyrt_server: Server
             "window": 1000,
             "max_bytes": 1024 * 1024,
             "subscriptions": 256,
+            "publish_rate": 200.0,
+            "publish_burst": 1000,
         }
         await client.close()
 
@@ -330,7 +332,7 @@ def test_welcome_advertises_the_limits_a_client_must_respect(pyrt_server: Server
 def test_without_a_rate_limit_welcome_advertises_only_sizes(
     pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    unlimited = pyrt_start_server("--rate-limit", "0", "--demo-tick", "0")
+    unlimited = pyrt_start_server("--rate-limit", "0", "--publish-rate", "0", "--demo-tick", "0")
 
     async def scenario() -> None:
         client = await Client.connect(unlimited.ws_url)
@@ -368,6 +370,46 @@ def test_a_refused_frame_is_named_and_everything_after_it_waits_for_the_pong_and
         later = [(await client.expect("ack", id=f"m-{n}"))["data"] for n in range(10, 15)]
         assert later == list(range(10, 15))
         assert client.ws.close_code is None
+        await client.close()
+
+    run(scenario())
+
+
+def test_a_publication_over_the_identity_quota_holds_the_connection_like_the_rate(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    quota = pyrt_start_server("--publish-rate", "5", "--publish-burst", "2", "--demo-tick", "0")
+    channel = unique("quota")
+
+    async def scenario() -> None:
+        client = await Client.connect(quota.ws_url)
+        for n in range(5):
+            await client.send({"type": "publish", "id": f"p-{n}", "channel": channel, "data": n})
+        for n in range(2):
+            await client.expect("ack", id=f"p-{n}")
+        first = await client.expect("error", id="p-2")
+        assert first["code"] == "rate_limited"
+        hold = await client.expect("ping")
+        for n in (3, 4):  # behind it in flight: refused too, not published out of order
+            assert (await client.expect("error", id=f"p-{n}"))["code"] == "rate_limited"
+        await client.send({"type": "pong", "t": hold["t"]})
+        await asyncio.sleep(first["retry_after"])
+        offsets = []
+        for n in range(2, 5):  # again, in order, as the quota refills
+            while True:
+                await client.send({"type": "publish", "id": f"p-{n}", "channel": channel, "data": n})
+                answer = await client.recv()
+                while answer["type"] == "ping":
+                    await client.send({"type": "pong", "t": answer["t"]})
+                    answer = await client.recv()
+                if answer["type"] == "ack":
+                    offsets.append(answer["data"]["offset"])
+                    break
+                assert answer["code"] == "rate_limited"
+                await asyncio.sleep(answer["retry_after"])
+        await client.send({"type": "subscribe", "channel": channel, "since": "0"})
+        await client.expect("subscribed")
+        assert [p["data"] for p in await client.publications(channel, 5)] == [0, 1, 2, 3, 4]
         await client.close()
 
     run(scenario())
@@ -491,9 +533,9 @@ def test_a_silent_client_is_pinged_then_dropped(pyrt_start_server: Callable[...,
 
 
 def test_a_large_refused_frame_is_named_from_its_head_without_being_parsed_whole(
-    start_server: Callable[..., ServerProcess],
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    limited = start_server(*RATE_ARGS)
+    limited = pyrt_start_server(*RATE_ARGS)
     big = "x" * 100_000
 
     async def scenario() -> None:

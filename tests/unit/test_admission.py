@@ -97,6 +97,16 @@ def test_pongs_always_pass_and_a_few_pings_are_answered_in_a_hold() -> None:
     assert frames(g, 1, 0.0, "ping") == [Verdict.REFUSE]
 
 
+def test_another_limit_can_start_a_hold_even_with_the_frame_rate_off() -> None:
+    g = FlowGate(0, 1, 5, 2, now=0.0)  # no frame rate; a publication quota refuses a frame
+    assert g.hold(0.0, wait=0.2) == "hold-1"
+    assert g.hold(0.0, wait=0.2) is None  # already holding
+    assert g.retry_after(0.0) == pytest.approx(MIN_HOLD)
+    assert frames(g, 2, 0.1) == [Verdict.REFUSE] * 2  # what was in flight behind it
+    g.pong("hold-1", 0.2)
+    assert frames(g, 3, MIN_HOLD) == [Verdict.ACCEPT] * 3
+
+
 # -- abuse --------------------------------------------------------------------------------------------
 
 

@@ -49,6 +49,13 @@ def test_the_advertised_limits_are_used_with_a_margin() -> None:
     assert drain(pacer, 1.0) == 180
 
 
+def test_a_lower_publication_rate_paces_the_whole_connection() -> None:
+    pacer = Pacer()
+    pacer.start(0.0)
+    pacer.advertise(ServerLimits(rate=200.0, burst=400, publish_rate=20.0, publish_burst=10), 0.0)
+    assert (pacer.rate, pacer.burst) == (18.0, 5.0)  # one connection stays under both limits
+
+
 def test_frames_sent_before_welcome_count_against_the_new_burst() -> None:
     pacer = Pacer()
     pacer.start(0.0)

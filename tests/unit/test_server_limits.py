@@ -10,13 +10,18 @@ from pyrt.server_limits import ServerLimits
 
 
 def test_what_the_server_writes_the_client_reads_back() -> None:
-    limits = ServerLimits(rate=200.0, burst=400, window=1000, max_bytes=1 << 20, subscriptions=256)
+    limits = ServerLimits(
+        rate=200.0, burst=400, window=1000, max_bytes=1 << 20, subscriptions=256,
+        publish_rate=50.0, publish_burst=9,
+    )  # fmt: skip
     assert limits.to_wire() == {
         "rate": 200.0,
         "burst": 400,
         "window": 1000,
         "max_bytes": 1 << 20,
         "subscriptions": 256,
+        "publish_rate": 50.0,
+        "publish_burst": 9,
     }
     assert ServerLimits.from_wire(limits.to_wire()) == limits
 
