@@ -18,7 +18,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from pyrt.aio import runtime
 from pyrt.aio.ack_future import AckFuture, settle
@@ -51,6 +51,7 @@ from pyrt.ws_engine import (
 )
 
 if TYPE_CHECKING:
+    from pyrt.pacing import Pacing
     from pyrt.persist import Storage
     from pyrt.transport import Transport
 
@@ -80,6 +81,8 @@ class WebSocketClient(Driver):
     reloads (in ``localStorage``; on CPython in a JSON file, see :mod:`pyrt.cpython.storage`).
     ``transport``: where sockets come from (default: the runtime's, see :mod:`pyrt.aio.runtime`).
     ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
+    ``pacing``: how sends are paced below the server's limits (``"auto"``: on for the pyrt
+    protocol; ``None``: off; a :class:`~pyrt.pacing.Pacing`: your own limits and margins).
     The other options are those of :class:`~pyrt.ws_engine.WebSocketEngine`.
 
     Events: see :class:`~pyrt.aio.driver.Driver` (``on_close`` receives a
@@ -111,6 +114,7 @@ class WebSocketClient(Driver):
         transport: Transport | None = None,
         storage: Storage | None = None,
         async_handlers: AsyncHandlers = "concurrent",
+        pacing: Pacing | Literal["auto"] | None = "auto",
     ) -> None:
         if not (isinstance(url, str) or callable(url)):
             raise TypeError(f"url must be a str or a callable returning one, got {type(url).__name__}")
@@ -133,6 +137,7 @@ class WebSocketClient(Driver):
             high_water=high_water,
             persist=persist is not None,
             rng=rng,
+            pacing=pacing,
         )
         self._transport = transport
         self._storage = storage
