@@ -30,6 +30,8 @@ class Sizes:
     # persist= with a long queue
     persist_queue: int = 10_000
     persist_writes: int = 200
+    # flow control: acked messages drained against serve.py's default limits
+    drain_messages: int = 5_000
 
 
 FULL = Sizes()
@@ -50,4 +52,5 @@ QUICK = Sizes(
     idle_connections=20,
     persist_queue=200,
     persist_writes=5,
+    drain_messages=300,
 )

@@ -27,6 +27,7 @@ if _typing.TYPE_CHECKING:
         IllegalTransition,
         InvalidCloseCode,
         InvalidStateError,
+        MessageTooLarge,
         PersistenceError,
         PyrtError,
         QueueFull,
@@ -43,6 +44,7 @@ if _typing.TYPE_CHECKING:
         UnsupportedByProtocol,
     )
     from pyrt.heartbeat import Heartbeat
+    from pyrt.pacing import Pacing
     from pyrt.persist import MemoryRecordStore, MemoryStorage, RestoredMessage
     from pyrt.protocol import JsonAckProtocol, PyrtProtocol, RawProtocol, WireProtocol
     from pyrt.sse import ServerSentEvent, SSEDecoder
@@ -69,6 +71,8 @@ __all__ = [
     "JsonAckProtocol",
     "MemoryRecordStore",
     "MemoryStorage",
+    "MessageTooLarge",
+    "Pacing",
     "PersistenceError",
     "Publication",
     "PyrtError",
@@ -118,6 +122,8 @@ _WHERE: dict[str, str] = {
     "JsonAckProtocol": "pyrt.protocol",
     "MemoryRecordStore": "pyrt.persist",
     "MemoryStorage": "pyrt.persist",
+    "MessageTooLarge": "pyrt.errors",
+    "Pacing": "pyrt.pacing",
     "PersistenceError": "pyrt.errors",
     "Publication": "pyrt.subscriptions",
     "PyrtError": "pyrt.errors",

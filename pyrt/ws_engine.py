@@ -29,6 +29,17 @@ Outputs:
   application message to deliver (or :data:`NO_MESSAGE`), and :meth:`~WebSocketEngine.send`
   *returns* the frame to transmit at once (or ``None`` when it was queued).
 
+Flow control (``pacing``, on by default for the pyrt protocol; :mod:`pyrt.pacing`): on a new
+connection frames wait for the server's ``welcome`` and its limits, then go out no faster than the
+pacer allows; until then they wait in the queue (bounded by ``queue_limit``, counted in
+``stats.queued``). Subscriptions being restored and acked messages sent again go before the queue;
+heartbeat pings and pongs never wait. A transient refusal (:mod:`pyrt.refusals`) of an acked
+message puts it back in its place and sends it again after ``retry_after``; the caller hears of
+it only after ``ack_retries`` such re-sends (an :class:`AckError` naming the server's code); a refused
+fire-and-forget message is reported (``ReportError``, ``stats.refused``/``stats.dropped``). A
+close reason or failed attempt carrying a reconnect hint (:mod:`pyrt.reconnect_window`) spreads
+the reconnect over the server's window.
+
 Adapter contract: after :class:`CloseSocket` with ``detach=True``, report nothing more about that
 socket (drop its handlers). Report events of the current socket only. Acks and subscription
 handlers are opaque ``handle``/``handler`` objects the engine hands back in actions; it never
@@ -38,9 +49,10 @@ calls them.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pyrt.acks import AckIds, Kind, Pending, PendingAcks
 from pyrt.backoff import Backoff
@@ -57,6 +69,7 @@ from pyrt.errors import (
     FrameError,
     InvalidCloseCode,
     InvalidStateError,
+    MessageTooLarge,
     QueueFull,
     ServerError,
     UnsupportedByProtocol,
@@ -64,6 +77,7 @@ from pyrt.errors import (
 from pyrt.heartbeat import Heartbeat, HeartbeatMonitor, Verdict
 from pyrt.offsets import offset_key
 from pyrt.outbox import Outbox, Overflow, Queued, frame_size
+from pyrt.pacing import Pacer, Pacing
 from pyrt.protocol import (
     Ack,
     BadFrame,
@@ -77,6 +91,8 @@ from pyrt.protocol import (
     get_protocol,
 )
 from pyrt.reconnect import ReconnectScheduler
+from pyrt.reconnect_window import parse_reason
+from pyrt.refusals import RATE_LIMITED, is_retryable
 from pyrt.states import State, StateChanged, StateMachine
 from pyrt.subscriptions import Publication, Subscriptions
 from pyrt.wire import AckId, Frame
@@ -109,6 +125,8 @@ __all__ = [
 
 ABANDON_CODE: Final = 4000  # sent when pyrt gives up on a socket it believes dead
 MAX_REASON_BYTES: Final = 123  # the WebSocket limit on a close reason
+MAX_SERVER_DELAY: Final = 300.0  # the longest wait a server's reconnect hint can impose
+RATE_HOLD: Final = 0.5  # seconds to hold after a rate_limited refusal that names no retry_after
 
 
 class _NoMessage:
@@ -260,6 +278,7 @@ class Stats:
     reconnects: int = 0  # reconnect attempts started
     duplicates: int = 0  # publications and acks dropped because they were seen already
     restored: int = 0  # messages a previous page saved and this client sends again
+    refused: int = 0  # frames the server refused for now (rate_limited, unavailable); see ws_engine
     queue_length: int = 0
     pending_acks: int = 0
     rtt: float | None = None  # last heartbeat round trip, seconds
@@ -272,6 +291,16 @@ class Stats:
 # ---------------------------------------------------------------------------------------- engine
 
 _EMPTY: Final[tuple[Action, ...]] = ()
+
+
+@dataclass(slots=True)
+class _Again:
+    """A frame that goes before the queue: a subscription being restored, or an acked message
+    sent again (after a reconnect, a timeout or a transient refusal), not before ``not_before``."""
+
+    frame: Frame
+    entry: Pending | None = None
+    not_before: float = 0.0
 
 
 @dataclass(slots=True)
@@ -310,6 +339,7 @@ class WebSocketEngine:
         persist: bool = False,
         persist_interval: float = 0.0,
         rng: Callable[[], float] | None = None,
+        pacing: Pacing | Literal["auto"] | None = "auto",
     ) -> None:
         if not ack_timeout > 0:
             raise ValueError(f"ack_timeout must be > 0, got {ack_timeout!r}")
@@ -332,6 +362,16 @@ class WebSocketEngine:
         self._sm = StateMachine()
         self._actions: list[Action] = []
         self._outbox = Outbox(queue_limit, queue_bytes, overflow)
+        if pacing == "auto":
+            pacing = Pacing() if self.protocol.flow_control else None
+        elif pacing is not None and not isinstance(pacing, Pacing):
+            raise TypeError(f"pacing must be a Pacing, None or 'auto', got {pacing!r}")
+        self._pacer = Pacer(pacing) if pacing is not None else None
+        self._again: deque[_Again] = deque()  # goes out before the queue, in order
+        self._max_bytes: int | None = None  # the server's frame size limit, once advertised
+        self._probes = 0  # pings sent to learn how far the server has read
+        self._rearm = False  # next_deadline() moved earlier without an action (see has_actions)
+        self._window = 0.0  # the server's reconnect window, until a connection opens
         self._acks = PendingAcks(ack_retries)
         self._ids = AckIds(rng, numeric=self.protocol.numeric_ids)
         self._subs = Subscriptions()
@@ -380,11 +420,13 @@ class WebSocketEngine:
 
     @property
     def has_actions(self) -> bool:
-        """True when :meth:`actions` has something to drain (cheap check for hot paths)."""
-        return bool(self._actions)
+        """True when :meth:`actions` has something to drain, or :meth:`next_deadline` moved
+        earlier (cheap check for hot paths: call :meth:`actions`, then re-arm the timer)."""
+        return bool(self._actions) or self._rearm
 
     def actions(self) -> list[Action] | tuple[Action, ...]:
         """Take the actions produced since the last call, in the order they must be performed."""
+        self._rearm = False
         if not self._actions:
             return _EMPTY
         taken = self._actions
@@ -474,9 +516,22 @@ class WebSocketEngine:
         """
         self._check_sendable()
         frame = self.protocol.encode(data)
-        if self._sm.state is State.OPEN and not self._outbox and buffered <= self._cfg.high_water:
-            self.stats.sent += 1
-            return frame
+        if self._max_bytes is not None and len(frame) * 4 > self._max_bytes:
+            self._check_size(frame, None)
+        if (
+            self._sm.state is State.OPEN
+            and not self._outbox
+            and not self._again
+            and buffered <= self._cfg.high_water
+        ):
+            pacer = self._pacer
+            if pacer is None:
+                self.stats.sent += 1
+                return frame
+            if pacer.allows(now):
+                pacer.spend(now)
+                self.stats.sent += 1
+                return frame
         self._enqueue(Queued(frame, frame_size(frame)), now)
         return None
 
@@ -546,7 +601,7 @@ class WebSocketEngine:
             since = self._restored_offsets.pop(channel, None)
         sub = self._subs.add(channel, handler, since)
         if self._sm.state is State.OPEN:
-            self._emit_frame(self.protocol.encode_subscribe(channel, sub.offset))
+            self._send_again(_Again(self.protocol.encode_subscribe(channel, sub.offset)), now)
         self._offsets_moved(now)
 
     def unsubscribe(self, channel: str, now: float) -> bool:
@@ -555,7 +610,7 @@ class WebSocketEngine:
         if sub is None:
             return False
         if self._sm.state is State.OPEN:
-            self._emit_frame(self.protocol.encode_unsubscribe(channel))
+            self._send_again(_Again(self.protocol.encode_unsubscribe(channel)), now)
         self._offsets_moved(now)
         return True
 
@@ -629,12 +684,14 @@ class WebSocketEngine:
         self._connect_deadline = None
         if self._hb is not None:
             self._hb.start(now)
+        if self._pacer is not None:
+            self._pacer.start(now, welcome=self.protocol.flow_control)
+        self._window = 0.0
+        again = self._again
         for sub in self._subs.all():
-            self._emit_frame(self.protocol.encode_subscribe(sub.channel, sub.offset))
+            again.append(_Again(self.protocol.encode_subscribe(sub.channel, sub.offset)))
         for entry in self._acks.in_flight():
-            self._emit_frame(entry.frame)
-            self._acks.sent(entry, now)
-            self.stats.retried += 1
+            again.append(_Again(entry.frame, entry))
         self._flush(now, 0)
 
     def received(self, frame: Frame, now: float) -> Any:
@@ -714,7 +771,7 @@ class WebSocketEngine:
         if hb is not None:
             verdict = hb.check(now)
             if verdict is Verdict.PING:
-                self._send_ping()
+                self._send_ping(now)
             elif verdict is Verdict.DEAD:
                 self._abandon(now, f"no frame within {hb.config.timeout:g} s of a ping (heartbeat timeout)")
                 return
@@ -725,12 +782,10 @@ class WebSocketEngine:
                 self.stats.ack_timeouts += 1
                 self._reject(entry, AckTimeout(entry.id, entry.attempts, entry.timeout))
             else:
-                self._emit_frame(entry.frame)
-                self._acks.sent(entry, now)
-                self.stats.retried += 1
+                self._again_in_order(_Again(entry.frame, entry))
         if self._drain_at is not None and now >= self._drain_at:
             self._drain_at = None
-        if self._outbox:
+        if self._outbox or self._again:
             self._flush(now, buffered)
 
     # ------------------------------------------------------------------------- environment
@@ -864,23 +919,58 @@ class WebSocketEngine:
         self.stats.sent += 1
         self._actions.append(SendFrame(frame))
 
-    def _send_ping(self) -> None:
+    def _emit_now(self, frame: Frame, now: float) -> None:
+        """A frame that never waits for the pacer (pings, pongs): it still spends a token."""
+        if self._pacer is not None:
+            self._pacer.force(now)
+        self._emit_frame(frame)
+
+    def _send_ping(self, now: float) -> None:
         assert self._hb is not None
         frame = self._cfg.heartbeat.ping_frame() if self._cfg.heartbeat is not None else None
-        self._emit_frame(frame if frame is not None else self.protocol.encode_ping(self._hb.pings))
+        if frame is None:
+            frame = self.protocol.encode_ping(self._hb.pings)
+            if self._pacer is not None:
+                self._pacer.ping_sent(self._hb.pings)
+        self._emit_now(frame, now)
 
     def _probe(self, now: float) -> None:
         if self._hb is not None and self._hb.check_now(now) is Verdict.PING:
-            self._send_ping()
+            self._send_ping(now)
+
+    def _probe_reads(self, now: float) -> None:
+        """Ask how far the server has read (a ping; its pong confirms what went before), when
+        the pacer waits for that."""
+        pacer = self._pacer
+        if pacer is not None and self._sm.state is State.OPEN and pacer.probe_due(now):
+            self._probes += 1
+            t = -self._probes  # heartbeat pings count up from 1: the two never meet
+            pacer.ping_sent(t)
+            self._emit_now(self.protocol.encode_ping(t), now)
+
+    def _check_size(self, frame: Frame, ack_id: AckId | None) -> None:
+        limit = self._max_bytes
+        if limit is not None:
+            size = frame_size(frame)
+            if size > limit:
+                raise MessageTooLarge(size, limit, ack_id)
 
     def _submit(self, entry: Pending, now: float, buffered: int) -> None:
+        if self._max_bytes is not None and len(entry.frame) * 4 > self._max_bytes:
+            self._check_size(entry.frame, entry.id)
         self._acks.add(entry)
         journal = self._journal
         if journal is not None:
             journal.add(entry.id, self._saved(entry.frame, entry.id, entry.kind))
-        if self._sm.state is State.OPEN and not self._outbox and buffered <= self._cfg.high_water:
-            self._emit_frame(entry.frame)
-            self._acks.sent(entry, now)
+        pacer = self._pacer
+        if (
+            self._sm.state is State.OPEN
+            and not self._outbox
+            and not self._again
+            and buffered <= self._cfg.high_water
+            and (pacer is None or pacer.allows(now))
+        ):
+            self._transmit(entry, now)
         else:
             try:
                 self._enqueue(Queued(entry.frame, frame_size(entry.frame), entry.id), now)
@@ -891,6 +981,18 @@ class WebSocketEngine:
                 raise
         self._dirty(now)
 
+    def _transmit(self, entry: Pending, now: float) -> None:
+        """Send an acked message (the first time or again) and start its timeout."""
+        if self._pacer is not None:
+            entry.seq = self._pacer.spend(now)
+        self._emit_frame(entry.frame)
+        self._acks.sent(entry, now)
+
+    def _send_again(self, item: _Again, now: float) -> None:
+        """Send ``item`` ahead of the queue, as soon as the pacer allows."""
+        self._again.append(item)
+        self._flush(now, 0)
+
     def _enqueue(self, item: Queued, now: float) -> None:
         dropped = self._outbox.push(item)
         if not dropped or dropped[-1] is not item:
@@ -900,7 +1002,12 @@ class WebSocketEngine:
         for lost in dropped:
             self._drop(lost, f"the queue is full (overflow policy {self._outbox.overflow!r})")
         if self._sm.state is State.OPEN and self._drain_at is None:
-            self._drain_at = now + self._cfg.drain_interval
+            pacer = self._pacer
+            if pacer is None:
+                self._drain_at = now + self._cfg.drain_interval
+            else:
+                self._drain_at = pacer.ready_at(now)
+                self._probe_reads(now)
         self._dirty(now)
 
     def _drop(self, item: Queued, why: str) -> None:
@@ -920,24 +1027,77 @@ class WebSocketEngine:
         self._actions.append(ReportError(error))
 
     def _flush(self, now: float, buffered: int) -> None:
+        """Send what waits, in order — first :attr:`_again`, then the queue — as far as the
+        pacer, the socket's buffer and any ``not_before`` allow; then set the next drain time."""
         outbox = self._outbox
+        again = self._again
+        pacer = self._pacer
         high_water = self._cfg.high_water
         journal = self._journal
-        while outbox and buffered <= high_water:
-            item = outbox.popleft()
-            self._emit_frame(item.frame)
-            buffered += item.size
-            if item.ack_id is not None:
-                entry = self._acks.get(item.ack_id)
+        drain_at: float | None = None
+        while again or outbox:
+            if buffered > high_water:
+                drain_at = now + self._cfg.drain_interval
+                break
+            if again and again[0].not_before > now:
+                drain_at = again[0].not_before
+                break
+            if pacer is not None and not pacer.allows(now):
+                drain_at = pacer.ready_at(now)  # None: an answer from the server will call back
+                break
+            if again:
+                item = again.popleft()
+                entry = item.entry
+                if entry is None:
+                    if pacer is not None:
+                        pacer.spend(now)
+                    self._emit_frame(item.frame)
+                elif self._acks.get(entry.id) is entry:  # not acked or given up meanwhile
+                    self._transmit(entry, now)
+                    self.stats.retried += 1
+                else:
+                    continue
+                buffered += frame_size(item.frame)
+                continue
+            queued = outbox.popleft()
+            if self._max_bytes is not None and queued.size > self._max_bytes:
+                self._too_large(queued, self._max_bytes, now)
+                continue
+            buffered += queued.size
+            if queued.ack_id is not None:
+                entry = self._acks.get(queued.ack_id)
                 if entry is not None:
-                    self._acks.sent(entry, now)
-            elif journal is not None:
-                journal.remove(item)
-        if outbox:
-            self._drain_at = now + self._cfg.drain_interval
-        else:
-            self._drain_at = None
+                    self._transmit(entry, now)
+                    continue
+            if pacer is not None:
+                pacer.spend(now)
+            self._emit_frame(queued.frame)
+            if queued.ack_id is None and journal is not None:
+                journal.remove(queued)  # sent: a fire-and-forget message is not kept
+        self._drain_at = drain_at
+        self._probe_reads(now)
         self._dirty(now)
+
+    def _too_large(self, item: Queued, limit: int, now: float) -> None:
+        """A queued frame turned out larger than the server accepts: fail it, never send it."""
+        self.stats.dropped += 1
+        error = MessageTooLarge(item.size, limit, item.ack_id)
+        entry = self._acks.pop(item.ack_id) if item.ack_id is not None else None
+        if entry is not None:
+            self._forget(entry, now)
+            self._reject(entry, error)  # its future, on_restored for a restored one, or on_error
+            return
+        if item.ack_id is None and self._journal is not None:
+            self._journal.remove(item)
+            self._dirty(now)
+        self._actions.append(ReportError(error))
+
+    def _wake_drain(self, now: float) -> None:
+        """Something the pacer waited for arrived: drain at the next tick (which knows the
+        socket's buffer) instead of waiting for a timer."""
+        if (self._outbox or self._again) and (self._drain_at is None or self._drain_at > now):
+            self._drain_at = now
+            self._rearm = True
 
     def _control(self, event: object, now: float) -> None:
         if type(event) is Publication:
@@ -951,10 +1111,17 @@ class WebSocketEngine:
             if self._journal is not None:
                 self._offsets_moved(now)
         elif type(event) is Ack:
+            if not event.ok and is_retryable(event.code):
+                entry = self._acks.get(event.id)
+                self._refused(event.code, str(event.error), entry, event.retry_after, None, now)
+                return
             entry = self._acks.pop(event.id)
             if entry is None:
                 self.stats.duplicates += 1
                 return
+            pacer = self._pacer
+            if pacer is not None and entry.deadline is not None and pacer.confirm(entry.seq):
+                self._wake_drain(now)
             self._forget(entry, now)
             if event.ok:
                 self.stats.acked += 1
@@ -971,9 +1138,11 @@ class WebSocketEngine:
         elif type(event) is Pong:
             if self._hb is not None:
                 self._hb.pong(now, event.t)
+            if self._pacer is not None and self._pacer.pong(event.t):
+                self._wake_drain(now)
         elif type(event) is Ping:
             if self._sm.state is State.OPEN:
-                self._emit_frame(self.protocol.encode_pong(event.t))
+                self._emit_now(self.protocol.encode_pong(event.t), now)
         elif type(event) is Subscribed:
             sub = self._subs.confirmed(event.channel, event.offset, event.recovered)
             if sub is not None:
@@ -981,7 +1150,16 @@ class WebSocketEngine:
                 self._offsets_moved(now)
         elif type(event) is Welcome:
             self.session = event.session
+            limits = event.limits
+            self._max_bytes = limits.max_bytes if limits is not None else None
+            if self._pacer is not None:
+                self._pacer.advertise(limits, now)
+                self._wake_drain(now)
         elif type(event) is ErrorFrame:
+            if is_retryable(event.code):
+                entry = self._acks.get(event.id) if event.id is not None else None
+                self._refused(event.code, event.message, entry, event.retry_after, event.channel, now)
+                return
             entry = self._acks.pop(event.id) if event.id is not None else None
             if entry is not None:
                 self._forget(entry, now)
@@ -990,6 +1168,78 @@ class WebSocketEngine:
                 self._actions.append(ReportError(ServerError(event.code, event.message)))
         elif type(event) is BadFrame:
             self._actions.append(ReportError(FrameError(event.reason, event.frame)))
+
+    def _refused(
+        self,
+        code: str | None,
+        message: str,
+        entry: Pending | None,
+        retry_after: float | None,
+        channel: str | None,
+        now: float,
+    ) -> None:
+        """The server refused a frame for now (:mod:`pyrt.refusals`): send it again later, in
+        its order, unless its retries ran out; a fire-and-forget frame is reported as lost.
+
+        ``rate_limited`` also holds the pacer: nothing more goes out before ``retry_after``, nor
+        before everything in flight has come back (the server refuses it all during its hold),
+        so the refused frames go again in their order, ahead of anything newer."""
+        self.stats.refused += 1
+        pacer = self._pacer
+        rate = code == RATE_LIMITED
+        if rate and pacer is not None:
+            if entry is not None and entry.deadline is not None:
+                pacer.confirm(entry.seq)
+            pacer.hold(now + (retry_after if retry_after is not None else RATE_HOLD), now)
+        held = rate and pacer is not None  # the pacer holds everything: no per-frame wait
+        if entry is not None:
+            self._acks.recall(entry)
+            entry.refusals += 1
+            if entry.refusals > self._acks.retries:
+                self._acks.discard(entry)
+                self._forget(entry, now)
+                self._reject(entry, AckError(entry.id, message, code))
+            else:
+                wait = 0.0 if held else self._retry_delay(entry, retry_after)
+                self._again_in_order(_Again(entry.frame, entry, now + wait))
+        elif channel is not None and self.protocol.channels:
+            sub = self._subs.get(channel)
+            frame = (
+                self.protocol.encode_subscribe(channel, sub.offset)
+                if sub is not None
+                else self.protocol.encode_unsubscribe(channel)
+            )
+            wait = 0.0 if held else self._retry_delay(None, retry_after)
+            self._again.append(_Again(frame, None, now + wait))
+        else:
+            self.stats.dropped += 1
+            self._actions.append(ReportError(ServerError(str(code), message)))
+        if self._sm.state is State.OPEN:
+            self._wake_drain(now)
+            self._probe_reads(now)
+
+    def _again_in_order(self, item: _Again) -> None:
+        """Put a refused message back where its send order says: after the messages sent before
+        it that wait too, before those queued after it (a second refusal can come while some
+        refused in the first one still wait)."""
+        again = self._again
+        assert item.entry is not None
+        order = item.entry.order
+        for index, other in enumerate(again):
+            if other.entry is not None and other.entry.order > order:
+                again.insert(index, item)
+                return
+        again.append(item)
+
+    def _retry_delay(self, entry: Pending | None, retry_after: float | None) -> float:
+        """How long a refused frame waits (``unavailable``; ``rate_limited`` without a pacer):
+        the server's ``retry_after``, else 0.5 s doubling with each refusal (up to the ack
+        timeout), with equal jitter."""
+        if retry_after is not None:
+            return retry_after
+        attempts = entry.refusals if entry is not None else 1
+        base = min(self._cfg.ack_timeout, 0.5 * 2.0 ** min(max(attempts - 1, 0), 16))
+        return base / 2 + base / 2 * self._reconnect.rng()
 
     def _reject(self, entry: Pending, error: Exception) -> None:
         handle = entry.handle
@@ -1011,6 +1261,7 @@ class WebSocketEngine:
     def _off_the_wire(self) -> None:
         self._acks.off_the_wire()
         self._subs.disconnected()
+        self._again.clear()  # on the next open: subscriptions and unacked messages again
         self._drain_at = None
         if self._hb is not None:
             self._hb.ping_sent_at = None
@@ -1028,8 +1279,12 @@ class WebSocketEngine:
         if not self._cfg.should_reconnect(info):
             self._finish(info, by_client=False, detail=f"{what}; not reconnecting", now=now)
             return
+        hint = parse_reason(info.reason) if info.reason else None
+        if hint is not None and hint.window > 0:
+            self._window = min(hint.window, MAX_SERVER_DELAY)  # this attempt and the failed ones after it
+        floor = min(hint.after, MAX_SERVER_DELAY) if hint is not None else 0.0
         scheduler = self._reconnect
-        delay = scheduler.failed(info.uptime)
+        delay = scheduler.failed(info.uptime, floor, window=self._window)
         if delay is None:
             tries = scheduler.attempts_made
             self._finish(
@@ -1058,6 +1313,7 @@ class WebSocketEngine:
         for entry in self._acks.clear():
             self._forget(entry, now)
             self._reject(entry, error(f"{why} before message {entry.id!r} was acknowledged"))
+        self._again.clear()
         self._drain_at = None
         self._dirty(now)
 

@@ -18,7 +18,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from pyrt.aio import runtime
 from pyrt.aio.ack_future import AckFuture, settle
@@ -55,6 +55,7 @@ from pyrt.ws_engine import (
 if TYPE_CHECKING:
     from pyrt.aio.persistence import Persistence
     from pyrt.aio.share import Participant, Sharing
+    from pyrt.pacing import Pacing
     from pyrt.persist import RecordStore, Storage
     from pyrt.share_channel import ShareChannel
     from pyrt.transport import Transport
@@ -91,6 +92,8 @@ class WebSocketClient(Driver):
     shares one connection, held by one of them (see :mod:`pyrt.aio.share`); the API stays the same.
     ``transport``: where sockets come from (default: the runtime's, see :mod:`pyrt.aio.runtime`).
     ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
+    ``pacing``: how sends are paced below the server's limits (``"auto"``: on for the pyrt
+    protocol; ``None``: off; a :class:`~pyrt.pacing.Pacing`: your own limits and margins).
     The other options are those of :class:`~pyrt.ws_engine.WebSocketEngine`.
 
     Events: see :class:`~pyrt.aio.driver.Driver` (``on_close`` receives a
@@ -127,6 +130,7 @@ class WebSocketClient(Driver):
         storage: Storage | RecordStore | None = None,
         async_handlers: AsyncHandlers = "concurrent",
         share: str | ShareChannel | None = None,
+        pacing: Pacing | Literal["auto"] | None = "auto",
     ) -> None:
         if not (isinstance(url, str) or callable(url)):
             raise TypeError(f"url must be a str or a callable returning one, got {type(url).__name__}")
@@ -157,6 +161,7 @@ class WebSocketClient(Driver):
             "high_water": high_water,
             "rng": rng,
             "async_handlers": async_handlers,
+            "pacing": pacing,
         }
         self._engine = WebSocketEngine(
             protocol=protocol,
@@ -173,6 +178,7 @@ class WebSocketClient(Driver):
             high_water=high_water,
             persist=persist is not None,
             rng=rng,
+            pacing=pacing,
         )
         self._transport = transport
         self._storage = storage

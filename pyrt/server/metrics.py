@@ -36,7 +36,7 @@ class Stats:
         self.replayed = 0  # publications sent from history
         self.drops: Counter[str] = Counter()  # slow_consumer, demo, heartbeat, rate_limit, shutdown
         self.errors: Counter[str] = Counter()  # error frame codes and refused requests
-        self.rejected: Counter[str] = Counter()  # origin, auth, per_ip, too_large
+        self.rejected: Counter[str] = Counter()  # origin, auth, per_ip, too_large, draining
 
     def drop(self, reason: str) -> None:
         self.drops[reason] += 1

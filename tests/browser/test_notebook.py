@@ -237,9 +237,9 @@ def test_persisted_state_survives_a_reload_of_the_jupyterlite_kernel_exactly_onc
     pyrt_browser: Browser, pyrt_start_server: Callable[..., ServerProcess], site: float
 ) -> None:
     # The client reaches the server through a chaos proxy (another port: any origin).
-    server = pyrt_start_server("--demo", "--demo-tick", "0", "--allowed-origin", "*", "--rate-limit", "0")
+    server = pyrt_start_server("--demo", "--demo-tick", "0", "--allowed-origin", "*")
     lab = Lab(pyrt_browser, server)
     try:
-        reload_scenario(Kernel(lab, "hello.ipynb"), server, name="13-jupyterlite-reload", storage="indexeddb")
+        reload_scenario(Kernel(lab, "hello.ipynb"), server, name="14-jupyterlite-reload", storage="indexeddb")
     finally:
         lab.close()

@@ -1,4 +1,4 @@
-"""Many tabs, one connection (docs/reliability.md, scenario 14): ``share=`` in real Chromium.
+"""Many tabs, one connection (docs/reliability.md, scenario 15): ``share=`` in real Chromium.
 
 Eight tabs of one browser profile, each running Pyodide and pyrt, on a dedicated ``serve.py``
 with its default settings (plus the demo controls, for ``/demo/received``):
@@ -153,7 +153,7 @@ None
         tab.wait_for("len(fetched) >= 50 and len(native) >= 50", ns=tag, timeout=30)
     got = everywhere(live, "[fetched, native, fe.sharing.tabs, es.sharing.tabs]", ns=tag)
     everywhere(live, "fe.close(); es.close()", ns=tag)
-    emit("14-tabs-sse", tabs=len(live), opened_without_share=opened_alone, streams_with_share=2)
+    emit("15-tabs-sse", tabs=len(live), opened_without_share=opened_alone, streams_with_share=2)
     assert opened_alone == 6  # the browser's limit: two tabs' streams hang without sharing
     for fetched, native, fe_tabs, es_tabs in got:
         assert fetched == native == list(range(50))
@@ -302,10 +302,10 @@ def hand_over(tabs: Tabs, server: ServerProcess, kill: Callable[[Tab], None], na
 def test_the_leader_tab_crashes_mid_stream_and_the_others_lose_nothing(
     tabs: Tabs, server: ServerProcess
 ) -> None:
-    hand_over(tabs, server, Tab.crash, "14-tabs-leader-crash")
+    hand_over(tabs, server, Tab.crash, "15-tabs-leader-crash")
 
 
 def test_the_leader_tab_closes_mid_stream_and_the_others_lose_nothing(
     tabs: Tabs, server: ServerProcess
 ) -> None:
-    hand_over(tabs, server, Tab.close, "14-tabs-leader-close")
+    hand_over(tabs, server, Tab.close, "15-tabs-leader-close")

@@ -2,7 +2,7 @@
 
 ``persist=`` goes to IndexedDB there, and a reload (which terminates the worker without a
 ``pagehide``) loses nothing: unacknowledged messages and channel offsets come back and are
-delivered exactly once (docs/reliability.md, scenario 12).
+delivered exactly once (docs/reliability.md, scenario 13).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def worker(
     pyrt_browser: Browser, pyrt_start_server: Callable[..., ServerProcess]
 ) -> Iterator[tuple[WorkerPage, ServerProcess]]:
     # The scenario's client reaches the server through a chaos proxy (another port: any origin).
-    server = pyrt_start_server("--demo", "--demo-tick", "0", "--allowed-origin", "*", "--rate-limit", "0")
+    server = pyrt_start_server("--demo", "--demo-tick", "0", "--allowed-origin", "*")
     page = WorkerPage(pyrt_browser, server.url)
     yield page, server
     page.close()
@@ -46,4 +46,4 @@ def test_persisted_state_survives_a_reload_of_the_worker_page_exactly_once(
     worker: tuple[WorkerPage, ServerProcess],
 ) -> None:
     page, server = worker
-    reload_scenario(page, server, name="12-worker-reload", storage="indexeddb")
+    reload_scenario(page, server, name="13-worker-reload", storage="indexeddb")
