@@ -165,7 +165,7 @@ class Chat:
                 ("acked", "Acked"),
                 ("pending_acks", "Awaiting ack"),
                 ("retried", "Re-sent"),
-                ("refused", "Refused for now by the server"),
+                ("refused", "Refused for now"),
                 ("ack_rtt", "Last ack round trip"),
                 ("rtt", "Heartbeat RTT"),
                 ("srtt", "Smoothed RTT"),
