@@ -20,9 +20,13 @@ from typing import Any, Literal
 
 from pyrt.wire import AckId, Frame
 
-__all__ = ["AckIds", "Pending", "PendingAcks"]
+__all__ = ["PERSISTED_KINDS", "AckIds", "Kind", "Pending", "PendingAcks"]
 
-Kind = Literal["message", "publish"]
+#: What a pending entry is: an application ``message``, a ``publish``, a token ``refresh`` (never
+#: re-sent on another connection), or a ``request`` (a read such as history or presence, whose
+#: answer is resolved to the caller; re-sent after a reconnect, never persisted).
+Kind = Literal["message", "publish", "refresh", "request"]
+PERSISTED_KINDS: frozenset[str] = frozenset({"message", "publish"})
 
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _NUMERIC_COUNTER_BITS = 21

@@ -94,15 +94,18 @@ class Welcome:
     session: str | None = None
     server: str | None = None
     heartbeat: float | None = None
+    ttl: float | None = None  # seconds the connection's token lasts (None: no token, or no expiry)
 
 
 @dataclass(frozen=True, slots=True)
 class ErrorFrame:
-    """The server refused a frame; ``id`` names the message when it had one."""
+    """The server refused a frame; ``id`` names the message when it had one, ``channel`` the
+    channel of a refused (or revoked) subscription."""
 
     code: str
     message: str
     id: Any = None
+    channel: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +195,10 @@ class WireProtocol:
     def encode_publish(self, ack_id: AckId, channel: str, data: Any, event: str | None) -> Frame:
         raise UnsupportedByProtocol(self._no_channels())
 
+    def encode_refresh(self, ack_id: AckId, token: str) -> Frame:
+        """A new token for the open connection (only protocols whose server tells a ``ttl``)."""
+        raise UnsupportedByProtocol(f"the {self.name!r} protocol cannot refresh a token in place")
+
     def decode(self, frame: Frame) -> Inbound:
         """What an inbound frame means."""
         return Message(frame)
@@ -278,6 +285,9 @@ class PyrtProtocol(WireProtocol):
             frame["event"] = event
         return _json(frame)
 
+    def encode_refresh(self, ack_id: AckId, token: str) -> Frame:
+        return _json({"type": "refresh", "id": ack_id, "token": token})
+
     def decode(self, frame: Frame) -> Inbound:
         if not isinstance(frame, str):
             return BadFrame("binary frame on a JSON protocol", frame)
@@ -309,10 +319,23 @@ class PyrtProtocol(WireProtocol):
         if kind == "unsubscribed":
             return Unsubscribed(str(get("channel", "")))
         if kind == "welcome":
-            return Welcome(get("session"), get("server"), get("heartbeat"))
+            return Welcome(get("session"), get("server"), get("heartbeat"), _seconds(get("ttl")))
         if kind == "error":
-            return ErrorFrame(str(get("code")), str(get("message", "")), get("id"))
+            channel = get("channel")
+            return ErrorFrame(
+                str(get("code")),
+                str(get("message", "")),
+                get("id"),
+                channel=channel if isinstance(channel, str) else None,
+            )
         return BadFrame(f"unknown frame type {kind!r}", frame)
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration a server sent: a non-negative number, else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        return None
+    return float(value)
 
 
 _BY_NAME: dict[str, type[WireProtocol]] = {

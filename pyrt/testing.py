@@ -2,8 +2,8 @@
 
 - :class:`FakeClock` — time that moves only when told.
 - :class:`FakePyrtServer` — an in-memory peer speaking the pyrt protocol: acks with dedup by id,
-  channels with offsets, replay on resubscribe, limited retention (a conformance test runs the
-  same frame scripts against it and against ``serve.py``).
+  channels with offsets, replay on resubscribe, limited retention, token refresh (a conformance
+  test runs the same frame scripts against it and against ``serve.py``).
 - :class:`EngineHarness` — runs a :class:`~pyrt.ws_engine.WebSocketEngine` the way an adapter
   does, against :class:`FakeSocket` objects and an optional :class:`FakePyrtServer`, and records
   what a user would see (messages, publications, ack results, states, reconnects, errors).
@@ -44,6 +44,7 @@ from pyrt.ws_engine import (
     Closed,
     CloseSocket,
     DeliverPublication,
+    FetchToken,
     OpenSocket,
     Reconnecting,
     RejectAck,
@@ -69,7 +70,6 @@ __all__ = [
     "FakeTransport",
     "ServerConnection",
 ]
-
 
 
 class FakeClock:
@@ -101,6 +101,7 @@ class ServerConnection:
     channels: set[str] = field(default_factory=set)
     open: bool = True
     on_push: Callable[[], None] | None = None  # called after each frame queued for the client
+    token: str | None = None  # the token of the handshake or of the last accepted refresh
 
     def handle(self, frame: Frame) -> None:
         """Process one frame from the client; replies land in :attr:`outgoing`."""
@@ -128,14 +129,29 @@ class FakePyrtServer:
     ``retention`` bounds how many publications each channel keeps for replay. ``overlap`` makes
     every replay start that many publications too early (an at-least-once server), to check that
     the client drops what it already delivered.
+
+    ``token_ttl(token)`` turns tokens on: it returns how many seconds a token (the handshake's
+    ``bearer.<token>`` subprotocol, or a ``refresh`` frame's) lasts, or ``None`` for a token the
+    server refuses. ``welcome`` then carries the handshake token's ``ttl`` and ``refresh`` frames
+    are answered with the new one (or ``unauthorized``). Expiry is the test's to play:
+    ``transport.drop(4001, "token expired")``. ``forbidden`` lists channels nobody may use.
     """
 
     def __init__(
-        self, app: Callable[[Any], Any] | None = None, retention: int | None = None, overlap: int = 0
+        self,
+        app: Callable[[Any], Any] | None = None,
+        retention: int | None = None,
+        overlap: int = 0,
+        *,
+        token_ttl: Callable[[str], float | None] | None = None,
+        forbidden: Sequence[str] = (),
     ) -> None:
         self.app = app if app is not None else (lambda data: data)
         self.retention = retention
         self.overlap = overlap
+        self.token_ttl = token_ttl
+        self.forbidden = set(forbidden)
+        self.refreshed: list[str] = []  # tokens accepted by refresh frames, in order
         self.accepting = True  # False: new sockets fail to open (server down)
         self.handled: list[Any] = []  # application messages, each id once, in arrival order
         self.received_frames: list[Frame] = []
@@ -144,10 +160,22 @@ class FakePyrtServer:
         self.answers: dict[Any, dict[str, Any]] = {}  # dedup window: id -> ack frame
         self.connections: list[ServerConnection] = []
 
-    def accept(self) -> ServerConnection:
+    def accept(self, protocols: Sequence[str] = ()) -> ServerConnection:
+        """A new connection; ``protocols`` are the subprotocols the client offered."""
         conn = ServerConnection(self, f"s{len(self.connections) + 1}")
         self.connections.append(conn)
-        conn.push({"type": "welcome", "session": conn.session, "server": "fake", "heartbeat": 25})
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "session": conn.session,
+            "server": "fake",
+            "heartbeat": 25,
+        }
+        conn.token = next((p[len("bearer.") :] for p in protocols if p.startswith("bearer.")), None)
+        if self.token_ttl is not None and conn.token is not None:
+            ttl = self.token_ttl(conn.token)
+            if ttl is not None:
+                welcome["ttl"] = ttl
+        conn.push(welcome)
         return conn
 
     def publish(self, channel: str, data: Any, event: str = "message") -> str:
@@ -186,6 +214,10 @@ class FakePyrtServer:
             channel, since = msg.get("channel"), msg.get("since")
             if not is_channel_name(channel):
                 conn.error("bad_frame", CHANNEL_RULE)
+            elif channel in self.forbidden:
+                conn.push(
+                    {"type": "error", "code": "forbidden", "message": "not allowed", "channel": channel}
+                )
             elif since is not None and (not isinstance(since, str) or offset_key(since) is None):
                 conn.error("bad_frame", f"an offset must look like '12-3' or '0', got {since!r}")
             else:
@@ -199,8 +231,29 @@ class FakePyrtServer:
                 conn.push({"type": "unsubscribed", "channel": channel})
         elif kind == "publish":
             self._publish(conn, msg)
+        elif kind == "refresh":
+            self._refresh(conn, msg)
         elif kind != "pong":
             conn.error("unknown_type", f"unknown frame type {str(kind)[:40]!r}", msg.get("id"))
+
+    def _refresh(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
+        frame_id, token = msg.get("id"), msg.get("token")
+        if frame_id is not None and not is_message_id(frame_id):
+            conn.error("bad_frame", ID_RULE)
+        elif not isinstance(token, str):
+            conn.error("bad_frame", "refresh needs a token (a string)", frame_id)
+        elif self.token_ttl is None:
+            if frame_id is not None:
+                conn.push({"type": "ack", "id": frame_id, "ok": True, "data": {"ttl": None}})
+        else:
+            ttl = self.token_ttl(token)
+            if ttl is None:
+                conn.error("unauthorized", "bad or expired token", frame_id)
+                return
+            conn.token = token
+            self.refreshed.append(token)
+            if frame_id is not None:
+                conn.push({"type": "ack", "id": frame_id, "ok": True, "data": {"ttl": ttl}})
 
     def _message(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
         data = msg.get("data")
@@ -307,7 +360,10 @@ class EngineHarness:
     With a ``server``, sockets open at once while ``server.accepting`` (and fail with 1006 while
     not), frames reach the server and its replies come back, unless the socket is blackholed.
     Without one, the test plays the server: :meth:`open`, :meth:`receive`, :meth:`drop`.
-    Extra keyword arguments go to :class:`WebSocketEngine` (``rng`` defaults to a fixed 0.5).
+    ``token`` plays a client's token callable: called for every socket (offered as
+    ``bearer.<token>``) and for every :class:`FetchToken`; an exception it raises is reported
+    to the engine as a failed fetch. Extra keyword arguments go to :class:`WebSocketEngine`
+    (``rng`` defaults to a fixed 0.5).
     """
 
     def __init__(
@@ -316,9 +372,12 @@ class EngineHarness:
         *,
         clock: FakeClock | None = None,
         server: FakePyrtServer | None = None,
+        token: Callable[[], str] | None = None,
         **engine_kwargs: Any,
     ) -> None:
         engine_kwargs.setdefault("rng", lambda: 0.5)
+        engine_kwargs.setdefault("token_refresh", token is not None)
+        self.token = token
         self.engine = engine if engine is not None else WebSocketEngine(**engine_kwargs)
         self.clock = clock if clock is not None else FakeClock()
         self.server = server
@@ -501,7 +560,8 @@ class EngineHarness:
         if isinstance(action, SendFrame):
             self._transmit(action.frame)
         elif isinstance(action, OpenSocket):
-            sock = FakeSocket(action.attempt)
+            protocols = ("bearer." + self.token(),) if self.token is not None else ()
+            sock = FakeSocket(action.attempt, protocols=protocols)
             self.sockets.append(sock)
             if self.server is not None:
                 server = self.server
@@ -509,7 +569,7 @@ class EngineHarness:
 
                     def accept() -> None:
                         if sock.state == "connecting" and not sock.detached:
-                            sock.conn = server.accept()
+                            sock.conn = server.accept(sock.protocols)
                             sock.state = "open"
                             self.engine.opened(self.now)
 
@@ -563,6 +623,14 @@ class EngineHarness:
             self.saved.append(action.text)
         elif isinstance(action, SubscriptionConfirmed):
             self.confirmed.append(action)
+        elif isinstance(action, FetchToken):
+            assert self.token is not None, "FetchToken from an engine without a token callable"
+            try:
+                token = self.token()
+            except Exception as exc:
+                self.engine.token_failed(exc, self.now)
+            else:
+                self.engine.token_fetched(token, self.now)
 
 
 class FakeTransport:
@@ -682,7 +750,7 @@ class FakeTransport:
     def _accept(self, sock: FakeSocket, server: FakePyrtServer) -> None:
         if sock.state != "connecting" or sock.detached:
             return
-        conn = server.accept()
+        conn = server.accept(sock.protocols)
         sock.conn = conn
         sock.state = "open"
 
@@ -946,4 +1014,3 @@ class FakeEventSourceTransport:
         if fake is None or fake.state == "closed":
             raise RuntimeError(f"cannot {what} the EventSource: there is no live one")
         return fake
-

@@ -13,6 +13,8 @@ Inputs (``now`` is the adapter's monotonic clock in seconds):
   :meth:`~WebSocketEngine.closed` — the current socket's events;
 - :meth:`~WebSocketEngine.tick` — the timer fired;
 - :meth:`~WebSocketEngine.pause`, :meth:`~WebSocketEngine.resume` — going offline on purpose;
+- :meth:`~WebSocketEngine.token_fetched`, :meth:`~WebSocketEngine.token_failed` — the answer to
+  a :class:`FetchToken` action (clients made with ``token_refresh=True``);
 - :meth:`~WebSocketEngine.network_online`, :meth:`~WebSocketEngine.page_visible`,
   :meth:`~WebSocketEngine.page_hidden`, :meth:`~WebSocketEngine.page_shown` — the environment.
 
@@ -38,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from pyrt.acks import AckIds, Kind, Pending, PendingAcks
+from pyrt.acks import PERSISTED_KINDS, AckIds, Kind, Pending, PendingAcks
 from pyrt.backoff import Backoff
 from pyrt.close_policy import (
     CloseInfo,
@@ -46,15 +48,18 @@ from pyrt.close_policy import (
     default_should_reconnect,
     validate_close_code,
 )
+from pyrt.credentials import TokenRefresh
 from pyrt.errors import (
     AckError,
     AckTimeout,
+    ChannelRefused,
     ClientClosedError,
     FrameError,
     InvalidCloseCode,
     InvalidStateError,
     QueueFull,
     ServerError,
+    TokenError,
     UnsupportedByProtocol,
 )
 from pyrt.heartbeat import Heartbeat, HeartbeatMonitor, Verdict
@@ -87,6 +92,7 @@ __all__ = [
     "CloseSocket",
     "Closed",
     "DeliverPublication",
+    "FetchToken",
     "OpenSocket",
     "Reconnecting",
     "RejectAck",
@@ -208,6 +214,12 @@ class SaveState:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchToken:
+    """Call the client's token callable for an in-place refresh; report the result with
+    :meth:`WebSocketEngine.token_fetched` or :meth:`WebSocketEngine.token_failed`."""
+
+
+@dataclass(frozen=True, slots=True)
 class SubscriptionConfirmed:
     channel: str
     offset: str | None
@@ -227,6 +239,7 @@ Action = (
     | ReportError
     | SaveState
     | SubscriptionConfirmed
+    | FetchToken
 )
 
 
@@ -243,6 +256,7 @@ class Stats:
     retried: int = 0  # messages sent again (after a timeout or a reconnect)
     reconnects: int = 0  # reconnect attempts started
     duplicates: int = 0  # publications and acks dropped because they were seen already
+    token_refreshes: int = 0  # tokens refreshed in place (the connection stayed up)
     queue_length: int = 0
     pending_acks: int = 0
     rtt: float | None = None  # last heartbeat round trip, seconds
@@ -292,6 +306,7 @@ class WebSocketEngine:
         drain_interval: float = 0.05,
         persist: bool = False,
         persist_interval: float = 0.25,
+        token_refresh: bool = False,
         rng: Callable[[], float] | None = None,
     ) -> None:
         if not ack_timeout > 0:
@@ -335,6 +350,10 @@ class WebSocketEngine:
         self._save_at: float | None = None
         self._last_close: CloseInfo | None = None
         self.session: str | None = None  # the pyrt server's name for the current connection
+        #: When to refresh the connection's token (``token_refresh=True``: the client has a
+        #: token callable; see :mod:`pyrt.credentials`).
+        self._token = TokenRefresh() if token_refresh else None
+        self._rearm = False  # next_deadline() moved with no action to say so (see has_actions)
         self.stats = Stats()
 
     # ------------------------------------------------------------------------------ properties
@@ -358,11 +377,14 @@ class WebSocketEngine:
 
     @property
     def has_actions(self) -> bool:
-        """True when :meth:`actions` has something to drain (cheap check for hot paths)."""
-        return bool(self._actions)
+        """True when :meth:`actions` has something to drain, or :meth:`next_deadline` moved
+        without any action (a frame set a new timer): pump then, so the timer is re-armed.
+        Cheap: for hot paths."""
+        return bool(self._actions) or self._rearm
 
     def actions(self) -> list[Action] | tuple[Action, ...]:
         """Take the actions produced since the last call, in the order they must be performed."""
+        self._rearm = False
         if not self._actions:
             return _EMPTY
         taken = self._actions
@@ -381,6 +403,9 @@ class WebSocketEngine:
                 deadline = ack
             if self._drain_at is not None and (deadline is None or self._drain_at < deadline):
                 deadline = self._drain_at
+            token = self._token.next_deadline() if self._token is not None else None
+            if token is not None and (deadline is None or token < deadline):
+                deadline = token
         elif state is State.RECONNECTING:
             deadline = self._reconnect_at
         elif state is State.CONNECTING:
@@ -550,13 +575,16 @@ class WebSocketEngine:
         the resume offset of every channel."""
         from pyrt.persist import SavedFrame, Snapshot
 
-        frames = [SavedFrame(e.frame, e.id, e.kind) for e in self._acks.in_flight()]
+        frames = [
+            SavedFrame(e.frame, e.id, e.kind) for e in self._acks.in_flight() if e.kind in PERSISTED_KINDS
+        ]
         for item in self._outbox:
-            kind = "message"
+            kind: str = "message"
             if item.ack_id is not None:
                 entry = self._acks.get(item.ack_id)
                 kind = entry.kind if entry is not None else "message"
-            frames.append(SavedFrame(item.frame, item.ack_id, kind))
+            if kind in PERSISTED_KINDS:  # reads and token refreshes die with the page
+                frames.append(SavedFrame(item.frame, item.ack_id, kind))
         offsets = dict(self._restored_offsets)
         offsets.update(self._subs.offsets())
         return Snapshot(tuple(frames), offsets)
@@ -656,6 +684,10 @@ class WebSocketEngine:
                 self._abandon(now, f"no frame within {hb.config.timeout:g} s of a ping (heartbeat timeout)")
                 return
         for entry in self._acks.due(now):
+            if entry.kind == "refresh":  # a new token is fetched instead of re-sending this one
+                self._acks.discard(entry)
+                self._refresh_failed(now, TokenError("the server did not answer the token refresh in time"))
+                continue
             if self._acks.exhausted(entry):
                 self._acks.discard(entry)
                 self.stats.ack_timeouts += 1
@@ -669,6 +701,60 @@ class WebSocketEngine:
             self._drain_at = None
         if self._outbox:
             self._flush(now, buffered)
+        token = self._token
+        if token is not None and token.due(now):
+            token.started()
+            self._actions.append(FetchToken())
+
+    # ------------------------------------------------------------------------- credentials
+
+    def token_fetched(self, token: str, now: float) -> None:
+        """The token callable returned ``token`` (after :class:`FetchToken`): send it in a
+        ``refresh`` frame at once, ahead of anything queued. Ignored when the connection it was
+        meant for is gone (the next one starts with a fresh token)."""
+        schedule = self._token
+        if schedule is None or not schedule.fetching or self._sm.state is not State.OPEN:
+            return
+        ack_id = self._ids.next()
+        entry = Pending(
+            ack_id, self.protocol.encode_refresh(ack_id, token), None, "refresh", self._cfg.ack_timeout
+        )
+        self._acks.add(entry)
+        self._emit_frame(entry.frame)
+        self._acks.sent(entry, now)
+
+    def token_failed(self, error: Exception, now: float) -> None:
+        """The token callable raised ``error`` (or returned something unusable): report it and
+        try again later (:mod:`pyrt.credentials`)."""
+        schedule = self._token
+        if schedule is None or not schedule.fetching:
+            return
+        if not isinstance(error, TokenError):
+            wrapped = TokenError(f"the token callable failed: {error}")
+            wrapped.__cause__ = error
+            error = wrapped
+        self._refresh_failed(now, error)
+
+    def _refresh_failed(self, now: float, error: Exception) -> None:
+        if self._token is not None:
+            self._token.failed(now)
+        self._actions.append(ReportError(error))
+
+    def _refresh_answered(self, event: Ack | ErrorFrame, now: float) -> None:
+        if self._token is None:
+            return
+        if isinstance(event, Ack) and event.ok:
+            data = event.data if isinstance(event.data, dict) else {}
+            ttl = data.get("ttl")
+            if isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl >= 0:
+                self._token.expires_in(float(ttl), now)
+                self._rearm = True
+            else:
+                self._token.reset()  # the server says the connection does not expire
+            self.stats.token_refreshes += 1
+            return
+        why = event.error if isinstance(event, Ack) else event.message
+        self._refresh_failed(now, TokenError(f"the server refused the refreshed token: {why}"))
 
     # ------------------------------------------------------------------------- environment
 
@@ -862,6 +948,9 @@ class WebSocketEngine:
             if entry is None:
                 self.stats.duplicates += 1
                 return
+            if entry.kind == "refresh":
+                self._refresh_answered(event, now)
+                return
             self._dirty(now)
             if event.ok:
                 self.stats.acked += 1
@@ -885,11 +974,21 @@ class WebSocketEngine:
                 self._dirty(now)
         elif type(event) is Welcome:
             self.session = event.session
+            if self._token is not None and event.ttl is not None:
+                self._token.expires_in(event.ttl, now)
+                self._rearm = True
         elif type(event) is ErrorFrame:
             entry = self._acks.pop(event.id) if event.id is not None else None
-            if entry is not None:
+            if entry is not None and entry.kind == "refresh":
+                self._refresh_answered(event, now)
+            elif entry is not None:
                 self._dirty(now)
                 self._reject(entry, AckError(entry.id, event.message, event.code))
+            elif event.code == "forbidden" and event.channel is not None and event.channel in self._subs:
+                # refused or revoked: asking again after every reconnect would only be refused again
+                self._subs.remove(event.channel)
+                self._dirty(now)
+                self._actions.append(ReportError(ChannelRefused(event.code, event.message, event.channel)))
             else:
                 self._actions.append(ReportError(ServerError(event.code, event.message)))
         elif type(event) is BadFrame:
@@ -902,6 +1001,11 @@ class WebSocketEngine:
             self._actions.append(ReportError(error))
 
     def _off_the_wire(self) -> None:
+        for entry in self._acks.entries():
+            if entry.kind == "refresh":  # meant for the connection that is gone
+                self._acks.discard(entry)
+        if self._token is not None:
+            self._token.reset()
         self._acks.off_the_wire()
         self._subs.disconnected()
         self._drain_at = None

@@ -26,6 +26,7 @@ from pyrt.aio.driver import Driver
 from pyrt.aio.handlers import AsyncHandlers
 from pyrt.backoff import Backoff
 from pyrt.close_policy import ShouldReconnect
+from pyrt.credentials import check_token
 from pyrt.heartbeat import Heartbeat
 from pyrt.outbox import Overflow
 from pyrt.protocol import WireProtocol
@@ -37,6 +38,7 @@ from pyrt.ws_engine import (
     Closed,
     CloseSocket,
     DeliverPublication,
+    FetchToken,
     OpenSocket,
     Reconnecting,
     RejectAck,
@@ -59,7 +61,16 @@ __all__ = ["AckFuture", "WebSocketClient"]
 log = logging.getLogger("pyrt.websocket")
 
 UrlSource = str | Callable[[], str] | Callable[[], Awaitable[str]]
-ProtocolsSource = str | Sequence[str] | Callable[[], str | Sequence[str]] | None
+ProtocolsSource = (
+    str
+    | Sequence[str]
+    | Callable[[], str | Sequence[str]]
+    | Callable[[], Awaitable[str | Sequence[str]]]
+    | None
+)
+TokenSource = Callable[[], str] | Callable[[], Awaitable[str]]
+
+TOKEN_PROTOCOL_PREFIX = "bearer."  # the token travels as the subprotocol "bearer.<token>"
 
 
 class WebSocketClient(Driver):
@@ -71,9 +82,14 @@ class WebSocketClient(Driver):
         reply = await client.send_with_ack({"hello": "world"})
 
     ``url``: a str (``ws://``, ``wss://``, or a path like ``"/ws"`` on the page's own host — in a
-    browser only), or a callable (sync or async) returning one, called before every attempt
-    (fresh tokens).
-    ``protocols``: WebSocket subprotocols to offer besides the wire protocol's own (``pyrt.v1``).
+    browser only), or a callable (sync or async) returning one, called before every attempt.
+    ``protocols``: WebSocket subprotocols to offer besides the wire protocol's own (``pyrt.v1``),
+    or a callable (sync or async) returning them, called before every attempt.
+    ``token``: a callable (sync or async) returning a token, called before every attempt (sent
+    as the subprotocol ``bearer.<token>``, never in the URL) and again before the token expires:
+    a pyrt server says how long it lasts, and the new one is sent in a ``refresh`` frame, so the
+    connection stays up (:mod:`pyrt.credentials`). Failures reach ``on_error`` as
+    :class:`~pyrt.errors.TokenError`.
     ``protocol``: the wire protocol — ``"pyrt"`` (default), ``"raw"`` (any server) or
     ``"json-ack"``, or a :class:`~pyrt.protocol.WireProtocol`.
     ``persist``: a storage key; unacknowledged messages and channel offsets then survive page
@@ -111,12 +127,19 @@ class WebSocketClient(Driver):
         transport: Transport | None = None,
         storage: Storage | None = None,
         async_handlers: AsyncHandlers = "concurrent",
+        token: TokenSource | None = None,
     ) -> None:
         if not (isinstance(url, str) or callable(url)):
             raise TypeError(f"url must be a str or a callable returning one, got {type(url).__name__}")
+        if token is not None and not callable(token):
+            raise TypeError(
+                f"token must be a callable returning the token (called before each connection and "
+                f"refresh), got {type(token).__name__}"
+            )
         super().__init__(async_handlers)
         self.url = url
         self.protocols = protocols
+        self.token = token
         self.persist = persist
         self._engine = WebSocketEngine(
             protocol=protocol,
@@ -132,11 +155,13 @@ class WebSocketClient(Driver):
             should_reconnect=should_reconnect,
             high_water=high_water,
             persist=persist is not None,
+            token_refresh=token is not None,
             rng=rng,
         )
         self._transport = transport
         self._storage = storage
         self._opening: asyncio.Task[None] | None = None
+        self._fetching: asyncio.Task[None] | None = None
         self._settled: list[tuple[AckFuture, Any, BaseException | None]] = []
 
     # ------------------------------------------------------------------------- properties
@@ -341,6 +366,9 @@ class WebSocketClient(Driver):
         if self._opening is not None:
             self._opening.cancel()
             self._opening = None
+        if self._fetching is not None:
+            self._fetching.cancel()
+            self._fetching = None
         if self._transport is not None:
             self._transport.dispose()
 
@@ -388,37 +416,66 @@ class WebSocketClient(Driver):
             self._finished(action)
         elif type(action) is SubscriptionConfirmed:
             log.debug("pyrt websocket: subscribed to %r at %s", action.channel, action.offset)
+        elif type(action) is FetchToken and (self._fetching is None or self._fetching.done()):
+            self._fetching = self._ensure_loop().create_task(self._refresh_token())
 
     # ------------------------------------------------------------------------- opening
+
+    async def _refresh_token(self) -> None:
+        """Call the token callable for an in-place refresh and hand the result to the engine."""
+        engine = self._engine
+        try:
+            token = await self._call_token()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            engine.token_failed(exc, self._now())
+        else:
+            engine.token_fetched(token, self._now())
+        self._pump()
+
+    async def _call_token(self) -> str:
+        assert self.token is not None
+        token = self.token()
+        if inspect.isawaitable(token):
+            token = await token
+        return check_token(token)
 
     def _open(self, attempt: int) -> None:
         url = self.url
         protocols = self.protocols
-        if isinstance(url, str) and not callable(protocols):
+        if isinstance(url, str) and not callable(protocols) and self.token is None:
             self._open_now(url, protocols)
             return
         self._opening = self._ensure_loop().create_task(self._resolve_and_open(attempt))
 
     async def _resolve_and_open(self, attempt: int) -> None:
+        """Resolve what this attempt needs (URL, subprotocols, token: each may be async), then
+        open. A failure counts as a failed attempt (1006): the client backs off and tries again."""
+        token: str | None = None
         try:
             url = self.url if isinstance(self.url, str) else self.url()
             if inspect.isawaitable(url):
                 url = await url
-            protocols = self.protocols() if callable(self.protocols) else self.protocols
             if not isinstance(url, str):
                 raise TypeError(f"the url callable returned {type(url).__name__}, not str")
+            protocols = self.protocols() if callable(self.protocols) else self.protocols
+            if inspect.isawaitable(protocols):
+                protocols = await protocols
+            if self.token is not None:
+                token = await self._call_token()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._opening = None
             self._handlers.emit("error", exc)
-            self.socket_closed(1006, f"resolving the url failed: {exc}", False)
+            self.socket_closed(1006, f"preparing the connection failed: {exc}", False)
             return
         self._opening = None
         if self._engine.state is State.CONNECTING:
-            self._open_now(url, protocols)
+            self._open_now(url, protocols, token)
 
-    def _open_now(self, url: str, protocols: str | Sequence[str] | None) -> None:
+    def _open_now(self, url: str, protocols: str | Sequence[str] | None, token: str | None = None) -> None:
         offered: list[str] = []
         own = self._engine.protocol.subprotocol
         if own:
@@ -427,10 +484,14 @@ class WebSocketClient(Driver):
             offered.append(protocols)
         elif protocols:
             offered.extend(protocols)
+        if token is not None:
+            offered.append(TOKEN_PROTOCOL_PREFIX + token)
         assert self._transport is not None
         try:
             self._transport.open(url, offered, self)
         except Exception as exc:  # a malformed URL, a refused subprotocol list
+            if token is not None and token in str(exc):  # a message quoting the subprotocols
+                exc = RuntimeError(str(exc).replace(token, "<token>"))  # never shows the token
             self._handlers.emit("error", exc)
             self.socket_closed(1006, f"could not open the socket: {exc}", False)
 

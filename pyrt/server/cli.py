@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import resource
@@ -83,6 +84,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--make-token", metavar="SUBJECT", help="print a token for SUBJECT and exit")
     p.add_argument("--token-ttl", type=float, default=3600.0, help="--make-token lifetime in seconds")
+    p.add_argument(
+        "--token-caps",
+        metavar="JSON",
+        help="--make-token channel capabilities (JSON), e.g. "
+        '\'[{"channels": ["chat"], "allow": ["subscribe", "publish"]}]\' (docs/protocol.md)',
+    )
     p.add_argument(
         "--demo",
         action=argparse.BooleanOptionalAction,
@@ -371,7 +378,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.token_secret:
             print(f"--make-token needs --token-secret or ${TOKEN_SECRET_ENV}", file=sys.stderr)
             return 2
-        print(make_token(args.token_secret, args.make_token, args.token_ttl))
+        try:
+            caps = None if args.token_caps is None else json.loads(args.token_caps)
+            print(make_token(args.token_secret, args.make_token, args.token_ttl, caps=caps))
+        except ValueError as exc:
+            print(f"--token-caps: {exc}", file=sys.stderr)
+            return 2
         return 0
     if bool(args.certfile) != bool(args.keyfile):
         print("--certfile and --keyfile go together", file=sys.stderr)

@@ -3,7 +3,8 @@
 :class:`WebSocketEndpoint` is a raw ASGI app: it checks Origin, the per-IP cap and the token,
 accepts with subprotocol ``pyrt.v1``, then a :class:`WsSession` reads frames one at a time, in
 order, and answers through the connection's send queue. A connection whose token expires is
-closed with 4001 (reconnect with a fresh token).
+closed with 4001 (reconnect with a fresh token); ``welcome`` tells the client how long its token
+lasts (``ttl``) and a ``refresh`` frame with a new token for the same subject extends it in place.
 
 Every frame is parsed by :mod:`pyrt.server.ingress` (no lone surrogates, no NaN): what is
 accepted can always be stored, echoed and fanned out. Message and publish ids are scoped by the
@@ -22,7 +23,14 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from pyrt.server.application import HandlerError, IncomingMessage
-from pyrt.server.auth import SUBPROTOCOL, TOKEN_EXPIRED, Claims, origin_allowed, request_token, verify_token
+from pyrt.server.auth import (
+    SUBPROTOCOL,
+    TOKEN_EXPIRED,
+    Claims,
+    origin_allowed,
+    request_token,
+    verify_token,
+)
 from pyrt.server.brokers.base import BrokerError
 from pyrt.server.connection import Connection
 from pyrt.server.hub import Subscriber, replay
@@ -98,12 +106,9 @@ class WebSocketEndpoint:
             )
             session = WsSession(rt, conn, claims)
             rt.register(conn, session)
-            expiry = expire_with_token(conn, claims)
             try:
                 await session.run(receive)
             finally:
-                if expiry is not None:
-                    expiry.cancel()
                 session.cleanup()
                 rt.unregister(conn)
         finally:
@@ -184,6 +189,7 @@ class WsSession:
         self.subscriptions: dict[str, Subscriber] = {}
         #: True while a frame is being handled (a graceful shutdown closes after it).
         self.busy = False
+        self._expiry = expire_with_token(conn, claims)
         settings = runtime.settings
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -199,22 +205,22 @@ class WsSession:
             "subscribe": self._on_subscribe,
             "unsubscribe": self._on_unsubscribe,
             "publish": self._on_publish,
+            "refresh": self._on_refresh,
         }
 
     async def run(self, receive: Any) -> None:
         """Serve frames until the client disconnects."""
         conn = self.conn
         rt = self.rt
-        conn.push(
-            _dumps(
-                {
-                    "type": "welcome",
-                    "session": conn.session,
-                    "server": rt.name,
-                    "heartbeat": rt.settings.heartbeat,
-                }
-            )
-        )
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "session": conn.session,
+            "server": rt.name,
+            "heartbeat": rt.settings.heartbeat,
+        }
+        if self.claims is not None:
+            welcome["ttl"] = round(self.claims.ttl(), 3)
+        conn.push(_dumps(welcome))
         max_chars = rt.settings.max_message_bytes
         stats = rt.stats
         while True:
@@ -250,6 +256,9 @@ class WsSession:
 
     def cleanup(self) -> None:
         """The connection is gone: drop subscriptions and the send queue."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         for subscriber in self.subscriptions.values():
             self.rt.hub.unsubscribe(subscriber)
         self.subscriptions.clear()
@@ -409,8 +418,8 @@ class WsSession:
             self._error("bad_frame", _CHANNEL_RULE)
             return
         assert isinstance(channel, str)
-        if not self.rt.channel_policy(channel, self.subject, "subscribe"):
-            self._error("forbidden", f"you may not subscribe to {channel!r}")
+        if not self.rt.allowed(channel, self.claims, "subscribe"):
+            self._error("forbidden", f"you may not subscribe to {channel!r}", channel=channel)
             return
         since_raw = frame.get("since")
         try:
@@ -423,7 +432,7 @@ class WsSession:
         if old is not None:
             self.rt.hub.unsubscribe(old)
         elif len(self.subscriptions) >= most:
-            self._error("forbidden", f"at most {most} subscriptions per connection")
+            self._error("forbidden", f"at most {most} subscriptions per connection", channel=channel)
             return
         conn = self.conn
         subscriber = Subscriber(conn, channel)
@@ -469,7 +478,7 @@ class WsSession:
             self._error("bad_frame", _CHANNEL_RULE, publish_id)
             return
         assert isinstance(channel, str)
-        if not self.rt.channel_policy(channel, self.subject, "publish"):
+        if not self.rt.allowed(channel, self.claims, "publish"):
             self._error("forbidden", f"you may not publish to {channel!r}", publish_id)
             return
         event = frame.get("event", "message")
@@ -514,6 +523,46 @@ class WsSession:
         if publish_id is not None:
             stats.acks["ok"] += 1
             self._send_json({"type": "ack", "id": publish_id, "ok": True, "data": {"offset": offset}})
+
+    async def _on_refresh(self, frame: dict[str, Any]) -> None:
+        """A new token for this connection: same subject, later expiry. Its capabilities replace
+        the old ones (what they no longer allow ends, with ``forbidden``). The token is never
+        echoed, logged or kept beyond its claims."""
+        frame_id = frame.get("id")
+        if frame_id is not None and not _valid_id(frame_id):
+            self._error("bad_frame", f"id must be a non-empty string of at most {_ID_MAX} characters")
+            return
+        token = frame.get("token")
+        if not isinstance(token, str):
+            self._error("bad_frame", "refresh needs a token (a string)", frame_id)
+            return
+        secret = self.rt.settings.token_secret
+        if not secret:  # authentication is off: nothing expires
+            if frame_id is not None:
+                self._send_json({"type": "ack", "id": frame_id, "ok": True, "data": {"ttl": None}})
+            return
+        claims = verify_token(secret, token)
+        if claims is None or claims.subject != self.subject:
+            self.rt.stats.rejected["refresh"] += 1
+            why = "bad or expired token" if claims is None else "a refresh must name the same subject"
+            self._error("unauthorized", why, frame_id)
+            return
+        self.claims = claims
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = expire_with_token(self.conn, claims)
+        self.rt.stats.refreshes += 1
+        self._revoke()
+        if frame_id is not None:
+            self._send_json(
+                {"type": "ack", "id": frame_id, "ok": True, "data": {"ttl": round(claims.ttl(), 3)}}
+            )
+
+    def _revoke(self) -> None:
+        """End what the current claims no longer allow (after a refresh)."""
+        for channel in [c for c in self.subscriptions if not self.rt.allowed(c, self.claims, "subscribe")]:
+            self.rt.hub.unsubscribe(self.subscriptions.pop(channel))
+            self._error("forbidden", f"you may no longer subscribe to {channel!r}", channel=channel)
 
 
 def _printable(text: str) -> bool:

@@ -93,6 +93,7 @@ class PublishEndpoint:
                 },
             )
         subject = None
+        claims = None
         if settings.token_secret:
             claims = verify_token(settings.token_secret, request_token(scope, allowed))
             if claims is None:
@@ -104,7 +105,7 @@ class PublishEndpoint:
             channel, event, data_json, publish_id = _validate(body)
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=cors)
-        if not rt.channel_policy(channel, subject, "publish"):
+        if not rt.allowed(channel, claims, "publish"):
             forbidden = {"error": f"you may not publish to {channel!r}"}
             return JSONResponse(forbidden, status_code=403, headers=cors)
         identity = rt.identity(subject, client_ip(scope))

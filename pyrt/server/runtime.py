@@ -16,11 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 from pyrt.server.application import Handler
+from pyrt.server.auth import Claims
 from pyrt.server.brokers.base import Broker
 from pyrt.server.connection import Connection
 from pyrt.server.hub import Hub
 from pyrt.server.limits import ConnectionCap, KeyedBuckets
 from pyrt.server.metrics import Stats
+from pyrt.server.permissions import caps_allow
 from pyrt.server.settings import Settings
 from pyrt.sse_encode import encode_comment
 
@@ -28,8 +30,9 @@ __all__ = ["ChannelPolicy", "Runtime", "default_channel_policy"]
 
 log = logging.getLogger("pyrt.server")
 
-#: ``policy(channel, subject, action)`` -> allowed? ``action`` is ``"subscribe"`` or ``"publish"``;
-#: ``subject`` is the token's subject (``None`` without authentication).
+#: ``policy(channel, subject, action)`` -> allowed? ``action`` is ``"subscribe"``, ``"publish"``
+#: or ``"join"`` (:mod:`pyrt.server.permissions`); ``subject`` is the token's subject (``None``
+#: without authentication).
 ChannelPolicy = Callable[[str, str | None, str], bool]
 
 _SSE_HEARTBEAT = encode_comment("hb").encode()
@@ -37,8 +40,8 @@ _HOUSEKEEPING_EVERY = 5.0  # seconds between broker housekeeping runs (expiry of
 
 
 def default_channel_policy(channel: str, subject: str | None, action: str) -> bool:
-    """Anyone may subscribe to any channel; channels starting with ``_`` are published by the
-    server only."""
+    """Anyone may subscribe to any channel; channels starting with ``_`` are the server's own:
+    no client publishes or joins presence there."""
     return action == "subscribe" or not channel.startswith("_")
 
 
@@ -117,6 +120,16 @@ class Runtime:
         self._tasks.clear()
         await self.broker.close()
         self._started = False
+
+    # --- permissions --------------------------------------------------------------------------
+
+    def allowed(self, channel: str, claims: Claims | None, action: str) -> bool:
+        """Whether a client with ``claims`` (``None``: authentication off) may ``action`` in
+        ``channel``: its token's capabilities, if any, and the channel policy must both allow it
+        (:mod:`pyrt.server.permissions`)."""
+        if claims is not None and not caps_allow(claims.caps, channel, action):
+            return False
+        return self.channel_policy(channel, claims.subject if claims else None, action)
 
     # --- connections --------------------------------------------------------------------------
 

@@ -59,6 +59,12 @@ SCRIPTS: dict[str, Script] = {
         {"type": "unsubscribe", "channel": "{ch2}"},
         {"type": "unsubscribe", "channel": "{ch2}"},
     ],
+    "refresh without authentication answers no expiry; without a token it is a bad frame": [
+        {"type": "refresh", "id": "{id1}", "token": "anything"},
+        {"type": "refresh", "token": "anything"},
+        {"type": "refresh", "id": "{id2}"},
+        {"type": "refresh", "id": 7, "token": "x"},
+    ],
     "bad frames get error frames with the same codes": [
         "{not json",
         "[1, 2]",
