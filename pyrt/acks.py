@@ -68,6 +68,8 @@ class Pending:
     timeout: float = 10.0
     attempts: int = 0  # transmissions so far
     deadline: float | None = None  # when the current transmission times out; None off the wire
+    #: For a ``request``: turns the ack's data into what the caller gets (ValueError: malformed).
+    decode: Callable[[Any], Any] | None = None
 
 
 class PendingAcks:

@@ -199,6 +199,12 @@ class WireProtocol:
         """A new token for the open connection (only protocols whose server tells a ``ttl``)."""
         raise UnsupportedByProtocol(f"the {self.name!r} protocol cannot refresh a token in place")
 
+    def encode_history(
+        self, ack_id: AckId, channel: str, limit: int | None, since: str | None, reverse: bool
+    ) -> Frame:
+        """A request for a page of ``channel``'s history, answered by an ack."""
+        raise UnsupportedByProtocol(self._no_channels())
+
     def decode(self, frame: Frame) -> Inbound:
         """What an inbound frame means."""
         return Message(frame)
@@ -287,6 +293,18 @@ class PyrtProtocol(WireProtocol):
 
     def encode_refresh(self, ack_id: AckId, token: str) -> Frame:
         return _json({"type": "refresh", "id": ack_id, "token": token})
+
+    def encode_history(
+        self, ack_id: AckId, channel: str, limit: int | None, since: str | None, reverse: bool
+    ) -> Frame:
+        frame: dict[str, Any] = {"type": "history", "id": ack_id, "channel": channel}
+        if limit is not None:
+            frame["limit"] = limit
+        if since is not None:
+            frame["since"] = since
+        if reverse:
+            frame["reverse"] = True
+        return _json(frame)
 
     def decode(self, frame: Frame) -> Inbound:
         if not isinstance(frame, str):

@@ -233,8 +233,72 @@ class FakePyrtServer:
             self._publish(conn, msg)
         elif kind == "refresh":
             self._refresh(conn, msg)
+        elif kind == "history":
+            self._history(conn, msg)
         elif kind != "pong":
             conn.error("unknown_type", f"unknown frame type {str(kind)[:40]!r}", msg.get("id"))
+
+    def _history(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
+        frame_id = msg.get("id")
+        if not is_message_id(frame_id):
+            conn.error("bad_frame", f"a read needs an id: {ID_RULE}")
+            return
+        channel, since, limit, reverse = (
+            msg.get("channel"),
+            msg.get("since"),
+            msg.get("limit", 100),
+            msg.get("reverse", False),
+        )
+        if channel in self.forbidden:
+            conn.error("forbidden", "not allowed", frame_id)
+        elif not is_channel_name(channel):
+            conn.error("bad_frame", CHANNEL_RULE, frame_id)
+        elif since is not None and (not isinstance(since, str) or offset_key(since) is None):
+            conn.error("bad_frame", f"an offset must look like '12-3' or '0', got {since!r}", frame_id)
+        elif isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            conn.error("bad_frame", "limit must be a whole number from 1", frame_id)
+        elif not isinstance(reverse, bool):
+            conn.error("bad_frame", "reverse must be true or false", frame_id)
+        else:
+            page = self.history_page(channel, since, min(limit, 1000), reverse)
+            conn.push({"type": "ack", "id": frame_id, "ok": True, "data": page})
+
+    def history_page(self, channel: str, since: str | None, limit: int, reverse: bool) -> dict[str, Any]:
+        """A page of ``channel``'s history, as ``serve.py``'s memory broker makes it (at most
+        ``limit`` publications and about 1 MiB of data)."""
+        log = self.log.get(channel, [])
+        latest = log[-1][0] if log else "0"
+        keys = [offset_key(item[0]) or (0, 0) for item in log]
+        key = offset_key(since) if since is not None else None
+        recovered = True
+        if reverse:
+            end = len(log) if key is None else sum(1 for k in keys if k < key)
+            order = list(range(end - 1, -1, -1))
+        else:
+            start = 0
+            if key is not None and key != (0, 0):
+                lost = self.dropped_before.get(channel, 0)
+                if key[0] == 1 and lost <= key[1] <= lost + len(log):
+                    start = key[1] - lost
+                else:  # no longer retained (or never was): from the oldest retained
+                    recovered = False
+            order = list(range(start, len(log)))
+        chosen: list[dict[str, Any]] = []
+        size = 0
+        for index in order[:limit]:
+            offset, event, data = log[index]
+            size += len(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+            if chosen and size > 1 << 20:
+                break
+            chosen.append({"offset": offset, "event": event, "data": data})
+        if channel not in self.log:  # a channel nothing was ever published into
+            recovered = reverse or key is None or key == (0, 0)
+        return {
+            "publications": chosen,
+            "offset": latest,
+            "recovered": recovered,
+            "more": len(chosen) < len(order),
+        }
 
     def _refresh(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
         frame_id, token = msg.get("id"), msg.get("token")

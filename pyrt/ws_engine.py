@@ -8,7 +8,8 @@ Inputs (``now`` is the adapter's monotonic clock in seconds):
 
 - :meth:`~WebSocketEngine.connect`, :meth:`~WebSocketEngine.close`, :meth:`~WebSocketEngine.send`,
   :meth:`~WebSocketEngine.send_with_ack`, :meth:`~WebSocketEngine.subscribe`,
-  :meth:`~WebSocketEngine.unsubscribe`, :meth:`~WebSocketEngine.publish` — the user's calls;
+  :meth:`~WebSocketEngine.unsubscribe`, :meth:`~WebSocketEngine.publish`,
+  :meth:`~WebSocketEngine.history` — the user's calls;
 - :meth:`~WebSocketEngine.opened`, :meth:`~WebSocketEngine.received`,
   :meth:`~WebSocketEngine.closed` — the current socket's events;
 - :meth:`~WebSocketEngine.tick` — the timer fired;
@@ -38,6 +39,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from pyrt.acks import PERSISTED_KINDS, AckIds, Kind, Pending, PendingAcks
@@ -523,6 +525,32 @@ class WebSocketEngine:
         self._submit(entry, now, buffered)
         return ack_id
 
+    def history(
+        self,
+        channel: str,
+        now: float,
+        handle: object,
+        limit: int | None = None,
+        since: str | None = None,
+        reverse: bool = False,
+        timeout: float | None = None,
+        buffered: int = 0,
+    ) -> AckId:
+        """Ask for a page of ``channel``'s history (:mod:`pyrt.history`); ``handle`` resolves
+        with a :class:`~pyrt.history.HistoryPage`. Sent at once or queued, re-sent after a
+        reconnect, never persisted; fails like :meth:`send_with_ack`."""
+        from pyrt.history import check_query, read_page  # loaded by clients that read history
+
+        check_query(channel, limit, since, reverse)
+        self._check_sendable()
+        self._check_channels()
+        ack_id = self._ids.next()
+        frame = self.protocol.encode_history(ack_id, channel, limit, since, reverse)
+        entry = Pending(ack_id, frame, handle, "request", self._timeout(timeout))
+        entry.decode = partial(read_page, channel, reverse)
+        self._submit(entry, now, buffered)
+        return ack_id
+
     def subscribe(self, channel: str, handler: object, now: float, since: str | None = None) -> None:
         """Subscribe to ``channel``; publications come back as :class:`DeliverPublication` with
         ``handler``. ``since``: an offset (or ``"0"``) to replay from; by default live only, or
@@ -957,6 +985,12 @@ class WebSocketEngine:
                 value = event.data
                 if entry.kind == "publish" and isinstance(value, dict):
                     value = value.get("offset")
+                elif entry.decode is not None:
+                    try:
+                        value = entry.decode(value)
+                    except ValueError as exc:
+                        self._reject(entry, AckError(entry.id, f"malformed answer: {exc}"))
+                        return
                 if entry.handle is not None:
                     self._actions.append(ResolveAck(entry.handle, value))
             else:

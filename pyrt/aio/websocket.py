@@ -53,6 +53,7 @@ from pyrt.ws_engine import (
 )
 
 if TYPE_CHECKING:
+    from pyrt.history import HistoryPage
     from pyrt.persist import Storage
     from pyrt.transport import Transport
 
@@ -247,6 +248,25 @@ class WebSocketClient(Driver):
         and deduplicated like :meth:`send_with_ack`."""
         future = AckFuture(loop=self._ensure_loop())
         self._engine.publish(channel, data, self._now(), future, event, timeout, self._buffered())
+        self._pump()
+        return future
+
+    def history(
+        self,
+        channel: str,
+        limit: int | None = None,
+        since: str | None = None,
+        reverse: bool = False,
+        timeout: float | None = None,
+    ) -> asyncio.Future[HistoryPage]:
+        """A page of ``channel``'s retained publications (:mod:`pyrt.history`), a future of a
+        :class:`~pyrt.history.HistoryPage`: forward from ``since`` (the oldest retained when
+        ``None``), or with ``reverse=True`` backwards from it (the newest when ``None``). At most
+        ``limit`` publications (the server's default when ``None``, 100 with ``serve.py``). Sent
+        at once or when connected, re-sent after a reconnect; fails like :meth:`send_with_ack`
+        (:class:`~pyrt.errors.AckError` with code ``forbidden`` for a channel you may not read)."""
+        future = AckFuture(loop=self._ensure_loop())
+        self._engine.history(channel, self._now(), future, limit, since, reverse, timeout, self._buffered())
         self._pump()
         return future
 

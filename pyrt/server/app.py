@@ -26,6 +26,7 @@ from pyrt.server.brokers.base import Broker
 from pyrt.server.brokers.memory import MemoryBroker
 from pyrt.server.csp import SecurityHeaders
 from pyrt.server.demo import demo_channel_policy, demo_routes, recording_handler, run_feed
+from pyrt.server.history_endpoint import HistoryEndpoint
 from pyrt.server.hosts import HostGuard
 from pyrt.server.metrics import StatsCollector, metrics_endpoint
 from pyrt.server.protocol_handler import WebSocketEndpoint, admit_websocket
@@ -161,6 +162,7 @@ def create_app(
         WebSocketRoute("/ws", WebSocketEndpoint(runtime)),
         Route("/sse", sse, methods=["GET", "HEAD", "OPTIONS"]),
         Route("/publish", publish.__call__, methods=["POST", "OPTIONS"]),
+        Route("/history", HistoryEndpoint(runtime).__call__, methods=["GET", "OPTIONS"]),
     ]
     if settings.echo:
         routes.append(WebSocketRoute("/echo", EchoEndpoint(runtime)))

@@ -146,6 +146,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--max-connections", type=int, default=d.max_connections, help="open TCP connections in all")
     add("--publish-rate", type=float, default=d.publish_rate, help="publications/s per client identity")
     add("--publish-burst", type=int, default=d.publish_burst, help="publications in a burst per identity")
+    add("--query-rate", type=float, default=d.query_rate, help="history/presence reads/s per identity")
+    add("--query-burst", type=int, default=d.query_burst, help="history/presence reads in a burst")
+    add("--max-history-page", type=int, default=d.history_page_limit, help="publications per history page")
+    add(
+        "--max-history-page-bytes",
+        type=int,
+        default=d.history_page_bytes,
+        help="bytes of data per history page",
+    )
     add("--history-bytes", type=int, default=d.history_bytes, help="bytes of history, all channels (memory)")
     add("--max-channels", type=int, default=d.max_channels, help="channels with history (memory broker)")
     add("--history-ttl", type=float, default=d.history_ttl, help="seconds a publication is retained")
@@ -208,6 +217,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         publish_burst=args.publish_burst,
         dedup_per_identity=args.dedup_per_identity,
         identity_queue_bytes=args.identity_queue_bytes,
+        query_rate=args.query_rate,
+        query_burst=args.query_burst,
+        history_page_limit=args.max_history_page,
+        history_page_bytes=args.max_history_page_bytes,
         history_bytes=args.history_bytes,
         max_channels=args.max_channels,
         history_ttl=args.history_ttl,

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from pyrt.names import ID_RULE
 from pyrt.server.application import HandlerError, IncomingMessage
 from pyrt.server.auth import (
     SUBPROTOCOL,
@@ -33,6 +34,7 @@ from pyrt.server.auth import (
 )
 from pyrt.server.brokers.base import BrokerError
 from pyrt.server.connection import Connection
+from pyrt.server.history import BadQuery, encode_page, parse_query, read_page
 from pyrt.server.hub import Subscriber, replay
 from pyrt.server.ingress import IngressError, check_text, loads
 from pyrt.server.limits import TokenBucket
@@ -206,6 +208,7 @@ class WsSession:
             "unsubscribe": self._on_unsubscribe,
             "publish": self._on_publish,
             "refresh": self._on_refresh,
+            "history": self._on_history,
         }
 
     async def run(self, receive: Any) -> None:
@@ -523,6 +526,54 @@ class WsSession:
         if publish_id is not None:
             stats.acks["ok"] += 1
             self._send_json({"type": "ack", "id": publish_id, "ok": True, "data": {"offset": offset}})
+
+    def _read_allowed(self, frame: dict[str, Any]) -> str | None:
+        """The id of a read (``history``, ``presence``) that may go ahead, else ``None`` after
+        refusing it: it needs an id (its answer is an ack), the right to subscribe to its
+        channel, and room in the identity's query rate."""
+        frame_id = frame.get("id")
+        if not _valid_id(frame_id):
+            self._error("bad_frame", f"a read needs an id: {ID_RULE}")
+            return None
+        assert isinstance(frame_id, str)
+        channel = frame.get("channel")
+        if is_channel_name(channel) and not self.rt.allowed(channel, self.claims, "subscribe"):
+            self._error("forbidden", f"you may not read {channel!r}", frame_id)
+            return None
+        retry_after = self.rt.query_quota.wait(self.identity, self._loop.time())
+        if retry_after:
+            self.rt.stats.drop("query_quota")
+            self._error(
+                "rate_limited", "too many reads: retry later", frame_id, retry_after=round(retry_after, 3)
+            )
+            return None
+        return frame_id
+
+    async def _on_history(self, frame: dict[str, Any]) -> None:
+        frame_id = self._read_allowed(frame)
+        if frame_id is None:
+            return
+        settings = self.rt.settings
+        try:
+            query = parse_query(
+                frame.get("channel"),
+                frame.get("since"),
+                frame.get("limit"),
+                frame.get("reverse"),
+                max_limit=settings.history_page_limit,
+            )
+            page = await read_page(self.rt.broker, query, settings.history_page_bytes)
+        except BadQuery as exc:
+            self._error("bad_frame", str(exc), frame_id)
+            return
+        except BrokerError as exc:
+            log.warning("history of %r failed: %s", frame.get("channel"), exc)
+            self._error("unavailable", "cannot read history now", frame_id)
+            return
+        self.rt.stats.history_reads += 1
+        self._answer(
+            '{"type":"ack","id":' + _dumps(frame_id) + ',"ok":true,"data":' + encode_page(page) + "}"
+        )
 
     async def _on_refresh(self, frame: dict[str, Any]) -> None:
         """A new token for this connection: same subject, later expiry. Its capabilities replace

@@ -67,6 +67,8 @@ class Runtime:
         self.cap = ConnectionCap(settings.max_connections_per_ip)
         #: Publications per client identity (``publish`` frames and ``POST /publish``).
         self.publish_quota = KeyedBuckets(settings.publish_rate, settings.publish_burst)
+        #: History and presence reads per client identity (frames and ``GET /history``).
+        self.query_quota = KeyedBuckets(settings.query_rate, settings.query_burst)
         #: Every open connection, with the object that serves it (``WsSession`` or ``None``).
         self.connections: dict[Connection, Any] = {}
         #: Open connections by client identity (for per-identity budgets).

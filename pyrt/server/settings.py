@@ -76,6 +76,11 @@ class Settings:
     #: Bytes an identity's connections may hold on their way out before a large answer made for
     #: it (an ack, a pong, a reply over 64 KiB) cuts the connection off as a slow consumer; 0: off.
     identity_queue_bytes: int = 64 * 1024 * 1024
+    #: History and presence reads per second per identity (``history``/``presence`` frames and
+    #: ``GET /history`` together); 0: unlimited. Over it: ``rate_limited`` / HTTP 429.
+    query_rate: float = 50.0
+    #: Reads an identity may make in a burst above ``query_rate``.
+    query_burst: int = 200
 
     # --- limits for the whole process -----------------------------------------------------------
     #: Bytes of publications retained for replay, all channels together (memory broker); the
@@ -90,6 +95,10 @@ class Settings:
     max_replay: int = 0
     #: Bytes replayed per subscribe or SSE resume, at most (the newest publications that fit).
     max_replay_bytes: int = 16 * 1024 * 1024
+    #: Publications one history page holds at most (a query asking for more gets this many).
+    history_page_limit: int = 1000
+    #: Bytes of data one history page holds at most (at least one publication, whatever its size).
+    history_page_bytes: int = 1024 * 1024
 
     # --- serve.py's HTTP server (not used when the app is mounted in another server) -------------
     #: Open TCP connections in all (each costs a file descriptor); clamped below the process's
@@ -130,6 +139,9 @@ class Settings:
     demo_tick: float = 1.0
 
     def __post_init__(self) -> None:
+        for name in ("history_page_limit", "history_page_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.demo and self.token_secret:
             raise ValueError(
                 "demo mode cannot be combined with a token secret: the demo controls drop, stall "

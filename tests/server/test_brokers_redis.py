@@ -9,12 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import redis
 
 from pyrt.pytest_plugin.redis_process import RedisServer
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.brokers.base import Publication
 from pyrt.server.brokers.redis import RedisBroker
 from pyrt.server.offsets import ZERO, parse_offset
+from tests.server.broker_pages import check_pages
 from tests.server.wsclient import Client, publish_http, run
 
 
@@ -271,5 +273,59 @@ def test_a_burst_of_subscribers_shares_a_bounded_pool_of_redis_connections(
         assert all([p.data_json for p in h.publications] == ["1"] for h in histories)
         assert after - before <= 4
         await broker.close()
+
+    run(scenario())
+
+
+def test_history_pages_forward_and_backward(pyrt_redis: RedisServer) -> None:
+    async def scenario() -> None:
+        broker = RedisBroker(pyrt_redis.url, prefix=unique("p") + ":")
+        await broker.start(lambda p: None)
+        await check_pages(broker, unique(), unique())
+        await broker.close()
+
+    run(scenario())
+
+
+def test_history_pages_after_trimming(pyrt_redis: RedisServer) -> None:
+    async def scenario() -> None:
+        prefix = unique("p") + ":"
+        broker = RedisBroker(pyrt_redis.url, prefix=prefix)
+        await broker.start(lambda p: None)
+        channel = unique()
+        offsets = [(await broker.publish(channel, "message", str(n)))[0] for n in range(5)]
+        trim = redis.Redis.from_url(pyrt_redis.url)
+        trim.xtrim(f"{prefix}ch:{channel}", maxlen=3, approximate=False)  # retention took two
+        trim.close()
+        lost = await broker.page(channel, parse_offset(offsets[0]), limit=10, max_bytes=1 << 20)
+        assert ([p.offset for p in lost.publications], lost.recovered) == (offsets[2:], False)
+        edge = await broker.page(channel, parse_offset(offsets[1]), limit=10, max_bytes=1 << 20)
+        assert ([p.offset for p in edge.publications], edge.recovered) == (offsets[2:], True)
+        back = await broker.page(channel, None, limit=10, reverse=True, max_bytes=1 << 20)
+        assert ([p.offset for p in back.publications], back.more) == (offsets[:1:-1], False)
+        await broker.close()
+
+    run(scenario())
+
+
+def test_history_read_on_one_instance_holds_what_the_other_published(
+    pyrt_redis: RedisServer, pyrt_start_server: Callable[..., ServerProcess]
+) -> None:
+    a, b = _pair(pyrt_start_server, pyrt_redis.url)
+    channel = unique()
+
+    async def scenario() -> None:
+        on_a, on_b = await Client.connect(a.ws_url), await Client.connect(b.ws_url)
+        for n in range(3):
+            await on_a.send({"type": "publish", "id": f"p{n}", "channel": channel, "data": n})
+            await on_a.expect("ack", id=f"p{n}")
+        await on_b.send({"type": "history", "id": "h", "channel": channel, "reverse": True, "limit": 2})
+        page = (await on_b.expect("ack", id="h"))["data"]
+        assert [p["data"] for p in page["publications"]] == [2, 1]
+        assert page["more"] is True
+        over_http = httpx.get(b.url + "/history", params={"channel": channel}).json()
+        assert [p["data"] for p in over_http["publications"]] == [0, 1, 2]
+        await on_a.close()
+        await on_b.close()
 
     run(scenario())

@@ -65,6 +65,30 @@ SCRIPTS: dict[str, Script] = {
         {"type": "refresh", "id": "{id2}"},
         {"type": "refresh", "id": 7, "token": "x"},
     ],
+    "history pages forward and backward, by limit and since": [
+        {"type": "publish", "id": "{id1}", "channel": "{ch}", "data": "a"},
+        {"type": "publish", "id": "{id2}", "channel": "{ch}", "data": "b", "event": "news"},
+        {"type": "publish", "channel": "{ch}", "data": "c"},
+        {"type": "history", "id": "{id3}", "channel": "{ch}"},
+        {"type": "history", "id": "{id3}", "channel": "{ch}", "limit": 2},
+        {"type": "history", "id": "{id3}", "channel": "{ch}", "since": "{offset:id1}"},
+        {"type": "history", "id": "{id3}", "channel": "{ch}", "since": "{offset:id2}", "limit": 1},
+        {"type": "history", "id": "{id3}", "channel": "{ch}", "reverse": True, "limit": 2},
+        {"type": "history", "id": "{id3}", "channel": "{ch}", "reverse": True, "since": "{offset:id2}"},
+        {"type": "history", "id": "{id3}", "channel": "{ch}", "since": "0", "limit": 100000},
+        {"type": "history", "id": "{id3}", "channel": "{ch2}"},
+        {"type": "history", "id": "{id3}", "channel": "{ch2}", "since": "5-5"},
+        {"type": "history", "id": "{id3}", "channel": "{ch2}", "reverse": True, "since": "5-5"},
+    ],
+    "bad history frames get error frames naming their id": [
+        {"type": "history", "channel": "{ch}"},
+        {"type": "history", "id": "{id1}", "channel": "no spaces"},
+        {"type": "history", "id": "{id1}", "channel": "{ch}", "since": "yesterday"},
+        {"type": "history", "id": "{id1}", "channel": "{ch}", "limit": 0},
+        {"type": "history", "id": "{id1}", "channel": "{ch}", "limit": "ten"},
+        {"type": "history", "id": "{id1}", "channel": "{ch}", "limit": True},
+        {"type": "history", "id": "{id1}", "channel": "{ch}", "reverse": "yes"},
+    ],
     "bad frames get error frames with the same codes": [
         "{not json",
         "[1, 2]",
@@ -94,6 +118,7 @@ class Names:
             "{ch2}": f"conf2-{tag}",
             "{id1}": f"id1-{tag}",
             "{id2}": f"id2-{tag}",
+            "{id3}": f"id3-{tag}",
         }
         self.offsets: dict[str, str] = {}  # "{offset:id1}" -> the offset the ack of id1 carried
 
@@ -141,7 +166,11 @@ def normalise(groups: list[list[dict[str, Any]]], names: Names) -> list[list[dic
             elif kind in ("publication", "subscribed"):
                 frame["offset"] = offset(frame.get("offset"))
             elif kind == "ack" and isinstance(frame.get("data"), dict) and "offset" in frame["data"]:
-                frame["data"] = {**frame["data"], "offset": offset(frame["data"]["offset"])}
+                data = {**frame["data"], "offset": offset(frame["data"]["offset"])}
+                pages = data.get("publications")
+                if isinstance(pages, list):  # a history page
+                    data["publications"] = [{**p, "offset": offset(p["offset"])} for p in pages]
+                frame["data"] = data
             normal.append(frame)
         out.append(normal)
     return out

@@ -324,6 +324,24 @@ def test_token_must_be_a_callable() -> None:
         WebSocketClient("ws://x/ws", token="abc")  # type: ignore[arg-type]
 
 
+def test_history_pages_are_awaited_through_the_client() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        for n in range(4):
+            server.publish("chat", {"n": n}, event="chat")
+        client, _ = make(server)
+        client.connect()
+        page = await client.history("chat", limit=2, reverse=True)  # sent once open
+        assert [p.data["n"] for p in page] == [3, 2]
+        older = await client.history("chat", reverse=True, since=page.next_since)
+        assert [(p.offset, p.event, p.data["n"]) for p in older] == [("1-2", "chat", 1), ("1-1", "chat", 0)]
+        assert not older.more
+        with pytest.raises(ValueError, match="channel"):
+            client.history("no spaces")
+
+    run(scenario)
+
+
 def test_subscriptions_and_publish_work_through_the_client() -> None:
     async def scenario() -> None:
         server = FakePyrtServer()

@@ -8,7 +8,8 @@
   (``XTRIM MINID``) and an idle stream expires after ``history_ttl`` (``PEXPIRE``): no channel
   outlives its last publication by more than that.
 - Replay: read backwards (``XREVRANGE``) in pages, newest first, until ``since`` or the replay
-  limits: memory per replay stays bounded. The replay is ``recovered`` iff it reached ``since``
+  limits: memory per replay stays bounded. History pages on demand read the same way, forwards
+  (``XRANGE``) or backwards, within their own limits. The replay is ``recovered`` iff it reached ``since``
   and its first entry's ``p`` is ``since`` (nothing between was trimmed); else it holds the
   newest retained entries that fit.
 - Live: one reader task per instance runs ``XREAD BLOCK`` over the watched channels plus a
@@ -30,7 +31,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from pyrt.server.brokers.base import Broker, BrokerError, History, Listener, Publication
+from pyrt.server.brokers.base import Broker, BrokerError, History, Listener, Page, Publication
 from pyrt.server.dedup import Compute, MessageDedup, scoped_key
 from pyrt.server.ingress import check_text
 from pyrt.server.offsets import ZERO, OffsetKey, format_offset, offset_key
@@ -301,31 +302,71 @@ class RedisBroker(Broker):
         except RedisError as exc:
             raise BrokerError(f"redis: {exc}") from exc
 
+    async def page(
+        self, channel: str, since: OffsetKey | None, *, limit: int, reverse: bool = False, max_bytes: int
+    ) -> Page:
+        key = self._key(channel)
+        try:
+            last = await self._redis.xrevrange(key, count=1)
+            latest = last[0][0] if last else "0"
+            if reverse:
+                if since == ZERO:
+                    return Page([], latest, True, False)  # nothing comes before "0"
+                high = "+" if since is None else "(" + format_offset(since)
+                entries, complete = await self._scan(key, True, high, "-", limit, max_bytes)
+                return Page(self._publications(channel, entries), latest, True, not complete)
+            low = "-" if since is None or since == ZERO else "(" + format_offset(since)
+            entries, complete = await self._scan(key, False, low, "+", limit, max_bytes)
+            recovered = True
+            if since is not None and since != ZERO:
+                if entries:  # nothing trimmed between ``since`` and the first: it was retained
+                    recovered = offset_key(entries[0][1].get("p", "0")) == since
+                elif latest == "0" or offset_key(latest) != since:  # not ours: from the oldest
+                    entries, complete = await self._scan(key, False, "-", "+", limit, max_bytes)
+                    recovered = False
+            if entries and offset_key(entries[-1][0]) > offset_key(latest):
+                latest = entries[-1][0]  # published while the page was read
+            return Page(self._publications(channel, entries), latest, recovered, not complete)
+        except RedisError as exc:
+            raise BrokerError(f"redis: {exc}") from exc
+
     async def _read_back(
         self, key: str, low: str, limit: int | None, max_bytes: int | None
     ) -> tuple[list[Any], bool]:
         """The newest entries above ``low`` (oldest first) within ``limit`` and ``max_bytes``, read
         in pages; and whether that is every entry above ``low``."""
-        newest_first: list[Any] = []
+        newest_first, complete = await self._scan(key, True, "+", low, limit, max_bytes)
+        return newest_first[::-1], complete
+
+    async def _scan(
+        self, key: str, reverse: bool, start: str, stop: str, limit: int | None, max_bytes: int | None
+    ) -> tuple[list[Any], bool]:
+        """Entries from ``start`` towards ``stop`` (``XRANGE`` bounds; ``XREVRANGE`` when
+        ``reverse``), in that order, within ``limit`` and about ``max_bytes`` of data (at least
+        one), read in pages sized by the bytes left; and whether that is every entry in range."""
+        taken: list[Any] = []
         total = 0
-        high = "+"
+        cursor = start
         page = _FIRST_PAGE
         while True:
             if limit is not None:
-                page = min(page, limit - len(newest_first) + 1)
-            batch = await self._redis.xrevrange(key, max=high, min=low, count=page)
+                page = min(page, limit - len(taken) + 1)
+            if reverse:
+                batch = await self._redis.xrevrange(key, max=cursor, min=stop, count=page)
+            else:
+                batch = await self._redis.xrange(key, min=cursor, max=stop, count=page)
             for entry in batch:
                 size = len(entry[1].get("d", ""))
-                if limit is not None and len(newest_first) >= limit:
-                    return newest_first[::-1], False
-                if max_bytes is not None and newest_first and total + size > max_bytes:
-                    return newest_first[::-1], False
-                newest_first.append(entry)
+                if limit is not None and len(taken) >= limit:
+                    return taken, False
+                if max_bytes is not None and taken and total + size > max_bytes:
+                    return taken, False
+                taken.append(entry)
                 total += size
             if len(batch) < page:
-                return newest_first[::-1], True
-            high = "(" + batch[-1][0]
-            average = max(1, total // len(newest_first))
+                return taken, True
+            cursor = "(" + batch[-1][0]
+            average = max(1, total // len(taken))
             room = (max_bytes - total) // average if max_bytes is not None else 500
             page = max(1, min(500, room + 1))
 
@@ -371,4 +412,3 @@ class RedisBroker(Broker):
                             log.exception("delivering %s %s failed", channel, entry_id)
                 if channel in self._cursors:
                     self._cursors[channel] = format_offset(floor)
-
