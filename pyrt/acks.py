@@ -22,10 +22,11 @@ from pyrt.wire import AckId, Frame
 
 __all__ = ["PERSISTED_KINDS", "AckIds", "Kind", "Pending", "PendingAcks"]
 
-#: What a pending entry is: an application ``message``, a ``publish``, a token ``refresh`` (never
-#: re-sent on another connection), or a ``request`` (a read such as history or presence, whose
-#: answer is resolved to the caller; re-sent after a reconnect, never persisted).
-Kind = Literal["message", "publish", "refresh", "request"]
+#: What a pending entry is: an application ``message``, a ``publish``, a token ``refresh`` or a
+#: presence ``join`` (neither re-sent on another connection: a new connection gets a fresh token,
+#: and joins again by itself), or a ``request`` (history, presence, a leave: its answer goes to the
+#: caller; re-sent after a reconnect). Only messages and publications are persisted.
+Kind = Literal["message", "publish", "refresh", "join", "request"]
 PERSISTED_KINDS: frozenset[str] = frozenset({"message", "publish"})
 
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"

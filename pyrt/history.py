@@ -69,7 +69,7 @@ def check_query(channel: object, limit: object, since: object, reverse: object) 
         raise TypeError(f"reverse must be a bool, got {type(reverse).__name__}")
 
 
-def read_page(channel: str, reverse: bool, data: Any) -> HistoryPage:
+def read_page(channel: str, data: Any, *, reverse: bool = False) -> HistoryPage:
     """The page in a server's answer (the ``data`` of its ack)."""
     if not isinstance(data, dict) or not isinstance(data.get("publications"), list):
         raise ValueError("the answer to a history request holds no publications")

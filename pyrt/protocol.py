@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pyrt.errors import EncodeError, UnsupportedByProtocol
+from pyrt.presence import Member, read_members
 from pyrt.subscriptions import Publication
 from pyrt.wire import AckId, Frame
 
@@ -35,6 +36,7 @@ __all__ = [
     "Message",
     "Ping",
     "Pong",
+    "PresenceDiff",
     "PyrtProtocol",
     "RawProtocol",
     "Subscribed",
@@ -43,7 +45,6 @@ __all__ = [
     "WireProtocol",
     "get_protocol",
 ]
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,18 @@ class Subscribed:
     channel: str
     offset: str | None
     recovered: bool = True
+    #: The channel's members and their version, when the subscription asked for presence.
+    presence: tuple[list[Member], str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceDiff:
+    """Members that joined (or changed) and left a channel's presence, at ``version``."""
+
+    channel: str
+    version: str
+    joins: list[Member]
+    leaves: list[Member]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +130,17 @@ class BadFrame:
 
 
 Inbound = (
-    Message | Ack | Ping | Pong | Subscribed | Unsubscribed | Publication | Welcome | ErrorFrame | BadFrame
+    Message
+    | Ack
+    | Ping
+    | Pong
+    | Subscribed
+    | Unsubscribed
+    | Publication
+    | Welcome
+    | ErrorFrame
+    | BadFrame
+    | PresenceDiff
 )
 
 
@@ -186,7 +209,7 @@ class WireProtocol:
     def encode_pong(self, t: Any) -> Frame:
         return "pong"
 
-    def encode_subscribe(self, channel: str, since: str | None) -> Frame:
+    def encode_subscribe(self, channel: str, since: str | None, presence: bool = False) -> Frame:
         raise UnsupportedByProtocol(self._no_channels())
 
     def encode_unsubscribe(self, channel: str) -> Frame:
@@ -203,6 +226,17 @@ class WireProtocol:
         self, ack_id: AckId, channel: str, limit: int | None, since: str | None, reverse: bool
     ) -> Frame:
         """A request for a page of ``channel``'s history, answered by an ack."""
+        raise UnsupportedByProtocol(self._no_channels())
+
+    def encode_presence(self, ack_id: AckId, channel: str) -> Frame:
+        """A request for ``channel``'s members, answered by an ack."""
+        raise UnsupportedByProtocol(self._no_channels())
+
+    def encode_join(self, ack_id: AckId, channel: str, info: Any, key: str) -> Frame:
+        """Join ``channel``'s presence with ``info`` as the member named by ``key``."""
+        raise UnsupportedByProtocol(self._no_channels())
+
+    def encode_leave(self, ack_id: AckId, channel: str, key: str) -> Frame:
         raise UnsupportedByProtocol(self._no_channels())
 
     def decode(self, frame: Frame) -> Inbound:
@@ -279,8 +313,11 @@ class PyrtProtocol(WireProtocol):
     def encode_pong(self, t: Any) -> Frame:
         return '{"type":"pong","t":' + _json(t) + "}"
 
-    def encode_subscribe(self, channel: str, since: str | None) -> Frame:
-        return _json({"type": "subscribe", "channel": channel, "since": since})
+    def encode_subscribe(self, channel: str, since: str | None, presence: bool = False) -> Frame:
+        frame: dict[str, Any] = {"type": "subscribe", "channel": channel, "since": since}
+        if presence:
+            frame["presence"] = True
+        return _json(frame)
 
     def encode_unsubscribe(self, channel: str) -> Frame:
         return _json({"type": "unsubscribe", "channel": channel})
@@ -305,6 +342,15 @@ class PyrtProtocol(WireProtocol):
         if reverse:
             frame["reverse"] = True
         return _json(frame)
+
+    def encode_presence(self, ack_id: AckId, channel: str) -> Frame:
+        return _json({"type": "presence", "id": ack_id, "channel": channel})
+
+    def encode_join(self, ack_id: AckId, channel: str, info: Any, key: str) -> Frame:
+        return _json({"type": "presence_join", "id": ack_id, "channel": channel, "info": info, "key": key})
+
+    def encode_leave(self, ack_id: AckId, channel: str, key: str) -> Frame:
+        return _json({"type": "presence_leave", "id": ack_id, "channel": channel, "key": key})
 
     def decode(self, frame: Frame) -> Inbound:
         if not isinstance(frame, str):
@@ -333,18 +379,33 @@ class PyrtProtocol(WireProtocol):
         if kind == "ping":
             return Ping(get("t"))
         if kind == "subscribed":
-            return Subscribed(str(get("channel", "")), get("offset"), bool(get("recovered", True)))
+            channel = str(get("channel", ""))
+            presence = get("presence")
+            snapshot = None
+            if isinstance(presence, dict):
+                try:
+                    snapshot = (read_members(channel, presence.get("members")), str(presence.get("version")))
+                except ValueError as exc:
+                    return BadFrame(str(exc), frame)
+            return Subscribed(channel, get("offset"), bool(get("recovered", True)), snapshot)
+        if kind == "presence_diff":
+            channel = str(get("channel", ""))
+            try:
+                joins, leaves = read_members(channel, get("joins")), read_members(channel, get("leaves"))
+            except ValueError as exc:
+                return BadFrame(str(exc), frame)
+            return PresenceDiff(channel, str(get("version")), joins, leaves)
         if kind == "unsubscribed":
             return Unsubscribed(str(get("channel", "")))
         if kind == "welcome":
             return Welcome(get("session"), get("server"), get("heartbeat"), _seconds(get("ttl")))
         if kind == "error":
-            channel = get("channel")
+            named = get("channel")
             return ErrorFrame(
                 str(get("code")),
                 str(get("message", "")),
                 get("id"),
-                channel=channel if isinstance(channel, str) else None,
+                channel=named if isinstance(named, str) else None,
             )
         return BadFrame(f"unknown frame type {kind!r}", frame)
 

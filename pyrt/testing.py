@@ -33,6 +33,7 @@ from typing import Any
 from pyrt.names import CHANNEL_RULE, EVENT_RULE, ID_RULE, is_channel_name, is_event_name, is_message_id
 from pyrt.offsets import offset_key
 from pyrt.persist import MemoryStorage, Storage
+from pyrt.presence import Member, member_id
 from pyrt.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
 from pyrt.states import State
 from pyrt.subscriptions import Publication
@@ -43,6 +44,7 @@ from pyrt.ws_engine import (
     Action,
     Closed,
     CloseSocket,
+    DeliverPresence,
     DeliverPublication,
     FetchToken,
     OpenSocket,
@@ -102,6 +104,9 @@ class ServerConnection:
     open: bool = True
     on_push: Callable[[], None] | None = None  # called after each frame queued for the client
     token: str | None = None  # the token of the handshake or of the last accepted refresh
+    identity: str = "ip:127.0.0.1"  # who the client is, for member ids (tests may set their own)
+    presence: dict[str, str] = field(default_factory=dict)  # channel -> member id it joined as
+    watching: set[str] = field(default_factory=set)  # channels whose presence it follows
 
     def handle(self, frame: Frame) -> None:
         """Process one frame from the client; replies land in :attr:`outgoing`."""
@@ -113,6 +118,18 @@ class ServerConnection:
         if is_message_id(frame_id):
             frame["id"] = frame_id
         self.push(frame)
+
+    def closed(self, code: int) -> None:
+        """The socket closed: its members leave at once after a close frame (1000, 1001); after
+        anything else they stay, as on ``serve.py`` for its grace period, until the client joins
+        again or the test calls :meth:`FakePyrtServer.expire_lost`."""
+        if not self.open:
+            return
+        self.open = False
+        self.outgoing.clear()
+        for channel, member in list(self.presence.items()):
+            self.server.release(channel, member, self, clean=code in (1000, 1001))
+        self.presence.clear()
 
     def push(self, obj: dict[str, Any]) -> None:
         if self.open:
@@ -152,6 +169,11 @@ class FakePyrtServer:
         self.token_ttl = token_ttl
         self.forbidden = set(forbidden)
         self.refreshed: list[str] = []  # tokens accepted by refresh frames, in order
+        #: Presence by channel: member id -> (member, owning connection, lost: its connection
+        #: ended without a close frame and the member waits for a rejoin or expire_lost()).
+        self.members: dict[str, dict[str, tuple[dict[str, Any], ServerConnection, bool]]] = {}
+        self._presence_version = 0
+        self._versions: dict[str, str] = {}
         self.accepting = True  # False: new sockets fail to open (server down)
         self.handled: list[Any] = []  # application messages, each id once, in arrival order
         self.received_frames: list[Frame] = []
@@ -220,14 +242,24 @@ class FakePyrtServer:
                 )
             elif since is not None and (not isinstance(since, str) or offset_key(since) is None):
                 conn.error("bad_frame", f"an offset must look like '12-3' or '0', got {since!r}")
+            elif not isinstance(msg.get("presence", False), bool):
+                conn.push(
+                    {
+                        "type": "error",
+                        "code": "bad_frame",
+                        "message": "presence must be true or false",
+                        "channel": channel,
+                    }
+                )
             else:
-                self._subscribe(conn, channel, since)
+                self._subscribe(conn, channel, since, bool(msg.get("presence", False)))
         elif kind == "unsubscribe":
             channel = msg.get("channel")
             if not isinstance(channel, str):
                 conn.error("bad_frame", "unsubscribe needs a channel")
             else:
                 conn.channels.discard(channel)
+                conn.watching.discard(channel)
                 conn.push({"type": "unsubscribed", "channel": channel})
         elif kind == "publish":
             self._publish(conn, msg)
@@ -235,6 +267,12 @@ class FakePyrtServer:
             self._refresh(conn, msg)
         elif kind == "history":
             self._history(conn, msg)
+        elif kind == "presence":
+            self._presence(conn, msg)
+        elif kind == "presence_join":
+            self._join(conn, msg)
+        elif kind == "presence_leave":
+            self._leave(conn, msg)
         elif kind != "pong":
             conn.error("unknown_type", f"unknown frame type {str(kind)[:40]!r}", msg.get("id"))
 
@@ -300,6 +338,121 @@ class FakePyrtServer:
             "more": len(chosen) < len(order),
         }
 
+    # -- presence, as serve.py keeps it (one instance, the default limits)
+
+    def _snapshot(self, channel: str) -> dict[str, Any]:
+        members = self.members.get(channel, {})
+        version = self._versions.get(channel, "0") if members else "0"
+        return {"members": [member for member, _, _ in members.values()], "version": version}
+
+    def _presence(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
+        frame_id, channel = msg.get("id"), msg.get("channel")
+        if not is_message_id(frame_id):
+            conn.error("bad_frame", f"a read needs an id: {ID_RULE}")
+        elif channel in self.forbidden:
+            conn.error("forbidden", "not allowed", frame_id)
+        elif not is_channel_name(channel):
+            conn.error("bad_frame", CHANNEL_RULE, frame_id)
+        else:
+            conn.push({"type": "ack", "id": frame_id, "ok": True, "data": self._snapshot(channel)})
+
+    def _join(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
+        frame_id, channel, key = msg.get("id"), msg.get("channel"), msg.get("key", "")
+        if frame_id is not None and not is_message_id(frame_id):
+            conn.error("bad_frame", ID_RULE)
+            return
+        if not is_channel_name(channel):
+            conn.error("bad_frame", CHANNEL_RULE, frame_id)
+            return
+        if not isinstance(key, str) or len(key) > 64:
+            conn.error("bad_frame", "key must be a string of at most 64 characters", frame_id)
+            return
+        if channel in self.forbidden or channel.startswith("_"):
+            conn.error("forbidden", "not allowed", frame_id)
+            return
+        if channel not in conn.presence and len(conn.presence) >= 16:
+            conn.error("forbidden", "at most 16 presence joins per connection", frame_id)
+            return
+        info = msg.get("info")
+        if len(json.dumps(info, separators=(",", ":"), ensure_ascii=False)) > 512:
+            conn.error("bad_frame", "info is too large (at most 512 characters of JSON)", frame_id)
+            return
+        member_key = member_id(conn.identity, key or conn.session)
+        previous = conn.presence.get(channel)
+        if previous is not None and previous != member_key:  # one member per channel and connection
+            self._remove(channel, [previous])
+        member = {"client": member_key, "user": None, "info": info}
+        members = self.members.setdefault(channel, {})
+        known = members.get(member_key)
+        if known is None:
+            if len(members) >= 1000:
+                conn.error("forbidden", "the presence is full", frame_id)
+                return
+            if sum(1 for _, owner, _ in members.values() if owner.identity == conn.identity) >= 16:
+                conn.error("forbidden", "as many members as one client may", frame_id)
+                return
+        members[member_key] = (member, conn, False)
+        conn.presence[channel] = member_key
+        if known is None or known[0] != member:
+            self._announce(channel, [member], [])
+        if frame_id is not None:
+            conn.push({"type": "ack", "id": frame_id, "ok": True, "data": {"client": member_key}})
+
+    def _leave(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
+        frame_id, channel, key = msg.get("id"), msg.get("channel"), msg.get("key", "")
+        if frame_id is not None and not is_message_id(frame_id):
+            conn.error("bad_frame", ID_RULE)
+            return
+        if not is_channel_name(channel) or not isinstance(key, str) or len(key) > 64:
+            conn.error(
+                "bad_frame", "presence_leave needs a channel and a key of at most 64 characters", frame_id
+            )
+            return
+        member_key = member_id(conn.identity, key or conn.session)
+        if conn.presence.get(channel) == member_key:
+            del conn.presence[channel]
+        self._remove(channel, [member_key])
+        if frame_id is not None:
+            conn.push({"type": "ack", "id": frame_id, "ok": True, "data": None})
+
+    def release(self, channel: str, member_key: str, conn: ServerConnection, *, clean: bool) -> None:
+        """``conn`` ended: its member leaves now (``clean``) or waits as lost (see
+        :meth:`ServerConnection.closed`), unless another connection took it over."""
+        entry = self.members.get(channel, {}).get(member_key)
+        if entry is None or entry[1] is not conn:
+            return
+        if clean:
+            self._remove(channel, [member_key])
+        else:
+            self.members[channel][member_key] = (entry[0], conn, True)
+
+    def expire_lost(self) -> None:
+        """The grace period ran out: members of connections lost without a close frame leave."""
+        for channel, members in list(self.members.items()):
+            self._remove(channel, [key for key, (_, _, lost) in members.items() if lost])
+
+    def _remove(self, channel: str, member_keys: list[str]) -> None:
+        members = self.members.get(channel, {})
+        gone = [members.pop(key)[0] for key in member_keys if key in members]
+        if not members:
+            self.members.pop(channel, None)
+        if gone:
+            self._announce(channel, [], gone)
+
+    def _announce(self, channel: str, joins: list[dict[str, Any]], leaves: list[dict[str, Any]]) -> None:
+        self._presence_version += 1
+        version = self._versions[channel] = f"1-{self._presence_version}"
+        diff = {
+            "type": "presence_diff",
+            "channel": channel,
+            "version": version,
+            "joins": joins,
+            "leaves": leaves,
+        }
+        for conn in self.connections:
+            if conn.open and channel in conn.watching:
+                conn.push(diff)
+
     def _refresh(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
         frame_id, token = msg.get("id"), msg.get("token")
         if frame_id is not None and not is_message_id(frame_id):
@@ -357,10 +510,16 @@ class FakePyrtServer:
             self.answers[ack_id] = {"type": "ack", "id": ack_id, "ok": True, "data": {"offset": offset}}
         conn.push(self.answers[ack_id])
 
-    def _subscribe(self, conn: ServerConnection, channel: str, since: str | None) -> None:
+    def _subscribe(
+        self, conn: ServerConnection, channel: str, since: str | None, presence: bool = False
+    ) -> None:
         log = self.log.get(channel, [])
         latest = log[-1][0] if log else "0"
         conn.channels.add(channel)
+        if presence:
+            conn.watching.add(channel)
+        else:
+            conn.watching.discard(channel)
         replay: list[tuple[str, str, Any]] = []
         recovered = True
         if since is not None:
@@ -370,7 +529,15 @@ class FakePyrtServer:
             lost = self.dropped_before.get(channel, 0)
             if since != "0" and lost and key < (1, lost):
                 recovered = False
-        conn.push({"type": "subscribed", "channel": channel, "offset": latest, "recovered": recovered})
+        subscribed: dict[str, Any] = {
+            "type": "subscribed",
+            "channel": channel,
+            "offset": latest,
+            "recovered": recovered,
+        }
+        if presence:
+            subscribed["presence"] = self._snapshot(channel)
+        conn.push(subscribed)
         for offset, event, data in replay:
             conn.push(self._publication(channel, offset, event, data))
 
@@ -448,6 +615,8 @@ class EngineHarness:
         self.sockets: list[FakeSocket] = []
         self.messages: list[Any] = []
         self.publications: dict[str, list[Publication]] = {}
+        #: Presence events of subscriptions made with ``presence=True``: ("join" | "leave", member).
+        self.presence_events: dict[str, list[tuple[str, Member]]] = {}
         self.states: list[State] = [self.engine.state]
         self.reconnects: list[Reconnecting] = []
         self.errors: list[Exception] = []
@@ -509,12 +678,39 @@ class EngineHarness:
         self.pump()
         return waiter
 
-    def subscribe(self, channel: str, since: str | None = None) -> list[Publication]:
-        """Subscribe; returns the list the channel's publications are appended to."""
+    def subscribe(self, channel: str, since: str | None = None, presence: bool = False) -> list[Publication]:
+        """Subscribe; returns the list the channel's publications are appended to. With
+        ``presence``, its joins and leaves go to :attr:`presence_events`."""
         received = self.publications.setdefault(channel, [])
-        self.engine.subscribe(channel, received.append, self.now, since)
+        on_presence = None
+        if presence:
+            events = self.presence_events.setdefault(channel, [])
+
+            def on_presence(joined: tuple[Member, ...], left: tuple[Member, ...]) -> None:
+                events.extend(("leave", member) for member in left)
+                events.extend(("join", member) for member in joined)
+
+        self.engine.subscribe(channel, received.append, self.now, since, on_presence)
         self.pump()
         return received
+
+    def join(self, channel: str, info: Any = None) -> AckWaiter:
+        waiter = AckWaiter()
+        self.engine.join(channel, info, self.now, waiter)
+        self.pump()
+        return waiter
+
+    def leave(self, channel: str) -> AckWaiter:
+        waiter = AckWaiter()
+        self.engine.leave(channel, self.now, waiter)
+        self.pump()
+        return waiter
+
+    def presence(self, channel: str) -> AckWaiter:
+        waiter = AckWaiter()
+        self.engine.presence(channel, self.now, waiter)
+        self.pump()
+        return waiter
 
     def unsubscribe(self, channel: str) -> None:
         self.engine.unsubscribe(channel, self.now)
@@ -617,8 +813,7 @@ class EngineHarness:
         sock.close_code = code
         sock.close_reason = reason
         if sock.conn is not None:
-            sock.conn.open = False
-            sock.conn.outgoing.clear()
+            sock.conn.closed(code)
 
     def _perform(self, action: Action) -> None:
         if isinstance(action, SendFrame):
@@ -666,6 +861,10 @@ class EngineHarness:
             handler = action.handler
             assert callable(handler)
             handler(action.publication)
+        elif isinstance(action, DeliverPresence):
+            handler = action.handler
+            assert callable(handler)
+            handler(action.joined, action.left)
         elif isinstance(action, ResolveAck | RejectAck):
             waiter = action.handle
             assert isinstance(waiter, AckWaiter)
@@ -848,8 +1047,7 @@ class FakeTransport:
         sock.close_code = code
         sock.close_reason = reason
         if sock.conn is not None:
-            sock.conn.open = False
-            sock.conn.outgoing.clear()
+            sock.conn.closed(code)
 
 
 # ---------------------------------------------------------------------------------- SSE fakes

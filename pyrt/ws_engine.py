@@ -9,7 +9,8 @@ Inputs (``now`` is the adapter's monotonic clock in seconds):
 - :meth:`~WebSocketEngine.connect`, :meth:`~WebSocketEngine.close`, :meth:`~WebSocketEngine.send`,
   :meth:`~WebSocketEngine.send_with_ack`, :meth:`~WebSocketEngine.subscribe`,
   :meth:`~WebSocketEngine.unsubscribe`, :meth:`~WebSocketEngine.publish`,
-  :meth:`~WebSocketEngine.history` — the user's calls;
+  :meth:`~WebSocketEngine.history`, :meth:`~WebSocketEngine.presence`,
+  :meth:`~WebSocketEngine.join`, :meth:`~WebSocketEngine.leave` — the user's calls;
 - :meth:`~WebSocketEngine.opened`, :meth:`~WebSocketEngine.received`,
   :meth:`~WebSocketEngine.closed` — the current socket's events;
 - :meth:`~WebSocketEngine.tick` — the timer fired;
@@ -65,8 +66,10 @@ from pyrt.errors import (
     UnsupportedByProtocol,
 )
 from pyrt.heartbeat import Heartbeat, HeartbeatMonitor, Verdict
+from pyrt.names import CHANNEL_RULE, is_channel_name
 from pyrt.offsets import offset_key
 from pyrt.outbox import Outbox, Overflow, Queued, frame_size
+from pyrt.presence import Member, PresenceView, read_presence
 from pyrt.protocol import (
     Ack,
     BadFrame,
@@ -74,6 +77,7 @@ from pyrt.protocol import (
     Message,
     Ping,
     Pong,
+    PresenceDiff,
     Subscribed,
     Welcome,
     WireProtocol,
@@ -93,6 +97,7 @@ __all__ = [
     "Action",
     "CloseSocket",
     "Closed",
+    "DeliverPresence",
     "DeliverPublication",
     "FetchToken",
     "OpenSocket",
@@ -161,6 +166,16 @@ class DeliverPublication:
 
     handler: object
     publication: Publication
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverPresence:
+    """Call the subscription's presence ``handler`` with the members that ``joined`` (or changed
+    their info) and those that ``left`` (:mod:`pyrt.presence`)."""
+
+    handler: object
+    joined: tuple[Member, ...]
+    left: tuple[Member, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +257,7 @@ Action = (
     | SaveState
     | SubscriptionConfirmed
     | FetchToken
+    | DeliverPresence
 )
 
 
@@ -271,6 +287,15 @@ class Stats:
 # ---------------------------------------------------------------------------------------- engine
 
 _EMPTY: Final[tuple[Action, ...]] = ()
+_KEY_CHARS: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass(slots=True)
+class _Join:
+    """A channel whose presence the client wants to be in (joined again after every reconnect)."""
+
+    info: Any
+    handles: list[object]  # the callers waiting for the server to confirm it
 
 
 @dataclass(slots=True)
@@ -285,6 +310,11 @@ class _Config:
     persist: bool
     persist_interval: float
     should_reconnect: ShouldReconnect
+
+
+def _nothing(channel: str, data: Any) -> None:
+    """The answer to a leave carries nothing."""
+    return None
 
 
 class WebSocketEngine:
@@ -356,6 +386,10 @@ class WebSocketEngine:
         #: token callable; see :mod:`pyrt.credentials`).
         self._token = TokenRefresh() if token_refresh else None
         self._rearm = False  # next_deadline() moved with no action to say so (see has_actions)
+        self._joins: dict[str, _Join] = {}  # presence the client is in, by channel
+        self._join_ids: dict[AckId, str] = {}  # join frames in flight -> their channel
+        #: This client's name for its presence members: the same across its reconnects.
+        self.presence_key = "".join(_KEY_CHARS[int(rng() * 36) % 36] for _ in range(16))
         self.stats = Stats()
 
     # ------------------------------------------------------------------------------ properties
@@ -542,29 +576,154 @@ class WebSocketEngine:
         from pyrt.history import check_query, read_page  # loaded by clients that read history
 
         check_query(channel, limit, since, reverse)
+
+        def encode(ack_id: AckId, channel: str) -> Frame:
+            return self.protocol.encode_history(ack_id, channel, limit, since, reverse)
+
+        return self._request(
+            channel, now, handle, timeout, buffered, encode, partial(read_page, reverse=reverse)
+        )
+
+    def presence(
+        self, channel: str, now: float, handle: object, timeout: float | None = None, buffered: int = 0
+    ) -> AckId:
+        """Ask who is in ``channel``'s presence; ``handle`` resolves with a list of
+        :class:`~pyrt.presence.Member`. A request like :meth:`history`."""
+        return self._request(
+            channel, now, handle, timeout, buffered, self.protocol.encode_presence, read_presence
+        )
+
+    def join(
+        self,
+        channel: str,
+        info: Any,
+        now: float,
+        handle: object = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Be in ``channel``'s presence with ``info`` (a JSON value) until :meth:`leave`:
+        joined when connected, and again after every reconnect under the same key
+        (:attr:`presence_key`), so the server keeps one member. ``handle`` resolves with the
+        member's id once the server confirmed it, or fails (``forbidden``: not allowed, or the
+        channel's presence is full; the join is then given up). Joining again updates ``info``."""
         self._check_sendable()
         self._check_channels()
+        self._check_channel(channel)
+        self.protocol.encode_join("probe", channel, info, self.presence_key)  # EncodeError now
+        join = self._joins.get(channel)
+        handles = [] if join is None else join.handles
+        if handle is not None:
+            handles.append(handle)
+        self._joins[channel] = _Join(info, handles)
+        if self._sm.state is State.OPEN:
+            self._send_join(channel, now, timeout)
+
+    def leave(
+        self, channel: str, now: float, handle: object = None, timeout: float | None = None, buffered: int = 0
+    ) -> AckId:
+        """Leave ``channel``'s presence (also when joined by an earlier connection of this
+        client); ``handle`` resolves with ``None``. A join still waiting for its answer fails."""
+        self._check_channel(channel)
+        join = self._joins.pop(channel, None)
+        if join is not None:
+            for waiting in join.handles:
+                self._actions.append(
+                    RejectAck(waiting, ClientClosedError(f"left {channel!r} before the join was confirmed"))
+                )
+        key = self.presence_key
+        return self._request(
+            channel,
+            now,
+            handle,
+            timeout,
+            buffered,
+            lambda ack_id, ch: self.protocol.encode_leave(ack_id, ch, key),
+            _nothing,
+        )
+
+    def members(self, channel: str) -> list[Member]:
+        """The members of ``channel`` as a subscription with presence knows them (empty when
+        there is none, or before the server sent them)."""
+        sub = self._subs.get(channel)
+        if sub is None or sub.view is None:
+            return []
+        return list(sub.view.members.values())
+
+    def _request(
+        self,
+        channel: str,
+        now: float,
+        handle: object,
+        timeout: float | None,
+        buffered: int,
+        encode: Callable[[AckId, str], Frame],
+        decode: Callable[[str, Any], Any],
+    ) -> AckId:
+        self._check_sendable()
+        self._check_channels()
+        self._check_channel(channel)
         ack_id = self._ids.next()
-        frame = self.protocol.encode_history(ack_id, channel, limit, since, reverse)
-        entry = Pending(ack_id, frame, handle, "request", self._timeout(timeout))
-        entry.decode = partial(read_page, channel, reverse)
+        entry = Pending(ack_id, encode(ack_id, channel), handle, "request", self._timeout(timeout))
+        entry.decode = partial(decode, channel)
         self._submit(entry, now, buffered)
         return ack_id
 
-    def subscribe(self, channel: str, handler: object, now: float, since: str | None = None) -> None:
+    def _send_join(self, channel: str, now: float, timeout: float | None = None) -> None:
+        join = self._joins[channel]
+        ack_id = self._ids.next()
+        frame = self.protocol.encode_join(ack_id, channel, join.info, self.presence_key)
+        entry = Pending(ack_id, frame, None, "join", self._timeout(timeout))
+        self._acks.add(entry)
+        self._join_ids[ack_id] = channel
+        self._emit_frame(frame)
+        self._acks.sent(entry, now)
+
+    def _join_answered(self, entry: Pending, event: Ack | ErrorFrame | None) -> None:
+        """A join frame was answered (``None``: it timed out after its retries)."""
+        channel = self._join_ids.pop(entry.id, None)
+        join = self._joins.get(channel) if channel is not None else None
+        if channel is None or join is None:
+            return  # left meanwhile
+        if isinstance(event, Ack) and event.ok:
+            data = event.data if isinstance(event.data, dict) else {}
+            handles, join.handles = join.handles, []
+            for handle in handles:
+                self._actions.append(ResolveAck(handle, data.get("client")))
+            return
+        del self._joins[channel]  # refused: asking again after every reconnect would be refused again
+        if event is None:
+            error: Exception = AckTimeout(entry.id, entry.attempts, entry.timeout)
+        elif isinstance(event, ErrorFrame):
+            error = ChannelRefused(event.code, event.message, channel)
+        else:
+            error = ChannelRefused("refused", str(event.error), channel)
+        if not join.handles:
+            self._actions.append(ReportError(error))
+        for handle in join.handles:
+            self._actions.append(RejectAck(handle, error))
+
+    def _check_channel(self, channel: object) -> None:
+        if not is_channel_name(channel):
+            raise ValueError(f"{CHANNEL_RULE}, got {channel!r}")
+
+    def subscribe(
+        self, channel: str, handler: object, now: float, since: str | None = None, on_presence: object = None
+    ) -> None:
         """Subscribe to ``channel``; publications come back as :class:`DeliverPublication` with
         ``handler``. ``since``: an offset (or ``"0"``) to replay from; by default live only, or
         the offset saved by a previous page when persistence is on. Restored after every
-        reconnect, resuming after the last delivered publication."""
+        reconnect, resuming after the last delivered publication. With ``on_presence`` the
+        subscription follows the channel's presence too: joins and leaves come back as
+        :class:`DeliverPresence` (after a reconnect, the differences the client missed)."""
         self._check_sendable()
         self._check_channels()
         if not isinstance(channel, str) or not channel:
             raise ValueError(f"channel must be a non-empty str, got {channel!r}")
         if since is None:
             since = self._restored_offsets.pop(channel, None)
-        sub = self._subs.add(channel, handler, since)
+        sub = self._subs.add(channel, handler, since, on_presence)
         if self._sm.state is State.OPEN:
-            self._emit_frame(self.protocol.encode_subscribe(channel, sub.offset))
+            self._emit_frame(self.protocol.encode_subscribe(channel, sub.offset, on_presence is not None))
         self._dirty(now)
 
     def unsubscribe(self, channel: str, now: float) -> bool:
@@ -630,11 +789,15 @@ class WebSocketEngine:
         if self._hb is not None:
             self._hb.start(now)
         for sub in self._subs.all():
-            self._emit_frame(self.protocol.encode_subscribe(sub.channel, sub.offset))
+            self._emit_frame(
+                self.protocol.encode_subscribe(sub.channel, sub.offset, sub.on_presence is not None)
+            )
         for entry in self._acks.in_flight():
             self._emit_frame(entry.frame)
             self._acks.sent(entry, now)
             self.stats.retried += 1
+        for channel in self._joins:
+            self._send_join(channel, now)
         self._flush(now, 0)
 
     def received(self, frame: Frame, now: float) -> Any:
@@ -715,6 +878,10 @@ class WebSocketEngine:
             if entry.kind == "refresh":  # a new token is fetched instead of re-sending this one
                 self._acks.discard(entry)
                 self._refresh_failed(now, TokenError("the server did not answer the token refresh in time"))
+                continue
+            if entry.kind == "join" and self._acks.exhausted(entry):
+                self._acks.discard(entry)
+                self._join_answered(entry, None)
                 continue
             if self._acks.exhausted(entry):
                 self._acks.discard(entry)
@@ -979,6 +1146,9 @@ class WebSocketEngine:
             if entry.kind == "refresh":
                 self._refresh_answered(event, now)
                 return
+            if entry.kind == "join":
+                self._join_answered(entry, event)
+                return
             self._dirty(now)
             if event.ok:
                 self.stats.acked += 1
@@ -1006,6 +1176,18 @@ class WebSocketEngine:
             if sub is not None:
                 self._actions.append(SubscriptionConfirmed(event.channel, event.offset, event.recovered))
                 self._dirty(now)
+                if sub.on_presence is not None and event.presence is not None:
+                    if sub.view is None:
+                        sub.view = PresenceView(sub.channel)
+                    joined, left = sub.view.snapshot(*event.presence)
+                    if joined or left:
+                        self._actions.append(DeliverPresence(sub.on_presence, tuple(joined), tuple(left)))
+        elif type(event) is PresenceDiff:
+            sub = self._subs.get(event.channel)
+            if sub is not None and sub.view is not None and sub.on_presence is not None:
+                joined, left = sub.view.diff(event.version, event.joins, event.leaves)
+                if joined or left:
+                    self._actions.append(DeliverPresence(sub.on_presence, tuple(joined), tuple(left)))
         elif type(event) is Welcome:
             self.session = event.session
             if self._token is not None and event.ttl is not None:
@@ -1015,6 +1197,8 @@ class WebSocketEngine:
             entry = self._acks.pop(event.id) if event.id is not None else None
             if entry is not None and entry.kind == "refresh":
                 self._refresh_answered(event, now)
+            elif entry is not None and entry.kind == "join":
+                self._join_answered(entry, event)
             elif entry is not None:
                 self._dirty(now)
                 self._reject(entry, AckError(entry.id, event.message, event.code))
@@ -1036,8 +1220,9 @@ class WebSocketEngine:
 
     def _off_the_wire(self) -> None:
         for entry in self._acks.entries():
-            if entry.kind == "refresh":  # meant for the connection that is gone
+            if entry.kind in ("refresh", "join"):  # the next connection gets its own
                 self._acks.discard(entry)
+        self._join_ids.clear()
         if self._token is not None:
             self._token.reset()
         self._acks.off_the_wire()
@@ -1084,7 +1269,16 @@ class WebSocketEngine:
                     ReportError(error(f"{why}: a queued {item.size}-byte message was never sent"))
                 )
         for entry in self._acks.clear():
+            if entry.kind == "join":
+                continue  # its callers wait in the join itself, below
             self._reject(entry, error(f"{why} before message {entry.id!r} was acknowledged"))
+        for channel, join in self._joins.items():
+            handles, join.handles = join.handles, []
+            for handle in handles:
+                self._actions.append(
+                    RejectAck(handle, error(f"{why} before joining {channel!r} was confirmed"))
+                )
+        self._join_ids.clear()
         self._drain_at = None
 
     def _finish(self, info: CloseInfo, *, by_client: bool, detail: str, now: float) -> None:

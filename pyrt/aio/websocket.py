@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from pyrt.aio import runtime
 from pyrt.aio.ack_future import AckFuture, settle
 from pyrt.aio.driver import Driver
-from pyrt.aio.handlers import AsyncHandlers
+from pyrt.aio.handlers import AsyncHandlers, Handler
 from pyrt.backoff import Backoff
 from pyrt.close_policy import ShouldReconnect
 from pyrt.credentials import check_token
@@ -37,6 +37,7 @@ from pyrt.ws_engine import (
     NO_MESSAGE,
     Closed,
     CloseSocket,
+    DeliverPresence,
     DeliverPublication,
     FetchToken,
     OpenSocket,
@@ -55,6 +56,7 @@ from pyrt.ws_engine import (
 if TYPE_CHECKING:
     from pyrt.history import HistoryPage
     from pyrt.persist import Storage
+    from pyrt.presence import Member
     from pyrt.transport import Transport
 
 __all__ = ["AckFuture", "WebSocketClient"]
@@ -271,18 +273,67 @@ class WebSocketClient(Driver):
         return future
 
     def subscribe(
-        self, channel: str, handler: Callable[[Publication], Any], since: str | None = None
+        self,
+        channel: str,
+        handler: Callable[[Publication], Any],
+        since: str | None = None,
+        *,
+        on_join: Callable[[Member], Any] | None = None,
+        on_leave: Callable[[Member], Any] | None = None,
     ) -> None:
         """Call ``handler(publication)`` for every publication in ``channel``, in order, each once.
 
         After a reconnect the subscription is restored and what was missed is replayed; when
         the server could not replay everything, the next publication has ``recovered=False``.
         ``since="0"`` also replays what the server retains from before.
+
+        With ``on_join`` / ``on_leave`` the subscription follows the channel's presence
+        (:mod:`pyrt.presence`): ``on_join(member)`` for every member there when it starts and
+        every one that joins (or changes its info) later, ``on_leave(member)`` for every one
+        that leaves; after a reconnect, the changes missed meanwhile. :meth:`members` is the
+        list now.
         """
         if not callable(handler):
             raise TypeError(f"subscribe needs a callable handler, got {type(handler).__name__}")
-        self._engine.subscribe(channel, handler, self._now(), since)
+        for name, callback in (("on_join", on_join), ("on_leave", on_leave)):
+            if callback is not None and not callable(callback):
+                raise TypeError(f"{name} must be callable, got {type(callback).__name__}")
+        watching = (on_join, on_leave) if on_join is not None or on_leave is not None else None
+        self._engine.subscribe(channel, handler, self._now(), since, watching)
         self._pump()
+
+    def join(self, channel: str, info: Any = None, timeout: float | None = None) -> asyncio.Future[str]:
+        """Be in ``channel``'s presence with ``info`` (a small JSON value others see, such as
+        ``{"name": "alice"}``) until :meth:`leave` or :meth:`close`; the future resolves with
+        this client's member id. The client joins again after every reconnect as the same
+        member. Joining again changes ``info``. Fails with :class:`~pyrt.errors.ChannelRefused`
+        when the server refuses (not allowed, the channel's presence is full, ``info`` too big).
+        """
+        future = AckFuture(loop=self._ensure_loop())
+        self._engine.join(channel, info, self._now(), future, timeout)
+        self._pump()
+        return future
+
+    def leave(self, channel: str, timeout: float | None = None) -> asyncio.Future[None]:
+        """Leave ``channel``'s presence (others see this member leave at once)."""
+        future = AckFuture(loop=self._ensure_loop())
+        self._engine.leave(channel, self._now(), future, timeout, self._buffered())
+        self._pump()
+        return future
+
+    def presence(self, channel: str, timeout: float | None = None) -> asyncio.Future[list[Member]]:
+        """Who is in ``channel``'s presence now, asked of the server: a future of a list of
+        :class:`~pyrt.presence.Member` (no subscription needed; reading it needs the right to
+        subscribe)."""
+        future = AckFuture(loop=self._ensure_loop())
+        self._engine.presence(channel, self._now(), future, timeout, self._buffered())
+        self._pump()
+        return future
+
+    def members(self, channel: str) -> list[Member]:
+        """The members of ``channel`` as a subscription with ``on_join``/``on_leave`` knows them
+        now (no round trip; empty without such a subscription)."""
+        return self._engine.members(channel)
 
     def unsubscribe(self, channel: str) -> bool:
         """Stop a subscription; returns False when there was none."""
@@ -409,6 +460,15 @@ class WebSocketClient(Driver):
             handler = action.handler
             if callable(handler):
                 self._handlers.call(handler, action.publication)
+        elif type(action) is DeliverPresence:
+            callbacks: tuple[Handler | None, Handler | None] = action.handler  # type: ignore[assignment]
+            on_join, on_leave = callbacks  # the pair subscribe() gave the engine
+            for member in action.left:
+                if on_leave is not None:
+                    self._handlers.call(on_leave, member)
+            for member in action.joined:
+                if on_join is not None:
+                    self._handlers.call(on_join, member)
         elif type(action) is OpenSocket:
             self._open(action.attempt)
         elif type(action) is CloseSocket:

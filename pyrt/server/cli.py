@@ -53,7 +53,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one; default 8000)")
-    p.add_argument("--redis", metavar="URL", help="share channels through Redis Streams (redis://host:port/db)")
+    p.add_argument(
+        "--redis", metavar="URL", help="share channels through Redis Streams (redis://host:port/db)"
+    )
     p.add_argument("--redis-prefix", default="pyrt:", help="prefix of every Redis key (default pyrt:)")
     p.add_argument(
         "--allowed-origin",
@@ -137,6 +139,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--abuse-limit", type=int, default=d.abuse_limit, help="refused frames before close 1008")
     add("--send-queue-bytes", type=int, default=d.send_queue_bytes, help="slow-consumer limit per connection")
     add("--max-subscriptions", type=int, default=d.max_subscriptions, help="subscriptions per connection")
+    add("--max-presence-joins", type=int, default=d.max_presence_joins, help="presence joins per connection")
+    add(
+        "--max-presence-info-bytes",
+        type=int,
+        default=d.max_presence_info_bytes,
+        help="bytes of one presence info (JSON)",
+    )
+    add("--max-presence", type=int, default=d.max_presence, help="members of one channel's presence")
+    add(
+        "--max-presence-per-identity",
+        type=int,
+        default=d.max_presence_per_identity,
+        help="members one identity may have in one channel",
+    )
+    add("--max-presence-total", type=int, default=d.max_presence_total, help="members in all (memory broker)")
+    add("--presence-ttl", type=float, default=d.presence_ttl, help="seconds a dead instance's members last")
+    add(
+        "--presence-grace",
+        type=float,
+        default=d.presence_grace,
+        help="seconds a member of a lost connection stays, awaiting its reconnect",
+    )
     add(
         "--max-connections-per-ip",
         type=int,
@@ -212,6 +236,13 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_connections_per_ip=args.max_connections_per_ip,
         send_queue_bytes=args.send_queue_bytes,
         max_subscriptions=args.max_subscriptions,
+        max_presence_joins=args.max_presence_joins,
+        max_presence_info_bytes=args.max_presence_info_bytes,
+        max_presence=args.max_presence,
+        max_presence_per_identity=args.max_presence_per_identity,
+        max_presence_total=args.max_presence_total,
+        presence_ttl=args.presence_ttl,
+        presence_grace=args.presence_grace,
         handshake_timeout=args.handshake_timeout,
         publish_rate=args.publish_rate,
         publish_burst=args.publish_burst,
@@ -307,6 +338,8 @@ def _make_broker(args: argparse.Namespace, settings: Settings) -> Broker | None:
         dedup_ttl=settings.dedup_ttl,
         prefix=args.redis_prefix,
         history_ttl=settings.history_ttl,
+        presence_ttl=settings.presence_ttl,
+        presence_grace=settings.presence_grace,
     )
 
 

@@ -14,6 +14,7 @@ client's identity (the token's subject, else its address).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import re
@@ -38,7 +39,8 @@ from pyrt.server.history import BadQuery, encode_page, parse_query, read_page
 from pyrt.server.hub import Subscriber, replay
 from pyrt.server.ingress import IngressError, check_text, loads
 from pyrt.server.limits import TokenBucket
-from pyrt.server.offsets import is_channel_name, parse_offset
+from pyrt.server.offsets import is_channel_name, offset_key, parse_offset
+from pyrt.server.presence import member_id
 from pyrt.server.runtime import Runtime
 
 __all__ = [
@@ -60,6 +62,12 @@ _LARGE_ANSWER = 64 * 1024  # answers this large count against the client's ident
 _CHANNEL_RULE = "channel must be 1-128 characters of letters, digits and _ . : @ -"
 _EVENT_RULE = "event must be 1-64 characters of letters, digits and _ . : -"
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_KEY_MAX = 64  # characters of a presence key (the client's own name for its member)
+_PRESENCE_FULL = {
+    "full": "the presence of {channel!r} is full",
+    "identity": "you have as many members in {channel!r} as one client may",
+    "total": "the server's presence is full",
+}
 
 
 def client_ip(scope: Mapping[str, Any]) -> str:
@@ -189,6 +197,11 @@ class WsSession:
         #: Who this client is for dedup scopes and per-identity quotas.
         self.identity = runtime.identity(self.subject, conn.client_ip)
         self.subscriptions: dict[str, Subscriber] = {}
+        #: Channels whose presence this connection joined, and its member id there.
+        self.presence: dict[str, str] = {}
+        #: The client said goodbye with a close frame (1000/1001) the server did not ask for:
+        #: its presence leaves at once, not after the grace.
+        self.clean_exit = False
         #: True while a frame is being handled (a graceful shutdown closes after it).
         self.busy = False
         self._expiry = expire_with_token(conn, claims)
@@ -209,6 +222,9 @@ class WsSession:
             "publish": self._on_publish,
             "refresh": self._on_refresh,
             "history": self._on_history,
+            "presence": self._on_presence,
+            "presence_join": self._on_presence_join,
+            "presence_leave": self._on_presence_leave,
         }
 
     async def run(self, receive: Any) -> None:
@@ -231,6 +247,7 @@ class WsSession:
             message = await receive()
             kind = message["type"]
             if kind == "websocket.disconnect":
+                self.clean_exit = message.get("code", 1006) in (1000, 1001) and not conn.closed
                 return
             if kind != "websocket.receive" or conn.closed:
                 continue
@@ -262,6 +279,10 @@ class WsSession:
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
+        store = self.rt.broker.presence
+        for channel, member in self.presence.items():
+            store.release(channel, member, self._owner, clean=self.clean_exit)
+        self.presence.clear()
         for subscriber in self.subscriptions.values():
             self.rt.hub.unsubscribe(subscriber)
         self.subscriptions.clear()
@@ -430,6 +451,10 @@ class WsSession:
         except ValueError as exc:
             self._error("bad_frame", str(exc))
             return
+        presence = frame.get("presence", False)
+        if not isinstance(presence, bool):
+            self._error("bad_frame", "presence must be true or false", channel=channel)
+            return
         old = self.subscriptions.pop(channel, None)
         most = self.rt.settings.max_subscriptions
         if old is not None:
@@ -438,24 +463,41 @@ class WsSession:
             self._error("forbidden", f"at most {most} subscriptions per connection", channel=channel)
             return
         conn = self.conn
-        subscriber = Subscriber(conn, channel)
+        subscriber = Subscriber(conn, channel, presence)
         self.subscriptions[channel] = subscriber
+        hub = self.rt.hub
         try:
-            history = await self.rt.hub.subscribe(subscriber, since)
+            history = await hub.subscribe(subscriber, since)
+            snapshot = await hub.subscribe_presence(subscriber) if presence else None
         except BrokerError as exc:
-            self.subscriptions.pop(channel, None)
-            self._error("unavailable", f"cannot subscribe now: {exc}")
+            if self.subscriptions.get(channel) is subscriber:
+                del self.subscriptions[channel]
+                hub.unsubscribe(subscriber)
+            self._error("unavailable", f"cannot subscribe now: {exc}", channel=channel)
             return
-        conn.push(
-            _dumps(
-                {
-                    "type": "subscribed",
-                    "channel": channel,
-                    "offset": history.latest,
-                    "recovered": history.recovered,
-                }
-            )
+        answer = _dumps(
+            {
+                "type": "subscribed",
+                "channel": channel,
+                "offset": history.latest,
+                "recovered": history.recovered,
+            }
         )
+        if snapshot is not None:
+            members = ",".join(snapshot.members)
+            answer = (
+                answer[:-1]
+                + ',"presence":{"members":['
+                + members
+                + '],"version":"'
+                + snapshot.version
+                + '"}}'
+            )
+            if not self._answer(answer):
+                return
+            subscriber.presence_live(offset_key(snapshot.version))
+        else:
+            conn.push(answer)
         floor = await replay(conn, history)
         self.rt.stats.replayed += len(history.publications)
         if self.subscriptions.get(channel) is subscriber:
@@ -526,6 +568,131 @@ class WsSession:
         if publish_id is not None:
             stats.acks["ok"] += 1
             self._send_json({"type": "ack", "id": publish_id, "ok": True, "data": {"offset": offset}})
+
+    @property
+    def _owner(self) -> str:
+        """This connection as the owner of presence entries (instances share one broker)."""
+        return f"{self.rt.instance}:{self.conn.session}"
+
+    async def _on_presence(self, frame: dict[str, Any]) -> None:
+        frame_id = self._read_allowed(frame)
+        if frame_id is None:
+            return
+        channel = frame.get("channel")
+        if not is_channel_name(channel):
+            self._error("bad_frame", _CHANNEL_RULE, frame_id)
+            return
+        try:
+            snapshot = await self.rt.broker.presence.members(channel)
+        except BrokerError as exc:
+            log.warning("presence of %r failed: %s", channel, exc)
+            self._error("unavailable", "cannot read presence now", frame_id)
+            return
+        members = ",".join(snapshot.members)
+        data = '{"members":[' + members + '],"version":"' + snapshot.version + '"}'
+        self._answer('{"type":"ack","id":' + _dumps(frame_id) + ',"ok":true,"data":' + data + "}")
+
+    async def _on_presence_join(self, frame: dict[str, Any]) -> None:
+        """Join (or update) this client's member in a channel's presence."""
+        frame_id = frame.get("id")
+        if frame_id is not None and not _valid_id(frame_id):
+            self._error("bad_frame", ID_RULE)
+            return
+        channel, key, info = frame.get("channel"), frame.get("key", ""), frame.get("info")
+        settings = self.rt.settings
+        if not is_channel_name(channel):
+            self._error("bad_frame", _CHANNEL_RULE, frame_id)
+            return
+        if not isinstance(key, str) or len(key) > _KEY_MAX:
+            self._error("bad_frame", f"key must be a string of at most {_KEY_MAX} characters", frame_id)
+            return
+        if not self.rt.allowed(channel, self.claims, "join"):
+            self._error("forbidden", f"you may not join the presence of {channel!r}", frame_id)
+            return
+        if channel not in self.presence and len(self.presence) >= settings.max_presence_joins:
+            most = settings.max_presence_joins
+            self._error("forbidden", f"at most {most} presence joins per connection", frame_id)
+            return
+        try:
+            shown = self.rt.presence_info(channel, self.subject, info)
+            if inspect.isawaitable(shown):
+                shown = await shown
+            info_json = _dumps(shown)
+            check_text(info_json)
+        except HandlerError as exc:
+            self._error("forbidden", str(exc), frame_id)
+            return
+        except (ValueError, TypeError, RecursionError):
+            self._error("bad_frame", "info cannot be encoded", frame_id)
+            return
+        except Exception:
+            log.exception("the presence_info hook failed")
+            self._error("bad_frame", "info was refused (internal error)", frame_id)
+            return
+        if len(info_json) > settings.max_presence_info_bytes:
+            most = settings.max_presence_info_bytes
+            self._error("bad_frame", f"info is too large (at most {most} characters of JSON)", frame_id)
+            return
+        member = member_id(self.identity, key or self.conn.session)
+        previous = self.presence.get(channel)
+        if previous is not None and previous != member:  # one member per channel and connection
+            await self._leave_presence(channel, previous)
+        member_json = (
+            '{"client":"' + member + '","user":' + _dumps(self.subject) + ',"info":' + info_json + "}"
+        )
+        try:
+            result = await self.rt.broker.presence.join(
+                channel,
+                member,
+                member_json,
+                self.identity,
+                self._owner,
+                max_members=settings.max_presence,
+                max_per_identity=settings.max_presence_per_identity,
+            )
+        except BrokerError as exc:
+            log.warning("presence join of %r failed: %s", channel, exc)
+            self._error("unavailable", "cannot join presence now", frame_id)
+            return
+        if result.status != "ok":
+            self.rt.stats.drop(f"presence_{result.status}")
+            self._error("forbidden", _PRESENCE_FULL[result.status].format(channel=channel), frame_id)
+            return
+        self.presence[channel] = member
+        if frame_id is not None:
+            self._send_json({"type": "ack", "id": frame_id, "ok": True, "data": {"client": member}})
+
+    async def _on_presence_leave(self, frame: dict[str, Any]) -> None:
+        frame_id = frame.get("id")
+        if frame_id is not None and not _valid_id(frame_id):
+            self._error("bad_frame", ID_RULE)
+            return
+        channel, key = frame.get("channel"), frame.get("key", "")
+        if not is_channel_name(channel) or not isinstance(key, str) or len(key) > _KEY_MAX:
+            self._error(
+                "bad_frame",
+                f"presence_leave needs a channel and a key of at most {_KEY_MAX} characters",
+                frame_id,
+            )
+            return
+        member = member_id(self.identity, key or self.conn.session)
+        if not await self._leave_presence(channel, member):
+            self._error("unavailable", "cannot leave presence now", frame_id)
+            return
+        if frame_id is not None:
+            self._send_json({"type": "ack", "id": frame_id, "ok": True, "data": None})
+
+    async def _leave_presence(self, channel: str, member: str) -> bool:
+        """Remove ``member`` (one of this client's) from ``channel``'s presence; ``False`` when
+        the store is down."""
+        if self.presence.get(channel) == member:
+            del self.presence[channel]
+        try:
+            await self.rt.broker.presence.leave(channel, member)
+        except BrokerError as exc:
+            log.warning("presence leave of %r failed: %s", channel, exc)
+            return False
+        return True
 
     def _read_allowed(self, frame: dict[str, Any]) -> str | None:
         """The id of a read (``history``, ``presence``) that may go ahead, else ``None`` after
@@ -614,6 +781,10 @@ class WsSession:
         for channel in [c for c in self.subscriptions if not self.rt.allowed(c, self.claims, "subscribe")]:
             self.rt.hub.unsubscribe(self.subscriptions.pop(channel))
             self._error("forbidden", f"you may no longer subscribe to {channel!r}", channel=channel)
+        store = self.rt.broker.presence
+        for channel in [c for c in self.presence if not self.rt.allowed(c, self.claims, "join")]:
+            store.release(channel, self.presence.pop(channel), self._owner, clean=True)
+            self._error("forbidden", f"you may no longer be present in {channel!r}", channel=channel)
 
 
 def _printable(text: str) -> bool:

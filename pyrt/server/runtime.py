@@ -26,7 +26,7 @@ from pyrt.server.permissions import caps_allow
 from pyrt.server.settings import Settings
 from pyrt.sse_encode import encode_comment
 
-__all__ = ["ChannelPolicy", "Runtime", "default_channel_policy"]
+__all__ = ["ChannelPolicy", "PresenceInfo", "Runtime", "default_channel_policy", "default_presence_info"]
 
 log = logging.getLogger("pyrt.server")
 
@@ -34,6 +34,10 @@ log = logging.getLogger("pyrt.server")
 #: or ``"join"`` (:mod:`pyrt.server.permissions`); ``subject`` is the token's subject (``None``
 #: without authentication).
 ChannelPolicy = Callable[[str, str | None, str], bool]
+
+#: ``presence_info(channel, subject, info)`` -> what others see of a member (sync or async);
+#: raise :class:`~pyrt.server.application.HandlerError` to refuse the join (``forbidden``).
+PresenceInfo = Callable[[str, str | None, Any], Any]
 
 _SSE_HEARTBEAT = encode_comment("hb").encode()
 _HOUSEKEEPING_EVERY = 5.0  # seconds between broker housekeeping runs (expiry of idle channels)
@@ -45,6 +49,12 @@ def default_channel_policy(channel: str, subject: str | None, action: str) -> bo
     return action == "subscribe" or not channel.startswith("_")
 
 
+def default_presence_info(channel: str, subject: str | None, info: Any) -> Any:
+    """What a client joins with is what others see (its size is bounded); ``user``, next to it,
+    is always the token's subject."""
+    return info
+
+
 class Runtime:
     """The state of one server app."""
 
@@ -54,11 +64,15 @@ class Runtime:
         broker: Broker,
         handler: Handler,
         channel_policy: ChannelPolicy = default_channel_policy,
+        presence_info: PresenceInfo = default_presence_info,
     ) -> None:
         self.settings = settings
         self.broker = broker
         self.handler = handler
         self.channel_policy = channel_policy
+        self.presence_info = presence_info
+        #: This process among the instances on one broker (presence entries name their owner).
+        self.instance = secrets.token_hex(8)
         self.name = settings.server_name or f"pyrt-{os.getpid()}"
         self.stats = Stats()
         self.hub = Hub(
@@ -85,7 +99,9 @@ class Runtime:
             return
         self._started = True
         await self.broker.start(self.hub.dispatch)
+        self.broker.presence.start(self.hub.presence_changed)
         loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._presence_upkeep()))
         self._tasks.append(loop.create_task(self._sse_heartbeats()))
         self._tasks.append(loop.create_task(self._ws_heartbeats()))
         self._tasks.append(loop.create_task(self._housekeeping()))
@@ -100,6 +116,10 @@ class Runtime:
         """Refuse new connections, close every open one (1001 / end of stream) after what is
         queued for it, and wait up to ``grace`` seconds for them to go."""
         self.draining = True
+        try:  # members of this instance leave after the grace, unless their clients come back
+            await self.broker.presence.hand_over()
+        except Exception as exc:
+            log.warning("presence hand-over failed: %s", exc)
         for conn, session in list(self.connections.items()):
             if session is not None and getattr(session, "busy", False):
                 continue  # closes itself after the frame it is handling (its ack goes first)
@@ -198,6 +218,16 @@ class Runtime:
                 await self.broker.housekeeping()
             except Exception:
                 log.exception("broker housekeeping failed")
+
+    async def _presence_upkeep(self) -> None:
+        """Keep this instance's presence entries alive and expire those of instances that died."""
+        store = self.broker.presence
+        while True:
+            await asyncio.sleep(store.ttl / 3)
+            try:
+                await store.maintain(self.hub.presence_channels())
+            except Exception as exc:
+                log.warning("presence upkeep failed: %s", exc)
 
     async def _ws_heartbeats(self) -> None:
         interval = self.settings.heartbeat

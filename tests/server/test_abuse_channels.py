@@ -20,7 +20,7 @@ from pyrt.pytest_plugin.memory import PeakRss
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.settings import Settings
 from tests.faults.scenario import emit
-from tests.server.test_abuse_memory import MARGIN_MIB, MiB, bystander_http, bystander_round_trip
+from tests.server.test_abuse_memory import BYSTANDER, MARGIN_MIB, MiB, bystander_http, bystander_round_trip
 from tests.server.wsclient import Client, run
 
 DEFAULTS = Settings()
@@ -124,3 +124,85 @@ def test_big_history_pages_nobody_reads_stay_within_the_identity_budget(
     assert asked * DEFAULTS.history_page_bytes > 2 * DEFAULTS.identity_queue_bytes  # big enough
     assert 1013 in codes  # cut off as slow consumers once their identity's budget was full
     assert rss.grew < DEFAULTS.identity_queue_bytes / MiB + MARGIN_MIB
+
+
+def test_one_client_cannot_crowd_others_out_of_a_channels_presence(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    server = pyrt_start_server()
+    channel = unique("crowd")
+    most = DEFAULTS.max_presence_per_identity
+
+    async def attack() -> tuple[int, list[str]]:
+        clients = [await Client.connect(server.ws_url) for _ in range(most + 4)]
+        joined = 0
+        refusals = []
+        for n, client in enumerate(clients):
+            await client.send({"type": "presence_join", "id": "j", "channel": channel, "info": f"bot{n}"})
+            answer = await client.recv()
+            if answer["type"] == "ack":
+                joined += 1
+            else:
+                refusals.append(answer["code"])
+        one = clients[0]
+        for n in range(DEFAULTS.max_presence_joins + 2):  # one connection, many channels
+            await one.send({"type": "presence_join", "id": f"c{n}", "channel": f"{channel}-{n}", "info": n})
+        answers = [await one.recv() for _ in range(DEFAULTS.max_presence_joins + 2)]
+        refusals += [a["code"] for a in answers if a["type"] == "error"]
+        bystander = await Client.connect(server.ws_url, local_addr=(BYSTANDER, 0))
+        await bystander.send({"type": "presence_join", "id": "b", "channel": channel, "info": "human"})
+        assert (await bystander.expect("ack", id="b"))["ok"] is True
+        await bystander.send({"type": "presence", "id": "p", "channel": channel})
+        members = (await bystander.expect("ack", id="p"))["data"]["members"]
+        assert "human" in [m["info"] for m in members]
+        for client in [*clients, bystander]:
+            await client.close()
+        return joined, refusals
+
+    joined, refusals = run(attack())
+    emit("abuse.channels.presence_crowd", joined=joined, refused=len(refusals), per_identity=most)
+    assert joined == most
+    # the 4 connections over the identity's share, and the one connection's channels beyond its
+    # max_presence_joins (it was in the crowded channel already: 3 of its 18 more)
+    assert refusals.count("forbidden") == len(refusals) == 4 + 3
+
+
+def test_presence_info_and_members_are_bounded(pyrt_start_server: Callable[..., ServerProcess]) -> None:
+    server = pyrt_start_server()
+    channel = unique("bounded")
+    info = "i" * (DEFAULTS.max_presence_info_bytes - 10)  # the most one member may show
+    clients_count = 150
+
+    async def attack() -> tuple[int, PeakRss]:
+        clients = [await Client.connect(server.ws_url) for _ in range(clients_count)]
+        huge = {"type": "presence_join", "id": "big", "channel": channel, "info": "x" * 100_000}
+        await clients[0].send(huge)
+        assert (await clients[0].expect("error", id="big"))["code"] == "bad_frame"
+        members = refused = 0
+        with PeakRss(server.proc.pid) as rss:  # the members alone, not their connections
+            for n, client in enumerate(clients):
+                for k in range(DEFAULTS.max_presence_joins):
+                    where = f"{channel}-{n // DEFAULTS.max_presence_per_identity}-{k}"
+                    await client.send({"type": "presence_join", "id": f"{k}", "channel": where, "info": info})
+                for _ in range(DEFAULTS.max_presence_joins):
+                    answer = await client.recv()
+                    members += answer["type"] == "ack"
+                    refused += answer["type"] == "error"
+        assert refused == 0
+        for client in clients:
+            await client.close()
+        return members, rss
+
+    members, rss = run(attack())
+    per_member = rss.grew * MiB / members
+    emit(
+        "abuse.channels.presence_memory",
+        members=members,
+        rss_grew_mib=rss.grew,
+        bytes_per_member=round(per_member),
+        at_max_presence_total_mib=round(DEFAULTS.max_presence_total * per_member / MiB, 1),
+    )
+    assert members == clients_count * DEFAULTS.max_presence_joins
+    # every member at its largest info: a few KiB each at most, so the process-wide cap of
+    # max_presence_total members bounds presence to tens of MiB
+    assert rss.grew < members * 4 * 1024 / MiB + MARGIN_MIB / 4

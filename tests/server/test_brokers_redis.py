@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import uuid
 from collections.abc import Callable
@@ -329,3 +330,90 @@ def test_history_read_on_one_instance_holds_what_the_other_published(
         await on_b.close()
 
     run(scenario())
+
+
+def test_presence_in_redis_has_the_memory_stores_rules(pyrt_redis: RedisServer) -> None:
+    async def scenario() -> None:
+        prefix = unique("p") + ":"
+        one = RedisBroker(pyrt_redis.url, prefix=prefix, presence_ttl=30, presence_grace=1.0)
+        two = RedisBroker(pyrt_redis.url, prefix=prefix)
+        diffs: list[tuple[str, list[str], list[str]]] = []
+        for broker in (one, two):
+            await broker.start(lambda p: None)
+        one.presence.start(lambda c, v, j, lv: None)
+        two.presence.start(
+            lambda c, v, j, lv: diffs.append(
+                (v, [json.loads(m)["client"] for m in j], [json.loads(m)["client"] for m in lv])
+            )
+        )
+        channel = unique("room")
+        await two.presence.watch(channel)  # the other instance follows the channel's diffs
+
+        def member(name: str) -> str:
+            return json.dumps({"client": name, "user": None, "info": name})
+
+        async def join(name: str, identity: str = "ip:1", owner: str = "one:s1", most: int = 3) -> str:
+            result = await one.presence.join(
+                channel, name, member(name), identity, owner, max_members=most, max_per_identity=2
+            )
+            return result.status
+
+        assert await join("a") == "ok"
+        assert await join("a") == "ok"  # the same again: no diff
+        assert await join("b", owner="one:s2") == "ok"
+        assert await join("c") == "identity"  # ip:1 has two already
+        assert await join("d", identity="ip:2", owner="one:s3") == "ok"
+        assert await join("e", identity="ip:3") == "full"
+        one.presence.release(channel, "a", "one:s1", clean=True)
+        one.presence.release(channel, "b", "one:s2", clean=False)  # after the grace
+        present: list[str] = []
+        while present != ["b", "d"]:  # "a" leaves at once (a task), "b" after the grace
+            snapshot = await two.presence.members(channel)
+            present = sorted(json.loads(m)["client"] for m in snapshot.members)
+            assert present in (["a", "b", "d"], ["b", "d"]), present
+        await until_true(
+            lambda: (
+                [d[1:] for d in diffs] == [(["a"], []), (["b"], []), (["d"], []), ([], ["a"]), ([], ["b"])]
+            )
+        )
+        versions = [parse_offset(v) for v, _, _ in diffs]
+        assert versions == sorted(versions)
+        assert parse_offset(snapshot.version) <= versions[-1]
+        for broker in (one, two):
+            await broker.close()
+
+    run(scenario())
+
+
+def test_an_instance_that_dies_loses_its_members_within_four_thirds_of_the_ttl(
+    pyrt_redis: RedisServer, pyrt_start_server: Callable[..., ServerProcess]
+) -> None:
+    # --presence-ttl is scaled down from 30 s so that the expiry is seen within the test.
+    args = ("--redis", pyrt_redis.url, "--presence-ttl", "1.5", "--rate-limit", "0")
+    doomed, survivor = pyrt_start_server(*args, "--name", "A"), pyrt_start_server(*args, "--name", "B")
+    channel = unique("room")
+
+    async def scenario() -> float:
+        watcher = await Client.connect(survivor.ws_url)
+        await watcher.send({"type": "subscribe", "channel": channel, "presence": True})
+        await watcher.expect("subscribed")
+        ghost = await Client.connect(doomed.ws_url)
+        await ghost.send({"type": "presence_join", "id": "j", "channel": channel, "info": "ghost"})
+        await ghost.expect("ack", id="j")
+        joined = await watcher.expect("presence_diff")
+        assert [m["info"] for m in joined["joins"]] == ["ghost"]
+        doomed.kill()  # SIGKILL: no leave is ever sent by that instance
+        killed = asyncio.get_running_loop().time()
+        left = await watcher.expect("presence_diff", timeout=10)
+        assert [m["info"] for m in left["leaves"]] == ["ghost"]
+        return asyncio.get_running_loop().time() - killed
+
+    took = run(scenario())
+    assert took <= 1.5 * 4 / 3 + 1.0  # the bound, plus a second for a busy machine
+
+
+async def until_true(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)

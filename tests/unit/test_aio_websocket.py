@@ -342,6 +342,34 @@ def test_history_pages_are_awaited_through_the_client() -> None:
     run(scenario)
 
 
+def test_presence_through_the_client_join_events_members_and_leave() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        alice, _ = make(server, rng=lambda: 0.1)
+        bob, _ = make(server, rng=lambda: 0.9)
+        events: list[tuple[str, Any]] = []
+        bob.subscribe(
+            "room",
+            lambda p: None,
+            on_join=lambda m: events.append(("join", m.info)),
+            on_leave=lambda m: events.append(("leave", m.info)),
+        )
+        await bob.connect().wait_open()
+        member = await alice.connect().join("room", {"name": "alice"})
+        await until(lambda: events)
+        assert events == [("join", {"name": "alice"})]
+        assert [m.client for m in bob.members("room")] == [member]
+        assert [m.info for m in await bob.presence("room")] == [{"name": "alice"}]
+        assert await alice.leave("room") is None
+        await until(lambda: len(events) == 2)
+        assert events[-1] == ("leave", {"name": "alice"})
+        assert bob.members("room") == []
+        with pytest.raises(TypeError, match="on_join must be callable"):
+            bob.subscribe("other", print, on_join="no")  # type: ignore[arg-type]
+
+    run(scenario)
+
+
 def test_subscriptions_and_publish_work_through_the_client() -> None:
     async def scenario() -> None:
         server = FakePyrtServer()

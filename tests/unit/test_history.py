@@ -40,7 +40,7 @@ def test_a_server_answer_becomes_a_page_of_publications() -> None:
         "recovered": False,
         "more": True,
     }
-    page = read_page("room", True, data)
+    page = read_page("room", data, reverse=True)
     assert page.publications == (
         Publication("room", {"t": 1}, "3-1", "chat"),
         Publication("room", 2, "3-2", "message"),
@@ -48,13 +48,13 @@ def test_a_server_answer_becomes_a_page_of_publications() -> None:
     assert (page.offset, page.recovered, page.more, page.reverse) == ("3-9", False, True, True)
     assert page.next_since == "3-2"
     assert len(page) == 2
-    assert read_page("room", False, {"publications": []}).next_since is None
+    assert read_page("room", {"publications": []}).next_since is None
 
 
 @pytest.mark.parametrize("data", [None, [], {"publications": "x"}, {"publications": [{"data": 1}]}])
 def test_an_answer_that_is_not_a_page_is_refused(data: Any) -> None:
     with pytest.raises(ValueError, match="history"):
-        read_page("c", False, data)
+        read_page("c", data)
 
 
 @pytest.mark.parametrize(

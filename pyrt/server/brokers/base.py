@@ -16,6 +16,7 @@ from typing import Any
 
 from pyrt.server.dedup import MessageDedup
 from pyrt.server.offsets import OffsetKey, offset_key
+from pyrt.server.presence import PresenceStore
 from pyrt.sse_encode import encode_event
 
 __all__ = ["Broker", "BrokerError", "History", "Listener", "Page", "Publication"]
@@ -138,6 +139,9 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def message_dedup(self) -> MessageDedup:
         """The dedup window for ``message`` ids (shared by every instance on this broker)."""
+
+    #: Who is in which channel (:mod:`pyrt.server.presence`), kept where the channels are.
+    presence: PresenceStore
 
     @abc.abstractmethod
     async def start(self, listener: Listener) -> None:

@@ -26,6 +26,7 @@ from pyrt.server.brokers.base import Broker, History, Listener, Page, Publicatio
 from pyrt.server.dedup import DedupWindow, MemoryMessageDedup, MessageDedup, scoped_key
 from pyrt.server.ingress import check_text
 from pyrt.server.offsets import ZERO, OffsetKey
+from pyrt.server.presence import MemoryPresence
 
 __all__ = ["MemoryBroker"]
 
@@ -65,6 +66,9 @@ class MemoryBroker(Broker):
         history_ttl: float = 600.0,
         dedup_per_identity: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        presence_ttl: float = 30.0,
+        presence_grace: float = 5.0,
+        max_presence_total: int = 50_000,
     ) -> None:
         for name, value in (("retention", retention), ("max_channels", max_channels)):
             if value < 1:
@@ -87,6 +91,9 @@ class MemoryBroker(Broker):
             dedup_ttl, dedup_max, clock, per_scope=per_scope
         )
         self._message_dedup = MemoryMessageDedup(messages)
+        self.presence = MemoryPresence(
+            presence_ttl, presence_grace, max_total=max_presence_total, clock=clock, clock_ms=clock_ms
+        )
 
     @property
     def message_dedup(self) -> MessageDedup:
@@ -106,6 +113,7 @@ class MemoryBroker(Broker):
 
     async def close(self) -> None:
         self._listener = None
+        await self.presence.close()
 
     async def housekeeping(self) -> None:
         self._expire(self._clock())

@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from pyrt.server.brokers.base import Broker, BrokerError, History, Listener, Page, Publication
+from pyrt.server.brokers.redis_presence import RedisPresence
 from pyrt.server.dedup import Compute, MessageDedup, scoped_key
 from pyrt.server.ingress import check_text
 from pyrt.server.offsets import ZERO, OffsetKey, format_offset, offset_key
@@ -148,6 +149,7 @@ class RedisBroker(Broker):
     """Channels in Redis Streams. ``url`` like ``redis://127.0.0.1:6379/0``."""
 
     kind = "redis"
+    presence: RedisPresence
 
     def __init__(
         self,
@@ -158,6 +160,8 @@ class RedisBroker(Broker):
         prefix: str = "pyrt:",
         block_ms: int = 5000,
         history_ttl: float = 600.0,
+        presence_ttl: float = 30.0,
+        presence_grace: float = 5.0,
     ) -> None:
         self.url = url
         self.retention = retention
@@ -186,7 +190,8 @@ class RedisBroker(Broker):
         )
         self._publish = self._redis.register_script(_PUBLISH)
         self._message_dedup = RedisMessageDedup(self._redis, prefix + "msg:", dedup_ttl)
-        self._cursors: dict[str, str] = {}  # watched channel -> last id delivered
+        self._cursors: dict[str, str] = {}  # watched stream key -> last id delivered
+        self.presence = RedisPresence(self, prefix + "prs:", presence_ttl, presence_grace)
         self._listener: Listener | None = None
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
@@ -194,6 +199,11 @@ class RedisBroker(Broker):
     @property
     def message_dedup(self) -> MessageDedup:
         return self._message_dedup
+
+    @property
+    def redis_client(self) -> Any:
+        """The command client (a bounded pool), for what shares this broker's Redis."""
+        return self._redis
 
     def _key(self, channel: str) -> str:
         return self._stream_prefix + channel
@@ -222,6 +232,7 @@ class RedisBroker(Broker):
         with contextlib.suppress(RedisError, OSError):
             await self._redis.delete(self._wake_key)
         self._listener = None
+        await self.presence.close()
         for client in (self._reader_client, self._redis):
             with contextlib.suppress(RedisError, OSError):
                 await client.aclose()
@@ -262,18 +273,26 @@ class RedisBroker(Broker):
         return str(offset), bool(duplicate)
 
     async def watch(self, channel: str) -> None:
-        if channel in self._cursors:
+        await self.watch_stream(self._key(channel))
+
+    def unwatch(self, channel: str) -> None:
+        self._cursors.pop(self._key(channel), None)
+
+    async def watch_stream(self, key: str) -> None:
+        """Have the reader follow the stream ``key`` from its current end (a channel's
+        publications, or its presence diffs)."""
+        if key in self._cursors:
             return
         try:
-            last = await self._redis.xrevrange(self._key(channel), count=1)
-            self._cursors.setdefault(channel, last[0][0] if last else "0-0")
-            # wake the reader so its next XREAD includes this channel
+            last = await self._redis.xrevrange(key, count=1)
+            self._cursors.setdefault(key, last[0][0] if last else "0-0")
+            # wake the reader so its next XREAD includes this stream
             await self._redis.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
         except RedisError as exc:
             raise BrokerError(f"redis: {exc}") from exc
 
-    def unwatch(self, channel: str) -> None:
-        self._cursors.pop(channel, None)
+    def unwatch_stream(self, key: str) -> None:
+        self._cursors.pop(key, None)
 
     async def history(
         self, channel: str, since: OffsetKey | None, *, limit: int | None = None, max_bytes: int | None = None
@@ -379,7 +398,7 @@ class RedisBroker(Broker):
         prefix_length = len(self._stream_prefix)
         while not self._closing:
             try:
-                streams = {self._key(channel): cursor for channel, cursor in self._cursors.items()}
+                streams = dict(self._cursors)
                 streams[self._wake_key] = self._wake_cursor
                 result = await self._reader_client.xread(streams, count=1000, block=self._block_ms)
                 delay = 0.05
@@ -394,21 +413,36 @@ class RedisBroker(Broker):
                 if key == self._wake_key:
                     self._wake_cursor = entries[-1][0]
                     continue
-                channel = key[prefix_length:]
-                cursor = self._cursors.get(channel)
+                cursor = self._cursors.get(key)
                 if cursor is None or not entries:
                     continue
-                floor = offset_key(cursor)
-                listener = self._listener
-                for entry_id, fields in entries:
-                    entry_key = offset_key(entry_id)
-                    if entry_key <= floor:
-                        continue
-                    floor = entry_key
-                    if listener is not None:
-                        try:
-                            listener(Publication(channel, entry_id, fields["e"], fields["d"]))
-                        except Exception:
-                            log.exception("delivering %s %s failed", channel, entry_id)
-                if channel in self._cursors:
-                    self._cursors[channel] = format_offset(floor)
+                fresh = _after(entries, offset_key(cursor))
+                if not fresh:
+                    continue
+                if key.startswith(self._stream_prefix):
+                    self._deliver(key[prefix_length:], fresh)
+                else:
+                    self.presence.deliver(key, fresh)
+                if key in self._cursors:
+                    self._cursors[key] = fresh[-1][0]
+
+    def _deliver(self, channel: str, entries: list[Any]) -> None:
+        listener = self._listener
+        if listener is None:
+            return
+        for entry_id, fields in entries:
+            try:
+                listener(Publication(channel, entry_id, fields["e"], fields["d"]))
+            except Exception:
+                log.exception("delivering %s %s failed", channel, entry_id)
+
+
+def _after(entries: list[Any], floor: OffsetKey) -> list[Any]:
+    """The entries above ``floor``, in order (XREAD may repeat what a cursor already passed)."""
+    fresh = []
+    for entry in entries:
+        key = offset_key(entry[0])
+        if key > floor:
+            fresh.append(entry)
+            floor = key
+    return fresh
