@@ -54,6 +54,7 @@ from pyrt.ws_engine import (
 )
 
 if TYPE_CHECKING:
+    from pyrt.aio.state_stream import SyncedState
     from pyrt.history import HistoryPage
     from pyrt.persist import Storage
     from pyrt.presence import Member
@@ -329,6 +330,29 @@ class WebSocketClient(Driver):
         self._engine.presence(channel, self._now(), future, timeout, self._buffered())
         self._pump()
         return future
+
+    async def state_then_stream(
+        self,
+        channel: str,
+        load: Callable[[], Any],
+        apply: Callable[[Any, Publication], Any],
+        *,
+        on_change: Callable[[Any], Any] | None = None,
+        on_error: Callable[[Exception], Any] | None = None,
+    ) -> SyncedState[Any]:
+        """Load application state, then follow ``channel`` from the offset it reflects, never
+        missing or applying twice a publication (:mod:`pyrt.aio.state_stream`).
+
+        ``load()`` (sync or async) returns ``(state, offset)``; ``apply(state, publication)``
+        returns the next state. Returns a :class:`~pyrt.aio.state_stream.SyncedState` once the
+        first snapshot is loaded and the subscription made (errors of that first ``load`` are
+        raised here); read its ``state``, or get ``on_change(state)`` calls. A gap (the server no
+        longer has what the state misses) loads a new snapshot by itself.
+        """
+        from pyrt.aio.state_stream import SyncedState  # loaded by clients that use it
+
+        synced: SyncedState[Any] = SyncedState(self, channel, load, apply, on_change, on_error)
+        return await synced.start()
 
     def members(self, channel: str) -> list[Member]:
         """The members of ``channel`` as a subscription with ``on_join``/``on_leave`` knows them
