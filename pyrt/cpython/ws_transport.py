@@ -16,7 +16,9 @@ It behaves as ``js.WebSocket`` does where the client can tell:
 - no message size limit by default (``max_size=None``), like browsers; permessage-deflate is
   offered (``compression="deflate"``) as browsers do.
 
-Page events do not exist here: :meth:`CPythonTransport.watch_page` does nothing.
+The library's debug log of these connections is the logger ``pyrt.websocket.wire``, with
+tokens redacted (:mod:`pyrt.redact`). Page events do not exist here:
+:meth:`CPythonTransport.watch_page` does nothing.
 ``persist=`` uses :class:`~pyrt.cpython.storage.FileStorage`. What it needs from under the
 library's public API goes through :mod:`pyrt.cpython.ws_private`.
 
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from pyrt.cpython import ws_private
 from pyrt.cpython.storage import FileStorage
 from pyrt.persist import Storage
+from pyrt.redact import RedactSecrets
 from pyrt.transport import PageEvents, SocketEvents
 from pyrt.urls import websocket_url
 from pyrt.wire import Frame
@@ -47,6 +50,10 @@ if TYPE_CHECKING:
 __all__ = ["CPythonTransport", "shared_ssl_context"]
 
 log = logging.getLogger("pyrt.websocket")
+#: The ``websockets`` library's own debug log of pyrt's connections (handshakes, frames), with
+#: tokens redacted: the handshake carries one in ``bearer.<token>``, a refresh frame another.
+wire_log = logging.getLogger("pyrt.websocket.wire")
+wire_log.addFilter(RedactSecrets())
 
 INSTALL_HINT = 'pip install "pyrt[cpython]"'
 
@@ -188,6 +195,7 @@ class CPythonTransport:
                 ping_interval=None,  # the engine's heartbeat decides
                 close_timeout=self.close_timeout,
                 ssl=(self.ssl or shared_ssl_context()) if url.startswith("wss:") else None,
+                logger=wire_log,
             )
         except asyncio.CancelledError:
             raise

@@ -27,7 +27,7 @@ from types import FrameType
 
 import uvicorn
 
-from pyrt.server.access_log import RedactSecrets
+from pyrt.redact import RedactSecrets
 from pyrt.server.app import PyrtApp, create_app
 from pyrt.server.auth import make_token
 from pyrt.server.brokers.base import Broker
@@ -172,6 +172,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--publish-burst", type=int, default=d.publish_burst, help="publications in a burst per identity")
     add("--query-rate", type=float, default=d.query_rate, help="history/presence reads/s per identity")
     add("--query-burst", type=int, default=d.query_burst, help="history/presence reads in a burst")
+    add("--refresh-rate", type=float, default=d.refresh_rate, help="token refreshes/s per connection")
+    add(
+        "--refresh-burst", type=int, default=d.refresh_burst, help="token refreshes in a burst per connection"
+    )
     add("--max-history-page", type=int, default=d.history_page_limit, help="publications per history page")
     add(
         "--max-history-page-bytes",
@@ -250,6 +254,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         identity_queue_bytes=args.identity_queue_bytes,
         query_rate=args.query_rate,
         query_burst=args.query_burst,
+        refresh_rate=args.refresh_rate,
+        refresh_burst=args.refresh_burst,
         history_page_limit=args.max_history_page,
         history_page_bytes=args.max_history_page_bytes,
         history_bytes=args.history_bytes,

@@ -212,6 +212,7 @@ class WsSession:
         self._pinged = False
         self._bucket = TokenBucket(settings.rate_limit, settings.rate_burst, now)
         self._abuse = TokenBucket(1.0 if settings.rate_limit > 0 else 0.0, settings.abuse_limit, now)
+        self._refreshes = TokenBucket(settings.refresh_rate, settings.refresh_burst, now)
         self._loop = loop
         self._handlers = {
             "ping": self._on_ping,
@@ -753,6 +754,12 @@ class WsSession:
         token = frame.get("token")
         if not isinstance(token, str):
             self._error("bad_frame", "refresh needs a token (a string)", frame_id)
+            return
+        retry_after = self._refreshes.wait(self._loop.time())
+        if retry_after:  # checked before the token: a flood costs no HMAC and no policy calls
+            self.rt.stats.rejected["refresh"] += 1
+            message = "too many refreshes: retry later"
+            self._error("rate_limited", message, frame_id, retry_after=round(retry_after, 3))
             return
         secret = self.rt.settings.token_secret
         if not secret:  # authentication is off: nothing expires

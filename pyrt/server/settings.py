@@ -63,6 +63,11 @@ class Settings:
     max_presence_joins: int = 16
     #: Bytes of one presence ``info`` (its JSON text), at most.
     max_presence_info_bytes: int = 512
+    #: ``refresh`` frames per second per WebSocket connection (each checks a token and every
+    #: subscription and presence it allows); 0: unlimited. Over it: ``rate_limited``.
+    refresh_rate: float = 1.0
+    #: ``refresh`` frames a connection may send in a burst above ``refresh_rate``.
+    refresh_burst: int = 5
     #: Seconds a client has to send each request head (the first one and every keep-alive one).
     handshake_timeout: float = 10.0
 

@@ -18,6 +18,7 @@ import websockets
 
 from pyrt.pytest_plugin.memory import PeakRss
 from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.server.auth import make_token
 from pyrt.server.settings import Settings
 from tests.faults.scenario import emit
 from tests.server.test_abuse_memory import BYSTANDER, MARGIN_MIB, MiB, bystander_http, bystander_round_trip
@@ -206,3 +207,44 @@ def test_presence_info_and_members_are_bounded(pyrt_start_server: Callable[..., 
     # every member at its largest info: a few KiB each at most, so the process-wide cap of
     # max_presence_total members bounds presence to tens of MiB
     assert rss.grew < members * 4 * 1024 / MiB + MARGIN_MIB / 4
+
+
+def test_token_refreshes_are_rate_limited_per_connection(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    # Each refresh checks a signature and re-checks every subscription and presence of the
+    # connection against its new claims: a flood of them must cost no more than the allowance.
+    secret = "refresh-flood-secret"
+    server = pyrt_start_server(env={"PYRT_TOKEN_SECRET": secret})
+    token = make_token(secret, "mallory", ttl=600)
+    asked = 200
+
+    async def attack() -> tuple[int, int, bool]:
+        bearer = ["pyrt.v1", f"bearer.{token}"]
+        client = await Client.connect(server.ws_url, subprotocols=bearer)
+        for n in range(asked):
+            await client.send({"type": "refresh", "id": f"r{n}", "token": token})
+        answered = refused = 0
+        while answered + refused < asked:
+            frame = await client.recv()
+            if frame["type"] == "ack":
+                assert frame["data"]["ttl"] > 500
+                answered += 1
+            elif frame["type"] == "error":
+                assert frame["code"] == "rate_limited", frame
+                assert frame["retry_after"] > 0
+                refused += 1
+        await client.send({"type": "ping", "t": 1})
+        await client.expect("pong")  # refused refreshes do not end the connection
+        other = await Client.connect(server.ws_url, subprotocols=bearer)  # its own allowance
+        await other.send({"type": "refresh", "id": "o", "token": token})
+        fresh = await other.recv()
+        await client.close()
+        await other.close()
+        return answered, refused, fresh["type"] == "ack" and fresh["id"] == "o"
+
+    answered, refused, other_refreshed = run(attack())
+    emit("abuse.channels.refresh_flood", asked=asked, answered=answered, refused=refused)
+    assert DEFAULTS.refresh_burst <= answered <= DEFAULTS.refresh_burst + 10  # a few refill meanwhile
+    assert refused == asked - answered
+    assert other_refreshed

@@ -3,6 +3,7 @@ tokens live two seconds (a scaled-down lifetime: what is measured is the refresh
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 
@@ -100,3 +101,61 @@ def test_fetch_event_source_sends_a_fresh_token_after_its_stream_ends(secured: S
         await client.wait_closed()
 
     run(scenario)
+
+
+def test_tokens_never_travel_in_urls_nor_reach_any_log(
+    pyrt_start_server: Callable[..., ServerProcess], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Both sides log at DEBUG: the server's log and access log (every URL it was asked for, every
+    # handshake header and frame the websockets library prints), and every logger of the client
+    # process, through connects, refreshes in place, a refused refresh and its 4001 reconnect,
+    # and SSE streams that end with their token. One callable serves both clients.
+    server = pyrt_start_server("--log-level", "debug", env={"PYRT_TOKEN_SECRET": SECRET})
+    channel = f"cred-log-{uuid.uuid4().hex[:8]}"
+    issued: list[str] = []
+    refuse = [False]
+
+    def token() -> str:
+        # from a moment on, another subject: the open WebSocket's refreshes are refused, its
+        # token expires (4001) and it reconnects as that subject; new SSE streams just open
+        subject = "mallory" if refuse[0] else "alice"
+        issued.append(make_token(SECRET, subject, ttl=2))
+        return issued[-1]
+
+    async def scenario() -> None:
+        ws = WebSocketClient(server.ws_url + "/ws", token=token, backoff=FAST)
+        sse = FetchEventSource(f"{server.url}/sse?channel={channel}", token=token, backoff=FAST)
+        sse_opens: list[int] = []
+        sse.on_open(lambda: sse_opens.append(1))
+        ws.subscribe(channel, lambda p: None)
+        await ws.connect().wait_open()
+        sse.connect()
+        await until(lambda: ws.stats.token_refreshes >= 1, timeout=20)
+        await until(lambda: len(sse_opens) >= 2, timeout=20)
+        refuse[0] = True
+        await until(lambda: ws.stats.reconnects >= 1 and ws.state is State.OPEN, timeout=20)
+        assert await ws.publish(channel, "after the reconnect")
+        ws.close()
+        sse.close()
+        await ws.wait_closed()
+        await sse.wait_closed()
+
+    with caplog.at_level(logging.DEBUG):
+        run(scenario)
+    server.stop()
+    server_log = server.log_text()
+    # what is searched for is there: URLs, handshake headers and frames, on both sides
+    assert "GET /sse?channel=" in server_log
+    assert "sec-websocket-protocol" in server_log.lower()
+    assert '"type":"refresh"' in server_log
+    assert "refresh" in caplog.text
+    assert "bearer.***" in caplog.text.lower()
+    assert "bearer.***" in server_log.lower()
+    assert len(issued) >= 4
+    for issued_token in issued:
+        payload, signature = issued_token.split(".")
+        for text in (server_log, caplog.text):
+            assert payload not in text
+            assert signature not in text
+            assert signature[-12:] not in text  # not even the tail a shortened frame shows
+    assert SECRET not in server_log
