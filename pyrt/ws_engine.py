@@ -1151,7 +1151,8 @@ class WebSocketEngine:
                 return
             self._dirty(now)
             if event.ok:
-                self.stats.acked += 1
+                if entry.kind in PERSISTED_KINDS:  # messages and publications, not reads
+                    self.stats.acked += 1
                 value = event.data
                 if entry.kind == "publish" and isinstance(value, dict):
                     value = value.get("offset")

@@ -82,8 +82,15 @@ def member_name(member: Member) -> str:
     return str(info.get("name", "?") if isinstance(info, dict) else "?")[:24]
 
 
-def clock() -> str:
-    return time.strftime("%H:%M:%S")
+def clock(at: float | None = None) -> str:
+    """``at`` (unix seconds; now when ``None``) as the time of day."""
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+def sent_at(data: object) -> float | None:
+    """When a chat message says it was sent (its ``at``), if it says so plausibly."""
+    at = data.get("at") if isinstance(data, dict) else None
+    return float(at) if isinstance(at, int | float) and not isinstance(at, bool) and 0 < at < 1e11 else None
 
 
 def spawn(coro: Any) -> asyncio.Task[Any]:
@@ -239,6 +246,7 @@ class Chat:
             self.list.insertBefore(self.render_item(publication, True), self.list.firstElementChild)
         self.more_earlier = page.more
         self.refresh()
+        self.list.scrollTop = 0  # show what was loaded: the oldest at the top
 
     async def join(self, client: WebSocketClient) -> None:
         """Be in the chat's presence under this page's name (again whenever the name changes)."""
@@ -342,7 +350,7 @@ class Chat:
             self.rename()
         window.localStorage.setItem("pyrt-demo-name", name)
         self.counter += 1
-        data = {"name": name, "text": text, "from": CID, "n": self.counter}
+        data = {"name": name, "text": text, "from": CID, "n": self.counter, "at": round(time.time(), 3)}
         item = self.render(name, text, "sent")
         meta = make("span", "meta pending")
         item.appendChild(meta)
@@ -394,13 +402,14 @@ class Chat:
         append_item(self.list, self.render_item(publication, history))
 
     def render_item(self, publication: Publication, history: bool = False) -> Any:
-        """A message of the chat; one from the history has no time of arrival to show."""
+        """A message of the chat, with the time it was sent (or, live, when it arrived)."""
         data = publication.data
         if isinstance(data, dict):
             name, text = str(data.get("name", "?"))[:24], str(data.get("text", ""))
         else:
             name, text = "?", str(data)
-        item = self.item(name, text, "received", stamp=not history)
+        at = sent_at(data)
+        item = self.item(name, text, "received", stamp=clock(at) if at is not None or not history else None)
         if history:
             item.classList.add("history")
         if publication.offset is not None:
@@ -413,12 +422,13 @@ class Chat:
         return item
 
     @staticmethod
-    def item(name: str, text: str, kind: str, stamp: bool = True) -> Any:
+    def item(name: str, text: str, kind: str, stamp: str | None = "") -> Any:
+        """A list item; ``stamp``: the time shown ("": now, ``None``: none)."""
         item = make("li", kind)
         item.appendChild(make("span", "who", name))
         item.appendChild(make("span", "text", text))
-        if stamp:
-            item.appendChild(make("time", "at", clock()))
+        if stamp is not None:
+            item.appendChild(make("time", "at", stamp or clock()))
         return item
 
     def show_online(self) -> None:
@@ -448,6 +458,7 @@ class Chat:
         by_id("ws-disconnect").disabled = not connected
         by_id("ws-break").disabled = client is None or client.state is not State.OPEN
         self.earlier.hidden = not (connected and self.more_earlier)
+        self.list.classList.toggle("has-earlier", not self.earlier.hidden)
         self.show_online()
         if client is None:
             set_badge(self.badge, "idle", "not connected")

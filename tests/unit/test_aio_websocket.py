@@ -336,6 +336,9 @@ def test_history_pages_are_awaited_through_the_client() -> None:
         older = await client.history("chat", reverse=True, since=page.next_since)
         assert [(p.offset, p.event, p.data["n"]) for p in older] == [("1-2", "chat", 1), ("1-1", "chat", 0)]
         assert not older.more
+        assert client.stats.acked == 0  # reads are not messages: the counters tell of messages
+        assert await client.publish("chat", {"n": 4}) == "1-5"
+        assert client.stats.acked == 1
         with pytest.raises(ValueError, match="channel"):
             client.history("no spaces")
 
