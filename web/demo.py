@@ -356,6 +356,7 @@ class Chat:
         item.appendChild(meta)
         queued = client.state is not State.OPEN or client.stats.queue_length > 0
         self.set_ack(item, meta, "pending", "queued, waiting for the connection" if queued else "sending…")
+        self.list.scrollTop = self.list.scrollHeight  # one's own message is shown whole, ack line too
         started = loop.time()
         try:
             future = client.publish(CHAT_CHANNEL, data, event="chat")
