@@ -27,6 +27,8 @@ class Sizes:
     fanout_step_seconds: float = 3.0
     fanout_processes: int = 2  # load-client processes per transport
     idle_connections: int = 5_000
+    # flow control: acked messages drained against serve.py's default limits
+    drain_messages: int = 5_000
 
 
 FULL = Sizes()
@@ -45,4 +47,5 @@ QUICK = Sizes(
     fanout_step_seconds=0.5,
     fanout_processes=1,
     idle_connections=20,
+    drain_messages=300,
 )

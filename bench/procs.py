@@ -141,6 +141,19 @@ def serve_py(*extra: str) -> Server:
     return Server(argv, "pyrt-serve listening on ")
 
 
+def serve_py_default_limits() -> Server:
+    """The reference server as a deployment runs it: its default limits (one client connects)."""
+    argv = [
+        sys.executable,
+        str(REPO / "serve.py"),
+        "--host", "127.0.0.1",
+        "--port", "0",
+        "--no-demo",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    return Server(argv, "pyrt-serve listening on ")
+
+
 def broadcast_server() -> Server:
     return Server([sys.executable, "-m", "bench.broadcast_ws"], "broadcast-server listening on ")
 

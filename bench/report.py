@@ -179,6 +179,15 @@ def targets(results: dict[str, Any]) -> list[Target]:
                 _why(entry),
             )
         )
+    backlog = _get(results, "flow", "drain", "offline backlog")
+    n = _get(backlog, "messages")
+    ratio = backlog.get("ratio") if _ok(backlog) else None
+    label = f"drain {_fmt(n)} acked messages against the default limits, time / ideal"
+    out.append(Target(label, ratio, "<= 1.1x", "<=", 1.1, why_na=_why(backlog)))
+    refusals = None
+    if _ok(backlog):
+        refusals = float(backlog["client_refused"] + backlog["server_refusals"])
+    out.append(Target("refusals seen while draining it", refusals, "0", "<=", 0, "", _why(backlog)))
     return out
 
 
@@ -414,6 +423,31 @@ def sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
                     "client CPU",
                 ],
                 steps_rows,
+            )
+        )
+
+    rows = []
+    for name, entry in (_get(results, "flow", "drain") or {}).items():
+        if _ok(entry):
+            rows.append(
+                [
+                    name,
+                    _fmt(entry["messages"]),
+                    _fmt(entry["seconds"]),
+                    _fmt(entry["ideal_seconds"]),
+                    _times(entry["ratio"]),
+                    f"{entry['client_refused']} / {entry['server_refusals']:.0f}",
+                    f"{entry['closes_1008']:.0f}",
+                ]
+            )
+        else:
+            rows.append([name, _why(entry), "", "", "", "", ""])
+    if rows:
+        out.append(
+            (
+                "9. Draining acked messages against serve.py's default limits (200/s, bursts of 400)",
+                ["scenario", "messages", "seconds", "ideal s", "vs ideal", "refused client / server", "1008"],
+                rows,
             )
         )
 

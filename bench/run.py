@@ -1,7 +1,7 @@
 """Run every benchmark once, print the table of figures and ratios, save JSON and a chart.
 
 ``python -m bench.run`` (what ``make bench`` runs). Options: ``--quick`` (tiny sizes, for the
-smoke test), ``--only client`` / ``--only server``, ``--out DIR`` (default ``bench/results``).
+smoke test), ``--only client`` / ``server`` / ``flow``, ``--out DIR`` (default ``bench/results``).
 Benchmarks report; the exit status is non-zero only when the harness itself broke.
 """
 
@@ -108,10 +108,16 @@ def run_server_benchmarks(sizes: Sizes, log: Any) -> dict[str, Any]:
     return run_server(sizes, log)
 
 
+def run_flow_benchmarks(sizes: Sizes, log: Any) -> dict[str, Any]:
+    from bench.flow_bench import run_flow
+
+    return run_flow(sizes, log)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness in seconds")
-    parser.add_argument("--only", choices=["client", "server"], help="run one half")
+    parser.add_argument("--only", choices=["client", "server", "flow"], help="run one part")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where JSON and the chart go")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -124,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"meta": meta(sizes, fd_limit)}
     log(f"pyrt benchmarks ({'quick' if args.quick else 'full'}), open-files limit {fd_limit}")
     broken = False
-    for half, func in (("client", run_client_benchmarks), ("server", run_server_benchmarks)):
+    parts = {"client": run_client_benchmarks, "server": run_server_benchmarks, "flow": run_flow_benchmarks}
+    for half, func in parts.items():
         if args.only and args.only != half:
             continue
         try:

@@ -27,6 +27,7 @@ if _typing.TYPE_CHECKING:
         IllegalTransition,
         InvalidCloseCode,
         InvalidStateError,
+        MessageTooLarge,
         PyrtError,
         QueueFull,
         RelativeURLError,
@@ -41,6 +42,7 @@ if _typing.TYPE_CHECKING:
         UnsupportedByProtocol,
     )
     from pyrt.heartbeat import Heartbeat
+    from pyrt.pacing import Pacing
     from pyrt.persist import MemoryStorage
     from pyrt.protocol import JsonAckProtocol, PyrtProtocol, RawProtocol, WireProtocol
     from pyrt.sse import ServerSentEvent, SSEDecoder
@@ -66,6 +68,8 @@ __all__ = [
     "InvalidStateError",
     "JsonAckProtocol",
     "MemoryStorage",
+    "MessageTooLarge",
+    "Pacing",
     "Publication",
     "PyrtError",
     "PyrtProtocol",
@@ -111,6 +115,8 @@ _WHERE: dict[str, str] = {
     "InvalidStateError": "pyrt.errors",
     "JsonAckProtocol": "pyrt.protocol",
     "MemoryStorage": "pyrt.persist",
+    "MessageTooLarge": "pyrt.errors",
+    "Pacing": "pyrt.pacing",
     "Publication": "pyrt.subscriptions",
     "PyrtError": "pyrt.errors",
     "PyrtProtocol": "pyrt.protocol",

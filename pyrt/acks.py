@@ -71,12 +71,15 @@ class Pending:
     deadline: float | None = None  # when the current transmission times out; None off the wire
     #: For a ``request``: turns the ack's data into what the caller gets (ValueError: malformed).
     decode: Callable[[Any], Any] | None = None
+    seq: int = 0  # the pacer's number of the current transmission (see pyrt.pacing)
+    order: int = 0  # when it was added: the send order, which re-sends keep
+    refusals: int = 0  # transient refusals so far (pyrt.refusals): at most ``retries`` re-sends
 
 
 class PendingAcks:
     """The pending entries in send order, with a heap of their deadlines."""
 
-    __slots__ = ("_entries", "_heap", "_seq", "retries")
+    __slots__ = ("_added", "_entries", "_heap", "_seq", "retries")
 
     def __init__(self, retries: int = 3) -> None:
         if retries < 0:
@@ -85,6 +88,7 @@ class PendingAcks:
         self._entries: dict[AckId, Pending] = {}
         self._heap: list[tuple[float, int, Pending]] = []
         self._seq = 0
+        self._added = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -96,6 +100,8 @@ class PendingAcks:
         """Track a new entry (not sent yet)."""
         if entry.id in self._entries:
             raise ValueError(f"message id {entry.id!r} is already pending")
+        self._added += 1
+        entry.order = self._added
         self._entries[entry.id] = entry
 
     def get(self, ack_id: Any) -> Pending | None:
@@ -119,6 +125,10 @@ class PendingAcks:
     def in_flight(self) -> list[Pending]:
         """Entries sent at least once and not acknowledged, oldest first."""
         return [entry for entry in self._entries.values() if entry.attempts]
+
+    def recall(self, entry: Pending) -> None:
+        """The server refused ``entry``'s transmission: stop its timeout until it is sent again."""
+        entry.deadline = None
 
     def off_the_wire(self) -> None:
         """The socket is gone: stop every timeout clock until the entries are sent again."""

@@ -16,6 +16,7 @@ Python user would expect (``TypeError``, ``ValueError``, ``RuntimeError``, ``Tim
     ├── InvalidStateError (+ RuntimeError)     a call that makes no sense now (connect() twice)
     ├── IllegalTransition (+ RuntimeError)     a state change the transition table forbids
     ├── InvalidCloseCode (+ ValueError)        a close code or reason browsers refuse
+    ├── MessageTooLarge (+ ValueError)         over the size the server advertised (max_bytes)
     ├── RelativeURLError (+ ValueError)        "/ws" outside a browser: no page to resolve it
     ├── EncodeError (+ TypeError)              data the wire protocol cannot carry
     ├── UnsupportedByProtocol (+ TypeError)    acks or channels in raw mode
@@ -44,6 +45,7 @@ __all__ = [
     "IllegalTransition",
     "InvalidCloseCode",
     "InvalidStateError",
+    "MessageTooLarge",
     "PyrtError",
     "QueueFull",
     "RelativeURLError",
@@ -86,6 +88,20 @@ class AckError(PyrtError):
         self.code = code
         where = f" ({code})" if code else ""
         super().__init__(f"the server rejected message {message_id!r}{where}: {error}")
+
+
+class MessageTooLarge(PyrtError, ValueError):
+    """A message is larger than the server accepts (its advertised ``max_bytes``); sending it
+    would make the server close the connection with 1009."""
+
+    def __init__(self, size: int, limit: int, message_id: str | int | None = None) -> None:
+        self.size = size
+        self.limit = limit
+        self.message_id = message_id
+        which = f"message {message_id!r}" if message_id is not None else "a message"
+        super().__init__(
+            f"{which} is {size} bytes; the server accepts at most {limit} bytes per frame"
+        )
 
 
 class QueueFull(PyrtError):

@@ -18,12 +18,14 @@ Subclass :class:`WireProtocol` for another server. Encoders raise
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pyrt.errors import EncodeError, UnsupportedByProtocol
 from pyrt.presence import Member, read_members
+from pyrt.server_limits import ServerLimits
 from pyrt.subscriptions import Publication
 from pyrt.wire import AckId, Frame
 
@@ -56,12 +58,16 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """The answer to a message or publish that wanted an ack."""
+    """The answer to a message or publish that wanted an ack. A failed one (``ok`` false) may
+    carry a ``code``: a retryable one (:mod:`pyrt.refusals`) asks to send it again, after
+    ``retry_after`` seconds when given."""
 
     id: Any
     ok: bool
     data: Any = None
     error: Any = None
+    code: str | None = None
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,17 +113,20 @@ class Welcome:
     session: str | None = None
     server: str | None = None
     heartbeat: float | None = None
+    limits: ServerLimits | None = None  # what the connection must respect, when advertised
     ttl: float | None = None  # seconds the connection's token lasts (None: no token, or no expiry)
 
 
 @dataclass(frozen=True, slots=True)
 class ErrorFrame:
     """The server refused a frame; ``id`` names the message when it had one, ``channel`` the
-    channel of a refused (or revoked) subscription."""
+    channel of a refused (or revoked) subscription; ``retry_after`` (seconds) comes with a
+    transient refusal."""
 
     code: str
     message: str
     id: Any = None
+    retry_after: float | None = None
     channel: str | None = None
 
 
@@ -173,13 +182,16 @@ class WireProtocol:
 
     ``acks``/``channels`` say which client features work; ``subprotocol`` is offered in the
     WebSocket handshake; ``raw_inbound`` means :meth:`decode` is the identity for everything but
-    the heartbeat pong, which lets the engine skip it on the hot path.
+    the heartbeat pong, which lets the engine skip it on the hot path; ``flow_control`` means
+    the server answers pings in order, may advertise its limits in a welcome and refuses with
+    ``rate_limited`` (the client paces by default, see :mod:`pyrt.pacing`).
     """
 
     name: ClassVar[str] = "base"
     subprotocol: ClassVar[str | None] = None
     acks: ClassVar[bool] = False
     channels: ClassVar[bool] = False
+    flow_control: ClassVar[bool] = False
     numeric_ids: ClassVar[bool] = False
     raw_inbound: ClassVar[bool] = False
 
@@ -290,6 +302,7 @@ class PyrtProtocol(WireProtocol):
     subprotocol = "pyrt.v1"
     acks = True
     channels = True
+    flow_control = True
 
     def encode(self, data: Any) -> Frame:
         if isinstance(data, bytes | bytearray | memoryview):
@@ -373,7 +386,11 @@ class PyrtProtocol(WireProtocol):
                 event=get("event") or "message",
             )
         if kind == "ack":
-            return Ack(id=get("id"), ok=bool(get("ok")), data=get("data"), error=get("error"))
+            ok = bool(get("ok"))
+            if ok:
+                return Ack(id=get("id"), ok=True, data=get("data"))
+            code, retry_after = _code(get("code")), _seconds(get("retry_after"))
+            return Ack(get("id"), False, get("data"), get("error"), code, retry_after)
         if kind == "pong":
             return Pong(get("t"))
         if kind == "ping":
@@ -398,23 +415,30 @@ class PyrtProtocol(WireProtocol):
         if kind == "unsubscribed":
             return Unsubscribed(str(get("channel", "")))
         if kind == "welcome":
-            return Welcome(get("session"), get("server"), get("heartbeat"), _seconds(get("ttl")))
+            limits = ServerLimits.from_wire(get("limits"))
+            ttl = _seconds(get("ttl"), most=math.inf)  # a token's lifetime is not capped
+            return Welcome(get("session"), get("server"), get("heartbeat"), ttl=ttl, limits=limits)
         if kind == "error":
             named = get("channel")
             return ErrorFrame(
                 str(get("code")),
                 str(get("message", "")),
                 get("id"),
-                channel=named if isinstance(named, str) else None,
+                _seconds(get("retry_after")),
+                named if isinstance(named, str) else None,
             )
         return BadFrame(f"unknown frame type {kind!r}", frame)
 
 
-def _seconds(value: Any) -> float | None:
-    """A duration a server sent: a non-negative number, else ``None``."""
+def _code(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _seconds(value: Any, most: float = 3600.0) -> float | None:
+    """A duration a server sent: a non-negative number (at most ``most``), else ``None``."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
         return None
-    return float(value)
+    return min(float(value), most)
 
 
 _BY_NAME: dict[str, type[WireProtocol]] = {

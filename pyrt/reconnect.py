@@ -8,16 +8,20 @@ The rules, in the order they apply when a connection (or an attempt) is lost:
 2. the loss counts as one more consecutive failure;
 3. past ``backoff.max_attempts`` failures the client gives up;
 4. otherwise the next attempt waits the jittered backoff delay for that failure number, never
-   less than ``floor`` (a server's ``retry:`` or ``Retry-After``).
+   less than ``floor`` (a server's ``retry:`` or ``Retry-After``); when the server gave a
+   reconnect ``window``, the delay is drawn uniformly over the window instead, so a crowd it
+   dropped at once comes back spread out (:func:`pyrt.reconnect_window.reconnect_delay`).
 
 Pure: the caller passes uptimes and floors; randomness comes from the injected ``rng``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from pyrt.backoff import Backoff
+from pyrt.reconnect_window import reconnect_delay
 
 __all__ = ["ReconnectScheduler"]
 
@@ -39,17 +43,18 @@ class ReconnectScheduler:
         if uptime is not None and self.backoff.should_reset(uptime):
             self.failures = 0
 
-    def failed(self, uptime: float | None = None, floor: float = 0.0) -> float | None:
+    def failed(self, uptime: float | None = None, floor: float = 0.0, window: float = 0.0) -> float | None:
         """A connection (open ``uptime`` seconds, ``None``: never opened) or an attempt failed.
 
         Returns the delay before the next attempt, or ``None`` when the client must give up
-        (then :attr:`failures` - 1 reconnect attempts were made).
+        (then :attr:`failures` - 1 reconnect attempts were made). ``floor`` and ``window``: what
+        the server asked (the caller bounds them).
         """
         self.stayed_up(uptime)
         self.failures += 1
         if self.backoff.exhausted(self.failures):
             return None
-        delay = max(self.backoff.delay(self.failures, self.rng), floor)
+        delay = reconnect_delay(self.backoff, self.failures, self.rng, window, floor, cap=math.inf)
         self.last_delay = delay
         return delay
 

@@ -48,6 +48,7 @@ from pyrt.errors import (
     SSEStreamEndedError,
 )
 from pyrt.reconnect import ReconnectScheduler
+from pyrt.refusals import is_retryable_status
 from pyrt.sse import ServerSentEvent, SSEDecoder
 from pyrt.states import (
     EVENTSOURCE_TRANSITIONS,
@@ -79,6 +80,7 @@ __all__ = [
 
 WhenHidden = Literal["keep", "pause"]
 _WHEN_HIDDEN = ("keep", "pause")
+_MAX_SERVER_DELAY = 300.0  # the longest wait a Retry-After can impose on EventSourcePolicy
 
 
 # --------------------------------------------------------------------------- actions
@@ -188,9 +190,7 @@ def classify_response(status: int, content_type: str | None) -> ResponseVerdict:
         return "open" if _is_event_stream(content_type) else "fatal"
     if status == 204:
         return "stop"
-    if status in (408, 429) or 500 <= status <= 599:
-        return "retry"
-    return "fatal"
+    return "retry" if is_retryable_status(status) else "fatal"
 
 
 def parse_retry_after(value: str | None, wall_time: float | None = None) -> float | None:
@@ -649,8 +649,14 @@ class EventSourcePolicy(_Machine):
         self._events += 1
         return True
 
-    def error(self, source: int, for_good: bool, now: float) -> None:
-        """The native ``error`` event; ``for_good``: the object's ``readyState`` was ``CLOSED``."""
+    def error(
+        self, source: int, for_good: bool, now: float, retry_after: float | None = None
+    ) -> None:
+        """The native ``error`` event; ``for_good``: the object's ``readyState`` was ``CLOSED``.
+
+        ``retry_after``: seconds from the refusing response's ``Retry-After``, when the adapter
+        can see it (browsers cannot; the CPython one can): a floor under the next delay.
+        """
         if source != self._source or not self._alive:
             return
         self._disconnects += 1
@@ -667,7 +673,8 @@ class EventSourcePolicy(_Machine):
         )
         self._alive = False
         self._actions.append(DestroySource(self._source))
-        self._retry_or_give_up(now, failure)
+        floor = 0.0 if retry_after is None else min(max(retry_after, 0.0), _MAX_SERVER_DELAY)
+        self._retry_or_give_up(now, failure, floor)
 
     def tick(self, now: float) -> None:
         if (

@@ -95,9 +95,11 @@ class EventSourceEvents(Protocol):
         """An event of type ``"message"`` or of a type passed to
         :meth:`EventSourceTransport.listen`; ``last_event_id`` as the native object reports it."""
 
-    def source_error(self, source: int, for_good: bool) -> None:
+    def source_error(self, source: int, for_good: bool, retry_after: float | None = None) -> None:
         """The native ``error`` event; ``for_good`` when the object's ``readyState`` is then
-        ``CLOSED`` (it will not reconnect by itself), ``False`` while it reconnects itself."""
+        ``CLOSED`` (it will not reconnect by itself), ``False`` while it reconnects itself.
+        ``retry_after``: seconds the refusing response's ``Retry-After`` asked, when the
+        transport can see it (a browser's object cannot)."""
 
 
 class EventSourceTransport(Protocol):

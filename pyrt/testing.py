@@ -2,8 +2,10 @@
 
 - :class:`FakeClock` — time that moves only when told.
 - :class:`FakePyrtServer` — an in-memory peer speaking the pyrt protocol: acks with dedup by id,
-  channels with offsets, replay on resubscribe, limited retention, token refresh (a conformance
-  test runs the same frame scripts against it and against ``serve.py``).
+  channels with offsets, replay on resubscribe, limited retention, token refresh, history and
+  presence (a conformance test runs the same frame scripts against it and against
+  ``serve.py``), and optionally the advertised limits of ``serve.py`` enforced by the same rules
+  (:mod:`pyrt.admission`).
 - :class:`EngineHarness` — runs a :class:`~pyrt.ws_engine.WebSocketEngine` the way an adapter
   does, against :class:`FakeSocket` objects and an optional :class:`FakePyrtServer`, and records
   what a user would see (messages, publications, ack results, states, reconnects, errors).
@@ -30,10 +32,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyrt.admission import FlowGate, Verdict
 from pyrt.names import CHANNEL_RULE, EVENT_RULE, ID_RULE, is_channel_name, is_event_name, is_message_id
 from pyrt.offsets import offset_key
 from pyrt.persist import MemoryStorage, Storage
 from pyrt.presence import Member, member_id
+from pyrt.refusals import RATE_LIMITED
+from pyrt.server_limits import ServerLimits
 from pyrt.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
 from pyrt.states import State
 from pyrt.subscriptions import Publication
@@ -107,6 +112,9 @@ class ServerConnection:
     identity: str = "ip:127.0.0.1"  # who the client is, for member ids (tests may set their own)
     presence: dict[str, str] = field(default_factory=dict)  # channel -> member id it joined as
     watching: set[str] = field(default_factory=set)  # channels whose presence it follows
+    gate: FlowGate | None = None  # the connection's admission (None: no limits enforced)
+    close_code: int | None = None  # set when the server closed the connection (after outgoing)
+    close_reason: str = ""
 
     def handle(self, frame: Frame) -> None:
         """Process one frame from the client; replies land in :attr:`outgoing`."""
@@ -132,8 +140,15 @@ class ServerConnection:
         self.presence.clear()
 
     def push(self, obj: dict[str, Any]) -> None:
-        if self.open:
+        if self.open and self.close_code is None:
             self.outgoing.append(json.dumps(obj, separators=(",", ":")))
+            if self.on_push is not None:
+                self.on_push()
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Close from the server's side: the client sees ``code`` after what is queued for it."""
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
             if self.on_push is not None:
                 self.on_push()
 
@@ -152,6 +167,11 @@ class FakePyrtServer:
     server refuses. ``welcome`` then carries the handshake token's ``ttl`` and ``refresh`` frames
     are answered with the new one (or ``unauthorized``). Expiry is the test's to play:
     ``transport.drop(4001, "token expired")``. ``forbidden`` lists channels nobody may use.
+    ``limits`` are advertised in ``welcome`` and enforced like ``serve.py`` does (a token bucket,
+    holds after refusals, 1008 for abuse: :mod:`pyrt.admission`), on the clock ``clock``
+    (:class:`EngineHarness` lends its own). ``enforce`` enforces other limits than the advertised
+    ones: a stricter server, or frames that the network bunches together. :attr:`refusals` lists
+    every refusal, :attr:`arrivals` the time each frame was read.
     """
 
     def __init__(
@@ -162,6 +182,10 @@ class FakePyrtServer:
         *,
         token_ttl: Callable[[str], float | None] | None = None,
         forbidden: Sequence[str] = (),
+        limits: ServerLimits | None = None,
+        enforce: ServerLimits | None = None,
+        abuse_limit: int = 100,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.app = app if app is not None else (lambda data: data)
         self.retention = retention
@@ -174,6 +198,13 @@ class FakePyrtServer:
         self.members: dict[str, dict[str, tuple[dict[str, Any], ServerConnection, bool]]] = {}
         self._presence_version = 0
         self._versions: dict[str, str] = {}
+        self.limits = limits
+        self.enforce = enforce if enforce is not None else limits
+        self.abuse_limit = abuse_limit
+        self.clock: Callable[[], float] | None = clock
+        self.refusals: list[dict[str, Any]] = []  # every rate_limited / unavailable answer sent
+        self.arrivals: list[float] = []  # when each frame was read, on ``clock``
+        self.abuse_closes = 0  # connections closed with 1008
         self.accepting = True  # False: new sockets fail to open (server down)
         self.handled: list[Any] = []  # application messages, each id once, in arrival order
         self.received_frames: list[Frame] = []
@@ -182,16 +213,22 @@ class FakePyrtServer:
         self.answers: dict[Any, dict[str, Any]] = {}  # dedup window: id -> ack frame
         self.connections: list[ServerConnection] = []
 
+    def now(self) -> float:
+        return self.clock() if self.clock is not None else 0.0
+
     def accept(self, protocols: Sequence[str] = ()) -> ServerConnection:
         """A new connection; ``protocols`` are the subprotocols the client offered."""
         conn = ServerConnection(self, f"s{len(self.connections) + 1}")
         self.connections.append(conn)
-        welcome: dict[str, Any] = {
-            "type": "welcome",
-            "session": conn.session,
-            "server": "fake",
-            "heartbeat": 25,
-        }
+        welcome: dict[str, Any] = {"type": "welcome", "session": conn.session, "server": "fake"}
+        welcome["heartbeat"] = 25
+        if self.limits is not None:
+            welcome["limits"] = self.limits.to_wire()
+        enforce = self.enforce
+        if enforce is not None and enforce.rate is not None:
+            burst = enforce.burst if enforce.burst is not None else enforce.rate
+            window = enforce.window if enforce.window is not None else 1000
+            conn.gate = FlowGate(enforce.rate, burst, window, self.abuse_limit, self.now())
         conn.token = next((p[len("bearer.") :] for p in protocols if p.startswith("bearer.")), None)
         if self.token_ttl is not None and conn.token is not None:
             ttl = self.token_ttl(conn.token)
@@ -216,6 +253,11 @@ class FakePyrtServer:
     def handle(self, conn: ServerConnection, frame: Frame) -> None:
         """Answer one frame as ``serve.py`` does (tests/server/test_testing.py holds the two to it)."""
         self.received_frames.append(frame)
+        now = self.now()
+        self.arrivals.append(now)
+        gate = conn.gate
+        if gate is not None and not gate.admit(now) and not self._admitted(conn, gate, frame, now):
+            return
         if not isinstance(frame, str):
             conn.error("binary_not_supported", "binary frames are not pyrt frames")
             return
@@ -230,6 +272,9 @@ class FakePyrtServer:
         kind = msg.get("type")
         if kind == "ping":
             conn.push({"type": "pong", "t": msg["t"]} if "t" in msg else {"type": "pong"})
+        elif kind == "pong":
+            if gate is not None:
+                gate.pong(msg.get("t"), now)
         elif kind == "message":
             self._message(conn, msg)
         elif kind == "subscribe":
@@ -471,6 +516,37 @@ class FakePyrtServer:
             self.refreshed.append(token)
             if frame_id is not None:
                 conn.push({"type": "ack", "id": frame_id, "ok": True, "data": {"ttl": ttl}})
+    def _admitted(self, conn: ServerConnection, gate: FlowGate, frame: Frame, now: float) -> bool:
+        """A frame the gate did not let through at once: accept it, or refuse it as serve.py does."""
+        try:
+            msg = json.loads(frame) if isinstance(frame, str) else {}
+        except ValueError:
+            msg = {}
+        if not isinstance(msg, dict):
+            msg = {}
+        kind = msg.get("type")
+        verdict = gate.check(now, kind if isinstance(kind, str) else None)
+        if verdict is Verdict.ACCEPT:
+            return True
+        if verdict is Verdict.CLOSE:
+            self.abuse_closes += 1
+            conn.close(1008, "rate limit exceeded")
+            return False
+        refusal: dict[str, Any] = {
+            "type": "error",
+            "code": RATE_LIMITED,
+            "message": "too many frames: slow down",
+            "retry_after": round(gate.retry_after(now), 3),
+        }
+        if "id" in msg:
+            refusal["id"] = msg["id"]
+        if kind in ("subscribe", "unsubscribe") and isinstance(msg.get("channel"), str):
+            refusal["channel"] = msg["channel"]
+        self.refusals.append(refusal)
+        conn.push(refusal)
+        if verdict is Verdict.HOLD:
+            conn.push({"type": "ping", "t": gate.marker})
+        return False
 
     def _message(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
         data = msg.get("data")
@@ -612,6 +688,8 @@ class EngineHarness:
         self.engine = engine if engine is not None else WebSocketEngine(**engine_kwargs)
         self.clock = clock if clock is not None else FakeClock()
         self.server = server
+        if server is not None and server.clock is None:
+            server.clock = self.clock
         self.sockets: list[FakeSocket] = []
         self.messages: list[Any] = []
         self.publications: dict[str, list[Publication]] = {}
@@ -766,17 +844,27 @@ class EngineHarness:
     # --------------------------------------------------------------------------- machinery
 
     def pump(self) -> None:
-        """Carry out the engine's actions and the events they cause, until quiet."""
+        """Carry out the engine's actions and the events they cause, until quiet; a timer
+        already due fires too (as a zero-delay timer of a real event loop would)."""
+        spins = 0
         while True:
             for action in self.engine.actions():
                 self.actions_seen.append(action)
                 self._perform(action)
             self._flush_server()
-            if not self._events:
-                if not self.engine.has_actions:
-                    return
+            if self._events:
+                self._events.popleft()()
                 continue
-            self._events.popleft()()
+            if self.engine.has_actions:
+                continue
+            deadline = self.engine.next_deadline()
+            if deadline is None or deadline > self.now:
+                return
+            spins += 1
+            if spins > 1000:
+                raise RuntimeError(f"the engine's deadline {deadline} does not move past {self.now}")
+            sock = self.socket
+            self.engine.tick(self.now, sock.buffered_amount if sock else 0)
 
     def _current(self, what: str) -> FakeSocket:
         sock = self.socket
@@ -801,12 +889,17 @@ class EngineHarness:
         sock = self.socket
         if sock is None or sock.conn is None or sock.blackholed or sock.state != "open":
             return
-        while sock.conn.outgoing and sock.state == "open" and not sock.detached:
-            frame = sock.conn.outgoing.popleft()
+        conn = sock.conn
+        while conn.outgoing and sock.state == "open" and not sock.detached:
+            frame = conn.outgoing.popleft()
             self._deliver(frame)
             for action in self.engine.actions():
                 self.actions_seen.append(action)
                 self._perform(action)
+        if conn.close_code is not None and sock.state == "open" and not sock.detached:
+            code, reason = conn.close_code, conn.close_reason
+            self._kill(sock, code, reason)
+            self.engine.closed(code, reason, self.now, True)
 
     def _kill(self, sock: FakeSocket, code: int, reason: str) -> None:
         sock.state = "closed"
@@ -1033,6 +1126,8 @@ class FakeTransport:
             frame = conn.outgoing.popleft()
             assert sock.events is not None
             sock.events.socket_message(frame)
+        if conn is not None and conn.close_code is not None and not conn.outgoing and not sock.blackholed:
+            self._fail(sock, conn.close_code, conn.close_reason, clean=True)
 
     def _fail(self, sock: FakeSocket, code: int, reason: str, clean: bool = False) -> None:
         if sock.state == "closed" or sock.detached:

@@ -29,6 +29,17 @@ Outputs:
   application message to deliver (or :data:`NO_MESSAGE`), and :meth:`~WebSocketEngine.send`
   *returns* the frame to transmit at once (or ``None`` when it was queued).
 
+Flow control (``pacing``, on by default for the pyrt protocol; :mod:`pyrt.pacing`): on a new
+connection frames wait for the server's ``welcome`` and its limits, then go out no faster than the
+pacer allows; until then they wait in the queue (bounded by ``queue_limit``, counted in
+``stats.queued``). Subscriptions being restored and acked messages sent again go before the queue;
+heartbeat pings and pongs never wait. A transient refusal (:mod:`pyrt.refusals`) of an acked
+message puts it back in its place and sends it again after ``retry_after``; the caller hears of
+it only after ``ack_retries`` such re-sends (an :class:`AckError` naming the server's code); a refused
+fire-and-forget message is reported (``ReportError``, ``stats.refused``/``stats.dropped``). A
+close reason or failed attempt carrying a reconnect hint (:mod:`pyrt.reconnect_window`) spreads
+the reconnect over the server's window.
+
 Adapter contract: after :class:`CloseSocket` with ``detach=True``, report nothing more about that
 socket (drop its handlers). Report events of the current socket only. Acks and subscription
 handlers are opaque ``handle``/``handler`` objects the engine hands back in actions; it never
@@ -38,10 +49,11 @@ calls them.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pyrt.acks import PERSISTED_KINDS, AckIds, Kind, Pending, PendingAcks
 from pyrt.backoff import Backoff
@@ -60,6 +72,7 @@ from pyrt.errors import (
     FrameError,
     InvalidCloseCode,
     InvalidStateError,
+    MessageTooLarge,
     QueueFull,
     ServerError,
     TokenError,
@@ -69,6 +82,7 @@ from pyrt.heartbeat import Heartbeat, HeartbeatMonitor, Verdict
 from pyrt.names import CHANNEL_RULE, is_channel_name
 from pyrt.offsets import offset_key
 from pyrt.outbox import Outbox, Overflow, Queued, frame_size
+from pyrt.pacing import Pacer, Pacing
 from pyrt.presence import Member, PresenceView, read_presence
 from pyrt.protocol import (
     Ack,
@@ -84,6 +98,8 @@ from pyrt.protocol import (
     get_protocol,
 )
 from pyrt.reconnect import ReconnectScheduler
+from pyrt.reconnect_window import parse_reason
+from pyrt.refusals import RATE_LIMITED, is_retryable
 from pyrt.states import State, StateChanged, StateMachine
 from pyrt.subscriptions import Publication, Subscriptions
 from pyrt.wire import AckId, Frame
@@ -116,6 +132,8 @@ __all__ = [
 
 ABANDON_CODE: Final = 4000  # sent when pyrt gives up on a socket it believes dead
 MAX_REASON_BYTES: Final = 123  # the WebSocket limit on a close reason
+MAX_SERVER_DELAY: Final = 300.0  # the longest wait a server's reconnect hint can impose
+RATE_HOLD: Final = 0.5  # seconds to hold after a rate_limited refusal that names no retry_after
 
 
 class _NoMessage:
@@ -275,6 +293,7 @@ class Stats:
     reconnects: int = 0  # reconnect attempts started
     duplicates: int = 0  # publications and acks dropped because they were seen already
     token_refreshes: int = 0  # tokens refreshed in place (the connection stayed up)
+    refused: int = 0  # frames the server refused for now (rate_limited, unavailable); see ws_engine
     queue_length: int = 0
     pending_acks: int = 0
     rtt: float | None = None  # last heartbeat round trip, seconds
@@ -296,6 +315,16 @@ class _Join:
 
     info: Any
     handles: list[object]  # the callers waiting for the server to confirm it
+
+
+@dataclass(slots=True)
+class _Again:
+    """A frame that goes before the queue: a subscription being restored, or an acked message
+    sent again (after a reconnect, a timeout or a transient refusal), not before ``not_before``."""
+
+    frame: Frame
+    entry: Pending | None = None
+    not_before: float = 0.0
 
 
 @dataclass(slots=True)
@@ -340,6 +369,7 @@ class WebSocketEngine:
         persist_interval: float = 0.25,
         token_refresh: bool = False,
         rng: Callable[[], float] | None = None,
+        pacing: Pacing | Literal["auto"] | None = "auto",
     ) -> None:
         if not ack_timeout > 0:
             raise ValueError(f"ack_timeout must be > 0, got {ack_timeout!r}")
@@ -362,6 +392,16 @@ class WebSocketEngine:
         self._sm = StateMachine()
         self._actions: list[Action] = []
         self._outbox = Outbox(queue_limit, queue_bytes, overflow)
+        if pacing == "auto":
+            pacing = Pacing() if self.protocol.flow_control else None
+        elif pacing is not None and not isinstance(pacing, Pacing):
+            raise TypeError(f"pacing must be a Pacing, None or 'auto', got {pacing!r}")
+        self._pacer = Pacer(pacing) if pacing is not None else None
+        self._again: deque[_Again] = deque()  # goes out before the queue, in order
+        self._max_bytes: int | None = None  # the server's frame size limit, once advertised
+        self._probes = 0  # pings sent to learn how far the server has read
+        self._rearm = False  # next_deadline() moved earlier without an action (see has_actions)
+        self._window = 0.0  # the server's reconnect window, until a connection opens
         self._acks = PendingAcks(ack_retries)
         self._ids = AckIds(rng, numeric=self.protocol.numeric_ids)
         self._subs = Subscriptions()
@@ -414,8 +454,7 @@ class WebSocketEngine:
     @property
     def has_actions(self) -> bool:
         """True when :meth:`actions` has something to drain, or :meth:`next_deadline` moved
-        without any action (a frame set a new timer): pump then, so the timer is re-armed.
-        Cheap: for hot paths."""
+        earlier (cheap check for hot paths: call :meth:`actions`, then re-arm the timer)."""
         return bool(self._actions) or self._rearm
 
     def actions(self) -> list[Action] | tuple[Action, ...]:
@@ -510,9 +549,22 @@ class WebSocketEngine:
         """
         self._check_sendable()
         frame = self.protocol.encode(data)
-        if self._sm.state is State.OPEN and not self._outbox and buffered <= self._cfg.high_water:
-            self.stats.sent += 1
-            return frame
+        if self._max_bytes is not None and len(frame) * 4 > self._max_bytes:
+            self._check_size(frame, None)
+        if (
+            self._sm.state is State.OPEN
+            and not self._outbox
+            and not self._again
+            and buffered <= self._cfg.high_water
+        ):
+            pacer = self._pacer
+            if pacer is None:
+                self.stats.sent += 1
+                return frame
+            if pacer.allows(now):
+                pacer.spend(now)
+                self.stats.sent += 1
+                return frame
         self._enqueue(Queued(frame, frame_size(frame)), now)
         return None
 
@@ -675,8 +727,7 @@ class WebSocketEngine:
         entry = Pending(ack_id, frame, None, "join", self._timeout(timeout))
         self._acks.add(entry)
         self._join_ids[ack_id] = channel
-        self._emit_frame(frame)
-        self._acks.sent(entry, now)
+        self._transmit(entry, now)  # at once (ahead of the queue), counted by the pacer
 
     def _join_answered(self, entry: Pending, event: Ack | ErrorFrame | None) -> None:
         """A join frame was answered (``None``: it timed out after its retries)."""
@@ -723,7 +774,8 @@ class WebSocketEngine:
             since = self._restored_offsets.pop(channel, None)
         sub = self._subs.add(channel, handler, since, on_presence)
         if self._sm.state is State.OPEN:
-            self._emit_frame(self.protocol.encode_subscribe(channel, sub.offset, on_presence is not None))
+            frame = self.protocol.encode_subscribe(channel, sub.offset, on_presence is not None)
+            self._send_again(_Again(frame), now)
         self._dirty(now)
 
     def unsubscribe(self, channel: str, now: float) -> bool:
@@ -732,7 +784,7 @@ class WebSocketEngine:
         if sub is None:
             return False
         if self._sm.state is State.OPEN:
-            self._emit_frame(self.protocol.encode_unsubscribe(channel))
+            self._send_again(_Again(self.protocol.encode_unsubscribe(channel)), now)
         self._dirty(now)
         return True
 
@@ -788,15 +840,17 @@ class WebSocketEngine:
         self._connect_deadline = None
         if self._hb is not None:
             self._hb.start(now)
+        if self._pacer is not None:
+            self._pacer.start(now, welcome=self.protocol.flow_control)
+        self._window = 0.0
+        again = self._again
         for sub in self._subs.all():
-            self._emit_frame(
-                self.protocol.encode_subscribe(sub.channel, sub.offset, sub.on_presence is not None)
+            again.append(
+                _Again(self.protocol.encode_subscribe(sub.channel, sub.offset, sub.on_presence is not None))
             )
         for entry in self._acks.in_flight():
-            self._emit_frame(entry.frame)
-            self._acks.sent(entry, now)
-            self.stats.retried += 1
-        for channel in self._joins:
+            again.append(_Again(entry.frame, entry))
+        for channel in self._joins:  # presence again, as the same member
             self._send_join(channel, now)
         self._flush(now, 0)
 
@@ -870,7 +924,7 @@ class WebSocketEngine:
         if hb is not None:
             verdict = hb.check(now)
             if verdict is Verdict.PING:
-                self._send_ping()
+                self._send_ping(now)
             elif verdict is Verdict.DEAD:
                 self._abandon(now, f"no frame within {hb.config.timeout:g} s of a ping (heartbeat timeout)")
                 return
@@ -889,12 +943,10 @@ class WebSocketEngine:
                 self._reject(entry, AckTimeout(entry.id, entry.attempts, entry.timeout))
                 self._dirty(now)
             else:
-                self._emit_frame(entry.frame)
-                self._acks.sent(entry, now)
-                self.stats.retried += 1
+                self._again_in_order(_Again(entry.frame, entry))
         if self._drain_at is not None and now >= self._drain_at:
             self._drain_at = None
-        if self._outbox:
+        if self._outbox or self._again:
             self._flush(now, buffered)
         token = self._token
         if token is not None and token.due(now):
@@ -915,8 +967,7 @@ class WebSocketEngine:
             ack_id, self.protocol.encode_refresh(ack_id, token), None, "refresh", self._cfg.ack_timeout
         )
         self._acks.add(entry)
-        self._emit_frame(entry.frame)
-        self._acks.sent(entry, now)
+        self._transmit(entry, now)  # at once (ahead of the queue), counted by the pacer
 
     def token_failed(self, error: Exception, now: float) -> None:
         """The token callable raised ``error`` (or returned something unusable): report it and
@@ -1064,20 +1115,55 @@ class WebSocketEngine:
         self.stats.sent += 1
         self._actions.append(SendFrame(frame))
 
-    def _send_ping(self) -> None:
+    def _emit_now(self, frame: Frame, now: float) -> None:
+        """A frame that never waits for the pacer (pings, pongs): it still spends a token."""
+        if self._pacer is not None:
+            self._pacer.force(now)
+        self._emit_frame(frame)
+
+    def _send_ping(self, now: float) -> None:
         assert self._hb is not None
         frame = self._cfg.heartbeat.ping_frame() if self._cfg.heartbeat is not None else None
-        self._emit_frame(frame if frame is not None else self.protocol.encode_ping(self._hb.pings))
+        if frame is None:
+            frame = self.protocol.encode_ping(self._hb.pings)
+            if self._pacer is not None:
+                self._pacer.ping_sent(self._hb.pings)
+        self._emit_now(frame, now)
 
     def _probe(self, now: float) -> None:
         if self._hb is not None and self._hb.check_now(now) is Verdict.PING:
-            self._send_ping()
+            self._send_ping(now)
+
+    def _probe_reads(self, now: float) -> None:
+        """Ask how far the server has read (a ping; its pong confirms what went before), when
+        the pacer waits for that."""
+        pacer = self._pacer
+        if pacer is not None and self._sm.state is State.OPEN and pacer.probe_due(now):
+            self._probes += 1
+            t = -self._probes  # heartbeat pings count up from 1: the two never meet
+            pacer.ping_sent(t)
+            self._emit_now(self.protocol.encode_ping(t), now)
+
+    def _check_size(self, frame: Frame, ack_id: AckId | None) -> None:
+        limit = self._max_bytes
+        if limit is not None:
+            size = frame_size(frame)
+            if size > limit:
+                raise MessageTooLarge(size, limit, ack_id)
 
     def _submit(self, entry: Pending, now: float, buffered: int) -> None:
+        if self._max_bytes is not None and len(entry.frame) * 4 > self._max_bytes:
+            self._check_size(entry.frame, entry.id)
         self._acks.add(entry)
-        if self._sm.state is State.OPEN and not self._outbox and buffered <= self._cfg.high_water:
-            self._emit_frame(entry.frame)
-            self._acks.sent(entry, now)
+        pacer = self._pacer
+        if (
+            self._sm.state is State.OPEN
+            and not self._outbox
+            and not self._again
+            and buffered <= self._cfg.high_water
+            and (pacer is None or pacer.allows(now))
+        ):
+            self._transmit(entry, now)
         else:
             try:
                 self._enqueue(Queued(entry.frame, frame_size(entry.frame), entry.id), now)
@@ -1086,6 +1172,18 @@ class WebSocketEngine:
                 raise
         self._dirty(now)
 
+    def _transmit(self, entry: Pending, now: float) -> None:
+        """Send an acked message (the first time or again) and start its timeout."""
+        if self._pacer is not None:
+            entry.seq = self._pacer.spend(now)
+        self._emit_frame(entry.frame)
+        self._acks.sent(entry, now)
+
+    def _send_again(self, item: _Again, now: float) -> None:
+        """Send ``item`` ahead of the queue, as soon as the pacer allows."""
+        self._again.append(item)
+        self._flush(now, 0)
+
     def _enqueue(self, item: Queued, now: float) -> None:
         dropped = self._outbox.push(item)
         if not dropped or dropped[-1] is not item:
@@ -1093,7 +1191,12 @@ class WebSocketEngine:
         for lost in dropped:
             self._drop(lost, f"the queue is full (overflow policy {self._outbox.overflow!r})")
         if self._sm.state is State.OPEN and self._drain_at is None:
-            self._drain_at = now + self._cfg.drain_interval
+            pacer = self._pacer
+            if pacer is None:
+                self._drain_at = now + self._cfg.drain_interval
+            else:
+                self._drain_at = pacer.ready_at(now)
+                self._probe_reads(now)
         self._dirty(now)
 
     def _drop(self, item: Queued, why: str) -> None:
@@ -1111,21 +1214,70 @@ class WebSocketEngine:
         self._actions.append(ReportError(error))
 
     def _flush(self, now: float, buffered: int) -> None:
+        """Send what waits, in order — first :attr:`_again`, then the queue — as far as the
+        pacer, the socket's buffer and any ``not_before`` allow; then set the next drain time."""
         outbox = self._outbox
+        again = self._again
+        pacer = self._pacer
         high_water = self._cfg.high_water
-        while outbox and buffered <= high_water:
-            item = outbox.popleft()
-            self._emit_frame(item.frame)
-            buffered += item.size
-            if item.ack_id is not None:
-                entry = self._acks.get(item.ack_id)
+        drain_at: float | None = None
+        while again or outbox:
+            if buffered > high_water:
+                drain_at = now + self._cfg.drain_interval
+                break
+            if again and again[0].not_before > now:
+                drain_at = again[0].not_before
+                break
+            if pacer is not None and not pacer.allows(now):
+                drain_at = pacer.ready_at(now)  # None: an answer from the server will call back
+                break
+            if again:
+                item = again.popleft()
+                entry = item.entry
+                if entry is None:
+                    if pacer is not None:
+                        pacer.spend(now)
+                    self._emit_frame(item.frame)
+                elif self._acks.get(entry.id) is entry:  # not acked or given up meanwhile
+                    self._transmit(entry, now)
+                    self.stats.retried += 1
+                else:
+                    continue
+                buffered += frame_size(item.frame)
+                continue
+            queued = outbox.popleft()
+            if self._max_bytes is not None and queued.size > self._max_bytes:
+                self._too_large(queued, self._max_bytes)
+                continue
+            buffered += queued.size
+            if queued.ack_id is not None:
+                entry = self._acks.get(queued.ack_id)
                 if entry is not None:
-                    self._acks.sent(entry, now)
-        if outbox:
-            self._drain_at = now + self._cfg.drain_interval
-        else:
-            self._drain_at = None
+                    self._transmit(entry, now)
+                    continue
+            if pacer is not None:
+                pacer.spend(now)
+            self._emit_frame(queued.frame)
+        self._drain_at = drain_at
+        self._probe_reads(now)
         self._dirty(now)
+
+    def _too_large(self, item: Queued, limit: int) -> None:
+        """A queued frame turned out larger than the server accepts: fail it, never send it."""
+        self.stats.dropped += 1
+        error = MessageTooLarge(item.size, limit, item.ack_id)
+        entry = self._acks.pop(item.ack_id) if item.ack_id is not None else None
+        if entry is not None and entry.handle is not None:
+            self._actions.append(RejectAck(entry.handle, error))
+        else:
+            self._actions.append(ReportError(error))
+
+    def _wake_drain(self, now: float) -> None:
+        """Something the pacer waited for arrived: drain at the next tick (which knows the
+        socket's buffer) instead of waiting for a timer."""
+        if (self._outbox or self._again) and (self._drain_at is None or self._drain_at > now):
+            self._drain_at = now
+            self._rearm = True
 
     def _control(self, event: object, now: float) -> None:
         if type(event) is Publication:
@@ -1139,10 +1291,17 @@ class WebSocketEngine:
             if self._cfg.persist and self._save_at is None:
                 self._save_at = now + self._cfg.persist_interval
         elif type(event) is Ack:
+            if not event.ok and is_retryable(event.code):
+                entry = self._acks.get(event.id)
+                self._refused(event.code, str(event.error), entry, event.retry_after, None, now)
+                return
             entry = self._acks.pop(event.id)
             if entry is None:
                 self.stats.duplicates += 1
                 return
+            pacer = self._pacer
+            if pacer is not None and entry.deadline is not None and pacer.confirm(entry.seq):
+                self._wake_drain(now)
             if entry.kind == "refresh":
                 self._refresh_answered(event, now)
                 return
@@ -1169,9 +1328,11 @@ class WebSocketEngine:
         elif type(event) is Pong:
             if self._hb is not None:
                 self._hb.pong(now, event.t)
+            if self._pacer is not None and self._pacer.pong(event.t):
+                self._wake_drain(now)
         elif type(event) is Ping:
             if self._sm.state is State.OPEN:
-                self._emit_frame(self.protocol.encode_pong(event.t))
+                self._emit_now(self.protocol.encode_pong(event.t), now)
         elif type(event) is Subscribed:
             sub = self._subs.confirmed(event.channel, event.offset, event.recovered)
             if sub is not None:
@@ -1191,10 +1352,19 @@ class WebSocketEngine:
                     self._actions.append(DeliverPresence(sub.on_presence, tuple(joined), tuple(left)))
         elif type(event) is Welcome:
             self.session = event.session
+            limits = event.limits
+            self._max_bytes = limits.max_bytes if limits is not None else None
+            if self._pacer is not None:
+                self._pacer.advertise(limits, now)
+                self._wake_drain(now)
             if self._token is not None and event.ttl is not None:
                 self._token.expires_in(event.ttl, now)
                 self._rearm = True
         elif type(event) is ErrorFrame:
+            if is_retryable(event.code):
+                entry = self._acks.get(event.id) if event.id is not None else None
+                self._refused(event.code, event.message, entry, event.retry_after, event.channel, now)
+                return
             entry = self._acks.pop(event.id) if event.id is not None else None
             if entry is not None and entry.kind == "refresh":
                 self._refresh_answered(event, now)
@@ -1213,6 +1383,83 @@ class WebSocketEngine:
         elif type(event) is BadFrame:
             self._actions.append(ReportError(FrameError(event.reason, event.frame)))
 
+    def _refused(
+        self,
+        code: str | None,
+        message: str,
+        entry: Pending | None,
+        retry_after: float | None,
+        channel: str | None,
+        now: float,
+    ) -> None:
+        """The server refused a frame for now (:mod:`pyrt.refusals`): send it again later, in
+        its order, unless its retries ran out; a fire-and-forget frame is reported as lost.
+
+        ``rate_limited`` also holds the pacer: nothing more goes out before ``retry_after``, nor
+        before everything in flight has come back (the server refuses it all during its hold),
+        so the refused frames go again in their order, ahead of anything newer."""
+        self.stats.refused += 1
+        pacer = self._pacer
+        rate = code == RATE_LIMITED
+        if rate and pacer is not None:
+            if entry is not None and entry.deadline is not None:
+                pacer.confirm(entry.seq)
+            pacer.hold(now + (retry_after if retry_after is not None else RATE_HOLD), now)
+        held = rate and pacer is not None  # the pacer holds everything: no per-frame wait
+        if entry is not None:
+            self._acks.recall(entry)
+            entry.refusals += 1
+            if entry.refusals > self._acks.retries:
+                self._acks.discard(entry)
+                self._dirty(now)
+                if entry.kind == "refresh":
+                    self._refresh_answered(ErrorFrame(str(code), message, entry.id), now)
+                elif entry.kind == "join":
+                    self._join_answered(entry, ErrorFrame(str(code), message, entry.id))
+                else:
+                    self._reject(entry, AckError(entry.id, message, code))
+            else:
+                wait = 0.0 if held else self._retry_delay(entry, retry_after)
+                self._again_in_order(_Again(entry.frame, entry, now + wait))
+        elif channel is not None and self.protocol.channels:
+            sub = self._subs.get(channel)
+            frame = (
+                self.protocol.encode_subscribe(channel, sub.offset)
+                if sub is not None
+                else self.protocol.encode_unsubscribe(channel)
+            )
+            wait = 0.0 if held else self._retry_delay(None, retry_after)
+            self._again.append(_Again(frame, None, now + wait))
+        else:
+            self.stats.dropped += 1
+            self._actions.append(ReportError(ServerError(str(code), message)))
+        if self._sm.state is State.OPEN:
+            self._wake_drain(now)
+            self._probe_reads(now)
+
+    def _again_in_order(self, item: _Again) -> None:
+        """Put a refused message back where its send order says: after the messages sent before
+        it that wait too, before those queued after it (a second refusal can come while some
+        refused in the first one still wait)."""
+        again = self._again
+        assert item.entry is not None
+        order = item.entry.order
+        for index, other in enumerate(again):
+            if other.entry is not None and other.entry.order > order:
+                again.insert(index, item)
+                return
+        again.append(item)
+
+    def _retry_delay(self, entry: Pending | None, retry_after: float | None) -> float:
+        """How long a refused frame waits (``unavailable``; ``rate_limited`` without a pacer):
+        the server's ``retry_after``, else 0.5 s doubling with each refusal (up to the ack
+        timeout), with equal jitter."""
+        if retry_after is not None:
+            return retry_after
+        attempts = entry.refusals if entry is not None else 1
+        base = min(self._cfg.ack_timeout, 0.5 * 2.0 ** min(max(attempts - 1, 0), 16))
+        return base / 2 + base / 2 * self._reconnect.rng()
+
     def _reject(self, entry: Pending, error: Exception) -> None:
         if entry.handle is not None:
             self._actions.append(RejectAck(entry.handle, error))
@@ -1228,6 +1475,7 @@ class WebSocketEngine:
             self._token.reset()
         self._acks.off_the_wire()
         self._subs.disconnected()
+        self._again.clear()  # on the next open: subscriptions and unacked messages again
         self._drain_at = None
         if self._hb is not None:
             self._hb.ping_sent_at = None
@@ -1245,8 +1493,12 @@ class WebSocketEngine:
         if not self._cfg.should_reconnect(info):
             self._finish(info, by_client=False, detail=f"{what}; not reconnecting", now=now)
             return
+        hint = parse_reason(info.reason) if info.reason else None
+        if hint is not None and hint.window > 0:
+            self._window = min(hint.window, MAX_SERVER_DELAY)  # this attempt and the failed ones after it
+        floor = min(hint.after, MAX_SERVER_DELAY) if hint is not None else 0.0
         scheduler = self._reconnect
-        delay = scheduler.failed(info.uptime)
+        delay = scheduler.failed(info.uptime, floor, window=self._window)
         if delay is None:
             tries = scheduler.attempts_made
             self._finish(
@@ -1280,6 +1532,7 @@ class WebSocketEngine:
                     RejectAck(handle, error(f"{why} before joining {channel!r} was confirmed"))
                 )
         self._join_ids.clear()
+        self._again.clear()
         self._drain_at = None
 
     def _finish(self, info: CloseInfo, *, by_client: bool, detail: str, now: float) -> None:

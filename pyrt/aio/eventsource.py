@@ -82,8 +82,8 @@ class EventSourceClient(SSEClient):
         if self._engine.received(source, last_event_id):
             self._dispatch(ServerSentEvent(type=type, data=data, id=last_event_id))
 
-    def source_error(self, source: int, for_good: bool) -> None:
-        self._engine.error(source, for_good, self._now())
+    def source_error(self, source: int, for_good: bool, retry_after: float | None = None) -> None:
+        self._engine.error(source, for_good, self._now(), retry_after)
         self._pump()
 
     # -- the driver's hooks

@@ -18,7 +18,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from pyrt.aio import runtime
 from pyrt.aio.ack_future import AckFuture, settle
@@ -56,6 +56,7 @@ from pyrt.ws_engine import (
 if TYPE_CHECKING:
     from pyrt.aio.state_stream import SyncedState
     from pyrt.history import HistoryPage
+    from pyrt.pacing import Pacing
     from pyrt.persist import Storage
     from pyrt.presence import Member
     from pyrt.transport import Transport
@@ -100,6 +101,8 @@ class WebSocketClient(Driver):
     reloads (in ``localStorage``; on CPython in a JSON file, see :mod:`pyrt.cpython.storage`).
     ``transport``: where sockets come from (default: the runtime's, see :mod:`pyrt.aio.runtime`).
     ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
+    ``pacing``: how sends are paced below the server's limits (``"auto"``: on for the pyrt
+    protocol; ``None``: off; a :class:`~pyrt.pacing.Pacing`: your own limits and margins).
     The other options are those of :class:`~pyrt.ws_engine.WebSocketEngine`.
 
     Events: see :class:`~pyrt.aio.driver.Driver` (``on_close`` receives a
@@ -132,6 +135,7 @@ class WebSocketClient(Driver):
         storage: Storage | None = None,
         async_handlers: AsyncHandlers = "concurrent",
         token: TokenSource | None = None,
+        pacing: Pacing | Literal["auto"] | None = "auto",
     ) -> None:
         if not (isinstance(url, str) or callable(url)):
             raise TypeError(f"url must be a str or a callable returning one, got {type(url).__name__}")
@@ -161,6 +165,7 @@ class WebSocketClient(Driver):
             persist=persist is not None,
             token_refresh=token is not None,
             rng=rng,
+            pacing=pacing,
         )
         self._transport = transport
         self._storage = storage

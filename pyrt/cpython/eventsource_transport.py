@@ -5,7 +5,8 @@ What the browser's object does, it does: GET with ``Accept: text/event-stream``;
 stream or a network error it reconnects by itself after the stream's ``retry:``
 (:data:`NATIVE_RECONNECT` seconds by default), sending ``Last-Event-ID``; on a status other than
 200, or another content type, it gives up for good (the policy then re-creates it with backoff
-and ``?lastEventId=``). Only ``"message"`` events and the types passed to ``listen`` are reported.
+and ``?lastEventId=``, not before the response's ``Retry-After``, which a browser's object
+cannot see). Only ``"message"`` events and the types passed to ``listen`` are reported.
 ``with_credentials`` has no effect (cookies the server sets are kept for this client's own
 requests); a relative URL raises :class:`~pyrt.errors.RelativeURLError` from ``connect()``.
 """
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from pyrt.cpython.http import HttpSession, describe
 from pyrt.sse import SSEDecoder
-from pyrt.sse_policy import classify_response
+from pyrt.sse_policy import classify_response, parse_retry_after
 from pyrt.sse_transport import EventSourceEvents
 from pyrt.urls import http_url
 
@@ -69,8 +71,9 @@ class CPythonEventSourceTransport:
                 async with http.stream("GET", url, headers=headers) as response:
                     verdict = classify_response(response.status_code, response.headers.get("content-type"))
                     if verdict != "open":  # the native object fails for good: readyState CLOSED
+                        wait = parse_retry_after(response.headers.get("retry-after"), time.time())
                         if session.done(source):
-                            events.source_error(source, True)
+                            events.source_error(source, True, wait)
                         return
                     events.source_opened(source)
                     async for chunk in response.aiter_bytes():

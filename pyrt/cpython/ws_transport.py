@@ -11,7 +11,9 @@ It behaves as ``js.WebSocket`` does where the client can tell:
   connection's write buffer at once (``buffered_amount`` is that buffer's size, the client's
   ``high_water`` bounds it), in order;
 - a connection that fails to open, or breaks without a closing handshake, is reported as code
-  1006 (with a short description of the failure as the reason, which browsers hide);
+  1006 (with a short description of the failure as the reason, which browsers hide); a
+  handshake refused with ``Retry-After`` (a server restarting, 429, 503) adds
+  ``retry_after=S`` to it, which the engine honours (:mod:`pyrt.reconnect_window`);
 - sending on a connection that is closing silently drops the frame;
 - no message size limit by default (``max_size=None``), like browsers; permessage-deflate is
   offered (``compression="deflate"``) as browsers do.
@@ -32,6 +34,7 @@ import asyncio
 import functools
 import logging
 import ssl
+import time
 from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from pyrt.cpython import ws_private
 from pyrt.cpython.storage import FileStorage
 from pyrt.persist import Storage
+from pyrt.reconnect_window import close_reason
 from pyrt.redact import RedactSecrets
 from pyrt.transport import PageEvents, SocketEvents
 from pyrt.urls import websocket_url
@@ -258,4 +262,13 @@ class CPythonTransport:
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    described = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    response = getattr(exc, "response", None)  # websockets.InvalidStatus: the refused handshake
+    headers = getattr(response, "headers", None)
+    if headers is not None and headers.get("Retry-After") is not None:
+        from pyrt.sse_policy import parse_retry_after  # only on a refusal: keeps SSE code unloaded
+
+        wait = parse_retry_after(headers.get("Retry-After"), time.time())
+        if wait is not None:
+            return close_reason(described, after=wait)
+    return described

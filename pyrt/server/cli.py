@@ -136,7 +136,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--max-message-bytes", type=int, default=d.max_message_bytes, help="message / body size limit")
     add("--rate-limit", type=float, default=d.rate_limit, help="frames/s per WebSocket connection (0: off)")
     add("--rate-burst", type=int, default=d.rate_burst, help="frames allowed in a burst")
-    add("--abuse-limit", type=int, default=d.abuse_limit, help="refused frames before close 1008")
+    add(
+        "--rate-window",
+        type=int,
+        default=d.rate_window,
+        help="frames a client may have unanswered; more refused before it answers: close 1008",
+    )
+    add(
+        "--abuse-limit",
+        type=int,
+        default=d.abuse_limit,
+        help="frames sent after reading a refusal, before its retry_after, tolerated before close 1008",
+    )
     add("--send-queue-bytes", type=int, default=d.send_queue_bytes, help="slow-consumer limit per connection")
     add("--max-subscriptions", type=int, default=d.max_subscriptions, help="subscriptions per connection")
     add("--max-presence-joins", type=int, default=d.max_presence_joins, help="presence joins per connection")
@@ -209,6 +220,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add("--inbox-bytes", type=int, default=d.total_inbox_bytes, help="received WebSocket bytes waiting")
     p.add_argument("--shutdown-grace", type=float, default=d.shutdown_grace, help="seconds")
+    p.add_argument(
+        "--reconnect-rate",
+        type=float,
+        default=d.reconnect_rate,
+        help="clients per second a restart takes back: SIGTERM spreads reconnects over n/rate s (0: off)",
+    )
     p.add_argument("--demo-tick", type=float, default=d.demo_tick, help="seconds between feed ticks (0: off)")
     p.add_argument("--connect-src", action="append", default=[], help="extra CSP connect-src source")
     p.add_argument(
@@ -236,7 +253,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_message_bytes=args.max_message_bytes,
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
+        rate_window=args.rate_window,
         abuse_limit=args.abuse_limit,
+        reconnect_rate=args.reconnect_rate,
         max_connections_per_ip=args.max_connections_per_ip,
         send_queue_bytes=args.send_queue_bytes,
         max_subscriptions=args.max_subscriptions,

@@ -1,51 +1,18 @@
 """Limits that keep one client from hurting the others: token buckets (per connection and per
 client identity) and a per-address connection cap.
 
-Everything here is pure: time is passed in (``now``, monotonic seconds).
+Everything here is pure: time is passed in (``now``, monotonic seconds). The token bucket itself
+is shared with the clients' fakes; it lives in :mod:`pyrt.admission`, with the per-connection
+rules of refusals and holds built on it.
 """
 
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
 
+from pyrt.admission import TokenBucket
+
 __all__ = ["ConnectionCap", "KeyedBuckets", "TokenBucket"]
-
-
-class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up. ``take(now)`` spends one.
-
-    Time is passed in (``now`` in seconds, monotonic), so the bucket is pure and testable.
-    ``rate <= 0`` means unlimited.
-    """
-
-    __slots__ = ("_last", "_tokens", "burst", "rate")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate = rate
-        self.burst = max(burst, 1.0)
-        self._tokens = self.burst
-        self._last = now
-
-    def take(self, now: float) -> bool:
-        """Spend a token if there is one; ``False`` means over the limit."""
-        return self.wait(now) == 0.0
-
-    def wait(self, now: float) -> float:
-        """Spend a token and return 0.0; or, over the limit, spend nothing and return the seconds
-        until a token is available."""
-        if self.rate <= 0:
-            return 0.0
-        tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if tokens >= 1.0:
-            self._tokens = tokens - 1.0
-            return 0.0
-        self._tokens = tokens
-        return (1.0 - tokens) / self.rate
-
-    def full(self, now: float) -> bool:
-        """Whether the bucket has refilled completely (it is then as good as a new one)."""
-        return self.rate <= 0 or self._tokens + (now - self._last) * self.rate >= self.burst
 
 
 class KeyedBuckets:

@@ -36,7 +36,7 @@ class Stats:
         self.replayed = 0  # publications sent from history
         self.drops: Counter[str] = Counter()  # slow_consumer, demo, heartbeat, rate_limit, shutdown
         self.errors: Counter[str] = Counter()  # error frame codes and refused requests
-        self.rejected: Counter[str] = Counter()  # origin, auth, per_ip, too_large, refresh
+        self.rejected: Counter[str] = Counter()  # origin, auth, per_ip, too_large, draining, refresh
         self.refreshes = 0  # tokens refreshed in place on a live connection
         self.history_reads = 0  # history pages answered (frames and GET /history)
 

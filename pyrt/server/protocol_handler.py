@@ -14,6 +14,7 @@ client's identity (the token's subject, else its address).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -23,7 +24,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from pyrt.admission import FlowGate, Verdict
 from pyrt.names import ID_RULE
+from pyrt.refusals import RATE_LIMITED, UNAVAILABLE
 from pyrt.server.application import HandlerError, IncomingMessage
 from pyrt.server.auth import (
     SUBPROTOCOL,
@@ -68,6 +71,7 @@ _PRESENCE_FULL = {
     "identity": "you have as many members in {channel!r} as one client may",
     "total": "the server's presence is full",
 }
+_BROKER_RETRY = 1.0  # retry_after of an ``unavailable`` refusal, seconds
 
 
 def client_ip(scope: Mapping[str, Any]) -> str:
@@ -136,13 +140,14 @@ async def admit_websocket(rt: Runtime, scope: dict[str, Any], send: Any) -> tupl
         rt.stats.rejected["origin"] += 1
         await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
         return None
-    if rt.draining:
-        await send({"type": "websocket.close", "code": 1001})
+    if rt.draining:  # come back later: to this address restarted, or another instance
+        rt.stats.rejected["draining"] += 1
+        await _deny(scope, send, 503, b"server shutting down", rt.retry_after_header())
         return None
     ip = client_ip(scope)
     if not rt.cap.acquire(ip):
         rt.stats.rejected["per_ip"] += 1
-        await _deny(scope, send, 429, b"too many connections from your address")
+        await _deny(scope, send, 429, b"too many connections from your address", b"5")
         return None
     try:
         accept: dict[str, Any] = {"type": "websocket.accept"}
@@ -176,10 +181,16 @@ def expire_with_token(conn: Connection, claims: Claims | None) -> asyncio.TimerH
     )
 
 
-async def _deny(scope: dict[str, Any], send: Any, status: int, body: bytes) -> None:
-    """Refuse a WebSocket handshake with an HTTP status (when the server supports it), else 403."""
+async def _deny(
+    scope: dict[str, Any], send: Any, status: int, body: bytes, retry_after: bytes | None = None
+) -> None:
+    """Refuse a WebSocket handshake with an HTTP status (when the server supports it), else 403.
+    ``retry_after``: the ``Retry-After`` header (whole seconds; CPython clients honour it,
+    browsers never see the status)."""
     if "websocket.http.response" in scope.get("extensions", {}):
         headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+        if retry_after is not None:
+            headers.append((b"retry-after", retry_after))
         await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
         await send({"type": "websocket.http.response.body", "body": body})
     else:
@@ -210,8 +221,9 @@ class WsSession:
         now = loop.time()
         self.last_seen = now
         self._pinged = False
-        self._bucket = TokenBucket(settings.rate_limit, settings.rate_burst, now)
-        self._abuse = TokenBucket(1.0 if settings.rate_limit > 0 else 0.0, settings.abuse_limit, now)
+        self._gate = FlowGate(
+            settings.rate_limit, settings.rate_burst, settings.rate_window, settings.abuse_limit, now
+        )
         self._refreshes = TokenBucket(settings.refresh_rate, settings.refresh_burst, now)
         self._loop = loop
         self._handlers = {
@@ -237,12 +249,14 @@ class WsSession:
             "session": conn.session,
             "server": rt.name,
             "heartbeat": rt.settings.heartbeat,
+            "limits": rt.limits,
         }
         if self.claims is not None:
             welcome["ttl"] = round(self.claims.ttl(), 3)
         conn.push(_dumps(welcome))
         max_chars = rt.settings.max_message_bytes
         stats = rt.stats
+        gate = self._gate
         while True:
             message = text = None  # an idle client must not keep its last (maybe 1 MiB) frame here
             message = await receive()
@@ -252,7 +266,7 @@ class WsSession:
                 return
             if kind != "websocket.receive" or conn.closed:
                 continue
-            self.last_seen = self._loop.time()
+            now = self.last_seen = self._loop.time()
             self._pinged = False
             stats.frames_in += 1
             await conn.unstalled()
@@ -260,7 +274,7 @@ class WsSession:
             self.busy = True
             try:
                 if text is None:
-                    if self._admit():
+                    if gate.admit(now) or self._gated({}, now):
                         size = len(message.get("bytes") or b"")
                         if size > max_chars:
                             self._too_large()
@@ -268,12 +282,12 @@ class WsSession:
                             self._error("binary_not_supported", "binary frames are not pyrt frames")
                 elif len(text) > max_chars:
                     self._too_large()
-                elif self._admit():
+                elif gate.admit(now) or self._gated(_peek(text), now):
                     await self._on_text(text)
             finally:
                 self.busy = False
             if rt.draining and not conn.closed:
-                conn.close(1001, "server shutting down")
+                conn.close(1001, rt.drain_reason)
 
     def cleanup(self) -> None:
         """The connection is gone: drop subscriptions and the send queue."""
@@ -305,17 +319,33 @@ class WsSession:
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    def _admit(self) -> bool:
-        """Rate limit: ``False`` (with an error frame, or a 1008 close for sustained abuse) if over."""
-        now = self._loop.time()
-        if self._bucket.take(now):
+    def _gated(self, frame: dict[str, Any], now: float) -> bool:
+        """A frame the gate did not let through at once (``frame``: what :func:`_peek` read of
+        it): ``True`` to handle it; else it was refused (``rate_limited`` naming its id or
+        channel, with ``retry_after``; a new hold also pings), or the client closed with 1008."""
+        gate = self._gate
+        kind = frame.get("type")
+        verdict = gate.check(now, kind if isinstance(kind, str) else None)
+        if verdict is Verdict.ACCEPT:
             return True
-        if not self._abuse.take(now):
+        if verdict is Verdict.CLOSE:
             self.rt.stats.drop("rate_limit")
+            log.info("session %s ignores rate_limited refusals: closing it", self.conn.session)
             self.conn.close(1008, "rate limit exceeded")
             return False
-        self._error("rate_limited", "too many frames: slow down")
+        channel = frame.get("channel") if kind in ("subscribe", "unsubscribe") else None
+        self._refuse(frame.get("id"), channel, gate.retry_after(now))
+        if verdict is Verdict.HOLD:
+            self.conn.push(_dumps({"type": "ping", "t": gate.marker}))
         return False
+
+    def _refuse(self, frame_id: object, channel: object, retry_after: float, why: str = "") -> None:
+        """Answer ``rate_limited`` for a frame, naming it (its id, or the channel of a subscribe
+        or unsubscribe) and when to send it again."""
+        extra: dict[str, Any] = {"retry_after": round(retry_after, 3)}
+        if isinstance(channel, str) and is_channel_name(channel):
+            extra["channel"] = channel
+        self._error(RATE_LIMITED, why or "too many frames: slow down", frame_id, **extra)
 
     def _too_large(self) -> None:
         self.rt.stats.rejected["too_large"] += 1
@@ -378,7 +408,7 @@ class WsSession:
         self._send_json(answer)
 
     async def _on_pong(self, frame: dict[str, Any]) -> None:
-        return None
+        self._gate.pong(frame.get("t"), self._loop.time())
 
     async def _on_message(self, frame: dict[str, Any]) -> None:
         message_id = frame.get("id")
@@ -428,7 +458,7 @@ class WsSession:
             ack, duplicate = await self.rt.broker.message_dedup.run_once(self.identity, message_id, compute)
         except BrokerError as exc:
             log.warning("message %r not handled: %s", message_id, exc)
-            ack, duplicate = _ack_error(message_id, "temporarily unavailable, retry"), False
+            ack, duplicate = _ack_unavailable(message_id), False
         except RuntimeError as exc:  # the first copy of this id failed while we waited for it
             ack, duplicate = _ack_error(message_id, str(exc)), False
         if duplicate:
@@ -474,7 +504,8 @@ class WsSession:
             if self.subscriptions.get(channel) is subscriber:
                 del self.subscriptions[channel]
                 hub.unsubscribe(subscriber)
-            self._error("unavailable", f"cannot subscribe now: {exc}", channel=channel)
+            why = f"cannot subscribe now: {exc}"
+            self._error(UNAVAILABLE, why, channel=channel, retry_after=_BROKER_RETRY)
             return
         answer = _dumps(
             {
@@ -536,11 +567,17 @@ class WsSession:
         except (ValueError, TypeError, RecursionError):
             self._error("bad_frame", "data cannot be encoded", publish_id)
             return
-        retry_after = self.rt.publish_quota.wait(self.identity, self._loop.time())
+        now = self._loop.time()
+        retry_after = self.rt.publish_quota.wait(self.identity, now)
         if retry_after:
             self.rt.stats.drop("publish_quota")
-            message = "too many publications from you: retry later"
-            self._error("rate_limited", message, publish_id, retry_after=round(retry_after, 3))
+            # A hold like the rate's: what follows in flight is refused too, so the client can
+            # send the refused publications again in their order.
+            marker = self._gate.hold(now, retry_after)
+            wait = self._gate.retry_after(now) if marker is not None else retry_after
+            self._refuse(publish_id, None, wait, "too many publications from you: retry later")
+            if marker is not None:
+                self.conn.push(_dumps({"type": "ping", "t": marker}))
             return
         stats = self.rt.stats
         try:
@@ -558,9 +595,9 @@ class WsSession:
             log.warning("publish to %r failed: %s", channel, exc)
             if publish_id is not None:
                 stats.acks["error"] += 1
-                self.conn.push(_ack_error(str(publish_id), "temporarily unavailable, retry"))
+                self.conn.push(_ack_unavailable(str(publish_id)))
             else:
-                self._error("unavailable", "cannot publish now")
+                self._error(UNAVAILABLE, "cannot publish now", retry_after=_BROKER_RETRY)
             return
         if duplicate:
             stats.dedup_hits["publish"] += 1
@@ -711,9 +748,7 @@ class WsSession:
         retry_after = self.rt.query_quota.wait(self.identity, self._loop.time())
         if retry_after:
             self.rt.stats.drop("query_quota")
-            self._error(
-                "rate_limited", "too many reads: retry later", frame_id, retry_after=round(retry_after, 3)
-            )
+            self._refuse(frame_id, None, retry_after, "too many reads: retry later")
             return None
         return frame_id
 
@@ -758,8 +793,7 @@ class WsSession:
         retry_after = self._refreshes.wait(self._loop.time())
         if retry_after:  # checked before the token: a flood costs no HMAC and no policy calls
             self.rt.stats.rejected["refresh"] += 1
-            message = "too many refreshes: retry later"
-            self._error("rate_limited", message, frame_id, retry_after=round(retry_after, 3))
+            self._refuse(frame_id, None, retry_after, "too many refreshes: retry later")
             return
         secret = self.rt.settings.token_secret
         if not secret:  # authentication is off: nothing expires
@@ -808,6 +842,44 @@ def _valid_id(value: object) -> bool:
 
 def _ack_error(message_id: str, error: str) -> str:
     return _dumps({"type": "ack", "id": message_id, "ok": False, "error": error})
+
+
+def _ack_unavailable(message_id: str) -> str:
+    """A failed ack the client retries (pyrt.refusals): the broker is down, nothing was done."""
+    return _dumps(
+        {
+            "type": "ack",
+            "id": message_id,
+            "ok": False,
+            "error": "temporarily unavailable, retry",
+            "code": UNAVAILABLE,
+            "retry_after": _BROKER_RETRY,
+        }
+    )
+
+
+_PEEK_MAX = 8192  # a refused frame larger than this is read only up to its id: refusals stay cheap
+_HEAD = re.compile(r'\{\s*"type"\s*:\s*"([a-z_]{1,20})"\s*,\s*"id"\s*:\s*("(?:[^"\\]|\\.){1,300}")')
+
+
+def _peek(text: str) -> dict[str, Any]:
+    """What a refusal needs of a frame (its type, id, channel); ``{}`` when it is not an object.
+
+    A large frame is not parsed whole: its ``type`` and ``id`` are read from its start, where
+    pyrt writes them (the refusal of another client's large frame then names no id)."""
+    if len(text) > _PEEK_MAX:
+        head: dict[str, Any] = {}
+        match = _HEAD.match(text)
+        if match is not None:
+            head["type"] = match.group(1)
+            with contextlib.suppress(ValueError):
+                head["id"] = json.loads(match.group(2))
+        return head
+    try:
+        frame = loads(text)
+    except IngressError as exc:
+        frame = exc.value
+    return frame if isinstance(frame, dict) else {}
 
 
 def _remembered(ack: str, message_id: str, ok: bool) -> tuple[str, str]:

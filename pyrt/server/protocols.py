@@ -214,6 +214,7 @@ async def _too_many_connections(scope: Any, receive: Any, send: Any) -> None:
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),
+        (b"retry-after", b"5"),  # when to come back (pyrt's CPython client honours it)
     ]
     await send({"type": "http.response.start", "status": 429, "headers": headers})
     await send({"type": "http.response.body", "body": body})

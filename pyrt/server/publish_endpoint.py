@@ -4,7 +4,7 @@ Body: ``{"channel": C, "data": D, "event": E?, "id": ID?}``; answer ``{"offset":
 A re-sent ``id`` (from the same client identity, into the same channel) publishes nothing new and
 answers the first offset with ``duplicate: true``. Errors: 400 (bad body: not UTF-8 JSON, lone
 surrogates, NaN), 403 (origin, token or channel not allowed), 413 (too large), 429 with
-``Retry-After`` (over the identity's publication rate), 503 (broker).
+``Retry-After`` (over the identity's publication rate), 503 with ``Retry-After`` (broker down).
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ class PublishEndpoint:
             return JSONResponse({"error": str(exc)}, status_code=400, headers=cors)
         except BrokerError as exc:
             log.warning("publish to %r failed: %s", channel, exc)
-            return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers=cors)
+            retry = {**cors, "retry-after": "1"}
+            return JSONResponse({"error": "temporarily unavailable"}, status_code=503, headers=retry)
         if duplicate:
             rt.stats.dedup_hits["publish"] += 1
         else:

@@ -3,6 +3,11 @@
 One :class:`Runtime` per app. ``await start()`` before serving (the app's lifespan does it);
 ``await drain()`` closes every client with 1001 / ends every SSE stream and waits for them, so a
 SIGTERM loses nothing; ``await stop()`` closes the broker.
+
+A drain asks clients to spread their reconnects over ``connections / reconnect_rate`` seconds
+(:mod:`pyrt.reconnect_window`): WebSockets get ``reconnect_window=W`` in their close reason, each
+SSE stream a ``retry:`` drawn within the window, and requests that arrive meanwhile a 503 with a
+``Retry-After`` drawn within it.
 """
 
 from __future__ import annotations
@@ -10,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
+import random
 import secrets
 from collections.abc import Callable
 from typing import Any
 
+from pyrt.reconnect_window import close_reason, drain_window
 from pyrt.server.application import Handler
 from pyrt.server.auth import Claims
 from pyrt.server.brokers.base import Broker
@@ -88,6 +96,13 @@ class Runtime:
         #: Open connections by client identity (for per-identity budgets).
         self.identities: dict[str, set[Connection]] = {}
         self.draining = False
+        #: The ``limits`` object of every ``welcome`` (docs/protocol.md).
+        self.limits: dict[str, Any] = settings.advertised_limits().to_wire()
+        #: Seconds over which the clients of a drain come back (set by :meth:`drain`).
+        self.reconnect_window = 0.0
+        #: The close reason of a drain: tells clients how to come back.
+        self.drain_reason = "server shutting down"
+        self._rng = random.Random()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
 
@@ -120,10 +135,16 @@ class Runtime:
             await self.broker.presence.hand_over()
         except Exception as exc:
             log.warning("presence hand-over failed: %s", exc)
+        window = drain_window(len(self.connections), self.settings.reconnect_rate)
+        self.reconnect_window = window
+        self.drain_reason = close_reason("server shutting down", window=window)
         for conn, session in list(self.connections.items()):
+            if conn.kind == "sse" and window > 0 and not conn.closed:
+                # EventSource has no jitter of its own: each stream gets its own moment.
+                conn.push(f"retry: {math.ceil(self._rng.random() * window * 1000)}\n\n".encode())
             if session is not None and getattr(session, "busy", False):
                 continue  # closes itself after the frame it is handling (its ack goes first)
-            conn.close(1001, "server shutting down")
+            conn.close(1001, self.drain_reason)
         grace = self.settings.shutdown_grace if grace is None else grace
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
@@ -152,6 +173,10 @@ class Runtime:
         if claims is not None and not caps_allow(claims.caps, channel, action):
             return False
         return self.channel_policy(channel, claims.subject if claims else None, action)
+    def retry_after_header(self) -> bytes:
+        """``Retry-After`` for a request refused while draining: whole seconds drawn within the
+        reconnect window (at least 1), so refused clients do not come back together."""
+        return str(max(1, math.ceil(self._rng.random() * self.reconnect_window))).encode()
 
     # --- connections --------------------------------------------------------------------------
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyrt.reconnect_window import DEFAULT_RECONNECT_RATE
+from pyrt.server_limits import ServerLimits
+
 __all__ = ["REPO_ROOT", "Settings"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,10 +53,15 @@ class Settings:
     #: Largest accepted WebSocket message / HTTP body, in bytes (larger: close 1009 / HTTP 413).
     max_message_bytes: int = 1024 * 1024
     #: Sustained frames per second per WebSocket connection (token bucket rate); 0: unlimited.
+    #: Over it a frame is refused (``rate_limited``) and the connection held (pyrt.admission).
     rate_limit: float = 200.0
     #: Token bucket size: frames accepted in a burst above the rate.
     rate_burst: int = 400
-    #: Refused frames (beyond the rate) tolerated in a burst before closing with 1008.
+    #: Frames a client may have sent without an answer: more refused in one hold before the
+    #: client answered the hold's ping closes it with 1008. Advertised in ``welcome``.
+    rate_window: int = 1000
+    #: Frames sent after reading a refusal and before its ``retry_after`` (refilled one per
+    #: second) tolerated before closing with 1008. A pyrt client sends none.
     abuse_limit: int = 100
     #: Bytes queued for one connection before it counts as a slow consumer (close 1013).
     send_queue_bytes: int = 4 * 1024 * 1024
@@ -146,6 +154,10 @@ class Settings:
     sse_gzip: bool = True
     #: Seconds a graceful shutdown waits for clients to take their close frames.
     shutdown_grace: float = 5.0
+    #: Clients per second a restart should take back (default 80): a shutdown asks the clients
+    #: it closes to spread their reconnects over ``connections / reconnect_rate`` seconds (at
+    #: most 60); 0: no spreading (everyone reconnects at once).
+    reconnect_rate: float = DEFAULT_RECONNECT_RATE
 
     # --- brokers and dedup ----------------------------------------------------------------------
     #: Publications retained per channel for replay.
@@ -175,3 +187,16 @@ class Settings:
     def replay_limit(self) -> int:
         """Publications replayed per subscribe (``max_replay``, or ``retention`` when 0)."""
         return self.max_replay if self.max_replay > 0 else self.retention
+
+    def advertised_limits(self) -> ServerLimits:
+        """What ``welcome`` tells every WebSocket client it must respect."""
+        limited = self.rate_limit > 0
+        return ServerLimits(
+            rate=self.rate_limit if limited else None,
+            burst=self.rate_burst if limited else None,
+            window=self.rate_window if limited else None,
+            max_bytes=self.max_message_bytes,
+            subscriptions=self.max_subscriptions,
+            publish_rate=self.publish_rate if self.publish_rate > 0 else None,
+            publish_burst=self.publish_burst if self.publish_rate > 0 else None,
+        )

@@ -103,20 +103,21 @@ class SSEEndpoint:
                 rt.stats.rejected["auth"] += 1
                 await plain_response(send, 403, "missing, bad or expired token", cors)
                 return
-        channel = query_param(scope, "channel")
-        if (
-            channel is None
-            or not is_channel_name(channel)
-            or not rt.allowed(channel, claims, "subscribe")
-            or rt.draining
-        ):
+        channel = query_param(scope, "channel") or ""
+        if not is_channel_name(channel) or not rt.allowed(channel, claims, "subscribe"):
             await plain_response(send, 204, headers=cors)  # EventSource stops reconnecting on 204
+            return
+        if rt.draining:  # come back later (to this address, restarted, or another instance)
+            rt.stats.rejected["draining"] += 1
+            retry = [(b"retry-after", rt.retry_after_header())]
+            await plain_response(send, 503, "server shutting down", [*cors, *retry])
             return
         since = _resume_point(scope)
         ip = client_ip(scope)
         if not rt.cap.acquire(ip):
             rt.stats.rejected["per_ip"] += 1
-            await plain_response(send, 429, "too many connections from your address", cors)
+            retry = [(b"retry-after", b"5")]
+            await plain_response(send, 429, "too many connections from your address", [*cors, *retry])
             return
         try:
             await self._stream(scope, receive, send, channel, since, ip, cors, claims)

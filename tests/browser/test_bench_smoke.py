@@ -95,3 +95,11 @@ def test_the_table_prints_every_target_with_a_verdict(quick_run: tuple[dict[str,
         if not line.strip() or line.startswith("JSON:"):
             break
         assert any(verdict in line for verdict in ("met", "missed", "not yet measurable")), line
+
+
+def test_the_drain_benchmark_drained_everything(quick_run: tuple[dict[str, Any], str]) -> None:
+    drain = quick_run[0]["flow"]["drain"]
+    for scenario in ("offline backlog", "burst while open"):
+        assert drain[scenario]["failed"] == 0
+        assert drain[scenario]["closes_1008"] == 0
+        assert drain[scenario]["seconds"] > 0

@@ -5,7 +5,7 @@ chaos proxy, against a real ``serve.py``.
 
 from __future__ import annotations
 
-import json
+import asyncio
 import threading
 import time
 import uuid
@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.sync.client import connect
-from websockets.typing import Subprotocol
 
+from pyrt import WebSocketClient
 from pyrt.pytest_plugin.delivery import DeliveryChecker
 from pyrt.pytest_plugin.proxy import ChaosProxy, ResetSchedule
 from pyrt.pytest_plugin.pyodide_page import PyodidePage
@@ -39,16 +38,18 @@ FAST = Backoff(initial=0.05, maximum=0.5)
 
 class Publisher:
     """Publishes ``count`` publications ``{"seq": n, "pad": ...}`` into a channel from a thread,
-    over one WebSocket straight to the server (acked ``publish`` frames, pipelined), ``per_burst``
-    at a time with a pause between bursts; records when each was sent."""
+    through a pyrt ``WebSocketClient`` on CPython (acked ``publish``, pipelined, paced by the limits
+    the server advertises), ``per_burst`` calls at a time with a pause between bursts; records when
+    each call was made."""
 
     def __init__(
-        self, ws_url: str, channel: str, count: int, per_burst: int = 20, pause: float = 0.05, pad: int = 0
+        self, ws_url: str, channel: str, count: int, per_burst: int = 10, pause: float = 0.06, pad: int = 0
     ) -> None:
         self.ws_url, self.channel, self.count = ws_url, channel, count
         self.per_burst, self.pause, self.pad = per_burst, pause, "x" * pad
         self.sent_at: dict[int, float] = {}
         self.acked = 0
+        self.refused = 0  # refusals the server sent (retried by the client, never lost)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name="publisher")
 
@@ -68,35 +69,27 @@ class Publisher:
 
     def _run(self) -> None:
         try:
-            with connect(f"{self.ws_url}/ws", subprotocols=[Subprotocol("pyrt.v1")]) as ws:
-                reader = threading.Thread(target=self._read, args=(ws,), daemon=True)
-                reader.start()
-                for n in range(self.count):
-                    self.sent_at[n] = time.time()
-                    frame = {
-                        "type": "publish",
-                        "id": f"p{n}",
-                        "channel": self.channel,
-                        "event": "pub",
-                        "data": {"seq": n, "pad": self.pad},
-                    }
-                    ws.send(json.dumps(frame))
-                    if n % self.per_burst == self.per_burst - 1 and self.pause:
-                        time.sleep(self.pause)  # pacing, so the run spans many faults
-                reader.join(60)
+            asyncio.run(self._publish())
         except BaseException as exc:
             self.error = exc
 
-    def _read(self, ws: Any) -> None:
-        while self.acked < self.count:
-            frame = json.loads(ws.recv(30))
-            if frame["type"] == "ack":
-                if not frame["ok"]:
-                    raise AssertionError(f"publish refused: {frame}")
-                self.acked += 1
-            elif frame["type"] == "error":
-                self.error = AssertionError(f"publish refused: {frame}")
-                return
+    async def _publish(self) -> None:
+        queue = {"queue_limit": 100_000, "queue_bytes": 64 << 20}  # the whole run may wait at once
+        async with WebSocketClient(f"{self.ws_url}/ws", heartbeat=None, **queue) as client:
+            futures = []
+            for n in range(self.count):
+                self.sent_at[n] = time.time()
+                future = client.publish(self.channel, {"seq": n, "pad": self.pad}, event="pub", timeout=30)
+                future.add_done_callback(self._settled)
+                futures.append(future)
+                if n % self.per_burst == self.per_burst - 1 and self.pause:
+                    await asyncio.sleep(self.pause)  # so the run spans many faults
+            await asyncio.gather(*futures)  # raises the first failure (none expected)
+            self.refused = client.stats.refused
+
+    def _settled(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.acked += 1
 
 
 def checker_for(publisher: Publisher, deliveries: list[list[Any]], stream: str) -> DeliveryChecker:
@@ -124,10 +117,6 @@ def fan_server() -> Iterator[ServerProcess]:
         "10000",
         "--sse-retry",
         "50",
-        "--rate-limit",
-        "0",
-        "--publish-rate",
-        "0",  # the publisher is a load generator: delivery is measured here, not its pacing
         "--heartbeat",
         "1",
     )
@@ -189,6 +178,7 @@ out
             report,
             proxy_resets=schedule.resets,
             reconnects=result["reconnects"][name],
+            publisher_refused=publisher.refused,
             seconds=elapsed,
             **({"client_dropped_duplicates": result["ws_duplicates_dropped"]} if name == "ws" else {}),
         )
@@ -258,6 +248,9 @@ def test_a_slow_consumer_is_cut_off_with_bounded_server_memory_and_recovers_with
         "*",
         "--retention",
         "10000",
+        # No rate limit here: the scenario measures what the server buffers for a slow reader
+        # while ~8 MB arrive as fast as one publisher can push them; at the default 200 frames/s
+        # the publisher would take 20 s for it, and the test would measure the limit instead.
         "--rate-limit",
         "0",
         "--publish-rate",

@@ -99,10 +99,6 @@ def redis_args(redis_url: str, prefix: str, name: str) -> tuple[str, ...]:
         "--demo",
         "--demo-tick",
         "0",
-        "--rate-limit",
-        "0",
-        "--publish-rate",
-        "0",  # a thousand publications at once from one page: delivery is measured, not pacing
         "--allowed-origin",
         "*",
         "--heartbeat",
@@ -331,7 +327,7 @@ CHANNEL = "{channel}"
 def test_unacked_messages_and_offsets_survive_a_reload_and_are_delivered_exactly_once(
     pyrt_new_page: Callable[..., PyodidePage], pyrt_start_server: StartServer
 ) -> None:
-    server = pyrt_start_server("--demo", "--demo-tick", "0", "--allowed-origin", "*", "--rate-limit", "0")
+    server = pyrt_start_server("--demo", "--demo-tick", "0", "--allowed-origin", "*")
     page = pyrt_new_page(server.url)
     cid = "reload-" + uuid.uuid4().hex[:10]
     channel = "rel-reload-" + uuid.uuid4().hex[:8]

@@ -23,12 +23,10 @@ from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.pytest_plugin.waiting import wait_until
 from tests.faults.scenario import emit
 
-SERVER_ARGS = (
+SERVER_ARGS = (  # serve.py's default limits: the clients pace themselves by what welcome says
     "--demo",
     "--demo-tick",
     "0",
-    "--rate-limit",
-    "0",  # 2,000 messages in seconds are not abuse here
     "--allowed-origin",
     "*",  # the page's origin is the session server, not the proxy
     "--heartbeat",
@@ -328,6 +326,138 @@ for policy, c in clients.items():
     assert during["raise"] == [limit, 0, 0, [limit], sent - limit, []]
     for policy in policies:
         assert [m["data"]["seq"] for m in got[policy]] == expected[policy], policy
+
+
+# -- 12. flow control with the default limits -----------------------------------------------------
+
+FLOW_PAGE = """
+failed, acked, published, seen = {{}}, {{}}, {{}}, []
+def settle(book, n):
+    def done(future):
+        if future.exception() is not None:
+            failed[(book is published, n)] = repr(future.exception())
+        else:
+            book[n] = True
+    return done
+client = WebSocketClient("ws://127.0.0.1:{port}/ws?cid={cid}", queue_limit=10_000,
+                         heartbeat=Heartbeat(interval=0.5, timeout=0.5),
+                         backoff=Backoff(initial=0.05, maximum=0.5))
+closes = []
+client.on_close(lambda event: closes.append(event.code))
+client.subscribe("{channel}", lambda p: seen.append(p.data), since="0")
+"""
+
+
+def flow_figures(py: PyodidePage, ns: str, server: ServerProcess) -> dict[str, Any]:
+    outcome: dict[str, Any] = py.run(
+        "stats = client.stats\n"
+        "{'failed': sorted(map(str, failed.items()))[:5], 'n_failed': len(failed), 'seen': list(seen),"
+        " 'closes': closes, 'state': client.state.name, 'reconnects': stats.reconnects,"
+        " 'refused': stats.refused, 'queued': stats.queued, 'retried': stats.retried}",
+        ns=ns,
+    )
+    outcome["server_refusals"] = server.metric("pyrt_errors_total", code="rate_limited")
+    outcome["closes_1008"] = server.metric("pyrt_drops_total", reason="rate_limit")
+    return outcome
+
+
+def test_thousands_of_messages_queued_offline_are_all_acked_once_in_order_with_the_default_limits(
+    py: PyodidePage, rel_server: ServerProcess, proxy: ChaosProxy, cid: str
+) -> None:
+    total = 2000
+    ns = f"offline-{cid}"
+    channel = f"flow-{cid}"
+    refusals_before = rel_server.metric("pyrt_errors_total", code="rate_limited")
+    py.run(PRELUDE + FLOW_PAGE.format(port=proxy.port, cid=cid, channel=channel), ns=ns)
+    proxy.set(refuse=True)  # offline from the start: everything waits in the queue
+    py.run(
+        f"""
+client.connect()
+for n in range({total}):
+    client.send_with_ack({{"seq": n}}).add_done_callback(settle(acked, n))
+for n in range(500):
+    client.publish("{channel}", n).add_done_callback(settle(published, n))
+""",
+        ns=ns,
+    )
+    wait_until(lambda: proxy.stats.events.count("refused a connection") >= 2, 10, "the page is offline")
+    assert py.run("client.stats.queue_length", ns=ns) == total + 500
+    started = time.monotonic()
+    proxy.set(refuse=False)
+    settled = f"len(acked) + len(published) + len(failed) == {total + 500} and (len(seen) >= 500 or failed)"
+    py.wait_for(settled, ns=ns, timeout=90)
+    elapsed = time.monotonic() - started
+    outcome = flow_figures(py, ns, rel_server)
+    py.run("client.close()\nawait client.wait_closed(10)\nNone", ns=ns)  # its proxies are gone
+    report = server_checker(received(rel_server, cid), total).report()
+    refusals = outcome["server_refusals"] - refusals_before
+    emit(
+        "12-flow-control-offline-queue",
+        report,
+        queued_offline=total + 500,
+        drain_seconds=elapsed,
+        ideal_seconds=(total + 500 + 1) / 200,  # the advertised rate (plus the subscribe)
+        refused=outcome["refused"],
+        server_refusals=refusals,
+        closes_1008=outcome["closes_1008"],
+        acks_failed=outcome["n_failed"],
+    )
+    assert outcome["n_failed"] == 0, outcome["failed"]
+    assert report.sent == report.unique_delivered == report.delivered == total, report.missing
+    assert report.exactly_once_in_order
+    assert outcome["seen"] == list(range(500))
+    assert outcome["state"] == "OPEN"
+    assert outcome["closes"] == []
+    assert outcome["closes_1008"] == 0
+
+
+def test_a_burst_of_thousands_of_publishes_through_random_resets_is_paced_and_delivered_once(
+    py: PyodidePage, rel_server: ServerProcess, proxy: ChaosProxy, cid: str
+) -> None:
+    publishes, messages = 2000, 500
+    ns = f"burst-{cid}"
+    channel = f"flow-{cid}"
+    refusals_before = rel_server.metric("pyrt_errors_total", code="rate_limited")
+    page = PRELUDE + FLOW_PAGE.format(port=proxy.port, cid=cid, channel=channel)
+    py.run(page + "await client.connect().wait_open(10)\n", ns=ns)
+    started = time.monotonic()
+    with ResetSchedule(proxy, 0.3, 1.5, seed=12) as schedule:
+        py.run(
+            f"""
+for n in range({publishes}):  # all at once: a page that fires thousands of calls
+    client.publish("{channel}", n).add_done_callback(settle(published, n))
+for n in range({messages}):
+    client.send_with_ack({{"seq": n}}).add_done_callback(settle(acked, n))
+""",
+            ns=ns,
+        )
+        settled = f"len(published) + len(acked) + len(failed) == {publishes + messages}"
+        py.wait_for(f"{settled} and (len(seen) >= {publishes} or failed)", ns=ns, timeout=90)
+    elapsed = time.monotonic() - started
+    outcome = flow_figures(py, ns, rel_server)
+    py.run("client.close()\nawait client.wait_closed(10)\nNone", ns=ns)  # its proxies are gone
+    report = server_checker(received(rel_server, cid), messages).report()
+    emit(
+        "12-flow-control-burst-resets",
+        report,
+        publishes=publishes,
+        seconds=elapsed,
+        ideal_seconds=(publishes + messages) / 200,
+        proxy_resets=schedule.resets,
+        reconnects=outcome["reconnects"],
+        resent=outcome["retried"],
+        refused=outcome["refused"],
+        server_refusals=outcome["server_refusals"] - refusals_before,
+        closes_1008=outcome["closes_1008"],
+    )
+    assert outcome["n_failed"] == 0, outcome["failed"]
+    assert outcome["seen"] == list(range(publishes))  # once each, in order, through the resets
+    assert report.exactly_once_in_order
+    assert report.unique_delivered == messages
+    assert outcome["state"] == "OPEN"
+    assert outcome["closes"] == []
+    assert outcome["closes_1008"] == 0
+    assert schedule.resets >= 2  # the faults really happened during the burst
 
 
 # -- 10. background-tab throttling ----------------------------------------------------------------

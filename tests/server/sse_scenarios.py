@@ -85,3 +85,25 @@ def close_aborts_the_request_on_the_server(fault_app: FaultApp, cls: Any) -> Non
     # The server sees the client go away (and no second request comes).
     log = wait_until(lambda: [r for r in fault_app.log(key) if "disconnected" in r], timeout=10)
     assert len(fault_app.log(key)) == len(log) == 1
+
+
+def a_503_with_retry_after_is_waited_out(fault_app: FaultApp, cls: Any) -> None:
+    """The client waits what the server asked (a browser's native EventSource cannot see the
+    header; the CPython one can, so it does better)."""
+    key = new_cid()
+
+    async def scenario() -> None:
+        client = cls(f"{fault_app.url}/stream?key={key}&fail=1&fail_status=503&retry_after=1&n=1&total=1",
+                     backoff=FAST)  # fmt: skip
+        got: list[int] = []
+        delays: list[float | None] = []
+        client.on_message = lambda event: got.append(event.json()["n"])
+        client.on_error = lambda error: delays.append(client.stats.last_delay)
+        client.connect()
+        await until(lambda: got, timeout=15)
+        client.close()
+        assert delays[0] == 1.0  # not FAST's 0.05 s
+
+    run(scenario)
+    log = fault_app.log(key)
+    assert [r["status"] for r in log[:2]] == [503, 200]

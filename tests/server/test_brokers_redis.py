@@ -154,6 +154,8 @@ def test_watched_channels_are_delivered_live_in_order(pyrt_redis: RedisServer) -
 
 
 def _pair(start_server: Callable[..., ServerProcess], url: str) -> tuple[ServerProcess, ServerProcess]:
+    # No rate limit: the publishers are the bare protocol client of tests/server/wsclient.py,
+    # which does not pace itself as pyrt does; these tests measure the brokers, not the limit.
     args = ("--redis", url, "--demo", "--demo-tick", "0", "--rate-limit", "0")
     return start_server(*args, "--name", "A"), start_server(*args, "--name", "B")
 

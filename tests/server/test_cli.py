@@ -1,10 +1,13 @@
-"""serve.py as a process: SIGTERM closes every client with 1001 and exits 0; TLS with a self-signed cert."""
+"""serve.py as a process: SIGTERM closes every client with 1001 (asking them to spread their
+reconnects) and exits 0; TLS with a self-signed cert."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -13,8 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.reconnect_window import parse_reason
 from pyrt.server.cli import connection_caps, file_limit, parse_args, settings_from_args
 from pyrt.server.settings import Settings
 from tests import REPO
@@ -122,6 +127,63 @@ def test_sigterm_closes_websockets_with_1001_after_their_acks_and_ends_sse(
 
     run(scenario())
     assert srv.proc.wait(10) == 0
+
+
+def _hold_open(port: int) -> socket.socket:
+    """A WebSocket that never reads nor answers the close: the drain waits for it (grace)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(
+        b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def test_sigterm_asks_clients_to_spread_their_reconnects_and_refuses_newcomers_with_retry_after(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    # 2 clients per second: 4 WebSockets + 2 SSE streams + the one holding the drain open = 3.5 s.
+    srv = pyrt_start_server("--demo-tick", "0", "--reconnect-rate", "2", "--shutdown-grace", "8")
+
+    async def scenario() -> None:
+        clients = [await Client.connect(srv.ws_url) for _ in range(4)]
+        holder = _hold_open(srv.port)
+        async with httpx.AsyncClient(timeout=5) as http:
+            streams = [await open_stream(http, srv.url, params={"channel": "feed"}) for _ in range(2)]
+            for stream in streams:
+                await stream.read_until(lambda s: s.decoder.retry == 1000)
+            srv.proc.send_signal(signal.SIGTERM)
+            reasons = []
+            for client in clients:
+                assert await client.close_code() == 1001
+                assert client.ws.close_reason is not None
+                reasons.append(client.ws.close_reason)
+            hints = [parse_reason(reason) for reason in reasons]
+            assert all(reason.startswith("server shutting down") for reason in reasons)
+            assert {hint.window for hint in hints if hint is not None} == {3.5}
+            retries = []
+            for stream in streams:
+                with contextlib.suppress(StopAsyncIteration):  # the stream ends
+                    await stream.read_until(lambda s: False)
+                retries.append(stream.decoder.retry)
+            assert all(retry is not None and 0 < retry <= 3500 for retry in retries), retries
+            # The drain is still waiting for the holder: newcomers are told when to come back.
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await Client.connect(srv.ws_url)
+            response = refused.value.response
+            assert response.status_code == 503
+            assert 1 <= int(response.headers["retry-after"]) <= 4
+            sse = await http.get(srv.url + "/sse", params={"channel": "feed"})
+            assert sse.status_code == 503
+            assert 1 <= int(sse.headers["retry-after"]) <= 4
+        holder.close()
+
+    run(scenario())
+    assert srv.proc.wait(15) == 0
 
 
 @pytest.fixture(scope="module")

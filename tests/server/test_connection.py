@@ -18,6 +18,8 @@ from tests.server.wsclient import Client, run
 def test_a_slow_consumer_is_closed_with_1013_and_resumes_without_gap(
     pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
+    # No rate limit: the publisher is the bare protocol client of tests/server/wsclient.py, which
+    # does not pace itself as pyrt does; this test measures the slow consumer, not the limit.
     srv = pyrt_start_server("--send-queue-bytes", "262144", "--demo-tick", "0", "--rate-limit", "0")
     channel = f"slow-{uuid.uuid4().hex[:8]}"
     total = 400

@@ -47,6 +47,10 @@ def test_close_aborts_the_request_on_the_server(fault_app: FaultApp) -> None:
     sse_scenarios.close_aborts_the_request_on_the_server(fault_app, EventSourceClient)
 
 
+def test_a_503_with_retry_after_is_waited_out(fault_app: FaultApp) -> None:
+    sse_scenarios.a_503_with_retry_after_is_waited_out(fault_app, EventSourceClient)
+
+
 def test_event_source_recreates_the_native_object_with_the_last_id_in_the_url(fault_app: FaultApp) -> None:
     """Like the browser: the native object resumes a dropped stream itself (header); after an
     HTTP error it gives up, and the policy re-creates it with ``?lastEventId=``."""

@@ -118,6 +118,10 @@ def test_fetch_retries_a_500_and_stops_on_a_401(fault_app: FaultApp) -> None:
     run(scenario)
 
 
+def test_a_503_with_retry_after_is_waited_out(fault_app: FaultApp) -> None:
+    sse_scenarios.a_503_with_retry_after_is_waited_out(fault_app, FetchEventSource)
+
+
 def test_a_stalled_stream_is_detected_and_reopened(pyrt_server: ServerProcess) -> None:
     async def scenario() -> None:
         cid = new_cid()

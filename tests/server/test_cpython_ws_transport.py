@@ -7,6 +7,7 @@ recovery, heartbeat on a stalled server, manual close, persistence across a kill
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,11 @@ import pytest
 from pyrt import Backoff, ClientClosedError, Heartbeat, State, WebSocketClient
 from pyrt.cpython import RelativeURLError
 from pyrt.cpython.ws_transport import CPythonTransport
+from pyrt.pytest_plugin.proxy import ChaosProxy, ResetSchedule
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.subscriptions import Publication
 from tests import REPO
+from tests.faults.scenario import emit
 from tests.server.cpython_support import Controls, new_cid, run, until
 
 
@@ -406,3 +410,93 @@ def test_hundreds_of_clients_in_one_process(pyrt_server: ServerProcess) -> None:
         assert all(client.state is State.CLOSED and client.stats.received == 1 for client in clients)
 
     run(scenario, timeout=180)
+
+
+# -- flow control with serve.py's default limits (docs/reliability.md, scenario 12) --------------
+
+
+def test_a_burst_of_thousands_of_acked_calls_through_random_resets_is_acknowledged_once_in_order(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    """Default limits (200 frames/s, bursts of 400): 1,500 send_with_ack and 500 publish fired at
+    once, while a proxy resets the connection every 0.3-1.5 s. The client paces itself by what
+    welcome advertises; every call resolves, the application handles each message once and in
+    order, the client's own subscription gets each publication once, in order, and the server
+    never closes it with 1008."""
+    srv = pyrt_start_server("--demo", "--demo-tick", "0")
+    messages, publishes = 1500, 500
+    channel = f"burst-{new_cid()}"
+    cid = new_cid()
+    outcome: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        client = WebSocketClient(
+            f"ws://127.0.0.1:{proxy.port}/ws?cid={cid}",
+            queue_limit=10_000,
+            backoff=Backoff(initial=0.05, maximum=0.5),
+            heartbeat=Heartbeat(interval=0.5, timeout=0.5),
+        )
+        seen: list[Any] = []
+        client.subscribe(channel, lambda publication: seen.append(publication.data), since="0")
+        await client.connect().wait_open(10)
+        started = time.monotonic()
+        with ResetSchedule(proxy, 0.3, 1.5, seed=12) as schedule:
+            acked = [client.send_with_ack({"seq": n}, timeout=5) for n in range(messages)]
+            published = [client.publish(channel, n, timeout=5) for n in range(publishes)]
+            results = await asyncio.wait_for(asyncio.gather(*acked, *published, return_exceptions=True), 120)
+        await until(lambda: len(seen) >= publishes, timeout=30)
+        outcome.update(
+            seconds=time.monotonic() - started,
+            failed=[repr(r) for r in results if isinstance(r, BaseException)][:5],
+            state=client.state,
+            stats=client.stats,
+            resets=schedule.resets,
+            seen=list(seen),
+        )
+        async with Controls(srv) as ctl:
+            outcome["received"] = await ctl.received(cid)
+        client.close()
+
+    with ChaosProxy(srv.port) as proxy:
+        run(scenario, timeout=180)
+    stats = outcome["stats"]
+    emit(
+        "12-flow-control-cpython-burst",
+        messages=messages,
+        publishes=publishes,
+        seconds=outcome["seconds"],
+        ideal_seconds=(messages + publishes - 200) / 180,
+        proxy_resets=outcome["resets"],
+        reconnects=stats.reconnects,
+        refused=stats.refused,
+        server_refusals=srv.metric("pyrt_errors_total", code="rate_limited"),
+        closes_1008=srv.metric("pyrt_drops_total", reason="rate_limit"),
+        resent=stats.retried,
+    )
+    assert outcome["failed"] == []
+    assert outcome["state"] is State.OPEN  # never closed with 1008 (or anything else)
+    assert srv.metric("pyrt_drops_total", reason="rate_limit") == 0
+    assert [m["seq"] for m in outcome["received"]] == list(range(messages))  # once each, in order
+    assert outcome["seen"] == list(range(publishes))
+    assert outcome["resets"] >= 2  # the faults happened during the burst
+
+
+def test_a_refused_handshake_retry_after_is_honoured(pyrt_start_server: Callable[..., ServerProcess]) -> None:
+    capped = pyrt_start_server("--max-connections-per-ip", "1", "--demo-tick", "0")
+
+    async def scenario() -> None:
+        holder = WebSocketClient(f"{capped.ws_url}/ws", heartbeat=None)
+        await holder.connect().wait_open(10)
+        client = WebSocketClient(f"{capped.ws_url}/ws", heartbeat=None, backoff=Backoff(initial=0.05))
+        waits: list[tuple[float, str]] = []
+        client.on_reconnecting(lambda attempt, delay, reason: waits.append((delay, reason)))
+        client.connect()
+        await until(lambda: waits)
+        client.close()
+        holder.close()
+        delay, reason = waits[0]
+        assert "HTTP 429" in reason
+        assert "retry_after=5" in reason
+        assert delay == 5.0  # not the 0.05 s backoff: the server asked for 5 s
+
+    run(scenario)

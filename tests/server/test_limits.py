@@ -1,4 +1,5 @@
-"""Token bucket and per-IP cap as functions; the cap and the handshake timeout on a real server."""
+"""Keyed token buckets and the per-IP cap as functions (the bucket itself is tested in
+tests/unit/test_admission.py); the cap and the handshake timeout on a real server."""
 
 from __future__ import annotations
 
@@ -11,21 +12,8 @@ import pytest
 import websockets
 
 from pyrt.pytest_plugin.server_process import ServerProcess
-from pyrt.server.limits import ConnectionCap, KeyedBuckets, TokenBucket
+from pyrt.server.limits import ConnectionCap, KeyedBuckets
 from tests.server.wsclient import Client, run
-
-
-def test_the_bucket_allows_a_burst_then_the_rate() -> None:
-    bucket = TokenBucket(rate=10, burst=3, now=0.0)
-    assert [bucket.take(0.0) for _ in range(4)] == [True, True, True, False]
-    assert bucket.take(0.05) is False  # half a token
-    assert bucket.take(0.1) is True
-    assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False]  # never above burst
-
-
-def test_a_zero_rate_means_unlimited() -> None:
-    bucket = TokenBucket(rate=0, burst=1, now=0.0)
-    assert all(bucket.take(0.0) for _ in range(1000))
 
 
 def test_the_cap_counts_per_address() -> None:

@@ -305,19 +305,153 @@ def test_invalid_utf8_from_a_raw_socket_closes_with_1007(pyrt_server: ServerProc
     assert httpx.get(pyrt_server.url + "/healthz").status_code == 200
 
 
-def test_a_flood_gets_rate_limited_then_closed_with_1008(
-    pyrt_start_server: Callable[..., ServerProcess]
+# -- flow control (pyrt.admission): refusals, holds, and who gets 1008 ----------------------------
+
+RATE_ARGS = (
+    "--rate-limit", "20", "--rate-burst", "10", "--rate-window", "50", "--abuse-limit", "30",
+    "--demo-tick", "0",
+)  # fmt: skip
+
+
+def test_welcome_advertises_the_limits_a_client_must_respect(pyrt_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = await Client.connect(pyrt_server.ws_url)
+        assert client.welcome["limits"] == {
+            "rate": 200.0,
+            "burst": 400,
+            "window": 1000,
+            "max_bytes": 1024 * 1024,
+            "subscriptions": 256,
+            "publish_rate": 200.0,
+            "publish_burst": 1000,
+        }
+        await client.close()
+
+    run(scenario())
+
+
+def test_without_a_rate_limit_welcome_advertises_only_sizes(
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    limited = pyrt_start_server(
-        "--rate-limit", "20", "--rate-burst", "10", "--abuse-limit", "30", "--demo-tick", "0"
-    )
+    unlimited = pyrt_start_server("--rate-limit", "0", "--publish-rate", "0", "--demo-tick", "0")
+
+    async def scenario() -> None:
+        client = await Client.connect(unlimited.ws_url)
+        assert client.welcome["limits"] == {"max_bytes": 1024 * 1024, "subscriptions": 256}
+        await client.close()
+
+    run(scenario())
+
+
+def test_a_refused_frame_is_named_and_everything_after_it_waits_for_the_pong_and_retry_after(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    limited = pyrt_start_server(*RATE_ARGS)
+
+    async def scenario() -> None:
+        client = await Client.connect(limited.ws_url)
+        for n in range(15):  # a burst of 10 is allowed; the rest arrives before any answer is read
+            await client.send({"type": "message", "id": f"m-{n}", "data": n})
+        assert [(await client.expect("ack", id=f"m-{n}"))["data"] for n in range(10)] == list(range(10))
+        first = await client.expect("error", id="m-10")
+        assert first["code"] == "rate_limited"
+        assert 0.5 <= first["retry_after"] <= 1.0
+        hold = await client.expect("ping")
+        assert str(hold["t"]).startswith("hold-")
+        # Frames already on their way are refused too, never handled out of order.
+        for n in range(11, 15):
+            refused = await client.expect("error", id=f"m-{n}")
+            assert refused["code"] == "rate_limited"
+        await client.send({"type": "ping", "t": "still there?"})  # pings are answered in a hold
+        assert (await client.expect("pong"))["t"] == "still there?"
+        await client.send({"type": "pong", "t": hold["t"]})
+        await asyncio.sleep(first["retry_after"])  # what the refusal asked for
+        for n in range(10, 15):
+            await client.send({"type": "message", "id": f"m-{n}", "data": n})
+        later = [(await client.expect("ack", id=f"m-{n}"))["data"] for n in range(10, 15)]
+        assert later == list(range(10, 15))
+        assert client.ws.close_code is None
+        await client.close()
+
+    run(scenario())
+
+
+def test_a_publication_over_the_identity_quota_holds_the_connection_like_the_rate(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    quota = pyrt_start_server("--publish-rate", "5", "--publish-burst", "2", "--demo-tick", "0")
+    channel = unique("quota")
+
+    async def scenario() -> None:
+        client = await Client.connect(quota.ws_url)
+        for n in range(5):
+            await client.send({"type": "publish", "id": f"p-{n}", "channel": channel, "data": n})
+        for n in range(2):
+            await client.expect("ack", id=f"p-{n}")
+        first = await client.expect("error", id="p-2")
+        assert first["code"] == "rate_limited"
+        hold = await client.expect("ping")
+        for n in (3, 4):  # behind it in flight: refused too, not published out of order
+            assert (await client.expect("error", id=f"p-{n}"))["code"] == "rate_limited"
+        await client.send({"type": "pong", "t": hold["t"]})
+        await asyncio.sleep(first["retry_after"])
+        offsets = []
+        for n in range(2, 5):  # again, in order, as the quota refills
+            while True:
+                await client.send({"type": "publish", "id": f"p-{n}", "channel": channel, "data": n})
+                answer = await client.recv()
+                while answer["type"] == "ping":
+                    await client.send({"type": "pong", "t": answer["t"]})
+                    answer = await client.recv()
+                if answer["type"] == "ack":
+                    offsets.append(answer["data"]["offset"])
+                    break
+                assert answer["code"] == "rate_limited"
+                await asyncio.sleep(answer["retry_after"])
+        await client.send({"type": "subscribe", "channel": channel, "since": "0"})
+        await client.expect("subscribed")
+        assert [p["data"] for p in await client.publications(channel, 5)] == [0, 1, 2, 3, 4]
+        await client.close()
+
+    run(scenario())
+
+
+def test_a_client_that_keeps_sending_after_reading_a_refusal_is_closed_with_1008(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    limited = pyrt_start_server(*RATE_ARGS)
 
     async def scenario() -> None:
         bystander = await Client.connect(limited.ws_url)
+        abuser = await Client.connect(limited.ws_url)
+        for n in range(11):
+            await abuser.send({"type": "message", "data": n})
+        assert (await abuser.expect("error"))["code"] == "rate_limited"
+        hold = await abuser.expect("ping")
+        await abuser.send({"type": "pong", "t": hold["t"]})  # it has read the refusal...
+        for n in range(100):  # ...and sends on regardless
+            try:
+                await abuser.send({"type": "message", "data": n})
+            except Exception:
+                break
+        assert await abuser.close_code() == 1008
+        await bystander.send({"type": "ping", "t": "fine"})
+        assert (await bystander.expect("pong"))["t"] == "fine"
+        await bystander.close()
+
+    run(scenario())
+
+
+def test_a_client_that_floods_without_reading_is_closed_with_1008_after_the_window(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    limited = pyrt_start_server(*RATE_ARGS)
+
+    async def scenario() -> None:
         flooder = await Client.connect(limited.ws_url)
         for n in range(300):
             try:
-                await flooder.send({"type": "ping", "t": n})
+                await flooder.send({"type": "message", "data": n})
             except Exception:
                 break
         errors = []
@@ -331,10 +465,57 @@ def test_a_flood_gets_rate_limited_then_closed_with_1008(
             code = flooder.ws.close_code
         assert errors
         assert set(errors) == {"rate_limited"}
+        assert len(errors) == 50  # the window: then it is closed
         assert code == 1008
-        await bystander.send({"type": "ping", "t": "fine"})
-        assert (await bystander.expect("pong"))["t"] == "fine"
-        await bystander.close()
+
+    run(scenario())
+
+
+def test_a_client_that_waits_out_every_refusal_is_never_closed(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    limited = pyrt_start_server(*RATE_ARGS)
+
+    async def scenario() -> None:
+        client = await Client.connect(limited.ws_url)
+        loop = asyncio.get_running_loop()
+        pending = [f"w-{n}" for n in range(60)]  # 3 s of the rate limit
+        acked: list[str] = []
+        holds = 0
+        while pending:
+            batch = pending[:8]  # eight at a time, as fast as the socket takes them
+            for message_id in batch:
+                await client.send({"type": "message", "id": message_id, "data": message_id})
+            refused: list[str] = []
+            wait = 0.0
+            for message_id in batch:
+                answer = await client.recv()
+                while answer["type"] == "ping":  # a hold's ping: answer it at once
+                    await client.send({"type": "pong", "t": answer["t"]})
+                    holds += 1
+                    answer = await client.recv()
+                assert answer.get("id") == message_id, answer
+                if answer["type"] == "ack":
+                    acked.append(message_id)
+                else:
+                    assert answer["code"] == "rate_limited"
+                    refused.append(message_id)
+                    wait = max(wait, answer["retry_after"])
+            pending = refused + pending[len(batch) :]
+            if refused:
+                deadline = loop.time() + wait
+                while loop.time() < deadline:  # answer a late hold ping while waiting
+                    try:
+                        answer = await client.recv(timeout=max(0.001, deadline - loop.time()))
+                    except TimeoutError:
+                        break
+                    assert answer["type"] == "ping", answer
+                    await client.send({"type": "pong", "t": answer["t"]})
+                    holds += 1
+        assert acked == [f"w-{n}" for n in range(60)]  # all handled, in order
+        assert holds >= 1  # it was refused, and survived
+        assert client.ws.close_code is None
+        await client.close()
 
     run(scenario())
 
@@ -352,6 +533,28 @@ def test_a_silent_client_is_pinged_then_dropped(pyrt_start_server: Callable[...,
     run(scenario())
 
 
+def test_a_large_refused_frame_is_named_from_its_head_without_being_parsed_whole(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    limited = pyrt_start_server(*RATE_ARGS)
+    big = "x" * 100_000
+
+    async def scenario() -> None:
+        client = await Client.connect(limited.ws_url)
+        for n in range(11):  # pyrt writes type and id first: the refusal can name a large frame
+            await client.send(json.dumps({"type": "message", "id": f"big-{n}", "data": big}))
+        for n in range(10):
+            await client.expect("ack", id=f"big-{n}")
+        refused = await client.expect("error", id="big-10")
+        assert refused["code"] == "rate_limited"
+        hold = await client.expect("ping")
+        await client.send({"type": "pong", "t": hold["t"]})
+        await asyncio.sleep(refused["retry_after"])
+        await client.send(json.dumps({"type": "message", "id": "big-10", "data": big}))
+        assert (await client.expect("ack", id="big-10"))["data"] == big  # accepted whole
+        await client.close()
+
+    run(scenario())
 # ------------------------------------------------------------------ tokens refreshed in place
 
 SECRET = "refresh-secret"

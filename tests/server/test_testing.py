@@ -1,11 +1,12 @@
 """``pyrt.testing.FakePyrtServer`` stays truthful: the same frame scripts run against it and
 against a real ``serve.py`` (default settings, memory broker), and the answers must be the same.
 
-Answers are compared after normalising what legitimately differs between two servers: session
-ids and server names, the announced heartbeat interval, error texts (their ``code`` and ``id``
-must match), and offset values (replaced by their order of appearance: ``o1``, ``o2``... so the
-*relations* between offsets must match). Each script frame's answers are read up to a ``ping``
-sentinel, so a server that answers too much or too little fails.
+Answers are compared after normalising what legitimately differs between two servers: session ids
+and server names, the announced heartbeat interval (the limits ``welcome`` advertises must be the
+same), error texts (their ``code`` and ``id`` must match), and offset values (replaced by their
+order of appearance: ``o1``, ``o2``... so the *relations* between offsets must match). Each script
+frame's answers are read up to a ``ping`` sentinel, so a server that answers too much or too little
+fails.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.server.settings import Settings
 from pyrt.testing import FakePyrtServer, ServerConnection
 from tests.server.wsclient import Client
 
@@ -203,7 +205,7 @@ def normalise(groups: list[list[dict[str, Any]]], names: Names) -> list[list[dic
             frame = {key: back.get(v, v) if isinstance(v, str) else v for key, v in answer.items()}
             kind = frame.get("type")
             if kind == "welcome":
-                frame = {"type": "welcome", "fields": sorted(answer)}
+                frame = {"type": "welcome", "fields": sorted(answer), "limits": answer.get("limits")}
             elif kind == "error":
                 frame.pop("message", None)
             elif kind in ("publication", "subscribed"):
@@ -228,7 +230,7 @@ def normalise(groups: list[list[dict[str, Any]]], names: Names) -> list[list[dic
 
 
 def run_on_fake(script: Script, names: Names) -> list[list[dict[str, Any]]]:
-    server = FakePyrtServer()
+    server = FakePyrtServer(limits=Settings().advertised_limits())  # serve.py's defaults
     conn: ServerConnection = server.accept()
     groups = [_drain(conn)]
     for frame in script:

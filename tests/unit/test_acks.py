@@ -126,6 +126,19 @@ def test_the_same_id_cannot_be_pending_twice() -> None:
         acks.add(entry("a"))
 
 
+def test_entries_remember_their_send_order_and_a_refusal_stops_their_clock() -> None:
+    acks = PendingAcks()
+    first, second = entry("a-1", timeout=1.0), entry("a-2", timeout=1.0)
+    acks.add(first)
+    acks.add(second)
+    assert (first.order, second.order) == (1, 2)
+    acks.sent(first, 0.0)
+    acks.recall(first)  # the server refused it for now: no timeout until it is sent again
+    assert acks.due(5.0) == []
+    assert acks.next_deadline() is None
+    assert acks.in_flight() == [first]  # still sent once: resent after a reconnect
+
+
 def test_negative_retries_are_refused() -> None:
     with pytest.raises(ValueError, match="ack_retries"):
         PendingAcks(retries=-1)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import pytest
 
 from pyrt.aio.websocket import WebSocketClient
 from pyrt.backoff import Backoff
-from pyrt.errors import AckTimeout, ClientClosedError, InvalidStateError, QueueFull, TokenError
+from pyrt.errors import AckError, AckTimeout, ClientClosedError, InvalidStateError, QueueFull, TokenError
 from pyrt.heartbeat import Heartbeat
+from pyrt.pacing import Pacing
 from pyrt.persist import MemoryStorage
+from pyrt.server_limits import ServerLimits
 from pyrt.states import State
 from pyrt.subscriptions import Publication
 from pyrt.testing import FakePyrtServer, FakeTransport
@@ -386,6 +389,40 @@ def test_subscriptions_and_publish_work_through_the_client() -> None:
         await until(lambda: len(got) == 2)
         assert offset == "1-1"
         assert [p.data for p in got] == [{"headline": 1}, {"headline": 2}]
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("pacing", ["auto", Pacing(rate=50, burst=10)])
+def test_a_paced_burst_of_acked_calls_is_never_refused(pacing: Any) -> None:
+    """"auto" follows the limits the server advertises; a Pacing stays under its own."""
+
+    async def scenario() -> None:
+        server = FakePyrtServer(limits=ServerLimits(rate=200, burst=10), clock=time.monotonic)
+        client, _ = make(server, pacing=pacing)
+        await client.connect().wait_open()
+        replies = await asyncio.wait_for(asyncio.gather(*(client.send_with_ack(n) for n in range(60))), 30)
+        assert replies == list(range(60))
+        assert server.handled == list(range(60))  # once each, in order
+        assert server.refusals == []
+
+    run(scenario)
+
+
+def test_without_pacing_refused_calls_are_retried_then_fail_naming_the_refusal() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer(limits=ServerLimits(rate=200, burst=10), clock=time.monotonic)
+        client, _ = make(server, pacing=None)
+        await client.connect().wait_open()
+        calls = [client.send_with_ack(n) for n in range(60)]
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
+        assert server.refusals != []
+        resolved = [o for o in outcomes if not isinstance(o, BaseException)]
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        assert all(isinstance(e, AckError) and e.code == "rate_limited" for e in failed)
+        assert server.handled == resolved  # what resolved was handled once, in order; nothing else
+        assert len(resolved) >= 10
+        assert server.abuse_closes == 0  # refused, never closed for it
 
     run(scenario)
 

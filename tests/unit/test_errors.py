@@ -17,6 +17,7 @@ from pyrt.errors import (
     IllegalTransition,
     InvalidCloseCode,
     InvalidStateError,
+    MessageTooLarge,
     PyrtError,
     QueueFull,
     RelativeURLError,
@@ -64,6 +65,14 @@ def test_misuse_errors_are_also_the_builtin_kind(error: PyrtError, builtin: type
 def test_every_pyrt_failure_is_a_pyrt_error() -> None:
     for error in (QueueFull("x"), ServerError("bad_json", "nope"), FrameError("invalid JSON", "{")):
         assert isinstance(error, PyrtError)
+
+
+def test_a_message_too_large_says_how_large_and_the_limit() -> None:
+    error = MessageTooLarge(2048, 1024, "m-1")
+    assert str(error) == "message 'm-1' is 2048 bytes; the server accepts at most 1024 bytes per frame"
+    assert (error.size, error.limit, error.message_id) == (2048, 1024, "m-1")
+    assert isinstance(error, ValueError)
+    assert "a message is 5 bytes" in str(MessageTooLarge(5, 4))
 
 
 def test_a_frame_error_shows_a_short_excerpt_of_a_long_frame() -> None:

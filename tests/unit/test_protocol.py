@@ -23,6 +23,7 @@ from pyrt.protocol import (
     WireProtocol,
     get_protocol,
 )
+from pyrt.server_limits import ServerLimits
 from pyrt.subscriptions import Publication
 
 pyrt = PyrtProtocol()
@@ -80,7 +81,24 @@ def test_data_that_is_not_json_is_refused_with_its_type() -> None:
         ),
         ('{"type":"unsubscribed","channel":"c"}', Unsubscribed("c")),
         ('{"type":"welcome","session":"s1","server":"n","heartbeat":25}', Welcome("s1", "n", 25)),
+        (
+            '{"type":"welcome","session":"s1","limits":{"rate":200,"burst":400,"window":1000}}',
+            Welcome("s1", None, None, ServerLimits(rate=200.0, burst=400, window=1000)),
+        ),
         ('{"type":"error","code":"bad_json","message":"m","id":"k-9"}', ErrorFrame("bad_json", "m", "k-9")),
+        (
+            '{"type":"error","code":"rate_limited","message":"m","id":"k-9","retry_after":0.5}',
+            ErrorFrame("rate_limited", "m", "k-9", 0.5),
+        ),
+        (
+            '{"type":"error","code":"rate_limited","message":"m","channel":"news","retry_after":"soon"}',
+            ErrorFrame("rate_limited", "m", None, None, "news"),
+        ),
+        (
+            '{"type":"ack","id":"k-2","ok":false,"error":"down","code":"unavailable","retry_after":1}',
+            Ack("k-2", False, None, "down", "unavailable", 1.0),
+        ),
+        ('{"type":"ack","id":"k-3","ok":true,"data":1,"code":"x"}', Ack("k-3", True, 1)),
         (
             '{"type":"publication","channel":"c","offset":"1-3","event":"tick","data":[1]}',
             Publication("c", [1], "1-3", "tick"),

@@ -137,9 +137,14 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 # ----------------------------------------------------------------------------------- the rules
 
 
-def _pyrt_layers(path: Path) -> set[str]:
+def _layers_above_core(names: set[str]) -> set[str]:
+    """The names that belong to a layer above the core, matched as whole module names."""
     above = ("pyrt.aio", *ADAPTERS, "pyrt.server")
-    return {name for name in imported_modules(path) if name.startswith(above)}
+    return {name for name in names if name in above or name.startswith(tuple(f"{a}." for a in above))}
+
+
+def _pyrt_layers(path: Path) -> set[str]:
+    return _layers_above_core(imported_modules(path))
 
 
 def test_the_scan_sees_every_tier() -> None:
@@ -243,6 +248,11 @@ def test_the_scanner_resolves_relative_imports() -> None:
         "pyrt.x",
         "pyrt.x.y",
     }
+
+
+def test_layers_are_matched_as_whole_module_names() -> None:
+    names = {"pyrt.server_limits", "pyrt.server.app", "pyrt.server", "pyrt.aio", "pyrt.browserish"}
+    assert _layers_above_core(names) == {"pyrt.server.app", "pyrt.server", "pyrt.aio"}
 
 
 def test_the_cycle_finder_finds_a_cycle_and_only_cycles() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pyrt.backoff import Backoff
 from pyrt.reconnect import ReconnectScheduler
 
@@ -50,3 +52,14 @@ def test_a_server_floor_is_never_undercut_and_jitter_uses_the_injected_rng() -> 
     scheduler = ReconnectScheduler(Backoff(initial=1.0, maximum=1.0), lambda: 0.25)
     assert scheduler.failed() == 0.25  # full jitter: 1.0 * rng()
     assert scheduler.failed(floor=3.0) == 3.0
+
+
+def test_a_server_window_spreads_the_delay_uniformly_over_it() -> None:
+    """A restarting server's window replaces the backoff curve by one draw over the window
+    (never shorter than the backoff's own base delay), whatever the jitter mode."""
+    for rng_value, expected in [(0.0, 0.0), (0.5, 3.0), (0.999, 5.994)]:
+        scheduler = ReconnectScheduler(EXACT, lambda v=rng_value: v)
+        assert scheduler.failed(window=6.0) == pytest.approx(expected)
+    late = ReconnectScheduler(EXACT, lambda: 0.5)
+    assert late.failed(window=6.0, floor=4.0) == 4.0  # a floor is still a floor
+    assert late.failures == 1  # counted as a failure like any other

@@ -4,6 +4,11 @@ same instant; how are their reconnect attempts spread over time?
 Each client is a real :class:`~pyrt.ws_engine.WebSocketEngine` on a fake clock with its own
 seeded random source; a tiny event loop plays the server (down for a while, then accepting) and
 records every attempt. The histogram counts attempts per 100 ms bin.
+
+Two ways to lose the connections: the network (or a killed server) drops them all (1006, nothing
+said), or the server shuts down gracefully (SIGTERM: 1001 with the reconnect window it computes
+from its connection count, :func:`pyrt.reconnect_window.drain_window`). Everything at its
+default: ``Backoff()``, ``serve.py``'s ``--reconnect-rate``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 import pytest
 
 from pyrt.backoff import Backoff
+from pyrt.reconnect_window import DEFAULT_RECONNECT_RATE, close_reason, drain_window
 from pyrt.ws_engine import OpenSocket, Reconnecting, WebSocketEngine
 from tests.faults.scenario import emit
 
@@ -55,8 +61,15 @@ class Storm:
         }
 
 
-def storm(backoff: Backoff, *, server_down_for: float = 0.0, seed: int = 6) -> Storm:
-    """Open ``CLIENTS`` engines, drop them all at t=0, run until every one is open again.
+def storm(
+    backoff: Backoff,
+    *,
+    server_down_for: float = 0.0,
+    seed: int = 6,
+    close: tuple[int, str] = (1006, ""),
+) -> Storm:
+    """Open ``CLIENTS`` engines, close them all at t=0 with ``close`` (code, reason), run until
+    every one is open again.
 
     While the server is down (``server_down_for`` seconds after the drop) each attempt fails at
     once (the socket closes with 1006, as a refused connection does in a browser).
@@ -97,7 +110,7 @@ def storm(backoff: Backoff, *, server_down_for: float = 0.0, seed: int = 6) -> S
                 heapq.heappush(timers, (deadline, index))
 
     for index, engine in enumerate(engines):
-        engine.closed(1006, "", 0.0)  # everyone dropped at the same instant
+        engine.closed(close[0], close[1], 0.0)  # everyone dropped at the same instant
         handle(index, 0.0)
     while timers:
         now, index = heapq.heappop(timers)
@@ -157,3 +170,43 @@ def test_a_restarting_server_sees_attempts_thin_out_and_every_client_returns(ini
     assert max(result.reconnected) <= down_for + worst
     if initial >= 5.0:
         assert result.busiest_share() <= 0.05
+
+
+SIGTERM = (1001, close_reason("server shutting down", window=drain_window(CLIENTS, DEFAULT_RECONNECT_RATE)))
+
+
+@pytest.mark.parametrize("down_for", [0.0, 0.5, 1.0, 2.0])
+def test_a_graceful_restart_with_default_settings_spreads_clients_over_its_window(down_for: float) -> None:
+    # serve.py closes its 500 clients with reconnect_window=6.25 (500 / 80 per second); each
+    # draws its moment in that window, and keeps drawing over it while the new process is not up.
+    result = storm(Backoff(), server_down_for=down_for, close=SIGTERM)
+    figures = result.figures()
+    emit(
+        f"6-reconnect-storm-sigterm-defaults-down-{down_for:g}s",
+        backoff_initial_s=Backoff().initial,
+        reconnect_window_s=drain_window(CLIENTS, DEFAULT_RECONNECT_RATE),
+        server_down_s=down_for,
+        **figures,
+    )
+    assert result.busiest_share() <= 0.05
+    assert all(at >= down_for for at in result.reconnected)
+    window = drain_window(CLIENTS, DEFAULT_RECONNECT_RATE)
+    assert max(result.reconnected) <= down_for + 2 * window  # within about a window of the restart
+
+
+def test_a_single_user_on_a_flaky_link_still_reconnects_within_the_default_first_backoff() -> None:
+    engine = WebSocketEngine(heartbeat=None, rng=random.Random(1).random)
+    engine.connect(0.0)
+    engine.opened(0.0)
+    delays = []
+    for n in range(20):  # twenty drops, each after a long enough connection to reset the backoff
+        now = 10.0 * (n + 1)
+        engine.closed(1006, "", now)
+        reconnecting = [a for a in engine.actions() if type(a) is Reconnecting]
+        delays.append(reconnecting[0].delay)
+        deadline = engine.next_deadline()
+        assert deadline is not None
+        engine.tick(deadline)
+        engine.opened(deadline)
+        engine.actions()
+    assert max(delays) <= Backoff().initial

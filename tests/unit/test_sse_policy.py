@@ -638,6 +638,21 @@ def test_a_closed_native_source_is_recreated_with_backoff_and_the_resume_paramet
     assert acts(pol) == [CreateSource(2, "/sse?channel=news&lastEventId=12-3", attempt=1)]
 
 
+def test_a_retry_after_seen_by_the_adapter_is_a_floor_under_the_recreation_delay() -> None:
+    pol = policy()
+    pol.connect(0.0)
+    acts(pol)
+    pol.error(1, True, 1.0, retry_after=3.0)  # a CPython adapter saw a 503's header
+    (lost,) = only(acts(pol), Disconnected)
+    assert lost.delay == 3.0
+    assert pol.next_deadline() == 4.0
+    pol.tick(4.0)
+    acts(pol)
+    pol.error(2, True, 5.0, retry_after=10_000.0)
+    (capped,) = only(acts(pol), Disconnected)
+    assert capped.delay == 300.0  # never more than five minutes
+
+
 def test_recreation_without_an_id_or_with_resume_disabled_keeps_the_url() -> None:
     pol = policy(resume_param=None, last_event_id="4")
     assert pol.source_url() == "/sse?channel=news"

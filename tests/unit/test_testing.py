@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
+from pyrt.server_limits import ServerLimits
 from pyrt.states import State
 from pyrt.testing import EngineHarness, FakeClock, FakePyrtServer
 
@@ -69,6 +70,35 @@ def test_the_fake_server_refuses_what_the_real_one_refuses() -> None:
     conn.handle('{"type":"teleport"}')
     codes = [json.loads(f)["code"] for f in conn.outgoing]
     assert codes == ["binary_not_supported", "bad_json", "unknown_type"]
+
+
+def test_the_fake_server_advertises_and_enforces_its_limits_like_serve_py() -> None:
+    clock = FakeClock()
+    limits = ServerLimits(rate=10.0, burst=2, window=3)
+    server = FakePyrtServer(limits=limits, clock=clock)
+    conn = server.accept()
+    assert json.loads(conn.outgoing.popleft())["limits"] == {"rate": 10.0, "burst": 2, "window": 3}
+    for n in range(3):
+        conn.handle(json.dumps({"type": "message", "id": f"m-{n}", "data": n}))
+    answers = [json.loads(f) for f in conn.outgoing]
+    assert [a["type"] for a in answers] == ["ack", "ack", "error", "ping"]
+    assert answers[2] == {"type": "error", "code": "rate_limited", "message": "too many frames: slow down",
+                          "retry_after": 0.5, "id": "m-2"}  # fmt: skip
+    assert server.refusals == [answers[2]]
+    for n in range(3, 6):  # a client that neither reads nor waits, past the window
+        conn.handle(json.dumps({"type": "message", "data": n}))
+    assert (conn.close_code, server.abuse_closes) == (1008, 1)
+    assert server.handled == [0, 1]
+
+
+def test_the_fake_server_can_enforce_less_than_it_advertises() -> None:
+    strict = ServerLimits(rate=1.0, burst=1)
+    server = FakePyrtServer(limits=ServerLimits(rate=200.0, burst=400), enforce=strict)
+    conn = server.accept()
+    conn.outgoing.clear()
+    conn.handle('{"type":"message","data":1}')
+    conn.handle('{"type":"message","data":2}')
+    assert [json.loads(f)["type"] for f in conn.outgoing] == ["message", "error", "ping"]
 
 
 def test_the_harness_records_what_a_user_would_see() -> None:
