@@ -52,13 +52,14 @@ log = logging.getLogger("pyrt.server")
 #: text. On the event loop, in version order per channel.
 PresenceListener = Callable[[str, str, list[str], list[str]], None]
 
-JoinStatus = Literal["ok", "full", "identity", "total"]
+JoinStatus = Literal["ok", "full", "identity", "identity_total", "total"]
 
 
 @dataclass(frozen=True, slots=True)
 class JoinResult:
     """``status`` ``"ok"``, or why the join was refused: the channel is ``"full"``, the
-    identity has its most members there (``"identity"``), the store is full (``"total"``)."""
+    identity has its most members there (``"identity"``) or in the whole store
+    (``"identity_total"``, memory only), the store is full (``"total"``)."""
 
     status: JoinStatus
     version: str = "0"
@@ -233,7 +234,9 @@ class _Channel:
 
 
 class MemoryPresence(PresenceStore):
-    """Presence in this process (the memory broker's). At most ``max_total`` members in all."""
+    """Presence in this process (the memory broker's). At most ``max_total`` members in all,
+    and at most a sixteenth of that (``max_per_identity_total``) for one identity, so that a
+    few clients cannot fill it for everyone."""
 
     def __init__(
         self,
@@ -241,11 +244,16 @@ class MemoryPresence(PresenceStore):
         grace: float = 5.0,
         *,
         max_total: int = 50_000,
+        max_per_identity_total: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         super().__init__(ttl, grace)
         self.max_total = max_total
+        self.max_per_identity_total = (
+            max(1, max_total // 16) if max_per_identity_total is None else max_per_identity_total
+        )
+        self._identity_totals: dict[str, int] = {}
         self._clock = clock
         self._clock_ms = clock_ms
         self._last_life = 0
@@ -277,6 +285,8 @@ class MemoryPresence(PresenceStore):
         if entry is None:
             if self.total >= self.max_total:
                 return JoinResult("total")
+            if self._identity_totals.get(identity, 0) >= self.max_per_identity_total:
+                return JoinResult("identity_total", _version(state) if state is not None else "0")
             if state is not None and len(state.entries) >= max_members:
                 return JoinResult("full", _version(state))
             if state is not None and state.per_identity.get(identity, 0) >= max_per_identity:
@@ -294,6 +304,7 @@ class MemoryPresence(PresenceStore):
         else:
             state.entries[member] = _Entry(member_json, identity, owner, expires)
             state.per_identity[identity] = state.per_identity.get(identity, 0) + 1
+            self._identity_totals[identity] = self._identity_totals.get(identity, 0) + 1
             self.total += 1
         state.seq += 1
         self._announce(channel, _version(state), [member_json], [])
@@ -345,6 +356,11 @@ class MemoryPresence(PresenceStore):
                 state.per_identity[entry.identity] = left
             else:
                 del state.per_identity[entry.identity]
+            held = self._identity_totals[entry.identity] - 1
+            if held:
+                self._identity_totals[entry.identity] = held
+            else:
+                del self._identity_totals[entry.identity]
             self.total -= 1
             leaves.append(entry.json)
         state.seq += 1

@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -69,6 +70,7 @@ _KEY_MAX = 64  # characters of a presence key (the client's own name for its mem
 _PRESENCE_FULL = {
     "full": "the presence of {channel!r} is full",
     "identity": "you have as many members in {channel!r} as one client may",
+    "identity_total": "you have as many members on this server as one client may",
     "total": "the server's presence is full",
 }
 _BROKER_RETRY = 1.0  # retry_after of an ``unavailable`` refusal, seconds
@@ -342,7 +344,8 @@ class WsSession:
     def _refuse(self, frame_id: object, channel: object, retry_after: float, why: str = "") -> None:
         """Answer ``rate_limited`` for a frame, naming it (its id, or the channel of a subscribe
         or unsubscribe) and when to send it again."""
-        extra: dict[str, Any] = {"retry_after": round(retry_after, 3)}
+        # rounded up: a wait of 0.0004 s is not "send again now"
+        extra: dict[str, Any] = {"retry_after": math.ceil(retry_after * 1000) / 1000}
         if isinstance(channel, str) and is_channel_name(channel):
             extra["channel"] = channel
         self._error(RATE_LIMITED, why or "too many frames: slow down", frame_id, **extra)

@@ -57,11 +57,16 @@ def store(clock: Clock | None = None, **kwargs: Any) -> tuple[MemoryPresence, li
 
 
 async def join(
-    presence: PresenceStore, name: str, owner: str = "i:s1", identity: str = "ip:1", **limits: int
+    presence: PresenceStore,
+    name: str,
+    owner: str = "i:s1",
+    identity: str = "ip:1",
+    channel: str = "room",
+    **limits: int,
 ) -> str:
     limits.setdefault("max_members", 1000)
     limits.setdefault("max_per_identity", 16)
-    result = await presence.join("room", name, member(name), identity, owner, **limits)
+    result = await presence.join(channel, name, member(name), identity, owner, **limits)
     return result.status
 
 
@@ -112,7 +117,7 @@ def test_a_channel_that_empties_starts_a_later_life() -> None:
 
 def test_a_channel_an_identity_and_the_store_have_their_bounds() -> None:
     async def scenario() -> None:
-        presence, _ = store(max_total=5)
+        presence, _ = store(max_total=5, max_per_identity_total=99)  # (its own test below)
         assert await join(presence, "a", max_members=2) == "ok"
         assert await join(presence, "b", identity="ip:2", max_members=2) == "ok"
         assert await join(presence, "c", identity="ip:3", max_members=2) == "full"
@@ -123,6 +128,22 @@ def test_a_channel_an_identity_and_the_store_have_their_bounds() -> None:
             await presence.join(f"other{n}", "x", member("x"), "ip:9", "o", max_members=9, max_per_identity=9)
         assert presence.total == 5
         assert await join(presence, "f", identity="ip:6") == "total"
+
+    run(scenario)
+
+
+def test_one_identity_holds_at_most_a_sixteenth_of_the_store() -> None:
+    async def scenario() -> None:
+        presence, _ = store(max_total=64)
+        assert presence.max_per_identity_total == 4
+        for n in range(4):  # in four channels: each channel's own bound is not what stops it
+            assert await join(presence, f"m{n}", channel=f"room{n}") == "ok"
+        assert await join(presence, "m4", channel="room4") == "identity_total"
+        assert await join(presence, "m0", channel="room0") == "ok"  # updating its own is fine
+        assert await join(presence, "other", identity="ip:2", channel="room4") == "ok"
+        await presence.leave("room1", "m1")
+        assert await join(presence, "m4", channel="room4") == "ok"  # a leave frees its place
+        assert presence.total == 5
 
     run(scenario)
 
