@@ -154,9 +154,12 @@ class PresenceStore(abc.ABC):
         await self._touch(self.local, self.ttl)
         await self._sweep(list(watched))
 
-    async def hand_over(self) -> None:
-        """This instance is shutting down: its entries expire after ``grace`` seconds unless
-        their clients join again elsewhere (the other instances' sweeps remove them)."""
+    async def hand_over(self, window: float = 0.0) -> None:
+        """This instance is shutting down: its entries expire after ``grace`` seconds, or after
+        ``window`` (the seconds its clients were told to spread their reconnects over) when
+        longer, unless their clients join again elsewhere (the other instances' sweeps remove
+        them). Connections lost from now on keep their members as long."""
+        self.grace = max(self.grace, window)
         await self._touch(self.local, self.grace)
         self.local.clear()
 

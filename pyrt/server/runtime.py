@@ -131,12 +131,12 @@ class Runtime:
         """Refuse new connections, close every open one (1001 / end of stream) after what is
         queued for it, and wait up to ``grace`` seconds for them to go."""
         self.draining = True
-        try:  # members of this instance leave after the grace, unless their clients come back
-            await self.broker.presence.hand_over()
-        except Exception as exc:
-            log.warning("presence hand-over failed: %s", exc)
         window = drain_window(len(self.connections), self.settings.reconnect_rate)
         self.reconnect_window = window
+        try:  # members of this instance leave after the grace (or the window, when longer),
+            await self.broker.presence.hand_over(window)  # unless their clients come back
+        except Exception as exc:
+            log.warning("presence hand-over failed: %s", exc)
         self.drain_reason = close_reason("server shutting down", window=window)
         for conn, session in list(self.connections.items()):
             if conn.kind == "sse" and window > 0 and not conn.closed:

@@ -203,6 +203,23 @@ def test_handing_over_makes_this_instances_members_expire_after_the_grace() -> N
     run(scenario)
 
 
+def test_a_reconnect_window_longer_than_the_grace_keeps_members_for_the_window() -> None:
+    # A server that drains many clients spreads their reconnects over a window: members must not
+    # be seen to leave (and join again) only because their client's turn came after the grace.
+    async def scenario() -> None:
+        clock = Clock()
+        presence, diffs = store(clock, ttl=30.0, grace=5.0)
+        await join(presence, "a")
+        await presence.hand_over(window=12.0)
+        clock.now += 11
+        assert len((await presence.members("room")).members) == 1
+        clock.now += 2
+        assert (await presence.members("room")).members == []
+        assert diffs[-1][3] == ["a"]
+
+    run(scenario)
+
+
 def test_a_failing_listener_is_logged_and_the_store_goes_on(caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
         presence = MemoryPresence(clock=Clock())
