@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import ssl
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +84,22 @@ def _websockets() -> Any:
     return client, exceptions, protocol.State.OPEN
 
 
+#: Handshake headers: a mapping, or a callable (sync or async) returning one, called per attempt.
+HeadersSource = (
+    Mapping[str, str] | Callable[[], Mapping[str, str]] | Callable[[], Awaitable[Mapping[str, str]]]
+)
+
+
+async def _resolve(source: HeadersSource) -> dict[str, str]:
+    """This attempt's headers (a callable's failure is this attempt's)."""
+    chosen = source() if callable(source) else source
+    if inspect.isawaitable(chosen):
+        chosen = await chosen
+    if not isinstance(chosen, Mapping):
+        raise TypeError(f"the headers callable returned {type(chosen).__name__}, not a mapping")
+    return {str(name): str(value) for name, value in chosen.items()}
+
+
 class _Socket:
     """One connection (or attempt) and where its events go."""
 
@@ -100,7 +117,9 @@ class CPythonTransport:
 
     Options beyond what a browser offers, for ``WebSocketClient(..., transport=CPythonTransport(...))``:
     ``headers`` are sent with every opening handshake (``Authorization``, ``Cookie``, ``Origin``;
-    a browser cannot do this); ``compression`` is ``"deflate"`` or ``None``; ``max_size`` limits
+    a browser cannot do this): a mapping, or a callable (sync or async) returning one, called
+    before every attempt (a failure fails that attempt, reported as 1006 with its reason, and
+    the client retries with backoff); ``compression`` is ``"deflate"`` or ``None``; ``max_size`` limits
     an incoming message (bytes, ``None``: no limit); ``ssl`` replaces the default TLS context
     for ``wss://``; ``close_timeout`` bounds the closing handshake of a connection the client let
     go of (a dead one after a heartbeat timeout, say) before its TCP connection is aborted;
@@ -110,7 +129,7 @@ class CPythonTransport:
     def __init__(
         self,
         *,
-        headers: Mapping[str, str] | None = None,
+        headers: HeadersSource | None = None,
         compression: str | None = "deflate",
         max_size: int | None = None,
         ssl: ssl.SSLContext | None = None,
@@ -118,7 +137,7 @@ class CPythonTransport:
         storage_dir: str | Path | None = None,
     ) -> None:
         self._ws_client, self._exceptions, self._open_state = _websockets()
-        self.headers = dict(headers or {})
+        self.headers: HeadersSource = headers if callable(headers) else dict(headers or {})
         self.compression = compression
         self.max_size = max_size
         self.ssl = ssl
@@ -189,10 +208,11 @@ class CPythonTransport:
         """Open the connection, report it, pump its messages, report its close."""
         events = socket.events
         try:
+            headers = await _resolve(self.headers)
             conn = await self._ws_client.connect(
                 url,
                 subprotocols=protocols or None,
-                additional_headers=self.headers or None,
+                additional_headers=headers or None,
                 compression=self.compression,
                 max_size=self.max_size,
                 open_timeout=None,  # the engine's connect_timeout decides
