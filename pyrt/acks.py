@@ -20,9 +20,14 @@ from typing import Any, Literal
 
 from pyrt.wire import AckId, Frame
 
-__all__ = ["AckIds", "Pending", "PendingAcks"]
+__all__ = ["PERSISTED_KINDS", "AckIds", "Kind", "Pending", "PendingAcks"]
 
-Kind = Literal["message", "publish"]
+#: What a pending entry is: an application ``message``, a ``publish``, a token ``refresh`` or a
+#: presence ``join`` (neither re-sent on another connection: a new connection gets a fresh token,
+#: and joins again by itself), or a ``request`` (history, presence, a leave: its answer goes to the
+#: caller; re-sent after a reconnect). Only messages and publications are persisted.
+Kind = Literal["message", "publish", "refresh", "join", "request"]
+PERSISTED_KINDS: frozenset[str] = frozenset({"message", "publish"})
 
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _NUMERIC_COUNTER_BITS = 21
@@ -64,6 +69,8 @@ class Pending:
     timeout: float = 10.0
     attempts: int = 0  # transmissions so far
     deadline: float | None = None  # when the current transmission times out; None off the wire
+    #: For a ``request``: turns the ack's data into what the caller gets (ValueError: malformed).
+    decode: Callable[[Any], Any] | None = None
     seq: int = 0  # the pacer's number of the current transmission (see pyrt.pacing)
     order: int = 0  # when it was added: the send order, which re-sends keep
     refusals: int = 0  # transient refusals so far (pyrt.refusals): at most ``retries`` re-sends

@@ -44,9 +44,7 @@ class Backoff:
         if not self.initial >= 0:
             raise ValueError(f"Backoff.initial must be >= 0, got {self.initial!r}")
         if not self.maximum >= self.initial:
-            raise ValueError(
-                f"Backoff.maximum ({self.maximum!r}) must be >= initial ({self.initial!r})"
-            )
+            raise ValueError(f"Backoff.maximum ({self.maximum!r}) must be >= initial ({self.initial!r})")
         if not self.factor >= 1:
             raise ValueError(f"Backoff.factor must be >= 1, got {self.factor!r}")
         if self.jitter not in _JITTERS:

@@ -9,6 +9,8 @@ Python user would expect (``TypeError``, ``ValueError``, ``RuntimeError``, ``Tim
     ├── AckError                          the server refused or failed one message
     ├── QueueFull                         the outgoing queue dropped or refused a message
     ├── ServerError                       an ``error`` frame about no message in particular
+    │   └── ChannelRefused                a subscription the server refused or revoked
+    ├── TokenError                        a token could not be fetched or was refused
     ├── FrameError                        an unreadable inbound frame (reported, never raised)
     ├── ClientClosedError (+ RuntimeError)     the client is closed or closing
     ├── InvalidStateError (+ RuntimeError)     a call that makes no sense now (connect() twice)
@@ -39,6 +41,7 @@ from typing import Any
 __all__ = [
     "AckError",
     "AckTimeout",
+    "ChannelRefused",
     "ClientClosedError",
     "EncodeError",
     "FrameError",
@@ -60,6 +63,7 @@ __all__ = [
     "ServerError",
     "ShareUnavailable",
     "StorageUnavailable",
+    "TokenError",
     "UnsupportedByProtocol",
 ]
 
@@ -178,6 +182,21 @@ class ServerError(PyrtError):
         self.code = code
         self.message = message
         super().__init__(f"server error {code}: {message}")
+
+
+class ChannelRefused(ServerError):
+    """The server refused a subscription (``forbidden``), or revoked it after a token refresh;
+    the client forgot it (it is not made again after a reconnect). ``channel`` names it."""
+
+    def __init__(self, code: str, message: str, channel: str) -> None:
+        self.channel = channel
+        super().__init__(code, message)
+
+
+class TokenError(PyrtError):
+    """The ``token`` callable failed, returned something unusable, or the server refused the
+    refreshed token. Reported through ``on_error``; the client retries, and reconnects with a
+    fresh token if the old one expires first."""
 
 
 class SSEError(PyrtError):

@@ -18,11 +18,13 @@ Subclass :class:`WireProtocol` for another server. Encoders raise
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pyrt.errors import EncodeError, UnsupportedByProtocol
+from pyrt.presence import Member, read_members
 from pyrt.server_limits import ServerLimits
 from pyrt.subscriptions import Publication
 from pyrt.wire import AckId, Frame
@@ -36,6 +38,7 @@ __all__ = [
     "Message",
     "Ping",
     "Pong",
+    "PresenceDiff",
     "PyrtProtocol",
     "RawProtocol",
     "Subscribed",
@@ -44,7 +47,6 @@ __all__ = [
     "WireProtocol",
     "get_protocol",
 ]
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,18 @@ class Subscribed:
     channel: str
     offset: str | None
     recovered: bool = True
+    #: The channel's members and their version, when the subscription asked for presence.
+    presence: tuple[list[Member], str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceDiff:
+    """Members that joined (or changed) and left a channel's presence, at ``version``."""
+
+    channel: str
+    version: str
+    joins: list[Member]
+    leaves: list[Member]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +114,13 @@ class Welcome:
     server: str | None = None
     heartbeat: float | None = None
     limits: ServerLimits | None = None  # what the connection must respect, when advertised
+    ttl: float | None = None  # seconds the connection's token lasts (None: no token, or no expiry)
 
 
 @dataclass(frozen=True, slots=True)
 class ErrorFrame:
     """The server refused a frame; ``id`` names the message when it had one, ``channel`` the
-    channel of a refused subscribe or unsubscribe; ``retry_after`` (seconds) comes with a
+    channel of a refused (or revoked) subscription; ``retry_after`` (seconds) comes with a
     transient refusal."""
 
     code: str
@@ -124,7 +139,17 @@ class BadFrame:
 
 
 Inbound = (
-    Message | Ack | Ping | Pong | Subscribed | Unsubscribed | Publication | Welcome | ErrorFrame | BadFrame
+    Message
+    | Ack
+    | Ping
+    | Pong
+    | Subscribed
+    | Unsubscribed
+    | Publication
+    | Welcome
+    | ErrorFrame
+    | BadFrame
+    | PresenceDiff
 )
 
 
@@ -196,13 +221,34 @@ class WireProtocol:
     def encode_pong(self, t: Any) -> Frame:
         return "pong"
 
-    def encode_subscribe(self, channel: str, since: str | None) -> Frame:
+    def encode_subscribe(self, channel: str, since: str | None, presence: bool = False) -> Frame:
         raise UnsupportedByProtocol(self._no_channels())
 
     def encode_unsubscribe(self, channel: str) -> Frame:
         raise UnsupportedByProtocol(self._no_channels())
 
     def encode_publish(self, ack_id: AckId, channel: str, data: Any, event: str | None) -> Frame:
+        raise UnsupportedByProtocol(self._no_channels())
+
+    def encode_refresh(self, ack_id: AckId, token: str) -> Frame:
+        """A new token for the open connection (only protocols whose server tells a ``ttl``)."""
+        raise UnsupportedByProtocol(f"the {self.name!r} protocol cannot refresh a token in place")
+
+    def encode_history(
+        self, ack_id: AckId, channel: str, limit: int | None, since: str | None, reverse: bool
+    ) -> Frame:
+        """A request for a page of ``channel``'s history, answered by an ack."""
+        raise UnsupportedByProtocol(self._no_channels())
+
+    def encode_presence(self, ack_id: AckId, channel: str) -> Frame:
+        """A request for ``channel``'s members, answered by an ack."""
+        raise UnsupportedByProtocol(self._no_channels())
+
+    def encode_join(self, ack_id: AckId, channel: str, info: Any, key: str) -> Frame:
+        """Join ``channel``'s presence with ``info`` as the member named by ``key``."""
+        raise UnsupportedByProtocol(self._no_channels())
+
+    def encode_leave(self, ack_id: AckId, channel: str, key: str) -> Frame:
         raise UnsupportedByProtocol(self._no_channels())
 
     def decode(self, frame: Frame) -> Inbound:
@@ -280,8 +326,11 @@ class PyrtProtocol(WireProtocol):
     def encode_pong(self, t: Any) -> Frame:
         return '{"type":"pong","t":' + _json(t) + "}"
 
-    def encode_subscribe(self, channel: str, since: str | None) -> Frame:
-        return _json({"type": "subscribe", "channel": channel, "since": since})
+    def encode_subscribe(self, channel: str, since: str | None, presence: bool = False) -> Frame:
+        frame: dict[str, Any] = {"type": "subscribe", "channel": channel, "since": since}
+        if presence:
+            frame["presence"] = True
+        return _json(frame)
 
     def encode_unsubscribe(self, channel: str) -> Frame:
         return _json({"type": "unsubscribe", "channel": channel})
@@ -291,6 +340,30 @@ class PyrtProtocol(WireProtocol):
         if event is not None:
             frame["event"] = event
         return _json(frame)
+
+    def encode_refresh(self, ack_id: AckId, token: str) -> Frame:
+        return _json({"type": "refresh", "id": ack_id, "token": token})
+
+    def encode_history(
+        self, ack_id: AckId, channel: str, limit: int | None, since: str | None, reverse: bool
+    ) -> Frame:
+        frame: dict[str, Any] = {"type": "history", "id": ack_id, "channel": channel}
+        if limit is not None:
+            frame["limit"] = limit
+        if since is not None:
+            frame["since"] = since
+        if reverse:
+            frame["reverse"] = True
+        return _json(frame)
+
+    def encode_presence(self, ack_id: AckId, channel: str) -> Frame:
+        return _json({"type": "presence", "id": ack_id, "channel": channel})
+
+    def encode_join(self, ack_id: AckId, channel: str, info: Any, key: str) -> Frame:
+        return _json({"type": "presence_join", "id": ack_id, "channel": channel, "info": info, "key": key})
+
+    def encode_leave(self, ack_id: AckId, channel: str, key: str) -> Frame:
+        return _json({"type": "presence_leave", "id": ack_id, "channel": channel, "key": key})
 
     def decode(self, frame: Frame) -> Inbound:
         if not isinstance(frame, str):
@@ -323,20 +396,36 @@ class PyrtProtocol(WireProtocol):
         if kind == "ping":
             return Ping(get("t"))
         if kind == "subscribed":
-            return Subscribed(str(get("channel", "")), get("offset"), bool(get("recovered", True)))
+            channel = str(get("channel", ""))
+            presence = get("presence")
+            snapshot = None
+            if isinstance(presence, dict):
+                try:
+                    snapshot = (read_members(channel, presence.get("members")), str(presence.get("version")))
+                except ValueError as exc:
+                    return BadFrame(str(exc), frame)
+            return Subscribed(channel, get("offset"), bool(get("recovered", True)), snapshot)
+        if kind == "presence_diff":
+            channel = str(get("channel", ""))
+            try:
+                joins, leaves = read_members(channel, get("joins")), read_members(channel, get("leaves"))
+            except ValueError as exc:
+                return BadFrame(str(exc), frame)
+            return PresenceDiff(channel, str(get("version")), joins, leaves)
         if kind == "unsubscribed":
             return Unsubscribed(str(get("channel", "")))
         if kind == "welcome":
             limits = ServerLimits.from_wire(get("limits"))
-            return Welcome(get("session"), get("server"), get("heartbeat"), limits)
+            ttl = _seconds(get("ttl"), most=math.inf)  # a token's lifetime is not capped
+            return Welcome(get("session"), get("server"), get("heartbeat"), ttl=ttl, limits=limits)
         if kind == "error":
-            channel = get("channel")
+            named = get("channel")
             return ErrorFrame(
                 str(get("code")),
                 str(get("message", "")),
                 get("id"),
                 _seconds(get("retry_after")),
-                channel if isinstance(channel, str) else None,
+                named if isinstance(named, str) else None,
             )
         return BadFrame(f"unknown frame type {kind!r}", frame)
 
@@ -345,10 +434,11 @@ def _code(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _seconds(value: Any) -> float | None:
+def _seconds(value: Any, most: float = 3600.0) -> float | None:
+    """A duration a server sent: a non-negative number (at most ``most``), else ``None``."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
         return None
-    return min(float(value), 3600.0)
+    return min(float(value), most)
 
 
 _BY_NAME: dict[str, type[WireProtocol]] = {

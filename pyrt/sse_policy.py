@@ -231,11 +231,7 @@ def resume_url(url: str, param: str, last_event_id: str) -> str:
     base, hash_, fragment = url.partition("#")
     path, qmark, query = base.partition("?")
     key = quote(param, safe="")
-    kept = [
-        p
-        for p in (query.split("&") if qmark else [])
-        if p and p.split("=", 1)[0] not in (param, key)
-    ]
+    kept = [p for p in (query.split("&") if qmark else []) if p and p.split("=", 1)[0] not in (param, key)]
     if last_event_id:
         kept.append(f"{key}={quote(last_event_id, safe='')}")
     out = path + ("?" + "&".join(kept) if kept else "")
@@ -513,11 +509,7 @@ class FetchSSEEngine(_Machine):
             if self._reconnect_at is not None and now >= self._reconnect_at:
                 self._start(now)
             return
-        if (
-            self._in_flight
-            and self.stall_timeout is not None
-            and now >= self._activity + self.stall_timeout
-        ):
+        if self._in_flight and self.stall_timeout is not None and now >= self._activity + self.stall_timeout:
             self._stalls += 1
             self._abort("stalled")
             self._lost(now, SSEStalledError(self.stall_timeout))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyrt.offsets import OffsetKey, offset_key
+from pyrt.presence import PresenceView
 
 __all__ = ["Publication", "Subscription", "Subscriptions"]
 
@@ -42,6 +43,8 @@ class Subscription:
     active: bool = False  # the server confirmed it on the current connection
     recovered: bool = True
     gap_pending: bool = False  # the next publication must carry recovered=False
+    on_presence: object = None  # the adapter's presence callback: the subscription follows presence
+    view: PresenceView | None = None  # the members as known (once the server sent them)
 
 
 class Subscriptions:
@@ -65,11 +68,16 @@ class Subscriptions:
     def all(self) -> list[Subscription]:
         return list(self._subs.values())
 
-    def add(self, channel: str, handler: object, since: str | None) -> Subscription:
-        """Register a subscription (the caller sends the subscribe frame when open)."""
+    def add(
+        self, channel: str, handler: object, since: str | None, on_presence: object = None
+    ) -> Subscription:
+        """Register a subscription (the caller sends the subscribe frame when open); with
+        ``on_presence``, it follows the channel's presence too."""
         if channel in self._subs:
             raise ValueError(f"already subscribed to {channel!r}; unsubscribe first")
-        sub = Subscription(channel, handler, since, offset_key(since) if since else None)
+        sub = Subscription(
+            channel, handler, since, offset_key(since) if since else None, on_presence=on_presence
+        )
         self._subs[channel] = sub
         return sub
 

@@ -2,9 +2,10 @@
 
 - :class:`FakeClock` — time that moves only when told.
 - :class:`FakePyrtServer` — an in-memory peer speaking the pyrt protocol: acks with dedup by id,
-  channels with offsets, replay on resubscribe, limited retention (a conformance test runs the
-  same frame scripts against it and against ``serve.py``), and optionally the advertised limits
-  of ``serve.py`` enforced by the same rules (:mod:`pyrt.admission`).
+  channels with offsets, replay on resubscribe, limited retention, token refresh, history and
+  presence (a conformance test runs the same frame scripts against it and against
+  ``serve.py``), and optionally the advertised limits of ``serve.py`` enforced by the same rules
+  (:mod:`pyrt.admission`).
 - :class:`EngineHarness` — runs a :class:`~pyrt.ws_engine.WebSocketEngine` the way an adapter
   does, against :class:`FakeSocket` objects and an optional :class:`FakePyrtServer`, and records
   what a user would see (messages, publications, ack results, states, reconnects, errors).
@@ -46,6 +47,7 @@ from pyrt.persist import (
     Storage,
     as_record_store,
 )
+from pyrt.presence import Member, member_id
 from pyrt.refusals import RATE_LIMITED
 from pyrt.server_limits import ServerLimits
 from pyrt.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
@@ -58,7 +60,9 @@ from pyrt.ws_engine import (
     Action,
     Closed,
     CloseSocket,
+    DeliverPresence,
     DeliverPublication,
+    FetchToken,
     OpenSocket,
     Reconnecting,
     RejectAck,
@@ -87,7 +91,6 @@ __all__ = [
     "FakeTransport",
     "ServerConnection",
 ]
-
 
 
 class FakeClock:
@@ -119,6 +122,10 @@ class ServerConnection:
     channels: set[str] = field(default_factory=set)
     open: bool = True
     on_push: Callable[[], None] | None = None  # called after each frame queued for the client
+    token: str | None = None  # the token of the handshake or of the last accepted refresh
+    identity: str = "ip:127.0.0.1"  # who the client is, for member ids (tests may set their own)
+    presence: dict[str, str] = field(default_factory=dict)  # channel -> member id it joined as
+    watching: set[str] = field(default_factory=set)  # channels whose presence it follows
     gate: FlowGate | None = None  # the connection's admission (None: no limits enforced)
     close_code: int | None = None  # set when the server closed the connection (after outgoing)
     close_reason: str = ""
@@ -133,6 +140,18 @@ class ServerConnection:
         if is_message_id(frame_id):
             frame["id"] = frame_id
         self.push(frame)
+
+    def closed(self, code: int) -> None:
+        """The socket closed: its members leave at once after a close frame (1000, 1001); after
+        anything else they stay, as on ``serve.py`` for its grace period, until the client joins
+        again or the test calls :meth:`FakePyrtServer.expire_lost`."""
+        if not self.open:
+            return
+        self.open = False
+        self.outgoing.clear()
+        for channel, member in list(self.presence.items()):
+            self.server.release(channel, member, self, clean=code in (1000, 1001))
+        self.presence.clear()
 
     def push(self, obj: dict[str, Any]) -> None:
         if self.open and self.close_code is None:
@@ -157,6 +176,11 @@ class FakePyrtServer:
     every replay start that many publications too early (an at-least-once server), to check that
     the client drops what it already delivered.
 
+    ``token_ttl(token)`` turns tokens on: it returns how many seconds a token (the handshake's
+    ``bearer.<token>`` subprotocol, or a ``refresh`` frame's) lasts, or ``None`` for a token the
+    server refuses. ``welcome`` then carries the handshake token's ``ttl`` and ``refresh`` frames
+    are answered with the new one (or ``unauthorized``). Expiry is the test's to play:
+    ``transport.drop(4001, "token expired")``. ``forbidden`` lists channels nobody may use.
     ``limits`` are advertised in ``welcome`` and enforced like ``serve.py`` does (a token bucket,
     holds after refusals, 1008 for abuse: :mod:`pyrt.admission`), on the clock ``clock``
     (:class:`EngineHarness` lends its own). ``enforce`` enforces other limits than the advertised
@@ -170,6 +194,8 @@ class FakePyrtServer:
         retention: int | None = None,
         overlap: int = 0,
         *,
+        token_ttl: Callable[[str], float | None] | None = None,
+        forbidden: Sequence[str] = (),
         limits: ServerLimits | None = None,
         enforce: ServerLimits | None = None,
         abuse_limit: int = 100,
@@ -178,6 +204,14 @@ class FakePyrtServer:
         self.app = app if app is not None else (lambda data: data)
         self.retention = retention
         self.overlap = overlap
+        self.token_ttl = token_ttl
+        self.forbidden = set(forbidden)
+        self.refreshed: list[str] = []  # tokens accepted by refresh frames, in order
+        #: Presence by channel: member id -> (member, owning connection, lost: its connection
+        #: ended without a close frame and the member waits for a rejoin or expire_lost()).
+        self.members: dict[str, dict[str, tuple[dict[str, Any], ServerConnection, bool]]] = {}
+        self._presence_version = 0
+        self._versions: dict[str, str] = {}
         self.limits = limits
         self.enforce = enforce if enforce is not None else limits
         self.abuse_limit = abuse_limit
@@ -196,7 +230,8 @@ class FakePyrtServer:
     def now(self) -> float:
         return self.clock() if self.clock is not None else 0.0
 
-    def accept(self) -> ServerConnection:
+    def accept(self, protocols: Sequence[str] = ()) -> ServerConnection:
+        """A new connection; ``protocols`` are the subprotocols the client offered."""
         conn = ServerConnection(self, f"s{len(self.connections) + 1}")
         self.connections.append(conn)
         welcome: dict[str, Any] = {"type": "welcome", "session": conn.session, "server": "fake"}
@@ -208,6 +243,11 @@ class FakePyrtServer:
             burst = enforce.burst if enforce.burst is not None else enforce.rate
             window = enforce.window if enforce.window is not None else 1000
             conn.gate = FlowGate(enforce.rate, burst, window, self.abuse_limit, self.now())
+        conn.token = next((p[len("bearer.") :] for p in protocols if p.startswith("bearer.")), None)
+        if self.token_ttl is not None and conn.token is not None:
+            ttl = self.token_ttl(conn.token)
+            if ttl is not None:
+                welcome["ttl"] = ttl
         conn.push(welcome)
         return conn
 
@@ -255,22 +295,241 @@ class FakePyrtServer:
             channel, since = msg.get("channel"), msg.get("since")
             if not is_channel_name(channel):
                 conn.error("bad_frame", CHANNEL_RULE)
+            elif channel in self.forbidden:
+                conn.push(
+                    {"type": "error", "code": "forbidden", "message": "not allowed", "channel": channel}
+                )
             elif since is not None and (not isinstance(since, str) or offset_key(since) is None):
                 conn.error("bad_frame", f"an offset must look like '12-3' or '0', got {since!r}")
+            elif not isinstance(msg.get("presence", False), bool):
+                conn.push(
+                    {
+                        "type": "error",
+                        "code": "bad_frame",
+                        "message": "presence must be true or false",
+                        "channel": channel,
+                    }
+                )
             else:
-                self._subscribe(conn, channel, since)
+                self._subscribe(conn, channel, since, bool(msg.get("presence", False)))
         elif kind == "unsubscribe":
             channel = msg.get("channel")
             if not isinstance(channel, str):
                 conn.error("bad_frame", "unsubscribe needs a channel")
             else:
                 conn.channels.discard(channel)
+                conn.watching.discard(channel)
                 conn.push({"type": "unsubscribed", "channel": channel})
         elif kind == "publish":
             self._publish(conn, msg)
+        elif kind == "refresh":
+            self._refresh(conn, msg)
+        elif kind == "history":
+            self._history(conn, msg)
+        elif kind == "presence":
+            self._presence(conn, msg)
+        elif kind == "presence_join":
+            self._join(conn, msg)
+        elif kind == "presence_leave":
+            self._leave(conn, msg)
         elif kind != "pong":
             conn.error("unknown_type", f"unknown frame type {str(kind)[:40]!r}", msg.get("id"))
 
+    def _history(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
+        frame_id = msg.get("id")
+        if not is_message_id(frame_id):
+            conn.error("bad_frame", f"a read needs an id: {ID_RULE}")
+            return
+        channel, since, limit, reverse = (
+            msg.get("channel"),
+            msg.get("since"),
+            msg.get("limit", 100),
+            msg.get("reverse", False),
+        )
+        if channel in self.forbidden:
+            conn.error("forbidden", "not allowed", frame_id)
+        elif not is_channel_name(channel):
+            conn.error("bad_frame", CHANNEL_RULE, frame_id)
+        elif since is not None and (not isinstance(since, str) or offset_key(since) is None):
+            conn.error("bad_frame", f"an offset must look like '12-3' or '0', got {since!r}", frame_id)
+        elif isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            conn.error("bad_frame", "limit must be a whole number from 1", frame_id)
+        elif not isinstance(reverse, bool):
+            conn.error("bad_frame", "reverse must be true or false", frame_id)
+        else:
+            page = self.history_page(channel, since, min(limit, 1000), reverse)
+            conn.push({"type": "ack", "id": frame_id, "ok": True, "data": page})
+
+    def history_page(self, channel: str, since: str | None, limit: int, reverse: bool) -> dict[str, Any]:
+        """A page of ``channel``'s history, as ``serve.py``'s memory broker makes it (at most
+        ``limit`` publications and about 1 MiB of data)."""
+        log = self.log.get(channel, [])
+        latest = log[-1][0] if log else "0"
+        keys = [offset_key(item[0]) or (0, 0) for item in log]
+        key = offset_key(since) if since is not None else None
+        recovered = True
+        if reverse:
+            end = len(log) if key is None else sum(1 for k in keys if k < key)
+            order = list(range(end - 1, -1, -1))
+        else:
+            start = 0
+            if key is not None and key != (0, 0):
+                lost = self.dropped_before.get(channel, 0)
+                if key[0] == 1 and lost <= key[1] <= lost + len(log):
+                    start = key[1] - lost
+                else:  # no longer retained (or never was): from the oldest retained
+                    recovered = False
+            order = list(range(start, len(log)))
+        chosen: list[dict[str, Any]] = []
+        size = 0
+        for index in order[:limit]:
+            offset, event, data = log[index]
+            size += len(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+            if chosen and size > 1 << 20:
+                break
+            chosen.append({"offset": offset, "event": event, "data": data})
+        if channel not in self.log:  # a channel nothing was ever published into
+            recovered = reverse or key is None or key == (0, 0)
+        return {
+            "publications": chosen,
+            "offset": latest,
+            "recovered": recovered,
+            "more": len(chosen) < len(order),
+        }
+
+    # -- presence, as serve.py keeps it (one instance, the default limits)
+
+    def _snapshot(self, channel: str) -> dict[str, Any]:
+        members = self.members.get(channel, {})
+        version = self._versions.get(channel, "0") if members else "0"
+        return {"members": [member for member, _, _ in members.values()], "version": version}
+
+    def _presence(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
+        frame_id, channel = msg.get("id"), msg.get("channel")
+        if not is_message_id(frame_id):
+            conn.error("bad_frame", f"a read needs an id: {ID_RULE}")
+        elif channel in self.forbidden:
+            conn.error("forbidden", "not allowed", frame_id)
+        elif not is_channel_name(channel):
+            conn.error("bad_frame", CHANNEL_RULE, frame_id)
+        else:
+            conn.push({"type": "ack", "id": frame_id, "ok": True, "data": self._snapshot(channel)})
+
+    def _join(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
+        frame_id, channel, key = msg.get("id"), msg.get("channel"), msg.get("key", "")
+        if frame_id is not None and not is_message_id(frame_id):
+            conn.error("bad_frame", ID_RULE)
+            return
+        if not is_channel_name(channel):
+            conn.error("bad_frame", CHANNEL_RULE, frame_id)
+            return
+        if not isinstance(key, str) or len(key) > 64:
+            conn.error("bad_frame", "key must be a string of at most 64 characters", frame_id)
+            return
+        if channel in self.forbidden or channel.startswith("_"):
+            conn.error("forbidden", "not allowed", frame_id)
+            return
+        if channel not in conn.presence and len(conn.presence) >= 16:
+            conn.error("forbidden", "at most 16 presence joins per connection", frame_id)
+            return
+        info = msg.get("info")
+        if len(json.dumps(info, separators=(",", ":"), ensure_ascii=False)) > 512:
+            conn.error("bad_frame", "info is too large (at most 512 characters of JSON)", frame_id)
+            return
+        member_key = member_id(conn.identity, key or conn.session)
+        previous = conn.presence.get(channel)
+        if previous is not None and previous != member_key:  # one member per channel and connection
+            self._remove(channel, [previous])
+        member = {"client": member_key, "user": None, "info": info}
+        members = self.members.setdefault(channel, {})
+        known = members.get(member_key)
+        if known is None:
+            if len(members) >= 1000:
+                conn.error("forbidden", "the presence is full", frame_id)
+                return
+            if sum(1 for _, owner, _ in members.values() if owner.identity == conn.identity) >= 16:
+                conn.error("forbidden", "as many members as one client may", frame_id)
+                return
+        members[member_key] = (member, conn, False)
+        conn.presence[channel] = member_key
+        if known is None or known[0] != member:
+            self._announce(channel, [member], [])
+        if frame_id is not None:
+            conn.push({"type": "ack", "id": frame_id, "ok": True, "data": {"client": member_key}})
+
+    def _leave(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
+        frame_id, channel, key = msg.get("id"), msg.get("channel"), msg.get("key", "")
+        if frame_id is not None and not is_message_id(frame_id):
+            conn.error("bad_frame", ID_RULE)
+            return
+        if not is_channel_name(channel) or not isinstance(key, str) or len(key) > 64:
+            conn.error(
+                "bad_frame", "presence_leave needs a channel and a key of at most 64 characters", frame_id
+            )
+            return
+        member_key = member_id(conn.identity, key or conn.session)
+        if conn.presence.get(channel) == member_key:
+            del conn.presence[channel]
+        self._remove(channel, [member_key])
+        if frame_id is not None:
+            conn.push({"type": "ack", "id": frame_id, "ok": True, "data": None})
+
+    def release(self, channel: str, member_key: str, conn: ServerConnection, *, clean: bool) -> None:
+        """``conn`` ended: its member leaves now (``clean``) or waits as lost (see
+        :meth:`ServerConnection.closed`), unless another connection took it over."""
+        entry = self.members.get(channel, {}).get(member_key)
+        if entry is None or entry[1] is not conn:
+            return
+        if clean:
+            self._remove(channel, [member_key])
+        else:
+            self.members[channel][member_key] = (entry[0], conn, True)
+
+    def expire_lost(self) -> None:
+        """The grace period ran out: members of connections lost without a close frame leave."""
+        for channel, members in list(self.members.items()):
+            self._remove(channel, [key for key, (_, _, lost) in members.items() if lost])
+
+    def _remove(self, channel: str, member_keys: list[str]) -> None:
+        members = self.members.get(channel, {})
+        gone = [members.pop(key)[0] for key in member_keys if key in members]
+        if not members:
+            self.members.pop(channel, None)
+        if gone:
+            self._announce(channel, [], gone)
+
+    def _announce(self, channel: str, joins: list[dict[str, Any]], leaves: list[dict[str, Any]]) -> None:
+        self._presence_version += 1
+        version = self._versions[channel] = f"1-{self._presence_version}"
+        diff = {
+            "type": "presence_diff",
+            "channel": channel,
+            "version": version,
+            "joins": joins,
+            "leaves": leaves,
+        }
+        for conn in self.connections:
+            if conn.open and channel in conn.watching:
+                conn.push(diff)
+
+    def _refresh(self, conn: ServerConnection, msg: dict[str, Any]) -> None:
+        frame_id, token = msg.get("id"), msg.get("token")
+        if frame_id is not None and not is_message_id(frame_id):
+            conn.error("bad_frame", ID_RULE)
+        elif not isinstance(token, str):
+            conn.error("bad_frame", "refresh needs a token (a string)", frame_id)
+        elif self.token_ttl is None:
+            if frame_id is not None:
+                conn.push({"type": "ack", "id": frame_id, "ok": True, "data": {"ttl": None}})
+        else:
+            ttl = self.token_ttl(token)
+            if ttl is None:
+                conn.error("unauthorized", "bad or expired token", frame_id)
+                return
+            conn.token = token
+            self.refreshed.append(token)
+            if frame_id is not None:
+                conn.push({"type": "ack", "id": frame_id, "ok": True, "data": {"ttl": ttl}})
     def _admitted(self, conn: ServerConnection, gate: FlowGate, frame: Frame, now: float) -> bool:
         """A frame the gate did not let through at once: accept it, or refuse it as serve.py does."""
         try:
@@ -341,10 +600,16 @@ class FakePyrtServer:
             self.answers[ack_id] = {"type": "ack", "id": ack_id, "ok": True, "data": {"offset": offset}}
         conn.push(self.answers[ack_id])
 
-    def _subscribe(self, conn: ServerConnection, channel: str, since: str | None) -> None:
+    def _subscribe(
+        self, conn: ServerConnection, channel: str, since: str | None, presence: bool = False
+    ) -> None:
         log = self.log.get(channel, [])
         latest = log[-1][0] if log else "0"
         conn.channels.add(channel)
+        if presence:
+            conn.watching.add(channel)
+        else:
+            conn.watching.discard(channel)
         replay: list[tuple[str, str, Any]] = []
         recovered = True
         if since is not None:
@@ -354,7 +619,15 @@ class FakePyrtServer:
             lost = self.dropped_before.get(channel, 0)
             if since != "0" and lost and key < (1, lost):
                 recovered = False
-        conn.push({"type": "subscribed", "channel": channel, "offset": latest, "recovered": recovered})
+        subscribed: dict[str, Any] = {
+            "type": "subscribed",
+            "channel": channel,
+            "offset": latest,
+            "recovered": recovered,
+        }
+        if presence:
+            subscribed["presence"] = self._snapshot(channel)
+        conn.push(subscribed)
         for offset, event, data in replay:
             conn.push(self._publication(channel, offset, event, data))
 
@@ -408,7 +681,10 @@ class EngineHarness:
     With a ``server``, sockets open at once while ``server.accepting`` (and fail with 1006 while
     not), frames reach the server and its replies come back, unless the socket is blackholed.
     Without one, the test plays the server: :meth:`open`, :meth:`receive`, :meth:`drop`.
-    Extra keyword arguments go to :class:`WebSocketEngine` (``rng`` defaults to a fixed 0.5).
+    ``token`` plays a client's token callable: called for every socket (offered as
+    ``bearer.<token>``) and for every :class:`FetchToken`; an exception it raises is reported
+    to the engine as a failed fetch. Extra keyword arguments go to :class:`WebSocketEngine`
+    (``rng`` defaults to a fixed 0.5).
     With ``persist=True`` every :class:`SaveState` is applied to ``store`` (a durable
     :class:`~pyrt.persist.MemoryRecordStore` under the key ``"test"`` unless given): pass the
     same store to a second harness and :meth:`restore` plays a page reload.
@@ -421,9 +697,12 @@ class EngineHarness:
         clock: FakeClock | None = None,
         server: FakePyrtServer | None = None,
         store: MemoryRecordStore | None = None,
+        token: Callable[[], str] | None = None,
         **engine_kwargs: Any,
     ) -> None:
         engine_kwargs.setdefault("rng", lambda: 0.5)
+        engine_kwargs.setdefault("token_refresh", token is not None)
+        self.token = token
         self.store = store if store is not None else MemoryRecordStore(durable=True)
         self.engine = engine if engine is not None else WebSocketEngine(**engine_kwargs)
         self.clock = clock if clock is not None else FakeClock()
@@ -433,6 +712,8 @@ class EngineHarness:
         self.sockets: list[FakeSocket] = []
         self.messages: list[Any] = []
         self.publications: dict[str, list[Publication]] = {}
+        #: Presence events of subscriptions made with ``presence=True``: ("join" | "leave", member).
+        self.presence_events: dict[str, list[tuple[str, Member]]] = {}
         self.states: list[State] = [self.engine.state]
         self.reconnects: list[Reconnecting] = []
         self.errors: list[Exception] = []
@@ -513,12 +794,39 @@ class EngineHarness:
         self.pump()
         return waiter
 
-    def subscribe(self, channel: str, since: str | None = None) -> list[Publication]:
-        """Subscribe; returns the list the channel's publications are appended to."""
+    def subscribe(self, channel: str, since: str | None = None, presence: bool = False) -> list[Publication]:
+        """Subscribe; returns the list the channel's publications are appended to. With
+        ``presence``, its joins and leaves go to :attr:`presence_events`."""
         received = self.publications.setdefault(channel, [])
-        self.engine.subscribe(channel, received.append, self.now, since)
+        on_presence = None
+        if presence:
+            events = self.presence_events.setdefault(channel, [])
+
+            def on_presence(joined: tuple[Member, ...], left: tuple[Member, ...]) -> None:
+                events.extend(("leave", member) for member in left)
+                events.extend(("join", member) for member in joined)
+
+        self.engine.subscribe(channel, received.append, self.now, since, on_presence)
         self.pump()
         return received
+
+    def join(self, channel: str, info: Any = None) -> AckWaiter:
+        waiter = AckWaiter()
+        self.engine.join(channel, info, self.now, waiter)
+        self.pump()
+        return waiter
+
+    def leave(self, channel: str) -> AckWaiter:
+        waiter = AckWaiter()
+        self.engine.leave(channel, self.now, waiter)
+        self.pump()
+        return waiter
+
+    def presence(self, channel: str) -> AckWaiter:
+        waiter = AckWaiter()
+        self.engine.presence(channel, self.now, waiter)
+        self.pump()
+        return waiter
 
     def unsubscribe(self, channel: str) -> None:
         self.engine.unsubscribe(channel, self.now)
@@ -641,14 +949,14 @@ class EngineHarness:
         sock.close_code = code
         sock.close_reason = reason
         if sock.conn is not None:
-            sock.conn.open = False
-            sock.conn.outgoing.clear()
+            sock.conn.closed(code)
 
     def _perform(self, action: Action) -> None:
         if isinstance(action, SendFrame):
             self._transmit(action.frame)
         elif isinstance(action, OpenSocket):
-            sock = FakeSocket(action.attempt)
+            protocols = ("bearer." + self.token(),) if self.token is not None else ()
+            sock = FakeSocket(action.attempt, protocols=protocols)
             self.sockets.append(sock)
             if self.server is not None:
                 server = self.server
@@ -656,7 +964,7 @@ class EngineHarness:
 
                     def accept() -> None:
                         if sock.state == "connecting" and not sock.detached:
-                            sock.conn = server.accept()
+                            sock.conn = server.accept(sock.protocols)
                             sock.state = "open"
                             self.engine.opened(self.now)
 
@@ -689,6 +997,10 @@ class EngineHarness:
             handler = action.handler
             assert callable(handler)
             handler(action.publication)
+        elif isinstance(action, DeliverPresence):
+            handler = action.handler
+            assert callable(handler)
+            handler(action.joined, action.left)
         elif isinstance(action, ResolveAck | RejectAck):
             waiter = action.handle
             assert isinstance(waiter, AckWaiter)
@@ -713,6 +1025,14 @@ class EngineHarness:
             self.restored.append(action.message)
         elif isinstance(action, SubscriptionConfirmed):
             self.confirmed.append(action)
+        elif isinstance(action, FetchToken):
+            assert self.token is not None, "FetchToken from an engine without a token callable"
+            try:
+                token = self.token()
+            except Exception as exc:
+                self.engine.token_failed(exc, self.now)
+            else:
+                self.engine.token_fetched(token, self.now)
 
 
 class FakeTransport:
@@ -834,7 +1154,7 @@ class FakeTransport:
     def _accept(self, sock: FakeSocket, server: FakePyrtServer) -> None:
         if sock.state != "connecting" or sock.detached:
             return
-        conn = server.accept()
+        conn = server.accept(sock.protocols)
         sock.conn = conn
         sock.state = "open"
 
@@ -870,8 +1190,7 @@ class FakeTransport:
         sock.close_code = code
         sock.close_reason = reason
         if sock.conn is not None:
-            sock.conn.open = False
-            sock.conn.outgoing.clear()
+            sock.conn.closed(code)
 
 
 # ---------------------------------------------------------------------------------- SSE fakes

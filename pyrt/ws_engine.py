@@ -8,7 +8,9 @@ Inputs (``now`` is the adapter's monotonic clock in seconds):
 
 - :meth:`~WebSocketEngine.connect`, :meth:`~WebSocketEngine.close`, :meth:`~WebSocketEngine.send`,
   :meth:`~WebSocketEngine.send_with_ack`, :meth:`~WebSocketEngine.subscribe`,
-  :meth:`~WebSocketEngine.unsubscribe`, :meth:`~WebSocketEngine.publish` — the user's calls;
+  :meth:`~WebSocketEngine.unsubscribe`, :meth:`~WebSocketEngine.publish`,
+  :meth:`~WebSocketEngine.history`, :meth:`~WebSocketEngine.presence`,
+  :meth:`~WebSocketEngine.join`, :meth:`~WebSocketEngine.leave` — the user's calls;
 - :meth:`~WebSocketEngine.opened`, :meth:`~WebSocketEngine.received`,
   :meth:`~WebSocketEngine.closed` — the current socket's events (:meth:`~WebSocketEngine.alive`
   for a frame the adapter routed itself, :meth:`~WebSocketEngine.send_frame` for one encoded
@@ -16,6 +18,8 @@ Inputs (``now`` is the adapter's monotonic clock in seconds):
 - :meth:`~WebSocketEngine.save_now` — write the persisted state now;
 - :meth:`~WebSocketEngine.tick` — the timer fired;
 - :meth:`~WebSocketEngine.pause`, :meth:`~WebSocketEngine.resume` — going offline on purpose;
+- :meth:`~WebSocketEngine.token_fetched`, :meth:`~WebSocketEngine.token_failed` — the answer to
+  a :class:`FetchToken` action (clients made with ``token_refresh=True``);
 - :meth:`~WebSocketEngine.network_online`, :meth:`~WebSocketEngine.page_visible`,
   :meth:`~WebSocketEngine.page_hidden`, :meth:`~WebSocketEngine.page_shown`,
   :meth:`~WebSocketEngine.woke` — the environment.
@@ -52,9 +56,10 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from pyrt.acks import AckIds, Kind, Pending, PendingAcks
+from pyrt.acks import PERSISTED_KINDS, AckIds, Kind, Pending, PendingAcks
 from pyrt.backoff import Backoff
 from pyrt.close_policy import (
     CloseInfo,
@@ -62,9 +67,11 @@ from pyrt.close_policy import (
     default_should_reconnect,
     validate_close_code,
 )
+from pyrt.credentials import TokenRefresh
 from pyrt.errors import (
     AckError,
     AckTimeout,
+    ChannelRefused,
     ClientClosedError,
     FrameError,
     InvalidCloseCode,
@@ -72,12 +79,15 @@ from pyrt.errors import (
     MessageTooLarge,
     QueueFull,
     ServerError,
+    TokenError,
     UnsupportedByProtocol,
 )
 from pyrt.heartbeat import Heartbeat, HeartbeatMonitor, Verdict
+from pyrt.names import CHANNEL_RULE, is_channel_name
 from pyrt.offsets import offset_key
 from pyrt.outbox import Outbox, Overflow, Queued, frame_size
 from pyrt.pacing import Pacer, Pacing
+from pyrt.presence import Member, PresenceView, read_presence
 from pyrt.protocol import (
     Ack,
     BadFrame,
@@ -85,6 +95,7 @@ from pyrt.protocol import (
     Message,
     Ping,
     Pong,
+    PresenceDiff,
     Subscribed,
     Welcome,
     WireProtocol,
@@ -107,7 +118,9 @@ __all__ = [
     "Action",
     "CloseSocket",
     "Closed",
+    "DeliverPresence",
     "DeliverPublication",
+    "FetchToken",
     "OpenSocket",
     "Reconnecting",
     "RejectAck",
@@ -182,6 +195,16 @@ class DeliverPublication:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliverPresence:
+    """Call the subscription's presence ``handler`` with the members that ``joined`` (or changed
+    their info) and those that ``left`` (:mod:`pyrt.presence`)."""
+
+    handler: object
+    joined: tuple[Member, ...]
+    left: tuple[Member, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ResolveAck:
     """The message behind ``handle`` was acknowledged: resolve it with ``value``."""
 
@@ -241,6 +264,12 @@ class ReportRestored:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchToken:
+    """Call the client's token callable for an in-place refresh; report the result with
+    :meth:`WebSocketEngine.token_fetched` or :meth:`WebSocketEngine.token_failed`."""
+
+
+@dataclass(frozen=True, slots=True)
 class SubscriptionConfirmed:
     channel: str
     offset: str | None
@@ -261,6 +290,8 @@ Action = (
     | SaveState
     | ReportRestored
     | SubscriptionConfirmed
+    | FetchToken
+    | DeliverPresence
 )
 
 
@@ -278,6 +309,7 @@ class Stats:
     reconnects: int = 0  # reconnect attempts started
     duplicates: int = 0  # publications and acks dropped because they were seen already
     restored: int = 0  # messages a previous page saved and this client sends again
+    token_refreshes: int = 0  # tokens refreshed in place (the connection stayed up)
     refused: int = 0  # frames the server refused for now (rate_limited, unavailable); see ws_engine
     queue_length: int = 0
     pending_acks: int = 0
@@ -291,6 +323,15 @@ class Stats:
 # ---------------------------------------------------------------------------------------- engine
 
 _EMPTY: Final[tuple[Action, ...]] = ()
+_KEY_CHARS: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass(slots=True)
+class _Join:
+    """A channel whose presence the client wants to be in (joined again after every reconnect)."""
+
+    info: Any
+    handles: list[object]  # the callers waiting for the server to confirm it
 
 
 @dataclass(slots=True)
@@ -317,6 +358,11 @@ class _Config:
     should_reconnect: ShouldReconnect
 
 
+def _nothing(channel: str, data: Any) -> None:
+    """The answer to a leave carries nothing."""
+    return None
+
+
 class WebSocketEngine:
     """All the decisions of one reconnecting WebSocket client. See the module docstring."""
 
@@ -338,6 +384,7 @@ class WebSocketEngine:
         drain_interval: float = 0.05,
         persist: bool = False,
         persist_interval: float = 0.0,
+        token_refresh: bool = False,
         rng: Callable[[], float] | None = None,
         pacing: Pacing | Literal["auto"] | None = "auto",
     ) -> None:
@@ -397,6 +444,14 @@ class WebSocketEngine:
             self._journal = Journal()
         self._last_close: CloseInfo | None = None
         self.session: str | None = None  # the pyrt server's name for the current connection
+        #: When to refresh the connection's token (``token_refresh=True``: the client has a
+        #: token callable; see :mod:`pyrt.credentials`).
+        self._token = TokenRefresh() if token_refresh else None
+        self._rearm = False  # next_deadline() moved with no action to say so (see has_actions)
+        self._joins: dict[str, _Join] = {}  # presence the client is in, by channel
+        self._join_ids: dict[AckId, str] = {}  # join frames in flight -> their channel
+        #: This client's name for its presence members: the same across its reconnects.
+        self.presence_key = "".join(_KEY_CHARS[int(rng() * 36) % 36] for _ in range(16))
         self.stats = Stats()
 
     # ------------------------------------------------------------------------------ properties
@@ -445,6 +500,9 @@ class WebSocketEngine:
                 deadline = ack
             if self._drain_at is not None and (deadline is None or self._drain_at < deadline):
                 deadline = self._drain_at
+            token = self._token.next_deadline() if self._token is not None else None
+            if token is not None and (deadline is None or token < deadline):
+                deadline = token
         elif state is State.RECONNECTING:
             deadline = self._reconnect_at
         elif state is State.CONNECTING:
@@ -588,20 +646,171 @@ class WebSocketEngine:
         self._submit(entry, now, buffered)
         return ack_id
 
-    def subscribe(self, channel: str, handler: object, now: float, since: str | None = None) -> None:
+    def history(
+        self,
+        channel: str,
+        now: float,
+        handle: object,
+        limit: int | None = None,
+        since: str | None = None,
+        reverse: bool = False,
+        timeout: float | None = None,
+        buffered: int = 0,
+    ) -> AckId:
+        """Ask for a page of ``channel``'s history (:mod:`pyrt.history`); ``handle`` resolves
+        with a :class:`~pyrt.history.HistoryPage`. Sent at once or queued, re-sent after a
+        reconnect, never persisted; fails like :meth:`send_with_ack`."""
+        from pyrt.history import check_query, read_page  # loaded by clients that read history
+
+        check_query(channel, limit, since, reverse)
+
+        def encode(ack_id: AckId, channel: str) -> Frame:
+            return self.protocol.encode_history(ack_id, channel, limit, since, reverse)
+
+        return self._request(
+            channel, now, handle, timeout, buffered, encode, partial(read_page, reverse=reverse)
+        )
+
+    def presence(
+        self, channel: str, now: float, handle: object, timeout: float | None = None, buffered: int = 0
+    ) -> AckId:
+        """Ask who is in ``channel``'s presence; ``handle`` resolves with a list of
+        :class:`~pyrt.presence.Member`. A request like :meth:`history`."""
+        return self._request(
+            channel, now, handle, timeout, buffered, self.protocol.encode_presence, read_presence
+        )
+
+    def join(
+        self,
+        channel: str,
+        info: Any,
+        now: float,
+        handle: object = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Be in ``channel``'s presence with ``info`` (a JSON value) until :meth:`leave`:
+        joined when connected, and again after every reconnect under the same key
+        (:attr:`presence_key`), so the server keeps one member. ``handle`` resolves with the
+        member's id once the server confirmed it, or fails (``forbidden``: not allowed, or the
+        channel's presence is full; the join is then given up). Joining again updates ``info``."""
+        self._check_sendable()
+        self._check_channels()
+        self._check_channel(channel)
+        self.protocol.encode_join("probe", channel, info, self.presence_key)  # EncodeError now
+        join = self._joins.get(channel)
+        handles = [] if join is None else join.handles
+        if handle is not None:
+            handles.append(handle)
+        self._joins[channel] = _Join(info, handles)
+        if self._sm.state is State.OPEN:
+            self._send_join(channel, now, timeout)
+
+    def leave(
+        self, channel: str, now: float, handle: object = None, timeout: float | None = None, buffered: int = 0
+    ) -> AckId:
+        """Leave ``channel``'s presence (also when joined by an earlier connection of this
+        client); ``handle`` resolves with ``None``. A join still waiting for its answer fails."""
+        self._check_channel(channel)
+        join = self._joins.pop(channel, None)
+        if join is not None:
+            for waiting in join.handles:
+                self._actions.append(
+                    RejectAck(waiting, ClientClosedError(f"left {channel!r} before the join was confirmed"))
+                )
+        key = self.presence_key
+        return self._request(
+            channel,
+            now,
+            handle,
+            timeout,
+            buffered,
+            lambda ack_id, ch: self.protocol.encode_leave(ack_id, ch, key),
+            _nothing,
+        )
+
+    def members(self, channel: str) -> list[Member]:
+        """The members of ``channel`` as a subscription with presence knows them (empty when
+        there is none, or before the server sent them)."""
+        sub = self._subs.get(channel)
+        if sub is None or sub.view is None:
+            return []
+        return list(sub.view.members.values())
+
+    def _request(
+        self,
+        channel: str,
+        now: float,
+        handle: object,
+        timeout: float | None,
+        buffered: int,
+        encode: Callable[[AckId, str], Frame],
+        decode: Callable[[str, Any], Any],
+    ) -> AckId:
+        self._check_sendable()
+        self._check_channels()
+        self._check_channel(channel)
+        ack_id = self._ids.next()
+        entry = Pending(ack_id, encode(ack_id, channel), handle, "request", self._timeout(timeout))
+        entry.decode = partial(decode, channel)
+        self._submit(entry, now, buffered)
+        return ack_id
+
+    def _send_join(self, channel: str, now: float, timeout: float | None = None) -> None:
+        join = self._joins[channel]
+        ack_id = self._ids.next()
+        frame = self.protocol.encode_join(ack_id, channel, join.info, self.presence_key)
+        entry = Pending(ack_id, frame, None, "join", self._timeout(timeout))
+        self._acks.add(entry)
+        self._join_ids[ack_id] = channel
+        self._transmit(entry, now)  # at once (ahead of the queue), counted by the pacer
+
+    def _join_answered(self, entry: Pending, event: Ack | ErrorFrame | None) -> None:
+        """A join frame was answered (``None``: it timed out after its retries)."""
+        channel = self._join_ids.pop(entry.id, None)
+        join = self._joins.get(channel) if channel is not None else None
+        if channel is None or join is None:
+            return  # left meanwhile
+        if isinstance(event, Ack) and event.ok:
+            data = event.data if isinstance(event.data, dict) else {}
+            handles, join.handles = join.handles, []
+            for handle in handles:
+                self._actions.append(ResolveAck(handle, data.get("client")))
+            return
+        del self._joins[channel]  # refused: asking again after every reconnect would be refused again
+        if event is None:
+            error: Exception = AckTimeout(entry.id, entry.attempts, entry.timeout)
+        elif isinstance(event, ErrorFrame):
+            error = ChannelRefused(event.code, event.message, channel)
+        else:
+            error = ChannelRefused("refused", str(event.error), channel)
+        if not join.handles:
+            self._actions.append(ReportError(error))
+        for handle in join.handles:
+            self._actions.append(RejectAck(handle, error))
+
+    def _check_channel(self, channel: object) -> None:
+        if not is_channel_name(channel):
+            raise ValueError(f"{CHANNEL_RULE}, got {channel!r}")
+
+    def subscribe(
+        self, channel: str, handler: object, now: float, since: str | None = None, on_presence: object = None
+    ) -> None:
         """Subscribe to ``channel``; publications come back as :class:`DeliverPublication` with
         ``handler``. ``since``: an offset (or ``"0"``) to replay from; by default live only, or
         the offset saved by a previous page when persistence is on. Restored after every
-        reconnect, resuming after the last delivered publication."""
+        reconnect, resuming after the last delivered publication. With ``on_presence`` the
+        subscription follows the channel's presence too: joins and leaves come back as
+        :class:`DeliverPresence` (after a reconnect, the differences the client missed)."""
         self._check_sendable()
         self._check_channels()
         if not isinstance(channel, str) or not channel:
             raise ValueError(f"channel must be a non-empty str, got {channel!r}")
         if since is None:
             since = self._restored_offsets.pop(channel, None)
-        sub = self._subs.add(channel, handler, since)
+        sub = self._subs.add(channel, handler, since, on_presence)
         if self._sm.state is State.OPEN:
-            self._send_again(_Again(self.protocol.encode_subscribe(channel, sub.offset)), now)
+            frame = self.protocol.encode_subscribe(channel, sub.offset, on_presence is not None)
+            self._send_again(_Again(frame), now)
         self._offsets_moved(now)
 
     def unsubscribe(self, channel: str, now: float) -> bool:
@@ -661,13 +870,16 @@ class WebSocketEngine:
         the resume offset of every channel."""
         from pyrt.persist import SavedFrame, Snapshot
 
-        frames = [SavedFrame(e.frame, e.id, e.kind) for e in self._acks.in_flight()]
+        frames = [
+            SavedFrame(e.frame, e.id, e.kind) for e in self._acks.in_flight() if e.kind in PERSISTED_KINDS
+        ]
         for item in self._outbox:
-            kind = "message"
+            kind: str = "message"
             if item.ack_id is not None:
                 entry = self._acks.get(item.ack_id)
                 kind = entry.kind if entry is not None else "message"
-            frames.append(SavedFrame(item.frame, item.ack_id, kind))
+            if kind in PERSISTED_KINDS:  # reads and token refreshes die with the page
+                frames.append(SavedFrame(item.frame, item.ack_id, kind))
         offsets = dict(self._restored_offsets)
         offsets.update(self._subs.offsets())
         return Snapshot(tuple(frames), offsets)
@@ -689,9 +901,13 @@ class WebSocketEngine:
         self._window = 0.0
         again = self._again
         for sub in self._subs.all():
-            again.append(_Again(self.protocol.encode_subscribe(sub.channel, sub.offset)))
+            again.append(
+                _Again(self.protocol.encode_subscribe(sub.channel, sub.offset, sub.on_presence is not None))
+            )
         for entry in self._acks.in_flight():
             again.append(_Again(entry.frame, entry))
+        for channel in self._joins:  # presence again, as the same member
+            self._send_join(channel, now)
         self._flush(now, 0)
 
     def received(self, frame: Frame, now: float) -> Any:
@@ -776,6 +992,14 @@ class WebSocketEngine:
                 self._abandon(now, f"no frame within {hb.config.timeout:g} s of a ping (heartbeat timeout)")
                 return
         for entry in self._acks.due(now):
+            if entry.kind == "refresh":  # a new token is fetched instead of re-sending this one
+                self._acks.discard(entry)
+                self._refresh_failed(now, TokenError("the server did not answer the token refresh in time"))
+                continue
+            if entry.kind == "join" and self._acks.exhausted(entry):
+                self._acks.discard(entry)
+                self._join_answered(entry, None)
+                continue
             if self._acks.exhausted(entry):
                 self._acks.discard(entry)
                 self._forget(entry, now)
@@ -787,6 +1011,59 @@ class WebSocketEngine:
             self._drain_at = None
         if self._outbox or self._again:
             self._flush(now, buffered)
+        token = self._token
+        if token is not None and token.due(now):
+            token.started()
+            self._actions.append(FetchToken())
+
+    # ------------------------------------------------------------------------- credentials
+
+    def token_fetched(self, token: str, now: float) -> None:
+        """The token callable returned ``token`` (after :class:`FetchToken`): send it in a
+        ``refresh`` frame at once, ahead of anything queued. Ignored when the connection it was
+        meant for is gone (the next one starts with a fresh token)."""
+        schedule = self._token
+        if schedule is None or not schedule.fetching or self._sm.state is not State.OPEN:
+            return
+        ack_id = self._ids.next()
+        entry = Pending(
+            ack_id, self.protocol.encode_refresh(ack_id, token), None, "refresh", self._cfg.ack_timeout
+        )
+        self._acks.add(entry)
+        self._transmit(entry, now)  # at once (ahead of the queue), counted by the pacer
+
+    def token_failed(self, error: Exception, now: float) -> None:
+        """The token callable raised ``error`` (or returned something unusable): report it and
+        try again later (:mod:`pyrt.credentials`)."""
+        schedule = self._token
+        if schedule is None or not schedule.fetching:
+            return
+        if not isinstance(error, TokenError):
+            wrapped = TokenError(f"the token callable failed: {error}")
+            wrapped.__cause__ = error
+            error = wrapped
+        self._refresh_failed(now, error)
+
+    def _refresh_failed(self, now: float, error: Exception) -> None:
+        if self._token is not None:
+            self._token.failed(now)
+        self._actions.append(ReportError(error))
+
+    def _refresh_answered(self, event: Ack | ErrorFrame, now: float) -> None:
+        if self._token is None:
+            return
+        if isinstance(event, Ack) and event.ok:
+            data = event.data if isinstance(event.data, dict) else {}
+            ttl = data.get("ttl")
+            if isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl >= 0:
+                self._token.expires_in(float(ttl), now)
+                self._rearm = True
+            else:
+                self._token.reset()  # the server says the connection does not expire
+            self.stats.token_refreshes += 1
+            return
+        why = event.error if isinstance(event, Ack) else event.message
+        self._refresh_failed(now, TokenError(f"the server refused the refreshed token: {why}"))
 
     # ------------------------------------------------------------------------- environment
 
@@ -959,7 +1236,7 @@ class WebSocketEngine:
         if self._max_bytes is not None and len(entry.frame) * 4 > self._max_bytes:
             self._check_size(entry.frame, entry.id)
         self._acks.add(entry)
-        journal = self._journal
+        journal = self._journal if entry.kind in PERSISTED_KINDS else None  # reads die with the page
         if journal is not None:
             journal.add(entry.id, self._saved(entry.frame, entry.id, entry.kind))
         pacer = self._pacer
@@ -1122,12 +1399,25 @@ class WebSocketEngine:
             pacer = self._pacer
             if pacer is not None and entry.deadline is not None and pacer.confirm(entry.seq):
                 self._wake_drain(now)
+            if entry.kind == "refresh":
+                self._refresh_answered(event, now)
+                return
+            if entry.kind == "join":
+                self._join_answered(entry, event)
+                return
             self._forget(entry, now)
             if event.ok:
-                self.stats.acked += 1
+                if entry.kind in PERSISTED_KINDS:  # messages and publications, not reads
+                    self.stats.acked += 1
                 value = event.data
                 if entry.kind == "publish" and isinstance(value, dict):
                     value = value.get("offset")
+                elif entry.decode is not None:
+                    try:
+                        value = entry.decode(value)
+                    except ValueError as exc:
+                        self._reject(entry, AckError(entry.id, f"malformed answer: {exc}"))
+                        return
                 handle = entry.handle
                 if handle is _RESTORED:
                     self._report_restored(entry, value, None)
@@ -1148,6 +1438,18 @@ class WebSocketEngine:
             if sub is not None:
                 self._actions.append(SubscriptionConfirmed(event.channel, event.offset, event.recovered))
                 self._offsets_moved(now)
+                if sub.on_presence is not None and event.presence is not None:
+                    if sub.view is None:
+                        sub.view = PresenceView(sub.channel)
+                    joined, left = sub.view.snapshot(*event.presence)
+                    if joined or left:
+                        self._actions.append(DeliverPresence(sub.on_presence, tuple(joined), tuple(left)))
+        elif type(event) is PresenceDiff:
+            sub = self._subs.get(event.channel)
+            if sub is not None and sub.view is not None and sub.on_presence is not None:
+                joined, left = sub.view.diff(event.version, event.joins, event.leaves)
+                if joined or left:
+                    self._actions.append(DeliverPresence(sub.on_presence, tuple(joined), tuple(left)))
         elif type(event) is Welcome:
             self.session = event.session
             limits = event.limits
@@ -1155,15 +1457,27 @@ class WebSocketEngine:
             if self._pacer is not None:
                 self._pacer.advertise(limits, now)
                 self._wake_drain(now)
+            if self._token is not None and event.ttl is not None:
+                self._token.expires_in(event.ttl, now)
+                self._rearm = True
         elif type(event) is ErrorFrame:
             if is_retryable(event.code):
                 entry = self._acks.get(event.id) if event.id is not None else None
                 self._refused(event.code, event.message, entry, event.retry_after, event.channel, now)
                 return
             entry = self._acks.pop(event.id) if event.id is not None else None
-            if entry is not None:
+            if entry is not None and entry.kind == "refresh":
+                self._refresh_answered(event, now)
+            elif entry is not None and entry.kind == "join":
+                self._join_answered(entry, event)
+            elif entry is not None:
                 self._forget(entry, now)
                 self._reject(entry, AckError(entry.id, event.message, event.code))
+            elif event.code == "forbidden" and event.channel is not None and event.channel in self._subs:
+                # refused or revoked: asking again after every reconnect would only be refused again
+                self._subs.remove(event.channel)
+                self._offsets_moved(now)
+                self._actions.append(ReportError(ChannelRefused(event.code, event.message, event.channel)))
             else:
                 self._actions.append(ReportError(ServerError(event.code, event.message)))
         elif type(event) is BadFrame:
@@ -1198,7 +1512,12 @@ class WebSocketEngine:
             if entry.refusals > self._acks.retries:
                 self._acks.discard(entry)
                 self._forget(entry, now)
-                self._reject(entry, AckError(entry.id, message, code))
+                if entry.kind == "refresh":
+                    self._refresh_answered(ErrorFrame(str(code), message, entry.id), now)
+                elif entry.kind == "join":
+                    self._join_answered(entry, ErrorFrame(str(code), message, entry.id))
+                else:
+                    self._reject(entry, AckError(entry.id, message, code))
             else:
                 wait = 0.0 if held else self._retry_delay(entry, retry_after)
                 self._again_in_order(_Again(entry.frame, entry, now + wait))
@@ -1259,6 +1578,12 @@ class WebSocketEngine:
         self._actions.append(ReportRestored(message))
 
     def _off_the_wire(self) -> None:
+        for entry in self._acks.entries():
+            if entry.kind in ("refresh", "join"):  # the next connection gets its own
+                self._acks.discard(entry)
+        self._join_ids.clear()
+        if self._token is not None:
+            self._token.reset()
         self._acks.off_the_wire()
         self._subs.disconnected()
         self._again.clear()  # on the next open: subscriptions and unacked messages again
@@ -1311,8 +1636,17 @@ class WebSocketEngine:
                     ReportError(error(f"{why}: a queued {item.size}-byte message was never sent"))
                 )
         for entry in self._acks.clear():
+            if entry.kind == "join":
+                continue  # its callers wait in the join itself, below
             self._forget(entry, now)
             self._reject(entry, error(f"{why} before message {entry.id!r} was acknowledged"))
+        for channel, join in self._joins.items():
+            handles, join.handles = join.handles, []
+            for handle in handles:
+                self._actions.append(
+                    RejectAck(handle, error(f"{why} before joining {channel!r} was confirmed"))
+                )
+        self._join_ids.clear()
         self._again.clear()
         self._drain_at = None
         self._dirty(now)

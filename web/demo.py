@@ -1,4 +1,5 @@
-"""The pyrt live demo: a chat over WebSocketClient and a live feed over the SSE clients.
+"""The pyrt live demo: a chat over WebSocketClient (who is online, earlier messages on demand) and a
+live feed over the SSE clients.
 
 Everything here uses pyrt's public API, plus ``pyscript`` for the page. Every piece of text that
 came from the network is inserted with ``textContent``, never as HTML.
@@ -25,11 +26,13 @@ from pyrt import (
     State,
     WebSocketClient,
 )
+from pyrt.presence import Member
 
 CHAT_CHANNEL = "chat"
 FEED_CHANNEL = "feed"
 FEED_TYPES = ("tick", "update", "notification")
 MAX_ITEMS = 300  # entries kept per list
+HISTORY_PAGE = 20  # messages loaded at the start, and by each "Load earlier messages"
 
 # One id for this page (the chat marks its own messages with it), and one for this browser: the
 # SSE stream carries it (?cid=...) so "Break the connection" can name it, and every tab uses the
@@ -79,8 +82,21 @@ def set_badge(badge: Any, state: str, text: str) -> None:
     badge.textContent = text
 
 
-def clock() -> str:
-    return time.strftime("%H:%M:%S")
+def member_name(member: Member) -> str:
+    """The name a member of the chat's presence shows (text only, short)."""
+    info = member.info
+    return str(info.get("name", "?") if isinstance(info, dict) else "?")[:24]
+
+
+def clock(at: float | None = None) -> str:
+    """``at`` (unix seconds; now when ``None``) as the time of day."""
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+def sent_at(data: object) -> float | None:
+    """When a chat message says it was sent (its ``at``), if it says so plausibly."""
+    at = data.get("at") if isinstance(data, dict) else None
+    return float(at) if isinstance(at, int | float) and not isinstance(at, bool) and 0 < at < 1e11 else None
 
 
 def spawn(coro: Any) -> asyncio.Task[Any]:
@@ -147,9 +163,14 @@ class Chat:
         self.countdown: asyncio.Task[None] | None = None
         self.counter = 0
         self.ack_rtt: float | None = None  # seconds, of the last message sent straight away
+        self.member_id: str | None = None  # this page's member in the chat's presence
+        self.joined_as: str | None = None  # the name it joined with
+        self.more_earlier = False  # the server retains messages older than those shown
         self.list = by_id("ws-messages")
         self.badge = by_id("ws-status")
         self.queue_note = by_id("ws-queue")
+        self.online = by_id("ws-online")
+        self.earlier = by_id("ws-earlier")
         self.name = by_id("ws-name")
         self.name.value = window.localStorage.getItem("pyrt-demo-name") or f"guest-{random.randint(100, 999)}"
         self.stats = StatsPanel(
@@ -196,11 +217,75 @@ class Chat:
         client.on_error(self.on_error)
         self.client = client
         client.connect()
-        # Resume where the previous client stopped: what was said meanwhile is replayed.
-        client.subscribe(CHAT_CHANNEL, self.on_publication, since=self.last_offset)
+        if self.last_offset is None:  # the first connection: the newest messages, then live
+            spawn(self.load_recent(client))
+        else:  # resume where the previous client stopped: what was said meanwhile is replayed
+            self.follow(client, self.last_offset)
+        spawn(self.join(client))
         if self.offline:
             client.pause()
         self.refresh()
+
+    def follow(self, client: WebSocketClient, since: str | None) -> None:
+        """Subscribe to the chat: its messages, and who is online."""
+        shown = self.on_presence
+        client.subscribe(CHAT_CHANNEL, self.on_publication, since=since, on_join=shown, on_leave=shown)
+
+    async def load_recent(self, client: WebSocketClient) -> None:
+        """The newest messages from the history, then live from exactly where they end (the page's
+        offset): nothing said in between is missed, nothing shown twice."""
+        try:
+            page = await client.history(CHAT_CHANNEL, limit=HISTORY_PAGE, reverse=True)
+        except Exception as exc:
+            system_line(self.list, f"Could not load the history: {exc}", "error")
+            self.follow(client, None)
+            return
+        if client is not self.client or client.state is State.CLOSED:
+            return
+        for publication in reversed(page.publications):
+            self.show(publication, history=True)
+        self.more_earlier = page.more
+        self.follow(client, page.offset)
+        self.refresh()
+
+    async def load_earlier(self) -> None:
+        """One more page of older messages, put above those shown."""
+        client = self.client
+        if client is None or client.state is State.CLOSED:
+            return
+        oldest = self.list.querySelector("li[data-offset]")
+        since = oldest.dataset.offset if oldest is not None else None
+        self.earlier.disabled = True
+        try:
+            page = await client.history(CHAT_CHANNEL, limit=HISTORY_PAGE, reverse=True, since=since)
+        except Exception as exc:
+            system_line(self.list, f"Could not load earlier messages: {exc}", "error")
+            return
+        finally:
+            self.earlier.disabled = False
+        for publication in page.publications:  # newest first: each goes on top of the one before
+            self.list.insertBefore(self.render_item(publication, True), self.list.firstElementChild)
+        self.more_earlier = page.more
+        self.refresh()
+        self.list.scrollTop = 0  # show what was loaded: the oldest at the top
+
+    async def join(self, client: WebSocketClient) -> None:
+        """Be in the chat's presence under this page's name (again whenever the name changes)."""
+        name = self.joined_as = self.current_name()
+        try:
+            self.member_id = await client.join(CHAT_CHANNEL, {"name": name})
+        except Exception as exc:
+            if client is self.client and client.state is not State.CLOSED:
+                system_line(self.list, f"Not shown as online: {exc}", "error")
+
+    def rename(self) -> None:
+        name = self.current_name()
+        window.localStorage.setItem("pyrt-demo-name", name)
+        if self.active and self.client is not None:
+            spawn(self.join(self.client))
+
+    def current_name(self) -> str:
+        return self.name.value.strip()[:24] or "guest"
 
     def disconnect(self) -> None:
         if self.client is not None:
@@ -252,7 +337,11 @@ class Chat:
 
     def on_close(self, event: Any) -> None:
         system_line(self.list, f"Closed: {event.detail}")
+        self.member_id = None
         self.refresh()
+
+    def on_presence(self, member: Member) -> None:
+        self.show_online()
 
     def on_error(self, error: Exception) -> None:
         system_line(self.list, f"{type(error).__name__}: {error}", "error")
@@ -277,15 +366,18 @@ class Chat:
         if client is None or client.state is State.CLOSED:
             system_line(self.list, "Not connected: press Connect first")
             return
-        name = self.name.value.strip() or "guest"
+        name = self.current_name()
+        if name != self.joined_as:  # typed a new name and sent at once: shown online under it
+            self.rename()
         window.localStorage.setItem("pyrt-demo-name", name)
         self.counter += 1
-        data = {"name": name, "text": text, "from": CID, "n": self.counter}
+        data = {"name": name, "text": text, "from": CID, "n": self.counter, "at": round(time.time(), 3)}
         item = self.render(name, text, "sent")
         meta = make("span", "meta pending")
         item.appendChild(meta)
         queued = client.state is not State.OPEN or client.stats.queue_length > 0
         self.set_ack(item, meta, "pending", "queued, waiting for the connection" if queued else "sending…")
+        self.list.scrollTop = self.list.scrollHeight  # one's own message is shown whole, ack line too
         started = loop.time()
         try:
             future = client.publish(CHAT_CHANNEL, data, event="chat")
@@ -302,6 +394,7 @@ class Chat:
         elif future.exception() is not None:
             self.set_ack(item, meta, "failed", f"✗ failed: {future.exception()}")
         else:
+            item.dataset.offset = future.result()  # its place in the history
             note = " (sent from the queue)" if queued else ""
             if not queued:
                 self.ack_rtt = took / 1000
@@ -315,25 +408,68 @@ class Chat:
         meta.textContent = text
 
     def on_publication(self, publication: Publication) -> None:
-        if publication.offset is not None:
-            self.last_offset = publication.offset
         if not publication.recovered:
             system_line(self.list, "Some messages are no longer retained by the server and were missed")
         data = publication.data
-        if not isinstance(data, dict):
-            self.render("?", str(data), "received")
-            return
-        if data.get("from") == CID:
+        if isinstance(data, dict) and data.get("from") == CID:
+            if publication.offset is not None:
+                self.last_offset = publication.offset
             return  # our own message, already shown with its ack
-        self.render(str(data.get("name", "?"))[:24], str(data.get("text", "")), "received")
+        self.show(publication)
+
+    def show(self, publication: Publication, history: bool = False) -> None:
+        """A message at the bottom of the list."""
+        if publication.offset is not None:
+            self.last_offset = publication.offset
+        append_item(self.list, self.render_item(publication, history))
+
+    def render_item(self, publication: Publication, history: bool = False) -> Any:
+        """A message of the chat, with the time it was sent (or, live, when it arrived)."""
+        data = publication.data
+        if isinstance(data, dict):
+            name, text = str(data.get("name", "?"))[:24], str(data.get("text", ""))
+        else:
+            name, text = "?", str(data)
+        at = sent_at(data)
+        item = self.item(name, text, "received", stamp=clock(at) if at is not None or not history else None)
+        if history:
+            item.classList.add("history")
+        if publication.offset is not None:
+            item.dataset.offset = publication.offset
+        return item
 
     def render(self, name: str, text: str, kind: str) -> Any:
+        item = self.item(name, text, kind)
+        append_item(self.list, item)
+        return item
+
+    @staticmethod
+    def item(name: str, text: str, kind: str, stamp: str | None = "") -> Any:
+        """A list item; ``stamp``: the time shown ("": now, ``None``: none)."""
         item = make("li", kind)
         item.appendChild(make("span", "who", name))
         item.appendChild(make("span", "text", text))
-        item.appendChild(make("time", "at", clock()))
-        append_item(self.list, item)
+        if stamp is not None:
+            item.appendChild(make("time", "at", stamp or clock()))
         return item
+
+    def show_online(self) -> None:
+        """Who is in the chat's presence, as the subscription knows it (names sorted, this page
+        marked); nothing while not connected."""
+        client = self.client
+        connected = client is not None and client.state is State.OPEN
+        members = client.members(CHAT_CHANNEL) if connected and client is not None else []
+        rows = sorted((member_name(m), m.client == self.member_id) for m in members)
+        shown = [(li.textContent, li.classList.contains("me")) for li in self.online.children]
+        wanted = [(f"{name} (you)" if me else name, me) for name, me in rows]
+        if shown != wanted:
+            self.online.replaceChildren()
+            for text, me in wanted:
+                self.online.appendChild(make("li", "me" if me else "", text))
+        by_id("ws-online-count").textContent = f"({len(rows)})" if connected else ""
+        note = by_id("ws-online-note")
+        note.hidden = connected
+        note.textContent = "Not connected"
 
     # -- display
 
@@ -343,6 +479,9 @@ class Chat:
         by_id("ws-connect").disabled = connected
         by_id("ws-disconnect").disabled = not connected
         by_id("ws-break").disabled = client is None or client.state is not State.OPEN
+        self.earlier.hidden = not (connected and self.more_earlier)
+        self.list.classList.toggle("has-earlier", not self.earlier.hidden)
+        self.show_online()
         if client is None:
             set_badge(self.badge, "idle", "not connected")
             return
@@ -591,6 +730,16 @@ def on_ws_disconnect() -> None:
 @when("click", "#ws-break")
 def on_ws_break() -> None:
     spawn(chat.break_connection())
+
+
+@when("click", "#ws-earlier")
+def on_ws_earlier() -> None:
+    spawn(chat.load_earlier())
+
+
+@when("change", "#ws-name")
+def on_ws_rename() -> None:
+    chat.rename()
 
 
 @when("change", "#ws-offline")

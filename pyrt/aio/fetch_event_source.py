@@ -9,8 +9,10 @@ decisions live in :class:`pyrt.sse_policy.FetchSSEEngine`; this module connects 
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pyrt.aio import runtime
@@ -25,14 +27,26 @@ if TYPE_CHECKING:
     from pyrt.aio.share import Participant
     from pyrt.share_channel import ShareChannel
 
-__all__ = ["FetchEventSource"]
+__all__ = ["FetchEventSource", "HeadersSource"]
+
+#: Headers for every request: a mapping, or a callable (sync or async) returning one, called
+#: before every attempt.
+HeadersSource = (
+    Mapping[str, str] | Callable[[], Mapping[str, str]] | Callable[[], Awaitable[Mapping[str, str]]]
+)
+TokenSource = Callable[[], str] | Callable[[], Awaitable[str]]
 
 
 class FetchEventSource(SSEClient):
     """An event stream read with ``fetch``; reconnects with backoff and ``Last-Event-ID``.
 
     ``headers`` are sent on every request, with ``Accept: text/event-stream`` and, once an event
-    carried an id, ``Last-Event-ID``. ``method``/``body`` allow a POST (``body``: ``str`` or
+    carried an id, ``Last-Event-ID``; a callable (sync or async) returning them is called before
+    every attempt. ``token``: a callable (sync or async) returning a token, called before every
+    attempt and sent as ``Authorization: Bearer <token>`` (the same callable a
+    :class:`~pyrt.WebSocketClient` takes; a pyrt server ends the stream when the token expires
+    and the reconnect carries a fresh one). A failing callable fails that attempt (reported,
+    retried with backoff). ``method``/``body`` allow a POST (``body``: ``str`` or
     ``bytes``, sent again on every reconnect). ``credentials`` is fetch's option. ``backoff``
     paces reconnects; the server's ``retry:`` and ``Retry-After`` are floors under it.
     ``when_hidden="pause"`` closes the stream while the page is hidden (state PAUSED) and resumes
@@ -56,7 +70,7 @@ class FetchEventSource(SSEClient):
         url: str,
         *,
         method: str = "GET",
-        headers: Mapping[str, str] | None = None,
+        headers: HeadersSource | None = None,
         body: str | bytes | None = None,
         credentials: Credentials = "same-origin",
         backoff: Backoff | None = None,
@@ -67,7 +81,10 @@ class FetchEventSource(SSEClient):
         transport: FetchTransport | None = None,
         async_handlers: AsyncHandlers = "concurrent",
         share: str | ShareChannel | None = None,
+        token: TokenSource | None = None,
     ) -> None:
+        if token is not None and not callable(token):
+            raise TypeError(f"token must be a callable returning the token, got {type(token).__name__}")
         super().__init__(url, async_handlers, share)
         self.options: dict[str, Any] = {
             "method": method,
@@ -79,14 +96,18 @@ class FetchEventSource(SSEClient):
             "stall_timeout": stall_timeout,
             "rng": rng,
             "async_handlers": async_handlers,
+            "token": token,  # the shared stream is opened with the leader's
         }
         self.method = method
         self.body = body
         self.credentials: Credentials = credentials
+        self.token = token
+        self._dynamic_headers = headers if callable(headers) else None
+        self._preparing: dict[int, asyncio.Task[None]] = {}
         self._engine = FetchSSEEngine(
             backoff=backoff or Backoff(),
             rng=rng,
-            headers=headers,
+            headers=None if callable(headers) else headers,
             last_event_id=last_event_id,
             when_hidden=when_hidden,
             stall_timeout=stall_timeout,
@@ -165,11 +186,62 @@ class FetchEventSource(SSEClient):
         transport = self._transport
         assert transport is not None
         if isinstance(action, StartRequest):
-            request = FetchRequest(
-                action.request, self.url, self.method, action.headers, self.body, self.credentials
-            )
-            transport.start(request, self)
+            if self.token is None and self._dynamic_headers is None:
+                self._start(action.request, action.headers)
+            else:
+                task = self._ensure_loop().create_task(self._prepare(action))
+                self._preparing[action.request] = task
         elif isinstance(action, AbortRequest):
+            preparing = self._preparing.pop(action.request, None)
+            if preparing is not None:
+                preparing.cancel()
             transport.abort(action.request)
         else:
             self._perform_common(action)
+
+    def _start(self, request: int, headers: dict[str, str]) -> None:
+        assert self._transport is not None
+        self._transport.start(
+            FetchRequest(request, self.url, self.method, headers, self.body, self.credentials), self
+        )
+
+    async def _prepare(self, action: StartRequest) -> None:
+        """Resolve this attempt's headers and token, then start it (unless aborted meanwhile)."""
+        try:
+            headers: dict[str, str] = {}
+            if self._dynamic_headers is not None:
+                chosen = self._dynamic_headers()
+                if inspect.isawaitable(chosen):
+                    chosen = await chosen
+                if not isinstance(chosen, Mapping):
+                    raise TypeError(f"the headers callable returned {type(chosen).__name__}, not a mapping")
+                headers.update({str(k): str(v) for k, v in chosen.items()})
+            for name in [k for k in headers if k.lower() == "last-event-id"]:
+                del headers[name]  # the resume point is the client's own, always
+            ours = {k.lower() for k in headers}
+            for name, value in action.headers.items():  # Accept unless chosen, Last-Event-ID
+                if name.lower() not in ours:
+                    headers[name] = value
+            if self.token is not None:
+                token = self.token()
+                if inspect.isawaitable(token):
+                    token = await token
+                if not isinstance(token, str) or not token or "\n" in token or "\r" in token:
+                    raise TypeError("the token callable must return a non-empty str on one line")
+                for name in [k for k in headers if k.lower() == "authorization"]:
+                    del headers[name]
+                headers["Authorization"] = f"Bearer {token}"
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._preparing.pop(action.request, None) is not None:
+                self.fetch_failed(action.request, f"preparing the request failed: {exc}")
+            return
+        if self._preparing.pop(action.request, None) is not None:
+            self._start(action.request, headers)
+
+    def _release(self) -> None:
+        for task in self._preparing.values():
+            task.cancel()
+        self._preparing.clear()
+        super()._release()

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 from pyrt.aio import runtime
 from pyrt.aio.ack_future import AckFuture, settle
 from pyrt.aio.driver import Driver
-from pyrt.aio.handlers import AsyncHandlers, HandlerAttribute
+from pyrt.aio.handlers import AsyncHandlers, Handler, HandlerAttribute
 from pyrt.backoff import Backoff
 from pyrt.close_policy import ShouldReconnect
+from pyrt.credentials import check_token
 from pyrt.errors import InvalidStateError, ShareUnavailable, StorageUnavailable
 from pyrt.heartbeat import Heartbeat
 from pyrt.outbox import Overflow
@@ -37,7 +38,9 @@ from pyrt.ws_engine import (
     NO_MESSAGE,
     Closed,
     CloseSocket,
+    DeliverPresence,
     DeliverPublication,
+    FetchToken,
     OpenSocket,
     Reconnecting,
     RejectAck,
@@ -55,8 +58,11 @@ from pyrt.ws_engine import (
 if TYPE_CHECKING:
     from pyrt.aio.persistence import Persistence
     from pyrt.aio.share import Participant, Sharing
+    from pyrt.aio.state_stream import SyncedState
+    from pyrt.history import HistoryPage
     from pyrt.pacing import Pacing
     from pyrt.persist import RecordStore, Storage
+    from pyrt.presence import Member
     from pyrt.share_channel import ShareChannel
     from pyrt.transport import Transport
 
@@ -65,7 +71,16 @@ __all__ = ["AckFuture", "WebSocketClient"]
 log = logging.getLogger("pyrt.websocket")
 
 UrlSource = str | Callable[[], str] | Callable[[], Awaitable[str]]
-ProtocolsSource = str | Sequence[str] | Callable[[], str | Sequence[str]] | None
+ProtocolsSource = (
+    str
+    | Sequence[str]
+    | Callable[[], str | Sequence[str]]
+    | Callable[[], Awaitable[str | Sequence[str]]]
+    | None
+)
+TokenSource = Callable[[], str] | Callable[[], Awaitable[str]]
+
+TOKEN_PROTOCOL_PREFIX = "bearer."  # the token travels as the subprotocol "bearer.<token>"
 
 
 class WebSocketClient(Driver):
@@ -77,9 +92,14 @@ class WebSocketClient(Driver):
         reply = await client.send_with_ack({"hello": "world"})
 
     ``url``: a str (``ws://``, ``wss://``, or a path like ``"/ws"`` on the page's own host — in a
-    browser only), or a callable (sync or async) returning one, called before every attempt
-    (fresh tokens).
-    ``protocols``: WebSocket subprotocols to offer besides the wire protocol's own (``pyrt.v1``).
+    browser only), or a callable (sync or async) returning one, called before every attempt.
+    ``protocols``: WebSocket subprotocols to offer besides the wire protocol's own (``pyrt.v1``),
+    or a callable (sync or async) returning them, called before every attempt.
+    ``token``: a callable (sync or async) returning a token, called before every attempt (sent
+    as the subprotocol ``bearer.<token>``, never in the URL) and again before the token expires:
+    a pyrt server says how long it lasts, and the new one is sent in a ``refresh`` frame, so the
+    connection stays up (:mod:`pyrt.credentials`). Failures reach ``on_error`` as
+    :class:`~pyrt.errors.TokenError`.
     ``protocol``: the wire protocol — ``"pyrt"`` (default), ``"raw"`` (any server) or
     ``"json-ack"``, or a :class:`~pyrt.protocol.WireProtocol`.
     ``persist``: a storage key; unacknowledged messages and channel offsets then survive page
@@ -130,6 +150,7 @@ class WebSocketClient(Driver):
         storage: Storage | RecordStore | None = None,
         async_handlers: AsyncHandlers = "concurrent",
         share: str | ShareChannel | None = None,
+        token: TokenSource | None = None,
         pacing: Pacing | Literal["auto"] | None = "auto",
     ) -> None:
         if not (isinstance(url, str) or callable(url)):
@@ -141,9 +162,15 @@ class WebSocketClient(Driver):
             )
         if isinstance(share, str) and not share:
             raise ValueError("share must be a non-empty name")
+        if token is not None and not callable(token):
+            raise TypeError(
+                f"token must be a callable returning the token (called before each connection and "
+                f"refresh), got {type(token).__name__}"
+            )
         super().__init__(async_handlers)
         self.url = url
         self.protocols = protocols
+        self.token = token
         self.persist = persist
         self.share = share
         self.options: dict[str, Any] = {
@@ -177,6 +204,7 @@ class WebSocketClient(Driver):
             should_reconnect=should_reconnect,
             high_water=high_water,
             persist=persist is not None,
+            token_refresh=token is not None,
             rng=rng,
             pacing=pacing,
         )
@@ -186,6 +214,7 @@ class WebSocketClient(Driver):
         self._participant: Participant | None = None
         self._loading = False  # connect() waits for the saved state to load
         self._opening: asyncio.Task[None] | None = None
+        self._fetching: asyncio.Task[None] | None = None
         self._settled: list[tuple[AckFuture, Any, BaseException | None]] = []
 
     # ------------------------------------------------------------------------- properties
@@ -400,19 +429,110 @@ class WebSocketClient(Driver):
         self._pump()
         return future
 
+    def history(
+        self,
+        channel: str,
+        limit: int | None = None,
+        since: str | None = None,
+        reverse: bool = False,
+        timeout: float | None = None,
+    ) -> asyncio.Future[HistoryPage]:
+        """A page of ``channel``'s retained publications (:mod:`pyrt.history`), a future of a
+        :class:`~pyrt.history.HistoryPage`: forward from ``since`` (the oldest retained when
+        ``None``), or with ``reverse=True`` backwards from it (the newest when ``None``). At most
+        ``limit`` publications (the server's default when ``None``, 100 with ``serve.py``). Sent
+        at once or when connected, re-sent after a reconnect; fails like :meth:`send_with_ack`
+        (:class:`~pyrt.errors.AckError` with code ``forbidden`` for a channel you may not read)."""
+        future = AckFuture(loop=self._ensure_loop())
+        self._engine.history(channel, self._now(), future, limit, since, reverse, timeout, self._buffered())
+        self._pump()
+        return future
+
     def subscribe(
-        self, channel: str, handler: Callable[[Publication], Any], since: str | None = None
+        self,
+        channel: str,
+        handler: Callable[[Publication], Any],
+        since: str | None = None,
+        *,
+        on_join: Callable[[Member], Any] | None = None,
+        on_leave: Callable[[Member], Any] | None = None,
     ) -> None:
         """Call ``handler(publication)`` for every publication in ``channel``, in order, each once.
 
         After a reconnect the subscription is restored and what was missed is replayed; when
         the server could not replay everything, the next publication has ``recovered=False``.
         ``since="0"`` also replays what the server retains from before.
+
+        With ``on_join`` / ``on_leave`` the subscription follows the channel's presence
+        (:mod:`pyrt.presence`): ``on_join(member)`` for every member there when it starts and
+        every one that joins (or changes its info) later, ``on_leave(member)`` for every one
+        that leaves; after a reconnect, the changes missed meanwhile. :meth:`members` is the
+        list now.
         """
         if not callable(handler):
             raise TypeError(f"subscribe needs a callable handler, got {type(handler).__name__}")
-        self._engine.subscribe(channel, handler, self._now(), since)
+        for name, callback in (("on_join", on_join), ("on_leave", on_leave)):
+            if callback is not None and not callable(callback):
+                raise TypeError(f"{name} must be callable, got {type(callback).__name__}")
+        watching = (on_join, on_leave) if on_join is not None or on_leave is not None else None
+        self._engine.subscribe(channel, handler, self._now(), since, watching)
         self._pump()
+
+    def join(self, channel: str, info: Any = None, timeout: float | None = None) -> asyncio.Future[str]:
+        """Be in ``channel``'s presence with ``info`` (a small JSON value others see, such as
+        ``{"name": "alice"}``) until :meth:`leave` or :meth:`close`; the future resolves with
+        this client's member id. The client joins again after every reconnect as the same
+        member. Joining again changes ``info``. Fails with :class:`~pyrt.errors.ChannelRefused`
+        when the server refuses (not allowed, the channel's presence is full, ``info`` too big).
+        """
+        future = AckFuture(loop=self._ensure_loop())
+        self._engine.join(channel, info, self._now(), future, timeout)
+        self._pump()
+        return future
+
+    def leave(self, channel: str, timeout: float | None = None) -> asyncio.Future[None]:
+        """Leave ``channel``'s presence (others see this member leave at once)."""
+        future = AckFuture(loop=self._ensure_loop())
+        self._engine.leave(channel, self._now(), future, timeout, self._buffered())
+        self._pump()
+        return future
+
+    def presence(self, channel: str, timeout: float | None = None) -> asyncio.Future[list[Member]]:
+        """Who is in ``channel``'s presence now, asked of the server: a future of a list of
+        :class:`~pyrt.presence.Member` (no subscription needed; reading it needs the right to
+        subscribe)."""
+        future = AckFuture(loop=self._ensure_loop())
+        self._engine.presence(channel, self._now(), future, timeout, self._buffered())
+        self._pump()
+        return future
+
+    async def state_then_stream(
+        self,
+        channel: str,
+        load: Callable[[], Any],
+        apply: Callable[[Any, Publication], Any],
+        *,
+        on_change: Callable[[Any], Any] | None = None,
+        on_error: Callable[[Exception], Any] | None = None,
+    ) -> SyncedState[Any]:
+        """Load application state, then follow ``channel`` from the offset it reflects, never
+        missing or applying twice a publication (:mod:`pyrt.aio.state_stream`).
+
+        ``load()`` (sync or async) returns ``(state, offset)``; ``apply(state, publication)``
+        returns the next state. Returns a :class:`~pyrt.aio.state_stream.SyncedState` once the
+        first snapshot is loaded and the subscription made (errors of that first ``load`` are
+        raised here); read its ``state``, or get ``on_change(state)`` calls. A gap (the server no
+        longer has what the state misses) loads a new snapshot by itself.
+        """
+        from pyrt.aio.state_stream import SyncedState  # loaded by clients that use it
+
+        synced: SyncedState[Any] = SyncedState(self, channel, load, apply, on_change, on_error)
+        return await synced.start()
+
+    def members(self, channel: str) -> list[Member]:
+        """The members of ``channel`` as a subscription with ``on_join``/``on_leave`` knows them
+        now (no round trip; empty without such a subscription)."""
+        return self._engine.members(channel)
 
     def unsubscribe(self, channel: str) -> bool:
         """Stop a subscription; returns False when there was none."""
@@ -518,6 +638,9 @@ class WebSocketClient(Driver):
         if self._opening is not None:
             self._opening.cancel()
             self._opening = None
+        if self._fetching is not None:
+            self._fetching.cancel()
+            self._fetching = None
         if self._transport is not None:
             self._transport.dispose()
         if self._persistence is not None:
@@ -540,6 +663,15 @@ class WebSocketClient(Driver):
             handler = action.handler
             if callable(handler):
                 self._handlers.call(handler, action.publication)
+        elif type(action) is DeliverPresence:
+            callbacks: tuple[Handler | None, Handler | None] = action.handler  # type: ignore[assignment]
+            on_join, on_leave = callbacks  # the pair subscribe() gave the engine
+            for member in action.left:
+                if on_leave is not None:
+                    self._handlers.call(on_leave, member)
+            for member in action.joined:
+                if on_join is not None:
+                    self._handlers.call(on_join, member)
         elif type(action) is OpenSocket:
             self._open(action.attempt)
         elif type(action) is CloseSocket:
@@ -566,37 +698,66 @@ class WebSocketClient(Driver):
             self._finished(action)
         elif type(action) is SubscriptionConfirmed:
             log.debug("pyrt websocket: subscribed to %r at %s", action.channel, action.offset)
+        elif type(action) is FetchToken and (self._fetching is None or self._fetching.done()):
+            self._fetching = self._ensure_loop().create_task(self._refresh_token())
 
     # ------------------------------------------------------------------------- opening
+
+    async def _refresh_token(self) -> None:
+        """Call the token callable for an in-place refresh and hand the result to the engine."""
+        engine = self._engine
+        try:
+            token = await self._call_token()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            engine.token_failed(exc, self._now())
+        else:
+            engine.token_fetched(token, self._now())
+        self._pump()
+
+    async def _call_token(self) -> str:
+        assert self.token is not None
+        token = self.token()
+        if inspect.isawaitable(token):
+            token = await token
+        return check_token(token)
 
     def _open(self, attempt: int) -> None:
         url = self.url
         protocols = self.protocols
-        if isinstance(url, str) and not callable(protocols):
+        if isinstance(url, str) and not callable(protocols) and self.token is None:
             self._open_now(url, protocols)
             return
         self._opening = self._ensure_loop().create_task(self._resolve_and_open(attempt))
 
     async def _resolve_and_open(self, attempt: int) -> None:
+        """Resolve what this attempt needs (URL, subprotocols, token: each may be async), then
+        open. A failure counts as a failed attempt (1006): the client backs off and tries again."""
+        token: str | None = None
         try:
             url = self.url if isinstance(self.url, str) else self.url()
             if inspect.isawaitable(url):
                 url = await url
-            protocols = self.protocols() if callable(self.protocols) else self.protocols
             if not isinstance(url, str):
                 raise TypeError(f"the url callable returned {type(url).__name__}, not str")
+            protocols = self.protocols() if callable(self.protocols) else self.protocols
+            if inspect.isawaitable(protocols):
+                protocols = await protocols
+            if self.token is not None:
+                token = await self._call_token()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._opening = None
             self._handlers.emit("error", exc)
-            self.socket_closed(1006, f"resolving the url failed: {exc}", False)
+            self.socket_closed(1006, f"preparing the connection failed: {exc}", False)
             return
         self._opening = None
         if self._engine.state is State.CONNECTING:
-            self._open_now(url, protocols)
+            self._open_now(url, protocols, token)
 
-    def _open_now(self, url: str, protocols: str | Sequence[str] | None) -> None:
+    def _open_now(self, url: str, protocols: str | Sequence[str] | None, token: str | None = None) -> None:
         offered: list[str] = []
         own = self._engine.protocol.subprotocol
         if own:
@@ -605,10 +766,14 @@ class WebSocketClient(Driver):
             offered.append(protocols)
         elif protocols:
             offered.extend(protocols)
+        if token is not None:
+            offered.append(TOKEN_PROTOCOL_PREFIX + token)
         assert self._transport is not None
         try:
             self._transport.open(url, offered, self)
         except Exception as exc:  # a malformed URL, a refused subprotocol list
+            if token is not None and token in str(exc):  # a message quoting the subprotocols
+                exc = RuntimeError(str(exc).replace(token, "<token>"))  # never shows the token
             self._handlers.emit("error", exc)
             self.socket_closed(1006, f"could not open the socket: {exc}", False)
 

@@ -26,7 +26,6 @@ from pyrt.wire import Frame
 __all__ = ["BrowserTransport", "absolute_ws_url"]
 
 
-
 def absolute_ws_url(url: str) -> str:
     """``"/ws"`` -> ``"ws://<this page's host>/ws"`` (``wss`` on https pages); ``http(s)://``
     becomes ``ws(s)://``; ``ws(s)://`` URLs are returned as they are."""

@@ -18,7 +18,9 @@ It behaves as ``js.WebSocket`` does where the client can tell:
 - no message size limit by default (``max_size=None``), like browsers; permessage-deflate is
   offered (``compression="deflate"``) as browsers do.
 
-Page events do not exist here: :meth:`CPythonTransport.watch_page` does nothing.
+The library's debug log of these connections is the logger ``pyrt.websocket.wire``, with
+tokens redacted (:mod:`pyrt.redact`). Page events do not exist here:
+:meth:`CPythonTransport.watch_page` does nothing.
 ``persist=`` uses :class:`~pyrt.cpython.storage.FileStore`. What it needs from under the
 library's public API goes through :mod:`pyrt.cpython.ws_private`.
 
@@ -30,10 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import ssl
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +44,7 @@ from pyrt.cpython import ws_private
 from pyrt.cpython.storage import FileStore
 from pyrt.persist import RecordStore
 from pyrt.reconnect_window import close_reason
+from pyrt.redact import RedactSecrets
 from pyrt.transport import PageEvents, SocketEvents
 from pyrt.urls import websocket_url
 from pyrt.wire import Frame
@@ -51,6 +55,10 @@ if TYPE_CHECKING:
 __all__ = ["CPythonTransport", "shared_ssl_context"]
 
 log = logging.getLogger("pyrt.websocket")
+#: The ``websockets`` library's own debug log of pyrt's connections (handshakes, frames), with
+#: tokens redacted: the handshake carries one in ``bearer.<token>``, a refresh frame another.
+wire_log = logging.getLogger("pyrt.websocket.wire")
+wire_log.addFilter(RedactSecrets())
 
 INSTALL_HINT = 'pip install "pyrt[cpython]"'
 
@@ -76,6 +84,22 @@ def _websockets() -> Any:
     return client, exceptions, protocol.State.OPEN
 
 
+#: Handshake headers: a mapping, or a callable (sync or async) returning one, called per attempt.
+HeadersSource = (
+    Mapping[str, str] | Callable[[], Mapping[str, str]] | Callable[[], Awaitable[Mapping[str, str]]]
+)
+
+
+async def _resolve(source: HeadersSource) -> dict[str, str]:
+    """This attempt's headers (a callable's failure is this attempt's)."""
+    chosen = source() if callable(source) else source
+    if inspect.isawaitable(chosen):
+        chosen = await chosen
+    if not isinstance(chosen, Mapping):
+        raise TypeError(f"the headers callable returned {type(chosen).__name__}, not a mapping")
+    return {str(name): str(value) for name, value in chosen.items()}
+
+
 class _Socket:
     """One connection (or attempt) and where its events go."""
 
@@ -93,7 +117,9 @@ class CPythonTransport:
 
     Options beyond what a browser offers, for ``WebSocketClient(..., transport=CPythonTransport(...))``:
     ``headers`` are sent with every opening handshake (``Authorization``, ``Cookie``, ``Origin``;
-    a browser cannot do this); ``compression`` is ``"deflate"`` or ``None``; ``max_size`` limits
+    a browser cannot do this): a mapping, or a callable (sync or async) returning one, called
+    before every attempt (a failure fails that attempt, reported as 1006 with its reason, and
+    the client retries with backoff); ``compression`` is ``"deflate"`` or ``None``; ``max_size`` limits
     an incoming message (bytes, ``None``: no limit); ``ssl`` replaces the default TLS context
     for ``wss://``; ``close_timeout`` bounds the closing handshake of a connection the client let
     go of (a dead one after a heartbeat timeout, say) before its TCP connection is aborted;
@@ -103,7 +129,7 @@ class CPythonTransport:
     def __init__(
         self,
         *,
-        headers: Mapping[str, str] | None = None,
+        headers: HeadersSource | None = None,
         compression: str | None = "deflate",
         max_size: int | None = None,
         ssl: ssl.SSLContext | None = None,
@@ -111,7 +137,7 @@ class CPythonTransport:
         storage_dir: str | Path | None = None,
     ) -> None:
         self._ws_client, self._exceptions, self._open_state = _websockets()
-        self.headers = dict(headers or {})
+        self.headers: HeadersSource = headers if callable(headers) else dict(headers or {})
         self.compression = compression
         self.max_size = max_size
         self.ssl = ssl
@@ -182,16 +208,18 @@ class CPythonTransport:
         """Open the connection, report it, pump its messages, report its close."""
         events = socket.events
         try:
+            headers = await _resolve(self.headers)
             conn = await self._ws_client.connect(
                 url,
                 subprotocols=protocols or None,
-                additional_headers=self.headers or None,
+                additional_headers=headers or None,
                 compression=self.compression,
                 max_size=self.max_size,
                 open_timeout=None,  # the engine's connect_timeout decides
                 ping_interval=None,  # the engine's heartbeat decides
                 close_timeout=self.close_timeout,
                 ssl=(self.ssl or shared_ssl_context()) if url.startswith("wss:") else None,
+                logger=wire_log,
             )
         except asyncio.CancelledError:
             raise

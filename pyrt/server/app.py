@@ -26,11 +26,18 @@ from pyrt.server.brokers.base import Broker
 from pyrt.server.brokers.memory import MemoryBroker
 from pyrt.server.csp import SecurityHeaders
 from pyrt.server.demo import demo_channel_policy, demo_routes, recording_handler, run_feed
+from pyrt.server.history_endpoint import HistoryEndpoint
 from pyrt.server.hosts import HostGuard
 from pyrt.server.metrics import StatsCollector, metrics_endpoint
 from pyrt.server.protocol_handler import WebSocketEndpoint, admit_websocket
 from pyrt.server.publish_endpoint import PublishEndpoint
-from pyrt.server.runtime import ChannelPolicy, Runtime, default_channel_policy
+from pyrt.server.runtime import (
+    ChannelPolicy,
+    PresenceInfo,
+    Runtime,
+    default_channel_policy,
+    default_presence_info,
+)
 from pyrt.server.settings import Settings
 from pyrt.server.sse_endpoint import SSEEndpoint
 from pyrt.server.wheels import wheel_routes
@@ -116,6 +123,7 @@ def create_app(
     broker: Broker | None = None,
     handler: Handler | None = None,
     channel_policy: ChannelPolicy | None = None,
+    presence_info: PresenceInfo | None = None,
 ) -> PyrtApp:
     """Build the server app.
 
@@ -123,7 +131,9 @@ def create_app(
     bytes, channels, TTL, dedup); pass a ``RedisBroker`` to share channels between instances.
     ``handler`` is the application for
     ``message`` frames (default :func:`echo_handler`); ``channel_policy(channel, subject, action)``
-    decides who may subscribe or publish where.
+    decides who may subscribe, publish or join presence where (after the token's capabilities);
+    ``presence_info(channel, subject, info)`` decides what others see of a member who joins
+    with ``info`` (default: ``info`` itself; raise ``HandlerError`` to refuse the join).
     """
     settings = settings or Settings()
     broker = broker or MemoryBroker(
@@ -134,13 +144,16 @@ def create_app(
         max_channels=settings.max_channels,
         history_ttl=settings.history_ttl,
         dedup_per_identity=settings.dedup_per_identity,
+        presence_ttl=settings.presence_ttl,
+        presence_grace=settings.presence_grace,
+        max_presence_total=settings.max_presence_total,
     )
     app_handler = handler or echo_handler
     policy = channel_policy or default_channel_policy
     if settings.demo:
         app_handler = recording_handler(app_handler, broker)
         policy = demo_channel_policy(policy)
-    runtime = Runtime(settings, broker, app_handler, policy)
+    runtime = Runtime(settings, broker, app_handler, policy, presence_info or default_presence_info)
 
     registry = CollectorRegistry()
     registry.register(StatsCollector(runtime.stats, lambda: broker.kind))
@@ -161,6 +174,7 @@ def create_app(
         WebSocketRoute("/ws", WebSocketEndpoint(runtime)),
         Route("/sse", sse, methods=["GET", "HEAD", "OPTIONS"]),
         Route("/publish", publish.__call__, methods=["POST", "OPTIONS"]),
+        Route("/history", HistoryEndpoint(runtime).__call__, methods=["GET", "OPTIONS"]),
     ]
     if settings.echo:
         routes.append(WebSocketRoute("/echo", EchoEndpoint(runtime)))

@@ -2,7 +2,8 @@
 
 A token is ``<payload>.<signature>``, both base64url without padding, so it is a valid HTTP token
 and can ride in ``Sec-WebSocket-Protocol`` as ``bearer.<token>``. The payload is JSON
-``{"sub": SUBJECT, "exp": UNIX_SECONDS}``. Tokens are never read from URLs and never logged.
+``{"sub": SUBJECT, "exp": UNIX_SECONDS}``, optionally with ``"caps"``: the channels the subject
+may use and how (:mod:`pyrt.server.permissions`). Tokens are never read from URLs and never logged.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pyrt.close_policy import TOKEN_EXPIRED
+from pyrt.server.permissions import Cap, parse_caps
 
 __all__ = [
     "COOKIE_NAME",
@@ -43,10 +45,16 @@ COOKIE_NAME = "pyrt_token"
 
 @dataclass(frozen=True, slots=True)
 class Claims:
-    """A verified token: who it names and until when (unix seconds) it is valid."""
+    """A verified token: who it names, until when (unix seconds) it is valid, and the channel
+    capabilities it carries (``None``: no ``caps`` claim, the channel policy alone decides)."""
 
     subject: str
     expires: float
+    caps: tuple[Cap, ...] | None = None
+
+    def ttl(self, now: float | None = None) -> float:
+        """Seconds left before the token expires (0 when it has)."""
+        return max(0.0, self.expires - (time.time() if now is None else now))
 
 
 def _b64(data: bytes) -> str:
@@ -61,12 +69,27 @@ def _sign(secret: str, payload: str) -> str:
     return _b64(hmac.new(secret.encode(), payload.encode("ascii"), hashlib.sha256).digest())
 
 
-def make_token(secret: str, subject: str, ttl: float = 3600.0, *, now: float | None = None) -> str:
-    """A token for ``subject`` valid for ``ttl`` seconds from ``now`` (default: the clock)."""
+def make_token(
+    secret: str,
+    subject: str,
+    ttl: float = 3600.0,
+    *,
+    now: float | None = None,
+    caps: list[dict[str, Any]] | None = None,
+) -> str:
+    """A token for ``subject`` valid for ``ttl`` seconds from ``now`` (default: the clock).
+
+    ``caps``: the channels it may use, e.g. ``[{"channels": ["chat", "room:*"], "allow":
+    ["subscribe", "publish", "join"]}]`` (:mod:`pyrt.server.permissions`; checked here, so a
+    malformed list fails now rather than as a token every server refuses)."""
     if not secret:
         raise ValueError("make_token needs a non-empty secret")
     issued = time.time() if now is None else now
-    body = json.dumps({"sub": subject, "exp": int(issued + ttl)}, separators=(",", ":"))
+    claims: dict[str, Any] = {"sub": subject, "exp": int(issued + ttl)}
+    if caps is not None:
+        parse_caps(caps)
+        claims["caps"] = caps
+    body = json.dumps(claims, separators=(",", ":"))
     payload = _b64(body.encode())
     return f"{payload}.{_sign(secret, payload)}"
 
@@ -93,7 +116,13 @@ def verify_token(secret: str, token: str | None, *, now: float | None = None) ->
         return None
     if expires <= (time.time() if now is None else now):
         return None
-    return Claims(subject, float(expires))
+    caps = None
+    if "caps" in claims:
+        try:
+            caps = parse_caps(claims["caps"])
+        except ValueError:
+            return None
+    return Claims(subject, float(expires), caps)
 
 
 def _headers(scope: Mapping[str, Any]) -> Iterable[tuple[str, str]]:

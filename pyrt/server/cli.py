@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import resource
@@ -26,7 +27,7 @@ from types import FrameType
 
 import uvicorn
 
-from pyrt.server.access_log import RedactSecrets
+from pyrt.redact import RedactSecrets
 from pyrt.server.app import PyrtApp, create_app
 from pyrt.server.auth import make_token
 from pyrt.server.brokers.base import Broker
@@ -52,7 +53,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (0 picks a free one; default 8000)")
-    p.add_argument("--redis", metavar="URL", help="share channels through Redis Streams (redis://host:port/db)")
+    p.add_argument(
+        "--redis", metavar="URL", help="share channels through Redis Streams (redis://host:port/db)"
+    )
     p.add_argument("--redis-prefix", default="pyrt:", help="prefix of every Redis key (default pyrt:)")
     p.add_argument(
         "--allowed-origin",
@@ -83,6 +86,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--make-token", metavar="SUBJECT", help="print a token for SUBJECT and exit")
     p.add_argument("--token-ttl", type=float, default=3600.0, help="--make-token lifetime in seconds")
+    p.add_argument(
+        "--token-caps",
+        metavar="JSON",
+        help="--make-token channel capabilities (JSON), e.g. "
+        '\'[{"channels": ["chat"], "allow": ["subscribe", "publish"]}]\' (docs/protocol.md)',
+    )
     p.add_argument(
         "--demo",
         action=argparse.BooleanOptionalAction,
@@ -141,6 +150,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add("--send-queue-bytes", type=int, default=d.send_queue_bytes, help="slow-consumer limit per connection")
     add("--max-subscriptions", type=int, default=d.max_subscriptions, help="subscriptions per connection")
+    add("--max-presence-joins", type=int, default=d.max_presence_joins, help="presence joins per connection")
+    add(
+        "--max-presence-info-bytes",
+        type=int,
+        default=d.max_presence_info_bytes,
+        help="bytes of one presence info (JSON)",
+    )
+    add("--max-presence", type=int, default=d.max_presence, help="members of one channel's presence")
+    add(
+        "--max-presence-per-identity",
+        type=int,
+        default=d.max_presence_per_identity,
+        help="members one identity may have in one channel",
+    )
+    add("--max-presence-total", type=int, default=d.max_presence_total, help="members in all (memory broker)")
+    add("--presence-ttl", type=float, default=d.presence_ttl, help="seconds a dead instance's members last")
+    add(
+        "--presence-grace",
+        type=float,
+        default=d.presence_grace,
+        help="seconds a member of a lost connection stays, awaiting its reconnect",
+    )
     add(
         "--max-connections-per-ip",
         type=int,
@@ -150,6 +181,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--max-connections", type=int, default=d.max_connections, help="open TCP connections in all")
     add("--publish-rate", type=float, default=d.publish_rate, help="publications/s per client identity")
     add("--publish-burst", type=int, default=d.publish_burst, help="publications in a burst per identity")
+    add("--query-rate", type=float, default=d.query_rate, help="history/presence reads/s per identity")
+    add("--query-burst", type=int, default=d.query_burst, help="history/presence reads in a burst")
+    add("--refresh-rate", type=float, default=d.refresh_rate, help="token refreshes/s per connection")
+    add(
+        "--refresh-burst", type=int, default=d.refresh_burst, help="token refreshes in a burst per connection"
+    )
+    add("--max-history-page", type=int, default=d.history_page_limit, help="publications per history page")
+    add(
+        "--max-history-page-bytes",
+        type=int,
+        default=d.history_page_bytes,
+        help="bytes of data per history page",
+    )
     add("--history-bytes", type=int, default=d.history_bytes, help="bytes of history, all channels (memory)")
     add("--max-channels", type=int, default=d.max_channels, help="channels with history (memory broker)")
     add("--history-ttl", type=float, default=d.history_ttl, help="seconds a publication is retained")
@@ -215,11 +259,24 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_connections_per_ip=args.max_connections_per_ip,
         send_queue_bytes=args.send_queue_bytes,
         max_subscriptions=args.max_subscriptions,
+        max_presence_joins=args.max_presence_joins,
+        max_presence_info_bytes=args.max_presence_info_bytes,
+        max_presence=args.max_presence,
+        max_presence_per_identity=args.max_presence_per_identity,
+        max_presence_total=args.max_presence_total,
+        presence_ttl=args.presence_ttl,
+        presence_grace=args.presence_grace,
         handshake_timeout=args.handshake_timeout,
         publish_rate=args.publish_rate,
         publish_burst=args.publish_burst,
         dedup_per_identity=args.dedup_per_identity,
         identity_queue_bytes=args.identity_queue_bytes,
+        query_rate=args.query_rate,
+        query_burst=args.query_burst,
+        refresh_rate=args.refresh_rate,
+        refresh_burst=args.refresh_burst,
+        history_page_limit=args.max_history_page,
+        history_page_bytes=args.max_history_page_bytes,
         history_bytes=args.history_bytes,
         max_channels=args.max_channels,
         history_ttl=args.history_ttl,
@@ -306,6 +363,8 @@ def _make_broker(args: argparse.Namespace, settings: Settings) -> Broker | None:
         dedup_ttl=settings.dedup_ttl,
         prefix=args.redis_prefix,
         history_ttl=settings.history_ttl,
+        presence_ttl=settings.presence_ttl,
+        presence_grace=settings.presence_grace,
     )
 
 
@@ -390,7 +449,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.token_secret:
             print(f"--make-token needs --token-secret or ${TOKEN_SECRET_ENV}", file=sys.stderr)
             return 2
-        print(make_token(args.token_secret, args.make_token, args.token_ttl))
+        try:
+            caps = None if args.token_caps is None else json.loads(args.token_caps)
+            print(make_token(args.token_secret, args.make_token, args.token_ttl, caps=caps))
+        except ValueError as exc:
+            print(f"--token-caps: {exc}", file=sys.stderr)
+            return 2
         return 0
     if bool(args.certfile) != bool(args.keyfile):
         print("--certfile and --keyfile go together", file=sys.stderr)

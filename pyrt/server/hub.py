@@ -8,17 +8,23 @@ and counted, and the loop goes on.
 Subscribing without gap or duplicate (:meth:`Hub.subscribe`): the subscriber is registered first
 and buffers live publications; then history after ``since`` is read and replayed; then the buffer
 is flushed, skipping what the replay already covered (offsets are totally ordered per channel).
+
+Presence the same way (:meth:`Hub.subscribe_presence`): a subscriber that wants join/leave
+diffs buffers them while the channel's members are read; diffs at or below the version of that
+snapshot are dropped, the newer ones follow it in order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from pyrt.server.brokers.base import Broker, History, Publication
 from pyrt.server.connection import Connection
 from pyrt.server.metrics import Stats
 from pyrt.server.offsets import ZERO, OffsetKey, offset_key
+from pyrt.server.presence import Snapshot
 
 __all__ = ["Hub", "Subscriber", "encoded", "replay"]
 
@@ -29,17 +35,23 @@ _PENDING_LIMIT = 10_000
 
 
 class Subscriber:
-    """One connection's subscription to one channel."""
+    """One connection's subscription to one channel (with its presence diffs, when ``presence``)."""
 
-    __slots__ = ("channel", "conn", "floor", "pending")
+    __slots__ = ("channel", "conn", "floor", "pending", "presence", "presence_floor", "presence_pending")
 
-    def __init__(self, conn: Connection, channel: str) -> None:
+    def __init__(self, conn: Connection, channel: str, presence: bool = False) -> None:
         self.conn = conn
         self.channel = channel
         #: Publications at or below this offset were sent already (or predate the subscription).
         self.floor: OffsetKey = ZERO
         #: Live publications that arrived while the replay was being read; ``None`` once live.
         self.pending: list[Publication] | None = []
+        #: The subscriber wants the channel's presence: its snapshot and join/leave diffs.
+        self.presence = presence
+        #: Diffs at or below this version are in the snapshot sent (or older).
+        self.presence_floor: OffsetKey = ZERO
+        #: Diffs that arrived while the snapshot was being read; ``None`` once it was sent.
+        self.presence_pending: list[tuple[OffsetKey, str]] | None = [] if presence else None
 
     def deliver(self, publication: Publication, frames: dict[str, str | bytes] | None = None) -> bool:
         """Queue a live publication; ``False`` if it was not sent (buffered, old, or dropped).
@@ -58,6 +70,27 @@ class Subscriber:
         self.floor = publication.key
         conn = self.conn
         return conn.push(encoded(publication, conn.kind, frames))
+
+    def deliver_presence(self, version: OffsetKey, frame: str) -> bool:
+        """Queue a presence diff (``frame``, shared by the fan-out) unless the snapshot had it."""
+        pending = self.presence_pending
+        if pending is not None:
+            pending.append((version, frame))
+            if len(pending) > _PENDING_LIMIT:
+                self.presence_pending = None
+                self.conn.close(1013, "slow consumer: resubscribe")
+            return False
+        if version <= self.presence_floor:
+            return False
+        self.presence_floor = version
+        return self.conn.push(frame)
+
+    def presence_live(self, version: OffsetKey) -> None:
+        """The snapshot at ``version`` was sent: send the newer diffs buffered meanwhile."""
+        self.presence_floor = max(self.presence_floor, version)
+        pending, self.presence_pending = self.presence_pending or [], None
+        for diff_version, frame in pending:
+            self.deliver_presence(diff_version, frame)
 
     def go_live(self, floor: OffsetKey) -> int:
         """End the replay: publications up to ``floor`` were sent; flush the newer buffered ones."""
@@ -123,6 +156,8 @@ class Hub:
         self._replay_bytes = replay_bytes
         self._channels: dict[str, dict[Subscriber, None]] = {}
         self._watching: dict[str, asyncio.Future[None]] = {}
+        #: Presence subscribers here, by channel.
+        self._presence: dict[str, set[Subscriber]] = {}
 
     def dispatch(self, publication: Publication) -> None:
         """The broker's listener: hand ``publication`` to every local subscriber of its channel."""
@@ -142,6 +177,65 @@ class Hub:
         self._stats.deliveries += sent
         if failed:
             self._stats.errors["undeliverable"] += failed
+
+    def presence_changed(self, channel: str, version: str, joins: list[str], leaves: list[str]) -> None:
+        """The presence store's listener: send a diff to every presence subscriber of ``channel``."""
+        subscribers = self._presence.get(channel)
+        if not subscribers:
+            return
+        frame = (
+            '{"type":"presence_diff","channel":'
+            + json.dumps(channel)
+            + ',"version":"'
+            + version
+            + '","joins":['
+            + ",".join(joins)
+            + '],"leaves":['
+            + ",".join(leaves)
+            + "]}"
+        )
+        key = offset_key(version)
+        failed = 0
+        for subscriber in tuple(subscribers):
+            try:
+                subscriber.deliver_presence(key, frame)
+            except Exception:
+                failed += 1
+        if failed:
+            self._stats.errors["undeliverable"] += failed
+
+    def presence_channels(self) -> list[str]:
+        """Channels with presence subscribers here (their expired members must be swept)."""
+        return list(self._presence)
+
+    async def subscribe_presence(self, subscriber: Subscriber) -> Snapshot:
+        """Follow the presence of a subscriber registered by :meth:`subscribe` (with
+        ``presence=True``) and read the members: the caller sends them, then calls
+        ``subscriber.presence_live(version)``. Diffs are buffered until then."""
+        channel = subscriber.channel
+        store = self._broker.presence
+        subscribers = self._presence.get(channel)
+        if subscribers is None:
+            subscribers = self._presence[channel] = set()
+        subscribers.add(subscriber)
+        try:
+            if len(subscribers) == 1:
+                await store.watch(channel)
+            return await store.members(channel)
+        except BaseException:
+            self._drop_presence(subscriber)
+            raise
+
+    def _drop_presence(self, subscriber: Subscriber) -> None:
+        subscriber.presence_pending = None
+        channel = subscriber.channel
+        subscribers = self._presence.get(channel)
+        if subscribers is None or subscriber not in subscribers:
+            return
+        subscribers.discard(subscriber)
+        if not subscribers:
+            del self._presence[channel]
+            self._broker.presence.unwatch(channel)
 
     def channels(self) -> list[str]:
         return list(self._channels)
@@ -183,6 +277,8 @@ class Hub:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Forget ``subscriber`` (idempotent); the broker stops watching an empty channel."""
         subscriber.pending = None
+        if subscriber.presence:
+            self._drop_presence(subscriber)
         channel = subscriber.channel
         subscribers = self._channels.get(channel)
         if subscribers is None or subscriber not in subscribers:

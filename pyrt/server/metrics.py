@@ -36,7 +36,9 @@ class Stats:
         self.replayed = 0  # publications sent from history
         self.drops: Counter[str] = Counter()  # slow_consumer, demo, heartbeat, rate_limit, shutdown
         self.errors: Counter[str] = Counter()  # error frame codes and refused requests
-        self.rejected: Counter[str] = Counter()  # origin, auth, per_ip, too_large, draining
+        self.rejected: Counter[str] = Counter()  # origin, auth, per_ip, too_large, draining, refresh
+        self.refreshes = 0  # tokens refreshed in place on a live connection
+        self.history_reads = 0  # history pages answered (frames and GET /history)
 
     def drop(self, reason: str) -> None:
         self.drops[reason] += 1
@@ -72,6 +74,8 @@ class StatsCollector(Collector):
         yield _labelled("pyrt_drops", "Connections dropped by the server", "reason", s.drops)
         yield _labelled("pyrt_errors", "Error frames sent", "code", s.errors)
         yield _labelled("pyrt_rejected", "Connections or requests refused", "reason", s.rejected)
+        yield CounterMetricFamily("pyrt_token_refreshes", "Tokens refreshed in place", value=s.refreshes)
+        yield CounterMetricFamily("pyrt_history_reads", "History pages answered", value=s.history_reads)
         info = GaugeMetricFamily("pyrt_broker", "The broker in use", labels=["kind"])
         info.add_metric([self._broker_kind()], 1)
         yield info

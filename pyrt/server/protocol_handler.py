@@ -3,7 +3,8 @@
 :class:`WebSocketEndpoint` is a raw ASGI app: it checks Origin, the per-IP cap and the token,
 accepts with subprotocol ``pyrt.v1``, then a :class:`WsSession` reads frames one at a time, in
 order, and answers through the connection's send queue. A connection whose token expires is
-closed with 4001 (reconnect with a fresh token).
+closed with 4001 (reconnect with a fresh token); ``welcome`` tells the client how long its token
+lasts (``ttl``) and a ``refresh`` frame with a new token for the same subject extends it in place.
 
 Every frame is parsed by :mod:`pyrt.server.ingress` (no lone surrogates, no NaN): what is
 accepted can always be stored, echoed and fanned out. Message and publish ids are scoped by the
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -23,14 +26,25 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from pyrt.admission import FlowGate, Verdict
+from pyrt.names import ID_RULE
 from pyrt.refusals import RATE_LIMITED, UNAVAILABLE
 from pyrt.server.application import HandlerError, IncomingMessage
-from pyrt.server.auth import SUBPROTOCOL, TOKEN_EXPIRED, Claims, origin_allowed, request_token, verify_token
+from pyrt.server.auth import (
+    SUBPROTOCOL,
+    TOKEN_EXPIRED,
+    Claims,
+    origin_allowed,
+    request_token,
+    verify_token,
+)
 from pyrt.server.brokers.base import BrokerError
 from pyrt.server.connection import Connection
+from pyrt.server.history import BadQuery, encode_page, parse_query, read_page
 from pyrt.server.hub import Subscriber, replay
 from pyrt.server.ingress import IngressError, check_text, loads
-from pyrt.server.offsets import is_channel_name, parse_offset
+from pyrt.server.limits import TokenBucket
+from pyrt.server.offsets import is_channel_name, offset_key, parse_offset
+from pyrt.server.presence import member_id
 from pyrt.server.runtime import Runtime
 
 __all__ = [
@@ -52,6 +66,13 @@ _LARGE_ANSWER = 64 * 1024  # answers this large count against the client's ident
 _CHANNEL_RULE = "channel must be 1-128 characters of letters, digits and _ . : @ -"
 _EVENT_RULE = "event must be 1-64 characters of letters, digits and _ . : -"
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_KEY_MAX = 64  # characters of a presence key (the client's own name for its member)
+_PRESENCE_FULL = {
+    "full": "the presence of {channel!r} is full",
+    "identity": "you have as many members in {channel!r} as one client may",
+    "identity_total": "you have as many members on this server as one client may",
+    "total": "the server's presence is full",
+}
 _BROKER_RETRY = 1.0  # retry_after of an ``unavailable`` refusal, seconds
 
 
@@ -101,12 +122,9 @@ class WebSocketEndpoint:
             )
             session = WsSession(rt, conn, claims)
             rt.register(conn, session)
-            expiry = expire_with_token(conn, claims)
             try:
                 await session.run(receive)
             finally:
-                if expiry is not None:
-                    expiry.cancel()
                 session.cleanup()
                 rt.unregister(conn)
         finally:
@@ -192,8 +210,14 @@ class WsSession:
         #: Who this client is for dedup scopes and per-identity quotas.
         self.identity = runtime.identity(self.subject, conn.client_ip)
         self.subscriptions: dict[str, Subscriber] = {}
+        #: Channels whose presence this connection joined, and its member id there.
+        self.presence: dict[str, str] = {}
+        #: The client said goodbye with a close frame (1000/1001) the server did not ask for:
+        #: its presence leaves at once, not after the grace.
+        self.clean_exit = False
         #: True while a frame is being handled (a graceful shutdown closes after it).
         self.busy = False
+        self._expiry = expire_with_token(conn, claims)
         settings = runtime.settings
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -202,6 +226,7 @@ class WsSession:
         self._gate = FlowGate(
             settings.rate_limit, settings.rate_burst, settings.rate_window, settings.abuse_limit, now
         )
+        self._refreshes = TokenBucket(settings.refresh_rate, settings.refresh_burst, now)
         self._loop = loop
         self._handlers = {
             "ping": self._on_ping,
@@ -210,23 +235,27 @@ class WsSession:
             "subscribe": self._on_subscribe,
             "unsubscribe": self._on_unsubscribe,
             "publish": self._on_publish,
+            "refresh": self._on_refresh,
+            "history": self._on_history,
+            "presence": self._on_presence,
+            "presence_join": self._on_presence_join,
+            "presence_leave": self._on_presence_leave,
         }
 
     async def run(self, receive: Any) -> None:
         """Serve frames until the client disconnects."""
         conn = self.conn
         rt = self.rt
-        conn.push(
-            _dumps(
-                {
-                    "type": "welcome",
-                    "session": conn.session,
-                    "server": rt.name,
-                    "heartbeat": rt.settings.heartbeat,
-                    "limits": rt.limits,
-                }
-            )
-        )
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "session": conn.session,
+            "server": rt.name,
+            "heartbeat": rt.settings.heartbeat,
+            "limits": rt.limits,
+        }
+        if self.claims is not None:
+            welcome["ttl"] = round(self.claims.ttl(), 3)
+        conn.push(_dumps(welcome))
         max_chars = rt.settings.max_message_bytes
         stats = rt.stats
         gate = self._gate
@@ -235,6 +264,7 @@ class WsSession:
             message = await receive()
             kind = message["type"]
             if kind == "websocket.disconnect":
+                self.clean_exit = message.get("code", 1006) in (1000, 1001) and not conn.closed
                 return
             if kind != "websocket.receive" or conn.closed:
                 continue
@@ -263,6 +293,13 @@ class WsSession:
 
     def cleanup(self) -> None:
         """The connection is gone: drop subscriptions and the send queue."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        store = self.rt.broker.presence
+        for channel, member in self.presence.items():
+            store.release(channel, member, self._owner, clean=self.clean_exit)
+        self.presence.clear()
         for subscriber in self.subscriptions.values():
             self.rt.hub.unsubscribe(subscriber)
         self.subscriptions.clear()
@@ -307,7 +344,8 @@ class WsSession:
     def _refuse(self, frame_id: object, channel: object, retry_after: float, why: str = "") -> None:
         """Answer ``rate_limited`` for a frame, naming it (its id, or the channel of a subscribe
         or unsubscribe) and when to send it again."""
-        extra: dict[str, Any] = {"retry_after": round(retry_after, 3)}
+        # rounded up: a wait of 0.0004 s is not "send again now"
+        extra: dict[str, Any] = {"retry_after": math.ceil(retry_after * 1000) / 1000}
         if isinstance(channel, str) and is_channel_name(channel):
             extra["channel"] = channel
         self._error(RATE_LIMITED, why or "too many frames: slow down", frame_id, **extra)
@@ -438,8 +476,8 @@ class WsSession:
             self._error("bad_frame", _CHANNEL_RULE)
             return
         assert isinstance(channel, str)
-        if not self.rt.channel_policy(channel, self.subject, "subscribe"):
-            self._error("forbidden", f"you may not subscribe to {channel!r}")
+        if not self.rt.allowed(channel, self.claims, "subscribe"):
+            self._error("forbidden", f"you may not subscribe to {channel!r}", channel=channel)
             return
         since_raw = frame.get("since")
         try:
@@ -447,33 +485,54 @@ class WsSession:
         except ValueError as exc:
             self._error("bad_frame", str(exc))
             return
+        presence = frame.get("presence", False)
+        if not isinstance(presence, bool):
+            self._error("bad_frame", "presence must be true or false", channel=channel)
+            return
         old = self.subscriptions.pop(channel, None)
         most = self.rt.settings.max_subscriptions
         if old is not None:
             self.rt.hub.unsubscribe(old)
         elif len(self.subscriptions) >= most:
-            self._error("forbidden", f"at most {most} subscriptions per connection")
+            self._error("forbidden", f"at most {most} subscriptions per connection", channel=channel)
             return
         conn = self.conn
-        subscriber = Subscriber(conn, channel)
+        subscriber = Subscriber(conn, channel, presence)
         self.subscriptions[channel] = subscriber
+        hub = self.rt.hub
         try:
-            history = await self.rt.hub.subscribe(subscriber, since)
+            history = await hub.subscribe(subscriber, since)
+            snapshot = await hub.subscribe_presence(subscriber) if presence else None
         except BrokerError as exc:
-            self.subscriptions.pop(channel, None)
+            if self.subscriptions.get(channel) is subscriber:
+                del self.subscriptions[channel]
+                hub.unsubscribe(subscriber)
             why = f"cannot subscribe now: {exc}"
             self._error(UNAVAILABLE, why, channel=channel, retry_after=_BROKER_RETRY)
             return
-        conn.push(
-            _dumps(
-                {
-                    "type": "subscribed",
-                    "channel": channel,
-                    "offset": history.latest,
-                    "recovered": history.recovered,
-                }
-            )
+        answer = _dumps(
+            {
+                "type": "subscribed",
+                "channel": channel,
+                "offset": history.latest,
+                "recovered": history.recovered,
+            }
         )
+        if snapshot is not None:
+            members = ",".join(snapshot.members)
+            answer = (
+                answer[:-1]
+                + ',"presence":{"members":['
+                + members
+                + '],"version":"'
+                + snapshot.version
+                + '"}}'
+            )
+            if not self._answer(answer):
+                return
+            subscriber.presence_live(offset_key(snapshot.version))
+        else:
+            conn.push(answer)
         floor = await replay(conn, history)
         self.rt.stats.replayed += len(history.publications)
         if self.subscriptions.get(channel) is subscriber:
@@ -499,7 +558,7 @@ class WsSession:
             self._error("bad_frame", _CHANNEL_RULE, publish_id)
             return
         assert isinstance(channel, str)
-        if not self.rt.channel_policy(channel, self.subject, "publish"):
+        if not self.rt.allowed(channel, self.claims, "publish"):
             self._error("forbidden", f"you may not publish to {channel!r}", publish_id)
             return
         event = frame.get("event", "message")
@@ -550,6 +609,226 @@ class WsSession:
         if publish_id is not None:
             stats.acks["ok"] += 1
             self._send_json({"type": "ack", "id": publish_id, "ok": True, "data": {"offset": offset}})
+
+    @property
+    def _owner(self) -> str:
+        """This connection as the owner of presence entries (instances share one broker)."""
+        return f"{self.rt.instance}:{self.conn.session}"
+
+    async def _on_presence(self, frame: dict[str, Any]) -> None:
+        frame_id = self._read_allowed(frame)
+        if frame_id is None:
+            return
+        channel = frame.get("channel")
+        if not is_channel_name(channel):
+            self._error("bad_frame", _CHANNEL_RULE, frame_id)
+            return
+        try:
+            snapshot = await self.rt.broker.presence.members(channel)
+        except BrokerError as exc:
+            log.warning("presence of %r failed: %s", channel, exc)
+            self._error("unavailable", "cannot read presence now", frame_id)
+            return
+        members = ",".join(snapshot.members)
+        data = '{"members":[' + members + '],"version":"' + snapshot.version + '"}'
+        self._answer('{"type":"ack","id":' + _dumps(frame_id) + ',"ok":true,"data":' + data + "}")
+
+    async def _on_presence_join(self, frame: dict[str, Any]) -> None:
+        """Join (or update) this client's member in a channel's presence."""
+        frame_id = frame.get("id")
+        if frame_id is not None and not _valid_id(frame_id):
+            self._error("bad_frame", ID_RULE)
+            return
+        channel, key, info = frame.get("channel"), frame.get("key", ""), frame.get("info")
+        settings = self.rt.settings
+        if not is_channel_name(channel):
+            self._error("bad_frame", _CHANNEL_RULE, frame_id)
+            return
+        if not isinstance(key, str) or len(key) > _KEY_MAX:
+            self._error("bad_frame", f"key must be a string of at most {_KEY_MAX} characters", frame_id)
+            return
+        if not self.rt.allowed(channel, self.claims, "join"):
+            self._error("forbidden", f"you may not join the presence of {channel!r}", frame_id)
+            return
+        if channel not in self.presence and len(self.presence) >= settings.max_presence_joins:
+            most = settings.max_presence_joins
+            self._error("forbidden", f"at most {most} presence joins per connection", frame_id)
+            return
+        try:
+            shown = self.rt.presence_info(channel, self.subject, info)
+            if inspect.isawaitable(shown):
+                shown = await shown
+            info_json = _dumps(shown)
+            check_text(info_json)
+        except HandlerError as exc:
+            self._error("forbidden", str(exc), frame_id)
+            return
+        except (ValueError, TypeError, RecursionError):
+            self._error("bad_frame", "info cannot be encoded", frame_id)
+            return
+        except Exception:
+            log.exception("the presence_info hook failed")
+            self._error("bad_frame", "info was refused (internal error)", frame_id)
+            return
+        if len(info_json) > settings.max_presence_info_bytes:
+            most = settings.max_presence_info_bytes
+            self._error("bad_frame", f"info is too large (at most {most} characters of JSON)", frame_id)
+            return
+        member = member_id(self.identity, key or self.conn.session)
+        previous = self.presence.get(channel)
+        if previous is not None and previous != member:  # one member per channel and connection
+            await self._leave_presence(channel, previous)
+        member_json = (
+            '{"client":"' + member + '","user":' + _dumps(self.subject) + ',"info":' + info_json + "}"
+        )
+        try:
+            result = await self.rt.broker.presence.join(
+                channel,
+                member,
+                member_json,
+                self.identity,
+                self._owner,
+                max_members=settings.max_presence,
+                max_per_identity=settings.max_presence_per_identity,
+            )
+        except BrokerError as exc:
+            log.warning("presence join of %r failed: %s", channel, exc)
+            self._error("unavailable", "cannot join presence now", frame_id)
+            return
+        if result.status != "ok":
+            self.rt.stats.drop(f"presence_{result.status}")
+            self._error("forbidden", _PRESENCE_FULL[result.status].format(channel=channel), frame_id)
+            return
+        self.presence[channel] = member
+        if frame_id is not None:
+            self._send_json({"type": "ack", "id": frame_id, "ok": True, "data": {"client": member}})
+
+    async def _on_presence_leave(self, frame: dict[str, Any]) -> None:
+        frame_id = frame.get("id")
+        if frame_id is not None and not _valid_id(frame_id):
+            self._error("bad_frame", ID_RULE)
+            return
+        channel, key = frame.get("channel"), frame.get("key", "")
+        if not is_channel_name(channel) or not isinstance(key, str) or len(key) > _KEY_MAX:
+            self._error(
+                "bad_frame",
+                f"presence_leave needs a channel and a key of at most {_KEY_MAX} characters",
+                frame_id,
+            )
+            return
+        member = member_id(self.identity, key or self.conn.session)
+        if not await self._leave_presence(channel, member):
+            self._error("unavailable", "cannot leave presence now", frame_id)
+            return
+        if frame_id is not None:
+            self._send_json({"type": "ack", "id": frame_id, "ok": True, "data": None})
+
+    async def _leave_presence(self, channel: str, member: str) -> bool:
+        """Remove ``member`` (one of this client's) from ``channel``'s presence; ``False`` when
+        the store is down."""
+        if self.presence.get(channel) == member:
+            del self.presence[channel]
+        try:
+            await self.rt.broker.presence.leave(channel, member)
+        except BrokerError as exc:
+            log.warning("presence leave of %r failed: %s", channel, exc)
+            return False
+        return True
+
+    def _read_allowed(self, frame: dict[str, Any]) -> str | None:
+        """The id of a read (``history``, ``presence``) that may go ahead, else ``None`` after
+        refusing it: it needs an id (its answer is an ack), the right to subscribe to its
+        channel, and room in the identity's query rate."""
+        frame_id = frame.get("id")
+        if not _valid_id(frame_id):
+            self._error("bad_frame", f"a read needs an id: {ID_RULE}")
+            return None
+        assert isinstance(frame_id, str)
+        channel = frame.get("channel")
+        if is_channel_name(channel) and not self.rt.allowed(channel, self.claims, "subscribe"):
+            self._error("forbidden", f"you may not read {channel!r}", frame_id)
+            return None
+        retry_after = self.rt.query_quota.wait(self.identity, self._loop.time())
+        if retry_after:
+            self.rt.stats.drop("query_quota")
+            self._refuse(frame_id, None, retry_after, "too many reads: retry later")
+            return None
+        return frame_id
+
+    async def _on_history(self, frame: dict[str, Any]) -> None:
+        frame_id = self._read_allowed(frame)
+        if frame_id is None:
+            return
+        settings = self.rt.settings
+        try:
+            query = parse_query(
+                frame.get("channel"),
+                frame.get("since"),
+                frame.get("limit"),
+                frame.get("reverse"),
+                max_limit=settings.history_page_limit,
+            )
+            page = await read_page(self.rt.broker, query, settings.history_page_bytes)
+        except BadQuery as exc:
+            self._error("bad_frame", str(exc), frame_id)
+            return
+        except BrokerError as exc:
+            log.warning("history of %r failed: %s", frame.get("channel"), exc)
+            self._error("unavailable", "cannot read history now", frame_id)
+            return
+        self.rt.stats.history_reads += 1
+        self._answer(
+            '{"type":"ack","id":' + _dumps(frame_id) + ',"ok":true,"data":' + encode_page(page) + "}"
+        )
+
+    async def _on_refresh(self, frame: dict[str, Any]) -> None:
+        """A new token for this connection: same subject, later expiry. Its capabilities replace
+        the old ones (what they no longer allow ends, with ``forbidden``). The token is never
+        echoed, logged or kept beyond its claims."""
+        frame_id = frame.get("id")
+        if frame_id is not None and not _valid_id(frame_id):
+            self._error("bad_frame", f"id must be a non-empty string of at most {_ID_MAX} characters")
+            return
+        token = frame.get("token")
+        if not isinstance(token, str):
+            self._error("bad_frame", "refresh needs a token (a string)", frame_id)
+            return
+        retry_after = self._refreshes.wait(self._loop.time())
+        if retry_after:  # checked before the token: a flood costs no HMAC and no policy calls
+            self.rt.stats.rejected["refresh"] += 1
+            self._refuse(frame_id, None, retry_after, "too many refreshes: retry later")
+            return
+        secret = self.rt.settings.token_secret
+        if not secret:  # authentication is off: nothing expires
+            if frame_id is not None:
+                self._send_json({"type": "ack", "id": frame_id, "ok": True, "data": {"ttl": None}})
+            return
+        claims = verify_token(secret, token)
+        if claims is None or claims.subject != self.subject:
+            self.rt.stats.rejected["refresh"] += 1
+            why = "bad or expired token" if claims is None else "a refresh must name the same subject"
+            self._error("unauthorized", why, frame_id)
+            return
+        self.claims = claims
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = expire_with_token(self.conn, claims)
+        self.rt.stats.refreshes += 1
+        self._revoke()
+        if frame_id is not None:
+            self._send_json(
+                {"type": "ack", "id": frame_id, "ok": True, "data": {"ttl": round(claims.ttl(), 3)}}
+            )
+
+    def _revoke(self) -> None:
+        """End what the current claims no longer allow (after a refresh)."""
+        for channel in [c for c in self.subscriptions if not self.rt.allowed(c, self.claims, "subscribe")]:
+            self.rt.hub.unsubscribe(self.subscriptions.pop(channel))
+            self._error("forbidden", f"you may no longer subscribe to {channel!r}", channel=channel)
+        store = self.rt.broker.presence
+        for channel in [c for c in self.presence if not self.rt.allowed(c, self.claims, "join")]:
+            store.release(channel, self.presence.pop(channel), self._owner, clean=True)
+            self._error("forbidden", f"you may no longer be present in {channel!r}", channel=channel)
 
 
 def _printable(text: str) -> bool:

@@ -18,13 +18,12 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from pyrt.server.auth import check_origin, request_token, verify_token
 from pyrt.server.brokers.base import BrokerError
+from pyrt.server.http_guard import guard
 from pyrt.server.ingress import IngressError, loads_body
 from pyrt.server.offsets import is_channel_name
 from pyrt.server.protocol_handler import client_ip
 from pyrt.server.runtime import Runtime
-from pyrt.server.sse_endpoint import cors_headers
 
 __all__ = ["PublishEndpoint", "read_json_body"]
 
@@ -77,34 +76,17 @@ class PublishEndpoint:
         rt = self.rt
         settings = rt.settings
         scope = request.scope
-        if not check_origin(scope, settings.allowed_origins).allowed:
-            rt.stats.rejected["origin"] += 1
-            return JSONResponse({"error": "origin not allowed"}, status_code=403)
-        allowed = settings.allowed_origins
-        cors = {k.decode(): v.decode("latin-1") for k, v in cors_headers(dict(scope), allowed)}
-        if request.method == "OPTIONS":
-            return Response(
-                status_code=204,
-                headers={
-                    **cors,
-                    "access-control-allow-methods": "POST",
-                    "access-control-allow-headers": "authorization, content-type",
-                    "access-control-max-age": "600",
-                },
-            )
-        subject = None
-        if settings.token_secret:
-            claims = verify_token(settings.token_secret, request_token(scope, allowed))
-            if claims is None:
-                rt.stats.rejected["auth"] += 1
-                return JSONResponse({"error": "missing, bad or expired token"}, status_code=403, headers=cors)
-            subject = claims.subject
+        admitted = guard(rt, request, "POST", "authorization, content-type")
+        if isinstance(admitted, Response):
+            return admitted
+        cors, claims = admitted.cors, admitted.claims
+        subject = claims.subject if claims is not None else None
         try:
             body = await read_json_body(request, settings.max_message_bytes)
             channel, event, data_json, publish_id = _validate(body)
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=cors)
-        if not rt.channel_policy(channel, subject, "publish"):
+        if not rt.allowed(channel, claims, "publish"):
             forbidden = {"error": f"you may not publish to {channel!r}"}
             return JSONResponse(forbidden, status_code=403, headers=cors)
         identity = rt.identity(subject, client_ip(scope))

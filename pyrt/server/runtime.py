@@ -24,30 +24,43 @@ from typing import Any
 
 from pyrt.reconnect_window import close_reason, drain_window
 from pyrt.server.application import Handler
+from pyrt.server.auth import Claims
 from pyrt.server.brokers.base import Broker
 from pyrt.server.connection import Connection
 from pyrt.server.hub import Hub
 from pyrt.server.limits import ConnectionCap, KeyedBuckets
 from pyrt.server.metrics import Stats
+from pyrt.server.permissions import caps_allow
 from pyrt.server.settings import Settings
 from pyrt.sse_encode import encode_comment
 
-__all__ = ["ChannelPolicy", "Runtime", "default_channel_policy"]
+__all__ = ["ChannelPolicy", "PresenceInfo", "Runtime", "default_channel_policy", "default_presence_info"]
 
 log = logging.getLogger("pyrt.server")
 
-#: ``policy(channel, subject, action)`` -> allowed? ``action`` is ``"subscribe"`` or ``"publish"``;
-#: ``subject`` is the token's subject (``None`` without authentication).
+#: ``policy(channel, subject, action)`` -> allowed? ``action`` is ``"subscribe"``, ``"publish"``
+#: or ``"join"`` (:mod:`pyrt.server.permissions`); ``subject`` is the token's subject (``None``
+#: without authentication).
 ChannelPolicy = Callable[[str, str | None, str], bool]
+
+#: ``presence_info(channel, subject, info)`` -> what others see of a member (sync or async);
+#: raise :class:`~pyrt.server.application.HandlerError` to refuse the join (``forbidden``).
+PresenceInfo = Callable[[str, str | None, Any], Any]
 
 _SSE_HEARTBEAT = encode_comment("hb").encode()
 _HOUSEKEEPING_EVERY = 5.0  # seconds between broker housekeeping runs (expiry of idle channels)
 
 
 def default_channel_policy(channel: str, subject: str | None, action: str) -> bool:
-    """Anyone may subscribe to any channel; channels starting with ``_`` are published by the
-    server only."""
+    """Anyone may subscribe to any channel; channels starting with ``_`` are the server's own:
+    no client publishes or joins presence there."""
     return action == "subscribe" or not channel.startswith("_")
+
+
+def default_presence_info(channel: str, subject: str | None, info: Any) -> Any:
+    """What a client joins with is what others see (its size is bounded); ``user``, next to it,
+    is always the token's subject."""
+    return info
 
 
 class Runtime:
@@ -59,11 +72,15 @@ class Runtime:
         broker: Broker,
         handler: Handler,
         channel_policy: ChannelPolicy = default_channel_policy,
+        presence_info: PresenceInfo = default_presence_info,
     ) -> None:
         self.settings = settings
         self.broker = broker
         self.handler = handler
         self.channel_policy = channel_policy
+        self.presence_info = presence_info
+        #: This process among the instances on one broker (presence entries name their owner).
+        self.instance = secrets.token_hex(8)
         self.name = settings.server_name or f"pyrt-{os.getpid()}"
         self.stats = Stats()
         self.hub = Hub(
@@ -72,6 +89,8 @@ class Runtime:
         self.cap = ConnectionCap(settings.max_connections_per_ip)
         #: Publications per client identity (``publish`` frames and ``POST /publish``).
         self.publish_quota = KeyedBuckets(settings.publish_rate, settings.publish_burst)
+        #: History and presence reads per client identity (frames and ``GET /history``).
+        self.query_quota = KeyedBuckets(settings.query_rate, settings.query_burst)
         #: Every open connection, with the object that serves it (``WsSession`` or ``None``).
         self.connections: dict[Connection, Any] = {}
         #: Open connections by client identity (for per-identity budgets).
@@ -95,7 +114,9 @@ class Runtime:
             return
         self._started = True
         await self.broker.start(self.hub.dispatch)
+        self.broker.presence.start(self.hub.presence_changed)
         loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._presence_upkeep()))
         self._tasks.append(loop.create_task(self._sse_heartbeats()))
         self._tasks.append(loop.create_task(self._ws_heartbeats()))
         self._tasks.append(loop.create_task(self._housekeeping()))
@@ -112,6 +133,10 @@ class Runtime:
         self.draining = True
         window = drain_window(len(self.connections), self.settings.reconnect_rate)
         self.reconnect_window = window
+        try:  # members of this instance leave after the grace (or the window, when longer),
+            await self.broker.presence.hand_over(window)  # unless their clients come back
+        except Exception as exc:
+            log.warning("presence hand-over failed: %s", exc)
         self.drain_reason = close_reason("server shutting down", window=window)
         for conn, session in list(self.connections.items()):
             if conn.kind == "sse" and window > 0 and not conn.closed:
@@ -139,6 +164,15 @@ class Runtime:
         await self.broker.close()
         self._started = False
 
+    # --- permissions --------------------------------------------------------------------------
+
+    def allowed(self, channel: str, claims: Claims | None, action: str) -> bool:
+        """Whether a client with ``claims`` (``None``: authentication off) may ``action`` in
+        ``channel``: its token's capabilities, if any, and the channel policy must both allow it
+        (:mod:`pyrt.server.permissions`)."""
+        if claims is not None and not caps_allow(claims.caps, channel, action):
+            return False
+        return self.channel_policy(channel, claims.subject if claims else None, action)
     def retry_after_header(self) -> bytes:
         """``Retry-After`` for a request refused while draining: whole seconds drawn within the
         reconnect window (at least 1), so refused clients do not come back together."""
@@ -209,6 +243,16 @@ class Runtime:
                 await self.broker.housekeeping()
             except Exception:
                 log.exception("broker housekeeping failed")
+
+    async def _presence_upkeep(self) -> None:
+        """Keep this instance's presence entries alive and expire those of instances that died."""
+        store = self.broker.presence
+        while True:
+            await asyncio.sleep(store.ttl / 3)
+            try:
+                await store.maintain(self.hub.presence_channels())
+            except Exception as exc:
+                log.warning("presence upkeep failed: %s", exc)
 
     async def _ws_heartbeats(self) -> None:
         interval = self.settings.heartbeat

@@ -67,6 +67,15 @@ class Settings:
     send_queue_bytes: int = 4 * 1024 * 1024
     #: Subscriptions one WebSocket connection may hold.
     max_subscriptions: int = 256
+    #: Channels whose presence one WebSocket connection may join.
+    max_presence_joins: int = 16
+    #: Bytes of one presence ``info`` (its JSON text), at most.
+    max_presence_info_bytes: int = 512
+    #: ``refresh`` frames per second per WebSocket connection (each checks a token and every
+    #: subscription and presence it allows); 0: unlimited. Over it: ``rate_limited``.
+    refresh_rate: float = 1.0
+    #: ``refresh`` frames a connection may send in a burst above ``refresh_rate``.
+    refresh_burst: int = 5
     #: Seconds a client has to send each request head (the first one and every keep-alive one).
     handshake_timeout: float = 10.0
 
@@ -84,6 +93,13 @@ class Settings:
     #: Bytes an identity's connections may hold on their way out before a large answer made for
     #: it (an ack, a pong, a reply over 64 KiB) cuts the connection off as a slow consumer; 0: off.
     identity_queue_bytes: int = 64 * 1024 * 1024
+    #: History and presence reads per second per identity (``history``/``presence`` frames and
+    #: ``GET /history`` together); 0: unlimited. Over it: ``rate_limited`` / HTTP 429.
+    query_rate: float = 50.0
+    #: Reads an identity may make in a burst above ``query_rate``.
+    query_burst: int = 200
+    #: Members one identity may have in one channel's presence (its tabs and devices).
+    max_presence_per_identity: int = 16
 
     # --- limits for the whole process -----------------------------------------------------------
     #: Bytes of publications retained for replay, all channels together (memory broker); the
@@ -98,6 +114,20 @@ class Settings:
     max_replay: int = 0
     #: Bytes replayed per subscribe or SSE resume, at most (the newest publications that fit).
     max_replay_bytes: int = 16 * 1024 * 1024
+    #: Publications one history page holds at most (a query asking for more gets this many).
+    history_page_limit: int = 1000
+    #: Bytes of data one history page holds at most (at least one publication, whatever its size).
+    history_page_bytes: int = 1024 * 1024
+    #: Members of one channel's presence, at most.
+    max_presence: int = 1000
+    #: Members of every channel's presence together (memory broker; Redis: see docs/server.md).
+    max_presence_total: int = 50_000
+    #: Seconds a presence entry lives after its instance last refreshed it (every third of it):
+    #: the members of an instance that died leave within 4/3 of this.
+    presence_ttl: float = 30.0
+    #: Seconds the member of a connection lost without a close frame stays, so that a client
+    #: that reconnects at once is not seen to leave and join again.
+    presence_grace: float = 5.0
 
     # --- serve.py's HTTP server (not used when the app is mounted in another server) -------------
     #: Open TCP connections in all (each costs a file descriptor); clamped below the process's
@@ -142,6 +172,11 @@ class Settings:
     demo_tick: float = 1.0
 
     def __post_init__(self) -> None:
+        if not self.presence_ttl > 0 or self.presence_grace < 0:
+            raise ValueError("presence_ttl must be > 0 and presence_grace >= 0")
+        for name in ("history_page_limit", "history_page_bytes", "max_presence", "max_presence_per_identity"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.demo and self.token_secret:
             raise ValueError(
                 "demo mode cannot be combined with a token secret: the demo controls drop, stall "

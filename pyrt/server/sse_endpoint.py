@@ -96,7 +96,6 @@ class SSEEndpoint:
         if scope["method"] not in ("GET", "HEAD"):
             await plain_response(send, 405, "use GET", [(b"allow", b"GET")])
             return
-        subject = None
         claims = None
         if settings.token_secret:
             claims = verify_token(settings.token_secret, request_token(scope, settings.allowed_origins))
@@ -104,9 +103,8 @@ class SSEEndpoint:
                 rt.stats.rejected["auth"] += 1
                 await plain_response(send, 403, "missing, bad or expired token", cors)
                 return
-            subject = claims.subject
         channel = query_param(scope, "channel") or ""
-        if not is_channel_name(channel) or not rt.channel_policy(channel, subject, "subscribe"):
+        if not is_channel_name(channel) or not rt.allowed(channel, claims, "subscribe"):
             await plain_response(send, 204, headers=cors)  # EventSource stops reconnecting on 204
             return
         if rt.draining:  # come back later (to this address, restarted, or another instance)

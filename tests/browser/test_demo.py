@@ -7,7 +7,9 @@ the tests run in order on them.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,10 +20,13 @@ from playwright.sync_api import Browser, expect
 
 from pyrt.pytest_plugin.app_page import AppPage
 from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.server.settings import Settings
+from tests.faults.scenario import emit
 
 SHOTS = Path(__file__).resolve().parents[2] / "test-results"
 BOOT_TIMEOUT = 90.0  # seconds: two pages boot Pyodide at once on a busy 2-core machine
 WAIT = 20_000  # ms: generous deadline for anything that happens over the network
+PRESENCE_GRACE = Settings().presence_grace  # seconds a member of a lost connection stays
 SEEN_MINOR_ABOVE = """m => [...document.querySelectorAll('#sse-events li[data-id]')]
     .some(li => Number(li.dataset.id.split('-')[1]) > m)"""
 
@@ -54,6 +59,14 @@ class DemoPage(AppPage):
             if time.monotonic() > deadline:
                 pytest.fail(f"the demo was not ready within {BOOT_TIMEOUT} s")
             self.page.wait_for_timeout(100)
+
+    def set_name(self, name: str) -> None:
+        """Type a name and leave the field, as a person does (others then see it online)."""
+        self.page.fill("#ws-name", name)
+        self.page.press("#ws-name", "Tab")
+
+    def online(self) -> list[str]:
+        return self.page.locator("#ws-online li").all_text_contents()
 
     def say(self, text: str) -> None:
         """Type a message and press Enter."""
@@ -89,7 +102,7 @@ def pages(pyrt_browser: Browser, pyrt_server: ServerProcess) -> Iterator[tuple[D
         alice.wait_ready(deadline)
         bob.wait_ready(deadline)
         for page, name in ((alice, "alice"), (bob, "bob")):
-            page.page.fill("#ws-name", name)
+            page.set_name(name)
             expect(page.page.locator("#ws-status")).to_have_text("open", timeout=WAIT)
         yield alice, bob
     finally:
@@ -109,6 +122,51 @@ def bob(pages: tuple[DemoPage, DemoPage]) -> DemoPage:
 
 def tag() -> str:
     return uuid.uuid4().hex[:8]
+
+
+def _processes() -> dict[int, tuple[int, int, bytes]]:
+    """Every process: pid -> (parent, CPU ticks used, command line)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                command = (entry / "cmdline").read_bytes()
+                found[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]), command)
+            except OSError:
+                continue  # gone meanwhile
+    return found
+
+
+def _our_renderers() -> dict[int, int]:
+    """The Chromium renderer processes this test process started (through Playwright), with the
+    CPU ticks each used so far. Never another process's: other suites may run on the machine."""
+    processes = _processes()
+    ours = {os.getpid()}
+    grown = True
+    while grown:
+        grown = False
+        for pid, (parent, _, _) in processes.items():
+            if parent in ours and pid not in ours:
+                ours.add(pid)
+                grown = True
+    return {pid: processes[pid][1] for pid in ours if b"--type=renderer" in processes[pid][2]}
+
+
+def kill_renderer(demo: DemoPage) -> None:
+    """SIGKILL the renderer process of ``demo``'s tab, as a crash or ``kill -9`` would. It is found
+    by making that tab spin: the one of our renderers whose CPU time then runs."""
+    before = _our_renderers()
+    demo.page.evaluate("setTimeout(() => { for (;;) {} }, 0)")
+    deadline = time.monotonic() + 20
+    while True:
+        used = {pid: ticks - before.get(pid, ticks) for pid, ticks in _our_renderers().items()}
+        spinning = [pid for pid, ticks in used.items() if ticks >= os.sysconf("SC_CLK_TCK") // 2]
+        if len(spinning) == 1:
+            os.kill(spinning[0], signal.SIGKILL)
+            return
+        assert time.monotonic() < deadline, f"no single spinning renderer: {used}"
+        time.sleep(0.1)  # polling the process table until one renderer has spun half a second
 
 
 def event_ids(page: DemoPage) -> list[tuple[int, int]]:
@@ -159,6 +217,96 @@ def test_two_pages_chat_and_acks_show(alice: DemoPage, bob: DemoPage) -> None:
     )
     assert alice.received(t) == [f"hi alice {t}"]
     assert bob.received(t) == [f"hello bob {t}"]
+
+
+def test_who_is_online_shows_both_pages(alice: DemoPage, bob: DemoPage) -> None:
+    for me, other in ((alice, "bob"), (bob, "alice")):
+        online = me.page.locator("#ws-online li")
+        expect(online.filter(has_text=other)).to_have_count(1, timeout=WAIT)
+        mine = online.filter(has_text="(you)")
+        expect(mine).to_have_count(1)
+        expect(mine).to_have_class("me")
+    assert "alice (you)" in alice.online()
+    assert "bob (you)" in bob.online()
+
+
+def test_earlier_messages_come_from_history_and_pages_that_go_leave_the_list(
+    alice: DemoPage, pyrt_browser: Browser, pyrt_server: ServerProcess
+) -> None:
+    t = tag()
+    texts = [f"history {n:02} {t}" for n in range(25)]
+    for text in texts:
+        alice.say(text)
+    expect(alice.page.locator("#ws-messages li.sent[data-ack=acked]", has_text=t)).to_have_count(
+        25, timeout=WAIT
+    )
+    carol = DemoPage(pyrt_browser, pyrt_server.url)
+    dave = DemoPage(pyrt_browser, pyrt_server.url)
+    try:
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        for page, name in ((carol, "carol"), (dave, "dave")):
+            page.wait_ready(deadline)
+            page.set_name(name)
+        # a new page shows the newest messages from the history, and loads earlier ones on demand
+        shown = carol.page.locator("#ws-messages li.history", has_text=t)
+        expect(shown).to_have_count(20, timeout=WAIT)
+        assert [text for text in carol.received(t)] == texts[5:]
+        expect(carol.page.locator("#ws-earlier")).to_be_visible()
+        carol.page.click("#ws-earlier")
+        expect(shown).to_have_count(25, timeout=WAIT)
+        assert carol.received(t) == texts  # in order: the earlier ones went above
+        # the reader is shown what was loaded (the list scrolled to its top), with sending times
+        assert carol.page.eval_on_selector("#ws-messages", "list => list.scrollTop") == 0
+        expect(shown.first.locator(".at")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d$"))
+        online = alice.page.locator("#ws-online li")
+        for name in ("carol", "dave"):
+            expect(online.filter(has_text=name)).to_have_count(1, timeout=WAIT)
+
+        carol.page.close()  # the window is closed: the page says goodbye
+        expect(online.filter(has_text="carol")).to_have_count(0, timeout=WAIT)
+
+        # kill -9 of the tab's process: its page says nothing. Chromium's browser process holds
+        # the socket and closes it for the dead tab (dave leaves at once, measured ~0.1 s); had
+        # the whole browser died, the grace would apply (tests/server/test_presence.py kills a
+        # client process). Either way, within the grace.
+        kill_renderer(dave)
+        started = time.monotonic()
+        expect(online.filter(has_text="dave")).to_have_count(0, timeout=WAIT)
+        gone_after = time.monotonic() - started
+        emit("demo.presence_kill9_tab", gone_after_s=gone_after, grace_s=PRESENCE_GRACE)
+        assert gone_after <= PRESENCE_GRACE + 10  # the grace, plus a busy machine's margin
+        expect(online.filter(has_text="bob")).to_have_count(1)
+    finally:
+        carol.close()
+        dave.close()
+
+
+def test_the_members_of_a_server_that_dies_leave_the_list(
+    pyrt_browser: Browser, pyrt_start_server: Callable[..., ServerProcess]
+) -> None:
+    # Two instances on one Redis; --presence-ttl is scaled down from 30 s so that its bound
+    # (members of a dead instance leave within 4/3 of it) passes within the test.
+    ttl = 3.0
+    survivor = pyrt_start_server("--presence-ttl", str(ttl), redis=True)
+    doomed = pyrt_start_server("--presence-ttl", str(ttl), redis=True)
+    erin, frank = DemoPage(pyrt_browser, survivor.url), DemoPage(pyrt_browser, doomed.url)
+    try:
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        for page, name in ((erin, "erin"), (frank, "frank")):
+            page.wait_ready(deadline)
+            page.set_name(name)
+        online = erin.page.locator("#ws-online li")
+        expect(online.filter(has_text="frank")).to_have_count(1, timeout=WAIT)  # across instances
+        doomed.kill()  # SIGKILL: nothing is said to anyone
+        started = time.monotonic()
+        expect(online.filter(has_text="frank")).to_have_count(0, timeout=WAIT)
+        gone_after = time.monotonic() - started
+        emit("demo.presence_kill9_instance", gone_after_s=gone_after, bound_s=ttl * 4 / 3)
+        assert gone_after <= ttl * 4 / 3 + 10  # the bound, plus a busy machine's margin
+        expect(online.filter(has_text="erin (you)")).to_have_count(1)
+    finally:
+        erin.close()
+        frank.close()
 
 
 def test_breaking_the_connection_counts_down_recovers_and_delivers_once_in_order(

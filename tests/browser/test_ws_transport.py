@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 
 import httpx
 
 from pyrt.pytest_plugin.pyodide_page import PyodidePage
 from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.server.auth import make_token
+from tests.faults.scenario import emit
 
 SETUP = """
 import asyncio, json
@@ -384,3 +388,72 @@ await client.wait_closed(5)
 """
     )
     assert py.run(code, timeout=60) == [True, 2000, 0]
+
+
+def test_a_token_callable_opens_refreshes_in_place_and_serves_fetch_event_source_too(
+    py: PyodidePage, pyrt_server: ServerProcess, pyrt_start_server: Callable[..., ServerProcess]
+) -> None:
+    # A server with tokens, on another origin that lets the page's origin in. The page's token
+    # callable hands out tokens that each last two seconds longer than the one before (so that
+    # every refresh, at 3/4 of the time left, gets a later expiry); they are made here, as the
+    # application's token endpoint would.
+    secret = "browser-token-secret"
+    secured = pyrt_start_server("--allowed-origin", pyrt_server.url, env={"PYRT_TOKEN_SECRET": secret})
+    start = time.time()
+    tokens = [make_token(secret, "alice", ttl=4 + 2 * n, now=start) for n in range(40)]
+    channel = "tok-" + uuid.uuid4().hex[:8]
+    code = (
+        SETUP
+        + f"""
+from pyrt.aio.fetch_event_source import FetchEventSource
+tokens = {tokens!r}
+handed = []
+async def token():
+    handed.append(tokens[len(handed)])
+    return handed[-1]
+ws = WebSocketClient("{secured.ws_url}/ws", token=token, backoff=Backoff(initial=0.05, maximum=0.2))
+opens = []
+ws.on_open(lambda: opens.append(1))
+got = []
+ws.subscribe("{channel}", lambda p: got.append(p.data))
+await ws.connect().wait_open(10)
+sse = FetchEventSource("{secured.url}/sse?channel={channel}", token=token,
+                       backoff=Backoff(initial=0.05, maximum=0.2))
+sse_opens = []
+sse.on_open(lambda: sse_opens.append(1))
+sse_got = []
+sse.on_message(lambda event: sse_got.append(event.json()))
+sse.connect()
+loop = asyncio.get_running_loop()
+deadline = loop.time() + 25
+while (ws.stats.token_refreshes < 2 or len(sse_opens) < 2) and loop.time() < deadline:
+    await asyncio.sleep(0.05)
+offset = await asyncio.wait_for(ws.publish("{channel}", "still connected"), 10)
+while ("still connected" not in got or "still connected" not in sse_got) and loop.time() < deadline:
+    await asyncio.sleep(0.05)
+result = [ws.stats.token_refreshes, len(opens), ws.stats.reconnects, len(sse_opens), got, sse_got,
+          len(handed), ws.state.name, proxies.live_count()]
+ws.close()
+sse.close()
+await ws.wait_closed(5)
+await sse.wait_closed(5)
+result + [proxies.live_count()]
+"""
+    )
+    refreshes, opens, reconnects, sse_opens, got, sse_got, handed, state, _live, live_after = py.run(
+        code, timeout=45
+    )
+    emit("browser.token_refresh", refreshes=refreshes, sse_reopens=sse_opens - 1, tokens=handed)
+    assert refreshes >= 2  # refreshed in place, twice, on the one connection
+    assert opens == 1
+    assert reconnects == 0
+    assert state == "OPEN"
+    assert sse_opens >= 2  # the stream ended with its token and reopened with a fresh one
+    assert got == ["still connected"]
+    assert "still connected" in sse_got
+    assert handed >= 1 + 2 + 2  # one per attempt and per refresh, for both clients
+    assert live_after == 0
+    log = secured.log_text()
+    assert "GET /sse?channel=" in log
+    for token in tokens[:handed]:
+        assert token.split(".")[1] not in log  # never in a URL, nor anywhere in the server's log

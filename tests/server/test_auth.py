@@ -106,6 +106,21 @@ def test_make_token_from_the_command_line_verifies() -> None:
     assert claims.subject == "bob"
 
 
+def test_make_token_with_caps_from_the_command_line() -> None:
+    caps = '[{"channels": ["chat"], "allow": ["subscribe"]}]'
+    base = [sys.executable, str(REPO / "serve.py"), "--token-secret", SECRET, "--make-token", "bob"]
+    out = subprocess.run([*base, "--token-caps", caps], capture_output=True, text=True, check=True, cwd=REPO)
+    claims = verify_token(SECRET, out.stdout.strip())
+    assert claims is not None
+    assert [c.channels for c in claims.caps or ()] == [("chat",)]
+    bad = subprocess.run(
+        [*base, "--token-caps", '[{"channels": ["chat"]}]'], capture_output=True, text=True, cwd=REPO
+    )
+    assert bad.returncode == 2
+    assert "--token-caps" in bad.stderr
+    assert bad.stdout == ""
+
+
 @pytest.fixture
 def secured(pyrt_start_server: Callable[..., ServerProcess]) -> ServerProcess:
     return pyrt_start_server("--demo-tick", "0", env={"PYRT_TOKEN_SECRET": SECRET})

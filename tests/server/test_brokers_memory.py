@@ -9,6 +9,7 @@ import pytest
 from pyrt.server.brokers.base import Publication
 from pyrt.server.brokers.memory import MemoryBroker
 from pyrt.server.offsets import ZERO, parse_offset
+from tests.server.broker_pages import check_pages
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -174,5 +175,37 @@ def test_text_that_cannot_be_sent_is_never_stored() -> None:
         with pytest.raises(ValueError, match="surrogate"):
             await broker.publish("c", "message", '"\ud800"')
         assert (await broker.history("c", ZERO)).publications == []
+
+    run(scenario())
+
+
+def test_history_pages_forward_and_backward() -> None:
+    async def scenario() -> None:
+        broker = MemoryBroker(clock_ms=lambda: 7)
+        await broker.start(lambda p: None)
+        await check_pages(broker, "pages", "nothing-here")
+
+    run(scenario())
+
+
+def test_history_pages_after_retention_and_across_channel_lives() -> None:
+    async def scenario() -> None:
+        lives = iter([100, 200, 300])
+        broker = MemoryBroker(retention=3, clock_ms=lambda: next(lives), max_channels=1)
+        await broker.start(lambda p: None)
+        for n in range(5):
+            await broker.publish("c", "message", str(n))  # 100-1 .. 100-5; only 3..5 retained
+        lost = await broker.page("c", parse_offset("100-1"), limit=10, max_bytes=1 << 20)
+        assert ([p.offset for p in lost.publications], lost.recovered) == (["100-3", "100-4", "100-5"], False)
+        edge = await broker.page("c", parse_offset("100-2"), limit=10, max_bytes=1 << 20)
+        assert edge.recovered  # 100-3, right after 100-2, is retained
+        back = await broker.page("c", None, limit=10, reverse=True, max_bytes=1 << 20)
+        assert ([p.offset for p in back.publications], back.more) == (["100-5", "100-4", "100-3"], False)
+        await broker.publish("other", "message", "0")  # max_channels=1: "c" is forgotten
+        await broker.publish("c", "message", "new")  # a new life of "c": 300-1
+        old_life = await broker.page("c", parse_offset("100-5"), limit=10, max_bytes=1 << 20)
+        assert ([p.offset for p in old_life.publications], old_life.recovered) == (["300-1"], False)
+        before = await broker.page("c", parse_offset("100-5"), limit=10, reverse=True, max_bytes=1 << 20)
+        assert before.publications == []  # nothing of the new life comes before the old one
 
     run(scenario())

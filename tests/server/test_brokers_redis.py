@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import redis
 
 from pyrt.pytest_plugin.redis_process import RedisServer
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.brokers.base import Publication
 from pyrt.server.brokers.redis import RedisBroker
 from pyrt.server.offsets import ZERO, parse_offset
+from tests.faults.scenario import emit
+from tests.server.broker_pages import check_pages
 from tests.server.wsclient import Client, publish_http, run
 
 
@@ -275,3 +279,145 @@ def test_a_burst_of_subscribers_shares_a_bounded_pool_of_redis_connections(
         await broker.close()
 
     run(scenario())
+
+
+def test_history_pages_forward_and_backward(pyrt_redis: RedisServer) -> None:
+    async def scenario() -> None:
+        broker = RedisBroker(pyrt_redis.url, prefix=unique("p") + ":")
+        await broker.start(lambda p: None)
+        await check_pages(broker, unique(), unique())
+        await broker.close()
+
+    run(scenario())
+
+
+def test_history_pages_after_trimming(pyrt_redis: RedisServer) -> None:
+    async def scenario() -> None:
+        prefix = unique("p") + ":"
+        broker = RedisBroker(pyrt_redis.url, prefix=prefix)
+        await broker.start(lambda p: None)
+        channel = unique()
+        offsets = [(await broker.publish(channel, "message", str(n)))[0] for n in range(5)]
+        trim = redis.Redis.from_url(pyrt_redis.url)
+        trim.xtrim(f"{prefix}ch:{channel}", maxlen=3, approximate=False)  # retention took two
+        trim.close()
+        lost = await broker.page(channel, parse_offset(offsets[0]), limit=10, max_bytes=1 << 20)
+        assert ([p.offset for p in lost.publications], lost.recovered) == (offsets[2:], False)
+        edge = await broker.page(channel, parse_offset(offsets[1]), limit=10, max_bytes=1 << 20)
+        assert ([p.offset for p in edge.publications], edge.recovered) == (offsets[2:], True)
+        back = await broker.page(channel, None, limit=10, reverse=True, max_bytes=1 << 20)
+        assert ([p.offset for p in back.publications], back.more) == (offsets[:1:-1], False)
+        await broker.close()
+
+    run(scenario())
+
+
+def test_history_read_on_one_instance_holds_what_the_other_published(
+    pyrt_redis: RedisServer, pyrt_start_server: Callable[..., ServerProcess]
+) -> None:
+    a, b = _pair(pyrt_start_server, pyrt_redis.url)
+    channel = unique()
+
+    async def scenario() -> None:
+        on_a, on_b = await Client.connect(a.ws_url), await Client.connect(b.ws_url)
+        for n in range(3):
+            await on_a.send({"type": "publish", "id": f"p{n}", "channel": channel, "data": n})
+            await on_a.expect("ack", id=f"p{n}")
+        await on_b.send({"type": "history", "id": "h", "channel": channel, "reverse": True, "limit": 2})
+        page = (await on_b.expect("ack", id="h"))["data"]
+        assert [p["data"] for p in page["publications"]] == [2, 1]
+        assert page["more"] is True
+        over_http = httpx.get(b.url + "/history", params={"channel": channel}).json()
+        assert [p["data"] for p in over_http["publications"]] == [0, 1, 2]
+        await on_a.close()
+        await on_b.close()
+
+    run(scenario())
+
+
+def test_presence_in_redis_has_the_memory_stores_rules(pyrt_redis: RedisServer) -> None:
+    async def scenario() -> None:
+        prefix = unique("p") + ":"
+        one = RedisBroker(pyrt_redis.url, prefix=prefix, presence_ttl=30, presence_grace=1.0)
+        two = RedisBroker(pyrt_redis.url, prefix=prefix)
+        diffs: list[tuple[str, list[str], list[str]]] = []
+        for broker in (one, two):
+            await broker.start(lambda p: None)
+        one.presence.start(lambda c, v, j, lv: None)
+        two.presence.start(
+            lambda c, v, j, lv: diffs.append(
+                (v, [json.loads(m)["client"] for m in j], [json.loads(m)["client"] for m in lv])
+            )
+        )
+        channel = unique("room")
+        await two.presence.watch(channel)  # the other instance follows the channel's diffs
+
+        def member(name: str) -> str:
+            return json.dumps({"client": name, "user": None, "info": name})
+
+        async def join(name: str, identity: str = "ip:1", owner: str = "one:s1", most: int = 3) -> str:
+            result = await one.presence.join(
+                channel, name, member(name), identity, owner, max_members=most, max_per_identity=2
+            )
+            return result.status
+
+        assert await join("a") == "ok"
+        assert await join("a") == "ok"  # the same again: no diff
+        assert await join("b", owner="one:s2") == "ok"
+        assert await join("c") == "identity"  # ip:1 has two already
+        assert await join("d", identity="ip:2", owner="one:s3") == "ok"
+        assert await join("e", identity="ip:3") == "full"
+        one.presence.release(channel, "a", "one:s1", clean=True)
+        one.presence.release(channel, "b", "one:s2", clean=False)  # after the grace
+        present: list[str] = []
+        while present != ["b", "d"]:  # "a" leaves at once (a task), "b" after the grace
+            snapshot = await two.presence.members(channel)
+            present = sorted(json.loads(m)["client"] for m in snapshot.members)
+            assert present in (["a", "b", "d"], ["b", "d"]), present
+        await until_true(
+            lambda: (
+                [d[1:] for d in diffs] == [(["a"], []), (["b"], []), (["d"], []), ([], ["a"]), ([], ["b"])]
+            )
+        )
+        versions = [parse_offset(v) for v, _, _ in diffs]
+        assert versions == sorted(versions)
+        assert parse_offset(snapshot.version) <= versions[-1]
+        for broker in (one, two):
+            await broker.close()
+
+    run(scenario())
+
+
+def test_an_instance_that_dies_loses_its_members_within_four_thirds_of_the_ttl(
+    pyrt_redis: RedisServer, pyrt_start_server: Callable[..., ServerProcess]
+) -> None:
+    # --presence-ttl is scaled down from 30 s so that the expiry is seen within the test.
+    args = ("--redis", pyrt_redis.url, "--presence-ttl", "1.5", "--rate-limit", "0")
+    doomed, survivor = pyrt_start_server(*args, "--name", "A"), pyrt_start_server(*args, "--name", "B")
+    channel = unique("room")
+
+    async def scenario() -> float:
+        watcher = await Client.connect(survivor.ws_url)
+        await watcher.send({"type": "subscribe", "channel": channel, "presence": True})
+        await watcher.expect("subscribed")
+        ghost = await Client.connect(doomed.ws_url)
+        await ghost.send({"type": "presence_join", "id": "j", "channel": channel, "info": "ghost"})
+        await ghost.expect("ack", id="j")
+        joined = await watcher.expect("presence_diff")
+        assert [m["info"] for m in joined["joins"]] == ["ghost"]
+        doomed.kill()  # SIGKILL: no leave is ever sent by that instance
+        killed = asyncio.get_running_loop().time()
+        left = await watcher.expect("presence_diff", timeout=10)
+        assert [m["info"] for m in left["leaves"]] == ["ghost"]
+        return asyncio.get_running_loop().time() - killed
+
+    took = run(scenario())
+    emit("presence.instance_kill9", leave_s=took, bound_s=1.5 * 4 / 3)
+    assert took <= 1.5 * 4 / 3 + 1.0  # the bound, plus a second for a busy machine
+
+
+async def until_true(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)

@@ -28,6 +28,7 @@ from pyrt.cpython.ws_transport import CPythonTransport
 from pyrt.persist import Snapshot
 from pyrt.pytest_plugin.proxy import ChaosProxy, ResetSchedule
 from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.server.auth import make_token
 from pyrt.subscriptions import Publication
 from tests import REPO
 from tests.faults.scenario import emit
@@ -512,3 +513,34 @@ def test_a_refused_handshake_retry_after_is_honoured(pyrt_start_server: Callable
         assert delay == 5.0  # not the 0.05 s backoff: the server asked for 5 s
 
     run(scenario)
+
+
+def test_handshake_headers_can_be_chosen_for_every_attempt(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    secret = "headers-secret"
+    secured = pyrt_start_server(env={"PYRT_TOKEN_SECRET": secret})
+    calls: list[str] = []
+
+    async def headers() -> dict[str, str]:
+        calls.append("called")
+        if len(calls) == 1:
+            raise RuntimeError("auth service down")  # this attempt fails; the next one is tried
+        return {"Authorization": f"Bearer {make_token(secret, f'user{len(calls)}')}"}
+
+    async def scenario() -> None:
+        reasons: list[str] = []
+        transport = CPythonTransport(headers=headers)
+        client = WebSocketClient(secured.ws_url + "/ws", transport=transport, backoff=Backoff(0.05, 0.2))
+        client.on_reconnecting(lambda attempt, delay, reason: reasons.append(reason))
+        await client.connect().wait_open(10)
+        assert "RuntimeError: auth service down" in reasons[0]
+        opened = len(calls)
+        secured.restart()  # the connection ends: the next attempt asks for headers again
+        await until(lambda: client.state is State.OPEN and len(calls) > opened, timeout=20)
+        assert await asyncio.wait_for(client.send_with_ack("with fresh headers"), 10) is not None
+        client.close()
+        await client.wait_closed()
+
+    run(scenario)
+    assert len(calls) >= 3

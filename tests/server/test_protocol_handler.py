@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.server.auth import make_token
 from tests.server.wsclient import Client, publish_http, run
 
 
@@ -554,3 +555,105 @@ def test_a_large_refused_frame_is_named_from_its_head_without_being_parsed_whole
         await client.close()
 
     run(scenario())
+# ------------------------------------------------------------------ tokens refreshed in place
+
+SECRET = "refresh-secret"
+
+
+@pytest.fixture
+def secured(pyrt_start_server: Callable[..., ServerProcess]) -> ServerProcess:
+    return pyrt_start_server(env={"PYRT_TOKEN_SECRET": SECRET})
+
+
+async def _connect(server: ServerProcess, token: str) -> Client:
+    return await Client.connect(server.ws_url, subprotocols=["pyrt.v1", f"bearer.{token}"])
+
+
+def test_welcome_tells_how_long_the_token_lasts(secured: ServerProcess, pyrt_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = await _connect(secured, make_token(SECRET, "alice", ttl=120))
+        assert 115 <= client.welcome["ttl"] <= 120
+        await client.close()
+        plain = await Client.connect(pyrt_server.ws_url)  # no tokens: nothing expires
+        assert "ttl" not in plain.welcome
+        await plain.close()
+
+    run(scenario())
+
+
+def test_a_refreshed_token_keeps_the_connection_past_the_first_expiry(secured: ServerProcess) -> None:
+    channel = unique("refresh")
+
+    async def scenario() -> None:
+        client = await _connect(secured, make_token(SECRET, "alice", ttl=2))
+        await client.send({"type": "subscribe", "channel": channel})
+        await client.expect("subscribed")
+        await client.send({"type": "refresh", "id": "r1", "token": make_token(SECRET, "alice", ttl=5)})
+        ack = await client.expect("ack", id="r1")
+        assert ack["ok"] is True
+        assert 3 <= ack["data"]["ttl"] <= 5
+        await asyncio.sleep(2.5)  # the first token has expired: the connection is still there
+        await publish_http(secured.url, channel, "still here", headers=_bearer("alice"))
+        assert (await client.expect("publication"))["data"] == "still here"
+        assert await client.close_code(timeout=6) == 4001  # the refreshed one expires in turn
+
+    run(scenario())
+
+
+def test_a_refresh_must_be_a_valid_token_of_the_same_subject(secured: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = await _connect(secured, make_token(SECRET, "alice", ttl=60))
+        for frame_id, token in (
+            ("r1", make_token(SECRET, "mallory", ttl=600)),
+            ("r2", make_token(SECRET, "alice", ttl=-5)),
+            ("r3", make_token("another secret", "alice", ttl=600)),
+        ):
+            await client.send({"type": "refresh", "id": frame_id, "token": token})
+            error = await client.expect("error", id=frame_id)
+            assert error["code"] == "unauthorized"
+            assert token not in json.dumps(error)
+        await client.send({"type": "refresh", "id": "r4", "token": 42})
+        assert (await client.expect("error", id="r4"))["code"] == "bad_frame"
+        await client.send({"type": "ping", "t": 1})
+        await client.expect("pong")  # refused refreshes leave the connection as it was
+        await client.close()
+
+    run(scenario())
+
+
+def test_a_refresh_with_narrower_caps_ends_what_it_no_longer_allows(secured: ServerProcess) -> None:
+    keep, lose = unique("keep"), unique("lose")
+    wide = [{"channels": [keep, lose], "allow": ["subscribe"]}]
+    narrow = [{"channels": [keep], "allow": ["subscribe"]}]
+
+    async def scenario() -> None:
+        client = await _connect(secured, make_token(SECRET, "alice", ttl=60, caps=wide))
+        for channel in (keep, lose):
+            await client.send({"type": "subscribe", "channel": channel})
+            await client.expect("subscribed", channel=channel)
+        await client.send({"type": "refresh", "id": "r", "token": make_token(SECRET, "alice", caps=narrow)})
+        revoked = await client.expect("error", channel=lose)
+        assert revoked["code"] == "forbidden"
+        await client.expect("ack", id="r")
+        for channel in (keep, lose):
+            await publish_http(secured.url, channel, channel, headers=_bearer("bob"))
+        await client.send({"type": "ping", "t": "after"})  # answered after anything published before
+        await client.expect("pong", t="after")
+        assert [f["channel"] for f in client.frames if f["type"] == "publication"] == [keep]
+        await client.close()
+
+    run(scenario())
+
+
+def test_refresh_without_authentication_answers_no_expiry(pyrt_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        client = await Client.connect(pyrt_server.ws_url)
+        await client.send({"type": "refresh", "id": "r", "token": "anything"})
+        assert (await client.expect("ack", id="r"))["data"] == {"ttl": None}
+        await client.close()
+
+    run(scenario())
+
+
+def _bearer(subject: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_token(SECRET, subject)}"}

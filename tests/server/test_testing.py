@@ -61,6 +61,64 @@ SCRIPTS: dict[str, Script] = {
         {"type": "unsubscribe", "channel": "{ch2}"},
         {"type": "unsubscribe", "channel": "{ch2}"},
     ],
+    "refresh without authentication answers no expiry; without a token it is a bad frame": [
+        {"type": "refresh", "id": "{id1}", "token": "anything"},
+        {"type": "refresh", "token": "anything"},
+        {"type": "refresh", "id": "{id2}"},
+        {"type": "refresh", "id": 7, "token": "x"},
+    ],
+    "history pages forward and backward, by limit and since": [
+        {"type": "publish", "id": "{id1}", "channel": "{ch}", "data": "a"},
+        {"type": "publish", "id": "{id2}", "channel": "{ch}", "data": "b", "event": "news"},
+        {"type": "publish", "channel": "{ch}", "data": "c"},
+        {"type": "history", "id": "{id3}", "channel": "{ch}"},
+        {"type": "history", "id": "{id3}", "channel": "{ch}", "limit": 2},
+        {"type": "history", "id": "{id3}", "channel": "{ch}", "since": "{offset:id1}"},
+        {"type": "history", "id": "{id3}", "channel": "{ch}", "since": "{offset:id2}", "limit": 1},
+        {"type": "history", "id": "{id3}", "channel": "{ch}", "reverse": True, "limit": 2},
+        {"type": "history", "id": "{id3}", "channel": "{ch}", "reverse": True, "since": "{offset:id2}"},
+        {"type": "history", "id": "{id3}", "channel": "{ch}", "since": "0", "limit": 100000},
+        {"type": "history", "id": "{id3}", "channel": "{ch2}"},
+        {"type": "history", "id": "{id3}", "channel": "{ch2}", "since": "5-5"},
+        {"type": "history", "id": "{id3}", "channel": "{ch2}", "reverse": True, "since": "5-5"},
+    ],
+    "bad history frames get error frames naming their id": [
+        {"type": "history", "channel": "{ch}"},
+        {"type": "history", "id": "{id1}", "channel": "no spaces"},
+        {"type": "history", "id": "{id1}", "channel": "{ch}", "since": "yesterday"},
+        {"type": "history", "id": "{id1}", "channel": "{ch}", "limit": 0},
+        {"type": "history", "id": "{id1}", "channel": "{ch}", "limit": "ten"},
+        {"type": "history", "id": "{id1}", "channel": "{ch}", "limit": True},
+        {"type": "history", "id": "{id1}", "channel": "{ch}", "reverse": "yes"},
+    ],
+    "presence: a subscription follows it; joins, updates, reads and leaves": [
+        {"type": "subscribe", "channel": "{ch}", "presence": True},
+        {"type": "presence_join", "id": "{id1}", "channel": "{ch}", "info": {"name": "a"}, "key": "k1"},
+        {"type": "presence_join", "id": "{id2}", "channel": "{ch}", "info": {"name": "a"}, "key": "k1"},
+        {"type": "presence_join", "channel": "{ch}", "info": {"name": "a", "away": True}, "key": "k1"},
+        {"type": "presence", "id": "{id3}", "channel": "{ch}"},
+        {"type": "presence_join", "id": "{id1}", "channel": "{ch}", "key": "k2"},
+        {"type": "presence", "id": "{id3}", "channel": "{ch}"},
+        {"type": "presence_leave", "id": "{id2}", "channel": "{ch}", "key": "k2"},
+        {"type": "presence_leave", "id": "{id2}", "channel": "{ch}", "key": "k2"},
+        {"type": "presence", "id": "{id3}", "channel": "{ch}"},
+        {"type": "presence_join", "id": "{id1}", "channel": "{ch2}", "info": [1, 2]},
+        {"type": "subscribe", "channel": "{ch2}", "presence": True},
+        {"type": "unsubscribe", "channel": "{ch2}"},
+        {"type": "presence_leave", "channel": "{ch2}"},
+    ],
+    "bad presence frames get error frames naming their id": [
+        {"type": "presence", "channel": "{ch}"},
+        {"type": "presence", "id": "{id1}", "channel": "no spaces"},
+        {"type": "presence_join", "id": "{id1}", "channel": "no spaces"},
+        {"type": "presence_join", "id": "{id1}", "channel": "{ch}", "key": 5},
+        {"type": "presence_join", "id": "{id1}", "channel": "{ch}", "key": "k" * 65},
+        {"type": "presence_join", "id": "{id1}", "channel": "{ch}", "info": "x" * 600},
+        {"type": "presence_join", "id": "{id1}", "channel": "_server", "info": 1},
+        {"type": "presence_join", "id": 3, "channel": "{ch}"},
+        {"type": "presence_leave", "id": "{id1}", "channel": "{ch}", "key": []},
+        {"type": "subscribe", "channel": "{ch}", "presence": "yes"},
+    ],
     "bad frames get error frames with the same codes": [
         "{not json",
         "[1, 2]",
@@ -90,6 +148,7 @@ class Names:
             "{ch2}": f"conf2-{tag}",
             "{id1}": f"id1-{tag}",
             "{id2}": f"id2-{tag}",
+            "{id3}": f"id3-{tag}",
         }
         self.offsets: dict[str, str] = {}  # "{offset:id1}" -> the offset the ack of id1 carried
 
@@ -124,6 +183,21 @@ def normalise(groups: list[list[dict[str, Any]]], names: Names) -> list[list[dic
             numbering[value] = f"o{next(counter)}"
         return numbering[value]
 
+    clients: dict[str, str] = {}
+
+    def client(value: str) -> str:
+        return clients.setdefault(value, f"m{len(clients) + 1}")
+
+    def members(holder: dict[str, Any]) -> dict[str, Any]:
+        """Presence members and versions, numbered by appearance like offsets."""
+        out = dict(holder)
+        for field in ("members", "joins", "leaves"):
+            if isinstance(out.get(field), list):
+                out[field] = [{**m, "client": client(m["client"])} for m in out[field]]
+        if "version" in out:
+            out["version"] = offset(out["version"])
+        return out
+
     out = []
     for group in groups:
         normal = []
@@ -136,8 +210,20 @@ def normalise(groups: list[list[dict[str, Any]]], names: Names) -> list[list[dic
                 frame.pop("message", None)
             elif kind in ("publication", "subscribed"):
                 frame["offset"] = offset(frame.get("offset"))
+                if isinstance(frame.get("presence"), dict):
+                    frame["presence"] = members(frame["presence"])
+            elif kind == "presence_diff":
+                frame = members(frame)
+            elif kind == "ack" and isinstance(frame.get("data"), dict) and "client" in frame["data"]:
+                frame["data"] = {"client": client(frame["data"]["client"])}
+            elif kind == "ack" and isinstance(frame.get("data"), dict) and "members" in frame["data"]:
+                frame["data"] = members(frame["data"])
             elif kind == "ack" and isinstance(frame.get("data"), dict) and "offset" in frame["data"]:
-                frame["data"] = {**frame["data"], "offset": offset(frame["data"]["offset"])}
+                data = {**frame["data"], "offset": offset(frame["data"]["offset"])}
+                pages = data.get("publications")
+                if isinstance(pages, list):  # a history page
+                    data["publications"] = [{**p, "offset": offset(p["offset"])} for p in pages]
+                frame["data"] = data
             normal.append(frame)
         out.append(normal)
     return out

@@ -77,9 +77,12 @@ class Client:
         await self.ws.close()
 
 
-async def publish_http(base_url: str, channel: str, data: Any, **extra: Any) -> str:
+async def publish_http(
+    base_url: str, channel: str, data: Any, headers: dict[str, str] | None = None, **extra: Any
+) -> str:
     async with httpx.AsyncClient() as client:
-        response = await client.post(f"{base_url}/publish", json={"channel": channel, "data": data, **extra})
+        body = {"channel": channel, "data": data, **extra}
+        response = await client.post(f"{base_url}/publish", json=body, headers=headers)
         response.raise_for_status()
         return str(response.json()["offset"])
 

@@ -70,6 +70,79 @@ def test_the_request_carries_method_body_credentials_and_headers() -> None:
     run(scenario)
 
 
+def test_the_token_and_headers_callables_are_called_for_every_attempt() -> None:
+    async def scenario() -> None:
+        issued: list[str] = []
+
+        async def token() -> str:
+            await asyncio.sleep(0)
+            issued.append(f"tok{len(issued)}")
+            return issued[-1]
+
+        def headers() -> dict[str, str]:
+            return {"X-Attempt": str(len(issued)), "Last-Event-ID": "stale", "Authorization": "old"}
+
+        client, transport = make(token=token, headers=headers)
+        client.connect()
+        await until(lambda: transport.request is not None)
+        transport.respond(200)
+        transport.send(b"id: 5-1\ndata: x\n\n")
+        transport.end()  # the stream ends (a token expired): the next attempt asks again
+        await until(lambda: len(transport.requests) == 2)
+        first, second = (r.headers for r in transport.requests)
+        assert first == {"X-Attempt": "0", "Authorization": "Bearer tok0", "Accept": "text/event-stream"}
+        assert second["Authorization"] == "Bearer tok1"
+        assert second["X-Attempt"] == "1"
+        assert second["Last-Event-ID"] == "5-1"  # the resume point is the client's, always
+        assert all("tok" not in r.url for r in transport.requests)
+        client.close()
+
+    run(scenario)
+
+
+def test_a_failing_token_callable_fails_the_attempt_and_the_client_retries() -> None:
+    async def scenario() -> None:
+        calls: list[int] = []
+
+        def token() -> str:
+            calls.append(1)
+            if len(calls) == 1:
+                raise PermissionError("auth service down")
+            return "fresh"
+
+        errors: list[Exception] = []
+        client, transport = make(token=token)
+        client.on_error(errors.append)
+        client.connect()
+        await until(lambda: transport.request is not None)
+        assert "auth service down" in str(errors[0])
+        assert transport.requests[0].headers["Authorization"] == "Bearer fresh"
+        assert len(transport.requests) == 1  # the failed attempt never reached the network
+        client.close()
+
+    run(scenario)
+
+
+def test_closing_while_the_token_is_fetched_starts_no_request() -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+
+        async def token() -> str:
+            await gate.wait()
+            return "late"
+
+        client, transport = make(token=token)
+        client.connect()
+        await asyncio.sleep(0)
+        client.close()
+        gate.set()
+        await until(lambda: client.state is State.CLOSED)
+        await asyncio.sleep(0)
+        assert transport.requests == []
+
+    run(scenario)
+
+
 def test_a_failing_handler_is_logged_reported_and_does_not_stop_delivery(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

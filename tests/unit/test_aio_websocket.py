@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from pyrt.errors import (
     InvalidStateError,
     QueueFull,
     StorageUnavailable,
+    TokenError,
 )
 from pyrt.heartbeat import Heartbeat
 from pyrt.pacing import Pacing
@@ -216,17 +218,17 @@ def test_coroutine_handlers_run_as_tasks() -> None:
 
 def test_the_url_callable_is_called_again_for_every_attempt() -> None:
     async def scenario() -> None:
-        tokens = iter(range(100))
+        attempts = iter(range(100))
 
         async def url() -> str:
-            return f"ws://test/ws?token={next(tokens)}"
+            return f"ws://test/ws?attempt={next(attempts)}"
 
         transport = FakeTransport(FakePyrtServer(), asyncio.get_running_loop().call_soon)
         client = WebSocketClient(url, transport=transport, heartbeat=None, backoff=FAST)
         await client.connect().wait_open()
         transport.drop()
         await until(lambda: len(transport.sockets) == 2 and client.state is State.OPEN)
-        assert [s.url for s in transport.sockets] == ["ws://test/ws?token=0", "ws://test/ws?token=1"]
+        assert [s.url for s in transport.sockets] == ["ws://test/ws?attempt=0", "ws://test/ws?attempt=1"]
 
     run(scenario)
 
@@ -236,6 +238,148 @@ def test_the_wire_protocol_subprotocol_is_offered_with_the_users() -> None:
         client, transport = make(protocols=["bearer.abc"])
         await client.connect().wait_open()
         assert transport.sockets[0].protocols == ("pyrt.v1", "bearer.abc")
+
+    run(scenario)
+
+
+def test_the_token_and_subprotocols_are_chosen_again_for_every_attempt() -> None:
+    async def scenario() -> None:
+        issued: list[str] = []
+
+        async def token() -> str:
+            await asyncio.sleep(0)
+            issued.append(f"tok{len(issued)}")
+            return issued[-1]
+
+        async def protocols() -> list[str]:
+            return [f"app.v{len(issued)}"]
+
+        client, transport = make(token=token, protocols=protocols)
+        await client.connect().wait_open()
+        transport.drop()
+        await until(lambda: len(transport.sockets) == 2 and client.state is State.OPEN)
+        assert [s.protocols for s in transport.sockets] == [
+            ("pyrt.v1", "app.v0", "bearer.tok0"),
+            ("pyrt.v1", "app.v1", "bearer.tok1"),
+        ]
+        assert all("tok" not in s.url for s in transport.sockets)
+
+    run(scenario)
+
+
+def test_a_token_is_refreshed_on_the_open_connection(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        issued: list[str] = []
+
+        async def token() -> str:
+            issued.append(f"secret{len(issued)}")
+            return issued[-1]
+
+        server = FakePyrtServer(token_ttl=lambda token: 0.08)
+        client, transport = make(server, token=token)
+        await client.connect().wait_open()
+        await until(lambda: client.stats.token_refreshes >= 2)
+        assert server.refreshed[:2] == ["secret1", "secret2"]
+        assert len(transport.sockets) == 1
+        assert client.state is State.OPEN
+        client.close()
+
+    with caplog.at_level(logging.DEBUG, logger="pyrt"):
+        run(scenario)
+    assert "secret" not in caplog.text
+
+
+def test_a_token_callable_that_fails_is_an_error_event_and_the_connection_stays() -> None:
+    async def scenario() -> None:
+        calls: list[int] = []
+
+        def token() -> str:
+            calls.append(1)
+            if len(calls) > 1:
+                raise PermissionError("logged out")
+            return "first"
+
+        errors: list[Exception] = []
+        server = FakePyrtServer(token_ttl=lambda token: 0.1)
+        client, transport = make(server, token=token)
+        client.on_error(errors.append)
+        await client.connect().wait_open()
+        await until(lambda: errors)
+        assert isinstance(errors[0], TokenError)
+        assert "logged out" in str(errors[0])
+        assert client.state is State.OPEN
+        assert len(transport.sockets) == 1
+        client.close()
+
+    run(scenario)
+
+
+def test_a_token_that_cannot_travel_fails_the_attempt_with_a_clear_error() -> None:
+    async def scenario() -> None:
+        errors: list[Exception] = []
+        client, transport = make(token=lambda: "has spaces", backoff=Backoff(initial=5.0))
+        client.on_error(errors.append)
+        client.connect()
+        await until(lambda: errors)
+        assert "cannot travel" in str(errors[0])
+        assert "has spaces" not in str(errors[0])
+        assert transport.sockets == []
+        assert client.state is State.RECONNECTING
+        client.close()
+
+    run(scenario)
+
+
+def test_token_must_be_a_callable() -> None:
+    with pytest.raises(TypeError, match="token must be a callable"):
+        WebSocketClient("ws://x/ws", token="abc")  # type: ignore[arg-type]
+
+
+def test_history_pages_are_awaited_through_the_client() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        for n in range(4):
+            server.publish("chat", {"n": n}, event="chat")
+        client, _ = make(server)
+        client.connect()
+        page = await client.history("chat", limit=2, reverse=True)  # sent once open
+        assert [p.data["n"] for p in page] == [3, 2]
+        older = await client.history("chat", reverse=True, since=page.next_since)
+        assert [(p.offset, p.event, p.data["n"]) for p in older] == [("1-2", "chat", 1), ("1-1", "chat", 0)]
+        assert not older.more
+        assert client.stats.acked == 0  # reads are not messages: the counters tell of messages
+        assert await client.publish("chat", {"n": 4}) == "1-5"
+        assert client.stats.acked == 1
+        with pytest.raises(ValueError, match="channel"):
+            client.history("no spaces")
+
+    run(scenario)
+
+
+def test_presence_through_the_client_join_events_members_and_leave() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        alice, _ = make(server, rng=lambda: 0.1)
+        bob, _ = make(server, rng=lambda: 0.9)
+        events: list[tuple[str, Any]] = []
+        bob.subscribe(
+            "room",
+            lambda p: None,
+            on_join=lambda m: events.append(("join", m.info)),
+            on_leave=lambda m: events.append(("leave", m.info)),
+        )
+        await bob.connect().wait_open()
+        member = await alice.connect().join("room", {"name": "alice"})
+        await until(lambda: events)
+        assert events == [("join", {"name": "alice"})]
+        assert [m.client for m in bob.members("room")] == [member]
+        assert [m.info for m in await bob.presence("room")] == [{"name": "alice"}]
+        assert await alice.leave("room") is None
+        await until(lambda: len(events) == 2)
+        assert events[-1] == ("leave", {"name": "alice"})
+        assert bob.members("room") == []
+        with pytest.raises(TypeError, match="on_join must be callable"):
+            bob.subscribe("other", print, on_join="no")  # type: ignore[arg-type]
 
     run(scenario)
 

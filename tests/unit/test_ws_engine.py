@@ -15,6 +15,7 @@ from pyrt.close_policy import CloseInfo
 from pyrt.errors import (
     AckError,
     AckTimeout,
+    ChannelRefused,
     ClientClosedError,
     EncodeError,
     FrameError,
@@ -23,11 +24,13 @@ from pyrt.errors import (
     MessageTooLarge,
     QueueFull,
     ServerError,
+    TokenError,
     UnsupportedByProtocol,
 )
 from pyrt.heartbeat import Heartbeat
 from pyrt.pacing import WELCOME_GRACE, Pacing
 from pyrt.persist import MemoryRecordStore, SavedFrame, Snapshot
+from pyrt.presence import Member
 from pyrt.server_limits import ServerLimits
 from pyrt.states import TRANSITIONS, State
 from pyrt.testing import AckWaiter, EngineHarness, FakePyrtServer
@@ -1397,6 +1400,303 @@ def play_one(h: EngineHarness, server: FakePyrtServer, op: tuple[Any, ...]) -> N
         h.pump()
 
 
+# ------------------------------------------------------------------ tokens refreshed in place
+
+
+class Tokens:
+    """A token callable that hands out ``t1``, ``t2``... and can be told to fail."""
+
+    def __init__(self) -> None:
+        self.issued: list[str] = []
+        self.failing = False
+
+    def __call__(self) -> str:
+        if self.failing:
+            raise ConnectionError("auth service down")
+        self.issued.append(f"t{len(self.issued) + 1}")
+        return self.issued[-1]
+
+
+def token_server(ttl: float = 40.0, refused: tuple[str, ...] = ()) -> FakePyrtServer:
+    return FakePyrtServer(token_ttl=lambda token: None if token in refused else ttl)
+
+
+def test_a_token_is_refreshed_in_place_before_it_expires() -> None:
+    tokens, server = Tokens(), token_server(ttl=40.0)
+    h = online(server, token=tokens)
+    assert h.socket is not None
+    assert h.socket.protocols == ("bearer.t1",)
+    h.advance(29.9)
+    assert frames_of(h, "refresh") == []
+    h.advance(0.2)  # 3/4 of 40 s
+    assert [f["token"] for f in frames_of(h, "refresh")] == ["t2"]
+    assert server.refreshed == ["t2"]
+    h.advance(30.0)  # the answer said 40 s again: the next refresh comes 30 s after it
+    assert server.refreshed == ["t2", "t3"]
+    assert len(h.sockets) == 1
+    assert h.state is State.OPEN
+    assert h.engine.stats_snapshot().token_refreshes == 2
+    assert h.errors == []
+
+
+def test_without_a_ttl_in_welcome_nothing_is_refreshed() -> None:
+    tokens = Tokens()
+    h = online(FakePyrtServer(), token=tokens)  # a server without tokens announces no ttl
+    h.advance(3600)
+    assert frames_of(h, "refresh") == []
+    assert tokens.issued == ["t1"]
+
+
+def test_a_failing_token_callable_is_reported_and_tried_again() -> None:
+    tokens, server = Tokens(), token_server(ttl=40.0)
+    h = online(server, token=tokens)
+    tokens.failing = True
+    h.advance(30.0)
+    assert len(h.errors) == 1
+    assert isinstance(h.errors[0], TokenError)
+    assert "auth service down" in str(h.errors[0])
+    tokens.failing = False
+    h.advance(2.4)  # a quarter of the 10 s left: not yet
+    assert server.refreshed == []
+    h.advance(0.2)
+    assert server.refreshed == ["t2"]
+    assert h.state is State.OPEN
+    assert len(h.sockets) == 1
+
+
+def test_a_refused_refresh_is_reported_and_tried_again_with_a_new_token() -> None:
+    tokens, server = Tokens(), token_server(ttl=40.0, refused=("t2",))
+    h = online(server, token=tokens)
+    h.advance(30.0)
+    assert server.refreshed == []
+    assert len(h.errors) == 1
+    assert isinstance(h.errors[0], TokenError)
+    assert "refused" in str(h.errors[0])
+    h.advance(2.5)
+    assert server.refreshed == ["t3"]
+
+
+def test_an_unanswered_refresh_times_out_and_a_new_token_is_fetched() -> None:
+    tokens, server = Tokens(), token_server(ttl=400.0)
+    h = online(server, token=tokens, ack_timeout=5.0)
+    h.advance(299.0)
+    sock = h.socket
+    assert sock is not None
+    sock.blackholed = True  # the refresh and its answer vanish
+    h.advance(1.0)
+    assert [f["token"] for f in frames_of(h, "refresh")] == ["t2"]
+    sock.blackholed = False
+    h.advance(5.0)  # its answer never came: a new token is fetched, not the old frame re-sent
+    assert isinstance(h.errors[-1], TokenError)
+    assert "in time" in str(h.errors[-1])
+    h.advance(25.0)  # a quarter of the 95 s left
+    assert server.refreshed == ["t3"]
+
+
+def test_a_refresh_in_flight_is_forgotten_when_its_connection_goes() -> None:
+    tokens, server = Tokens(), token_server(ttl=40.0)
+    h = online(server, token=tokens)
+    sock = h.socket
+    assert sock is not None
+    sock.blackholed = True
+    h.advance(30.0)
+    h.drop()
+    h.advance(5.0)  # reconnected with a fresh handshake token
+    assert h.state is State.OPEN
+    assert len(h.sockets) == 2
+    assert h.sockets[1].protocols == ("bearer.t3",)
+    assert [f["token"] for f in frames_of(h, "refresh")] == ["t2"]  # never re-sent
+    assert h.engine.pending_acks == 0
+
+
+def test_an_expired_token_reconnects_with_a_fresh_one() -> None:
+    tokens, server = Tokens(), token_server(ttl=40.0)
+    h = online(server, token=tokens)
+    h.drop(4001, "token expired: reconnect with a fresh token", was_clean=True)
+    h.advance(5.0)
+    assert h.state is State.OPEN
+    assert [s.protocols for s in h.sockets] == [("bearer.t1",), ("bearer.t2",)]
+
+
+def test_refresh_frames_and_reads_are_never_persisted() -> None:
+    tokens, server = Tokens(), token_server(ttl=40.0)
+    h = online(server, token=tokens, persist=True)
+    sock = h.socket
+    assert sock is not None
+    sock.blackholed = True
+    h.send_with_ack("keep me")
+    h.advance(30.0)  # a refresh is in flight, unanswered
+    assert h.engine.pending_acks == 2
+    saved = h.stored()
+    assert [frame.kind for frame in saved.frames] == ["message"]
+    assert h.saved
+    assert not any("t2" in repr(changes) for changes in h.saved)  # no write held the token
+
+
+def test_a_refused_subscription_is_reported_and_forgotten() -> None:
+    h = online(FakePyrtServer(forbidden=["secret"]))
+    h.subscribe("secret")
+    h.subscribe("news")
+    assert len(h.errors) == 1
+    error = h.errors[0]
+    assert isinstance(error, ChannelRefused)
+    assert error.channel == "secret"
+    assert error.code == "forbidden"
+    h.drop()
+    h.advance(5.0)
+    assert [f["channel"] for f in frames_of(h, "subscribe")] == ["secret", "news", "news"]
+    assert h.engine.snapshot().offsets.keys() <= {"news"}
+
+
+# ------------------------------------------------------------------------------------- presence
+
+
+def names(events: list[tuple[str, Member]]) -> list[tuple[str, Any]]:
+    return [(kind, member.info) for kind, member in events]
+
+
+def two_clients(server: FakePyrtServer) -> tuple[EngineHarness, EngineHarness]:
+    """Two clients of one server, with their own random keys (each a member of its own)."""
+    a = online(server, rng=random.Random(1).random)
+    b = online(server, rng=random.Random(2).random)
+    return a, b
+
+
+def test_a_subscription_with_presence_sees_who_is_there_and_who_comes_and_goes() -> None:
+    server = FakePyrtServer()
+    alice, bob = two_clients(server)
+    joined = alice.join("room", {"name": "alice"})
+    assert isinstance(joined.value, str)
+    assert joined.error is None
+    bob.subscribe("room", presence=True)
+    assert names(bob.presence_events["room"]) == [("join", {"name": "alice"})]
+    carol = online(server, rng=random.Random(3).random)
+    carol.join("room", {"name": "carol"})
+    alice.join("room", {"name": "alice", "status": "away"})  # an update
+    carol.leave("room")
+    bob.pump()  # bob reads what the server sent meanwhile
+    assert names(bob.presence_events["room"])[1:] == [
+        ("join", {"name": "carol"}),
+        ("join", {"name": "alice", "status": "away"}),
+        ("leave", {"name": "carol"}),
+    ]
+    assert [m.info for m in bob.engine.members("room")] == [{"name": "alice", "status": "away"}]
+    assert bob.engine.members("nowhere") == []
+
+
+def test_a_client_that_reconnects_stays_one_member_and_nobody_sees_it_flap() -> None:
+    server = FakePyrtServer()
+    alice, bob = two_clients(server)
+    alice.join("room", {"name": "alice"})
+    bob.subscribe("room", presence=True)
+    alice.drop()  # lost without a close frame: the server keeps the member for its grace
+    alice.advance(5.0)  # reconnected and joined again under the same key
+    assert alice.state is State.OPEN
+    assert len(frames_of(alice, "presence_join")) == 2
+    server.expire_lost()
+    bob.pump()
+    assert names(bob.presence_events["room"]) == [("join", {"name": "alice"})]
+    assert len(bob.engine.members("room")) == 1
+
+
+def test_after_a_reconnect_the_changes_missed_meanwhile_are_reported_once() -> None:
+    server = FakePyrtServer()
+    alice, bob = two_clients(server)
+    alice.join("room", {"name": "alice"})
+    bob.subscribe("room", presence=True)
+    bob.drop()
+    carol = online(server, rng=random.Random(3).random)
+    carol.join("room", {"name": "carol"})
+    alice.leave("room")
+    bob.advance(5.0)  # back: the new snapshot is compared with what bob knew
+    assert names(bob.presence_events["room"]) == [
+        ("join", {"name": "alice"}),
+        ("leave", {"name": "alice"}),
+        ("join", {"name": "carol"}),
+    ]
+
+
+def test_a_clean_close_leaves_at_once_and_a_lost_connection_after_the_grace() -> None:
+    server = FakePyrtServer()
+    alice, bob = two_clients(server)
+    carol = online(server, rng=random.Random(3).random)
+    bob.subscribe("room", presence=True)
+    alice.join("room", "alice")
+    carol.join("room", "carol")
+    alice.close()
+    bob.pump()
+    assert names(bob.presence_events["room"])[-1] == ("leave", "alice")
+    carol.drop()
+    carol.close()  # it never comes back
+    bob.pump()
+    assert [m.info for m in bob.engine.members("room")] == ["carol"]  # still there, for the grace
+    server.expire_lost()
+    bob.pump()
+    assert names(bob.presence_events["room"])[-1] == ("leave", "carol")
+
+
+def test_a_join_made_offline_is_sent_when_connected_and_resolves_once() -> None:
+    server = FakePyrtServer()
+    h = EngineHarness(server=server, heartbeat=None)
+    waiter = h.join("room", {"name": "early"})
+    assert not waiter.done
+    h.connect()
+    assert waiter.outcomes == 1
+    assert isinstance(waiter.value, str)
+    assert [m.info for m in h.presence("room").value] == [{"name": "early"}]
+
+
+def test_a_join_in_flight_when_the_connection_drops_resolves_on_the_next_one() -> None:
+    server = FakePyrtServer()
+    h = online(server)
+    sock = h.socket
+    assert sock is not None
+    sock.blackholed = True
+    waiter = h.join("room", "me")
+    h.drop()
+    assert not waiter.done
+    h.advance(5.0)
+    assert waiter.outcomes == 1
+    assert waiter.error is None
+    assert len(frames_of(h, "presence_join")) == 2
+
+
+def test_a_refused_join_fails_and_is_not_asked_again() -> None:
+    server = FakePyrtServer(forbidden=["vip"])
+    h = online(server)
+    waiter = h.join("vip", "me")
+    assert isinstance(waiter.error, ChannelRefused)
+    assert waiter.error.channel == "vip"
+    h.drop()
+    h.advance(5.0)
+    assert len(frames_of(h, "presence_join")) == 1
+
+
+def test_info_that_cannot_be_sent_fails_before_anything_is_sent() -> None:
+    h = online(FakePyrtServer())
+    with pytest.raises(EncodeError):
+        h.join("room", {1, 2})
+    with pytest.raises(ValueError, match="channel"):
+        h.join("no spaces", None)
+    assert frames_of(h, "presence_join") == []
+
+
+def test_leaving_before_the_join_was_confirmed_fails_the_join() -> None:
+    h = EngineHarness(server=FakePyrtServer(), heartbeat=None)
+    join = h.join("room", "me")
+    leave = h.leave("room")
+    assert isinstance(join.error, ClientClosedError)
+    h.connect()
+    assert leave.error is None
+    assert leave.outcomes == 1
+    assert frames_of(h, "presence_join") == []
+
+
+def test_closing_fails_joins_still_waiting() -> None:
+    h = EngineHarness(server=FakePyrtServer(), heartbeat=None)
+    join = h.join("room", "me")
+    h.close()
+    assert isinstance(join.error, ClientClosedError)
 # ------------------------------------------------------------------------------ flow control
 
 SERVE_PY = ServerLimits(rate=200.0, burst=400, window=1000, max_bytes=1 << 20, subscriptions=256)

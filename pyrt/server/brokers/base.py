@@ -16,9 +16,10 @@ from typing import Any
 
 from pyrt.server.dedup import MessageDedup
 from pyrt.server.offsets import OffsetKey, offset_key
+from pyrt.server.presence import PresenceStore
 from pyrt.sse_encode import encode_event
 
-__all__ = ["Broker", "BrokerError", "History", "Listener", "Publication"]
+__all__ = ["Broker", "BrokerError", "History", "Listener", "Page", "Publication"]
 
 
 class BrokerError(Exception):
@@ -47,10 +48,15 @@ class Publication:
     def ws_frame(self) -> str:
         """The ``publication`` frame for ``/ws``."""
         return (
-            '{"type":"publication","channel":' + json.dumps(self.channel)
-            + ',"offset":"' + self.offset
-            + '","event":' + json.dumps(self.event)
-            + ',"data":' + self.data_json + "}"
+            '{"type":"publication","channel":'
+            + json.dumps(self.channel)
+            + ',"offset":"'
+            + self.offset
+            + '","event":'
+            + json.dumps(self.event)
+            + ',"data":'
+            + self.data_json
+            + "}"
         )
 
     @property
@@ -95,6 +101,23 @@ class History:
     recovered: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a channel's history, read on demand (:meth:`Broker.page`).
+
+    ``publications`` in the order asked for (oldest first, or newest first with ``reverse``);
+    ``latest`` is the channel's latest offset when it was read (``"0"``: nothing retained);
+    ``recovered`` is ``False`` when, paging forward from ``since``, publications right after
+    ``since`` are no longer retained (the page then starts at the oldest retained one);
+    ``more`` says whether retained publications follow the page in its direction.
+    """
+
+    publications: list[Publication]
+    latest: str
+    recovered: bool
+    more: bool
+
+
 _OVERHEAD = 200  # the object, its key tuple and its slot in a channel's log
 
 
@@ -116,6 +139,9 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def message_dedup(self) -> MessageDedup:
         """The dedup window for ``message`` ids (shared by every instance on this broker)."""
+
+    #: Who is in which channel (:mod:`pyrt.server.presence`), kept where the channels are.
+    presence: PresenceStore
 
     @abc.abstractmethod
     async def start(self, listener: Listener) -> None:
@@ -165,6 +191,18 @@ class Broker(abc.ABC):
 
         At most ``limit`` publications and about ``max_bytes`` of data (the newest ones; at least
         one): when more were missed, ``recovered`` is ``False``.
+        """
+
+    @abc.abstractmethod
+    async def page(
+        self, channel: str, since: OffsetKey | None, *, limit: int, reverse: bool = False, max_bytes: int
+    ) -> Page:
+        """A page of retained publications, for history on demand.
+
+        Forward (``reverse=False``): those after ``since`` (``None``: from the oldest retained),
+        oldest first. Backward (``reverse=True``): those before ``since`` (``None``: from the
+        newest), newest first. At most ``limit`` publications and about ``max_bytes`` of data
+        (at least one). The next page in the same direction starts after the last offset given.
         """
 
     async def housekeeping(self) -> None:

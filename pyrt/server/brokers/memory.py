@@ -22,10 +22,11 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
-from pyrt.server.brokers.base import Broker, History, Listener, Publication
+from pyrt.server.brokers.base import Broker, History, Listener, Page, Publication
 from pyrt.server.dedup import DedupWindow, MemoryMessageDedup, MessageDedup, scoped_key
 from pyrt.server.ingress import check_text
 from pyrt.server.offsets import ZERO, OffsetKey
+from pyrt.server.presence import MemoryPresence
 
 __all__ = ["MemoryBroker"]
 
@@ -65,6 +66,9 @@ class MemoryBroker(Broker):
         history_ttl: float = 600.0,
         dedup_per_identity: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        presence_ttl: float = 30.0,
+        presence_grace: float = 5.0,
+        max_presence_total: int = 50_000,
     ) -> None:
         for name, value in (("retention", retention), ("max_channels", max_channels)):
             if value < 1:
@@ -87,6 +91,9 @@ class MemoryBroker(Broker):
             dedup_ttl, dedup_max, clock, per_scope=per_scope
         )
         self._message_dedup = MemoryMessageDedup(messages)
+        self.presence = MemoryPresence(
+            presence_ttl, presence_grace, max_total=max_presence_total, clock=clock, clock_ms=clock_ms
+        )
 
     @property
     def message_dedup(self) -> MessageDedup:
@@ -106,6 +113,7 @@ class MemoryBroker(Broker):
 
     async def close(self) -> None:
         self._listener = None
+        await self.presence.close()
 
     async def housekeeping(self) -> None:
         self._expire(self._clock())
@@ -197,10 +205,48 @@ class MemoryBroker(Broker):
                 recovered = False
             else:
                 start = seq - oldest + 1
-        first = len(log) - _newest_that_fit(reversed(log), len(log) - start, limit, max_bytes)
+        first = len(log) - _that_fit(reversed(log), len(log) - start, limit, max_bytes)
         if first > start:
             recovered = False
         return History(list(itertools.islice(log, first, None)), latest, recovered)
+
+    async def page(
+        self, channel: str, since: OffsetKey | None, *, limit: int, reverse: bool = False, max_bytes: int
+    ) -> Page:
+        now = self._clock()
+        self._expire(now)
+        state = self._channels.get(channel)
+        if state is None:
+            return Page([], "0", reverse or since is None or since == ZERO, False)
+        self._trim_expired(state, now)
+        latest = f"{state.life}-{state.seq}" if state.seq else "0"
+        log = state.log
+        size = len(log)
+        oldest = log[0].key[1] if log else state.seq + 1  # the sequence number of log[0]
+
+        def retained_before(key: OffsetKey, inclusive: bool) -> int:
+            """How many retained publications come before ``key`` (or at it, ``inclusive``)."""
+            life, seq = key
+            if life != state.life:
+                return 0 if life < state.life else size
+            return min(size, max(0, seq - oldest + (1 if inclusive else 0)))
+
+        if reverse:
+            end = size if since is None else retained_before(since, inclusive=False)
+            taken = _that_fit(itertools.islice(reversed(log), size - end, None), end, limit, max_bytes)
+            chosen = list(itertools.islice(reversed(log), size - end, size - end + taken))
+            return Page(chosen, latest, True, end - taken > 0)
+        start, recovered = 0, True
+        if since is not None and since != ZERO:
+            life, seq = since
+            if life == state.life and oldest - 1 <= seq <= state.seq:
+                start = retained_before(since, inclusive=True)
+            else:
+                recovered = False  # no longer retained (or never was): from the oldest retained
+        taken = _that_fit(itertools.islice(log, start, None), size - start, limit, max_bytes)
+        return Page(
+            list(itertools.islice(log, start, start + taken)), latest, recovered, start + taken < size
+        )
 
     async def healthy(self) -> bool:
         await asyncio.sleep(0)
@@ -251,17 +297,17 @@ class MemoryBroker(Broker):
                 self._forget(name)
 
 
-def _newest_that_fit(
-    newest_first: Iterable[Publication], available: int, limit: int | None, max_bytes: int | None
+def _that_fit(
+    in_order: Iterable[Publication], available: int, limit: int | None, max_bytes: int | None
 ) -> int:
-    """How many of the ``available`` newest publications a replay may hold: at most ``limit``,
-    and about ``max_bytes`` of data (at least one)."""
+    """How many of the ``available`` publications, taken in order (the newest first for a
+    replay), fit in ``limit`` and about ``max_bytes`` of data (at least one, when any is)."""
     count = available if limit is None else min(available, limit)
     if max_bytes is None or count == 0:
         return count
     total = 0
     taken = 0
-    for publication in itertools.islice(newest_first, count):
+    for publication in itertools.islice(in_order, count):
         total += len(publication.data_json)
         if taken and total > max_bytes:
             break

@@ -8,7 +8,8 @@
   (``XTRIM MINID``) and an idle stream expires after ``history_ttl`` (``PEXPIRE``): no channel
   outlives its last publication by more than that.
 - Replay: read backwards (``XREVRANGE``) in pages, newest first, until ``since`` or the replay
-  limits: memory per replay stays bounded. The replay is ``recovered`` iff it reached ``since``
+  limits: memory per replay stays bounded. History pages on demand read the same way, forwards
+  (``XRANGE``) or backwards, within their own limits. The replay is ``recovered`` iff it reached ``since``
   and its first entry's ``p`` is ``since`` (nothing between was trimmed); else it holds the
   newest retained entries that fit.
 - Live: one reader task per instance runs ``XREAD BLOCK`` over the watched channels plus a
@@ -30,7 +31,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from pyrt.server.brokers.base import Broker, BrokerError, History, Listener, Publication
+from pyrt.server.brokers.base import Broker, BrokerError, History, Listener, Page, Publication
+from pyrt.server.brokers.redis_presence import RedisPresence
 from pyrt.server.dedup import Compute, MessageDedup, scoped_key
 from pyrt.server.ingress import check_text
 from pyrt.server.offsets import ZERO, OffsetKey, format_offset, offset_key
@@ -147,6 +149,7 @@ class RedisBroker(Broker):
     """Channels in Redis Streams. ``url`` like ``redis://127.0.0.1:6379/0``."""
 
     kind = "redis"
+    presence: RedisPresence
 
     def __init__(
         self,
@@ -157,6 +160,8 @@ class RedisBroker(Broker):
         prefix: str = "pyrt:",
         block_ms: int = 5000,
         history_ttl: float = 600.0,
+        presence_ttl: float = 30.0,
+        presence_grace: float = 5.0,
     ) -> None:
         self.url = url
         self.retention = retention
@@ -185,7 +190,8 @@ class RedisBroker(Broker):
         )
         self._publish = self._redis.register_script(_PUBLISH)
         self._message_dedup = RedisMessageDedup(self._redis, prefix + "msg:", dedup_ttl)
-        self._cursors: dict[str, str] = {}  # watched channel -> last id delivered
+        self._cursors: dict[str, str] = {}  # watched stream key -> last id delivered
+        self.presence = RedisPresence(self, prefix + "prs:", presence_ttl, presence_grace)
         self._listener: Listener | None = None
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
@@ -193,6 +199,11 @@ class RedisBroker(Broker):
     @property
     def message_dedup(self) -> MessageDedup:
         return self._message_dedup
+
+    @property
+    def redis_client(self) -> Any:
+        """The command client (a bounded pool), for what shares this broker's Redis."""
+        return self._redis
 
     def _key(self, channel: str) -> str:
         return self._stream_prefix + channel
@@ -221,6 +232,7 @@ class RedisBroker(Broker):
         with contextlib.suppress(RedisError, OSError):
             await self._redis.delete(self._wake_key)
         self._listener = None
+        await self.presence.close()
         for client in (self._reader_client, self._redis):
             with contextlib.suppress(RedisError, OSError):
                 await client.aclose()
@@ -261,18 +273,26 @@ class RedisBroker(Broker):
         return str(offset), bool(duplicate)
 
     async def watch(self, channel: str) -> None:
-        if channel in self._cursors:
+        await self.watch_stream(self._key(channel))
+
+    def unwatch(self, channel: str) -> None:
+        self._cursors.pop(self._key(channel), None)
+
+    async def watch_stream(self, key: str) -> None:
+        """Have the reader follow the stream ``key`` from its current end (a channel's
+        publications, or its presence diffs)."""
+        if key in self._cursors:
             return
         try:
-            last = await self._redis.xrevrange(self._key(channel), count=1)
-            self._cursors.setdefault(channel, last[0][0] if last else "0-0")
-            # wake the reader so its next XREAD includes this channel
+            last = await self._redis.xrevrange(key, count=1)
+            self._cursors.setdefault(key, last[0][0] if last else "0-0")
+            # wake the reader so its next XREAD includes this stream
             await self._redis.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
         except RedisError as exc:
             raise BrokerError(f"redis: {exc}") from exc
 
-    def unwatch(self, channel: str) -> None:
-        self._cursors.pop(channel, None)
+    def unwatch_stream(self, key: str) -> None:
+        self._cursors.pop(key, None)
 
     async def history(
         self, channel: str, since: OffsetKey | None, *, limit: int | None = None, max_bytes: int | None = None
@@ -301,31 +321,71 @@ class RedisBroker(Broker):
         except RedisError as exc:
             raise BrokerError(f"redis: {exc}") from exc
 
+    async def page(
+        self, channel: str, since: OffsetKey | None, *, limit: int, reverse: bool = False, max_bytes: int
+    ) -> Page:
+        key = self._key(channel)
+        try:
+            last = await self._redis.xrevrange(key, count=1)
+            latest = last[0][0] if last else "0"
+            if reverse:
+                if since == ZERO:
+                    return Page([], latest, True, False)  # nothing comes before "0"
+                high = "+" if since is None else "(" + format_offset(since)
+                entries, complete = await self._scan(key, True, high, "-", limit, max_bytes)
+                return Page(self._publications(channel, entries), latest, True, not complete)
+            low = "-" if since is None or since == ZERO else "(" + format_offset(since)
+            entries, complete = await self._scan(key, False, low, "+", limit, max_bytes)
+            recovered = True
+            if since is not None and since != ZERO:
+                if entries:  # nothing trimmed between ``since`` and the first: it was retained
+                    recovered = offset_key(entries[0][1].get("p", "0")) == since
+                elif latest == "0" or offset_key(latest) != since:  # not ours: from the oldest
+                    entries, complete = await self._scan(key, False, "-", "+", limit, max_bytes)
+                    recovered = False
+            if entries and offset_key(entries[-1][0]) > offset_key(latest):
+                latest = entries[-1][0]  # published while the page was read
+            return Page(self._publications(channel, entries), latest, recovered, not complete)
+        except RedisError as exc:
+            raise BrokerError(f"redis: {exc}") from exc
+
     async def _read_back(
         self, key: str, low: str, limit: int | None, max_bytes: int | None
     ) -> tuple[list[Any], bool]:
         """The newest entries above ``low`` (oldest first) within ``limit`` and ``max_bytes``, read
         in pages; and whether that is every entry above ``low``."""
-        newest_first: list[Any] = []
+        newest_first, complete = await self._scan(key, True, "+", low, limit, max_bytes)
+        return newest_first[::-1], complete
+
+    async def _scan(
+        self, key: str, reverse: bool, start: str, stop: str, limit: int | None, max_bytes: int | None
+    ) -> tuple[list[Any], bool]:
+        """Entries from ``start`` towards ``stop`` (``XRANGE`` bounds; ``XREVRANGE`` when
+        ``reverse``), in that order, within ``limit`` and about ``max_bytes`` of data (at least
+        one), read in pages sized by the bytes left; and whether that is every entry in range."""
+        taken: list[Any] = []
         total = 0
-        high = "+"
+        cursor = start
         page = _FIRST_PAGE
         while True:
             if limit is not None:
-                page = min(page, limit - len(newest_first) + 1)
-            batch = await self._redis.xrevrange(key, max=high, min=low, count=page)
+                page = min(page, limit - len(taken) + 1)
+            if reverse:
+                batch = await self._redis.xrevrange(key, max=cursor, min=stop, count=page)
+            else:
+                batch = await self._redis.xrange(key, min=cursor, max=stop, count=page)
             for entry in batch:
                 size = len(entry[1].get("d", ""))
-                if limit is not None and len(newest_first) >= limit:
-                    return newest_first[::-1], False
-                if max_bytes is not None and newest_first and total + size > max_bytes:
-                    return newest_first[::-1], False
-                newest_first.append(entry)
+                if limit is not None and len(taken) >= limit:
+                    return taken, False
+                if max_bytes is not None and taken and total + size > max_bytes:
+                    return taken, False
+                taken.append(entry)
                 total += size
             if len(batch) < page:
-                return newest_first[::-1], True
-            high = "(" + batch[-1][0]
-            average = max(1, total // len(newest_first))
+                return taken, True
+            cursor = "(" + batch[-1][0]
+            average = max(1, total // len(taken))
             room = (max_bytes - total) // average if max_bytes is not None else 500
             page = max(1, min(500, room + 1))
 
@@ -338,7 +398,7 @@ class RedisBroker(Broker):
         prefix_length = len(self._stream_prefix)
         while not self._closing:
             try:
-                streams = {self._key(channel): cursor for channel, cursor in self._cursors.items()}
+                streams = dict(self._cursors)
                 streams[self._wake_key] = self._wake_cursor
                 result = await self._reader_client.xread(streams, count=1000, block=self._block_ms)
                 delay = 0.05
@@ -353,22 +413,36 @@ class RedisBroker(Broker):
                 if key == self._wake_key:
                     self._wake_cursor = entries[-1][0]
                     continue
-                channel = key[prefix_length:]
-                cursor = self._cursors.get(channel)
+                cursor = self._cursors.get(key)
                 if cursor is None or not entries:
                     continue
-                floor = offset_key(cursor)
-                listener = self._listener
-                for entry_id, fields in entries:
-                    entry_key = offset_key(entry_id)
-                    if entry_key <= floor:
-                        continue
-                    floor = entry_key
-                    if listener is not None:
-                        try:
-                            listener(Publication(channel, entry_id, fields["e"], fields["d"]))
-                        except Exception:
-                            log.exception("delivering %s %s failed", channel, entry_id)
-                if channel in self._cursors:
-                    self._cursors[channel] = format_offset(floor)
+                fresh = _after(entries, offset_key(cursor))
+                if not fresh:
+                    continue
+                if key.startswith(self._stream_prefix):
+                    self._deliver(key[prefix_length:], fresh)
+                else:
+                    self.presence.deliver(key, fresh)
+                if key in self._cursors:
+                    self._cursors[key] = fresh[-1][0]
 
+    def _deliver(self, channel: str, entries: list[Any]) -> None:
+        listener = self._listener
+        if listener is None:
+            return
+        for entry_id, fields in entries:
+            try:
+                listener(Publication(channel, entry_id, fields["e"], fields["d"]))
+            except Exception:
+                log.exception("delivering %s %s failed", channel, entry_id)
+
+
+def _after(entries: list[Any], floor: OffsetKey) -> list[Any]:
+    """The entries above ``floor``, in order (XREAD may repeat what a cursor already passed)."""
+    fresh = []
+    for entry in entries:
+        key = offset_key(entry[0])
+        if key > floor:
+            fresh.append(entry)
+            floor = key
+    return fresh
