@@ -23,7 +23,7 @@ from pyrt.persist import RecordStore
 from pyrt.transport import PageEvents, SocketEvents
 from pyrt.wire import Frame
 
-__all__ = ["BrowserTransport", "absolute_ws_url"]
+__all__ = ["BrowserTransport", "absolute_ws_url", "close_socket"]
 
 
 def absolute_ws_url(url: str) -> str:
@@ -133,6 +133,24 @@ class _Socket:
         self.owner.destroy_all()
 
 
+def close_socket(ws: Any, code: int, reason: str) -> None:
+    """Close the native socket ``ws``; one still connecting is closed as soon as it opens.
+
+    Chromium keeps the TCP connection of a socket closed while connecting when the server had
+    accepted it already: the server then counts a connection nobody uses until its heartbeat
+    gives up on it (tens of seconds). Closing on ``open`` ends it with a close handshake instead,
+    and a socket that never opens fails by itself. The listener is ``WebSocket.close`` bound in
+    JavaScript (no proxy to own), and it runs once.
+    """
+    if ws.readyState == 0:  # CONNECTING
+        bound = js.Reflect.apply(
+            js.Function.prototype.bind, js.WebSocket.prototype.close, to_js([ws, code, reason])
+        )
+        ws.addEventListener("open", bound, to_js({"once": True}, dict_converter=js.Object.fromEntries))
+    else:
+        ws.close(code, reason)
+
+
 class BrowserTransport:
     """``js.WebSocket`` for :class:`~pyrt.WebSocketClient` (Pyodide only)."""
 
@@ -192,7 +210,7 @@ class BrowserTransport:
             self._socket = None
             socket.release()
         try:
-            socket.ws.close(code, reason)
+            close_socket(socket.ws, code, reason)
         except JsException:  # already closed, or the browser refused the code
             if not detach:
                 self._socket = None

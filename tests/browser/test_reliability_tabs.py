@@ -68,6 +68,47 @@ def received(server: ServerProcess, cid: str) -> list[dict[str, Any]]:
     return messages
 
 
+def test_sockets_closed_while_connecting_in_a_background_tab_leave_no_connection_open(
+    tabs: Tabs, server: ServerProcess
+) -> None:
+    """Chromium keeps the TCP connection of a WebSocket closed while still connecting (seen in a
+    background tab, whose handshake completes before the page hears of it): the server counted
+    such sockets until its heartbeat gave up on them. The transport closes a connecting socket
+    as soon as it opens, with a close handshake (a new leader's socket, closed by a tab that
+    closes at once, is one)."""
+    tab = tabs.live()[0]  # opened first: the others are in front of it
+    tag = uuid.uuid4().hex[:8]
+    code = f"""
+import asyncio
+from pyrt.browser import proxies
+from pyrt.browser.ws_transport import BrowserTransport
+
+class Events:
+    closed = 0
+    def socket_opened(self): pass
+    def socket_message(self, data): pass
+    def socket_closed(self, code, reason, clean):
+        Events.closed += 1
+
+baseline = proxies.live_count()
+transports = []
+for n in range(30):
+    transport = BrowserTransport()
+    transport.open("{server.ws_url}/ws?cid=connecting-{tag}", [], Events())
+    await asyncio.sleep((n % 10) * 0.002)  # closed at every stage of the handshake
+    transport.close(1000, "", detach=n % 2 == 0)
+    transports.append(transport)
+deadline = asyncio.get_running_loop().time() + 20
+while Events.closed < 15 and asyncio.get_running_loop().time() < deadline:
+    await asyncio.sleep(0.02)
+for transport in transports:
+    transport.dispose()
+[Events.closed, proxies.live_count() - baseline]
+"""
+    assert tab.run(code, ns=tag, timeout=60) == [15, 0]  # each attached socket reported its close
+    wait_until(lambda: gauge(server, "ws") == 0, 15, "every socket closed on the server", page=tab.page)
+
+
 def test_eight_tabs_share_one_websocket_and_each_ack_reaches_its_tab(
     tabs: Tabs, server: ServerProcess
 ) -> None:
