@@ -9,7 +9,7 @@ for (``to``) and the link (``l``):
 ``bye``               the leader stops leading (its client closed, its page went away)
 ``ready``             the leader's real connection is open (again): reconnect now
 ``open`` (``x``)      a client opens a link to the leader (``x``: what its stream needs)
-``opened``            the link is open
+``opened`` (``d|b``)  the link is open (a WebSocket link: with its first frame, the welcome)
 ``close`` (``c r``)   the link is closed (either side), with a close code and reason
 ``frame`` (``d|b``)   a WebSocket frame on a link, text (``d``) or base64 binary (``b``)
 ``event`` (``y i d``) an SSE event on a link: type, id, data

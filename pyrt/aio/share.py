@@ -15,7 +15,8 @@ hub's real connection carries them. Nothing else is shared: each client keeps it
 acks, offsets and handlers.
 
 The hub prunes the links of participants that vanished without a word (a crashed tab): each
-participant holds a lock of its own for as long as it lives, and the hub asks which are held.
+participant holds a lock of its own for as long as it lives, and the hub asks which are held
+(or requested); one missing from two checks in a row is gone.
 """
 
 from __future__ import annotations
@@ -105,7 +106,9 @@ class Participant:
         self._count = 0
         self._started = False
         self._closed = False
+        self._leaving = False  # the client is closing: it takes the lead no more
         self._prune_timer: asyncio.TimerHandle | None = None
+        self._members: set[str] | None = None  # the participants the last check found
         self._leading_since = 0.0
 
     @property
@@ -138,13 +141,22 @@ class Participant:
         self._abdicate()
         self.channel.dispose()
 
+    def leaving(self) -> None:
+        """The client is closing: withdraw from the election (a lock granted meanwhile is given
+        back at once), so it never opens a connection only to close it. A leader keeps leading
+        until its client's link is closed (:meth:`close`)."""
+        self._leaving = True
+        if not self._closed and not self.leading:
+            self.channel.resign()
+
     def resign(self) -> None:
         """Stop leading but stay (the page is going away and may come back): another
         participant takes over; this one queues for the lock again."""
         if self._closed or not self.leading:
             return
         self._abdicate()
-        self.channel.request_lead(self._granted)
+        if not self._leaving:
+            self.channel.request_lead(self._granted)
 
     def _abdicate(self) -> None:
         hub = self.hub
@@ -224,8 +236,12 @@ class Participant:
     def _granted(self) -> None:
         if self._closed or self.hub is not None:
             return
+        if self._leaving:
+            self.channel.resign()  # the next in line leads
+            return
         self._leading_since = self._loop.time()
         self.hub = self._make_hub(self)
+        self._members = None
         self.leader = self.id
         self.tabs = 0
         self.hub.start()
@@ -243,8 +259,11 @@ class Participant:
             return
 
         def alive(members: set[str]) -> None:
-            if self.hub is hub:
-                hub.prune(members | {self.id})
+            # Absent twice in a row: a participant whose lock the query missed once (requested
+            # but not granted yet, on a busy machine) is not dropped.
+            seen, self._members = self._members, members
+            if self.hub is hub and seen is not None:
+                hub.prune(members | seen | {self.id})
 
         self.channel.members(alive)
         self._schedule_prune()
@@ -318,6 +337,8 @@ class Participant:
         kind = message["t"]
         if kind == "opened":
             end.link_opened(link)
+            if "d" in message or "b" in message:  # the link's first frame came with it
+                end.link_message(link, {**message, "t": "frame"})
         elif kind == "close":
             del self._links[link]
             code, reason = message.get("c"), message.get("r")

@@ -98,6 +98,8 @@ class SSEClient(Driver):
         """Stop for good: abort what is in flight, cancel reconnects, end ``async for`` (events
         received and not taken yet are dropped). Closing twice does nothing."""
         self._engine.close(self._now())
+        if self._participant is not None:
+            self._participant.leaving()  # never takes the shared connection over now
         self._stop_iterating()
         self._pump()
 

@@ -405,6 +405,8 @@ class StreamHub:
         for link, owner in list(self._owners.items()):
             if owner not in alive:
                 self.link_closed(link)
+                # Gone, as far as the locks tell: should it still be there, it reconnects.
+                self.participant.to_link(owner, link, "close", c=1006, r="the tab was not seen")
 
     def close(self) -> None:
         self._closing = True

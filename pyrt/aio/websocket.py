@@ -545,6 +545,8 @@ class WebSocketClient(Driver):
         are dropped (each reported to ``on_error``), ``async for`` ends, every proxy is
         destroyed. Browsers allow code 1000 or 3000-4999. Closing twice does nothing."""
         self._engine.close(self._now(), code, reason)
+        if self._participant is not None:
+            self._participant.leaving()  # never takes the shared connection over now
         self._stop_iterating()
         self._pump()
 

@@ -236,6 +236,8 @@ class WebSocketHub:
         for link, owner in list(self._owners.items()):
             if owner not in alive:
                 self.link_closed(link)
+                # Gone, as far as the locks tell: should it still be there, it reconnects.
+                self.participant.to_link(owner, link, "close", c=1006, r="the tab was not seen")
 
     def close(self) -> None:
         self._closing = True
@@ -269,7 +271,10 @@ class WebSocketHub:
 
     def _run(self, actions: list[RelayAction]) -> None:
         participant = self.participant
-        for action in actions:
+        welcomed: ToLink | None = None
+        for n, action in enumerate(actions):
+            if action is welcomed:
+                continue  # sent with its OpenLink
             if type(action) is ToServer:
                 if self.client.state is not State.CLOSED:
                     self.client.send_frame(action.frame)
@@ -279,8 +284,13 @@ class WebSocketHub:
                     participant.to_link(owner, action.link, "frame", **frame_fields(action.frame))
             elif type(action) is OpenLink:
                 owner = self._owners.get(action.link)
+                after = actions[n + 1] if n + 1 < len(actions) else None
+                first: dict[str, Any] = {}
+                if type(after) is ToLink and after.link == action.link:
+                    welcomed, first = after, frame_fields(after.frame)  # one message: the
+                    # client is never OPEN without its welcome (its session, its limits)
                 if owner is not None:
-                    participant.to_link(owner, action.link, "opened")
+                    participant.to_link(owner, action.link, "opened", **first)
             elif type(action) is CloseLink:
                 owner = self._owners.pop(action.link, None)
                 if owner is not None:

@@ -8,8 +8,9 @@ workers alike (both have ``navigator.locks`` and ``BroadcastChannel``):
   this participant resigns (an ``AbortController``'s ``abort`` event resolves it). The browser
   releases the lock by itself when the page or worker goes away, crashed or not, and grants it
   to the next in line;
-- **alive** is holding a lock of one's own (``<group>#<participant>``): the leader lists the
-  held locks (``navigator.locks.query()``) to drop the links of participants that vanished;
+- **alive** is holding (or having requested) a lock of one's own (``<group>#<participant>``):
+  the leader lists the held and pending locks (``navigator.locks.query()``) to drop the links of
+  participants that vanished;
 - **messages** are strings on a ``BroadcastChannel`` named after the group: every other page and
   worker of the origin with that name receives them.
 
@@ -112,7 +113,7 @@ class BrowserShareChannel:
                 return
             if self._disposed:
                 return
-            names = [str(info.name) for info in snapshot.held]
+            names = [str(info.name) for info in (*snapshot.held, *snapshot.pending)]
             done({name[len(prefix) :] for name in names if name.startswith(prefix)})
 
         task = asyncio.ensure_future(query())

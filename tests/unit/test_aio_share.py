@@ -155,3 +155,26 @@ def test_resigning_hands_over_and_queues_again() -> None:
         await until(lambda: first.leading)  # it had queued again
 
     run(scenario)
+
+
+def test_a_participant_that_is_leaving_passes_the_lead_on_without_leading() -> None:
+    """A client that is closing withdraws from the election: the lock, should it come while the
+    client finishes closing, goes on to the next in line, and no hub (no connection) is made."""
+
+    async def scenario() -> None:
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        hubs: list[Hub] = []
+        first, second, third = (participant(bus, hubs) for _ in range(3))
+        for each in (first, second, third):
+            each.start()
+        await until(lambda: first.leading and len(hubs) == 1)
+        second.leaving()  # its client is closing; its participant closes with its last link
+        first.close()
+        await until(lambda: third.leading)
+        assert not second.leading
+        assert len(hubs) == 2  # the first's, then the third's
+        assert hubs[0].closed
+        second.close()
+        third.close()
+
+    run(scenario)

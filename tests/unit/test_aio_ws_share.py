@@ -4,6 +4,7 @@ the tab that asked, every publication to every tab once, and hand-over when the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -275,5 +276,72 @@ def test_sharing_needs_a_browser_and_does_not_mix_with_persist() -> None:
             WebSocketClient("ws://test/ws", share="app", persist="chat")
         with pytest.raises(ValueError, match="non-empty"):
             WebSocketClient("ws://test/ws", share="")
+
+    run(scenario)
+
+
+def test_a_follower_is_open_with_its_session_when_messages_arrive_one_at_a_time() -> None:
+    """Each message on the group's channel arrives in a later turn of the loop than the one
+    before, as between a page and a worker on a busy machine: a follower is OPEN only with its
+    welcome (the link opens with it), so its session and limits are known at once."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        order = itertools.count()
+        bus = FakeShareBus(lambda callback: loop.call_later(next(order) * 0.002, callback))
+        server = FakePyrtServer()
+        first, second = tab(server, bus), tab(server, bus)
+        first.client.connect()
+        await first.client.wait_open(5)
+        second.client.connect()
+        await second.client.wait_open(5)
+        assert second.client.sharing is not None
+        assert second.client.sharing.role == "follower"
+        assert second.client.session is not None
+        assert second.client.session == first.client.session
+
+    run(scenario)
+
+
+def test_a_follower_the_check_misses_once_keeps_its_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The leader's check of who is alive can miss a participant whose own lock is requested but
+    not granted yet: only one missing from two checks in a row is dropped."""
+    monkeypatch.setattr(share_module, "PRUNE_INTERVAL", 0.02)
+
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus) for _ in range(2)]
+        for t in tabs:
+            t.client.connect()
+            await t.client.wait_open(2)
+        leader, follower = leader_of(tabs), next(t for t in tabs if t.client.sharing.role == "follower")
+        participant = leader.client._participant
+        assert participant is not None
+        channel = participant.channel
+        members = channel.members
+        missed: list[bool] = []
+
+        def once_without_the_follower(done: Any) -> None:
+            missed.append(len(missed) == 1)  # the second check misses it
+            if missed[-1]:
+                done({participant.id})
+            else:
+                members(done)
+
+        reconnects = follower.client.stats.reconnects
+        checks: list[int] = []
+        real = once_without_the_follower
+
+        def counted(done: Any) -> None:
+            checks.append(1)
+            real(done)
+
+        monkeypatch.setattr(channel, "members", counted)
+        await until(lambda: len(checks) >= 5)  # the miss, then four more checks
+        assert follower.client.stats.reconnects == reconnects
+        assert follower.client.state is State.OPEN
+        assert leader.client.sharing is not None
+        assert leader.client.sharing.tabs == 2
 
     run(scenario)
