@@ -105,9 +105,7 @@ class MessageTooLarge(PyrtError, ValueError):
         self.limit = limit
         self.message_id = message_id
         which = f"message {message_id!r}" if message_id is not None else "a message"
-        super().__init__(
-            f"{which} is {size} bytes; the server accepts at most {limit} bytes per frame"
-        )
+        super().__init__(f"{which} is {size} bytes; the server accepts at most {limit} bytes per frame")
 
 
 class QueueFull(PyrtError):

@@ -667,9 +667,7 @@ class EventSourcePolicy(_Machine):
         self._events += 1
         return True
 
-    def error(
-        self, source: int, for_good: bool, now: float, retry_after: float | None = None
-    ) -> None:
+    def error(self, source: int, for_good: bool, now: float, retry_after: float | None = None) -> None:
         """The native ``error`` event; ``for_good``: the object's ``readyState`` was ``CLOSED``.
 
         ``retry_after``: seconds from the refusing response's ``Retry-After``, when the adapter

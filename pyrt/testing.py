@@ -124,7 +124,8 @@ class ServerConnection:
     on_push: Callable[[], None] | None = None  # called after each frame queued for the client
     token: str | None = None  # the token of the handshake or of the last accepted refresh
     identity: str = "ip:127.0.0.1"  # who the client is, for member ids (tests may set their own)
-    presence: dict[str, str] = field(default_factory=dict)  # channel -> member id it joined as
+    #: (channel, member id) it joined as: several per channel when clients share it, one per key
+    presence: set[tuple[str, str]] = field(default_factory=set)
     watching: set[str] = field(default_factory=set)  # channels whose presence it follows
     gate: FlowGate | None = None  # the connection's admission (None: no limits enforced)
     close_code: int | None = None  # set when the server closed the connection (after outgoing)
@@ -149,7 +150,7 @@ class ServerConnection:
             return
         self.open = False
         self.outgoing.clear()
-        for channel, member in list(self.presence.items()):
+        for channel, member in list(self.presence):
             self.server.release(channel, member, self, clean=code in (1000, 1001))
         self.presence.clear()
 
@@ -429,17 +430,14 @@ class FakePyrtServer:
         if channel in self.forbidden or channel.startswith("_"):
             conn.error("forbidden", "not allowed", frame_id)
             return
-        if channel not in conn.presence and len(conn.presence) >= 16:
+        member_key = member_id(conn.identity, key or conn.session)
+        if (channel, member_key) not in conn.presence and len(conn.presence) >= 16:
             conn.error("forbidden", "at most 16 presence joins per connection", frame_id)
             return
         info = msg.get("info")
         if len(json.dumps(info, separators=(",", ":"), ensure_ascii=False)) > 512:
             conn.error("bad_frame", "info is too large (at most 512 characters of JSON)", frame_id)
             return
-        member_key = member_id(conn.identity, key or conn.session)
-        previous = conn.presence.get(channel)
-        if previous is not None and previous != member_key:  # one member per channel and connection
-            self._remove(channel, [previous])
         member = {"client": member_key, "user": None, "info": info}
         members = self.members.setdefault(channel, {})
         known = members.get(member_key)
@@ -451,7 +449,7 @@ class FakePyrtServer:
                 conn.error("forbidden", "as many members as one client may", frame_id)
                 return
         members[member_key] = (member, conn, False)
-        conn.presence[channel] = member_key
+        conn.presence.add((channel, member_key))
         if known is None or known[0] != member:
             self._announce(channel, [member], [])
         if frame_id is not None:
@@ -468,8 +466,7 @@ class FakePyrtServer:
             )
             return
         member_key = member_id(conn.identity, key or conn.session)
-        if conn.presence.get(channel) == member_key:
-            del conn.presence[channel]
+        conn.presence.discard((channel, member_key))
         self._remove(channel, [member_key])
         if frame_id is not None:
             conn.push({"type": "ack", "id": frame_id, "ok": True, "data": None})
@@ -530,6 +527,7 @@ class FakePyrtServer:
             self.refreshed.append(token)
             if frame_id is not None:
                 conn.push({"type": "ack", "id": frame_id, "ok": True, "data": {"ttl": ttl}})
+
     def _admitted(self, conn: ServerConnection, gate: FlowGate, frame: Frame, now: float) -> bool:
         """A frame the gate did not let through at once: accept it, or refuse it as serve.py does."""
         try:
@@ -1419,7 +1417,6 @@ class FakeEventSourceTransport:
         if fake is None or fake.state == "closed":
             raise RuntimeError(f"cannot {what} the EventSource: there is no live one")
         return fake
-
 
 
 class FakeShareBus:

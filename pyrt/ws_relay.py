@@ -7,15 +7,20 @@ their ids, retries, subscriptions with their offsets, heartbeat) and sees the li
 
 - from a link: a ``ping`` is answered at once (the link's liveness is the leader's); a
   ``subscribe`` joins the channel's one server subscription (a new one, or — for an offset older
-  than what the shared subscription delivered — a re-subscription from that offset, whose replay
-  every link filters by its own offset); an ``unsubscribe`` leaves it (the server unsubscribes
-  when the last link leaves); a frame with an ``id`` is sent and its id remembered, so the ack
-  or error goes back to that link only; anything else is sent as it is;
+  than what the shared subscription delivered, or for a channel's presence not followed yet — a
+  re-subscription, whose replay every link filters by its own offset); an ``unsubscribe`` leaves
+  it (the server unsubscribes when the last link leaves); a frame with an ``id`` is sent and its
+  id remembered, so the ack or error goes back to that link only; a ``presence_join`` is
+  remembered too, so a link that closes leaves the presence it joined (each client is a member
+  of its own, several per connection); anything else is sent as it is;
 - from the server: ``ping``, ``pong`` and ``welcome`` belong to the real connection (the caller
-  gives them to its engine); an ``ack`` or ``error`` with a remembered id goes to its link; a
-  ``publication`` to the links subscribed to its channel; ``subscribed`` to the links waiting for
-  that answer; everything else (messages from the application, frames of types this module does
-  not know) to every link;
+  gives them to its engine), and so does an ``ack`` or ``error`` whose id no link sent (a token
+  refresh); an ``ack`` or ``error`` with a remembered id goes to its link; a ``publication`` to
+  the links subscribed to its channel; ``subscribed`` to the links waiting for that answer; a
+  ``presence_diff`` to the subscribed links that follow the presence (the relay keeps the
+  members, so a link that asks later is answered at once); an ``error`` about a channel to the
+  links subscribed to it or present in it; everything else (messages from the application,
+  frames of types this module does not know) to every link;
 - links open only while the real connection is open — from its ``welcome`` on (with ``raw``, as
   soon as it opens: :meth:`WsRelay.server_opened`) — and each gets a ``welcome``; when it is lost,
   every open link is closed, so each client re-sends its unacknowledged messages with their ids
@@ -33,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyrt.offsets import OffsetKey, offset_key
+from pyrt.presence import Member, PresenceView, read_members
 from pyrt.wire import Frame
 
 __all__ = ["CloseLink", "OpenLink", "RelayAction", "ToLink", "ToServer", "WsRelay"]
@@ -86,6 +92,7 @@ class _Request:
     since: str | None
     waiting: set[str] = field(default_factory=set)
     unsubscribe: bool = False
+    presence: bool = False  # asked for the channel's presence too
 
 
 @dataclass(slots=True)
@@ -95,6 +102,10 @@ class _Channel:
     latest_key: OffsetKey | None = None
     active: bool = False  # the server answered a subscribe on this connection
     requests: deque[_Request] = field(default_factory=deque)  # answers pending, in send order
+    presence: bool = False  # the server subscription follows the channel's presence
+    watching: set[str] = field(default_factory=set)  # links that asked for the presence
+    view: PresenceView | None = None  # the members as the shared subscription knows them
+    version: str | None = None  # the view's version, as the server wrote it
 
     def members(self) -> set[str]:
         waiting = set().union(*(r.waiting for r in self.requests)) if self.requests else set()
@@ -119,6 +130,7 @@ class WsRelay:
         self._pending: dict[str, str] = {}  # link waiting for the real connection -> participant
         self._channels: dict[str, _Channel] = {}
         self._acks: dict[Any, str] = {}  # message id -> link
+        self._joins: dict[str, dict[str, str]] = {}  # link -> presence it joined: channel -> key
 
     # -- what the caller may ask
 
@@ -156,6 +168,8 @@ class WsRelay:
             out += self._leave(name, link)
         for ack_id in [i for i, owner in self._acks.items() if owner == link]:
             del self._acks[ack_id]
+        for name, key in self._joins.pop(link, {}).items():  # its members leave with it
+            out.append(ToServer(_encode({"type": "presence_leave", "channel": name, "key": key})))
         return out
 
     def link_frame(self, link: str, frame: Frame) -> list[RelayAction]:
@@ -176,11 +190,17 @@ class WsRelay:
             return [ToLink(link, _encode(pong))]
         if kind == "subscribe" and isinstance(obj.get("channel"), str):
             since = obj.get("since")
-            return self._subscribe(link, obj["channel"], since if isinstance(since, str) else None)
+            since = since if isinstance(since, str) else None
+            return self._subscribe(link, obj["channel"], since, obj.get("presence") is True)
         if kind == "unsubscribe" and isinstance(obj.get("channel"), str):
             channel = obj["channel"]
             answer = _encode({"type": "unsubscribed", "channel": channel})
             return [ToLink(link, answer), *self._leave(channel, link)]
+        channel, key = obj.get("channel"), obj.get("key", "")
+        if kind == "presence_join" and isinstance(channel, str) and isinstance(key, str):
+            self._joins.setdefault(link, {})[channel] = key
+        elif kind == "presence_leave" and isinstance(channel, str):
+            self._joins.get(link, {}).pop(channel, None)
         ack_id = obj.get("id")
         if ack_id is not None and isinstance(ack_id, str | int) and not isinstance(ack_id, bool):
             self._acks[ack_id] = link
@@ -208,6 +228,7 @@ class WsRelay:
         self.session = None
         self._channels.clear()
         self._acks.clear()
+        self._joins.clear()  # the connection's members left with it; each client joins again
         closing = list(self._links)
         self._links.clear()
         return [CloseLink(link, code, reason) for link in closing]
@@ -241,6 +262,8 @@ class WsRelay:
             return [ToLink(link, frame) for link in channel.receiving], False
         if kind == "subscribed":
             return self._answered(obj, frame), False
+        if kind == "presence_diff":
+            return self._presence_diff(obj, frame), False
         if kind == "unsubscribed":  # the relay's own (each link had its answer already)
             name = str(obj.get("channel"))
             channel = self._channels.get(name)
@@ -254,6 +277,12 @@ class WsRelay:
             link = self._acks.pop(ack_id, None) if kind in ("ack", "error") else self._acks.get(ack_id)
             if link is not None:
                 return ([ToLink(link, frame)] if link in self._links else []), False
+            if kind in ("ack", "error"):
+                # No link sent it: the connection's own (a token refresh), or the answer for a
+                # link that closed meanwhile (which its client's engine would drop too).
+                return [], True
+        if kind == "error" and isinstance(obj.get("channel"), str):
+            return self._channel_error(obj["channel"], frame), False
         return self._everyone(frame), False
 
     # -- machinery
@@ -265,28 +294,53 @@ class WsRelay:
     def _everyone(self, frame: Frame) -> list[RelayAction]:
         return [ToLink(link, frame) for link in self._links]
 
-    def _subscribe(self, link: str, name: str, since: str | None) -> list[RelayAction]:
-        """A link subscribes. It receives nothing of the channel until it is answered: at once
-        when the shared subscription already covers its offset, else with the server's answer
-        to a (re-)subscription, whose replay then follows in order."""
+    def _subscribe(self, link: str, name: str, since: str | None, presence: bool) -> list[RelayAction]:
+        """A link subscribes (with ``presence``: following the channel's presence too). It
+        receives nothing of the channel until it is answered: at once when the shared
+        subscription already covers its offset (and its presence, with the members the relay
+        knows), else with the server's answer to a (re-)subscription, whose replay then follows
+        in order. Once one link asked for the presence, every (re-)subscription asks for it."""
         channel = self._channels.get(name)
         if channel is None:
             channel = self._channels[name] = _Channel()
         channel.receiving.discard(link)
         for request in channel.requests:
             request.waiting.discard(link)  # a link subscribing again waits for the new answer
+        if presence:
+            channel.watching.add(link)
+        else:
+            channel.watching.discard(link)
         key = _since_key(since)
+        covered = since is None or _at_or_after(key, channel.latest_key)
         if channel.requests:
             last = channel.requests[-1]
-            if not last.unsubscribe and (since is None or since == last.since or _covers(last.since, key)):
+            if (
+                not last.unsubscribe
+                and (since is None or since == last.since or _covers(last.since, key))
+                and (last.presence or not presence)
+            ):
                 last.waiting.add(link)
                 return []
-        elif channel.active and (since is None or _at_or_after(key, channel.latest_key)):
+        elif channel.active and covered and (not presence or channel.view is not None):
             channel.receiving.add(link)
-            answer = {"type": "subscribed", "channel": name, "offset": channel.latest, "recovered": True}
+            answer: dict[str, Any] = {
+                "type": "subscribed",
+                "channel": name,
+                "offset": channel.latest,
+                "recovered": True,
+            }
+            if presence and channel.view is not None:
+                members = [_member(m) for m in channel.view.members.values()]
+                answer["presence"] = {"members": members, "version": channel.version}
             return [ToLink(link, _encode(answer))]
-        channel.requests.append(_Request(since, {link}))
-        return [ToServer(_encode({"type": "subscribe", "channel": name, "since": since}))]
+        if channel.active and covered:
+            since = channel.latest  # only for the presence: replay nothing the others have
+        channel.presence = channel.presence or presence
+        channel.requests.append(_Request(since, {link}, presence=channel.presence))
+        frame: dict[str, Any] = {"type": "subscribe", "channel": name, "since": since}
+        if channel.presence:
+            frame["presence"] = True
+        return [ToServer(_encode(frame))]
 
     def _answered(self, obj: dict[str, Any], frame: Frame) -> list[RelayAction]:
         name = str(obj.get("channel"))
@@ -297,14 +351,62 @@ class WsRelay:
         channel.active = True
         channel.advance(obj.get("offset"))
         answered = [link for link in request.waiting if link in self._links]
+        out: list[RelayAction] = []
+        presence = obj.get("presence")
+        if request.presence and isinstance(presence, dict) and isinstance(presence.get("version"), str):
+            try:
+                members = read_members(name, presence.get("members"))
+            except ValueError:
+                members = None
+            if members is not None:
+                view = channel.view if channel.view is not None else PresenceView(name)
+                channel.view, channel.version = view, presence["version"]
+                joined, left = view.snapshot(members, presence["version"])
+                if joined or left:  # what the links following the presence already missed
+                    diff = _diff_frame(name, presence["version"], joined, left)
+                    out += [ToLink(link, diff) for link in channel.receiving & channel.watching]
         channel.receiving.update(answered)
-        return [ToLink(link, frame) for link in answered]
+        return out + [ToLink(link, frame) for link in answered]
+
+    def _presence_diff(self, obj: dict[str, Any], frame: Frame) -> list[RelayAction]:
+        """A change of a channel's presence: the relay's view follows, and the links that asked
+        for the presence get it."""
+        name = str(obj.get("channel"))
+        channel = self._channels.get(name)
+        if channel is None:
+            return []
+        version = obj.get("version")
+        if channel.view is not None and isinstance(version, str):
+            try:
+                joins, leaves = read_members(name, obj.get("joins")), read_members(name, obj.get("leaves"))
+            except ValueError:
+                joins = leaves = []
+            before = channel.view.version
+            channel.view.diff(version, joins, leaves)
+            if channel.view.version != before:
+                channel.version = version
+        return [ToLink(link, frame) for link in channel.receiving & channel.watching]
+
+    def _channel_error(self, name: str, frame: Frame) -> list[RelayAction]:
+        """An error about a channel (a refused subscription, a revoked right): to the links that
+        subscribed to it or joined its presence. A refusal answers the oldest subscription
+        waiting: its links are answered (they ask again, or give up)."""
+        targets = {link for link, joins in self._joins.items() if name in joins}
+        channel = self._channels.get(name)
+        if channel is not None:
+            targets |= channel.members()
+            if channel.requests and not channel.requests[0].unsubscribe:
+                channel.requests.popleft()
+                if not channel.requests and not channel.active:
+                    del self._channels[name]
+        return [ToLink(link, frame) for link in targets if link in self._links]
 
     def _leave(self, name: str, link: str) -> list[RelayAction]:
         channel = self._channels.get(name)
         if channel is None or link not in channel.members():
             return []
         channel.receiving.discard(link)
+        channel.watching.discard(link)
         for request in channel.requests:
             request.waiting.discard(link)
         if channel.members():
@@ -315,8 +417,20 @@ class WsRelay:
         # Answers still to come keep the channel: a link subscribing meanwhile waits behind them.
         channel.active = False
         channel.latest, channel.latest_key = None, None
+        channel.presence, channel.view, channel.version = False, None, None
         channel.requests.append(_Request(None, unsubscribe=True))
         return [ToServer(_encode({"type": "unsubscribe", "channel": name}))]
+
+
+def _member(member: Member) -> dict[str, Any]:
+    return {"client": member.client, "user": member.user, "info": member.info}
+
+
+def _diff_frame(name: str, version: str, joined: list[Member], left: list[Member]) -> str:
+    joins, leaves = [_member(m) for m in joined], [_member(m) for m in left]
+    return _encode(
+        {"type": "presence_diff", "channel": name, "version": version, "joins": joins, "leaves": leaves}
+    )
 
 
 def _covers(requested: str | None, key: OffsetKey | None) -> bool:

@@ -204,7 +204,11 @@ class WebSocketHub:
         self.relay = WsRelay(parse=leader.protocol_name == "pyrt")
         options = {k: v for k, v in leader.options.items() if k not in ("persist", "storage", "share")}
         self.client: WebSocketClient = type(leader)(
-            leader.url, leader.protocols, transport=_HubTransport(self, shared), **options
+            leader.url,
+            leader.protocols,
+            transport=_HubTransport(self, shared),
+            token=leader.token,  # the connection is opened, and its token refreshed, with the leader's
+            **options,
         )
         self.client.on_state(self._state)
         self._state_now = State.IDLE

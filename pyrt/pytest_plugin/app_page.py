@@ -38,7 +38,9 @@ from pyrt.pytest_plugin.reporting import REGISTRY, tail
 
 __all__ = ["AppPage", "leaves_localhost"]
 
-_LOCAL = r"(?:https?|wss?)://(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?(?:[/?#]|$)|(?:data|blob|about):"
+_LOCAL = (
+    r"(?:https?|wss?)://(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?(?:[/?#]|$)|(?:data|blob|about):"
+)
 
 CONSOLE_LINES = 40
 

@@ -40,8 +40,19 @@ class RedisServer:
         self.dir = tempfile.TemporaryDirectory(prefix="pyrt-redis-")
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [found, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir.name],
+            [
+                found,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir.name,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -210,8 +210,9 @@ class WsSession:
         #: Who this client is for dedup scopes and per-identity quotas.
         self.identity = runtime.identity(self.subject, conn.client_ip)
         self.subscriptions: dict[str, Subscriber] = {}
-        #: Channels whose presence this connection joined, and its member id there.
-        self.presence: dict[str, str] = {}
+        #: The presence members this connection holds: (channel, member). Several per channel
+        #: when several clients share the connection (tabs of one site: ``share=``), one per key.
+        self.presence: set[tuple[str, str]] = set()
         #: The client said goodbye with a close frame (1000/1001) the server did not ask for:
         #: its presence leaves at once, not after the grace.
         self.clean_exit = False
@@ -297,7 +298,7 @@ class WsSession:
             self._expiry.cancel()
             self._expiry = None
         store = self.rt.broker.presence
-        for channel, member in self.presence.items():
+        for channel, member in self.presence:
             store.release(channel, member, self._owner, clean=self.clean_exit)
         self.presence.clear()
         for subscriber in self.subscriptions.values():
@@ -650,7 +651,8 @@ class WsSession:
         if not self.rt.allowed(channel, self.claims, "join"):
             self._error("forbidden", f"you may not join the presence of {channel!r}", frame_id)
             return
-        if channel not in self.presence and len(self.presence) >= settings.max_presence_joins:
+        member = member_id(self.identity, key or self.conn.session)
+        if (channel, member) not in self.presence and len(self.presence) >= settings.max_presence_joins:
             most = settings.max_presence_joins
             self._error("forbidden", f"at most {most} presence joins per connection", frame_id)
             return
@@ -674,10 +676,6 @@ class WsSession:
             most = settings.max_presence_info_bytes
             self._error("bad_frame", f"info is too large (at most {most} characters of JSON)", frame_id)
             return
-        member = member_id(self.identity, key or self.conn.session)
-        previous = self.presence.get(channel)
-        if previous is not None and previous != member:  # one member per channel and connection
-            await self._leave_presence(channel, previous)
         member_json = (
             '{"client":"' + member + '","user":' + _dumps(self.subject) + ',"info":' + info_json + "}"
         )
@@ -699,7 +697,7 @@ class WsSession:
             self.rt.stats.drop(f"presence_{result.status}")
             self._error("forbidden", _PRESENCE_FULL[result.status].format(channel=channel), frame_id)
             return
-        self.presence[channel] = member
+        self.presence.add((channel, member))
         if frame_id is not None:
             self._send_json({"type": "ack", "id": frame_id, "ok": True, "data": {"client": member}})
 
@@ -726,8 +724,7 @@ class WsSession:
     async def _leave_presence(self, channel: str, member: str) -> bool:
         """Remove ``member`` (one of this client's) from ``channel``'s presence; ``False`` when
         the store is down."""
-        if self.presence.get(channel) == member:
-            del self.presence[channel]
+        self.presence.discard((channel, member))
         try:
             await self.rt.broker.presence.leave(channel, member)
         except BrokerError as exc:
@@ -826,8 +823,9 @@ class WsSession:
             self.rt.hub.unsubscribe(self.subscriptions.pop(channel))
             self._error("forbidden", f"you may no longer subscribe to {channel!r}", channel=channel)
         store = self.rt.broker.presence
-        for channel in [c for c in self.presence if not self.rt.allowed(c, self.claims, "join")]:
-            store.release(channel, self.presence.pop(channel), self._owner, clean=True)
+        for channel, member in [p for p in self.presence if not self.rt.allowed(p[0], self.claims, "join")]:
+            self.presence.discard((channel, member))
+            store.release(channel, member, self._owner, clean=True)
             self._error("forbidden", f"you may no longer be present in {channel!r}", channel=channel)
 
 

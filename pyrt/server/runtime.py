@@ -173,6 +173,7 @@ class Runtime:
         if claims is not None and not caps_allow(claims.caps, channel, action):
             return False
         return self.channel_policy(channel, claims.subject if claims else None, action)
+
     def retry_after_header(self) -> bytes:
         """``Retry-After`` for a request refused while draining: whole seconds drawn within the
         reconnect window (at least 1), so refused clients do not come back together."""

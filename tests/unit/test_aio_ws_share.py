@@ -345,3 +345,70 @@ def test_a_follower_the_check_misses_once_keeps_its_link(monkeypatch: pytest.Mon
         assert leader.client.sharing.tabs == 2
 
     run(scenario)
+
+
+def test_tabs_are_each_a_presence_member_and_a_closed_tab_leaves() -> None:
+    """Every tab joins the channel's presence as its own member through the one connection and
+    follows it; a tab that closes leaves at once, while the connection stays."""
+
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus) for _ in range(3)]
+        seen: list[dict[str, str]] = [{} for _ in tabs]
+        for n, t in enumerate(tabs):
+            t.client.connect()
+            await t.client.wait_open(2)
+            t.client.subscribe(
+                "room",
+                t.publications.append,
+                on_join=lambda m, n=n: seen[n].__setitem__(m.client, "in"),
+                on_leave=lambda m, n=n: seen[n].__setitem__(m.client, "out"),
+            )
+        ids = [await t.client.join("room", {"tab": n}) for n, t in enumerate(tabs)]
+        assert len(set(ids)) == 3
+        await until(lambda: all(s == {i: "in" for i in ids} for s in seen))
+        assert [len(t.client.members("room")) for t in tabs] == [3, 3, 3]
+        assert live_connections(server) == 1
+        leader = leader_of(tabs)
+        gone = next(t for t in tabs if t is not leader)
+        gone.client.close()
+        await until(
+            lambda: all(
+                s[ids[tabs.index(gone)]] == "out" for t, s in zip(tabs, seen, strict=True) if t is not gone
+            )
+        )
+        assert live_connections(server) == 1
+
+    run(scenario)
+
+
+def test_the_shared_connection_refreshes_its_token_in_place() -> None:
+    """A token callable opens the shared connection with the leader's token and refreshes it
+    before it expires: the connection stays up, and the followers never see it go."""
+
+    async def scenario() -> None:
+        issued: list[str] = []
+
+        def token() -> str:
+            issued.append(f"t{len(issued) + 1}")
+            return issued[-1]
+
+        server = FakePyrtServer(token_ttl=lambda t: 0.4)
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus, token=token) for _ in range(2)]
+        for t in tabs:
+            t.client.connect()
+            await t.client.wait_open(2)
+        leader = leader_of(tabs)
+        participant = leader.client._participant
+        assert participant is not None
+        assert participant.hub is not None
+        hub_client = participant.hub.client  # type: ignore[attr-defined]
+        await until(lambda: hub_client.stats.token_refreshes >= 2)  # 3/4 of 0.4 s, twice
+        assert live_connections(server) == 1
+        assert len(server.connections) == 1  # never reconnected
+        assert all(t.client.stats.reconnects == 0 for t in tabs)
+        assert await tabs[1].client.send_with_ack("still") == "still"
+
+    run(scenario)

@@ -71,8 +71,9 @@ def test_an_ack_or_error_goes_back_to_the_link_that_sent_the_message() -> None:
     assert [a.link for a in ack if isinstance(a, ToLink)] == ["b"]
     error, _ = relay.server_frame('{"type":"error","code":"forbidden","message":"no","id":"y-1"}')
     assert [a.link for a in error if isinstance(a, ToLink)] == ["a"]
-    again, _ = relay.server_frame('{"type":"ack","id":"x-1","ok":true}')  # answered already
-    assert [a.link for a in again if isinstance(a, ToLink)] == ["a", "b"]  # unknown: everyone
+    again, own = relay.server_frame('{"type":"ack","id":"x-1","ok":true}')  # answered already
+    assert again == []  # no link sent it (now): the connection's own, such as a token refresh
+    assert own
 
 
 def test_application_messages_and_unknown_frames_go_to_every_link() -> None:
@@ -166,8 +167,9 @@ def test_a_closed_link_leaves_its_channels_and_ids() -> None:
     relay.link_frame("a", '{"type":"message","id":"x-1","data":1}')
     relay.link_frame("a", '{"type":"subscribe","channel":"news","since":null}')
     assert sent(relay.link_closed("a")) == [{"type": "unsubscribe", "channel": "news"}]
-    ack, _ = relay.server_frame('{"type":"ack","id":"x-1","ok":true}')
-    assert [a.link for a in ack if isinstance(a, ToLink)] == ["b"]  # no owner left: everyone
+    ack, own = relay.server_frame('{"type":"ack","id":"x-1","ok":true}')
+    assert ack == []  # its link is gone: nobody else gets it
+    assert own
     assert relay.participants() == 1
 
 
@@ -180,3 +182,63 @@ def test_in_raw_mode_nothing_is_parsed() -> None:
     actions, own = relay.server_frame(b"\x00")
     assert not own
     assert actions == [ToLink("a", b"\x00")]
+
+
+def member(client: str) -> dict[str, Any]:
+    return {"client": client, "user": None, "info": {"name": client}}
+
+
+def test_presence_is_asked_for_once_and_a_later_link_gets_the_members_at_once() -> None:
+    relay = open_relay("a", "b", "c")
+    assert sent(relay.link_frame("a", '{"type":"subscribe","channel":"room","since":null}')) == [
+        {"type": "subscribe", "channel": "room", "since": None}
+    ]
+    relay.server_frame(subscribed("room", "1-1"))
+    # b wants the presence: a re-subscription from the latest offset asks for it
+    asked = sent(relay.link_frame("b", '{"type":"subscribe","channel":"room","since":null,"presence":true}'))
+    assert asked == [{"type": "subscribe", "channel": "room", "since": "1-1", "presence": True}]
+    answer = j(
+        {
+            "type": "subscribed",
+            "channel": "room",
+            "offset": "1-1",
+            "recovered": True,
+            "presence": {"members": [member("m1")], "version": "1-5"},
+        }
+    )
+    out, _ = relay.server_frame(answer)
+    assert [a.link for a in out if isinstance(a, ToLink)] == ["b"]
+    diff = j(
+        {"type": "presence_diff", "channel": "room", "version": "1-6", "joins": [member("m2")], "leaves": []}
+    )
+    out, _ = relay.server_frame(diff)
+    assert [a.link for a in out if isinstance(a, ToLink)] == ["b"]  # a did not ask for the presence
+    # c asks later: answered by the relay, with the members as of the last diff
+    out = relay.link_frame("c", '{"type":"subscribe","channel":"room","since":null,"presence":true}')
+    assert sent(out) == []
+    (answered,) = to(out, "c")
+    assert answered["presence"]["version"] == "1-6"
+    assert sorted(m["client"] for m in answered["presence"]["members"]) == ["m1", "m2"]
+
+
+def test_a_closed_link_leaves_the_presence_it_joined() -> None:
+    relay = open_relay("a", "b")
+    relay.link_frame("a", '{"type":"presence_join","id":"a-1","channel":"room","info":null,"key":"ka"}')
+    relay.link_frame("b", '{"type":"presence_join","id":"b-1","channel":"room","info":null,"key":"kb"}')
+    relay.link_frame("b", '{"type":"presence_join","id":"b-2","channel":"hall","info":null,"key":"kb"}')
+    relay.link_frame("b", '{"type":"presence_leave","id":"b-3","channel":"hall","key":"kb"}')
+    assert sent(relay.link_closed("b")) == [{"type": "presence_leave", "channel": "room", "key": "kb"}]
+    assert sent(relay.link_closed("a")) == [{"type": "presence_leave", "channel": "room", "key": "ka"}]
+
+
+def test_a_refused_subscription_answers_its_links_only() -> None:
+    relay = open_relay("a", "b")
+    relay.link_frame("a", '{"type":"subscribe","channel":"secret","since":null}')
+    refusal = j({"type": "error", "code": "forbidden", "message": "no", "channel": "secret"})
+    out, own = relay.server_frame(refusal)
+    assert not own
+    assert [a.link for a in out if isinstance(a, ToLink)] == ["a"]
+    # asked again later: a new subscribe goes out (the refused one is not waited for)
+    assert sent(relay.link_frame("a", '{"type":"subscribe","channel":"secret","since":null}')) == [
+        {"type": "subscribe", "channel": "secret", "since": None}
+    ]
