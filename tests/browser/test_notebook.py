@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 import pyrt
 from pyrt.pytest_plugin.app_page import AppPage
@@ -29,6 +30,12 @@ KERNEL_IDLE = """() => {
   const panel = window.jupyterapp?.shell?.currentWidget;
   return panel?.sessionContext?.session?.kernel?.status === "idle" && panel.content?.widgets?.length > 0;
 }"""
+KERNEL_STATUS = """() => {
+  const panel = window.jupyterapp?.shell?.currentWidget;
+  const kernel = panel?.sessionContext?.session?.kernel;
+  return `app: ${!!window.jupyterapp}, panel: ${!!panel}, kernel: ${kernel?.status ?? "none"}`;
+}"""
+KERNEL_BOOT = 90.0  # seconds for JupyterLab and its kernel to start, first or after a reload
 RUN_ALL = """async (timeoutMs) => {
   const app = window.jupyterapp;
   let timer;
@@ -90,7 +97,7 @@ class Lab(AppPage):
         super().__init__(browser)
         self.origin = server.url
 
-    def open(self, notebook: str, timeout: float = 60.0) -> Page:
+    def open(self, notebook: str, timeout: float = KERNEL_BOOT) -> Page:
         """Open ``notebook`` in JupyterLab and wait until its kernel (with pyrt) is idle."""
         page = self.context.new_page()
         page.goto(f"{self.origin}/lab/lab/index.html?path={notebook}")
@@ -228,9 +235,18 @@ print("@@" + _json.dumps(await _eval({code!r}, _space)))
         return wait_until(lambda: self.run(code, ns=ns), timeout, f"{code!r} in the kernel", page=self.page)
 
     def reload(self) -> None:
-        """Reload JupyterLab: the kernel's worker is terminated and a new kernel starts."""
+        """Reload JupyterLab: the kernel's worker is terminated and a new kernel starts (the
+        same deadline as a first start, with the room a busy machine needs: 27 s alone)."""
+        mark = self.lab.mark()
         self.page.reload()
-        self.page.wait_for_function(KERNEL_IDLE, timeout=90_000)
+        try:
+            self.page.wait_for_function(KERNEL_IDLE, timeout=KERNEL_BOOT * 1000)
+        except PlaywrightTimeoutError:
+            status = self.page.evaluate(KERNEL_STATUS)
+            raise AssertionError(
+                f"the kernel was not idle {KERNEL_BOOT:g} s after the reload ({status})\n"
+                + self.lab.diagnostics(mark)
+            ) from None
 
 
 def test_persisted_state_survives_a_reload_of_the_jupyterlite_kernel_exactly_once(
