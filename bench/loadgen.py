@@ -11,7 +11,9 @@ process CPU seconds), ``count`` (the same without samples), ``reset`` and ``quit
 Publisher: ``python -m bench.loadgen pub --kind KIND --url URL --rate R --seconds S`` publishes R
 messages per second on an absolute schedule and prints ``{"event": "done", ...}``.
 
-Kinds: ``pyrt`` (serve.py ``/ws``, subprotocol ``pyrt.v1``: subscribe / publish frames),
+Kinds: ``pyrt`` (serve.py ``/ws``, subprotocols ``pyrt.v1.batch, pyrt.v1`` like pyrt's own
+clients: subscribe / publish frames, batched frames split at line breaks), ``pyrt1`` (the same
+offering only ``pyrt.v1``, as clients from before batching did),
 ``ws`` (the minimal broadcast server: ``/sub`` and ``/pub``), ``sio`` (Socket.IO v4 over its
 WebSocket transport), ``sse`` (subscribers only: any event-stream URL).
 
@@ -37,6 +39,7 @@ CHANNEL = "bench"
 PAD = "abcdefghijklmnopqrstuvwx"
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 MAX_SAMPLES = 200_000
+SUBPROTOCOLS = {"pyrt": "pyrt.v1.batch, pyrt.v1", "pyrt1": "pyrt.v1"}
 
 
 def _ts_of(payload: bytes) -> float | None:
@@ -199,6 +202,13 @@ def pyrt_subscriber(stats: Stats) -> Callable[[WSConnection, bytes], None]:
     subscribe = json.dumps({"type": "subscribe", "channel": CHANNEL}).encode()
 
     def on_text(conn: WSConnection, payload: bytes) -> None:
+        if b"\n" in payload:  # a batch (subprotocol pyrt.v1.batch): one frame per line
+            for line in payload.split(b"\n"):
+                on_frame(conn, line)
+        else:
+            on_frame(conn, payload)
+
+    def on_frame(conn: WSConnection, payload: bytes) -> None:
         if b'"publication"' in payload[:40]:
             stats.deliver(payload, conn.sample)
             return
@@ -344,7 +354,7 @@ def _endpoint(kind: str, url: str, role: str) -> tuple[str, int, str]:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    if kind == "pyrt":
+    if kind in ("pyrt", "pyrt1"):
         path = "/ws"
     elif kind == "ws":
         path = "/sub" if role == "sub" else "/pub"
@@ -360,8 +370,8 @@ async def _connect(kind: str, url: str, stats: Stats, sample: bool) -> asyncio.P
     if kind == "sse":
         proto = SSEConnection(f"{host}:{port}", path, stats)
     else:
-        factory = {"pyrt": pyrt_subscriber, "ws": ws_subscriber, "sio": sio_subscriber}[kind]
-        proto = WSConnection(f"{host}:{port}", path, "pyrt.v1" if kind == "pyrt" else None, factory(stats))
+        factory = {"pyrt": pyrt_subscriber, "pyrt1": pyrt_subscriber, "ws": ws_subscriber, "sio": sio_subscriber}
+        proto = WSConnection(f"{host}:{port}", path, SUBPROTOCOLS.get(kind), factory[kind](stats))
         if kind == "ws":
             proto.opened = lambda p=proto: p.ready.done() or p.ready.set_result(None)  # type: ignore[method-assign]
     proto.sample = sample
@@ -522,7 +532,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="pyrt bench load clients")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("sub")
-    s.add_argument("--kind", choices=["pyrt", "ws", "sio", "sse"], required=True)
+    s.add_argument("--kind", choices=["pyrt", "pyrt1", "ws", "sio", "sse"], required=True)
     s.add_argument("--url", required=True)
     s.add_argument("--count", type=int, default=100)
     s.add_argument("--sample-every", type=int, default=10)

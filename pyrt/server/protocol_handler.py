@@ -30,6 +30,7 @@ from pyrt.names import ID_RULE
 from pyrt.refusals import RATE_LIMITED, UNAVAILABLE
 from pyrt.server.application import HandlerError, IncomingMessage
 from pyrt.server.auth import (
+    BATCH_SUBPROTOCOL,
     SUBPROTOCOL,
     TOKEN_EXPIRED,
     Claims,
@@ -107,7 +108,7 @@ class WebSocketEndpoint:
         admitted = await admit_websocket(rt, scope, send)
         if admitted is None:
             return
-        ip, claims = admitted
+        ip, claims, batch = admitted
         try:
             conn = Connection(
                 "ws",
@@ -119,6 +120,7 @@ class WebSocketEndpoint:
                 client_ip=ip,
                 transport=scope_transport(scope),
                 identity=rt.identity(claims.subject if claims else None, ip),
+                batch=batch,
             )
             session = WsSession(rt, conn, claims)
             rt.register(conn, session)
@@ -131,10 +133,13 @@ class WebSocketEndpoint:
             rt.cap.release(ip)
 
 
-async def admit_websocket(rt: Runtime, scope: dict[str, Any], send: Any) -> tuple[str, Claims | None] | None:
+async def admit_websocket(
+    rt: Runtime, scope: dict[str, Any], send: Any
+) -> tuple[str, Claims | None, bool] | None:
     """Check a WebSocket handshake (Origin, shutdown, per-address cap, token) and accept it.
 
-    Returns the client's address and its token's claims; the caller must call
+    Returns the client's address, its token's claims and whether it accepted batched frames
+    (subprotocol ``pyrt.v1.batch``, preferred over ``pyrt.v1``); the caller must call
     ``rt.cap.release(address)`` when the connection ends. ``None``: refused (and answered).
     """
     settings = rt.settings
@@ -153,7 +158,11 @@ async def admit_websocket(rt: Runtime, scope: dict[str, Any], send: Any) -> tupl
         return None
     try:
         accept: dict[str, Any] = {"type": "websocket.accept"}
-        if SUBPROTOCOL in scope.get("subprotocols", ()):
+        offered = scope.get("subprotocols", ())
+        batch = BATCH_SUBPROTOCOL in offered
+        if batch:
+            accept["subprotocol"] = BATCH_SUBPROTOCOL
+        elif SUBPROTOCOL in offered:
             accept["subprotocol"] = SUBPROTOCOL
         claims: Claims | None = None
         if settings.token_secret:
@@ -169,7 +178,7 @@ async def admit_websocket(rt: Runtime, scope: dict[str, Any], send: Any) -> tupl
     except BaseException:
         rt.cap.release(ip)
         raise
-    return ip, claims
+    return ip, claims, batch
 
 
 def expire_with_token(conn: Connection, claims: Claims | None) -> asyncio.TimerHandle | None:
