@@ -370,7 +370,8 @@ async def _connect(kind: str, url: str, stats: Stats, sample: bool) -> asyncio.P
     if kind == "sse":
         proto = SSEConnection(f"{host}:{port}", path, stats)
     else:
-        factory = {"pyrt": pyrt_subscriber, "pyrt1": pyrt_subscriber, "ws": ws_subscriber, "sio": sio_subscriber}
+        factory = {"pyrt": pyrt_subscriber, "pyrt1": pyrt_subscriber, "ws": ws_subscriber}
+        factory["sio"] = sio_subscriber
         proto = WSConnection(f"{host}:{port}", path, SUBPROTOCOLS.get(kind), factory[kind](stats))
         if kind == "ws":
             proto.opened = lambda p=proto: p.ready.done() or p.ready.set_result(None)  # type: ignore[method-assign]

@@ -200,6 +200,16 @@ def _refuse(transport: asyncio.BaseTransport) -> None:
         raw.close()
 
 
+def _text_frame(payload: bytes) -> bytes:
+    """One unmasked, final text frame (server to client, RFC 6455 section 5.2)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + size.to_bytes(8, "big") + payload
+
+
 def _status(status: int, reason: str, text: str) -> bytes:
     body = text.encode()
     return (
@@ -330,6 +340,26 @@ def protocols(
                 if not self._pyrt_blocked:
                     self.transport.resume_reading()
             return message
+
+        # --- serve.py's direct send path (pyrt.server.connection.DirectWriter) ------------------
+
+        def pyrt_ready(self) -> bool:
+            return (
+                self.handshake_complete
+                and not self.close_sent
+                and not self.disconnected
+                and self.writable.is_set()
+                and not self.transport.is_closing()
+            )
+
+        def pyrt_send_texts(self, texts: list[bytes]) -> None:
+            conn = self.conn
+            if conn.extensions:  # permessage-deflate: the protocol compresses, with its context
+                for text in texts:
+                    conn.send_text(text)
+                self.transport.write(b"".join(conn.data_to_send()))
+            else:
+                self.transport.write(b"".join([_text_frame(text) for text in texts]))
 
         def connection_lost(self, exc: Exception | None) -> None:
             ledger.inbox_remove(self.transport, self._pyrt_inbox)
