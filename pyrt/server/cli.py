@@ -33,6 +33,7 @@ from pyrt.server.auth import make_token
 from pyrt.server.brokers.base import Broker
 from pyrt.server.protocols import HttpLimits, Ledger, protocols
 from pyrt.server.settings import Settings
+from pyrt.server.workers import WORKERS_NEED_REDIS, supervise
 
 __all__ = ["connection_caps", "file_limit", "main", "parse_args", "settings_from_args"]
 
@@ -234,6 +235,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=True,
         help="negotiate permessage-deflate (default: on)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes serving the port (SO_REUSEPORT), sharing channels through --redis (default 1)",
+    )
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # a worker's socket
     p.add_argument("--log-level", default="info")
     return p.parse_args(argv)
 
@@ -396,6 +404,8 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> None:
     # it every keep-alive response waits ~40 ms for the client's delayed ACK (Nagle).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if args.reuse_port:  # one of serve.py --workers N (pyrt.server.workers)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((args.host, args.port))
     sock.listen(_LISTEN_BACKLOG)
     sock.setblocking(False)
@@ -459,6 +469,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bool(args.certfile) != bool(args.keyfile):
         print("--certfile and --keyfile go together", file=sys.stderr)
         return 2
+    if args.workers < 1:
+        print("serve.py: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and not args.redis:
+        print(f"serve.py: {WORKERS_NEED_REDIS.format(n=args.workers)}", file=sys.stderr)
+        return 2
     try:
         settings = settings_from_args(args)
         for trusted in filter(None, (ip.strip() for ip in args.forwarded_allow_ips.split(","))):
@@ -468,6 +484,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"serve.py: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    if args.workers > 1:
+        return supervise(sys.argv[1:] if argv is None else argv, args.host, args.port, args.workers)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args, settings))
     return 0
+

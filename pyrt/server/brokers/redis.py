@@ -188,8 +188,10 @@ class RedisBroker(Broker):
             timeout=_POOL_WAIT,
         )
         self._redis: Any = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
+        # The reader blocks in XREAD for up to block_ms: its socket must wait longer than that
+        # (redis-py's default of 5 s would fail and reconnect every idle XREAD BLOCK 5000).
         self._reader_client: Any = aioredis.Redis.from_url(
-            url, decode_responses=True, encoding_errors="replace"
+            url, decode_responses=True, encoding_errors="replace", socket_timeout=block_ms / 1000 + 5
         )
         self._publish = self._redis.register_script(_PUBLISH)
         self._message_dedup = RedisMessageDedup(self._redis, prefix + "msg:", dedup_ttl)
