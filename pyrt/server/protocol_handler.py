@@ -21,7 +21,6 @@ import logging
 import math
 import re
 import time
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -235,7 +234,7 @@ class WsSession:
         #: True while a frame is being handled.
         self._handling = False
         #: Publications sent to the broker and not yet answered, oldest first (see ``_publish``).
-        self._in_flight: deque[asyncio.Task[None]] = deque()
+        self._in_flight: list[asyncio.Task[None]] = []
         self._in_flight_bytes = 0
         settings = runtime.settings
         loop = asyncio.get_running_loop()
@@ -648,7 +647,8 @@ class WsSession:
             return
         finally:
             self._in_flight_bytes -= size
-            self._in_flight.popleft()
+            with contextlib.suppress(ValueError):
+                self._in_flight.remove(asyncio.current_task())  # type: ignore[arg-type]
             if not self._in_flight and self.rt.draining and not self.busy and not self.conn.closed:
                 self.conn.close(1001, self.rt.drain_reason)
         if duplicate:
