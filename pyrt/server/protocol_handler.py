@@ -127,6 +127,7 @@ class WebSocketEndpoint:
                 identity=rt.identity(claims.subject if claims else None, ip),
                 batch=batch,
                 direct=scope.get("pyrt.direct"),
+                flusher=rt.flusher,
             )
             session = WsSession(rt, conn, claims)
             rt.register(conn, session)
