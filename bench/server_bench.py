@@ -366,6 +366,9 @@ def _fanout_at(
             )
             return step
 
+        # One unmeasured second first: what connecting left behind (allocations, a full garbage
+        # collection, half-filled buffers) is paid before the ramp, by every server alike.
+        _step(server, procs, connected, peer.ws_kind, peer.ws_url(server), _nice(first), 1.0)
         steps = _ramp(run_step, first, sizes)
     finally:
         for proc in procs:
