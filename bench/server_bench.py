@@ -299,9 +299,10 @@ def _nice(rate: float) -> float:
     return float(round(rate)) if rate >= 10 else round(rate, 1)
 
 
-def fanout_phase(peer: Peer, transport: str, sizes: Sizes, log: Log) -> dict[str, Any]:
-    """The fan-out ramp at every subscriber count of ``sizes``, on one server: the entry of the
-    first count, with ``scale`` holding every count's (the curve)."""
+def fanout_phase(
+    peer: Peer, transport: str, count: int, first: float, sizes: Sizes, log: Log
+) -> dict[str, Any]:
+    """The fan-out ramp of one server and transport at ``count`` subscribers, on a fresh server."""
     server, stop = peer.start()
     try:
         if peer.ws_kind == "pyrt":
@@ -313,23 +314,7 @@ def fanout_phase(peer: Peer, transport: str, sizes: Sizes, log: Log) -> dict[str
         else:
             assert peer.sse_url is not None
             kind, url = "sse", peer.sse_url(server)
-        scale: dict[str, Any] = {}
-        first = sizes.fanout_first_rate
-        base = sizes.fanout_subscribers[0]
-        for count in sizes.fanout_subscribers:
-            if count != base:
-                head = scale.get(str(base), {})
-                sustained = head.get("sustained_per_s") or first * base
-                first = max(1.0, _nice(sustained / 8 / count))
-            try:
-                scale[str(count)] = _fanout_at(server, peer, kind, url, count, first, sizes, log, transport)
-            except Exception:
-                error = traceback.format_exc()[-3000:]
-                scale[str(count)] = {"error": error}
-                log(f"  fan-out {peer.name} {transport} x{count}: {error.splitlines()[-1]}")
-        entry = dict(scale[str(base)])
-        entry["scale"] = scale
-        return entry
+        return _fanout_at(server, peer, kind, url, count, first, sizes, log, transport)
     finally:
         stop()
 
@@ -429,6 +414,10 @@ def idle_phase(peer: Peer, transport: str, n: int, log: Log) -> dict[str, Any]:
         stop()
 
 
+def _ok_entry(entry: Any) -> bool:
+    return isinstance(entry, dict) and "unavailable" not in entry and "error" not in entry
+
+
 def _guard(func: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         return func()
@@ -437,23 +426,45 @@ def _guard(func: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_server(sizes: Sizes, log: Log) -> dict[str, Any]:
+    """Fan-out at every subscriber count (the first is the headline), every server at one count
+    before the next count: contenders compared at one count run minutes apart, not half an hour
+    (the machine's load moves); then idle connections."""
     fanout: dict[str, Any] = {}
     idle: dict[str, Any] = {}
-    for peer in peers():
-        for transport in ("ws", "sse"):
-            key = f"{peer.name} {transport}"
-            if transport == "sse" and peer.sse_url is None:
-                continue
-            if peer.unavailable:
-                fanout[key] = {"unavailable": peer.unavailable}
-                log(f"  {key}: {peer.unavailable}")
-                continue
-            log(f"fan-out: {key}, {sizes.fanout_subscribers} subscribers")
-            fanout[key] = _guard(
-                lambda peer=peer, transport=transport: fanout_phase(peer, transport, sizes, log)
-            )
-            if "unavailable" in fanout[key] or "error" in fanout[key]:
-                log(f"  {key}: {fanout[key].get('unavailable') or fanout[key]['error'].splitlines()[-1]}")
+    scale: dict[str, dict[str, Any]] = {}
+    base = sizes.fanout_subscribers[0]
+    for count in sizes.fanout_subscribers:
+        for peer in peers():
+            for transport in ("ws", "sse"):
+                key = f"{peer.name} {transport}"
+                if transport == "sse" and peer.sse_url is None:
+                    continue
+                if peer.unavailable:
+                    fanout[key] = {"unavailable": peer.unavailable}
+                    if count == base:
+                        log(f"  {key}: {peer.unavailable}")
+                    continue
+                first = sizes.fanout_first_rate
+                head = scale.get(key, {}).get(str(base))
+                if count != base:
+                    if not _ok_entry(head):
+                        continue  # it could not even run at the first count
+                    sustained = head.get("sustained_per_s") or first * base
+                    first = max(1.0, _nice(sustained / 8 / count))
+                log(f"fan-out: {key}, {count} subscribers")
+                entry = _guard(
+                    lambda peer=peer, transport=transport, count=count, first=first: fanout_phase(
+                        peer, transport, count, first, sizes, log
+                    )
+                )
+                scale.setdefault(key, {})[str(count)] = entry
+                if "unavailable" in entry or "error" in entry:
+                    log(f"  {key}: {entry.get('unavailable') or entry['error'].splitlines()[-1]}")
+    for key, counts in scale.items():
+        entry = dict(counts.get(str(base), {"error": "not run"}))
+        if _ok_entry(entry):
+            entry["scale"] = counts
+        fanout[key] = entry
     for peer in peers():
         if peer.name.startswith("serve.py (redis"):
             continue  # idle memory does not depend on the broker
