@@ -274,7 +274,8 @@ def _headline(steps: list[dict[str, Any]], slo_ms: float) -> dict[str, Any]:
 
 def _ramp(run_step: Callable[[float], dict[str, Any]], first: float, sizes: Sizes) -> list[dict[str, Any]]:
     """Steps at ``first`` publications/s, doubling until delivery saturates (or the last rate,
-    or the step budget), then the sqrt(2) step between the highest pass and the miss above it."""
+    or the step budget), then the sqrt(2) step between the highest pass and the miss above it;
+    when no step passed, halving from ``first`` until one does (down to 0.5/s)."""
     slo = sizes.fanout_slo_p99_ms
     steps: list[dict[str, Any]] = []
     rate = first
@@ -287,6 +288,13 @@ def _ramp(run_step: Callable[[float], dict[str, Any]], first: float, sizes: Size
         # can own the p99 of a short step, and a higher rate may pass.
         rate *= 2
     passed = [st["rate"] for st in steps if _meets(st, slo)]
+    rate = first / 2
+    while not passed and rate >= 0.5 and len(steps) < sizes.fanout_max_steps:
+        step = run_step(rate)  # even the first rate missed: halve it until one passes
+        steps.append(step)
+        if _meets(step, slo):
+            return steps
+        rate /= 2
     if passed and len(steps) < sizes.fanout_max_steps:
         best = max(passed)
         if any(st["rate"] == _nice(best * 2) for st in steps):  # the step above it missed
