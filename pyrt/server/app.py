@@ -115,6 +115,8 @@ class PyrtApp(Starlette):
                 scope["pyrt.transport"] = transport
             if scope["type"] == "websocket" and hasattr(protocol, "pyrt_send_texts"):
                 scope["pyrt.direct"] = protocol  # serve.py's protocol: a send path with no task
+            elif scope["type"] == "http":
+                scope["pyrt.send"] = send  # the server's own send: SSE streams write around ASGI
             if not self._ready:
                 await self.ensure_started()
         await super().__call__(scope, receive, send)

@@ -46,13 +46,18 @@ BATCH_BYTES = 64 * 1024
 
 
 class DirectWriter(Protocol):
-    """A WebSocket connection's own protocol object, when it can be written to directly."""
+    """A connection's direct way out, when its server has one: a WebSocket's protocol object
+    writes text messages (``pyrt_send_texts``), an SSE stream's writer body chunks
+    (``pyrt_send_body``); each connection calls the one of its kind."""
 
     def pyrt_ready(self) -> bool:
-        """Whether text messages can be written now (open, and the socket's buffer has room)."""
+        """Whether it can be written to now (open, and the socket's buffer has room)."""
 
     def pyrt_send_texts(self, texts: list[bytes]) -> None:
         """Write these UTF-8 text messages, in order, in one socket write."""
+
+    def pyrt_send_body(self, body: bytes) -> None:
+        """Write this body chunk (one socket write)."""
 
 
 class Flusher:
@@ -125,7 +130,7 @@ class Connection:
         transport: asyncio.Transport | None = None,
         identity: str = "",
         batch: bool = False,
-        direct: DirectWriter | None = None,
+        direct: DirectWriter | Any = None,
         flusher: Flusher | None = None,
     ) -> None:
         self.kind = kind
@@ -149,7 +154,7 @@ class Connection:
         self._room: asyncio.Event | None = None
         self._close: tuple[int, str] | None = None
         self._stalled_until = 0.0
-        self._direct = direct if kind == "ws" else None
+        self._direct: Any = direct
         self._flusher = flusher or (Flusher() if self._direct is not None else None)
         self._flushing = False  # waiting in the flusher
 
@@ -188,6 +193,16 @@ class Connection:
         assert direct is not None
         if self._stalled_until or not direct.pyrt_ready():
             self._writer = asyncio.get_running_loop().create_task(self._write())
+            return
+        if self.kind == "sse":
+            count = len(queue)
+            body = b"".join(queue)  # type: ignore[arg-type]  # SSE queues bytes only
+            queue.clear()
+            self._queued = 0
+            direct.pyrt_send_body(body)
+            self._stats.frames_out += count
+            if self._room is not None:
+                self._room.set()
             return
         texts: list[bytes] = []
         count = 0
