@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.chunk_writer import ChunkWriter, chunk_writer
 from pyrt.server.sse_gzip import GzipStream
 from tests.server.wsclient import publish_http, run
-from tests.serverproc import ServerProcess
 
 
 class FakeTransport:
@@ -103,7 +103,7 @@ def test_other_servers_get_the_asgi_path() -> None:
     assert chunk_writer(send) is None
 
 
-def test_serve_py_streams_a_burst_in_order_with_and_without_gzip(server: ServerProcess) -> None:
+def test_serve_py_streams_a_burst_in_order_with_and_without_gzip(pyrt_server: ServerProcess) -> None:
     channel = f"burst-{uuid.uuid4().hex[:8]}"
 
     async def read(encoding: str, ready: asyncio.Event, count: int) -> list[str]:
@@ -111,7 +111,7 @@ def test_serve_py_streams_a_burst_in_order_with_and_without_gzip(server: ServerP
         got: list[str] = []
         async with (
             httpx.AsyncClient(timeout=20) as client,
-            client.stream("GET", f"{server.url}/sse?channel={channel}", headers=headers) as response,
+            client.stream("GET", f"{pyrt_server.url}/sse?channel={channel}", headers=headers) as response,
         ):
             assert response.headers.get("content-encoding") == ("gzip" if encoding == "gzip" else None)
             ready.set()
@@ -130,7 +130,7 @@ def test_serve_py_streams_a_burst_in_order_with_and_without_gzip(server: ServerP
         ]
         # The headers come after the subscription took effect: nothing published now is missed.
         await asyncio.wait_for(asyncio.gather(plain_ready.wait(), gzip_ready.wait()), 10)
-        await asyncio.gather(*(publish_http(server.url, channel, n) for n in range(200)))
+        await asyncio.gather(*(publish_http(pyrt_server.url, channel, n) for n in range(200)))
         plain, zipped = await asyncio.wait_for(asyncio.gather(*readers), 20)
         assert sorted(int(x) for x in plain) == list(range(200))
         assert zipped == plain  # the same publications in the same (offset) order
