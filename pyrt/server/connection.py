@@ -11,11 +11,12 @@ one body chunk; a WebSocket that negotiated batching (``batch=True``, subprotoco
 :data:`BATCH_FRAMES` frames and about :data:`BATCH_BYTES` per frame. Under load a fan-out then
 costs one send per connection per turn of the event loop instead of one per publication.
 
-Under ``serve.py`` a WebSocket connection also has a *direct* way out (``direct``, the server's
-protocol object): pushes made during one turn of the event loop are written at the end of it,
-in one socket write, with no task, no ASGI message and no frame object per connection. The
-writer task takes over whenever the socket cannot take more (its buffer is over the high-water
-mark), while the connection is stalled, and to close.
+Under ``serve.py`` (uvicorn) a connection also has a *direct* way out (``direct``: a WebSocket's
+protocol object, an SSE stream's :class:`~pyrt.server.chunk_writer.ChunkWriter`): pushes made
+during one turn of the event loop are written at the end of it by one shared callback
+(:class:`Flusher`), in one socket write per connection, with no task, ASGI message or frame
+object per delivery. The writer task takes over whenever the socket cannot take more (its
+buffer is over the high-water mark), while the connection is stalled, and to close.
 """
 
 from __future__ import annotations
@@ -26,11 +27,20 @@ import logging
 import socket
 import struct
 from collections import deque
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from pyrt.server.metrics import Stats
 
-__all__ = ["BATCH_BYTES", "BATCH_FRAMES", "Connection", "DirectWriter", "Flusher", "Kind"]
+__all__ = [
+    "BATCH_BYTES",
+    "BATCH_FRAMES",
+    "BodyWriter",
+    "Connection",
+    "DirectWriter",
+    "Flusher",
+    "Kind",
+    "TextWriter",
+]
 
 log = logging.getLogger("pyrt.server")
 
@@ -45,10 +55,8 @@ BATCH_FRAMES = 256
 BATCH_BYTES = 64 * 1024
 
 
-class DirectWriter(Protocol):
-    """A connection's direct way out, when its server has one: a WebSocket's protocol object
-    writes text messages (``pyrt_send_texts``), an SSE stream's writer body chunks
-    (``pyrt_send_body``); each connection calls the one of its kind."""
+class TextWriter(Protocol):
+    """A WebSocket's direct way out (``serve.py``'s WebSocket protocol object)."""
 
     def pyrt_ready(self) -> bool:
         """Whether it can be written to now (open, and the socket's buffer has room)."""
@@ -56,8 +64,18 @@ class DirectWriter(Protocol):
     def pyrt_send_texts(self, texts: list[bytes]) -> None:
         """Write these UTF-8 text messages, in order, in one socket write."""
 
+
+class BodyWriter(Protocol):
+    """An SSE stream's direct way out (:class:`~pyrt.server.chunk_writer.ChunkWriter`)."""
+
+    def pyrt_ready(self) -> bool:
+        """Whether it can be written to now (streaming, and the socket's buffer has room)."""
+
     def pyrt_send_body(self, body: bytes) -> None:
         """Write this body chunk (one socket write)."""
+
+
+DirectWriter = TextWriter | BodyWriter
 
 
 class Flusher:
@@ -130,7 +148,7 @@ class Connection:
         transport: asyncio.Transport | None = None,
         identity: str = "",
         batch: bool = False,
-        direct: DirectWriter | Any = None,
+        direct: DirectWriter | None = None,
         flusher: Flusher | None = None,
     ) -> None:
         self.kind = kind
@@ -154,7 +172,7 @@ class Connection:
         self._room: asyncio.Event | None = None
         self._close: tuple[int, str] | None = None
         self._stalled_until = 0.0
-        self._direct: Any = direct
+        self._direct = direct
         self._flusher = flusher or (Flusher() if self._direct is not None else None)
         self._flushing = False  # waiting in the flusher
 
@@ -199,7 +217,7 @@ class Connection:
             body = b"".join(queue)  # type: ignore[arg-type]  # SSE queues bytes only
             queue.clear()
             self._queued = 0
-            direct.pyrt_send_body(body)
+            cast(BodyWriter, direct).pyrt_send_body(body)  # an SSE connection gets a BodyWriter
             self._stats.frames_out += count
             if self._room is not None:
                 self._room.set()
@@ -221,7 +239,7 @@ class Connection:
             queue.clear()
         self._queued = 0
         try:
-            direct.pyrt_send_texts(texts)
+            cast(TextWriter, direct).pyrt_send_texts(texts)  # a WebSocket gets a TextWriter
         except UnicodeError:  # never from pyrt's own frames: checked at ingress
             self._stats.error("unencodable")
             log.error("a frame for %s could not be encoded: dropped", self.session)
