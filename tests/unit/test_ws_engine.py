@@ -1806,6 +1806,7 @@ def test_a_batched_message_delivers_every_frame_in_order() -> None:
     h.engine.subscribe("news", seen.append, None, h.now)
     h.connect()
     h.open()
+    h.receive(HELLO)
     waiter = h.send_with_ack({"q": 1})
     ack_id = frames_of(h, "message")[0]["id"]
     received_before = h.engine.stats.received
