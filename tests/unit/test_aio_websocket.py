@@ -251,8 +251,8 @@ def test_the_token_and_subprotocols_are_chosen_again_for_every_attempt() -> None
         transport.drop()
         await until(lambda: len(transport.sockets) == 2 and client.state is State.OPEN)
         assert [s.protocols for s in transport.sockets] == [
-            ("pyrt.v1", "app.v0", "bearer.tok0"),
-            ("pyrt.v1", "app.v1", "bearer.tok1"),
+            ("pyrt.v1.batch", "pyrt.v1", "app.v0", "bearer.tok0"),
+            ("pyrt.v1.batch", "pyrt.v1", "app.v1", "bearer.tok1"),
         ]
         assert all("tok" not in s.url for s in transport.sockets)
 
