@@ -50,3 +50,52 @@ def draw(results: dict[str, Any], path: Path) -> str | None:
     fig.savefig(path)
     plt.close(fig)
     return None
+
+
+def draw_fanout(results: dict[str, Any], path: Path) -> str | None:
+    """Write the fan-out curve (sustained deliveries/s within the objective by subscribers, one
+    line per server and transport); return why not when there is nothing to draw."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install -e '.[bench]')"
+    fan = results.get("server", {}).get("fanout", {})
+    lines = {}
+    for name, entry in fan.items():
+        scale = entry.get("scale") if isinstance(entry, dict) else None
+        if not scale:
+            continue
+        points = sorted(
+            (int(n), float(at["sustained_per_s"]))
+            for n, at in scale.items()
+            if isinstance(at, dict) and at.get("sustained_per_s")  # a count it missed: no point
+        )
+        if points:
+            lines[name] = points
+    if not lines:
+        return "no fan-out curve to draw"
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
+    for name, points in lines.items():
+        style = "-" if name.endswith(" ws") else "--"
+        ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("subscribers on one channel", fontsize=9)
+    ax.set_ylabel("sustained deliveries/s with p99 <= 250 ms", fontsize=9)
+    counts = sorted({p[0] for points in lines.values() for p in points})
+    ax.set_xticks(counts)
+    ax.set_xticklabels([f"{n:,}" for n in counts])
+    ax.grid(True, which="major", linestyle=":", color="#bbbbbb")
+    ax.legend(fontsize=7, loc="best")
+    meta = results.get("meta", {})
+    load = meta.get("loadavg_start", [None])[0]
+    load_text = f", load {load:.1f} at start" if isinstance(load, int | float) else ""
+    ax.set_title(f"pyrt benchmarks: fan-out curve {meta.get('finished', '')}{load_text}", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return None

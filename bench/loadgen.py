@@ -11,7 +11,10 @@ process CPU seconds), ``count`` (the same without samples), ``reset`` and ``quit
 Publisher: ``python -m bench.loadgen pub --kind KIND --url URL --rate R --seconds S`` publishes R
 messages per second on an absolute schedule and prints ``{"event": "done", ...}``.
 
-Kinds: ``pyrt`` (serve.py ``/ws``, subprotocol ``pyrt.v1``: subscribe / publish frames),
+Kinds: ``pyrt`` (serve.py ``/ws``, subprotocols ``pyrt.v1.batch, pyrt.v1`` like pyrt's own
+clients: subscribe / publish frames, batched frames split at line breaks), ``pyrt1`` (the same
+offering only ``pyrt.v1``, as clients from before batching did), ``pyrt-deflate`` (``pyrt`` that
+also offers permessage-deflate as Chromium does),
 ``ws`` (the minimal broadcast server: ``/sub`` and ``/pub``), ``sio`` (Socket.IO v4 over its
 WebSocket transport), ``sse`` (subscribers only: any event-stream URL).
 
@@ -29,6 +32,7 @@ import random
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -37,6 +41,10 @@ CHANNEL = "bench"
 PAD = "abcdefghijklmnopqrstuvwx"
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 MAX_SAMPLES = 200_000
+BATCH = "pyrt.v1.batch, pyrt.v1"
+SUBPROTOCOLS = {"pyrt": BATCH, "pyrt1": "pyrt.v1", "pyrt-deflate": BATCH}
+#: What Chromium offers in every WebSocket handshake.
+CHROMIUM_DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
 
 
 def _ts_of(payload: bytes) -> float | None:
@@ -96,9 +104,19 @@ class WSConnection(asyncio.Protocol):
     """One WebSocket client connection; ``on_text(conn, payload)`` for every text message."""
 
     def __init__(
-        self, host: str, path: str, subprotocol: str | None, on_text: Callable[[WSConnection, bytes], None]
+        self,
+        host: str,
+        path: str,
+        subprotocol: str | None,
+        on_text: Callable[[WSConnection, bytes], None],
+        *,
+        deflate: bool = False,
     ) -> None:
         self.host, self.path, self.subprotocol = host, path, subprotocol
+        #: Offer permessage-deflate as Chromium does; inflate compressed messages if accepted.
+        self.deflate = deflate
+        self.inflater: Any = None
+        self.no_context = False
         self.on_text = on_text
         self.transport: asyncio.Transport | None = None
         self.upgraded = False
@@ -120,6 +138,8 @@ class WSConnection(asyncio.Protocol):
         ]
         if self.subprotocol:
             lines.append(f"Sec-WebSocket-Protocol: {self.subprotocol}")
+        if self.deflate:
+            lines.append(f"Sec-WebSocket-Extensions: {CHROMIUM_DEFLATE_OFFER}")
         self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
 
     def send_text(self, payload: bytes) -> None:
@@ -137,8 +157,12 @@ class WSConnection(asyncio.Protocol):
             if b" 101 " not in status:
                 self._fail(f"handshake refused: {status.decode(errors='replace')}")
                 return
+            head = bytes(buf[:end]).lower()
             del buf[: end + 4]
             self.upgraded = True
+            if b"permessage-deflate" in head:
+                self.no_context = b"server_no_context_takeover" in head
+                self.inflater = zlib.decompressobj(-15)
             self.opened()
         pos, size = 0, len(buf)
         while size - pos >= 2:
@@ -156,6 +180,10 @@ class WSConnection(asyncio.Protocol):
                 break
             payload = bytes(buf[pos + head : pos + head + length])
             pos += head + length
+            if b0 & 0x40 and self.inflater is not None:  # RSV1: a compressed message
+                payload = self.inflater.decompress(payload + b"\x00\x00\xff\xff")
+                if self.no_context:
+                    self.inflater = zlib.decompressobj(-15)
             self._frame(b0 & 0x80, b0 & 0x0F, payload)
         if pos:
             del buf[:pos]
@@ -199,6 +227,13 @@ def pyrt_subscriber(stats: Stats) -> Callable[[WSConnection, bytes], None]:
     subscribe = json.dumps({"type": "subscribe", "channel": CHANNEL}).encode()
 
     def on_text(conn: WSConnection, payload: bytes) -> None:
+        if b"\n" in payload:  # a batch (subprotocol pyrt.v1.batch): one frame per line
+            for line in payload.split(b"\n"):
+                on_frame(conn, line)
+        else:
+            on_frame(conn, payload)
+
+    def on_frame(conn: WSConnection, payload: bytes) -> None:
         if b'"publication"' in payload[:40]:
             stats.deliver(payload, conn.sample)
             return
@@ -344,7 +379,7 @@ def _endpoint(kind: str, url: str, role: str) -> tuple[str, int, str]:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    if kind == "pyrt":
+    if kind in SUBPROTOCOLS:
         path = "/ws"
     elif kind == "ws":
         path = "/sub" if role == "sub" else "/pub"
@@ -360,8 +395,10 @@ async def _connect(kind: str, url: str, stats: Stats, sample: bool) -> asyncio.P
     if kind == "sse":
         proto = SSEConnection(f"{host}:{port}", path, stats)
     else:
-        factory = {"pyrt": pyrt_subscriber, "ws": ws_subscriber, "sio": sio_subscriber}[kind]
-        proto = WSConnection(f"{host}:{port}", path, "pyrt.v1" if kind == "pyrt" else None, factory(stats))
+        factory = {"ws": ws_subscriber, "sio": sio_subscriber}.get(kind, pyrt_subscriber)
+        proto = WSConnection(
+            f"{host}:{port}", path, SUBPROTOCOLS.get(kind), factory(stats), deflate=kind == "pyrt-deflate"
+        )
         if kind == "ws":
             proto.opened = lambda p=proto: p.ready.done() or p.ready.set_result(None)  # type: ignore[method-assign]
     proto.sample = sample
@@ -522,7 +559,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="pyrt bench load clients")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("sub")
-    s.add_argument("--kind", choices=["pyrt", "ws", "sio", "sse"], required=True)
+    s.add_argument("--kind", choices=[*SUBPROTOCOLS, "ws", "sio", "sse"], required=True)
     s.add_argument("--url", required=True)
     s.add_argument("--count", type=int, default=100)
     s.add_argument("--sample-every", type=int, default=10)

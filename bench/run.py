@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / name).write_text(json.dumps(results, indent=1) + "\n")
     (args.out / "latest.md").write_text(report.render_markdown(results))
     why_no_chart = chart.draw(results, args.out / "latest.png")
+    why_no_curve = chart.draw_fanout(results, args.out / "latest-fanout.png")
     m = results["meta"]
     print(
         f"\npyrt benchmarks, {m['started']} (commit {m['commit']}{', dirty tree' if m['dirty'] else ''}); "
@@ -192,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + render(results["persist"]))
     print(f"\nJSON: {args.out / 'latest.json'}  table: {args.out / 'latest.md'}", end="")
     print(f"  chart: {args.out / 'latest.png'}" if why_no_chart is None else f"  (no chart: {why_no_chart})")
+    if why_no_curve is None:
+        print(f"fan-out curve: {args.out / 'latest-fanout.png'}")
     return 1 if broken else 0
 
 

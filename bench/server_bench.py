@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 import traceback
@@ -69,6 +70,21 @@ def _serve_py_redis() -> tuple[Server, Callable[[], None]]:
     return server, stop
 
 
+def _serve_py_workers() -> tuple[Server, Callable[[], None]]:
+    redis = Redis()
+    try:
+        server = serve_py("--redis", redis.url, "--workers", "2")
+    except Exception:
+        redis.stop()
+        raise
+
+    def stop() -> None:
+        server.stop()
+        redis.stop()
+
+    return server, stop
+
+
 def _plain(factory: Callable[[], Server]) -> Callable[[], tuple[Server, Callable[[], None]]]:
     def start() -> tuple[Server, Callable[[], None]]:
         server = factory()
@@ -113,6 +129,14 @@ def peers() -> list[Peer]:
             None if shutil.which("redis-server") else "redis-server is not installed",
         ),
         Peer(
+            "serve.py (redis, 2 workers)",
+            _serve_py_workers,
+            "pyrt",
+            lambda s: s.url,
+            lambda s: s.url + "/sse?channel=bench",
+            None if shutil.which("redis-server") else "redis-server is not installed",
+        ),
+        Peer(
             "websockets (minimal)",
             _plain(broadcast_server),
             "ws",
@@ -131,7 +155,7 @@ def _split(total: int, parts: int) -> list[int]:
 
 def _start_subscribers(
     kind: str, url: str, count: int, processes: int, timeout: float
-) -> tuple[list[Child], int]:
+) -> tuple[list[Child], int, int]:
     procs = [subscribers(kind, url, n) for n in _split(count, processes)]
     connected = retries = 0
     errors: list[str] = []
@@ -152,7 +176,13 @@ def _start_subscribers(
 
 
 def _step(
-    server: Server, procs: list[Child], connected: int, pub_kind: str, pub_url: str, rate: int, seconds: float
+    server: Server,
+    procs: list[Child],
+    connected: int,
+    pub_kind: str,
+    pub_url: str,
+    rate: float,
+    seconds: float,
 ) -> dict[str, Any]:
     for proc in procs:
         proc.command("reset", "reset")
@@ -188,6 +218,7 @@ def _step(
     cpu_clients = sum(r["cpu"] for r in reports) - cpu_clients0 + done["cpu"]
     return {
         "rate": rate,
+        "loadavg": os.getloadavg()[0],
         "published": done["published"],
         "acked": done.get("acked"),
         "subscribers": connected,
@@ -241,7 +272,45 @@ def _headline(steps: list[dict[str, Any]], slo_ms: float) -> dict[str, Any]:
     }
 
 
-def fanout_phase(peer: Peer, transport: str, sizes: Sizes, log: Log) -> dict[str, Any]:
+def _ramp(run_step: Callable[[float], dict[str, Any]], first: float, sizes: Sizes) -> list[dict[str, Any]]:
+    """Steps at ``first`` publications/s, doubling until delivery saturates (or the last rate,
+    or the step budget), then the sqrt(2) step between the highest pass and the miss above it;
+    when no step passed, halving from ``first`` until one does (down to 0.5/s)."""
+    slo = sizes.fanout_slo_p99_ms
+    steps: list[dict[str, Any]] = []
+    rate = first
+    while rate <= sizes.fanout_max_rate and len(steps) < sizes.fanout_max_steps:
+        step = run_step(rate)
+        steps.append(step)
+        if step["delivered_ratio"] < 0.95 or _p99(step) > 4 * slo:
+            break  # saturated: higher rates only queue more
+        # A missed step does not end the ramp: on a shared 2-core machine one scheduling hiccup
+        # can own the p99 of a short step, and a higher rate may pass.
+        rate *= 2
+    passed = [st["rate"] for st in steps if _meets(st, slo)]
+    rate = first / 2
+    while not passed and rate >= 0.5 and len(steps) < sizes.fanout_max_steps:
+        step = run_step(rate)  # even the first rate missed: halve it until one passes
+        steps.append(step)
+        if _meets(step, slo):
+            return steps
+        rate /= 2
+    if passed and len(steps) < sizes.fanout_max_steps:
+        best = max(passed)
+        if any(st["rate"] == _nice(best * 2) for st in steps):  # the step above it missed
+            steps.append(run_step(best * math.sqrt(2)))
+    return steps
+
+
+def _nice(rate: float) -> float:
+    """Rates as the ramp names them: whole numbers from 10/s, one decimal below."""
+    return float(round(rate)) if rate >= 10 else round(rate, 1)
+
+
+def fanout_phase(
+    peer: Peer, transport: str, count: int, first: float, sizes: Sizes, log: Log
+) -> dict[str, Any]:
+    """The fan-out ramp of one server and transport at ``count`` subscribers, on a fresh server."""
     server, stop = peer.start()
     try:
         if peer.ws_kind == "pyrt":
@@ -253,50 +322,59 @@ def fanout_phase(peer: Peer, transport: str, sizes: Sizes, log: Log) -> dict[str
         else:
             assert peer.sse_url is not None
             kind, url = "sse", peer.sse_url(server)
-        rss0 = rss_bytes(server.pid)
-        procs, connected, retries = _start_subscribers(
-            kind, url, sizes.fanout_subscribers, sizes.fanout_processes, 120
-        )
-        try:
-            rss_connected = rss_bytes(server.pid)
-            steps = []
-            for rate in sizes.fanout_rates:
-                step = _step(
-                    server,
-                    procs,
-                    connected,
-                    peer.ws_kind,
-                    peer.ws_url(server),
-                    rate,
-                    sizes.fanout_step_seconds,
-                )
-                steps.append(step)
-                p99 = step["p99_ms"]
-                p99_text = "n/a" if p99 is None else f"{p99:.1f} ms"
-                log(
-                    f"  fan-out {peer.name} {transport} {rate}/s: {step['delivered_per_s']:.0f} msgs/s, "
-                    f"{100 * step['delivered_ratio']:.1f}% delivered, p99 {p99_text}, "
-                    f"server {step['server_cpu_cores']:.2f} cores, "
-                    f"clients {step['client_cpu_cores']:.2f} cores"
-                )
-                if step["delivered_ratio"] < 0.95 or _p99(step) > 4 * sizes.fanout_slo_p99_ms:
-                    break  # saturated: higher rates only queue more
-                # A step that misses the objective does not end the ramp: on a shared 2-core machine
-                # one scheduling hiccup can own the p99 of a short step, and a higher rate may pass.
-        finally:
-            for proc in procs:
-                proc.stop()
-        return {
-            "subscribers": connected,
-            "connect_retries": retries,
-            "server_rss_idle_bytes": rss0,
-            "server_rss_connected_bytes": rss_connected,
-            "steps": steps,
-            "slo_p99_ms": sizes.fanout_slo_p99_ms,
-            **_headline(steps, sizes.fanout_slo_p99_ms),
-        }
+        return _fanout_at(server, peer, kind, url, count, first, sizes, log, transport)
     finally:
         stop()
+
+
+def _fanout_at(
+    server: Server,
+    peer: Peer,
+    kind: str,
+    url: str,
+    count: int,
+    first: float,
+    sizes: Sizes,
+    log: Log,
+    transport: str,
+) -> dict[str, Any]:
+    rss0 = rss_bytes(server.pid)
+    processes = max(sizes.fanout_processes, math.ceil(count / 5000))
+    procs, connected, retries = _start_subscribers(kind, url, count, processes, 300)
+    try:
+        rss_connected = rss_bytes(server.pid)
+
+        def run_step(rate: float) -> dict[str, Any]:
+            rate = _nice(rate)
+            step = _step(
+                server, procs, connected, peer.ws_kind, peer.ws_url(server), rate, sizes.fanout_step_seconds
+            )
+            p99 = step["p99_ms"]
+            p99_text = "n/a" if p99 is None else f"{p99:.1f} ms"
+            log(
+                f"  fan-out {peer.name} {transport} x{connected} {rate:g}/s: "
+                f"{step['delivered_per_s']:.0f} msgs/s, {100 * step['delivered_ratio']:.1f}% delivered, "
+                f"p99 {p99_text}, server {step['server_cpu_cores']:.2f} cores, "
+                f"clients {step['client_cpu_cores']:.2f} cores, load {os.getloadavg()[0]:.1f}"
+            )
+            return step
+
+        # One unmeasured second first: what connecting left behind (allocations, a full garbage
+        # collection, half-filled buffers) is paid before the ramp, by every server alike.
+        _step(server, procs, connected, peer.ws_kind, peer.ws_url(server), _nice(first), 1.0)
+        steps = _ramp(run_step, first, sizes)
+    finally:
+        for proc in procs:
+            proc.stop()
+    return {
+        "subscribers": connected,
+        "connect_retries": retries,
+        "server_rss_idle_bytes": rss0,
+        "server_rss_connected_bytes": rss_connected,
+        "steps": steps,
+        "slo_p99_ms": sizes.fanout_slo_p99_ms,
+        **_headline(steps, sizes.fanout_slo_p99_ms),
+    }
 
 
 def idle_phase(peer: Peer, transport: str, n: int, log: Log) -> dict[str, Any]:
@@ -304,10 +382,12 @@ def idle_phase(peer: Peer, transport: str, n: int, log: Log) -> dict[str, Any]:
     try:
         if transport == "ws":
             kind, url = peer.ws_kind, peer.ws_url(server)
+        elif transport == "ws-deflate":  # permessage-deflate offered as Chromium does
+            kind, url = "pyrt-deflate", peer.ws_url(server)
         else:
             assert peer.sse_url is not None
             kind, url = "sse", peer.sse_url(server)
-        if kind == "pyrt":
+        if kind in ("pyrt", "pyrt-deflate"):
             why = pyrt_pubsub_works(server)
             if why:
                 return {"unavailable": why}
@@ -342,6 +422,10 @@ def idle_phase(peer: Peer, transport: str, n: int, log: Log) -> dict[str, Any]:
         stop()
 
 
+def _ok_entry(entry: Any) -> bool:
+    return isinstance(entry, dict) and "unavailable" not in entry and "error" not in entry
+
+
 def _guard(func: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         return func()
@@ -350,27 +434,51 @@ def _guard(func: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_server(sizes: Sizes, log: Log) -> dict[str, Any]:
+    """Fan-out at every subscriber count (the first is the headline), every server at one count
+    before the next count: contenders compared at one count run minutes apart, not half an hour
+    (the machine's load moves); then idle connections."""
     fanout: dict[str, Any] = {}
     idle: dict[str, Any] = {}
+    scale: dict[str, dict[str, Any]] = {}
+    base = sizes.fanout_subscribers[0]
+    for count in sizes.fanout_subscribers:
+        for peer in peers():
+            for transport in ("ws", "sse"):
+                key = f"{peer.name} {transport}"
+                if transport == "sse" and peer.sse_url is None:
+                    continue
+                if peer.unavailable:
+                    fanout[key] = {"unavailable": peer.unavailable}
+                    if count == base:
+                        log(f"  {key}: {peer.unavailable}")
+                    continue
+                first = sizes.fanout_first_rate
+                head = scale.get(key, {}).get(str(base))
+                if count != base:
+                    if not _ok_entry(head):
+                        continue  # it could not even run at the first count
+                    sustained = head.get("sustained_per_s") or first * base
+                    first = max(1.0, _nice(sustained / 8 / count))
+                log(f"fan-out: {key}, {count} subscribers")
+                entry = _guard(
+                    lambda peer=peer, transport=transport, count=count, first=first: fanout_phase(
+                        peer, transport, count, first, sizes, log
+                    )
+                )
+                scale.setdefault(key, {})[str(count)] = entry
+                if "unavailable" in entry or "error" in entry:
+                    log(f"  {key}: {entry.get('unavailable') or entry['error'].splitlines()[-1]}")
+    for key, counts in scale.items():
+        entry = dict(counts.get(str(base), {"error": "not run"}))
+        if _ok_entry(entry):
+            entry["scale"] = counts
+        fanout[key] = entry
     for peer in peers():
-        for transport in ("ws", "sse"):
-            key = f"{peer.name} {transport}"
-            if transport == "sse" and peer.sse_url is None:
-                continue
-            if peer.unavailable:
-                fanout[key] = {"unavailable": peer.unavailable}
-                log(f"  {key}: {peer.unavailable}")
-                continue
-            log(f"fan-out: {key}, {sizes.fanout_subscribers} subscribers")
-            fanout[key] = _guard(
-                lambda peer=peer, transport=transport: fanout_phase(peer, transport, sizes, log)
-            )
-            if "unavailable" in fanout[key] or "error" in fanout[key]:
-                log(f"  {key}: {fanout[key].get('unavailable') or fanout[key]['error'].splitlines()[-1]}")
-    for peer in peers():
-        if peer.name == "serve.py (redis)":
+        if peer.name.startswith("serve.py (redis"):
             continue  # idle memory does not depend on the broker
-        for transport in ("ws", "sse"):
+        for transport in ("ws", "ws-deflate", "sse"):
+            if transport == "ws-deflate" and peer.ws_kind != "pyrt":
+                continue  # the other peers do not negotiate permessage-deflate
             key = f"{peer.name} {transport}"
             if transport == "sse" and peer.sse_url is None:
                 continue

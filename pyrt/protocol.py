@@ -177,18 +177,23 @@ def _raw_frame(data: Any) -> Frame:
     return _json(data)
 
 
+_INVALID_JSON = "invalid JSON"
+
+
 class WireProtocol:
     """Base class of protocols. Override what your server speaks.
 
-    ``acks``/``channels`` say which client features work; ``subprotocol`` is offered in the
-    WebSocket handshake; ``raw_inbound`` means :meth:`decode` is the identity for everything but
-    the heartbeat pong, which lets the engine skip it on the hot path; ``flow_control`` means
-    the server answers pings in order, may advertise its limits in a welcome and refuses with
+    ``acks``/``channels`` say which client features work; ``subprotocols`` are offered in the
+    WebSocket handshake, preferred first (``subprotocol``: the one every server of this protocol
+    knows); ``raw_inbound`` means :meth:`decode` is the identity for everything but the heartbeat
+    pong, which lets the engine skip it on the hot path; ``flow_control`` means the server
+    answers pings in order, may advertise its limits in a welcome and refuses with
     ``rate_limited`` (the client paces by default, see :mod:`pyrt.pacing`).
     """
 
     name: ClassVar[str] = "base"
     subprotocol: ClassVar[str | None] = None
+    subprotocols: ClassVar[tuple[str, ...]] = ()
     acks: ClassVar[bool] = False
     channels: ClassVar[bool] = False
     flow_control: ClassVar[bool] = False
@@ -255,6 +260,11 @@ class WireProtocol:
         """What an inbound frame means."""
         return Message(frame)
 
+    def decode_batch(self, frame: str) -> list[Inbound] | None:
+        """What a text message holding a line break means, when it holds several frames (a batch);
+        ``None`` when it is one frame (then :meth:`decode` reads it)."""
+        return None
+
     def _no_channels(self) -> str:
         return (
             f"the {self.name!r} protocol has no channels; use protocol='pyrt' with a pyrt server "
@@ -300,6 +310,9 @@ class PyrtProtocol(WireProtocol):
 
     name = "pyrt"
     subprotocol = "pyrt.v1"
+    #: ``pyrt.v1.batch``: the server may send several frames in one message, one per line
+    #: (docs/protocol.md, "Batched frames"); servers that do not know it pick ``pyrt.v1``.
+    subprotocols = ("pyrt.v1.batch", "pyrt.v1")
     acks = True
     channels = True
     flow_control = True
@@ -371,7 +384,7 @@ class PyrtProtocol(WireProtocol):
         try:
             obj = json.loads(frame)
         except ValueError:
-            return BadFrame("invalid JSON", frame)
+            return BadFrame(_INVALID_JSON, frame)
         if not isinstance(obj, dict):
             return BadFrame("not a JSON object", frame)
         kind = obj.get("type")
@@ -428,6 +441,18 @@ class PyrtProtocol(WireProtocol):
                 named if isinstance(named, str) else None,
             )
         return BadFrame(f"unknown frame type {kind!r}", frame)
+
+    def decode_batch(self, frame: str) -> list[Inbound] | None:
+        """A batch is compact JSON frames separated by ``\\n``. A message whose first line is
+        not a JSON value on its own is one frame with line breaks in it (a server that
+        pretty-prints): ``None``, and :meth:`decode` reads it whole."""
+        lines = [line for line in frame.split("\n") if line]
+        if len(lines) < 2:
+            return None
+        first = self.decode(lines[0])
+        if type(first) is BadFrame and first.reason == _INVALID_JSON:
+            return None
+        return [first, *(self.decode(line) for line in lines[1:])]
 
 
 def _code(value: Any) -> str | None:

@@ -60,6 +60,7 @@ from pyrt.ws_engine import (
     Action,
     Closed,
     CloseSocket,
+    DeliverMessage,
     DeliverPresence,
     DeliverPublication,
     FetchToken,
@@ -130,6 +131,16 @@ class ServerConnection:
     gate: FlowGate | None = None  # the connection's admission (None: no limits enforced)
     close_code: int | None = None  # set when the server closed the connection (after outgoing)
     close_reason: str = ""
+    #: The client offered ``pyrt.v1.batch`` and the server speaks it: :meth:`take` joins what
+    #: queued up into one message, one frame per line, as ``serve.py`` does under load.
+    batch: bool = False
+
+    def take(self) -> Frame:
+        """The next message for the client: one frame, or with :attr:`batch` every queued one."""
+        if not self.batch or len(self.outgoing) < 2:
+            return self.outgoing.popleft()
+        frames = [str(self.outgoing.popleft()) for _ in range(len(self.outgoing))]
+        return "\n".join(frames)
 
     def handle(self, frame: Frame) -> None:
         """Process one frame from the client; replies land in :attr:`outgoing`."""
@@ -175,7 +186,9 @@ class FakePyrtServer:
     (default: the data itself). Fire-and-forget messages are echoed back as ``message`` frames.
     ``retention`` bounds how many publications each channel keeps for replay. ``overlap`` makes
     every replay start that many publications too early (an at-least-once server), to check that
-    the client drops what it already delivered.
+    the client drops what it already delivered. ``batch`` (default on, like ``serve.py``): a
+    client that offers ``pyrt.v1.batch`` gets the frames that queued up for it in one message,
+    one per line (docs/protocol.md, "Batched frames").
 
     ``token_ttl(token)`` turns tokens on: it returns how many seconds a token (the handshake's
     ``bearer.<token>`` subprotocol, or a ``refresh`` frame's) lasts, or ``None`` for a token the
@@ -201,6 +214,7 @@ class FakePyrtServer:
         enforce: ServerLimits | None = None,
         abuse_limit: int = 100,
         clock: Callable[[], float] | None = None,
+        batch: bool = True,
     ) -> None:
         self.app = app if app is not None else (lambda data: data)
         self.retention = retention
@@ -220,6 +234,7 @@ class FakePyrtServer:
         self.refusals: list[dict[str, Any]] = []  # every rate_limited / unavailable answer sent
         self.arrivals: list[float] = []  # when each frame was read, on ``clock``
         self.abuse_closes = 0  # connections closed with 1008
+        self.batch = batch
         self.accepting = True  # False: new sockets fail to open (server down)
         self.handled: list[Any] = []  # application messages, each id once, in arrival order
         self.received_frames: list[Frame] = []
@@ -234,6 +249,7 @@ class FakePyrtServer:
     def accept(self, protocols: Sequence[str] = ()) -> ServerConnection:
         """A new connection; ``protocols`` are the subprotocols the client offered."""
         conn = ServerConnection(self, f"s{len(self.connections) + 1}")
+        conn.batch = self.batch and "pyrt.v1.batch" in protocols
         self.connections.append(conn)
         welcome: dict[str, Any] = {"type": "welcome", "session": conn.session, "server": "fake"}
         welcome["heartbeat"] = 25
@@ -927,7 +943,7 @@ class EngineHarness:
             return
         conn = sock.conn
         while conn.outgoing and sock.state == "open" and not sock.detached:
-            frame = conn.outgoing.popleft()
+            frame = conn.take()
             self._deliver(frame)
             for action in self.engine.actions():
                 self.actions_seen.append(action)
@@ -962,7 +978,7 @@ class EngineHarness:
 
                     def accept() -> None:
                         if sock.state == "connecting" and not sock.detached:
-                            sock.conn = server.accept(sock.protocols)
+                            sock.conn = server.accept((*self.engine.protocol.subprotocols, *sock.protocols))
                             sock.state = "open"
                             self.engine.opened(self.now)
 
@@ -999,6 +1015,8 @@ class EngineHarness:
             handler = action.handler
             assert callable(handler)
             handler(action.joined, action.left)
+        elif isinstance(action, DeliverMessage):
+            self.messages.append(action.data)
         elif isinstance(action, ResolveAck | RejectAck):
             waiter = action.handle
             assert isinstance(waiter, AckWaiter)
@@ -1169,7 +1187,7 @@ class FakeTransport:
         while conn is not None and conn.outgoing and sock.state == "open" and not sock.detached:
             if sock.blackholed:
                 return
-            frame = conn.outgoing.popleft()
+            frame = conn.take()
             assert sock.events is not None
             sock.events.socket_message(frame)
         if conn is not None and conn.close_code is not None and not conn.outgoing and not sock.blackholed:

@@ -31,7 +31,9 @@ Outputs:
   **one** timer for it after every call; a timer that fires early or late is harmless.
 - Two hot paths skip the action list: :meth:`~WebSocketEngine.received` *returns* the
   application message to deliver (or :data:`NO_MESSAGE`), and :meth:`~WebSocketEngine.send`
-  *returns* the frame to transmit at once (or ``None`` when it was queued).
+  *returns* the frame to transmit at once (or ``None`` when it was queued). The messages of a
+  batched message (several frames in one, ``pyrt.v1.batch``) come as :class:`DeliverMessage`
+  actions instead, in order with the other frames' actions.
 
 Flow control (``pacing``, on by default for the pyrt protocol; :mod:`pyrt.pacing`): on a new
 connection frames wait for the server's ``welcome`` and its limits, then go out no faster than the
@@ -118,6 +120,7 @@ __all__ = [
     "Action",
     "CloseSocket",
     "Closed",
+    "DeliverMessage",
     "DeliverPresence",
     "DeliverPublication",
     "FetchToken",
@@ -184,6 +187,15 @@ class CloseSocket:
     code: int
     reason: str
     detach: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverMessage:
+    """Deliver ``data`` to the message handlers, as :meth:`WebSocketEngine.received` returns a
+    message: for the messages of a batch, which arrive together with other frames and must keep
+    their order among them."""
+
+    data: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +292,7 @@ Action = (
     OpenSocket
     | SendFrame
     | CloseSocket
+    | DeliverMessage
     | DeliverPublication
     | ResolveAck
     | RejectAck
@@ -923,6 +936,16 @@ class WebSocketEngine:
                 return NO_MESSAGE
         if self._raw:
             return frame
+        if type(frame) is str and "\n" in frame:
+            events = self.protocol.decode_batch(frame)
+            if events is not None:  # several frames (pyrt.v1.batch): every one in order, as actions
+                self.stats.received += len(events) - 1
+                for event in events:
+                    if type(event) is Message:
+                        self._actions.append(DeliverMessage(event.data))
+                    else:
+                        self._control(event, now)
+                return NO_MESSAGE
         event = self.protocol.decode(frame)
         if type(event) is Message:
             return event.data

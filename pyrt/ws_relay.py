@@ -13,7 +13,8 @@ their ids, retries, subscriptions with their offsets, heartbeat) and sees the li
   id remembered, so the ack or error goes back to that link only; a ``presence_join`` is
   remembered too, so a link that closes leaves the presence it joined (each client is a member
   of its own, several per connection); anything else is sent as it is;
-- from the server: ``ping``, ``pong`` and ``welcome`` belong to the real connection (the caller
+- from the server (a batched message, ``pyrt.v1.batch``, is split into its frames first):
+  ``ping``, ``pong`` and ``welcome`` belong to the real connection (the caller
   gives them to its engine), and so does an ``ack`` or ``error`` whose id no link sent (a token
   refresh); an ``ack`` or ``error`` with a remembered id goes to its link; a ``publication`` to
   the links subscribed to its channel; ``subscribed`` to the links waiting for that answer; a
@@ -233,6 +234,19 @@ class WsRelay:
         self._links.clear()
         return [CloseLink(link, code, reason) for link in closing]
 
+    def server_message(self, message: Frame) -> tuple[list[RelayAction], list[Frame]]:
+        """A message from the server: one frame or, with ``pyrt.v1.batch``, several (compact
+        JSON, one per line). Returns the deliveries of every frame in order, and the frames that
+        belong to the real connection, in order (give each to its engine)."""
+        actions: list[RelayAction] = []
+        own: list[Frame] = []
+        for frame in self._frames(message):
+            delivered, mine = self.server_frame(frame)
+            actions += delivered
+            if mine:
+                own.append(frame)
+        return actions, own
+
     def server_frame(self, frame: Frame) -> tuple[list[RelayAction], bool]:
         """A frame from the server. Returns the deliveries, and True when the frame belongs to
         the real connection (``ping``, ``pong``, ``welcome``: give it to its engine)."""
@@ -286,6 +300,20 @@ class WsRelay:
         return self._everyone(frame), False
 
     # -- machinery
+
+    def _frames(self, message: Frame) -> list[Frame]:
+        """The frames of a batch, or the message alone. A message whose first line is not JSON
+        on its own is one frame with line breaks in it (a server that pretty-prints)."""
+        if not self.parse or not isinstance(message, str) or "\n" not in message:
+            return [message]
+        lines = [line for line in message.split("\n") if line]
+        if len(lines) < 2:
+            return [message]
+        try:
+            json.loads(lines[0])
+        except ValueError:
+            return [message]
+        return list(lines)
 
     def _opened(self, link: str) -> list[RelayAction]:
         welcome = {"type": "welcome", "session": self.session, "server": "shared"}

@@ -38,6 +38,7 @@ from pyrt.ws_engine import (
     NO_MESSAGE,
     Closed,
     CloseSocket,
+    DeliverMessage,
     DeliverPresence,
     DeliverPublication,
     FetchToken,
@@ -93,7 +94,8 @@ class WebSocketClient(Driver):
 
     ``url``: a str (``ws://``, ``wss://``, or a path like ``"/ws"`` on the page's own host — in a
     browser only), or a callable (sync or async) returning one, called before every attempt.
-    ``protocols``: WebSocket subprotocols to offer besides the wire protocol's own (``pyrt.v1``),
+    ``protocols``: WebSocket subprotocols to offer besides the wire protocol's own
+    (``pyrt.v1.batch, pyrt.v1``),
     or a callable (sync or async) returning them, called before every attempt.
     ``token``: a callable (sync or async) returning a token, called before every attempt (sent
     as the subprotocol ``bearer.<token>``, never in the URL) and again before the token expires:
@@ -576,25 +578,28 @@ class WebSocketClient(Driver):
         engine = self._engine
         message = engine.received(data, self._clock())
         if message is not NO_MESSAGE:
-            handlers = self._handlers
-            if handlers.pending is not None:  # ordered mode, an async handler still runs
-                handlers.emit("message", message)
-            else:
-                for handler in self._message_handlers:
-                    try:
-                        result = handler(message)
-                    except Exception as exc:
-                        handlers.failed(handler, exc)
-                    else:
-                        if result is not None and inspect.isawaitable(result):
-                            handlers.started(handler, result)
-            buffer = self._buffer
-            if buffer is not None:
-                buffer.append(message)
-                if self._waiters:
-                    self._wake()
+            self._deliver(message)
         if engine.has_actions:
             self._pump()
+
+    def _deliver(self, message: Any) -> None:
+        handlers = self._handlers
+        if handlers.pending is not None:  # ordered mode, an async handler still runs
+            handlers.emit("message", message)
+        else:
+            for handler in self._message_handlers:
+                try:
+                    result = handler(message)
+                except Exception as exc:
+                    handlers.failed(handler, exc)
+                else:
+                    if result is not None and inspect.isawaitable(result):
+                        handlers.started(handler, result)
+        buffer = self._buffer
+        if buffer is not None:
+            buffer.append(message)
+            if self._waiters:
+                self._wake()
 
     def socket_closed(self, code: int, reason: str, was_clean: bool) -> None:
         if self._loop is None:
@@ -674,6 +679,8 @@ class WebSocketClient(Driver):
             for member in action.joined:
                 if on_join is not None:
                     self._handlers.call(on_join, member)
+        elif type(action) is DeliverMessage:
+            self._deliver(action.data)
         elif type(action) is OpenSocket:
             self._open(action.attempt)
         elif type(action) is CloseSocket:
@@ -760,10 +767,8 @@ class WebSocketClient(Driver):
             self._open_now(url, protocols, token)
 
     def _open_now(self, url: str, protocols: str | Sequence[str] | None, token: str | None = None) -> None:
-        offered: list[str] = []
-        own = self._engine.protocol.subprotocol
-        if own:
-            offered.append(own)
+        protocol = self._engine.protocol
+        offered = list(protocol.subprotocols or ((protocol.subprotocol,) if protocol.subprotocol else ()))
         if isinstance(protocols, str):
             offered.append(protocols)
         elif protocols:

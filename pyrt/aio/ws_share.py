@@ -150,9 +150,10 @@ class _HubEvents:
         self.events.socket_opened()
 
     def socket_message(self, data: Frame) -> None:
-        if self.hub.from_server(data):
-            self.events.socket_message(data)  # ping, pong, welcome: the connection's own
-        else:
+        own = self.hub.from_server(data)
+        for frame in own:
+            self.events.socket_message(frame)  # ping, pong, welcome: the connection's own
+        if not own:
             self.hub.client.socket_alive()
 
     def socket_closed(self, code: int, reason: str, was_clean: bool) -> None:
@@ -252,10 +253,11 @@ class WebSocketHub:
 
     # -- the real connection
 
-    def from_server(self, frame: Frame) -> bool:
+    def from_server(self, message: Frame) -> list[Frame]:
+        """Route a message from the server; returns the frames that are the connection's own."""
         relay = self.relay
         was_open = relay.server_open
-        actions, own = relay.server_frame(frame)
+        actions, own = relay.server_message(message)
         self._run(actions)
         if relay.server_open and not was_open:
             self.participant.connection_ready()

@@ -59,7 +59,9 @@ class ServerProcess:
         self._lines: deque[str] = deque(maxlen=LOG_LINES_KEPT)
         self._seen = 0  # lines ever written, dropped ones included
         self._lock = threading.Lock()
-        self.url = self._spawn(self.args)
+        #: What followed the prefix of the ready line (``--workers N`` adds the workers' pids).
+        self.ready_line = self._spawn(self.args)
+        self.url = self.ready_line.split()[0]
         self.ws_url = "ws" + self.url[len("http") :]
         self.port = int(self.url.rsplit(":", 1)[1])
         self.restarts = 0

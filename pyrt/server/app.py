@@ -109,9 +109,14 @@ class PyrtApp(Starlette):
         if scope["type"] in ("http", "websocket"):
             # The socket, when the ASGI server exposes it, lets /demo/drop and slow-consumer
             # handling abort a connection without a close frame (uvicorn does).
-            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            protocol = getattr(send, "__self__", None)
+            transport = getattr(protocol, "transport", None)
             if isinstance(transport, asyncio.Transport):
                 scope["pyrt.transport"] = transport
+            if scope["type"] == "websocket" and hasattr(protocol, "pyrt_send_texts"):
+                scope["pyrt.direct"] = protocol  # serve.py's protocol: a send path with no task
+            elif scope["type"] == "http":
+                scope["pyrt.send"] = send  # the server's own send: SSE streams write around ASGI
             if not self._ready:
                 await self.ensure_started()
         await super().__call__(scope, receive, send)

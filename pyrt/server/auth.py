@@ -24,6 +24,7 @@ from pyrt.close_policy import TOKEN_EXPIRED
 from pyrt.server.permissions import Cap, parse_caps
 
 __all__ = [
+    "BATCH_SUBPROTOCOL",
     "COOKIE_NAME",
     "SUBPROTOCOL",
     "TOKEN_EXPIRED",
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 SUBPROTOCOL = "pyrt.v1"
+#: ``pyrt.v1`` whose server may send several frames in one text frame, separated by ``\n``.
+BATCH_SUBPROTOCOL = "pyrt.v1.batch"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
 COOKIE_NAME = "pyrt_token"
 

@@ -4,6 +4,19 @@ An idle connection owns no task of its own (the ASGI server's task waits in ``re
 queued frame starts a writer, which lingers a moment after the queue empties so bursts reuse it.
 Pushing never waits: when the queued bytes pass the limit the client is a slow consumer and is
 disconnected (WebSocket close 1013, SSE stream aborted); it recovers by offset on reconnect.
+
+Whatever piled up while the writer waited goes out together: an SSE stream writes its queue in
+one body chunk; a WebSocket that negotiated batching (``batch=True``, subprotocol
+``pyrt.v1.batch``) sends it as one text frame of newline-separated JSON frames, at most
+:data:`BATCH_FRAMES` frames and about :data:`BATCH_BYTES` per frame. Under load a fan-out then
+costs one send per connection per turn of the event loop instead of one per publication.
+
+Under ``serve.py`` (uvicorn) a connection also has a *direct* way out (``direct``: a WebSocket's
+protocol object, an SSE stream's :class:`~pyrt.server.chunk_writer.ChunkWriter`): pushes made
+during one turn of the event loop are written at the end of it by one shared callback
+(:class:`Flusher`), in one socket write per connection, with no task, ASGI message or frame
+object per delivery. The writer task takes over whenever the socket cannot take more (its
+buffer is over the high-water mark), while the connection is stalled, and to close.
 """
 
 from __future__ import annotations
@@ -14,11 +27,20 @@ import logging
 import socket
 import struct
 from collections import deque
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 from pyrt.server.metrics import Stats
 
-__all__ = ["Connection", "Kind"]
+__all__ = [
+    "BATCH_BYTES",
+    "BATCH_FRAMES",
+    "BodyWriter",
+    "Connection",
+    "DirectWriter",
+    "Flusher",
+    "Kind",
+    "TextWriter",
+]
 
 log = logging.getLogger("pyrt.server")
 
@@ -27,6 +49,58 @@ Send = Any  # the ASGI send callable
 
 _LINGER = 1.0  # seconds an idle writer waits for more work before it exits
 _CLOSE_TIMEOUT = 2.0  # seconds to get a close frame out before aborting the socket
+#: At most this many JSON frames in one batched WebSocket frame, and about this many bytes (a
+#: single larger frame still goes, alone): a batch stays small enough for any client's buffers.
+BATCH_FRAMES = 256
+BATCH_BYTES = 64 * 1024
+
+
+class TextWriter(Protocol):
+    """A WebSocket's direct way out (``serve.py``'s WebSocket protocol object)."""
+
+    def pyrt_ready(self) -> bool:
+        """Whether it can be written to now (open, and the socket's buffer has room)."""
+
+    def pyrt_send_texts(self, texts: list[bytes]) -> None:
+        """Write these UTF-8 text messages, in order, in one socket write."""
+
+
+class BodyWriter(Protocol):
+    """An SSE stream's direct way out (:class:`~pyrt.server.chunk_writer.ChunkWriter`)."""
+
+    def pyrt_ready(self) -> bool:
+        """Whether it can be written to now (streaming, and the socket's buffer has room)."""
+
+    def pyrt_send_body(self, body: bytes) -> None:
+        """Write this body chunk (one socket write)."""
+
+
+DirectWriter = TextWriter | BodyWriter
+
+
+class Flusher:
+    """Writes every connection pushed to during one turn of the event loop, at its end, from one
+    callback: a fan-out to 10,000 connections schedules one callback, not 10,000."""
+
+    __slots__ = ("_dirty", "_handle")
+
+    def __init__(self) -> None:
+        self._dirty: list[Connection] = []
+        self._handle: asyncio.Handle | None = None
+
+    def add(self, conn: Connection) -> None:
+        self._dirty.append(conn)
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_soon(self._run)
+
+    def _run(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        self._handle = None
+        for conn in dirty:
+            try:
+                conn._flush()
+            except Exception:  # one connection never stops the others' writes
+                log.exception("writing to %s failed", conn.session)
 
 
 class Connection:
@@ -39,6 +113,9 @@ class Connection:
     __slots__ = (
         "__weakref__",
         "_close",
+        "_direct",
+        "_flusher",
+        "_flushing",
         "_limit",
         "_queue",
         "_queued",
@@ -48,6 +125,7 @@ class Connection:
         "_stats",
         "_wake",
         "_writer",
+        "batch",
         "cid",
         "client_ip",
         "closed",
@@ -69,8 +147,13 @@ class Connection:
         client_ip: str = "",
         transport: asyncio.Transport | None = None,
         identity: str = "",
+        batch: bool = False,
+        direct: DirectWriter | None = None,
+        flusher: Flusher | None = None,
     ) -> None:
         self.kind = kind
+        #: WebSocket only: the client decodes newline-separated frames (``pyrt.v1.batch``).
+        self.batch = batch and kind == "ws"
         #: The client's identity (token subject or address), for per-identity budgets.
         self.identity = identity
         self.session = session
@@ -89,6 +172,9 @@ class Connection:
         self._room: asyncio.Event | None = None
         self._close: tuple[int, str] | None = None
         self._stalled_until = 0.0
+        self._direct = direct
+        self._flusher = flusher or (Flusher() if self._direct is not None else None)
+        self._flushing = False  # waiting in the flusher
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -106,10 +192,61 @@ class Connection:
         self._queue.append(item)
         self._queued += size
         if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write())
+            if self._direct is None or self._stalled_until:
+                self._writer = asyncio.get_running_loop().create_task(self._write())
+            elif not self._flushing:
+                self._flushing = True
+                self._flusher.add(self)  # type: ignore[union-attr]  # made with the direct writer
         elif self._wake is not None:
             self._wake.set()
         return True
+
+    def _flush(self) -> None:
+        """Write the queue through the direct writer (one socket write), or hand it to the task."""
+        self._flushing = False
+        queue = self._queue
+        if self.closed or self._writer is not None or not queue:
+            return
+        direct = self._direct
+        assert direct is not None
+        if self._stalled_until or not direct.pyrt_ready():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+            return
+        if self.kind == "sse":
+            count = len(queue)
+            body = b"".join(queue)  # type: ignore[arg-type]  # SSE queues bytes only
+            queue.clear()
+            self._queued = 0
+            cast(BodyWriter, direct).pyrt_send_body(body)  # an SSE connection gets a BodyWriter
+            self._stats.frames_out += count
+            if self._room is not None:
+                self._room.set()
+            return
+        texts: list[bytes] = []
+        count = 0
+        if self.batch:
+            while queue:
+                item: str | bytes
+                if len(queue) > 1:
+                    item, taken = self._take_batch()
+                else:
+                    item, taken = queue.popleft(), 1
+                texts.append(_utf8(item))
+                count += taken
+        else:
+            texts = [_utf8(item) for item in queue]
+            count = len(queue)
+            queue.clear()
+        self._queued = 0
+        try:
+            cast(TextWriter, direct).pyrt_send_texts(texts)  # a WebSocket gets a TextWriter
+        except UnicodeError:  # never from pyrt's own frames: checked at ingress
+            self._stats.error("unencodable")
+            log.error("a frame for %s could not be encoded: dropped", self.session)
+            return
+        self._stats.frames_out += count
+        if self._room is not None:
+            self._room.set()
 
     async def wait_room(self) -> None:
         """Wait until the queue is at most half full (replays use it to stream at the client's pace)."""
@@ -226,15 +363,20 @@ class Connection:
                         await self.unstalled()
                         continue
                     if ws:
-                        item = queue.popleft()
-                        self._queued -= len(item)
+                        count = 1
+                        item: str | bytes
+                        if self.batch and len(queue) > 1:
+                            item, count = self._take_batch()
+                        else:
+                            item = queue.popleft()
+                            self._queued -= len(item)
                         try:
                             await send({"type": "websocket.send", "text": item})
                         except UnicodeError:  # never from pyrt's own frames: checked at ingress
                             self._stats.error("unencodable")
                             log.error("a frame for %s could not be encoded: dropped", self.session)
                             continue
-                        self._stats.frames_out += 1
+                        self._stats.frames_out += count
                     else:
                         count = len(queue)
                         body = b"".join(queue)  # type: ignore[arg-type]  # SSE queues bytes only
@@ -263,6 +405,19 @@ class Connection:
             if self._writer is asyncio.current_task():
                 self._writer = None
 
+    def _take_batch(self) -> tuple[str, int]:
+        """Dequeue the frames of one batch and join them (the queue holds at least two)."""
+        queue = self._queue
+        first = queue.popleft()
+        taken = [first]
+        size = len(first)
+        while queue and len(taken) < BATCH_FRAMES and size + len(queue[0]) < BATCH_BYTES:
+            item = queue.popleft()
+            taken.append(item)
+            size += len(item) + 1
+        self._queued -= size - len(taken) + 1
+        return "\n".join(taken), len(taken)  # type: ignore[arg-type]  # WebSocket queues str only
+
     async def _send_close(self, code: int, reason: str) -> None:
         message: dict[str, Any]
         if self.kind == "ws":
@@ -277,6 +432,10 @@ class Connection:
                 _reset(self.transport)
         except (OSError, RuntimeError):
             pass  # already closed
+
+
+def _utf8(frame: str | bytes) -> bytes:
+    return frame.encode() if isinstance(frame, str) else frame
 
 
 def _reset(transport: asyncio.Transport) -> None:

@@ -30,6 +30,7 @@ from pyrt.names import ID_RULE
 from pyrt.refusals import RATE_LIMITED, UNAVAILABLE
 from pyrt.server.application import HandlerError, IncomingMessage
 from pyrt.server.auth import (
+    BATCH_SUBPROTOCOL,
     SUBPROTOCOL,
     TOKEN_EXPIRED,
     Claims,
@@ -61,6 +62,11 @@ log = logging.getLogger("pyrt.server")
 
 _ID_MAX = 128
 _EVENT = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+#: Publications of one connection in flight to the broker at once (a Redis round trip each would
+#: otherwise cap one publisher at one publication per round trip), and their bytes at most (a
+#: larger one goes alone): what a connection holds beyond the frame it is handling.
+_PUBLISH_WINDOW = 1024
+_PUBLISH_WINDOW_BYTES = 64 * 1024
 _REMEMBER_MAX = 512  # characters of an ack kept for re-sent copies; bigger ones lose their data
 _LARGE_ANSWER = 64 * 1024  # answers this large count against the client's identity budget
 _CHANNEL_RULE = "channel must be 1-128 characters of letters, digits and _ . : @ -"
@@ -107,7 +113,7 @@ class WebSocketEndpoint:
         admitted = await admit_websocket(rt, scope, send)
         if admitted is None:
             return
-        ip, claims = admitted
+        ip, claims, batch = admitted
         try:
             conn = Connection(
                 "ws",
@@ -119,6 +125,9 @@ class WebSocketEndpoint:
                 client_ip=ip,
                 transport=scope_transport(scope),
                 identity=rt.identity(claims.subject if claims else None, ip),
+                batch=batch,
+                direct=scope.get("pyrt.direct"),
+                flusher=rt.flusher,
             )
             session = WsSession(rt, conn, claims)
             rt.register(conn, session)
@@ -131,10 +140,13 @@ class WebSocketEndpoint:
             rt.cap.release(ip)
 
 
-async def admit_websocket(rt: Runtime, scope: dict[str, Any], send: Any) -> tuple[str, Claims | None] | None:
+async def admit_websocket(
+    rt: Runtime, scope: dict[str, Any], send: Any
+) -> tuple[str, Claims | None, bool] | None:
     """Check a WebSocket handshake (Origin, shutdown, per-address cap, token) and accept it.
 
-    Returns the client's address and its token's claims; the caller must call
+    Returns the client's address, its token's claims and whether it accepted batched frames
+    (subprotocol ``pyrt.v1.batch``, preferred over ``pyrt.v1``); the caller must call
     ``rt.cap.release(address)`` when the connection ends. ``None``: refused (and answered).
     """
     settings = rt.settings
@@ -153,7 +165,11 @@ async def admit_websocket(rt: Runtime, scope: dict[str, Any], send: Any) -> tupl
         return None
     try:
         accept: dict[str, Any] = {"type": "websocket.accept"}
-        if SUBPROTOCOL in scope.get("subprotocols", ()):
+        offered = scope.get("subprotocols", ())
+        batch = BATCH_SUBPROTOCOL in offered
+        if batch:
+            accept["subprotocol"] = BATCH_SUBPROTOCOL
+        elif SUBPROTOCOL in offered:
             accept["subprotocol"] = SUBPROTOCOL
         claims: Claims | None = None
         if settings.token_secret:
@@ -169,7 +185,7 @@ async def admit_websocket(rt: Runtime, scope: dict[str, Any], send: Any) -> tupl
     except BaseException:
         rt.cap.release(ip)
         raise
-    return ip, claims
+    return ip, claims, batch
 
 
 def expire_with_token(conn: Connection, claims: Claims | None) -> asyncio.TimerHandle | None:
@@ -216,9 +232,12 @@ class WsSession:
         #: The client said goodbye with a close frame (1000/1001) the server did not ask for:
         #: its presence leaves at once, not after the grace.
         self.clean_exit = False
-        #: True while a frame is being handled (a graceful shutdown closes after it).
-        self.busy = False
         self._expiry = expire_with_token(conn, claims)
+        #: True while a frame is being handled.
+        self._handling = False
+        #: Publications sent to the broker and not yet answered, oldest first (see ``_publish``).
+        self._in_flight: list[asyncio.Task[None]] = []
+        self._in_flight_bytes = 0
         settings = runtime.settings
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -274,7 +293,7 @@ class WsSession:
             stats.frames_in += 1
             await conn.unstalled()
             text = message.get("text")
-            self.busy = True
+            self._handling = True
             try:
                 if text is None:
                     if gate.admit(now) or self._gated({}, now):
@@ -288,9 +307,15 @@ class WsSession:
                 elif gate.admit(now) or self._gated(_peek(text), now):
                     await self._on_text(text)
             finally:
-                self.busy = False
-            if rt.draining and not conn.closed:
+                self._handling = False
+            if rt.draining and not conn.closed and not self._in_flight:
                 conn.close(1001, rt.drain_reason)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a frame is being handled or publications are in flight: a graceful shutdown
+        closes this connection after their answers."""
+        return self._handling or bool(self._in_flight)
 
     def cleanup(self) -> None:
         """The connection is gone: drop subscriptions and the send queue."""
@@ -392,6 +417,8 @@ class WsSession:
             self._error("unknown_type", f"unknown frame type {str(kind)[:40]!r}", frame.get("id"))
             return
         self.rt.stats.messages_in[str(kind)] += 1
+        if self._in_flight and kind != "publish":
+            await self.settled()  # answers keep the order of the frames they answer
         await handler(frame)
 
     def _send_json(self, value: dict[str, Any], frame_id: object = None) -> bool:
@@ -583,14 +610,25 @@ class WsSession:
             if marker is not None:
                 self.conn.push(_dumps({"type": "ping", "t": marker}))
             return
+        size = len(data_json)
+        in_flight = self._in_flight
+        while in_flight and (
+            len(in_flight) >= _PUBLISH_WINDOW or self._in_flight_bytes + size > _PUBLISH_WINDOW_BYTES
+        ):
+            await asyncio.wait((in_flight[0],))
+        self._in_flight_bytes += size
+        pid = publish_id if isinstance(publish_id, str) else None
+        in_flight.append(self._loop.create_task(self._publish(channel, event, data_json, pid, size)))
+
+    async def _publish(
+        self, channel: str, event: str, data_json: str, publish_id: str | None, size: int
+    ) -> None:
+        """Publish, then ack. Started in frame order, before its first suspension: the broker
+        receives one client's publications in the order they were sent."""
         stats = self.rt.stats
         try:
             offset, duplicate = await self.rt.broker.publish(
-                channel,
-                event,
-                data_json,
-                publish_id=publish_id if isinstance(publish_id, str) else None,
-                scope=self.identity,
+                channel, event, data_json, publish_id=publish_id, scope=self.identity
             )
         except IngressError as exc:
             self._error(exc.code, str(exc), publish_id)
@@ -599,10 +637,22 @@ class WsSession:
             log.warning("publish to %r failed: %s", channel, exc)
             if publish_id is not None:
                 stats.acks["error"] += 1
-                self.conn.push(_ack_unavailable(str(publish_id)))
+                self.conn.push(_ack_unavailable(publish_id))
             else:
                 self._error(UNAVAILABLE, "cannot publish now", retry_after=_BROKER_RETRY)
             return
+        except Exception:
+            log.exception("publish to %r failed", channel)
+            if publish_id is not None:
+                stats.acks["error"] += 1
+                self.conn.push(_ack_error(publish_id, "internal error"))
+            return
+        finally:
+            self._in_flight_bytes -= size
+            with contextlib.suppress(ValueError):
+                self._in_flight.remove(asyncio.current_task())  # type: ignore[arg-type]
+            if not self._in_flight and self.rt.draining and not self.busy and not self.conn.closed:
+                self.conn.close(1001, self.rt.drain_reason)
         if duplicate:
             stats.dedup_hits["publish"] += 1
         else:
@@ -827,6 +877,11 @@ class WsSession:
             self.presence.discard((channel, member))
             store.release(channel, member, self._owner, clean=True)
             self._error("forbidden", f"you may no longer be present in {channel!r}", channel=channel)
+
+    async def settled(self) -> None:
+        """Wait until this client's publications in flight are acked (or failed)."""
+        while self._in_flight:
+            await asyncio.wait((self._in_flight[-1],))
 
 
 def _printable(text: str) -> bool:

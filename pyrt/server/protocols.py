@@ -32,14 +32,16 @@ import ipaddress
 import logging
 import socket
 import struct
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Frame
+from websockets.server import ServerProtocol
 
 __all__ = ["FEED_PIECE", "MAX_PIPELINE", "OVERFLOW", "HttpLimits", "Ledger", "protocols"]
 
@@ -200,6 +202,48 @@ def _refuse(transport: asyncio.BaseTransport) -> None:
         raw.close()
 
 
+class _ReceiveQueue:
+    """What uvicorn's WebSocket protocol needs of its ``asyncio.Queue`` of received events, for a
+    single reader, in ~1/10 of the memory (an idle connection keeps one for its lifetime)."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+
+def _text_frame(payload: bytes) -> bytes:
+    """One unmasked, final text frame (server to client, RFC 6455 section 5.2)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + size.to_bytes(8, "big") + payload
+
+
 def _status(status: int, reason: str, text: str) -> bytes:
     body = text.encode()
     return (
@@ -221,11 +265,34 @@ async def _too_many_connections(scope: Any, receive: Any, send: Any) -> None:
 
 
 def protocols(
-    ledger: Ledger, limits: HttpLimits
+    ledger: Ledger, limits: HttpLimits, *, deflate_context: bool = False
 ) -> tuple[type[HttpToolsProtocol], type[WebSocketsSansIOProtocol]]:
-    """The HTTP and WebSocket protocol classes to give ``uvicorn.Config(http=..., ws=...)``."""
+    """The HTTP and WebSocket protocol classes to give ``uvicorn.Config(http=..., ws=...)``.
+
+    permessage-deflate (when ``Config.ws_per_message_deflate``) is negotiated without context
+    takeover in either direction unless ``deflate_context``: each message is compressed on its
+    own, so an idle connection holds no compressor or decompressor (about 40 KiB with them).
+    """
 
     class LimitedWebSocketProtocol(WebSocketsSansIOProtocol):
+        def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+            super().__init__(config, *args, **kwargs)
+            self.queue = _ReceiveQueue()  # type: ignore[assignment]
+            if config.ws_per_message_deflate and not deflate_context:
+                self.conn = ServerProtocol(
+                    extensions=[
+                        ServerPerMessageDeflateFactory(
+                            server_no_context_takeover=True,
+                            client_no_context_takeover=True,
+                            server_max_window_bits=12,
+                            client_max_window_bits=12,
+                            compress_settings={"memLevel": 5},
+                        )
+                    ],
+                    max_size=config.ws_max_size,
+                    logger=logging.getLogger("uvicorn.error"),
+                )
+
         #: Reading is paused because the client does not read what it is sent.
         _pyrt_blocked = False
         #: Bytes of received messages waiting for or being handled by the application (counted
@@ -234,7 +301,7 @@ def protocols(
         #: The size of the message the application is handling now.
         _pyrt_handling = 0
         #: The sizes of the received messages in the queue, in order.
-        _pyrt_sizes: deque[int] | None = None
+        _pyrt_sizes: list[int] | None = None
         #: Received bytes not yet given to the parser, held while there is no room.
         _pyrt_held: bytes = b""
 
@@ -293,7 +360,7 @@ def protocols(
                 self._pyrt_inbox += size
                 ledger.inbox_add(self.transport, size)
                 if self._pyrt_sizes is None:
-                    self._pyrt_sizes = deque()
+                    self._pyrt_sizes = []
                 self._pyrt_sizes.append(size)
             super().send_receive_event_to_app()
 
@@ -324,12 +391,40 @@ def protocols(
                 self._pyrt_feed(held)
             message = await self.queue.get()
             if message["type"] == "websocket.receive" and self._pyrt_sizes:
-                self._pyrt_handling = self._pyrt_sizes.popleft()
+                self._pyrt_handling = self._pyrt_sizes.pop(0)
             if self.read_paused and self.queue.empty() and not self._pyrt_held:
                 self.read_paused = False
                 if not self._pyrt_blocked:
                     self.transport.resume_reading()
             return message
+
+        async def send(self, message: Any) -> None:
+            await super().send(message)
+            if self.handshake_complete and message["type"] == "websocket.accept":
+                # The handshake's request and response (their headers: ~3 KiB) are not needed
+                # again; an idle connection should not keep them.
+                with contextlib.suppress(AttributeError):
+                    del self.request, self.response
+
+        # --- serve.py's direct send path (pyrt.server.connection.DirectWriter) ------------------
+
+        def pyrt_ready(self) -> bool:
+            return (
+                self.handshake_complete
+                and not self.close_sent
+                and not self.disconnected
+                and self.writable.is_set()
+                and not self.transport.is_closing()
+            )
+
+        def pyrt_send_texts(self, texts: list[bytes]) -> None:
+            conn = self.conn
+            if conn.extensions:  # permessage-deflate: the protocol compresses, with its context
+                for text in texts:
+                    conn.send_text(text)
+                self.transport.write(b"".join(conn.data_to_send()))
+            else:
+                self.transport.write(b"".join([_text_frame(text) for text in texts]))
 
         def connection_lost(self, exc: Exception | None) -> None:
             ledger.inbox_remove(self.transport, self._pyrt_inbox)

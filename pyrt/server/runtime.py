@@ -26,7 +26,7 @@ from pyrt.reconnect_window import close_reason, drain_window
 from pyrt.server.application import Handler
 from pyrt.server.auth import Claims
 from pyrt.server.brokers.base import Broker
-from pyrt.server.connection import Connection
+from pyrt.server.connection import Connection, Flusher
 from pyrt.server.hub import Hub
 from pyrt.server.limits import ConnectionCap, KeyedBuckets
 from pyrt.server.metrics import Stats
@@ -93,6 +93,8 @@ class Runtime:
         self.query_quota = KeyedBuckets(settings.query_rate, settings.query_burst)
         #: Every open connection, with the object that serves it (``WsSession`` or ``None``).
         self.connections: dict[Connection, Any] = {}
+        #: Writes the WebSocket connections a turn of the event loop pushed to, at its end.
+        self.flusher = Flusher()
         #: Open connections by client identity (for per-identity budgets).
         self.identities: dict[str, set[Connection]] = {}
         self.draining = False

@@ -15,12 +15,13 @@ from typing import Any
 
 from pyrt.server.auth import Claims, check_origin, header, origin_allowed, request_token, verify_token
 from pyrt.server.brokers.base import BrokerError
+from pyrt.server.chunk_writer import chunk_writer
 from pyrt.server.connection import Connection
 from pyrt.server.hub import Subscriber, replay
 from pyrt.server.offsets import OffsetKey, is_channel_name, parse_offset
 from pyrt.server.protocol_handler import client_ip, expire_with_token, query_param, scope_transport
 from pyrt.server.runtime import Runtime
-from pyrt.server.sse_gzip import accepts_gzip, gzip_send
+from pyrt.server.sse_gzip import GzipStream, accepts_gzip
 
 __all__ = ["SSEEndpoint", "cors_headers"]
 
@@ -136,8 +137,10 @@ class SSEEndpoint:
         claims: Claims | None,
     ) -> None:
         rt = self.rt
+        compress = None
         if rt.settings.sse_gzip and accepts_gzip(header(scope, "accept-encoding")):
-            send = gzip_send(send)
+            gzip = GzipStream(send)
+            send, compress = gzip, gzip.compress
         conn = Connection(
             "sse",
             send,
@@ -147,6 +150,8 @@ class SSEEndpoint:
             cid=query_param(scope, "cid"),
             client_ip=ip,
             transport=scope_transport(scope),
+            direct=chunk_writer(scope.get("pyrt.send"), compress),
+            flusher=rt.flusher,
         )
         subscriber = Subscriber(conn, channel)
         try:

@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["accepts_gzip", "gzip_send"]
+__all__ = ["GzipStream", "accepts_gzip", "gzip_send"]
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
@@ -42,11 +42,25 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return False
 
 
-def gzip_send(send: Send) -> Send:
-    """Wrap ``send`` so the response it carries is gzip-encoded (headers adjusted)."""
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + _WINDOW_BITS, _MEM_LEVEL)
+class GzipStream:
+    """An ASGI ``send`` that gzip-encodes the response it carries (headers adjusted).
 
-    async def send_gzip(message: Message) -> None:
+    :meth:`compress` encodes a body chunk with the same compressor, for a writer that bypasses
+    ``send`` (``serve.py``'s direct path): every chunk of one stream must go through it, in order.
+    """
+
+    __slots__ = ("_compressor", "_send")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + _WINDOW_BITS, _MEM_LEVEL)
+
+    def compress(self, body: bytes, more: bool = True) -> bytes:
+        """``body`` compressed and flushed (the gzip trailer when ``more`` is false)."""
+        compressor = self._compressor
+        return compressor.compress(body) + compressor.flush(zlib.Z_SYNC_FLUSH if more else zlib.Z_FINISH)
+
+    async def __call__(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
             headers = [
@@ -55,13 +69,14 @@ def gzip_send(send: Send) -> Send:
                 if name.lower() != b"content-length"
             ]
             headers += [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
-            await send({**message, "headers": headers})
+            await self._send({**message, "headers": headers})
         elif kind == "http.response.body":
             more = message.get("more_body", False)
-            body = compressor.compress(message.get("body", b""))
-            body += compressor.flush(zlib.Z_SYNC_FLUSH if more else zlib.Z_FINISH)
-            await send({**message, "body": body})
+            await self._send({**message, "body": self.compress(message.get("body", b""), more)})
         else:
-            await send(message)
+            await self._send(message)
 
-    return send_gzip
+
+def gzip_send(send: Send) -> GzipStream:
+    """Wrap ``send`` so the response it carries is gzip-encoded (headers adjusted)."""
+    return GzipStream(send)

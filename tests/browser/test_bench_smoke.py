@@ -86,9 +86,22 @@ def test_the_minimal_fan_out_peer_delivered_every_message(quick_run: tuple[dict[
     assert fanout["p99_ms"] is not None
 
 
+def test_every_serve_py_peer_ran_the_fan_out_curve_at_both_counts(
+    quick_run: tuple[dict[str, Any], str],
+) -> None:
+    fan = quick_run[0]["server"]["fanout"]
+    for name in ("serve.py (memory)", "serve.py (redis)", "serve.py (redis, 2 workers)"):
+        for transport in ("ws", "sse"):
+            scale = fan[f"{name} {transport}"]["scale"]
+            assert sorted(scale) == ["10", "20"], (name, transport, scale)
+            assert all(at["steps"][0]["delivered_ratio"] > 0 for at in scale.values()), scale
+    _, stdout = quick_run
+    assert "Fan-out as subscribers grow" in stdout  # the curve's table
+
+
 def test_the_table_prints_every_target_with_a_verdict(quick_run: tuple[dict[str, Any], str]) -> None:
     _, stdout = quick_run
-    targets = stdout.split("Targets (issue 7)", 1)[1]
+    targets = stdout.split("\nTargets\n", 1)[1]
     assert "receive throughput, pyrt / raw JS" in targets
     assert "serve.py / socket.io (WS)" in targets  # the fan-out target
     for line in targets.strip().splitlines()[2:]:

@@ -142,6 +142,13 @@ def test_websocket_needs_a_valid_token_and_gets_4401_otherwise(secured: ServerPr
         await client.send({"type": "ping", "t": 1})
         await client.expect("pong")
         await client.close()
+        # What pyrt's clients offer: batches first, then pyrt.v1, then the token.
+        offered = ["pyrt.v1.batch", "pyrt.v1", f"bearer.{good}"]
+        batching = await Client.connect(secured.ws_url, subprotocols=offered)
+        assert batching.ws.subprotocol == "pyrt.v1.batch"
+        await batching.send({"type": "ping", "t": 2})
+        await batching.expect("pong")
+        await batching.close()
         cookie = await Client.connect(secured.ws_url, additional_headers={"Cookie": f"pyrt_token={good}"})
         await cookie.close()
 

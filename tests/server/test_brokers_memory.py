@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -209,3 +210,11 @@ def test_history_pages_after_retention_and_across_channel_lives() -> None:
         assert before.publications == []  # nothing of the new life comes before the old one
 
     run(scenario())
+
+
+def test_a_publication_frame_is_one_line_whatever_json_the_application_published() -> None:
+    publication = Publication("c", "1-1", "message", '{\n  "a": "x\\ny",\r\n  "b": [1,\n2]\n}')
+    frame = publication.ws_frame
+    assert "\n" not in frame
+    assert "\r" not in frame
+    assert json.loads(frame)["data"] == {"a": "x\ny", "b": [1, 2]}

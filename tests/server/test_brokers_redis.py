@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -14,12 +15,12 @@ import redis
 
 from pyrt.pytest_plugin.redis_process import RedisServer
 from pyrt.pytest_plugin.server_process import ServerProcess
-from pyrt.server.brokers.base import Publication
+from pyrt.server.brokers.base import BrokerError, Publication
 from pyrt.server.brokers.redis import RedisBroker
 from pyrt.server.offsets import ZERO, parse_offset
 from tests.faults.scenario import emit
 from tests.server.broker_pages import check_pages
-from tests.server.wsclient import Client, publish_http, run
+from tests.server.wsclient import Client, eventually, publish_http, run
 
 
 def unique(prefix: str = "r") -> str:
@@ -47,6 +48,51 @@ def test_offsets_are_stream_ids_and_replay_knows_when_it_is_complete(pyrt_redis:
         assert lost.publications[-1].data_json == "399"
         assert int(lost.publications[0].data_json) > 1
         assert not (await broker.history(unique(), (1, 0))).recovered  # unknown channel, known offset
+        await broker.close()
+
+    run(scenario())
+
+
+def test_concurrent_publications_share_round_trips_and_keep_the_order_they_were_made(
+    pyrt_redis: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        broker = RedisBroker(pyrt_redis.url, prefix=unique("p") + ":")
+        received: list[Publication] = []
+        await broker.start(received.append)
+        channel = unique()
+        await broker.watch(channel)
+        calls = [broker.publish(channel, "message", str(n), publish_id=f"id{n}") for n in range(300)]
+        results = await asyncio.gather(*calls)
+        offsets = [parse_offset(offset) for offset, _ in results]
+        assert offsets == sorted(offsets)
+        assert len(set(offsets)) == 300
+        assert not any(duplicate for _, duplicate in results)
+        again, duplicate = await broker.publish(channel, "message", "x", publish_id="id7")
+        assert (again, duplicate) == (results[7][0], True)
+
+        async def all_live() -> bool:
+            await asyncio.sleep(0.01)
+            return len(received) >= 300
+
+        await eventually(all_live)
+        assert [p.data_json for p in received] == [str(n) for n in range(300)]
+        await broker.close()
+
+    run(scenario())
+
+
+def test_publications_fail_with_a_broker_error_when_redis_is_gone() -> None:
+    async def scenario() -> None:
+        with socket.socket() as sock:  # a port nobody listens on
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        broker = RedisBroker(f"redis://127.0.0.1:{port}/0", prefix=unique("p") + ":")
+        await broker.start(lambda p: None)
+        outcomes = await asyncio.gather(
+            *(broker.publish(unique(), "message", "1") for _ in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(outcome, BrokerError) for outcome in outcomes), outcomes
         await broker.close()
 
     run(scenario())

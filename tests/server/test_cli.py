@@ -228,3 +228,18 @@ def test_certfile_without_keyfile_is_refused() -> None:
     )
     assert result.returncode == 2
     assert "--keyfile" in result.stderr
+
+
+def test_serve_py_collects_garbage_less_often_and_never_rescans_its_start_up() -> None:
+    import gc
+
+    from pyrt.server.cli import _GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == _GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -109,6 +109,35 @@ def test_subscribe_then_live_publications_in_order(pyrt_server: ServerProcess) -
     run(scenario())
 
 
+def test_a_client_offering_batches_gets_them_and_one_that_does_not_never_does(
+    pyrt_server: ServerProcess,
+) -> None:
+    channel = unique()
+
+    async def scenario() -> None:
+        batched = await Client.connect(pyrt_server.ws_url, subprotocols=["pyrt.v1.batch", "pyrt.v1"])
+        single = await Client.connect(pyrt_server.ws_url)
+        assert (batched.ws.subprotocol, single.ws.subprotocol) == ("pyrt.v1.batch", "pyrt.v1")
+        publisher = await Client.connect(pyrt_server.ws_url)
+        for client in (batched, single):
+            await client.send({"type": "subscribe", "channel": channel})
+            await client.expect("subscribed")
+        for n in range(300):  # sent at once: the fan-out queues up for the subscribers
+            await publisher.send({"type": "publish", "id": f"b{n}", "channel": channel, "data": n})
+        acks = [await publisher.expect("ack", id=f"b{n}") for n in range(300)]
+        offsets = [ack["data"]["offset"] for ack in acks]
+        for client in (batched, single):
+            got = await client.publications(channel, 300)
+            assert [p["data"] for p in got] == list(range(300))
+            assert [p["offset"] for p in got] == offsets
+        assert single.batches == 0  # pyrt.v1: one frame per message, always
+        assert batched.messages <= single.messages
+        for client in (batched, single, publisher):
+            await client.close()
+
+    run(scenario())
+
+
 def test_subscribe_since_replays_exactly_the_missed_publications(pyrt_server: ServerProcess) -> None:
     channel = unique()
 

@@ -24,26 +24,40 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 class Client:
     """One ``/ws`` connection. :meth:`expect` waits for the next frame of a type, keeping others."""
 
-    def __init__(self, ws: ClientConnection, welcome: dict[str, Any]) -> None:
+    def __init__(self, ws: ClientConnection, welcome: dict[str, Any], lines: list[str] | None = None) -> None:
         self.ws = ws
         self.welcome = welcome
         self.session: str = welcome["session"]
         self.frames: list[dict[str, Any]] = []  # received but not yet expected
+        self.lines: list[str] = lines or []  # frames of a batch (pyrt.v1.batch) not yet read
+        #: WebSocket messages received, and how many held more than one frame.
+        self.messages = 1
+        self.batches = 1 if lines else 0
 
     @classmethod
     async def connect(cls, base_ws_url: str, query: str = "", **kwargs: Any) -> Client:
         kwargs.setdefault("subprotocols", ["pyrt.v1"])
         kwargs.setdefault("max_queue", None)  # a test that reads late must still see the close frame
         ws = await websockets.connect(f"{base_ws_url}/ws{query}", open_timeout=TIMEOUT, **kwargs)
-        welcome = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        first, *rest = str(await asyncio.wait_for(ws.recv(), TIMEOUT)).split("\n")
+        welcome = json.loads(first)
         assert welcome["type"] == "welcome", welcome
-        return cls(ws, welcome)
+        return cls(ws, welcome, rest)
 
     async def send(self, frame: dict[str, Any] | str | bytes) -> None:
         await self.ws.send(frame if isinstance(frame, str | bytes) else json.dumps(frame))
 
     async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
-        frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        """The next frame; the frames of a batched message (``pyrt.v1.batch``) one by one."""
+        if not self.lines:
+            message = await asyncio.wait_for(self.ws.recv(), timeout)
+            self.messages += 1
+            if isinstance(message, str) and "\n" in message:
+                self.batches += 1
+                self.lines = message.split("\n")
+            else:
+                self.lines = [message]  # type: ignore[list-item]
+        frame: dict[str, Any] = json.loads(self.lines.pop(0))
         return frame
 
     async def expect(self, kind: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:

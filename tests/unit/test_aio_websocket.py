@@ -237,7 +237,7 @@ def test_the_wire_protocol_subprotocol_is_offered_with_the_users() -> None:
     async def scenario() -> None:
         client, transport = make(protocols=["bearer.abc"])
         await client.connect().wait_open()
-        assert transport.sockets[0].protocols == ("pyrt.v1", "bearer.abc")
+        assert transport.sockets[0].protocols == ("pyrt.v1.batch", "pyrt.v1", "bearer.abc")
 
     run(scenario)
 
@@ -259,8 +259,8 @@ def test_the_token_and_subprotocols_are_chosen_again_for_every_attempt() -> None
         transport.drop()
         await until(lambda: len(transport.sockets) == 2 and client.state is State.OPEN)
         assert [s.protocols for s in transport.sockets] == [
-            ("pyrt.v1", "app.v0", "bearer.tok0"),
-            ("pyrt.v1", "app.v1", "bearer.tok1"),
+            ("pyrt.v1.batch", "pyrt.v1", "app.v0", "bearer.tok0"),
+            ("pyrt.v1.batch", "pyrt.v1", "app.v1", "bearer.tok1"),
         ]
         assert all("tok" not in s.url for s in transport.sockets)
 
@@ -703,5 +703,29 @@ def test_a_client_whose_state_loads_later_connects_then_and_sends_the_saved_mess
         closing.close()
         await asyncio.sleep(0.05)
         assert closing.state is State.CLOSED
+
+    run(scenario)
+
+
+def test_the_messages_of_a_batched_message_reach_handlers_and_async_for_in_order() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        client, transport = make(server)
+        got: list[Any] = []
+        client.on_message(got.append)
+        for n in range(5):
+            client.send(n)  # queued until open: the echoes queue up on the server side together
+        await client.connect().wait_open()
+        await until(lambda: len(got) == 5)
+        assert got == [0, 1, 2, 3, 4]
+        conn = transport.sockets[0].conn
+        assert conn is not None
+        assert conn.batch  # the client offered pyrt.v1.batch
+        iterator = client.__aiter__()
+        batch = "\n".join(json.dumps({"type": "message", "data": n}) for n in (5, 6))
+        transport.sockets[0].events.socket_message(batch)  # type: ignore[union-attr]
+        assert got == [0, 1, 2, 3, 4, 5, 6]
+        assert [await asyncio.wait_for(iterator.__anext__(), 5) for _ in range(2)] == [5, 6]
+        client.close()
 
     run(scenario)

@@ -174,3 +174,25 @@ def test_protocols_are_chosen_by_name() -> None:
 def test_the_pyrt_protocol_asks_for_its_subprotocol() -> None:
     assert PyrtProtocol.subprotocol == "pyrt.v1"
     assert WireProtocol.subprotocol is None
+
+
+def test_pyrt_offers_batched_frames_first_and_plain_frames_for_servers_that_do_not_know_them() -> None:
+    assert PyrtProtocol.subprotocols == ("pyrt.v1.batch", "pyrt.v1")
+    assert PyrtProtocol.subprotocol == "pyrt.v1"
+    assert RawProtocol.subprotocols == ()
+
+
+def test_a_batch_decodes_into_its_frames_in_order() -> None:
+    batch = '{"type":"pong","t":1}\n{"type":"message","data":{"a":"x\\ny"}}\n{"type":"what"}'
+    events = pyrt.decode_batch(batch)
+    assert events is not None
+    assert events[:2] == [Pong(1), Message({"a": "x\ny"})]
+    assert isinstance(events[2], BadFrame)  # an unknown frame in a batch is reported, alone
+
+
+def test_one_frame_with_line_breaks_is_not_a_batch() -> None:
+    pretty = json.dumps({"type": "message", "data": [1, 2]}, indent=2)
+    assert pyrt.decode_batch(pretty) is None
+    assert pyrt.decode(pretty) == Message([1, 2])
+    assert pyrt.decode_batch('{"type":"pong"}\n') is None  # a trailing line break: one frame
+    assert RawProtocol().decode_batch("a\nb") is None  # only protocols that batch split

@@ -126,3 +126,17 @@ def test_the_harness_refuses_to_drop_a_socket_that_does_not_exist() -> None:
     h = EngineHarness(heartbeat=None)
     with pytest.raises(RuntimeError, match="no current socket"):
         h.drop()
+
+
+def test_the_fake_server_batches_what_queued_up_for_a_client_that_offered_batches() -> None:
+    server = FakePyrtServer()
+    batched = server.accept(("pyrt.v1.batch", "pyrt.v1"))
+    single = server.accept(("pyrt.v1",))
+    assert json.loads(batched.take())["type"] == "welcome"  # alone: nothing else was queued
+    for conn in (batched, single):
+        conn.handle('{"type":"subscribe","channel":"c"}')
+    server.publish("c", 1)
+    batch = batched.take()
+    assert [json.loads(line)["type"] for line in str(batch).split("\n")] == ["subscribed", "publication"]
+    assert [json.loads(single.take())["type"] for _ in range(3)] == ["welcome", "subscribed", "publication"]
+    assert not FakePyrtServer(batch=False).accept(("pyrt.v1.batch",)).batch

@@ -2008,3 +2008,35 @@ def test_without_pacing_a_rate_limited_message_still_waits_retry_after() -> None
     h.advance(0.01)
     assert len(frames_of(h, "message")) == 2
     assert not waiter.done
+
+
+# ------------------------------------------------------------------------------ batched frames
+
+
+def test_a_batched_message_delivers_every_frame_in_order() -> None:
+    h = EngineHarness(**NO_HB)
+    seen: list[Any] = []
+    h.engine.subscribe("news", seen.append, None, h.now)
+    h.connect()
+    h.open()
+    h.receive(HELLO)
+    waiter = h.send_with_ack({"q": 1})
+    ack_id = frames_of(h, "message")[0]["id"]
+    received_before = h.engine.stats.received
+    h.receive(
+        "\n".join(
+            [
+                '{"type":"message","data":"first"}',
+                '{"type":"publication","channel":"news","offset":"1-1","event":"message","data":7}',
+                json.dumps({"type": "ack", "id": ack_id, "ok": True, "data": "done"}),
+                '{"type":"message","data":"second"}',
+            ]
+        )
+    )
+    assert h.messages == ["first", "second"]
+    assert [p.data for p in seen] == [7]
+    assert (waiter.value, waiter.outcomes) == ("done", 1)
+    wanted = ("DeliverMessage", "DeliverPublication")
+    kinds = [type(a).__name__ for a in h.actions_seen if type(a).__name__ in wanted]
+    assert kinds[-3:] == ["DeliverMessage", "DeliverPublication", "DeliverMessage"]  # the frames' order
+    assert h.engine.stats.received - received_before == 4

@@ -242,3 +242,33 @@ def test_a_refused_subscription_answers_its_links_only() -> None:
     assert sent(relay.link_frame("a", '{"type":"subscribe","channel":"secret","since":null}')) == [
         {"type": "subscribe", "channel": "secret", "since": None}
     ]
+
+
+def test_a_batched_message_is_routed_frame_by_frame() -> None:
+    relay = WsRelay()
+    relay.link_requested("a", "tab1")
+    relay.link_requested("b", "tab2")
+    actions, own = relay.server_message(WELCOME + "\n" + '{"type":"ping","t":1}')
+    assert own == [WELCOME, '{"type":"ping","t":1}']  # each to the connection's engine, in order
+    assert [a for a in actions if isinstance(a, OpenLink)] == [OpenLink("a"), OpenLink("b")]
+    relay.link_frame("a", j({"type": "subscribe", "channel": "c", "since": None}))
+    relay.link_frame("b", '{"type":"message","id":"b-1","data":1}')
+    batch = "\n".join(
+        [subscribed("c", "0-0"), publication("c", "1-1", "x"), '{"type":"ack","id":"b-1","ok":true}', ""]
+    )
+    actions, own = relay.server_message(batch)
+    assert own == []
+    assert [f["type"] for f in to(actions, "a")] == ["subscribed", "publication"]
+    assert to(actions, "b") == [{"type": "ack", "id": "b-1", "ok": True}]
+
+
+def test_a_message_with_line_breaks_that_is_not_a_batch_stays_whole() -> None:
+    relay = open_relay("a")
+    pretty = '{\n  "type": "message",\n  "data": 1\n}'
+    actions, own = relay.server_message(pretty)
+    assert own == []
+    assert actions == [ToLink("a", pretty)]
+    raw = WsRelay(parse=False)
+    raw.link_requested("a", "tab1")
+    raw.server_opened()
+    assert raw.server_message("one\ntwo") == ([ToLink("a", "one\ntwo")], [])

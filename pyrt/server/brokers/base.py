@@ -46,7 +46,11 @@ class Publication:
 
     @property
     def ws_frame(self) -> str:
-        """The ``publication`` frame for ``/ws``."""
+        """The ``publication`` frame for ``/ws``: one line (a raw line break in valid JSON is
+        whitespace, and batched frames are separated by line breaks)."""
+        data = self.data_json
+        if "\n" in data or "\r" in data:
+            data = data.replace("\r", " ").replace("\n", " ")
         return (
             '{"type":"publication","channel":'
             + json.dumps(self.channel)
@@ -55,7 +59,7 @@ class Publication:
             + '","event":'
             + json.dumps(self.event)
             + ',"data":'
-            + self.data_json
+            + data
             + "}"
         )
 

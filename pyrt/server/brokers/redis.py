@@ -2,7 +2,9 @@
 
 - Publish: one Lua script appends with ``XADD … MAXLEN ~ retention`` and stores, in each entry,
   the id of the entry before it (field ``p``); with a publish id it first checks (and then sets)
-  a dedup key, so publish-with-id is atomic across instances.
+  a dedup key, so publish-with-id is atomic across instances. Publications waiting for Redis go
+  in one pipeline per round trip, in the order they were made: a round trip per publication
+  would cap a busy instance at one publication per turn of its event loop.
 - Offsets are stream ids, so a client can resume on any instance.
 - Retention: ``MAXLEN ~ retention`` per stream, entries older than ``history_ttl`` are trimmed
   (``XTRIM MINID``) and an idle stream expires after ``history_ttl`` (``PEXPIRE``): no channel
@@ -68,6 +70,7 @@ _RENEW_EVERY = _LEASE_MS / 3000  # seconds between renewals while the handler ru
 _WAIT_FOR_OTHER = 10.0  # seconds a re-sent copy waits for another instance's handler
 _POOL_SIZE = 64  # Redis connections per instance for commands (the live reader has its own)
 _POOL_WAIT = 10.0  # seconds a command waits for a free connection before it fails
+_PIPELINE_MAX = 512  # publications sent to Redis in one round trip, at most
 
 # Renew or release a claim only while it is still ours.
 _RENEW = """
@@ -185,8 +188,10 @@ class RedisBroker(Broker):
             timeout=_POOL_WAIT,
         )
         self._redis: Any = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
+        # The reader blocks in XREAD for up to block_ms: its socket must wait longer than that
+        # (redis-py's default of 5 s would fail and reconnect every idle XREAD BLOCK 5000).
         self._reader_client: Any = aioredis.Redis.from_url(
-            url, decode_responses=True, encoding_errors="replace"
+            url, decode_responses=True, encoding_errors="replace", socket_timeout=block_ms / 1000 + 5
         )
         self._publish = self._redis.register_script(_PUBLISH)
         self._message_dedup = RedisMessageDedup(self._redis, prefix + "msg:", dedup_ttl)
@@ -195,6 +200,9 @@ class RedisBroker(Broker):
         self._listener: Listener | None = None
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
+        #: Publications waiting for the next pipeline: (keys, args, their caller's future).
+        self._outbox: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     @property
     def message_dedup(self) -> MessageDedup:
@@ -220,6 +228,11 @@ class RedisBroker(Broker):
     async def close(self) -> None:
         reader, self._reader = self._reader, None
         self._closing = True
+        flusher = self._flusher
+        if flusher is not None:
+            with contextlib.suppress(TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(flusher), 2.0)
+            flusher.cancel()
         if reader is not None:
             # Wake the reader so it returns by itself: cancelling a blocked XREAD can hang in
             # redis-py's connection cleanup.
@@ -257,20 +270,44 @@ class RedisBroker(Broker):
         dedup_key = ""
         if publish_id is not None:
             dedup_key = f"{self.prefix}pub:{scoped_key(scope, channel, publish_id)}"
-        try:
-            offset, duplicate = await self._publish(
-                keys=[self._key(channel), dedup_key],
-                args=[
-                    retention or self.retention,
-                    event,
-                    data_json,
-                    self._dedup_ttl_ms,
-                    self._history_ttl_ms,
-                ],
-            )
-        except RedisError as exc:
-            raise BrokerError(f"redis: {exc}") from exc
+        keys = [self._key(channel), dedup_key]
+        args = [retention or self.retention, event, data_json, self._dedup_ttl_ms, self._history_ttl_ms]
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._outbox.append((keys, args, future))  # before any suspension: callers keep their order
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush())
+        offset, duplicate = await future
         return str(offset), bool(duplicate)
+
+    async def _flush(self) -> None:
+        """Send waiting publications to Redis, one pipeline per round trip, until none wait."""
+        try:
+            while self._outbox:
+                batch = self._outbox[:_PIPELINE_MAX]
+                del self._outbox[:_PIPELINE_MAX]
+                try:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for keys, args, _ in batch:  # queued on the pipeline, sent by execute()
+                            await self._publish(keys=keys, args=args, client=pipe)
+                        results = await pipe.execute(raise_on_error=False)
+                except (RedisError, OSError) as exc:
+                    results = [exc] * len(batch)
+                except BaseException as exc:  # cancelled (closing): nothing waits in vain
+                    for _, _, future in [*batch, *self._outbox]:
+                        if not future.done():
+                            future.set_exception(BrokerError(f"redis: {exc!r}"))
+                    self._outbox.clear()
+                    raise
+                for (_, _, future), result in zip(batch, results, strict=True):
+                    if future.done():  # its caller gave up
+                        continue
+                    if isinstance(result, BaseException):
+                        future.set_exception(BrokerError(f"redis: {result}"))
+                    else:
+                        future.set_result(result)
+        finally:
+            self._flusher = None
 
     async def watch(self, channel: str) -> None:
         await self.watch_stream(self._key(channel))
