@@ -467,11 +467,20 @@ def test_a_frozen_or_blocked_page_gets_no_false_dead_verdict_and_visibility_prob
     py: PyodidePage, rel_server: ServerProcess, proxy: ChaosProxy, cid: str
 ) -> None:
     ns = f"freeze-{cid}"
+    # A ping goes out after every 0.2 s of silence for the whole test, each a round trip through
+    # the chaos proxy and the server. With a 0.2 s timeout, one slow round trip on a loaded 2-core
+    # machine (another suite's Chromium running beside this one) is a real timeout: the test failed
+    # that way only in full runs beside another suite, never alone or after this module's other
+    # tests on a quiet machine (the page then holds only closed clients and no live proxy). 0.5 s
+    # leaves that margin, and each pause (1.5 s) is still 3 timeouts and 7.5 intervals long, so a
+    # check after it is overdue by more than timeout / 2: only a pong delivered first, or the
+    # late-check grace, keeps the session.
+    interval, timeout = 0.2, 0.5
     py.run(
         PRELUDE
         + f"""
 client = WebSocketClient("ws://127.0.0.1:{proxy.port}/ws?cid={cid}",
-                         heartbeat=Heartbeat(interval=0.2, timeout=0.2),
+                         heartbeat=Heartbeat(interval={interval}, timeout={timeout}),
                          backoff=Backoff(initial=0.05, maximum=0.2))
 verdicts = []
 client.on_reconnecting(lambda attempt, delay, reason: verdicts.append([js.Date.now(), reason]))
@@ -539,8 +548,8 @@ await probe.connect().wait_open(10)
     detect_s = (at_ms - visible_at_ms) / 1000
     emit(
         "10-background-throttling",
-        heartbeat_interval_s=0.2,
-        heartbeat_timeout_s=0.2,
+        heartbeat_interval_s=interval,
+        heartbeat_timeout_s=timeout,
         freezes=freezes,
         main_thread_blocks=blocks,
         pause_s=pause,
