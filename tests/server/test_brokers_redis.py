@@ -438,7 +438,7 @@ def test_an_instance_that_dies_loses_its_members_within_four_thirds_of_the_ttl(
     pyrt_redis: RedisServer, pyrt_start_server: Callable[..., ServerProcess]
 ) -> None:
     # --presence-ttl is scaled down from 30 s so that the expiry is seen within the test.
-    args = ("--redis", pyrt_redis.url, "--presence-ttl", "1.5", "--rate-limit", "0")
+    args = ("--redis", pyrt_redis.url, "--presence-ttl", "1.5")
     doomed, survivor = pyrt_start_server(*args, "--name", "A"), pyrt_start_server(*args, "--name", "B")
     channel = unique("room")
 

@@ -362,6 +362,7 @@ def test_welcome_advertises_the_limits_a_client_must_respect(pyrt_server: Server
 def test_without_a_rate_limit_welcome_advertises_only_sizes(
     pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
+    # Limits off on purpose: this test measures what welcome says when a deployment turns them off.
     unlimited = pyrt_start_server("--rate-limit", "0", "--publish-rate", "0", "--demo-tick", "0")
 
     async def scenario() -> None:
