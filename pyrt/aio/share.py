@@ -33,10 +33,46 @@ from pyrt.share_messages import decode, encode
 if TYPE_CHECKING:
     from pyrt.transport import PageEvents
 
-__all__ = ["Hub", "HubPage", "LinkEnd", "Participant", "Sharing"]
+__all__ = ["Hub", "HubPage", "LinkEnd", "PageFanOut", "Participant", "Sharing"]
 
 Role = Literal["joining", "leader", "follower"]
 PRUNE_INTERVAL = 5.0  # seconds between checks for participants that vanished
+
+
+class PageFanOut:
+    """The page events of a shared transport: to its own client, and to the hub's client while this
+    tab holds the connection (``hub_watch``)."""
+
+    def __init__(self) -> None:
+        self._page: PageEvents | None = None
+        self._hub_page: PageEvents | None = None
+
+    def leader_ready(self) -> None:
+        if self._page is not None:
+            self._page.page_online()  # a waiting reconnect happens now
+
+    def hub_watch(self, events: PageEvents | None) -> None:
+        self._hub_page = events
+
+    def _fan_out(self, name: str) -> None:
+        for events in (self._page, self._hub_page):
+            if events is not None:
+                getattr(events, name)()
+
+    def page_online(self) -> None:
+        self._fan_out("page_online")
+
+    def page_visible(self) -> None:
+        self._fan_out("page_visible")
+
+    def page_backgrounded(self) -> None:
+        self._fan_out("page_backgrounded")
+
+    def page_hidden(self) -> None:
+        self._fan_out("page_hidden")
+
+    def page_shown(self) -> None:
+        self._fan_out("page_shown")
 
 
 @dataclass(frozen=True, slots=True)

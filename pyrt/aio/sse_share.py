@@ -26,7 +26,7 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from pyrt.aio.share import HubPage, Participant
+from pyrt.aio.share import HubPage, PageFanOut, Participant
 from pyrt.sse import ServerSentEvent, SSEDecoder
 from pyrt.sse_encode import encode_comment, encode_event
 from pyrt.sse_relay import CloseStream, Deliver, EventRelay, EventRelayAction, OpenStream
@@ -58,16 +58,15 @@ def _message_event(message: dict[str, Any]) -> ServerSentEvent:
     )
 
 
-class _LinkEnd:
+class _LinkEnd(PageFanOut):
     """What both shared SSE transports do: one link at a time, the newest events, the page."""
 
     def __init__(self, participant: Participant, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
         self.participant = participant
         self._loop = loop
         self.link: str | None = None
         self.seen: deque[ServerSentEvent] = deque(maxlen=RING)
-        self._page: PageEvents | None = None
-        self._hub_page: PageEvents | None = None
         participant.add_end(self)
 
     @property
@@ -92,35 +91,6 @@ class _LinkEnd:
 
     def link_closed(self, link: str, code: int, reason: str) -> None:
         raise NotImplementedError
-
-    def leader_ready(self) -> None:
-        if self._page is not None:
-            self._page.page_online()
-
-    # -- PageEvents, for the client and the hub's stream
-
-    def hub_watch(self, events: PageEvents | None) -> None:
-        self._hub_page = events
-
-    def _fan_out(self, name: str) -> None:
-        for events in (self._page, self._hub_page):
-            if events is not None:
-                getattr(events, name)()
-
-    def page_online(self) -> None:
-        self._fan_out("page_online")
-
-    def page_visible(self) -> None:
-        self._fan_out("page_visible")
-
-    def page_backgrounded(self) -> None:
-        self._fan_out("page_backgrounded")
-
-    def page_hidden(self) -> None:
-        self._fan_out("page_hidden")
-
-    def page_shown(self) -> None:
-        self._fan_out("page_shown")
 
 
 class SharedFetchTransport(_LinkEnd):

@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pyrt.aio.share import HubPage, Participant
+from pyrt.aio.share import HubPage, PageFanOut, Participant
 from pyrt.share_messages import frame_fields, frame_of
 from pyrt.states import State
 from pyrt.wire import Frame
@@ -34,19 +34,18 @@ if TYPE_CHECKING:
 __all__ = ["SharedWebSocketTransport", "WebSocketHub"]
 
 
-class SharedWebSocketTransport:
+class SharedWebSocketTransport(PageFanOut):
     """The link end of a shared client (see the module docstring). ``inner`` is this runtime's
     real transport: it watches the page, offers storage, and carries the real socket while the
     client leads."""
 
     def __init__(self, participant: Participant, inner: Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
         self.participant = participant
         self.inner = inner
         self._loop = loop
         self._link: str | None = None
         self._events: SocketEvents | None = None
-        self._page: PageEvents | None = None
-        self._hub_page: PageEvents | None = None
         participant.add_end(self)
 
     # -- Transport
@@ -108,35 +107,6 @@ class SharedWebSocketTransport:
             self._link = None
             if self._events is not None:
                 self._events.socket_closed(code, reason, False)
-
-    def leader_ready(self) -> None:
-        if self._page is not None:
-            self._page.page_online()  # a waiting reconnect happens now
-
-    # -- PageEvents, for the client and the hub's connection
-
-    def hub_watch(self, events: PageEvents | None) -> None:
-        self._hub_page = events
-
-    def _fan_out(self, name: str) -> None:
-        for events in (self._page, self._hub_page):
-            if events is not None:
-                getattr(events, name)()
-
-    def page_online(self) -> None:
-        self._fan_out("page_online")
-
-    def page_visible(self) -> None:
-        self._fan_out("page_visible")
-
-    def page_backgrounded(self) -> None:
-        self._fan_out("page_backgrounded")
-
-    def page_hidden(self) -> None:
-        self._fan_out("page_hidden")
-
-    def page_shown(self) -> None:
-        self._fan_out("page_shown")
 
 
 class _HubEvents:
