@@ -23,7 +23,7 @@ def file_costs(n: int, writes: int) -> dict[str, Any]:
     """Milliseconds per saved message with ``n`` saved, in a file: the whole text rewritten
     (``FileStorage`` through ``SnapshotStore``, the old way) and the journal (``FileStore``)."""
     from pyrt.cpython.storage import FileStorage, FileStore
-    from pyrt.persist import Changes, SavedFrame, SnapshotStore
+    from pyrt.persist.records import Changes, SavedFrame, SnapshotStore
 
     frame = '{"type":"message","id":"k3f9x2a1-%d","data":{"text":"a chat message of fifty bytes"}}'
 

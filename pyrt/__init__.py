@@ -16,8 +16,14 @@ if _typing.TYPE_CHECKING:
     from pyrt.aio.eventsource import EventSourceClient
     from pyrt.aio.fetch_event_source import FetchEventSource
     from pyrt.aio.websocket import WebSocketClient
-    from pyrt.backoff import Backoff
-    from pyrt.close_policy import CloseInfo, default_should_reconnect
+    from pyrt.engine.backoff import Backoff
+    from pyrt.engine.close_policy import CloseInfo, default_should_reconnect
+    from pyrt.engine.heartbeat import Heartbeat
+    from pyrt.engine.pacing import Pacing
+    from pyrt.engine.sse import SSEStats
+    from pyrt.engine.states import ReadyState, State
+    from pyrt.engine.subscriptions import Publication
+    from pyrt.engine.websocket import WebSocketEngine
     from pyrt.errors import (
         AckError,
         AckTimeout,
@@ -43,16 +49,10 @@ if _typing.TYPE_CHECKING:
         StorageUnavailable,
         UnsupportedByProtocol,
     )
-    from pyrt.heartbeat import Heartbeat
-    from pyrt.pacing import Pacing
-    from pyrt.persist import MemoryRecordStore, MemoryStorage, RestoredMessage
-    from pyrt.protocol import JsonAckProtocol, PyrtProtocol, RawProtocol, WireProtocol
-    from pyrt.sse import ServerSentEvent, SSEDecoder
-    from pyrt.sse_encode import encode_comment, encode_event
-    from pyrt.sse_policy import SSEStats
-    from pyrt.states import ReadyState, State
-    from pyrt.subscriptions import Publication
-    from pyrt.ws_engine import WebSocketEngine
+    from pyrt.persist.records import MemoryRecordStore, MemoryStorage, RestoredMessage
+    from pyrt.wire.protocols import JsonAckProtocol, PyrtProtocol, RawProtocol, WireProtocol
+    from pyrt.wire.sse import ServerSentEvent, SSEDecoder
+    from pyrt.wire.sse_encode import encode_comment, encode_event
 
 __all__ = [
     "AckError",
@@ -108,51 +108,51 @@ __version__ = "0.1.0"
 _WHERE: dict[str, str] = {
     "AckError": "pyrt.errors",
     "AckTimeout": "pyrt.errors",
-    "Backoff": "pyrt.backoff",
+    "Backoff": "pyrt.engine.backoff",
     "ClientClosedError": "pyrt.errors",
-    "CloseInfo": "pyrt.close_policy",
+    "CloseInfo": "pyrt.engine.close_policy",
     "EncodeError": "pyrt.errors",
     "EventSourceClient": "pyrt.aio.eventsource",
     "FetchEventSource": "pyrt.aio.fetch_event_source",
     "FrameError": "pyrt.errors",
-    "Heartbeat": "pyrt.heartbeat",
+    "Heartbeat": "pyrt.engine.heartbeat",
     "IllegalTransition": "pyrt.errors",
     "InvalidCloseCode": "pyrt.errors",
     "InvalidStateError": "pyrt.errors",
-    "JsonAckProtocol": "pyrt.protocol",
-    "MemoryRecordStore": "pyrt.persist",
-    "MemoryStorage": "pyrt.persist",
+    "JsonAckProtocol": "pyrt.wire.protocols",
+    "MemoryRecordStore": "pyrt.persist.records",
+    "MemoryStorage": "pyrt.persist.records",
     "MessageTooLarge": "pyrt.errors",
-    "Pacing": "pyrt.pacing",
+    "Pacing": "pyrt.engine.pacing",
     "PersistenceError": "pyrt.errors",
-    "Publication": "pyrt.subscriptions",
+    "Publication": "pyrt.engine.subscriptions",
     "PyrtError": "pyrt.errors",
-    "PyrtProtocol": "pyrt.protocol",
+    "PyrtProtocol": "pyrt.wire.protocols",
     "QueueFull": "pyrt.errors",
-    "RawProtocol": "pyrt.protocol",
-    "ReadyState": "pyrt.states",
+    "RawProtocol": "pyrt.wire.protocols",
+    "ReadyState": "pyrt.engine.states",
     "RelativeURLError": "pyrt.errors",
-    "RestoredMessage": "pyrt.persist",
+    "RestoredMessage": "pyrt.persist.records",
     "SSEContentTypeError": "pyrt.errors",
-    "SSEDecoder": "pyrt.sse",
+    "SSEDecoder": "pyrt.wire.sse",
     "SSEError": "pyrt.errors",
     "SSEHTTPError": "pyrt.errors",
     "SSENetworkError": "pyrt.errors",
     "SSERetriesExhaustedError": "pyrt.errors",
     "SSEStalledError": "pyrt.errors",
-    "SSEStats": "pyrt.sse_policy",
+    "SSEStats": "pyrt.engine.sse",
     "SSEStreamEndedError": "pyrt.errors",
     "ServerError": "pyrt.errors",
-    "ServerSentEvent": "pyrt.sse",
-    "State": "pyrt.states",
+    "ServerSentEvent": "pyrt.wire.sse",
+    "State": "pyrt.engine.states",
     "StorageUnavailable": "pyrt.errors",
     "UnsupportedByProtocol": "pyrt.errors",
     "WebSocketClient": "pyrt.aio.websocket",
-    "WebSocketEngine": "pyrt.ws_engine",
-    "WireProtocol": "pyrt.protocol",
-    "default_should_reconnect": "pyrt.close_policy",
-    "encode_comment": "pyrt.sse_encode",
-    "encode_event": "pyrt.sse_encode",
+    "WebSocketEngine": "pyrt.engine.websocket",
+    "WireProtocol": "pyrt.wire.protocols",
+    "default_should_reconnect": "pyrt.engine.close_policy",
+    "encode_comment": "pyrt.wire.sse_encode",
+    "encode_event": "pyrt.wire.sse_encode",
 }
 
 

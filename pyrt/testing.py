@@ -5,8 +5,8 @@
   channels with offsets, replay on resubscribe, limited retention, token refresh, history and
   presence (a conformance test runs the same frame scripts against it and against
   ``serve.py``), and optionally the advertised limits of ``serve.py`` enforced by the same rules
-  (:mod:`pyrt.admission`).
-- :class:`EngineHarness` — runs a :class:`~pyrt.ws_engine.WebSocketEngine` the way an adapter
+  (:mod:`pyrt.session.admission`).
+- :class:`EngineHarness` — runs a :class:`~pyrt.engine.websocket.WebSocketEngine` the way an adapter
   does, against :class:`FakeSocket` objects and an optional :class:`FakePyrtServer`, and records
   what a user would see (messages, publications, ack results, states, reconnects, errors).
 - :class:`FakeTransport` — ``WebSocketClient(url, transport=FakeTransport(server))``.
@@ -35,27 +35,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyrt.admission import FlowGate, Verdict
-from pyrt.names import CHANNEL_RULE, EVENT_RULE, ID_RULE, is_channel_name, is_event_name, is_message_id
-from pyrt.offsets import offset_key
-from pyrt.persist import (
-    Changes,
-    MemoryRecordStore,
-    RecordStore,
-    RestoredMessage,
-    Snapshot,
-    Storage,
-    as_record_store,
-)
-from pyrt.presence import Member, member_id
-from pyrt.refusals import RATE_LIMITED
-from pyrt.server_limits import ServerLimits
-from pyrt.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
-from pyrt.states import State
-from pyrt.subscriptions import Publication
-from pyrt.transport import PageEvents, SocketEvents
-from pyrt.wire import Frame
-from pyrt.ws_engine import (
+from pyrt.engine.presence import Member, member_id
+from pyrt.engine.states import State
+from pyrt.engine.subscriptions import Publication
+from pyrt.engine.websocket import (
     NO_MESSAGE,
     Action,
     Closed,
@@ -76,6 +59,23 @@ from pyrt.ws_engine import (
     SubscriptionConfirmed,
     WebSocketEngine,
 )
+from pyrt.persist.records import (
+    Changes,
+    MemoryRecordStore,
+    RecordStore,
+    RestoredMessage,
+    Snapshot,
+    Storage,
+    as_record_store,
+)
+from pyrt.ports.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
+from pyrt.ports.transport import PageEvents, SocketEvents
+from pyrt.session.admission import FlowGate, Verdict
+from pyrt.wire.limits import ServerLimits
+from pyrt.wire.names import CHANNEL_RULE, EVENT_RULE, ID_RULE, is_channel_name, is_event_name, is_message_id
+from pyrt.wire.offsets import offset_key
+from pyrt.wire.refusals import RATE_LIMITED
+from pyrt.wire.types import Frame
 
 __all__ = [
     "AckWaiter",
@@ -196,7 +196,7 @@ class FakePyrtServer:
     are answered with the new one (or ``unauthorized``). Expiry is the test's to play:
     ``transport.drop(4001, "token expired")``. ``forbidden`` lists channels nobody may use.
     ``limits`` are advertised in ``welcome`` and enforced like ``serve.py`` does (a token bucket,
-    holds after refusals, 1008 for abuse: :mod:`pyrt.admission`), on the clock ``clock``
+    holds after refusals, 1008 for abuse: :mod:`pyrt.session.admission`), on the clock ``clock``
     (:class:`EngineHarness` lends its own). ``enforce`` enforces other limits than the advertised
     ones: a stricter server, or frames that the network bunches together. :attr:`refusals` lists
     every refusal, :attr:`arrivals` the time each frame was read.
@@ -700,7 +700,7 @@ class EngineHarness:
     to the engine as a failed fetch. Extra keyword arguments go to :class:`WebSocketEngine`
     (``rng`` defaults to a fixed 0.5).
     With ``persist=True`` every :class:`SaveState` is applied to ``store`` (a durable
-    :class:`~pyrt.persist.MemoryRecordStore` under the key ``"test"`` unless given): pass the
+    :class:`~pyrt.persist.records.MemoryRecordStore` under the key ``"test"`` unless given): pass the
     same store to a second harness and :meth:`restore` plays a page reload.
     """
 
@@ -1507,7 +1507,7 @@ class FakeShareBus:
 
 
 class FakeShareChannel:
-    """One participant's :class:`~pyrt.share_channel.ShareChannel` on a :class:`FakeShareBus`."""
+    """One participant's :class:`~pyrt.share.channel.ShareChannel` on a :class:`FakeShareBus`."""
 
     def __init__(self, bus: FakeShareBus, name: str) -> None:
         self.bus = bus

@@ -26,7 +26,7 @@ from pyrt import (
     State,
     WebSocketClient,
 )
-from pyrt.presence import Member
+from pyrt.engine.presence import Member
 
 CHAT_CHANNEL = "chat"
 FEED_CHANNEL = "feed"

@@ -451,7 +451,7 @@ async def persist_writes(n: int, writes: int) -> dict[str, Any]:
     from persist_costs import engine_costs
 
     from pyrt.browser.storage import IndexedDBStore, LocalStorageStore
-    from pyrt.persist import Changes, SavedFrame, SnapshotStore
+    from pyrt.persist.records import Changes, SavedFrame, SnapshotStore
 
     loop = asyncio.get_running_loop()
     frame = '{"type":"message","id":"k3f9x2a1-%d","data":{"text":"a chat message of fifty bytes"}}'

@@ -18,8 +18,8 @@ __all__ = ["engine_costs"]
 
 def engine_costs(n: int, sends: int) -> dict[str, Any]:
     """Milliseconds per message (send + save) with ``n`` messages queued, both ways."""
-    from pyrt.persist import Snapshot, dumps, record_text
-    from pyrt.ws_engine import SaveState, WebSocketEngine
+    from pyrt.engine.websocket import SaveState, WebSocketEngine
+    from pyrt.persist.records import Snapshot, dumps, record_text
 
     def queued() -> WebSocketEngine:
         engine = WebSocketEngine(persist=True, heartbeat=None, queue_limit=n + sends + 1, queue_bytes=1 << 28)

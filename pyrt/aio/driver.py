@@ -2,7 +2,7 @@
 
 A client (:class:`~pyrt.WebSocketClient`, :class:`~pyrt.EventSourceClient`,
 :class:`~pyrt.FetchEventSource`) is a :class:`Driver` around one sans-I/O engine
-(:mod:`pyrt.ws_engine`, :mod:`pyrt.sse_policy`) and one transport. The driver:
+(:mod:`pyrt.engine.websocket`, :mod:`pyrt.engine.sse`) and one transport. The driver:
 
 - finds the event loop (:func:`running_loop`) and reads its clock;
 - pumps the engine: drains :meth:`actions` and hands each to the client's ``_perform`` (a call
@@ -12,8 +12,8 @@ A client (:class:`~pyrt.WebSocketClient`, :class:`~pyrt.EventSourceClient`,
   end (``on_close``, ``close_event``, ``wait_closed()``);
 - calls handlers and routes their errors (:mod:`pyrt.aio.handlers`);
 - feeds ``async for`` and the waiters of :meth:`wait_open` / :meth:`wait_closed`;
-- notices that the machine slept (:mod:`pyrt.wake`: the wall clock jumped ahead of the loop's)
-  whenever its timer fires (at least every :data:`~pyrt.wake.CHECK_EVERY` seconds while the
+- notices that the machine slept (:mod:`pyrt.engine.wake`: the wall clock jumped ahead of the loop's)
+  whenever its timer fires (at least every :data:`~pyrt.engine.wake.CHECK_EVERY` seconds while the
   client is connecting, open or reconnecting) or the page becomes visible or online, and tells
   the engine (``woke``), which replaces a connection that cannot have survived.
 
@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, Self, TypeVar,
 
 from pyrt.aio import runtime
 from pyrt.aio.handlers import AsyncHandlers, DomHandler, Handler, HandlerAttribute, Handlers
+from pyrt.engine.states import ReadyState, State, StateChanged, ready_state
+from pyrt.engine.wake import CHECK_EVERY, WakeDetector
 from pyrt.errors import ClientClosedError
-from pyrt.states import ReadyState, State, StateChanged, ready_state
-from pyrt.wake import CHECK_EVERY, WakeDetector
 
 __all__ = ["Driver", "running_loop"]
 
@@ -44,7 +44,7 @@ H = TypeVar("H", bound=Handler)
 
 if TYPE_CHECKING:  # annotations only (a Protocol class costs import time in Pyodide)
     from pyrt.aio.runtime import Cancellable, Timers
-    from pyrt.states import CloseEvent
+    from pyrt.engine.states import CloseEvent
 
     class Engine(Protocol):
         """What the driver needs from an engine."""
@@ -94,7 +94,7 @@ class Driver:
     - ``error`` ``(error)``: a problem that is not the exception of a call;
     - ``reconnecting`` ``(attempt, delay, reason)``: the connection is gone; attempt ``attempt``
       follows in ``delay`` seconds;
-    - ``state`` ``(state)``: every :class:`~pyrt.states.State` change;
+    - ``state`` ``(state)``: every :class:`~pyrt.engine.states.State` change;
     - ``close`` ``(event)``: once, when the client is closed for good.
     """
 
@@ -147,7 +147,7 @@ class Driver:
 
     @property
     def state(self) -> State:
-        """The client's :class:`~pyrt.states.State`."""
+        """The client's :class:`~pyrt.engine.states.State`."""
         return self._engine.state
 
     @property
@@ -270,7 +270,7 @@ class Driver:
         self._engine.woke(now, slept)
 
     def _check_wake(self) -> None:
-        """Compare the clocks (see :mod:`pyrt.wake`); on a sleep, tell the engine and pump."""
+        """Compare the clocks (see :mod:`pyrt.engine.wake`); on a sleep, tell the engine and pump."""
         loop = self._loop
         if loop is None or self._engine.state in (State.IDLE, State.CLOSED):
             return
@@ -350,7 +350,7 @@ class Driver:
         deadline = self._engine.next_deadline()
         loop = self._loop
         if loop is not None and self._engine.state in _LIVE:
-            # Compare the clocks at least every CHECK_EVERY seconds (see pyrt.wake).
+            # Compare the clocks at least every CHECK_EVERY seconds (see pyrt.engine.wake).
             check_at = loop.time() + CHECK_EVERY
             if deadline is None or check_at < deadline:
                 deadline = check_at

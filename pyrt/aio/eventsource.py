@@ -1,10 +1,10 @@
 """``EventSourceClient``: a native ``EventSource``, made to survive.
 
 The native object reconnects by itself after a dropped stream, but gives up for good on an HTTP
-error or a wrong content type. :class:`pyrt.sse_policy.EventSourcePolicy` then re-creates it
+error or a wrong content type. :class:`pyrt.engine.sse.EventSourcePolicy` then re-creates it
 with backoff, passing the last event id as a query parameter (a new ``EventSource`` sends no
 ``Last-Event-ID``). Handlers registered with :meth:`on` survive every re-creation. The native
-objects come from an :class:`~pyrt.sse_transport.EventSourceTransport`: the browser's own
+objects come from an :class:`~pyrt.ports.sse_transport.EventSourceTransport`: the browser's own
 ``EventSource``, or on CPython ``httpx`` playing one.
 """
 
@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 from pyrt.aio import runtime
 from pyrt.aio.handlers import AsyncHandlers
 from pyrt.aio.sse_client import SSEClient
-from pyrt.backoff import Backoff
-from pyrt.sse import ServerSentEvent
-from pyrt.sse_policy import CreateSource, DestroySource, EventSourcePolicy
-from pyrt.sse_transport import EventSourceTransport
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.sse import CreateSource, DestroySource, EventSourcePolicy
+from pyrt.ports.sse_transport import EventSourceTransport
+from pyrt.wire.sse import ServerSentEvent
 
 if TYPE_CHECKING:
     from pyrt.aio.share import Participant
-    from pyrt.share_channel import ShareChannel
+    from pyrt.share.channel import ShareChannel
 
 __all__ = ["EventSourceClient"]
 

@@ -3,8 +3,8 @@
 What the native ``EventSource`` cannot do: send headers (``Authorization`` instead of a token in
 the URL), POST a body, back off with jitter, honour ``Retry-After``, stop on 401 instead of
 hammering the server, notice a dead proxy (``stall_timeout``), and pause in hidden tabs. All
-decisions live in :class:`pyrt.sse_policy.FetchSSEEngine`; this module connects the engine to a
-:class:`~pyrt.sse_transport.FetchTransport`.
+decisions live in :class:`pyrt.engine.sse.FetchSSEEngine`; this module connects the engine to a
+:class:`~pyrt.ports.sse_transport.FetchTransport`.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 from pyrt.aio import runtime
 from pyrt.aio.handlers import AsyncHandlers
 from pyrt.aio.sse_client import SSEClient
-from pyrt.backoff import Backoff
-from pyrt.sse_policy import AbortRequest, FetchSSEEngine, StartRequest, WhenHidden
-from pyrt.sse_transport import Credentials, FetchRequest, FetchTransport
-from pyrt.states import State
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.sse import AbortRequest, FetchSSEEngine, StartRequest, WhenHidden
+from pyrt.engine.states import State
+from pyrt.ports.sse_transport import Credentials, FetchRequest, FetchTransport
 
 if TYPE_CHECKING:
     from pyrt.aio.share import Participant
-    from pyrt.share_channel import ShareChannel
+    from pyrt.share.channel import ShareChannel
 
 __all__ = ["FetchEventSource", "HeadersSource"]
 

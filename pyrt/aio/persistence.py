@@ -1,9 +1,9 @@
 """A client's ``persist=`` state on the event loop: loading it back, writing its changes.
 
 :class:`Persistence` sits between a :class:`~pyrt.WebSocketClient` and a
-:class:`~pyrt.persist.RecordStore`. It loads the saved state once (a synchronous store answers
+:class:`~pyrt.persist.records.RecordStore`. It loads the saved state once (a synchronous store answers
 at once, IndexedDB a moment later), then writes the engine's change batches with a
-:class:`~pyrt.write_queue.WriteQueue`: one write in flight, what comes meanwhile merged, a
+:class:`~pyrt.persist.write_queue.WriteQueue`: one write in flight, what comes meanwhile merged, a
 failed write retried with a growing delay. :meth:`persisted` waits until everything submitted
 so far is committed. A store that cannot load falls back to memory, and the client says so.
 Closing lets the last write finish before the store is released.
@@ -15,8 +15,8 @@ import asyncio
 from collections.abc import Callable
 
 from pyrt.errors import PersistenceError, StorageUnavailable
-from pyrt.persist import Changes, MemoryRecordStore, RecordStore, Snapshot
-from pyrt.write_queue import WriteQueue
+from pyrt.persist.records import Changes, MemoryRecordStore, RecordStore, Snapshot
+from pyrt.persist.write_queue import WriteQueue
 
 __all__ = ["Persistence"]
 

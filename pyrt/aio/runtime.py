@@ -18,9 +18,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # annotations only: choosing a WebSocket transport loads no SSE code
-    from pyrt.share_channel import ShareChannel
-    from pyrt.sse_transport import EventSourceTransport, FetchTransport
-    from pyrt.transport import Transport
+    from pyrt.ports.sse_transport import EventSourceTransport, FetchTransport
+    from pyrt.ports.transport import Transport
+    from pyrt.share.channel import ShareChannel
 
 __all__ = [
     "LoopTimers",

@@ -1,7 +1,7 @@
 """One client's membership in a share group: the election, the links, and the hub while leading.
 
 Every client made with ``share=`` is a :class:`Participant` of the group named after it. All of
-them queue for the group's lock (:class:`~pyrt.share_channel.ShareChannel`); the one holding it
+them queue for the group's lock (:class:`~pyrt.share.channel.ShareChannel`); the one holding it
 leads: it runs the :class:`Hub` — the real connection and the relay — and tells the others
 (``leader``). Every client, the leader's own included, reaches the hub over a *link* (its shared
 transport is the link's end): messages on the group's channel, or direct calls when the hub is in
@@ -27,11 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pyrt.share_channel import ShareChannel
-from pyrt.share_messages import decode, encode
+from pyrt.share.channel import ShareChannel
+from pyrt.share.messages import decode, encode
 
 if TYPE_CHECKING:
-    from pyrt.transport import PageEvents
+    from pyrt.ports.transport import PageEvents
 
 __all__ = ["Hub", "HubPage", "LinkEnd", "PageFanOut", "Participant", "Sharing"]
 

@@ -20,18 +20,18 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pyrt.aio import runtime
 from pyrt.aio.driver import Driver
+from pyrt.engine.sse import Closed, Disconnected, EventSourcePolicy, FetchSSEEngine, SSEStats
+from pyrt.engine.states import State, StateChanged
 from pyrt.errors import ShareUnavailable, SSEError
-from pyrt.sse import ServerSentEvent
-from pyrt.sse_policy import Closed, Disconnected, EventSourcePolicy, FetchSSEEngine, SSEStats
-from pyrt.states import State, StateChanged
+from pyrt.wire.sse import ServerSentEvent
 
 if TYPE_CHECKING:
     from pyrt.aio.share import Participant, Sharing
-    from pyrt.share_channel import ShareChannel
+    from pyrt.share.channel import ShareChannel
 
 __all__ = ["SSEClient"]
 
-log = logging.getLogger("pyrt.sse")
+log = logging.getLogger("pyrt.wire.sse")
 
 
 class SSEClient(Driver):

@@ -13,7 +13,7 @@ and the others get its events over their links (:mod:`pyrt.aio.share`):
   ``CLOSED``), and the transport reopens the link as soon as a leader is ready;
 - :class:`StreamHub` is the leader's side: a client of the same kind on the real stream (with the
   leader client's URL and options, resuming from the last event this participant saw), whose
-  transport hands every event to an :class:`~pyrt.sse_relay.EventRelay` too, which catches each
+  transport hands every event to an :class:`~pyrt.share.sse_relay.EventRelay` too, which catches each
   link up from its own last event id.
 
 Each transport keeps the newest events its client got, so that when its participant leads, the
@@ -27,21 +27,21 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from pyrt.aio.share import HubPage, PageFanOut, Participant
-from pyrt.sse import ServerSentEvent, SSEDecoder
-from pyrt.sse_encode import encode_comment, encode_event
-from pyrt.sse_relay import CloseStream, Deliver, EventRelay, EventRelayAction, OpenStream
-from pyrt.states import State
+from pyrt.engine.states import State
+from pyrt.share.sse_relay import CloseStream, Deliver, EventRelay, EventRelayAction, OpenStream
+from pyrt.wire.sse import ServerSentEvent, SSEDecoder
+from pyrt.wire.sse_encode import encode_comment, encode_event
 
 if TYPE_CHECKING:
     from pyrt.aio.sse_client import SSEClient
-    from pyrt.sse_transport import (
+    from pyrt.ports.sse_transport import (
         EventSourceEvents,
         EventSourceTransport,
         FetchEvents,
         FetchRequest,
         FetchTransport,
     )
-    from pyrt.transport import PageEvents
+    from pyrt.ports.transport import PageEvents
 
 __all__ = ["SharedEventSourceTransport", "SharedFetchTransport", "StreamHub"]
 

@@ -4,7 +4,7 @@ channel, loaded once and then followed, with nothing missed and nothing applied 
 ``load()`` (sync or async) returns ``(state, offset)``: the application's snapshot and the offset of
 the last publication of ``channel`` it holds (``"0"`` when it holds none). ``apply(state,
 publication)`` returns the state with one more publication applied. The decisions (what to apply,
-drop, keep, and when to load again) are :class:`pyrt.state_stream.StateStream`'s; this module calls
+drop, keep, and when to load again) are :class:`pyrt.engine.state_stream.StateStream`'s; this module calls
 ``load``, subscribes from the snapshot's offset and applies.
 
 For state made of the channel itself (the newest messages of a chat, say) the history is the
@@ -19,8 +19,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pyrt.state_stream import Decision, StateStream
-from pyrt.subscriptions import Publication
+from pyrt.engine.state_stream import Decision, StateStream
+from pyrt.engine.subscriptions import Publication
 
 if TYPE_CHECKING:
     from pyrt.aio.websocket import WebSocketClient

@@ -1,8 +1,8 @@
 """``WebSocketClient``: a WebSocket that reconnects, queues, acknowledges and recovers.
 
-The decisions are made by :class:`pyrt.ws_engine.WebSocketEngine`; the pump around it is the
+The decisions are made by :class:`pyrt.engine.websocket.WebSocketEngine`; the pump around it is the
 shared :class:`~pyrt.aio.driver.Driver`. This module carries out the engine's actions on a
-:class:`~pyrt.transport.Transport` (``js.WebSocket`` in the browser, the ``websockets`` library
+:class:`~pyrt.ports.transport.Transport` (``js.WebSocket`` in the browser, the ``websockets`` library
 on CPython, :class:`pyrt.testing.FakeTransport` in tests; :mod:`pyrt.aio.runtime` picks the
 default) and turns acks into futures.
 
@@ -24,17 +24,14 @@ from pyrt.aio import runtime
 from pyrt.aio.ack_future import AckFuture, settle
 from pyrt.aio.driver import Driver
 from pyrt.aio.handlers import AsyncHandlers, Handler, HandlerAttribute
-from pyrt.backoff import Backoff
-from pyrt.close_policy import ShouldReconnect
-from pyrt.credentials import check_token
-from pyrt.errors import InvalidStateError, ShareUnavailable, StorageUnavailable
-from pyrt.heartbeat import Heartbeat
-from pyrt.outbox import Overflow
-from pyrt.protocol import WireProtocol
-from pyrt.states import State
-from pyrt.subscriptions import Publication
-from pyrt.wire import Frame
-from pyrt.ws_engine import (
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.close_policy import ShouldReconnect
+from pyrt.engine.credentials import check_token
+from pyrt.engine.heartbeat import Heartbeat
+from pyrt.engine.outbox import Overflow
+from pyrt.engine.states import State
+from pyrt.engine.subscriptions import Publication
+from pyrt.engine.websocket import (
     NO_MESSAGE,
     Closed,
     CloseSocket,
@@ -55,17 +52,20 @@ from pyrt.ws_engine import (
     SubscriptionConfirmed,
     WebSocketEngine,
 )
+from pyrt.errors import InvalidStateError, ShareUnavailable, StorageUnavailable
+from pyrt.wire.protocols import WireProtocol
+from pyrt.wire.types import Frame
 
 if TYPE_CHECKING:
     from pyrt.aio.persistence import Persistence
     from pyrt.aio.share import Participant, Sharing
     from pyrt.aio.state_stream import SyncedState
-    from pyrt.history import HistoryPage
-    from pyrt.pacing import Pacing
-    from pyrt.persist import RecordStore, Storage
-    from pyrt.presence import Member
-    from pyrt.share_channel import ShareChannel
-    from pyrt.transport import Transport
+    from pyrt.engine.history import HistoryPage
+    from pyrt.engine.pacing import Pacing
+    from pyrt.engine.presence import Member
+    from pyrt.persist.records import RecordStore, Storage
+    from pyrt.ports.transport import Transport
+    from pyrt.share.channel import ShareChannel
 
 __all__ = ["AckFuture", "WebSocketClient"]
 
@@ -100,28 +100,28 @@ class WebSocketClient(Driver):
     ``token``: a callable (sync or async) returning a token, called before every attempt (sent
     as the subprotocol ``bearer.<token>``, never in the URL) and again before the token expires:
     a pyrt server says how long it lasts, and the new one is sent in a ``refresh`` frame, so the
-    connection stays up (:mod:`pyrt.credentials`). Failures reach ``on_error`` as
+    connection stays up (:mod:`pyrt.engine.credentials`). Failures reach ``on_error`` as
     :class:`~pyrt.errors.TokenError`.
     ``protocol``: the wire protocol — ``"pyrt"`` (default), ``"raw"`` (any server) or
-    ``"json-ack"``, or a :class:`~pyrt.protocol.WireProtocol`.
+    ``"json-ack"``, or a :class:`~pyrt.wire.protocols.WireProtocol`.
     ``persist``: a storage key; unacknowledged messages and channel offsets then survive page
     reloads: in the browser in ``localStorage`` on a page's main thread and in IndexedDB in a
     worker (:mod:`pyrt.browser.storage`), on CPython in a file (:mod:`pyrt.cpython.storage`).
     Each change is written at the next turn of the event loop (see :meth:`persisted`).
-    ``storage``: where ``persist`` state goes instead (a :class:`~pyrt.persist.RecordStore`, or
+    ``storage``: where ``persist`` state goes instead (a :class:`~pyrt.persist.records.RecordStore`, or
     any object with ``getItem``/``setItem``/``removeItem``).
     ``share``: a name: every client with the same name and URL in this browser (tabs, workers)
     shares one connection, held by one of them (see :mod:`pyrt.aio.share`); the API stays the same.
     ``transport``: where sockets come from (default: the runtime's, see :mod:`pyrt.aio.runtime`).
     ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
     ``pacing``: how sends are paced below the server's limits (``"auto"``: on for the pyrt
-    protocol; ``None``: off; a :class:`~pyrt.pacing.Pacing`: your own limits and margins).
-    The other options are those of :class:`~pyrt.ws_engine.WebSocketEngine`.
+    protocol; ``None``: off; a :class:`~pyrt.engine.pacing.Pacing`: your own limits and margins).
+    The other options are those of :class:`~pyrt.engine.websocket.WebSocketEngine`.
 
     Events: see :class:`~pyrt.aio.driver.Driver` (``on_close`` receives a
-    :class:`~pyrt.ws_engine.Closed` with ``code``, ``reason``, ``by_client``, ``detail``), and
+    :class:`~pyrt.engine.websocket.Closed` with ``code``, ``reason``, ``by_client``, ``detail``), and
     ``restored`` ``(message)``: a message a previous page saved (``persist``) and this client
-    sent again was acknowledged or failed (a :class:`~pyrt.persist.RestoredMessage`).
+    sent again was acknowledged or failed (a :class:`~pyrt.persist.records.RestoredMessage`).
     """
 
     _LOG: ClassVar[logging.Logger] = log
@@ -320,7 +320,7 @@ class WebSocketClient(Driver):
 
     def _open_storage(self, key: str, loop: asyncio.AbstractEventLoop) -> Persistence:
         from pyrt.aio.persistence import Persistence  # only clients that persist load it
-        from pyrt.persist import MemoryRecordStore, as_record_store
+        from pyrt.persist.records import MemoryRecordStore, as_record_store
 
         assert self._transport is not None
         given = self._storage
@@ -439,8 +439,8 @@ class WebSocketClient(Driver):
         reverse: bool = False,
         timeout: float | None = None,
     ) -> asyncio.Future[HistoryPage]:
-        """A page of ``channel``'s retained publications (:mod:`pyrt.history`), a future of a
-        :class:`~pyrt.history.HistoryPage`: forward from ``since`` (the oldest retained when
+        """A page of ``channel``'s retained publications (:mod:`pyrt.engine.history`), a future of a
+        :class:`~pyrt.engine.history.HistoryPage`: forward from ``since`` (the oldest retained when
         ``None``), or with ``reverse=True`` backwards from it (the newest when ``None``). At most
         ``limit`` publications (the server's default when ``None``, 100 with ``serve.py``). Sent
         at once or when connected, re-sent after a reconnect; fails like :meth:`send_with_ack`
@@ -466,7 +466,7 @@ class WebSocketClient(Driver):
         ``since="0"`` also replays what the server retains from before.
 
         With ``on_join`` / ``on_leave`` the subscription follows the channel's presence
-        (:mod:`pyrt.presence`): ``on_join(member)`` for every member there when it starts and
+        (:mod:`pyrt.engine.presence`): ``on_join(member)`` for every member there when it starts and
         every one that joins (or changes its info) later, ``on_leave(member)`` for every one
         that leaves; after a reconnect, the changes missed meanwhile. :meth:`members` is the
         list now.
@@ -501,7 +501,7 @@ class WebSocketClient(Driver):
 
     def presence(self, channel: str, timeout: float | None = None) -> asyncio.Future[list[Member]]:
         """Who is in ``channel``'s presence now, asked of the server: a future of a list of
-        :class:`~pyrt.presence.Member` (no subscription needed; reading it needs the right to
+        :class:`~pyrt.engine.presence.Member` (no subscription needed; reading it needs the right to
         subscribe)."""
         future = AckFuture(loop=self._ensure_loop())
         self._engine.presence(channel, self._now(), future, timeout, self._buffered())

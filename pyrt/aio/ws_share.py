@@ -10,7 +10,7 @@ and, while this client leads, for the hub's connection.
 
 :class:`WebSocketHub` is the leader's side: a ``WebSocketClient`` of its own on the real
 socket, with the leader client's URL, heartbeat and backoff, whose transport passes every
-inbound frame through a :class:`~pyrt.ws_relay.WsRelay` first: frames for the links go to them,
+inbound frame through a :class:`~pyrt.share.ws_relay.WsRelay` first: frames for the links go to them,
 the connection's own (ping, pong, welcome) to the hub's client.
 """
 
@@ -21,15 +21,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyrt.aio.share import HubPage, PageFanOut, Participant
-from pyrt.share_messages import frame_fields, frame_of
-from pyrt.states import State
-from pyrt.wire import Frame
-from pyrt.ws_relay import CloseLink, OpenLink, RelayAction, ToLink, ToServer, WsRelay
+from pyrt.engine.states import State
+from pyrt.share.messages import frame_fields, frame_of
+from pyrt.share.ws_relay import CloseLink, OpenLink, RelayAction, ToLink, ToServer, WsRelay
+from pyrt.wire.types import Frame
 
 if TYPE_CHECKING:
     from pyrt.aio.websocket import WebSocketClient
-    from pyrt.persist import RecordStore
-    from pyrt.transport import PageEvents, SocketEvents, Transport
+    from pyrt.persist.records import RecordStore
+    from pyrt.ports.transport import PageEvents, SocketEvents, Transport
 
 __all__ = ["SharedWebSocketTransport", "WebSocketHub"]
 

@@ -15,7 +15,7 @@ import js
 from pyodide.ffi import to_js
 
 from pyrt.browser.proxies import ProxyOwner
-from pyrt.sse_transport import EventSourceEvents
+from pyrt.ports.sse_transport import EventSourceEvents
 
 __all__ = ["BrowserEventSourceTransport"]
 

@@ -15,8 +15,8 @@ import js
 from pyodide.ffi import to_js
 
 from pyrt.browser.page import PageWatcher
-from pyrt.sse_transport import FetchEvents, FetchRequest
-from pyrt.transport import PageEvents
+from pyrt.ports.sse_transport import FetchEvents, FetchRequest
+from pyrt.ports.transport import PageEvents
 
 __all__ = ["BrowserFetchTransport"]
 

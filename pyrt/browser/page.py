@@ -1,7 +1,7 @@
 """The page around a client: ``online``, ``visibilitychange``, ``pagehide`` and ``pageshow``.
 
 :class:`PageWatcher` listens on ``globalThis`` and ``document`` (a worker has no document: it
-reports ``online`` only) and reports to one :class:`~pyrt.transport.PageEvents`. Its proxies
+reports ``online`` only) and reports to one :class:`~pyrt.ports.transport.PageEvents`. Its proxies
 belong to its own :class:`~pyrt.browser.proxies.ProxyOwner`, all destroyed by :meth:`dispose`.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import js
 
 from pyrt.browser.proxies import ProxyOwner
-from pyrt.transport import PageEvents
+from pyrt.ports.transport import PageEvents
 
 __all__ = ["PageWatcher"]
 

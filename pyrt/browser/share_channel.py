@@ -1,6 +1,6 @@
 """A share group in the browser: a Web Lock elects the leader, a ``BroadcastChannel`` carries the rest.
 
-:class:`BrowserShareChannel` is the :class:`~pyrt.share_channel.ShareChannel` of pages and
+:class:`BrowserShareChannel` is the :class:`~pyrt.share.channel.ShareChannel` of pages and
 workers alike (both have ``navigator.locks`` and ``BroadcastChannel``):
 
 - **leading** is holding the exclusive lock named after the group: ``navigator.locks.request``

@@ -7,7 +7,7 @@ page can go away), else :class:`IndexedDBStore` (Web Workers: JupyterLite kernel
 says so through ``on_error``. Pass ``storage=IndexedDBStore()`` to use IndexedDB on the main
 thread too (more room than ``localStorage``'s few megabytes).
 
-Both keep one entry per record (see :mod:`pyrt.persist`), so a batch writes only what changed:
+Both keep one entry per record (see :mod:`pyrt.persist.records`), so a batch writes only what changed:
 
 - ``localStorage``: ``pyrt:<key>:<seq>`` per message and ``pyrt:<key>:offsets``; a snapshot an
   older pyrt wrote under ``<key>`` itself is taken over on the first load;
@@ -30,7 +30,7 @@ import js
 from pyodide.ffi import JsException, to_js
 
 from pyrt.browser.proxies import ProxyOwner
-from pyrt.persist import (
+from pyrt.persist.records import (
     Changes,
     RecordStore,
     SavedFrame,

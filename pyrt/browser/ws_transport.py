@@ -19,9 +19,9 @@ from pyodide.ffi import JsException, to_js
 from pyrt.browser.page import PageWatcher
 from pyrt.browser.proxies import ProxyOwner
 from pyrt.browser.storage import default_store
-from pyrt.persist import RecordStore
-from pyrt.transport import PageEvents, SocketEvents
-from pyrt.wire import Frame
+from pyrt.persist.records import RecordStore
+from pyrt.ports.transport import PageEvents, SocketEvents
+from pyrt.wire.types import Frame
 
 __all__ = ["BrowserTransport", "absolute_ws_url", "close_socket"]
 

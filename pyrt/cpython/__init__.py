@@ -18,7 +18,7 @@ client first connects, so ``import pyrt`` needs nothing but the standard library
 """
 
 from pyrt.cpython.storage import FileStorage, FileStore, default_directory
+from pyrt.engine.urls import http_url, websocket_url
 from pyrt.errors import RelativeURLError
-from pyrt.urls import http_url, websocket_url
 
 __all__ = ["FileStorage", "FileStore", "RelativeURLError", "default_directory", "http_url", "websocket_url"]

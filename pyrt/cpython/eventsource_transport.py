@@ -18,14 +18,14 @@ import logging
 import time
 
 from pyrt.cpython.http import HttpSession, describe
-from pyrt.sse import SSEDecoder
-from pyrt.sse_policy import classify_response, parse_retry_after
-from pyrt.sse_transport import EventSourceEvents
-from pyrt.urls import http_url
+from pyrt.engine.sse import classify_response, parse_retry_after
+from pyrt.engine.urls import http_url
+from pyrt.ports.sse_transport import EventSourceEvents
+from pyrt.wire.sse import SSEDecoder
 
 __all__ = ["NATIVE_RECONNECT", "CPythonEventSourceTransport"]
 
-log = logging.getLogger("pyrt.sse")
+log = logging.getLogger("pyrt.wire.sse")
 
 #: Seconds a native ``EventSource`` waits before reconnecting when the stream set no ``retry:``
 #: (Chromium's default).

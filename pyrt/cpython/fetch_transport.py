@@ -17,9 +17,9 @@ import asyncio
 import time
 
 from pyrt.cpython.http import HttpSession, describe, with_default
-from pyrt.sse_transport import FetchEvents, FetchRequest
-from pyrt.transport import PageEvents
-from pyrt.urls import http_url
+from pyrt.engine.urls import http_url
+from pyrt.ports.sse_transport import FetchEvents, FetchRequest
+from pyrt.ports.transport import PageEvents
 
 __all__ = ["CPythonFetchTransport"]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from pyrt.persist import (
+from pyrt.persist.records import (
     Changes,
     SavedFrame,
     Snapshot,
@@ -70,7 +70,7 @@ def _replace(path: Path, text: str) -> None:
 
 
 class FileStorage:
-    """A :class:`~pyrt.persist.Storage` (``getItem``/``setItem``/``removeItem``) backed by files,
+    """A :class:`~pyrt.persist.records.Storage` (``getItem``/``setItem``/``removeItem``) backed by files,
     one whole text per key, rewritten atomically on every ``setItem``.
 
     ``directory`` holds the files of plain keys (default: :func:`default_directory`, created on
@@ -155,7 +155,7 @@ def _read(text: str) -> Snapshot:
 
 
 class FileStore:
-    """The default :class:`~pyrt.persist.RecordStore` on CPython: a journal file per key (see
+    """The default :class:`~pyrt.persist.records.RecordStore` on CPython: a journal file per key (see
     the module docstring). ``directory`` as for :class:`FileStorage`."""
 
     kind = "file"

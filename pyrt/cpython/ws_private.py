@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pyrt.wire import Frame
+from pyrt.wire.types import Frame
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection

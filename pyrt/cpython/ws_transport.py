@@ -13,7 +13,7 @@ It behaves as ``js.WebSocket`` does where the client can tell:
 - a connection that fails to open, or breaks without a closing handshake, is reported as code
   1006 (with a short description of the failure as the reason, which browsers hide); a
   handshake refused with ``Retry-After`` (a server restarting, 429, 503) adds
-  ``retry_after=S`` to it, which the engine honours (:mod:`pyrt.reconnect_window`);
+  ``retry_after=S`` to it, which the engine honours (:mod:`pyrt.wire.reconnect_window`);
 - sending on a connection that is closing silently drops the frame;
 - no message size limit by default (``max_size=None``), like browsers; permessage-deflate is
   offered (``compression="deflate"``) as browsers do.
@@ -42,12 +42,12 @@ from typing import TYPE_CHECKING, Any
 
 from pyrt.cpython import ws_private
 from pyrt.cpython.storage import FileStore
-from pyrt.persist import RecordStore
-from pyrt.reconnect_window import close_reason
+from pyrt.engine.urls import websocket_url
+from pyrt.persist.records import RecordStore
+from pyrt.ports.transport import PageEvents, SocketEvents
 from pyrt.redact import RedactSecrets
-from pyrt.transport import PageEvents, SocketEvents
-from pyrt.urls import websocket_url
-from pyrt.wire import Frame
+from pyrt.wire.reconnect_window import close_reason
+from pyrt.wire.types import Frame
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -286,7 +286,7 @@ def _describe(exc: BaseException) -> str:
     response = getattr(exc, "response", None)  # websockets.InvalidStatus: the refused handshake
     headers = getattr(response, "headers", None)
     if headers is not None and headers.get("Retry-After") is not None:
-        from pyrt.sse_policy import parse_retry_after  # only on a refusal: keeps SSE code unloaded
+        from pyrt.engine.sse import parse_retry_after  # only on a refusal: keeps SSE code unloaded
 
         wait = parse_retry_after(headers.get("Retry-After"), time.time())
         if wait is not None:

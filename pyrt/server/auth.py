@@ -20,7 +20,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
-from pyrt.close_policy import TOKEN_EXPIRED
+from pyrt.engine.close_policy import TOKEN_EXPIRED
 from pyrt.server.permissions import Cap, parse_caps
 
 __all__ = [

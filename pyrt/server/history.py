@@ -22,9 +22,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pyrt.names import CHANNEL_RULE, is_channel_name
 from pyrt.server.brokers.base import Broker, Page
 from pyrt.server.offsets import OffsetKey, parse_offset
+from pyrt.wire.names import CHANNEL_RULE, is_channel_name
 
 __all__ = ["DEFAULT_LIMIT", "BadQuery", "HistoryQuery", "encode_page", "parse_query", "read_page"]
 

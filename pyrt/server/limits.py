@@ -2,7 +2,7 @@
 client identity) and a per-address connection cap.
 
 Everything here is pure: time is passed in (``now``, monotonic seconds). The token bucket itself
-is shared with the clients' fakes; it lives in :mod:`pyrt.admission`, with the per-connection
+is shared with the clients' fakes; it lives in :mod:`pyrt.session.admission`, with the per-connection
 rules of refusals and holds built on it.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 
-from pyrt.admission import TokenBucket
+from pyrt.session.admission import TokenBucket
 
 __all__ = ["ConnectionCap", "KeyedBuckets", "TokenBucket"]
 

@@ -5,7 +5,7 @@ is ``{"client": ID, "user": SUBJECT, "info": INFO}``: ``client`` is an opaque id
 the client's identity and the key its client object chose (:func:`member_id`), so a client that
 reconnects and joins again under the same key is the same member (nobody sees it leave and come
 back); ``user`` is the token's subject (``null`` without authentication), never chosen by the
-client. Every change bumps the channel's presence *version* (an offset, :mod:`pyrt.offsets`) and
+client. Every change bumps the channel's presence *version* (an offset, :mod:`pyrt.wire.offsets`) and
 is announced as a diff (members that joined or changed, members that left).
 
 Entries end (rules of :class:`PresenceStore`):
@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pyrt.presence import member_id
+from pyrt.engine.presence import member_id
 
 __all__ = [
     "JoinResult",

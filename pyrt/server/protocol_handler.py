@@ -25,9 +25,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from pyrt.admission import FlowGate, Verdict
-from pyrt.names import ID_RULE
-from pyrt.refusals import RATE_LIMITED, UNAVAILABLE
 from pyrt.server.application import HandlerError, IncomingMessage
 from pyrt.server.auth import (
     BATCH_SUBPROTOCOL,
@@ -47,6 +44,9 @@ from pyrt.server.limits import TokenBucket
 from pyrt.server.offsets import is_channel_name, offset_key, parse_offset
 from pyrt.server.presence import member_id
 from pyrt.server.runtime import Runtime
+from pyrt.session.admission import FlowGate, Verdict
+from pyrt.wire.names import ID_RULE
+from pyrt.wire.refusals import RATE_LIMITED, UNAVAILABLE
 
 __all__ = [
     "WebSocketEndpoint",
@@ -93,7 +93,7 @@ def query_param(scope: dict[str, Any], name: str) -> str | None:
 
 
 def scope_transport(scope: dict[str, Any]) -> asyncio.Transport | None:
-    transport = scope.get("pyrt.transport")
+    transport = scope.get("pyrt.ports.transport")
     return transport if isinstance(transport, asyncio.Transport) else None
 
 
@@ -901,7 +901,7 @@ def _ack_error(message_id: str, error: str) -> str:
 
 
 def _ack_unavailable(message_id: str) -> str:
-    """A failed ack the client retries (pyrt.refusals): the broker is down, nothing was done."""
+    """A failed ack the client retries (pyrt.wire.refusals): the broker is down, nothing was done."""
     return _dumps(
         {
             "type": "ack",

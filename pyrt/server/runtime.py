@@ -5,7 +5,7 @@ One :class:`Runtime` per app. ``await start()`` before serving (the app's lifesp
 SIGTERM loses nothing; ``await stop()`` closes the broker.
 
 A drain asks clients to spread their reconnects over ``connections / reconnect_rate`` seconds
-(:mod:`pyrt.reconnect_window`): WebSockets get ``reconnect_window=W`` in their close reason, each
+(:mod:`pyrt.wire.reconnect_window`): WebSockets get ``reconnect_window=W`` in their close reason, each
 SSE stream a ``retry:`` drawn within the window, and requests that arrive meanwhile a 503 with a
 ``Retry-After`` drawn within it.
 """
@@ -22,7 +22,6 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from pyrt.reconnect_window import close_reason, drain_window
 from pyrt.server.application import Handler
 from pyrt.server.auth import Claims
 from pyrt.server.brokers.base import Broker
@@ -32,7 +31,8 @@ from pyrt.server.limits import ConnectionCap, KeyedBuckets
 from pyrt.server.metrics import Stats
 from pyrt.server.permissions import caps_allow
 from pyrt.server.settings import Settings
-from pyrt.sse_encode import encode_comment
+from pyrt.wire.reconnect_window import close_reason, drain_window
+from pyrt.wire.sse_encode import encode_comment
 
 __all__ = ["ChannelPolicy", "PresenceInfo", "Runtime", "default_channel_policy", "default_presence_info"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyrt.reconnect_window import DEFAULT_RECONNECT_RATE
-from pyrt.server_limits import ServerLimits
+from pyrt.wire.limits import ServerLimits
+from pyrt.wire.reconnect_window import DEFAULT_RECONNECT_RATE
 
 __all__ = ["REPO_ROOT", "Settings"]
 
@@ -53,7 +53,7 @@ class Settings:
     #: Largest accepted WebSocket message / HTTP body, in bytes (larger: close 1009 / HTTP 413).
     max_message_bytes: int = 1024 * 1024
     #: Sustained frames per second per WebSocket connection (token bucket rate); 0: unlimited.
-    #: Over it a frame is refused (``rate_limited``) and the connection held (pyrt.admission).
+    #: Over it a frame is refused (``rate_limited``) and the connection held (pyrt.session.admission).
     rate_limit: float = 200.0
     #: Token bucket size: frames accepted in a burst above the rate.
     rate_burst: int = 400

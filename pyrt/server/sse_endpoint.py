@@ -1,7 +1,7 @@
 """``GET /sse?channel=C``: one channel's publications as Server-Sent Events, with resume.
 
 ``id:`` is the offset, ``event:`` the event type, ``data:`` the data as JSON, all written by
-:func:`pyrt.sse_encode.encode_event` (nothing in the data can start a field). The stream starts
+:func:`pyrt.wire.sse_encode.encode_event` (nothing in the data can start a field). The stream starts
 with ``retry:``; comment heartbeats (``: hb``) keep proxies from closing it. Resume point: the
 ``Last-Event-ID`` header, else the ``lastEventId`` query parameter (``"0"``: all retained).
 Streams are gzip-compressed for clients that accept it (:mod:`pyrt.server.sse_gzip`).

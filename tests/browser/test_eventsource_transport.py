@@ -21,7 +21,7 @@ from tests.browser.sse_fault_app import FaultApp
 
 PRELUDE = """
 import asyncio, js, json
-from pyrt.backoff import Backoff
+from pyrt.engine.backoff import Backoff
 from pyrt.aio.eventsource import EventSourceClient
 from pyrt.aio.fetch_event_source import FetchEventSource
 from pyrt.browser.proxies import live_count

@@ -14,7 +14,7 @@ from tests.browser.sse_fault_app import FaultApp
 
 PRELUDE = """
 import asyncio, js
-from pyrt.backoff import Backoff
+from pyrt.engine.backoff import Backoff
 from pyrt.aio.fetch_event_source import FetchEventSource
 from pyrt.browser.proxies import live_count
 from pyrt.errors import SSEError, SSEHTTPError, SSEContentTypeError, SSEStalledError

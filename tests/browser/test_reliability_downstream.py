@@ -26,8 +26,8 @@ from tests.faults.scenario import emit
 
 PRELUDE = """
 import asyncio, js, json
-from pyrt.backoff import Backoff
-from pyrt.heartbeat import Heartbeat
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.heartbeat import Heartbeat
 from pyrt.aio.websocket import WebSocketClient
 from pyrt.aio.eventsource import EventSourceClient
 from pyrt.aio.fetch_event_source import FetchEventSource

@@ -28,8 +28,8 @@ StartServer = Callable[..., ServerProcess]
 
 PRELUDE = """
 import asyncio, js, json
-from pyrt.backoff import Backoff
-from pyrt.heartbeat import Heartbeat
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.heartbeat import Heartbeat
 from pyrt.aio.websocket import WebSocketClient
 
 def client(url):

@@ -35,8 +35,8 @@ SERVER_ARGS = (  # serve.py's default limits: the clients pace themselves by wha
 
 PRELUDE = """
 import asyncio, js, json
-from pyrt.backoff import Backoff
-from pyrt.heartbeat import Heartbeat
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.heartbeat import Heartbeat
 from pyrt.aio.websocket import WebSocketClient
 from pyrt.browser import proxies
 

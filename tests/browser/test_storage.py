@@ -20,7 +20,7 @@ HELPERS = """
 import asyncio, js
 from pyrt.browser import proxies
 from pyrt.browser.storage import IndexedDBStore, LocalStorageStore
-from pyrt.persist import Changes, SavedFrame, Snapshot, dumps
+from pyrt.persist.records import Changes, SavedFrame, Snapshot, dumps
 
 loop = asyncio.get_running_loop()
 

@@ -15,8 +15,8 @@ from tests.faults.scenario import emit
 
 SETUP = """
 import asyncio, json
-from pyrt.backoff import Backoff
-from pyrt.heartbeat import Heartbeat
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.heartbeat import Heartbeat
 from pyrt.aio.websocket import WebSocketClient
 from pyrt.browser import proxies
 """

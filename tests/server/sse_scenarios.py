@@ -10,7 +10,7 @@ from pyrt import Backoff
 from pyrt.errors import SSEError
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.pytest_plugin.waiting import wait_until
-from pyrt.sse import ServerSentEvent
+from pyrt.wire.sse import ServerSentEvent
 from tests.browser.sse_fault_app import FaultApp
 from tests.server.cpython_support import Controls, new_cid, run, until
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from websockets.sync.client import connect
 
 from pyrt.pytest_plugin.server_process import ServerProcess
-from pyrt.sse import SSEDecoder
+from pyrt.wire.sse import SSEDecoder
 from tests.faults.scenario import emit
 from tests.server.test_sse_endpoint import open_stream
 from tests.server.wsclient import Client, run

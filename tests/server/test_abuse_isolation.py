@@ -20,7 +20,7 @@ import httpx
 import pytest
 import websockets
 
-from pyrt.close_policy import TOKEN_EXPIRED, CloseInfo, default_should_reconnect
+from pyrt.engine.close_policy import TOKEN_EXPIRED, CloseInfo, default_should_reconnect
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.auth import make_token
 from tests import REPO

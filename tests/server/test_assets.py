@@ -46,10 +46,10 @@ def test_pyrt_zip_holds_the_client_sources_but_not_the_server_nor_the_pytest_plu
     assert response.status_code == 200
     names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
     assert "pyrt/__init__.py" in names
-    assert "pyrt/backoff.py" in names
+    assert "pyrt/engine/backoff.py" in names
     assert "pyrt/browser/proxies.py" in names
     assert not [name for name in names if name.startswith(("pyrt/server/", "pyrt/pytest_plugin/"))]
-    assert zipfile.ZipFile(io.BytesIO(response.content)).read("pyrt/backoff.py") == (
+    assert zipfile.ZipFile(io.BytesIO(response.content)).read("pyrt/engine/backoff.py") == (
         REPO / "pyrt" / "backoff.py"
     ).read_bytes()
 

@@ -19,9 +19,9 @@ import pytest
 import websockets
 
 from pyrt.pytest_plugin.server_process import ServerProcess
-from pyrt.reconnect_window import parse_reason
 from pyrt.server.cli import connection_caps, file_limit, parse_args, settings_from_args
 from pyrt.server.settings import Settings
+from pyrt.wire.reconnect_window import parse_reason
 from tests import REPO
 from tests.server.test_sse_endpoint import open_stream
 from tests.server.wsclient import Client, run

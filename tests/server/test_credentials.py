@@ -10,11 +10,11 @@ from collections.abc import Callable
 import pytest
 
 from pyrt import FetchEventSource, WebSocketClient
-from pyrt.backoff import Backoff
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.states import State
 from pyrt.errors import TokenError
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.auth import make_token
-from pyrt.states import State
 from tests.server.cpython_support import run, until
 
 SECRET = "credentials-secret"

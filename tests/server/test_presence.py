@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pyrt.offsets import offset_key
 from pyrt.pytest_plugin.proxy import ChaosProxy
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.presence import MemoryPresence, PresenceStore, member_id
 from pyrt.server.settings import Settings
+from pyrt.wire.offsets import offset_key
 from tests.faults.scenario import emit
 from tests.server.wsclient import Client
 

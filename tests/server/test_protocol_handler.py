@@ -334,7 +334,7 @@ def test_invalid_utf8_from_a_raw_socket_closes_with_1007(pyrt_server: ServerProc
     assert httpx.get(pyrt_server.url + "/healthz").status_code == 200
 
 
-# -- flow control (pyrt.admission): refusals, holds, and who gets 1008 ----------------------------
+# -- flow control (pyrt.session.admission): refusals, holds, and who gets 1008 ----------------------------
 
 RATE_ARGS = (
     "--rate-limit", "20", "--rate-burst", "10", "--rate-window", "50", "--abuse-limit", "30",

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from pyrt.pytest_plugin.server_process import ServerProcess
-from pyrt.sse import ServerSentEvent, SSEDecoder
+from pyrt.wire.sse import ServerSentEvent, SSEDecoder
 from tests.server.wsclient import publish_http, run
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.sse_gzip import accepts_gzip, gzip_send
-from pyrt.sse import SSEDecoder
+from pyrt.wire.sse import SSEDecoder
 from tests.server.wsclient import publish_http, run
 
 

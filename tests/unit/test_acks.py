@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pyrt.acks import AckIds, Pending, PendingAcks
+from pyrt.engine.acks import AckIds, Pending, PendingAcks
 
 
 def entry(ack_id: str, timeout: float = 10.0) -> Pending:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyrt.admission import MIN_HOLD, PINGS_PER_HOLD, FlowGate, TokenBucket, Verdict
+from pyrt.session.admission import MIN_HOLD, PINGS_PER_HOLD, FlowGate, TokenBucket, Verdict
 
 
 def gate(rate: float = 10, burst: int = 3, window: int = 5, abuse_limit: int = 2) -> FlowGate:

@@ -15,8 +15,8 @@ import pytest
 from pyrt import Backoff, EventSourceClient, FetchEventSource, State, WebSocketClient
 from pyrt.aio import driver
 from pyrt.aio.driver import Driver, running_loop
+from pyrt.engine.states import ReadyState
 from pyrt.errors import ClientClosedError
-from pyrt.states import ReadyState
 from pyrt.testing import (
     FakeEventSourceTransport,
     FakeFetchTransport,

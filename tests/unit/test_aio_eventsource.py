@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from pyrt import EventSourceClient
-from pyrt.backoff import Backoff
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.states import State
 from pyrt.errors import SSERetriesExhaustedError
-from pyrt.sse import ServerSentEvent
-from pyrt.states import State
 from pyrt.testing import FakeEventSourceTransport
+from pyrt.wire.sse import ServerSentEvent
 from tests.unit.loop_support import run, until
 
 pytestmark = pytest.mark.unit

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from pyrt import FetchEventSource
-from pyrt.backoff import Backoff
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.sse import Closed
+from pyrt.engine.states import State
 from pyrt.errors import ClientClosedError, SSEHTTPError, SSEStreamEndedError
-from pyrt.sse import ServerSentEvent
-from pyrt.sse_policy import Closed
-from pyrt.states import State
 from pyrt.testing import FakeFetchTransport
+from pyrt.wire.sse import ServerSentEvent
 from tests.unit.loop_support import run, until
 
 pytestmark = pytest.mark.unit

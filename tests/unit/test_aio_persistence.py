@@ -9,7 +9,7 @@ import pytest
 
 from pyrt.aio.persistence import Persistence
 from pyrt.errors import PersistenceError, StorageUnavailable
-from pyrt.persist import Changes, MemoryRecordStore, SavedFrame, Snapshot
+from pyrt.persist.records import Changes, MemoryRecordStore, SavedFrame, Snapshot
 from tests.unit.loop_support import run, until
 
 

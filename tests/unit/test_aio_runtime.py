@@ -18,8 +18,8 @@ from pyrt.cpython.eventsource_transport import CPythonEventSourceTransport
 from pyrt.cpython.fetch_transport import CPythonFetchTransport
 from pyrt.cpython.storage import FileStore
 from pyrt.cpython.ws_transport import CPythonTransport
+from pyrt.engine.states import State
 from pyrt.errors import RelativeURLError
-from pyrt.states import State
 from pyrt.testing import FakeEventSourceTransport, FakeFetchTransport, FakeTransport
 
 pytestmark = pytest.mark.unit

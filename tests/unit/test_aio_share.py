@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from pyrt.aio.share import Participant
-from pyrt.share_messages import decode, encode
+from pyrt.share.messages import decode, encode
 from pyrt.testing import FakeShareBus
 from tests.unit.loop_support import run, until
 

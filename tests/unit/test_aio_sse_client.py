@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pyrt import FetchEventSource
-from pyrt.backoff import Backoff
+from pyrt.engine.backoff import Backoff
 from pyrt.testing import FakeFetchTransport
 from tests.unit.loop_support import run
 

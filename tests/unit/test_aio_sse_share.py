@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyrt import Backoff, EventSourceClient, FetchEventSource
-from pyrt.sse_encode import encode_comment, encode_event
-from pyrt.states import State
+from pyrt.engine.states import State
 from pyrt.testing import FakeEventSourceTransport, FakeFetchTransport, FakeShareBus
+from pyrt.wire.sse_encode import encode_comment, encode_event
 from tests.unit.loop_support import run, until
 
 FAST = Backoff(initial=0.01, maximum=0.05)

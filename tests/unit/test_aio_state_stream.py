@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from pyrt.aio.websocket import WebSocketClient
-from pyrt.backoff import Backoff
-from pyrt.subscriptions import Publication
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.subscriptions import Publication
 from pyrt.testing import FakePyrtServer, FakeTransport
 from tests.unit.loop_support import run, until
 

@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from pyrt.aio.websocket import WebSocketClient
-from pyrt.backoff import Backoff
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.heartbeat import Heartbeat
+from pyrt.engine.pacing import Pacing
+from pyrt.engine.states import State
+from pyrt.engine.subscriptions import Publication
+from pyrt.engine.websocket import Closed
 from pyrt.errors import (
     AckError,
     AckTimeout,
@@ -21,14 +26,9 @@ from pyrt.errors import (
     StorageUnavailable,
     TokenError,
 )
-from pyrt.heartbeat import Heartbeat
-from pyrt.pacing import Pacing
-from pyrt.persist import MemoryRecordStore, MemoryStorage, RestoredMessage, SavedFrame
-from pyrt.server_limits import ServerLimits
-from pyrt.states import State
-from pyrt.subscriptions import Publication
+from pyrt.persist.records import MemoryRecordStore, MemoryStorage, RestoredMessage, SavedFrame
 from pyrt.testing import FakePyrtServer, FakeTransport
-from pyrt.ws_engine import Closed
+from pyrt.wire.limits import ServerLimits
 from tests.unit.loop_support import run, until
 
 FAST = Backoff(initial=0.01, maximum=0.02)

@@ -12,9 +12,9 @@ import pytest
 
 from pyrt import Backoff, WebSocketClient
 from pyrt.aio import share as share_module
+from pyrt.engine.heartbeat import Heartbeat
+from pyrt.engine.states import State
 from pyrt.errors import ShareUnavailable
-from pyrt.heartbeat import Heartbeat
-from pyrt.states import State
 from pyrt.testing import FakePyrtServer, FakeShareBus, FakeTransport
 from tests.unit.loop_support import run, until
 

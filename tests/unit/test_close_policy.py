@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyrt.close_policy import TOKEN_EXPIRED, CloseInfo, default_should_reconnect, validate_close_code
+from pyrt.engine.close_policy import TOKEN_EXPIRED, CloseInfo, default_should_reconnect, validate_close_code
 from pyrt.errors import InvalidCloseCode
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from pyrt import Backoff, WebSocketClient
 from pyrt.cpython.storage import FileStorage, FileStore, default_directory
-from pyrt.persist import Changes, SavedFrame, Snapshot, dumps
+from pyrt.persist.records import Changes, SavedFrame, Snapshot, dumps
 from pyrt.testing import FakePyrtServer, FakeTransport
 
 pytestmark = pytest.mark.unit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyrt.credentials import MIN_RETRY, REFRESH_AT, TokenRefresh, check_token
+from pyrt.engine.credentials import MIN_RETRY, REFRESH_AT, TokenRefresh, check_token
 
 
 def test_a_refresh_is_due_when_three_quarters_of_the_ttl_have_passed() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyrt.heartbeat import Heartbeat, HeartbeatMonitor, Verdict
+from pyrt.engine.heartbeat import Heartbeat, HeartbeatMonitor, Verdict
 
 
 def monitor(interval: float = 25.0, timeout: float = 10.0) -> HeartbeatMonitor:

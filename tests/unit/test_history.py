@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from pyrt.engine.history import HistoryPage, check_query, read_page
+from pyrt.engine.states import State
+from pyrt.engine.subscriptions import Publication
 from pyrt.errors import AckError, UnsupportedByProtocol
-from pyrt.history import HistoryPage, check_query, read_page
-from pyrt.states import State
-from pyrt.subscriptions import Publication
 from pyrt.testing import AckWaiter, EngineHarness, FakePyrtServer
 
 

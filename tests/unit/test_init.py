@@ -40,7 +40,7 @@ def test_importing_pyrt_loads_each_client_only_when_it_is_used() -> None:
         "bare = sorted(m for m in sys.modules if m.startswith('pyrt.'))\n"
         "pyrt.WebSocketClient\n"
         "ws = sorted(m for m in sys.modules if m.startswith('pyrt.'))\n"
-        "print(bare, 'pyrt.aio.websocket' in ws, 'pyrt.sse_policy' in ws, 'pyrt.persist' in ws)\n"
+        "print(bare, 'pyrt.aio.websocket' in ws, 'pyrt.engine.sse' in ws, 'pyrt.persist.records' in ws)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # persistence code loads only for a client made with persist=

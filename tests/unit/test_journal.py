@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pyrt.journal import Journal
-from pyrt.persist import SavedFrame
+from pyrt.persist.journal import Journal
+from pyrt.persist.records import SavedFrame
 
 
 def offsets() -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyrt.names import ID_MAX, is_channel_name, is_event_name, is_message_id
+from pyrt.wire.names import ID_MAX, is_channel_name, is_event_name, is_message_id
 
 
 def test_channel_names() -> None:

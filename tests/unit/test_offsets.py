@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyrt.offsets import ZERO, format_offset, offset_key, parse_offset, unchecked_offset_key
+from pyrt.wire.offsets import ZERO, format_offset, offset_key, parse_offset, unchecked_offset_key
 
 
 def test_offsets_order_numerically_not_as_text() -> None:

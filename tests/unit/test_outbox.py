@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pyrt.engine.outbox import Outbox, Queued, frame_size
 from pyrt.errors import QueueFull
-from pyrt.outbox import Outbox, Queued, frame_size
 
 
 def q(text: str, ack_id: str | None = None) -> Queued:

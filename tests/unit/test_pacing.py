@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyrt.admission import TokenBucket
-from pyrt.pacing import Pacer, Pacing
-from pyrt.server_limits import ServerLimits
+from pyrt.engine.pacing import Pacer, Pacing
+from pyrt.session.admission import TokenBucket
+from pyrt.wire.limits import ServerLimits
 
 SERVE_PY = ServerLimits(rate=200.0, burst=400, window=1000, max_bytes=1 << 20, subscriptions=256)
 

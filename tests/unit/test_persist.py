@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyrt.persist import (
+from pyrt.persist.records import (
     Changes,
     MemoryRecordStore,
     MemoryStorage,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pyrt.presence import Member, PresenceView, member_id, read_members, read_presence
+from pyrt.engine.presence import Member, PresenceView, member_id, read_members, read_presence
 
 
 def m(client: str, info: Any = None, user: str | None = None) -> Member:

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
+from pyrt.engine.subscriptions import Publication
 from pyrt.errors import EncodeError, UnsupportedByProtocol
-from pyrt.protocol import (
+from pyrt.wire.limits import ServerLimits
+from pyrt.wire.protocols import (
     Ack,
     BadFrame,
     ErrorFrame,
@@ -23,8 +25,6 @@ from pyrt.protocol import (
     WireProtocol,
     get_protocol,
 )
-from pyrt.server_limits import ServerLimits
-from pyrt.subscriptions import Publication
 
 pyrt = PyrtProtocol()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyrt.backoff import Backoff
-from pyrt.reconnect import ReconnectScheduler
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.reconnect import ReconnectScheduler
 
 EXACT = Backoff(initial=0.1, maximum=1.6, jitter="none", min_uptime=5.0, max_attempts=3)
 

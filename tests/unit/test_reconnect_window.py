@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from pyrt.backoff import Backoff
-from pyrt.reconnect_window import (
+from pyrt.engine.backoff import Backoff
+from pyrt.wire.reconnect_window import (
     DEFAULT_RECONNECT_RATE,
     MAX_WINDOW,
     ComeBack,

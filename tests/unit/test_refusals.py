@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyrt.refusals import RATE_LIMITED, RETRYABLE_CODES, UNAVAILABLE, is_retryable, is_retryable_status
+from pyrt.wire.refusals import RATE_LIMITED, RETRYABLE_CODES, UNAVAILABLE, is_retryable, is_retryable_status
 
 
 def test_rate_limited_and_unavailable_are_the_transient_codes() -> None:

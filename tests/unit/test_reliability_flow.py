@@ -1,6 +1,6 @@
 """Flow control end to end on a fake clock (docs/reliability.md, scenario 12): a real
-:class:`~pyrt.ws_engine.WebSocketEngine` and a :class:`~pyrt.testing.FakePyrtServer` that
-enforces its limits with the rules of ``serve.py`` (:mod:`pyrt.admission`), joined by a simulated
+:class:`~pyrt.engine.websocket.WebSocketEngine` and a :class:`~pyrt.testing.FakePyrtServer` that
+enforces its limits with the rules of ``serve.py`` (:mod:`pyrt.session.admission`), joined by a simulated
 TCP link: every frame takes a latency plus a random jitter, frames stay in order on one
 connection, and a reset loses whatever is in flight.
 
@@ -25,11 +25,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyrt.backoff import Backoff
-from pyrt.errors import ServerError
-from pyrt.server_limits import ServerLimits
-from pyrt.testing import AckWaiter, FakePyrtServer, ServerConnection
-from pyrt.ws_engine import (
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.websocket import (
     NO_MESSAGE,
     CloseSocket,
     DeliverPublication,
@@ -40,6 +37,9 @@ from pyrt.ws_engine import (
     SendFrame,
     WebSocketEngine,
 )
+from pyrt.errors import ServerError
+from pyrt.testing import AckWaiter, FakePyrtServer, ServerConnection
+from pyrt.wire.limits import ServerLimits
 from tests.faults.scenario import emit
 
 CHANNEL = "flow"

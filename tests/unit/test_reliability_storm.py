@@ -1,13 +1,13 @@
 """Scenario 6 of docs/reliability.md: a reconnect storm. 500 clients lose their connections at the
 same instant; how are their reconnect attempts spread over time?
 
-Each client is a real :class:`~pyrt.ws_engine.WebSocketEngine` on a fake clock with its own
+Each client is a real :class:`~pyrt.engine.websocket.WebSocketEngine` on a fake clock with its own
 seeded random source; a tiny event loop plays the server (down for a while, then accepting) and
 records every attempt. The histogram counts attempts per 100 ms bin.
 
 Two ways to lose the connections: the network (or a killed server) drops them all (1006, nothing
 said), or the server shuts down gracefully (SIGTERM: 1001 with the reconnect window it computes
-from its connection count, :func:`pyrt.reconnect_window.drain_window`). Everything at its
+from its connection count, :func:`pyrt.wire.reconnect_window.drain_window`). Everything at its
 default: ``Backoff()``, ``serve.py``'s ``--reconnect-rate``.
 """
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from pyrt.backoff import Backoff
-from pyrt.reconnect_window import DEFAULT_RECONNECT_RATE, close_reason, drain_window
-from pyrt.ws_engine import OpenSocket, Reconnecting, WebSocketEngine
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.websocket import OpenSocket, Reconnecting, WebSocketEngine
+from pyrt.wire.reconnect_window import DEFAULT_RECONNECT_RATE, close_reason, drain_window
 from tests.faults.scenario import emit
 
 CLIENTS = 500

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pyrt.server_limits import ServerLimits
+from pyrt.wire.limits import ServerLimits
 
 
 def test_what_the_server_writes_the_client_reads_back() -> None:

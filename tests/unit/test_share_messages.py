@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyrt.share_messages import decode, encode, frame_fields, frame_of
+from pyrt.share.messages import decode, encode, frame_fields, frame_of
 
 
 def test_a_message_round_trips_as_text() -> None:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyrt.sse import ServerSentEvent, SSEDecoder
+from pyrt.wire.sse import ServerSentEvent, SSEDecoder
 
 pytestmark = pytest.mark.unit
 

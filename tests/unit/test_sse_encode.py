@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyrt.sse import SSEDecoder
-from pyrt.sse_encode import encode_comment, encode_event
+from pyrt.wire.sse import SSEDecoder
+from pyrt.wire.sse_encode import encode_comment, encode_event
 
 pytestmark = pytest.mark.unit
 

@@ -8,16 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyrt.backoff import Backoff
-from pyrt.errors import (
-    SSEContentTypeError,
-    SSEHTTPError,
-    SSENetworkError,
-    SSERetriesExhaustedError,
-    SSEStalledError,
-    SSEStreamEndedError,
-)
-from pyrt.sse_policy import (
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.sse import (
     WAKE_REPLACE,
     AbortRequest,
     Closed,
@@ -32,7 +24,15 @@ from pyrt.sse_policy import (
     parse_retry_after,
     resume_url,
 )
-from pyrt.states import ReadyState, State, StateChanged
+from pyrt.engine.states import ReadyState, State, StateChanged
+from pyrt.errors import (
+    SSEContentTypeError,
+    SSEHTTPError,
+    SSENetworkError,
+    SSERetriesExhaustedError,
+    SSEStalledError,
+    SSEStreamEndedError,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyrt.sse import ServerSentEvent
-from pyrt.sse_relay import CloseStream, Deliver, EventRelay, EventRelayAction, OpenStream
+from pyrt.share.sse_relay import CloseStream, Deliver, EventRelay, EventRelayAction, OpenStream
+from pyrt.wire.sse import ServerSentEvent
 
 
 def ev(ident: str, data: str = "") -> ServerSentEvent:

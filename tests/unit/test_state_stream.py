@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyrt.state_stream import Decision, StateStream
-from pyrt.subscriptions import Publication
+from pyrt.engine.state_stream import Decision, StateStream
+from pyrt.engine.subscriptions import Publication
 
 
 def pub(n: int, recovered: bool = True) -> Publication:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyrt.errors import IllegalTransition
-from pyrt.states import (
+from pyrt.engine.states import (
     EVENTSOURCE_TRANSITIONS,
     FETCH_SSE_TRANSITIONS,
     TRANSITIONS,
@@ -15,6 +14,7 @@ from pyrt.states import (
     Transitions,
     ready_state,
 )
+from pyrt.errors import IllegalTransition
 
 TABLES = [TRANSITIONS, FETCH_SSE_TRANSITIONS, EVENTSOURCE_TRANSITIONS]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyrt.subscriptions import Subscriptions
+from pyrt.engine.subscriptions import Subscriptions
 
 
 def handler(_: object) -> None:

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from pyrt.server_limits import ServerLimits
-from pyrt.states import State
+from pyrt.engine.states import State
 from pyrt.testing import EngineHarness, FakeClock, FakePyrtServer
+from pyrt.wire.limits import ServerLimits
 
 
 def replies(server: FakePyrtServer, *frames: Mapping[str, object]) -> list[dict[str, object]]:

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from pyrt.engine.urls import http_url, websocket_url
 from pyrt.errors import RelativeURLError
-from pyrt.urls import http_url, websocket_url
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyrt import wake
-from pyrt.wake import CHECK_EVERY, WakeDetector
+from pyrt.engine import wake
+from pyrt.engine.wake import CHECK_EVERY, WakeDetector
 
 pytestmark = pytest.mark.unit
 

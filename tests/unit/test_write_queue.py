@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyrt.persist import Changes, SavedFrame
-from pyrt.write_queue import WriteQueue
+from pyrt.persist.records import Changes, SavedFrame
+from pyrt.persist.write_queue import WriteQueue
 
 
 def put(*seqs: int) -> Changes:

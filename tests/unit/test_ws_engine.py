@@ -10,8 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyrt.backoff import Backoff
-from pyrt.close_policy import CloseInfo
+from pyrt.engine.backoff import Backoff
+from pyrt.engine.close_policy import CloseInfo
+from pyrt.engine.heartbeat import Heartbeat
+from pyrt.engine.pacing import WELCOME_GRACE, Pacing
+from pyrt.engine.presence import Member
+from pyrt.engine.states import TRANSITIONS, State
+from pyrt.engine.websocket import (
+    ABANDON_CODE,
+    NO_MESSAGE,
+    CloseSocket,
+    OpenSocket,
+    SendFrame,
+    WebSocketEngine,
+)
 from pyrt.errors import (
     AckError,
     AckTimeout,
@@ -27,21 +39,9 @@ from pyrt.errors import (
     TokenError,
     UnsupportedByProtocol,
 )
-from pyrt.heartbeat import Heartbeat
-from pyrt.pacing import WELCOME_GRACE, Pacing
-from pyrt.persist import MemoryRecordStore, SavedFrame, Snapshot
-from pyrt.presence import Member
-from pyrt.server_limits import ServerLimits
-from pyrt.states import TRANSITIONS, State
+from pyrt.persist.records import MemoryRecordStore, SavedFrame, Snapshot
 from pyrt.testing import AckWaiter, EngineHarness, FakePyrtServer
-from pyrt.ws_engine import (
-    ABANDON_CODE,
-    NO_MESSAGE,
-    CloseSocket,
-    OpenSocket,
-    SendFrame,
-    WebSocketEngine,
-)
+from pyrt.wire.limits import ServerLimits
 
 NO_HB: dict[str, Any] = {"heartbeat": None}
 HELLO = '{"type":"welcome","session":"s1"}'  # a welcome that advertises no limits

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pyrt.ws_relay import CloseLink, OpenLink, RelayAction, ToLink, ToServer, WsRelay
+from pyrt.share.ws_relay import CloseLink, OpenLink, RelayAction, ToLink, ToServer, WsRelay
 
 WELCOME = '{"type":"welcome","session":"s1","server":"x","heartbeat":25}'
 

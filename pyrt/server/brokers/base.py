@@ -17,7 +17,7 @@ from typing import Any
 from pyrt.server.dedup import MessageDedup
 from pyrt.server.offsets import OffsetKey, offset_key
 from pyrt.server.presence import PresenceStore
-from pyrt.sse_encode import encode_event
+from pyrt.wire.sse_encode import encode_event
 
 __all__ = ["Broker", "BrokerError", "History", "Listener", "Page", "Publication"]
 

@@ -1,0 +1,139 @@
+"""Channel subscriptions that survive reconnects without gaps or duplicates.
+
+For each channel the client keeps the offset of the last publication it delivered. After a
+reconnect it subscribes again with ``since=<that offset>``; the server replays what was missed,
+and anything at or before the last offset (a replay overlapping what was already delivered) is
+dropped here. When the server says it could not replay everything (``recovered: false``), the
+next publication delivered carries ``recovered=False``: there may be a gap before it.
+
+Offsets are ordered by :func:`pyrt.wire.offsets.offset_key` (the grammar of docs/protocol.md, shared
+with the server); a string of another form is compared as an opaque string, only for equality.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pyrt.engine.presence import PresenceView
+from pyrt.wire.offsets import OffsetKey, offset_key
+
+__all__ = ["Publication", "Subscription", "Subscriptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One publication delivered to a subscription handler."""
+
+    channel: str
+    data: Any
+    offset: str | None = None
+    event: str = "message"
+    recovered: bool = True  # False: publications may have been missed just before this one
+
+
+@dataclass(slots=True, eq=False)
+class Subscription:
+    """The client's side of one channel subscription."""
+
+    channel: str
+    handler: object  # the adapter's callback; pyrt never calls it
+    offset: str | None = None  # last delivered (or the subscribe point), None: live only
+    key: OffsetKey | None = None
+    active: bool = False  # the server confirmed it on the current connection
+    recovered: bool = True
+    gap_pending: bool = False  # the next publication must carry recovered=False
+    on_presence: object = None  # the adapter's presence callback: the subscription follows presence
+    view: PresenceView | None = None  # the members as known (once the server sent them)
+
+
+class Subscriptions:
+    """Every subscription of one client, by channel, in subscribe order."""
+
+    __slots__ = ("_subs", "duplicates")
+
+    def __init__(self) -> None:
+        self._subs: dict[str, Subscription] = {}
+        self.duplicates = 0  # publications dropped because they were delivered already
+
+    def __contains__(self, channel: object) -> bool:
+        return channel in self._subs
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+    def get(self, channel: str) -> Subscription | None:
+        return self._subs.get(channel)
+
+    def all(self) -> list[Subscription]:
+        return list(self._subs.values())
+
+    def add(
+        self, channel: str, handler: object, since: str | None, on_presence: object = None
+    ) -> Subscription:
+        """Register a subscription (the caller sends the subscribe frame when open); with
+        ``on_presence``, it follows the channel's presence too."""
+        if channel in self._subs:
+            raise ValueError(f"already subscribed to {channel!r}; unsubscribe first")
+        sub = Subscription(
+            channel, handler, since, offset_key(since) if since else None, on_presence=on_presence
+        )
+        self._subs[channel] = sub
+        return sub
+
+    def remove(self, channel: str) -> Subscription | None:
+        return self._subs.pop(channel, None)
+
+    def offsets(self) -> dict[str, str]:
+        """The resume offset of every subscription that has one."""
+        return {c: s.offset for c, s in self._subs.items() if s.offset is not None}
+
+    def disconnected(self) -> None:
+        """The socket is gone: every subscription must be confirmed again."""
+        for sub in self._subs.values():
+            sub.active = False
+
+    def confirmed(self, channel: str, offset: str | None, recovered: bool) -> Subscription | None:
+        """The server confirmed ``channel`` at ``offset``; returns the subscription if known.
+
+        A live-only subscription adopts ``offset`` as its resume point, so a later reconnect
+        recovers everything published after the moment it first took effect.
+        """
+        sub = self._subs.get(channel)
+        if sub is None:
+            return None
+        sub.active = True
+        sub.recovered = recovered
+        if not recovered:
+            sub.gap_pending = True
+            # The replay starts at the oldest retained publication, which can lie below the old
+            # position (a channel from an earlier life, another server): forget that position
+            # so nothing of the replay is dropped as a duplicate.
+            sub.offset, sub.key = "0", (0, 0)
+        if sub.offset is None and offset is not None:
+            sub.offset = offset
+            sub.key = offset_key(offset)
+        return sub
+
+    def accept(self, channel: str, offset: str | None) -> Subscription | None:
+        """The subscription that must receive a publication at ``offset``, or None to drop it.
+
+        Drops publications of unknown channels and those at or before the last delivered offset,
+        and advances the offset of the one it returns.
+        """
+        sub = self._subs.get(channel)
+        if sub is None:
+            return None
+        if offset is None:
+            return sub
+        key = offset_key(offset)
+        if key is None:
+            if offset == sub.offset:
+                self.duplicates += 1
+                return None
+        elif sub.key is not None and key <= sub.key:
+            self.duplicates += 1
+            return None
+        sub.offset = offset
+        sub.key = key
+        return sub

@@ -1,0 +1,473 @@
+"""Routing for one WebSocket shared by several clients (tabs): who gets which frame.
+
+With ``share=``, one tab (the leader) holds the real connection and every client — the leader's
+own included — talks to it over a *link*: each client keeps its own engine (queue, acks with
+their ids, retries, subscriptions with their offsets, heartbeat) and sees the link as its socket.
+:class:`WsRelay` decides, frame by frame, what crosses between the links and the real connection:
+
+- from a link: a ``ping`` is answered at once (the link's liveness is the leader's); a
+  ``subscribe`` joins the channel's one server subscription (a new one, or — for an offset older
+  than what the shared subscription delivered, or for a channel's presence not followed yet — a
+  re-subscription, whose replay every link filters by its own offset); an ``unsubscribe`` leaves
+  it (the server unsubscribes when the last link leaves); a frame with an ``id`` is sent and its
+  id remembered, so the ack or error goes back to that link only; a ``presence_join`` is
+  remembered too, so a link that closes leaves the presence it joined (each client is a member
+  of its own, several per connection); anything else is sent as it is;
+- from the server (a batched message, ``pyrt.v1.batch``, is split into its frames first):
+  ``ping``, ``pong`` and ``welcome`` belong to the real connection (the caller
+  gives them to its engine), and so does an ``ack`` or ``error`` whose id no link sent (a token
+  refresh); an ``ack`` or ``error`` with a remembered id goes to its link; a ``publication`` to
+  the links subscribed to its channel; ``subscribed`` to the links waiting for that answer; a
+  ``presence_diff`` to the subscribed links that follow the presence (the relay keeps the
+  members, so a link that asks later is answered at once); an ``error`` about a channel to the
+  links subscribed to it or present in it; everything else (messages from the application,
+  frames of types this module does not know) to every link;
+- links open only while the real connection is open — from its ``welcome`` on (with ``raw``, as
+  soon as it opens: :meth:`WsRelay.server_opened`) — and each gets a ``welcome``; when it is lost,
+  every open link is closed, so each client re-sends its unacknowledged messages with their ids
+  (the server deduplicates) and resubscribes from its own offsets when its link opens again.
+
+With the ``raw`` protocol nothing is parsed: every frame goes to the server or to every link.
+Pure: inputs return :data:`RelayAction` lists for the caller to carry out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyrt.engine.presence import Member, PresenceView, read_members
+from pyrt.wire.offsets import OffsetKey, offset_key
+from pyrt.wire.types import Frame
+
+__all__ = ["CloseLink", "OpenLink", "RelayAction", "ToLink", "ToServer", "WsRelay"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToServer:
+    """Send ``frame`` on the real connection."""
+
+    frame: Frame
+
+
+@dataclass(frozen=True, slots=True)
+class ToLink:
+    """Deliver ``frame`` to the client at the end of ``link``."""
+
+    link: str
+    frame: Frame
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLink:
+    """``link`` is open (its client sees its socket open); a ``ToLink`` with a welcome follows."""
+
+    link: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseLink:
+    """``link`` is closed (its client sees its socket close with ``code``/``reason``)."""
+
+    link: str
+    code: int
+    reason: str
+
+
+RelayAction = ToServer | ToLink | OpenLink | CloseLink
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _since_key(since: str | None) -> OffsetKey | None:
+    return offset_key(since) if since is not None else None
+
+
+@dataclass(slots=True)
+class _Request:
+    """A subscribe frame sent for ``since`` and the links waiting for its answer; or, with
+    ``unsubscribe``, the unsubscribe frame sent when the last link left (answered too)."""
+
+    since: str | None
+    waiting: set[str] = field(default_factory=set)
+    unsubscribe: bool = False
+    presence: bool = False  # asked for the channel's presence too
+
+
+@dataclass(slots=True)
+class _Channel:
+    receiving: set[str] = field(default_factory=set)  # links that get its publications
+    latest: str | None = None  # newest offset delivered or confirmed on the real connection
+    latest_key: OffsetKey | None = None
+    active: bool = False  # the server answered a subscribe on this connection
+    requests: deque[_Request] = field(default_factory=deque)  # answers pending, in send order
+    presence: bool = False  # the server subscription follows the channel's presence
+    watching: set[str] = field(default_factory=set)  # links that asked for the presence
+    view: PresenceView | None = None  # the members as the shared subscription knows them
+    version: str | None = None  # the view's version, as the server wrote it
+
+    def members(self) -> set[str]:
+        waiting = set().union(*(r.waiting for r in self.requests)) if self.requests else set()
+        return self.receiving | waiting
+
+    def advance(self, offset: Any) -> None:
+        if not isinstance(offset, str):
+            return
+        key = offset_key(offset)
+        if key is None or self.latest_key is None or key > self.latest_key:
+            self.latest, self.latest_key = offset, key
+
+
+class WsRelay:
+    """See the module docstring. ``parse``: False for the ``raw`` protocol (nothing is parsed)."""
+
+    def __init__(self, parse: bool = True) -> None:
+        self.parse = parse
+        self.server_open = False
+        self.session: str | None = None
+        self._links: dict[str, str] = {}  # open link -> its participant
+        self._pending: dict[str, str] = {}  # link waiting for the real connection -> participant
+        self._channels: dict[str, _Channel] = {}
+        self._acks: dict[Any, str] = {}  # message id -> link
+        self._joins: dict[str, dict[str, str]] = {}  # link -> presence it joined: channel -> key
+
+    # -- what the caller may ask
+
+    @property
+    def links(self) -> int:
+        """Open links."""
+        return len(self._links)
+
+    def participants(self) -> int:
+        """Distinct participants (tabs, workers) with an open or waiting link."""
+        return len(set(self._links.values()) | set(self._pending.values()))
+
+    def is_open(self, link: str) -> bool:
+        return link in self._links
+
+    # -- links
+
+    def link_requested(self, link: str, participant: str) -> list[RelayAction]:
+        """A client asks to open ``link``: at once when the real connection is open."""
+        if link in self._links or link in self._pending:
+            return []
+        if not self.server_open:
+            self._pending[link] = participant
+            return []
+        self._links[link] = participant
+        return self._opened(link)
+
+    def link_closed(self, link: str) -> list[RelayAction]:
+        """The client closed ``link`` (or its tab went away): forget its subscriptions and ids."""
+        self._pending.pop(link, None)
+        if self._links.pop(link, None) is None:
+            return []
+        out: list[RelayAction] = []
+        for name in [n for n, c in self._channels.items() if link in c.members()]:
+            out += self._leave(name, link)
+        for ack_id in [i for i, owner in self._acks.items() if owner == link]:
+            del self._acks[ack_id]
+        for name, key in self._joins.pop(link, {}).items():  # its members leave with it
+            out.append(ToServer(_encode({"type": "presence_leave", "channel": name, "key": key})))
+        return out
+
+    def link_frame(self, link: str, frame: Frame) -> list[RelayAction]:
+        """A frame from the client at ``link``."""
+        if link not in self._links:
+            return []  # closed meanwhile: as on a socket that is gone, the frame is lost
+        if not self.parse or not isinstance(frame, str) or not frame.startswith("{"):
+            return [ToServer(frame)]
+        try:
+            obj = json.loads(frame)
+        except ValueError:
+            return [ToServer(frame)]
+        if not isinstance(obj, dict):
+            return [ToServer(frame)]
+        kind = obj.get("type")
+        if kind == "ping":
+            pong = {"type": "pong", "t": obj["t"]} if "t" in obj else {"type": "pong"}
+            return [ToLink(link, _encode(pong))]
+        if kind == "subscribe" and isinstance(obj.get("channel"), str):
+            since = obj.get("since")
+            since = since if isinstance(since, str) else None
+            return self._subscribe(link, obj["channel"], since, obj.get("presence") is True)
+        if kind == "unsubscribe" and isinstance(obj.get("channel"), str):
+            channel = obj["channel"]
+            answer = _encode({"type": "unsubscribed", "channel": channel})
+            return [ToLink(link, answer), *self._leave(channel, link)]
+        channel, key = obj.get("channel"), obj.get("key", "")
+        if kind == "presence_join" and isinstance(channel, str) and isinstance(key, str):
+            self._joins.setdefault(link, {})[channel] = key
+        elif kind == "presence_leave" and isinstance(channel, str):
+            self._joins.get(link, {}).pop(channel, None)
+        ack_id = obj.get("id")
+        if ack_id is not None and isinstance(ack_id, str | int) and not isinstance(ack_id, bool):
+            self._acks[ack_id] = link
+        return [ToServer(frame)]
+
+    # -- the real connection
+
+    def server_opened(self, session: str | None = None) -> list[RelayAction]:
+        """The real connection is open: open every waiting link."""
+        self.server_open = True
+        self.session = session
+        out: list[RelayAction] = []
+        pending, self._pending = self._pending, {}
+        for link, participant in pending.items():
+            self._links[link] = participant
+            out += self._opened(link)
+        return out
+
+    def server_lost(
+        self, code: int = 1006, reason: str = "the shared connection was lost"
+    ) -> list[RelayAction]:
+        """The real connection is gone: close every open link; their clients reconnect (the
+        links wait until the real connection is back) and restore what they had."""
+        self.server_open = False
+        self.session = None
+        self._channels.clear()
+        self._acks.clear()
+        self._joins.clear()  # the connection's members left with it; each client joins again
+        closing = list(self._links)
+        self._links.clear()
+        return [CloseLink(link, code, reason) for link in closing]
+
+    def server_message(self, message: Frame) -> tuple[list[RelayAction], list[Frame]]:
+        """A message from the server: one frame or, with ``pyrt.v1.batch``, several (compact
+        JSON, one per line). Returns the deliveries of every frame in order, and the frames that
+        belong to the real connection, in order (give each to its engine)."""
+        actions: list[RelayAction] = []
+        own: list[Frame] = []
+        for frame in self._frames(message):
+            delivered, mine = self.server_frame(frame)
+            actions += delivered
+            if mine:
+                own.append(frame)
+        return actions, own
+
+    def server_frame(self, frame: Frame) -> tuple[list[RelayAction], bool]:
+        """A frame from the server. Returns the deliveries, and True when the frame belongs to
+        the real connection (``ping``, ``pong``, ``welcome``: give it to its engine)."""
+        if not self.parse or not isinstance(frame, str) or not frame.startswith("{"):
+            return self._everyone(frame), False
+        try:
+            obj = json.loads(frame)
+        except ValueError:
+            return self._everyone(frame), False
+        if not isinstance(obj, dict):
+            return self._everyone(frame), False
+        kind = obj.get("type")
+        if kind in ("ping", "pong"):
+            return [], True
+        if kind == "welcome":  # the pyrt protocol's first frame: the connection is usable
+            session = obj.get("session")
+            session = session if isinstance(session, str) else None
+            if not self.server_open:
+                return self.server_opened(session), True
+            self.session = session
+            return [], True
+        if kind == "publication":
+            channel = self._channels.get(str(obj.get("channel")))
+            if channel is None:
+                return [], False
+            channel.advance(obj.get("offset"))
+            return [ToLink(link, frame) for link in channel.receiving], False
+        if kind == "subscribed":
+            return self._answered(obj, frame), False
+        if kind == "presence_diff":
+            return self._presence_diff(obj, frame), False
+        if kind == "unsubscribed":  # the relay's own (each link had its answer already)
+            name = str(obj.get("channel"))
+            channel = self._channels.get(name)
+            if channel is not None and channel.requests and channel.requests[0].unsubscribe:
+                channel.requests.popleft()
+                if not channel.requests and not channel.members():
+                    del self._channels[name]
+            return [], False
+        ack_id = obj.get("id")
+        if ack_id is not None and not isinstance(ack_id, bool) and isinstance(ack_id, str | int):
+            link = self._acks.pop(ack_id, None) if kind in ("ack", "error") else self._acks.get(ack_id)
+            if link is not None:
+                return ([ToLink(link, frame)] if link in self._links else []), False
+            if kind in ("ack", "error"):
+                # No link sent it: the connection's own (a token refresh), or the answer for a
+                # link that closed meanwhile (which its client's engine would drop too).
+                return [], True
+        if kind == "error" and isinstance(obj.get("channel"), str):
+            return self._channel_error(obj["channel"], frame), False
+        return self._everyone(frame), False
+
+    # -- machinery
+
+    def _frames(self, message: Frame) -> list[Frame]:
+        """The frames of a batch, or the message alone. A message whose first line is not JSON
+        on its own is one frame with line breaks in it (a server that pretty-prints)."""
+        if not self.parse or not isinstance(message, str) or "\n" not in message:
+            return [message]
+        lines = [line for line in message.split("\n") if line]
+        if len(lines) < 2:
+            return [message]
+        try:
+            json.loads(lines[0])
+        except ValueError:
+            return [message]
+        return list(lines)
+
+    def _opened(self, link: str) -> list[RelayAction]:
+        welcome = {"type": "welcome", "session": self.session, "server": "shared"}
+        return [OpenLink(link), ToLink(link, _encode(welcome))]
+
+    def _everyone(self, frame: Frame) -> list[RelayAction]:
+        return [ToLink(link, frame) for link in self._links]
+
+    def _subscribe(self, link: str, name: str, since: str | None, presence: bool) -> list[RelayAction]:
+        """A link subscribes (with ``presence``: following the channel's presence too). It
+        receives nothing of the channel until it is answered: at once when the shared
+        subscription already covers its offset (and its presence, with the members the relay
+        knows), else with the server's answer to a (re-)subscription, whose replay then follows
+        in order. Once one link asked for the presence, every (re-)subscription asks for it."""
+        channel = self._channels.get(name)
+        if channel is None:
+            channel = self._channels[name] = _Channel()
+        channel.receiving.discard(link)
+        for request in channel.requests:
+            request.waiting.discard(link)  # a link subscribing again waits for the new answer
+        if presence:
+            channel.watching.add(link)
+        else:
+            channel.watching.discard(link)
+        key = _since_key(since)
+        covered = since is None or _at_or_after(key, channel.latest_key)
+        if channel.requests:
+            last = channel.requests[-1]
+            if (
+                not last.unsubscribe
+                and (since is None or since == last.since or _covers(last.since, key))
+                and (last.presence or not presence)
+            ):
+                last.waiting.add(link)
+                return []
+        elif channel.active and covered and (not presence or channel.view is not None):
+            channel.receiving.add(link)
+            answer: dict[str, Any] = {
+                "type": "subscribed",
+                "channel": name,
+                "offset": channel.latest,
+                "recovered": True,
+            }
+            if presence and channel.view is not None:
+                members = [_member(m) for m in channel.view.members.values()]
+                answer["presence"] = {"members": members, "version": channel.version}
+            return [ToLink(link, _encode(answer))]
+        if channel.active and covered:
+            since = channel.latest  # only for the presence: replay nothing the others have
+        channel.presence = channel.presence or presence
+        channel.requests.append(_Request(since, {link}, presence=channel.presence))
+        frame: dict[str, Any] = {"type": "subscribe", "channel": name, "since": since}
+        if channel.presence:
+            frame["presence"] = True
+        return [ToServer(_encode(frame))]
+
+    def _answered(self, obj: dict[str, Any], frame: Frame) -> list[RelayAction]:
+        name = str(obj.get("channel"))
+        channel = self._channels.get(name)
+        if channel is None or not channel.requests or channel.requests[0].unsubscribe:
+            return []
+        request = channel.requests.popleft()
+        channel.active = True
+        channel.advance(obj.get("offset"))
+        answered = [link for link in request.waiting if link in self._links]
+        out: list[RelayAction] = []
+        presence = obj.get("presence")
+        if request.presence and isinstance(presence, dict) and isinstance(presence.get("version"), str):
+            try:
+                members = read_members(name, presence.get("members"))
+            except ValueError:
+                members = None
+            if members is not None:
+                view = channel.view if channel.view is not None else PresenceView(name)
+                channel.view, channel.version = view, presence["version"]
+                joined, left = view.snapshot(members, presence["version"])
+                if joined or left:  # what the links following the presence already missed
+                    diff = _diff_frame(name, presence["version"], joined, left)
+                    out += [ToLink(link, diff) for link in channel.receiving & channel.watching]
+        channel.receiving.update(answered)
+        return out + [ToLink(link, frame) for link in answered]
+
+    def _presence_diff(self, obj: dict[str, Any], frame: Frame) -> list[RelayAction]:
+        """A change of a channel's presence: the relay's view follows, and the links that asked
+        for the presence get it."""
+        name = str(obj.get("channel"))
+        channel = self._channels.get(name)
+        if channel is None:
+            return []
+        version = obj.get("version")
+        if channel.view is not None and isinstance(version, str):
+            try:
+                joins, leaves = read_members(name, obj.get("joins")), read_members(name, obj.get("leaves"))
+            except ValueError:
+                joins = leaves = []
+            before = channel.view.version
+            channel.view.diff(version, joins, leaves)
+            if channel.view.version != before:
+                channel.version = version
+        return [ToLink(link, frame) for link in channel.receiving & channel.watching]
+
+    def _channel_error(self, name: str, frame: Frame) -> list[RelayAction]:
+        """An error about a channel (a refused subscription, a revoked right): to the links that
+        subscribed to it or joined its presence. A refusal answers the oldest subscription
+        waiting: its links are answered (they ask again, or give up)."""
+        targets = {link for link, joins in self._joins.items() if name in joins}
+        channel = self._channels.get(name)
+        if channel is not None:
+            targets |= channel.members()
+            if channel.requests and not channel.requests[0].unsubscribe:
+                channel.requests.popleft()
+                if not channel.requests and not channel.active:
+                    del self._channels[name]
+        return [ToLink(link, frame) for link in targets if link in self._links]
+
+    def _leave(self, name: str, link: str) -> list[RelayAction]:
+        channel = self._channels.get(name)
+        if channel is None or link not in channel.members():
+            return []
+        channel.receiving.discard(link)
+        channel.watching.discard(link)
+        for request in channel.requests:
+            request.waiting.discard(link)
+        if channel.members():
+            return []
+        if not self.server_open or (not channel.active and not channel.requests):
+            del self._channels[name]
+            return []
+        # Answers still to come keep the channel: a link subscribing meanwhile waits behind them.
+        channel.active = False
+        channel.latest, channel.latest_key = None, None
+        channel.presence, channel.view, channel.version = False, None, None
+        channel.requests.append(_Request(None, unsubscribe=True))
+        return [ToServer(_encode({"type": "unsubscribe", "channel": name}))]
+
+
+def _member(member: Member) -> dict[str, Any]:
+    return {"client": member.client, "user": member.user, "info": member.info}
+
+
+def _diff_frame(name: str, version: str, joined: list[Member], left: list[Member]) -> str:
+    joins, leaves = [_member(m) for m in joined], [_member(m) for m in left]
+    return _encode(
+        {"type": "presence_diff", "channel": name, "version": version, "joins": joins, "leaves": leaves}
+    )
+
+
+def _covers(requested: str | None, key: OffsetKey | None) -> bool:
+    """A pending subscription from ``requested`` replays everything after ``key``."""
+    if requested is None or key is None:
+        return False
+    requested_key = offset_key(requested)
+    return requested_key is not None and requested_key <= key
+
+
+def _at_or_after(key: OffsetKey | None, latest: OffsetKey | None) -> bool:
+    return key is not None and latest is not None and key >= latest
