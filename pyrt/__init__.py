@@ -22,7 +22,6 @@ if _typing.TYPE_CHECKING:
     from pyrt.engine.pacing import Pacing
     from pyrt.engine.sse import SSEStats
     from pyrt.engine.states import ReadyState, State
-    from pyrt.engine.subscriptions import Publication
     from pyrt.engine.websocket import WebSocketEngine
     from pyrt.errors import (
         AckError,
@@ -50,6 +49,7 @@ if _typing.TYPE_CHECKING:
         UnsupportedByProtocol,
     )
     from pyrt.persist.records import MemoryRecordStore, MemoryStorage, RestoredMessage
+    from pyrt.wire.frames import Publication
     from pyrt.wire.protocols import JsonAckProtocol, PyrtProtocol, RawProtocol, WireProtocol
     from pyrt.wire.sse import ServerSentEvent, SSEDecoder
     from pyrt.wire.sse_encode import encode_comment, encode_event
@@ -125,7 +125,7 @@ _WHERE: dict[str, str] = {
     "MessageTooLarge": "pyrt.errors",
     "Pacing": "pyrt.engine.pacing",
     "PersistenceError": "pyrt.errors",
-    "Publication": "pyrt.engine.subscriptions",
+    "Publication": "pyrt.wire.frames",
     "PyrtError": "pyrt.errors",
     "PyrtProtocol": "pyrt.wire.protocols",
     "QueueFull": "pyrt.errors",

@@ -26,7 +26,7 @@ from pyrt import (
     State,
     WebSocketClient,
 )
-from pyrt.engine.presence import Member
+from pyrt.wire.frames import Member
 
 CHAT_CHANNEL = "chat"
 FEED_CHANNEL = "feed"

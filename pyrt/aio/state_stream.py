@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pyrt.engine.state_stream import Decision, StateStream
-from pyrt.engine.subscriptions import Publication
+from pyrt.wire.frames import Publication
 
 if TYPE_CHECKING:
     from pyrt.aio.websocket import WebSocketClient

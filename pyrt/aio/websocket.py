@@ -30,7 +30,6 @@ from pyrt.engine.credentials import check_token
 from pyrt.engine.heartbeat import Heartbeat
 from pyrt.engine.outbox import Overflow
 from pyrt.engine.states import State
-from pyrt.engine.subscriptions import Publication
 from pyrt.engine.websocket import (
     NO_MESSAGE,
     Closed,
@@ -53,6 +52,7 @@ from pyrt.engine.websocket import (
     WebSocketEngine,
 )
 from pyrt.errors import InvalidStateError, ShareUnavailable, StorageUnavailable
+from pyrt.wire.frames import Publication
 from pyrt.wire.protocols import WireProtocol
 from pyrt.wire.types import Frame
 
@@ -62,10 +62,10 @@ if TYPE_CHECKING:
     from pyrt.aio.state_stream import SyncedState
     from pyrt.engine.history import HistoryPage
     from pyrt.engine.pacing import Pacing
-    from pyrt.engine.presence import Member
     from pyrt.persist.records import RecordStore, Storage
     from pyrt.ports.transport import Transport
     from pyrt.share.channel import ShareChannel
+    from pyrt.wire.frames import Member
 
 __all__ = ["AckFuture", "WebSocketClient"]
 

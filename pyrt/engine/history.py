@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pyrt.engine.subscriptions import Publication
+from pyrt.wire.frames import Publication
 from pyrt.wire.names import CHANNEL_RULE, is_channel_name
 from pyrt.wire.offsets import offset_key
 

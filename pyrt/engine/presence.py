@@ -24,49 +24,12 @@ raced the snapshot is never applied twice.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
+from pyrt.wire.frames import Member
 from pyrt.wire.offsets import OffsetKey, offset_key
 
-__all__ = ["Member", "PresenceView", "member_id", "read_members", "read_presence"]
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    """One member of a channel's presence (see the module docstring)."""
-
-    channel: str
-    client: str
-    user: str | None
-    info: Any
-
-
-def member_id(identity: str, key: str) -> str:
-    """A member's public id (the server makes it): the same for the same client identity and
-    key, telling neither."""
-    return hashlib.sha256(f"{identity}\x00{key}".encode()).hexdigest()[:20]
-
-
-def read_members(channel: str, members: Any) -> list[Member]:
-    """The members in a server frame's list (:class:`ValueError` when it is not one)."""
-    if not isinstance(members, list):
-        raise ValueError("the presence answer holds no list of members")
-    out = []
-    for item in members:
-        if not isinstance(item, dict) or not isinstance(item.get("client"), str):
-            raise ValueError("a presence member has no client id")
-        user = item.get("user")
-        out.append(Member(channel, item["client"], user if isinstance(user, str) else None, item.get("info")))
-    return out
-
-
-def read_presence(channel: str, data: Any) -> list[Member]:
-    """The members in the answer to a ``presence`` request (its ack's ``data``)."""
-    if not isinstance(data, dict):
-        raise ValueError("the presence answer is not an object")
-    return read_members(channel, data.get("members"))
+__all__ = ["PresenceView"]
 
 
 class PresenceView:
@@ -79,7 +42,7 @@ class PresenceView:
         self.members: dict[str, Member] = {}
         self.version: OffsetKey | None = None  # of the last snapshot or diff applied
 
-    def snapshot(self, members: list[Member], version: str) -> tuple[list[Member], list[Member]]:
+    def snapshot(self, members: Sequence[Member], version: str) -> tuple[list[Member], list[Member]]:
         """The server's members at ``version`` replace the view; returns ``(joined, left)``:
         the members that are new or changed, and those that are gone."""
         fresh = {member.client: member for member in members}
@@ -90,7 +53,7 @@ class PresenceView:
         return joined, left
 
     def diff(
-        self, version: str, joins: list[Member], leaves: list[Member]
+        self, version: str, joins: Sequence[Member], leaves: Sequence[Member]
     ) -> tuple[list[Member], list[Member]]:
         """Apply a diff; returns ``(joined, left)`` as it changed the view (nothing for a diff
         at or below the version applied already)."""

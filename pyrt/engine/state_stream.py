@@ -30,7 +30,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pyrt.engine.subscriptions import Publication
+from pyrt.wire.frames import Publication
 from pyrt.wire.offsets import OffsetKey, offset_key
 
 __all__ = ["Decision", "StateStream"]

@@ -13,23 +13,11 @@ with the server); a string of another form is compared as an opaque string, only
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from pyrt.engine.presence import PresenceView
 from pyrt.wire.offsets import OffsetKey, offset_key
 
-__all__ = ["Publication", "Subscription", "Subscriptions"]
-
-
-@dataclass(frozen=True, slots=True)
-class Publication:
-    """One publication delivered to a subscription handler."""
-
-    channel: str
-    data: Any
-    offset: str | None = None
-    event: str = "message"
-    recovered: bool = True  # False: publications may have been missed just before this one
+__all__ = ["Subscription", "Subscriptions"]
 
 
 @dataclass(slots=True, eq=False)

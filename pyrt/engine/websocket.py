@@ -73,10 +73,10 @@ from pyrt.engine.credentials import TokenRefresh
 from pyrt.engine.heartbeat import Heartbeat, HeartbeatMonitor, Verdict
 from pyrt.engine.outbox import Outbox, Overflow, Queued, frame_size
 from pyrt.engine.pacing import Pacer, Pacing
-from pyrt.engine.presence import Member, PresenceView, read_presence
+from pyrt.engine.presence import PresenceView
 from pyrt.engine.reconnect import ReconnectScheduler
 from pyrt.engine.states import State, StateChanged, StateMachine
-from pyrt.engine.subscriptions import Publication, Subscriptions
+from pyrt.engine.subscriptions import Subscriptions
 from pyrt.errors import (
     AckError,
     AckTimeout,
@@ -91,21 +91,23 @@ from pyrt.errors import (
     TokenError,
     UnsupportedByProtocol,
 )
-from pyrt.wire.names import CHANNEL_RULE, is_channel_name
-from pyrt.wire.offsets import offset_key
-from pyrt.wire.protocols import (
+from pyrt.wire.frames import (
     Ack,
     BadFrame,
     ErrorFrame,
+    Member,
     Message,
     Ping,
     Pong,
     PresenceDiff,
+    Publication,
     Subscribed,
     Welcome,
-    WireProtocol,
-    get_protocol,
+    read_presence,
 )
+from pyrt.wire.names import CHANNEL_RULE, is_channel_name
+from pyrt.wire.offsets import offset_key
+from pyrt.wire.protocols import WireProtocol, get_protocol
 from pyrt.wire.reconnect_window import parse_reason
 from pyrt.wire.refusals import RATE_LIMITED, is_retryable
 from pyrt.wire.types import AckId, Frame

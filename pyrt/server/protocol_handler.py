@@ -6,7 +6,7 @@ order, and answers through the connection's send queue. A connection whose token
 closed with 4001 (reconnect with a fresh token); ``welcome`` tells the client how long its token
 lasts (``ttl``) and a ``refresh`` frame with a new token for the same subject extends it in place.
 
-Every frame is parsed by :mod:`pyrt.server.ingress` (no lone surrogates, no NaN): what is
+Every frame is parsed by :mod:`pyrt.wire.ingress` (no lone surrogates, no NaN): what is
 accepted can always be stored, echoed and fanned out. Message and publish ids are scoped by the
 client's identity (the token's subject, else its address).
 """
@@ -39,12 +39,12 @@ from pyrt.server.brokers.base import BrokerError
 from pyrt.server.connection import Connection
 from pyrt.server.history import BadQuery, encode_page, parse_query, read_page
 from pyrt.server.hub import Subscriber, replay
-from pyrt.server.ingress import IngressError, check_text, loads
 from pyrt.server.limits import TokenBucket
 from pyrt.server.offsets import is_channel_name, offset_key, parse_offset
 from pyrt.server.presence import member_id
 from pyrt.server.runtime import Runtime
 from pyrt.session.admission import FlowGate, Verdict
+from pyrt.wire.ingress import IngressError, check_text, loads
 from pyrt.wire.names import ID_RULE
 from pyrt.wire.refusals import RATE_LIMITED, UNAVAILABLE
 

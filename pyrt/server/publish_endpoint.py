@@ -20,10 +20,10 @@ from starlette.responses import JSONResponse, Response
 
 from pyrt.server.brokers.base import BrokerError
 from pyrt.server.http_guard import guard
-from pyrt.server.ingress import IngressError, loads_body
 from pyrt.server.offsets import is_channel_name
 from pyrt.server.protocol_handler import client_ip
 from pyrt.server.runtime import Runtime
+from pyrt.wire.ingress import IngressError, loads_body
 
 __all__ = ["PublishEndpoint", "read_json_body"]
 
@@ -41,7 +41,7 @@ class BadRequest(Exception):
 
 async def read_json_body(request: Request, limit: int) -> Any:
     """The request's JSON body; :class:`BadRequest` 413 over ``limit`` bytes, 400 if it is not
-    UTF-8 JSON by :mod:`pyrt.server.ingress`'s rules. A client that goes away mid-body raises
+    UTF-8 JSON by :mod:`pyrt.wire.ingress`'s rules. A client that goes away mid-body raises
     Starlette's ``ClientDisconnect``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -38,7 +38,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyrt.engine.presence import Member, PresenceView, read_members
+from pyrt.engine.presence import PresenceView
+from pyrt.wire.frames import Member, read_members
 from pyrt.wire.offsets import OffsetKey, offset_key
 from pyrt.wire.types import Frame
 

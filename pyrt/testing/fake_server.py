@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyrt.engine.presence import member_id
 from pyrt.session.admission import FlowGate, Verdict
+from pyrt.wire.frames import member_id
 from pyrt.wire.limits import ServerLimits
 from pyrt.wire.names import CHANNEL_RULE, EVENT_RULE, ID_RULE, is_channel_name, is_event_name, is_message_id
 from pyrt.wire.offsets import offset_key

@@ -6,9 +6,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from pyrt.engine.presence import Member
 from pyrt.engine.states import State
-from pyrt.engine.subscriptions import Publication
 from pyrt.engine.websocket import (
     NO_MESSAGE,
     Action,
@@ -39,6 +37,7 @@ from pyrt.persist.records import (
 from pyrt.testing.clock import FakeClock
 from pyrt.testing.fake_server import FakePyrtServer
 from pyrt.testing.transports import FakeSocket
+from pyrt.wire.frames import Member, Publication
 from pyrt.wire.types import Frame
 
 # ----------------------------------------------------------------------------------- the harness

@@ -25,11 +25,11 @@ from pyrt import Backoff, ClientClosedError, Heartbeat, State, WebSocketClient
 from pyrt.cpython import RelativeURLError
 from pyrt.cpython.storage import FileStore
 from pyrt.cpython.ws_transport import CPythonTransport
-from pyrt.engine.subscriptions import Publication
 from pyrt.persist.records import Snapshot
 from pyrt.pytest_plugin.proxy import ChaosProxy, ResetSchedule
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.auth import make_token
+from pyrt.wire.frames import Publication
 from tests import REPO
 from tests.faults.scenario import emit
 from tests.server.cpython_support import Controls, new_cid, run, until

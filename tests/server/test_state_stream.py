@@ -14,9 +14,9 @@ import httpx
 from pyrt import WebSocketClient
 from pyrt.aio.state_stream import SyncedState
 from pyrt.engine.backoff import Backoff
-from pyrt.engine.subscriptions import Publication
 from pyrt.pytest_plugin.proxy import ChaosProxy
 from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.wire.frames import Publication
 from tests.faults.scenario import emit
 from tests.server.cpython_support import run, until
 

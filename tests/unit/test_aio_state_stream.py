@@ -10,8 +10,8 @@ import pytest
 
 from pyrt.aio.websocket import WebSocketClient
 from pyrt.engine.backoff import Backoff
-from pyrt.engine.subscriptions import Publication
 from pyrt.testing import FakePyrtServer, FakeTransport
+from pyrt.wire.frames import Publication
 from tests.unit.loop_support import run, until
 
 

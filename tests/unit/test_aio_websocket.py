@@ -15,7 +15,6 @@ from pyrt.engine.backoff import Backoff
 from pyrt.engine.heartbeat import Heartbeat
 from pyrt.engine.pacing import Pacing
 from pyrt.engine.states import State
-from pyrt.engine.subscriptions import Publication
 from pyrt.engine.websocket import Closed
 from pyrt.errors import (
     AckError,
@@ -28,6 +27,7 @@ from pyrt.errors import (
 )
 from pyrt.persist.records import MemoryRecordStore, MemoryStorage, RestoredMessage, SavedFrame
 from pyrt.testing import FakePyrtServer, FakeTransport
+from pyrt.wire.frames import Publication
 from pyrt.wire.limits import ServerLimits
 from tests.unit.loop_support import run, until
 

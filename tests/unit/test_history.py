@@ -9,9 +9,9 @@ import pytest
 
 from pyrt.engine.history import HistoryPage, check_query, read_page
 from pyrt.engine.states import State
-from pyrt.engine.subscriptions import Publication
 from pyrt.errors import AckError, UnsupportedByProtocol
 from pyrt.testing import AckWaiter, EngineHarness, FakePyrtServer
+from pyrt.wire.frames import Publication
 
 
 def online(server: FakePyrtServer, **kwargs: Any) -> EngineHarness:

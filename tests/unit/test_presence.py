@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from pyrt.engine.presence import Member, PresenceView, member_id, read_members, read_presence
+from pyrt.engine.presence import PresenceView
+from pyrt.wire.frames import Member, member_id, read_members, read_presence
 
 
 def m(client: str, info: Any = None, user: str | None = None) -> Member:

@@ -6,25 +6,21 @@ import json
 
 import pytest
 
-from pyrt.engine.subscriptions import Publication
 from pyrt.errors import EncodeError, UnsupportedByProtocol
-from pyrt.wire.limits import ServerLimits
-from pyrt.wire.protocols import (
+from pyrt.wire.frames import (
     Ack,
     BadFrame,
     ErrorFrame,
-    JsonAckProtocol,
     Message,
     Ping,
     Pong,
-    PyrtProtocol,
-    RawProtocol,
+    Publication,
     Subscribed,
     Unsubscribed,
     Welcome,
-    WireProtocol,
-    get_protocol,
 )
+from pyrt.wire.limits import ServerLimits
+from pyrt.wire.protocols import JsonAckProtocol, PyrtProtocol, RawProtocol, WireProtocol, get_protocol
 
 pyrt = PyrtProtocol()
 

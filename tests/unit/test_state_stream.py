@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyrt.engine.state_stream import Decision, StateStream
-from pyrt.engine.subscriptions import Publication
+from pyrt.wire.frames import Publication
 
 
 def pub(n: int, recovered: bool = True) -> Publication:

@@ -14,7 +14,6 @@ from pyrt.engine.backoff import Backoff
 from pyrt.engine.close_policy import CloseInfo
 from pyrt.engine.heartbeat import Heartbeat
 from pyrt.engine.pacing import WELCOME_GRACE, Pacing
-from pyrt.engine.presence import Member
 from pyrt.engine.states import TRANSITIONS, State
 from pyrt.engine.websocket import (
     ABANDON_CODE,
@@ -41,6 +40,7 @@ from pyrt.errors import (
 )
 from pyrt.persist.records import MemoryRecordStore, SavedFrame, Snapshot
 from pyrt.testing import AckWaiter, EngineHarness, FakePyrtServer
+from pyrt.wire.frames import Member
 from pyrt.wire.limits import ServerLimits
 
 NO_HB: dict[str, Any] = {"heartbeat": None}

@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable
 
 from pyrt.server.brokers.base import Broker, History, Listener, Page, Publication
 from pyrt.server.dedup import DedupWindow, MemoryMessageDedup, MessageDedup, scoped_key
-from pyrt.server.ingress import check_text
 from pyrt.server.offsets import ZERO, OffsetKey
 from pyrt.server.presence import MemoryPresence
+from pyrt.wire.ingress import check_text
 
 __all__ = ["MemoryBroker"]
 

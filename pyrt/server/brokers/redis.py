@@ -36,8 +36,8 @@ from redis.exceptions import RedisError
 from pyrt.server.brokers.base import Broker, BrokerError, History, Listener, Page, Publication
 from pyrt.server.brokers.redis_presence import RedisPresence
 from pyrt.server.dedup import Compute, MessageDedup, scoped_key
-from pyrt.server.ingress import check_text
 from pyrt.server.offsets import ZERO, OffsetKey, format_offset, offset_key
+from pyrt.wire.ingress import check_text
 
 __all__ = ["RedisBroker", "RedisMessageDedup"]
 

@@ -28,13 +28,20 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class IngressError(ValueError):
-    """Input the server refuses. ``code`` is the protocol's error code (``bad_json``/``bad_frame``);
-    ``value`` is what the text parsed to when only the deeper checks failed (to find an ``id``)."""
+    """Input the server refuses. ``code`` is the protocol's error code (``bad_json``,
+    ``bad_frame``, ``unknown_type``); ``value`` is what the text parsed to when only the deeper
+    checks failed; ``id`` and ``channel`` name the refused frame when it had readable ones (the
+    codec, :func:`pyrt.wire.codec.decode_client_frame`, fills them), so the client can fail
+    that one call."""
 
-    def __init__(self, code: str, message: str, value: Any = None) -> None:
+    def __init__(
+        self, code: str, message: str, value: Any = None, id: str | None = None, channel: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.value = value
+        self.id = id
+        self.channel = channel
 
 
 def _refuse_constant(name: str) -> Any:

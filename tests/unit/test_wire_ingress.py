@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pyrt.server.ingress import IngressError, check_text, loads, loads_body
+from pyrt.wire.ingress import IngressError, check_text, loads, loads_body
 
 
 @pytest.mark.parametrize(
