@@ -198,7 +198,8 @@ def test_a_client_frame_that_breaks_the_grammar_is_refused_naming_what_it_can(
 def test_an_id_that_cannot_be_sent_back_is_not_named() -> None:
     with pytest.raises(IngressError) as refused:
         codec.decode_client_frame('{"type":"message","id":"\\udc00","data":1}')
-    assert refused.value.code == "bad_frame" and refused.value.id is None
+    assert refused.value.code == "bad_frame"
+    assert refused.value.id is None
 
 
 def test_a_server_frame_that_is_not_pyrt_is_a_bad_frame_never_an_exception() -> None:
@@ -214,7 +215,8 @@ def test_a_server_frame_with_odd_durations_reads_them_as_absent() -> None:
     ack = codec.decode_server_frame('{"type":"ack","id":"k","ok":false,"retry_after":-1,"code":7}')
     assert ack == Ack("k", False, code=None, retry_after=None)
     huge = codec.decode_server_frame('{"type":"error","code":"rate_limited","message":"","retry_after":1e9}')
-    assert isinstance(huge, ErrorFrame) and huge.retry_after == 3600.0
+    assert isinstance(huge, ErrorFrame)
+    assert huge.retry_after == 3600.0
 
 
 def test_a_batch_is_split_at_line_breaks_and_a_pretty_printed_frame_is_not_a_batch() -> None:
@@ -224,7 +226,8 @@ def test_a_batch_is_split_at_line_breaks_and_a_pretty_printed_frame_is_not_a_bat
     assert codec.split_batch(batch) == texts
     assert codec.decode_batch(texts[0]) is None
     pretty = '{\n  "type": "pong",\n  "t": 1\n}'
-    assert codec.decode_batch(pretty) is None and codec.split_batch(pretty) is None
+    assert codec.decode_batch(pretty) is None
+    assert codec.split_batch(pretty) is None
     assert codec.decode_server_frame(pretty) == Pong(1)
 
 
