@@ -33,13 +33,29 @@ Pure: inputs return :data:`RelayAction` lists for the caller to carry out.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyrt.engine.presence import PresenceView
-from pyrt.wire.frames import Member, read_members
+from pyrt.wire import codec
+from pyrt.wire.frames import (
+    Ack,
+    ErrorFrame,
+    Member,
+    Ping,
+    Pong,
+    PresenceDiff,
+    PresenceJoin,
+    PresenceLeave,
+    Publication,
+    Subscribe,
+    Subscribed,
+    Unsubscribe,
+    Unsubscribed,
+    Welcome,
+)
+from pyrt.wire.ingress import IngressError
 from pyrt.wire.offsets import OffsetKey, offset_key
 from pyrt.wire.types import Frame
 
@@ -78,9 +94,6 @@ class CloseLink:
 
 
 RelayAction = ToServer | ToLink | OpenLink | CloseLink
-
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
 
 def _since_key(since: str | None) -> OffsetKey | None:
     return offset_key(since) if since is not None else None
@@ -171,7 +184,7 @@ class WsRelay:
         for ack_id in [i for i, owner in self._acks.items() if owner == link]:
             del self._acks[ack_id]
         for name, key in self._joins.pop(link, {}).items():  # its members leave with it
-            out.append(ToServer(_encode({"type": "presence_leave", "channel": name, "key": key})))
+            out.append(ToServer(codec.encode(PresenceLeave(name, key))))
         return out
 
     def link_frame(self, link: str, frame: Frame) -> list[RelayAction]:
@@ -181,30 +194,22 @@ class WsRelay:
         if not self.parse or not isinstance(frame, str) or not frame.startswith("{"):
             return [ToServer(frame)]
         try:
-            obj = json.loads(frame)
-        except ValueError:
-            return [ToServer(frame)]
-        if not isinstance(obj, dict):
-            return [ToServer(frame)]
-        kind = obj.get("type")
-        if kind == "ping":
-            pong = {"type": "pong", "t": obj["t"]} if "t" in obj else {"type": "pong"}
-            return [ToLink(link, _encode(pong))]
-        if kind == "subscribe" and isinstance(obj.get("channel"), str):
-            since = obj.get("since")
-            since = since if isinstance(since, str) else None
-            return self._subscribe(link, obj["channel"], since, obj.get("presence") is True)
-        if kind == "unsubscribe" and isinstance(obj.get("channel"), str):
-            channel = obj["channel"]
-            answer = _encode({"type": "unsubscribed", "channel": channel})
-            return [ToLink(link, answer), *self._leave(channel, link)]
-        channel, key = obj.get("channel"), obj.get("key", "")
-        if kind == "presence_join" and isinstance(channel, str) and isinstance(key, str):
-            self._joins.setdefault(link, {})[channel] = key
-        elif kind == "presence_leave" and isinstance(channel, str):
-            self._joins.get(link, {}).pop(channel, None)
-        ack_id = obj.get("id")
-        if ack_id is not None and isinstance(ack_id, str | int) and not isinstance(ack_id, bool):
+            sent = codec.decode_client_frame(frame)
+        except IngressError:
+            return [ToServer(frame)]  # the server refuses it, to the frame's own client
+        if type(sent) is Ping:
+            return [ToLink(link, codec.encode(Pong(sent.t)))]
+        if type(sent) is Subscribe:
+            return self._subscribe(link, sent.channel, sent.since, sent.presence)
+        if type(sent) is Unsubscribe:
+            answer = codec.encode(Unsubscribed(sent.channel))
+            return [ToLink(link, answer), *self._leave(sent.channel, link)]
+        if type(sent) is PresenceJoin:
+            self._joins.setdefault(link, {})[sent.channel] = sent.key
+        elif type(sent) is PresenceLeave:
+            self._joins.get(link, {}).pop(sent.channel, None)
+        ack_id = getattr(sent, "id", None)
+        if ack_id is not None:
             self._acks[ack_id] = link
         return [ToServer(frame)]
 
@@ -253,72 +258,57 @@ class WsRelay:
         the real connection (``ping``, ``pong``, ``welcome``: give it to its engine)."""
         if not self.parse or not isinstance(frame, str) or not frame.startswith("{"):
             return self._everyone(frame), False
-        try:
-            obj = json.loads(frame)
-        except ValueError:
-            return self._everyone(frame), False
-        if not isinstance(obj, dict):
-            return self._everyone(frame), False
-        kind = obj.get("type")
-        if kind in ("ping", "pong"):
+        read = codec.decode_server_frame(frame)
+        if type(read) is Ping or type(read) is Pong:
             return [], True
-        if kind == "welcome":  # the pyrt protocol's first frame: the connection is usable
-            session = obj.get("session")
-            session = session if isinstance(session, str) else None
+        if type(read) is Welcome:  # the pyrt protocol's first frame: the connection is usable
+            session = read.session if isinstance(read.session, str) else None
             if not self.server_open:
                 return self.server_opened(session), True
             self.session = session
             return [], True
-        if kind == "publication":
-            channel = self._channels.get(str(obj.get("channel")))
+        if type(read) is Publication:
+            channel = self._channels.get(read.channel)
             if channel is None:
                 return [], False
-            channel.advance(obj.get("offset"))
+            channel.advance(read.offset)
             return [ToLink(link, frame) for link in channel.receiving], False
-        if kind == "subscribed":
-            return self._answered(obj, frame), False
-        if kind == "presence_diff":
-            return self._presence_diff(obj, frame), False
-        if kind == "unsubscribed":  # the relay's own (each link had its answer already)
-            name = str(obj.get("channel"))
-            channel = self._channels.get(name)
+        if type(read) is Subscribed:
+            return self._answered(read, frame), False
+        if type(read) is PresenceDiff:
+            return self._presence_diff(read, frame), False
+        if type(read) is Unsubscribed:  # the relay's own (each link had its answer already)
+            channel = self._channels.get(read.channel)
             if channel is not None and channel.requests and channel.requests[0].unsubscribe:
                 channel.requests.popleft()
                 if not channel.requests and not channel.members():
-                    del self._channels[name]
+                    del self._channels[read.channel]
             return [], False
-        ack_id = obj.get("id")
-        if ack_id is not None and not isinstance(ack_id, bool) and isinstance(ack_id, str | int):
-            link = self._acks.pop(ack_id, None) if kind in ("ack", "error") else self._acks.get(ack_id)
-            if link is not None:
-                return ([ToLink(link, frame)] if link in self._links else []), False
-            if kind in ("ack", "error"):
+        if type(read) is Ack or type(read) is ErrorFrame:
+            ack_id = read.id
+            if ack_id is not None and not isinstance(ack_id, bool) and isinstance(ack_id, str | int):
+                link = self._acks.pop(ack_id, None)
+                if link is not None:
+                    return ([ToLink(link, frame)] if link in self._links else []), False
                 # No link sent it: the connection's own (a token refresh), or the answer for a
                 # link that closed meanwhile (which its client's engine would drop too).
                 return [], True
-        if kind == "error" and isinstance(obj.get("channel"), str):
-            return self._channel_error(obj["channel"], frame), False
+            if type(read) is ErrorFrame and read.channel is not None:
+                return self._channel_error(read.channel, frame), False
         return self._everyone(frame), False
 
     # -- machinery
 
     def _frames(self, message: Frame) -> list[Frame]:
-        """The frames of a batch, or the message alone. A message whose first line is not JSON
-        on its own is one frame with line breaks in it (a server that pretty-prints)."""
-        if not self.parse or not isinstance(message, str) or "\n" not in message:
+        """The frames of a batch, or the message alone."""
+        if not self.parse or not isinstance(message, str) or codec.BATCH_SEPARATOR not in message:
             return [message]
-        lines = [line for line in message.split("\n") if line]
-        if len(lines) < 2:
-            return [message]
-        try:
-            json.loads(lines[0])
-        except ValueError:
-            return [message]
-        return list(lines)
+        lines = codec.split_batch(message)
+        return [message] if lines is None else list(lines)
 
     def _opened(self, link: str) -> list[RelayAction]:
-        welcome = {"type": "welcome", "session": self.session, "server": "shared"}
-        return [OpenLink(link), ToLink(link, _encode(welcome))]
+        welcome = Welcome(session=self.session, server="shared")
+        return [OpenLink(link), ToLink(link, codec.encode(welcome))]
 
     def _everyone(self, frame: Frame) -> list[RelayAction]:
         return [ToLink(link, frame) for link in self._links]
@@ -352,68 +342,49 @@ class WsRelay:
                 return []
         elif channel.active and covered and (not presence or channel.view is not None):
             channel.receiving.add(link)
-            answer: dict[str, Any] = {
-                "type": "subscribed",
-                "channel": name,
-                "offset": channel.latest,
-                "recovered": True,
-            }
+            snapshot = None
             if presence and channel.view is not None:
-                members = [_member(m) for m in channel.view.members.values()]
-                answer["presence"] = {"members": members, "version": channel.version}
-            return [ToLink(link, _encode(answer))]
+                snapshot = (list(channel.view.members.values()), str(channel.version))
+            answer: Subscribed[Member] = Subscribed(name, channel.latest, True, snapshot)
+            return [ToLink(link, codec.encode(answer))]
         if channel.active and covered:
             since = channel.latest  # only for the presence: replay nothing the others have
         channel.presence = channel.presence or presence
         channel.requests.append(_Request(since, {link}, presence=channel.presence))
-        frame: dict[str, Any] = {"type": "subscribe", "channel": name, "since": since}
-        if channel.presence:
-            frame["presence"] = True
-        return [ToServer(_encode(frame))]
+        return [ToServer(codec.encode(Subscribe(name, since, channel.presence)))]
 
-    def _answered(self, obj: dict[str, Any], frame: Frame) -> list[RelayAction]:
-        name = str(obj.get("channel"))
+    def _answered(self, answer: Subscribed[Member], frame: Frame) -> list[RelayAction]:
+        name = answer.channel
         channel = self._channels.get(name)
         if channel is None or not channel.requests or channel.requests[0].unsubscribe:
             return []
         request = channel.requests.popleft()
         channel.active = True
-        channel.advance(obj.get("offset"))
+        channel.advance(answer.offset)
         answered = [link for link in request.waiting if link in self._links]
         out: list[RelayAction] = []
-        presence = obj.get("presence")
-        if request.presence and isinstance(presence, dict) and isinstance(presence.get("version"), str):
-            try:
-                members = read_members(name, presence.get("members"))
-            except ValueError:
-                members = None
-            if members is not None:
-                view = channel.view if channel.view is not None else PresenceView(name)
-                channel.view, channel.version = view, presence["version"]
-                joined, left = view.snapshot(members, presence["version"])
-                if joined or left:  # what the links following the presence already missed
-                    diff = _diff_frame(name, presence["version"], joined, left)
-                    out += [ToLink(link, diff) for link in channel.receiving & channel.watching]
+        if request.presence and answer.presence is not None:
+            members, version = answer.presence
+            view = channel.view if channel.view is not None else PresenceView(name)
+            channel.view, channel.version = view, version
+            joined, left = view.snapshot(members, version)
+            if joined or left:  # what the links following the presence already missed
+                diff = codec.encode(PresenceDiff(name, version, joined, left))
+                out += [ToLink(link, diff) for link in channel.receiving & channel.watching]
         channel.receiving.update(answered)
         return out + [ToLink(link, frame) for link in answered]
 
-    def _presence_diff(self, obj: dict[str, Any], frame: Frame) -> list[RelayAction]:
+    def _presence_diff(self, diff: PresenceDiff[Member], frame: Frame) -> list[RelayAction]:
         """A change of a channel's presence: the relay's view follows, and the links that asked
         for the presence get it."""
-        name = str(obj.get("channel"))
-        channel = self._channels.get(name)
+        channel = self._channels.get(diff.channel)
         if channel is None:
             return []
-        version = obj.get("version")
-        if channel.view is not None and isinstance(version, str):
-            try:
-                joins, leaves = read_members(name, obj.get("joins")), read_members(name, obj.get("leaves"))
-            except ValueError:
-                joins = leaves = []
+        if channel.view is not None:
             before = channel.view.version
-            channel.view.diff(version, joins, leaves)
+            channel.view.diff(diff.version, diff.joins, diff.leaves)
             if channel.view.version != before:
-                channel.version = version
+                channel.version = diff.version
         return [ToLink(link, frame) for link in channel.receiving & channel.watching]
 
     def _channel_error(self, name: str, frame: Frame) -> list[RelayAction]:
@@ -448,18 +419,7 @@ class WsRelay:
         channel.latest, channel.latest_key = None, None
         channel.presence, channel.view, channel.version = False, None, None
         channel.requests.append(_Request(None, unsubscribe=True))
-        return [ToServer(_encode({"type": "unsubscribe", "channel": name}))]
-
-
-def _member(member: Member) -> dict[str, Any]:
-    return {"client": member.client, "user": member.user, "info": member.info}
-
-
-def _diff_frame(name: str, version: str, joined: list[Member], left: list[Member]) -> str:
-    joins, leaves = [_member(m) for m in joined], [_member(m) for m in left]
-    return _encode(
-        {"type": "presence_diff", "channel": name, "version": version, "joins": joins, "leaves": leaves}
-    )
+        return [ToServer(codec.encode(Unsubscribe(name)))]
 
 
 def _covers(requested: str | None, key: OffsetKey | None) -> bool:

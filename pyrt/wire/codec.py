@@ -219,11 +219,9 @@ def _refresh(frame: Refresh) -> str:
 
 
 def _welcome(frame: Welcome) -> str:
-    pairs: list[tuple[str, Any]] = [
-        ("session", frame.session),
-        ("server", frame.server),
-        ("heartbeat", frame.heartbeat),
-    ]
+    pairs: list[tuple[str, Any]] = [("session", frame.session), ("server", frame.server)]
+    if frame.heartbeat is not None:
+        pairs.append(("heartbeat", frame.heartbeat))
     if frame.limits is not None:
         pairs.append(("limits", frame.limits.to_wire()))
     if frame.ttl is not None:
