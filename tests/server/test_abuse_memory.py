@@ -100,10 +100,11 @@ def test_post_publish_is_rate_limited_per_address_with_retry_after(
     pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
     # The allowance is scaled down from 200/s (bursts of 1000): a loaded 2-core machine answers
-    # POST /publish at about 200 a second, so the default allowance could refill as fast as it is
-    # spent and the test would measure the machine, not the limit. The mechanism (per-address
-    # bucket, 429 with Retry-After) is the same at any rate; the default values are checked in test_protocol_handler (the welcome advertises them).
-    # Requests go out 32 at a time, so the client is never the bottleneck.
+    # POST /publish at about 200 a second, so the default allowance could refill as fast as it
+    # is spent and the test would measure the machine, not the limit. The mechanism (a bucket
+    # per address, 429 with Retry-After) is the same at any rate; the default values are checked
+    # in test_protocol_handler (the welcome advertises them). Requests go out 32 at a time, so
+    # the client is never the bottleneck.
     rate, burst = 20.0, 100
     server = pyrt_start_server("--publish-rate", str(rate), "--publish-burst", str(burst))
 
