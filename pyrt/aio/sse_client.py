@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SSEClient"]
 
-log = logging.getLogger("pyrt.wire.sse")
+log = logging.getLogger("pyrt.sse")
 
 
 class SSEClient(Driver):

@@ -25,7 +25,7 @@ from pyrt.wire.sse import SSEDecoder
 
 __all__ = ["NATIVE_RECONNECT", "CPythonEventSourceTransport"]
 
-log = logging.getLogger("pyrt.wire.sse")
+log = logging.getLogger("pyrt.sse")
 
 #: Seconds a native ``EventSource`` waits before reconnecting when the stream set no ``retry:``
 #: (Chromium's default).

@@ -112,7 +112,7 @@ class PyrtApp(Starlette):
             protocol = getattr(send, "__self__", None)
             transport = getattr(protocol, "transport", None)
             if isinstance(transport, asyncio.Transport):
-                scope["pyrt.ports.transport"] = transport
+                scope["pyrt.transport"] = transport
             if scope["type"] == "websocket" and hasattr(protocol, "pyrt_send_texts"):
                 scope["pyrt.direct"] = protocol  # serve.py's protocol: a send path with no task
             elif scope["type"] == "http":

@@ -93,7 +93,7 @@ def query_param(scope: dict[str, Any], name: str) -> str | None:
 
 
 def scope_transport(scope: dict[str, Any]) -> asyncio.Transport | None:
-    transport = scope.get("pyrt.ports.transport")
+    transport = scope.get("pyrt.transport")
     return transport if isinstance(transport, asyncio.Transport) else None
 
 
