@@ -20,8 +20,8 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
-from pyrt.engine.close_policy import TOKEN_EXPIRED
 from pyrt.server.permissions import Cap, parse_caps
+from pyrt.wire.close_codes import TOKEN_EXPIRED
 
 __all__ = [
     "BATCH_SUBPROTOCOL",
