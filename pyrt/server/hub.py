@@ -17,7 +17,6 @@ snapshot are dropped, the newer ones follow it in order.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from pyrt.server.brokers.base import Broker, History, Publication
@@ -25,6 +24,8 @@ from pyrt.server.connection import Connection
 from pyrt.server.metrics import Stats
 from pyrt.server.offsets import ZERO, OffsetKey, offset_key
 from pyrt.server.presence import Snapshot
+from pyrt.wire import codec
+from pyrt.wire.frames import PresenceDiff, RawJSON
 
 __all__ = ["Hub", "Subscriber", "encoded", "replay"]
 
@@ -183,16 +184,8 @@ class Hub:
         subscribers = self._presence.get(channel)
         if not subscribers:
             return
-        frame = (
-            '{"type":"presence_diff","channel":'
-            + json.dumps(channel)
-            + ',"version":"'
-            + version
-            + '","joins":['
-            + ",".join(joins)
-            + '],"leaves":['
-            + ",".join(leaves)
-            + "]}"
+        frame = codec.encode(
+            PresenceDiff(channel, version, [RawJSON(m) for m in joins], [RawJSON(m) for m in leaves])
         )
         key = offset_key(version)
         failed = 0

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pyrt.server.application import Handler
-from pyrt.server.auth import Claims
+from pyrt.server.auth import Claims, verify_token
 from pyrt.server.brokers.base import Broker
 from pyrt.server.connection import Connection, Flusher
 from pyrt.server.hub import Hub
@@ -31,6 +31,7 @@ from pyrt.server.limits import ConnectionCap, KeyedBuckets
 from pyrt.server.metrics import Stats
 from pyrt.server.permissions import caps_allow
 from pyrt.server.settings import Settings
+from pyrt.session.config import Grant, SessionConfig
 from pyrt.wire.reconnect_window import close_reason, drain_window
 from pyrt.wire.sse_encode import encode_comment
 
@@ -100,6 +101,10 @@ class Runtime:
         self.draining = False
         #: The ``limits`` object of every ``welcome`` (docs/protocol.md).
         self.limits: dict[str, Any] = settings.advertised_limits().to_wire()
+        #: What every connection's session knows of this server (pyrt.session.server).
+        self.session_config = session_config(settings, self.name)
+        #: Tokens and rights, as the sessions ask them.
+        self.authority = ServerAuthority(self)
         #: Seconds over which the clients of a drain come back (set by :meth:`drain`).
         self.reconnect_window = 0.0
         #: The close reason of a drain: tells clients how to come back.
@@ -144,9 +149,10 @@ class Runtime:
             if conn.kind == "sse" and window > 0 and not conn.closed:
                 # EventSource has no jitter of its own: each stream gets its own moment.
                 conn.push(f"retry: {math.ceil(self._rng.random() * window * 1000)}\n\n".encode())
-            if session is not None and getattr(session, "busy", False):
-                continue  # closes itself after the frame it is handling (its ack goes first)
-            conn.close(1001, self.drain_reason)
+            if session is not None:
+                session.drain(self.drain_reason)  # after the frame it is handling (its ack first)
+            else:
+                conn.close(1001, self.drain_reason)
         grace = self.settings.shutdown_grace if grace is None else grace
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
@@ -265,4 +271,46 @@ class Runtime:
             now = loop.time()
             for session in list(self.connections.values()):
                 if session is not None:
-                    session.check_liveness(now, interval)
+                    session.tick(now)
+
+
+def session_config(settings: Settings, name: str) -> SessionConfig:
+    """The limits of one connection's session, from the server's settings."""
+    return SessionConfig(
+        server=name,
+        heartbeat=settings.heartbeat,
+        limits=settings.advertised_limits(),
+        max_message_chars=settings.max_message_bytes,
+        rate=settings.rate_limit,
+        burst=settings.rate_burst,
+        window=settings.rate_window,
+        abuse_limit=settings.abuse_limit,
+        refresh_rate=settings.refresh_rate,
+        refresh_burst=settings.refresh_burst,
+        max_subscriptions=settings.max_subscriptions,
+        max_presence_joins=settings.max_presence_joins,
+        max_presence=settings.max_presence,
+        max_presence_per_identity=settings.max_presence_per_identity,
+        max_presence_info_bytes=settings.max_presence_info_bytes,
+        history_page_limit=settings.history_page_limit,
+        history_page_bytes=settings.history_page_bytes,
+    )
+
+
+class ServerAuthority:
+    """The sessions' :class:`~pyrt.session.config.Authority`: HMAC tokens (``token_secret``) and
+    the runtime's rights (token capabilities and the channel policy)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    @property
+    def tokens(self) -> bool:
+        return bool(self.runtime.settings.token_secret)
+
+    def verify(self, token: str, wall: float) -> Claims | None:
+        return verify_token(self.runtime.settings.token_secret, token, now=wall)
+
+    def allowed(self, grant: Grant | None, channel: str, action: str) -> bool:
+        claims = grant if isinstance(grant, Claims) else None
+        return self.runtime.allowed(channel, claims, action)

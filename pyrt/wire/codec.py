@@ -35,6 +35,7 @@ from pyrt.wire.frames import (
     BadFrame,
     ClientFrame,
     ErrorFrame,
+    HistoryPage,
     HistoryRequest,
     Inbound,
     Member,
@@ -71,6 +72,9 @@ __all__ = [
     "decode_server_frame",
     "encode",
     "encode_batch",
+    "encode_history_page",
+    "encode_member",
+    "encode_members",
     "encode_message",
     "encode_publication",
     "json_text",
@@ -138,16 +142,41 @@ def _members(members: Sequence[Member] | Sequence[RawJSON]) -> str:
             parts.append(_one_line(member.text))
         else:
             assert isinstance(member, Member)
-            parts.append(
-                '{"client":'
-                + _string(member.client)
-                + ',"user":'
-                + json_text(member.user)
-                + ',"info":'
-                + json_text(member.info)
-                + "}"
-            )
+            parts.append(encode_member(member.client, member.user, member.info))
     return "[" + ",".join(parts) + "]"
+
+
+def encode_member(client: str, user: str | None, info: Any) -> str:
+    """One presence member as a server keeps it (encoded once, shared by every frame naming it)."""
+    return '{"client":' + _string(client) + ',"user":' + json_text(user) + ',"info":' + json_text(info) + "}"
+
+
+def encode_members(members: Sequence[Member] | Sequence[RawJSON], version: str) -> str:
+    """The data of the ack to a ``presence`` request: ``{"members":[...],"version":V}``."""
+    return '{"members":' + _members(members) + ',"version":' + _string(version) + "}"
+
+
+def encode_history_page(page: HistoryPage) -> str:
+    """The data of the ack to a ``history`` request; each publication's data goes in as it is
+    (:class:`RawJSON` as stored, never parsed again)."""
+    parts = [
+        '{"offset":'
+        + json_text(p.offset)
+        + ',"event":'
+        + _string(p.event)
+        + ',"data":'
+        + json_text(p.data)
+        + "}"
+        for p in page.publications
+    ]
+    return (
+        '{"publications":['
+        + ",".join(parts)
+        + '],"offset":'
+        + _string(page.offset)
+        + (',"recovered":true' if page.recovered else ',"recovered":false')
+        + (',"more":true}' if page.more else ',"more":false}')
+    )
 
 
 def _fields(kind: str, pairs: list[tuple[str, Any]]) -> str:

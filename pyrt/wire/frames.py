@@ -29,6 +29,7 @@ __all__ = [
     "BadFrame",
     "ClientFrame",
     "ErrorFrame",
+    "HistoryPage",
     "HistoryRequest",
     "Inbound",
     "Member",
@@ -248,6 +249,18 @@ class Publication:
     offset: str | None = None
     event: str = "message"
     recovered: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """The data of the ack to a ``history`` request (docs/protocol.md, "History on demand"): the
+    ``publications`` in the order asked for, the channel's latest ``offset``, whether a forward
+    page starts right after its ``since`` (``recovered``) and whether ``more`` follow."""
+
+    publications: Sequence[Publication]
+    offset: str
+    recovered: bool
+    more: bool
 
 
 @dataclass(frozen=True, slots=True)

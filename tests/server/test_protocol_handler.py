@@ -566,7 +566,9 @@ def test_a_silent_client_is_pinged_then_dropped(pyrt_start_server: Callable[...,
 def test_a_large_refused_frame_is_named_from_its_head_without_being_parsed_whole(
     pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    limited = pyrt_start_server(*RATE_ARGS)
+    # A slow refill (2 frames/s) behind the burst of 10: sending eleven 100 KB frames takes tens
+    # of milliseconds on a loaded machine, enough for a faster bucket to refill one token.
+    limited = pyrt_start_server("--rate-limit", "2", "--rate-burst", "10", "--rate-window", "50")
     big = "x" * 100_000
 
     async def scenario() -> None:
