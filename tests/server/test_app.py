@@ -82,4 +82,5 @@ def test_echo_without_the_option_closes_at_once_saying_how_to_turn_it_on() -> No
     outer, _ = build()
     with TestClient(outer) as client, client.websocket_connect("/rt/echo") as ws:
         closed = ws.receive()
-    assert closed == {"type": "websocket.close", "code": 4404, "reason": "/echo is off: start serve.py with --echo"}
+    reason = "/echo is off: start serve.py with --echo"
+    assert closed == {"type": "websocket.close", "code": 4404, "reason": reason}

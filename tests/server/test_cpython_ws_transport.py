@@ -94,7 +94,7 @@ def test_echo_on_a_server_without_it_ends_the_client_with_the_reason_and_no_retr
         retries: list[str] = []
         client.on_reconnecting(lambda attempt, delay, reason: retries.append(reason))
         client.connect()
-        with pytest.raises(ClientClosedError, match="/echo is off: start serve.py with --echo"):
+        with pytest.raises(ClientClosedError, match=re.escape("/echo is off: start serve.py with --echo")):
             async for _ in client:
                 pass
         closed = await client.wait_closed(5)
