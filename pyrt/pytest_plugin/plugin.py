@@ -110,10 +110,26 @@ def pytest_runtest_makereport(
 @pytest.fixture(scope="session")
 def pyrt_node_modules(pytestconfig: pytest.Config) -> Path | None:
     """Where npm installed ``pyodide`` (and ``@pyscript/core`` for PyScript pages): the project's
-    ``node_modules`` when it holds Pyodide, else None (the server's default, the ``node_modules``
-    of a pyrt checkout). Every server the fixtures start gets it as ``--node-modules``."""
-    candidate = pytestconfig.rootpath / "node_modules"
-    return candidate if (candidate / "pyodide" / "pyodide.mjs").is_file() else None
+    ``node_modules`` when it holds Pyodide; else None (the server's default) when that default,
+    the ``node_modules`` of a pyrt checkout, holds it; else (an installed pyrt, nothing installed
+    yet) the project's all the same, so that the server's answer names the project as where to
+    run ``npm install``. Every server the fixtures start gets it as ``--node-modules``."""
+    import pyrt  # the server looks beside the package by default: a checkout's node_modules
+
+    return choose_node_modules(pytestconfig.rootpath, Path(pyrt.__file__).resolve().parents[1])
+
+
+def choose_node_modules(rootdir: Path, package_parent: Path) -> Path | None:
+    """``pyrt_node_modules``'s choice for a project in ``rootdir`` and pyrt installed in
+    ``package_parent`` (a checkout's root, or ``site-packages``)."""
+    project = rootdir / "node_modules"
+    if _has_pyodide(project):
+        return project
+    return None if _has_pyodide(package_parent / "node_modules") else project
+
+
+def _has_pyodide(node_modules: Path) -> bool:
+    return (node_modules / "pyodide" / "pyodide.mjs").is_file()
 
 
 @pytest.fixture(scope="session")
