@@ -7,12 +7,14 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.offsets import offset_key
+from tests import REPO
 
 pytest_plugins = ["pytester"]
 
@@ -218,6 +220,43 @@ def test_a_page_that_cannot_be_served_fails_within_seconds_saying_why_and_the_fi
             "*serves your pages from the folder given with --web-dir DIR*",
         ]
     )
+
+
+def code_blocks(document: Path, heading: str, language: str) -> list[str]:
+    """The ``language`` code blocks of the section ``heading`` of a Markdown ``document``."""
+    level = len(heading) - len(heading.lstrip("#"))
+    blocks: list[str] = []
+    inside = fenced = collecting = False
+    for line in document.read_text().splitlines(keepends=True):
+        if line.startswith("```"):
+            fenced = not fenced
+            collecting = fenced and inside and line.strip() == f"```{language}"
+            if collecting:
+                blocks.append("")
+        elif collecting:
+            blocks[-1] += line
+        elif not fenced and line.startswith("#"):
+            if line.rstrip("\n") == heading:
+                inside = True
+            elif inside and len(line) - len(line.lstrip("#")) <= level:
+                break
+    return blocks
+
+
+def test_the_readmes_own_page_works_as_shipped_and_the_docs_recipe_tests_it(
+    pytester: pytest.Pytester,
+) -> None:
+    html, *_ = code_blocks(REPO / "README.md", "## Your own page", "html")
+    app, *_ = code_blocks(REPO / "README.md", "## Your own page", "python")
+    conftest, test = code_blocks(REPO / "docs" / "testing.md", "### Testing your own page", "python")
+    (pytester.path / "site").mkdir()
+    (pytester.path / "site" / "index.html").write_text(html)
+    (pytester.path / "site" / "app.py").write_text(app)
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "conftest.py").write_text(conftest)
+    (pytester.path / "tests" / "test_site.py").write_text(test)
+    result = run_project(pytester, "tests")
+    result.assert_outcomes(passed=1)
 
 
 def test_without_playwright_the_plugin_stays_out_of_the_way_and_says_what_to_install(
