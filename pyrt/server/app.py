@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from pyrt.server.application import Handler, echo_handler
@@ -96,6 +96,14 @@ class EndpointOff:
             return
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.close", "code": ENDPOINT_OFF, "reason": self.reason})
+
+
+DEMO_CONTROLS = ("drop", "stall", "received")  # /demo/NAME with --demo (pyrt.server.demo)
+
+
+async def _demo_off(request: Request) -> Response:
+    """``/demo/*`` on a server started without ``--demo``: not here, and how to turn it on."""
+    return PlainTextResponse("the demo controls are off: start serve.py with --demo", status_code=404)
 
 
 class PyrtApp(Starlette):
@@ -208,6 +216,8 @@ def create_app(
         routes.append(WebSocketRoute("/echo", EndpointOff("/echo is off: start serve.py with --echo")))
     if settings.demo:
         routes.extend(demo_routes(runtime))
+    else:
+        routes.extend(Route(f"/demo/{name}", _demo_off, methods=["GET", "POST"]) for name in DEMO_CONTROLS)
     routes.extend(wheel_routes(settings))
     routes.extend(asset_routes(settings))
     connect = (*settings.allowed_origins, *settings.connect_src)
