@@ -156,8 +156,8 @@ def ms(seconds: float | None) -> str | None:
 
 
 def sharing_line(sharing: Any, state: State, offline: bool = False) -> str:
-    """"3 tabs · this tab holds it": how many tabs use the shared connection, and which holds it.
-    While this tab is not connected it counts none (it is not among them): then it says so."""
+    """How many tabs use the shared connection and which holds it ("3 tabs · this tab holds
+    it"). While this tab is not connected it is not among them: then it says so instead."""
     if sharing is None:
         return "this tab only"
     if sharing.role == "joining":
