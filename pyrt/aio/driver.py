@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, Self, TypeVar,
 
 from pyrt.aio import runtime
 from pyrt.aio.handlers import AsyncHandlers, DomHandler, Handler, HandlerAttribute, Handlers
-from pyrt.errors import ClientClosedError
+from pyrt.errors import ClientClosedError, PyrtError
 from pyrt.states import ReadyState, State, StateChanged, ready_state
 from pyrt.wake import CHECK_EVERY, WakeDetector
 
@@ -191,12 +191,14 @@ class Driver:
         (why the last attempt failed, the last error)."""
         try:
             await asyncio.wait_for(self._wait(self._is_open, raise_closed=True), timeout)
-        except TimeoutError:
+        except TimeoutError as exc:
+            if timeout is None or isinstance(exc, PyrtError):
+                raise  # the client stopped with an error of its own (an AckTimeout is one)
             if self._engine.state is State.OPEN:  # opened as the deadline passed
                 return
             raise TimeoutError(self._not_open_yet(timeout)) from None
 
-    def _not_open_yet(self, timeout: float | None) -> str:
+    def _not_open_yet(self, timeout: float) -> str:
         what = f"{type(self).__name__} not open after {timeout:g} s (state {self._engine.state.value}"
         if self._problem:
             return f"{what}; last problem: {self._problem})"
