@@ -200,10 +200,12 @@ class Driver:
 
     def _not_open_yet(self, timeout: float) -> str:
         what = f"{type(self).__name__} not open after {timeout:g} s (state {self._engine.state.value}"
-        if self._problem:
-            return f"{what}; last problem: {self._problem})"
         if self._engine.state is State.IDLE:
             return f"{what}: call connect() first)"
+        if self._engine.state is State.PAUSED:
+            return f"{what}: resume() connects again)"
+        if self._problem:
+            return f"{what}; last problem: {self._problem})"
         return f"{what}; no error reported yet: the server has not answered)"
 
     async def wait_closed(self, timeout: float | None = None) -> CloseEvent:

@@ -211,6 +211,9 @@ def test_wait_open_says_when_the_server_has_not_answered_at_all() -> None:
             await client.wait_open(timeout=0.05)
         transport.accept()
         await client.wait_open(timeout=1)
+        client.pause()
+        with pytest.raises(TimeoutError, match=r"state paused: resume\(\) connects again"):
+            await client.wait_open(timeout=0.01)
         client.close()
 
     run(scenario)
