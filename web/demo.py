@@ -62,14 +62,31 @@ def make(tag: str, cls: str = "", text: str | None = None) -> Any:
     return node
 
 
+# Whether each message list follows its newest entry (by id): yes until the reader scrolls up,
+# and again once they scroll back to the bottom. A list in a hidden tab cannot scroll, so its
+# reader's choice is kept and applied when the tab is shown (see show_newest).
+following: dict[str, bool] = {}
+
+
+def near_bottom(lst: Any) -> bool:
+    return bool(lst.scrollHeight - lst.scrollTop - lst.clientHeight < 60)
+
+
 def append_item(lst: Any, item: Any) -> None:
-    """Append to a message list, keep it bounded, follow the bottom if the reader is there."""
-    near_bottom = lst.scrollHeight - lst.scrollTop - lst.clientHeight < 60
+    """Append to a message list, keep it bounded, keep the newest in view while it follows."""
     lst.appendChild(item)
     while lst.childElementCount > MAX_ITEMS:
         lst.removeChild(lst.firstElementChild)
-    if near_bottom:
+    if following.get(lst.id, True):
         lst.scrollTop = lst.scrollHeight
+
+
+def show_newest(panel: Any) -> None:
+    """A tab was shown: its lists that follow their newest entry scroll to it (while hidden,
+    they could not)."""
+    for lst in panel.querySelectorAll(".messages"):
+        if following.get(lst.id, True):
+            lst.scrollTop = lst.scrollHeight
 
 
 def system_line(lst: Any, text: str, kind: str = "") -> None:
@@ -138,16 +155,18 @@ def ms(seconds: float | None) -> str | None:
     return None if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
-def sharing_line(sharing: Any) -> str:
-    """"this tab (leader) · 3 tabs": who holds the shared connection, and how many tabs use it."""
+def sharing_line(sharing: Any, state: State, offline: bool = False) -> str:
+    """How many tabs use the shared connection and which holds it ("3 tabs · this tab holds
+    it"). While this tab is not connected it is not among them: then it says so instead."""
     if sharing is None:
         return "this tab only"
-    tabs = f"{sharing.tabs} tab{'s' if sharing.tabs != 1 else ''}"
-    if sharing.role == "leader":
-        return f"{tabs} · this tab holds it"
-    if sharing.role == "follower":
-        return f"{tabs} · another tab holds it"
-    return "looking for the tab that holds it"
+    if sharing.role == "joining":
+        return "looking for the tab that holds it"
+    holder = "this tab holds it" if sharing.role == "leader" else "another tab holds it"
+    if state is not State.OPEN:
+        why = "simulated offline" if offline and state is State.PAUSED else state.value
+        return f"{holder} · not connected ({why})"
+    return f"{sharing.tabs} tab{'s' if sharing.tabs != 1 else ''} · {holder}"
 
 
 # ----------------------------------------------------------------------------------------- chat
@@ -163,6 +182,7 @@ class Chat:
         self.countdown: asyncio.Task[None] | None = None
         self.counter = 0
         self.ack_rtt: float | None = None  # seconds, of the last message sent straight away
+        self.queued_total = 0  # messages of this tab that had to wait for the connection
         self.member_id: str | None = None  # this page's member in the chat's presence
         self.joined_as: str | None = None  # the name it joined with
         self.more_earlier = False  # the server retains messages older than those shown
@@ -181,7 +201,7 @@ class Chat:
                 ("session", "Session"),
                 ("reconnects", "Reconnects"),
                 ("queue_length", "Queued now"),
-                ("queued", "Queued (total)"),
+                ("queued", "Queued (total)"),  # this tab's chat messages (not pyrt's requests)
                 ("dropped", "Dropped"),
                 ("acked", "Acked"),
                 ("pending_acks", "Awaiting ack"),
@@ -376,6 +396,8 @@ class Chat:
         meta = make("span", "meta pending")
         item.appendChild(meta)
         queued = client.state is not State.OPEN or client.stats.queue_length > 0
+        if queued:
+            self.queued_total += 1
         self.set_ack(item, meta, "pending", "queued, waiting for the connection" if queued else "sending…")
         self.list.scrollTop = self.list.scrollHeight  # one's own message is shown whole, ack line too
         started = loop.time()
@@ -500,11 +522,11 @@ class Chat:
         self.stats.show(
             {
                 "state": state.value,
-                "shared": sharing_line(client.sharing),
+                "shared": sharing_line(client.sharing, state, self.offline),
                 "session": client.session,
                 "reconnects": stats.reconnects,
                 "queue_length": waiting,
-                "queued": stats.queued,
+                "queued": self.queued_total,  # pyrt's stats.queued counts its requests too (join, history)
                 "dropped": stats.dropped,
                 "acked": stats.acked,
                 "pending_acks": stats.pending_acks,
@@ -653,7 +675,7 @@ class Feed:
         self.stats.show(
             {
                 "state": state,
-                "shared": sharing_line(client.sharing),
+                "shared": sharing_line(client.sharing, client.state),
                 "client": type(client).__name__,
                 "events": stats.events,
                 "opens": stats.opens,
@@ -677,6 +699,7 @@ def setup_tabs() -> None:
             other.setAttribute("aria-selected", "true" if chosen else "false")
             other.tabIndex = 0 if chosen else -1
             by_id(other.getAttribute("aria-controls")).hidden = not chosen
+        show_newest(by_id(tab.getAttribute("aria-controls")))
         if focus:
             tab.focus()
 
@@ -765,6 +788,14 @@ def on_sse_break() -> None:
 @when("change", "#sse-kind")
 def on_kind() -> None:
     feed.switch()
+
+
+@when("scroll", ".messages")
+def on_list_scroll(event: Any) -> None:
+    lst = event.currentTarget
+    if lst.clientHeight > 0:  # shown: where the reader scrolled to decides
+        follows = following[lst.id] = near_bottom(lst)
+        lst.dataset.follow = "newest" if follows else "reader"
 
 
 async def refresh_forever() -> None:

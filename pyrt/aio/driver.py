@@ -35,7 +35,7 @@ from pyrt.aio import runtime
 from pyrt.aio.handlers import AsyncHandlers, DomHandler, Handler, HandlerAttribute, Handlers
 from pyrt.engine.states import ReadyState, State, StateChanged, ready_state
 from pyrt.engine.wake import CHECK_EVERY, WakeDetector
-from pyrt.errors import ClientClosedError
+from pyrt.errors import ClientClosedError, PyrtError
 
 __all__ = ["Driver", "running_loop"]
 
@@ -142,6 +142,7 @@ class Driver:
         self._closed: CloseEvent | None = None
         self._stopping = False  # close() was called: async for ends at once
         self._sleeps = WakeDetector()
+        self._problem = ""  # the last failed attempt's reason or error, for wait_open's timeout
 
     # ------------------------------------------------------------------------- state
 
@@ -186,8 +187,26 @@ class Driver:
     async def wait_open(self, timeout: float | None = None) -> None:
         """Wait until the client is open. Raises what ``async for`` would raise if the client
         stops first (:class:`~pyrt.errors.ClientClosedError` after ``close()``), and
-        ``TimeoutError`` after ``timeout`` seconds."""
-        await asyncio.wait_for(self._wait(self._is_open, raise_closed=True), timeout)
+        ``TimeoutError`` after ``timeout`` seconds, saying the state and the last problem
+        (why the last attempt failed, the last error)."""
+        try:
+            await asyncio.wait_for(self._wait(self._is_open, raise_closed=True), timeout)
+        except TimeoutError as exc:
+            if timeout is None or isinstance(exc, PyrtError):
+                raise  # the client stopped with an error of its own (an AckTimeout is one)
+            if self._engine.state is State.OPEN:  # opened as the deadline passed
+                return
+            raise TimeoutError(self._not_open_yet(timeout)) from None
+
+    def _not_open_yet(self, timeout: float) -> str:
+        what = f"{type(self).__name__} not open after {timeout:g} s (state {self._engine.state.value}"
+        if self._engine.state is State.IDLE:
+            return f"{what}: call connect() first)"
+        if self._engine.state is State.PAUSED:
+            return f"{what}: resume() connects again)"
+        if self._problem:
+            return f"{what}; last problem: {self._problem})"
+        return f"{what}; no error reported yet: the server has not answered)"
 
     async def wait_closed(self, timeout: float | None = None) -> CloseEvent:
         """Wait until the client is CLOSED and return how it ended."""

@@ -128,7 +128,13 @@ class EventSourceClient(SSEClient):
         transport = self._transport
         assert transport is not None
         if isinstance(action, CreateSource):
-            transport.create(action.source, action.url, self.with_credentials, self)
+            try:
+                transport.create(action.source, action.url, self.with_credentials, self)
+            except Exception as exc:  # the object could not be made (a malformed URL...): a
+                # failed attempt, retried with backoff; on_error hears the real cause first
+                self._LOG.warning("pyrt EventSourceClient: could not create the EventSource: %r", exc)
+                self._handlers.emit("error", exc)
+                self._engine.error(action.source, True, self._now())
         elif isinstance(action, DestroySource):
             transport.destroy(action.source)
         else:

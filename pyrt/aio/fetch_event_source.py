@@ -201,9 +201,13 @@ class FetchEventSource(SSEClient):
 
     def _start(self, request: int, headers: dict[str, str]) -> None:
         assert self._transport is not None
-        self._transport.start(
-            FetchRequest(request, self.url, self.method, headers, self.body, self.credentials), self
-        )
+        try:
+            self._transport.start(
+                FetchRequest(request, self.url, self.method, headers, self.body, self.credentials), self
+            )
+        except Exception as exc:  # a transport that cannot even start: a failed attempt, reported
+            self._LOG.warning("pyrt FetchEventSource: could not start a request: %r", exc)
+            self.fetch_failed(request, f"could not start the request: {type(exc).__name__}: {exc}")
 
     async def _prepare(self, action: StartRequest) -> None:
         """Resolve this attempt's headers and token, then start it (unless aborted meanwhile)."""

@@ -175,6 +175,7 @@ class SSEClient(Driver):
         if isinstance(action, StateChanged):
             self._state_changed(action)
         elif isinstance(action, Disconnected):
+            self._problem = str(action.error)
             self._handlers.emit("error", action.error)
             self._handlers.emit("reconnecting", action.attempt, action.delay, str(action.error))
         elif isinstance(action, Closed):

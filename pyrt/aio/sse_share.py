@@ -405,7 +405,13 @@ class StreamHub:
             self._run(self.relay.stream_opened())
             self.participant.connection_ready()
         elif old is State.OPEN:
-            self._run(self.relay.stream_lost())
+            self._run(self.relay.stream_lost(self._lost_reason()))
+
+    def _lost_reason(self) -> str:
+        """Why the links lose the stream: why the real one was lost (the hub client's last
+        error, without its type), so that a tab reads what an unshared client would."""
+        error = self.client.stats.last_error
+        return error.partition(": ")[2] or error if error else "the stream from the server was lost"
 
     # -- machinery
 

@@ -282,8 +282,8 @@ class WebSocketClient(Driver):
         if self.share is not None and self._participant is None and engine.state is State.IDLE:
             self._join(self.share, loop)
         if self.persist is not None and engine.state is State.IDLE:
+            self._persistence = self._open_storage(self.persist, loop)  # may raise: still IDLE
             self._loading = True
-            self._persistence = self._open_storage(self.persist, loop)
             self._persistence.load(self._loaded)  # connects when loaded, maybe right now
             return self
         engine.connect(loop.time())
@@ -694,6 +694,7 @@ class WebSocketClient(Driver):
         elif type(action) is Reconnecting:
             attempt, delay = action.attempt, action.delay
             log.info("pyrt websocket: %s; reconnect attempt %d in %.3f s", action.reason, attempt, delay)
+            self._problem = action.reason
             self._handlers.emit("reconnecting", action.attempt, action.delay, action.reason)
         elif type(action) is ReportError:
             log.warning("pyrt websocket: %s", action.error)

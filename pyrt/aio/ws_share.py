@@ -127,6 +127,7 @@ class _HubEvents:
             self.hub.client.socket_alive()
 
     def socket_closed(self, code: int, reason: str, was_clean: bool) -> None:
+        self.hub.last_close = (code, reason)  # what the links are told when they close
         self.events.socket_closed(code, reason, was_clean)
 
 
@@ -183,6 +184,7 @@ class WebSocketHub:
         )
         self.client.on_state(self._state)
         self._state_now = State.IDLE
+        self.last_close: tuple[int, str] | None = None  # the real socket's last close event
         self._owners: dict[str, str] = {}  # link -> participant
         self._closing = False
 
@@ -237,11 +239,26 @@ class WebSocketHub:
         old, self._state_now = self._state_now, new
         if self._closing:
             return
-        if new is State.OPEN and not self.relay.parse:
-            self._run(self.relay.server_opened())  # raw: no welcome to wait for
-            self.participant.connection_ready()
-        elif old is State.OPEN and new is not State.OPEN:
-            self._run(self.relay.server_lost())
+        if new is State.OPEN:
+            self.last_close = None
+            if not self.relay.parse:
+                self._run(self.relay.server_opened())  # raw: no welcome to wait for
+                self.participant.connection_ready()
+        elif old is State.OPEN:
+            self._run(self.relay.server_lost(1006, self._lost_reason()))
+
+    def _lost_reason(self) -> str:
+        """Why the links close, as the real connection closed: a tab then reads what an unshared
+        client would ("closed with code 1006"), not that a connection it may hold alone was
+        "shared". The links' code stays 1006, and a server's ``reconnect_window=`` hint stays
+        with the hub: a link always reconnects at once, and the hub decides when the real
+        connection comes back."""
+        if self.last_close is None:  # abandoned by the hub's engine (a heartbeat or connect timeout)
+            return "the connection to the server was lost"
+        code, reason = self.last_close
+        if code == 1006:
+            return reason if "=" not in reason else ""
+        return f"the server closed the connection with code {code}"
 
     # -- machinery
 

@@ -49,11 +49,11 @@ class CPythonFetchTransport:
         """One request: send it, report the response, read the body."""
         number = request.id
         session = self.session
-        http = session.client(cookies=request.credentials != "omit")
         headers = with_default(dict(request.headers), "Cache-Control", "no-cache")
         if isinstance(request.body, str):
             with_default(headers, "Content-Type", "text/plain;charset=UTF-8")  # as fetch does
         try:
+            http = session.client(cookies=request.credentials != "omit")
             stream = http.stream(request.method, http_url(request.url), headers=headers, content=request.body)
             async with stream as response:
                 read = events.fetch_response(

@@ -8,7 +8,12 @@ page, and:
   :attr:`AppPage.blocked_requests`; the pytest plugin fails the test that caused one;
 - records the console of every tab of the context, uncaught errors, every request, and responses
   of 400 or more and failed requests;
-- puts all of that in :meth:`AppPage.diagnostics` and in the report of a failing test.
+- puts all of that in :meth:`AppPage.diagnostics` and in the report of a failing test;
+- fails at once with :class:`PageNotServed` when the page it opens cannot work: the page itself
+  answered an error (a 404: the server was not given the page's folder with ``--web-dir``), or
+  the browser runtime it loads from ``/vendor/`` is not installed where the server looks (the
+  server's 503 says how to install it), instead of letting the test wait for a page that will
+  never start.
 
 Requests to localhost are never intercepted, so they flow even while the test thread is not
 inside a Playwright call (the sync API runs route handlers only then).
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,7 +43,7 @@ from playwright.sync_api import (
 
 from pyrt.pytest_plugin.reporting import REGISTRY, tail
 
-__all__ = ["AppPage", "leaves_localhost"]
+__all__ = ["AppPage", "PageNotServed", "leaves_localhost"]
 
 _LOCAL = (
     r"(?:https?|wss?)://(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?(?:[/?#]|$)|(?:data|blob|about):"
@@ -58,6 +65,23 @@ def leaves_localhost(allow: Sequence[str] = ()) -> re.Pattern[str]:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+WEB_DIR_HINT = (
+    "pyrt's server serves your pages from the folder given with --web-dir DIR (at /): start it with "
+    "pyrt_start_server('--web-dir', 'DIR'), or return ['--web-dir', 'DIR'] from a pyrt_server_args "
+    'fixture in conftest.py (docs/testing.md, "Testing your own page")'
+)
+NODE_MODULES_HINT = (
+    "The servers the fixtures start look in <rootdir>/node_modules (or a pyrt checkout's); override "
+    "the pyrt_node_modules fixture to name another folder."
+)
+
+
+class PageNotServed(AssertionError):
+    """The page cannot work as served: the page itself answered an error status, or the browser
+    runtime it loads is not installed where the server looks. The message says which, with what
+    the server answered and the fix."""
 
 
 class _Mark:
@@ -95,6 +119,7 @@ class AppPage:
         self.network_errors: list[str] = []
         self.closed = False
         self._expected: list[str] | None = None
+        self._error_responses: list[Response] = []  # their bodies are read when needed
         self.context: BrowserContext = browser.new_context(**dict(context_args or {}))
         guard = leaves_localhost(allow)
         self.context.route(guard, self._block)
@@ -108,7 +133,7 @@ class AppPage:
         REGISTRY.track(self)
         if url:
             try:
-                self.goto(url, wait_until=wait_until)
+                self.check_served(url, self.goto(url, wait_until=wait_until))
             except BaseException:
                 self.close()
                 raise
@@ -117,6 +142,36 @@ class AppPage:
         """Navigate the page; ``wait_until`` is Playwright's (``load``, ``domcontentloaded``...)."""
         self.origin = self.origin or _origin(url)
         return self.page.goto(url, wait_until=wait_until)  # type: ignore[arg-type]
+
+    def check_served(self, url: str, response: Response | None) -> None:
+        """Raise :class:`PageNotServed` when the page at ``url`` (its navigation ``response``)
+        cannot work: it answered 400 or more, or its runtime under ``/vendor/`` answered 503
+        (not installed). Opening a page calls it; call it after your own :meth:`goto`."""
+        __tracebackhide__ = True
+        if response is not None and response.status >= 400:
+            said = _first_line(_body(response))
+            said = "" if said == response.status_text else said  # Starlette's 404 says "Not Found"
+            status = f"HTTP {response.status}" + (f" {response.status_text}" if response.status_text else "")
+            hint = f"\n{WEB_DIR_HINT}" if response.status == 404 else ""
+            raise PageNotServed(
+                f"the page is not served: GET {url} answered {status}" + (f": {said}" if said else "") + hint
+            )
+        missing = self.runtime_missing()
+        if missing:
+            raise PageNotServed(
+                "the page cannot start: the browser runtime it loads is not served\n"
+                + "\n".join(missing)
+                + f"\n{NODE_MODULES_HINT}"
+            )
+
+    def runtime_missing(self) -> list[str]:
+        """``/vendor/`` requests of this context answered 503 (the runtime is not installed where
+        the server looks), each with what the server said."""
+        found: list[str] = []
+        for response in self._error_responses:
+            if response.status == 503 and urlsplit(response.url).path.startswith("/vendor/"):
+                found.append(f"GET {response.url} answered HTTP 503: {_first_line(_body(response))}")
+        return found
 
     # -- what the pages did ----------------------------------------------------------------------------
     def _blocked(self, what: str) -> None:
@@ -156,6 +211,7 @@ class AppPage:
     def _on_response(self, response: Response) -> None:
         if response.status >= 400:
             self.network_errors.append(f"{response.status} {response.request.method} {response.url}")
+            self._error_responses.append(response)
 
     def _on_failed(self, request: Request) -> None:
         reason = request.failure or "failed"
@@ -214,3 +270,26 @@ class AppPage:
     def violations(self, since: object | None) -> list[str]:
         mark = since if isinstance(since, _Mark) else None
         return self.blocked_requests[mark.blocked if mark else 0 :]
+
+
+def _body(response: Response) -> str:
+    """A response's text; when the browser kept none (a script that failed to load), the same
+    GET asked again of the local server from here, or "" when that fails too."""
+    try:
+        text = response.text()
+    except Exception:  # evicted, or the context is closed
+        text = ""
+    if text or response.request.method != "GET" or leaves_localhost().match(response.url):
+        return text
+    try:
+        with urllib.request.urlopen(response.url, timeout=5) as answer:
+            return str(answer.read(4096).decode(errors="replace"))
+    except urllib.error.HTTPError as refused:
+        return str(refused.read(4096).decode(errors="replace"))
+    except OSError:
+        return ""
+
+
+def _first_line(text: str, limit: int = 400) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -84,6 +84,25 @@ def test_http_urls_are_accepted_as_in_the_browser(pyrt_server: ServerProcess) ->
     run(scenario)
 
 
+def test_echo_on_a_server_without_it_ends_the_client_with_the_reason_and_no_retry(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    server = pyrt_start_server()  # the default settings: /echo is opt-in
+
+    async def scenario() -> None:
+        client = WebSocketClient(f"{server.ws_url}/echo", protocol="raw", heartbeat=None)
+        retries: list[str] = []
+        client.on_reconnecting(lambda attempt, delay, reason: retries.append(reason))
+        client.connect()
+        with pytest.raises(ClientClosedError, match=re.escape("/echo is off: start serve.py with --echo")):
+            async for _ in client:
+                pass
+        closed = await client.wait_closed(5)
+        assert (closed.code, closed.by_client, retries) == (4404, False, [])
+
+    run(scenario)
+
+
 def test_a_relative_url_is_a_clear_error_naming_the_fix() -> None:
     async def scenario() -> None:
         client = WebSocketClient("/ws")

@@ -74,4 +74,9 @@ def test_controls_need_a_selector(pyrt_server: ServerProcess) -> None:
 
 def test_controls_are_absent_without_demo_mode(pyrt_start_server) -> None:  # type: ignore[no-untyped-def]
     plain = pyrt_start_server("--no-demo")
-    assert httpx.post(plain.url + "/demo/drop", json={"cid": "x"}).status_code in (404, 405)
+    for answer in (
+        httpx.post(plain.url + "/demo/drop", json={"cid": "x"}),
+        httpx.get(plain.url + "/demo/received"),
+    ):
+        assert answer.status_code == 404
+        assert answer.text == "the demo controls are off: start serve.py with --demo"

@@ -158,3 +158,22 @@ def test_eventsource_tabs_share_one_native_object_and_hand_over() -> None:
         assert all(t.events == ["1-1", "1-2", "1-3", "1-4"] for t in others)
 
     run(scenario)
+
+
+def test_a_fetch_tab_that_shares_with_no_one_is_told_why_the_stream_was_lost() -> None:
+    async def scenario() -> None:
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        alone = fetch_tab(bus)
+        errors: list[str] = []
+        alone.client.on_error(lambda error: errors.append(str(error)))
+        alone.client.connect()
+        await until(lambda: reading([alone], "request"))
+        alone.transport.respond(200, "text/event-stream")
+        await until(lambda: alone.client.state is State.OPEN)
+        alone.transport.fail("ConnectError: [Errno 111] Connection refused")
+        await until(lambda: errors)
+        assert "Connection refused" in errors[0]
+        assert "shared" not in errors[0]
+        alone.client.close()
+
+    run(scenario)

@@ -412,3 +412,35 @@ def test_the_shared_connection_refreshes_its_token_in_place() -> None:
         assert await tabs[1].client.send_with_ack("still") == "still"
 
     run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "told"),
+    [
+        (1006, "", "closed with code 1006"),  # what an unshared client says
+        (
+            1001,
+            "server shutting down; reconnect_window=0.01",
+            "closed with code 1006 (the server closed the connection with code 1001)",
+        ),
+    ],
+)
+def test_a_tab_that_shares_with_no_one_is_told_what_happened_to_the_connection(
+    code: int, reason: str, told: str
+) -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        alone = tab(server, bus)
+        reasons: list[str] = []
+        alone.client.on_reconnecting(lambda attempt, delay, why: reasons.append(why))
+        alone.client.connect()
+        await alone.client.wait_open(2)
+        alone.transport.drop(code, reason)  # the real socket, held by this tab's hub
+        await until(lambda: reasons)
+        assert reasons[0] == told
+        assert "shared" not in reasons[0]
+        await alone.client.wait_open(2)  # and it comes back
+        alone.client.close()
+
+    run(scenario)
