@@ -668,7 +668,7 @@ class WebSocketClient(Driver):
             self._settled.append((future, None, action.error))
         elif type(action) is DeliverPublication:
             handler = action.handler
-            if callable(handler):
+            if callable(handler) and not action.cancelled:
                 self._handlers.call(handler, action.publication)
         elif type(action) is DeliverPresence:
             callbacks: tuple[Handler | None, Handler | None] = action.handler  # type: ignore[assignment]
@@ -707,12 +707,14 @@ class WebSocketClient(Driver):
             self._finished(action)
         elif type(action) is SubscriptionConfirmed:
             log.debug("pyrt websocket: subscribed to %r at %s", action.channel, action.offset)
-        elif type(action) is FetchToken and (self._fetching is None or self._fetching.done()):
-            self._fetching = self._ensure_loop().create_task(self._refresh_token())
+        elif type(action) is FetchToken:
+            if self._fetching is not None:
+                self._fetching.cancel()  # a newer request makes it moot: the engine would ignore it
+            self._fetching = self._ensure_loop().create_task(self._refresh_token(action.request))
 
     # ------------------------------------------------------------------------- opening
 
-    async def _refresh_token(self) -> None:
+    async def _refresh_token(self, request: int) -> None:
         """Call the token callable for an in-place refresh and hand the result to the engine."""
         engine = self._engine
         try:
@@ -720,9 +722,9 @@ class WebSocketClient(Driver):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            engine.token_failed(exc, self._now())
+            engine.token_failed(exc, self._now(), request)
         else:
-            engine.token_fetched(token, self._now())
+            engine.token_fetched(token, self._now(), request)
         self._pump()
 
     async def _call_token(self) -> str:

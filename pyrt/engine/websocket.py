@@ -76,7 +76,7 @@ from pyrt.engine.pacing import Pacer, Pacing
 from pyrt.engine.presence import PresenceView
 from pyrt.engine.reconnect import ReconnectScheduler
 from pyrt.engine.states import State, StateChanged, StateMachine
-from pyrt.engine.subscriptions import Subscriptions
+from pyrt.engine.subscriptions import Subscription, Subscriptions
 from pyrt.errors import (
     AckError,
     AckTimeout,
@@ -202,10 +202,18 @@ class DeliverMessage:
 
 @dataclass(frozen=True, slots=True)
 class DeliverPublication:
-    """Call the subscription's ``handler`` with ``publication``."""
+    """Call the subscription's ``handler`` with ``publication`` — unless :attr:`cancelled`."""
 
     handler: object
     publication: Publication
+    subscription: Subscription | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """True when the subscription ended after the publication arrived (``unsubscribe()``
+        from a handler called for an earlier publication of the same message): skip it."""
+        sub = self.subscription
+        return sub is not None and sub.ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +288,11 @@ class ReportRestored:
 @dataclass(frozen=True, slots=True)
 class FetchToken:
     """Call the client's token callable for an in-place refresh; report the result with
-    :meth:`WebSocketEngine.token_fetched` or :meth:`WebSocketEngine.token_failed`."""
+    :meth:`WebSocketEngine.token_fetched` or :meth:`WebSocketEngine.token_failed`, naming
+    ``request``. A newer request makes an older one moot: its answer is ignored (an adapter may
+    cancel the call)."""
+
+    request: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -1038,17 +1050,17 @@ class WebSocketEngine:
             self._flush(now, buffered)
         token = self._token
         if token is not None and token.due(now):
-            token.started()
-            self._actions.append(FetchToken())
+            self._actions.append(FetchToken(token.started()))
 
     # ------------------------------------------------------------------------- credentials
 
-    def token_fetched(self, token: str, now: float) -> None:
-        """The token callable returned ``token`` (after :class:`FetchToken`): send it in a
-        ``refresh`` frame at once, ahead of anything queued. Ignored when the connection it was
-        meant for is gone (the next one starts with a fresh token)."""
+    def token_fetched(self, token: str, now: float, request: int | None = None) -> None:
+        """The token callable returned ``token`` for :class:`FetchToken` ``request`` (``None``:
+        the latest): send it in a ``refresh`` frame at once, ahead of anything queued. Ignored
+        when the connection it was meant for is gone (the next one starts with a fresh token),
+        when a newer request started, and when that request was answered already."""
         schedule = self._token
-        if schedule is None or not schedule.fetching or self._sm.state is not State.OPEN:
+        if schedule is None or self._sm.state is not State.OPEN or not schedule.takes(request):
             return
         ack_id = self._ids.next()
         entry = Pending(
@@ -1057,11 +1069,12 @@ class WebSocketEngine:
         self._acks.add(entry)
         self._transmit(entry, now)  # at once (ahead of the queue), counted by the pacer
 
-    def token_failed(self, error: Exception, now: float) -> None:
-        """The token callable raised ``error`` (or returned something unusable): report it and
-        try again later (:mod:`pyrt.engine.credentials`)."""
+    def token_failed(self, error: Exception, now: float, request: int | None = None) -> None:
+        """The token callable raised ``error`` (or returned something unusable) for
+        :class:`FetchToken` ``request``: report it and try again later
+        (:mod:`pyrt.engine.credentials`). Ignored like a late :meth:`token_fetched`."""
         schedule = self._token
-        if schedule is None or not schedule.fetching:
+        if schedule is None or not schedule.takes(request):
             return
         if not isinstance(error, TokenError):
             wrapped = TokenError(f"the token callable failed: {error}")
@@ -1409,7 +1422,7 @@ class WebSocketEngine:
             if sub.gap_pending:
                 sub.gap_pending = False
                 event = replace(event, recovered=False)
-            self._actions.append(DeliverPublication(sub.handler, event))
+            self._actions.append(DeliverPublication(sub.handler, event, sub))
             if self._journal is not None:
                 self._offsets_moved(now)
         elif type(event) is Ack:
