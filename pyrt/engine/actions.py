@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from pyrt.engine.states import StateChanged
+from pyrt.engine.states import Closed, StateChanged
 from pyrt.wire.frames import Member, Publication
 from pyrt.wire.types import Frame
 
@@ -137,19 +137,6 @@ class Reconnecting:
     attempt: int
     delay: float
     reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Closed:
-    """The client is closed for good (state CLOSED). ``detail`` says why, in words; ``error`` is
-    what ``async for`` raises (``None`` after ``close()``)."""
-
-    code: int
-    reason: str
-    was_clean: bool
-    by_client: bool
-    detail: str
-    error: Exception | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

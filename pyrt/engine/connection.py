@@ -590,7 +590,7 @@ class ConnectionCore:
         if self.persisted is not None:
             self.persisted.save()  # before Closed: the client releases its storage once closed
         error = None if by_client else ClientClosedError(detail)
-        self._actions.append(Closed(info.code, info.reason, info.was_clean, by_client, detail, error))
+        self._actions.append(Closed(error, detail, by_client, info.code, info.reason, info.was_clean))
 
 
 def _earlier(a: float | None, b: float | None) -> float | None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, IntEnum
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final
 
 from pyrt.errors import IllegalTransition
 
@@ -33,6 +33,8 @@ __all__ = [
     "READY_STATES",
     "TRANSITIONS",
     "WEBSOCKET",
+    "CloseEvent",
+    "Closed",
     "Input",
     "Moves",
     "ReadyState",
@@ -169,25 +171,26 @@ class StateChanged:
     new: State
 
 
-if TYPE_CHECKING:  # for annotations (a Protocol class costs import time in Pyodide)
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """A client is closed for good (state CLOSED): the last action of every engine, and what
+    every client's close event is (``on_close``, ``wait_closed()``, ``close_event``).
 
-    class CloseEvent(Protocol):
-        """What every client's close event carries (``on_close``, ``wait_closed()``, ``close_event``)."""
+    ``error`` is what ``async for`` raises (``None``: iteration ends quietly, after ``close()``
+    or an SSE server's ``204``); ``detail`` says why, in words; ``by_client`` is True after
+    ``close()``. A WebSocket also tells how its socket closed: ``code``, ``reason`` and
+    ``was_clean`` (an SSE client has no close code: ``None``).
+    """
 
-        @property
-        def by_client(self) -> bool:
-            """True after ``close()``; False when the client stopped by itself."""
-            ...
+    error: Exception | None
+    detail: str
+    by_client: bool = False
+    code: int | None = None
+    reason: str = ""
+    was_clean: bool = False
 
-        @property
-        def detail(self) -> str:
-            """Why it ended, in words."""
-            ...
 
-        @property
-        def error(self) -> Exception | None:
-            """What ``async for`` raises (``None``: iteration ends quietly)."""
-            ...
+CloseEvent = Closed  # the name the clients' close events had when each engine had its own
 
 
 class StateMachine:
