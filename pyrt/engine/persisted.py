@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from pyrt.engine.actions import SaveState
 from pyrt.engine.outbox import Queued, frame_size
-from pyrt.engine.requests import RESTORED, Publish, Request
+from pyrt.engine.requests import RESTORED, SAVED_KINDS, Request
 from pyrt.engine.states import State
 from pyrt.errors import InvalidStateError
 from pyrt.persist.journal import Journal
@@ -100,7 +100,7 @@ def restore(core: ConnectionCore, saved: Snapshot) -> None:
             continue  # the same message twice (a corrupt store): keep the first
         item = Queued(frame.frame, frame_size(frame.frame), frame.ack_id)
         if frame.ack_id is not None:
-            kind = Publish if frame.kind == Publish.name else Request
+            kind = SAVED_KINDS.get(frame.kind, Request)
             requests.acks.add(kind(frame.ack_id, frame.frame, RESTORED, core.ack_timeout))
         if journal is not None:
             journal.restored(item if frame.ack_id is None else frame.ack_id, frame)

@@ -49,7 +49,7 @@ from pyrt.wire.types import AckId
 if TYPE_CHECKING:
     from pyrt.engine.connection import ConnectionCore
 
-__all__ = ["RESTORED", "Publish", "Read", "Request", "Requests"]
+__all__ = ["RESTORED", "SAVED_KINDS", "Publish", "Read", "Request", "Requests"]
 
 RESTORED: Final = object()  # the handle of a message restored from storage: its fate is reported
 
@@ -125,6 +125,10 @@ class Read(Request):
 
     def result(self, data: Any) -> Any:
         return self.decode(data) if self.decode is not None else data
+
+
+#: The kinds a saved record can name (:mod:`pyrt.engine.persisted`); any other name is a message.
+SAVED_KINDS: Final[dict[str, type[Request]]] = {Request.name: Request, Publish.name: Publish}
 
 
 class Requests:
