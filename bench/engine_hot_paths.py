@@ -7,7 +7,8 @@ welcomed engine with the default options, for two protocols:
 - ``pyrt``: the default (JSON frames through the codec, pacing, heartbeat): what a user pays;
 - ``raw``: frames as they are (no codec, no pacing): what the engine itself costs.
 
-Prints the best of a few runs in ns of CPU time per call (process time: other processes on the machine disturb it less than the wall clock). ``python -m bench.engine_hot_paths [N]``
+Prints the best of a few runs in ns of CPU time per call (process time: other processes on the
+machine disturb it less than the wall clock). ``python -m bench.engine_hot_paths [N]``
 """
 
 from __future__ import annotations

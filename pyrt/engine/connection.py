@@ -71,7 +71,9 @@ FrameHandler = Callable[[Any, float], None]
 
 class ConnectionCore:
     """The connection of one WebSocket client (see the module docstring); the features are
-    attached by :class:`~pyrt.engine.websocket.WebSocketEngine`."""
+    attached by :class:`~pyrt.engine.websocket.WebSocketEngine`. They are parts of the engine,
+    not clients of it: they read the state (``_sm``) and append to ``_actions`` directly, as
+    the core does, so a publication or an ack costs no extra call."""
 
     requests: Requests
     channels: Channels
