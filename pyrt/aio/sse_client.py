@@ -76,8 +76,8 @@ class SSEClient(Driver):
     @property
     def error(self) -> SSEError | None:
         """The error the client stopped with, if it stopped because of one."""
-        closed = self._closed
-        return closed.error if isinstance(closed, Closed) else None
+        error = self._closed.error if self._closed is not None else None
+        return error if isinstance(error, SSEError) else None  # the SSE engines stop with SSE errors only
 
     def connect(self) -> Self:
         """Start connecting (call from code running in the event loop); returns the client.

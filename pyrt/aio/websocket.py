@@ -18,17 +18,14 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pyrt.aio import runtime
 from pyrt.aio.ack_future import AckFuture, settle
 from pyrt.aio.driver import Driver
 from pyrt.aio.handlers import AsyncHandlers, Handler, HandlerAttribute
-from pyrt.engine.backoff import Backoff
-from pyrt.engine.close_policy import ShouldReconnect
 from pyrt.engine.credentials import check_token
-from pyrt.engine.heartbeat import Heartbeat
-from pyrt.engine.outbox import Overflow
+from pyrt.engine.options import WebSocketOptions
 from pyrt.engine.states import State
 from pyrt.engine.websocket import (
     NO_MESSAGE,
@@ -61,7 +58,6 @@ if TYPE_CHECKING:
     from pyrt.aio.share import Participant, Sharing
     from pyrt.aio.state_stream import SyncedState
     from pyrt.engine.history import HistoryPage
-    from pyrt.engine.pacing import Pacing
     from pyrt.persist.records import RecordStore, Storage
     from pyrt.ports.transport import Transport
     from pyrt.share.channel import ShareChannel
@@ -102,8 +98,6 @@ class WebSocketClient(Driver):
     a pyrt server says how long it lasts, and the new one is sent in a ``refresh`` frame, so the
     connection stays up (:mod:`pyrt.engine.credentials`). Failures reach ``on_error`` as
     :class:`~pyrt.errors.TokenError`.
-    ``protocol``: the wire protocol — ``"pyrt"`` (default), ``"raw"`` (any server) or
-    ``"json-ack"``, or a :class:`~pyrt.wire.protocols.WireProtocol`.
     ``persist``: a storage key; unacknowledged messages and channel offsets then survive page
     reloads: in the browser in ``localStorage`` on a page's main thread and in IndexedDB in a
     worker (:mod:`pyrt.browser.storage`), on CPython in a file (:mod:`pyrt.cpython.storage`).
@@ -114,9 +108,9 @@ class WebSocketClient(Driver):
     shares one connection, held by one of them (see :mod:`pyrt.aio.share`); the API stays the same.
     ``transport``: where sockets come from (default: the runtime's, see :mod:`pyrt.aio.runtime`).
     ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
-    ``pacing``: how sends are paced below the server's limits (``"auto"``: on for the pyrt
-    protocol; ``None``: off; a :class:`~pyrt.engine.pacing.Pacing`: your own limits and margins).
-    The other options are those of :class:`~pyrt.engine.websocket.WebSocketEngine`.
+    The other keywords are the options of :class:`~pyrt.engine.options.WebSocketOptions`
+    (``protocol``, ``backoff``, ``heartbeat``, ``queue_limit``, ``ack_timeout``, ``pacing``...),
+    each described there; ``options=`` takes such an object whole (the keywords then change it).
 
     Events: see :class:`~pyrt.aio.driver.Driver` (``on_close`` receives a
     :class:`~pyrt.engine.websocket.Closed` with ``code``, ``reason``, ``by_client``, ``detail``), and
@@ -134,81 +128,26 @@ class WebSocketClient(Driver):
         url: UrlSource,
         protocols: ProtocolsSource = None,
         *,
-        protocol: str | WireProtocol = "pyrt",
-        backoff: Backoff | None = None,
-        heartbeat: Heartbeat | None = Heartbeat(),  # noqa: B008 (frozen, shared safely)
-        queue_limit: int = 1000,
-        queue_bytes: int = 1 << 20,
-        overflow: Overflow = "drop_oldest",
-        ack_timeout: float = 10.0,
-        ack_retries: int = 3,
-        connect_timeout: float = 10.0,
-        close_timeout: float = 2.0,
-        should_reconnect: ShouldReconnect | None = None,
-        persist: str | None = None,
-        high_water: int = 1 << 20,
-        rng: Callable[[], float] | None = None,
-        transport: Transport | None = None,
-        storage: Storage | RecordStore | None = None,
-        async_handlers: AsyncHandlers = "concurrent",
-        share: str | ShareChannel | None = None,
+        options: WebSocketOptions | None = None,
         token: TokenSource | None = None,
-        pacing: Pacing | Literal["auto"] | None = "auto",
+        persist: str | None = None,
+        storage: Storage | RecordStore | None = None,
+        share: str | ShareChannel | None = None,
+        transport: Transport | None = None,
+        async_handlers: AsyncHandlers = "concurrent",
+        **changes: Any,
     ) -> None:
-        if not (isinstance(url, str) or callable(url)):
-            raise TypeError(f"url must be a str or a callable returning one, got {type(url).__name__}")
-        if share is not None and persist is not None:
-            raise ValueError(
-                "persist= cannot be combined with share= yet: every tab would write the same "
-                "records; persist in one client, or share without persist"
-            )
-        if isinstance(share, str) and not share:
-            raise ValueError("share must be a non-empty name")
-        if token is not None and not callable(token):
-            raise TypeError(
-                f"token must be a callable returning the token (called before each connection and "
-                f"refresh), got {type(token).__name__}"
-            )
+        _check_arguments(url, token, persist, share)
+        self.options = WebSocketOptions.of(options, **changes)
         super().__init__(async_handlers)
         self.url = url
         self.protocols = protocols
         self.token = token
         self.persist = persist
         self.share = share
-        self.options: dict[str, Any] = {
-            "protocol": protocol,
-            "backoff": backoff,
-            "heartbeat": heartbeat,
-            "queue_limit": queue_limit,
-            "queue_bytes": queue_bytes,
-            "overflow": overflow,
-            "ack_timeout": ack_timeout,
-            "ack_retries": ack_retries,
-            "connect_timeout": connect_timeout,
-            "close_timeout": close_timeout,
-            "should_reconnect": should_reconnect,
-            "high_water": high_water,
-            "rng": rng,
-            "async_handlers": async_handlers,
-            "pacing": pacing,
-        }
+        self.async_handlers: AsyncHandlers = async_handlers
         self._engine = WebSocketEngine(
-            protocol=protocol,
-            backoff=backoff,
-            heartbeat=heartbeat,
-            queue_limit=queue_limit,
-            queue_bytes=queue_bytes,
-            overflow=overflow,
-            ack_timeout=ack_timeout,
-            ack_retries=ack_retries,
-            connect_timeout=connect_timeout,
-            close_timeout=close_timeout,
-            should_reconnect=should_reconnect,
-            high_water=high_water,
-            persist=persist is not None,
-            token_refresh=token is not None,
-            rng=rng,
-            pacing=pacing,
+            self.options, persist=persist is not None, token_refresh=token is not None
         )
         self._transport = transport
         self._storage = storage
@@ -293,48 +232,18 @@ class WebSocketClient(Driver):
 
     def _join(self, share: str | ShareChannel, loop: asyncio.AbstractEventLoop) -> None:
         """Use the group's shared connection (see :mod:`pyrt.aio.ws_share`)."""
-        from pyrt.aio.share import Participant
-        from pyrt.aio.ws_share import SharedWebSocketTransport, WebSocketHub
-
-        if isinstance(share, str):
-            where = self.url if isinstance(self.url, str) else ""
-            channel = runtime.share_channel(f"pyrt:ws:{share}:{where}")
-            if channel is None:
-                why = runtime.why_no_sharing()
-                self._report(ShareUnavailable(f"share={share!r}: {why}; connecting alone"))
-                return
-        else:
-            channel = share
-        assert self._transport is not None
-        shared: SharedWebSocketTransport | None = None
-
-        def hub(participant: Participant) -> WebSocketHub:
-            assert shared is not None
-            return WebSocketHub(participant, self, shared)
-
-        name = share if isinstance(share, str) else None
-        participant = self._participant = Participant(channel, hub, loop, name=name)
-        shared = SharedWebSocketTransport(participant, self._transport, loop)
-        self._transport = shared
-        participant.start()
+        joined = _join_group(self, share, loop)
+        if joined is not None:
+            self._participant, self._transport = joined
+            self._participant.start()
 
     def _open_storage(self, key: str, loop: asyncio.AbstractEventLoop) -> Persistence:
         from pyrt.aio.persistence import Persistence  # only clients that persist load it
-        from pyrt.persist.records import MemoryRecordStore, as_record_store
 
         assert self._transport is not None
-        given = self._storage
-        store = as_record_store(given) if given is not None else self._transport.storage()
-        if store is None or not store.durable:
-            where = "this runtime" if store is None else f"its {store.kind} store"
-            self._report(
-                StorageUnavailable(
-                    f"persist={key!r}: {where} has no durable storage (no localStorage, no "
-                    "IndexedDB); unacknowledged messages and offsets will not survive a reload"
-                )
-            )
-            if store is None:
-                store = MemoryRecordStore()
+        store, why = _record_store(self._storage, self._transport, key)
+        if why is not None:
+            self._report(StorageUnavailable(why))
         return Persistence(store, key, loop, self._report)
 
     def _loaded(self, snapshot: Any) -> None:
@@ -397,6 +306,13 @@ class WebSocketClient(Driver):
         if self._engine.has_actions:
             self._pump()
 
+    def _ask(self, request: Callable[[AckFuture], object]) -> AckFuture:
+        """A future that ``request`` gives the engine as the handle of what it asks; then pump."""
+        future = AckFuture(loop=self._ensure_loop())
+        request(future)
+        self._pump()
+        return future
+
     def _transmit(self, frame: Frame | None) -> None:
         """Hand a frame the engine let through to the socket; pump when it queued instead."""
         if frame is not None:
@@ -416,20 +332,18 @@ class WebSocketClient(Driver):
         :class:`~pyrt.errors.ClientClosedError`. It is an :class:`~pyrt.aio.ack_future.AckFuture`,
         whose waiters resume as soon as the ack frame is handled.
         """
-        future = AckFuture(loop=self._ensure_loop())
-        self._engine.send_with_ack(data, self._now(), future, timeout, self._buffered())
-        self._pump()
-        return future
+        return self._ask(
+            lambda f: self._engine.send_with_ack(data, self._now(), f, timeout, self._buffered())
+        )
 
     def publish(
         self, channel: str, data: Any, event: str | None = None, timeout: float | None = None
     ) -> asyncio.Future[str]:
         """Publish ``data`` into ``channel``; the future resolves with its offset. Acked, retried
         and deduplicated like :meth:`send_with_ack`."""
-        future = AckFuture(loop=self._ensure_loop())
-        self._engine.publish(channel, data, self._now(), future, event, timeout, self._buffered())
-        self._pump()
-        return future
+        return self._ask(
+            lambda f: self._engine.publish(channel, data, self._now(), f, event, timeout, self._buffered())
+        )
 
     def history(
         self,
@@ -445,10 +359,11 @@ class WebSocketClient(Driver):
         ``limit`` publications (the server's default when ``None``, 100 with ``serve.py``). Sent
         at once or when connected, re-sent after a reconnect; fails like :meth:`send_with_ack`
         (:class:`~pyrt.errors.AckError` with code ``forbidden`` for a channel you may not read)."""
-        future = AckFuture(loop=self._ensure_loop())
-        self._engine.history(channel, self._now(), future, limit, since, reverse, timeout, self._buffered())
-        self._pump()
-        return future
+        return self._ask(
+            lambda f: self._engine.history(
+                channel, self._now(), f, limit, since, reverse, timeout, self._buffered()
+            )
+        )
 
     def subscribe(
         self,
@@ -487,26 +402,17 @@ class WebSocketClient(Driver):
         member. Joining again changes ``info``. Fails with :class:`~pyrt.errors.ChannelRefused`
         when the server refuses (not allowed, the channel's presence is full, ``info`` too big).
         """
-        future = AckFuture(loop=self._ensure_loop())
-        self._engine.join(channel, info, self._now(), future, timeout)
-        self._pump()
-        return future
+        return self._ask(lambda f: self._engine.join(channel, info, self._now(), f, timeout))
 
     def leave(self, channel: str, timeout: float | None = None) -> asyncio.Future[None]:
         """Leave ``channel``'s presence (others see this member leave at once)."""
-        future = AckFuture(loop=self._ensure_loop())
-        self._engine.leave(channel, self._now(), future, timeout, self._buffered())
-        self._pump()
-        return future
+        return self._ask(lambda f: self._engine.leave(channel, self._now(), f, timeout, self._buffered()))
 
     def presence(self, channel: str, timeout: float | None = None) -> asyncio.Future[list[Member]]:
         """Who is in ``channel``'s presence now, asked of the server: a future of a list of
         :class:`~pyrt.engine.presence.Member` (no subscription needed; reading it needs the right to
         subscribe)."""
-        future = AckFuture(loop=self._ensure_loop())
-        self._engine.presence(channel, self._now(), future, timeout, self._buffered())
-        self._pump()
-        return future
+        return self._ask(lambda f: self._engine.presence(channel, self._now(), f, timeout, self._buffered()))
 
     async def state_then_stream(
         self,
@@ -668,7 +574,7 @@ class WebSocketClient(Driver):
             self._settled.append((future, None, action.error))
         elif type(action) is DeliverPublication:
             handler = action.handler
-            if callable(handler):
+            if callable(handler) and not action.cancelled:
                 self._handlers.call(handler, action.publication)
         elif type(action) is DeliverPresence:
             callbacks: tuple[Handler | None, Handler | None] = action.handler  # type: ignore[assignment]
@@ -708,54 +614,38 @@ class WebSocketClient(Driver):
             self._finished(action)
         elif type(action) is SubscriptionConfirmed:
             log.debug("pyrt websocket: subscribed to %r at %s", action.channel, action.offset)
-        elif type(action) is FetchToken and (self._fetching is None or self._fetching.done()):
-            self._fetching = self._ensure_loop().create_task(self._refresh_token())
+        elif type(action) is FetchToken:
+            if self._fetching is not None:
+                self._fetching.cancel()  # a newer request makes it moot: the engine would ignore it
+            self._fetching = self._ensure_loop().create_task(self._refresh_token(action.request))
 
     # ------------------------------------------------------------------------- opening
 
-    async def _refresh_token(self) -> None:
+    async def _refresh_token(self, request: int) -> None:
         """Call the token callable for an in-place refresh and hand the result to the engine."""
         engine = self._engine
+        assert self.token is not None
         try:
-            token = await self._call_token()
+            token = await _call_token(self.token)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            engine.token_failed(exc, self._now())
+            engine.token_failed(exc, self._now(), request)
         else:
-            engine.token_fetched(token, self._now())
+            engine.token_fetched(token, self._now(), request)
         self._pump()
 
-    async def _call_token(self) -> str:
-        assert self.token is not None
-        token = self.token()
-        if inspect.isawaitable(token):
-            token = await token
-        return check_token(token)
-
     def _open(self, attempt: int) -> None:
-        url = self.url
-        protocols = self.protocols
-        if isinstance(url, str) and not callable(protocols) and self.token is None:
-            self._open_now(url, protocols)
+        if isinstance(self.url, str) and not callable(self.protocols) and self.token is None:
+            self._open_now(self.url, self.protocols)
             return
-        self._opening = self._ensure_loop().create_task(self._resolve_and_open(attempt))
+        self._opening = self._ensure_loop().create_task(self._resolve_and_open())
 
-    async def _resolve_and_open(self, attempt: int) -> None:
-        """Resolve what this attempt needs (URL, subprotocols, token: each may be async), then
-        open. A failure counts as a failed attempt (1006): the client backs off and tries again."""
-        token: str | None = None
+    async def _resolve_and_open(self) -> None:
+        """Resolve what this attempt needs, then open. A failure counts as a failed attempt
+        (1006): the client backs off and tries again."""
         try:
-            url = self.url if isinstance(self.url, str) else self.url()
-            if inspect.isawaitable(url):
-                url = await url
-            if not isinstance(url, str):
-                raise TypeError(f"the url callable returned {type(url).__name__}, not str")
-            protocols = self.protocols() if callable(self.protocols) else self.protocols
-            if inspect.isawaitable(protocols):
-                protocols = await protocols
-            if self.token is not None:
-                token = await self._call_token()
+            url, protocols, token = await _resolve(self.url, self.protocols, self.token)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -768,17 +658,9 @@ class WebSocketClient(Driver):
             self._open_now(url, protocols, token)
 
     def _open_now(self, url: str, protocols: str | Sequence[str] | None, token: str | None = None) -> None:
-        protocol = self._engine.protocol
-        offered = list(protocol.subprotocols or ((protocol.subprotocol,) if protocol.subprotocol else ()))
-        if isinstance(protocols, str):
-            offered.append(protocols)
-        elif protocols:
-            offered.extend(protocols)
-        if token is not None:
-            offered.append(TOKEN_PROTOCOL_PREFIX + token)
         assert self._transport is not None
         try:
-            self._transport.open(url, offered, self)
+            self._transport.open(url, _offered(self._engine.protocol, protocols, token), self)
         except Exception as exc:  # a malformed URL, a refused subprotocol list
             if token is not None and token in str(exc):  # a message quoting the subprotocols
                 exc = RuntimeError(str(exc).replace(token, "<token>"))  # never shows the token
@@ -790,3 +672,103 @@ class WebSocketClient(Driver):
         if transport is None or self._engine.state is not State.OPEN:
             return 0
         return transport.buffered_amount()
+
+
+# ----------------------------------------------------------------------------- what an attempt needs
+
+
+def _check_arguments(url: object, token: object, persist: object, share: object) -> None:
+    if not (isinstance(url, str) or callable(url)):
+        raise TypeError(f"url must be a str or a callable returning one, got {type(url).__name__}")
+    if share is not None and persist is not None:
+        raise ValueError(
+            "persist= cannot be combined with share= yet: every tab would write the same "
+            "records; persist in one client, or share without persist"
+        )
+    if isinstance(share, str) and not share:
+        raise ValueError("share must be a non-empty name")
+    if token is not None and not callable(token):
+        raise TypeError(
+            f"token must be a callable returning the token (called before each connection and "
+            f"refresh), got {type(token).__name__}"
+        )
+
+
+async def _call_token(source: TokenSource) -> str:
+    token = source()
+    if inspect.isawaitable(token):
+        token = await token
+    return check_token(token)
+
+
+async def _resolve(
+    url: UrlSource, protocols: ProtocolsSource, token: TokenSource | None
+) -> tuple[str, str | Sequence[str] | None, str | None]:
+    """The URL, the subprotocols and the token of one attempt: each may be a callable (sync or
+    async), called now."""
+    where = url if isinstance(url, str) else url()
+    if inspect.isawaitable(where):
+        where = await where
+    if not isinstance(where, str):
+        raise TypeError(f"the url callable returned {type(where).__name__}, not str")
+    offered = protocols() if callable(protocols) else protocols
+    if inspect.isawaitable(offered):
+        offered = await offered
+    return where, offered, await _call_token(token) if token is not None else None
+
+
+def _offered(protocol: WireProtocol, protocols: str | Sequence[str] | None, token: str | None) -> list[str]:
+    """The subprotocols to offer: the wire protocol's own, the application's, then the token."""
+    offered = list(protocol.subprotocols or ((protocol.subprotocol,) if protocol.subprotocol else ()))
+    if isinstance(protocols, str):
+        offered.append(protocols)
+    elif protocols:
+        offered.extend(protocols)
+    if token is not None:
+        offered.append(TOKEN_PROTOCOL_PREFIX + token)
+    return offered
+
+
+def _join_group(
+    client: WebSocketClient, share: str | ShareChannel, loop: asyncio.AbstractEventLoop
+) -> tuple[Participant, Transport] | None:
+    """The client's participant in its sharing group and the link end that becomes its
+    transport; ``None`` (reported) where sharing is not possible."""
+    from pyrt.aio.share import Participant
+    from pyrt.aio.ws_share import SharedWebSocketTransport, WebSocketHub
+
+    if isinstance(share, str):
+        where = client.url if isinstance(client.url, str) else ""
+        channel = runtime.share_channel(f"pyrt:ws:{share}:{where}")
+        if channel is None:
+            client._report(ShareUnavailable(f"share={share!r}: {runtime.why_no_sharing()}; connecting alone"))
+            return None
+    else:
+        channel = share
+    assert client._transport is not None
+    shared: SharedWebSocketTransport | None = None
+
+    def hub(participant: Participant) -> WebSocketHub:
+        assert shared is not None
+        return WebSocketHub(participant, client, shared)
+
+    participant = Participant(channel, hub, loop, name=share if isinstance(share, str) else None)
+    shared = SharedWebSocketTransport(participant, client._transport, loop)
+    return participant, shared
+
+
+def _record_store(
+    given: Storage | RecordStore | None, transport: Transport, key: str
+) -> tuple[RecordStore, str | None]:
+    """Where ``persist=key`` state goes, and why it will not survive a reload (``None``: it will)."""
+    from pyrt.persist.records import MemoryRecordStore, as_record_store
+
+    store = as_record_store(given) if given is not None else transport.storage()
+    if store is not None and store.durable:
+        return store, None
+    where = "this runtime" if store is None else f"its {store.kind} store"
+    why = (
+        f"persist={key!r}: {where} has no durable storage (no localStorage, no IndexedDB); "
+        "unacknowledged messages and offsets will not survive a reload"
+    )
+    return (store if store is not None else MemoryRecordStore()), why

@@ -174,13 +174,13 @@ class WebSocketHub:
     ) -> None:
         self.participant = participant
         self.relay = WsRelay(parse=leader.protocol_name == "pyrt")
-        options = {k: v for k, v in leader.options.items() if k not in ("persist", "storage", "share")}
         self.client: WebSocketClient = type(leader)(
             leader.url,
             leader.protocols,
+            options=leader.options,  # not persist, storage or share: the hub's connection is its own
             transport=_HubTransport(self, shared),
             token=leader.token,  # the connection is opened, and its token refreshed, with the leader's
-            **options,
+            async_handlers=leader.async_handlers,
         )
         self.client.on_state(self._state)
         self._state_now = State.IDLE

@@ -69,7 +69,10 @@ class EngineHarness:
     Without one, the test plays the server: :meth:`open`, :meth:`receive`, :meth:`drop`.
     ``token`` plays a client's token callable: called for every socket (offered as
     ``bearer.<token>``) and for every :class:`FetchToken`; an exception it raises is reported
-    to the engine as a failed fetch. Extra keyword arguments go to :class:`WebSocketEngine`
+    to the engine as a failed fetch. With ``defer_refresh=True`` a :class:`FetchToken` is only
+    counted in :attr:`token_requests`: the test answers it when it chooses, with
+    :meth:`token_fetched` or :meth:`token_failed` (a slow token service). Extra keyword arguments
+    go to :class:`WebSocketEngine`
     (``rng`` defaults to a fixed 0.5).
     With ``persist=True`` every :class:`SaveState` is applied to ``store`` (a durable
     :class:`~pyrt.persist.records.MemoryRecordStore` under the key ``"test"`` unless given): pass the
@@ -84,11 +87,14 @@ class EngineHarness:
         server: FakePyrtServer | None = None,
         store: MemoryRecordStore | None = None,
         token: Callable[[], str] | None = None,
+        defer_refresh: bool = False,
         **engine_kwargs: Any,
     ) -> None:
         engine_kwargs.setdefault("rng", lambda: 0.5)
         engine_kwargs.setdefault("token_refresh", token is not None)
         self.token = token
+        self.defer_refresh = defer_refresh
+        self.token_requests = 0  # FetchToken actions seen (answered at once unless deferred)
         self.store = store if store is not None else MemoryRecordStore(durable=True)
         self.engine = engine if engine is not None else WebSocketEngine(**engine_kwargs)
         self.clock = clock if clock is not None else FakeClock()
@@ -216,6 +222,15 @@ class EngineHarness:
 
     def unsubscribe(self, channel: str) -> None:
         self.engine.unsubscribe(channel, self.now)
+        self.pump()
+
+    def token_fetched(self, token: str) -> None:
+        """The token callable answered (``defer_refresh``): whatever the engine asked last."""
+        self.engine.token_fetched(token, self.now)
+        self.pump()
+
+    def token_failed(self, error: Exception) -> None:
+        self.engine.token_failed(error, self.now)
         self.pump()
 
     # ---------------------------------------------------------------------- the peer's side
@@ -382,7 +397,8 @@ class EngineHarness:
         elif isinstance(action, DeliverPublication):
             handler = action.handler
             assert callable(handler)
-            handler(action.publication)
+            if not action.cancelled:
+                handler(action.publication)
         elif isinstance(action, DeliverPresence):
             handler = action.handler
             assert callable(handler)
@@ -414,10 +430,13 @@ class EngineHarness:
         elif isinstance(action, SubscriptionConfirmed):
             self.confirmed.append(action)
         elif isinstance(action, FetchToken):
+            self.token_requests += 1
+            if self.defer_refresh:
+                return
             assert self.token is not None, "FetchToken from an engine without a token callable"
             try:
                 token = self.token()
             except Exception as exc:
-                self.engine.token_failed(exc, self.now)
+                self.engine.token_failed(exc, self.now, action.request)
             else:
-                self.engine.token_fetched(token, self.now)
+                self.engine.token_fetched(token, self.now, action.request)

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from pyrt.wire.names import is_channel_name
 from pyrt.pytest_plugin.plugin import channel_name
+from pyrt.wire.names import is_channel_name
 
 pytest_plugins = ["pytester"]
 

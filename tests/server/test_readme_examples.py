@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 
 from pyrt import WebSocketClient
-from pyrt.wire.offsets import offset_key
 from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.wire.offsets import offset_key
 from tests import REPO
 from tests.server.cpython_support import run
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from pyrt import Backoff, EventSourceClient, FetchEventSource, WebSocketClient
-from pyrt.errors import StorageUnavailable
-from pyrt.persist import MemoryRecordStore, RecordStore
-from pyrt.ports.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
 from pyrt.engine.states import State
+from pyrt.errors import StorageUnavailable
+from pyrt.persist.records import MemoryRecordStore, RecordStore
+from pyrt.ports.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
 from pyrt.testing import FakeEventSourceTransport, FakeFetchTransport, FakePyrtServer, FakeTransport
 from tests import REPO
 from tests.unit.loop_support import run, until

@@ -674,10 +674,16 @@ def test_restored_messages_report_their_fate_to_on_restored() -> None:
 
 
 class LateStore(MemoryRecordStore):
-    """A store that loads a moment later (IndexedDB)."""
+    """A store that loads a moment later (IndexedDB); ``loads`` counts the loads it answered."""
+
+    loads = 0
 
     def load(self, key: str, done: Any, failed: Any) -> None:
-        asyncio.get_running_loop().call_later(0.02, super().load, key, done, failed)
+        def answer() -> None:
+            super(LateStore, self).load(key, done, failed)
+            self.loads += 1
+
+        asyncio.get_running_loop().call_later(0.02, answer)
 
 
 def test_a_client_whose_state_loads_later_connects_then_and_sends_the_saved_messages_first() -> None:
@@ -698,11 +704,12 @@ def test_a_client_whose_state_loads_later_connects_then_and_sends_the_saved_mess
         assert server.handled == ["saved", "sent while loading"]
         await until(lambda: not store.records["chat"])
 
-        closing, _ = make(server, persist="chat", storage=LateStore(durable=True))
+        late = LateStore(durable=True)
+        closing, _ = make(server, persist="chat", storage=late)
         closing.connect()
         closing.close()
-        await asyncio.sleep(0.05)
-        assert closing.state is State.CLOSED
+        await until(lambda: late.loads == 1)  # the saved state came after the close ...
+        assert closing.state is State.CLOSED  # ... and did not connect it
 
     run(scenario)
 
