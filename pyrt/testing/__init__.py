@@ -33,6 +33,7 @@ from pyrt.testing.harness import AckWaiter, EngineHarness
 from pyrt.testing.share_bus import FakeShareBus, FakeShareChannel
 from pyrt.testing.sse_transports import FakeEventSourceTransport, FakeFetchTransport, FakeRequest, FakeSource
 from pyrt.testing.transports import FakeSocket, FakeTransport
+from pyrt.testing.waiting import until
 
 __all__ = [
     "AckWaiter",
@@ -48,4 +49,5 @@ __all__ = [
     "FakeSource",
     "FakeTransport",
     "ServerConnection",
+    "until",
 ]

@@ -29,13 +29,7 @@ from pyrt.errors import SSEError, SSERetriesExhaustedError
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 
-async def until(condition, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.01)
+from pyrt.testing import until
 """
 
 _keys = itertools.count()

@@ -21,13 +21,7 @@ from pyrt.errors import SSEError, SSEHTTPError, SSEContentTypeError, SSEStalledE
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 
-async def until(condition, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.01)
+from pyrt.testing import until
 
 async def collect(client, limit=None, timeout=15.0):
     got = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from pyrt.testing.waiting import until
+
 __all__ = ["run", "until"]
 
 
@@ -17,11 +19,3 @@ def run(test: Callable[[], Awaitable[None]], timeout: float = 10.0) -> None:
     asyncio.run(bounded())
 
 
-async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    """Let the loop run until ``condition()`` holds (no fixed sleeps); fail after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.001)

@@ -165,7 +165,18 @@ def test_core_modules_import_nothing_that_does_io_or_reads_the_clock() -> None:
     found = {
         str(path.relative_to(PACKAGE)): sorted(roots(path) & CORE_FORBIDDEN)
         for path in pure_modules()
-        if roots(path) & CORE_FORBIDDEN
+        if path.parent.name != "testing" and roots(path) & CORE_FORBIDDEN
+    }
+    assert found == {}
+
+
+def test_the_fakes_run_in_every_runtime() -> None:
+    """``pyrt.testing`` may wait on asyncio (it drives clients), but ships in ``/pyrt.zip`` and
+    runs on CPython too: no runtime's own library."""
+    found = {
+        str(path.relative_to(PACKAGE)): sorted(roots(path) & AIO_FORBIDDEN)
+        for path in modules("testing")
+        if roots(path) & AIO_FORBIDDEN
     }
     assert found == {}
 
