@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from pyrt.testing.waiting import until
 
-__all__ = ["run", "until"]
+__all__ = ["run", "settle", "until"]
 
 
 def run(test: Callable[[], Awaitable[None]], timeout: float = 10.0) -> None:
@@ -19,3 +19,7 @@ def run(test: Callable[[], Awaitable[None]], timeout: float = 10.0) -> None:
     asyncio.run(bounded())
 
 
+async def settle(turns: int = 20) -> None:
+    """Let every task that is ready run to its next wait: ``turns`` turns of the loop, no time."""
+    for _ in range(turns):
+        await asyncio.sleep(0)

@@ -20,7 +20,7 @@ from pyrt.cpython.storage import FileStore
 from pyrt.cpython.ws_transport import CPythonTransport
 from pyrt.engine.states import State
 from pyrt.errors import RelativeURLError
-from pyrt.testing import FakeEventSourceTransport, FakeFetchTransport, FakeTransport
+from pyrt.testing import FakeEventSourceTransport, FakeFetchTransport, FakeTransport, until
 
 pytestmark = pytest.mark.unit
 
@@ -54,8 +54,7 @@ def test_outside_the_browser_a_client_times_itself_with_the_loop() -> None:
         fired: list[str] = []
         timers.call_later(0.01, lambda: fired.append("kept"))
         timers.call_later(0.0, lambda: fired.append("cancelled")).cancel()
-        while not fired:
-            await asyncio.sleep(0.005)
+        await until(lambda: bool(fired))
         timers.dispose()
         assert fired == ["kept"]
 

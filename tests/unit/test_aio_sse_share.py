@@ -119,7 +119,7 @@ def test_keep_alive_comments_reach_the_tabs_so_their_stall_timers_hold() -> None
         await until(lambda: all(t.client.state is State.OPEN for t in tabs))
         follower = next(t for t in tabs if t is not lead)
         loop = asyncio.get_running_loop()
-        until_at = loop.time() + 0.9
+        until_at = loop.time() + 0.9  # the scenario is time passing: 0.9 s of heartbeats, no stall
         while loop.time() < until_at:
             lead.transport.send(encode_comment("hb"))
             await asyncio.sleep(0.1)
