@@ -206,6 +206,8 @@ class Driver:
             return f"{what}: resume() connects again)"
         if self._problem:
             return f"{what}; last problem: {self._problem})"
+        if getattr(self._engine, "socket_open", False):
+            return f"{what}; the socket is open but the server's welcome has not come)"
         return f"{what}; no error reported yet: the server has not answered)"
 
     async def wait_closed(self, timeout: float | None = None) -> CloseEvent:

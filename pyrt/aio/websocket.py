@@ -651,7 +651,8 @@ class WebSocketClient(Driver):
         except Exception as exc:
             self._opening = None
             self._handlers.emit("error", exc)
-            self.socket_closed(1006, f"preparing the connection failed: {exc}", False)
+            self._engine.prepare_failed(f"preparing the connection failed: {exc}", self._now())
+            self._pump()
             return
         self._opening = None
         if self._engine.state is State.CONNECTING:

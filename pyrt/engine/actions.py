@@ -20,15 +20,18 @@ if TYPE_CHECKING:
 __all__ = [
     "NO_MESSAGE",
     "Action",
+    "CloseProbe",
     "CloseSocket",
     "Closed",
     "DeliverMessage",
     "DeliverPresence",
     "DeliverPublication",
     "FetchToken",
+    "OpenProbe",
     "OpenSocket",
     "Reconnecting",
     "RejectAck",
+    "RememberTransport",
     "ReportError",
     "ReportRestored",
     "ResolveAck",
@@ -53,10 +56,33 @@ NO_MESSAGE: Final = _NoMessage()
 
 @dataclass(frozen=True, slots=True)
 class OpenSocket:
-    """Open a new socket. ``attempt`` counts sockets opened by this client (1 = first connect);
-    resolve the URL (and subprotocols) for this attempt when they are callables."""
+    """Open a new socket over ``transport`` (``"websocket"``, ``"http"``). ``attempt`` counts
+    sockets opened by this client (1 = first connect); resolve the URL (and subprotocols) for
+    this attempt when they are callables."""
 
     attempt: int
+    transport: str = "websocket"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenProbe:
+    """Open a second socket over ``transport`` beside the current one, to see whether it comes
+    up here: report its events with ``probe_opened``, ``probe_received`` and ``probe_closed``."""
+
+    transport: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseProbe:
+    """Close the probe socket (it came up, or failed, or the connection it probed for is gone)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RememberTransport:
+    """Remember for this origin that ``transport`` works (for ``seconds``); ``None``: forget."""
+
+    transport: str | None
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +223,9 @@ Action = (
     | SubscriptionConfirmed
     | FetchToken
     | DeliverPresence
+    | OpenProbe
+    | CloseProbe
+    | RememberTransport
 )
 
 
@@ -216,6 +245,8 @@ class Stats:
     restored: int = 0  # messages a previous page saved and this client sends again
     token_refreshes: int = 0  # tokens refreshed in place (the connection stayed up)
     refused: int = 0  # frames the server refused for now (rate_limited, unavailable: pyrt.wire.refusals)
+    fallbacks: int = 0  # connections that came up on a transport after the first (WebSockets failed)
+    upgrades: int = 0  # moves back to the first transport after a probe came up
     queue_length: int = 0
     pending_acks: int = 0
     rtt: float | None = None  # last heartbeat round trip, seconds

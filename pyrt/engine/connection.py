@@ -45,6 +45,7 @@ from pyrt.engine.pacing import Pacer, Pacing
 from pyrt.engine.reconnect import ReconnectScheduler
 from pyrt.engine.sending import Sender
 from pyrt.engine.states import Input, State, StateChanged, StateMachine
+from pyrt.engine.transports import Transports
 from pyrt.errors import ClientClosedError, FrameError, InvalidCloseCode, InvalidStateError, ServerError
 from pyrt.wire.frames import BadFrame, ErrorFrame, Message, Ping, Pong, Welcome
 from pyrt.wire.protocols import get_protocol
@@ -120,6 +121,10 @@ class ConnectionCore:
         if heartbeat is not None:
             self._pong_match = heartbeat.pong_matcher() or protocol.pong_matcher()
         self._raw = protocol.raw_inbound
+        order = options.transports
+        if order == "auto":
+            order = ("websocket",)
+        self.transports = Transports(self, tuple(order), options.transport_policy)
         self._reconnect = ReconnectScheduler(backoff, rng)
         self._window = 0.0  # the server's reconnect window, until a connection opens
         self._paused = False  # pause() was called and resume() not yet
@@ -127,6 +132,7 @@ class ConnectionCore:
         self._open_at: float | None = None
         self._reconnect_at: float | None = None
         self._connect_deadline: float | None = None
+        self._socket_open = False  # the current socket opened (with pyrt: welcome may be due)
         self._close_deadline: float | None = None
         #: Inbound frame type -> the handler that owns it (the features add theirs).
         self.frames: dict[type, FrameHandler] = {
@@ -142,6 +148,11 @@ class ConnectionCore:
     @property
     def state(self) -> State:
         return self._sm.state
+
+    @property
+    def socket_open(self) -> bool:
+        """The current socket opened (while CONNECTING: the server's welcome is still due)."""
+        return self._socket_open
 
     @property
     def has_actions(self) -> bool:
@@ -167,6 +178,7 @@ class ConnectionCore:
                 deadline = self._hb.next_deadline()
             deadline = _earlier(deadline, self.requests.next_deadline())
             deadline = _earlier(deadline, self.sender.drain_at)
+            deadline = _earlier(deadline, self.transports.next_deadline())
             if self.token is not None:
                 deadline = _earlier(deadline, self.token.next_deadline())
         elif state is State.RECONNECTING:
@@ -273,18 +285,29 @@ class ConnectionCore:
     # ------------------------------------------------------------------------------ the socket
 
     def opened(self, now: float) -> None:
-        """The current socket opened. Subscriptions are restored, unacknowledged messages sent
-        again, then the queue is flushed — all before any new send."""
-        if self._sm.state is not State.CONNECTING:
+        """The current socket opened. With a protocol whose server welcomes (pyrt), the
+        connection is up only when the ``welcome`` arrives, within the connect timeout; else now.
+        Then subscriptions are restored, unacknowledged messages sent again, the queue flushed —
+        all before any new send."""
+        if self._sm.state is not State.CONNECTING or self._socket_open:
             return
+        self._socket_open = True
+        if not self.protocol.welcomes:
+            self._up(now)
+
+    def _up(self, now: float, welcome: Welcome | None = None) -> None:
+        """The connection is up (state OPEN), with the server's ``welcome`` when it sent one."""
         self._move(Input.OPENED)
         self._open_at = now
         self._connect_deadline = None
         if self._hb is not None:
             self._hb.start(now)
         if self._pacer is not None:
-            self._pacer.start(now, welcome=self.protocol.flow_control)
+            self._pacer.start(now, welcome=self.protocol.flow_control and not self.protocol.welcomes)
+        if welcome is not None:
+            self._welcomed(welcome, now)  # its limits apply from the first frame sent
         self._window = 0.0
+        self.transports.up(now)
         self.channels.opened(now)  # the subscriptions first, and the presence joins at once
         self.requests.opened(now)  # then what was sent and not answered
         self.sender.flush(now, 0)
@@ -342,6 +365,13 @@ class ConnectionCore:
             what = f"closed with code {code}" + (f" ({reason})" if reason else "")
             self._lost(CloseInfo(code, reason, was_clean, self._uptime(now)), now, what)
 
+    def prepare_failed(self, why: str, now: float) -> None:
+        """The attempt failed before a socket was opened (the token, URL or subprotocol callable
+        raised): a failed attempt, reconnected with backoff, but not the transport's fault."""
+        if self._sm.state is State.CONNECTING:
+            info = CloseInfo(1006, why, False, None)
+            self._lost(info, now, f"closed with code 1006 ({why})", transport=False)
+
     def tick(self, now: float, buffered: int = 0) -> None:
         """The timer fired (at or after :meth:`next_deadline`). ``buffered``: the current
         socket's ``bufferedAmount`` (0 when unknown)."""
@@ -353,7 +383,12 @@ class ConnectionCore:
                 self._open_socket(Input.RETRY, now)
         elif state is State.CONNECTING:
             if self._connect_deadline is not None and now >= self._connect_deadline:
-                self._abandon(now, f"not open after {self._connect_timeout:g} s (connect timeout)")
+                timeout = self._connect_timeout
+                if self._socket_open:
+                    why = f"the socket opened but no welcome came within {timeout:g} s: frames do not pass"
+                else:
+                    why = f"not open after {timeout:g} s (connect timeout)"
+                self._abandon(now, why)
         elif state is State.CLOSING and self._close_deadline is not None and now >= self._close_deadline:
             self._close_deadline = None
             self._actions.append(CloseSocket(1000, "close timeout", True))
@@ -373,7 +408,9 @@ class ConnectionCore:
             if verdict is Verdict.PING:
                 self._send_ping(now)
             elif verdict is Verdict.DEAD:
-                self._abandon(now, f"no frame within {hb.config.timeout:g} s of a ping (heartbeat timeout)")
+                self._abandon(
+                    now, f"no frame within {hb.config.timeout:g} s of a ping (heartbeat timeout)", silent=True
+                )
                 return
         self.requests.tick(now)
         sender = self.sender
@@ -383,6 +420,7 @@ class ConnectionCore:
             sender.flush(now, buffered)
         if self.token is not None:
             self.token.tick(now)
+        self.transports.tick(now)
 
     # ------------------------------------------------------------------------------ the environment
 
@@ -483,6 +521,14 @@ class ConnectionCore:
             self.sender.emit_now(self.protocol.encode_pong(event.t), now)
 
     def _on_welcome(self, event: Welcome, now: float) -> None:
+        if self._sm.state is State.CONNECTING:
+            if not self._socket_open:
+                return  # a welcome before the socket says it opened: not of this connection
+            self._up(now, event)
+            return
+        self._welcomed(event, now)
+
+    def _welcomed(self, event: Welcome, now: float) -> None:
         self.session = event.session
         limits = event.limits
         self.sender.max_bytes = limits.max_bytes if limits is not None else None
@@ -520,7 +566,8 @@ class ConnectionCore:
             self.stats.reconnects += 1
         self._reconnect_at = None
         self._connect_deadline = now + self._connect_timeout
-        self._actions.append(OpenSocket(self._sockets))
+        self._socket_open = False
+        self._actions.append(OpenSocket(self._sockets, self.transports.current))
 
     def _send_ping(self, now: float) -> None:
         assert self._hb is not None
@@ -541,22 +588,33 @@ class ConnectionCore:
         self.channels.lost()
         if self.token is not None:
             self.token.lost()
+        self.transports.off_the_wire()
         self.sender.off_the_wire()  # on the next open: subscriptions and unacked messages again
         if self._hb is not None:
             self._hb.ping_sent_at = None
 
-    def _abandon(self, now: float, why: str) -> None:
+    def _abandon(self, now: float, why: str, silent: bool = False) -> None:
+        """Give up on the socket (``silent``: it stopped passing frames: the heartbeat's verdict)."""
         self._actions.append(CloseSocket(ABANDON_CODE, why[:MAX_REASON_BYTES], True))
-        self._lost(CloseInfo(1006, why, False, self._uptime(now)), now, why)
+        self._lost(CloseInfo(1006, why, False, self._uptime(now)), now, why, silent=silent)
 
-    def _lost(self, info: CloseInfo, now: float, what: str) -> None:
-        """The socket is gone without close() having been called: reconnect or stop."""
+    def _lost(
+        self, info: CloseInfo, now: float, what: str, transport: bool = True, silent: bool = False
+    ) -> None:
+        """The socket is gone without close() having been called: reconnect or stop
+        (``transport``: the transport may be to blame, see :mod:`pyrt.engine.transports`;
+        ``silent``: an open connection stopped passing frames)."""
         self._open_at = None
         self._connect_deadline = None
         self._off_the_wire()
         if not self._should_reconnect(info):
             self._finish(Input.STOPPED, info, by_client=False, detail=f"{what}; not reconnecting", now=now)
             return
+        if transport:
+            up, transports = info.uptime, self.transports
+            switch = transports.failed(what) if up is None else transports.lost(up, silent)
+            if switch is not None:
+                what = f"{what}; {switch}"
         hint = parse_reason(info.reason) if info.reason else None
         if hint is not None and hint.window > 0:
             self._window = min(hint.window, MAX_SERVER_DELAY)  # this attempt and the failed ones after it
@@ -574,6 +632,16 @@ class ConnectionCore:
         self._move(Input.LOST)
         self._reconnect_at = now + delay
         self._actions.append(Reconnecting(scheduler.failures, delay, what))
+
+    def move_over(self, now: float, why: str) -> None:
+        """Leave an open connection for another transport at once (a probe came up): a
+        reconnect, which re-sends unacknowledged messages and recovers the subscriptions."""
+        self._actions.append(CloseSocket(ABANDON_CODE, why[:MAX_REASON_BYTES], True))
+        self._open_at = None
+        self._off_the_wire()
+        self._move(Input.LOST)
+        self._actions.append(Reconnecting(self._reconnect.failures + 1, 0.0, why))
+        self._open_socket(Input.RETRY, now)
 
     def _abort_all(self, why: str, now: float) -> None:
         """Reject every pending request and drop every queued message, reporting each."""

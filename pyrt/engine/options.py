@@ -17,6 +17,7 @@ from pyrt.engine.close_policy import ShouldReconnect
 from pyrt.engine.heartbeat import Heartbeat
 from pyrt.engine.outbox import Overflow
 from pyrt.engine.pacing import Pacing
+from pyrt.engine.transport_choice import TransportPolicy, check_transports
 from pyrt.wire.protocols import WireProtocol
 
 __all__ = ["WebSocketOptions"]
@@ -53,6 +54,12 @@ class WebSocketOptions:
     #: Sends paced below the server's limits: ``"auto"`` (on for protocols with flow control),
     #: ``None`` (off) or a :class:`~pyrt.engine.pacing.Pacing`.
     pacing: Pacing | Literal["auto"] | None = "auto"
+    #: The transports to try, in order: ``"auto"`` (``("websocket", "http")`` with the pyrt
+    #: protocol, whose servers carry it over plain HTTP too; ``("websocket",)`` otherwise), or a
+    #: tuple of ``"websocket"``/``"http"`` (one of them pins it). See :mod:`pyrt.engine.transport_choice`.
+    transports: tuple[str, ...] | Literal["auto"] = "auto"
+    #: When to move on, probe back and remember (``None``: the defaults).
+    transport_policy: TransportPolicy | None = None
 
     def __post_init__(self) -> None:
         if not self.ack_timeout > 0:
@@ -63,6 +70,8 @@ class WebSocketOptions:
         pacing = self.pacing
         if pacing is not None and pacing != "auto" and not isinstance(pacing, Pacing):
             raise TypeError(f"pacing must be a Pacing, None or 'auto', got {pacing!r}")
+        if self.transports != "auto":
+            check_transports(tuple(self.transports))
 
     @classmethod
     def of(cls, options: WebSocketOptions | None = None, /, **changes: Any) -> WebSocketOptions:

@@ -62,7 +62,7 @@ class Input(Enum):
     """What happened to a WebSocket engine: the keys of its table, :data:`WEBSOCKET`."""
 
     CONNECT = "connect"  # connect() was called
-    OPENED = "opened"  # the socket opened
+    OPENED = "opened"  # the connection is up: the socket opened (and, with pyrt, welcome came)
     LOST = "lost"  # the socket closed, failed or was given up on, and the client reconnects
     STOPPED = "stopped"  # the same, but the close policy or the attempt limit says stop
     RETRY = "retry"  # the reconnect delay is over (or the network or the machine came back)

@@ -20,6 +20,9 @@ Inputs (``now`` is the adapter's monotonic clock in seconds):
 - :meth:`~WebSocketEngine.pause`, :meth:`~WebSocketEngine.resume` — going offline on purpose;
 - :meth:`~WebSocketEngine.token_fetched`, :meth:`~WebSocketEngine.token_failed` — the answer to
   a :class:`FetchToken` action (clients made with ``token_refresh=True``);
+- :meth:`~WebSocketEngine.remembered`, :meth:`~WebSocketEngine.probe_received`,
+  :meth:`~WebSocketEngine.probe_closed` — the transport remembered for this origin, and the probe
+  socket of a connection up on a fallback transport (:mod:`pyrt.engine.transports`);
 - :meth:`~WebSocketEngine.network_online`, :meth:`~WebSocketEngine.page_visible`,
   :meth:`~WebSocketEngine.page_hidden`, :meth:`~WebSocketEngine.page_shown`,
   :meth:`~WebSocketEngine.woke` — the environment.
@@ -72,14 +75,17 @@ from pyrt.engine.actions import (
     NO_MESSAGE,
     Action,
     Closed,
+    CloseProbe,
     CloseSocket,
     DeliverMessage,
     DeliverPresence,
     DeliverPublication,
     FetchToken,
+    OpenProbe,
     OpenSocket,
     Reconnecting,
     RejectAck,
+    RememberTransport,
     ReportError,
     ReportRestored,
     ResolveAck,
@@ -94,7 +100,7 @@ from pyrt.engine.options import WebSocketOptions
 from pyrt.engine.requests import Requests
 from pyrt.engine.states import StateChanged
 from pyrt.wire.frames import Member
-from pyrt.wire.types import AckId
+from pyrt.wire.types import AckId, Frame
 
 if TYPE_CHECKING:  # persistence loads only for clients that use it (an import costs in Pyodide)
     from pyrt.persist.records import Snapshot
@@ -103,15 +109,18 @@ __all__ = [
     "ABANDON_CODE",
     "NO_MESSAGE",
     "Action",
+    "CloseProbe",
     "CloseSocket",
     "Closed",
     "DeliverMessage",
     "DeliverPresence",
     "DeliverPublication",
     "FetchToken",
+    "OpenProbe",
     "OpenSocket",
     "Reconnecting",
     "RejectAck",
+    "RememberTransport",
     "ReportError",
     "ReportRestored",
     "ResolveAck",
@@ -163,6 +172,24 @@ class WebSocketEngine(ConnectionCore):
     @property
     def pending_acks(self) -> int:
         return len(self.requests)
+
+    @property
+    def transport(self) -> str:
+        """The transport of the current (or next) connection: ``"websocket"`` or ``"http"``."""
+        return self.transports.current
+
+    def remembered(self, transport: str | None) -> None:
+        """The transport remembered for this origin (a :class:`RememberTransport` of an earlier
+        page or process): start from it. Call before :meth:`connect`."""
+        self.transports.restore(transport)
+
+    def probe_received(self, frame: Frame, now: float) -> None:
+        """A frame arrived on the probe socket (:class:`OpenProbe`)."""
+        self.transports.probe_received(frame, now)
+
+    def probe_closed(self, now: float) -> None:
+        """The probe socket closed or failed to open."""
+        self.transports.probe_closed(now)
 
     @property
     def presence_key(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pyrt.engine.states import State
@@ -16,9 +17,11 @@ from pyrt.engine.websocket import (
     DeliverPresence,
     DeliverPublication,
     FetchToken,
+    OpenProbe,
     OpenSocket,
     Reconnecting,
     RejectAck,
+    RememberTransport,
     ReportError,
     ReportRestored,
     ResolveAck,
@@ -37,7 +40,8 @@ from pyrt.persist.records import (
 from pyrt.testing.clock import FakeClock
 from pyrt.testing.fake_server import FakePyrtServer
 from pyrt.testing.transports import FakeSocket
-from pyrt.wire.frames import Member, Publication
+from pyrt.wire import codec
+from pyrt.wire.frames import Member, Publication, Welcome
 from pyrt.wire.types import Frame
 
 # ----------------------------------------------------------------------------------- the harness
@@ -113,6 +117,11 @@ class EngineHarness:
         self.saved: list[Changes] = []
         self.restored: list[RestoredMessage] = []
         self.confirmed: list[SubscriptionConfirmed] = []
+        #: Transports that do not work here: ``"refuse"`` (the upgrade is refused: the socket
+        #: fails) or ``"silent"`` (it opens, then passes nothing: "101 then silence").
+        self.blocked: dict[str, str] = {}
+        self.probes: list[str] = []  # the transports the engine probed
+        self.remembered: list[RememberTransport] = []
         self.actions_seen: list[Action] = []
         self._events: deque[Callable[[], None]] = deque()
 
@@ -235,12 +244,16 @@ class EngineHarness:
 
     # ---------------------------------------------------------------------- the peer's side
 
-    def open(self) -> None:
-        """The current socket opens."""
+    def open(self, welcome: bool = True) -> None:
+        """The current socket opens; with a protocol whose server welcomes (pyrt) and
+        ``welcome``, a ``welcome`` that advertises nothing arrives with it (as from a server
+        without limits), so the connection is up. ``welcome=False``: only the socket opens."""
         sock = self._current("open")
         sock.state = "open"
         self.engine.opened(self.now)
         self.pump()
+        if welcome and self.engine.protocol.welcomes and sock.conn is None:
+            self.receive(codec.encode(Welcome(session=f"h{sock.attempt}")))
 
     def receive(self, frame: Frame) -> None:
         """The current socket receives ``frame``."""
@@ -345,6 +358,25 @@ class EngineHarness:
         if error is not None:
             raise error
 
+    def _blocked(self, sock: FakeSocket, mode: str) -> None:
+        """A socket over a transport that does not work here."""
+        if sock.state != "connecting" or sock.detached:
+            return
+        if mode == "silent":
+            sock.state = "open"
+            sock.blackholed = True
+            self.engine.opened(self.now)
+        else:
+            self._kill(sock, 1006, "")
+            self.engine.closed(1006, "", self.now)
+
+    def _probe(self, transport: str) -> None:
+        """The engine's probe socket: a welcome where the transport works, else a failure."""
+        if transport in self.blocked:
+            self.engine.probe_closed(self.now)
+        else:
+            self.engine.probe_received(codec.encode(Welcome(session="probe")), self.now)
+
     def _kill(self, sock: FakeSocket, code: int, reason: str) -> None:
         sock.state = "closed"
         sock.close_code = code
@@ -357,9 +389,12 @@ class EngineHarness:
             self._transmit(action.frame)
         elif isinstance(action, OpenSocket):
             protocols = ("bearer." + self.token(),) if self.token is not None else ()
-            sock = FakeSocket(action.attempt, protocols=protocols)
+            sock = FakeSocket(action.attempt, protocols=protocols, transport=action.transport)
             self.sockets.append(sock)
-            if self.server is not None:
+            blocked = self.blocked.get(action.transport)
+            if blocked is not None:
+                self._events.append(partial(self._blocked, sock, blocked))
+            elif self.server is not None:
                 server = self.server
                 if server.accepting:
 
@@ -418,6 +453,11 @@ class EngineHarness:
             self.states.append(action.new)
         elif isinstance(action, Reconnecting):
             self.reconnects.append(action)
+        elif isinstance(action, OpenProbe):
+            self.probes.append(action.transport)
+            self._events.append(partial(self._probe, action.transport))
+        elif isinstance(action, RememberTransport):
+            self.remembered.append(action)
         elif isinstance(action, ReportError):
             self.errors.append(action.error)
         elif isinstance(action, Closed):

@@ -32,6 +32,7 @@ class FakeSocket:
     url: str = ""
     protocols: tuple[str, ...] = ()
     events: SocketEvents | None = None
+    transport: str = "websocket"  # what the engine opened it over
 
 
 

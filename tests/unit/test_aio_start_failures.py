@@ -22,6 +22,8 @@ from pyrt.errors import StorageUnavailable
 from pyrt.persist.records import MemoryRecordStore, RecordStore
 from pyrt.ports.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
 from pyrt.testing import FakeEventSourceTransport, FakeFetchTransport, FakePyrtServer, FakeTransport
+from pyrt.wire import codec
+from pyrt.wire.frames import Welcome
 from tests import REPO
 from tests.unit.loop_support import run, until
 
@@ -210,6 +212,9 @@ def test_wait_open_says_when_the_server_has_not_answered_at_all() -> None:
         with pytest.raises(TimeoutError, match="state connecting; no error reported yet"):
             await client.wait_open(timeout=0.05)
         transport.accept()
+        with pytest.raises(TimeoutError, match="the socket is open but the server's welcome has not come"):
+            await client.wait_open(timeout=0.05)  # open means the protocol is up, not the socket
+        transport.deliver(codec.encode(Welcome(session="s1")))  # the connection is up with its welcome
         await client.wait_open(timeout=1)
         client.pause()
         with pytest.raises(TimeoutError, match=r"state paused: resume\(\) connects again"):

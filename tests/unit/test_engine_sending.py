@@ -10,6 +10,7 @@ import pytest
 from pyrt.engine.backoff import Backoff
 from pyrt.engine.heartbeat import Heartbeat
 from pyrt.engine.pacing import WELCOME_GRACE, Pacing
+from pyrt.engine.states import State
 from pyrt.engine.websocket import (
     NO_MESSAGE,
     SendFrame,
@@ -25,6 +26,7 @@ from pyrt.errors import (
 )
 from pyrt.testing import EngineHarness, FakePyrtServer
 from pyrt.wire.limits import ServerLimits
+from pyrt.wire.protocols import PyrtProtocol
 from tests.unit.engine_support import (
     HELLO,
     NO_HB,
@@ -208,7 +210,7 @@ def test_a_burst_goes_out_at_the_advertised_pace_and_is_never_refused() -> None:
 def test_frames_wait_for_the_welcome_then_without_advertised_limits_go_unpaced() -> None:
     h = EngineHarness(**NO_HB)
     h.connect()
-    h.open()
+    h.open(welcome=False)
     for n in range(100):
         h.send({"n": n})
     assert h.sent == []  # the limits come with the welcome
@@ -216,8 +218,22 @@ def test_frames_wait_for_the_welcome_then_without_advertised_limits_go_unpaced()
     assert len(h.sent) == 100  # it advertised none: nothing is held back until a refusal
 
 
-def test_a_server_that_never_welcomes_gets_the_default_pace_after_a_grace() -> None:
-    h = EngineHarness(**NO_HB)
+def test_a_socket_that_opens_but_never_welcomes_is_not_open_and_is_given_up_at_the_connect_timeout() -> None:
+    h = EngineHarness(**NO_HB, connect_timeout=2.0)
+    h.connect()
+    h.open(welcome=False)  # "101 then silence": a proxy holding the frames
+    for n in range(60):
+        h.send({"n": n})
+    h.advance(1.9)
+    assert h.state is State.CONNECTING
+    assert h.sent == []
+    h.advance(0.1)
+    assert h.state is State.RECONNECTING
+    assert "the socket opened but no welcome came within 2 s" in h.reconnects[-1].reason
+
+
+def test_a_paced_protocol_without_a_welcome_gets_the_default_pace_after_a_grace() -> None:
+    h = EngineHarness(**NO_HB, protocol=Unwelcoming())
     h.connect()
     h.open()
     for n in range(60):
@@ -391,7 +407,7 @@ def test_a_message_queued_before_the_limit_was_known_fails_instead_of_closing_th
     h.connect()
     big = h.send_with_ack("y" * 2048)
     small = h.send_with_ack("ok")
-    h.open()
+    h.open(welcome=False)
     h.receive(json.dumps({"type": "welcome", "limits": {"max_bytes": 1024}}))
     h.advance(0.0)
     assert isinstance(big.error, MessageTooLarge)
@@ -426,7 +442,7 @@ def test_retry_after_in_a_failed_attempt_is_a_floor() -> None:
 
 
 def test_a_welcome_that_frees_the_queue_tells_a_hot_path_adapter_to_rearm_its_timer() -> None:
-    engine = WebSocketEngine(heartbeat=None)
+    engine = WebSocketEngine(heartbeat=None, protocol=Unwelcoming())
     engine.connect(0.0)
     engine.send({"n": 1}, 0.0)
     engine.opened(0.0)
@@ -468,3 +484,10 @@ def test_without_pacing_a_rate_limited_message_still_waits_retry_after() -> None
     h.advance(0.01)
     assert len(frames_of(h, "message")) == 2
     assert not waiter.done
+
+
+class Unwelcoming(PyrtProtocol):
+    """A paced protocol whose connection is up when the socket opens (the welcome, if any, may
+    come later): paced frames wait for it a grace, then go at the default pace."""
+
+    welcomes = False
