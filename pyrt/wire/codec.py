@@ -66,19 +66,23 @@ from pyrt.wire.types import Frame
 
 __all__ = [
     "BATCH_SEPARATOR",
+    "HTTP_CLOSE_EVENT",
     "KEY_MAX",
     "decode_batch",
     "decode_client_frame",
+    "decode_http_close",
     "decode_server_frame",
     "encode",
     "encode_batch",
     "encode_history_page",
+    "encode_http_close",
     "encode_member",
     "encode_members",
     "encode_message",
     "encode_publication",
     "json_text",
     "peek",
+    "split_posted",
 ]
 
 BATCH_SEPARATOR: Final = "\n"
@@ -255,6 +259,8 @@ def _welcome(frame: Welcome) -> str:
         pairs.append(("limits", frame.limits.to_wire()))
     if frame.ttl is not None:
         pairs.append(("ttl", frame.ttl))
+    if frame.key is not None:
+        pairs.append(("key", frame.key))
     return _fields("welcome", pairs)
 
 
@@ -434,7 +440,10 @@ def _read_welcome(obj: dict[str, Any], frame: str) -> Inbound:
     get = obj.get
     limits = ServerLimits.from_wire(get("limits"))
     ttl = _seconds(get("ttl"), most=math.inf)  # a token's lifetime is not capped
-    return Welcome(get("session"), get("server"), get("heartbeat"), limits, ttl)
+    key = get("key")
+    return Welcome(
+        get("session"), get("server"), get("heartbeat"), limits, ttl, key if isinstance(key, str) else None
+    )
 
 
 def _read_error(obj: dict[str, Any], frame: str) -> Inbound:
@@ -732,3 +741,36 @@ def _skip(text: str, position: int) -> int:
     while position < len(text) and text[position] in " \t\r\n":
         position += 1
     return position
+
+
+# ----------------------------------------------------------------------------- the HTTP binding
+#
+# Over plain HTTP (docs/protocol.md, "The HTTP binding") the server's frames travel as the events
+# of one text/event-stream response, each frame the data of an event of the default type; the end
+# of the connection is an event of type ``close`` whose data is ``{"code":C,"reason":R}``. The
+# client's frames travel in POST bodies, one per line, as in a batch.
+
+HTTP_CLOSE_EVENT: Final = "close"
+
+
+def encode_http_close(code: int, reason: str) -> str:
+    """The data of the ``close`` event that ends a connection over the HTTP binding."""
+    return '{"code":' + str(int(code)) + ',"reason":' + _string(reason) + "}"
+
+
+def decode_http_close(data: str) -> tuple[int, str]:
+    """``(code, reason)`` of a ``close`` event (1006 and the text when it cannot be read)."""
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return 1006, data[:123]
+    code = obj.get("code") if isinstance(obj, dict) else None
+    reason = obj.get("reason") if isinstance(obj, dict) else None
+    if isinstance(code, bool) or not isinstance(code, int):
+        code = 1006
+    return code, reason if isinstance(reason, str) else ""
+
+
+def split_posted(body: str) -> list[str]:
+    """The frames of a POST body of the HTTP binding: one per line, empty lines skipped."""
+    return [line for line in body.split(BATCH_SEPARATOR) if line]

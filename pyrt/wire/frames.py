@@ -214,13 +214,17 @@ class Refresh:
 @dataclass(frozen=True, slots=True)
 class Welcome:
     """The first frame after open: the connection's ``session`` name, the server's heartbeat
-    interval, the ``limits`` it must respect and the seconds its token still lasts (``ttl``)."""
+    interval, the ``limits`` it must respect, the seconds its token still lasts (``ttl``) and,
+    over HTTP, the ``key`` the client posts its frames with."""
 
     session: str | None = None
     server: str | None = None
     heartbeat: float | None = None
     limits: ServerLimits | None = None
     ttl: float | None = None
+    #: Over the HTTP binding only: what the client's frames are POSTed with (``?key=``), a secret
+    #: of this connection.
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
