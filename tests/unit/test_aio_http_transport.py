@@ -45,7 +45,7 @@ def connected(
 
 
 def test_the_stream_is_a_get_of_the_same_url_over_http_with_the_token_as_a_header() -> None:
-    transport, stream, posts, socket = connected()
+    _transport, stream, _posts, socket = connected()
     request = stream.request
     assert request is not None
     assert (request.method, request.url) == ("GET", "http://h:8000/ws?cid=c1")
@@ -59,7 +59,7 @@ def test_the_stream_is_a_get_of_the_same_url_over_http_with_the_token_as_a_heade
 
 
 def test_frames_wait_for_the_key_then_go_in_order_one_post_at_a_time() -> None:
-    transport, stream, posts, socket = connected()
+    transport, stream, posts, _socket = connected()
     stream.respond(200)
     transport.send('{"type":"ping","t":1}')
     assert posts.requests == []  # no key yet
@@ -107,7 +107,7 @@ def test_a_post_the_server_no_longer_knows_ends_the_connection() -> None:
 
 
 def test_the_servers_close_event_ends_the_connection_with_its_code_and_reason() -> None:
-    transport, stream, posts, socket = connected()
+    _transport, stream, _posts, socket = connected()
     stream.respond(200)
     close = codec.encode_http_close(4001, "token expired: reconnect with a fresh token")
     assert not stream.send(event(WELCOME) + f"event: close\ndata: {close}\n\n" + event("late"))
@@ -117,7 +117,7 @@ def test_the_servers_close_event_ends_the_connection_with_its_code_and_reason() 
 
 def test_a_stream_that_ends_or_fails_is_a_lost_connection() -> None:
     for end in ("end", "fail"):
-        transport, stream, posts, socket = connected()
+        _transport, stream, _posts, socket = connected()
         stream.respond(200)
         stream.send(event(WELCOME))
         if end == "end":
@@ -129,7 +129,7 @@ def test_a_stream_that_ends_or_fails_is_a_lost_connection() -> None:
 
 
 def test_a_refused_stream_is_reported_with_its_status() -> None:
-    transport, stream, posts, socket = connected()
+    _transport, stream, _posts, socket = connected()
     assert not stream.respond(404, "text/plain")
     assert socket.opened == 0
     assert socket.closed == [(1006, "HTTP 404 to the stream (text/plain)", False)]
