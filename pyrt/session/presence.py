@@ -11,18 +11,19 @@ it: tabs of one site).
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any, Final
 
 from pyrt.errors import EncodeError
 from pyrt.session.actions import Join, Leave, ReadPresence, Release, ShowInfo
 from pyrt.wire import codec
-from pyrt.wire.frames import Ack, PresenceJoin, PresenceLeave, PresenceRequest, RawJSON, member_id
+from pyrt.wire.frames import Ack, PresenceJoin, PresenceLeave, PresenceRequest, RawJSON
 from pyrt.wire.ingress import IngressError, check_text
 
 if TYPE_CHECKING:
     from pyrt.session.server import ServerSession
 
-__all__ = ["FULL", "Presence"]
+__all__ = ["FULL", "Presence", "member_id"]
 
 #: Why the store refused a join, in words (the ``forbidden`` error's text).
 FULL: Final = {
@@ -31,6 +32,12 @@ FULL: Final = {
     "identity_total": "you have as many members on this server as one client may",
     "total": "the server's presence is full",
 }
+
+
+def member_id(identity: str, key: str) -> str:
+    """A member's public id (the server makes it): the same for the same client identity and
+    key, telling neither."""
+    return hashlib.sha256(f"{identity}\x00{key}".encode()).hexdigest()[:20]
 
 
 class Presence:

@@ -16,7 +16,6 @@ Server to client: :class:`Welcome`, :class:`Ping`, :class:`Pong`, :class:`Messag
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -50,7 +49,6 @@ __all__ = [
     "Unsubscribe",
     "Unsubscribed",
     "Welcome",
-    "member_id",
     "read_members",
     "read_presence",
 ]
@@ -76,12 +74,6 @@ class Member:
     client: str
     user: str | None
     info: Any
-
-
-def member_id(identity: str, key: str) -> str:
-    """A member's public id (the server makes it): the same for the same client identity and
-    key, telling neither."""
-    return hashlib.sha256(f"{identity}\x00{key}".encode()).hexdigest()[:20]
 
 
 def read_members(channel: str, members: Any) -> list[Member]:
