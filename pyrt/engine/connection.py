@@ -253,15 +253,34 @@ class ConnectionCore:
         sender.enqueue(_queued(frame), now)
         return None
 
-    def send_frame(self, frame: Frame, now: float, buffered: int = 0) -> Frame | None:
-        """Send a frame encoded already (a shared connection forwards its clients' frames).
-        Like :meth:`send`: returns it to transmit now, or ``None`` when it was queued."""
-        self.check_sendable()
-        if self._sm.state is State.OPEN and not self._outbox and buffered <= self._high_water:
-            self.stats.sent += 1
-            return frame
-        self.sender.enqueue(_queued(frame), now)
-        return None
+    def forward(self, frame: Frame, now: float, buffered: int = 0) -> bool:
+        """A frame another client encoded, for this connection as it is (the hub of a shared
+        connection forwards its links' frames). Returns True when it may go on the socket now —
+        open, ``buffered`` under the high-water mark, and the pacer willing (it spends a token:
+        the server's limits hold for the connection as a whole); the caller sends it. Returns
+        False when it must wait: the caller keeps it, in order, and asks :meth:`forward_at`.
+        Nothing is queued, decoded, persisted or awaited here: the client that encoded the
+        frame does all that. A pacer waiting for answers has a ping sent (its pong frees it)."""
+        if self._sm.state is not State.OPEN or buffered > self._high_water:
+            return False
+        pacer = self._pacer
+        if pacer is not None:
+            if not pacer.allows(now):
+                self.sender.probe_reads(now)
+                return False
+            pacer.spend(now)
+        self.stats.sent += 1
+        return True
+
+    def forward_at(self, now: float, buffered: int = 0) -> float | None:
+        """When :meth:`forward` may take a frame again: a time, or ``None`` when only an answer
+        from the server can tell (a pong; then try again when one arrives) or never (not open)."""
+        if self._sm.state is not State.OPEN:
+            return None
+        if buffered > self._high_water:
+            return now + self.sender.drain_interval
+        pacer = self._pacer
+        return now if pacer is None else pacer.ready_at(now)
 
     def check_sendable(self) -> None:
         state = self._sm.state

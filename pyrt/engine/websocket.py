@@ -13,8 +13,9 @@ Inputs (``now`` is the adapter's monotonic clock in seconds):
   :meth:`~WebSocketEngine.join`, :meth:`~WebSocketEngine.leave` — the user's calls;
 - :meth:`~WebSocketEngine.opened`, :meth:`~WebSocketEngine.received`,
   :meth:`~WebSocketEngine.closed` — the current socket's events (:meth:`~WebSocketEngine.alive`
-  for a frame the adapter routed itself, :meth:`~WebSocketEngine.send_frame` for one encoded
-  already: a connection shared by several clients, see :mod:`pyrt.share.ws_relay`);
+  for a frame the adapter routed itself; :meth:`~WebSocketEngine.forward` asks whether a frame
+  another client encoded may go now, :meth:`~WebSocketEngine.forward_at` when it may: a
+  connection shared by several clients, see :mod:`pyrt.aio.hub`);
 - :meth:`~WebSocketEngine.save_now` — write the persisted state now;
 - :meth:`~WebSocketEngine.tick` — the timer fired;
 - :meth:`~WebSocketEngine.pause`, :meth:`~WebSocketEngine.resume` — going offline on purpose;

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyrt.ports.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
-from pyrt.ports.transport import PageEvents
+from pyrt.testing.services import FakeServices
 
 # ---------------------------------------------------------------------------------- SSE fakes
 
@@ -42,8 +42,10 @@ class FakeFetchTransport:
     """An in-memory ``fetch`` for :class:`~pyrt.FetchEventSource`: the test plays the server.
 
     Every request the client starts lands in :attr:`requests`; :meth:`respond`, :meth:`send`,
-    :meth:`end` and :meth:`fail` act on the current one. The page is in :attr:`page` once the
-    client watches it (call ``transport.page.page_backgrounded()`` to hide it). Example::
+    :meth:`end` and :meth:`fail` act on the current one. It carries :attr:`services` (a
+    :class:`FakeServices`, which a client given no ``services=`` uses); the page is in
+    :attr:`page` once the client watches it (call ``transport.page.page_backgrounded()`` to
+    hide it). Example::
 
         transport = FakeFetchTransport()
         source = FetchEventSource("/sse", transport=transport).connect()
@@ -54,8 +56,13 @@ class FakeFetchTransport:
 
     def __init__(self) -> None:
         self.requests: list[FakeRequest] = []
-        self.page: PageEvents | None = None
+        self.services = FakeServices()
         self.disposed = False
+
+    @property
+    def page(self) -> FakeServices | None:
+        """The page, once the client watches it (fire its events with ``page_online()`` & co)."""
+        return self.services if self.services.watchers else None
 
     @property
     def request(self) -> FakeRequest | None:
@@ -77,14 +84,10 @@ class FakeFetchTransport:
             if fake.request.id == request:
                 fake.aborted = True
 
-    def watch_page(self, events: PageEvents) -> None:
-        self.page = events
-
     def dispose(self) -> None:
         current = self.request
         if current is not None:
             current.aborted = True
-        self.page = None
         self.disposed = True
 
     # -- the test's controls
@@ -154,10 +157,12 @@ class FakeEventSourceTransport:
     Every object the client creates lands in :attr:`sources`; :meth:`open`, :meth:`send`,
     :meth:`drop` and :meth:`fail` act on the current one, as a browser's object would behave:
     it keeps its last event id, reports only ``"message"`` and the :attr:`types` listened to,
-    reconnects by itself after :meth:`drop` and gives up for good after :meth:`fail`.
+    reconnects by itself after :meth:`drop` and gives up for good after :meth:`fail`. It
+    carries :attr:`services` (a :class:`FakeServices`), which a client given no ``services=`` uses.
     """
 
     def __init__(self) -> None:
+        self.services = FakeServices()
         self.sources: list[FakeSource] = []
         self.types: set[str] = set()
         self.disposed = False
