@@ -311,18 +311,20 @@ class Driver:
         """Hook: an open-ended event type got its first handler (or lost its last one)."""
 
     def _use_services(self, transport: object) -> Services:
-        """The services this client runs with: the ones given, else those ``transport``
-        carries (a fake transport carries fake ones), else the runtime's."""
+        """The services this client runs with, chosen for good: the ones given, else those
+        ``transport`` carries (a fake transport carries fake ones), else the runtime's."""
         services = self._services
         if services is None:
             services = self._services = getattr(transport, "services", None) or runtime.services()
         return services
 
+    def _services_now(self) -> Services:
+        return self._services if self._services is not None else runtime.services()
+
     def _watch_page(self, events: PageEvents) -> None:
         """Hear the page's events (once; until the client is CLOSED)."""
         if self._watching is None and self._engine.state is not State.CLOSED:
-            services = self._services if self._services is not None else runtime.services()
-            self._watching = services.watch_page(events)
+            self._watching = self._services_now().watch_page(events)
 
     def _start_loop(self) -> asyncio.AbstractEventLoop:
         """Bind to the running loop (``connect()``); its clock becomes the engine's ``now``."""
@@ -407,8 +409,7 @@ class Driver:
         if loop is not None and self._engine.state is not State.CLOSED:
             timers = self._timers
             if timers is None:
-                services = self._services if self._services is not None else runtime.services()
-                timers = self._timers = services.timers(loop)
+                timers = self._timers = self._services_now().timers(loop)
                 self._sleeps.check(loop.time(), wall_time())  # the clocks' first reading
             self._timer_at = deadline
             # A delay, not a deadline: Pyodide's loop refuses a deadline already in the past.

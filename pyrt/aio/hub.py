@@ -101,8 +101,8 @@ class Hub:
     # -- the participant's side
 
     def start(self) -> None:
-        self._watching = self.services.watch_page(self)
         self.upstream.start()
+        self._watching = self.services.watch_page(self)
 
     def link_requested(self, link: str, participant: str, extra: dict[str, Any]) -> None:
         self._owners[link] = participant
