@@ -50,10 +50,12 @@ __all__ = ["Hub", "HubServices", "Upstream"]
 
 class Upstream(Protocol):
     """The real connection of a hub (see the module docstring). ``client`` is the hub's own
-    client on it; ``page`` receives the page's events (``None``: it has no use for them)."""
+    client on it; ``page`` receives the page's events (``None``: it has no use for them);
+    ``what`` names it to the links' clients (``"connection"``, ``"stream"``)."""
 
     client: Any
     page: PageEvents | None
+    what: str
 
     def start(self) -> None: ...
 
@@ -134,7 +136,7 @@ class Hub:
             self._watching.stop()
             self._watching = None
         self._held.clear()
-        self.run(self.relay.lost(1001, "the tab holding the shared connection is leaving"))
+        self.run(self.relay.lost(1001, f"the tab holding the shared {self.upstream.what} is leaving"))
         self._owners.clear()
         self.upstream.close()
 

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pyrt.aio.driver import running_loop
 from pyrt.aio.hub import Hub, HubServices
 from pyrt.aio.share import Participant, SharedTransport
 from pyrt.engine.states import State
@@ -294,6 +295,8 @@ class _Lent:
 class StreamUpstream:
     """The leader's real event stream (see the module docstring)."""
 
+    what = "stream"
+
     def __init__(
         self,
         hub: Hub,
@@ -305,7 +308,7 @@ class StreamUpstream:
         self.relay = relay
         self._native = isinstance(end, SharedEventSourceTransport)
         self._lent = _Lent(self, end.inner, self._native)
-        self._loop = asyncio.get_running_loop()
+        self._loop = running_loop()
         self._state_now = State.IDLE
         options = {k: v for k, v in leader.options.items() if k != "share"}
         options["last_event_id"] = end.last_event_id or leader.last_event_id

@@ -22,6 +22,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from pyrt.aio.driver import running_loop
 from pyrt.aio.hub import Hub, HubServices
 from pyrt.aio.share import Participant, SharedTransport
 from pyrt.engine.states import State
@@ -178,6 +179,8 @@ class _HubTransport:
 class WebSocketUpstream:
     """The leader's real WebSocket (see the module docstring)."""
 
+    what = "connection"
+
     def __init__(self, hub: Hub, relay: WsRelay, leader: WebSocketClient, inner: Transport) -> None:
         self.hub = hub
         self.relay = relay
@@ -206,7 +209,7 @@ class WebSocketUpstream:
             return True
         at = client.forward_at()
         if at is not None and self._timer is None:  # None: the pong of the pacer's ping drains
-            loop = asyncio.get_running_loop()
+            loop = running_loop()
             if self._timers is None:
                 self._timers = self.hub.services.timers(loop)
             self._timer = self._timers.call_later(max(0.0, at - loop.time()), self._ready)

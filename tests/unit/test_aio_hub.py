@@ -67,6 +67,7 @@ class Upstream:
 
     client: Any = None
     page: Any = field(default_factory=Page)
+    what: str = "connection"
     taking: bool = True
     sent: list[Any] = field(default_factory=list)
     listened: list[str] = field(default_factory=list)
