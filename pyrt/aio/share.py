@@ -4,9 +4,9 @@ Every client made with ``share=`` is a :class:`Participant` of the group named a
 them queue for the group's lock (:class:`~pyrt.share.channel.ShareChannel`); the one holding it
 leads: it runs the hub (:class:`pyrt.aio.hub.Hub`: the real connection and a relay) and tells
 the others (``leader``). Every client, the leader's own included, reaches the hub over a *link*
-(its shared transport is a :class:`LinkEnd`): messages on the group's channel
-(:mod:`pyrt.share.messages`), or direct calls when the hub is in the same participant (always a
-turn of the event loop later, as a channel would deliver).
+(its shared transport is a :class:`SharedTransport`, one link at a time): messages on the
+group's channel (:mod:`pyrt.share.messages`), or direct calls when the hub is in the same
+participant (always a turn of the event loop later, as a channel would deliver).
 
 When the leader changes — it closed, its page went away (``bye``), or it crashed and the browser
 gave its lock to the next in line (who says ``leader``) — every link to the old one is closed

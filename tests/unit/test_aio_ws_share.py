@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -515,5 +517,43 @@ def test_share_by_name_uses_the_services_share_channel() -> None:
         assert live_connections(server) == 1
         for client in clients:
             client.close()
+
+    run(scenario)
+
+
+def test_a_follower_publish_and_its_ack_cross_json_four_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The follower's engine encodes the publish; the leader's relay reads it (to route its ack)
+    and reads the ack; the follower's engine reads the ack. Nothing on the group's channel is
+    JSON-wrapped, and the hub's engine reads none of them."""
+    reads: list[str] = []
+    decode = json.decoder.JSONDecoder.decode
+
+    def counted(self: json.JSONDecoder, text: str, *args: Any, **kwargs: Any) -> Any:
+        callers = []
+        frame = sys._getframe(1)
+        while frame is not None:
+            callers.append(frame.f_code.co_filename.replace("\\", "/"))
+            frame = frame.f_back
+        server = any("/pyrt/session/" in c or "/pyrt/testing/fake_server" in c for c in callers)
+        if not server:  # a client's read: named by the first caller outside the codec
+            reads.append(next(c.split("/pyrt/")[1] for c in callers if "/pyrt/" in c and "/wire/" not in c))
+        return decode(self, text, *args, **kwargs)
+
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus) for _ in range(2)]
+        for t in tabs:
+            t.client.connect()
+            await t.client.wait_open(2)
+        follower = next(t for t in tabs if t is not leader_of(tabs))
+        await follower.client.publish("news", 0)
+        monkeypatch.setattr(json.decoder.JSONDecoder, "decode", counted)
+        await follower.client.publish("news", 1)
+        monkeypatch.undo()
+        assert sorted(reads) == ["engine/connection.py", "share/ws_relay.py", "share/ws_relay.py"]
+        publish = next(text for _, text in bus.posted if '"type":"publish"' in text and '"data":1' in text)
+        assert not publish.startswith("{")  # the frame as it is, after a few header lines:
+        assert '\\"' not in publish  # not escaped into a JSON string
 
     run(scenario)
