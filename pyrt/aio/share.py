@@ -26,7 +26,7 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from pyrt.share.channel import ShareChannel
 from pyrt.share.messages import decode, encode, encode_link
@@ -37,6 +37,13 @@ if TYPE_CHECKING:
 __all__ = ["HubRole", "LinkEnd", "Participant", "SharedTransport", "Sharing"]
 
 Role = Literal["joining", "leader", "follower"]
+
+
+class _Checks(Protocol):
+    def check_url(self, url: str) -> None: ...
+
+
+Inner = TypeVar("Inner", bound=_Checks)
 PRUNE_INTERVAL = 5.0  # seconds between checks for participants that vanished
 
 
@@ -384,19 +391,28 @@ class Participant:
                 end.link_closed(link, 1006, "the tab holding the shared connection went away")
 
 
-class SharedTransport:
+class SharedTransport(Generic[Inner]):
     """What every shared transport is: one link at a time from its client to the leader's hub,
     and a client woken when a leader is ready (``reconnect``: a waiting reconnect happens now).
-    The kinds say what the link plays (:mod:`pyrt.aio.ws_share`, :mod:`pyrt.aio.sse_share`)."""
+    ``inner`` is this runtime's real transport of the same kind, lent to the hub while the client
+    leads. The kinds say what the link plays (:mod:`pyrt.aio.ws_share`, :mod:`pyrt.aio.sse_share`)."""
 
     def __init__(
-        self, participant: Participant, loop: asyncio.AbstractEventLoop, reconnect: Callable[[], None]
+        self,
+        participant: Participant,
+        inner: Inner,
+        loop: asyncio.AbstractEventLoop,
+        reconnect: Callable[[], None],
     ) -> None:
         self.participant = participant
+        self.inner = inner
         self._loop = loop
         self._reconnect = reconnect
         self.link: str | None = None
         participant.add_end(self)
+
+    def check_url(self, url: str) -> None:
+        self.inner.check_url(url)
 
     def _open(self, extra: dict[str, Any] | None = None) -> None:
         """Open a new link (closing the current one)."""

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pyrt.aio.driver import running_loop
 from pyrt.aio.hub import Hub, HubServices
-from pyrt.aio.share import Participant, SharedTransport
+from pyrt.aio.share import Inner, Participant, SharedTransport
 from pyrt.engine.states import State
+from pyrt.ports.sse_transport import EventSourceTransport, FetchTransport
 from pyrt.share.relay import EventTypes, KeepAlive
 from pyrt.share.sse_relay import EventRelay
 from pyrt.wire.sse import ServerSentEvent, SSEDecoder
@@ -39,13 +39,7 @@ from pyrt.wire.sse_encode import encode_comment, encode_event
 if TYPE_CHECKING:
     from pyrt.aio.sse_client import SSEClient
     from pyrt.ports.services import Services
-    from pyrt.ports.sse_transport import (
-        EventSourceEvents,
-        EventSourceTransport,
-        FetchEvents,
-        FetchRequest,
-        FetchTransport,
-    )
+    from pyrt.ports.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
     from pyrt.share.relay import LinkItem
 
 __all__ = ["SharedEventSourceTransport", "SharedFetchTransport", "StreamUpstream", "lead"]
@@ -65,41 +59,27 @@ def lead(
     return Hub(participant, relay, services, lambda hub: StreamUpstream(hub, relay, leader, end))
 
 
-class _StreamEnd(SharedTransport):
-    """What both shared SSE transports do besides the link: the newest events, the real transport."""
+class _StreamEnd(SharedTransport[Inner]):
+    """What both shared SSE transports keep besides the link: the newest events their client got."""
 
-    def __init__(
-        self,
-        participant: Participant,
-        inner: Any,
-        loop: asyncio.AbstractEventLoop,
-        reconnect: Callable[[], None],
-    ) -> None:
-        super().__init__(participant, loop, reconnect)
-        self.inner = inner
-        self.seen: deque[ServerSentEvent] = deque(maxlen=RING)
+    _seen: deque[ServerSentEvent] | None = None
+
+    @property
+    def seen(self) -> deque[ServerSentEvent]:
+        if self._seen is None:
+            self._seen = deque(maxlen=RING)
+        return self._seen
 
     @property
     def last_event_id(self) -> str:
         return self.seen[-1].id if self.seen else ""
 
-    def check_url(self, url: str) -> None:
-        self.inner.check_url(url)
 
-
-class SharedFetchTransport(_StreamEnd):
+class SharedFetchTransport(_StreamEnd[FetchTransport]):
     """A ``FetchTransport`` whose requests are links to the leader's stream (module docstring)."""
 
-    def __init__(
-        self,
-        participant: Participant,
-        inner: FetchTransport,
-        loop: asyncio.AbstractEventLoop,
-        reconnect: Callable[[], None],
-    ) -> None:
-        super().__init__(participant, inner, loop, reconnect)
-        self._request: FetchRequest | None = None
-        self._events: FetchEvents | None = None
+    _request: FetchRequest | None = None  # the client's request in flight
+    _events: FetchEvents | None = None
 
     def start(self, request: FetchRequest, events: FetchEvents) -> None:
         self._request, self._events = request, events
@@ -147,7 +127,7 @@ class SharedFetchTransport(_StreamEnd):
             events.fetch_failed(request.id, reason or "the shared stream was lost")
 
 
-class SharedEventSourceTransport(_StreamEnd):
+class SharedEventSourceTransport(_StreamEnd[EventSourceTransport]):
     """An ``EventSourceTransport`` whose native object is a link to the leader's stream."""
 
     def __init__(

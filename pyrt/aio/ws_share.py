@@ -19,20 +19,21 @@ client's participant and its link end.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pyrt.aio.driver import running_loop
 from pyrt.aio.hub import Hub, HubServices
 from pyrt.aio.share import Participant, SharedTransport
 from pyrt.engine.states import State
+from pyrt.ports.transport import Transport
 from pyrt.share.ws_relay import WsRelay
 from pyrt.wire.types import Frame
 
 if TYPE_CHECKING:
     from pyrt.aio.websocket import WebSocketClient
     from pyrt.ports.services import Cancellable, PageEvents, Services, Timers
-    from pyrt.ports.transport import SocketEvents, Transport
+    from pyrt.ports.transport import SocketEvents
     from pyrt.share.channel import ShareChannel
     from pyrt.share.relay import LinkItem
 
@@ -58,25 +59,12 @@ def join(
     return participant, SharedWebSocketTransport(participant, inner, loop, client.page_online)
 
 
-class SharedWebSocketTransport(SharedTransport):
-    """The link end of a shared client (see the module docstring). ``inner`` is this runtime's
-    real transport, lent to the hub while the client leads."""
+class SharedWebSocketTransport(SharedTransport[Transport]):
+    """The link end of a shared client (see the module docstring)."""
 
-    def __init__(
-        self,
-        participant: Participant,
-        inner: Transport,
-        loop: asyncio.AbstractEventLoop,
-        reconnect: Callable[[], None],
-    ) -> None:
-        super().__init__(participant, loop, reconnect)
-        self.inner = inner
-        self._events: SocketEvents | None = None
+    _events: SocketEvents | None = None  # the client's, once it opens
 
     # -- Transport
-
-    def check_url(self, url: str) -> None:
-        self.inner.check_url(url)
 
     def open(self, url: str, protocols: Sequence[str], events: SocketEvents) -> None:
         self._close_link(1000, "replaced")

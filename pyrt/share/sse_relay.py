@@ -24,8 +24,8 @@ the client's own engine still parses, tracks the last event id, reconnects with 
   wait until the stream is back. A new leader starts with the ring of events its own client saw,
   so the others catch up from it.
 
-Pure: it is a :class:`~pyrt.share.relay.Relay` (inputs return
-:data:`~pyrt.share.relay.RelayAction` lists for the hub to carry out).
+Pure, one of the hub's two strategies (:class:`~pyrt.share.relay.Relay`): every input returns
+the actions the hub carries out.
 """
 
 from __future__ import annotations

@@ -98,3 +98,15 @@ class _LoopTimers:
 
     def dispose(self) -> None:
         """Nothing to release."""
+
+
+class CarriesServices:
+    """What every fake transport has: :attr:`services`, which a client given no ``services=``
+    uses, and :attr:`page`, those services once a client watches the page (``page_hidden()``
+    & co fire its events)."""
+
+    services: FakeServices
+
+    @property
+    def page(self) -> FakeServices | None:
+        return self.services if self.services.watchers else None

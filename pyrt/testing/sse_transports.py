@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyrt.ports.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
-from pyrt.testing.services import FakeServices
+from pyrt.testing.services import CarriesServices, FakeServices
 
 # ---------------------------------------------------------------------------------- SSE fakes
 
@@ -38,7 +38,7 @@ class FakeRequest:
         return self.request.body
 
 
-class FakeFetchTransport:
+class FakeFetchTransport(CarriesServices):
     """An in-memory ``fetch`` for :class:`~pyrt.FetchEventSource`: the test plays the server.
 
     Every request the client starts lands in :attr:`requests`; :meth:`respond`, :meth:`send`,
@@ -58,11 +58,6 @@ class FakeFetchTransport:
         self.requests: list[FakeRequest] = []
         self.services = FakeServices()
         self.disposed = False
-
-    @property
-    def page(self) -> FakeServices | None:
-        """The page, once the client watches it (fire its events with ``page_online()`` & co)."""
-        return self.services if self.services.watchers else None
 
     @property
     def request(self) -> FakeRequest | None:
@@ -150,7 +145,7 @@ class FakeSource:
     destroyed: bool = False
 
 
-class FakeEventSourceTransport:
+class FakeEventSourceTransport(CarriesServices):
     """In-memory native ``EventSource`` objects for :class:`~pyrt.EventSourceClient`: the test
     plays the server and the browser.
 

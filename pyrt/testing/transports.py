@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pyrt.persist.records import RecordStore, Storage
 from pyrt.ports.transport import SocketEvents
 from pyrt.testing.fake_server import FakePyrtServer, ServerConnection
-from pyrt.testing.services import FakeServices
+from pyrt.testing.services import CarriesServices, FakeServices
 from pyrt.wire.types import Frame
 
 
@@ -31,7 +31,7 @@ class FakeSocket:
 
 
 
-class FakeTransport:
+class FakeTransport(CarriesServices):
     """An in-memory transport for :class:`~pyrt.WebSocketClient`, on any runtime.
 
     With a ``server``, each socket connects to it (while ``server.accepting``) and frames flow
@@ -58,11 +58,6 @@ class FakeTransport:
         self.sockets: list[FakeSocket] = []
         self.services = FakeServices(storage)
         self.disposed = False
-
-    @property
-    def page(self) -> FakeServices | None:
-        """The page, once a client watches it (fire its events with ``page_online()`` & co)."""
-        return self.services if self.services.watchers else None
 
     @property
     def socket(self) -> FakeSocket | None:
