@@ -4,7 +4,8 @@ The decisions are made by :class:`pyrt.engine.websocket.WebSocketEngine`; the pu
 shared :class:`~pyrt.aio.driver.Driver`. This module carries out the engine's actions on a
 :class:`~pyrt.ports.transport.Transport` (``js.WebSocket`` in the browser, the ``websockets`` library
 on CPython, :class:`pyrt.testing.FakeTransport` in tests; :mod:`pyrt.aio.runtime` picks the
-default) and turns acks into futures.
+default), hears the page and finds its storage through the runtime's
+:class:`~pyrt.ports.services.Services`, and turns acks into futures.
 
 Hot paths: an inbound frame costs one engine call and direct calls of the ``message``
 handlers (no future, no task); ``send`` hands the frame to the native socket when nothing is
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from pyrt.aio.state_stream import SyncedState
     from pyrt.engine.history import HistoryPage
     from pyrt.persist.records import RecordStore, Storage
+    from pyrt.ports.services import Services
     from pyrt.ports.transport import Transport
     from pyrt.share.channel import ShareChannel
     from pyrt.wire.frames import Member
@@ -107,6 +109,9 @@ class WebSocketClient(Driver):
     ``share``: a name: every client with the same name and URL in this browser (tabs, workers)
     shares one connection, held by one of them (see :mod:`pyrt.aio.share`); the API stays the same.
     ``transport``: where sockets come from (default: the runtime's, see :mod:`pyrt.aio.runtime`).
+    ``services``: the runtime around the client — page events, the default storage of
+    ``persist``, timers, the share channel (:mod:`pyrt.ports.services`; default: those the
+    transport carries, as the fakes of :mod:`pyrt.testing` do, else the runtime's).
     ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
     The other keywords are the options of :class:`~pyrt.engine.options.WebSocketOptions`
     (``protocol``, ``backoff``, ``heartbeat``, ``queue_limit``, ``ack_timeout``, ``pacing``...),
@@ -134,12 +139,13 @@ class WebSocketClient(Driver):
         storage: Storage | RecordStore | None = None,
         share: str | ShareChannel | None = None,
         transport: Transport | None = None,
+        services: Services | None = None,
         async_handlers: AsyncHandlers = "concurrent",
         **changes: Any,
     ) -> None:
         _check_arguments(url, token, persist, share)
         self.options = WebSocketOptions.of(options, **changes)
-        super().__init__(async_handlers)
+        super().__init__(async_handlers, services)
         self.url = url
         self.protocols = protocols
         self.token = token
@@ -216,32 +222,32 @@ class WebSocketClient(Driver):
         loop = self._start_loop()
         if self._transport is None:
             self._transport = runtime.websocket_transport()
+        services = self._use_services(self._transport)
         if isinstance(self.url, str):
             self._transport.check_url(self.url)
         if self.share is not None and self._participant is None and engine.state is State.IDLE:
-            self._join(self.share, loop)
+            self._join(self.share, services, loop)
         if self.persist is not None and engine.state is State.IDLE:
-            self._persistence = self._open_storage(self.persist, loop)  # may raise: still IDLE
+            self._persistence = self._open_storage(self.persist, services, loop)  # may raise: still IDLE
             self._loading = True
             self._persistence.load(self._loaded)  # connects when loaded, maybe right now
             return self
         engine.connect(loop.time())
-        self._transport.watch_page(self)
+        self._watch_page(self)
         self._pump()
         return self
 
-    def _join(self, share: str | ShareChannel, loop: asyncio.AbstractEventLoop) -> None:
+    def _join(self, share: str | ShareChannel, services: Services, loop: asyncio.AbstractEventLoop) -> None:
         """Use the group's shared connection (see :mod:`pyrt.aio.ws_share`)."""
-        joined = _join_group(self, share, loop)
+        joined = _join_group(self, share, services, loop)
         if joined is not None:
             self._participant, self._transport = joined
             self._participant.start()
 
-    def _open_storage(self, key: str, loop: asyncio.AbstractEventLoop) -> Persistence:
+    def _open_storage(self, key: str, services: Services, loop: asyncio.AbstractEventLoop) -> Persistence:
         from pyrt.aio.persistence import Persistence  # only clients that persist load it
 
-        assert self._transport is not None
-        store, why = _record_store(self._storage, self._transport, key)
+        store, why = _record_store(self._storage, services, key)
         if why is not None:
             self._report(StorageUnavailable(why))
         return Persistence(store, key, loop, self._report)
@@ -253,8 +259,7 @@ class WebSocketClient(Driver):
             return  # closed while loading
         engine.restore(snapshot)
         engine.connect(self._now())
-        assert self._transport is not None
-        self._transport.watch_page(self)
+        self._watch_page(self)
         self._pump()
 
     def _report(self, error: Exception) -> None:
@@ -294,10 +299,26 @@ class WebSocketClient(Driver):
         buffered = transport.buffered_amount() if transport is not None and engine.state is State.OPEN else 0
         self._transmit(engine.send(data, self._now(), buffered))
 
-    def send_frame(self, frame: Frame) -> None:
-        """Send a frame encoded already, as :meth:`send` would send it (queued while not open).
-        For a connection shared by several clients: they encode their own frames."""
-        self._transmit(self._engine.send_frame(frame, self._now(), self._buffered()))
+    def forward(self, frame: Frame) -> bool:
+        """Send ``frame`` as it is, a frame another client encoded (the hub of a shared
+        connection forwards its links' frames), when the connection can take it now: open,
+        under ``high_water`` and within the server's limits (the pacer spends a token for it).
+        Returns False otherwise; nothing is queued: keep it, in order, and try again at
+        :meth:`forward_at` (or when the server answers)."""
+        engine = self._engine
+        if engine.forward(frame, self._now(), self._buffered()):
+            transport = self._transport
+            assert transport is not None  # open
+            transport.send(frame)
+            return True
+        if engine.has_actions:
+            self._pump()  # a ping asking the server how far it has read
+        return False
+
+    def forward_at(self) -> float | None:
+        """When :meth:`forward` may take a frame again (the loop's time), or ``None``: when the
+        server answers (a pong), or never (not open)."""
+        return self._engine.forward_at(self._now(), self._buffered())
 
     def socket_alive(self) -> None:
         """A frame arrived that the transport gave elsewhere (a shared connection's link): it
@@ -731,40 +752,32 @@ def _offered(protocol: WireProtocol, protocols: str | Sequence[str] | None, toke
 
 
 def _join_group(
-    client: WebSocketClient, share: str | ShareChannel, loop: asyncio.AbstractEventLoop
+    client: WebSocketClient, share: str | ShareChannel, services: Services, loop: asyncio.AbstractEventLoop
 ) -> tuple[Participant, Transport] | None:
     """The client's participant in its sharing group and the link end that becomes its
     transport; ``None`` (reported) where sharing is not possible."""
-    from pyrt.aio.share import Participant
-    from pyrt.aio.ws_share import SharedWebSocketTransport, WebSocketHub
+    from pyrt.aio.ws_share import join
 
     if isinstance(share, str):
         where = client.url if isinstance(client.url, str) else ""
-        channel = runtime.share_channel(f"pyrt:ws:{share}:{where}")
-        if channel is None:
-            client._report(ShareUnavailable(f"share={share!r}: {runtime.why_no_sharing()}; connecting alone"))
+        try:
+            channel = services.share_channel(f"pyrt:ws:{share}:{where}")
+        except ShareUnavailable as exc:
+            client._report(ShareUnavailable(f"share={share!r}: {exc}; connecting alone"))
             return None
     else:
         channel = share
     assert client._transport is not None
-    shared: SharedWebSocketTransport | None = None
-
-    def hub(participant: Participant) -> WebSocketHub:
-        assert shared is not None
-        return WebSocketHub(participant, client, shared)
-
-    participant = Participant(channel, hub, loop, name=share if isinstance(share, str) else None)
-    shared = SharedWebSocketTransport(participant, client._transport, loop)
-    return participant, shared
+    return join(client, channel, client._transport, services, loop)
 
 
 def _record_store(
-    given: Storage | RecordStore | None, transport: Transport, key: str
+    given: Storage | RecordStore | None, services: Services, key: str
 ) -> tuple[RecordStore, str | None]:
     """Where ``persist=key`` state goes, and why it will not survive a reload (``None``: it will)."""
     from pyrt.persist.records import MemoryRecordStore, as_record_store
 
-    store = as_record_store(given) if given is not None else transport.storage()
+    store = as_record_store(given) if given is not None else services.record_store()
     if store is not None and store.durable:
         return store, None
     where = "this runtime" if store is None else f"its {store.kind} store"

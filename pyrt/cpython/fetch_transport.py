@@ -19,7 +19,6 @@ import time
 from pyrt.cpython.http import HttpSession, describe, with_default
 from pyrt.engine.urls import http_url
 from pyrt.ports.sse_transport import FetchEvents, FetchRequest
-from pyrt.ports.transport import PageEvents
 
 __all__ = ["CPythonFetchTransport"]
 
@@ -38,9 +37,6 @@ class CPythonFetchTransport:
 
     def abort(self, request: int) -> None:
         self.session.stop(request)
-
-    def watch_page(self, events: PageEvents) -> None:
-        """No page outside the browser: no online or visibility events."""
 
     def dispose(self) -> None:
         self.session.close()

@@ -265,16 +265,6 @@ class ConnectionCore:
         sender.enqueue(_queued(frame), now)
         return None
 
-    def send_frame(self, frame: Frame, now: float, buffered: int = 0) -> Frame | None:
-        """Send a frame encoded already (a shared connection forwards its clients' frames).
-        Like :meth:`send`: returns it to transmit now, or ``None`` when it was queued."""
-        self.check_sendable()
-        if self._sm.state is State.OPEN and not self._outbox and buffered <= self._high_water:
-            self.stats.sent += 1
-            return frame
-        self.sender.enqueue(_queued(frame), now)
-        return None
-
     def check_sendable(self) -> None:
         state = self._sm.state
         if state is State.CLOSED:

@@ -51,7 +51,7 @@ from pyrt.wire.limits import ServerLimits
 
 __all__ = ["WELCOME_GRACE", "Pacer", "Pacing"]
 
-_EPSILON = 1e-9  # float slack when a timer fires exactly when a token is due
+_MARGIN = 1e-9  # seconds a timer waits past the moment a token is due: never a hair early
 WELCOME_GRACE = 1.0  # seconds paced frames wait for the server's welcome on a new connection
 RECOVERY = 0.1  # after a cut, the rate climbs back by this part of its ceiling per second
 FLOOR = 0.05  # cuts never go below this part of the ceiling
@@ -199,7 +199,7 @@ class Pacer:
             return False
         if self.rate is None:
             return True
-        return self._refill(now) >= 1.0 - _EPSILON
+        return self._refill(now) >= 1.0  # a whole token, as the server counts it
 
     def spend(self, now: float) -> int:
         """A paced frame was sent (after :meth:`allows`); returns its sequence number."""
@@ -229,7 +229,7 @@ class Pacer:
         if self.rate is None:
             return at
         missing = 1.0 - self._refill(now)
-        return at if missing <= _EPSILON else max(at, self._last + missing / self.rate)
+        return at if missing <= 0.0 else max(at, self._last + missing / self.rate + _MARGIN)
 
     @property
     def waiting_for_answer(self) -> bool:

@@ -13,8 +13,9 @@ Inputs (``now`` is the adapter's monotonic clock in seconds):
   :meth:`~WebSocketEngine.join`, :meth:`~WebSocketEngine.leave` — the user's calls;
 - :meth:`~WebSocketEngine.opened`, :meth:`~WebSocketEngine.received`,
   :meth:`~WebSocketEngine.closed` — the current socket's events (:meth:`~WebSocketEngine.alive`
-  for a frame the adapter routed itself, :meth:`~WebSocketEngine.send_frame` for one encoded
-  already: a connection shared by several clients, see :mod:`pyrt.share.ws_relay`);
+  for a frame the adapter routed itself; :meth:`~WebSocketEngine.forward` asks whether a frame
+  another client encoded may go now, :meth:`~WebSocketEngine.forward_at` when it may: a
+  connection shared by several clients, see :mod:`pyrt.aio.hub`);
 - :meth:`~WebSocketEngine.save_now` — write the persisted state now;
 - :meth:`~WebSocketEngine.tick` — the timer fired;
 - :meth:`~WebSocketEngine.pause`, :meth:`~WebSocketEngine.resume` — going offline on purpose;
@@ -98,7 +99,7 @@ from pyrt.engine.channels import Channels
 from pyrt.engine.connection import ABANDON_CODE, ConnectionCore
 from pyrt.engine.options import WebSocketOptions
 from pyrt.engine.requests import Requests
-from pyrt.engine.states import StateChanged
+from pyrt.engine.states import State, StateChanged
 from pyrt.wire.frames import Member
 from pyrt.wire.types import AckId, Frame
 
@@ -206,6 +207,37 @@ class WebSocketEngine(ConnectionCore):
             stats.rtt = self._hb.rtt
             stats.srtt = self._hb.srtt
         return stats
+
+    # ------------------------------------------------------------------------------ a shared connection
+
+    def forward(self, frame: Frame, now: float, buffered: int = 0) -> bool:
+        """A frame another client encoded, for this connection as it is (the hub of a shared
+        connection forwards its links' frames). Returns True when it may go on the socket now —
+        open, ``buffered`` under the high-water mark, and the pacer willing (it spends a token:
+        the server's limits hold for the connection as a whole); the caller sends it. Returns
+        False when it must wait: the caller keeps it, in order, and asks :meth:`forward_at`.
+        Nothing is queued, decoded, persisted or awaited here: the client that encoded the
+        frame does all that. A pacer waiting for answers has a ping sent (its pong frees it)."""
+        if self._sm.state is not State.OPEN or buffered > self._high_water:
+            return False
+        pacer = self._pacer
+        if pacer is not None:
+            if not pacer.allows(now):
+                self.sender.probe_reads(now)
+                return False
+            pacer.spend(now)
+        self.stats.sent += 1
+        return True
+
+    def forward_at(self, now: float, buffered: int = 0) -> float | None:
+        """When :meth:`forward` may take a frame again: a time, or ``None`` when only an answer
+        from the server can tell (a pong; then try again when one arrives) or never (not open)."""
+        if self._sm.state is not State.OPEN:
+            return None
+        if buffered > self._high_water:
+            return now + self.sender.drain_interval
+        pacer = self._pacer
+        return now if pacer is None else pacer.ready_at(now)
 
     # ------------------------------------------------------------------------------ requests
 

@@ -177,3 +177,27 @@ def test_a_fetch_tab_that_shares_with_no_one_is_told_why_the_stream_was_lost() -
         alone.client.close()
 
     run(scenario)
+
+
+def test_the_shared_native_object_reports_every_type_a_tab_listens_to() -> None:
+    """A native EventSource reports only the types someone listens to: a follower's handler for
+    a named type makes the leader's object listen to it, and the follower gets those events."""
+
+    async def scenario() -> None:
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [source_tab(bus) for _ in range(2)]
+        for t in tabs:
+            t.client.connect()
+        await until(lambda: reading(tabs, "current"))
+        lead = leader(tabs)
+        assert lead is not None
+        lead.transport.open()
+        await until(lambda: all(t.client.state is State.OPEN for t in tabs))
+        follower = next(t for t in tabs if t is not lead)
+        follower.client.on("tick", lambda e: follower.ticks.append(e.data))
+        await until(lambda: "tick" in lead.transport.types)
+        assert lead.transport.send("1", type="tick", id="1-1")
+        await until(lambda: follower.ticks == ["1"])
+        assert lead.ticks == []  # the leader's own client did not ask for it
+
+    run(scenario)

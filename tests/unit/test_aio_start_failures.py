@@ -21,7 +21,13 @@ from pyrt.engine.states import State
 from pyrt.errors import StorageUnavailable
 from pyrt.persist.records import MemoryRecordStore, RecordStore
 from pyrt.ports.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
-from pyrt.testing import FakeEventSourceTransport, FakeFetchTransport, FakePyrtServer, FakeTransport
+from pyrt.testing import (
+    FakeEventSourceTransport,
+    FakeFetchTransport,
+    FakePyrtServer,
+    FakeServices,
+    FakeTransport,
+)
 from pyrt.wire import codec
 from pyrt.wire.frames import Welcome
 from tests import REPO
@@ -251,23 +257,24 @@ def test_a_store_that_raises_on_load_is_reported_and_the_client_connects_in_memo
     run(scenario)
 
 
-class StorageFailsOnce(FakeTransport):
-    """A transport whose storage cannot be opened the first time (a directory not there yet)."""
+class StorageFailsOnce(FakeServices):
+    """A runtime whose storage cannot be opened the first time (a directory not there yet)."""
 
     def __init__(self) -> None:
-        super().__init__(FakePyrtServer())
+        super().__init__()
         self.failures = 1
 
-    def storage(self) -> RecordStore | None:
+    def record_store(self) -> RecordStore | None:
         if self.failures:
             self.failures -= 1
             raise PermissionError("~/.cache/pyrt is not writable")
-        return super().storage()
+        return super().record_store()
 
 
 def test_storage_that_cannot_be_opened_raises_from_connect_and_a_later_connect_works() -> None:
     async def scenario() -> None:
-        client = WebSocketClient("ws://h/ws", transport=StorageFailsOnce(), persist="chat")
+        transport, services = FakeTransport(FakePyrtServer()), StorageFailsOnce()
+        client = WebSocketClient("ws://h/ws", transport=transport, services=services, persist="chat")
         with pytest.raises(PermissionError, match="not writable"):
             client.connect()
         assert client.state is State.IDLE

@@ -26,7 +26,7 @@ from pyrt.errors import (
     TokenError,
 )
 from pyrt.persist.records import MemoryRecordStore, MemoryStorage, RestoredMessage, SavedFrame
-from pyrt.testing import FakePyrtServer, FakeTransport
+from pyrt.testing import FakePyrtServer, FakeServices, FakeTransport
 from pyrt.wire.frames import Publication
 from pyrt.wire.limits import ServerLimits
 from tests.unit.loop_support import run, until
@@ -597,17 +597,19 @@ def test_a_raising_done_callback_goes_to_the_loop_exception_handler() -> None:
     run(scenario)
 
 
-class NoStorage(FakeTransport):
+class NoStorage(FakeServices):
     """A runtime with no durable storage at all (a sandboxed frame, an odd worker)."""
 
-    def storage(self) -> None:
+    def record_store(self) -> None:
         return None
 
 
 def test_without_durable_storage_the_client_says_so_once_and_keeps_working() -> None:
     async def scenario() -> None:
-        transport = NoStorage(FakePyrtServer(), asyncio.get_running_loop().call_soon)
-        client = WebSocketClient("ws://test/ws", heartbeat=None, persist="chat", transport=transport)
+        transport = FakeTransport(FakePyrtServer(), asyncio.get_running_loop().call_soon)
+        client = WebSocketClient(
+            "ws://test/ws", heartbeat=None, persist="chat", transport=transport, services=NoStorage()
+        )
         errors: list[Exception] = []
         client.on_error(errors.append)
         assert client.storage_kind is None

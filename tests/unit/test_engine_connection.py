@@ -573,3 +573,41 @@ def test_a_batched_message_delivers_every_frame_in_order() -> None:
     kinds = [type(a).__name__ for a in h.actions_seen if type(a).__name__ in wanted]
     assert kinds[-3:] == ["DeliverMessage", "DeliverPublication", "DeliverMessage"]  # the frames' order
     assert h.engine.stats.received - received_before == 4
+
+
+# ------------------------------------------------------------------------------ forwarding
+
+
+def test_a_forwarded_frame_goes_as_the_pacer_allows_and_is_never_queued() -> None:
+    """The hub of a shared connection forwards frames its links' engines encoded: the
+    connection's pacer decides when each goes; the engine keeps none of them."""
+    h = EngineHarness(**NO_HB)
+    assert h.engine.forward('{"type":"message","data":0}', h.now) is False  # not open
+    assert h.engine.forward_at(h.now) is None
+    h.connect()
+    h.open()
+    h.receive('{"type":"welcome","session":"s1","limits":{"rate":10,"burst":8,"window":1000}}')
+    taken = [n for n in range(10) if h.engine.forward(f'{{"type":"message","data":{n}}}', h.now)]
+    assert taken == [0, 1, 2, 3]  # half the advertised burst
+    assert h.engine.forward_at(h.now) == pytest.approx(h.now + 1 / 9)  # 90 % of the rate
+    h.advance(1 / 9)
+    assert h.engine.forward("x", h.now) is True
+    stats = h.engine.stats_snapshot()
+    assert (stats.queued, stats.queue_length, stats.sent) == (0, 0, 5)
+    assert h.sent == []  # the caller sends what was taken, as it is
+    over_high_water = 2 << 20
+    assert h.engine.forward_at(h.now, over_high_water) == pytest.approx(h.now + 0.05)
+    assert h.engine.forward("y", h.now, over_high_water) is False
+
+
+def test_a_forwarder_waiting_on_the_window_has_a_ping_sent_whose_pong_frees_it() -> None:
+    h = EngineHarness(**NO_HB)
+    h.connect()
+    h.open()
+    h.receive('{"type":"welcome","session":"s1","limits":{"rate":1000,"burst":1000,"window":4}}')
+    assert [h.engine.forward("x", h.now) for _ in range(3)] == [True, True, False]  # 2 in flight
+    assert h.engine.forward_at(h.now) is None  # only an answer can tell
+    h.pump()
+    (probe,) = frames_of(h, "ping")
+    h.receive(json.dumps({"type": "pong", "t": probe["t"]}))
+    assert h.engine.forward("x", h.now) is True

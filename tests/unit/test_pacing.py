@@ -204,15 +204,16 @@ def run_schedule(steps: list[tuple[float, int, int]], rate: float, burst: int, w
         if not welcomed and now >= welcome_at:
             pacer.advertise(ServerLimits(rate=rate, burst=burst), now)
             welcomed = True
+        arrival = now + 1e-6  # a frame reaches the server after it was sent (never at the same float)
         for _ in range(pings):
             pacer.force(now)
-            server.take(now)  # a ping is never held back; the server answers it anyway
+            server.take(arrival)  # a ping is never held back; the server answers it anyway
         for _ in range(wanted):
             if not pacer.allows(now):
                 break
             pacer.spend(now)
             sent += 1
-            assert server.take(now), (now, pacer.rate, pacer.burst)
+            assert server.take(arrival), (now, pacer.rate, pacer.burst)
     return sent
 
 
