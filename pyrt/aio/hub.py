@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from pyrt.aio.share import Participant
     from pyrt.persist.records import RecordStore
-    from pyrt.ports.services import PageEvents, Services, Timers, Watching
+    from pyrt.ports.services import PageEvents, Preferences, Services, Timers, Watching
     from pyrt.share.channel import ShareChannel
     from pyrt.share.relay import LinkItem, Relay
     from pyrt.wire.types import Frame
@@ -231,8 +231,9 @@ class _NotWatching:
 
 
 class HubServices:
-    """The services of a hub's own client: the runtime's timers, and nothing else — no page
-    (the hub hears it and passes it on), no storage, no sharing."""
+    """The services of a hub's own client: the runtime's timers and preferences (the transport
+    that works, for every tab), and nothing else — no page (the hub hears it and passes it on),
+    no storage, no sharing."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -248,3 +249,6 @@ class HubServices:
 
     def share_channel(self, name: str) -> ShareChannel:
         raise ShareUnavailable("a hub's own connection is not shared again")
+
+    def preferences(self) -> Preferences | None:
+        return self.services.preferences()

@@ -21,24 +21,27 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from pyrt.aio import runtime
 from pyrt.aio.ack_future import AckFuture, settle
 from pyrt.aio.driver import Driver
 from pyrt.aio.handlers import AsyncHandlers, Handler, HandlerAttribute
+from pyrt.aio.transports import ClientTransports, resolve_order
 from pyrt.engine.credentials import check_token
 from pyrt.engine.options import WebSocketOptions
 from pyrt.engine.states import State
 from pyrt.engine.websocket import (
     NO_MESSAGE,
     Closed,
+    CloseProbe,
     CloseSocket,
     DeliverMessage,
     DeliverPresence,
     DeliverPublication,
     FetchToken,
+    OpenProbe,
     OpenSocket,
     Reconnecting,
     RejectAck,
+    RememberTransport,
     ReportError,
     ReportRestored,
     ResolveAck,
@@ -51,7 +54,7 @@ from pyrt.engine.websocket import (
 )
 from pyrt.errors import InvalidStateError, ShareUnavailable, StorageUnavailable
 from pyrt.wire.frames import Publication
-from pyrt.wire.protocols import WireProtocol
+from pyrt.wire.protocols import WireProtocol, get_protocol
 from pyrt.wire.types import Frame
 
 if TYPE_CHECKING:
@@ -108,7 +111,11 @@ class WebSocketClient(Driver):
     any object with ``getItem``/``setItem``/``removeItem``).
     ``share``: a name: every client with the same name and URL in this browser (tabs, workers)
     shares one connection, held by one of them (see :mod:`pyrt.aio.share`); the API stays the same.
-    ``transport``: where sockets come from (default: the runtime's, see :mod:`pyrt.aio.runtime`).
+    ``transport``: where WebSocket sockets come from (default: the runtime's, see
+    :mod:`pyrt.aio.runtime`); ``http_transport``: where the HTTP binding's come from (default:
+    :class:`~pyrt.aio.http_transport.HttpTransport` over the runtime's ``fetch``). With the pyrt
+    protocol a client falls back to HTTP where WebSockets do not pass and probes its way back
+    (``transports=``, :mod:`pyrt.engine.transport_choice`); :attr:`transport` says which is in use.
     ``services``: the runtime around the client — page events, the default storage of
     ``persist``, timers, the share channel (:mod:`pyrt.ports.services`; default: those the
     transport carries, as the fakes of :mod:`pyrt.testing` do, else the runtime's).
@@ -139,6 +146,7 @@ class WebSocketClient(Driver):
         storage: Storage | RecordStore | None = None,
         share: str | ShareChannel | None = None,
         transport: Transport | None = None,
+        http_transport: Transport | None = None,
         services: Services | None = None,
         async_handlers: AsyncHandlers = "concurrent",
         **changes: Any,
@@ -152,10 +160,19 @@ class WebSocketClient(Driver):
         self.persist = persist
         self.share = share
         self.async_handlers: AsyncHandlers = async_handlers
-        self._engine = WebSocketEngine(
-            self.options, persist=persist is not None, token_refresh=token is not None
+        order = resolve_order(
+            self.options.transports,
+            get_protocol(self.options.protocol),
+            transport is not None,
+            http_transport is not None,
+            share is not None,
         )
+        self._engine = WebSocketEngine(
+            self.options, persist=persist is not None, token_refresh=token is not None, transports=order
+        )
+        self._sockets = ClientTransports(transport, http_transport)
         self._transport = transport
+        self._last_open: tuple[str, list[str]] | None = None  # what the probe opens
         self._storage = storage
         self._persistence: Persistence | None = None
         self._participant: Participant | None = None
@@ -171,6 +188,17 @@ class WebSocketClient(Driver):
         """A snapshot of the counters (sent, received, queued, dropped, acked, ack_timeouts,
         retried, reconnects, duplicates, queue_length, pending_acks, rtt, srtt)."""
         return self._engine.stats_snapshot()
+
+    @property
+    def transport(self) -> str:
+        """The transport of the current (or next) connection: ``"websocket"``, or ``"http"`` where
+        WebSockets do not pass (see :attr:`transports`)."""
+        return self._engine.transport
+
+    @property
+    def transports(self) -> tuple[str, ...]:
+        """The transports this client tries, in order."""
+        return self._engine.transports.choice.order
 
     @property
     def session(self) -> str | None:
@@ -221,8 +249,10 @@ class WebSocketClient(Driver):
             raise InvalidStateError("connect() was already called (loading the saved state)")
         loop = self._start_loop()
         if self._transport is None:
-            self._transport = runtime.websocket_transport()
+            self._transport = self._sockets.socket("websocket")
         services = self._use_services(self._transport)
+        if engine.state is State.IDLE and len(self.transports) > 1:
+            engine.remembered(ClientTransports.recall(services, self.url))
         if isinstance(self.url, str):
             self._transport.check_url(self.url)
         if self.share is not None and self._participant is None and engine.state is State.IDLE:
@@ -575,8 +605,9 @@ class WebSocketClient(Driver):
         if self._fetching is not None:
             self._fetching.cancel()
             self._fetching = None
-        if self._transport is not None:
-            self._transport.dispose()
+        if self._transport is not None and self._participant is not None:
+            self._transport.dispose()  # a link end; the sockets are the transports'
+        self._sockets.dispose()
         if self._persistence is not None:
             self._persistence.close()
 
@@ -609,6 +640,8 @@ class WebSocketClient(Driver):
         elif type(action) is DeliverMessage:
             self._deliver(action.data)
         elif type(action) is OpenSocket:
+            if self._participant is None:  # a shared connection's tab has its link, whatever the transport
+                self._transport = self._sockets.socket(action.transport)
             self._open(action.attempt)
         elif type(action) is CloseSocket:
             if self._opening is not None:
@@ -635,6 +668,12 @@ class WebSocketClient(Driver):
             self._finished(action)
         elif type(action) is SubscriptionConfirmed:
             log.debug("pyrt websocket: subscribed to %r at %s", action.channel, action.offset)
+        elif type(action) is OpenProbe:
+            self._open_probe(action.transport)
+        elif type(action) is CloseProbe:
+            self._sockets.close_probe()
+        elif type(action) is RememberTransport:
+            ClientTransports.remember(self._services_now(), self.url, action.transport, action.seconds)
         elif type(action) is FetchToken:
             if self._fetching is not None:
                 self._fetching.cancel()  # a newer request makes it moot: the engine would ignore it
@@ -681,13 +720,31 @@ class WebSocketClient(Driver):
 
     def _open_now(self, url: str, protocols: str | Sequence[str] | None, token: str | None = None) -> None:
         assert self._transport is not None
+        offered = _offered(self._engine.protocol, protocols, token)
+        self._last_open = (url, offered)
         try:
-            self._transport.open(url, _offered(self._engine.protocol, protocols, token), self)
+            self._transport.open(url, offered, self)
         except Exception as exc:  # a malformed URL, a refused subprotocol list
             if token is not None and token in str(exc):  # a message quoting the subprotocols
                 exc = RuntimeError(str(exc).replace(token, "<token>"))  # never shows the token
             self._handlers.emit("error", exc)
             self.socket_closed(1006, f"could not open the socket: {exc}", False)
+
+    def _open_probe(self, name: str) -> None:
+        """Open the probe socket the engine asked for (see :mod:`pyrt.aio.transports`)."""
+        engine = self._engine
+
+        def message(frame: Frame) -> None:
+            engine.probe_received(frame, self._now())
+            self._pump()
+
+        def closed() -> None:
+            engine.probe_closed(self._now())
+            self._pump()
+
+        last = self._last_open
+        if last is None or not self._sockets.open_probe(name, last[0], last[1], message, closed):
+            self._ensure_loop().call_soon(closed)  # nothing to probe with here: it failed
 
     def _buffered(self) -> int:
         transport = self._transport

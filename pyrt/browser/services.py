@@ -17,11 +17,11 @@ releases it. :mod:`pyrt.aio.runtime` picks it in Pyodide.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyrt.browser.page import PageWatcher
 from pyrt.browser.share_channel import BrowserShareChannel, sharing_supported
-from pyrt.browser.storage import default_store
+from pyrt.browser.storage import default_store, usable_local_storage
 from pyrt.browser.timers import BrowserTimers
 from pyrt.errors import ShareUnavailable
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from pyrt.persist.records import RecordStore
     from pyrt.ports.services import PageEvents
 
-__all__ = ["BrowserServices"]
+__all__ = ["BrowserServices", "LocalPreferences"]
 
 
 class BrowserServices:
@@ -52,3 +52,30 @@ class BrowserServices:
                 "no Web Locks (navigator.locks needs a secure context) or no BroadcastChannel here"
             )
         return BrowserShareChannel(name)
+
+    def preferences(self) -> LocalPreferences | None:
+        storage = usable_local_storage()
+        return LocalPreferences(storage) if storage is not None else None
+
+
+class LocalPreferences:
+    """Remembered facts in ``localStorage`` (a page's main thread; workers have none)."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+
+    def get(self, key: str) -> str | None:
+        try:
+            value = self.storage.getItem(key)
+        except Exception:  # storage disabled or refused: nothing is known
+            return None
+        return value if isinstance(value, str) else None
+
+    def set(self, key: str, value: str | None) -> None:
+        try:
+            if value is None:
+                self.storage.removeItem(key)
+            else:
+                self.storage.setItem(key, value)
+        except Exception:  # full or refused: a preference is best effort
+            return

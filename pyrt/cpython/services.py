@@ -16,18 +16,20 @@ Pass ``services=CPythonServices(storage_dir=...)`` to a client to keep its files
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyrt.cpython.storage import FileStore
+from pyrt.cpython.storage import FileStore, default_directory
 from pyrt.errors import ShareUnavailable
 
 if TYPE_CHECKING:
     from pyrt.ports.services import PageEvents
     from pyrt.share.channel import ShareChannel
 
-__all__ = ["CPythonServices", "LoopTimers"]
+__all__ = ["CPythonServices", "FilePreferences", "LoopTimers"]
 
 
 class LoopTimers:
@@ -71,3 +73,38 @@ class CPythonServices:
 
     def share_channel(self, name: str) -> ShareChannel:
         raise ShareUnavailable("tabs share connections in a browser only")
+
+    def preferences(self) -> FilePreferences:
+        return FilePreferences(self.storage_dir)
+
+
+class FilePreferences:
+    """Remembered facts in ``preferences.json`` next to the ``persist=`` files."""
+
+    def __init__(self, directory: str | Path | None) -> None:
+        self.path = Path(directory if directory is not None else default_directory()) / "preferences.json"
+
+    def get(self, key: str) -> str | None:
+        value = self._read().get(key)
+        return value if isinstance(value, str) else None
+
+    def set(self, key: str, value: str | None) -> None:
+        data = self._read()
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            spare = self.path.with_suffix(".tmp")
+            spare.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(spare, self.path)
+        except OSError:  # a read-only home: a preference is best effort
+            return
+
+    def _read(self) -> dict[str, object]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}

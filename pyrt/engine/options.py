@@ -54,9 +54,10 @@ class WebSocketOptions:
     #: Sends paced below the server's limits: ``"auto"`` (on for protocols with flow control),
     #: ``None`` (off) or a :class:`~pyrt.engine.pacing.Pacing`.
     pacing: Pacing | Literal["auto"] | None = "auto"
-    #: The transports to try, in order: ``"auto"`` (``("websocket", "http")`` with the pyrt
-    #: protocol, whose servers carry it over plain HTTP too; ``("websocket",)`` otherwise), or a
-    #: tuple of ``"websocket"``/``"http"`` (one of them pins it). See :mod:`pyrt.engine.transport_choice`.
+    #: The transports to try, in order: a tuple of ``"websocket"``/``"http"`` (one of them pins
+    #: it), or ``"auto"``: a ``WebSocketClient`` tries ``("websocket", "http")`` with the pyrt
+    #: protocol, whose servers carry it over plain HTTP too (:func:`pyrt.aio.transports.resolve_order`),
+    #: an engine on its own ``("websocket",)``. See :mod:`pyrt.engine.transport_choice`.
     transports: tuple[str, ...] | Literal["auto"] = "auto"
     #: When to move on, probe back and remember (``None``: the defaults).
     transport_policy: TransportPolicy | None = None

@@ -9,7 +9,8 @@ object:
 - the record store ``persist=`` uses by default (:meth:`Services.record_store`);
 - the client's one timer (:meth:`Services.timers`), which a browser must arm so that hidden
   tabs do not throttle it;
-- the lock and channel of a share group, for ``share=`` (:meth:`Services.share_channel`).
+- the lock and channel of a share group, for ``share=`` (:meth:`Services.share_channel`);
+- small remembered facts (:meth:`Services.preferences`): which transport works for an origin.
 
 :class:`pyrt.browser.services.BrowserServices` is the browser's (``document``/``globalThis``
 listeners, ``localStorage`` or IndexedDB, ``setTimeout`` armed from a message task, Web Locks
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from pyrt.persist.records import RecordStore
     from pyrt.share.channel import ShareChannel
 
-__all__ = ["Cancellable", "PageEvents", "Services", "Timers", "Watching"]
+__all__ = ["Cancellable", "PageEvents", "Preferences", "Services", "Timers", "Watching"]
 
 
 class PageEvents(Protocol):
@@ -77,6 +78,15 @@ class Timers(Protocol):
     def dispose(self) -> None: ...
 
 
+class Preferences(Protocol):
+    """A few strings kept across page loads (or processes): ``get`` and ``set`` (``None``
+    removes). Best effort: where nothing can be kept, a write is lost, never an error."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str | None) -> None: ...
+
+
 class Services(Protocol):
     """The runtime around the clients (see the module docstring).
 
@@ -101,4 +111,8 @@ class Services(Protocol):
     def share_channel(self, name: str) -> ShareChannel:
         """The lock and channel of share group ``name``; raises
         :class:`~pyrt.errors.ShareUnavailable`, saying why, where sharing cannot work."""
+        ...
+
+    def preferences(self) -> Preferences | None:
+        """Where remembered facts go here (``None``: nowhere: nothing is remembered)."""
         ...

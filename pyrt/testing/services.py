@@ -34,6 +34,7 @@ class FakeServices:
         self.store = as_record_store(storage) if storage is not None else MemoryRecordStore(durable=True)
         self.bus = bus
         self.watchers: list[PageEvents] = []
+        self.remembered = FakePreferences()  # what clients remember across "page loads"
 
     # -- the Services protocol
 
@@ -46,6 +47,9 @@ class FakeServices:
 
     def timers(self, loop: Any) -> _LoopTimers:
         return _LoopTimers(loop)
+
+    def preferences(self) -> FakePreferences:
+        return self.remembered
 
     def share_channel(self, name: str) -> FakeShareChannel:
         if self.bus is None:
@@ -110,3 +114,19 @@ class CarriesServices:
     @property
     def page(self) -> FakeServices | None:
         return self.services if self.services.watchers else None
+
+
+class FakePreferences:
+    """Remembered facts in a dict (:attr:`values`), shared by the clients of one FakeServices."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def set(self, key: str, value: str | None) -> None:
+        if value is None:
+            self.values.pop(key, None)
+        else:
+            self.values[key] = value
