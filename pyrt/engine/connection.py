@@ -604,7 +604,7 @@ class ConnectionCore:
             up, transports = info.uptime, self.transports
             switch = transports.failed(what) if up is None else transports.lost(up, silent)
             if switch is not None:
-                what = f"{what}; {switch}"
+                what = switch  # it says what happened, and where the next attempt goes
         hint = parse_reason(info.reason) if info.reason else None
         if hint is not None and hint.window > 0:
             self._window = min(hint.window, MAX_SERVER_DELAY)  # this attempt and the failed ones after it

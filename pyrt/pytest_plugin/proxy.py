@@ -292,6 +292,12 @@ class ChaosProxy:
         done.result(10)
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._serve(client_reader, client_writer)
+        except asyncio.CancelledError:  # stop(): end quietly (a cancelled handler is logged by asyncio)
+            client_writer.transport.abort()
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.stats.accepted += 1
         if self.refuse:
             self.stats.events.append("refused a connection")

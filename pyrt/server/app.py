@@ -28,6 +28,7 @@ from pyrt.server.csp import SecurityHeaders
 from pyrt.server.demo import demo_channel_policy, demo_routes, recording_handler, run_feed
 from pyrt.server.history_endpoint import HistoryEndpoint
 from pyrt.server.hosts import HostGuard
+from pyrt.server.http_binding import HttpBinding
 from pyrt.server.metrics import StatsCollector, metrics_endpoint
 from pyrt.server.protocol_handler import WebSocketEndpoint, admit_websocket
 from pyrt.server.publish_endpoint import PublishEndpoint
@@ -206,6 +207,7 @@ def create_app(
         Route("/healthz", healthz),
         Route("/metrics", metrics_endpoint(registry)),
         WebSocketRoute("/ws", WebSocketEndpoint(runtime)),
+        Route("/ws", HttpBinding(runtime), methods=["GET", "HEAD", "POST", "OPTIONS"]),
         Route("/sse", sse, methods=["GET", "HEAD", "OPTIONS"]),
         Route("/publish", publish.__call__, methods=["POST", "OPTIONS"]),
         Route("/history", HistoryEndpoint(runtime).__call__, methods=["GET", "OPTIONS"]),

@@ -84,7 +84,8 @@ class Subscriber:
         if version <= self.presence_floor:
             return False
         self.presence_floor = version
-        return self.conn.push(frame)
+        conn = self.conn
+        return conn.push(codec.http_event(frame) if conn.kind == "http" else frame)
 
     def presence_live(self, version: OffsetKey) -> None:
         """The snapshot at ``version`` was sent: send the newer diffs buffered meanwhile."""
@@ -107,12 +108,19 @@ class Subscriber:
 
 
 def encoded(publication: Publication, kind: str, frames: dict[str, str | bytes] | None = None) -> str | bytes:
-    """``publication`` as a ``/ws`` frame (``kind="ws"``) or ``/sse`` event, built once per ``frames``."""
+    """``publication`` as a ``/ws`` frame (``kind="ws"``), an event of the HTTP binding's stream
+    (``"http"``) or an ``/sse`` event, built once per ``frames``."""
     if frames is not None:
-        frame = frames.get(kind)
-        if frame is not None:
-            return frame
-    frame = publication.ws_frame if kind == "ws" else publication.sse_event
+        cached = frames.get(kind)
+        if cached is not None:
+            return cached
+    frame: str | bytes
+    if kind == "ws":
+        frame = publication.ws_frame
+    elif kind == "http":
+        frame = codec.http_event(publication.ws_frame)
+    else:
+        frame = publication.sse_event
     if frames is not None:
         frames[kind] = frame
     return frame

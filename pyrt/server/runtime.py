@@ -242,7 +242,7 @@ class Runtime:
         while True:
             await asyncio.sleep(interval)
             for conn in list(self.connections):
-                if conn.kind == "sse" and not conn.queued_bytes:
+                if conn.kind != "ws" and not conn.queued_bytes:  # /sse and the HTTP binding's streams
                     conn.push(_SSE_HEARTBEAT)
 
     async def _housekeeping(self) -> None:

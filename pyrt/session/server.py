@@ -188,13 +188,14 @@ class ServerSession:
 
     # ---------------------------------------------------------------------------------- inputs
 
-    def start(self, now: float) -> None:
-        """The connection is accepted: send the ``welcome``."""
+    def start(self, now: float, key: str | None = None) -> None:
+        """The connection is accepted: send the ``welcome`` (with ``key``, the secret its frames
+        are posted with, over the HTTP binding)."""
         config = self.config
         ttl = None
         if self.grant is not None:
             ttl = round(max(0.0, self.grant.expires - self.wall(now)), 3)
-        welcome = Welcome(self.peer.session, config.server, config.heartbeat, config.limits, ttl)
+        welcome = Welcome(self.peer.session, config.server, config.heartbeat, config.limits, ttl, key)
         self.push(codec.encode(welcome))
 
     def received(self, frame: Frame, now: float) -> None:

@@ -80,6 +80,8 @@ __all__ = [
     "encode_members",
     "encode_message",
     "encode_publication",
+    "http_close_event",
+    "http_event",
     "json_text",
     "peek",
     "split_posted",
@@ -769,6 +771,16 @@ def decode_http_close(data: str) -> tuple[int, str]:
     if isinstance(code, bool) or not isinstance(code, int):
         code = 1006
     return code, reason if isinstance(reason, str) else ""
+
+
+def http_event(frame: str) -> bytes:
+    """One frame as an event of the HTTP binding's stream (frames are one line: one ``data:``)."""
+    return b"data: " + frame.encode("utf-8") + b"\n\n"
+
+
+def http_close_event(code: int, reason: str) -> bytes:
+    """The ``close`` event that ends a connection over the HTTP binding."""
+    return b"event: close\ndata: " + encode_http_close(code, reason).encode("utf-8") + b"\n\n"
 
 
 def split_posted(body: str) -> list[str]:

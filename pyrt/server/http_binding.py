@@ -1,0 +1,269 @@
+"""The HTTP binding of ``/ws``: the pyrt protocol where WebSockets do not pass (docs/protocol.md).
+
+On the WebSocket's own path, plain HTTP requests carry the same frames:
+
+- ``GET`` with ``Accept: text/event-stream`` opens a connection: a :class:`SessionDriver`, as for a
+  WebSocket, whose frames leave as the events of this response (``welcome`` first, with the
+  connection's secret ``key``; an event of type ``close`` at the end);
+- ``POST ?key=K&seq=N`` carries the client's frames, one per line: they go to the connection's
+  driver in order, and the answer (``204``) comes once it has read them; each ``seq`` is applied
+  once (a repeat gets ``204`` again, a gap ``409``), so a POST the network lost can be sent again.
+  ``&close=C`` ends the connection after its frames, as a close frame would;
+- any other ``GET`` of the path is answered ``426 Upgrade Required`` saying both ways in.
+
+Origin, Host, the per-address cap, tokens and every limit of ``/ws`` apply: the session is the same.
+A POST must carry the stream's token subject (``403`` otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import Any, Final
+
+from pyrt.server.auth import Claims, header, origin_allowed, request_token, verify_token
+from pyrt.server.chunk_writer import chunk_writer
+from pyrt.server.connection import Connection
+from pyrt.server.protocol_handler import client_ip, query_param, scope_transport
+from pyrt.server.runtime import Runtime
+from pyrt.server.session_driver import SessionDriver
+from pyrt.server.sse_endpoint import cors_headers, plain_response
+from pyrt.wire import codec
+from pyrt.wire.close_codes import TOKEN_REFUSED
+from pyrt.wire.types import Frame
+
+__all__ = ["MAX_POST_BYTES", "HttpBinding", "HttpConnection"]
+
+log = logging.getLogger("pyrt.server")
+
+MAX_POST_BYTES: Final = 4 * 1024 * 1024  # the frames of one POST, together
+_STREAM_HEADERS: Final = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class HttpConnection:
+    """One connection over the HTTP binding: its driver, its inbox of posted frames, its ``seq``."""
+
+    def __init__(self, driver: SessionDriver, key: str, subject: str | None) -> None:
+        self.driver = driver
+        self.key = key
+        self.subject = subject
+        self.inbox: asyncio.Queue[Frame | None] = asyncio.Queue()
+        self.applied = 0  # the last seq applied
+        self.posting = asyncio.Lock()  # one POST at a time feeds the inbox
+
+    async def next_frame(self) -> Frame | None:
+        return await self.inbox.get()
+
+    def consumed(self) -> None:
+        self.inbox.task_done()
+
+    def gone(self) -> None:
+        """The stream ended (the client left, or the server closed it): the driver stops."""
+        self.inbox.put_nowait(None)
+
+    async def post(self, seq: int, frames: list[str], close: int | None) -> int:
+        """Apply a POST: its status."""
+        async with self.posting:
+            if seq <= self.applied:
+                return 204  # a repeat of a POST the network lost on its way back: applied once
+            if seq != self.applied + 1:
+                return 409
+            self.applied = seq
+            for frame in frames:
+                self.inbox.put_nowait(frame)
+            await self.inbox.join()  # read, in order: their answers are on the stream already
+            if close is not None:
+                self.driver.protocol.clean_exit = close in (1000, 1001)
+                self.driver.conn.close(close, "")
+                self.gone()
+            return 204
+
+
+class HttpBinding:
+    """The ASGI app of ``/ws`` for plain HTTP requests (Starlette routes WebSockets elsewhere)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.connections: dict[str, HttpConnection] = {}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        rt = self.rt
+        if not origin_allowed(scope, rt.settings.allowed_origins):
+            rt.stats.rejected["origin"] += 1
+            await plain_response(send, 403, "origin not allowed")
+            return
+        cors = cors_headers(scope, rt.settings.allowed_origins)
+        method = scope["method"]
+        if method == "OPTIONS":
+            allow = [
+                (b"access-control-allow-methods", b"GET, POST"),
+                (b"access-control-allow-headers", b"authorization, content-type, cache-control"),
+                (b"access-control-max-age", b"600"),
+            ]
+            await plain_response(send, 204, headers=[*cors, *allow])
+        elif method == "POST":
+            await self._post(scope, receive, send, cors)
+        elif method in ("GET", "HEAD") and "text/event-stream" in (header(scope, "accept") or ""):
+            await self._stream(scope, receive, send, cors)
+        elif method in ("GET", "HEAD"):
+            why = (
+                "this is pyrt's WebSocket endpoint: open it as a WebSocket, or GET it with "
+                "Accept: text/event-stream for the HTTP binding (docs/protocol.md)"
+            )
+            await plain_response(send, 426, why, [*cors, (b"upgrade", b"websocket")])
+        else:
+            await plain_response(send, 405, "use GET or POST", [*cors, (b"allow", b"GET, POST, OPTIONS")])
+
+    # ------------------------------------------------------------------------------ the stream
+
+    async def _stream(
+        self, scope: dict[str, Any], receive: Any, send: Any, cors: list[tuple[bytes, bytes]]
+    ) -> None:
+        rt = self.rt
+        settings = rt.settings
+        if rt.draining:
+            rt.stats.rejected["draining"] += 1
+            await plain_response(
+                send, 503, "server shutting down", [*cors, (b"retry-after", rt.retry_after_header())]
+            )
+            return
+        ip = client_ip(scope)
+        if not rt.cap.acquire(ip):
+            rt.stats.rejected["per_ip"] += 1
+            await plain_response(
+                send, 429, "too many connections from your address", [*cors, (b"retry-after", b"5")]
+            )
+            return
+        try:
+            claims: Claims | None = None
+            if settings.token_secret:
+                claims = verify_token(settings.token_secret, request_token(scope, settings.allowed_origins))
+                if claims is None:  # as on /ws: accepted, then closed with 4401 (do not retry)
+                    rt.stats.rejected["auth"] += 1
+                    event = codec.http_close_event(TOKEN_REFUSED, "missing, bad or expired token")
+                    await send(
+                        {"type": "http.response.start", "status": 200, "headers": [*_STREAM_HEADERS, *cors]}
+                    )
+                    await send({"type": "http.response.body", "body": event, "more_body": False})
+                    return
+            await self._serve(scope, receive, send, cors, ip, claims)
+        finally:
+            rt.cap.release(ip)
+
+    async def _serve(
+        self,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        cors: list[tuple[bytes, bytes]],
+        ip: str,
+        claims: Claims | None,
+    ) -> None:
+        rt = self.rt
+        conn = Connection(
+            "http",
+            send,
+            stats=rt.stats,
+            limit_bytes=rt.settings.send_queue_bytes,
+            session=rt.new_session(),
+            cid=query_param(scope, "cid"),
+            client_ip=ip,
+            transport=scope_transport(scope),
+            identity=rt.identity(claims.subject if claims else None, ip),
+            direct=chunk_writer(scope.get("pyrt.send")),
+            flusher=rt.flusher,
+        )
+        key = secrets.token_urlsafe(24)
+        driver = SessionDriver(rt, conn, claims, key=key)
+        connection = HttpConnection(driver, key, claims.subject if claims else None)
+        driver.ended = connection.gone
+        self.connections[key] = connection
+        rt.register(conn, driver)
+        watcher = asyncio.get_running_loop().create_task(self._watch(receive, connection))
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": [*_STREAM_HEADERS, *cors]})
+            await driver.run(connection.next_frame, connection.consumed)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            self.connections.pop(key, None)
+            driver.cleanup()
+            rt.unregister(conn)
+            if not conn.closed:
+                conn.close(1000, "")
+            await conn.finished()
+
+    @staticmethod
+    async def _watch(receive: Any, connection: HttpConnection) -> None:
+        """The stream's request side: the client going away ends the connection."""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                connection.gone()
+                return
+
+    # ------------------------------------------------------------------------------- the POSTs
+
+    async def _post(
+        self, scope: dict[str, Any], receive: Any, send: Any, cors: list[tuple[bytes, bytes]]
+    ) -> None:
+        rt = self.rt
+        key = query_param(scope, "key") or ""
+        connection = self.connections.get(key)
+        if connection is None:
+            await plain_response(send, 404, "no such connection: reconnect", cors)
+            return
+        settings = rt.settings
+        if connection.subject is not None:
+            claims = verify_token(settings.token_secret, request_token(scope, settings.allowed_origins))
+            if claims is None or claims.subject != connection.subject:
+                rt.stats.rejected["auth"] += 1
+                await plain_response(send, 403, "this connection's token is not the one given", cors)
+                return
+        try:
+            seq = int(query_param(scope, "seq") or "")
+            close_text = query_param(scope, "close")
+            close = int(close_text) if close_text is not None else None
+        except ValueError:
+            await plain_response(send, 400, "seq (and close) must be whole numbers", cors)
+            return
+        body = await _read_body(receive, MAX_POST_BYTES)
+        if body is None:
+            await plain_response(
+                send, 413, f"the frames of one POST must be at most {MAX_POST_BYTES} bytes", cors
+            )
+            return
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            connection.driver.close(1007, "frames must be UTF-8")
+            await plain_response(send, 400, "frames must be UTF-8", cors)
+            return
+        status = await connection.post(seq, codec.split_posted(text), close)
+        await plain_response(send, status, "" if status == 204 else "seq out of order", cors)
+
+
+async def _read_body(receive: Any, limit: int) -> bytes | None:
+    """The request body, or ``None`` when it is larger than ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
