@@ -223,13 +223,16 @@ class HttpTransport:
         if not conn.detached:
             conn.events.socket_closed(code, reason, clean)
 
-    def stream_response(self, conn: _Connection, status: int, content_type: str | None) -> bool:
+    def stream_response(
+        self, conn: _Connection, status: int, content_type: str | None, retry_after: str | None = None
+    ) -> bool:
         if conn is not self._conn or conn.reported:
             return False
         if status != 200 or content_type is None or "text/event-stream" not in content_type:
-            self._report(
-                conn, 1006, f"HTTP {status} to the stream ({content_type or 'no content type'})", False
-            )
+            why = f"HTTP {status} to the stream ({content_type or 'no content type'})"
+            if retry_after is not None and retry_after.strip().isdigit():
+                why += f" retry_after={int(retry_after.strip())}"  # the reconnect hint's grammar
+            self._report(conn, 1006, why, False)
             return False
         conn.events.socket_opened()
         return True
@@ -276,7 +279,7 @@ class _StreamEvents:
     def fetch_response(
         self, request: int, status: int, content_type: str | None, retry_after: str | None, wall_time: float
     ) -> bool:
-        return self.transport.stream_response(self.conn, status, content_type)
+        return self.transport.stream_response(self.conn, status, content_type, retry_after)
 
     def fetch_chunk(self, request: int, chunk: bytes) -> bool:
         return self.transport.stream_chunk(self.conn, chunk)

@@ -128,6 +128,12 @@ def test_a_stream_that_ends_or_fails_is_a_lost_connection() -> None:
             assert socket.closed == [(1006, "network error", False)]
 
 
+def test_a_stream_refused_for_now_passes_on_its_retry_after() -> None:
+    _transport, stream, _posts, socket = connected()
+    stream.respond(503, "text/plain", retry_after="7")
+    assert socket.closed == [(1006, "HTTP 503 to the stream (text/plain) retry_after=7", False)]
+
+
 def test_a_refused_stream_is_reported_with_its_status() -> None:
     _transport, stream, _posts, socket = connected()
     assert not stream.respond(404, "text/plain")
