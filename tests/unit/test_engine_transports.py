@@ -116,7 +116,8 @@ def test_a_connection_that_falls_silent_twice_soon_after_coming_up_moves_on() ->
         step_until(h, State.RECONNECTING, within=2.1)  # a ping after 1 s, no answer within 1 s
     step_until(h, State.OPEN, within=3.0)
     assert h.engine.transport == "http"
-    assert "silent 2 times within 15 s of coming up" in h.reconnects[-1].reason
+    assert "fell silent 2 times within 15 s of coming up: trying HTTP" in h.reconnects[-1].reason
+    assert "(heartbeat timeout); " in h.reconnects[-1].reason
 
 
 def test_a_reset_after_a_while_keeps_the_transport() -> None:
