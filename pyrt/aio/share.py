@@ -51,11 +51,14 @@ PRUNE_INTERVAL = 5.0  # seconds between checks for participants that vanished
 class Sharing:
     """How a shared client shares: its group ``name``, its ``role`` (``"leader"`` holds the
     real connection, ``"follower"`` uses the leader's, ``"joining"`` knows no leader yet) and
-    how many participants (``tabs``: tabs and workers) use the connection now."""
+    how many participants (``tabs``: tabs and workers) use the connection now, and what it runs
+    over (``transport``: ``"websocket"``, ``"http"``; ``None`` until it first opens, and for an
+    event stream)."""
 
     name: str
     role: Role
     tabs: int
+    transport: str | None = None
 
 
 class LinkEnd(Protocol):
@@ -110,6 +113,7 @@ class Participant:
         self.leader: str | None = None
         self.hub: HubRole | None = None
         self.tabs = 0
+        self.transport: str | None = None  # what the real connection runs over, when it says
         self._links: dict[str, tuple[LinkEnd, dict[str, Any], str | None]] = {}  # link -> end, extra, leader
         self._ends: list[LinkEnd] = []
         self._count = 0
@@ -126,7 +130,7 @@ class Participant:
 
     def sharing(self) -> Sharing:
         role: Role = "leader" if self.leading else ("follower" if self.leader is not None else "joining")
-        return Sharing(self.name, role, self.tabs)
+        return Sharing(self.name, role, self.tabs, self.transport)
 
     # -- lifecycle
 
@@ -240,9 +244,11 @@ class Participant:
         else:
             self.channel.post(encode_link(kind, self.id, participant, link, item))
 
-    def connection_ready(self) -> None:
-        """The hub's real connection is open (again): every client waiting may reconnect now."""
-        self._post("ready")
+    def connection_ready(self, transport: str | None = None) -> None:
+        """The hub's real connection is open (again), over ``transport``: every client waiting
+        may reconnect now."""
+        self.transport = transport
+        self._post("ready", v=transport)
         self._loop.call_soon(self._ready)
 
     def _ready(self) -> None:
@@ -332,6 +338,8 @@ class Participant:
                 self.tabs = message["n"]
         elif kind == "ready":
             if sender == self.leader:
+                via = message.get("v")
+                self.transport = via if isinstance(via, str) else None
                 self._ready()
         elif message.get("to") == self.id:
             link = message.get("l")

@@ -19,7 +19,7 @@ client's participant and its link end.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pyrt.aio.driver import running_loop
@@ -139,11 +139,14 @@ class _HubEvents:
 
 class _HubTransport:
     """The real transport, lent to the hub: its frames pass the relay, and giving it back
-    closes the socket only."""
+    closes the socket only. ``fresh()`` makes one apart from it (a probe's)."""
 
-    def __init__(self, upstream: WebSocketUpstream, inner: Transport) -> None:
+    def __init__(
+        self, upstream: WebSocketUpstream, inner: Transport, fresh: Callable[[], Transport | None]
+    ) -> None:
         self.upstream = upstream
         self.inner = inner
+        self.fresh = fresh
 
     def check_url(self, url: str) -> None:
         self.inner.check_url(url)
@@ -172,11 +175,19 @@ class WebSocketUpstream:
     def __init__(self, hub: Hub, relay: WsRelay, leader: WebSocketClient, inner: Transport) -> None:
         self.hub = hub
         self.relay = relay
+        sockets, wanted = leader._sockets, leader._wanted
         self.client: WebSocketClient = type(leader)(
             leader.url,
             leader.protocols,
             options=leader.options,  # not persist, storage or share: the hub's connection is its own
-            transport=_HubTransport(self, inner),
+            transport=_HubTransport(self, inner, lambda: sockets.fresh("websocket")),
+            # where WebSockets do not pass, the connection every tab uses goes over HTTP
+            http_transport=(
+                _HubTransport(self, sockets.socket("http"), lambda: sockets.fresh("http"))
+                if "http" in wanted
+                else None
+            ),
+            transports=wanted,
             services=HubServices(hub.services),
             token=leader.token,  # the connection is opened, and its token refreshed, with the leader's
             async_handlers=leader.async_handlers,
@@ -190,6 +201,9 @@ class WebSocketUpstream:
 
     def start(self) -> None:
         self.client.connect()
+
+    def transport(self) -> str | None:
+        return self.client.transport
 
     def forward(self, frame: Frame) -> bool:
         client = self.client
