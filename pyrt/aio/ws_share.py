@@ -161,6 +161,8 @@ class _HubTransport:
         return self.inner.buffered_amount()
 
     def close(self, code: int, reason: str, detach: bool) -> None:
+        if detach:  # abandoned by the hub's engine: no close event will say why
+            self.upstream.abandoned = reason
         self.inner.close(code, reason, detach)
 
     def dispose(self) -> None:
@@ -196,6 +198,7 @@ class WebSocketUpstream:
         self.client.on_state(self._state)
         self._state_now = State.IDLE
         self.last_close: tuple[int, str] | None = None  # the real socket's last close event
+        self.abandoned = ""  # why the hub's engine last gave its socket up (a heartbeat, a move)
         self._timers: Timers | None = None
         self._timer: Cancellable | None = None
 
@@ -248,6 +251,7 @@ class WebSocketUpstream:
             return
         if new is State.OPEN:
             self.last_close = None
+            self.abandoned = ""
             if not self.relay.parse:
                 self.hub.run(self.relay.server_opened())  # raw: no welcome to wait for
                 self.hub.ready()
@@ -260,8 +264,8 @@ class WebSocketUpstream:
         "shared". The links' code stays 1006, and a server's ``reconnect_window=`` hint stays
         with the hub: a link always reconnects at once, and the hub decides when the real
         connection comes back."""
-        if self.last_close is None:  # abandoned by the hub's engine (a heartbeat or connect timeout)
-            return "the connection to the server was lost"
+        if self.last_close is None:  # abandoned by the hub's engine (a heartbeat, a move to a transport)
+            return self.abandoned or "the connection to the server was lost"
         code, reason = self.last_close
         if code == 1006:
             return reason if "=" not in reason else ""

@@ -49,6 +49,7 @@ ChannelPolicy = Callable[[str, str | None, str], bool]
 PresenceInfo = Callable[[str, str | None, Any], Any]
 
 _SSE_HEARTBEAT = encode_comment("hb").encode()
+MAX_BLOCKS = 1000  # WebSocket blocks held at once (demo mode)
 _HOUSEKEEPING_EVERY = 5.0  # seconds between broker housekeeping runs (expiry of idle channels)
 
 
@@ -99,6 +100,8 @@ class Runtime:
         #: Open connections by client identity (for per-identity budgets).
         self.identities: dict[str, set[Connection]] = {}
         self.draining = False
+        #: WebSocket upgrades refused for now, by (address, cid): ``POST /demo/block``.
+        self.blocked_upgrades: dict[tuple[str, str], float] = {}
         #: The ``limits`` object of every ``welcome`` (docs/protocol.md).
         self.limits: dict[str, Any] = settings.advertised_limits().to_wire()
         #: What every connection's session knows of this server (pyrt.session.server).
@@ -226,6 +229,27 @@ class Runtime:
             return True
         held = sum(other.buffered_bytes for other in self.identities.get(conn.identity, (conn,)))
         return held + size <= budget
+
+    def block_upgrades(self, address: str, cid: str, seconds: float) -> None:
+        """Refuse the WebSocket upgrades of client ``cid`` from ``address`` for ``seconds`` (0:
+        lift the block). At most :data:`MAX_BLOCKS` at a time: expired ones go first, then the
+        oldest."""
+        now = asyncio.get_running_loop().time()
+        blocks = self.blocked_upgrades
+        for key in [key for key, until in blocks.items() if until <= now]:
+            del blocks[key]
+        blocks.pop((address, cid), None)
+        if seconds > 0:
+            while len(blocks) >= MAX_BLOCKS:
+                del blocks[next(iter(blocks))]
+            blocks[(address, cid)] = now + seconds
+
+    def upgrade_blocked(self, address: str, cid: str | None) -> bool:
+        """Whether a WebSocket upgrade of ``cid`` from ``address`` is refused for now."""
+        if cid is None or not self.blocked_upgrades:
+            return False
+        until = self.blocked_upgrades.get((address, cid))
+        return until is not None and asyncio.get_running_loop().time() < until
 
     def select(self, session: str | None = None, cid: str | None = None) -> list[Connection]:
         """Open connections with this ``session`` (WebSocket) or ``cid`` (any transport)."""

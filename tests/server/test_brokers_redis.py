@@ -461,5 +461,3 @@ def test_an_instance_that_dies_loses_its_members_within_four_thirds_of_the_ttl(
     took = run(scenario())
     emit("presence.instance_kill9", leave_s=took, bound_s=1.5 * 4 / 3)
     assert took <= 1.5 * 4 / 3 + 1.0  # the bound, plus a second for a busy machine
-
-

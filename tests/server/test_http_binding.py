@@ -28,6 +28,7 @@ class Stream:
         self.key: str | None = None
         self.seq = 0
         self.url = str(response.url)
+        self.headers: dict[str, str] = {}
 
     async def event(self, timeout: float = 5.0) -> tuple[str, str]:
         """The next event: ``(type, data)``."""
@@ -53,15 +54,15 @@ class Stream:
         frame: dict[str, Any] = json.loads(data)
         return frame
 
-    async def post(self, *frames: dict[str, Any] | str, seq: int | None = None, **extra: str) -> httpx.Response:
+    async def post(
+        self, *frames: dict[str, Any] | str, seq: int | None = None, **extra: str
+    ) -> httpx.Response:
         if seq is None:
             self.seq += 1
             seq = self.seq
         body = "\n".join(f if isinstance(f, str) else json.dumps(f) for f in frames)
         params = {"key": self.key or "", "seq": str(seq), **extra}
         return await self.http.post(self.url, params=params, content=body, headers=self.headers)
-
-    headers: dict[str, str] = {}
 
 
 async def open_stream(server: ServerProcess, token: str | None = None) -> Stream:
@@ -113,7 +114,9 @@ def test_frames_posted_are_answered_on_the_stream_in_order_with_the_default_limi
     run(scenario)
 
 
-def test_the_welcome_over_http_advertises_the_same_limits_as_over_websocket(pyrt_server: ServerProcess) -> None:
+def test_the_welcome_over_http_advertises_the_same_limits_as_over_websocket(
+    pyrt_server: ServerProcess,
+) -> None:
     async def scenario() -> None:
         stream = await open_stream(pyrt_server)
         welcome = await stream.frame()
@@ -128,7 +131,9 @@ def test_a_post_sent_again_is_applied_once_and_a_gap_is_refused(pyrt_server: Ser
     async def scenario() -> None:
         stream = await welcomed(pyrt_server)
         assert (await stream.post({"type": "message", "data": "once"})).status_code == 204
-        assert (await stream.post({"type": "message", "data": "once"}, seq=1)).status_code == 204  # lost answer
+        assert (
+            await stream.post({"type": "message", "data": "once"}, seq=1)
+        ).status_code == 204  # lost answer
         assert (await stream.post({"type": "ping", "t": "after"}, seq=2)).status_code == 204
         assert await stream.frame() == {"type": "message", "data": "once"}
         assert await stream.frame() == {"type": "pong", "t": "after"}  # the repeat applied nothing
@@ -205,5 +210,7 @@ def test_a_token_that_expires_ends_the_stream_with_the_4001_close_event(secured:
 
 
 def test_a_foreign_origin_is_refused_as_on_websocket(pyrt_server: ServerProcess) -> None:
-    answer = httpx.get(pyrt_server.url + "/ws", headers={"Accept": "text/event-stream", "Origin": "http://evil.example"})
+    answer = httpx.get(
+        pyrt_server.url + "/ws", headers={"Accept": "text/event-stream", "Origin": "http://evil.example"}
+    )
     assert answer.status_code == 403

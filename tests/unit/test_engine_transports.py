@@ -45,6 +45,27 @@ def test_a_refused_upgrade_moves_to_http_saying_why_and_everything_works_there()
     assert h.engine.stats.fallbacks == 1
 
 
+def test_while_the_server_is_down_each_transport_fails_in_turn_and_on_error_hears_it_once() -> None:
+    h = online()
+    h.connect()
+    h.advance(0.0)
+    h.server.accepting = False  # the server goes away: WebSockets and HTTP alike fail
+    h.drop()
+    for _ in range(20):
+        h.advance(1.0)
+    moves = [r.reason for r in h.reconnects if "trying" in r.reason]
+    assert len(moves) >= 4  # each attempt says where the next goes
+    assert len([e for e in h.errors if isinstance(e, TransportUnavailable)]) == 1
+    h.server.accepting = True
+    h.advance(30.0)
+    assert h.state is State.OPEN
+    h.server.accepting = False  # down again after a connection came up: said again, once
+    h.drop()
+    for _ in range(20):
+        h.advance(1.0)
+    assert len([e for e in h.errors if isinstance(e, TransportUnavailable)]) == 2
+
+
 def test_a_socket_that_opens_and_stays_silent_moves_to_http_at_the_connect_timeout() -> None:
     h = online(connect_timeout=3.0)
     h.blocked["websocket"] = "silent"  # "101 then silence"
