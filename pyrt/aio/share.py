@@ -259,7 +259,7 @@ class Participant:
         """The hub counted ``tabs`` participants: tell every one."""
         if tabs != self.tabs:
             self.tabs = tabs
-            self._post("tabs", n=tabs)
+            self._post("tabs", n=tabs, v=self.transport)
 
     # -- machinery
 
@@ -324,7 +324,7 @@ class Participant:
         if kind == "hello":
             if self.leading:
                 self._post("leader", e=self._leading_since)
-                self._post("tabs", n=self.tabs)
+                self._post("tabs", n=self.tabs, v=self.transport)
         elif kind == "leader":
             if sender != self.leader and not self.leading:
                 self.leader = sender
@@ -336,6 +336,8 @@ class Participant:
         elif kind == "tabs":
             if sender == self.leader and isinstance(message.get("n"), int):
                 self.tabs = message["n"]
+                via = message.get("v")
+                self.transport = via if isinstance(via, str) else self.transport
         elif kind == "ready":
             if sender == self.leader:
                 via = message.get("v")

@@ -35,7 +35,7 @@ class StatsCollector(Collector):
         s = self._stats
         gauge = GaugeMetricFamily("pyrt_connections", "Open connections", labels=["transport"])
         total = CounterMetricFamily("pyrt_connections", "Accepted connections", labels=["transport"])
-        for transport in ("ws", "sse"):
+        for transport in ("ws", "http", "sse"):
             gauge.add_metric([transport], s.connections_open[transport])
             total.add_metric([transport], s.connections_total[transport])
         yield gauge
