@@ -12,7 +12,8 @@ On the WebSocket's own path, plain HTTP requests carry the same frames:
 - any other ``GET`` of the path is answered ``426 Upgrade Required`` saying both ways in.
 
 Origin, Host, the per-address cap, tokens and every limit of ``/ws`` apply: the session is the same.
-A POST must carry the stream's token subject (``403`` otherwise).
+A POST must carry the stream's token subject (``403`` otherwise). A POST for a connection another
+instance holds is handed to it through the broker (:mod:`pyrt.server.http_relay`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Awaitable
 from typing import Any, Final
 
 from pyrt.server.auth import Claims, header, origin_allowed, request_token, verify_token
@@ -91,6 +93,7 @@ class HttpBinding:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.connections: dict[str, HttpConnection] = {}
+        runtime.apply_held_post = self._apply_held
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -188,7 +191,10 @@ class HttpBinding:
         self.connections[key] = connection
         rt.register(conn, driver)
         watcher = asyncio.get_running_loop().create_task(self._watch(receive, connection))
+        relay = rt.post_relay
         try:
+            if relay is not None:
+                await _quietly(relay.hold(key), "hold")
             await send({"type": "http.response.start", "status": 200, "headers": [*_STREAM_HEADERS, *cors]})
             await driver.run(connection.next_frame, connection.consumed)
         finally:
@@ -196,6 +202,8 @@ class HttpBinding:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             self.connections.pop(key, None)
+            if relay is not None:
+                await _quietly(relay.release(key), "release")
             driver.cleanup()
             rt.unregister(conn)
             if not conn.closed:
@@ -217,18 +225,21 @@ class HttpBinding:
         self, scope: dict[str, Any], receive: Any, send: Any, cors: list[tuple[bytes, bytes]]
     ) -> None:
         rt = self.rt
+        settings = rt.settings
         key = query_param(scope, "key") or ""
         connection = self.connections.get(key)
-        if connection is None:
+        relay = rt.post_relay
+        if connection is None and relay is None:
             await plain_response(send, 404, "no such connection: reconnect", cors)
             return
-        settings = rt.settings
-        if connection.subject is not None:
+        subject: str | None = None
+        if settings.token_secret:
             claims = verify_token(settings.token_secret, request_token(scope, settings.allowed_origins))
-            if claims is None or claims.subject != connection.subject:
-                rt.stats.rejected["auth"] += 1
-                await plain_response(send, 403, "this connection's token is not the one given", cors)
-                return
+            subject = claims.subject if claims is not None else None
+        if connection is not None and not _same_subject(connection, subject):
+            rt.stats.rejected["auth"] += 1
+            await plain_response(send, 403, _NOT_YOURS, cors)
+            return
         try:
             seq = int(query_param(scope, "seq") or "")
             close_text = query_param(scope, "close")
@@ -245,11 +256,55 @@ class HttpBinding:
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
-            connection.driver.close(1007, "frames must be UTF-8")
+            if connection is not None:
+                connection.driver.close(1007, "frames must be UTF-8")
             await plain_response(send, 400, "frames must be UTF-8", cors)
             return
-        status = await connection.post(seq, codec.split_posted(text), close)
-        await plain_response(send, status, "" if status == 204 else "seq out of order", cors)
+        if connection is not None:
+            status = await connection.post(seq, codec.split_posted(text), close)
+        else:
+            assert relay is not None
+            try:  # held by another instance, maybe
+                status = await relay.forward(key, seq, text, close, subject)
+            except Exception as exc:
+                log.warning("HTTP binding relay: %s", exc)
+                status = 503
+            if status == 403:
+                rt.stats.rejected["auth"] += 1
+        await plain_response(send, status, _STATUS_TEXT.get(status, ""), cors)
+
+    async def _apply_held(self, key: str, seq: int, text: str, close: int | None, subject: str | None) -> int:
+        """A POST another instance forwarded here (its subject verified there)."""
+        connection = self.connections.get(key)
+        if connection is None:
+            return 404
+        if not _same_subject(connection, subject):
+            return 403
+        return await connection.post(seq, codec.split_posted(text), close)
+
+
+_NOT_YOURS: Final = "this connection's token is not the one given"
+_STATUS_TEXT: Final = {
+    404: "no such connection: reconnect",
+    403: _NOT_YOURS,
+    409: "seq out of order",
+    503: "the connection's instance could not be reached: reconnect",
+    504: "the connection's instance did not answer: reconnect",
+}
+
+
+def _same_subject(connection: HttpConnection, subject: str | None) -> bool:
+    """Whether a POST made with a token of ``subject`` may feed ``connection`` (a connection
+    opened with a token takes POSTs with a token of the same subject only)."""
+    return connection.subject is None or subject == connection.subject
+
+
+async def _quietly(step: Awaitable[None], what: str) -> None:
+    """A relay step whose failure only means POSTs must reach this instance directly."""
+    try:
+        await step
+    except Exception as exc:
+        log.warning("HTTP binding relay (%s): %s", what, exc)
 
 
 async def _read_body(receive: Any, limit: int) -> bytes | None:

@@ -26,6 +26,7 @@ from pyrt.server.application import Handler
 from pyrt.server.auth import Claims, verify_token
 from pyrt.server.brokers.base import Broker
 from pyrt.server.connection import Connection, Flusher
+from pyrt.server.http_relay import Apply
 from pyrt.server.hub import Hub
 from pyrt.server.limits import ConnectionCap, KeyedBuckets
 from pyrt.server.metrics import Stats
@@ -100,6 +101,10 @@ class Runtime:
         #: Open connections by client identity (for per-identity budgets).
         self.identities: dict[str, set[Connection]] = {}
         self.draining = False
+        #: HTTP-binding POSTs between the instances on this broker (``None``: one process).
+        self.post_relay = broker.post_relay(self.instance)
+        #: Applies a POST for a connection held here (the HTTP binding sets it).
+        self.apply_held_post: Apply | None = None
         #: WebSocket upgrades refused for now, by (address, cid): ``POST /demo/block``.
         self.blocked_upgrades: dict[tuple[str, str], float] = {}
         #: The ``limits`` object of every ``welcome`` (docs/protocol.md).
@@ -124,6 +129,12 @@ class Runtime:
             return
         self._started = True
         await self.broker.start(self.hub.dispatch)
+        if self.post_relay is not None:
+            try:
+                await self.post_relay.start(self.apply_post)
+            except Exception as exc:  # POSTs that reach this instance still work; others 404
+                log.warning("HTTP binding relay not started: %s", exc)
+                self.post_relay = None
         self.broker.presence.start(self.hub.presence_changed)
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._presence_upkeep()))
@@ -132,6 +143,11 @@ class Runtime:
         self._tasks.append(loop.create_task(self._housekeeping()))
         if not self.settings.token_secret:
             log.warning("no token secret configured: authentication is OFF (anyone may connect)")
+
+    async def apply_post(self, key: str, seq: int, text: str, close: int | None, subject: str | None) -> int:
+        """A POST forwarded from another instance: applied by the HTTP binding (``404``: none)."""
+        apply = self.apply_held_post
+        return await apply(key, seq, text, close, subject) if apply is not None else 404
 
     def add_task(self, task: asyncio.Task[None]) -> None:
         """Own a background task: it is cancelled by :meth:`stop`."""
@@ -172,6 +188,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self.post_relay is not None:
+            await self.post_relay.stop()
         await self.broker.close()
         self._started = False
 
