@@ -99,14 +99,10 @@ def make_token(
 
 def verify_token(secret: str, token: str | None, *, now: float | None = None) -> Claims | None:
     """The token's claims if its signature is right and it has not expired, else ``None``."""
-    if not secret or not token or token.count(".") != 1 or len(token) > 4096:
-        return None
+    if not secret or not token or len(token) > 4096 or not token.isascii() or token.count(".") != 1:
+        return None  # a token is base64url text: anything else is refused before any work
     payload, signature = token.split(".")
-    try:
-        expected = _sign(secret, payload)
-    except UnicodeEncodeError:
-        return None
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(_sign(secret, payload).encode(), signature.encode()):
         return None
     try:
         claims: Any = json.loads(_unb64(payload))
@@ -188,7 +184,10 @@ def check_origin(scope: Mapping[str, Any], allowed: Iterable[str]) -> OriginChec
         return OriginCheck(True, True)
     host = header(scope, "host")
     if host is not None:
-        parts = urlsplit(origin)
+        try:
+            parts = urlsplit(origin)
+        except ValueError:  # not a URL ("http://[", "http://[1.2.3.4]"): not the server's own
+            return OriginCheck("*" in allowed, False)
         secure = scope.get("scheme") in ("https", "wss")
         if parts.scheme == ("https" if secure else "http") and parts.netloc == host.strip().lower():
             return OriginCheck(True, True)

@@ -419,7 +419,12 @@ class WsSession:
         self.rt.stats.messages_in[str(kind)] += 1
         if self._in_flight and kind != "publish":
             await self.settled()  # answers keep the order of the frames they answer
-        await handler(frame)
+        try:
+            await handler(frame)
+        except Exception:  # a bug (client input is refused with an error frame, never raised)
+            log.exception("a %s frame could not be handled: closing the connection with 1011", kind)
+            self.rt.stats.error("internal")
+            self.conn.close(1011, "internal error")
 
     def _send_json(self, value: dict[str, Any], frame_id: object = None) -> bool:
         try:

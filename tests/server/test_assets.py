@@ -49,9 +49,10 @@ def test_pyrt_zip_holds_the_client_sources_but_not_the_server_nor_the_pytest_plu
     assert "pyrt/backoff.py" in names
     assert "pyrt/browser/proxies.py" in names
     assert not [name for name in names if name.startswith(("pyrt/server/", "pyrt/pytest_plugin/"))]
-    assert zipfile.ZipFile(io.BytesIO(response.content)).read("pyrt/backoff.py") == (
-        REPO / "pyrt" / "backoff.py"
-    ).read_bytes()
+    assert (
+        zipfile.ZipFile(io.BytesIO(response.content)).read("pyrt/backoff.py")
+        == (REPO / "pyrt" / "backoff.py").read_bytes()
+    )
 
 
 def test_pyrt_zip_is_revalidated_by_etag(pyrt_server: ServerProcess) -> None:

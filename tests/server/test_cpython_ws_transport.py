@@ -128,7 +128,7 @@ def test_async_for_yields_messages_until_close(pyrt_server: ServerProcess) -> No
 
 
 def test_a_forced_disconnect_reconnects_and_delivers_queued_messages_in_order(
-    pyrt_server: ServerProcess
+    pyrt_server: ServerProcess,
 ) -> None:
     async def scenario() -> None:
         cid = new_cid()

@@ -162,7 +162,7 @@ def test_subscribe_since_replays_exactly_the_missed_publications(pyrt_server: Se
 
 
 def test_recovered_is_false_when_retention_was_exceeded(
-    pyrt_start_server: Callable[..., ServerProcess]
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
     small = pyrt_start_server("--retention", "3", "--demo-tick", "0")
     channel = unique()
@@ -184,7 +184,7 @@ def test_recovered_is_false_when_retention_was_exceeded(
 
 
 def test_publish_is_acked_with_its_offset_and_a_resent_id_publishes_nothing(
-    pyrt_server: ServerProcess
+    pyrt_server: ServerProcess,
 ) -> None:
     channel = unique()
 
@@ -585,6 +585,8 @@ def test_a_large_refused_frame_is_named_from_its_head_without_being_parsed_whole
         await client.close()
 
     run(scenario())
+
+
 # ------------------------------------------------------------------ tokens refreshed in place
 
 SECRET = "refresh-secret"

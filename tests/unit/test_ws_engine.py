@@ -1697,6 +1697,8 @@ def test_closing_fails_joins_still_waiting() -> None:
     join = h.join("room", "me")
     h.close()
     assert isinstance(join.error, ClientClosedError)
+
+
 # ------------------------------------------------------------------------------ flow control
 
 SERVE_PY = ServerLimits(rate=200.0, burst=400, window=1000, max_bytes=1 << 20, subscriptions=256)
