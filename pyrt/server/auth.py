@@ -2,8 +2,10 @@
 
 A token is ``<payload>.<signature>``, both base64url without padding, so it is a valid HTTP token
 and can ride in ``Sec-WebSocket-Protocol`` as ``bearer.<token>``. The payload is JSON
-``{"sub": SUBJECT, "exp": UNIX_SECONDS}``, optionally with ``"caps"``: the channels the subject
-may use and how (:mod:`pyrt.server.permissions`). Tokens are never read from URLs and never logged.
+``{"sub": SUBJECT, "exp": UNIX_SECONDS, "iat": UNIX_SECONDS}``, optionally with ``"caps"``: the
+channels the subject may use and how (:mod:`pyrt.server.permissions`). ``iat`` (when it was
+issued) orders the tokens of one subject: a connection's ``refresh`` never goes back to an older
+one. Tokens are never read from URLs and never logged.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from pyrt.close_policy import TOKEN_EXPIRED
@@ -48,12 +51,14 @@ COOKIE_NAME = "pyrt_token"
 
 @dataclass(frozen=True, slots=True)
 class Claims:
-    """A verified token: who it names, until when (unix seconds) it is valid, and the channel
-    capabilities it carries (``None``: no ``caps`` claim, the channel policy alone decides)."""
+    """A verified token: who it names, until when (unix seconds) it is valid, the channel
+    capabilities it carries (``None``: no ``caps`` claim, the channel policy alone decides), and
+    when it was issued (unix seconds; 0 for a token without ``iat``, older than any other)."""
 
     subject: str
     expires: float
     caps: tuple[Cap, ...] | None = None
+    issued: float = 0.0
 
     def ttl(self, now: float | None = None) -> float:
         """Seconds left before the token expires (0 when it has)."""
@@ -88,7 +93,7 @@ def make_token(
     if not secret:
         raise ValueError("make_token needs a non-empty secret")
     issued = time.time() if now is None else now
-    claims: dict[str, Any] = {"sub": subject, "exp": int(issued + ttl)}
+    claims: dict[str, Any] = {"sub": subject, "exp": int(issued + ttl), "iat": round(issued, 3)}
     if caps is not None:
         parse_caps(caps)
         claims["caps"] = caps
@@ -110,8 +115,8 @@ def verify_token(secret: str, token: str | None, *, now: float | None = None) ->
         return None
     if not isinstance(claims, dict):
         return None
-    subject, expires = claims.get("sub"), claims.get("exp")
-    if not isinstance(subject, str) or not isinstance(expires, int | float) or isinstance(expires, bool):
+    subject, expires, issued = claims.get("sub"), claims.get("exp"), claims.get("iat", 0)
+    if not isinstance(subject, str) or not _number(expires) or not _number(issued):
         return None
     if expires <= (time.time() if now is None else now):
         return None
@@ -121,7 +126,17 @@ def verify_token(secret: str, token: str | None, *, now: float | None = None) ->
             caps = parse_caps(claims["caps"])
         except ValueError:
             return None
-    return Claims(subject, float(expires), caps)
+    return Claims(subject, float(expires), caps, float(issued))
+
+
+def _number(value: object) -> TypeGuard[float]:
+    """A finite JSON number (not a boolean, nor an integer too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _headers(scope: Mapping[str, Any]) -> Iterable[tuple[str, str]]:

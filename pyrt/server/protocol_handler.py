@@ -834,9 +834,10 @@ class WsSession:
         )
 
     async def _on_refresh(self, frame: dict[str, Any]) -> None:
-        """A new token for this connection: same subject, later expiry. Its capabilities replace
-        the old ones (what they no longer allow ends, with ``forbidden``). The token is never
-        echoed, logged or kept beyond its claims."""
+        """A new token for this connection: same subject, issued no earlier than the one in use
+        (``iat``: a narrower token cannot be undone by sending back an older, broader one). Its
+        capabilities replace the old ones (what they no longer allow ends, with ``forbidden``).
+        The token is never echoed, logged or kept beyond its claims."""
         frame_id = frame.get("id")
         if frame_id is not None and not _valid_id(frame_id):
             self._error("bad_frame", f"id must be a non-empty string of at most {_ID_MAX} characters")
@@ -856,9 +857,15 @@ class WsSession:
                 self._send_json({"type": "ack", "id": frame_id, "ok": True, "data": {"ttl": None}})
             return
         claims = verify_token(secret, token)
-        if claims is None or claims.subject != self.subject:
+        why = ""
+        if claims is None:
+            why = "bad or expired token"
+        elif claims.subject != self.subject:
+            why = "a refresh must name the same subject"
+        elif self.claims is not None and claims.issued < self.claims.issued:
+            why = "a refresh must not be older than the token in use"  # e.g. one with broader caps
+        if claims is None or why:
             self.rt.stats.rejected["refresh"] += 1
-            why = "bad or expired token" if claims is None else "a refresh must name the same subject"
             self._error("unauthorized", why, frame_id)
             return
         self.claims = claims

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import websockets
@@ -248,3 +250,42 @@ def test_token_refreshes_are_rate_limited_per_connection(
     assert DEFAULTS.refresh_burst <= answered <= DEFAULTS.refresh_burst + 10  # a few refill meanwhile
     assert refused == asked - answered
     assert other_refreshed
+
+
+def test_capabilities_stay_in_their_segment_and_a_refresh_never_goes_back_to_an_older_token(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    secret = "caps-abuse-secret"
+    server = pyrt_start_server(env={"PYRT_TOKEN_SECRET": secret})
+    rooms = [{"channels": ["room:*"], "allow": ["subscribe", "publish"]}]
+    broad = make_token(
+        secret, "mallory", ttl=3600, now=time.time() - 60, caps=[{"channels": ["*"], "allow": ["subscribe"]}]
+    )
+    narrow = make_token(secret, "mallory", ttl=600, caps=rooms)  # issued after: rights were narrowed
+
+    async def attack() -> dict[str, Any]:
+        client = await Client.connect(server.ws_url, subprotocols=["pyrt.v1", f"bearer.{narrow}"])
+        codes = {}
+        for channel in ("room:1", "room:", "room:1:admin"):
+            await client.send({"type": "subscribe", "channel": channel})
+            frame = await client.expect("subscribed" if channel == "room:1" else "error")
+            codes[channel] = frame.get("code", "subscribed")
+        await client.send({"type": "publish", "id": "p", "channel": "room:1:admin", "data": "x"})
+        codes["publish room:1:admin"] = (await client.expect("error", id="p"))["code"]
+        await client.send({"type": "refresh", "id": "back", "token": broad})
+        codes["refresh to the older token"] = (await client.expect("error", id="back"))["code"]
+        await client.send({"type": "subscribe", "channel": "admin"})
+        codes["admin after it"] = (await client.expect("error"))["code"]
+        await client.close()
+        return codes
+
+    codes = run(attack())
+    emit("abuse.channels.caps", **codes)
+    assert codes == {
+        "room:1": "subscribed",
+        "room:": "forbidden",
+        "room:1:admin": "forbidden",
+        "publish room:1:admin": "forbidden",
+        "refresh to the older token": "unauthorized",
+        "admin after it": "forbidden",
+    }
