@@ -10,6 +10,10 @@ What the ASGI application cannot see, these enforce per TCP connection:
   ``head_timeout`` seconds and ``max_head_bytes`` bytes (431), and a connection may queue at most
   ``MAX_PIPELINE`` pipelined requests.
 - **Request bodies.** A body must be complete within ``body_timeout`` seconds of its head (408).
+  A chunked body may carry no trailer fields (pyrt needs none; llhttp would hand them over as
+  headers, beyond the head limit): the request is refused (400) and nothing of it reaches the
+  application. What a chunked body holds besides its data (chunk sizes and extensions) counts
+  against ``max_head_bytes`` between two pieces of data (431).
 - **WebSocket control frames.** PONGs (and everything else) are written without waiting, so a
   client that sends PINGs and never reads would make the server buffer the answers. When the
   socket's write buffer passes its high-water mark, the server stops reading from that client
@@ -437,6 +441,9 @@ def protocols(
         _pyrt_body_timer: asyncio.TimerHandle | None = None
         _pyrt_in_head = True  # waiting for (the rest of) a request head
         _pyrt_head_bytes = 0  # bytes fed to the parser since this head began
+        _pyrt_framing = 0  # body bytes fed since the parser last found data (chunk framing)
+        _pyrt_progress = False  # the parser found body data (or the end) in the last piece
+        _pyrt_trailers = False  # the body being read has trailer fields: it is refused
         _pyrt_over = False  # over the per-address cap: every request gets 429
         _pyrt_done = False  # the connection was refused: ignore what still arrives
 
@@ -465,17 +472,25 @@ def protocols(
             while position < len(data) and not self._pyrt_done:
                 if self.transport.get_protocol() is not self:  # upgraded to WebSocket
                     return
-                if not self._pyrt_in_head:
-                    super().data_received(data[position:] if position else data)
-                    return
-                room = limits.max_head_bytes - self._pyrt_head_bytes
+                in_head = self._pyrt_in_head
+                room = limits.max_head_bytes - (self._pyrt_head_bytes if in_head else self._pyrt_framing)
                 if room <= 0:
-                    self._pyrt_refuse(431, "Request Header Fields Too Large", "request head too large")
+                    if in_head:
+                        self._pyrt_refuse(431, "Request Header Fields Too Large", "request head too large")
+                    else:
+                        self._pyrt_abandon(431, "Request Header Fields Too Large", "chunk framing too large")
                     return
-                piece = data[position : position + room]
-                self._pyrt_head_bytes += len(piece)
+                piece = data[position : position + room] if position or len(data) > room else data
                 position += len(piece)
+                if in_head:
+                    self._pyrt_head_bytes += len(piece)
+                self._pyrt_progress = False
                 super().data_received(piece)
+                if self._pyrt_trailers:
+                    self._pyrt_abandon(400, "Bad Request", "request trailers are not accepted")
+                    return
+                if not in_head:
+                    self._pyrt_framing = 0 if self._pyrt_progress else self._pyrt_framing + len(piece)
 
         # --- parser callbacks -------------------------------------------------------------------
 
@@ -483,8 +498,22 @@ def protocols(
             super().on_message_begin()
             self._pyrt_in_head = True
 
+        def on_header(self, name: bytes, value: bytes) -> None:
+            if not self._pyrt_in_head:  # a trailer field, after a chunked body
+                self._pyrt_trailers = True
+                return
+            super().on_header(name, value)
+
+        def on_body(self, body: bytes) -> None:
+            self._pyrt_progress = True
+            super().on_body(body)
+
+        def on_chunk_complete(self) -> None:
+            self._pyrt_progress = True
+
         def on_headers_complete(self) -> None:
             self._pyrt_in_head = False
+            self._pyrt_framing = 0
             self._pyrt_cancel_head()
             if len(self.pipeline) >= MAX_PIPELINE:
                 self._pyrt_done = True
@@ -498,6 +527,9 @@ def protocols(
                 self._pyrt_body_timer = self.loop.call_later(limits.body_timeout, self._pyrt_body_expired)
 
         def on_message_complete(self) -> None:
+            if self._pyrt_trailers:  # refused by data_received: the application never sees it end
+                return
+            self._pyrt_progress = True
             self._pyrt_cancel_body()
             self._pyrt_in_head = True
             self._pyrt_head_bytes = 0
@@ -535,12 +567,20 @@ def protocols(
             if cycle is None or not cycle.more_body or self.transport.is_closing():
                 return
             log.info("a request body took over %.0fs: closing the connection", limits.body_timeout)
-            started = cycle.response_started
-            cycle.disconnected = True
-            cycle.message_event.set()
+            self._pyrt_abandon(408, "Request Timeout", "request body too slow")
+
+        def _pyrt_abandon(self, status: int, reason: str, text: str) -> None:
+            """Refuse the request whose body is being read: the application sees its client go,
+            the client gets ``status`` (unless an answer has begun) and the connection closes."""
             self._pyrt_done = True
+            self._pyrt_cancel_timers()
+            cycle = self.cycle
+            started = cycle is not None and cycle.response_started
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
             if not started:
-                self.transport.write(_status(408, "Request Timeout", "request body too slow"))
+                self.transport.write(_status(status, reason, text))
             self.transport.close()
 
         def _pyrt_refuse(self, status: int, reason: str, text: str) -> None:

@@ -466,14 +466,16 @@ def refresher() -> Iterator[Any]:
     # No refresh rate limit: the fuzzer sends refreshes back to back to test their parsing.
     proc = ServerProcess("--token-secret", SECRET, "--refresh-rate", "0")
     token = make_token(SECRET, "alice")
-    with connect(proc.ws_url + "/ws", subprotocols=["pyrt.v1", "bearer." + token]) as client:  # type: ignore[list-item]
-        json.loads(client.recv(timeout=5))
-        yield client, [0]
-        client.send(json.dumps({"type": "ping", "t": "end"}))
-        assert json.loads(client.recv(timeout=5)) == {"type": "pong", "t": "end"}
-    log = proc.log_text()
-    proc.stop()
-    assert "Traceback" not in log, log[-3000:]
+    try:
+        with connect(proc.ws_url + "/ws", subprotocols=["pyrt.v1", "bearer." + token]) as client:  # type: ignore[list-item]
+            json.loads(client.recv(timeout=5))
+            yield client, [0]
+            client.send(json.dumps({"type": "ping", "t": "end"}))
+            assert json.loads(client.recv(timeout=5)) == {"type": "pong", "t": "end"}
+        log = proc.log_text()
+        assert "Traceback" not in log, log[-3000:]
+    finally:
+        proc.stop()
 
 
 def test_after_the_header_fuzz_the_log_has_no_traceback(secured: ServerProcess) -> None:

@@ -218,6 +218,70 @@ def test_a_request_head_has_a_size_limit(pyrt_start_server: Callable[..., Server
     assert bystander_http().get(server.url + "/healthz").status_code == 200
 
 
+CHUNKED_PUBLISH = (
+    b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
+
+
+async def trailers_attack(port: int, shape: str, most: int) -> tuple[int, bytes]:
+    """One chunked ``POST /publish`` whose body is followed by up to ``most`` bytes of trailer
+    fields (``shape``: many 8 KB fields, or one field that never ends); what it sent and the
+    status line it got back."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = b'{"channel":"trailers","data":1}'
+    writer.write(CHUNKED_PUBLISH + b"%x\r\n%s\r\n0\r\n" % (len(body), body))
+    sent = 0
+    try:
+        if shape == "one field":
+            writer.write(b"X-Pad: ")
+        while sent < most:
+            pad = b"a" * 8000
+            piece = pad if shape == "one field" else b"X-Pad-%d: %s\r\n" % (sent, pad)
+            writer.write(piece)
+            sent += len(piece)
+            await asyncio.wait_for(writer.drain(), 10)
+        writer.write(b"\r\n\r\n")
+        await writer.drain()
+    except (OSError, TimeoutError):
+        pass  # the server stopped reading: what we want
+    try:
+        status = await asyncio.wait_for(reader.readline(), 10)
+    except (OSError, TimeoutError):
+        status = b""
+    writer.transport.abort()
+    return sent, status
+
+
+def test_chunked_trailers_are_refused_and_cost_no_memory(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    server = pyrt_start_server()
+    most = 64 * MiB
+
+    async def attack() -> list[tuple[int, bytes]]:
+        shapes = ["many fields", "one field"] * 2
+        return list(await asyncio.gather(*(trailers_attack(server.port, shape, most) for shape in shapes)))
+
+    with PeakRss(server.proc.pid) as rss:
+        results = run(attack())
+    small = run(trailers_attack(server.port, "many fields", 1))  # one trailer field
+    emit(
+        "abuse.memory.trailers",
+        sent_mib=[round(sent / MiB, 2) for sent, _ in results],
+        answers=sorted({status[:12].decode() for _, status in results}),
+        small=small[1][:12].decode(),
+        rss_grew_mib=rss.grew,
+    )
+    assert all(sent < most for sent, _ in results), "the server read 64 MiB of trailers"
+    assert all(
+        status == b"" or status.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")) for _, status in results
+    )
+    assert small[1].startswith(b"HTTP/1.1 400")  # even one trailer: refused, never published
+    assert rss.grew < 16
+    assert bystander_http().get(server.url + "/healthz").status_code == 200
+
+
 def test_every_request_head_has_a_time_limit_also_on_keep_alive(
     pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
