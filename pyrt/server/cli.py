@@ -191,6 +191,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--publish-burst", type=int, default=d.publish_burst, help="publications in a burst per identity")
     add("--query-rate", type=float, default=d.query_rate, help="history/presence reads/s per identity")
     add("--query-burst", type=int, default=d.query_burst, help="history/presence reads in a burst")
+    add(
+        "--receive-rate",
+        type=int,
+        default=d.receive_rate,
+        help="bytes/s of received WebSocket messages (inflated) per connection; over it, reading waits",
+    )
+    add(
+        "--receive-rate-per-identity",
+        type=int,
+        default=d.identity_receive_rate,
+        help="bytes/s of received WebSocket messages (inflated) per identity",
+    )
+    add(
+        "--max-inflate-ratio",
+        type=int,
+        default=d.max_inflate_ratio,
+        help="a compressed message inflates to at most 16 KiB or this many times its size (0: no cap)",
+    )
     add("--refresh-rate", type=float, default=d.refresh_rate, help="token refreshes/s per connection")
     add(
         "--refresh-burst", type=int, default=d.refresh_burst, help="token refreshes in a burst per connection"
@@ -296,6 +314,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         query_rate=args.query_rate,
         query_burst=args.query_burst,
         refresh_rate=args.refresh_rate,
+        receive_rate=args.receive_rate,
+        identity_receive_rate=args.receive_rate_per_identity,
+        max_inflate_ratio=args.max_inflate_ratio,
         refresh_burst=args.refresh_burst,
         history_page_limit=args.max_history_page,
         history_page_bytes=args.max_history_page_bytes,
@@ -418,7 +439,11 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> None:
         total_inbox=settings.total_inbox_bytes,
     )
     limits = HttpLimits(
-        settings.handshake_timeout, settings.body_timeout, settings.max_head_bytes, settings.max_message_bytes
+        settings.handshake_timeout,
+        settings.body_timeout,
+        settings.max_head_bytes,
+        settings.max_message_bytes,
+        inflate_ratio=settings.max_inflate_ratio,
     )
     http_protocol, ws_protocol = protocols(ledger, limits, deflate_context=args.ws_deflate_context)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET

@@ -39,6 +39,7 @@ class Stats:
         self.rejected: Counter[str] = Counter()  # origin, auth, per_ip, too_large, draining, refresh
         self.refreshes = 0  # tokens refreshed in place on a live connection
         self.history_reads = 0  # history pages answered (frames and GET /history)
+        self.throttled: Counter[str] = Counter()  # reads paused for a budget: receive, cpu
 
     def drop(self, reason: str) -> None:
         self.drops[reason] += 1
@@ -76,6 +77,7 @@ class StatsCollector(Collector):
         yield _labelled("pyrt_rejected", "Connections or requests refused", "reason", s.rejected)
         yield CounterMetricFamily("pyrt_token_refreshes", "Tokens refreshed in place", value=s.refreshes)
         yield CounterMetricFamily("pyrt_history_reads", "History pages answered", value=s.history_reads)
+        yield _labelled("pyrt_throttled", "Clients made to wait for a budget", "budget", s.throttled)
         info = GaugeMetricFamily("pyrt_broker", "The broker in use", labels=["kind"])
         info.add_metric([self._broker_kind()], 1)
         yield info

@@ -43,7 +43,7 @@ from pyrt.server.connection import Connection
 from pyrt.server.history import BadQuery, encode_page, parse_query, read_page
 from pyrt.server.hub import Subscriber, replay
 from pyrt.server.ingress import IngressError, check_text, loads
-from pyrt.server.limits import TokenBucket
+from pyrt.server.limits import Meter, TokenBucket
 from pyrt.server.offsets import is_channel_name, offset_key, parse_offset
 from pyrt.server.presence import member_id
 from pyrt.server.runtime import Runtime
@@ -247,6 +247,8 @@ class WsSession:
             settings.rate_limit, settings.rate_burst, settings.rate_window, settings.abuse_limit, now
         )
         self._refreshes = TokenBucket(settings.refresh_rate, settings.refresh_burst, now)
+        rate = settings.receive_rate
+        self._received = Meter(rate, max(rate, settings.max_message_bytes), now)
         self._loop = loop
         self._handlers = {
             "ping": self._on_ping,
@@ -293,21 +295,26 @@ class WsSession:
             stats.frames_in += 1
             await conn.unstalled()
             text = message.get("text")
+            size = len(text) if text is not None else len(message.get("bytes") or b"")
             self._handling = True
             try:
                 if text is None:
                     if gate.admit(now) or self._gated({}, now):
-                        size = len(message.get("bytes") or b"")
                         if size > max_chars:
                             self._too_large()
                         else:
                             self._error("binary_not_supported", "binary frames are not pyrt frames")
-                elif len(text) > max_chars:
+                elif size > max_chars:
                     self._too_large()
                 elif gate.admit(now) or self._gated(_peek(text), now):
                     await self._on_text(text)
             finally:
                 self._handling = False
+            message = text = None
+            wait = max(self._received.charge(size, now), rt.receive_quota.charge(self.identity, size, now))
+            if wait > 0 and not conn.closed:  # over the received bytes' rate: read nothing meanwhile
+                stats.throttled["receive"] += 1
+                await asyncio.sleep(wait)
             if rt.draining and not conn.closed and not self._in_flight:
                 conn.close(1001, rt.drain_reason)
 

@@ -18,6 +18,12 @@ What the ASGI application cannot see, these enforce per TCP connection:
   client that sends PINGs and never reads would make the server buffer the answers. When the
   socket's write buffer passes its high-water mark, the server stops reading from that client
   until the client has read what it was sent: a client that never reads holds one socket buffer.
+- **Compressed WebSocket messages.** A message may inflate to :data:`INFLATE_FLOOR` or to
+  ``inflate_ratio`` times its compressed size, whichever is larger: inflating stops there and the
+  connection is closed with 1009 (a 1 KB frame inflating to 1 MiB costs the server a thousand
+  times what it cost to send). Without context takeover, compressing a message gives the same
+  bytes for every connection with the same settings: a text written to many connections in one
+  turn of the event loop (a fan-out) is compressed once and the frame shared.
 - **Received WebSocket messages.** With permessage-deflate, one 256 KiB read can hold hundreds of
   messages that inflate to 1 MiB each. Received bytes are handed to the parser in small pieces,
   and no more while more than ``inbox_bytes`` of this connection's messages wait for (or are being
@@ -43,17 +49,20 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from websockets.frames import Frame
+from websockets.exceptions import PayloadTooBig
+from websockets.extensions.permessage_deflate import PerMessageDeflate, ServerPerMessageDeflateFactory
+from websockets.frames import CONT, CTRL_OPCODES, Frame, Opcode
 from websockets.server import ServerProtocol
+from websockets.typing import ExtensionParameter
 
-__all__ = ["FEED_PIECE", "MAX_PIPELINE", "OVERFLOW", "HttpLimits", "Ledger", "protocols"]
+__all__ = ["FEED_PIECE", "INFLATE_FLOOR", "MAX_PIPELINE", "OVERFLOW", "HttpLimits", "Ledger", "protocols"]
 
 log = logging.getLogger("pyrt.server")
 
 OVERFLOW = 64  # sockets beyond the per-address cap that still get a polite 429
 MAX_PIPELINE = 16  # pipelined requests one connection may queue
 FEED_PIECE = 4096  # received WebSocket bytes handed to the parser at a time
+INFLATE_FLOOR = 16 * 1024  # what any compressed message may inflate to, whatever its ratio
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,8 @@ class HttpLimits:
     inbox_bytes: int = 1024 * 1024
     address_inbox_bytes: int = 32 * 1024 * 1024
     total_inbox_bytes: int = 256 * 1024 * 1024
+    #: A compressed message inflates to at most INFLATE_FLOOR or this many times its size (0: off).
+    inflate_ratio: int = 32
 
 
 class Ledger:
@@ -238,6 +249,98 @@ class _ReceiveQueue:
         return self._items.pop(0)
 
 
+class InflatesTooMuch(PayloadTooBig):
+    """A compressed message inflated beyond what its size allows (closed with 1009)."""
+
+    def __init__(self, ratio: int) -> None:
+        super().__init__(None, 0)
+        self.ratio = ratio
+
+    def __str__(self) -> str:
+        return f"message inflates more than {self.ratio} times its compressed size"
+
+
+class CappedDeflate(PerMessageDeflate):
+    """permessage-deflate whose messages inflate to at most :data:`INFLATE_FLOOR` or ``ratio``
+    times their compressed size (counted over the frames of a fragmented message): zlib is told
+    to stop there, so a bomb costs the server no more than that."""
+
+    ratio = 0
+    _compressed = 0  # compressed bytes of the message being received
+    _inflated = 0  # what they inflated to
+
+    def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
+        if self.ratio <= 0 or frame.opcode in CTRL_OPCODES:
+            return super().decode(frame, max_size=max_size)
+        if frame.opcode is CONT:
+            if not self.decode_cont_data:
+                return frame
+        elif not frame.rsv1:
+            return frame
+        else:
+            self._compressed = self._inflated = 0
+        self._compressed += len(frame.data)
+        # at least 1: zlib takes a limit of 0 as no limit at all
+        allowed = max(1, max(INFLATE_FLOOR, self.ratio * self._compressed) - self._inflated)
+        capped = max_size is None or allowed < max_size
+        try:
+            decoded = super().decode(frame, max_size=allowed if capped else max_size)
+        except PayloadTooBig:
+            if capped:
+                raise InflatesTooMuch(self.ratio) from None
+            raise
+        self._inflated += len(decoded.data)
+        return decoded
+
+
+class CappedDeflateFactory(ServerPerMessageDeflateFactory):
+    """:class:`ServerPerMessageDeflateFactory` negotiating :class:`CappedDeflate`."""
+
+    def __init__(self, ratio: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ratio = ratio
+
+    def process_request_params(
+        self, params: Any, accepted_extensions: Any
+    ) -> tuple[list[ExtensionParameter], PerMessageDeflate]:
+        response, negotiated = super().process_request_params(params, accepted_extensions)
+        assert isinstance(negotiated, PerMessageDeflate)
+        extension = CappedDeflate(
+            negotiated.remote_no_context_takeover,
+            negotiated.local_no_context_takeover,
+            negotiated.remote_max_window_bits,
+            negotiated.local_max_window_bits,
+            negotiated.compress_settings,
+        )
+        extension.ratio = self.ratio
+        return response, extension
+
+
+class SharedFrames:
+    """Frames compressed during one turn of the event loop, by window size and text: a fan-out
+    compresses each text once (without context takeover the result is the same for everyone).
+    Forgotten at the end of the turn."""
+
+    def __init__(self) -> None:
+        self._frames: dict[tuple[int, bytes], bytes] = {}
+        self._clearing = False
+
+    def frame(self, extension: PerMessageDeflate, text: bytes) -> bytes:
+        key = (extension.local_max_window_bits, text)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = Frame(Opcode.TEXT, text).serialize(mask=False, extensions=[extension])
+            self._frames[key] = frame
+            if not self._clearing:
+                self._clearing = True
+                asyncio.get_running_loop().call_soon(self._clear)
+        return frame
+
+    def _clear(self) -> None:
+        self._frames.clear()
+        self._clearing = False
+
+
 def _text_frame(payload: bytes) -> bytes:
     """One unmasked, final text frame (server to client, RFC 6455 section 5.2)."""
     size = len(payload)
@@ -278,21 +381,24 @@ def protocols(
     own, so an idle connection holds no compressor or decompressor (about 40 KiB with them).
     """
 
+    shared = SharedFrames()
+
     class LimitedWebSocketProtocol(WebSocketsSansIOProtocol):
         def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
             super().__init__(config, *args, **kwargs)
             self.queue = _ReceiveQueue()  # type: ignore[assignment]
-            if config.ws_per_message_deflate and not deflate_context:
+            if config.ws_per_message_deflate:
+                settings: dict[str, Any] = {}
+                if not deflate_context:
+                    settings = {
+                        "server_no_context_takeover": True,
+                        "client_no_context_takeover": True,
+                        "server_max_window_bits": 12,
+                        "client_max_window_bits": 12,
+                        "compress_settings": {"memLevel": 5},
+                    }
                 self.conn = ServerProtocol(
-                    extensions=[
-                        ServerPerMessageDeflateFactory(
-                            server_no_context_takeover=True,
-                            client_no_context_takeover=True,
-                            server_max_window_bits=12,
-                            client_max_window_bits=12,
-                            compress_settings={"memLevel": 5},
-                        )
-                    ],
+                    extensions=[CappedDeflateFactory(limits.inflate_ratio, **settings)],
                     max_size=config.ws_max_size,
                     logger=logging.getLogger("uvicorn.error"),
                 )
@@ -423,12 +529,22 @@ def protocols(
 
         def pyrt_send_texts(self, texts: list[bytes]) -> None:
             conn = self.conn
-            if conn.extensions:  # permessage-deflate: the protocol compresses, with its context
-                for text in texts:
-                    conn.send_text(text)
-                self.transport.write(b"".join(conn.data_to_send()))
-            else:
+            extensions = conn.extensions
+            if not extensions:
                 self.transport.write(b"".join([_text_frame(text) for text in texts]))
+                return
+            deflate = extensions[0]
+            if (
+                len(extensions) == 1
+                and isinstance(deflate, PerMessageDeflate)
+                and deflate.local_no_context_takeover
+            ):
+                # without context takeover the frame is the same for everyone: shared
+                self.transport.write(b"".join([shared.frame(deflate, text) for text in texts]))
+                return
+            for text in texts:  # compressed with this connection's own context
+                conn.send_text(text)
+            self.transport.write(b"".join(conn.data_to_send()))
 
         def connection_lost(self, exc: Exception | None) -> None:
             ledger.inbox_remove(self.transport, self._pyrt_inbox)

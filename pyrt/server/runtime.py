@@ -28,7 +28,7 @@ from pyrt.server.auth import Claims
 from pyrt.server.brokers.base import Broker
 from pyrt.server.connection import Connection, Flusher
 from pyrt.server.hub import Hub
-from pyrt.server.limits import ConnectionCap, KeyedBuckets
+from pyrt.server.limits import ConnectionCap, KeyedBuckets, KeyedMeters
 from pyrt.server.metrics import Stats
 from pyrt.server.permissions import caps_allow
 from pyrt.server.settings import Settings
@@ -91,6 +91,9 @@ class Runtime:
         self.publish_quota = KeyedBuckets(settings.publish_rate, settings.publish_burst)
         #: History and presence reads per client identity (frames and ``GET /history``).
         self.query_quota = KeyedBuckets(settings.query_rate, settings.query_burst)
+        #: Bytes of received WebSocket messages (inflated) per client identity.
+        rate = settings.identity_receive_rate
+        self.receive_quota = KeyedMeters(rate, max(rate, settings.max_message_bytes))
         #: Every open connection, with the object that serves it (``WsSession`` or ``None``).
         self.connections: dict[Connection, Any] = {}
         #: Writes the WebSocket connections a turn of the event loop pushed to, at its end.

@@ -78,6 +78,15 @@ class Settings:
     refresh_burst: int = 5
     #: Seconds a client has to send each request head (the first one and every keep-alive one).
     handshake_timeout: float = 10.0
+    #: Bytes of received WebSocket messages (counted after inflating) one connection may have
+    #: handled per second (in bursts of one second's worth, at least one message of
+    #: ``max_message_bytes``); over it, the server reads nothing more from it until it is back
+    #: within the rate: the client slows down, nothing is refused. 0: unlimited.
+    receive_rate: int = 4 * 1024 * 1024
+    #: A compressed WebSocket message may inflate to 16 KiB or to this many times its compressed
+    #: size, whichever is larger; more: close 1009. 0: no cap. ``serve.py`` only (the ASGI
+    #: server inflates).
+    max_inflate_ratio: int = 32
 
     # --- limits per client identity (token subject, else address) --------------------------------
     #: Open connections (WebSocket + SSE; with ``serve.py`` every TCP connection) per client
@@ -100,6 +109,10 @@ class Settings:
     query_burst: int = 200
     #: Members one identity may have in one channel's presence (its tabs and devices).
     max_presence_per_identity: int = 16
+    #: Bytes of received WebSocket messages (after inflating) one identity's connections may
+    #: have handled per second together (bursts of one second's worth); over it they are read
+    #: no more until back within it. 0: unlimited.
+    identity_receive_rate: int = 16 * 1024 * 1024
 
     # --- limits for the whole process -----------------------------------------------------------
     #: Bytes of publications retained for replay, all channels together (memory broker); the

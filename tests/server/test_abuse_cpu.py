@@ -6,13 +6,26 @@ absolute time), so that a loaded machine slows both alike.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+import uuid
 from collections.abc import Callable
 
+import httpx
+import websockets
+
+from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.redact import MAX_LOGGED, redact
+from pyrt.server.settings import Settings
 from tests.faults.scenario import emit
+from tests.server.cpu import CpuUsed
+from tests.server.test_abuse_memory import BYSTANDER, bystander_round_trip
+from tests.server.wsclient import Client, run
 
 KiB = 1024
+MiB = 1024 * KiB
+DEFAULTS = Settings()
 
 
 def best_of(runs: int, work: Callable[[], object]) -> float:
@@ -67,3 +80,127 @@ def test_redaction_costs_the_same_per_character_whatever_the_line() -> None:
     assert max(growth.values()) < 8, growth
     logged = redact("GET /anything?" + "key" * 20_000)  # what a log line keeps by default
     assert len(logged) < MAX_LOGGED + 64
+
+
+# --- permessage-deflate -------------------------------------------------------------------------
+
+
+async def send_frames(server: ServerProcess, frames: int, compressed: bool, inflated: int) -> int:
+    """One connection sending ``frames`` pyrt ``pong`` frames in one write, each ``inflated``
+    bytes of JSON: compressed (one repeated character: ~1 KB on the wire for 1 MiB) or not.
+    Returns when the server has handled them (a ``ping`` answered) or closed the connection."""
+    ws = await websockets.connect(
+        server.ws_url + "/ws",
+        subprotocols=["pyrt.v1"],  # type: ignore[list-item]
+        compression="deflate" if compressed else None,
+        ping_interval=None,
+        max_queue=None,
+    )
+    await ws.recv()  # welcome
+    frame = json.dumps({"type": "pong", "pad": "y" * (inflated - 24)})
+    for _ in range(frames):
+        ws.protocol.send_text(frame.encode())
+    ws.protocol.send_text(b'{"type":"ping","t":"done"}')
+    burst = b"".join(ws.protocol.data_to_send())
+    ws.transport.write(burst)
+    try:
+        while json.loads(await asyncio.wait_for(ws.recv(), 60)).get("t") != "done":
+            pass
+    except websockets.ConnectionClosed:
+        pass
+    ws.transport.abort()
+    return len(burst)
+
+
+def test_compressed_frames_cost_no_more_cpu_per_byte_than_plain_ones(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    server = pyrt_start_server()
+
+    async def attack(compressed: bool, inflated: int) -> tuple[int, float]:
+        with CpuUsed(server.proc.pid) as cpu:
+            sent = sum([await send_frames(server, 20, compressed, inflated) for _ in range(50)])
+        return sent, cpu.seconds
+
+    bomb_bytes, bomb_cpu = run(attack(True, 1_000_000))  # 1 KB frames inflating to 1 MB
+    plain_bytes, plain_cpu = run(attack(False, 1024))  # 1 KB frames as they are
+    per_byte = (bomb_cpu / bomb_bytes) / max(plain_cpu / plain_bytes, 1e-9)
+    emit(
+        "abuse.cpu.deflate_bomb",
+        bomb_kib=bomb_bytes / KiB,
+        bomb_cpu_s=bomb_cpu,
+        plain_kib=plain_bytes / KiB,
+        plain_cpu_s=plain_cpu,
+        cpu_per_byte_ratio=per_byte,
+    )
+    # Parsing 1 GB of inflated JSON takes seconds; refused at 32x, a handshake's worth each.
+    assert bomb_cpu < 3 * plain_cpu, (bomb_cpu, plain_cpu)
+    run(bystander_round_trip(server))
+
+
+def test_received_bytes_are_metered_per_identity(pyrt_start_server: Callable[..., ServerProcess]) -> None:
+    server = pyrt_start_server()
+    size, per_connection, connections = 256 * KiB, 24, 8
+    rate = DEFAULTS.identity_receive_rate
+    burst = max(rate, DEFAULTS.max_message_bytes)
+
+    async def attack() -> tuple[int, float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        sent = await asyncio.gather(
+            *(send_frames(server, per_connection, False, size) for _ in range(connections))
+        )
+        return sum(sent), loop.time() - started
+
+    sent, seconds = run(attack())
+    handled = connections * per_connection * size
+    emit(
+        "abuse.cpu.receive_meter",
+        handled_mib=handled / MiB,
+        seconds=seconds,
+        mib_per_s=handled / MiB / seconds,
+    )
+    assert sent >= handled
+    # Everything was handled, no faster than the identity's rate allows (and its burst).
+    assert handled <= burst + rate * seconds + connections * size, (handled, seconds)
+    run(bystander_round_trip(server))
+
+
+def test_a_fan_out_is_compressed_once_for_every_subscriber(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    server = pyrt_start_server()
+    subscribers, publications = 20, 200
+    words = [uuid.uuid4().hex for _ in range(40)]
+    data = " ".join(words[(n * 7) % 40] for n in range(1000))  # ~33 KB that compresses ~5x
+
+    async def fan_out(compression: str | None) -> float:
+        channel = "fan-" + uuid.uuid4().hex[:8]
+        clients = [
+            await Client.connect(server.ws_url, compression=compression, local_addr=(BYSTANDER, 0))
+            for _ in range(subscribers)
+        ]
+        for client in clients:
+            await client.send({"type": "subscribe", "channel": channel})
+            await client.expect("subscribed")
+        with CpuUsed(server.proc.pid) as cpu:
+            async with httpx.AsyncClient(timeout=10) as http:
+                for n in range(publications):
+                    response = await http.post(
+                        server.url + "/publish", json={"channel": channel, "data": [n, data]}
+                    )
+                    assert response.status_code == 200
+            for client in clients:
+                received = await client.publications(channel, publications, timeout=30)
+                assert [p["data"][0] for p in received] == list(range(publications))
+                assert received[-1]["data"][1] == data
+        for client in clients:
+            await client.close()
+        return cpu.seconds
+
+    compressed = run(fan_out("deflate"))
+    plain = run(fan_out(None))
+    emit("abuse.cpu.fan_out_deflate", deflate_cpu_s=compressed, plain_cpu_s=plain, ratio=compressed / plain)
+    # Compressing 33 KB for each of 20 subscribers costs several times the plain fan-out; once per
+    # publication, a fraction of it.
+    assert compressed < 2 * plain, (compressed, plain)

@@ -60,7 +60,12 @@ async def bystander_round_trip(server: ServerProcess) -> None:
 def test_big_publications_into_new_channels_stay_within_the_history_budget(
     pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = pyrt_start_server()
+    # The test measures the history budget, reached with 400 MB of publications of one repeated
+    # character: no inflate ratio cap (they inflate 1000x) and no receive rates (at the default
+    # 4 MiB/s per connection they would take minutes to arrive).
+    server = pyrt_start_server(
+        "--max-inflate-ratio", "0", "--receive-rate", "0", "--receive-rate-per-identity", "0"
+    )
     payload = "x" * 1_000_000  # ~1 KB on the wire with permessage-deflate
 
     async def attack() -> tuple[int, float]:
@@ -160,7 +165,19 @@ def test_redis_channels_expire_after_the_history_ttl(
 
 def test_acked_messages_keep_only_their_result(pyrt_start_server: Callable[..., ServerProcess]) -> None:
     # --demo records every message for /demo/received: that record is bounded by the history budget.
-    server = pyrt_start_server("--demo", "--demo-tick", "0")
+    # The test measures what the dedup window keeps of 150 MB of messages of one repeated
+    # character: no inflate ratio cap and no receive rates (they would make it wait minutes).
+    server = pyrt_start_server(
+        "--demo",
+        "--demo-tick",
+        "0",
+        "--max-inflate-ratio",
+        "0",
+        "--receive-rate",
+        "0",
+        "--receive-rate-per-identity",
+        "0",
+    )
     size = 500_000
 
     async def attack() -> tuple[int, dict[str, object]]:
