@@ -173,6 +173,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="members one identity may have in one channel",
     )
     add("--max-presence-total", type=int, default=d.max_presence_total, help="members in all (memory broker)")
+    add("--presence-rate", type=float, default=d.presence_rate, help="presence joins/leaves/s per identity")
+    add(
+        "--presence-burst",
+        type=int,
+        default=d.presence_burst,
+        help="presence changes in a burst per identity",
+    )
+    add(
+        "--presence-tick",
+        type=float,
+        default=d.presence_tick,
+        help="seconds over which presence changes are gathered into one diff per channel",
+    )
     add("--presence-ttl", type=float, default=d.presence_ttl, help="seconds a dead instance's members last")
     add(
         "--presence-grace",
@@ -304,6 +317,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_presence=args.max_presence,
         max_presence_per_identity=args.max_presence_per_identity,
         max_presence_total=args.max_presence_total,
+        presence_rate=args.presence_rate,
+        presence_burst=args.presence_burst,
+        presence_tick=args.presence_tick,
         presence_ttl=args.presence_ttl,
         presence_grace=args.presence_grace,
         handshake_timeout=args.handshake_timeout,

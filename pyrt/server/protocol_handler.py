@@ -529,6 +529,12 @@ class WsSession:
         if not isinstance(presence, bool):
             self._error("bad_frame", "presence must be true or false", channel=channel)
             return
+        if presence:  # its snapshot of the members is a read, like a ``presence`` frame
+            retry_after = self.rt.query_quota.wait(self.identity, self._loop.time())
+            if retry_after:
+                self.rt.stats.drop("query_quota")
+                self._refuse(None, channel, retry_after, "too many reads: retry later")
+                return
         old = self.subscriptions.pop(channel, None)
         most = self.rt.settings.max_subscriptions
         if old is not None:
@@ -713,6 +719,8 @@ class WsSession:
         if not self.rt.allowed(channel, self.claims, "join"):
             self._error("forbidden", f"you may not join the presence of {channel!r}", frame_id)
             return
+        if not self._presence_allowed(frame_id):
+            return
         member = member_id(self.identity, key or self.conn.session)
         if (channel, member) not in self.presence and len(self.presence) >= settings.max_presence_joins:
             most = settings.max_presence_joins
@@ -776,12 +784,25 @@ class WsSession:
                 frame_id,
             )
             return
+        if not self._presence_allowed(frame_id):
+            return
         member = member_id(self.identity, key or self.conn.session)
         if not await self._leave_presence(channel, member):
             self._error("unavailable", "cannot leave presence now", frame_id)
             return
         if frame_id is not None:
             self._send_json({"type": "ack", "id": frame_id, "ok": True, "data": None})
+
+    def _presence_allowed(self, frame_id: object) -> bool:
+        """Whether a presence change (a join, an update, a leave) fits in the identity's presence
+        rate: each one is a diff for every presence subscriber of the channel. Else refused
+        (``rate_limited`` with ``retry_after``)."""
+        retry_after = self.rt.presence_quota.wait(self.identity, self._loop.time())
+        if retry_after:
+            self.rt.stats.drop("presence_quota")
+            self._refuse(frame_id, None, retry_after, "too many presence changes: retry later")
+            return False
+        return True
 
     async def _leave_presence(self, channel: str, member: str) -> bool:
         """Remove ``member`` (one of this client's) from ``channel``'s presence; ``False`` when

@@ -84,13 +84,19 @@ class Runtime:
         self.name = settings.server_name or f"pyrt-{os.getpid()}"
         self.stats = Stats()
         self.hub = Hub(
-            broker, self.stats, replay_limit=settings.replay_limit, replay_bytes=settings.max_replay_bytes
+            broker,
+            self.stats,
+            replay_limit=settings.replay_limit,
+            replay_bytes=settings.max_replay_bytes,
+            presence_tick=settings.presence_tick,
         )
         self.cap = ConnectionCap(settings.max_connections_per_ip)
         #: Publications per client identity (``publish`` frames and ``POST /publish``).
         self.publish_quota = KeyedBuckets(settings.publish_rate, settings.publish_burst)
         #: History and presence reads per client identity (frames and ``GET /history``).
         self.query_quota = KeyedBuckets(settings.query_rate, settings.query_burst)
+        #: Presence changes (joins, updates, leaves) per client identity.
+        self.presence_quota = KeyedBuckets(settings.presence_rate, settings.presence_burst)
         #: Bytes of received WebSocket messages (inflated) per client identity.
         rate = settings.identity_receive_rate
         self.receive_quota = KeyedMeters(rate, max(rate, settings.max_message_bytes))

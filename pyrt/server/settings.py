@@ -109,6 +109,12 @@ class Settings:
     query_burst: int = 200
     #: Members one identity may have in one channel's presence (its tabs and devices).
     max_presence_per_identity: int = 16
+    #: Presence changes (``presence_join``, updates included, and ``presence_leave`` frames) per
+    #: second per identity; 0: unlimited. Over it: ``rate_limited``. Every change is a diff sent
+    #: to every presence subscriber of the channel.
+    presence_rate: float = 10.0
+    #: Presence changes an identity may make in a burst above ``presence_rate``.
+    presence_burst: int = 100
     #: Bytes of received WebSocket messages (after inflating) one identity's connections may
     #: have handled per second together (bursts of one second's worth); over it they are read
     #: no more until back within it. 0: unlimited.
@@ -135,6 +141,9 @@ class Settings:
     max_presence: int = 1000
     #: Members of every channel's presence together (memory broker; Redis: see docs/server.md).
     max_presence_total: int = 50_000
+    #: Seconds over which presence changes are gathered into one diff per channel: however
+    #: many members come and go, a presence subscriber gets at most one diff per channel per tick.
+    presence_tick: float = 0.1
     #: Seconds a presence entry lives after its instance last refreshed it (every third of it):
     #: the members of an instance that died leave within 4/3 of this.
     presence_ttl: float = 30.0
@@ -185,8 +194,8 @@ class Settings:
     demo_tick: float = 1.0
 
     def __post_init__(self) -> None:
-        if not self.presence_ttl > 0 or self.presence_grace < 0:
-            raise ValueError("presence_ttl must be > 0 and presence_grace >= 0")
+        if not self.presence_ttl > 0 or self.presence_grace < 0 or self.presence_tick < 0:
+            raise ValueError("presence_ttl must be > 0, presence_grace and presence_tick >= 0")
         for name in ("history_page_limit", "history_page_bytes", "max_presence", "max_presence_per_identity"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -21,6 +21,7 @@ import websockets
 from pyrt.pytest_plugin.memory import PeakRss
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.auth import make_token
+from pyrt.server.hub import PRESENCE_BURST
 from pyrt.server.settings import Settings
 from tests.faults.scenario import emit
 from tests.server.test_abuse_memory import BYSTANDER, MARGIN_MIB, MiB, bystander_http, bystander_round_trip
@@ -290,3 +291,89 @@ def test_capabilities_stay_in_their_segment_and_a_refresh_never_goes_back_to_an_
         "refresh to the older token": "unauthorized",
         "admin after it": "forbidden",
     }
+
+
+def test_presence_churn_is_rate_limited_and_reaches_subscribers_gathered_by_tick(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    server = pyrt_start_server()
+    channel = unique("churn")
+    info = "i" * 480
+    attackers_count, subscribers_count, seconds = 8, 20, 2.0
+
+    async def churn(client: Client, n: int, until: float, counts: dict[str, int]) -> None:
+        loop = asyncio.get_running_loop()
+        step = 0
+        while loop.time() < until:
+            step += 1
+            frame_id = f"c{n}-{step}"
+            if step % 2:
+                await client.send({"type": "presence_join", "id": frame_id, "channel": channel, "info": info})
+            else:
+                await client.send({"type": "presence_leave", "id": frame_id, "channel": channel})
+            while True:
+                answer = await client.recv()
+                if answer.get("id") == frame_id:
+                    break
+            kind = "accepted" if answer["type"] == "ack" else answer["code"]
+            counts[kind] = counts.get(kind, 0) + 1
+
+    async def attack() -> tuple[dict[str, int], list[int], int]:
+        subscribers = [
+            await Client.connect(server.ws_url, local_addr=(BYSTANDER, 0)) for _ in range(subscribers_count)
+        ]
+        for client in subscribers:
+            await client.send({"type": "subscribe", "channel": channel, "presence": True})
+            await client.expect("subscribed")
+        attackers = [await Client.connect(server.ws_url) for _ in range(attackers_count)]
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        counts: dict[str, int] = {}
+        await asyncio.gather(*(churn(client, n, until, counts) for n, client in enumerate(attackers)))
+        for client in attackers:
+            await client.close()
+        diffs = []
+        for client in subscribers:
+            await client.send({"type": "ping", "t": "end"})
+            await client.expect("pong", t="end", timeout=10)  # still connected, not a slow consumer
+            diffs.append(sum(frame["type"] == "presence_diff" for frame in client.frames))
+            await client.close()
+        return counts, diffs, int(server.metric("pyrt_drops_total", reason="slow_consumer"))
+
+    counts, diffs, slow = run(attack())
+    emit("abuse.channels.presence_churn", seconds=seconds, changes=counts, diffs_per_subscriber=max(diffs))
+    accepted = counts.get("accepted", 0)
+    assert counts.get("rate_limited", 0) > 0
+    # the identity's burst, then its rate (a change in flight per connection may slip in)
+    assert accepted <= DEFAULTS.presence_burst + DEFAULTS.presence_rate * (seconds + 1) + attackers_count
+    # at most a burst of diffs, then two per tick, whatever the churn
+    ticks = (seconds + 1) / DEFAULTS.presence_tick
+    assert max(diffs) <= PRESENCE_BURST + 2 * ticks, diffs
+    assert slow == 0
+
+
+def test_presence_snapshots_of_subscriptions_are_reads(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    server = pyrt_start_server()
+    channel = unique("snap")
+    asked = 300
+
+    async def attack() -> dict[str, int]:
+        client = await Client.connect(server.ws_url)
+        for _ in range(asked):
+            await client.send({"type": "subscribe", "channel": channel, "presence": True})
+        counts: dict[str, int] = {}
+        for _ in range(asked):
+            frame = await client.recv()
+            while frame["type"] not in ("subscribed", "error"):
+                frame = await client.recv()
+            kind = frame["type"] if frame["type"] == "subscribed" else frame["code"]
+            counts[kind] = counts.get(kind, 0) + 1
+        await client.close()
+        return counts
+
+    counts = run(attack())
+    emit("abuse.channels.presence_snapshots", asked=asked, **counts)
+    assert counts.get("rate_limited", 0) > 0
+    assert counts.get("subscribed", 0) <= DEFAULTS.query_burst + 20  # a few refill meanwhile
