@@ -158,6 +158,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add("--send-queue-bytes", type=int, default=d.send_queue_bytes, help="slow-consumer limit per connection")
     add("--max-subscriptions", type=int, default=d.max_subscriptions, help="subscriptions per connection")
+    add(
+        "--max-channels-per-identity",
+        type=int,
+        default=d.max_channels_per_identity,
+        help="distinct channels one identity's connections may subscribe to together",
+    )
+    add(
+        "--max-subscribed-channels",
+        type=int,
+        default=d.max_subscribed_channels,
+        help="distinct channels this process's clients may subscribe to together",
+    )
     add("--max-presence-joins", type=int, default=d.max_presence_joins, help="presence joins per connection")
     add(
         "--max-presence-info-bytes",
@@ -312,6 +324,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_connections_per_ip=args.max_connections_per_ip,
         send_queue_bytes=args.send_queue_bytes,
         max_subscriptions=args.max_subscriptions,
+        max_channels_per_identity=args.max_channels_per_identity,
+        max_subscribed_channels=args.max_subscribed_channels,
         max_presence_joins=args.max_presence_joins,
         max_presence_info_bytes=args.max_presence_info_bytes,
         max_presence=args.max_presence,

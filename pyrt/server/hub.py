@@ -35,7 +35,7 @@ from pyrt.server.metrics import Stats
 from pyrt.server.offsets import ZERO, OffsetKey, offset_key
 from pyrt.server.presence import Snapshot
 
-__all__ = ["Hub", "Subscriber", "encoded", "replay"]
+__all__ = ["Hub", "Subscriber", "TooManyChannels", "encoded", "replay"]
 
 log = logging.getLogger("pyrt.server")
 
@@ -43,6 +43,16 @@ log = logging.getLogger("pyrt.server")
 _PENDING_LIMIT = 10_000
 #: Presence diffs of one channel sent at once, one at a time, before changes are gathered by tick.
 PRESENCE_BURST = 10
+
+
+class TooManyChannels(Exception):
+    """A subscription to a channel more than the limits allow: the identity's connections
+    (``scope="identity"``) or this process (``scope="process"``) follow as many as they may."""
+
+    def __init__(self, scope: str, most: int) -> None:
+        super().__init__(f"{scope}: at most {most} channels")
+        self.scope = scope
+        self.most = most
 
 
 class Subscriber:
@@ -173,6 +183,8 @@ class Hub:
         replay_limit: int | None = None,
         replay_bytes: int | None = None,
         presence_tick: float = 0.1,
+        max_channels: int = 0,
+        max_channels_per_identity: int = 0,
     ) -> None:
         self._broker = broker
         self._stats = stats
@@ -189,6 +201,10 @@ class Hub:
         #: changed member's last change (``True``: joined, with its JSON; ``False``: left).
         self._presence_changes: dict[str, tuple[str, dict[str, tuple[bool, str]]]] = {}
         self._presence_flush: asyncio.TimerHandle | None = None
+        self._max_channels = max_channels
+        self._max_per_identity = max_channels_per_identity
+        #: Channels each identity subscribes to here, with its number of subscriptions to each.
+        self._identities: dict[str, dict[str, int]] = {}
 
     def dispatch(self, publication: Publication) -> None:
         """The broker's listener: hand ``publication`` to every local subscriber of its channel."""
@@ -323,6 +339,21 @@ class Hub:
         publications are buffered until then. Call :meth:`unsubscribe` when done, also on error.
         """
         channel = subscriber.channel
+        identity = subscriber.conn.identity
+        held = self._identities.get(identity)
+        if held is None or channel not in held:
+            most = self._max_per_identity
+            if most and held is not None and len(held) >= most:
+                raise TooManyChannels("identity", most)
+            if (
+                self._max_channels
+                and channel not in self._channels
+                and len(self._channels) >= self._max_channels
+            ):
+                raise TooManyChannels("process", self._max_channels)
+            if held is None:
+                held = self._identities[identity] = {}
+        held[channel] = held.get(channel, 0) + 1
         subscribers = self._channels.get(channel)
         if subscribers is None:
             subscribers = self._channels[channel] = {}
@@ -355,6 +386,16 @@ class Hub:
         if subscribers is None or subscriber not in subscribers:
             return
         del subscribers[subscriber]
+        identity = subscriber.conn.identity
+        held = self._identities.get(identity)
+        if held is not None:
+            left = held.get(channel, 0) - 1
+            if left > 0:
+                held[channel] = left
+            else:
+                held.pop(channel, None)
+                if not held:
+                    del self._identities[identity]
         if not subscribers:
             del self._channels[channel]
             watching = self._watching.pop(channel, None)

@@ -41,7 +41,7 @@ from pyrt.server.auth import (
 from pyrt.server.brokers.base import BrokerError
 from pyrt.server.connection import Connection
 from pyrt.server.history import BadQuery, encode_page, parse_query, read_page
-from pyrt.server.hub import Subscriber, replay
+from pyrt.server.hub import Subscriber, TooManyChannels, replay
 from pyrt.server.ingress import IngressError, check_text, loads
 from pyrt.server.limits import Meter, TokenBucket
 from pyrt.server.offsets import is_channel_name, offset_key, parse_offset
@@ -549,6 +549,13 @@ class WsSession:
         try:
             history = await hub.subscribe(subscriber, since)
             snapshot = await hub.subscribe_presence(subscriber) if presence else None
+        except TooManyChannels as exc:
+            if self.subscriptions.get(channel) is subscriber:
+                del self.subscriptions[channel]
+            self.rt.stats.drop(f"channels_{exc.scope}")
+            whose = "you subscribe to" if exc.scope == "identity" else "this server follows"
+            self._error("forbidden", f"{whose} as many channels as it may ({exc.most})", channel=channel)
+            return
         except BrokerError as exc:
             if self.subscriptions.get(channel) is subscriber:
                 del self.subscriptions[channel]

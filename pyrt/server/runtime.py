@@ -89,6 +89,8 @@ class Runtime:
             replay_limit=settings.replay_limit,
             replay_bytes=settings.max_replay_bytes,
             presence_tick=settings.presence_tick,
+            max_channels=settings.max_subscribed_channels,
+            max_channels_per_identity=settings.max_channels_per_identity,
         )
         self.cap = ConnectionCap(settings.max_connections_per_ip)
         #: Publications per client identity (``publish`` frames and ``POST /publish``).

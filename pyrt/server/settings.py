@@ -109,6 +109,9 @@ class Settings:
     query_burst: int = 200
     #: Members one identity may have in one channel's presence (its tabs and devices).
     max_presence_per_identity: int = 16
+    #: Distinct channels one identity's connections (WebSocket and SSE) may subscribe to
+    #: together; 0: unlimited. Over it: ``forbidden`` / SSE 429.
+    max_channels_per_identity: int = 1024
     #: Presence changes (``presence_join``, updates included, and ``presence_leave`` frames) per
     #: second per identity; 0: unlimited. Over it: ``rate_limited``. Every change is a diff sent
     #: to every presence subscriber of the channel.
@@ -126,6 +129,9 @@ class Settings:
     history_bytes: int = 64 * 1024 * 1024
     #: Channels with retained history (memory broker); the least recently published is forgotten.
     max_channels: int = 10_000
+    #: Distinct channels this process's clients may subscribe to, all together (in Redis mode,
+    #: the streams this instance follows); 0: unlimited. Over it: ``forbidden`` / SSE 429.
+    max_subscribed_channels: int = 50_000
     #: Seconds a publication is retained (both brokers; an idle channel disappears after it).
     history_ttl: float = 600.0
     #: Publications replayed per subscribe or SSE resume (the newest ones; ``recovered: false``

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 import websockets
 
 from pyrt.pytest_plugin.memory import PeakRss
@@ -24,6 +25,7 @@ from pyrt.server.auth import make_token
 from pyrt.server.hub import PRESENCE_BURST
 from pyrt.server.settings import Settings
 from tests.faults.scenario import emit
+from tests.server.cpu import CpuUsed
 from tests.server.test_abuse_memory import BYSTANDER, MARGIN_MIB, MiB, bystander_http, bystander_round_trip
 from tests.server.wsclient import Client, run
 
@@ -377,3 +379,78 @@ def test_presence_snapshots_of_subscriptions_are_reads(
     emit("abuse.channels.presence_snapshots", asked=asked, **counts)
     assert counts.get("rate_limited", 0) > 0
     assert counts.get("subscribed", 0) <= DEFAULTS.query_burst + 20  # a few refill meanwhile
+
+
+@pytest.mark.parametrize("broker", ["memory", "redis"])
+def test_one_identity_subscribes_to_at_most_its_share_of_channels(
+    pyrt_start_server: Callable[..., ServerProcess], broker: str
+) -> None:
+    server = pyrt_start_server(redis=broker == "redis")
+    most = DEFAULTS.max_channels_per_identity
+    per_connection = DEFAULTS.max_subscriptions
+    connections = most // per_connection + 1
+    tag = unique("many")
+
+    async def attack() -> dict[str, int]:
+        clients = [await Client.connect(server.ws_url) for _ in range(connections)]
+        counts: dict[str, int] = {}
+        for n, client in enumerate(clients):
+            for k in range(per_connection):
+                await client.send({"type": "subscribe", "channel": f"{tag}-{n}-{k}"})
+            for _ in range(per_connection):
+                frame = await client.recv()
+                kind = frame["type"] if frame["type"] == "subscribed" else frame["code"]
+                counts[kind] = counts.get(kind, 0) + 1
+        bystander = await Client.connect(server.ws_url, local_addr=(BYSTANDER, 0))
+        await bystander.send({"type": "subscribe", "channel": f"{tag}-bystander"})
+        await bystander.expect("subscribed")  # another identity has its own share
+        for client in [*clients, bystander]:
+            await client.close()
+        return counts
+
+    counts = run(attack())
+    emit("abuse.channels.distinct_channels", broker=broker, **counts)
+    assert counts == {"subscribed": most, "forbidden": connections * per_connection - most}
+
+
+def test_the_redis_reader_costs_the_same_per_publication_however_many_streams_it_follows(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    server = pyrt_start_server(redis=True)
+    channel = unique("victim")
+    publications = 300
+
+    async def publish_all(publisher: Client, subscriber: Client) -> float:
+        with CpuUsed(server.proc.pid) as cpu:
+            for n in range(publications):  # one at a time: every delivery is a wake of the reader
+                await publisher.send({"type": "publish", "channel": channel, "data": n})
+                await subscriber.expect("publication", data=n)
+        return cpu.seconds
+
+    async def scenario() -> tuple[float, float]:
+        subscriber = await Client.connect(server.ws_url, local_addr=(BYSTANDER, 0))
+        await subscriber.send({"type": "subscribe", "channel": channel})
+        await subscriber.expect("subscribed")
+        publisher = await Client.connect(server.ws_url, local_addr=(BYSTANDER, 0))
+        few = await publish_all(publisher, subscriber)
+        tag = unique("idle")
+        idle = [  # 2,048 channels: two identities at their cap
+            await Client.connect(server.ws_url, local_addr=(address, 0))
+            for address in ("127.0.0.1", "127.0.0.3")
+            for _ in range(DEFAULTS.max_channels_per_identity // DEFAULTS.max_subscriptions)
+        ]
+        for n, client in enumerate(idle):
+            for k in range(DEFAULTS.max_subscriptions):
+                await client.send({"type": "subscribe", "channel": f"{tag}-{n}-{k}"})
+            for _ in range(DEFAULTS.max_subscriptions):
+                await client.expect("subscribed", timeout=30)
+        many = await publish_all(publisher, subscriber)
+        for client in [subscriber, publisher, *idle]:
+            await client.close()
+        return few, many
+
+    few, many = run(scenario())
+    emit("abuse.channels.redis_reader", cpu_few_s=few, cpu_2048_idle_s=many, ratio=many / few)
+    # An XREAD naming every followed stream on every delivery costs several times more with
+    # 2,048 of them; reading only the streams that were written to costs the same.
+    assert many < 1.5 * few, (few, many)

@@ -14,8 +14,22 @@
   (``XRANGE``) or backwards, within their own limits. The replay is ``recovered`` iff it reached ``since``
   and its first entry's ``p`` is ``since`` (nothing between was trimmed); else it holds the
   newest retained entries that fit.
-- Live: one reader task per instance runs ``XREAD BLOCK`` over the watched channels plus a
-  private wake-up stream, which :meth:`watch` pokes so a new channel is read at once.
+- Live: every write to a stream (a publication, a presence diff) also ``PUBLISH``es a small
+  notification, ``<entry id> <stream key>``, on the channel ``<prefix>news``. Each instance
+  subscribes to it once and keeps, per watched stream, a cursor (the last entry it delivered):
+  a notification beyond the cursor marks the stream as having news, and one ``XREAD`` (no
+  ``BLOCK``) reads the streams that have news, at most :data:`_XREAD_KEYS` of them at a time,
+  from their cursors. Notifications arriving meanwhile wait for the next ``XREAD``: wakes are
+  batched, and what a wake costs grows with the streams that have news, never with the streams
+  watched. When the subscription is (re)made (the first time, and after the connection to Redis
+  was lost, when notifications may have been missed) every watched stream is read once from its
+  cursor: nothing is lost, nothing delivered twice.
+- A publication of this instance reaches its local subscribers as soon as Redis has stored it:
+  the script returns the id of the entry before it, and when that is the stream's cursor (this
+  instance has delivered everything before it) the publication is delivered at once and the
+  cursor moves on, with no ``XREAD`` (its notification, which comes back, is then ignored);
+  otherwise the ``XREAD`` delivers it after what came before it. Either way subscribers get a
+  stream's entries once each, in order.
 - ``message`` ids: ``SET NX`` claims an id (scoped by client identity) for the instance that
   runs the handler, with a lease it renews while the handler runs; the compact ack then replaces
   the claim for ``dedup_ttl`` seconds, and other instances answer re-sent copies from it. A dead
@@ -26,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import secrets
 from typing import Any
@@ -59,7 +74,8 @@ if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
 end
 if KEYS[2] ~= '' then redis.call('SET', KEYS[2], id, 'PX', ARGV[4]) end
-return {id, 0}
+redis.call('PUBLISH', ARGV[6], id .. ' ' .. KEYS[1])
+return {id, 0, prev}
 """
 
 _FIRST_PAGE = 16  # entries in the first replay page; later pages are sized by the bytes left
@@ -71,6 +87,9 @@ _WAIT_FOR_OTHER = 10.0  # seconds a re-sent copy waits for another instance's ha
 _POOL_SIZE = 64  # Redis connections per instance for commands (the live reader has its own)
 _POOL_WAIT = 10.0  # seconds a command waits for a free connection before it fails
 _PIPELINE_MAX = 512  # publications sent to Redis in one round trip, at most
+_XREAD_KEYS = 256  # streams read by one XREAD, at most
+_XREAD_COUNT = 1000  # entries read per stream by one XREAD (a stream with more is read again)
+_HEALTH_CHECK = 15  # seconds of silence after which the notification connection is pinged
 
 # Renew or release a claim only while it is still ours.
 _RENEW = """
@@ -173,8 +192,8 @@ class RedisBroker(Broker):
         self._dedup_ttl_ms = int(dedup_ttl * 1000)
         self._block_ms = block_ms
         self._stream_prefix = prefix + "ch:"
-        self._wake_key = f"{prefix}wake:{secrets.token_hex(8)}"
-        self._wake_cursor = "0-0"
+        #: The Redis pub/sub channel naming the streams that were written to.
+        self.news_channel = prefix + "news"
         # Typed as Any: redis-py's annotations do not follow decode_responses=True (str results).
         # A bounded pool: a burst of subscribers queues for a connection instead of opening
         # one each (which runs into Redis's and the process's connection limits).
@@ -188,14 +207,30 @@ class RedisBroker(Broker):
             timeout=_POOL_WAIT,
         )
         self._redis: Any = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
-        # The reader blocks in XREAD for up to block_ms: its socket must wait longer than that
-        # (redis-py's default of 5 s would fail and reconnect every idle XREAD BLOCK 5000).
+        # The notifications' own connection (a subscribed connection takes no other command);
+        # it waits up to block_ms for a notification, and is pinged when silent.
         self._reader_client: Any = aioredis.Redis.from_url(
-            url, decode_responses=True, encoding_errors="replace", socket_timeout=block_ms / 1000 + 5
+            url,
+            decode_responses=True,
+            encoding_errors="replace",
+            socket_timeout=block_ms / 1000 + 5,
+            health_check_interval=_HEALTH_CHECK,
         )
         self._publish = self._redis.register_script(_PUBLISH)
         self._message_dedup = RedisMessageDedup(self._redis, prefix + "msg:", dedup_ttl)
-        self._cursors: dict[str, str] = {}  # watched stream key -> last id delivered
+        #: Watched stream key -> the id of the last entry delivered ("" while being set up).
+        self._cursors: dict[str, str] = {}
+        #: Watched streams with entries beyond their cursor: the newest id notified (``None``:
+        #: unknown, read it anyway).
+        self._news: dict[str, OffsetKey | None] = {}
+        #: Streams notified while :meth:`watch_stream` was setting their cursor up.
+        self._early: set[str] = set()
+        #: Publications of this instance in flight to Redis, by stream: a notification that
+        #: comes back before its publication's answer waits for it (in ``_parked``), so that the
+        #: publication is delivered from the answer, with no ``XREAD``.
+        self._writing: dict[str, int] = {}
+        self._parked: dict[str, OffsetKey | None] = {}
+        self._fetcher: asyncio.Task[None] | None = None
         self.presence = RedisPresence(self, prefix + "prs:", presence_ttl, presence_grace)
         self._listener: Listener | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -233,17 +268,11 @@ class RedisBroker(Broker):
             with contextlib.suppress(TimeoutError, Exception):
                 await asyncio.wait_for(asyncio.shield(flusher), 2.0)
             flusher.cancel()
-        if reader is not None:
-            # Wake the reader so it returns by itself: cancelling a blocked XREAD can hang in
-            # redis-py's connection cleanup.
-            with contextlib.suppress(RedisError, OSError):
-                await self._redis.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
-            try:
-                await asyncio.wait_for(asyncio.shield(reader), 2.0)
-            except (TimeoutError, Exception):
-                reader.cancel()
-        with contextlib.suppress(RedisError, OSError):
-            await self._redis.delete(self._wake_key)
+        for task in (reader, self._fetcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, 2.0)
         self._listener = None
         await self.presence.close()
         for client in (self._reader_client, self._redis):
@@ -271,10 +300,18 @@ class RedisBroker(Broker):
         if publish_id is not None:
             dedup_key = f"{self.prefix}pub:{scoped_key(scope, channel, publish_id)}"
         keys = [self._key(channel), dedup_key]
-        args = [retention or self.retention, event, data_json, self._dedup_ttl_ms, self._history_ttl_ms]
+        args = [
+            retention or self.retention,
+            event,
+            data_json,
+            self._dedup_ttl_ms,
+            self._history_ttl_ms,
+            self.news_channel,
+        ]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._outbox.append((keys, args, future))  # before any suspension: callers keep their order
+        self._writing[keys[0]] = self._writing.get(keys[0], 0) + 1
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush())
         offset, duplicate = await future
@@ -298,14 +335,18 @@ class RedisBroker(Broker):
                         if not future.done():
                             future.set_exception(BrokerError(f"redis: {exc!r}"))
                     self._outbox.clear()
+                    self._writing.clear()
                     raise
-                for (_, _, future), result in zip(batch, results, strict=True):
+                for (keys, args, future), result in zip(batch, results, strict=True):
+                    if not isinstance(result, BaseException) and not int(result[1]):
+                        self._published(keys[0], str(result[0]), str(result[2]), args[1], args[2])
+                    self._written(keys[0])
                     if future.done():  # its caller gave up
                         continue
                     if isinstance(result, BaseException):
                         future.set_exception(BrokerError(f"redis: {result}"))
                     else:
-                        future.set_result(result)
+                        future.set_result(result[:2])
         finally:
             self._flusher = None
 
@@ -317,19 +358,31 @@ class RedisBroker(Broker):
 
     async def watch_stream(self, key: str) -> None:
         """Have the reader follow the stream ``key`` from its current end (a channel's
-        publications, or its presence diffs)."""
+        publications, or its presence diffs): one round trip, for its last id."""
         if key in self._cursors:
             return
+        self._cursors[key] = ""  # notifications from now on are kept (in _early)
         try:
             last = await self._redis.xrevrange(key, count=1)
-            self._cursors.setdefault(key, last[0][0] if last else "0-0")
-            # wake the reader so its next XREAD includes this stream
-            await self._redis.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
-        except RedisError as exc:
-            raise BrokerError(f"redis: {exc}") from exc
+        except BaseException as exc:
+            if self._cursors.get(key) == "":
+                del self._cursors[key]
+            self._early.discard(key)
+            if isinstance(exc, RedisError):
+                raise BrokerError(f"redis: {exc}") from exc
+            raise
+        if self._cursors.get(key) != "":
+            return  # unwatched meanwhile
+        self._cursors[key] = last[0][0] if last else "0-0"
+        if key in self._early:  # written to since: read it from the cursor
+            self._early.discard(key)
+            self._notice(key, None)
 
     def unwatch_stream(self, key: str) -> None:
         self._cursors.pop(key, None)
+        self._news.pop(key, None)
+        self._parked.pop(key, None)
+        self._early.discard(key)
 
     async def history(
         self, channel: str, since: OffsetKey | None, *, limit: int | None = None, max_bytes: int | None = None
@@ -430,38 +483,127 @@ class RedisBroker(Broker):
     def _publications(channel: str, entries: list[Any]) -> list[Publication]:
         return [Publication(channel, entry_id, fields["e"], fields["d"]) for entry_id, fields in entries]
 
+    # --- live: notifications, then XREAD of the streams that have news ---------------------------
+
     async def _read_loop(self) -> None:
+        """Follow the notification channel; on every (re)subscription, read every watched stream
+        once (notifications may have been missed while not subscribed)."""
         delay = 0.05
-        prefix_length = len(self._stream_prefix)
-        while not self._closing:
-            try:
-                streams = dict(self._cursors)
-                streams[self._wake_key] = self._wake_cursor
-                result = await self._reader_client.xread(streams, count=1000, block=self._block_ms)
-                delay = 0.05
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                log.warning("redis reader: %s; retrying in %.2fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            for key, entries in result or ():
-                if key == self._wake_key:
-                    self._wake_cursor = entries[-1][0]
+        pubsub = self._reader_client.pubsub()
+        try:
+            while not self._closing:
+                try:
+                    if not pubsub.subscribed:
+                        await pubsub.subscribe(self.news_channel)
+                    message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
+                    delay = 0.05
+                except asyncio.CancelledError:
+                    raise
+                except (RedisError, OSError) as exc:
+                    log.warning("redis notifications: %s; retrying in %.2fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
                     continue
-                cursor = self._cursors.get(key)
-                if cursor is None or not entries:
+                if message is None:
                     continue
-                fresh = _after(entries, offset_key(cursor))
-                if not fresh:
+                if message["type"] == "subscribe":  # (re)subscribed: catch up on every stream
+                    for key in self._cursors:
+                        self._notice(key, None)
+                elif message["type"] == "message":
+                    entry_id, _, key = str(message["data"]).partition(" ")
+                    if key in self._cursors:
+                        self._notice(key, entry_id)
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()
+
+    def _notice(self, key: str, entry_id: str | None) -> None:
+        """Stream ``key`` (watched) has an entry ``entry_id`` (``None``: maybe some): read it
+        unless it was delivered already."""
+        cursor = self._cursors.get(key)
+        if cursor is None:
+            return
+        if cursor == "":  # its cursor is being set up: read it once it is
+            self._early.add(key)
+            return
+        newest = None if entry_id is None else offset_key(entry_id)
+        if newest is not None and newest <= offset_key(cursor):
+            return  # delivered already (this instance's own publication)
+        if self._writing.get(key):  # maybe this instance's: wait for its answer
+            _merge(self._parked, key, newest)
+            return
+        _merge(self._news, key, newest)
+        if self._fetcher is None and not self._closing:
+            self._fetcher = asyncio.get_running_loop().create_task(self._fetch())
+
+    def _written(self, key: str) -> None:
+        """A publication of this instance to stream ``key`` was answered: once none is in flight,
+        what was notified meanwhile and not delivered from the answers is read."""
+        left = self._writing.get(key, 0) - 1
+        if left > 0:
+            self._writing[key] = left
+            return
+        self._writing.pop(key, None)
+        if key in self._parked:
+            newest = self._parked.pop(key)
+            self._notice(key, None if newest is None else format_offset(newest))
+
+    async def _fetch(self) -> None:
+        """Read the streams that have news, :data:`_XREAD_KEYS` per ``XREAD``, until none has."""
+        delay = 0.05
+        try:
+            while self._news and not self._closing:
+                batch: dict[str, str] = {}
+                for key in list(itertools.islice(self._news, _XREAD_KEYS)):
+                    del self._news[key]
+                    cursor = self._cursors.get(key)
+                    if cursor:
+                        batch[key] = cursor
+                if not batch:
                     continue
-                if key.startswith(self._stream_prefix):
-                    self._deliver(key[prefix_length:], fresh)
-                else:
-                    self.presence.deliver(key, fresh)
-                if key in self._cursors:
-                    self._cursors[key] = fresh[-1][0]
+                try:
+                    result = await self._redis.xread(batch, count=_XREAD_COUNT)
+                    delay = 0.05
+                except (RedisError, OSError) as exc:
+                    log.warning("redis reader: %s; retrying in %.2fs", exc, delay)
+                    for key in batch:  # read them again
+                        if key in self._cursors:
+                            self._news[key] = None
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                for key, entries in result or ():
+                    self._take(key, entries)
+                    if len(entries) >= _XREAD_COUNT and key in self._cursors:
+                        self._news.setdefault(key, None)  # maybe more: read it again
+        finally:
+            self._fetcher = None
+            if self._news and not self._closing:  # noticed while finishing
+                self._fetcher = asyncio.get_running_loop().create_task(self._fetch())
+
+    def _take(self, key: str, entries: list[Any]) -> None:
+        """Deliver the entries of stream ``key`` beyond its cursor, in order, and move it on."""
+        cursor = self._cursors.get(key)
+        if not cursor or not entries:
+            return
+        fresh = _after(entries, offset_key(cursor))
+        if not fresh:
+            return
+        self._cursors[key] = fresh[-1][0]
+        if key.startswith(self._stream_prefix):
+            self._deliver(key[len(self._stream_prefix) :], fresh)
+        else:
+            self.presence.deliver(key, fresh)
+
+    def _published(self, key: str, entry_id: str, previous: str, event: str, data_json: str) -> None:
+        """This instance stored an entry in stream ``key`` right after ``previous``: when that is
+        where the stream's cursor stands, deliver it now (no ``XREAD``), else leave it to the
+        ``XREAD`` its notification brings (entries before it were not delivered yet)."""
+        cursor = self._cursors.get(key)
+        if not cursor or offset_key(previous) != offset_key(cursor):
+            return
+        self._cursors[key] = entry_id
+        self._deliver(key[len(self._stream_prefix) :], [(entry_id, {"e": event, "d": data_json})])
 
     def _deliver(self, channel: str, entries: list[Any]) -> None:
         listener = self._listener
@@ -472,6 +614,15 @@ class RedisBroker(Broker):
                 listener(Publication(channel, entry_id, fields["e"], fields["d"]))
             except Exception:
                 log.exception("delivering %s %s failed", channel, entry_id)
+
+
+def _merge(news: dict[str, OffsetKey | None], key: str, newest: OffsetKey | None) -> None:
+    """Note that stream ``key`` has entries up to ``newest`` (``None``: unknown, read it all)."""
+    if key in news:
+        known = news[key]
+        news[key] = None if known is None or newest is None else max(known, newest)
+    else:
+        news[key] = newest
 
 
 def _after(entries: list[Any], floor: OffsetKey) -> list[Any]:
