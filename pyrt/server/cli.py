@@ -214,6 +214,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--max-connections", type=int, default=d.max_connections, help="open TCP connections in all")
     add("--publish-rate", type=float, default=d.publish_rate, help="publications/s per client identity")
     add("--publish-burst", type=int, default=d.publish_burst, help="publications in a burst per identity")
+    add(
+        "--publish-bytes-rate",
+        type=int,
+        default=d.publish_bytes_rate,
+        help="bytes/s of publication data per identity (what it can hold in history; 0: off)",
+    )
+    add(
+        "--publish-bytes-burst",
+        type=int,
+        default=d.publish_bytes_burst,
+        help="bytes of publication data per identity in a burst",
+    )
     add("--query-rate", type=float, default=d.query_rate, help="history/presence reads/s per identity")
     add("--query-burst", type=int, default=d.query_burst, help="history/presence reads in a burst")
     add(
@@ -339,6 +351,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         handshake_timeout=args.handshake_timeout,
         publish_rate=args.publish_rate,
         publish_burst=args.publish_burst,
+        publish_bytes_rate=args.publish_bytes_rate,
+        publish_bytes_burst=args.publish_bytes_burst,
         dedup_per_identity=args.dedup_per_identity,
         identity_queue_bytes=args.identity_queue_bytes,
         query_rate=args.query_rate,

@@ -33,8 +33,9 @@ class KeyedBuckets:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def wait(self, key: str, now: float) -> float:
-        """Spend one token of ``key``'s bucket (0.0) or return the seconds until one is available."""
+    def wait(self, key: str, now: float, cost: float = 1.0) -> float:
+        """Spend ``cost`` tokens of ``key``'s bucket (0.0) or return the seconds until they are
+        available."""
         if self.rate <= 0:
             return 0.0
         buckets = self._buckets
@@ -43,7 +44,7 @@ class KeyedBuckets:
             bucket = buckets[key] = TokenBucket(self.rate, self.burst, now)
         else:
             buckets.move_to_end(key)
-        delay = bucket.wait(now)
+        delay = bucket.wait(now, cost)
         while buckets:
             oldest_key, oldest = next(iter(buckets.items()))
             if len(buckets) <= self.max_keys and (oldest is bucket or not oldest.full(now)):

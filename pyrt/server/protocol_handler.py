@@ -624,14 +624,16 @@ class WsSession:
             self._error("bad_frame", "data cannot be encoded", publish_id)
             return
         now = self._loop.time()
-        retry_after = self.rt.publish_quota.wait(self.identity, now)
+        retry_after = self.rt.publish_wait(self.identity, len(data_json), now)
         if retry_after:
             self.rt.stats.drop("publish_quota")
             # A hold like the rate's: what follows in flight is refused too, so the client can
             # send the refused publications again in their order.
             marker = self._gate.hold(now, retry_after)
             wait = self._gate.retry_after(now) if marker is not None else retry_after
-            self._refuse(publish_id, None, wait, "too many publications from you: retry later")
+            self._refuse(
+                publish_id, None, wait, "too many publications (or bytes of them) from you: retry later"
+            )
             if marker is not None:
                 self.conn.push(_dumps({"type": "ping", "t": marker}))
             return

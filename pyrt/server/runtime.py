@@ -95,6 +95,8 @@ class Runtime:
         self.cap = ConnectionCap(settings.max_connections_per_ip)
         #: Publications per client identity (``publish`` frames and ``POST /publish``).
         self.publish_quota = KeyedBuckets(settings.publish_rate, settings.publish_burst)
+        #: Bytes of publication data per client identity (what it may hold in history).
+        self.publish_bytes_quota = KeyedBuckets(settings.publish_bytes_rate, settings.publish_bytes_burst)
         #: History and presence reads per client identity (frames and ``GET /history``).
         self.query_quota = KeyedBuckets(settings.query_rate, settings.query_burst)
         #: Presence changes (joins, updates, leaves) per client identity.
@@ -186,6 +188,14 @@ class Runtime:
         if claims is not None and not caps_allow(claims.caps, channel, action):
             return False
         return self.channel_policy(channel, claims.subject if claims else None, action)
+
+    def publish_wait(self, identity: str, size: int, now: float) -> float:
+        """Spend one publication of ``size`` bytes of data from ``identity`` (0.0), or return the
+        seconds until its quotas (publications and bytes per second) allow it."""
+        retry_after = self.publish_bytes_quota.wait(identity, now, size)
+        if retry_after:
+            return retry_after
+        return self.publish_quota.wait(identity, now)
 
     def retry_after_header(self) -> bytes:
         """``Retry-After`` for a request refused while draining: whole seconds drawn within the

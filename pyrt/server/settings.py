@@ -97,6 +97,12 @@ class Settings:
     publish_rate: float = 200.0
     #: Publications an identity may make in a burst above ``publish_rate``.
     publish_burst: int = 1000
+    #: Bytes of publication data per second per identity (publications are retained for
+    #: ``history_ttl``: one identity holds at most ``publish_bytes_burst`` + this rate x
+    #: ``history_ttl`` of every broker's history); 0: unlimited. Over it: ``rate_limited`` / 429.
+    publish_bytes_rate: int = 16 * 1024
+    #: Bytes of publication data an identity may publish in a burst above ``publish_bytes_rate``.
+    publish_bytes_burst: int = 16 * 1024 * 1024
     #: Message and publish ids one identity keeps in the dedup window (its oldest go first).
     dedup_per_identity: int = 10_000
     #: Bytes an identity's connections may hold on their way out before a large answer made for

@@ -81,7 +81,9 @@ def test_history_reads_are_rate_limited_per_identity(pyrt_start_server: Callable
 def test_big_history_pages_nobody_reads_stay_within_the_identity_budget(
     pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
-    server = pyrt_start_server()
+    # The history is filled with 40 MB from one address: no publication bytes rate (16 KiB/s
+    # after a 16 MiB burst), which the test is not about.
+    server = pyrt_start_server("--publish-bytes-rate", "0")
     channel = unique("big")
     payload = "z" * 1_000_000
     for n in range(40):  # 40 MB of history, within the 64 MiB budget
@@ -174,7 +176,9 @@ def test_one_client_cannot_crowd_others_out_of_a_channels_presence(
 
 
 def test_presence_info_and_members_are_bounded(pyrt_start_server: Callable[..., ServerProcess]) -> None:
-    server = pyrt_start_server()
+    # 2,400 joins from one address measure the memory of members: no presence change rate (10/s
+    # per identity), which the churn test covers.
+    server = pyrt_start_server("--presence-rate", "0")
     channel = unique("bounded")
     info = "i" * (DEFAULTS.max_presence_info_bytes - 10)  # the most one member may show
     clients_count = 150

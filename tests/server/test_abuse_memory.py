@@ -61,10 +61,17 @@ def test_big_publications_into_new_channels_stay_within_the_history_budget(
     pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
     # The test measures the history budget, reached with 400 MB of publications of one repeated
-    # character: no inflate ratio cap (they inflate 1000x) and no receive rates (at the default
-    # 4 MiB/s per connection they would take minutes to arrive).
+    # character from one address: no inflate ratio cap (they inflate 1000x), no receive rates and
+    # no publication bytes rate (at their defaults they would take hours to arrive).
     server = pyrt_start_server(
-        "--max-inflate-ratio", "0", "--receive-rate", "0", "--receive-rate-per-identity", "0"
+        "--max-inflate-ratio",
+        "0",
+        "--receive-rate",
+        "0",
+        "--receive-rate-per-identity",
+        "0",
+        "--publish-bytes-rate",
+        "0",
     )
     payload = "x" * 1_000_000  # ~1 KB on the wire with permessage-deflate
 
