@@ -452,6 +452,9 @@ def _make_broker(args: argparse.Namespace, settings: Settings) -> Broker | None:
         history_ttl=settings.history_ttl,
         presence_ttl=settings.presence_ttl,
         presence_grace=settings.presence_grace,
+        history_bytes=settings.history_bytes,
+        dedup_per_identity=settings.dedup_per_identity,
+        dedup_max=settings.dedup_max,
     )
 
 

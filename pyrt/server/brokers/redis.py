@@ -1,14 +1,23 @@
 """The Redis broker: one Redis Stream per channel, shared by every instance on the same Redis.
 
-- Publish: one Lua script appends with ``XADD … MAXLEN ~ retention`` and stores, in each entry,
+- Publish: one Lua script appends with ``XADD`` and stores, in each entry,
   the id of the entry before it (field ``p``); with a publish id it first checks (and then sets)
   a dedup key, so publish-with-id is atomic across instances. Publications waiting for Redis go
   in one pipeline per round trip, in the order they were made: a round trip per publication
   would cap a busy instance at one publication per turn of its event loop.
 - Offsets are stream ids, so a client can resume on any instance.
-- Retention: ``MAXLEN ~ retention`` per stream, entries older than ``history_ttl`` are trimmed
-  (``XTRIM MINID``) and an idle stream expires after ``history_ttl`` (``PEXPIRE``): no channel
-  outlives its last publication by more than that.
+- Retention: the newest ``retention`` entries per stream; entries older than ``history_ttl``
+  are trimmed as the stream is published to, and a stream idle that long is deleted by
+  :meth:`housekeeping` (Redis expires its keys a minute later in any case).
+- Budget: every entry records its size (data + event + 64 bytes); ``<prefix>hb`` counts the
+  bytes of every stream, ``<prefix>hs`` each stream's, ``<prefix>hl`` orders the streams by
+  their last publication. Over ``history_bytes`` a publication trims the oldest entries of the
+  least recently published streams first (in the same script, so it holds across instances),
+  as the memory broker does: what pyrt keeps in Redis is bounded, whoever publishes.
+- Dedup: publish and message ids are ``SET`` with a ttl and listed, by time, per identity
+  (``<prefix>ids:<identity>``) and for everyone (``<prefix>ids:*``); beyond
+  ``dedup_per_identity`` an identity's oldest ids are forgotten, beyond ``dedup_max``
+  everyone's oldest, as the memory broker's window does.
 - Replay: read backwards (``XREVRANGE``) in pages, newest first, until ``since`` or the replay
   limits: memory per replay stays bounded. History pages on demand read the same way, forwards
   (``XRANGE``) or backwards, within their own limits. The replay is ``recovered`` iff it reached ``since``
@@ -43,6 +52,7 @@ import contextlib
 import itertools
 import logging
 import secrets
+import time
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -58,25 +68,145 @@ __all__ = ["RedisBroker", "RedisMessageDedup"]
 
 log = logging.getLogger("pyrt.server")
 
-_PUBLISH = """
+# Helpers of the scripts below. Every entry of a channel's stream records its size (field 's':
+# data + event + _ENTRY_OVERHEAD); <prefix>hb counts the bytes of every stream, <prefix>hs each
+# stream's, and <prefix>hl orders the streams by their last publication (ms).
+_HISTORY_LUA = """
+local function entry_size(fields)
+  local size, data, event = nil, 0, 0
+  for i = 1, #fields, 2 do
+    local name = fields[i]
+    if name == 's' then size = tonumber(fields[i + 1])
+    elseif name == 'd' then data = string.len(fields[i + 1])
+    elseif name == 'e' then event = string.len(fields[i + 1]) end
+  end
+  return size or (data + event + 64)
+end
+local function next_id(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return ms .. '-' .. (tonumber(seq) + 1)
+end
+-- Drop the oldest entries of a stream, up to `count` of them and up to `upto` (an id, or '+'),
+-- with their bytes; returns the bytes freed and whether the stream is now empty.
+local function drop(stream, upto, count, hb, hs)
+  local entries = redis.call('XRANGE', stream, '-', upto, 'COUNT', count + 1)
+  if #entries == 0 then return 0, redis.call('XLEN', stream) == 0 end
+  local freed, last = 0, math.min(count, #entries)
+  for i = 1, last do freed = freed + entry_size(entries[i][2]) end
+  local minid = next_id(entries[last][1])
+  if #entries > count then minid = entries[count + 1][1] end
+  redis.call('XTRIM', stream, 'MINID', minid)
+  redis.call('DECRBY', hb, freed)
+  redis.call('HINCRBY', hs, stream, -freed)
+  return freed, redis.call('XLEN', stream) == 0
+end
+-- Forget a stream in the accounting (it expired, or was emptied by the budget).
+local function forget(stream, hb, hl, hs)
+  local recorded = tonumber(redis.call('HGET', hs, stream) or '0')
+  if recorded > 0 then redis.call('DECRBY', hb, recorded) end
+  redis.call('HDEL', hs, stream)
+  redis.call('ZREM', hl, stream)
+end
+"""
+
+# A dedup key was set for an identity: remember it in the identity's and everyone's lists (by
+# time) and forget the oldest beyond their bounds, as the memory broker's dedup window does.
+_DEDUP_LUA = """
+local function remember(key, mine, all, now, ttl, most_mine, most)
+  redis.call('ZADD', mine, now, key)
+  redis.call('ZADD', all, now, key)
+  redis.call('ZREMRANGEBYSCORE', mine, '-inf', now - ttl)
+  redis.call('ZREMRANGEBYSCORE', all, '-inf', now - ttl)
+  local excess = redis.call('ZCARD', mine) - most_mine
+  if most_mine > 0 and excess > 0 then
+    local old = redis.call('ZPOPMIN', mine, excess)
+    for i = 1, #old, 2 do redis.call('DEL', old[i]); redis.call('ZREM', all, old[i]) end
+  end
+  excess = redis.call('ZCARD', all) - most
+  if most > 0 and excess > 0 then
+    local old = redis.call('ZPOPMIN', all, excess)
+    for i = 1, #old, 2 do redis.call('DEL', old[i]) end
+  end
+  redis.call('PEXPIRE', mine, ttl)
+  redis.call('PEXPIRE', all, ttl)
+end
+"""
+
+# KEYS: stream, dedup key ('' without a publish id), hb, hl, hs, the identity's dedup list, all
+# dedup keys. ARGV: retention, event, data, dedup ttl ms, history ttl ms, news channel,
+# history budget (bytes, 0: none), keep ms, dedup per identity, dedup max.
+_PUBLISH = (
+    _HISTORY_LUA
+    + _DEDUP_LUA
+    + """
 if KEYS[2] ~= '' then
   local known = redis.call('GET', KEYS[2])
-  if known then return {known, 1} end
+  if known then return {known, 1, ''} end
 end
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = '0'
 if #last > 0 then prev = last[1][1] end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2], 'd', ARGV[3], 'p', prev)
+local size = string.len(ARGV[3]) + string.len(ARGV[2]) + 64
+local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[2], 'd', ARGV[3], 'p', prev, 's', size)
+local now = tonumber(string.match(id, '^(%d+)'))
+local keep = tonumber(ARGV[8])
+redis.call('INCRBY', KEYS[3], size)
+redis.call('HINCRBY', KEYS[5], KEYS[1], size)
+redis.call('ZADD', KEYS[4], now, KEYS[1])
+local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
+if excess > 0 then drop(KEYS[1], '+', math.min(excess, 1000), KEYS[3], KEYS[5]) end
 local ttl = tonumber(ARGV[5])
 if ttl > 0 then
-  local ms = tonumber(string.match(id, '^(%d+)'))
-  redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d', ms - ttl))
-  redis.call('PEXPIRE', KEYS[1], ttl)
+  drop(KEYS[1], '(' .. string.format('%d', now - ttl), 100, KEYS[3], KEYS[5])
 end
-if KEYS[2] ~= '' then redis.call('SET', KEYS[2], id, 'PX', ARGV[4]) end
+local budget = tonumber(ARGV[7])
+local total = tonumber(redis.call('GET', KEYS[3]) or '0')
+local rounds = 0
+while budget > 0 and total > budget and rounds < 64 do
+  rounds = rounds + 1
+  local oldest = redis.call('ZRANGE', KEYS[4], 0, 0)[1]
+  if not oldest then break end
+  if oldest == KEYS[1] and redis.call('XLEN', KEYS[1]) <= 1 then break end
+  local freed, empty = drop(oldest, '+', 32, KEYS[3], KEYS[5])
+  if empty and oldest ~= KEYS[1] then forget(oldest, KEYS[3], KEYS[4], KEYS[5]) end
+  total = tonumber(redis.call('GET', KEYS[3]) or '0')
+end
+for _, key in ipairs({KEYS[1], KEYS[3], KEYS[4], KEYS[5]}) do redis.call('PEXPIRE', key, keep) end
+if KEYS[2] ~= '' then
+  redis.call('SET', KEYS[2], id, 'PX', ARGV[4])
+  remember(KEYS[2], KEYS[6], KEYS[7], now, tonumber(ARGV[4]), tonumber(ARGV[9]), tonumber(ARGV[10]))
+end
 redis.call('PUBLISH', ARGV[6], id .. ' ' .. KEYS[1])
 return {id, 0, prev}
 """
+)
+
+# Streams idle for the history ttl are deleted with their bytes. KEYS: hb, hl, hs. ARGV: now ms,
+# ttl ms, at most this many.
+_EXPIRE = (
+    _HISTORY_LUA
+    + """
+local idle = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]),
+  'LIMIT', 0, tonumber(ARGV[3]))
+for _, stream in ipairs(idle) do
+  redis.call('DEL', stream)
+  forget(stream, KEYS[1], KEYS[2], KEYS[3])
+end
+return #idle
+"""
+)
+
+# Claim a message id (SET NX with a lease) and remember it. KEYS: key, the identity's dedup list,
+# all dedup keys. ARGV: token, lease ms, now ms, dedup ttl ms, dedup per identity, dedup max.
+_CLAIM = (
+    _DEDUP_LUA
+    + """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+remember(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]),
+  tonumber(ARGV[6]))
+return 1
+"""
+)
 
 _FIRST_PAGE = 16  # entries in the first replay page; later pages are sized by the bytes left
 
@@ -87,6 +217,8 @@ _WAIT_FOR_OTHER = 10.0  # seconds a re-sent copy waits for another instance's ha
 _POOL_SIZE = 64  # Redis connections per instance for commands (the live reader has its own)
 _POOL_WAIT = 10.0  # seconds a command waits for a free connection before it fails
 _PIPELINE_MAX = 512  # publications sent to Redis in one round trip, at most
+_KEEP_MARGIN_MS = 60_000  # keys live this much longer than the history ttl: expired by housekeeping
+_EXPIRE_BATCH = 1000  # idle streams deleted per housekeeping run, at most
 _XREAD_KEYS = 256  # streams read by one XREAD, at most
 _XREAD_COUNT = 1000  # entries read per stream by one XREAD (a stream with more is read again)
 _HEALTH_CHECK = 15  # seconds of silence after which the notification connection is pinged
@@ -111,19 +243,35 @@ class RedisMessageDedup(MessageDedup):
     a handler that never finished is retried (at least once), one that finished is never re-run.
     """
 
-    def __init__(self, client: Any, prefix: str, ttl: float) -> None:
+    def __init__(
+        self,
+        client: Any,
+        prefix: str,
+        ttl: float,
+        *,
+        lists: str = "",
+        per_identity: int = 10_000,
+        most: int = 100_000,
+    ) -> None:
         self._redis = client
         self._prefix = prefix
         self._ttl_ms = int(ttl * 1000)
+        #: Prefix of the lists of remembered ids (per identity, and ``<lists>*`` for everyone's).
+        self._lists = lists or prefix + "ids:"
+        self._per_identity = per_identity
+        self._most = most
+        self._claim = client.register_script(_CLAIM)
 
     async def run_once(self, scope: str, message_id: str, compute: Compute) -> tuple[str, bool]:
         key = self._prefix + scoped_key(scope, message_id)
         token = f"{_PENDING}:{secrets.token_hex(8)}"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _WAIT_FOR_OTHER
+        lists = [self._lists + scoped_key(scope), self._lists + "*"]
         while True:
             try:
-                claimed = await self._redis.set(key, token, nx=True, px=_LEASE_MS)
+                args = [token, _LEASE_MS, _now_ms(), self._ttl_ms, self._per_identity, self._most]
+                claimed = await self._claim(keys=[key, *lists], args=args)
                 if not claimed:
                     value = await self._redis.get(key)
             except RedisError as exc:
@@ -184,9 +332,19 @@ class RedisBroker(Broker):
         history_ttl: float = 600.0,
         presence_ttl: float = 30.0,
         presence_grace: float = 5.0,
+        history_bytes: int = 64 * 1024 * 1024,
+        dedup_per_identity: int = 10_000,
+        dedup_max: int = 100_000,
     ) -> None:
         self.url = url
         self.retention = retention
+        self.history_bytes = history_bytes
+        self._history_ttl = history_ttl
+        self._dedup_per_identity = dedup_per_identity
+        self._dedup_max = dedup_max
+        #: The history's accounting: total bytes, streams by last publication, bytes per stream.
+        self._budget_keys = [prefix + "hb", prefix + "hl", prefix + "hs"]
+        self._dedup_lists = prefix + "ids:"
         self._history_ttl_ms = int(history_ttl * 1000)
         self.prefix = prefix
         self._dedup_ttl_ms = int(dedup_ttl * 1000)
@@ -217,7 +375,15 @@ class RedisBroker(Broker):
             health_check_interval=_HEALTH_CHECK,
         )
         self._publish = self._redis.register_script(_PUBLISH)
-        self._message_dedup = RedisMessageDedup(self._redis, prefix + "msg:", dedup_ttl)
+        self._expire = self._redis.register_script(_EXPIRE)
+        self._message_dedup = RedisMessageDedup(
+            self._redis,
+            prefix + "msg:",
+            dedup_ttl,
+            lists=self._dedup_lists,
+            per_identity=dedup_per_identity,
+            most=dedup_max,
+        )
         #: Watched stream key -> the id of the last entry delivered ("" while being set up).
         self._cursors: dict[str, str] = {}
         #: Watched streams with entries beyond their cursor: the newest id notified (``None``:
@@ -285,6 +451,14 @@ class RedisBroker(Broker):
         except (RedisError, OSError):
             return False
 
+    async def housekeeping(self) -> None:
+        """Delete the channels idle for ``history_ttl``, with their bytes (their keys would
+        expire by themselves a minute later, without telling the accounting)."""
+        try:
+            await self._expire(keys=self._budget_keys, args=[_now_ms(), self._history_ttl_ms, _EXPIRE_BATCH])
+        except RedisError as exc:
+            raise BrokerError(f"redis: {exc}") from exc
+
     async def publish(
         self,
         channel: str,
@@ -299,7 +473,8 @@ class RedisBroker(Broker):
         dedup_key = ""
         if publish_id is not None:
             dedup_key = f"{self.prefix}pub:{scoped_key(scope, channel, publish_id)}"
-        keys = [self._key(channel), dedup_key]
+        lists = [self._dedup_lists + scoped_key(scope), self._dedup_lists + "*"]
+        keys = [self._key(channel), dedup_key, *self._budget_keys, *lists]
         args = [
             retention or self.retention,
             event,
@@ -307,6 +482,10 @@ class RedisBroker(Broker):
             self._dedup_ttl_ms,
             self._history_ttl_ms,
             self.news_channel,
+            self.history_bytes,
+            self._history_ttl_ms + _KEEP_MARGIN_MS,
+            self._dedup_per_identity,
+            self._dedup_max,
         ]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
@@ -614,6 +793,10 @@ class RedisBroker(Broker):
                 listener(Publication(channel, entry_id, fields["e"], fields["d"]))
             except Exception:
                 log.exception("delivering %s %s failed", channel, entry_id)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _merge(news: dict[str, OffsetKey | None], key: str, newest: OffsetKey | None) -> None:
