@@ -95,11 +95,12 @@ class RedactSecrets(logging.Filter):
     """A filter that redacts credentials in a record (:func:`redact`).
 
     A record with nothing to hide is left alone. Otherwise its string arguments are redacted
-    one by one, which keeps the arguments a tuple (uvicorn's access log formatter reads them by
-    position); where that is not enough (a secret split between format and arguments, or inside
-    an object such as the ``websockets`` library's frames) the record's message is formatted here
-    and replaced by its redacted text. What is logged is at most :data:`MAX_LOGGED` characters
-    per argument (and per message).
+    (and cut to :data:`MAX_LOGGED`) one by one, which keeps the arguments a tuple of the same
+    shape (uvicorn's access log formatter unpacks them by position). When a secret is still
+    there after that (split between the format and an argument), a tuple of plain arguments has
+    every string replaced by ``***``; anything else (a secret inside an object, such as the
+    ``websockets`` library's frames) has its message formatted here, redacted, and put in place
+    of the format and arguments.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -114,10 +115,14 @@ class RedactSecrets(logging.Filter):
         if isinstance(args, tuple):
             record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in args)
             try:
-                if record.getMessage() == clean:
-                    return True
+                formatted = record.getMessage()
             except (TypeError, ValueError):
-                pass
+                formatted = None
+            if formatted is not None and redact(formatted, limit=None) == formatted:
+                return True
+            if all(isinstance(arg, str | int | float) or arg is None for arg in args):
+                record.args = tuple("***" if isinstance(arg, str) else arg for arg in args)
+                return True
         record.msg = clean
         record.args = None
         return True
