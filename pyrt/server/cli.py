@@ -276,6 +276,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--body-timeout", type=float, default=d.body_timeout, help="seconds to send a request body")
     add("--max-head-bytes", type=int, default=d.max_head_bytes, help="bytes of a request head")
     add(
+        "--cpu-share-per-ip",
+        type=float,
+        default=d.cpu_share_per_ip,
+        help="share of one core that reading one address's input may take (0: no budget)",
+    )
+    add("--cpu-burst", type=float, default=d.cpu_burst, help="seconds of work an address may cause at once")
+    add(
         "--inbox-bytes-per-ip",
         type=int,
         default=d.address_inbox_bytes,
@@ -371,6 +378,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_replay_bytes=args.max_replay_bytes,
         max_connections=args.max_connections,
         max_head_bytes=args.max_head_bytes,
+        cpu_share_per_ip=args.cpu_share_per_ip,
+        cpu_burst=args.cpu_burst,
         address_inbox_bytes=args.inbox_bytes_per_ip,
         total_inbox_bytes=args.inbox_bytes,
         body_timeout=args.body_timeout,
@@ -484,6 +493,8 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> None:
         trusted,
         address_inbox=settings.address_inbox_bytes,
         total_inbox=settings.total_inbox_bytes,
+        cpu_share=settings.cpu_share_per_ip,
+        cpu_burst=settings.cpu_burst,
     )
     limits = HttpLimits(
         settings.handshake_timeout,

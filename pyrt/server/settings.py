@@ -173,6 +173,13 @@ class Settings:
     total_inbox_bytes: int = 256 * 1024 * 1024
     #: Bytes of one request head (request line and headers); larger: 431.
     max_head_bytes: int = 32 * 1024
+    #: Share of one core that reading one client address's input may take (connections,
+    #: requests, WebSocket messages and bytes, at estimated costs; docs/server.md, "The CPU
+    #: budget"); over it, the address's connections are read one piece at a time, in turn, as
+    #: the share allows. 0: no budget. Trusted proxies have none.
+    cpu_share_per_ip: float = 0.25
+    #: Seconds of (estimated) work an address may have the server do at once.
+    cpu_burst: float = 0.05
     #: Seconds a request body may take after its head; slower: 408.
     body_timeout: float = 30.0
 

@@ -22,8 +22,13 @@ def test_a_slow_consumer_is_closed_with_1013_and_resumes_without_gap(
     pyrt_start_server: Callable[..., ServerProcess], subprotocols: list[str]
 ) -> None:
     # No rate limit: the publisher is the bare protocol client of tests/server/wsclient.py, which
-    # does not pace itself as pyrt does; this test measures the slow consumer, not the limit.
-    srv = pyrt_start_server("--send-queue-bytes", "262144", "--demo-tick", "0", "--rate-limit", "0")
+    # does not pace itself as pyrt does; this test measures the slow consumer, not the limit. No
+    # CPU budget either: one address pushing 12.8 MB of publications as fast as it can would be
+    # paced to its share of the server (and its connections' keepalive pings left unanswered
+    # while they wait their turn).
+    srv = pyrt_start_server(
+        "--send-queue-bytes", "262144", "--demo-tick", "0", "--rate-limit", "0", "--cpu-share-per-ip", "0"
+    )
     channel = f"slow-{uuid.uuid4().hex[:8]}"
     total = 400
     payload = "x" * 32_000
