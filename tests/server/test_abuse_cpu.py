@@ -13,12 +13,14 @@ import uuid
 from collections.abc import Callable
 
 import httpx
+import pytest
 import websockets
 
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.redact import MAX_LOGGED, redact
 from pyrt.server.settings import Settings
 from tests.faults.scenario import emit
+from tests.server.attacker import read_answer
 from tests.server.cpu import CpuUsed
 from tests.server.test_abuse_memory import BYSTANDER, bystander_round_trip
 from tests.server.wsclient import Client, run
@@ -204,3 +206,164 @@ def test_a_fan_out_is_compressed_once_for_every_subscriber(
     # Compressing 33 KB for each of 20 subscribers costs several times the plain fan-out; once per
     # publication, a fraction of it.
     assert compressed < 2 * plain, (compressed, plain)
+
+
+# --- CPU per byte at every way in -----------------------------------------------------------------
+
+
+async def http_cpu(server: ServerProcess, request: bytes, times: int) -> tuple[int, float]:
+    """``request`` sent ``times`` times on 4 keep-alive connections (opened again when the
+    server closes one), each answer read; the bytes sent and the server's CPU seconds."""
+
+    async def one(count: int) -> int:
+        sent = 0
+        streams = None
+        for _ in range(count):
+            if streams is None:
+                streams = await asyncio.open_connection("127.0.0.1", server.port)
+            reader, writer = streams
+            writer.write(request)
+            sent += len(request)
+            try:
+                status = await read_answer(reader)
+            except (OSError, asyncio.IncompleteReadError):
+                status = b""
+            if not status.startswith(b"HTTP/1.1 2") and not status.startswith(b"HTTP/1.1 4"):
+                raise AssertionError(f"answered {status!r}")
+            if status.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")):  # refused and closed
+                writer.transport.abort()
+                streams = None
+        if streams is not None:
+            streams[1].transport.abort()
+        return sent
+
+    with CpuUsed(server.proc.pid) as cpu:
+        sent = sum(await asyncio.gather(*(one(times // 4) for _ in range(4))))
+    return sent, cpu.seconds
+
+
+async def ws_cpu(server: ServerProcess, frame: str, times: int) -> tuple[int, float]:
+    """``frame`` sent ``times`` times over 8 connections (uncompressed), then a ``ping`` each: the
+    bytes sent and the server's CPU seconds once every frame was handled."""
+
+    async def one(count: int) -> int:
+        ws = await websockets.connect(
+            server.ws_url + "/ws",
+            subprotocols=["pyrt.v1"],  # type: ignore[list-item]
+            compression=None,
+            max_queue=None,
+            ping_interval=None,
+        )
+        await ws.recv()  # welcome
+        for _ in range(count):
+            await ws.send(frame)
+        await ws.send('{"type":"ping","t":"end"}')
+        while '"t":"end"' not in str(await asyncio.wait_for(ws.recv(), 120)):
+            pass
+        await ws.close()
+        return count * len(frame)
+
+    with CpuUsed(server.proc.pid) as cpu:
+        sent = sum(await asyncio.gather(*(one(times // 8) for _ in range(8))))
+    return sent, cpu.seconds
+
+
+def _request(path: bytes, *headers: bytes, body: bytes = b"", method: bytes = b"GET") -> bytes:
+    head = method + b" " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"".join(h + b"\r\n" for h in headers)
+    if body:
+        head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+    return head + b"\r\n" + body
+
+
+N = 30_000  # bytes of each adversarial input, about
+HTTP_ENTRY_POINTS: dict[str, tuple[bytes, bytes]] = {
+    "request line": (
+        _request(b"/anything?" + b"key" * (N // 3)),
+        _request(b"/anything?" + b"a" * (N // 3 * 3)),
+    ),
+    "headers": (
+        _request(
+            b"/healthz", b"Cookie: " + b"pyrt_token=a.b; " * (N // 16), b"Origin: http://[" + b"[" * 2000
+        ),
+        _request(b"/healthz", b"X-Pad: " + b"a" * (N // 16 * 16 + 8), b"X-Other: " + b"a" * 2016),
+    ),
+    "body": (
+        _request(
+            b"/publish", method=b"POST", body=b'{"channel":"c","data":"' + b"\\u00e9" * (N // 6) + b'"}'
+        ),
+        _request(b"/publish", method=b"POST", body=b'{"channel":"c","data":"' + b"a" * (N // 6 * 6) + b'"}'),
+    ),
+    "trailers": (
+        _request(b"/publish", b"Transfer-Encoding: chunked", method=b"POST")
+        + b'1f\r\n{"channel":"trailers","data":1}\r\n0\r\n'
+        + b"".join(b"X-T%d: %s\r\n" % (n, b"a" * 90) for n in range(N // 100))
+        + b"\r\n",
+        _request(b"/publish", b"Transfer-Encoding: chunked", method=b"POST")
+        + b"%x\r\n" % (N // 100 * 100 + 31)
+        + b'{"channel":"trailers","data":"'
+        + b"a" * (N // 100 * 100 - 2)
+        + b'"}\r\n0\r\n\r\n',
+    ),
+}
+F = 16_000  # bytes of each WebSocket frame
+WS_ENTRY_POINTS: dict[str, tuple[str, str]] = {
+    "publish frame": (
+        '{"type":"publish","channel":"c","data":"' + "\\u00e9" * (F // 6) + '"}',
+        '{"type":"publish","channel":"c","data":"' + "a" * (F // 6 * 6) + '"}',
+    ),
+    "message frame": (
+        '{"type":"message","data":' + "[" * 900 + "]" * 900 + ',"pad":"' + "a" * (F - 1840) + '"}',
+        '{"type":"message","data":1,"pad":"' + "a" * (F - 1800 + 1800 - 6) + '"}',
+    ),
+    "refresh frame": (
+        '{"type":"refresh","id":"r","token":"' + "a." * 2000 + "a" * (F - 4045) + '"}',
+        '{"type":"pong","pad":"' + "a" * (F - 20) + '"}',
+    ),
+    "subscribe frame": (
+        '{"type":"subscribe","channel":"' + "a:" * (F // 2 - 20) + '"}',
+        '{"type":"pong","pad":"' + "a" * (F - 20) + '"}',
+    ),
+    "presence frame": (
+        '{"type":"presence_join","id":"p","channel":"c","info":{"' + '":{"' * (F // 5 - 20) + '"}',
+        '{"type":"pong","pad":"' + "a" * (F - 20) + '"}',
+    ),
+}
+
+
+#: Publications are the input of these ways in, measured by the megabyte: no publication quotas.
+PUBLISHING = ("--publish-rate", "0", "--publish-bytes-rate", "0")
+SERVER_ARGS = {"body": PUBLISHING, "trailers": PUBLISHING, "publish frame": PUBLISHING}
+
+
+@pytest.mark.parametrize("entry", [*HTTP_ENTRY_POINTS, *WS_ENTRY_POINTS])
+def test_no_way_in_costs_much_more_cpu_per_byte_than_its_control(
+    pyrt_start_server: Callable[..., ServerProcess], entry: str
+) -> None:
+    server = pyrt_start_server(*SERVER_ARGS.get(entry, ()))
+    rounds: list[tuple[float, float]] = []  # (adversarial, control) CPU per byte, alternated
+
+    async def measure() -> None:
+        for _ in range(2):
+            if entry in HTTP_ENTRY_POINTS:
+                adversarial, control = HTTP_ENTRY_POINTS[entry]
+                a_bytes, a_cpu = await http_cpu(server, adversarial, 200)
+                c_bytes, c_cpu = await http_cpu(server, control, 200)
+            else:
+                adversarial_frame, control_frame = WS_ENTRY_POINTS[entry]
+                a_bytes, a_cpu = await ws_cpu(server, adversarial_frame, 1600)
+                c_bytes, c_cpu = await ws_cpu(server, control_frame, 1600)
+            rounds.append((a_cpu / a_bytes, c_cpu / c_bytes))
+
+    run(measure())
+    adversarial_per_byte = sum(a for a, _ in rounds)
+    control_per_byte = sum(c for _, c in rounds)
+    ratio = adversarial_per_byte / control_per_byte
+    emit(
+        "abuse.cpu.per_byte",
+        entry=entry,
+        adversarial_ns_per_byte=adversarial_per_byte / len(rounds) * 1e9,
+        control_ns_per_byte=control_per_byte / len(rounds) * 1e9,
+        ratio=ratio,
+    )
+    assert ratio < 4, f"{entry}: {ratio:.1f} times the control's CPU per byte"
+    assert "Traceback" not in server.log_text()
