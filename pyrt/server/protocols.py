@@ -825,7 +825,9 @@ def protocols(
                 # accepting it (the kernel's and asyncio's part too) and closing it, later
                 cost = time.perf_counter() - started + CONNECTION_OVERHEAD
                 ledger.cpu.charge(address, cost, now)
-                if ledger.cpu.waiting(address):  # read nothing before its turn
+                # read nothing before its turn (a connection over the per-address cap is only
+                # answered 429: that waits for no turn)
+                if ledger.cpu.waiting(address) and not self._pyrt_over:
                     transport.pause_reading()
                     self._pyrt_stop_clocks()
                     ledger.cpu.wait(address, id(transport), self._pyrt_cpu_turn)
@@ -840,7 +842,7 @@ def protocols(
         def data_received(self, data: bytes) -> None:
             address = self._pyrt_cpu
             if address and not self._pyrt_done:
-                granted, self._pyrt_granted = self._pyrt_granted, False
+                granted, self._pyrt_granted = self._pyrt_granted or self._pyrt_over, False
                 if self._pyrt_held or not ledger.cpu.begin(address, self.loop.time(), granted=granted):
                     self._pyrt_held += data  # read in its turn
                     self.transport.pause_reading()
@@ -972,6 +974,7 @@ def protocols(
         # timeouts measure the client's time only, so their clocks stop meanwhile.
 
         def _pyrt_stop_clocks(self) -> None:
+            self._unset_keepalive_if_required()  # uvicorn's idle timeout: the client sent something
             if not self._pyrt_waiting_since:
                 self._pyrt_waiting_since = self.loop.time()
                 for timer in (self._pyrt_head_timer, self._pyrt_body_timer):
