@@ -78,10 +78,11 @@ class Meter:
         return self._balance
 
     def charge(self, cost: float, now: float) -> float:
-        """Spend ``cost``; return the seconds until the balance is back to zero (0.0: not in debt)."""
+        """Spend ``cost`` (less than 0: give it back, up to ``burst``); return the seconds until
+        the balance is back to zero (0.0: not in debt)."""
         if self.rate <= 0:
             return 0.0
-        self._balance = self._refill(now) - cost
+        self._balance = min(self.burst, self._refill(now) - cost)
         return 0.0 if self._balance >= 0 else -self._balance / self.rate
 
     def wait(self, now: float) -> float:

@@ -92,6 +92,8 @@ EVENT_OVERHEAD = 30e-6
 #: Seconds charged per connection on top of its ``connection_made``: accepting it and closing it
 #: (system calls, asyncio's transport), which no callback of ours sees.
 CONNECTION_OVERHEAD = 200e-6
+#: Seconds between two reconciliations of what the CPU budget charged with the CPU really used.
+RECONCILE = 0.25
 
 
 class _Timed:
@@ -147,10 +149,11 @@ class HttpLimits:
 
 
 class _Account:
-    __slots__ = ("busy", "meter", "timer", "waiting")
+    __slots__ = ("busy", "measured", "meter", "timer", "waiting")
 
     def __init__(self, meter: Meter) -> None:
         self.meter = meter
+        self.measured = 0.0  # seconds charged since the last reconciliation
         self.waiting: dict[int, Callable[[], None]] = {}  # connections waiting for a turn, in order
         self.timer: asyncio.Handle | None = None  # the next turn, scheduled
         self.busy = False  # a piece of its input was read in this turn of the event loop
@@ -163,7 +166,11 @@ class CpuBudget:
     of WebSocket data) per turn of the event loop, whatever its number of connections: other
     clients are served between its pieces. And it has a share of one core: :meth:`charge`
     records the work done for it (seconds, measured); in debt, it reads nothing until the debt
-    is paid back. A connection that may not read now (:meth:`begin` is false) holds what it
+    is paid back. Every :data:`RECONCILE` seconds what was charged is scaled to the CPU time the
+    event loop's thread really used meanwhile: work no measurement sees (the loop's own, tasks
+    and callbacks a client's requests set off) is shared out in proportion, and time a
+    measurement counted while the process was not running (a busy machine) is given back.
+    A connection that may not read now (:meth:`begin` is false) holds what it
     received and calls :meth:`wait` with a ``turn`` callback; turns come one per loop turn, in
     the order the connections asked, and ``turn`` must call ``begin(..., granted=True)`` and read
     what it held at once.
@@ -173,6 +180,9 @@ class CpuBudget:
         self.rate = max(0.0, share)  # seconds of work per second
         self.burst = max(0.0, burst)
         self._accounts: dict[str, _Account] = {}
+        self._measured = 0.0  # seconds charged since the last reconciliation, every address
+        self._cpu = 0.0  # the loop thread's CPU time at the last reconciliation
+        self._reconciling: asyncio.TimerHandle | None = None
 
     @property
     def enabled(self) -> bool:
@@ -191,7 +201,31 @@ class CpuBudget:
 
     def charge(self, address: str, seconds: float, now: float) -> None:
         if self.rate > 0:
-            self._account(address, now).meter.charge(seconds, now)
+            account = self._account(address, now)
+            account.meter.charge(seconds, now)
+            account.measured += seconds
+            self._measured += seconds
+            if self._reconciling is None:
+                self._cpu = time.thread_time()
+                self._reconciling = asyncio.get_running_loop().call_later(RECONCILE, self._reconcile)
+
+    def _reconcile(self) -> None:
+        self._reconciling = None
+        cpu = time.thread_time()
+        used, self._cpu = cpu - self._cpu, cpu
+        measured, self._measured = self._measured, 0.0
+        if measured <= 0:
+            return  # nothing charged: stop until the next charge
+        # at most 3 times: the little a client was charged must not make it pay for a long pause
+        # of work nobody's requests set off (a fan-out, housekeeping)
+        factor = min(used / measured, 3.0)
+        now = asyncio.get_running_loop().time()
+        for account in self._accounts.values():
+            if account.measured:
+                account.meter.charge(account.measured * (factor - 1), now)  # less than 0: a refund
+                account.measured = 0.0
+        self._cpu = time.thread_time()
+        self._reconciling = asyncio.get_running_loop().call_later(RECONCILE, self._reconcile)
 
     def begin(self, address: str, now: float, *, granted: bool = False) -> bool:
         """Whether ``address`` may read a piece of its input now (then it has had its turn);

@@ -27,9 +27,9 @@ from tests.server.wsclient import Client, run
 
 VICTIM = "127.0.0.2"
 DEFAULTS = Settings()
-ROUNDS = 4
-SAMPLES = 150  # per phase and round: 600 at rest and 600 under attack
-ONSET = 50  # samples not counted at the start of each attack phase
+ROUNDS = 8  # short phases, alternated: both see the same moments of a busy machine
+SAMPLES = 100  # per phase and round: 800 at rest and 800 under attack
+ONSET = 30  # samples not counted at the start of each attack phase
 PROBES_PER_SECOND = 100
 
 
