@@ -2,8 +2,9 @@
 [--allowed-host NAME ...] [--token-secret S] [--demo] [--certfile F --keyfile F] ...`` (``--help``
 lists all; docs/server.md explains every limit).
 
-Below the application, :mod:`pyrt.server.protocols` caps connections (in all, per address) and
-bounds every request head and body; the open-file limit is raised to its hard limit at start.
+Below the application, serve.py's protocols (:mod:`pyrt.server.uvicorn_private`) cap connections
+(in all, per address) and bound every request head and body; the open-file limit is raised to its
+hard limit at start.
 
 On SIGTERM (or Ctrl-C) the server closes every WebSocket with 1001 and ends every SSE stream,
 after what was queued for each (acks included), then exits 0. A second signal exits at once.
@@ -32,8 +33,9 @@ from pyrt.redact import RedactSecrets
 from pyrt.server.app import PyrtApp, create_app
 from pyrt.server.auth import make_token
 from pyrt.server.brokers.base import Broker
-from pyrt.server.protocols import HttpLimits, Ledger, protocols
+from pyrt.server.ledger import HttpLimits, Ledger
 from pyrt.server.settings import Settings
+from pyrt.server.uvicorn_private import protocols
 from pyrt.server.workers import WORKERS_NEED_REDIS, supervise
 
 __all__ = ["connection_caps", "file_limit", "main", "parse_args", "settings_from_args", "tune_gc"]
