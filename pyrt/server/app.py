@@ -41,6 +41,7 @@ from pyrt.server.runtime import (
 )
 from pyrt.server.settings import Settings
 from pyrt.server.sse_endpoint import SSEEndpoint
+from pyrt.server.uvicorn_private import text_writer_of, transport_of
 from pyrt.server.wheels import wheel_routes
 
 __all__ = ["ENDPOINT_OFF", "EndpointOff", "PyrtApp", "create_app"]
@@ -139,12 +140,12 @@ class PyrtApp(Starlette):
         if scope["type"] in ("http", "websocket"):
             # The socket, when the ASGI server exposes it, lets /demo/drop and slow-consumer
             # handling abort a connection without a close frame (uvicorn does).
-            protocol = getattr(send, "__self__", None)
-            transport = getattr(protocol, "transport", None)
-            if isinstance(transport, asyncio.Transport):
+            transport = transport_of(send)
+            if transport is not None:
                 scope["pyrt.transport"] = transport
-            if scope["type"] == "websocket" and hasattr(protocol, "pyrt_send_texts"):
-                scope["pyrt.direct"] = protocol  # serve.py's protocol: a send path with no task
+            direct = text_writer_of(send) if scope["type"] == "websocket" else None
+            if direct is not None:
+                scope["pyrt.direct"] = direct  # serve.py's protocol: a send path with no task
             elif scope["type"] == "http":
                 scope["pyrt.send"] = send  # the server's own send: SSE streams write around ASGI
             if not self._ready:

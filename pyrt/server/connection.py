@@ -12,7 +12,7 @@ one body chunk; a WebSocket that negotiated batching (``batch=True``, subprotoco
 costs one send per connection per turn of the event loop instead of one per publication.
 
 Under ``serve.py`` (uvicorn) a connection also has a *direct* way out (``direct``: a WebSocket's
-protocol object, an SSE stream's :class:`~pyrt.server.chunk_writer.ChunkWriter`): pushes made
+protocol object, an SSE stream's :class:`~pyrt.server.uvicorn_private.ChunkWriter`): pushes made
 during one turn of the event loop are written at the end of it by one shared callback
 (:class:`Flusher`), in one socket write per connection, with no task, ASGI message or frame
 object per delivery. The writer task takes over whenever the socket cannot take more (its
@@ -66,7 +66,7 @@ class TextWriter(Protocol):
 
 
 class BodyWriter(Protocol):
-    """An SSE stream's direct way out (:class:`~pyrt.server.chunk_writer.ChunkWriter`)."""
+    """An SSE stream's direct way out (:class:`~pyrt.server.uvicorn_private.ChunkWriter`)."""
 
     def pyrt_ready(self) -> bool:
         """Whether it can be written to now (streaming, and the socket's buffer has room)."""

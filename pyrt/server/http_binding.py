@@ -26,12 +26,12 @@ from collections.abc import Awaitable
 from typing import Any, Final
 
 from pyrt.server.auth import Claims, header, origin_allowed, request_token, verify_token
-from pyrt.server.chunk_writer import chunk_writer
 from pyrt.server.connection import Connection
 from pyrt.server.protocol_handler import client_ip, query_param, scope_transport
 from pyrt.server.runtime import Runtime
 from pyrt.server.session_driver import SessionDriver
 from pyrt.server.sse_endpoint import cors_headers, plain_response
+from pyrt.server.uvicorn_private import chunk_writer
 from pyrt.wire import codec
 from pyrt.wire.close_codes import TOKEN_REFUSED
 from pyrt.wire.types import Frame

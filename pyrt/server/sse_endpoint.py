@@ -15,13 +15,13 @@ from typing import Any
 
 from pyrt.server.auth import Claims, check_origin, header, origin_allowed, request_token, verify_token
 from pyrt.server.brokers.base import BrokerError
-from pyrt.server.chunk_writer import chunk_writer
 from pyrt.server.connection import Connection
 from pyrt.server.hub import Subscriber, TooManyChannels, replay
 from pyrt.server.offsets import OffsetKey, is_channel_name, parse_offset
 from pyrt.server.protocol_handler import client_ip, expire_with_token, query_param, scope_transport
 from pyrt.server.runtime import Runtime
 from pyrt.server.sse_gzip import GzipStream, accepts_gzip
+from pyrt.server.uvicorn_private import chunk_writer
 
 __all__ = ["SSEEndpoint", "cors_headers"]
 

@@ -4,6 +4,7 @@ reconnects) and exits 0; TLS with a self-signed cert."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import resource
 import shutil
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +22,7 @@ import websockets
 
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.cli import connection_caps, file_limit, parse_args, settings_from_args
-from pyrt.server.settings import Settings
+from pyrt.server.settings import FLAG, TOKEN_SECRET_ENV, Settings
 from pyrt.wire.reconnect_window import parse_reason
 from tests import REPO
 from tests.server.test_sse_endpoint import open_stream
@@ -33,6 +35,53 @@ def test_flags_become_settings() -> None:
     assert settings.allowed_origins == ("https://a", "https://b")
     assert settings.demo is False
     assert (args.host, args.port) == ("127.0.0.1", 8000)
+
+
+def test_parsing_no_flags_gives_the_default_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TOKEN_SECRET_ENV, raising=False)
+    assert settings_from_args(parse_args([])) == Settings()
+
+
+def test_the_token_secret_defaults_to_its_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_SECRET_ENV, "from-the-environment")
+    assert settings_from_args(parse_args([])).token_secret == "from-the-environment"
+    assert settings_from_args(parse_args(["--token-secret", "given"])).token_secret == "given"
+
+
+def _other_value(name: str, default: Any, tmp_path: Path) -> tuple[list[str], Any]:
+    """Arguments that set field ``name`` to something else than ``default``, and that value."""
+    option = next(spec for spec in dataclasses.fields(Settings) if spec.name == name).metadata[FLAG]
+    if isinstance(default, bool):
+        return ([f"--no-{option.name[2:]}"] if default else [option.name]), not default
+    if isinstance(default, tuple):
+        return [option.name, "a", option.name, "b"], ("a", "b")
+    if isinstance(default, Path):
+        return [option.name, str(tmp_path)], tmp_path.resolve()
+    if isinstance(default, str):
+        return [option.name, "other"], "other"
+    return [option.name, str(default + 1)], default + 1
+
+
+def test_every_flag_sets_its_own_field_and_no_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TOKEN_SECRET_ENV, raising=False)
+    defaults = Settings()
+    for spec in dataclasses.fields(Settings):
+        if spec.metadata[FLAG] is None:
+            continue
+        argv, value = _other_value(spec.name, getattr(defaults, spec.name), tmp_path)
+        settings = settings_from_args(parse_args(argv))
+        assert getattr(settings, spec.name) == value, argv
+        assert dataclasses.replace(settings, **{spec.name: getattr(defaults, spec.name)}) == defaults, argv
+
+
+def test_renamed_flags_still_set_their_fields() -> None:
+    settings = settings_from_args(
+        parse_args(
+            ["--name", "edge-1", "--sse-retry", "250", "--max-history-page", "10", "--inbox-bytes", "99"]
+        )
+    )
+    assert (settings.server_name, settings.sse_retry_ms) == ("edge-1", 250)
+    assert (settings.history_page_limit, settings.total_inbox_bytes) == (10, 99)
 
 
 def test_connection_caps_stay_below_the_file_limit_and_one_address_gets_at_most_half() -> None:

@@ -235,6 +235,30 @@ def test_the_server_speaks_through_the_wire_and_the_session_only() -> None:
     assert found == {}
 
 
+#: The one module that reaches into uvicorn (docs/architecture.md, "Private APIs, fenced").
+UVICORN_FENCE = "server/uvicorn_private.py"
+
+
+def test_only_the_fence_reaches_into_uvicorn() -> None:
+    """``uvicorn`` itself (``Server``, ``Config``) is public; its submodules, and the object behind
+    an ASGI ``send``, are uvicorn's own business: only the fence touches them."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        where = str(path.relative_to(PACKAGE))
+        if where == UVICORN_FENCE:
+            continue
+        private = sorted(n for n in imported_modules(path, typing=True) if n.startswith("uvicorn."))
+        for node in ast.walk(parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Attribute) and node.attr == "__self__") or (
+                isinstance(node, ast.Constant) and node.value == "__self__"  # getattr(send, "__self__")
+            ):
+                private.append(f"__self__ (line {node.lineno})")
+        if private:
+            found[where] = private
+    assert found == {}
+    assert any(n.startswith("uvicorn.") for n in imported_modules(PACKAGE / UVICORN_FENCE))
+
+
 def test_nothing_in_pyrt_imports_the_fakes() -> None:
     """``pyrt.testing`` is for tests (users' and ours): no client or server module needs it."""
     found = {

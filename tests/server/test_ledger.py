@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyrt.server.protocols import OVERFLOW, Ledger
+from pyrt.server.ledger import OVERFLOW, Ledger
 
 
 class Transport:
