@@ -151,6 +151,7 @@ RELIED_ON: tuple[tuple[str, str, str], ...] = (
     ("WebSocketsSansIOProtocol", "run_asgi", METHOD),
     ("WebSocketsSansIOProtocol", "receive", METHOD),
     ("WebSocketsSansIOProtocol", "send", METHOD),
+    ("WebSocketsSansIOProtocol", "keepalive_timeout", METHOD),
     # WebSocketsSansIOProtocol: read, replaced, set
     ("WebSocketsSansIOProtocol", "transport", "transport"),
     ("WebSocketsSansIOProtocol", "loop", "loop"),
@@ -164,6 +165,8 @@ RELIED_ON: tuple[tuple[str, str, str], ...] = (
     ("WebSocketsSansIOProtocol", "disconnected", "bool"),
     ("WebSocketsSansIOProtocol", "request", "present"),  # the handshake's, dropped once accepted
     ("WebSocketsSansIOProtocol", "response", "present"),
+    ("WebSocketsSansIOProtocol", "pong_timer", "present"),  # None until a keepalive ping is sent
+    ("WebSocketsSansIOProtocol", "ping_timeout", "present"),  # None: no keepalive timeout
     ("Config", "ws_per_message_deflate", "bool"),
     ("Config", "ws_max_size", "int"),
     # asyncio's selector transports: the socket object they own (closed at once by _refuse)
@@ -454,6 +457,17 @@ class LimitedWebSocketProtocol(WebSocketsSansIOProtocol):
 
     # The parser keeps its last frame until the next one arrives: an idle client would keep
     # a large (inflated) frame alive. Its data is taken over by uvicorn here, then dropped.
+    def keepalive_timeout(self) -> None:
+        """uvicorn's keepalive ping went unanswered. While this connection is not read (its
+        address over its CPU share, no room for its messages, or it does not read what it is
+        sent), its pong may be among the bytes not read yet: wait another timeout instead of
+        closing with 1011 a client that is only being made to wait."""
+        if (self._pyrt_held or self.read_paused) and self.ping_timeout is not None:
+            if not self.transport.is_closing():
+                self.pong_timer = self.loop.call_later(self.ping_timeout, self.keepalive_timeout)
+            return
+        super().keepalive_timeout()
+
     def handle_text(self, event: Frame) -> None:
         super().handle_text(event)
         event.data = b""

@@ -243,6 +243,40 @@ def test_the_protocol_classes_are_built_bound_to_their_ledger() -> None:
     assert other._pyrt_ledger is not ledger  # two servers, two ledgers
 
 
+def test_a_connection_made_to_wait_outlives_uvicorns_keepalive_and_a_silent_one_does_not() -> None:
+    """While its bytes wait unread (CPU share, no room), an unanswered keepalive ping waits
+    another timeout; once read and still silent, uvicorn's timeout closes it with 1011."""
+    timers: list[tuple[float, Callable[[], None]]] = []
+    failed: list[tuple[int, str]] = []
+    closed: list[bool] = []
+    ws = LimitedWebSocketProtocol.__new__(LimitedWebSocketProtocol)
+    ws.loop = SimpleNamespace(call_later=lambda delay, then: timers.append((delay, then)) or "timer")  # type: ignore[assignment]
+    ws.transport = SimpleNamespace(  # type: ignore[assignment]
+        is_closing=lambda: bool(closed), write=lambda data: None, close=lambda: closed.append(True)
+    )
+    ws.conn = SimpleNamespace(
+        fail=lambda code, reason: failed.append((code, reason)), data_to_send=lambda: []
+    )  # type: ignore[assignment]
+    ws.ping_timeout = 20.0
+    ws.close_sent = False
+    ws.read_paused = False
+    ws.logger = SimpleNamespace(level=100)  # type: ignore[assignment]
+    ws.client = None  # type: ignore[assignment]
+    ws._pyrt_held = b'{"type":"pong"}'  # read in its turn: the pong may be in there
+    ws.keepalive_timeout()
+    assert [delay for delay, _ in timers] == [20.0]
+    assert (failed, closed) == ([], [])
+    ws._pyrt_held = b""
+    ws.read_paused = True  # no room for its messages: not read either
+    timers[-1][1]()
+    assert len(timers) == 2
+    assert failed == []
+    ws.read_paused = False  # read again, and the pong still did not come
+    timers[-1][1]()
+    assert failed == [(1011, "keepalive ping timeout")]
+    assert closed == [True]
+
+
 def test_asyncio_transports_still_hold_the_socket_a_refusal_closes() -> None:
     async def scenario() -> list[str]:
         ours, theirs = socket.socketpair()
