@@ -139,6 +139,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=d.sse_gzip,
         help="gzip SSE streams for clients that accept it (default: on)",
     )
+    p.add_argument(
+        "--bytecode",
+        action=argparse.BooleanOptionalAction,
+        default=d.bytecode,
+        help="ship pyrt's bytecode for Pyodide's Python in /pyrt.zip, compiled by node_modules' Pyodide "
+        "under Node.js when `node` is on the PATH (default: on)",
+    )
     limits = p.add_argument_group("limits (docs/server.md, 'Limits and abuse'; 0 turns most off)")
     add = limits.add_argument
     add("--max-message-bytes", type=int, default=d.max_message_bytes, help="message / body size limit")
@@ -313,6 +320,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         sse_heartbeat=args.sse_heartbeat,
         sse_retry_ms=args.sse_retry,
         sse_gzip=args.sse_gzip,
+        bytecode=args.bytecode,
         shutdown_grace=args.shutdown_grace,
         retention=args.retention,
         dedup_ttl=args.dedup_ttl,

@@ -152,6 +152,9 @@ class Settings:
     sse_retry_ms: int = 1000
     #: Compress SSE streams with gzip for clients that accept it (flushed after every write).
     sse_gzip: bool = True
+    #: Ship pyrt's bytecode for the page's Python in ``/pyrt.zip`` (compiled by the Pyodide in
+    #: ``node_modules`` under Node.js, in the background, cached; pyrt.server.bytecode).
+    bytecode: bool = True
     #: Seconds a graceful shutdown waits for clients to take their close frames.
     shutdown_grace: float = 5.0
     #: Clients per second a restart should take back (default 80): a shutdown asks the clients
