@@ -2,7 +2,7 @@
 
 ``/pyrt.zip`` is built from the sources on disk (never a stale build): it is rebuilt when any
 ``.py`` file under the package changes, and holds what runs in the browser: not the server, the
-pytest plugin, the CPython adapters nor the test fakes. It also holds the modules' bytecode for
+pytest plugin nor the CPython adapters. It also holds the modules' bytecode for
 Pyodide's Python once that is compiled (:mod:`pyrt.server.bytecode`), so pages import pyrt
 without compiling it.
 """
@@ -35,9 +35,9 @@ mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".mjs")
 mimetypes.add_type("text/javascript", ".js")
 
-#: Never shipped to browsers: the server, the pytest plugin, the CPython adapters (they need
-#: ``websockets``/``httpx``) and the test fakes (CPython test suites import them from the package).
-_EXCLUDED_DIRS = {"server", "pytest_plugin", "cpython", "testing", "__pycache__"}
+#: Never shipped to browsers: the server, the pytest plugin and the CPython adapters (they need
+#: ``websockets``/``httpx``). The fakes of :mod:`pyrt.testing` stay: tests run them in pages too.
+_EXCLUDED_DIRS = {"server", "pytest_plugin", "cpython", "__pycache__"}
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: same files, same bytes, same ETag
 _UTF8_NAMES = 0x800  # flag bit 11: names are UTF-8, so the page's zipfile needs no cp437 codec
 

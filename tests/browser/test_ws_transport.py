@@ -390,6 +390,34 @@ await client.wait_closed(5)
     assert py.run(code, timeout=60) == [True, 2000, 0]
 
 
+def test_frames_after_quiet_spells_text_and_binary_in_turn_arrive_each_once_in_order(
+    py: PyodidePage, pyrt_server: ServerProcess
+) -> None:
+    # Each reply comes after a quiet spell: the wake-up listener delivers it (the text ones stay
+    # in the JS queue as delivered, a binary one empties it), never the batch task a second time.
+    code = (
+        SETUP
+        + f"""
+client = WebSocketClient("{pyrt_server.ws_url}/echo", protocol="raw", heartbeat=None)
+got = []
+client.on_message(got.append)
+await client.connect().wait_open(10)
+sent = ["a", "b", bytes(range(256)) * 4096, "c", bytes([0]), bytes([1]), "d"]
+for frame in sent:
+    expected = len(got) + 1
+    client.send(frame)
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(got) < expected and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # quiet: the batch task has run and found nothing more
+client.close()
+await client.wait_closed(5)
+[got == sent, len(got)]
+"""
+    )
+    assert py.run(code, timeout=60) == [True, 7]
+
+
 def test_a_token_callable_opens_refreshes_in_place_and_serves_fetch_event_source_too(
     py: PyodidePage, pyrt_server: ServerProcess, pyrt_start_server: Callable[..., ServerProcess]
 ) -> None:

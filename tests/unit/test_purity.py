@@ -171,8 +171,8 @@ def test_core_modules_import_nothing_that_does_io_or_reads_the_clock() -> None:
 
 
 def test_the_fakes_run_in_every_runtime() -> None:
-    """``pyrt.testing`` may wait on asyncio (it drives clients), but imports no runtime's own
-    library: the same fakes drive clients on CPython and in Pyodide."""
+    """``pyrt.testing`` may wait on asyncio (it drives clients), but ships in ``/pyrt.zip`` and
+    runs on CPython too: no runtime's own library."""
     found = {
         str(path.relative_to(PACKAGE)): sorted(roots(path) & AIO_FORBIDDEN)
         for path in modules("testing")
