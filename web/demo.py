@@ -24,6 +24,7 @@ from pyrt import (
     Publication,
     ServerSentEvent,
     State,
+    TransportPolicy,
     WebSocketClient,
 )
 from pyrt.wire.frames import Member
@@ -35,8 +36,8 @@ MAX_ITEMS = 300  # entries kept per list
 HISTORY_PAGE = 20  # messages loaded at the start, and by each "Load earlier messages"
 
 # One id for this page (the chat marks its own messages with it), and one for this browser: the
-# SSE stream carries it (?cid=...) so "Break the connection" can name it, and every tab uses the
-# same URL, so they share one stream (share=...).
+# SSE stream and the chat's connection carry it (?cid=...) so "Break the connection" and "Block
+# WebSockets" can name them, and every tab uses the same URLs, so they share them (share=...).
 CID = f"{random.getrandbits(48):012x}"
 STREAM_CID = window.localStorage.getItem("pyrt-demo-cid") or CID
 window.localStorage.setItem("pyrt-demo-cid", STREAM_CID)
@@ -169,6 +170,13 @@ def sharing_line(sharing: Any, state: State, offline: bool = False) -> str:
     return f"{sharing.tabs} tab{'s' if sharing.tabs != 1 else ''} · {holder}"
 
 
+def transport_line(client: WebSocketClient, state: State) -> str:
+    """What the connection runs over: "WebSocket", or "HTTP fallback" where WebSockets do not pass."""
+    if state is not State.OPEN:
+        return "—"
+    return "HTTP fallback" if client.transport == "http" else "WebSocket"
+
+
 # ----------------------------------------------------------------------------------------- chat
 
 
@@ -193,10 +201,12 @@ class Chat:
         self.earlier = by_id("ws-earlier")
         self.name = by_id("ws-name")
         self.name.value = window.localStorage.getItem("pyrt-demo-name") or f"guest-{random.randint(100, 999)}"
+        self.blocked = False  # WebSockets blocked for this browser (the server's demo control)
         self.stats = StatsPanel(
             by_id("ws-stats"),
             [
                 ("state", "State"),
+                ("transport", "Transport"),
                 ("shared", "Shared by"),
                 ("session", "Session"),
                 ("reconnects", "Reconnects"),
@@ -223,9 +233,12 @@ class Chat:
         if self.active:
             return
         client = WebSocketClient(
-            "/ws",
+            f"/ws?cid={STREAM_CID}",
             # A visible countdown: the first retry comes 1-2 s after a drop, then slower.
             backoff=Backoff(initial=2.0, maximum=20.0, jitter="equal"),
+            # Over HTTP (WebSockets blocked), try WebSockets again after 5 s, then 10, at most 20:
+            # the move back is visible soon after the block is lifted (the default starts at 10 s).
+            transport_policy=TransportPolicy(probe_first=5.0, probe_max=20.0),
             heartbeat=Heartbeat(interval=5.0, timeout=5.0),
             ack_timeout=5.0,
             share=SHARE,
@@ -339,6 +352,21 @@ class Chat:
         if not (isinstance(result, dict) and result.get("dropped")):
             system_line(self.list, "The server found no connection to drop")
 
+    async def block_websockets(self, block: bool) -> None:
+        """Ask the server to refuse this browser's WebSockets (as some networks do) for two
+        minutes, or to let them pass again: the client moves to HTTP, and later back."""
+        seconds = 120 if block else 0
+        result = await post_json("/demo/block", {"cid": STREAM_CID, "seconds": seconds})
+        if not isinstance(result, dict) or "blocked" not in result:
+            system_line(self.list, "The server did not take the block", "error")
+            return
+        self.blocked = block
+        if block:
+            system_line(self.list, "WebSockets blocked for this browser (2 minutes): watch the transport")
+        else:
+            system_line(self.list, "WebSockets pass again: the client tries them in the background")
+        self.refresh()
+
     # -- client events
 
     def on_state(self, state: State) -> None:
@@ -352,7 +380,9 @@ class Chat:
         self.countdown = spawn(self.count_down(attempt, loop.time() + delay))
 
     def on_open(self) -> None:
-        system_line(self.list, f"Connected · {clock()}")
+        client = self.client
+        over = " over HTTP" if client is not None and client.transport == "http" else ""
+        system_line(self.list, f"Connected{over} · {clock()}")
         self.refresh()
 
     def on_close(self, event: Any) -> None:
@@ -501,6 +531,7 @@ class Chat:
         by_id("ws-connect").disabled = connected
         by_id("ws-disconnect").disabled = not connected
         by_id("ws-break").disabled = client is None or client.state is not State.OPEN
+        by_id("ws-block").textContent = "Let WebSockets through" if self.blocked else "Block WebSockets"
         self.earlier.hidden = not (connected and self.more_earlier)
         self.list.classList.toggle("has-earlier", not self.earlier.hidden)
         self.show_online()
@@ -522,6 +553,7 @@ class Chat:
         self.stats.show(
             {
                 "state": state.value,
+                "transport": transport_line(client, state),
                 "shared": sharing_line(client.sharing, state, self.offline),
                 "session": client.session,
                 "reconnects": stats.reconnects,
@@ -753,6 +785,11 @@ def on_ws_disconnect() -> None:
 @when("click", "#ws-break")
 def on_ws_break() -> None:
     spawn(chat.break_connection())
+
+
+@when("click", "#ws-block")
+def on_ws_block() -> None:
+    spawn(chat.block_websockets(not chat.blocked))
 
 
 @when("click", "#ws-earlier")

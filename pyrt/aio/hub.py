@@ -59,6 +59,9 @@ class Upstream(Protocol):
 
     def start(self) -> None: ...
 
+    def transport(self) -> str | None:
+        """What the real connection runs over now (``None``: it does not say)."""
+
     def forward(self, frame: Frame) -> bool:
         """Send ``frame`` as it is, if the connection can take it now; False: it cannot, and
         the upstream calls :meth:`Hub.drain` when it may."""
@@ -174,7 +177,7 @@ class Hub:
 
     def ready(self) -> None:
         """The real connection is open (again): the waiting clients may reconnect now."""
-        self.participant.connection_ready()
+        self.participant.connection_ready(self.upstream.transport())
 
     def lost(self, code: int, reason: str) -> None:
         """The real connection is gone: what waited for it is dropped, every link closes."""

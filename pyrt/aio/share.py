@@ -51,11 +51,14 @@ PRUNE_INTERVAL = 5.0  # seconds between checks for participants that vanished
 class Sharing:
     """How a shared client shares: its group ``name``, its ``role`` (``"leader"`` holds the
     real connection, ``"follower"`` uses the leader's, ``"joining"`` knows no leader yet) and
-    how many participants (``tabs``: tabs and workers) use the connection now."""
+    how many participants (``tabs``: tabs and workers) use the connection now, and what it runs
+    over (``transport``: ``"websocket"``, ``"http"``; ``None`` until it first opens, and for an
+    event stream)."""
 
     name: str
     role: Role
     tabs: int
+    transport: str | None = None
 
 
 class LinkEnd(Protocol):
@@ -110,6 +113,7 @@ class Participant:
         self.leader: str | None = None
         self.hub: HubRole | None = None
         self.tabs = 0
+        self.transport: str | None = None  # what the real connection runs over, when it says
         self._links: dict[str, tuple[LinkEnd, dict[str, Any], str | None]] = {}  # link -> end, extra, leader
         self._ends: list[LinkEnd] = []
         self._count = 0
@@ -126,7 +130,7 @@ class Participant:
 
     def sharing(self) -> Sharing:
         role: Role = "leader" if self.leading else ("follower" if self.leader is not None else "joining")
-        return Sharing(self.name, role, self.tabs)
+        return Sharing(self.name, role, self.tabs, self.transport)
 
     # -- lifecycle
 
@@ -240,9 +244,11 @@ class Participant:
         else:
             self.channel.post(encode_link(kind, self.id, participant, link, item))
 
-    def connection_ready(self) -> None:
-        """The hub's real connection is open (again): every client waiting may reconnect now."""
-        self._post("ready")
+    def connection_ready(self, transport: str | None = None) -> None:
+        """The hub's real connection is open (again), over ``transport``: every client waiting
+        may reconnect now."""
+        self.transport = transport
+        self._post("ready", v=transport)
         self._loop.call_soon(self._ready)
 
     def _ready(self) -> None:
@@ -253,7 +259,7 @@ class Participant:
         """The hub counted ``tabs`` participants: tell every one."""
         if tabs != self.tabs:
             self.tabs = tabs
-            self._post("tabs", n=tabs)
+            self._post("tabs", n=tabs, v=self.transport)
 
     # -- machinery
 
@@ -318,7 +324,7 @@ class Participant:
         if kind == "hello":
             if self.leading:
                 self._post("leader", e=self._leading_since)
-                self._post("tabs", n=self.tabs)
+                self._post("tabs", n=self.tabs, v=self.transport)
         elif kind == "leader":
             if sender != self.leader and not self.leading:
                 self.leader = sender
@@ -330,8 +336,12 @@ class Participant:
         elif kind == "tabs":
             if sender == self.leader and isinstance(message.get("n"), int):
                 self.tabs = message["n"]
+                via = message.get("v")
+                self.transport = via if isinstance(via, str) else self.transport
         elif kind == "ready":
             if sender == self.leader:
+                via = message.get("v")
+                self.transport = via if isinstance(via, str) else None
                 self._ready()
         elif message.get("to") == self.id:
             link = message.get("l")

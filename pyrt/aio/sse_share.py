@@ -303,6 +303,10 @@ class StreamUpstream:
     def start(self) -> None:
         self.client.connect()
 
+    def transport(self) -> str | None:
+        """An event stream has one way in."""
+        return None
+
     def forward(self, frame: Any) -> bool:
         """A stream carries nothing to the server (an event relay never asks)."""
         return False

@@ -30,15 +30,15 @@ _KEY = "pyrt:transport:"
 
 
 def resolve_order(
-    transports: tuple[str, ...] | str, protocol: WireProtocol, custom: bool, custom_http: bool, shared: bool
+    transports: tuple[str, ...] | str, protocol: WireProtocol, custom: bool, custom_http: bool
 ) -> tuple[str, ...]:
     """The transports a client tries: ``transports`` when given; with ``"auto"``, WebSocket then
     HTTP for the pyrt protocol (whose servers have the HTTP binding), unless the client was given
-    a WebSocket transport of its own and no HTTP one, or shares a connection (the tab holding it
-    chooses for every tab); WebSocket alone otherwise."""
+    a WebSocket transport of its own and no HTTP one; WebSocket alone otherwise. (A client that
+    shares a connection talks to it over its link: the tab holding the connection tries these.)"""
     if transports != "auto":
         return tuple(transports)
-    if protocol.welcomes and (not custom or custom_http) and not shared:
+    if protocol.welcomes and (not custom or custom_http):
         return DEFAULT_TRANSPORTS
     return ("websocket",)
 
@@ -116,6 +116,16 @@ class ClientTransports:
             made = self.made[name] = given if given is not None else self._new(name)
         return made
 
+    def fresh(self, name: str) -> Transport | None:
+        """A new transport of ``name``, apart from the connection's: the runtime's, or a
+        ``fresh()`` copy of the one the user gave (``None``: it has no such method)."""
+        given = self.given.get(name)
+        if given is None:
+            return self._new(name)
+        fresh = getattr(given, "fresh", None)
+        made: Transport | None = fresh() if callable(fresh) else None
+        return made
+
     def _new(self, name: str) -> Transport:
         if name == "http":
             from pyrt.aio.http_transport import HttpTransport  # only clients that fall back load it
@@ -136,14 +146,9 @@ class ClientTransports:
         """Open a probe socket over ``name``; ``False`` when none can be made here (a transport
         given by the user can be probed only through a ``fresh()`` copy of it)."""
         self.close_probe()
-        given = self.given.get(name)
-        if given is not None:
-            fresh = getattr(given, "fresh", None)
-            if not callable(fresh):
-                return False
-            probe: Transport = fresh()
-        else:
-            probe = self._new(name)
+        probe = self.fresh(name)
+        if probe is None:
+            return False
         self.probe = probe
         try:
             probe.open(url, protocols, _ProbeEvents(message, closed))

@@ -160,15 +160,19 @@ class WebSocketClient(Driver):
         self.persist = persist
         self.share = share
         self.async_handlers: AsyncHandlers = async_handlers
-        order = resolve_order(
+        #: The transports of the real connection (with ``share``: of the connection the tab
+        #: holding it opens; this client's own is its link to it).
+        self._wanted = resolve_order(
             self.options.transports,
             get_protocol(self.options.protocol),
             transport is not None,
             http_transport is not None,
-            share is not None,
         )
         self._engine = WebSocketEngine(
-            self.options, persist=persist is not None, token_refresh=token is not None, transports=order
+            self.options,
+            persist=persist is not None,
+            token_refresh=token is not None,
+            transports=("websocket",) if share is not None else self._wanted,
         )
         self._sockets = ClientTransports(transport, http_transport)
         self._transport = transport
@@ -192,13 +196,18 @@ class WebSocketClient(Driver):
     @property
     def transport(self) -> str:
         """The transport of the current (or next) connection: ``"websocket"``, or ``"http"`` where
-        WebSockets do not pass (see :attr:`transports`)."""
+        WebSockets do not pass (see :attr:`transports`). With ``share``: that of the connection
+        the tabs share, once it opened."""
+        participant = self._participant
+        if participant is not None and participant.transport is not None:
+            return participant.transport
         return self._engine.transport
 
     @property
     def transports(self) -> tuple[str, ...]:
-        """The transports this client tries, in order."""
-        return self._engine.transports.choice.order
+        """The transports this client tries, in order (with ``share``: that the tab holding the
+        connection tries)."""
+        return self._wanted
 
     @property
     def session(self) -> str | None:
@@ -251,7 +260,7 @@ class WebSocketClient(Driver):
         if self._transport is None:
             self._transport = self._sockets.socket("websocket")
         services = self._use_services(self._transport)
-        if engine.state is State.IDLE and len(self.transports) > 1:
+        if engine.state is State.IDLE and len(engine.transports.choice.order) > 1:
             engine.remembered(ClientTransports.recall(services, self.url))
         if isinstance(self.url, str):
             self._transport.check_url(self.url)

@@ -19,7 +19,7 @@ client's participant and its link end.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pyrt.aio.driver import running_loop
@@ -139,11 +139,14 @@ class _HubEvents:
 
 class _HubTransport:
     """The real transport, lent to the hub: its frames pass the relay, and giving it back
-    closes the socket only."""
+    closes the socket only. ``fresh()`` makes one apart from it (a probe's)."""
 
-    def __init__(self, upstream: WebSocketUpstream, inner: Transport) -> None:
+    def __init__(
+        self, upstream: WebSocketUpstream, inner: Transport, fresh: Callable[[], Transport | None]
+    ) -> None:
         self.upstream = upstream
         self.inner = inner
+        self.fresh = fresh
 
     def check_url(self, url: str) -> None:
         self.inner.check_url(url)
@@ -158,6 +161,8 @@ class _HubTransport:
         return self.inner.buffered_amount()
 
     def close(self, code: int, reason: str, detach: bool) -> None:
+        if detach:  # abandoned by the hub's engine: no close event will say why
+            self.upstream.abandoned = reason
         self.inner.close(code, reason, detach)
 
     def dispose(self) -> None:
@@ -172,11 +177,19 @@ class WebSocketUpstream:
     def __init__(self, hub: Hub, relay: WsRelay, leader: WebSocketClient, inner: Transport) -> None:
         self.hub = hub
         self.relay = relay
+        sockets, wanted = leader._sockets, leader._wanted
         self.client: WebSocketClient = type(leader)(
             leader.url,
             leader.protocols,
             options=leader.options,  # not persist, storage or share: the hub's connection is its own
-            transport=_HubTransport(self, inner),
+            transport=_HubTransport(self, inner, lambda: sockets.fresh("websocket")),
+            # where WebSockets do not pass, the connection every tab uses goes over HTTP
+            http_transport=(
+                _HubTransport(self, sockets.socket("http"), lambda: sockets.fresh("http"))
+                if "http" in wanted
+                else None
+            ),
+            transports=wanted,
             services=HubServices(hub.services),
             token=leader.token,  # the connection is opened, and its token refreshed, with the leader's
             async_handlers=leader.async_handlers,
@@ -185,11 +198,15 @@ class WebSocketUpstream:
         self.client.on_state(self._state)
         self._state_now = State.IDLE
         self.last_close: tuple[int, str] | None = None  # the real socket's last close event
+        self.abandoned = ""  # why the hub's engine last gave its socket up (a heartbeat, a move)
         self._timers: Timers | None = None
         self._timer: Cancellable | None = None
 
     def start(self) -> None:
         self.client.connect()
+
+    def transport(self) -> str | None:
+        return self.client.transport
 
     def forward(self, frame: Frame) -> bool:
         client = self.client
@@ -234,6 +251,7 @@ class WebSocketUpstream:
             return
         if new is State.OPEN:
             self.last_close = None
+            self.abandoned = ""
             if not self.relay.parse:
                 self.hub.run(self.relay.server_opened())  # raw: no welcome to wait for
                 self.hub.ready()
@@ -246,8 +264,8 @@ class WebSocketUpstream:
         "shared". The links' code stays 1006, and a server's ``reconnect_window=`` hint stays
         with the hub: a link always reconnects at once, and the hub decides when the real
         connection comes back."""
-        if self.last_close is None:  # abandoned by the hub's engine (a heartbeat or connect timeout)
-            return "the connection to the server was lost"
+        if self.last_close is None:  # abandoned by the hub's engine (a heartbeat, a move to a transport)
+            return self.abandoned or "the connection to the server was lost"
         code, reason = self.last_close
         if code == 1006:
             return reason if "=" not in reason else ""

@@ -602,9 +602,11 @@ class ConnectionCore:
             return
         if transport:
             up, transports = info.uptime, self.transports
-            switch = transports.failed(what) if up is None else transports.lost(up, silent)
-            if switch is not None:
-                what = switch  # it says what happened, and where the next attempt goes
+            if up is None:
+                switch = transports.failed(what)
+                what = switch or what  # it says what happened, and where the next attempt goes
+            elif (switch := transports.lost(up, silent)) is not None:
+                what = f"{what}; {switch}"
         hint = parse_reason(info.reason) if info.reason else None
         if hint is not None and hint.window > 0:
             self._window = min(hint.window, MAX_SERVER_DELAY)  # this attempt and the failed ones after it

@@ -146,7 +146,12 @@ class TransportChoice:
         self._deaths += 1
         if self._deaths < self.policy.quick_deaths:
             return None
-        return self.failed(f"silent {self._deaths} times within {self.policy.quick_death:g} s of coming up")
+        deaths, lost = self._deaths, self.current
+        self.failed("")
+        return (
+            f"{_name(lost)} fell silent {deaths} times within {self.policy.quick_death:g} s of coming up:"
+            f" trying {_name(self.current)}"
+        )
 
     # ----------------------------------------------------------------------------------- probe
 

@@ -34,6 +34,7 @@ class Transports:
         self.choice = TransportChoice(order, None, policy)
         self._probe_deadline: float | None = None
         self._remembered: Memory | None = None
+        self._told = False  # a TransportUnavailable was reported since the last connection came up
 
     @property
     def current(self) -> str:
@@ -56,6 +57,7 @@ class Transports:
         return self._moved(self.choice.lost(uptime, silent))
 
     def up(self, now: float) -> None:
+        self._told = False
         if self.choice.on_fallback:
             self.core.stats.fallbacks += 1
         self.choice.up(now)
@@ -69,7 +71,10 @@ class Transports:
             self.core._actions.append(CloseProbe())
 
     def _moved(self, sentence: str | None) -> str | None:
-        if sentence is not None:
+        """Report a move on ``on_error`` once until a connection comes up again: while the server
+        is down, every transport fails in turn, and each attempt says so in ``on_reconnecting``."""
+        if sentence is not None and not self._told:
+            self._told = True
             self.core._actions.append(ReportError(TransportUnavailable(sentence)))
         return sentence
 

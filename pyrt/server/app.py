@@ -99,7 +99,7 @@ class EndpointOff:
         await send({"type": "websocket.close", "code": ENDPOINT_OFF, "reason": self.reason})
 
 
-DEMO_CONTROLS = ("drop", "stall", "received")  # /demo/NAME with --demo (pyrt.server.demo)
+DEMO_CONTROLS = ("drop", "stall", "block", "received")  # /demo/NAME with --demo (pyrt.server.demo)
 
 
 async def _demo_off(request: Request) -> Response:

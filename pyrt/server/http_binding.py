@@ -12,7 +12,8 @@ On the WebSocket's own path, plain HTTP requests carry the same frames:
 - any other ``GET`` of the path is answered ``426 Upgrade Required`` saying both ways in.
 
 Origin, Host, the per-address cap, tokens and every limit of ``/ws`` apply: the session is the same.
-A POST must carry the stream's token subject (``403`` otherwise).
+A POST must carry the stream's token subject (``403`` otherwise). A POST for a connection another
+instance holds is handed to it through the broker (:mod:`pyrt.server.http_relay`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Awaitable
 from typing import Any, Final
 
 from pyrt.server.auth import Claims, header, origin_allowed, request_token, verify_token
@@ -46,6 +48,37 @@ _STREAM_HEADERS: Final = [
 ]
 
 
+class PostBytes:
+    """Bytes of POST bodies read and not yet applied, per client address and in all: bounded by
+    ``--inbox-bytes-per-ip`` and ``--inbox-bytes``, as the received WebSocket messages waiting for
+    the application are. Over either, a POST is refused with ``429`` (the client reconnects and
+    sends again)."""
+
+    def __init__(self, per_address: int, total: int) -> None:
+        self.per_address = per_address
+        self.total = total
+        self.held: dict[str, int] = {}
+        self.held_total = 0
+
+    def take(self, address: str, size: int) -> bool:
+        held = self.held.get(address, 0)
+        if (self.per_address and held + size > self.per_address) or (
+            self.total and self.held_total + size > self.total
+        ):
+            return False
+        self.held[address] = held + size
+        self.held_total += size
+        return True
+
+    def give(self, address: str, size: int) -> None:
+        held = self.held.get(address, 0) - size
+        if held > 0:
+            self.held[address] = held
+        else:
+            self.held.pop(address, None)
+        self.held_total -= size
+
+
 class HttpConnection:
     """One connection over the HTTP binding: its driver, its inbox of posted frames, its ``seq``."""
 
@@ -56,6 +89,9 @@ class HttpConnection:
         self.inbox: asyncio.Queue[Frame | None] = asyncio.Queue()
         self.applied = 0  # the last seq applied
         self.posting = asyncio.Lock()  # one POST at a time feeds the inbox
+        #: POSTs received and not answered yet: the one being applied, and a copy the client
+        #: sent again when the network lost its answer. A third is refused before its body is read.
+        self.in_flight = 0
 
     async def next_frame(self) -> Frame | None:
         return await self.inbox.get()
@@ -91,6 +127,9 @@ class HttpBinding:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.connections: dict[str, HttpConnection] = {}
+        settings = runtime.settings
+        self.post_bytes = PostBytes(settings.address_inbox_bytes, settings.total_inbox_bytes)
+        runtime.apply_held_post = self._apply_held
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -188,7 +227,10 @@ class HttpBinding:
         self.connections[key] = connection
         rt.register(conn, driver)
         watcher = asyncio.get_running_loop().create_task(self._watch(receive, connection))
+        relay = rt.post_relay
         try:
+            if relay is not None:
+                await _quietly(relay.hold(key), "hold")
             await send({"type": "http.response.start", "status": 200, "headers": [*_STREAM_HEADERS, *cors]})
             await driver.run(connection.next_frame, connection.consumed)
         finally:
@@ -196,6 +238,8 @@ class HttpBinding:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             self.connections.pop(key, None)
+            if relay is not None:
+                await _quietly(relay.release(key), "release")
             driver.cleanup()
             rt.unregister(conn)
             if not conn.closed:
@@ -217,18 +261,21 @@ class HttpBinding:
         self, scope: dict[str, Any], receive: Any, send: Any, cors: list[tuple[bytes, bytes]]
     ) -> None:
         rt = self.rt
+        settings = rt.settings
         key = query_param(scope, "key") or ""
         connection = self.connections.get(key)
-        if connection is None:
+        relay = rt.post_relay
+        if connection is None and relay is None:
             await plain_response(send, 404, "no such connection: reconnect", cors)
             return
-        settings = rt.settings
-        if connection.subject is not None:
+        subject: str | None = None
+        if settings.token_secret:
             claims = verify_token(settings.token_secret, request_token(scope, settings.allowed_origins))
-            if claims is None or claims.subject != connection.subject:
-                rt.stats.rejected["auth"] += 1
-                await plain_response(send, 403, "this connection's token is not the one given", cors)
-                return
+            subject = claims.subject if claims is not None else None
+        if connection is not None and not _same_subject(connection, subject):
+            rt.stats.rejected["auth"] += 1
+            await plain_response(send, 403, _NOT_YOURS, cors)
+            return
         try:
             seq = int(query_param(scope, "seq") or "")
             close_text = query_param(scope, "close")
@@ -236,34 +283,143 @@ class HttpBinding:
         except ValueError:
             await plain_response(send, 400, "seq (and close) must be whole numbers", cors)
             return
-        body = await _read_body(receive, MAX_POST_BYTES)
-        if body is None:
-            await plain_response(
-                send, 413, f"the frames of one POST must be at most {MAX_POST_BYTES} bytes", cors
-            )
+        if connection is not None and connection.in_flight >= 2:
+            rt.stats.rejected["posts"] += 1
+            await plain_response(send, 429, "one POST at a time per connection", cors)
             return
+        address = client_ip(scope)
+        reader = _Body(self.post_bytes, address)
+        if connection is not None:
+            connection.in_flight += 1
+        try:
+            status = await self._apply_post(receive, send, cors, reader, key, connection, seq, close, subject)
+        finally:
+            reader.release()
+            if connection is not None:
+                connection.in_flight -= 1
+        if status is not None:
+            await plain_response(send, status, _STATUS_TEXT.get(status, ""), cors)
+
+    async def _apply_post(
+        self,
+        receive: Any,
+        send: Any,
+        cors: list[tuple[bytes, bytes]],
+        reader: _Body,
+        key: str,
+        connection: HttpConnection | None,
+        seq: int,
+        close: int | None,
+        subject: str | None,
+    ) -> int | None:
+        """Read a POST's body and apply it, here or on the instance holding ``key``: its status
+        (``None``: answered already)."""
+        rt = self.rt
+        body = await reader.read(receive, MAX_POST_BYTES)
+        if body is None:
+            if reader.gone:
+                return None
+            if reader.over_budget:
+                rt.stats.rejected["inbox"] += 1
+                await plain_response(
+                    send, 429, "too many bytes waiting from your address", [*cors, (b"retry-after", b"1")]
+                )
+            else:
+                await plain_response(
+                    send, 413, f"the frames of one POST must be at most {MAX_POST_BYTES} bytes", cors
+                )
+            return None
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
-            connection.driver.close(1007, "frames must be UTF-8")
+            if connection is not None:
+                connection.driver.close(1007, "frames must be UTF-8")
             await plain_response(send, 400, "frames must be UTF-8", cors)
-            return
-        status = await connection.post(seq, codec.split_posted(text), close)
-        await plain_response(send, status, "" if status == 204 else "seq out of order", cors)
-
-
-async def _read_body(receive: Any, limit: int) -> bytes | None:
-    """The request body, or ``None`` when it is larger than ``limit``."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return b"".join(chunks)
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
             return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+        if connection is not None:
+            return await connection.post(seq, codec.split_posted(text), close)
+        relay = rt.post_relay
+        if relay is None:
+            return 404
+        try:  # held by another instance, maybe
+            status = await relay.forward(key, seq, text, close, subject)
+        except Exception as exc:
+            log.warning("HTTP binding relay: %s", exc)
+            status = 503
+        if status == 403:
+            rt.stats.rejected["auth"] += 1
+        return status
+
+    async def _apply_held(self, key: str, seq: int, text: str, close: int | None, subject: str | None) -> int:
+        """A POST another instance forwarded here (its subject verified there)."""
+        connection = self.connections.get(key)
+        if connection is None:
+            return 404
+        if not _same_subject(connection, subject):
+            return 403
+        return await connection.post(seq, codec.split_posted(text), close)
+
+
+_NOT_YOURS: Final = "this connection's token is not the one given"
+_STATUS_TEXT: Final = {
+    404: "no such connection: reconnect",
+    403: _NOT_YOURS,
+    409: "seq out of order",
+    503: "the connection's instance could not be reached: reconnect",
+    504: "the connection's instance did not answer: reconnect",
+}
+
+
+def _same_subject(connection: HttpConnection, subject: str | None) -> bool:
+    """Whether a POST made with a token of ``subject`` may feed ``connection`` (a connection
+    opened with a token takes POSTs with a token of the same subject only)."""
+    return connection.subject is None or subject == connection.subject
+
+
+async def _quietly(step: Awaitable[None], what: str) -> None:
+    """A relay step whose failure only means POSTs must reach this instance directly."""
+    try:
+        await step
+    except Exception as exc:
+        log.warning("HTTP binding relay (%s): %s", what, exc)
+
+
+class _Body:
+    """Reads a POST's body within :class:`PostBytes` (what it took is given back by
+    :meth:`release`, once the POST is answered)."""
+
+    def __init__(self, budget: PostBytes, address: str) -> None:
+        self.budget = budget
+        self.address = address
+        self.taken = 0
+        self.over_budget = False
+        self.gone = False
+
+    async def read(self, receive: Any, limit: int) -> bytes | None:
+        """The body; ``None`` when larger than ``limit``, over the budget (:attr:`over_budget`),
+        or cut short by the client going away (:attr:`gone`: nothing of it is applied; the
+        client sends it again with the same ``seq``)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.gone = True
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            if chunk:
+                if not self.budget.take(self.address, len(chunk)):
+                    self.over_budget = True
+                    return None
+                self.taken += len(chunk)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def release(self) -> None:
+        if self.taken:
+            self.budget.give(self.address, self.taken)
+            self.taken = 0

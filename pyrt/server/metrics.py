@@ -35,7 +35,7 @@ class StatsCollector(Collector):
         s = self._stats
         gauge = GaugeMetricFamily("pyrt_connections", "Open connections", labels=["transport"])
         total = CounterMetricFamily("pyrt_connections", "Accepted connections", labels=["transport"])
-        for transport in ("ws", "sse"):
+        for transport in ("ws", "http", "sse"):
             gauge.add_metric([transport], s.connections_open[transport])
             total.add_metric([transport], s.connections_total[transport])
         yield gauge
@@ -53,6 +53,7 @@ class StatsCollector(Collector):
         yield _labelled("pyrt_rejected", "Connections or requests refused", "reason", s.rejected)
         yield CounterMetricFamily("pyrt_token_refreshes", "Tokens refreshed in place", value=s.refreshes)
         yield CounterMetricFamily("pyrt_history_reads", "History pages answered", value=s.history_reads)
+        yield _labelled("pyrt_throttled", "Clients made to wait for a budget", "budget", s.throttled)
         info = GaugeMetricFamily("pyrt_broker", "The broker in use", labels=["kind"])
         info.add_metric([self._broker_kind()], 1)
         yield info

@@ -122,6 +122,10 @@ async def admit_websocket(
         await _deny(scope, send, 503, b"server shutting down", rt.retry_after_header())
         return None
     ip = client_ip(scope)
+    if rt.upgrade_blocked(ip, query_param(scope, "cid")):  # the demo's "block WebSockets"
+        rt.stats.rejected["blocked"] += 1
+        await _deny(scope, send, 403, b"WebSockets are blocked for this client (demo)", None)
+        return None
     if not rt.cap.acquire(ip):
         rt.stats.rejected["per_ip"] += 1
         await _deny(scope, send, 429, b"too many connections from your address", b"5")

@@ -26,8 +26,9 @@ from pyrt.server.application import Handler
 from pyrt.server.auth import Claims, verify_token
 from pyrt.server.brokers.base import Broker
 from pyrt.server.connection import Connection, Flusher
+from pyrt.server.http_relay import Apply
 from pyrt.server.hub import Hub
-from pyrt.server.limits import ConnectionCap, KeyedBuckets
+from pyrt.server.limits import ConnectionCap, KeyedBuckets, KeyedMeters
 from pyrt.server.metrics import Stats
 from pyrt.server.permissions import caps_allow
 from pyrt.server.settings import Settings
@@ -49,6 +50,7 @@ ChannelPolicy = Callable[[str, str | None, str], bool]
 PresenceInfo = Callable[[str, str | None, Any], Any]
 
 _SSE_HEARTBEAT = encode_comment("hb").encode()
+MAX_BLOCKS = 1000  # WebSocket blocks held at once (demo mode)
 _HOUSEKEEPING_EVERY = 5.0  # seconds between broker housekeeping runs (expiry of idle channels)
 
 
@@ -85,13 +87,26 @@ class Runtime:
         self.name = settings.server_name or f"pyrt-{os.getpid()}"
         self.stats = Stats()
         self.hub = Hub(
-            broker, self.stats, replay_limit=settings.replay_limit, replay_bytes=settings.max_replay_bytes
+            broker,
+            self.stats,
+            replay_limit=settings.replay_limit,
+            replay_bytes=settings.max_replay_bytes,
+            presence_tick=settings.presence_tick,
+            max_channels=settings.max_subscribed_channels,
+            max_channels_per_identity=settings.max_channels_per_identity,
         )
         self.cap = ConnectionCap(settings.max_connections_per_ip)
         #: Publications per client identity (``publish`` frames and ``POST /publish``).
         self.publish_quota = KeyedBuckets(settings.publish_rate, settings.publish_burst)
+        #: Bytes of publication data per client identity (what it may hold in history).
+        self.publish_bytes_quota = KeyedBuckets(settings.publish_bytes_rate, settings.publish_bytes_burst)
         #: History and presence reads per client identity (frames and ``GET /history``).
         self.query_quota = KeyedBuckets(settings.query_rate, settings.query_burst)
+        #: Presence changes (joins, updates, leaves) per client identity.
+        self.presence_quota = KeyedBuckets(settings.presence_rate, settings.presence_burst)
+        #: Bytes of received WebSocket messages (inflated) per client identity.
+        rate = settings.identity_receive_rate
+        self.receive_quota = KeyedMeters(rate, max(rate, settings.max_message_bytes))
         #: Every open connection, with the object that serves it (``WsSession`` or ``None``).
         self.connections: dict[Connection, Any] = {}
         #: Writes the WebSocket connections a turn of the event loop pushed to, at its end.
@@ -99,6 +114,12 @@ class Runtime:
         #: Open connections by client identity (for per-identity budgets).
         self.identities: dict[str, set[Connection]] = {}
         self.draining = False
+        #: HTTP-binding POSTs between the instances on this broker (``None``: one process).
+        self.post_relay = broker.post_relay(self.instance)
+        #: Applies a POST for a connection held here (the HTTP binding sets it).
+        self.apply_held_post: Apply | None = None
+        #: WebSocket upgrades refused for now, by (address, cid): ``POST /demo/block``.
+        self.blocked_upgrades: dict[tuple[str, str], float] = {}
         #: The ``limits`` object of every ``welcome`` (docs/protocol.md).
         self.limits: dict[str, Any] = settings.advertised_limits().to_wire()
         #: What every connection's session knows of this server (pyrt.session.server).
@@ -121,6 +142,12 @@ class Runtime:
             return
         self._started = True
         await self.broker.start(self.hub.dispatch)
+        if self.post_relay is not None:
+            try:
+                await self.post_relay.start(self.apply_post)
+            except Exception as exc:  # POSTs that reach this instance still work; others 404
+                log.warning("HTTP binding relay not started: %s", exc)
+                self.post_relay = None
         self.broker.presence.start(self.hub.presence_changed)
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._presence_upkeep()))
@@ -129,6 +156,11 @@ class Runtime:
         self._tasks.append(loop.create_task(self._housekeeping()))
         if not self.settings.token_secret:
             log.warning("no token secret configured: authentication is OFF (anyone may connect)")
+
+    async def apply_post(self, key: str, seq: int, text: str, close: int | None, subject: str | None) -> int:
+        """A POST forwarded from another instance: applied by the HTTP binding (``404``: none)."""
+        apply = self.apply_held_post
+        return await apply(key, seq, text, close, subject) if apply is not None else 404
 
     def add_task(self, task: asyncio.Task[None]) -> None:
         """Own a background task: it is cancelled by :meth:`stop`."""
@@ -169,6 +201,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self.post_relay is not None:
+            await self.post_relay.stop()
         await self.broker.close()
         self._started = False
 
@@ -181,6 +215,14 @@ class Runtime:
         if claims is not None and not caps_allow(claims.caps, channel, action):
             return False
         return self.channel_policy(channel, claims.subject if claims else None, action)
+
+    def publish_wait(self, identity: str, size: int, now: float) -> float:
+        """Spend one publication of ``size`` bytes of data from ``identity`` (0.0), or return the
+        seconds until its quotas (publications and bytes per second) allow it."""
+        retry_after = self.publish_bytes_quota.wait(identity, now, size)
+        if retry_after:
+            return retry_after
+        return self.publish_quota.wait(identity, now)
 
     def retry_after_header(self) -> bytes:
         """``Retry-After`` for a request refused while draining: whole seconds drawn within the
@@ -226,6 +268,27 @@ class Runtime:
             return True
         held = sum(other.buffered_bytes for other in self.identities.get(conn.identity, (conn,)))
         return held + size <= budget
+
+    def block_upgrades(self, address: str, cid: str, seconds: float) -> None:
+        """Refuse the WebSocket upgrades of client ``cid`` from ``address`` for ``seconds`` (0:
+        lift the block). At most :data:`MAX_BLOCKS` at a time: expired ones go first, then the
+        oldest."""
+        now = asyncio.get_running_loop().time()
+        blocks = self.blocked_upgrades
+        for key in [key for key, until in blocks.items() if until <= now]:
+            del blocks[key]
+        blocks.pop((address, cid), None)
+        if seconds > 0:
+            while len(blocks) >= MAX_BLOCKS:
+                del blocks[next(iter(blocks))]
+            blocks[(address, cid)] = now + seconds
+
+    def upgrade_blocked(self, address: str, cid: str | None) -> bool:
+        """Whether a WebSocket upgrade of ``cid`` from ``address`` is refused for now."""
+        if cid is None or not self.blocked_upgrades:
+            return False
+        until = self.blocked_upgrades.get((address, cid))
+        return until is not None and asyncio.get_running_loop().time() < until
 
     def select(self, session: str | None = None, cid: str | None = None) -> list[Connection]:
         """Open connections with this ``session`` (WebSocket) or ``cid`` (any transport)."""

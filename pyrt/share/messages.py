@@ -7,10 +7,10 @@ for (``to``) and the link (``l``). The group's own messages are JSON objects:
 ``hello``             a participant joined: the leader answers with ``leader``
 ``leader`` (``e``)    I lead now (``e``: when I started leading, for tie-breaks)
 ``bye``               the leader stops leading (its client closed, its page went away)
-``ready``             the leader's real connection is open (again): reconnect now
+``ready`` (``v``)     the leader's real connection is open (again), over ``v``: reconnect now
 ``open`` (``x``)      a client opens a link to the leader (``x``: what its stream needs)
 ``close`` (``c r``)   the link is closed (either side), with a close code and reason
-``tabs`` (``n``)      how many participants use the shared connection
+``tabs`` (``n v``)    how many participants use the shared connection, and what it runs over
 ====================  ============================================================================
 
 What travels on a link (a :data:`~pyrt.share.relay.LinkItem`: a WebSocket frame, a stream event,

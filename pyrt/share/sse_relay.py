@@ -52,8 +52,6 @@ __all__ = ["KEEPALIVE_EVERY", "EventRelay"]
 KEEPALIVE_EVERY = 0.05  # at least this many seconds between keep-alives given to the links
 
 
-
-
 class _Link:
     __slots__ = ("key", "last_id", "participant", "types")
 

@@ -69,7 +69,6 @@ from pyrt.wire.types import Frame
 __all__ = ["WsRelay"]
 
 
-
 def _since_key(since: str | None) -> OffsetKey | None:
     return offset_key(since) if since is not None else None
 

@@ -29,7 +29,6 @@ Example::
     assert reply.value == {"n": 1} and server.handled == [{"n": 1}]
 """
 
-
 from pyrt.testing.clock import FakeClock
 from pyrt.testing.fake_server import FakePyrtServer, ServerConnection
 from pyrt.testing.harness import AckWaiter, EngineHarness

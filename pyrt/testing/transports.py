@@ -31,7 +31,6 @@ class FakeSocket:
     transport: str = "websocket"  # what the engine opened it over
 
 
-
 class FakeTransport(CarriesServices):
     """An in-memory transport for :class:`~pyrt.WebSocketClient`, on any runtime.
 

@@ -360,6 +360,36 @@ def test_breaking_the_connection_counts_down_recovers_and_delivers_once_in_order
     assert int(reconnects.text_content() or 0) == before + 1
 
 
+def test_blocking_websockets_moves_the_chat_to_http_and_lifting_the_block_moves_it_back(
+    alice: DemoPage, bob: DemoPage
+) -> None:
+    transport = alice.stat("transport")
+    expect(transport).to_have_text("WebSocket", timeout=WAIT)
+    alice.page.click("#ws-block")
+    expect(transport).to_have_text("HTTP fallback", timeout=WAIT)
+    expect(alice.page.locator("#ws-block")).to_have_text("Let WebSockets through")
+    expect(alice.page.locator("#ws-messages li.system", has_text="Connected over HTTP")).not_to_have_count(0)
+    t = tag()
+    texts = [f"over http {n} {t}" for n in range(3)]
+    for text in texts:
+        alice.say(text)
+    expect(bob.page.locator("#ws-messages li.received", has_text=t)).to_have_count(3, timeout=WAIT)
+    expect(alice.page.locator("#ws-messages li.sent[data-ack=acked]", has_text=t)).to_have_count(
+        3, timeout=WAIT
+    )
+    bob.say(f"to alice over http {t}")
+    expect(alice.page.locator("#ws-messages li.received", has_text=f"to alice over http {t}")).to_have_count(
+        1, timeout=WAIT
+    )
+    assert bob.received(t)[:3] == texts
+    alice.page.click("#ws-block")  # let them through: the probe finds them within its interval
+    expect(alice.page.locator("#ws-block")).to_have_text("Block WebSockets")
+    expect(transport).to_have_text("WebSocket", timeout=45_000)  # probes at 5, 10, 20 s intervals
+    u = tag()
+    alice.say(f"back on websockets {u}")
+    expect(bob.page.locator("#ws-messages li.received", has_text=u)).to_have_count(1, timeout=WAIT)
+
+
 def test_offline_messages_wait_in_the_queue_and_go_out_once_in_order(alice: DemoPage, bob: DemoPage) -> None:
     page = alice.page
     queued_before = int(alice.stat("queued").text_content() or 0)
@@ -565,13 +595,15 @@ def test_without_demo_mode_the_break_controls_are_hidden(
 
 
 def test_a_second_tab_uses_the_first_tabs_connection(alice: DemoPage, pyrt_server: ServerProcess) -> None:
-    shared = alice.page.locator("#ws-stats dd").nth(1)  # "Shared by"
+    shared = alice.stat("shared")
     expect(shared).to_have_text("1 tab · this tab holds it", timeout=WAIT)
     second = alice.context.new_page()  # a tab of the same browser
     second.goto(pyrt_server.url + "/")
     expect(second.locator("body[data-ready]")).to_have_count(1, timeout=BOOT_TIMEOUT * 1000)
     expect(second.locator("#ws-status")).to_have_text("open", timeout=WAIT)
-    expect(second.locator("#ws-stats dd").nth(1)).to_have_text("2 tabs · another tab holds it", timeout=WAIT)
+    expect(second.locator('#ws-stats dd[data-stat="shared"]')).to_have_text(
+        "2 tabs · another tab holds it", timeout=WAIT
+    )
     expect(shared).to_have_text("2 tabs · this tab holds it", timeout=WAIT)
     for page in (alice.page, second):
         cut = page.evaluate(
@@ -580,7 +612,9 @@ def test_a_second_tab_uses_the_first_tabs_connection(alice: DemoPage, pyrt_serve
         )
         assert cut == []  # no figure is cut off with an ellipsis (only the session id may be)
     expect(alice.page.locator("#ws-share-hint")).to_contain_text("Open this page in another tab")
-    sessions = [page.locator("#ws-stats dd").nth(2).text_content() for page in (alice.page, second)]
+    sessions = [
+        page.locator('#ws-stats dd[data-stat="session"]').text_content() for page in (alice.page, second)
+    ]
     assert sessions[0] == sessions[1]  # one connection
     t = tag()
     second.fill("#ws-input", f"from the second tab {t}")
@@ -595,7 +629,14 @@ def test_a_second_tab_uses_the_first_tabs_connection(alice: DemoPage, pyrt_serve
 def test_nothing_went_wrong_in_either_page(alice: DemoPage, bob: DemoPage) -> None:
     # Chromium logs each SSE response the server cut short on purpose ("Break the connection"
     # resets the TCP connection; a response cut between chunks reads as incomplete).
-    broken_on_purpose = ("net::ERR_INCOMPLETE_CHUNKED_ENCODING", "net::ERR_CONNECTION_RESET")
+    # So does each WebSocket the server refused while "Block WebSockets" was on, and pyrt's log
+    # says it moves to HTTP (a warning: Pyodide writes stderr as console errors).
+    broken_on_purpose = (
+        "net::ERR_INCOMPLETE_CHUNKED_ENCODING",
+        "net::ERR_CONNECTION_RESET",
+        "Unexpected response code: 403",
+        "pyrt websocket: WebSocket did not come up (closed with code 1006): trying HTTP",
+    )
     for demo in (alice, bob):
         assert demo.page_errors == []
         unexpected = [e for e in demo.console_errors if not any(b in e for b in broken_on_purpose)]

@@ -15,10 +15,7 @@ from pyrt.pytest_plugin.server_process import ServerProcess
 
 
 def test_pyrt_imports_inside_pyodide_from_the_working_tree(py: PyodidePage) -> None:
-    info = py.run(
-        "import sys, pyrt\n"
-        "[sys.platform, sys.version_info[:2], pyrt.__version__, pyrt.__file__]"
-    )
+    info = py.run("import sys, pyrt\n[sys.platform, sys.version_info[:2], pyrt.__version__, pyrt.__file__]")
     platform, version, pyrt_version, path = info
     assert platform == "emscripten"
     assert tuple(version) >= (3, 14)
@@ -29,8 +26,10 @@ def test_pyrt_imports_inside_pyodide_from_the_working_tree(py: PyodidePage) -> N
 
 
 def test_the_plugin_itself_never_reaches_the_browser(py: PyodidePage) -> None:
-    found = py.run("import importlib.util\n[importlib.util.find_spec(n) is not None for n in "
-                   "('pyrt.browser', 'pyrt.pytest_plugin', 'pyrt.server')]")
+    found = py.run(
+        "import importlib.util\n[importlib.util.find_spec(n) is not None for n in "
+        "('pyrt.browser', 'pyrt.pytest_plugin', 'pyrt.server')]"
+    )
     assert found == [True, False, False]
 
 

@@ -82,7 +82,7 @@ def test_message_ids_are_scoped_per_token_subject(pyrt_start_server: Callable[..
 
 
 def test_publish_ids_are_scoped_per_identity_and_channel(
-    pyrt_start_server: Callable[..., ServerProcess]
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
     server = pyrt_start_server()
 

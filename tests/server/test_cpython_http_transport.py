@@ -19,6 +19,7 @@ import pytest
 from pyrt import Backoff, Publication, State, TransportPolicy, TransportUnavailable, WebSocketClient
 from pyrt.cpython import CPythonServices
 from pyrt.pytest_plugin.proxy import ChaosProxy, ResetSchedule
+from pyrt.pytest_plugin.redis_process import RedisServer
 from pyrt.pytest_plugin.server_process import ServerProcess
 from tests.server.cpython_support import Controls, new_cid, run, until
 
@@ -119,6 +120,47 @@ def test_acked_sends_over_http_through_random_resets_resolve_exactly_once_in_ord
         assert [data["n"] for data in received] == list(range(sent))
 
     run(scenario, timeout=120)
+
+
+def test_over_two_workers_on_redis_acked_sends_through_resets_resolve_exactly_once(
+    pyrt_redis: RedisServer, pyrt_start_proxy: Callable[[ServerProcess], ChaosProxy], tmp_path: Path
+) -> None:
+    """The streams and the POSTs land on either worker (each reset opens new connections): a POST
+    reaches its stream's worker through Redis, and every message is handled once."""
+    prefix = f"httpx{new_cid()}:"
+    server = ServerProcess("--workers", "2", "--redis", pyrt_redis.url, "--redis-prefix", prefix, "--demo")
+    try:
+        proxy = blocked(pyrt_start_proxy, server, refuse_upgrade=403)
+
+        async def scenario() -> None:
+            cid = new_cid()
+            client = WebSocketClient(
+                f"{proxy.ws_url}/ws?cid={cid}",
+                heartbeat=None,
+                connect_timeout=2,
+                backoff=Backoff(initial=0.1, maximum=0.5, jitter="none"),
+                services=CPythonServices(storage_dir=tmp_path),
+            )
+            await client.connect().wait_open(10)
+            replies = []
+            with ResetSchedule(proxy, low=0.2, high=0.5, seed=3) as resets:
+                n = 0
+                while n < 40 or (resets.connections_cut < 4 and n < 1000):
+                    replies.append(await client.send_with_ack({"n": n}, timeout=30))
+                    n += 1
+            reconnects = client.stats.reconnects
+            client.close()
+            assert resets.connections_cut >= 4
+            assert client.transport == "http"
+            assert [r["n"] for r in replies] == list(range(n))
+            async with Controls(server) as ctl:
+                received = await ctl.received(cid)
+            assert [data["n"] for data in received] == list(range(n))
+            assert reconnects >= 1
+
+        run(scenario, timeout=120)
+    finally:
+        assert server.stop() == 0
 
 
 def test_sends_queued_while_offline_go_out_over_http_in_order(

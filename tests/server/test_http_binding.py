@@ -28,6 +28,7 @@ class Stream:
         self.key: str | None = None
         self.seq = 0
         self.url = str(response.url)
+        self.headers: dict[str, str] = {}
 
     async def event(self, timeout: float = 5.0) -> tuple[str, str]:
         """The next event: ``(type, data)``."""
@@ -53,15 +54,15 @@ class Stream:
         frame: dict[str, Any] = json.loads(data)
         return frame
 
-    async def post(self, *frames: dict[str, Any] | str, seq: int | None = None, **extra: str) -> httpx.Response:
+    async def post(
+        self, *frames: dict[str, Any] | str, seq: int | None = None, **extra: str
+    ) -> httpx.Response:
         if seq is None:
             self.seq += 1
             seq = self.seq
         body = "\n".join(f if isinstance(f, str) else json.dumps(f) for f in frames)
         params = {"key": self.key or "", "seq": str(seq), **extra}
         return await self.http.post(self.url, params=params, content=body, headers=self.headers)
-
-    headers: dict[str, str] = {}
 
 
 async def open_stream(server: ServerProcess, token: str | None = None) -> Stream:
@@ -113,7 +114,9 @@ def test_frames_posted_are_answered_on_the_stream_in_order_with_the_default_limi
     run(scenario)
 
 
-def test_the_welcome_over_http_advertises_the_same_limits_as_over_websocket(pyrt_server: ServerProcess) -> None:
+def test_the_welcome_over_http_advertises_the_same_limits_as_over_websocket(
+    pyrt_server: ServerProcess,
+) -> None:
     async def scenario() -> None:
         stream = await open_stream(pyrt_server)
         welcome = await stream.frame()
@@ -128,7 +131,9 @@ def test_a_post_sent_again_is_applied_once_and_a_gap_is_refused(pyrt_server: Ser
     async def scenario() -> None:
         stream = await welcomed(pyrt_server)
         assert (await stream.post({"type": "message", "data": "once"})).status_code == 204
-        assert (await stream.post({"type": "message", "data": "once"}, seq=1)).status_code == 204  # lost answer
+        assert (
+            await stream.post({"type": "message", "data": "once"}, seq=1)
+        ).status_code == 204  # lost answer
         assert (await stream.post({"type": "ping", "t": "after"}, seq=2)).status_code == 204
         assert await stream.frame() == {"type": "message", "data": "once"}
         assert await stream.frame() == {"type": "pong", "t": "after"}  # the repeat applied nothing
@@ -205,5 +210,119 @@ def test_a_token_that_expires_ends_the_stream_with_the_4001_close_event(secured:
 
 
 def test_a_foreign_origin_is_refused_as_on_websocket(pyrt_server: ServerProcess) -> None:
-    answer = httpx.get(pyrt_server.url + "/ws", headers={"Accept": "text/event-stream", "Origin": "http://evil.example"})
+    answer = httpx.get(
+        pyrt_server.url + "/ws", headers={"Accept": "text/event-stream", "Origin": "http://evil.example"}
+    )
     assert answer.status_code == 403
+
+
+def test_a_foreign_host_is_refused_as_on_websocket(pyrt_server: ServerProcess) -> None:
+    answer = httpx.get(
+        pyrt_server.url + "/ws", headers={"Accept": "text/event-stream", "Host": "evil.example"}
+    )
+    assert answer.status_code == 403
+
+
+async def _raw_post(
+    server: ServerProcess, key: str, seq: int, length: int, part: bytes
+) -> asyncio.StreamWriter:
+    """A POST whose head announces ``length`` bytes and whose body stops after ``part``."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    head = (
+        f"POST /ws?key={key}&seq={seq} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"Content-Type: text/plain\r\nContent-Length: {length}\r\n\r\n"
+    )
+    writer.write(head.encode() + part)
+    await writer.drain()
+    writer.reader = reader  # type: ignore[attr-defined]
+    return writer
+
+
+async def _status(writer: asyncio.StreamWriter) -> int:
+    line = await asyncio.wait_for(writer.reader.readline(), 5)  # type: ignore[attr-defined]
+    return int(line.split()[1])
+
+
+def test_a_post_cut_short_applies_nothing_and_its_copy_is_applied_once(pyrt_server: ServerProcess) -> None:
+    async def scenario() -> None:
+        stream = await welcomed(pyrt_server)
+        assert stream.key is not None
+        body = json.dumps({"type": "message", "id": "cut-1", "data": "whole"}).encode()
+        cut = await _raw_post(pyrt_server, stream.key, 1, len(body), body[: len(body) // 2])
+        cut.close()  # the network lost it halfway
+        answer = await stream.post({"type": "message", "id": "cut-1", "data": "whole"}, seq=1)
+        assert answer.status_code == 204
+        assert await stream.frame() == {"type": "ack", "id": "cut-1", "ok": True, "data": "whole"}
+        assert (await stream.post({"type": "ping", "t": 9}, seq=2)).status_code == 204
+        assert await stream.frame() == {"type": "pong", "t": 9}  # nothing else came: applied once
+        await stream.http.aclose()
+
+    run(scenario)
+
+
+def test_a_third_post_in_flight_on_one_connection_is_refused_before_its_body(
+    pyrt_server: ServerProcess,
+) -> None:
+    async def scenario() -> None:
+        stream = await welcomed(pyrt_server)
+        assert stream.key is not None
+        slow = [await _raw_post(pyrt_server, stream.key, 1, 1000, b"{") for _ in range(2)]
+        third = await _raw_post(pyrt_server, stream.key, 1, 1000, b"")
+        assert await _status(third) == 429
+        for writer in (*slow, third):
+            writer.close()
+        assert (await stream.post({"type": "ping", "t": 1}, seq=1)).status_code == 204  # still usable
+        assert await stream.frame() == {"type": "pong", "t": 1}
+        await stream.http.aclose()
+
+    run(scenario)
+
+
+def test_post_bodies_waiting_count_against_the_addresss_inbox_bytes(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    # The per-address budget is lowered to 1 MiB so that two connections reach it (the default,
+    # 32 MiB, bounds the same way at 32 times the bytes).
+    server = pyrt_start_server("--inbox-bytes-per-ip", str(1024 * 1024))
+
+    async def scenario() -> None:
+        first, second = await welcomed(server), await welcomed(server)
+        assert first.key is not None
+        assert second.key is not None
+        posts = [
+            await _raw_post(server, first.key, 1, 900_000, b"x" * 800_000),
+            await _raw_post(server, second.key, 1, 900_000, b"y" * 400_000),
+        ]
+        # 1.2 MB waiting from one address: whichever the server read last is refused at once,
+        # the other waits for the rest of its body
+        answers = [asyncio.ensure_future(_status(post)) for post in posts]
+        done, waiting = await asyncio.wait(answers, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        assert [answer.result() for answer in done] == [429]
+        assert len(waiting) == 1
+        for answer in waiting:
+            answer.cancel()
+        for post in posts:
+            post.close()
+        assert (await second.post({"type": "ping", "t": 2}, seq=1)).status_code == 204
+        assert await second.frame() == {"type": "pong", "t": 2}
+        await first.http.aclose()
+        await second.http.aclose()
+
+    run(scenario)
+
+
+def test_streams_count_against_the_per_address_cap_as_websockets_do(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    server = pyrt_start_server("--max-connections-per-ip", "2")  # lowered: the cap is what is measured
+
+    async def scenario() -> None:
+        streams = [await welcomed(server), await welcomed(server)]
+        refused = await open_stream(server)
+        assert refused.response.status_code == 429
+        assert refused.response.headers["retry-after"] == "5"
+        await refused.http.aclose()
+        for stream in streams:
+            await stream.http.aclose()
+
+    run(scenario)

@@ -40,7 +40,7 @@ class Participant:
     def set_tabs(self, tabs: int) -> None:
         self.tabs = tabs
 
-    def connection_ready(self) -> None:
+    def connection_ready(self, transport: str | None = None) -> None:
         self.ready += 1
 
     def resign(self) -> None:
@@ -76,6 +76,9 @@ class Upstream:
 
     def start(self) -> None:
         self.started = True
+
+    def transport(self) -> str | None:
+        return "websocket"
 
     def forward(self, frame: Any) -> bool:
         if self.taking:

@@ -403,7 +403,7 @@ def test_subscriptions_and_publish_work_through_the_client() -> None:
 
 @pytest.mark.parametrize("pacing", ["auto", Pacing(rate=50, burst=10)])
 def test_a_paced_burst_of_acked_calls_is_never_refused(pacing: Any) -> None:
-    """"auto" follows the limits the server advertises; a Pacing stays under its own."""
+    """ "auto" follows the limits the server advertises; a Pacing stays under its own."""
 
     async def scenario() -> None:
         server = FakePyrtServer(limits=ServerLimits(rate=200, burst=10), clock=time.monotonic)

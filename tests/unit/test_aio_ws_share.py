@@ -34,7 +34,7 @@ class Tab:
 
 def tab(server: FakePyrtServer, bus: FakeShareBus, **kwargs: Any) -> Tab:
     loop = asyncio.get_running_loop()
-    transport = FakeTransport(server, loop.call_soon)
+    transport = kwargs.pop("transport", None) or FakeTransport(server, loop.call_soon)
     kwargs.setdefault("heartbeat", None)
     client = WebSocketClient("ws://test/ws", backoff=FAST, transport=transport, share=bus.channel(), **kwargs)
     made = Tab(client, transport)
@@ -82,6 +82,42 @@ def test_eight_tabs_share_one_connection_and_each_ack_reaches_its_tab() -> None:
         assert replies == [{"echo": {"tab": n}} for n in range(8)]
         assert sorted(d["tab"] for d in server.handled) == list(range(8))
         assert all(t.client.session == tabs[0].client.session for t in tabs)
+
+    run(scenario)
+
+
+def test_where_websockets_do_not_pass_the_tab_holding_the_connection_opens_it_over_http_for_all() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer(app=lambda data: {"echo": data})
+        blocked = FakePyrtServer()
+        blocked.accepting = False  # every WebSocket fails before it opens
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        loop = asyncio.get_running_loop()
+        tabs = [
+            tab(
+                server,
+                bus,
+                transport=FakeTransport(blocked, loop.call_soon),
+                http_transport=FakeTransport(server),
+            )
+            for _ in range(8)
+        ]
+        for t in tabs:
+            t.client.connect()
+        for t in tabs:
+            await t.client.wait_open(2)
+        assert live_connections(server) == 1
+        participant = leader_of(tabs).client._participant
+        assert participant is not None
+        assert participant.hub is not None
+        hub_client = participant.hub.client  # type: ignore[attr-defined]
+        assert hub_client.transport == "http"
+        assert hub_client.stats.fallbacks == 1
+        await until(lambda: all(t.client.transport == "http" for t in tabs))  # what the tabs share
+        assert all(t.client.transports == ("websocket", "http") for t in tabs)
+        assert all(t.client._engine.transports.choice.order == ("websocket",) for t in tabs)  # a link
+        replies = await asyncio.gather(*(t.client.send_with_ack({"tab": n}) for n, t in enumerate(tabs)))
+        assert replies == [{"echo": {"tab": n}} for n in range(8)]
 
     run(scenario)
 
@@ -505,8 +541,13 @@ def test_share_by_name_uses_the_services_share_channel() -> None:
         server = FakePyrtServer()
         bus = FakeShareBus(asyncio.get_running_loop().call_soon)
         clients = [
-            WebSocketClient("ws://test/ws", share="app", heartbeat=None, transport=FakeTransport(server),
-                            services=FakeServices(bus=bus))
+            WebSocketClient(
+                "ws://test/ws",
+                share="app",
+                heartbeat=None,
+                transport=FakeTransport(server),
+                services=FakeServices(bus=bus),
+            )
             for _ in range(2)
         ]
         for client in clients:

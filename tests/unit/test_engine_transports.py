@@ -45,6 +45,27 @@ def test_a_refused_upgrade_moves_to_http_saying_why_and_everything_works_there()
     assert h.engine.stats.fallbacks == 1
 
 
+def test_while_the_server_is_down_each_transport_fails_in_turn_and_on_error_hears_it_once() -> None:
+    h = online()
+    h.connect()
+    h.advance(0.0)
+    h.server.accepting = False  # the server goes away: WebSockets and HTTP alike fail
+    h.drop()
+    for _ in range(20):
+        h.advance(1.0)
+    moves = [r.reason for r in h.reconnects if "trying" in r.reason]
+    assert len(moves) >= 4  # each attempt says where the next goes
+    assert len([e for e in h.errors if isinstance(e, TransportUnavailable)]) == 1
+    h.server.accepting = True
+    h.advance(30.0)
+    assert h.state is State.OPEN
+    h.server.accepting = False  # down again after a connection came up: said again, once
+    h.drop()
+    for _ in range(20):
+        h.advance(1.0)
+    assert len([e for e in h.errors if isinstance(e, TransportUnavailable)]) == 2
+
+
 def test_a_socket_that_opens_and_stays_silent_moves_to_http_at_the_connect_timeout() -> None:
     h = online(connect_timeout=3.0)
     h.blocked["websocket"] = "silent"  # "101 then silence"
@@ -116,7 +137,8 @@ def test_a_connection_that_falls_silent_twice_soon_after_coming_up_moves_on() ->
         step_until(h, State.RECONNECTING, within=2.1)  # a ping after 1 s, no answer within 1 s
     step_until(h, State.OPEN, within=3.0)
     assert h.engine.transport == "http"
-    assert "silent 2 times within 15 s of coming up" in h.reconnects[-1].reason
+    assert "fell silent 2 times within 15 s of coming up: trying HTTP" in h.reconnects[-1].reason
+    assert "(heartbeat timeout); " in h.reconnects[-1].reason
 
 
 def test_a_reset_after_a_while_keeps_the_transport() -> None:

@@ -39,9 +39,7 @@ def test_two_quick_silences_in_a_row_move_on_a_long_connection_or_a_reset_starts
     assert choice.lost(2.0) is None
     assert choice.lost(2.0, silent=False) is None  # a reset says nothing against the transport
     assert choice.lost(2.0) is None
-    assert (
-        choice.lost(2.0) == "WebSocket did not come up (silent 2 times within 15 s of coming up): trying HTTP"
-    )
+    assert choice.lost(2.0) == "WebSocket fell silent 2 times within 15 s of coming up: trying HTTP"
     assert choice.current == "http"
 
 

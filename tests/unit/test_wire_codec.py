@@ -314,7 +314,7 @@ def test_the_frame_scan_sees_dicts_and_spliced_strings_but_not_docstrings() -> N
     source = (
         '"""{"type":"ack"} in a docstring is fine."""\n'
         'a = {"type": "ack", "id": 1}\n'
-        "b = '{\"type\":\"pong\",\"t\":' + str(1) + '}'\n"
+        'b = \'{"type":"pong","t":\' + str(1) + \'}\'\n'
         'c = {"type": "websocket.send"}\n'
     )
     assert [line.split(":")[0] for line in frames_spelled(source)] == ["line 2", "line 3"]

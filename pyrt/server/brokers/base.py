@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrt.server.dedup import MessageDedup
 from pyrt.server.offsets import OffsetKey, offset_key
@@ -20,6 +20,9 @@ from pyrt.server.presence import PresenceStore
 from pyrt.wire.codec import encode_publication
 from pyrt.wire.frames import RawJSON
 from pyrt.wire.sse_encode import encode_event
+
+if TYPE_CHECKING:
+    from pyrt.server.http_relay import PostRelay
 
 __all__ = ["Broker", "BrokerError", "History", "Listener", "Page", "Publication"]
 
@@ -205,3 +208,8 @@ class Broker(abc.ABC):
     async def healthy(self) -> bool:
         """Whether the broker can serve requests now."""
         return True
+
+    def post_relay(self, instance: str) -> PostRelay | None:
+        """What hands HTTP-binding POSTs to the instance that holds their connection, for the
+        instances sharing this broker (:mod:`pyrt.server.http_relay`); ``None``: one process."""
+        return None
