@@ -421,6 +421,31 @@ await client.wait_closed(5)
     assert py.run(code, timeout=60) == [True, 7]
 
 
+def test_a_connected_client_has_not_imported_urllib_or_ipaddress(
+    pyrt_server: ServerProcess, pyrt_new_page: Callable[..., PyodidePage]
+) -> None:
+    # Compiling urllib.parse with ipaddress was the largest single cost of a first connect in
+    # Pyodide (the stdlib ships as sources); a client over WebSocket needs neither. A fresh page:
+    # the module's page has run other clients.
+    page = pyrt_new_page(pyrt_server)
+    code = f"""
+import sys
+from pyrt import WebSocketClient
+before = {{"urllib.parse", "ipaddress"}} & set(sys.modules)
+client = WebSocketClient("{pyrt_server.ws_url}/ws")
+got = []
+client.on_message(got.append)
+client.send({{"hello": 1}})
+await client.connect().wait_open(10)
+while not got:
+    await asyncio.sleep(0.01)
+client.close()
+await client.wait_closed(5)
+[sorted(before), sorted({{"urllib.parse", "ipaddress"}} & set(sys.modules)), client.transport]
+"""
+    assert page.run("import asyncio\n" + code, timeout=60) == [[], [], "websocket"]
+
+
 def test_a_token_callable_opens_refreshes_in_place_and_serves_fetch_event_source_too(
     py: PyodidePage, pyrt_server: ServerProcess, pyrt_start_server: Callable[..., ServerProcess]
 ) -> None:
