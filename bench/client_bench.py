@@ -221,8 +221,19 @@ def bench_memory(page: BenchPage, ws: str, sizes: Sizes, log: Log) -> dict[str, 
 
 
 def bench_startup(chromium: Chromium, http: str, sizes: Sizes, log: Log) -> dict[str, Any]:
-    """5. Navigation -> first message handled: bare Pyodide, PyScript, pyrt (fresh context each)."""
-    pages = {"bare_pyodide": "start-bare.html", "pyscript": "start-pyscript.html", "pyrt": "start-pyrt.html"}
+    """5. Navigation -> first message handled: bare Pyodide, PyScript, pyrt (fresh context each).
+
+    pyrt's page twice over: a client that uses ``send``/``on_message`` only (``pyrt``) and a page
+    that uses every feature (``pyrt_all_features``), each with ``/pyrt.zip`` as served (with
+    bytecode) and with the sources alone (``..._source``)."""
+    pages = {
+        "bare_pyodide": "start-bare.html",
+        "pyscript": "start-pyscript.html",
+        "pyrt": "start-pyrt.html",
+        "pyrt_source": "start-pyrt.html?zip=source",
+        "pyrt_all_features": "start-pyrt.html?features=all",
+        "pyrt_all_features_source": "start-pyrt.html?features=all&zip=source",
+    }
     raw: dict[str, list[dict[str, Any]]] = {name: [] for name in pages}
     context, page = chromium.new_page()  # warm-up, not measured: the first page pays for process start
     try:
@@ -263,11 +274,15 @@ def bench_startup(chromium: Chromium, http: str, sizes: Sizes, log: Log) -> dict
     return out
 
 
-def run_client(chromium: Chromium, http: str, sizes: Sizes, log: Log) -> dict[str, Any]:
+def run_client(
+    chromium: Chromium, http: str, sizes: Sizes, log: Log, startup_only: bool = False
+) -> dict[str, Any]:
     ws = "ws" + http[len("http") :]
     results: dict[str, Any] = {}
     log("start-up (fresh page per run)")
     results["startup"] = bench_startup(chromium, http, sizes, log)
+    if startup_only:
+        return results
     log("booting the bench page")
     page = BenchPage(chromium, http)
     try:

@@ -16,7 +16,7 @@ class Sizes:
     binary: tuple[tuple[int, int], ...] = ((MIB, 5), (16 * MIB, 2))  # (bytes, repeats)
     sse_n: int = 100_000
     sse_runs: int = 2
-    startup_reps: int = 3
+    startup_reps: int = 5
     cycles: int = 1_000
     # server
     # subscribers of the fan-out curve; the first count is the headline (docs/benchmarks.md, 7)

@@ -112,7 +112,8 @@ def targets(results: dict[str, Any]) -> list[Target]:
     pyrt_start = start.get("pyrt")
     bare = start.get("bare_pyodide")
     extra = None
-    if _ok(pyrt_start) and _ok(bare) and pyrt_start.get("mode") == "pyrt.WebSocketClient":
+    modes = ("send/on_message", "pyrt.WebSocketClient")  # this page's, and its earlier name
+    if _ok(pyrt_start) and _ok(bare) and pyrt_start.get("mode") in modes:
         # Both pages boot Pyodide the same way; what pyrt adds is measured after the boot, inside
         # each page, so the (large, load-dependent) boot time does not drown it.
         ours, theirs = pyrt_start.get("after_boot_ms"), bare.get("after_boot_ms")

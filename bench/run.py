@@ -1,7 +1,8 @@
 """Run every benchmark once, print the table of figures and ratios, save JSON and a chart.
 
 ``python -m bench.run`` (what ``make bench`` runs). Options: ``--quick`` (tiny sizes, for the
-smoke test), ``--only client`` / ``server`` / ``flow``, ``--out DIR`` (default ``bench/results``).
+smoke test), ``--only client`` / ``server`` / ``persist`` / ``flow`` (or ``startup``: the client
+part's start-up rows alone), ``--out DIR`` (default ``bench/results``).
 Benchmarks report; the exit status is non-zero only when the harness itself broke.
 """
 
@@ -88,14 +89,14 @@ def meta(sizes: Sizes, fd_limit: int) -> dict[str, Any]:
     }
 
 
-def run_client_benchmarks(sizes: Sizes, log: Any) -> dict[str, Any]:
+def run_client_benchmarks(sizes: Sizes, log: Any, startup_only: bool = False) -> dict[str, Any]:
     from bench.browser import Chromium
     from bench.client_bench import run_client
 
     server = Server([sys.executable, "-m", "bench.server"], "bench-server listening on ")
     try:
         with Chromium() as chromium:
-            results = run_client(chromium, server.url, sizes, log)
+            results = run_client(chromium, server.url, sizes, log, startup_only)
             results["chromium"] = chromium.version
             return results
     finally:
@@ -141,7 +142,11 @@ def run_flow_benchmarks(sizes: Sizes, log: Any) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness in seconds")
-    parser.add_argument("--only", choices=["client", "server", "persist", "flow"], help="run one part")
+    parser.add_argument(
+        "--only",
+        choices=["client", "startup", "server", "persist", "flow"],
+        help="run one part (startup: the client part's start-up rows alone)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where JSON and the chart go")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -160,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         "persist": run_persist_benchmarks,
         "flow": run_flow_benchmarks,
     }
+    if args.only == "startup":
+        parts = {"client": lambda sizes, log: run_client_benchmarks(sizes, log, startup_only=True)}
     for half, func in parts.items():
-        if args.only and args.only != half:
+        if args.only and args.only not in (half, "startup"):
             continue
         try:
             results[half] = func(sizes, log)

@@ -5,6 +5,9 @@ the message flood is pre-encoded once and written to the socket in one call, and
 one pre-built response body. It also serves the bench pages, the vendored Pyodide/PyScript and the
 working-tree ``pyrt`` as ``/pyrt.zip`` from the same origin (so ``fetch`` and ``EventSource`` need
 no CORS), with cross-origin isolation headers so ``performance.now()`` has 5 µs resolution.
+``/pyrt.zip`` is what ``serve.py`` serves (:class:`pyrt.server.assets.PackageZip`): the server
+waits for its bytecode before it says it listens; ``/pyrt-source.zip`` is the same without the
+bytecode (the start-up row that shows what the bytecode saves).
 
 Run: ``python -m bench.server [--port 0]``; it prints ``bench-server listening on http://HOST:PORT``.
 
@@ -17,7 +20,9 @@ WebSocket endpoints (text frames unless said otherwise):
 - ``/blob``: the text ``get N`` answers with N bytes in one binary frame; a binary frame is
   answered with its length as text.
 - ``/pyrt``: a minimal speaker of the pyrt protocol (docs/protocol.md): welcome, ping/pong, acks
-  (the ack carries the message's data back) and fire-and-forget messages echoed as ``message``.
+  (the ack carries the message's data back) and fire-and-forget messages echoed as ``message``;
+  for the start-up page that uses every feature, empty answers to ``subscribe``, ``history``,
+  ``presence``, ``presence_join``/``leave``, and ``publish`` acked and sent back as a publication.
 
 HTTP: ``/sse-flood?n=N`` is an event stream of N events (``id:`` = seq, the same JSON as the flood)
 and a final ``event: done``.
@@ -28,10 +33,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
 import mimetypes
-import zipfile
+import sys
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -40,6 +44,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from pyrt.server.assets import PackageZip
+from pyrt.server.bytecode import PyodideBytecode
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = Path(__file__).resolve().parent / "pages"
@@ -80,18 +87,9 @@ def sse_body(n: int) -> bytes:
     return b"".join(parts)
 
 
-def pyrt_zip() -> bytes:
-    """The working-tree ``pyrt`` package (without the CPython-only server) as a zip."""
-    package = REPO / "pyrt"
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(package.rglob("*")):
-            rel = path.relative_to(package)
-            if not path.is_file() or rel.parts[0] in {"server", "__pycache__"}:
-                continue
-            if path.suffix == ".py" or path.name == "py.typed":
-                zf.writestr(str(Path("pyrt") / rel), path.read_bytes())
-    return buf.getvalue()
+#: ``/pyrt.zip`` with bytecode, as serve.py builds it, and ``/pyrt-source.zip`` without.
+PACKAGE = PackageZip(REPO / "pyrt", PyodideBytecode(VENDOR["/vendor/pyodide/"]))
+SOURCES = PackageZip(REPO / "pyrt")
 
 
 def _response(status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> Response:
@@ -136,7 +134,9 @@ def process_request(connection: ServerConnection, request: Request) -> Response 
         return None
     url = urlsplit(request.path)
     if url.path == "/pyrt.zip":
-        return _response(200, pyrt_zip(), "application/zip")
+        return _response(200, PACKAGE.build(), "application/zip")
+    if url.path == "/pyrt-source.zip":
+        return _response(200, SOURCES.build(), "application/zip")
     if url.path == "/sse-flood":
         n = int(parse_qs(url.query).get("n", ["1000"])[0])
         return _response(200, sse_body(n), "text/event-stream")
@@ -179,6 +179,7 @@ async def _pyrt(ws: ServerConnection) -> None:
         "limits": SPEAKER_LIMITS,
     }
     await ws.send(json.dumps(welcome))
+    offsets: dict[str, int] = {}
     async for raw in ws:
         try:
             frame = json.loads(raw)
@@ -193,6 +194,50 @@ async def _pyrt(ws: ServerConnection) -> None:
             )
         elif kind == "message":
             await ws.send(json.dumps({"type": "message", "data": frame.get("data")}))
+        else:
+            for answer in _feature_answers(frame, offsets):
+                await ws.send(json.dumps(answer))
+
+
+def _feature_answers(frame: dict[str, object], offsets: dict[str, int]) -> list[dict[str, object]]:
+    """Empty but well-formed answers to the channel features, and publications sent back."""
+    kind, channel, ident = frame.get("type"), str(frame.get("channel")), frame.get("id")
+    if kind == "subscribe":
+        subscribed: dict[str, object] = {
+            "type": "subscribed",
+            "channel": channel,
+            "offset": str(offsets.get(channel, 0)),
+            "recovered": True,
+        }
+        if frame.get("presence"):
+            subscribed["presence"] = {"members": [], "version": 0}
+        return [subscribed]
+    if kind == "unsubscribe":
+        return [{"type": "unsubscribed", "channel": channel}]
+    data: object = None
+    if kind == "history":
+        latest = str(offsets.get(channel, 0))
+        data = {"publications": [], "offset": latest, "recovered": True, "more": False}
+    elif kind == "presence":
+        data = {"members": [], "version": 0}
+    elif kind == "presence_join":
+        data = {"client": "bench-member"}
+    elif kind == "publish":
+        offsets[channel] = offset = offsets.get(channel, 0) + 1
+        data = {"offset": str(offset)}
+        publication = {
+            "type": "publication",
+            "channel": channel,
+            "offset": str(offset),
+            "event": frame.get("event") or "message",
+            "data": frame.get("data"),
+        }
+        return ([] if ident is None else [{"type": "ack", "id": ident, "ok": True, "data": data}]) + [
+            publication
+        ]
+    elif kind != "presence_leave":
+        return []
+    return [] if ident is None else [{"type": "ack", "id": ident, "ok": True, "data": data}]
 
 
 async def handler(ws: ServerConnection) -> None:
@@ -246,6 +291,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
+    if not PACKAGE.wait_for_bytecode(timeout=300):  # compiled once, then from the cache on disk
+        print("bench-server: no bytecode for /pyrt.zip (no node?): it holds sources only", file=sys.stderr)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main_async(args.host, args.port))
 

@@ -10,10 +10,10 @@ origin in the runtime's preferences (``localStorage`` on a page, a file on CPyth
 
 from __future__ import annotations
 
+import string
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from pyrt.aio import runtime
 from pyrt.engine.transport_choice import DEFAULT_TRANSPORTS
@@ -43,13 +43,41 @@ def resolve_order(
     return ("websocket",)
 
 
+_PLAIN = frozenset(string.ascii_letters + string.digits + "-._~:/?#@!$&'()*+,;=%")
+_SCHEME = frozenset(string.ascii_letters + string.digits + "+-.")
+
+
+def _scheme_and_netloc(url: str) -> tuple[str, str]:
+    """``urlsplit(url)``'s scheme and netloc. ``urllib.parse`` costs a page tens of milliseconds
+    to import (with ``ipaddress``), so a plain URL is split here; one with anything unusual (spaces,
+    controls, brackets, non-ASCII, backslashes) still goes through ``urlsplit``."""
+    if not _PLAIN.issuperset(url):
+        from urllib.parse import urlsplit  # the rare case pays for the import
+
+        parts = urlsplit(url)
+        return parts.scheme, parts.netloc
+    scheme, colon, rest = url.partition(":")
+    if colon and scheme[:1].isalpha() and _SCHEME.issuperset(scheme):
+        scheme, url = scheme.lower(), rest
+    else:
+        scheme = ""
+    if not url.startswith("//"):
+        return scheme, ""
+    end = len(url)
+    for stop in "/?#":
+        found = url.find(stop, 2)
+        if 0 <= found < end:
+            end = found
+    return scheme, url[2:end]
+
+
 def origin(url: str) -> str | None:
     """``scheme://host[:port]`` of an absolute URL (``ws`` and ``http`` alike), else ``None``."""
-    parts = urlsplit(url)
-    if not parts.netloc:
+    scheme, netloc = _scheme_and_netloc(url)
+    if not netloc:
         return None
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    return f"{scheme}://{parts.netloc}"
+    scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
+    return f"{scheme}://{netloc}"
 
 
 class _ProbeEvents:

@@ -83,10 +83,17 @@ class _Socket:
         self.listen()
 
     def _wake(self, event: Any) -> None:
-        self.delivered += 1
         try:
             data = event.data
-            self.deliver(data if type(data) is str else data.to_bytes())
+            if type(data) is str:
+                self.delivered += 1
+                self.deliver(data)
+            else:
+                # Everything queued before this frame was delivered (``wake`` listens only then):
+                # let go of the queue now rather than hold large buffers for 64 frames.
+                self.queue.length = 0
+                self.delivered = 0
+                self.deliver(data.to_bytes())
         finally:
             self.post()
 

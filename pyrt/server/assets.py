@@ -1,8 +1,10 @@
 """Static assets: the pages, the vendored browser runtime, and pyrt itself as a zip.
 
 ``/pyrt.zip`` is built from the sources on disk (never a stale build): it is rebuilt when any
-``.py`` file under the package changes, and holds everything but the CPython-only server and
-pytest plugin.
+``.py`` file under the package changes, and holds what runs in the browser: not the server, the
+pytest plugin nor the CPython adapters. It also holds the modules' bytecode for
+Pyodide's Python once that is compiled (:mod:`pyrt.server.bytecode`), so pages import pyrt
+without compiling it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from pyrt.server.bytecode import PyodideBytecode
 from pyrt.server.settings import REPO_ROOT, Settings
 
 __all__ = ["PYODIDE_VERSION", "PYSCRIPT_VERSION", "PackageZip", "asset_routes", "missing_runtime"]
@@ -32,19 +35,31 @@ mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".mjs")
 mimetypes.add_type("text/javascript", ".js")
 
-_EXCLUDED_DIRS = {"server", "pytest_plugin", "__pycache__"}
+#: Never shipped to browsers: the server, the pytest plugin and the CPython adapters (they need
+#: ``websockets``/``httpx``). The fakes of :mod:`pyrt.testing` stay: tests run them in pages too.
+_EXCLUDED_DIRS = {"server", "pytest_plugin", "cpython", "__pycache__"}
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: same files, same bytes, same ETag
+_UTF8_NAMES = 0x800  # flag bit 11: names are UTF-8, so the page's zipfile needs no cp437 codec
 
 
 class PackageZip:
-    """The ``pyrt`` package as a zip archive whose root holds the ``pyrt/`` folder."""
+    """The ``pyrt`` package as a zip archive whose root holds the ``pyrt/`` folder.
 
-    def __init__(self, package_dir: Path) -> None:
+    With ``bytecode``, the archive also holds each module's ``.pyc`` for the page's Python
+    (``__pycache__/``) once :class:`~pyrt.server.bytecode.PyodideBytecode` has them; until then
+    (and where they cannot be made) it holds the sources alone.
+    """
+
+    def __init__(self, package_dir: Path, bytecode: PyodideBytecode | None = None) -> None:
         self._dir = package_dir
+        self._bytecode = bytecode
         self._key: tuple[tuple[str, int, int], ...] = ()
+        self._sources: dict[str, bytes] = {}
         self._data = b""
+        self._compiled = False
 
     def files(self) -> list[Path]:
-        """The files shipped to browsers, sorted."""
+        """The source files shipped to browsers, sorted."""
         return sorted(
             p
             for p in self._dir.rglob("*")
@@ -53,23 +68,54 @@ class PackageZip:
             and not _EXCLUDED_DIRS.intersection(p.relative_to(self._dir).parts[:-1])
         )
 
-    def build(self) -> bytes:
-        """The archive bytes, rebuilt only when a file was added, removed or changed."""
+    def sources(self) -> dict[str, bytes]:
+        """Archive name -> bytes of :meth:`files`, read again only when a file was added,
+        removed or changed."""
         files = self.files()
         key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
         if key != self._key:
-            buf = io.BytesIO()
-            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-                for path in files:
-                    arcname = Path(self._dir.name) / path.relative_to(self._dir)
-                    zf.writestr(str(arcname), path.read_bytes())
-            self._data, self._key = buf.getvalue(), key
+            root = Path(self._dir.name)
+            self._sources = {str(root / p.relative_to(self._dir)): p.read_bytes() for p in files}
+            self._key, self._data = key, b""
+        return self._sources
+
+    def build(self) -> bytes:
+        """The archive bytes: rebuilt when a source changed, or when its bytecode became ready."""
+        sources = self.sources()
+        pycs = self._bytecode.get(sources) if self._bytecode is not None else None
+        if not self._data or (pycs is not None and not self._compiled):
+            self._data, self._compiled = _zip({**sources, **(pycs or {})}), pycs is not None
         return self._data
+
+    def wait_for_bytecode(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the current sources' bytecode; whether it is there."""
+        if self._bytecode is None:
+            return False
+        return self._bytecode.wait(self.sources(), timeout) is not None
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, entries[name])
+        for info in zf.infolist():  # zipfile writes the flag only for names that are not ASCII
+            info.flag_bits |= _UTF8_NAMES  # the central directory, written on close
+    data = bytearray(buf.getvalue())
+    for info in zipfile.ZipFile(buf).infolist():  # and each local header (its flags at +6)
+        flags = int.from_bytes(data[info.header_offset + 6 : info.header_offset + 8], "little")
+        data[info.header_offset + 6 : info.header_offset + 8] = (flags | _UTF8_NAMES).to_bytes(2, "little")
+    return bytes(data)
 
 
 def asset_routes(settings: Settings) -> list[BaseRoute]:
     """Routes for ``/vendor/pyodide/``, ``/vendor/pyscript/``, ``/pyrt.zip`` and the pages."""
-    package = PackageZip(settings.package_dir)
+    bytecode = PyodideBytecode(settings.node_modules / "pyodide") if settings.bytecode else None
+    package = PackageZip(settings.package_dir, bytecode)
+    package.build()  # starts compiling the bytecode now, not on the first page's request
 
     async def pyrt_zip(request: Request) -> Response:
         data = package.build()

@@ -461,6 +461,16 @@ class Settings:
     sse_gzip: bool = field(
         default=True, metadata=flag("--sse-gzip", "gzip SSE streams for clients that accept it (default: on)")
     )
+    #: Ship pyrt's bytecode for the page's Python in ``/pyrt.zip`` (compiled by the Pyodide in
+    #: ``node_modules`` under Node.js, in the background, cached; pyrt.server.bytecode).
+    bytecode: bool = field(
+        default=True,
+        metadata=flag(
+            "--bytecode",
+            "ship pyrt's bytecode for Pyodide's Python in /pyrt.zip, compiled by node_modules' Pyodide "
+            "under Node.js when `node` is on the PATH (default: on)",
+        ),
+    )
     #: Seconds a graceful shutdown waits for clients to take their close frames.
     shutdown_grace: float = field(
         default=5.0,

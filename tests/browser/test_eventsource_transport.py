@@ -164,6 +164,32 @@ got
     assert [r["last_event_id_header"] for r in fault.log(key)][:3] == [None, "2", "4"]
 
 
+@pytest.mark.parametrize("event", ["message", "tick"])
+def test_bursts_that_cross_in_batches_arrive_in_order_each_once_across_stream_ends(
+    page: PyodidePage, fault: FaultApp, key: str, event: str
+) -> None:
+    named = "" if event == "message" else f"&event={event}"
+    got = run(
+        page,
+        f"""
+client = EventSourceClient("{fault.url}/stream?key={key}&n=150&total=450&retry=50{named}", backoff=FAST)
+got = []
+def on_event(event):
+    got.append(int(event.id))
+    if len(got) == 450:
+        client.close()
+client.on("{event}", on_event)
+client.connect()
+await until(lambda: len(got) == 450, timeout=30)
+[got == list(range(1, 451)), client.stats.opens]
+""",
+    )
+    assert got == [True, 3]  # the stream ended after each 150: the native object reconnected
+    log = fault.log(key)
+    assert [r["last_event_id_header"] for r in log][:3] == [None, "150", "300"]
+    assert [r["last_event_id_param"] for r in log][:3] == [None, None, None]  # never re-created
+
+
 def test_attempts_exhausted_ends_iteration_with_the_error(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
@@ -244,7 +270,7 @@ got = []
 client.on_message = lambda e: got.append(e.id)
 client.connect()
 await until(lambda: got == ["1", "2"], timeout=15)
-during = live_count() - before   # one native object (open, error, events) and the timer (2)
+during = live_count() - before   # one native object (open, error, wake, batch task), the timer (2)
 recreated = client.stats.opens
 client.close()
 await asyncio.sleep(0)
@@ -252,7 +278,7 @@ await asyncio.sleep(0)
 [during, recreated, live_count() - before]
 """,
     )
-    assert got == [5, 2, 0]
+    assert got == [6, 2, 0]
     statuses = [r["status"] for r in fault.log(key)]
     assert statuses[:6] == [200, 500, 500, 500, 500, 200]  # four native objects were replaced
 

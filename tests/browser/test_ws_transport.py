@@ -391,6 +391,61 @@ await client.wait_closed(5)
     assert py.run(code, timeout=60) == [True, 2000, 0]
 
 
+def test_frames_after_quiet_spells_text_and_binary_in_turn_arrive_each_once_in_order(
+    py: PyodidePage, pyrt_server: ServerProcess
+) -> None:
+    # Each reply comes after a quiet spell: the wake-up listener delivers it (the text ones stay
+    # in the JS queue as delivered, a binary one empties it), never the batch task a second time.
+    # (Random bytes: the server refuses frames that inflate too well.)
+    code = (
+        SETUP
+        + f"""
+import random
+client = WebSocketClient("{pyrt_server.ws_url}/echo", protocol="raw", heartbeat=None)
+got = []
+client.on_message(got.append)
+await client.connect().wait_open(10)
+sent = ["a", "b", random.Random(1).randbytes(65536), "c", bytes([0]), bytes([1]), "d"]
+for frame in sent:
+    expected = len(got) + 1
+    client.send(frame)
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(got) < expected and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # quiet: the batch task has run and found nothing more
+client.close()
+await client.wait_closed(5)
+[got == sent, len(got)]
+"""
+    )
+    assert py.run(code, timeout=60) == [True, 7]
+
+
+def test_a_connected_client_has_not_imported_urllib_or_ipaddress(
+    pyrt_server: ServerProcess, pyrt_new_page: Callable[..., PyodidePage]
+) -> None:
+    # Compiling urllib.parse with ipaddress was the largest single cost of a first connect in
+    # Pyodide (the stdlib ships as sources); a client over WebSocket needs neither. A fresh page:
+    # the module's page has run other clients.
+    page = pyrt_new_page(pyrt_server)
+    code = f"""
+import sys
+from pyrt import WebSocketClient
+before = {{"urllib.parse", "ipaddress"}} & set(sys.modules)
+client = WebSocketClient("{pyrt_server.ws_url}/ws")
+got = []
+client.on_message(got.append)
+client.send({{"hello": 1}})
+await client.connect().wait_open(10)
+while not got:
+    await asyncio.sleep(0.01)
+client.close()
+await client.wait_closed(5)
+[sorted(before), sorted({{"urllib.parse", "ipaddress"}} & set(sys.modules)), client.transport]
+"""
+    assert page.run("import asyncio\n" + code, timeout=60) == [[], [], "websocket"]
+
+
 def test_a_token_callable_opens_refreshes_in_place_and_serves_fetch_event_source_too(
     py: PyodidePage, pyrt_server: ServerProcess, pyrt_start_server: Callable[..., ServerProcess]
 ) -> None:

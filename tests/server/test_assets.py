@@ -41,7 +41,7 @@ def test_vendored_assets_are_served_locally_with_their_types(
     assert response.headers["content-type"].startswith(content_type)
 
 
-def test_pyrt_zip_holds_the_client_sources_but_not_the_server_nor_the_pytest_plugin(
+def test_pyrt_zip_holds_the_client_sources_but_nothing_that_only_runs_on_cpython(
     pyrt_server: ServerProcess,
 ) -> None:
     response = httpx.get(pyrt_server.url + "/pyrt.zip")
@@ -50,7 +50,9 @@ def test_pyrt_zip_holds_the_client_sources_but_not_the_server_nor_the_pytest_plu
     assert "pyrt/__init__.py" in names
     assert "pyrt/engine/backoff.py" in names
     assert "pyrt/browser/proxies.py" in names
-    assert not [name for name in names if name.startswith(("pyrt/server/", "pyrt/pytest_plugin/"))]
+    cpython_only = ("pyrt/server/", "pyrt/pytest_plugin/", "pyrt/cpython/")
+    assert not [name for name in names if name.startswith(cpython_only)]
+    assert "pyrt/testing/waiting.py" in names  # the fakes run in pages too
     assert (
         zipfile.ZipFile(io.BytesIO(response.content)).read("pyrt/engine/backoff.py")
         == (REPO / "pyrt" / "engine" / "backoff.py").read_bytes()
@@ -71,9 +73,19 @@ def test_the_zip_is_rebuilt_when_a_source_file_changes(tmp_path: Path) -> None:
     archive = PackageZip(package)
     first = zipfile.ZipFile(io.BytesIO(archive.build()))
     assert first.namelist() == ["pyrt/__init__.py"]
+    assert archive.build() == PackageZip(package).build()  # same files, same bytes (and ETag)
     (package / "extra.py").write_text("B = 2\n")
     second = zipfile.ZipFile(io.BytesIO(archive.build()))
     assert second.namelist() == ["pyrt/__init__.py", "pyrt/extra.py"]
+
+
+def test_the_zip_names_its_files_in_utf8_so_a_page_needs_no_cp437_codec(tmp_path: Path) -> None:
+    (tmp_path / "pyrt").mkdir()
+    (tmp_path / "pyrt" / "__init__.py").write_text("A = 1\n")
+    data = PackageZip(tmp_path / "pyrt").build()
+    (info,) = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    assert info.flag_bits & 0x800
+    assert int.from_bytes(data[6:8], "little") & 0x800  # the local header says so too
 
 
 def test_pages_and_pyodide_come_from_the_folders_given_on_the_command_line(
