@@ -1,7 +1,8 @@
 """Run every benchmark once, print the table of figures and ratios, save JSON and a chart.
 
 ``python -m bench.run`` (what ``make bench`` runs). Options: ``--quick`` (tiny sizes, for the
-smoke test), ``--only client`` / ``server`` / ``flow``, ``--out DIR`` (default ``bench/results``).
+smoke test), ``--only client`` / ``server`` / ``persist`` / ``flow`` / ``transports``, ``--out DIR``
+(default ``bench/results``).
 Benchmarks report; the exit status is non-zero only when the harness itself broke.
 """
 
@@ -138,10 +139,19 @@ def run_flow_benchmarks(sizes: Sizes, log: Any) -> dict[str, Any]:
     return run_flow(sizes, log)
 
 
+def run_transport_benchmarks(sizes: Sizes, log: Any) -> dict[str, Any]:
+    """The HTTP binding against WebSockets: Chromium, CPython and the server's idle memory."""
+    from bench.transport_bench import run_transports
+
+    return run_transports(sizes, log)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness in seconds")
-    parser.add_argument("--only", choices=["client", "server", "persist", "flow"], help="run one part")
+    parser.add_argument(
+        "--only", choices=["client", "server", "persist", "flow", "transports"], help="run one part"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where JSON and the chart go")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -159,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "server": run_server_benchmarks,
         "persist": run_persist_benchmarks,
         "flow": run_flow_benchmarks,
+        "transports": run_transport_benchmarks,
     }
     for half, func in parts.items():
         if args.only and args.only != half:
