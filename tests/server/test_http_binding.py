@@ -326,3 +326,35 @@ def test_streams_count_against_the_per_address_cap_as_websockets_do(
             await stream.http.aclose()
 
     run(scenario)
+
+
+def test_posted_frames_count_against_the_received_bytes_rate_and_the_post_waits(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    # The rate is lowered to 100 kB/s (and the largest message, which sets the burst, to 100 kB)
+    # so that three posted messages of 90 kB go over it; the default (4 MiB/s) meters the same way.
+    rate = 100_000
+    server = pyrt_start_server("--receive-rate", str(rate), "--max-message-bytes", str(rate))
+
+    took: list[float] = []
+
+    async def scenario() -> None:
+        stream = await welcomed(server)
+        frames = [{"type": "message", "id": f"m-{n}", "data": str(n) * 90_000} for n in range(3)]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        answer = await stream.post(*frames)
+        took.append(loop.time() - started)
+        assert answer.status_code == 204
+        for n in range(3):  # every frame handled, in order: the rate made it wait, lost nothing
+            ack = await stream.frame()
+            assert (ack["type"], ack["id"], ack["ok"]) == ("ack", f"m-{n}", True)
+        await stream.http.aclose()
+
+    run(scenario)
+    received = 3 * len(json.dumps({"type": "message", "id": "m-0", "data": "0" * 90_000}))
+    # The POST was answered only once the connection was back within its rate: what went over the
+    # burst had to be paid back at the rate first (1.7 s; the bound leaves 10 % for rounding).
+    assert took[0] >= 0.9 * (received - rate) / rate, took
+    metrics = httpx.get(server.url + "/metrics").text
+    assert 'pyrt_throttled_total{budget="receive"}' in metrics
