@@ -36,7 +36,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=480,
     )
     assert proc.returncode == 0, f"bench.run failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return json.loads((out / "latest.json").read_text()), proc.stdout
