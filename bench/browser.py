@@ -59,19 +59,24 @@ class Chromium:
 
 
 class BenchPage:
-    """The PyScript bench page: raw JS contenders in ``benchJs``, Python ones in ``benchPy``."""
+    """The PyScript bench page: raw JS contenders in ``benchJs``, Python ones in ``benchPy``.
+    ``path``: another page with the same ``benchPy`` entry point, ready when ``ready`` is true."""
 
-    def __init__(self, chromium: Chromium, base_url: str, boot_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        chromium: Chromium,
+        base_url: str,
+        boot_timeout: float = 120.0,
+        path: str = "/bench.html",
+        ready: str = "window.benchPyReady === true && window.benchJsReady === true",
+    ) -> None:
         self.context, self.page = chromium.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         self.page.on("console", lambda msg: self.errors.append(f"[{msg.type}] {msg.text}"))
-        self.page.goto(base_url + "/bench.html")
+        self.page.goto(base_url + path)
         try:
-            self.page.wait_for_function(
-                "window.benchPyReady === true && window.benchJsReady === true",
-                timeout=boot_timeout * 1000,
-            )
+            self.page.wait_for_function(ready, timeout=boot_timeout * 1000)
         except Exception as exc:
             self.close()
             diagnostics = "\n".join(self.errors[-20:])

@@ -26,7 +26,7 @@ def draw(results: dict[str, Any], path: Path) -> str | None:
     labels, values, colors = [], [], []
     for t in ratios:
         labels.append(f"{t.label}  (goal {t.goal})")
-        measured = t.value if t.value is not None else 0.0
+        measured = min(t.value, 200.0) if t.value is not None else 0.0  # inf: never happened
         values.append(measured)
         colors.append(COLORS.get(t.verdict, "#9e9e9e"))
     positions = list(range(len(ratios)))[::-1]

@@ -38,6 +38,15 @@ class Sizes:
     # flow control: acked messages drained against serve.py's default limits
     drain_messages: int = 5_000
     seq_acks_seconds: float = 5.0  # sequential send_with_ack against the same defaults
+    # the HTTP binding against WebSockets (bench/transport_bench.py)
+    # publications per receive run: ~1.5 MB in all, under serve.py's 4 MiB send queue per
+    # connection even if the client read none of them before the last was published
+    transport_recv_n: int = 10_000
+    transport_recv_runs: int = 4  # per transport, interleaved
+    transport_rtt_n: int = 2_000
+    transport_first_reps: int = 3  # per hostile mode
+    transport_first_default_timeout: bool = True  # also "101 then silence" at the default 10 s
+    transport_idle_connections: int = 1_000
 
 
 FULL = Sizes()
@@ -60,4 +69,10 @@ QUICK = Sizes(
     persist_writes=5,
     drain_messages=300,
     seq_acks_seconds=0.5,
+    transport_recv_n=300,
+    transport_recv_runs=1,
+    transport_rtt_n=30,
+    transport_first_reps=1,
+    transport_first_default_timeout=False,
+    transport_idle_connections=20,
 )

@@ -14,7 +14,9 @@ messages per second on an absolute schedule and prints ``{"event": "done", ...}`
 Kinds: ``pyrt`` (serve.py ``/ws``, subprotocols ``pyrt.v1.batch, pyrt.v1`` like pyrt's own
 clients: subscribe / publish frames, batched frames split at line breaks), ``pyrt1`` (the same
 offering only ``pyrt.v1``, as clients from before batching did), ``pyrt-deflate`` (``pyrt`` that
-also offers permessage-deflate as Chromium does),
+also offers permessage-deflate as Chromium does), ``pyrt-http`` (serve.py ``/ws`` over the HTTP
+binding: a streamed ``GET`` with ``Accept: text/event-stream``, the ``subscribe`` frame and every
+``pong`` in a ``POST ?key=K&seq=N`` on a connection of its own, closed once answered),
 ``ws`` (the minimal broadcast server: ``/sub`` and ``/pub``), ``sio`` (Socket.IO v4 over its
 WebSocket transport), ``sse`` (subscribers only: any event-stream URL).
 
@@ -314,8 +316,7 @@ class SSEConnection(asyncio.Protocol):
                 return
             self.chunked = b"transfer-encoding: chunked" in head
             self.headers_done = True
-            if not self.ready.done():
-                self.ready.set_result(None)
+            self.stream_opened()
             data = rest
         if self.chunked:
             self._dechunk(data)
@@ -359,15 +360,93 @@ class SSEConnection(asyncio.Protocol):
             block = bytes(text[start:end])
             start = end + 2
             if b"data:" in block:
-                self.stats.deliver(block, self.sample)
+                self.on_event(block)
         if start:
             del text[:start]
+
+    def stream_opened(self) -> None:
+        """The answer is ``200``: a plain event stream is ready now."""
+        if not self.ready.done():
+            self.ready.set_result(None)
+
+    def on_event(self, block: bytes) -> None:
+        """One event that carries data (its raw lines)."""
+        self.stats.deliver(block, self.sample)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(f"connection lost: {exc}"))
         if not self.lost.done():
             self.lost.set_result(None)
+
+
+class HttpBindingConnection(SSEConnection):
+    """A pyrt connection over serve.py's HTTP binding (docs/protocol.md): the stream is this
+    ``GET``; the ``welcome`` names the connection's key, then the ``subscribe`` frame (and later
+    each ``pong``) goes in a ``POST ?key=K&seq=N`` on a short connection of its own, as a browser
+    whose keep-alive connection timed out would send it. Ready once ``subscribed``."""
+
+    def __init__(self, host: str, path: str, stats: Stats) -> None:
+        super().__init__(host, path, stats)
+        self.key: str | None = None
+        self.seq = 0
+        self.posting: asyncio.Task[None] | None = None
+        self.outbox: list[bytes] = []
+
+    def stream_opened(self) -> None:
+        """Not ready yet: the welcome and the subscription come first."""
+
+    def on_event(self, block: bytes) -> None:
+        data = b"\n".join(line[5:].lstrip(b" ") for line in block.split(b"\n") if line.startswith(b"data:"))
+        if block.startswith(b"event: close") or b"\nevent: close" in block:
+            if self.transport is not None:
+                self.transport.close()
+            return
+        if b'"publication"' in data[:40]:
+            self.stats.deliver(data, self.sample)
+            return
+        frame = json.loads(data)
+        kind = frame.get("type")
+        if kind == "welcome":
+            self.key = frame.get("key")
+            self.post(json.dumps({"type": "subscribe", "channel": CHANNEL}).encode())
+        elif kind == "subscribed" and not self.ready.done():
+            self.ready.set_result(None)
+        elif kind == "ping":
+            self.post(json.dumps({"type": "pong", "t": frame.get("t")}).encode())
+        elif kind == "publication":
+            self.stats.deliver(data, self.sample)
+
+    def post(self, frame: bytes) -> None:
+        """Send ``frame`` in the next POST: one at a time, in order, as the binding requires."""
+        self.outbox.append(frame)
+        if self.posting is None or self.posting.done():
+            self.posting = asyncio.get_running_loop().create_task(self._post_all())
+
+    async def _post_all(self) -> None:
+        while self.outbox and self.key is not None:
+            body = b"\n".join(self.outbox)
+            self.outbox.clear()
+            self.seq += 1
+            host, _, port = self.host.rpartition(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            try:
+                head = (
+                    f"POST {self.path}?key={self.key}&seq={self.seq} HTTP/1.1\r\nHost: {self.host}\r\n"
+                    f"Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {len(body)}\r\n"
+                    "Connection: close\r\n\r\n"
+                )
+                writer.write(head.encode() + body)
+                status = await reader.readline()
+            finally:
+                writer.close()
+            if b" 204 " not in status:
+                why = ConnectionError(f"POST refused: {status.decode(errors='replace').strip()}")
+                if not self.ready.done():
+                    self.ready.set_exception(why)
+                if self.transport is not None:
+                    self.transport.close()
+                return
 
 
 # ---------------------------------------------------------------- commands
@@ -379,7 +458,7 @@ def _endpoint(kind: str, url: str, role: str) -> tuple[str, int, str]:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    if kind in SUBPROTOCOLS:
+    if kind in SUBPROTOCOLS or kind == "pyrt-http":
         path = "/ws"
     elif kind == "ws":
         path = "/sub" if role == "sub" else "/pub"
@@ -394,6 +473,8 @@ async def _connect(kind: str, url: str, stats: Stats, sample: bool) -> asyncio.P
     proto: WSConnection | SSEConnection
     if kind == "sse":
         proto = SSEConnection(f"{host}:{port}", path, stats)
+    elif kind == "pyrt-http":
+        proto = HttpBindingConnection(f"{host}:{port}", path, stats)
     else:
         factory = {"ws": ws_subscriber, "sio": sio_subscriber}.get(kind, pyrt_subscriber)
         proto = WSConnection(
@@ -559,7 +640,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="pyrt bench load clients")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("sub")
-    s.add_argument("--kind", choices=[*SUBPROTOCOLS, "ws", "sio", "sse"], required=True)
+    s.add_argument("--kind", choices=[*SUBPROTOCOLS, "pyrt-http", "ws", "sio", "sse"], required=True)
     s.add_argument("--url", required=True)
     s.add_argument("--count", type=int, default=100)
     s.add_argument("--sample-every", type=int, default=10)

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from bench import transport_bench
+
 NA = "not yet measurable"
 
 
@@ -207,6 +209,7 @@ def targets(results: dict[str, Any]) -> list[Target]:
     per_s = seq.get("acks_per_s") if _ok(seq) else None
     label = "sequential await send_with_ack against the default limits, acks/s"
     out.append(Target(label, per_s, "reported", "", 0, "/s", _why(seq)))
+    out += [Target(*spec) for spec in transport_bench.targets(results)]
     return out
 
 
@@ -536,6 +539,7 @@ def sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
                 rows,
             )
         )
+    out += transport_bench.sections(results)
     return out
 
 

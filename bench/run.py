@@ -1,8 +1,8 @@
 """Run every benchmark once, print the table of figures and ratios, save JSON and a chart.
 
 ``python -m bench.run`` (what ``make bench`` runs). Options: ``--quick`` (tiny sizes, for the
-smoke test), ``--only client`` / ``server`` / ``persist`` / ``flow`` (or ``startup``: the client
-part's start-up rows alone), ``--out DIR`` (default ``bench/results``).
+smoke test), ``--only client`` / ``server`` / ``persist`` / ``flow`` / ``transports`` (or
+``startup``: the client part's start-up rows alone), ``--out DIR`` (default ``bench/results``).
 Benchmarks report; the exit status is non-zero only when the harness itself broke.
 """
 
@@ -139,12 +139,19 @@ def run_flow_benchmarks(sizes: Sizes, log: Any) -> dict[str, Any]:
     return run_flow(sizes, log)
 
 
+def run_transport_benchmarks(sizes: Sizes, log: Any) -> dict[str, Any]:
+    """The HTTP binding against WebSockets: Chromium, CPython and the server's idle memory."""
+    from bench.transport_bench import run_transports
+
+    return run_transports(sizes, log)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness in seconds")
     parser.add_argument(
         "--only",
-        choices=["client", "startup", "server", "persist", "flow"],
+        choices=["client", "startup", "server", "persist", "flow", "transports"],
         help="run one part (startup: the client part's start-up rows alone)",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where JSON and the chart go")
@@ -164,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "server": run_server_benchmarks,
         "persist": run_persist_benchmarks,
         "flow": run_flow_benchmarks,
+        "transports": run_transport_benchmarks,
     }
     if args.only == "startup":
         parts = {"client": lambda sizes, log: run_client_benchmarks(sizes, log, startup_only=True)}

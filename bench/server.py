@@ -26,6 +26,12 @@ WebSocket endpoints (text frames unless said otherwise):
 
 HTTP: ``/sse-flood?n=N`` is an event stream of N events (``id:`` = seq, the same JSON as the flood)
 and a final ``event: done``.
+
+Holding a page (benchmark 11's receive runs, where the publications come from ``serve.py``): a
+page's synchronous ``XMLHttpRequest`` to ``/hold`` blocks its main thread until the driver asks
+for ``/release``, so what is sent to it meanwhile waits in the network and the page then reads it
+as fast as it can; ``/wait-held`` answers once a page is held (``held``, or ``not held`` after
+30 s).
 """
 
 from __future__ import annotations
@@ -128,11 +134,50 @@ def _static(path: str) -> Response | None:
     return None
 
 
-def process_request(connection: ServerConnection, request: Request) -> Response | None:
+class Hold:
+    """One page held at a time (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.held = asyncio.Event()
+        self.released = asyncio.Event()
+
+    async def hold(self) -> Response:
+        self.released.clear()
+        self.held.set()
+        try:
+            await asyncio.wait_for(self.released.wait(), 300)  # never hold a page for ever
+        except TimeoutError:
+            return _response(200, b"timed out\n", "text/plain")
+        finally:
+            self.held.clear()
+        return _response(200, b"released\n", "text/plain")
+
+    async def wait_held(self) -> Response:
+        try:
+            await asyncio.wait_for(self.held.wait(), 30)
+        except TimeoutError:
+            return _response(200, b"not held\n", "text/plain")
+        return _response(200, b"held\n", "text/plain")
+
+    def release(self) -> Response:
+        self.released.set()
+        return _response(200, b"released\n", "text/plain")
+
+
+HOLD = Hold()
+
+
+async def process_request(connection: ServerConnection, request: Request) -> Response | None:
     """Plain HTTP requests (no ``Upgrade``) get files and the SSE flood; upgrades pass through."""
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return None
     url = urlsplit(request.path)
+    if url.path == "/hold":
+        return await HOLD.hold()
+    if url.path == "/wait-held":
+        return await HOLD.wait_held()
+    if url.path == "/release":
+        return HOLD.release()
     if url.path == "/pyrt.zip":
         return _response(200, PACKAGE.build(), "application/zip")
     if url.path == "/pyrt-source.zip":

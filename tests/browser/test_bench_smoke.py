@@ -125,3 +125,31 @@ def test_the_sequential_acks_ran_against_the_defaults_without_a_refusal(
     assert seq["acks"] > 0
     assert seq["client_refused"] == 0
     assert seq["server_refusals"] == 0
+
+
+def test_the_http_binding_ran_beside_websockets(quick_run: tuple[dict[str, Any], str]) -> None:
+    results, stdout = quick_run
+    t = results["transports"]
+    for transport in ("websocket", "http"):
+        recv = t["recv"]["transports"][transport]
+        assert recv["msgs_per_s"] > 0, recv
+        assert recv["bad"] == 0, recv
+        assert recv["ended_on"] == [transport], recv  # pinned: it never moved
+        assert t["rtt"]["echo"][transport]["p50_ms"] > 0
+        assert t["rtt"]["ack"][transport]["ended_on"] == transport
+        assert t["idle"][transport]["connections"] > 0
+    assert t["rtt"]["fetch_floor"]["p50_ms"] > 0
+    assert "11. WebSocket and the HTTP binding" in stdout
+
+
+def test_behind_every_hostile_network_the_first_message_came_over_http(
+    quick_run: tuple[dict[str, Any], str],
+) -> None:
+    first = quick_run[0]["transports"]["first_message"]
+    for runtime in ("chromium", "cpython"):
+        assert first[runtime]["none"]["ended_on"] == ["websocket"], first[runtime]
+        hostile = {mode: entry for mode, entry in first[runtime].items() if mode != "none"}
+        assert len(hostile) >= 4, hostile
+        for mode, entry in hostile.items():
+            assert entry["ms"] is not None, (runtime, mode, entry)
+            assert entry["ended_on"] == ["http"], (runtime, mode, entry)
