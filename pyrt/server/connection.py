@@ -64,6 +64,9 @@ class TextWriter(Protocol):
     def pyrt_send_texts(self, texts: list[bytes]) -> None:
         """Write these UTF-8 text messages, in order, in one socket write."""
 
+    def pyrt_unread(self) -> bool:
+        """Whether the server holds input of this client unread (made to wait)."""
+
 
 class BodyWriter(Protocol):
     """An SSE stream's direct way out (:class:`~pyrt.server.uvicorn_private.ChunkWriter`)."""
@@ -177,6 +180,14 @@ class Connection:
         self._flushing = False  # waiting in the flusher
 
     # --- sending ------------------------------------------------------------------------------
+
+    def unread(self) -> bool:
+        """Whether the server holds input of this client it has not read yet (its address over
+        its CPU share, no room for its messages): the client is not silent meanwhile, it is
+        being made to wait. Only a direct WebSocket writer (``serve.py``) knows."""
+        direct = self._direct
+        probe = getattr(direct, "pyrt_unread", None)
+        return bool(probe is not None and probe())
 
     def push(self, item: str | bytes) -> bool:
         """Queue one frame (``str``, WebSocket) or event bytes (SSE). ``False`` if it was dropped.

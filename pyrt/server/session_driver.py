@@ -151,7 +151,10 @@ class SessionDriver:
         self.conn.detach()
 
     def tick(self, now: float) -> None:
-        """Liveness and token expiry (the runtime's sweep calls it every ``heartbeat / 2``)."""
+        """Liveness and token expiry (the runtime's sweep calls it every ``heartbeat / 2``). A
+        client whose input the server holds unread is being made to wait, not silent."""
+        if self.conn.unread():
+            self.protocol.heard(now)
         self.protocol.tick(now)
         self.perform()
 

@@ -462,7 +462,7 @@ class LimitedWebSocketProtocol(WebSocketsSansIOProtocol):
         address over its CPU share, no room for its messages, or it does not read what it is
         sent), its pong may be among the bytes not read yet: wait another timeout instead of
         closing with 1011 a client that is only being made to wait."""
-        if (self._pyrt_held or self.read_paused) and self.ping_timeout is not None:
+        if self.pyrt_unread() and self.ping_timeout is not None:
             if not self.transport.is_closing():
                 self.pong_timer = self.loop.call_later(self.ping_timeout, self.keepalive_timeout)
             return
@@ -538,6 +538,15 @@ class LimitedWebSocketProtocol(WebSocketsSansIOProtocol):
             self.handshake_complete = True
 
     # --- serve.py's direct send path (pyrt.server.connection.TextWriter) --------------------------
+
+    def pyrt_unread(self) -> bool:
+        """Whether the server holds this client's input unread: bytes held while its address is
+        over its CPU share, reading paused for lack of room, or messages queued for the
+        application. Not when reading is paused because the client does not read what it is
+        sent (a dead client must still time out)."""
+        return (
+            bool(self._pyrt_held) or (self.read_paused and not self._pyrt_blocked) or not self.queue.empty()
+        )
 
     def pyrt_ready(self) -> bool:
         return (

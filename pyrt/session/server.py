@@ -254,6 +254,12 @@ class ServerSession:
         self.push(text, own=True)
         return True
 
+    def heard(self, now: float) -> None:
+        """The client is there (the driver holds input of it not handed over yet): its silence
+        starts again from ``now``."""
+        self.last_seen = now
+        self._pinged = False
+
     def tick(self, now: float) -> None:
         """Time passed: ping a quiet client, drop one silent for three heartbeats, close when
         the token expired."""

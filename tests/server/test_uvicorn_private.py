@@ -260,6 +260,7 @@ def test_a_connection_made_to_wait_outlives_uvicorns_keepalive_and_a_silent_one_
     ws.ping_timeout = 20.0
     ws.close_sent = False
     ws.read_paused = False
+    ws.queue = SimpleNamespace(empty=lambda: True)  # type: ignore[assignment]
     ws.logger = SimpleNamespace(level=100)  # type: ignore[assignment]
     ws.client = None  # type: ignore[assignment]
     ws._pyrt_held = b'{"type":"pong"}'  # read in its turn: the pong may be in there
@@ -271,7 +272,7 @@ def test_a_connection_made_to_wait_outlives_uvicorns_keepalive_and_a_silent_one_
     timers[-1][1]()
     assert len(timers) == 2
     assert failed == []
-    ws.read_paused = False  # read again, and the pong still did not come
+    ws._pyrt_blocked = True  # paused because the client does not read: that is no excuse
     timers[-1][1]()
     assert failed == [(1011, "keepalive ping timeout")]
     assert closed == [True]

@@ -306,6 +306,19 @@ def test_the_admission_gate_refuses_then_closes_a_client_that_ignores_it() -> No
     assert d.closed == (1008, "rate limit exceeded")
 
 
+def test_a_client_the_server_holds_input_of_is_not_dropped_as_silent() -> None:
+    d = Driver(SessionConfig(heartbeat=10.0))
+    d.take()
+    for _ in range(8):  # 80 s: its frames wait unread (the driver says it heard from it)
+        d.now += 10.0
+        d.session.heard(d.now)
+        d.session.tick(d.now)
+        assert not any(isinstance(a, act.Abort) for a in d.session.actions())
+    d.now += 31.0  # then silent for over three heartbeats
+    d.session.tick(d.now)
+    assert any(isinstance(a, act.Abort) for a in d.session.actions())
+
+
 def test_a_frame_over_the_size_limit_closes_with_1009_and_binary_is_refused() -> None:
     d = Driver(SessionConfig(max_message_chars=100))
     d.take()
