@@ -9,6 +9,14 @@ Subscribing without gap or duplicate (:meth:`Hub.subscribe`): the subscriber is 
 and buffers live publications; then history after ``since`` is read and replayed; then the buffer
 is flushed, skipping what the replay already covered (offsets are totally ordered per channel).
 
+A replay holds no more than the client can take (:meth:`Hub.replay`): it is sent at the client's
+pace (while its send queue is at most half full), read from the broker a page at a time when the
+broker keeps it elsewhere (Redis), and the live publications buffered meanwhile take at most the
+connection's send-queue limit: past it they are dropped, and read from the broker once the replay
+got there. A client that replays more slowly than the channel's retention trims finds its next
+page gone: it is cut off as a slow consumer (1013) and resubscribes from its last offset, when it
+learns what it lost (``recovered: false``).
+
 Presence the same way (:meth:`Hub.subscribe_presence`): a subscriber that wants join/leave
 diffs buffers them while the channel's members are read; diffs at or below the version of that
 snapshot are dropped, the newer ones follow it in order.
@@ -27,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from pyrt.server.brokers.base import Broker, History, Publication
+from pyrt.server.brokers.base import Broker, BrokerError, History, Publication
 from pyrt.server.connection import Connection
 from pyrt.server.limits import TokenBucket
 from pyrt.server.metrics import Stats
@@ -36,12 +44,16 @@ from pyrt.server.presence import Snapshot
 from pyrt.wire import codec
 from pyrt.wire.frames import PresenceDiff, RawJSON
 
-__all__ = ["Hub", "Subscriber", "TooManyChannels", "encoded", "replay"]
+__all__ = ["Hub", "Subscriber", "TooManyChannels", "encoded", "page_bytes"]
 
 log = logging.getLogger("pyrt.server")
 
-#: Live publications buffered while a subscriber's replay is being read, before it counts as slow.
+#: Presence diffs buffered while a subscriber's snapshot is being read, before it counts as slow.
 _PENDING_LIMIT = 10_000
+#: Publications read from the broker at once while replaying, at most ...
+_PAGE_LIMIT = 500
+#: ... and about this many bytes of them (or half the connection's send queue, when smaller).
+_PAGE_BYTES = 256 * 1024
 #: Presence diffs of one channel sent at once, one at a time, before changes are gathered by tick.
 PRESENCE_BURST = 10
 
@@ -59,7 +71,17 @@ class TooManyChannels(Exception):
 class Subscriber:
     """One connection's subscription to one channel (with its presence diffs, when ``presence``)."""
 
-    __slots__ = ("channel", "conn", "floor", "pending", "presence", "presence_floor", "presence_pending")
+    __slots__ = (
+        "behind",
+        "channel",
+        "conn",
+        "floor",
+        "pending",
+        "pending_bytes",
+        "presence",
+        "presence_floor",
+        "presence_pending",
+    )
 
     def __init__(self, conn: Connection, channel: str, presence: bool = False) -> None:
         self.conn = conn
@@ -68,6 +90,11 @@ class Subscriber:
         self.floor: OffsetKey = ZERO
         #: Live publications that arrived while the replay was being read; ``None`` once live.
         self.pending: list[Publication] | None = []
+        #: Bytes of data in ``pending``; at most the connection's send-queue limit.
+        self.pending_bytes = 0
+        #: Live publications were dropped from ``pending`` (it was full): the replay reads them
+        #: from the broker before going live.
+        self.behind = False
         #: The subscriber wants the channel's presence: its snapshot and join/leave diffs.
         self.presence = presence
         #: Diffs at or below this version are in the snapshot sent (or older).
@@ -82,10 +109,13 @@ class Subscriber:
         """
         pending = self.pending
         if pending is not None:
-            pending.append(publication)
-            if len(pending) > _PENDING_LIMIT:
-                self.pending = None
-                self.conn.close(1013, "slow consumer: resubscribe from your last offset")
+            if not self.behind:
+                pending.append(publication)
+                self.pending_bytes += len(publication.data_json)
+                if self.pending_bytes > self.conn.limit_bytes:  # the broker keeps them: read later
+                    pending.clear()
+                    self.pending_bytes = 0
+                    self.behind = True
             return False
         if publication.key <= self.floor:
             return False
@@ -119,6 +149,7 @@ class Subscriber:
         """End the replay: publications up to ``floor`` were sent; flush the newer buffered ones."""
         self.floor = max(self.floor, floor)
         pending, self.pending = self.pending or [], None
+        self.pending_bytes = 0
         sent = 0
         for publication in pending:
             try:
@@ -159,23 +190,9 @@ def encoded(publication: Publication, kind: str, frames: dict[str, str | bytes] 
     return frame
 
 
-async def replay(conn: Connection, history: History) -> OffsetKey:
-    """Send ``history``'s publications to ``conn`` at the client's pace (waiting for room in its
-    send queue); return the offset to go live from. A publication that cannot be encoded is
-    skipped (and logged), never the end of the stream."""
-    floor = offset_key(history.latest)
-    limit = conn.limit_bytes // 2
-    for publication in history.publications:
-        if conn.closed:
-            break
-        try:
-            conn.push(encoded(publication, conn.kind))
-        except Exception:
-            log.exception("replaying %r %s failed", publication.channel, publication.offset)
-        floor = max(floor, publication.key)
-        if conn.queued_bytes > limit:
-            await conn.wait_room()
-    return floor
+def page_bytes(conn: Connection) -> int:
+    """Bytes of publications a replay to ``conn`` reads from the broker at once, about."""
+    return max(1, min(_PAGE_BYTES, conn.limit_bytes // 2))
 
 
 class Hub:
@@ -332,11 +349,11 @@ class Hub:
         return len(self._channels.get(channel, ()))
 
     async def subscribe(self, subscriber: Subscriber, since: OffsetKey | None) -> History:
-        """Register ``subscriber`` and read what it must replay.
+        """Register ``subscriber`` and read what it must replay (its first page, when the broker
+        keeps it elsewhere).
 
-        The caller sends the ``History`` (its subscribed answer and the replayed publications,
-        pacing itself with ``Connection.wait_room``), then calls ``subscriber.go_live(floor)``
-        with the offset of the last publication it sent (or ``History.latest``). Live
+        The caller answers the subscription (with ``History.latest`` and ``recovered``), then
+        calls :meth:`replay`, which sends the publications and takes the subscriber live. Live
         publications are buffered until then. Call :meth:`unsubscribe` when done, also on error.
         """
         channel = subscriber.channel
@@ -371,11 +388,74 @@ class Hub:
             raise
         try:
             return await self._broker.history(
-                channel, since, limit=self._replay_limit, max_bytes=self._replay_bytes
+                channel,
+                since,
+                limit=self._replay_limit,
+                max_bytes=self._replay_bytes,
+                page_bytes=page_bytes(subscriber.conn),
             )
         except BaseException:
             self.unsubscribe(subscriber)
             raise
+
+    async def replay(self, subscriber: Subscriber, history: History) -> int:
+        """Send ``history`` (from :meth:`subscribe`) to the subscriber's connection at the
+        client's pace, then take the subscriber live; return how many publications were sent.
+
+        Holds at most a page of history and the connection's limit of live publications at once
+        (see the module docstring): the rest of a ``history`` with ``more``, and the live
+        publications dropped meanwhile, are read from the broker page by page as the client
+        takes them. Stops when the connection closes or the subscriber is unsubscribed. When a
+        page is no longer retained, cuts the connection off as a slow consumer; when the broker
+        fails, drops it (the client resubscribes from its last offset either way). A publication
+        that cannot be encoded is skipped (and logged), never the end of the stream.
+        """
+        conn = subscriber.conn
+        room = conn.limit_bytes // 2
+        floor = offset_key(history.latest)
+        last: OffsetKey | None = None  # the last publication sent
+        publications, more = history.publications, history.more
+        sent = 0
+        while True:
+            for publication in publications:
+                if conn.closed:
+                    return sent
+                try:
+                    conn.push(encoded(publication, conn.kind))
+                except Exception:
+                    log.exception("replaying %r %s failed", publication.channel, publication.offset)
+                sent += 1
+                last = publication.key
+                if conn.queued_bytes > room:
+                    await conn.wait_room()
+            publications = []  # the page sent is not kept while the next is read
+            if conn.closed or subscriber.pending is None:  # gone, or unsubscribed meanwhile
+                return sent
+            if last is not None:
+                floor = max(floor, last)
+            if more and last is not None:
+                since = last
+            elif subscriber.behind:  # from now on ``pending`` keeps them; the broker has the rest
+                subscriber.behind = False
+                since = floor
+            else:
+                break
+            try:
+                page = await self._broker.page(
+                    subscriber.channel, since, limit=_PAGE_LIMIT, max_bytes=page_bytes(conn)
+                )
+            except BrokerError as exc:
+                log.warning("replaying %r failed: %s", subscriber.channel, exc)
+                conn.abort()
+                return sent
+            if conn.closed or subscriber.pending is None:
+                return sent
+            if not page.recovered:  # trimmed before the client took it
+                conn.cut_off()
+                return sent
+            publications, more = page.publications, page.more
+        subscriber.go_live(floor)
+        return sent
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Forget ``subscriber`` (idempotent); the broker stops watching an empty channel."""

@@ -23,7 +23,7 @@ from pyrt.server.auth import Claims
 from pyrt.server.brokers.base import BrokerError, Page
 from pyrt.server.connection import Connection
 from pyrt.server.history import history_page
-from pyrt.server.hub import Subscriber, TooManyChannels, replay
+from pyrt.server.hub import Subscriber, TooManyChannels
 from pyrt.server.limits import Meter
 from pyrt.server.offsets import offset_key
 from pyrt.server.runtime import Runtime
@@ -375,10 +375,7 @@ class SessionDriver:
             return
         if snapshot is not None:
             subscriber.presence_live(offset_key(snapshot.version))
-        floor = await replay(self.conn, history)
-        self.rt.stats.replayed += len(history.publications)
-        if self.subscribers.get(action.channel) is subscriber:
-            subscriber.go_live(floor)
+        self.rt.stats.replayed += await hub.replay(subscriber, history)
 
     async def _read_history(self, action: act.ReadHistory) -> None:
         try:

@@ -16,7 +16,7 @@ from typing import Any
 from pyrt.server.auth import Claims, check_origin, header, origin_allowed, request_token, verify_token
 from pyrt.server.brokers.base import BrokerError
 from pyrt.server.connection import Connection
-from pyrt.server.hub import Subscriber, TooManyChannels, replay
+from pyrt.server.hub import Subscriber, TooManyChannels
 from pyrt.server.offsets import OffsetKey, is_channel_name, parse_offset
 from pyrt.server.protocol_handler import client_ip, expire_with_token, query_param, scope_transport
 from pyrt.server.runtime import Runtime
@@ -182,9 +182,7 @@ class SSEEndpoint:
                 }
             )
             conn.push(f"retry: {rt.settings.sse_retry_ms}\n\n".encode())
-            floor = await replay(conn, history)
-            rt.stats.replayed += len(history.publications)
-            subscriber.go_live(floor)
+            rt.stats.replayed += await rt.hub.replay(subscriber, history)
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":

@@ -45,10 +45,14 @@ class Channels:
 
     @property
     def window_full(self) -> bool:
-        return len(self._flight) >= self.session.config.publish_window
+        """No publication may join those in flight, whatever its size: the next frame is not
+        read (its bytes wait in the socket)."""
+        config = self.session.config
+        return len(self._flight) >= config.publish_window or self._bytes >= config.publish_window_bytes
 
     def has_room(self, size: int) -> bool:
-        """Whether a publication of ``size`` bytes may join those in flight (one always may)."""
+        """Whether a publication of ``size`` bytes (its frame's length, which bounds its data's)
+        may join those in flight (one always may)."""
         config = self.session.config
         flight = self._flight
         return not flight or (

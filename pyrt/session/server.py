@@ -25,8 +25,9 @@ Inputs:
 Outputs: :meth:`~ServerSession.actions` (drained; perform them in order) and
 :attr:`~ServerSession.reading`. **Order**: frames are handled one at a time, in order, and their
 answers keep that order. Publications may be in flight to the broker together (up to
-``publish_window``); any other frame waits until they are answered, and so does every frame after
-a frame whose outcome is pending. While :attr:`~ServerSession.reading` is false the driver must not
+``publish_window`` of them and ``publish_window_bytes`` of their data: a larger one goes alone);
+any other frame waits until they are answered, and so does every frame after a frame whose
+outcome is pending. While :attr:`~ServerSession.reading` is false the driver must not
 read the next frame (its bytes wait in the socket: backpressure); it turns true again on the
 outcome that frees the session.
 """
@@ -143,6 +144,7 @@ class ServerSession:
         self._current: int | None = None
         #: A frame read and waiting for its turn (publications in flight, or a full window).
         self._waiting: ClientFrame | None = None
+        self._waiting_size = 0  # the length of that frame, which a publication's room is sized by
         self._pending: dict[int, _Continuation] = {}  # ticket -> what its outcome continues
         self._drain_reason: str | None = None
         self.channels = Channels(self)
@@ -232,8 +234,8 @@ class ServerSession:
             return
         stats.messages_in[_TYPE_NAMES[type(decoded)]] += 1
         if type(decoded) is Publish:
-            if self.channels.window_full:
-                self._waiting = decoded
+            if not self.channels.has_room(len(frame)):
+                self._waiting, self._waiting_size = decoded, len(frame)
                 return
         elif self.channels.in_flight:
             self._waiting = decoded  # answers keep the order of the frames they answer
@@ -507,7 +509,7 @@ class ServerSession:
         while not self.closing and self._current is None and self._waiting is not None:
             frame = self._waiting
             if type(frame) is Publish:
-                if self.channels.window_full:
+                if not self.channels.has_room(self._waiting_size):
                     break
             elif self.channels.in_flight:
                 break

@@ -120,6 +120,32 @@ def test_replays_are_read_in_pages_within_their_limits(pyrt_redis: RedisServer) 
     run(scenario())
 
 
+def test_a_replay_larger_than_a_page_is_returned_by_its_oldest_page_and_the_rest_follows(
+    pyrt_redis: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        broker = RedisBroker(pyrt_redis.url, retention=1000, prefix=unique("p") + ":")
+        await broker.start(lambda p: None)
+        channel = unique()
+        offsets = [(await broker.publish(channel, "message", f'"{n:0>98}"'))[0] for n in range(120)]
+        # The same replay as without a page size (the newest that fit, the same verdict), but
+        # only its first ~1,000 bytes are held: the rest is read forward when the client is ready.
+        paged = await broker.history(channel, parse_offset(offsets[9]), max_bytes=5_000, page_bytes=1_000)
+        assert ([p.offset for p in paged.publications], paged.more) == (offsets[70:80], True)
+        assert (paged.latest, paged.recovered) == (offsets[-1], False)
+        rest = await broker.page(channel, parse_offset(offsets[79]), limit=1000, max_bytes=1 << 20)
+        assert ([p.offset for p in rest.publications], rest.recovered) == (offsets[80:], True)
+        whole = await broker.history(channel, parse_offset(offsets[9]), page_bytes=1_000)
+        assert ([p.offset for p in whole.publications], whole.recovered) == (offsets[10:20], True)
+        assert whole.more
+        small = await broker.history(channel, parse_offset(offsets[109]), page_bytes=1_000)
+        assert ([p.offset for p in small.publications], small.more) == (offsets[110:], False)
+        assert small.recovered
+        await broker.close()
+
+    run(scenario())
+
+
 def test_publish_ids_are_remembered_per_identity_and_channel(pyrt_redis: RedisServer) -> None:
     async def scenario() -> None:
         broker = RedisBroker(pyrt_redis.url, prefix=unique("p") + ":")

@@ -19,7 +19,13 @@ class SlowHistoryBroker(MemoryBroker):
     """A memory broker whose history reads take a while (like a network round trip)."""
 
     async def history(
-        self, channel: str, since: OffsetKey | None, *, limit: int | None = None, max_bytes: int | None = None
+        self,
+        channel: str,
+        since: OffsetKey | None,
+        *,
+        limit: int | None = None,
+        max_bytes: int | None = None,
+        page_bytes: int | None = None,
     ) -> History:
         await asyncio.sleep(0.01)
         history = await super().history(channel, since, limit=limit, max_bytes=max_bytes)
@@ -131,3 +137,63 @@ def test_a_publication_that_cannot_be_encoded_ends_no_subscriber() -> None:
     texts = [m["text"] for m in ws_sent if m["type"] == "websocket.send"]
     assert [json.loads(t.encode("utf-8", "surrogatepass"))["offset"] for t in texts] == ["1-1", "1-2"]
     assert stats.errors["undeliverable"] == 1
+
+
+def slow_replay(retention: int, published: int) -> tuple[list[str], int, int, int, bool]:
+    """A client taking ~1 frame per ms subscribes from the start of 30 retained publications
+    while ``published`` more arrive as fast as the broker takes them. Returns the data
+    delivered in order, the largest ``pending_bytes`` seen, the connection's limit, the close
+    code (0: none) and whether the subscriber was ever behind."""
+
+    async def scenario() -> tuple[list[str], int, int, int, bool]:
+        stats = Stats()
+        broker = MemoryBroker(retention=retention, clock_ms=lambda: 1)
+        hub = Hub(broker, stats)
+        await broker.start(hub.dispatch)
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            await asyncio.sleep(0.001)
+            sent.append(message)
+
+        limit = 2_000  # ~13 frames of these publications
+        conn = Connection("ws", send, stats=stats, limit_bytes=limit, session="s")
+        for n in range(30):
+            await broker.publish("c", "message", f'"{n:0>100}"')
+        subscriber = Subscriber(conn, "c")
+        history = await hub.subscribe(subscriber, ZERO)
+        replaying = asyncio.ensure_future(hub.replay(subscriber, history))
+        most = 0
+        behind = False
+        for n in range(30, 30 + published):
+            await broker.publish("c", "message", f'"{n:0>100}"')
+            most = max(most, subscriber.pending_bytes)
+            behind = behind or subscriber.behind
+            await asyncio.sleep(0)
+        await replaying
+        while not conn.closed and len(sent) < 30 + published:
+            await asyncio.sleep(0.01)
+        hub.unsubscribe(subscriber)
+        conn.close()
+        await conn.finished()
+        texts = [json.loads(m["text"])["data"] for m in sent if m["type"] == "websocket.send"]
+        closes = [m["code"] for m in sent if m["type"] == "websocket.close"]
+        return texts, most, limit, closes[0] if closes else 0, behind
+
+    return asyncio.run(scenario())
+
+
+def test_live_publications_that_overflow_a_replays_buffer_are_read_again_from_the_broker() -> None:
+    data, most, limit, closed, behind = slow_replay(retention=1000, published=300)
+    assert behind  # the buffer did overflow...
+    assert most <= limit  # ...without ever holding more than the connection may queue
+    assert data == [f"{n:0>100}" for n in range(330)]  # no gap, no duplicate
+    assert closed == 1000  # closed by the test, not cut off
+
+
+def test_a_replay_outrun_by_the_retention_is_cut_off_as_a_slow_consumer_without_a_gap() -> None:
+    data, most, limit, closed, _ = slow_replay(retention=40, published=300)
+    assert closed == 1013  # resubscribe from your last offset (and learn what was lost)
+    assert most <= limit
+    assert data == [f"{n:0>100}" for n in range(len(data))]  # what it got has no gap
+    assert len(data) < 330

@@ -260,6 +260,26 @@ def test_the_publish_window_holds_the_reader_when_full() -> None:
     assert not d.session.reading
 
 
+def test_the_publish_windows_bytes_hold_the_reader_and_a_larger_publication_goes_alone() -> None:
+    d = Driver(SessionConfig(publish_window=100, publish_window_bytes=3000))
+    for n in range(3):
+        d.frame(type="publish", id=f"p{n}", channel="c", data="x" * 1000)
+    assert [a.id for a in d.pending if isinstance(a, act.Publish)] == ["p0", "p1"]
+    assert not d.session.reading  # the third waits: its bytes would pass the window
+    d.session.published(d.next(act.Publish).ticket, "1-1", False, d.now)
+    d.pump()
+    assert [a.id for a in d.pending if isinstance(a, act.Publish)] == ["p1", "p2"]
+    d.session.published(d.next(act.Publish).ticket, "1-2", False, d.now)
+    d.pump()
+    assert d.session.reading
+    d.frame(type="publish", id="big", channel="c", data="x" * 5000)  # larger than the window
+    assert [a.id for a in d.pending if isinstance(a, act.Publish)] == ["p2"]
+    d.session.published(d.next(act.Publish).ticket, "1-3", False, d.now)
+    d.pump()
+    assert [a.id for a in d.pending if isinstance(a, act.Publish)] == ["big"]  # alone
+    assert not d.session.reading
+
+
 def test_a_publication_over_the_identitys_quota_is_refused_and_starts_a_hold() -> None:
     d = Driver(publish_quota=Quota(1, wait=2.0))
     d.take()

@@ -90,11 +90,15 @@ class History:
     ``publications`` are those after ``since``, oldest first; ``latest`` is the channel's latest
     offset when it was read (``"0"`` when empty); ``recovered`` is ``False`` when publications
     right after ``since`` are no longer retained (then ``publications`` starts at the oldest).
+    ``more``: ``publications`` holds only the oldest part of the replay (a broker that reads its
+    history from elsewhere does not hold all of it at once); the rest follows the last of them,
+    to be read with :meth:`Broker.page`.
     """
 
     publications: list[Publication]
     latest: str
     recovered: bool
+    more: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,12 +185,21 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     async def history(
-        self, channel: str, since: OffsetKey | None, *, limit: int | None = None, max_bytes: int | None = None
+        self,
+        channel: str,
+        since: OffsetKey | None,
+        *,
+        limit: int | None = None,
+        max_bytes: int | None = None,
+        page_bytes: int | None = None,
     ) -> History:
         """Publications after ``since`` (``None``: none, just the latest offset).
 
         At most ``limit`` publications and about ``max_bytes`` of data (the newest ones; at least
-        one): when more were missed, ``recovered`` is ``False``.
+        one): when more were missed, ``recovered`` is ``False``. ``page_bytes``: read no more than
+        about this much data at once; when the publications to replay are more, only their oldest
+        part is returned, with ``more`` (a broker holding its history in memory may return them
+        all: it holds them anyway).
         """
 
     @abc.abstractmethod

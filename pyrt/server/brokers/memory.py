@@ -185,7 +185,13 @@ class MemoryBroker(Broker):
         return None
 
     async def history(
-        self, channel: str, since: OffsetKey | None, *, limit: int | None = None, max_bytes: int | None = None
+        self,
+        channel: str,
+        since: OffsetKey | None,
+        *,
+        limit: int | None = None,
+        max_bytes: int | None = None,
+        page_bytes: int | None = None,  # the list shares the log's publications: nothing to page
     ) -> History:
         now = self._clock()
         self._expire(now)

@@ -571,7 +571,13 @@ class RedisBroker(Broker):
         self._early.discard(key)
 
     async def history(
-        self, channel: str, since: OffsetKey | None, *, limit: int | None = None, max_bytes: int | None = None
+        self,
+        channel: str,
+        since: OffsetKey | None,
+        *,
+        limit: int | None = None,
+        max_bytes: int | None = None,
+        page_bytes: int | None = None,
     ) -> History:
         key = self._key(channel)
         try:
@@ -579,21 +585,21 @@ class RedisBroker(Broker):
                 last = await self._redis.xrevrange(key, count=1)
                 return History([], last[0][0] if last else "0", True)
             low = "-" if since == ZERO else "(" + format_offset(since)
-            entries, complete = await self._read_back(key, low, limit, max_bytes)
-            if entries:
-                latest = entries[-1][0]
+            entries, complete, more, newest = await self._read_back(key, low, limit, max_bytes, page_bytes)
+            if newest is not None:
+                latest = newest
             else:
                 last = await self._redis.xrevrange(key, count=1)
                 latest = last[0][0] if last else "0"
             if since == ZERO:
-                return History(self._publications(channel, entries), latest, complete)
+                return History(self._publications(channel, entries), latest, complete, more)
             if complete and entries and offset_key(entries[0][1].get("p", "0")) == since:
-                return History(self._publications(channel, entries), latest, True)
+                return History(self._publications(channel, entries), latest, True, more)
             if complete and not entries and latest != "0" and offset_key(latest) == since:
                 return History([], latest, True)
             if not entries:  # nothing after ``since``, which is not ours: from the oldest retained
-                entries, _ = await self._read_back(key, "-", limit, max_bytes)
-            return History(self._publications(channel, entries), latest, False)
+                entries, _, more, _ = await self._read_back(key, "-", limit, max_bytes, page_bytes)
+            return History(self._publications(channel, entries), latest, False, more)
         except RedisError as exc:
             raise BrokerError(f"redis: {exc}") from exc
 
@@ -626,12 +632,60 @@ class RedisBroker(Broker):
             raise BrokerError(f"redis: {exc}") from exc
 
     async def _read_back(
-        self, key: str, low: str, limit: int | None, max_bytes: int | None
-    ) -> tuple[list[Any], bool]:
-        """The newest entries above ``low`` (oldest first) within ``limit`` and ``max_bytes``, read
-        in pages; and whether that is every entry above ``low``."""
-        newest_first, complete = await self._scan(key, True, "+", low, limit, max_bytes)
-        return newest_first[::-1], complete
+        self, key: str, low: str, limit: int | None, max_bytes: int | None, hold: int | None
+    ) -> tuple[list[Any], bool, bool, str | None]:
+        """The newest entries above ``low`` (oldest first) within ``limit`` and ``max_bytes`` (at
+        least one), found by reading backwards in pages; whether that is every entry above
+        ``low``; whether more follow the entries returned; and the newest id (``None``: none).
+
+        At most about ``hold`` bytes of entries are held at a time (``None``: no bound): when the
+        entries are more, the pages only measure them, and what is returned is their oldest part
+        (about ``hold`` bytes, read forwards from the oldest), with ``more``: a replay of
+        megabytes is sent page by page at the client's pace, never held whole.
+        """
+        kept: list[Any] | None = []  # newest first, while they all fit in ``hold``
+        held = count = total = 0
+        oldest: str | None = None
+        newest: str | None = None
+        cursor = "+"
+        page = _FIRST_PAGE
+        while True:
+            if limit is not None:
+                page = min(page, limit - count + 1)
+            batch = await self._redis.xrevrange(key, max=cursor, min=low, count=page)
+            complete: bool | None = None
+            for entry in batch:
+                size = len(entry[1].get("d", ""))
+                if (limit is not None and count >= limit) or (
+                    max_bytes is not None and count and total + size > max_bytes
+                ):
+                    complete = False
+                    break
+                count += 1
+                total += size
+                oldest = entry[0]
+                if newest is None:
+                    newest = oldest
+                if kept is not None:
+                    if hold is not None and kept and held + size > hold:
+                        kept = None  # too many to hold: measure only
+                    else:
+                        kept.append(entry)
+                        held += size
+            if complete is None and len(batch) < page:
+                complete = True
+            if complete is not None:
+                break
+            cursor = "(" + batch[-1][0]
+            batch = []
+            average = max(1, total // count)
+            room = (max_bytes - total) // average if max_bytes is not None else 500
+            fits = hold // average if hold is not None else 500
+            page = max(1, min(500, room + 1, fits + 1))
+        if kept is not None or oldest is None:
+            return (kept or [])[::-1], complete, False, newest
+        first, _ = await self._scan(key, False, oldest, "+", None, hold)
+        return first, complete, True, newest
 
     async def _scan(
         self, key: str, reverse: bool, start: str, stop: str, limit: int | None, max_bytes: int | None
