@@ -23,6 +23,8 @@ from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.settings import Settings
 from tests.faults.scenario import emit
 
+pytestmark = pytest.mark.pyrt_engines("chromium")  # Playwright locators; test_engines_demo.py: all
+
 SHOTS = Path(__file__).resolve().parents[2] / "test-results"
 BOOT_TIMEOUT = 90.0  # seconds: two pages boot Pyodide at once on a busy 2-core machine
 WAIT = 20_000  # ms: generous deadline for anything that happens over the network

@@ -269,7 +269,7 @@ def test_pause_while_hidden_closes_the_stream_and_resumes_from_the_last_id(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
     def set_hidden(hidden: bool) -> None:
-        page.page.evaluate(
+        page.evaluate(
             """(hidden) => {
                 Object.defineProperty(document, "hidden", {configurable: true, get: () => hidden});
                 document.dispatchEvent(new Event("visibilitychange"));

@@ -14,6 +14,8 @@ import pytest
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.offsets import offset_key
 
+pytestmark = pytest.mark.pyrt_engines("chromium")  # the plugin itself, in its default engine
+
 pytest_plugins = ["pytester"]
 
 GOOD_CONFTEST = """

@@ -33,6 +33,8 @@ from pyrt.pytest_plugin.waiting import wait_until
 from tests.browser.tabs import Tab, Tabs
 from tests.faults.scenario import emit
 
+pytestmark = pytest.mark.pyrt_engines("chromium")  # eight tabs; test_share_channel.py: all engines
+
 TABS = 8
 
 
