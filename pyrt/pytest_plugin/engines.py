@@ -93,7 +93,7 @@ class MissingCapability(Exception):
 
     def __init__(self, engine: Engine, capability: str, hint: str = "") -> None:
         what = CAPABILITIES.get(capability, capability)
-        message = f"{engine.name} ({engine.label}, driven by {engine.driver}) has no {what}"
+        message = f"{engine.name} ({engine.label}, driven by {engine.driver}) lacks {what}"
         super().__init__(message + (f": {hint}" if hint else ""))
         self.engine = engine
         self.capability = capability
