@@ -18,6 +18,8 @@ from pyrt.pytest_plugin.engines import (
     webkit_executable,
 )
 
+pytest_plugins = ["pytester"]
+
 
 def test_engines_are_chosen_by_comma_lists_and_repeats_in_order_without_duplicates() -> None:
     assert parse_engines(["chromium"]) == ("chromium",)
@@ -136,3 +138,55 @@ def test_the_pinned_playwright_still_has_what_the_shim_patches() -> None:
     bundle, _, version = firefox._driver_paths()
     assert version.startswith(firefox.WRITTEN_FOR)
     assert len(firefox._CALL.findall(bundle.read_text(encoding="utf-8"))) >= 1
+
+
+PROJECT = """
+import pytest
+
+def test_every_engine(pyrt_engine):
+    assert pyrt_engine.name in ("chromium", "firefox", "webkit")
+
+@pytest.mark.pyrt_engines("chromium", "webkit")
+def test_some_engines(pyrt_engine):
+    assert pyrt_engine.name != "firefox"
+
+@pytest.mark.pyrt_engines("chromium")
+def test_chromium_only(pyrt_engine):
+    pass
+
+def test_devtools(pyrt_engine):
+    pyrt_engine.require("cdp", "this test drives the DevTools protocol")
+
+def test_no_browser_fixture():
+    pass
+"""
+
+
+def test_a_users_tests_run_once_per_chosen_engine_and_skip_where_they_cannot(
+    pytester: pytest.Pytester,
+) -> None:
+    """No browser starts: ``pyrt_engine`` alone is parametrized like every browser fixture."""
+    pytester.makepyfile(test_engines=PROJECT)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-v", "-rs", "--pyrt-engine", "firefox,webkit"
+    )
+    result.assert_outcomes(passed=4, skipped=3)
+    for line in (  # each once, in any order
+        "*test_every_engine?firefox? PASSED*",
+        "*test_every_engine?webkit? PASSED*",
+        "*test_some_engines?webkit? PASSED*",
+        "*test_no_browser_fixture PASSED*",
+        "SKIPPED * runs in chromium only; --pyrt-engine selected firefox, webkit",
+        "SKIPPED * firefox (Firefox, driven by Playwright (WebDriver BiDi)) lacks the Chrome DevTools Protocol: *",
+        "SKIPPED * webkit (WebKitGTK, driven by Selenium (classic WebDriver)) lacks the Chrome DevTools Protocol: "
+        "this test drives the DevTools protocol",
+    ):
+        result.stdout.fnmatch_lines([line])
+    assert "test_some_engines[firefox]" not in result.stdout.str()
+
+
+def test_an_unknown_engine_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_engines=PROJECT)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pyrt-engine", "netscape")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--pyrt-engine: unknown engine 'netscape'*"])
