@@ -177,9 +177,9 @@ def test_a_users_tests_run_once_per_chosen_engine_and_skip_where_they_cannot(
         "*test_some_engines?webkit? PASSED*",
         "*test_no_browser_fixture PASSED*",
         "SKIPPED * runs in chromium only; --pyrt-engine selected firefox, webkit",
-        "SKIPPED * firefox (Firefox, driven by Playwright (WebDriver BiDi)) lacks the Chrome DevTools Protocol: *",
-        "SKIPPED * webkit (WebKitGTK, driven by Selenium (classic WebDriver)) lacks the Chrome DevTools Protocol: "
-        "this test drives the DevTools protocol",
+        "SKIPPED * firefox (Firefox, driven by Playwright (WebDriver BiDi)) lacks the Chrome DevTools *",
+        "SKIPPED * webkit (WebKitGTK, driven by Selenium (classic WebDriver)) lacks the Chrome DevTools "
+        "Protocol: this test drives the DevTools protocol",
     ):
         result.stdout.fnmatch_lines([line])
     assert "test_some_engines[firefox]" not in result.stdout.str()
