@@ -50,7 +50,7 @@ def test_pyrt_zip_holds_the_client_sources_but_not_the_server_nor_the_pytest_plu
     assert "pyrt/browser/proxies.py" in names
     assert not [name for name in names if name.startswith(("pyrt/server/", "pyrt/pytest_plugin/"))]
     assert zipfile.ZipFile(io.BytesIO(response.content)).read("pyrt/engine/backoff.py") == (
-        REPO / "pyrt" / "backoff.py"
+        REPO / "pyrt" / "engine" / "backoff.py"
     ).read_bytes()
 
 
