@@ -65,9 +65,11 @@ class Records:
     blocked_requests: list[str] = field(default_factory=list)
     network_errors: list[str] = field(default_factory=list)
     expected: list[str] | None = None  # while expect_blocked() runs
+    blocked_urls: set[str] = field(default_factory=set)
 
     def blocked(self, what: str) -> None:
         (self.expected if self.expected is not None else self.blocked_requests).append(what)
+        self.blocked_urls.add(what.split(" ", 1)[-1])
 
 
 class PageDriver(ABC):
@@ -275,10 +277,8 @@ class PlaywrightContext(ContextDriver):
 
     def _on_failed(self, request: Any) -> None:
         reason = request.failure or "failed"
-        blocked = reason.startswith("net::ERR_BLOCKED_BY_CLIENT") or any(
-            request.url in line for line in self.records.blocked_requests[-5:]
-        )
-        if not blocked:  # listed with the blocked requests
+        blocked = reason.startswith("net::ERR_BLOCKED_BY_CLIENT") or request.url in self.records.blocked_urls
+        if not blocked:  # listed with the blocked requests (Firefox words the failure its own way)
             self.records.network_errors.append(f"{reason} {request.method} {request.url}")
 
 
