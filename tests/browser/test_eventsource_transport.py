@@ -284,15 +284,13 @@ client.on("news", lambda e: got.append([e.id, e.json()["n"]]))
 client.connect()
 await until(lambda: len(got) == 3)
 """, ns=ns)
-    assert drop(pyrt_server, cid) == 1
-    # Published while the client is cut off or reconnecting: must arrive once, in order.
-    offsets += [publish(pyrt_server, channel, "news", n) for n in range(4, 7)]
-    got = py.run(
-        "await until(lambda: len(got) >= 6, timeout=15)\n"
-        "client.close()\n"
-        "[got, client.stats.opens]",
-        ns=ns,
-    )
+    try:
+        assert drop(pyrt_server, cid) == 1
+        # Published while the client is cut off or reconnecting: must arrive once, in order.
+        offsets += [publish(pyrt_server, channel, "news", n) for n in range(4, 7)]
+        got = py.run("await until(lambda: len(got) >= 6, timeout=15)\n[got, client.stats.opens]", ns=ns)
+    finally:
+        py.run("client.close()", ns=ns)  # the page serves later tests too
     events, opens = got
     assert events == [[offset, n] for offset, n in zip(offsets, range(1, 7), strict=True)]
     assert opens == 2
