@@ -135,9 +135,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run every test that uses a pyrt browser fixture once per engine it may run in."""
     if "pyrt_engine" not in metafunc.fixturenames:
         return
+    from pyrt.pytest_plugin.engines import parse_engines
+
     selected = selected_engines(metafunc.config)
     marker = metafunc.definition.get_closest_marker(ENGINE_MARKER)
-    allowed = tuple(marker.args) if marker is not None else selected
+    allowed = parse_engines(marker.args) if marker is not None else selected  # unknown names: an error
     chosen = [name for name in selected if name in allowed]
     if chosen:
         metafunc.parametrize("pyrt_engine", chosen, indirect=True, scope="session")
