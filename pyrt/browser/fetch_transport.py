@@ -1,9 +1,15 @@
-"""The browser transport of :class:`~pyrt.FetchEventSource`: ``fetch`` and a stream reader.
+"""The browser transport of :class:`~pyrt.FetchEventSource`: ``fetch`` and a stream sink.
 
 One request at a time, each with its own ``AbortController``: :meth:`BrowserFetchTransport.abort`
 aborts the fetch (and the read of its body), after which nothing more is reported about it. The
 page's events come from a :class:`~pyrt.browser.page.PageWatcher`, whose proxies
 :meth:`~BrowserFetchTransport.dispose` destroys.
+
+The body is piped (``pipeTo``) into a ``WritableStream`` whose ``write``, ``close`` and ``abort``
+call Python, rather than read by awaiting ``reader.read()`` from Python: WebKitGTK (2.50) never
+settles a read awaited from Pyodide when the server resets the connection, so the stream looked
+alive until ``stall_timeout``; its sink's ``abort`` is called at once, in every engine. The sink's
+three proxies belong to the request and are destroyed when its body ends, fails or is aborted.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import js
 from pyodide.ffi import to_js
 
 from pyrt.browser.page import PageWatcher
+from pyrt.browser.proxies import ProxyOwner
 from pyrt.ports.sse_transport import FetchEvents, FetchRequest
 from pyrt.ports.transport import PageEvents
 
@@ -93,20 +100,46 @@ class BrowserFetchTransport:
         if not read:
             self.abort(number)  # not to be read: let the connection go
             return
+        owner = ProxyOwner()
+        ended: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+
+        def settle(outcome: str | None) -> None:
+            if not ended.done():
+                ended.set_result(outcome)
+
+        def write(chunk: Any, *_: Any) -> None:
+            if not ended.done() and not events.fetch_chunk(number, chunk.to_bytes()):
+                # Not to be read further (a handler called close(), a stall...): the abort ends
+                # the pipe, whose call of ``abort`` settles this request quietly.
+                controller.abort()
+
+        def close(*_: Any) -> None:
+            settle(None)
+
+        def abort(reason: Any = None, *_: Any) -> None:
+            settle(_message(reason) if reason is not None else "network error")
+
+        sink = js.WritableStream.new(
+            to_js(
+                {"write": owner.proxy(write), "close": owner.proxy(close), "abort": owner.proxy(abort)},
+                dict_converter=js.Object.fromEntries,
+            )
+        )
         try:
-            reader = response.body.getReader()
-            while True:
-                result = await reader.read()
-                if result.done:
-                    break
-                if not events.fetch_chunk(number, result.value.to_bytes()):
-                    return  # aborted (a handler called close(), a stall, ...)
-        except Exception as exc:
-            if self._done(number):
-                events.fetch_failed(number, _message(exc))
-            return
-        if self._done(number):
+            # The pipe's own promise is not awaited (see the module docstring); a builtin is its
+            # rejection handler, so an aborted pipe is not an unhandled rejection and owns no proxy.
+            response.body.pipeTo(sink).catch(js.Boolean)
+            outcome = await ended
+        except Exception as exc:  # pipeTo refused to start (a locked or disturbed body)
+            outcome = _message(exc)
+        finally:
+            owner.destroy_all()
+        if not self._done(number):
+            return  # aborted: nothing more is reported
+        if outcome is None:
             events.fetch_ended(number)
+        else:
+            events.fetch_failed(number, outcome)
 
 
 def _header(response: Any, name: str) -> str | None:

@@ -265,14 +265,10 @@ def drop(server: ServerProcess, cid: str) -> int:
 
 @pytest.mark.parametrize("client_class", ["EventSourceClient", "FetchEventSource"])
 def test_reference_server_named_events_survive_a_dropped_connection_exactly_once(
-    py: PyodidePage, pyrt_server: ServerProcess, client_class: str, request: pytest.FixtureRequest
+    py: PyodidePage, pyrt_server: ServerProcess, client_class: str
 ) -> None:
-    if py.engine.name == "webkit" and client_class == "FetchEventSource":
-        # WebKitGTK 2.50: a fetch body read from Pyodide does not fail when the server resets the
-        # connection (the same read from page JavaScript does); only stall_timeout notices (45 s).
-        # Strict: the day it reconnects at once, this fails and the README's matrix must change.
-        silent = "WebKitGTK: a reset fetch stream stays silent"
-        request.applymarker(pytest.mark.xfail(strict=True, reason=silent))
+    """In every engine: WebKitGTK once left a reset fetch stream silent until ``stall_timeout``
+    (pyrt.browser.fetch_transport now pipes the body into a sink, which hears the reset)."""
     channel = f"sse-test-{uuid.uuid4().hex[:12]}"
     cid = f"cid-{uuid.uuid4().hex[:12]}"
     offsets = [publish(pyrt_server, channel, "news", n) for n in range(1, 4)]
