@@ -4,12 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Where `make demo` listens: `make demo PORT=8123`, `make demo HOST=0.0.0.0` (add --allowed-host then).
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
 WHEELS := .cache/pyodide/pyodide-lock.json
 
 .PHONY: demo test setup system-deps lint typecheck unit server-tests browser-tests clean wheels notebook
 
 demo: setup
-	$(BIN)/python serve.py --demo
+	$(BIN)/python serve.py --demo --host $(HOST) --port $(PORT)
 
 test: setup system-deps lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -37,6 +37,7 @@ class Sizes:
     persist_writes: int = 200
     # flow control: acked messages drained against serve.py's default limits
     drain_messages: int = 5_000
+    seq_acks_seconds: float = 5.0  # sequential send_with_ack against the same defaults
 
 
 FULL = Sizes()
@@ -58,4 +59,5 @@ QUICK = Sizes(
     persist_queue=200,
     persist_writes=5,
     drain_messages=300,
+    seq_acks_seconds=0.5,
 )

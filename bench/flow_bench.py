@@ -12,6 +12,10 @@ second, bursts of 400, advertised in ``welcome``), two ways:
 The figure is the time as a ratio of the ideal, ``messages / advertised rate`` (the client uses
 90 % of the rate and half the burst, so about 1.07x is what a refusal-free drain costs), with
 the refusals seen on both sides (goal: none) and 1008 closes.
+
+**Sequential acks**: ``await send_with_ack`` one after another (a request/response application)
+for ``seq_acks_seconds`` against the same defaults: acks per second and the round trip's median,
+next to the advertised rate.
 """
 
 from __future__ import annotations
@@ -78,6 +82,43 @@ def drain_phase(count: int, offline: bool) -> dict[str, Any]:
         server.stop()
 
 
+async def _sequential(ws_url: str, seconds: float) -> dict[str, Any]:
+    from pyrt import WebSocketClient
+
+    client = WebSocketClient(ws_url, heartbeat=None)
+    await client.connect().wait_open(30)
+    rtts: list[float] = []
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        sent = time.perf_counter()
+        await client.send_with_ack({"n": len(rtts)})
+        rtts.append(time.perf_counter() - sent)
+    elapsed = time.perf_counter() - started
+    refused = client.stats.refused
+    client.close()
+    await client.wait_closed(10)
+    rtts.sort()
+    return {
+        "acks": len(rtts),
+        "seconds": elapsed,
+        "acks_per_s": len(rtts) / elapsed,
+        "rtt_p50_ms": rtts[len(rtts) // 2] * 1000,
+        "client_refused": refused,
+    }
+
+
+def sequential_phase(seconds: float) -> dict[str, Any]:
+    server = serve_py_default_limits()
+    try:
+        ws_url = "ws" + server.url[len("http") :] + "/ws"
+        result = asyncio.run(_sequential(ws_url, seconds))
+        result["server_refusals"] = _metric(server.url, "pyrt_errors_total", 'code="rate_limited"')
+        result["advertised_rate"] = Settings().rate_limit
+        return result
+    finally:
+        server.stop()
+
+
 def run_flow(sizes: Sizes, log: Log) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, offline in (("offline backlog", True), ("burst while open", False)):
@@ -95,4 +136,17 @@ def run_flow(sizes: Sizes, log: Log) -> dict[str, Any]:
                 f"server {entry['server_refusals']:.0f}; 1008: {entry['closes_1008']:.0f}"
             )
         out[name] = entry
-    return {"drain": out}
+    try:
+        seq = sequential_phase(sizes.seq_acks_seconds)
+    except Exception as exc:
+        import traceback
+
+        seq = {"error": "".join(traceback.format_exception(exc))[-3000:]}
+        log(f"  sequential acks: {traceback.format_exception_only(exc)[-1].strip()}")
+    else:
+        log(
+            f"  sequential acks against the default limits: {seq['acks_per_s']:.0f}/s "
+            f"(advertised {seq['advertised_rate']:.0f}/s), p50 {seq['rtt_p50_ms']:.2f} ms; "
+            f"refusals: client {seq['client_refused']}, server {seq['server_refusals']:.0f}"
+        )
+    return {"drain": out, "sequential": seq}

@@ -25,6 +25,8 @@ class Target:
     def verdict(self) -> str:
         if self.value is None or math.isnan(self.value):
             return NA
+        if not self.op:  # a figure to report, no goal
+            return "reported"
         ok = self.value >= self.threshold if self.op == ">=" else self.value <= self.threshold
         return "met" if ok else "missed"
 
@@ -200,6 +202,10 @@ def targets(results: dict[str, Any]) -> list[Target]:
     if _ok(backlog):
         refusals = float(backlog["client_refused"] + backlog["server_refusals"])
     out.append(Target("refusals seen while draining it", refusals, "0", "<=", 0, "", _why(backlog)))
+    seq = _get(results, "flow", "sequential")
+    per_s = seq.get("acks_per_s") if _ok(seq) else None
+    label = "sequential await send_with_ack against the default limits, acks/s"
+    out.append(Target(label, per_s, "reported", "", 0, "/s", _why(seq)))
     return out
 
 
@@ -484,6 +490,19 @@ def sections(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[st
             )
         else:
             rows.append([name, _why(entry), "", "", "", "", ""])
+    seq = _get(results, "flow", "sequential")
+    if _ok(seq):
+        rows.append(
+            [
+                f"sequential acks for {_fmt(seq['seconds'])} s",
+                _fmt(seq["acks"]),
+                f"{seq['acks_per_s']:.0f}/s (advertised {seq['advertised_rate']:.0f}/s)",
+                f"p50 {seq['rtt_p50_ms']:.2f} ms",
+                "",
+                f"{seq['client_refused']} / {seq['server_refusals']:.0f}",
+                "",
+            ]
+        )
     if rows:
         out.append(
             (

@@ -164,8 +164,21 @@ async def _blob(ws: ServerConnection) -> None:
             await ws.send(str(len(message)))
 
 
+#: What the bench's pyrt speaker advertises, as serve.py advertises its own: limits a sequential
+#: request/response loop never reaches, so the RTT row measures latency, not pacing (the row
+#: against serve.py's defaults is benchmark 9's sequential acks).
+SPEAKER_LIMITS = {"rate": 100_000, "burst": 100_000, "window": 100_000, "max_bytes": 1 << 20}
+
+
 async def _pyrt(ws: ServerConnection) -> None:
-    await ws.send(json.dumps({"type": "welcome", "session": "bench", "server": "bench", "heartbeat": 0}))
+    welcome = {
+        "type": "welcome",
+        "session": "bench",
+        "server": "bench",
+        "heartbeat": 0,
+        "limits": SPEAKER_LIMITS,
+    }
+    await ws.send(json.dumps(welcome))
     async for raw in ws:
         try:
             frame = json.loads(raw)

@@ -22,6 +22,7 @@ if _typing.TYPE_CHECKING:
     from pyrt.engine.pacing import Pacing
     from pyrt.engine.sse import SSEStats
     from pyrt.engine.states import ReadyState, State
+    from pyrt.engine.transport_choice import TransportPolicy
     from pyrt.engine.websocket import WebSocketEngine
     from pyrt.errors import (
         AckError,
@@ -46,6 +47,7 @@ if _typing.TYPE_CHECKING:
         SSEStalledError,
         SSEStreamEndedError,
         StorageUnavailable,
+        TransportUnavailable,
         UnsupportedByProtocol,
     )
     from pyrt.persist.records import MemoryRecordStore, MemoryStorage, RestoredMessage
@@ -95,6 +97,8 @@ __all__ = [
     "ServerSentEvent",
     "State",
     "StorageUnavailable",
+    "TransportPolicy",
+    "TransportUnavailable",
     "UnsupportedByProtocol",
     "WebSocketClient",
     "WebSocketEngine",
@@ -146,6 +150,8 @@ _WHERE: dict[str, str] = {
     "ServerSentEvent": "pyrt.wire.sse",
     "State": "pyrt.engine.states",
     "StorageUnavailable": "pyrt.errors",
+    "TransportPolicy": "pyrt.engine.transport_choice",
+    "TransportUnavailable": "pyrt.errors",
     "UnsupportedByProtocol": "pyrt.errors",
     "WebSocketClient": "pyrt.aio.websocket",
     "WebSocketEngine": "pyrt.engine.websocket",

@@ -23,6 +23,7 @@ Python user would expect (``TypeError``, ``ValueError``, ``RuntimeError``, ``Tim
     ├── PersistenceError                  a write of ``persist=`` state failed
     │   └── StorageUnavailable            no durable storage here: state lives in memory only
     ├── ShareUnavailable                  ``share=`` cannot work here: the client connects alone
+    ├── TransportUnavailable              a transport did not come up here: the client moves on
     └── SSEError                          what the SSE clients report or raise
         ├── SSEHTTPError                  a status other than 200 (``status``, ``retryable``)
         ├── SSEContentTypeError           200 without ``text/event-stream``
@@ -64,6 +65,7 @@ __all__ = [
     "ShareUnavailable",
     "StorageUnavailable",
     "TokenError",
+    "TransportUnavailable",
     "UnsupportedByProtocol",
 ]
 
@@ -171,6 +173,12 @@ class ShareUnavailable(PyrtError):
     """``share=`` cannot work here (no Web Locks or no ``BroadcastChannel``: an old browser, a
     page that is not a secure context, or CPython): the client connects on its own instead.
     Reported once through ``on_error`` (and the log) when it connects."""
+
+
+class TransportUnavailable(PyrtError):
+    """A transport did not come up here (WebSockets refused, stripped, or opened and then silent),
+    and the client tries the next one (``transports=``). Reported through ``on_error``, never
+    raised; the message says why."""
 
 
 class ServerError(PyrtError):

@@ -24,6 +24,7 @@ from pyrt import (
     Publication,
     ServerSentEvent,
     State,
+    TransportPolicy,
     WebSocketClient,
 )
 from pyrt.wire.frames import Member
@@ -35,8 +36,8 @@ MAX_ITEMS = 300  # entries kept per list
 HISTORY_PAGE = 20  # messages loaded at the start, and by each "Load earlier messages"
 
 # One id for this page (the chat marks its own messages with it), and one for this browser: the
-# SSE stream carries it (?cid=...) so "Break the connection" can name it, and every tab uses the
-# same URL, so they share one stream (share=...).
+# SSE stream and the chat's connection carry it (?cid=...) so "Break the connection" and "Block
+# WebSockets" can name them, and every tab uses the same URLs, so they share them (share=...).
 CID = f"{random.getrandbits(48):012x}"
 STREAM_CID = window.localStorage.getItem("pyrt-demo-cid") or CID
 window.localStorage.setItem("pyrt-demo-cid", STREAM_CID)
@@ -62,14 +63,31 @@ def make(tag: str, cls: str = "", text: str | None = None) -> Any:
     return node
 
 
+# Whether each message list follows its newest entry (by id): yes until the reader scrolls up,
+# and again once they scroll back to the bottom. A list in a hidden tab cannot scroll, so its
+# reader's choice is kept and applied when the tab is shown (see show_newest).
+following: dict[str, bool] = {}
+
+
+def near_bottom(lst: Any) -> bool:
+    return bool(lst.scrollHeight - lst.scrollTop - lst.clientHeight < 60)
+
+
 def append_item(lst: Any, item: Any) -> None:
-    """Append to a message list, keep it bounded, follow the bottom if the reader is there."""
-    near_bottom = lst.scrollHeight - lst.scrollTop - lst.clientHeight < 60
+    """Append to a message list, keep it bounded, keep the newest in view while it follows."""
     lst.appendChild(item)
     while lst.childElementCount > MAX_ITEMS:
         lst.removeChild(lst.firstElementChild)
-    if near_bottom:
+    if following.get(lst.id, True):
         lst.scrollTop = lst.scrollHeight
+
+
+def show_newest(panel: Any) -> None:
+    """A tab was shown: its lists that follow their newest entry scroll to it (while hidden,
+    they could not)."""
+    for lst in panel.querySelectorAll(".messages"):
+        if following.get(lst.id, True):
+            lst.scrollTop = lst.scrollHeight
 
 
 def system_line(lst: Any, text: str, kind: str = "") -> None:
@@ -138,16 +156,25 @@ def ms(seconds: float | None) -> str | None:
     return None if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
-def sharing_line(sharing: Any) -> str:
-    """"this tab (leader) · 3 tabs": who holds the shared connection, and how many tabs use it."""
+def sharing_line(sharing: Any, state: State, offline: bool = False) -> str:
+    """How many tabs use the shared connection and which holds it ("3 tabs · this tab holds
+    it"). While this tab is not connected it is not among them: then it says so instead."""
     if sharing is None:
         return "this tab only"
-    tabs = f"{sharing.tabs} tab{'s' if sharing.tabs != 1 else ''}"
-    if sharing.role == "leader":
-        return f"{tabs} · this tab holds it"
-    if sharing.role == "follower":
-        return f"{tabs} · another tab holds it"
-    return "looking for the tab that holds it"
+    if sharing.role == "joining":
+        return "looking for the tab that holds it"
+    holder = "this tab holds it" if sharing.role == "leader" else "another tab holds it"
+    if state is not State.OPEN:
+        why = "simulated offline" if offline and state is State.PAUSED else state.value
+        return f"{holder} · not connected ({why})"
+    return f"{sharing.tabs} tab{'s' if sharing.tabs != 1 else ''} · {holder}"
+
+
+def transport_line(client: WebSocketClient, state: State) -> str:
+    """What the connection runs over: "WebSocket", or "HTTP fallback" where WebSockets do not pass."""
+    if state is not State.OPEN:
+        return "—"
+    return "HTTP fallback" if client.transport == "http" else "WebSocket"
 
 
 # ----------------------------------------------------------------------------------------- chat
@@ -163,6 +190,7 @@ class Chat:
         self.countdown: asyncio.Task[None] | None = None
         self.counter = 0
         self.ack_rtt: float | None = None  # seconds, of the last message sent straight away
+        self.queued_total = 0  # messages of this tab that had to wait for the connection
         self.member_id: str | None = None  # this page's member in the chat's presence
         self.joined_as: str | None = None  # the name it joined with
         self.more_earlier = False  # the server retains messages older than those shown
@@ -173,15 +201,17 @@ class Chat:
         self.earlier = by_id("ws-earlier")
         self.name = by_id("ws-name")
         self.name.value = window.localStorage.getItem("pyrt-demo-name") or f"guest-{random.randint(100, 999)}"
+        self.blocked = False  # WebSockets blocked for this browser (the server's demo control)
         self.stats = StatsPanel(
             by_id("ws-stats"),
             [
                 ("state", "State"),
+                ("transport", "Transport"),
                 ("shared", "Shared by"),
                 ("session", "Session"),
                 ("reconnects", "Reconnects"),
                 ("queue_length", "Queued now"),
-                ("queued", "Queued (total)"),
+                ("queued", "Queued (total)"),  # this tab's chat messages (not pyrt's requests)
                 ("dropped", "Dropped"),
                 ("acked", "Acked"),
                 ("pending_acks", "Awaiting ack"),
@@ -203,9 +233,12 @@ class Chat:
         if self.active:
             return
         client = WebSocketClient(
-            "/ws",
+            f"/ws?cid={STREAM_CID}",
             # A visible countdown: the first retry comes 1-2 s after a drop, then slower.
             backoff=Backoff(initial=2.0, maximum=20.0, jitter="equal"),
+            # Over HTTP (WebSockets blocked), try WebSockets again after 5 s, then 10, at most 20:
+            # the move back is visible soon after the block is lifted (the default starts at 10 s).
+            transport_policy=TransportPolicy(probe_first=5.0, probe_max=20.0),
             heartbeat=Heartbeat(interval=5.0, timeout=5.0),
             ack_timeout=5.0,
             share=SHARE,
@@ -319,6 +352,21 @@ class Chat:
         if not (isinstance(result, dict) and result.get("dropped")):
             system_line(self.list, "The server found no connection to drop")
 
+    async def block_websockets(self, block: bool) -> None:
+        """Ask the server to refuse this browser's WebSockets (as some networks do) for two
+        minutes, or to let them pass again: the client moves to HTTP, and later back."""
+        seconds = 120 if block else 0
+        result = await post_json("/demo/block", {"cid": STREAM_CID, "seconds": seconds})
+        if not isinstance(result, dict) or "blocked" not in result:
+            system_line(self.list, "The server did not take the block", "error")
+            return
+        self.blocked = block
+        if block:
+            system_line(self.list, "WebSockets blocked for this browser (2 minutes): watch the transport")
+        else:
+            system_line(self.list, "WebSockets pass again: the client tries them in the background")
+        self.refresh()
+
     # -- client events
 
     def on_state(self, state: State) -> None:
@@ -332,7 +380,9 @@ class Chat:
         self.countdown = spawn(self.count_down(attempt, loop.time() + delay))
 
     def on_open(self) -> None:
-        system_line(self.list, f"Connected · {clock()}")
+        client = self.client
+        over = " over HTTP" if client is not None and client.transport == "http" else ""
+        system_line(self.list, f"Connected{over} · {clock()}")
         self.refresh()
 
     def on_close(self, event: Any) -> None:
@@ -376,6 +426,8 @@ class Chat:
         meta = make("span", "meta pending")
         item.appendChild(meta)
         queued = client.state is not State.OPEN or client.stats.queue_length > 0
+        if queued:
+            self.queued_total += 1
         self.set_ack(item, meta, "pending", "queued, waiting for the connection" if queued else "sending…")
         self.list.scrollTop = self.list.scrollHeight  # one's own message is shown whole, ack line too
         started = loop.time()
@@ -479,6 +531,7 @@ class Chat:
         by_id("ws-connect").disabled = connected
         by_id("ws-disconnect").disabled = not connected
         by_id("ws-break").disabled = client is None or client.state is not State.OPEN
+        by_id("ws-block").textContent = "Let WebSockets through" if self.blocked else "Block WebSockets"
         self.earlier.hidden = not (connected and self.more_earlier)
         self.list.classList.toggle("has-earlier", not self.earlier.hidden)
         self.show_online()
@@ -500,11 +553,12 @@ class Chat:
         self.stats.show(
             {
                 "state": state.value,
-                "shared": sharing_line(client.sharing),
+                "transport": transport_line(client, state),
+                "shared": sharing_line(client.sharing, state, self.offline),
                 "session": client.session,
                 "reconnects": stats.reconnects,
                 "queue_length": waiting,
-                "queued": stats.queued,
+                "queued": self.queued_total,  # pyrt's stats.queued counts its requests too (join, history)
                 "dropped": stats.dropped,
                 "acked": stats.acked,
                 "pending_acks": stats.pending_acks,
@@ -653,7 +707,7 @@ class Feed:
         self.stats.show(
             {
                 "state": state,
-                "shared": sharing_line(client.sharing),
+                "shared": sharing_line(client.sharing, client.state),
                 "client": type(client).__name__,
                 "events": stats.events,
                 "opens": stats.opens,
@@ -677,6 +731,7 @@ def setup_tabs() -> None:
             other.setAttribute("aria-selected", "true" if chosen else "false")
             other.tabIndex = 0 if chosen else -1
             by_id(other.getAttribute("aria-controls")).hidden = not chosen
+        show_newest(by_id(tab.getAttribute("aria-controls")))
         if focus:
             tab.focus()
 
@@ -732,6 +787,11 @@ def on_ws_break() -> None:
     spawn(chat.break_connection())
 
 
+@when("click", "#ws-block")
+def on_ws_block() -> None:
+    spawn(chat.block_websockets(not chat.blocked))
+
+
 @when("click", "#ws-earlier")
 def on_ws_earlier() -> None:
     spawn(chat.load_earlier())
@@ -765,6 +825,14 @@ def on_sse_break() -> None:
 @when("change", "#sse-kind")
 def on_kind() -> None:
     feed.switch()
+
+
+@when("scroll", ".messages")
+def on_list_scroll(event: Any) -> None:
+    lst = event.currentTarget
+    if lst.clientHeight > 0:  # shown: where the reader scrolled to decides
+        follows = following[lst.id] = near_bottom(lst)
+        lst.dataset.follow = "newest" if follows else "reader"
 
 
 async def refresh_forever() -> None:

@@ -6,7 +6,6 @@ opened through the proxy, so everything they send and receive crosses it. Run wi
 to run each test in the three engines (the first uses Playwright's locators: Chromium and Firefox).
 """
 
-import uuid
 from collections.abc import Callable
 
 import pytest
@@ -31,10 +30,13 @@ def lines(page: AppPage) -> list[str]:
 
 @pytest.mark.pyrt_engines("chromium", "firefox")  # Playwright drives these pages: WebKit has no Playwright
 def test_the_chat_page_keeps_working_through_a_blackhole_and_a_server_restart(
-    chat_server: ServerProcess, pyrt_start_proxy: StartProxy, pyrt_open_page: Callable[..., AppPage]
+    chat_server: ServerProcess,
+    pyrt_start_proxy: StartProxy,
+    pyrt_open_page: Callable[..., AppPage],
+    pyrt_channel: str,
 ) -> None:
     proxy = pyrt_start_proxy(chat_server)
-    room = "room-" + uuid.uuid4().hex[:8]
+    room = pyrt_channel  # a channel of this test alone
     # A short heartbeat (the page reads it from its URL) finds a silently dead connection in ~2 s.
     alice = pyrt_open_page(proxy, f"/index.html?room={room}&name=alice&heartbeat=1")
     bob = pyrt_open_page(proxy, f"/index.html?room={room}&name=bob&heartbeat=1")
@@ -66,11 +68,14 @@ def test_the_chat_page_keeps_working_through_a_blackhole_and_a_server_restart(
 
 
 def test_every_message_arrives_once_and_in_order_while_connections_keep_breaking(
-    chat_server: ServerProcess, pyrt_start_proxy: StartProxy, pyrt_new_page: Callable[..., PyodidePage]
+    chat_server: ServerProcess,
+    pyrt_start_proxy: StartProxy,
+    pyrt_new_page: Callable[..., PyodidePage],
+    pyrt_channel: str,
 ) -> None:
     proxy = pyrt_start_proxy(chat_server)
     page = pyrt_new_page(proxy)  # Pyodide + pyrt + app/chat.py (conftest.py), through the proxy
-    room = "room-" + uuid.uuid4().hex[:8]
+    room = pyrt_channel
     page.run(
         f"""
 from pyrt import Heartbeat

@@ -2,12 +2,15 @@
 
 A client (:class:`~pyrt.WebSocketClient`, :class:`~pyrt.EventSourceClient`,
 :class:`~pyrt.FetchEventSource`) is a :class:`Driver` around one sans-I/O engine
-(:mod:`pyrt.engine.websocket`, :mod:`pyrt.engine.sse`) and one transport. The driver:
+(:mod:`pyrt.engine.websocket`, :mod:`pyrt.engine.sse`), one transport and the runtime's
+services (:mod:`pyrt.ports.services`: given as ``services=``, else the transport's, else the
+runtime's). The driver:
 
 - finds the event loop (:func:`running_loop`) and reads its clock;
 - pumps the engine: drains :meth:`actions` and hands each to the client's ``_perform`` (a call
-  made while pumping folds into the running pump), then arms **one** timer (``call_later``) for
-  :meth:`next_deadline`; a timer that fires early only re-arms;
+  made while pumping folds into the running pump), then arms **one** timer (the services'
+  ``call_later``) for :meth:`next_deadline`; a timer that fires early only re-arms;
+- watches the page through the services for the clients that care (and stops when CLOSED);
 - reports what every engine reports alike: state changes (``on_state``, ``on_open``) and the
   end (``on_close``, ``close_event``, ``wait_closed()``);
 - calls handlers and routes their errors (:mod:`pyrt.aio.handlers`);
@@ -35,7 +38,7 @@ from pyrt.aio import runtime
 from pyrt.aio.handlers import AsyncHandlers, DomHandler, Handler, HandlerAttribute, Handlers
 from pyrt.engine.states import ReadyState, State, StateChanged, ready_state
 from pyrt.engine.wake import CHECK_EVERY, WakeDetector
-from pyrt.errors import ClientClosedError
+from pyrt.errors import ClientClosedError, PyrtError
 
 __all__ = ["Driver", "running_loop"]
 
@@ -43,8 +46,8 @@ H = TypeVar("H", bound=Handler)
 
 
 if TYPE_CHECKING:  # annotations only (a Protocol class costs import time in Pyodide)
-    from pyrt.aio.runtime import Cancellable, Timers
     from pyrt.engine.states import CloseEvent
+    from pyrt.ports.services import Cancellable, PageEvents, Services, Timers, Watching
 
     class Engine(Protocol):
         """What the driver needs from an engine."""
@@ -121,7 +124,9 @@ class Driver:
 
     _engine: Engine
 
-    def __init__(self, async_handlers: AsyncHandlers = "concurrent") -> None:
+    def __init__(
+        self, async_handlers: AsyncHandlers = "concurrent", services: Services | None = None
+    ) -> None:
         self._handlers = Handlers(
             self._EVENTS,
             log=self._LOG,
@@ -133,7 +138,9 @@ class Driver:
         self._message_handlers = self._handlers.of("message")  # the hot list, looked up once
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock: Callable[[], float] = _not_connected
-        self._timers: Timers | None = None  # from the runtime, on the first arm
+        self._services = services  # chosen for good at connect() (see _use_services)
+        self._watching: Watching | None = None  # the page, while watched
+        self._timers: Timers | None = None  # from the services, on the first arm
         self._timer: Cancellable | None = None
         self._timer_at: float | None = None
         self._pumping = False
@@ -142,6 +149,7 @@ class Driver:
         self._closed: CloseEvent | None = None
         self._stopping = False  # close() was called: async for ends at once
         self._sleeps = WakeDetector()
+        self._problem = ""  # the last failed attempt's reason or error, for wait_open's timeout
 
     # ------------------------------------------------------------------------- state
 
@@ -186,8 +194,28 @@ class Driver:
     async def wait_open(self, timeout: float | None = None) -> None:
         """Wait until the client is open. Raises what ``async for`` would raise if the client
         stops first (:class:`~pyrt.errors.ClientClosedError` after ``close()``), and
-        ``TimeoutError`` after ``timeout`` seconds."""
-        await asyncio.wait_for(self._wait(self._is_open, raise_closed=True), timeout)
+        ``TimeoutError`` after ``timeout`` seconds, saying the state and the last problem
+        (why the last attempt failed, the last error)."""
+        try:
+            await asyncio.wait_for(self._wait(self._is_open, raise_closed=True), timeout)
+        except TimeoutError as exc:
+            if timeout is None or isinstance(exc, PyrtError):
+                raise  # the client stopped with an error of its own (an AckTimeout is one)
+            if self._engine.state is State.OPEN:  # opened as the deadline passed
+                return
+            raise TimeoutError(self._not_open_yet(timeout)) from None
+
+    def _not_open_yet(self, timeout: float) -> str:
+        what = f"{type(self).__name__} not open after {timeout:g} s (state {self._engine.state.value}"
+        if self._engine.state is State.IDLE:
+            return f"{what}: call connect() first)"
+        if self._engine.state is State.PAUSED:
+            return f"{what}: resume() connects again)"
+        if self._problem:
+            return f"{what}; last problem: {self._problem})"
+        if getattr(self._engine, "socket_open", False):
+            return f"{what}; the socket is open but the server's welcome has not come)"
+        return f"{what}; no error reported yet: the server has not answered)"
 
     async def wait_closed(self, timeout: float | None = None) -> CloseEvent:
         """Wait until the client is CLOSED and return how it ended."""
@@ -284,6 +312,22 @@ class Driver:
     def _type_changed(self, type: str, present: bool) -> None:
         """Hook: an open-ended event type got its first handler (or lost its last one)."""
 
+    def _use_services(self, transport: object) -> Services:
+        """The services this client runs with, chosen for good: the ones given, else those
+        ``transport`` carries (a fake transport carries fake ones), else the runtime's."""
+        services = self._services
+        if services is None:
+            services = self._services = getattr(transport, "services", None) or runtime.services()
+        return services
+
+    def _services_now(self) -> Services:
+        return self._services if self._services is not None else runtime.services()
+
+    def _watch_page(self, events: PageEvents) -> None:
+        """Hear the page's events (once; until the client is CLOSED)."""
+        if self._watching is None and self._engine.state is not State.CLOSED:
+            self._watching = self._services_now().watch_page(events)
+
     def _start_loop(self) -> asyncio.AbstractEventLoop:
         """Bind to the running loop (``connect()``); its clock becomes the engine's ``now``."""
         loop = self._loop = running_loop()
@@ -340,6 +384,9 @@ class Driver:
         self._cancel_timer()
         if self._timers is not None:
             self._timers.dispose()
+        if self._watching is not None:
+            self._watching.stop()
+            self._watching = None
         self._release()
         self._handlers.emit("close", closed)
         self._wake()
@@ -364,7 +411,7 @@ class Driver:
         if loop is not None and self._engine.state is not State.CLOSED:
             timers = self._timers
             if timers is None:
-                timers = self._timers = runtime.timers(loop)
+                timers = self._timers = self._services_now().timers(loop)
                 self._sleeps.check(loop.time(), wall_time())  # the clocks' first reading
             self._timer_at = deadline
             # A delay, not a deadline: Pyodide's loop refuses a deadline already in the past.

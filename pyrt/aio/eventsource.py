@@ -24,6 +24,7 @@ from pyrt.wire.sse import ServerSentEvent
 
 if TYPE_CHECKING:
     from pyrt.aio.share import Participant
+    from pyrt.ports.services import Services
     from pyrt.share.channel import ShareChannel
 
 __all__ = ["EventSourceClient"]
@@ -38,7 +39,9 @@ class EventSourceClient(SSEClient):
     :meth:`on` handler (a native ``EventSource`` only reports the types someone listens to;
     ``"message"`` is always received). ``transport``: where native objects come from (default:
     the runtime's, see :mod:`pyrt.aio.runtime`; :class:`pyrt.testing.FakeEventSourceTransport`
-    in tests). ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
+    in tests). ``services``: the runtime around the client — timers, the share channel
+    (:mod:`pyrt.ports.services`; default: those the transport carries, else the runtime's).
+    ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
     ``share``: a name: every client with the same name and URL in this browser (tabs, workers)
     reads one stream, held by one of them (see :mod:`pyrt.aio.sse_share`).
 
@@ -62,8 +65,9 @@ class EventSourceClient(SSEClient):
         transport: EventSourceTransport | None = None,
         async_handlers: AsyncHandlers = "concurrent",
         share: str | ShareChannel | None = None,
+        services: Services | None = None,
     ) -> None:
-        super().__init__(url, async_handlers, share)
+        super().__init__(url, async_handlers, share, services)
         self.options: dict[str, Any] = {
             "with_credentials": with_credentials,
             "backoff": backoff,
@@ -128,7 +132,13 @@ class EventSourceClient(SSEClient):
         transport = self._transport
         assert transport is not None
         if isinstance(action, CreateSource):
-            transport.create(action.source, action.url, self.with_credentials, self)
+            try:
+                transport.create(action.source, action.url, self.with_credentials, self)
+            except Exception as exc:  # the object could not be made (a malformed URL...): a
+                # failed attempt, retried with backoff; on_error hears the real cause first
+                self._LOG.warning("pyrt EventSourceClient: could not create the EventSource: %r", exc)
+                self._handlers.emit("error", exc)
+                self._engine.error(action.source, True, self._now())
         elif isinstance(action, DestroySource):
             transport.destroy(action.source)
         else:

@@ -25,6 +25,7 @@ from pyrt.ports.sse_transport import Credentials, FetchRequest, FetchTransport
 
 if TYPE_CHECKING:
     from pyrt.aio.share import Participant
+    from pyrt.ports.services import Services
     from pyrt.share.channel import ShareChannel
 
 __all__ = ["FetchEventSource", "HeadersSource"]
@@ -53,7 +54,9 @@ class FetchEventSource(SSEClient):
     it (from the last event id) when the page is visible again. ``stall_timeout``: seconds
     without a single byte (heartbeat comments count) after which the stream is presumed dead and
     reopened (``None``: never). ``transport``: where requests go (default: the runtime's, see
-    :mod:`pyrt.aio.runtime`; :class:`pyrt.testing.FakeFetchTransport` in tests).
+    :mod:`pyrt.aio.runtime`; :class:`pyrt.testing.FakeFetchTransport` in tests). ``services``:
+    the runtime around the client — page events, timers, the share channel
+    (:mod:`pyrt.ports.services`; default: those the transport carries, else the runtime's).
     ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
     ``share``: a name: every client with the same name and URL in this browser (tabs, workers)
     reads one stream, held by one of them (see :mod:`pyrt.aio.sse_share`).
@@ -82,10 +85,11 @@ class FetchEventSource(SSEClient):
         async_handlers: AsyncHandlers = "concurrent",
         share: str | ShareChannel | None = None,
         token: TokenSource | None = None,
+        services: Services | None = None,
     ) -> None:
         if token is not None and not callable(token):
             raise TypeError(f"token must be a callable returning the token, got {type(token).__name__}")
-        super().__init__(url, async_handlers, share)
+        super().__init__(url, async_handlers, share, services)
         self.options: dict[str, Any] = {
             "method": method,
             "headers": headers,
@@ -177,10 +181,10 @@ class FetchEventSource(SSEClient):
     def _shared_transport(self, participant: Participant, inner: Any) -> Any:
         from pyrt.aio.sse_share import SharedFetchTransport
 
-        return SharedFetchTransport(participant, inner, self._ensure_loop())
+        return SharedFetchTransport(participant, inner, self._ensure_loop(), self.page_online)
 
     def _attached(self, transport: FetchTransport) -> None:
-        transport.watch_page(self)
+        self._watch_page(self)
 
     def _perform(self, action: Any) -> None:
         transport = self._transport
@@ -201,9 +205,13 @@ class FetchEventSource(SSEClient):
 
     def _start(self, request: int, headers: dict[str, str]) -> None:
         assert self._transport is not None
-        self._transport.start(
-            FetchRequest(request, self.url, self.method, headers, self.body, self.credentials), self
-        )
+        try:
+            self._transport.start(
+                FetchRequest(request, self.url, self.method, headers, self.body, self.credentials), self
+            )
+        except Exception as exc:  # a transport that cannot even start: a failed attempt, reported
+            self._LOG.warning("pyrt FetchEventSource: could not start a request: %r", exc)
+            self.fetch_failed(request, f"could not start the request: {type(exc).__name__}: {exc}")
 
     async def _prepare(self, action: StartRequest) -> None:
         """Resolve this attempt's headers and token, then start it (unless aborted meanwhile)."""

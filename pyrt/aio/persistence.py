@@ -70,7 +70,24 @@ class Persistence:
             self.store = MemoryRecordStore()
             done(Snapshot())
 
-        self.store.load(self.key, done, failed)
+        answered = False
+
+        def loaded(snapshot: Snapshot) -> None:
+            nonlocal answered
+            answered = True
+            done(snapshot)
+
+        def refused(error: Exception) -> None:
+            nonlocal answered
+            answered = True
+            failed(error)
+
+        try:
+            self.store.load(self.key, loaded, refused)
+        except Exception as exc:  # a store that raises instead of answering: the same, reported
+            if answered:
+                raise  # the client's own code failed after the answer: not the store's doing
+            refused(exc)
 
     def save(self, changes: Changes) -> None:
         """Write ``changes`` after what was submitted before."""

@@ -1,9 +1,13 @@
 """The one place that picks the runtime: the browser's objects in Pyodide, libraries on CPython.
 
 A client given no ``transport=`` asks here when it connects (not before: creating clients
-loads nothing). Pyodide (``sys.platform == "emscripten"``) gets the transports of
-:mod:`pyrt.browser` (``js.WebSocket``, ``fetch``, ``js.EventSource``); anything else gets those
-of :mod:`pyrt.cpython` (``websockets``, ``httpx``). Pass a transport to choose yourself, as
+loads nothing), and so does one given no ``services=`` whose transport carries none
+(:mod:`pyrt.ports.services`). Pyodide (``sys.platform == "emscripten"``) gets the transports
+of :mod:`pyrt.browser` (``js.WebSocket``, ``fetch``, ``js.EventSource``) and its services
+(:class:`~pyrt.browser.services.BrowserServices`: the page, ``localStorage``/IndexedDB, timers
+hidden tabs do not throttle, Web Locks); anything else gets those of :mod:`pyrt.cpython`
+(``websockets``, ``httpx``; :class:`~pyrt.cpython.services.CPythonServices`: no page, files,
+the loop's timers). Pass a transport or services to choose yourself, as
 ``httpx.AsyncClient(transport=...)`` does (:mod:`pyrt.testing` has in-memory ones).
 
 The adapter modules are imported inside the functions, so importing :mod:`pyrt` never imports
@@ -12,26 +16,23 @@ The adapter modules are imported inside the functions, so importing :mod:`pyrt` 
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: choosing a WebSocket transport loads no SSE code
+    from pyrt.ports.services import Services
     from pyrt.ports.sse_transport import EventSourceTransport, FetchTransport
     from pyrt.ports.transport import Transport
-    from pyrt.share.channel import ShareChannel
 
 __all__ = [
-    "LoopTimers",
     "eventsource_transport",
     "fetch_transport",
     "in_browser",
-    "share_channel",
-    "timers",
+    "services",
     "websocket_transport",
-    "why_no_sharing",
 ]
+
+_services: Services | None = None
 
 
 def in_browser() -> bool:
@@ -72,53 +73,17 @@ def eventsource_transport() -> EventSourceTransport:
     return CPythonEventSourceTransport()
 
 
-def share_channel(name: str) -> ShareChannel | None:
-    """The lock and channel of share group ``name`` (``None`` where sharing cannot work)."""
-    if not in_browser():
-        return None
-    from pyrt.browser.share_channel import BrowserShareChannel, sharing_supported
+def services() -> Services:
+    """This runtime's services, one object for every client (it holds nothing itself: each
+    watcher, timer, store and share channel it makes belongs to the client that asked)."""
+    global _services
+    if _services is None:
+        if in_browser():
+            from pyrt.browser.services import BrowserServices
 
-    return BrowserShareChannel(name) if sharing_supported() else None
+            _services = BrowserServices()
+        else:
+            from pyrt.cpython.services import CPythonServices
 
-
-def why_no_sharing() -> str:
-    """Why :func:`share_channel` gives nothing here, in words."""
-    if not in_browser():
-        return "tabs share connections in a browser only"
-    return "no Web Locks (navigator.locks needs a secure context) or no BroadcastChannel here"
-
-
-if TYPE_CHECKING:  # annotations only (a Protocol class costs import time in Pyodide)
-
-    class Cancellable(Protocol):
-        def cancel(self) -> None: ...
-
-    class Timers(Protocol):
-        """Where a client's one timer comes from (see :func:`timers`)."""
-
-        def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable: ...
-
-        def dispose(self) -> None: ...
-
-
-class LoopTimers:
-    """The event loop's own ``call_later`` (CPython: nothing throttles it)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
-        return self.loop.call_later(delay, callback)
-
-    def dispose(self) -> None:
-        """Nothing to release."""
-
-
-def timers(loop: asyncio.AbstractEventLoop) -> Timers:
-    """A client's timer: in a browser, armed so that hidden tabs do not throttle it to once a
-    minute (:mod:`pyrt.browser.timers`); elsewhere the loop's ``call_later``."""
-    if in_browser():
-        from pyrt.browser.timers import BrowserTimers
-
-        return BrowserTimers()
-    return LoopTimers(loop)
+            _services = CPythonServices()
+    return _services

@@ -2,10 +2,11 @@
 
 Every client made with ``share=`` is a :class:`Participant` of the group named after it. All of
 them queue for the group's lock (:class:`~pyrt.share.channel.ShareChannel`); the one holding it
-leads: it runs the :class:`Hub` — the real connection and the relay — and tells the others
-(``leader``). Every client, the leader's own included, reaches the hub over a *link* (its shared
-transport is the link's end): messages on the group's channel, or direct calls when the hub is in
-the same participant (always a turn of the event loop later, as a channel would deliver).
+leads: it runs the hub (:class:`pyrt.aio.hub.Hub`: the real connection and a relay) and tells
+the others (``leader``). Every client, the leader's own included, reaches the hub over a *link*
+(its shared transport is a :class:`SharedTransport`, one link at a time): messages on the
+group's channel (:mod:`pyrt.share.messages`), or direct calls when the hub is in the same
+participant (always a turn of the event loop later, as a channel would deliver).
 
 When the leader changes — it closed, its page went away (``bye``), or it crashed and the browser
 gave its lock to the next in line (who says ``leader``) — every link to the old one is closed
@@ -25,73 +26,48 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from pyrt.share.channel import ShareChannel
-from pyrt.share.messages import decode, encode
+from pyrt.share.messages import decode, encode, encode_link
 
 if TYPE_CHECKING:
-    from pyrt.ports.transport import PageEvents
+    from pyrt.share.relay import LinkItem
 
-__all__ = ["Hub", "HubPage", "LinkEnd", "PageFanOut", "Participant", "Sharing"]
+__all__ = ["HubRole", "LinkEnd", "Participant", "SharedTransport", "Sharing"]
 
 Role = Literal["joining", "leader", "follower"]
+
+
+class _Checks(Protocol):
+    def check_url(self, url: str) -> None: ...
+
+
+Inner = TypeVar("Inner", bound=_Checks)
 PRUNE_INTERVAL = 5.0  # seconds between checks for participants that vanished
-
-
-class PageFanOut:
-    """The page events of a shared transport: to its own client, and to the hub's client while this
-    tab holds the connection (``hub_watch``)."""
-
-    def __init__(self) -> None:
-        self._page: PageEvents | None = None
-        self._hub_page: PageEvents | None = None
-
-    def leader_ready(self) -> None:
-        if self._page is not None:
-            self._page.page_online()  # a waiting reconnect happens now
-
-    def hub_watch(self, events: PageEvents | None) -> None:
-        self._hub_page = events
-
-    def _fan_out(self, name: str) -> None:
-        for events in (self._page, self._hub_page):
-            if events is not None:
-                getattr(events, name)()
-
-    def page_online(self) -> None:
-        self._fan_out("page_online")
-
-    def page_visible(self) -> None:
-        self._fan_out("page_visible")
-
-    def page_backgrounded(self) -> None:
-        self._fan_out("page_backgrounded")
-
-    def page_hidden(self) -> None:
-        self._fan_out("page_hidden")
-
-    def page_shown(self) -> None:
-        self._fan_out("page_shown")
 
 
 @dataclass(frozen=True, slots=True)
 class Sharing:
     """How a shared client shares: its group ``name``, its ``role`` (``"leader"`` holds the
     real connection, ``"follower"`` uses the leader's, ``"joining"`` knows no leader yet) and
-    how many participants (``tabs``: tabs and workers) use the connection now."""
+    how many participants (``tabs``: tabs and workers) use the connection now, and what it runs
+    over (``transport``: ``"websocket"``, ``"http"``; ``None`` until it first opens, and for an
+    event stream)."""
 
     name: str
     role: Role
     tabs: int
+    transport: str | None = None
 
 
 class LinkEnd(Protocol):
     """A client's end of its links (a shared transport)."""
 
-    def link_opened(self, link: str) -> None: ...
+    def link_opened(self, link: str, first: LinkItem | None) -> None:
+        """``link`` is open; ``first`` came with it (a WebSocket link's welcome)."""
 
-    def link_message(self, link: str, message: dict[str, Any]) -> None: ...
+    def link_item(self, link: str, item: LinkItem) -> None: ...
 
     def link_closed(self, link: str, code: int, reason: str) -> None: ...
 
@@ -99,14 +75,14 @@ class LinkEnd(Protocol):
         """A leader is known (a new one, or the first): reconnect now if waiting."""
 
 
-class Hub(Protocol):
-    """The leader's side: the real connection and the relay."""
+class HubRole(Protocol):
+    """The leader's side, as the participant sees it (:class:`pyrt.aio.hub.Hub`)."""
 
     def start(self) -> None: ...
 
     def link_requested(self, link: str, participant: str, extra: dict[str, Any]) -> None: ...
 
-    def link_message(self, link: str, message: dict[str, Any]) -> None: ...
+    def link_sent(self, link: str, item: LinkItem) -> None: ...
 
     def link_closed(self, link: str) -> None: ...
 
@@ -124,7 +100,7 @@ class Participant:
     def __init__(
         self,
         channel: ShareChannel,
-        make_hub: Callable[[Participant], Hub],
+        make_hub: Callable[[Participant], HubRole],
         loop: asyncio.AbstractEventLoop,
         rng: Callable[[], float] = random.random,
         name: str | None = None,
@@ -135,8 +111,9 @@ class Participant:
         self._make_hub = make_hub
         self._loop = loop
         self.leader: str | None = None
-        self.hub: Hub | None = None
+        self.hub: HubRole | None = None
         self.tabs = 0
+        self.transport: str | None = None  # what the real connection runs over, when it says
         self._links: dict[str, tuple[LinkEnd, dict[str, Any], str | None]] = {}  # link -> end, extra, leader
         self._ends: list[LinkEnd] = []
         self._count = 0
@@ -153,7 +130,7 @@ class Participant:
 
     def sharing(self) -> Sharing:
         role: Role = "leader" if self.leading else ("follower" if self.leader is not None else "joining")
-        return Sharing(self.name, role, self.tabs)
+        return Sharing(self.name, role, self.tabs, self.transport)
 
     # -- lifecycle
 
@@ -226,12 +203,16 @@ class Participant:
         if self.leader is not None:
             self._request(link)
 
-    def link_send(self, link: str, kind: str, **fields: Any) -> None:
-        """A message on ``link`` to the leader it was opened to (dropped when none)."""
+    def link_send(self, link: str, item: LinkItem) -> None:
+        """``item`` on ``link`` to the leader it was opened to (dropped when none)."""
         entry = self._links.get(link)
         if entry is None or entry[2] is None:
             return
-        self._to_hub(entry[2], link, {"t": kind, "f": self.id, "l": link, **fields})
+        leader = entry[2]
+        if leader == self.id:
+            self._loop.call_soon(self._at_hub, {"t": "item", "f": self.id, "l": link, "i": item})
+        else:
+            self.channel.post(encode_link("item", self.id, leader, link, item))
 
     def close_link(self, link: str, code: int = 1000, reason: str = "") -> None:
         entry = self._links.pop(link, None)
@@ -240,17 +221,34 @@ class Participant:
 
     # -- the hub's side
 
-    def to_link(self, participant: str, link: str, kind: str, **fields: Any) -> None:
-        """A message from the hub to ``link`` of ``participant``."""
-        message = {"t": kind, "f": self.id, "to": participant, "l": link, **fields}
+    def tell_item(self, participant: str, link: str, item: LinkItem) -> None:
+        """``item`` from the hub to ``link`` of ``participant``."""
+        self._to_end("item", participant, link, item)
+
+    def tell_opened(self, participant: str, link: str, first: LinkItem | None) -> None:
+        """``link`` of ``participant`` is open, with its ``first`` item."""
+        self._to_end("opened", participant, link, first)
+
+    def tell_closed(self, participant: str, link: str, code: int, reason: str) -> None:
+        """``link`` of ``participant`` is closed."""
+        message = {"t": "close", "f": self.id, "to": participant, "l": link, "c": code, "r": reason}
         if participant == self.id:
             self._loop.call_soon(self._at_end, message)
         else:
-            self.channel.post(encode(kind, self.id, to=participant, l=link, **fields))
+            self.channel.post(encode("close", self.id, to=participant, l=link, c=code, r=reason))
 
-    def connection_ready(self) -> None:
-        """The hub's real connection is open (again): every client waiting may reconnect now."""
-        self._post("ready")
+    def _to_end(self, kind: str, participant: str, link: str, item: LinkItem | None) -> None:
+        if participant == self.id:
+            message = {"t": kind, "f": self.id, "to": participant, "l": link, "i": item}
+            self._loop.call_soon(self._at_end, message)
+        else:
+            self.channel.post(encode_link(kind, self.id, participant, link, item))
+
+    def connection_ready(self, transport: str | None = None) -> None:
+        """The hub's real connection is open (again), over ``transport``: every client waiting
+        may reconnect now."""
+        self.transport = transport
+        self._post("ready", v=transport)
         self._loop.call_soon(self._ready)
 
     def _ready(self) -> None:
@@ -261,7 +259,7 @@ class Participant:
         """The hub counted ``tabs`` participants: tell every one."""
         if tabs != self.tabs:
             self.tabs = tabs
-            self._post("tabs", n=tabs)
+            self._post("tabs", n=tabs, v=self.transport)
 
     # -- machinery
 
@@ -326,7 +324,7 @@ class Participant:
         if kind == "hello":
             if self.leading:
                 self._post("leader", e=self._leading_since)
-                self._post("tabs", n=self.tabs)
+                self._post("tabs", n=self.tabs, v=self.transport)
         elif kind == "leader":
             if sender != self.leader and not self.leading:
                 self.leader = sender
@@ -338,8 +336,12 @@ class Participant:
         elif kind == "tabs":
             if sender == self.leader and isinstance(message.get("n"), int):
                 self.tabs = message["n"]
+                via = message.get("v")
+                self.transport = via if isinstance(via, str) else self.transport
         elif kind == "ready":
             if sender == self.leader:
+                via = message.get("v")
+                self.transport = via if isinstance(via, str) else None
                 self._ready()
         elif message.get("to") == self.id:
             link = message.get("l")
@@ -353,16 +355,16 @@ class Participant:
         link = message.get("l")
         if hub is None or not isinstance(link, str):
             if message["t"] == "open" and isinstance(link, str):  # not leading (any more)
-                self.to_link(message["f"], link, "close", c=1006, r="not the leader")
+                self.tell_closed(message["f"], link, 1006, "not the leader")
             return
         kind = message["t"]
-        if kind == "open":
+        if kind == "item":
+            hub.link_sent(link, message["i"])
+        elif kind == "open":
             extra = message.get("x")
             hub.link_requested(link, message["f"], extra if isinstance(extra, dict) else {})
         elif kind == "close":
             hub.link_closed(link)
-        else:
-            hub.link_message(link, message)
 
     def _at_end(self, message: dict[str, Any]) -> None:
         link = message.get("l")
@@ -371,17 +373,15 @@ class Participant:
             return  # a link closed meanwhile, or a message from a leader it no longer uses
         end = entry[0]
         kind = message["t"]
-        if kind == "opened":
-            end.link_opened(link)
-            if "d" in message or "b" in message:  # the link's first frame came with it
-                end.link_message(link, {**message, "t": "frame"})
+        if kind == "item":
+            end.link_item(link, message["i"])
+        elif kind == "opened":
+            end.link_opened(link, message["i"])
         elif kind == "close":
             del self._links[link]
             code, reason = message.get("c"), message.get("r")
             code = code if isinstance(code, int) else 1006
             end.link_closed(link, code, reason if isinstance(reason, str) else "")
-        else:
-            end.link_message(link, message)
 
     def _leader_changed(self) -> None:
         """A (new) leader: links to another one are lost; waiting links go to this one."""
@@ -401,25 +401,50 @@ class Participant:
                 end.link_closed(link, 1006, "the tab holding the shared connection went away")
 
 
-class HubPage:
-    """The page events of a hub's client: all of them, but the page going away (``pagehide``)
-    hands the lead over instead of pausing the shared connection."""
+class SharedTransport(Generic[Inner]):
+    """What every shared transport is: one link at a time from its client to the leader's hub,
+    and a client woken when a leader is ready (``reconnect``: a waiting reconnect happens now).
+    ``inner`` is this runtime's real transport of the same kind, lent to the hub while the client
+    leads. The kinds say what the link plays (:mod:`pyrt.aio.ws_share`, :mod:`pyrt.aio.sse_share`)."""
 
-    def __init__(self, participant: Participant, events: PageEvents) -> None:
+    def __init__(
+        self,
+        participant: Participant,
+        inner: Inner,
+        loop: asyncio.AbstractEventLoop,
+        reconnect: Callable[[], None],
+    ) -> None:
         self.participant = participant
-        self.events = events
+        self.inner = inner
+        self._loop = loop
+        self._reconnect = reconnect
+        self.link: str | None = None
+        participant.add_end(self)
 
-    def page_online(self) -> None:
-        self.events.page_online()
+    def check_url(self, url: str) -> None:
+        self.inner.check_url(url)
 
-    def page_visible(self) -> None:
-        self.events.page_visible()
+    def _open(self, extra: dict[str, Any] | None = None) -> None:
+        """Open a new link (closing the current one)."""
+        self._close_link()
+        link = self.link = self.participant.new_link()
+        self.participant.open_link(link, self, extra)
 
-    def page_backgrounded(self) -> None:
-        self.events.page_backgrounded()
+    def _close_link(self, code: int = 1000, reason: str = "") -> str | None:
+        """Close the current link, if any; returns it."""
+        link, self.link = self.link, None
+        if link is not None:
+            self.participant.close_link(link, code, reason)
+        return link
 
-    def page_hidden(self) -> None:
-        self.participant.resign()  # another tab takes the connection over
+    def leader_ready(self) -> None:
+        self._reconnect()
 
-    def page_shown(self) -> None:
-        """Back from the back/forward cache: this participant queued for the lead again."""
+    def link_opened(self, link: str, first: LinkItem | None) -> None:
+        raise NotImplementedError
+
+    def link_item(self, link: str, item: LinkItem) -> None:
+        raise NotImplementedError
+
+    def link_closed(self, link: str, code: int, reason: str) -> None:
+        raise NotImplementedError

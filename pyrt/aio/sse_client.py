@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from pyrt.aio import runtime
 from pyrt.aio.driver import Driver
 from pyrt.engine.sse import Closed, Disconnected, EventSourcePolicy, FetchSSEEngine, SSEStats
 from pyrt.engine.states import State, StateChanged
@@ -27,11 +26,12 @@ from pyrt.wire.sse import ServerSentEvent
 
 if TYPE_CHECKING:
     from pyrt.aio.share import Participant, Sharing
+    from pyrt.ports.services import Services
     from pyrt.share.channel import ShareChannel
 
 __all__ = ["SSEClient"]
 
-log = logging.getLogger("pyrt.wire.sse")
+log = logging.getLogger("pyrt.sse")
 
 
 class SSEClient(Driver):
@@ -44,10 +44,16 @@ class SSEClient(Driver):
     _transport: Any
     options: dict[str, Any]  # the constructor's options (a shared stream's leader makes its own client)
 
-    def __init__(self, url: str, async_handlers: Any, share: str | ShareChannel | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        async_handlers: Any,
+        share: str | ShareChannel | None = None,
+        services: Services | None = None,
+    ) -> None:
         if isinstance(share, str) and not share:
             raise ValueError("share must be a non-empty name")
-        super().__init__(async_handlers)
+        super().__init__(async_handlers, services)
         self.url = url
         self.share = share
         self._participant: Participant | None = None
@@ -76,8 +82,8 @@ class SSEClient(Driver):
     @property
     def error(self) -> SSEError | None:
         """The error the client stopped with, if it stopped because of one."""
-        closed = self._closed
-        return closed.error if isinstance(closed, Closed) else None
+        error = self._closed.error if self._closed is not None else None
+        return error if isinstance(error, SSEError) else None  # the SSE engines stop with SSE errors only
 
     def connect(self) -> Self:
         """Start connecting (call from code running in the event loop); returns the client.
@@ -106,27 +112,30 @@ class SSEClient(Driver):
     # -- for the two clients
 
     def _attach(self) -> None:
-        """Take the transport (the runtime's when none was given), check the URL with it (a
-        relative one raises outside a browser) and attach, before the engine's first action."""
+        """Take the transport (the runtime's when none was given) and the services, check the
+        URL (a relative one raises outside a browser) and attach, before the engine's first
+        action."""
         transport = self._transport
         if transport is None:
             transport = self._default_transport()
+        services = self._use_services(transport)
         transport.check_url(self.url)
         if self.share is not None and self._participant is None:
-            transport = self._join(self.share, transport)
+            transport = self._join(self.share, transport, services)
         self._transport = transport
         self._attached(transport)
 
-    def _join(self, share: str | ShareChannel, inner: Any) -> Any:
+    def _join(self, share: str | ShareChannel, inner: Any, services: Services) -> Any:
         """Read the group's shared stream (see :mod:`pyrt.aio.sse_share`); ``inner`` is this
         runtime's transport, the real one while this client leads."""
         from pyrt.aio.share import Participant
-        from pyrt.aio.sse_share import StreamHub
+        from pyrt.aio.sse_share import lead
 
         if isinstance(share, str):
-            channel = runtime.share_channel(f"pyrt:{type(self).__name__}:{share}:{self.url}")
-            if channel is None:
-                error = ShareUnavailable(f"share={share!r}: {runtime.why_no_sharing()}; connecting alone")
+            try:
+                channel = services.share_channel(f"pyrt:{type(self).__name__}:{share}:{self.url}")
+            except ShareUnavailable as exc:
+                error = ShareUnavailable(f"share={share!r}: {exc}; connecting alone")
                 self._LOG.warning("pyrt sse: %s", error)
                 self._handlers.emit("error", error)
                 return inner
@@ -134,8 +143,8 @@ class SSEClient(Driver):
             channel = share
         end: Any = None
 
-        def hub(participant: Participant) -> StreamHub:
-            return StreamHub(participant, self, end)
+        def hub(participant: Participant) -> Any:
+            return lead(participant, self, end, services)
 
         name = share if isinstance(share, str) else None
         participant = self._participant = Participant(channel, hub, self._ensure_loop(), name=name)
@@ -175,6 +184,7 @@ class SSEClient(Driver):
         if isinstance(action, StateChanged):
             self._state_changed(action)
         elif isinstance(action, Disconnected):
+            self._problem = str(action.error)
             self._handlers.emit("error", action.error)
             self._handlers.emit("reconnecting", action.attempt, action.delay, str(action.error))
         elif isinstance(action, Closed):

@@ -1,4 +1,4 @@
-"""An event stream shared by every tab of a site: each client's link, and the leader's hub.
+"""An event stream shared by every tab of a site: each client's link, and the real stream of the hub.
 
 Browsers allow six HTTP/1.1 connections per origin, shared by every tab: the seventh tab's
 stream (and any other request to the origin) waits. With ``share=``, one tab reads the stream
@@ -11,10 +11,10 @@ and the others get its events over their links (:mod:`pyrt.aio.share`):
 - :class:`SharedEventSourceTransport` plays a native ``EventSource`` for an
   ``EventSourceClient``: a link lost is the object reconnecting by itself (``error`` while not
   ``CLOSED``), and the transport reopens the link as soon as a leader is ready;
-- :class:`StreamHub` is the leader's side: a client of the same kind on the real stream (with the
-  leader client's URL and options, resuming from the last event this participant saw), whose
-  transport hands every event to an :class:`~pyrt.share.sse_relay.EventRelay` too, which catches each
-  link up from its own last event id.
+- :class:`StreamUpstream` is the real stream of the leader's hub (:class:`pyrt.aio.hub.Hub` with
+  an :class:`~pyrt.share.sse_relay.EventRelay`): a client of the same kind as the leader's (with
+  its URL and options, resuming from the last event this participant saw), whose transport hands
+  every event to the relay too, which catches each link up from its own last event id.
 
 Each transport keeps the newest events its client got, so that when its participant leads, the
 relay's ring starts with them and the other clients catch up from it.
@@ -26,86 +26,60 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from pyrt.aio.share import HubPage, PageFanOut, Participant
+from pyrt.aio.driver import running_loop
+from pyrt.aio.hub import Hub, HubServices
+from pyrt.aio.share import Inner, Participant, SharedTransport
 from pyrt.engine.states import State
-from pyrt.share.sse_relay import CloseStream, Deliver, EventRelay, EventRelayAction, OpenStream
+from pyrt.ports.sse_transport import EventSourceTransport, FetchTransport
+from pyrt.share.relay import EventTypes, KeepAlive
+from pyrt.share.sse_relay import EventRelay
 from pyrt.wire.sse import ServerSentEvent, SSEDecoder
 from pyrt.wire.sse_encode import encode_comment, encode_event
 
 if TYPE_CHECKING:
     from pyrt.aio.sse_client import SSEClient
-    from pyrt.ports.sse_transport import (
-        EventSourceEvents,
-        EventSourceTransport,
-        FetchEvents,
-        FetchRequest,
-        FetchTransport,
-    )
-    from pyrt.ports.transport import PageEvents
+    from pyrt.ports.services import Services
+    from pyrt.ports.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
+    from pyrt.share.relay import LinkItem
 
-__all__ = ["SharedEventSourceTransport", "SharedFetchTransport", "StreamHub"]
+__all__ = ["SharedEventSourceTransport", "SharedFetchTransport", "StreamUpstream", "lead"]
 
 RING = 1000  # events a hub keeps for clients catching up
-KEEPALIVE_EVERY = 0.05  # at least this many seconds between keep-alive comments forwarded
 
 
-def _message_event(message: dict[str, Any]) -> ServerSentEvent:
-    kind, data, ident = message.get("y"), message.get("d"), message.get("i")
-    return ServerSentEvent(
-        type=kind if isinstance(kind, str) else "message",
-        data=data if isinstance(data, str) else "",
-        id=ident if isinstance(ident, str) else "",
-    )
+def lead(
+    participant: Participant,
+    leader: SSEClient,
+    end: SharedFetchTransport | SharedEventSourceTransport,
+    services: Services,
+) -> Hub:
+    """The hub of ``participant``, now leading: a relay over the ring of events ``end`` saw,
+    and the real stream of ``leader``'s kind."""
+    relay = EventRelay(RING, seen=tuple(end.seen))
+    return Hub(participant, relay, services, lambda hub: StreamUpstream(hub, relay, leader, end))
 
 
-class _LinkEnd(PageFanOut):
-    """What both shared SSE transports do: one link at a time, the newest events, the page."""
+class _StreamEnd(SharedTransport[Inner]):
+    """What both shared SSE transports keep besides the link: the newest events their client got."""
 
-    def __init__(self, participant: Participant, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
-        self.participant = participant
-        self._loop = loop
-        self.link: str | None = None
-        self.seen: deque[ServerSentEvent] = deque(maxlen=RING)
-        participant.add_end(self)
+    _seen: deque[ServerSentEvent] | None = None
+
+    @property
+    def seen(self) -> deque[ServerSentEvent]:
+        if self._seen is None:
+            self._seen = deque(maxlen=RING)
+        return self._seen
 
     @property
     def last_event_id(self) -> str:
         return self.seen[-1].id if self.seen else ""
 
-    def _open(self, extra: dict[str, Any]) -> None:
-        self._close_link()
-        link = self.link = self.participant.new_link()
-        self.participant.open_link(link, self, extra)
 
-    def _close_link(self) -> None:
-        link, self.link = self.link, None
-        if link is not None:
-            self.participant.close_link(link, 1000, "")
-
-    def link_opened(self, link: str) -> None:
-        raise NotImplementedError
-
-    def link_message(self, link: str, message: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    def link_closed(self, link: str, code: int, reason: str) -> None:
-        raise NotImplementedError
-
-
-class SharedFetchTransport(_LinkEnd):
+class SharedFetchTransport(_StreamEnd[FetchTransport]):
     """A ``FetchTransport`` whose requests are links to the leader's stream (module docstring)."""
 
-    def __init__(
-        self, participant: Participant, inner: FetchTransport, loop: asyncio.AbstractEventLoop
-    ) -> None:
-        super().__init__(participant, loop)
-        self.inner = inner
-        self._request: FetchRequest | None = None
-        self._events: FetchEvents | None = None
-
-    def check_url(self, url: str) -> None:
-        self.inner.check_url(url)
+    _request: FetchRequest | None = None  # the client's request in flight
+    _events: FetchEvents | None = None
 
     def start(self, request: FetchRequest, events: FetchEvents) -> None:
         self._request, self._events = request, events
@@ -116,33 +90,27 @@ class SharedFetchTransport(_LinkEnd):
             self._request = None
             self._close_link()
 
-    def watch_page(self, events: PageEvents) -> None:
-        self._page = events
-        self.inner.watch_page(self)
-
     def dispose(self) -> None:
         self._request = None
         self._close_link()
         self.participant.close()
         self.inner.dispose()
 
-    def link_opened(self, link: str) -> None:
+    def link_opened(self, link: str, first: LinkItem | None) -> None:
         request, events = self._request, self._events
         if link != self.link or request is None or events is None:
             return
         if not events.fetch_response(request.id, 200, "text/event-stream", None, 0.0):
             self.abort(request.id)
 
-    def link_message(self, link: str, message: dict[str, Any]) -> None:
+    def link_item(self, link: str, item: LinkItem) -> None:
         request, events = self._request, self._events
         if link != self.link or request is None or events is None:
             return
-        if message["t"] == "event":
-            event = _message_event(message)
-            self.seen.append(event)
-            kind = event.type if event.type != "message" else None
-            chunk = encode_event(event.data, kind, event.id or None)
-        elif message["t"] == "comment":
+        if isinstance(item, ServerSentEvent):
+            self.seen.append(item)
+            chunk = encode_event(item.data, item.type if item.type != "message" else None, item.id or None)
+        elif isinstance(item, KeepAlive):
             chunk = encode_comment()
         else:
             return
@@ -159,21 +127,17 @@ class SharedFetchTransport(_LinkEnd):
             events.fetch_failed(request.id, reason or "the shared stream was lost")
 
 
-class SharedEventSourceTransport(_LinkEnd):
+class SharedEventSourceTransport(_StreamEnd[EventSourceTransport]):
     """An ``EventSourceTransport`` whose native object is a link to the leader's stream."""
 
     def __init__(
         self, participant: Participant, inner: EventSourceTransport, loop: asyncio.AbstractEventLoop
     ) -> None:
-        super().__init__(participant, loop)
-        self.inner = inner
+        super().__init__(participant, inner, loop, self._relink_if_waiting)
         self._source = 0
         self._events: EventSourceEvents | None = None
         self._types: set[str] = set()
         self._retry: asyncio.TimerHandle | None = None
-
-    def check_url(self, url: str) -> None:
-        self.inner.check_url(url)
 
     def create(self, source: int, url: str, with_credentials: bool, events: EventSourceEvents) -> None:
         self._source, self._events = source, events
@@ -202,23 +166,22 @@ class SharedEventSourceTransport(_LinkEnd):
 
     def _listening(self) -> None:
         if self.link is not None:
-            self.participant.link_send(self.link, "listen", y=sorted(self._types))
+            self.participant.link_send(self.link, EventTypes(tuple(sorted(self._types))))
 
     def _relink(self) -> None:
         self._open({"last": self.last_event_id, "types": sorted(self._types)})
 
-    def link_opened(self, link: str) -> None:
+    def link_opened(self, link: str, first: LinkItem | None) -> None:
         if link == self.link and self._events is not None and self._source:
             self._events.source_opened(self._source)
 
-    def link_message(self, link: str, message: dict[str, Any]) -> None:
+    def link_item(self, link: str, item: LinkItem) -> None:
         events = self._events
-        if link != self.link or events is None or not self._source or message["t"] != "event":
+        if link != self.link or events is None or not self._source or not isinstance(item, ServerSentEvent):
             return
-        event = _message_event(message)
-        self.seen.append(event)
-        if event.type == "message" or event.type in self._types:
-            events.source_event(self._source, event.type, event.data, event.id)
+        self.seen.append(item)
+        if item.type == "message" or item.type in self._types:
+            events.source_event(self._source, item.type, item.data, item.id)
 
     def link_closed(self, link: str, code: int, reason: str) -> None:
         if link != self.link:
@@ -226,26 +189,20 @@ class SharedEventSourceTransport(_LinkEnd):
         self.link = None
         if self._events is not None and self._source:
             self._events.source_error(self._source, False)  # as a native object reconnecting
-            self._retry = self._loop.call_later(1.0, self._reconnect)
+            self._retry = self._loop.call_later(1.0, self._relink_if_waiting)
 
-    def leader_ready(self) -> None:
-        self._reconnect()
-
-    def _reconnect(self) -> None:
+    def _relink_if_waiting(self) -> None:
         self._retry = None
         if self._source and self.link is None:
             self._relink()
-
-    def watch_page(self, events: PageEvents) -> None:
-        self._page = events
 
 
 class _HubFetchEvents:
     """The hub client's request reports, read first: the events (and keep-alive bytes) of the
     body go to the relay, then everything to the hub's client."""
 
-    def __init__(self, hub: StreamHub, events: FetchEvents) -> None:
-        self.hub = hub
+    def __init__(self, upstream: StreamUpstream, events: FetchEvents) -> None:
+        self.upstream = upstream
         self.events = events
         self.decoder = SSEDecoder()
 
@@ -258,9 +215,9 @@ class _HubFetchEvents:
         more = self.events.fetch_chunk(request, chunk)  # first: a closed client stops it
         events = self.decoder.feed(chunk)
         for event in events:
-            self.hub.event(event)
+            self.upstream.event(event)
         if not events:
-            self.hub.alive()
+            self.upstream.alive()
         return more
 
     def fetch_ended(self, request: int) -> None:
@@ -273,30 +230,29 @@ class _HubFetchEvents:
 class _HubSourceEvents:
     """The hub client's native object reports: each event to the relay too."""
 
-    def __init__(self, hub: StreamHub, events: EventSourceEvents) -> None:
-        self.hub = hub
+    def __init__(self, upstream: StreamUpstream, events: EventSourceEvents) -> None:
+        self.upstream = upstream
         self.events = events
 
     def source_opened(self, source: int) -> None:
         self.events.source_opened(source)
 
     def source_event(self, source: int, type: str, data: str, last_event_id: str) -> None:
-        self.hub.event(ServerSentEvent(type=type, data=data, id=last_event_id))
+        self.upstream.event(ServerSentEvent(type=type, data=data, id=last_event_id))
         self.events.source_event(source, type, data, last_event_id)
 
-    def source_error(self, source: int, for_good: bool) -> None:
-        self.events.source_error(source, for_good)
+    def source_error(self, source: int, for_good: bool, retry_after: float | None = None) -> None:
+        self.events.source_error(source, for_good, retry_after)
 
 
 class _Lent:
-    """The real transport, lent to the hub: what it carries passes the relay first, page events
-    come through the link end, and giving it back stops what it carries but keeps it for the
-    client."""
+    """The real transport, lent to the hub: what it carries passes the relay first, and giving
+    it back stops what it carries but keeps it for the client."""
 
-    def __init__(self, hub: StreamHub, end: SharedFetchTransport | SharedEventSourceTransport) -> None:
-        self._hub = hub
-        self._end = end
-        self._inner: Any = end.inner
+    def __init__(self, upstream: StreamUpstream, inner: Any, native: bool) -> None:
+        self._upstream = upstream
+        self._inner = inner
+        self._native = native
         self._current: int | None = None
 
     def __getattr__(self, name: str) -> Any:  # check_url, abort, destroy, listen, unlisten
@@ -304,131 +260,85 @@ class _Lent:
 
     def start(self, request: FetchRequest, events: FetchEvents) -> None:
         self._current = request.id
-        self._inner.start(request, _HubFetchEvents(self._hub, events))
+        self._inner.start(request, _HubFetchEvents(self._upstream, events))
 
     def create(self, source: int, url: str, with_credentials: bool, events: EventSourceEvents) -> None:
         self._current = source
-        self._inner.create(source, url, with_credentials, _HubSourceEvents(self._hub, events))
-
-    def watch_page(self, events: PageEvents) -> None:
-        self._end.hub_watch(HubPage(self._hub.participant, events))
+        self._inner.create(source, url, with_credentials, _HubSourceEvents(self._upstream, events))
 
     def dispose(self) -> None:
-        self._end.hub_watch(None)
         if self._current is not None:
-            stop = self._inner.abort if isinstance(self._end, SharedFetchTransport) else self._inner.destroy
+            stop = self._inner.destroy if self._native else self._inner.abort
             stop(self._current)
 
 
-class StreamHub:
-    """The leader's real event stream and its relay (see the module docstring)."""
+class StreamUpstream:
+    """The leader's real event stream (see the module docstring)."""
+
+    what = "stream"
 
     def __init__(
         self,
-        participant: Participant,
+        hub: Hub,
+        relay: EventRelay,
         leader: SSEClient,
         end: SharedFetchTransport | SharedEventSourceTransport,
     ) -> None:
-        self.participant = participant
-        self.relay = EventRelay(RING, seen=tuple(end.seen))
-        self._owners: dict[str, str] = {}
-        self._types: dict[str, set[str]] = {}  # link -> the event types its client listens to
-        self._closing = False
-        self._alive_at = 0.0
+        self.hub = hub
+        self.relay = relay
+        self._native = isinstance(end, SharedEventSourceTransport)
+        self._lent = _Lent(self, end.inner, self._native)
+        self._loop = running_loop()
         self._state_now = State.IDLE
-        self._loop = asyncio.get_running_loop()
-        self._lent = _Lent(self, end)
         options = {k: v for k, v in leader.options.items() if k != "share"}
         options["last_event_id"] = end.last_event_id or leader.last_event_id
-        if isinstance(end, SharedFetchTransport):
+        if not self._native:
             options["when_hidden"] = "keep"  # the leader hidden: the others still read
         make: Any = type(leader)  # a FetchEventSource or an EventSourceClient, as the leader
-        self.client: SSEClient = make(leader.url, transport=self._lent, **options)
+        services = HubServices(hub.services)
+        self.client: SSEClient = make(leader.url, transport=self._lent, services=services, **options)
+        self.page: Any = None if self._native else self.client  # a native object ignores the page
         self.client.on_state(self._state)
-
-    def types(self) -> set[str]:
-        return set().union(*self._types.values()) if self._types else set()
-
-    # -- Hub
 
     def start(self) -> None:
         self.client.connect()
 
-    def link_requested(self, link: str, participant: str, extra: dict[str, Any]) -> None:
-        self._owners[link] = participant
-        self._listen(link, extra.get("types"))
-        last = extra.get("last")
-        self._run(self.relay.link_requested(link, participant, last if isinstance(last, str) else ""))
-        self.participant.set_tabs(self.relay.participants())
+    def transport(self) -> str | None:
+        """An event stream has one way in."""
+        return None
 
-    def link_message(self, link: str, message: dict[str, Any]) -> None:
-        if message["t"] == "listen":
-            self._listen(link, message.get("y"))
+    def forward(self, frame: Any) -> bool:
+        """A stream carries nothing to the server (an event relay never asks)."""
+        return False
 
-    def link_closed(self, link: str) -> None:
-        self._owners.pop(link, None)
-        self._types.pop(link, None)
-        self.relay.link_closed(link)
-        self.participant.set_tabs(self.relay.participants())
-
-    def prune(self, alive: set[str]) -> None:
-        for link, owner in list(self._owners.items()):
-            if owner not in alive:
-                self.link_closed(link)
-                # Gone, as far as the locks tell: should it still be there, it reconnects.
-                self.participant.to_link(owner, link, "close", c=1006, r="the tab was not seen")
+    def listen(self, type: str) -> None:
+        if self._native:
+            self._lent.listen(type)  # the native object dispatches only what is listened to
 
     def close(self) -> None:
-        self._closing = True
-        self._run(self.relay.stream_lost("the tab holding the shared stream is leaving"))
-        self._owners.clear()
         self.client.close()
 
     # -- the real stream
 
     def event(self, event: ServerSentEvent) -> None:
-        self._run(self.relay.event(event))
+        self.hub.run(self.relay.event(event))
 
     def alive(self) -> None:
-        """Bytes without an event (a keep-alive comment): tell the links (a burst only once)."""
-        now = self._loop.time()
-        if now - self._alive_at >= KEEPALIVE_EVERY:
-            self._alive_at = now
-            for link, owner in self._owners.items():
-                self.participant.to_link(owner, link, "comment")
+        """Bytes without an event (a keep-alive comment): the links hear the stream is alive."""
+        self.hub.run(self.relay.keep_alive(self._loop.time()))
 
     def _state(self, new: State) -> None:
         old, self._state_now = self._state_now, new
-        if self._closing:
+        if self.hub.closing:
             return
         if new is State.OPEN:
-            self._run(self.relay.stream_opened())
-            self.participant.connection_ready()
+            self.hub.run(self.relay.stream_opened())
+            self.hub.ready()
         elif old is State.OPEN:
-            self._run(self.relay.stream_lost())
+            self.hub.lost(1006, self._lost_reason())
 
-    # -- machinery
-
-    def _listen(self, link: str, types: object) -> None:
-        if not isinstance(types, list):
-            return
-        before = self.types()
-        self._types[link] = {t for t in types if isinstance(t, str) and t != "message"}
-        if isinstance(self._lent._end, SharedEventSourceTransport):
-            for added in self.types() - before:
-                self._lent.listen(added)  # the native object dispatches only what is listened to
-
-    def _run(self, actions: list[EventRelayAction]) -> None:
-        participant = self.participant
-        for action in actions:
-            owner = self._owners.get(action.link)
-            if owner is None:
-                continue
-            if type(action) is Deliver:
-                event = action.event
-                participant.to_link(owner, action.link, "event", y=event.type, i=event.id, d=event.data)
-            elif type(action) is OpenStream:
-                participant.to_link(owner, action.link, "opened")
-            elif type(action) is CloseStream:
-                del self._owners[action.link]
-                participant.to_link(owner, action.link, "close", c=1006, r=action.reason)
+    def _lost_reason(self) -> str:
+        """Why the links lose the stream: why the real one was lost (the hub client's last
+        error, without its type), so that a tab reads what an unshared client would."""
+        error = self.client.stats.last_error
+        return error.partition(": ")[2] or error if error else "the stream from the server was lost"

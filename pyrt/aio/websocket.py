@@ -4,7 +4,8 @@ The decisions are made by :class:`pyrt.engine.websocket.WebSocketEngine`; the pu
 shared :class:`~pyrt.aio.driver.Driver`. This module carries out the engine's actions on a
 :class:`~pyrt.ports.transport.Transport` (``js.WebSocket`` in the browser, the ``websockets`` library
 on CPython, :class:`pyrt.testing.FakeTransport` in tests; :mod:`pyrt.aio.runtime` picks the
-default) and turns acks into futures.
+default), hears the page and finds its storage through the runtime's
+:class:`~pyrt.ports.services.Services`, and turns acks into futures.
 
 Hot paths: an inbound frame costs one engine call and direct calls of the ``message``
 handlers (no future, no task); ``send`` hands the frame to the native socket when nothing is
@@ -18,29 +19,29 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from pyrt.aio import runtime
 from pyrt.aio.ack_future import AckFuture, settle
 from pyrt.aio.driver import Driver
 from pyrt.aio.handlers import AsyncHandlers, Handler, HandlerAttribute
-from pyrt.engine.backoff import Backoff
-from pyrt.engine.close_policy import ShouldReconnect
+from pyrt.aio.transports import ClientTransports, resolve_order
 from pyrt.engine.credentials import check_token
-from pyrt.engine.heartbeat import Heartbeat
-from pyrt.engine.outbox import Overflow
+from pyrt.engine.options import WebSocketOptions
 from pyrt.engine.states import State
 from pyrt.engine.websocket import (
     NO_MESSAGE,
     Closed,
+    CloseProbe,
     CloseSocket,
     DeliverMessage,
     DeliverPresence,
     DeliverPublication,
     FetchToken,
+    OpenProbe,
     OpenSocket,
     Reconnecting,
     RejectAck,
+    RememberTransport,
     ReportError,
     ReportRestored,
     ResolveAck,
@@ -53,7 +54,7 @@ from pyrt.engine.websocket import (
 )
 from pyrt.errors import InvalidStateError, ShareUnavailable, StorageUnavailable
 from pyrt.wire.frames import Publication
-from pyrt.wire.protocols import WireProtocol
+from pyrt.wire.protocols import WireProtocol, get_protocol
 from pyrt.wire.types import Frame
 
 if TYPE_CHECKING:
@@ -61,8 +62,8 @@ if TYPE_CHECKING:
     from pyrt.aio.share import Participant, Sharing
     from pyrt.aio.state_stream import SyncedState
     from pyrt.engine.history import HistoryPage
-    from pyrt.engine.pacing import Pacing
     from pyrt.persist.records import RecordStore, Storage
+    from pyrt.ports.services import Services
     from pyrt.ports.transport import Transport
     from pyrt.share.channel import ShareChannel
     from pyrt.wire.frames import Member
@@ -102,8 +103,6 @@ class WebSocketClient(Driver):
     a pyrt server says how long it lasts, and the new one is sent in a ``refresh`` frame, so the
     connection stays up (:mod:`pyrt.engine.credentials`). Failures reach ``on_error`` as
     :class:`~pyrt.errors.TokenError`.
-    ``protocol``: the wire protocol — ``"pyrt"`` (default), ``"raw"`` (any server) or
-    ``"json-ack"``, or a :class:`~pyrt.wire.protocols.WireProtocol`.
     ``persist``: a storage key; unacknowledged messages and channel offsets then survive page
     reloads: in the browser in ``localStorage`` on a page's main thread and in IndexedDB in a
     worker (:mod:`pyrt.browser.storage`), on CPython in a file (:mod:`pyrt.cpython.storage`).
@@ -112,11 +111,18 @@ class WebSocketClient(Driver):
     any object with ``getItem``/``setItem``/``removeItem``).
     ``share``: a name: every client with the same name and URL in this browser (tabs, workers)
     shares one connection, held by one of them (see :mod:`pyrt.aio.share`); the API stays the same.
-    ``transport``: where sockets come from (default: the runtime's, see :mod:`pyrt.aio.runtime`).
+    ``transport``: where WebSocket sockets come from (default: the runtime's, see
+    :mod:`pyrt.aio.runtime`); ``http_transport``: where the HTTP binding's come from (default:
+    :class:`~pyrt.aio.http_transport.HttpTransport` over the runtime's ``fetch``). With the pyrt
+    protocol a client falls back to HTTP where WebSockets do not pass and probes its way back
+    (``transports=``, :mod:`pyrt.engine.transport_choice`); :attr:`transport` says which is in use.
+    ``services``: the runtime around the client — page events, the default storage of
+    ``persist``, timers, the share channel (:mod:`pyrt.ports.services`; default: those the
+    transport carries, as the fakes of :mod:`pyrt.testing` do, else the runtime's).
     ``async_handlers``: ``"concurrent"`` or ``"ordered"`` (see :mod:`pyrt.aio.handlers`).
-    ``pacing``: how sends are paced below the server's limits (``"auto"``: on for the pyrt
-    protocol; ``None``: off; a :class:`~pyrt.engine.pacing.Pacing`: your own limits and margins).
-    The other options are those of :class:`~pyrt.engine.websocket.WebSocketEngine`.
+    The other keywords are the options of :class:`~pyrt.engine.options.WebSocketOptions`
+    (``protocol``, ``backoff``, ``heartbeat``, ``queue_limit``, ``ack_timeout``, ``pacing``...),
+    each described there; ``options=`` takes such an object whole (the keywords then change it).
 
     Events: see :class:`~pyrt.aio.driver.Driver` (``on_close`` receives a
     :class:`~pyrt.engine.websocket.Closed` with ``code``, ``reason``, ``by_client``, ``detail``), and
@@ -134,83 +140,43 @@ class WebSocketClient(Driver):
         url: UrlSource,
         protocols: ProtocolsSource = None,
         *,
-        protocol: str | WireProtocol = "pyrt",
-        backoff: Backoff | None = None,
-        heartbeat: Heartbeat | None = Heartbeat(),  # noqa: B008 (frozen, shared safely)
-        queue_limit: int = 1000,
-        queue_bytes: int = 1 << 20,
-        overflow: Overflow = "drop_oldest",
-        ack_timeout: float = 10.0,
-        ack_retries: int = 3,
-        connect_timeout: float = 10.0,
-        close_timeout: float = 2.0,
-        should_reconnect: ShouldReconnect | None = None,
-        persist: str | None = None,
-        high_water: int = 1 << 20,
-        rng: Callable[[], float] | None = None,
-        transport: Transport | None = None,
-        storage: Storage | RecordStore | None = None,
-        async_handlers: AsyncHandlers = "concurrent",
-        share: str | ShareChannel | None = None,
+        options: WebSocketOptions | None = None,
         token: TokenSource | None = None,
-        pacing: Pacing | Literal["auto"] | None = "auto",
+        persist: str | None = None,
+        storage: Storage | RecordStore | None = None,
+        share: str | ShareChannel | None = None,
+        transport: Transport | None = None,
+        http_transport: Transport | None = None,
+        services: Services | None = None,
+        async_handlers: AsyncHandlers = "concurrent",
+        **changes: Any,
     ) -> None:
-        if not (isinstance(url, str) or callable(url)):
-            raise TypeError(f"url must be a str or a callable returning one, got {type(url).__name__}")
-        if share is not None and persist is not None:
-            raise ValueError(
-                "persist= cannot be combined with share= yet: every tab would write the same "
-                "records; persist in one client, or share without persist"
-            )
-        if isinstance(share, str) and not share:
-            raise ValueError("share must be a non-empty name")
-        if token is not None and not callable(token):
-            raise TypeError(
-                f"token must be a callable returning the token (called before each connection and "
-                f"refresh), got {type(token).__name__}"
-            )
-        super().__init__(async_handlers)
+        _check_arguments(url, token, persist, share)
+        self.options = WebSocketOptions.of(options, **changes)
+        super().__init__(async_handlers, services)
         self.url = url
         self.protocols = protocols
         self.token = token
         self.persist = persist
         self.share = share
-        self.options: dict[str, Any] = {
-            "protocol": protocol,
-            "backoff": backoff,
-            "heartbeat": heartbeat,
-            "queue_limit": queue_limit,
-            "queue_bytes": queue_bytes,
-            "overflow": overflow,
-            "ack_timeout": ack_timeout,
-            "ack_retries": ack_retries,
-            "connect_timeout": connect_timeout,
-            "close_timeout": close_timeout,
-            "should_reconnect": should_reconnect,
-            "high_water": high_water,
-            "rng": rng,
-            "async_handlers": async_handlers,
-            "pacing": pacing,
-        }
+        self.async_handlers: AsyncHandlers = async_handlers
+        #: The transports of the real connection (with ``share``: of the connection the tab
+        #: holding it opens; this client's own is its link to it).
+        self._wanted = resolve_order(
+            self.options.transports,
+            get_protocol(self.options.protocol),
+            transport is not None,
+            http_transport is not None,
+        )
         self._engine = WebSocketEngine(
-            protocol=protocol,
-            backoff=backoff,
-            heartbeat=heartbeat,
-            queue_limit=queue_limit,
-            queue_bytes=queue_bytes,
-            overflow=overflow,
-            ack_timeout=ack_timeout,
-            ack_retries=ack_retries,
-            connect_timeout=connect_timeout,
-            close_timeout=close_timeout,
-            should_reconnect=should_reconnect,
-            high_water=high_water,
+            self.options,
             persist=persist is not None,
             token_refresh=token is not None,
-            rng=rng,
-            pacing=pacing,
+            transports=("websocket",) if share is not None else self._wanted,
         )
+        self._sockets = ClientTransports(transport, http_transport)
         self._transport = transport
+        self._last_open: tuple[str, list[str]] | None = None  # what the probe opens
         self._storage = storage
         self._persistence: Persistence | None = None
         self._participant: Participant | None = None
@@ -226,6 +192,22 @@ class WebSocketClient(Driver):
         """A snapshot of the counters (sent, received, queued, dropped, acked, ack_timeouts,
         retried, reconnects, duplicates, queue_length, pending_acks, rtt, srtt)."""
         return self._engine.stats_snapshot()
+
+    @property
+    def transport(self) -> str:
+        """The transport of the current (or next) connection: ``"websocket"``, or ``"http"`` where
+        WebSockets do not pass (see :attr:`transports`). With ``share``: that of the connection
+        the tabs share, once it opened."""
+        participant = self._participant
+        if participant is not None and participant.transport is not None:
+            return participant.transport
+        return self._engine.transport
+
+    @property
+    def transports(self) -> tuple[str, ...]:
+        """The transports this client tries, in order (with ``share``: that the tab holding the
+        connection tries)."""
+        return self._wanted
 
     @property
     def session(self) -> str | None:
@@ -276,65 +258,37 @@ class WebSocketClient(Driver):
             raise InvalidStateError("connect() was already called (loading the saved state)")
         loop = self._start_loop()
         if self._transport is None:
-            self._transport = runtime.websocket_transport()
+            self._transport = self._sockets.socket("websocket")
+        services = self._use_services(self._transport)
+        if engine.state is State.IDLE and len(engine.transports.choice.order) > 1:
+            engine.remembered(ClientTransports.recall(services, self.url))
         if isinstance(self.url, str):
             self._transport.check_url(self.url)
         if self.share is not None and self._participant is None and engine.state is State.IDLE:
-            self._join(self.share, loop)
+            self._join(self.share, services, loop)
         if self.persist is not None and engine.state is State.IDLE:
+            self._persistence = self._open_storage(self.persist, services, loop)  # may raise: still IDLE
             self._loading = True
-            self._persistence = self._open_storage(self.persist, loop)
             self._persistence.load(self._loaded)  # connects when loaded, maybe right now
             return self
         engine.connect(loop.time())
-        self._transport.watch_page(self)
+        self._watch_page(self)
         self._pump()
         return self
 
-    def _join(self, share: str | ShareChannel, loop: asyncio.AbstractEventLoop) -> None:
+    def _join(self, share: str | ShareChannel, services: Services, loop: asyncio.AbstractEventLoop) -> None:
         """Use the group's shared connection (see :mod:`pyrt.aio.ws_share`)."""
-        from pyrt.aio.share import Participant
-        from pyrt.aio.ws_share import SharedWebSocketTransport, WebSocketHub
+        joined = _join_group(self, share, services, loop)
+        if joined is not None:
+            self._participant, self._transport = joined
+            self._participant.start()
 
-        if isinstance(share, str):
-            where = self.url if isinstance(self.url, str) else ""
-            channel = runtime.share_channel(f"pyrt:ws:{share}:{where}")
-            if channel is None:
-                why = runtime.why_no_sharing()
-                self._report(ShareUnavailable(f"share={share!r}: {why}; connecting alone"))
-                return
-        else:
-            channel = share
-        assert self._transport is not None
-        shared: SharedWebSocketTransport | None = None
-
-        def hub(participant: Participant) -> WebSocketHub:
-            assert shared is not None
-            return WebSocketHub(participant, self, shared)
-
-        name = share if isinstance(share, str) else None
-        participant = self._participant = Participant(channel, hub, loop, name=name)
-        shared = SharedWebSocketTransport(participant, self._transport, loop)
-        self._transport = shared
-        participant.start()
-
-    def _open_storage(self, key: str, loop: asyncio.AbstractEventLoop) -> Persistence:
+    def _open_storage(self, key: str, services: Services, loop: asyncio.AbstractEventLoop) -> Persistence:
         from pyrt.aio.persistence import Persistence  # only clients that persist load it
-        from pyrt.persist.records import MemoryRecordStore, as_record_store
 
-        assert self._transport is not None
-        given = self._storage
-        store = as_record_store(given) if given is not None else self._transport.storage()
-        if store is None or not store.durable:
-            where = "this runtime" if store is None else f"its {store.kind} store"
-            self._report(
-                StorageUnavailable(
-                    f"persist={key!r}: {where} has no durable storage (no localStorage, no "
-                    "IndexedDB); unacknowledged messages and offsets will not survive a reload"
-                )
-            )
-            if store is None:
-                store = MemoryRecordStore()
+        store, why = _record_store(self._storage, services, key)
+        if why is not None:
+            self._report(StorageUnavailable(why))
         return Persistence(store, key, loop, self._report)
 
     def _loaded(self, snapshot: Any) -> None:
@@ -344,8 +298,7 @@ class WebSocketClient(Driver):
             return  # closed while loading
         engine.restore(snapshot)
         engine.connect(self._now())
-        assert self._transport is not None
-        self._transport.watch_page(self)
+        self._watch_page(self)
         self._pump()
 
     def _report(self, error: Exception) -> None:
@@ -385,10 +338,26 @@ class WebSocketClient(Driver):
         buffered = transport.buffered_amount() if transport is not None and engine.state is State.OPEN else 0
         self._transmit(engine.send(data, self._now(), buffered))
 
-    def send_frame(self, frame: Frame) -> None:
-        """Send a frame encoded already, as :meth:`send` would send it (queued while not open).
-        For a connection shared by several clients: they encode their own frames."""
-        self._transmit(self._engine.send_frame(frame, self._now(), self._buffered()))
+    def forward(self, frame: Frame) -> bool:
+        """Send ``frame`` as it is, a frame another client encoded (the hub of a shared
+        connection forwards its links' frames), when the connection can take it now: open,
+        under ``high_water`` and within the server's limits (the pacer spends a token for it).
+        Returns False otherwise; nothing is queued: keep it, in order, and try again at
+        :meth:`forward_at` (or when the server answers)."""
+        engine = self._engine
+        if engine.forward(frame, self._now(), self._buffered()):
+            transport = self._transport
+            assert transport is not None  # open
+            transport.send(frame)
+            return True
+        if engine.has_actions:
+            self._pump()  # a ping asking the server how far it has read
+        return False
+
+    def forward_at(self) -> float | None:
+        """When :meth:`forward` may take a frame again (the loop's time), or ``None``: when the
+        server answers (a pong), or never (not open)."""
+        return self._engine.forward_at(self._now(), self._buffered())
 
     def socket_alive(self) -> None:
         """A frame arrived that the transport gave elsewhere (a shared connection's link): it
@@ -396,6 +365,13 @@ class WebSocketClient(Driver):
         self._engine.alive(self._clock())
         if self._engine.has_actions:
             self._pump()
+
+    def _ask(self, request: Callable[[AckFuture], object]) -> AckFuture:
+        """A future that ``request`` gives the engine as the handle of what it asks; then pump."""
+        future = AckFuture(loop=self._ensure_loop())
+        request(future)
+        self._pump()
+        return future
 
     def _transmit(self, frame: Frame | None) -> None:
         """Hand a frame the engine let through to the socket; pump when it queued instead."""
@@ -416,20 +392,18 @@ class WebSocketClient(Driver):
         :class:`~pyrt.errors.ClientClosedError`. It is an :class:`~pyrt.aio.ack_future.AckFuture`,
         whose waiters resume as soon as the ack frame is handled.
         """
-        future = AckFuture(loop=self._ensure_loop())
-        self._engine.send_with_ack(data, self._now(), future, timeout, self._buffered())
-        self._pump()
-        return future
+        return self._ask(
+            lambda f: self._engine.send_with_ack(data, self._now(), f, timeout, self._buffered())
+        )
 
     def publish(
         self, channel: str, data: Any, event: str | None = None, timeout: float | None = None
     ) -> asyncio.Future[str]:
         """Publish ``data`` into ``channel``; the future resolves with its offset. Acked, retried
         and deduplicated like :meth:`send_with_ack`."""
-        future = AckFuture(loop=self._ensure_loop())
-        self._engine.publish(channel, data, self._now(), future, event, timeout, self._buffered())
-        self._pump()
-        return future
+        return self._ask(
+            lambda f: self._engine.publish(channel, data, self._now(), f, event, timeout, self._buffered())
+        )
 
     def history(
         self,
@@ -445,10 +419,11 @@ class WebSocketClient(Driver):
         ``limit`` publications (the server's default when ``None``, 100 with ``serve.py``). Sent
         at once or when connected, re-sent after a reconnect; fails like :meth:`send_with_ack`
         (:class:`~pyrt.errors.AckError` with code ``forbidden`` for a channel you may not read)."""
-        future = AckFuture(loop=self._ensure_loop())
-        self._engine.history(channel, self._now(), future, limit, since, reverse, timeout, self._buffered())
-        self._pump()
-        return future
+        return self._ask(
+            lambda f: self._engine.history(
+                channel, self._now(), f, limit, since, reverse, timeout, self._buffered()
+            )
+        )
 
     def subscribe(
         self,
@@ -487,26 +462,17 @@ class WebSocketClient(Driver):
         member. Joining again changes ``info``. Fails with :class:`~pyrt.errors.ChannelRefused`
         when the server refuses (not allowed, the channel's presence is full, ``info`` too big).
         """
-        future = AckFuture(loop=self._ensure_loop())
-        self._engine.join(channel, info, self._now(), future, timeout)
-        self._pump()
-        return future
+        return self._ask(lambda f: self._engine.join(channel, info, self._now(), f, timeout))
 
     def leave(self, channel: str, timeout: float | None = None) -> asyncio.Future[None]:
         """Leave ``channel``'s presence (others see this member leave at once)."""
-        future = AckFuture(loop=self._ensure_loop())
-        self._engine.leave(channel, self._now(), future, timeout, self._buffered())
-        self._pump()
-        return future
+        return self._ask(lambda f: self._engine.leave(channel, self._now(), f, timeout, self._buffered()))
 
     def presence(self, channel: str, timeout: float | None = None) -> asyncio.Future[list[Member]]:
         """Who is in ``channel``'s presence now, asked of the server: a future of a list of
         :class:`~pyrt.engine.presence.Member` (no subscription needed; reading it needs the right to
         subscribe)."""
-        future = AckFuture(loop=self._ensure_loop())
-        self._engine.presence(channel, self._now(), future, timeout, self._buffered())
-        self._pump()
-        return future
+        return self._ask(lambda f: self._engine.presence(channel, self._now(), f, timeout, self._buffered()))
 
     async def state_then_stream(
         self,
@@ -648,8 +614,9 @@ class WebSocketClient(Driver):
         if self._fetching is not None:
             self._fetching.cancel()
             self._fetching = None
-        if self._transport is not None:
-            self._transport.dispose()
+        if self._transport is not None and self._participant is not None:
+            self._transport.dispose()  # a link end; the sockets are the transports'
+        self._sockets.dispose()
         if self._persistence is not None:
             self._persistence.close()
 
@@ -668,7 +635,7 @@ class WebSocketClient(Driver):
             self._settled.append((future, None, action.error))
         elif type(action) is DeliverPublication:
             handler = action.handler
-            if callable(handler):
+            if callable(handler) and not action.cancelled:
                 self._handlers.call(handler, action.publication)
         elif type(action) is DeliverPresence:
             callbacks: tuple[Handler | None, Handler | None] = action.handler  # type: ignore[assignment]
@@ -682,6 +649,8 @@ class WebSocketClient(Driver):
         elif type(action) is DeliverMessage:
             self._deliver(action.data)
         elif type(action) is OpenSocket:
+            if self._participant is None:  # a shared connection's tab has its link, whatever the transport
+                self._transport = self._sockets.socket(action.transport)
             self._open(action.attempt)
         elif type(action) is CloseSocket:
             if self._opening is not None:
@@ -694,6 +663,7 @@ class WebSocketClient(Driver):
         elif type(action) is Reconnecting:
             attempt, delay = action.attempt, action.delay
             log.info("pyrt websocket: %s; reconnect attempt %d in %.3f s", action.reason, attempt, delay)
+            self._problem = action.reason
             self._handlers.emit("reconnecting", action.attempt, action.delay, action.reason)
         elif type(action) is ReportError:
             log.warning("pyrt websocket: %s", action.error)
@@ -707,75 +677,60 @@ class WebSocketClient(Driver):
             self._finished(action)
         elif type(action) is SubscriptionConfirmed:
             log.debug("pyrt websocket: subscribed to %r at %s", action.channel, action.offset)
-        elif type(action) is FetchToken and (self._fetching is None or self._fetching.done()):
-            self._fetching = self._ensure_loop().create_task(self._refresh_token())
+        elif type(action) is OpenProbe:
+            self._open_probe(action.transport)
+        elif type(action) is CloseProbe:
+            self._sockets.close_probe()
+        elif type(action) is RememberTransport:
+            ClientTransports.remember(self._services_now(), self.url, action.transport, action.seconds)
+        elif type(action) is FetchToken:
+            if self._fetching is not None:
+                self._fetching.cancel()  # a newer request makes it moot: the engine would ignore it
+            self._fetching = self._ensure_loop().create_task(self._refresh_token(action.request))
 
     # ------------------------------------------------------------------------- opening
 
-    async def _refresh_token(self) -> None:
+    async def _refresh_token(self, request: int) -> None:
         """Call the token callable for an in-place refresh and hand the result to the engine."""
         engine = self._engine
+        assert self.token is not None
         try:
-            token = await self._call_token()
+            token = await _call_token(self.token)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            engine.token_failed(exc, self._now())
+            engine.token_failed(exc, self._now(), request)
         else:
-            engine.token_fetched(token, self._now())
+            engine.token_fetched(token, self._now(), request)
         self._pump()
 
-    async def _call_token(self) -> str:
-        assert self.token is not None
-        token = self.token()
-        if inspect.isawaitable(token):
-            token = await token
-        return check_token(token)
-
     def _open(self, attempt: int) -> None:
-        url = self.url
-        protocols = self.protocols
-        if isinstance(url, str) and not callable(protocols) and self.token is None:
-            self._open_now(url, protocols)
+        if isinstance(self.url, str) and not callable(self.protocols) and self.token is None:
+            self._open_now(self.url, self.protocols)
             return
-        self._opening = self._ensure_loop().create_task(self._resolve_and_open(attempt))
+        self._opening = self._ensure_loop().create_task(self._resolve_and_open())
 
-    async def _resolve_and_open(self, attempt: int) -> None:
-        """Resolve what this attempt needs (URL, subprotocols, token: each may be async), then
-        open. A failure counts as a failed attempt (1006): the client backs off and tries again."""
-        token: str | None = None
+    async def _resolve_and_open(self) -> None:
+        """Resolve what this attempt needs, then open. A failure counts as a failed attempt
+        (1006): the client backs off and tries again."""
         try:
-            url = self.url if isinstance(self.url, str) else self.url()
-            if inspect.isawaitable(url):
-                url = await url
-            if not isinstance(url, str):
-                raise TypeError(f"the url callable returned {type(url).__name__}, not str")
-            protocols = self.protocols() if callable(self.protocols) else self.protocols
-            if inspect.isawaitable(protocols):
-                protocols = await protocols
-            if self.token is not None:
-                token = await self._call_token()
+            url, protocols, token = await _resolve(self.url, self.protocols, self.token)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._opening = None
             self._handlers.emit("error", exc)
-            self.socket_closed(1006, f"preparing the connection failed: {exc}", False)
+            self._engine.prepare_failed(f"preparing the connection failed: {exc}", self._now())
+            self._pump()
             return
         self._opening = None
         if self._engine.state is State.CONNECTING:
             self._open_now(url, protocols, token)
 
     def _open_now(self, url: str, protocols: str | Sequence[str] | None, token: str | None = None) -> None:
-        protocol = self._engine.protocol
-        offered = list(protocol.subprotocols or ((protocol.subprotocol,) if protocol.subprotocol else ()))
-        if isinstance(protocols, str):
-            offered.append(protocols)
-        elif protocols:
-            offered.extend(protocols)
-        if token is not None:
-            offered.append(TOKEN_PROTOCOL_PREFIX + token)
         assert self._transport is not None
+        offered = _offered(self._engine.protocol, protocols, token)
+        self._last_open = (url, offered)
         try:
             self._transport.open(url, offered, self)
         except Exception as exc:  # a malformed URL, a refused subprotocol list
@@ -784,8 +739,116 @@ class WebSocketClient(Driver):
             self._handlers.emit("error", exc)
             self.socket_closed(1006, f"could not open the socket: {exc}", False)
 
+    def _open_probe(self, name: str) -> None:
+        """Open the probe socket the engine asked for (see :mod:`pyrt.aio.transports`)."""
+        engine = self._engine
+
+        def message(frame: Frame) -> None:
+            engine.probe_received(frame, self._now())
+            self._pump()
+
+        def closed() -> None:
+            engine.probe_closed(self._now())
+            self._pump()
+
+        last = self._last_open
+        if last is None or not self._sockets.open_probe(name, last[0], last[1], message, closed):
+            self._ensure_loop().call_soon(closed)  # nothing to probe with here: it failed
+
     def _buffered(self) -> int:
         transport = self._transport
         if transport is None or self._engine.state is not State.OPEN:
             return 0
         return transport.buffered_amount()
+
+
+# ----------------------------------------------------------------------------- what an attempt needs
+
+
+def _check_arguments(url: object, token: object, persist: object, share: object) -> None:
+    if not (isinstance(url, str) or callable(url)):
+        raise TypeError(f"url must be a str or a callable returning one, got {type(url).__name__}")
+    if share is not None and persist is not None:
+        raise ValueError(
+            "persist= cannot be combined with share= yet: every tab would write the same "
+            "records; persist in one client, or share without persist"
+        )
+    if isinstance(share, str) and not share:
+        raise ValueError("share must be a non-empty name")
+    if token is not None and not callable(token):
+        raise TypeError(
+            f"token must be a callable returning the token (called before each connection and "
+            f"refresh), got {type(token).__name__}"
+        )
+
+
+async def _call_token(source: TokenSource) -> str:
+    token = source()
+    if inspect.isawaitable(token):
+        token = await token
+    return check_token(token)
+
+
+async def _resolve(
+    url: UrlSource, protocols: ProtocolsSource, token: TokenSource | None
+) -> tuple[str, str | Sequence[str] | None, str | None]:
+    """The URL, the subprotocols and the token of one attempt: each may be a callable (sync or
+    async), called now."""
+    where = url if isinstance(url, str) else url()
+    if inspect.isawaitable(where):
+        where = await where
+    if not isinstance(where, str):
+        raise TypeError(f"the url callable returned {type(where).__name__}, not str")
+    offered = protocols() if callable(protocols) else protocols
+    if inspect.isawaitable(offered):
+        offered = await offered
+    return where, offered, await _call_token(token) if token is not None else None
+
+
+def _offered(protocol: WireProtocol, protocols: str | Sequence[str] | None, token: str | None) -> list[str]:
+    """The subprotocols to offer: the wire protocol's own, the application's, then the token."""
+    offered = list(protocol.subprotocols or ((protocol.subprotocol,) if protocol.subprotocol else ()))
+    if isinstance(protocols, str):
+        offered.append(protocols)
+    elif protocols:
+        offered.extend(protocols)
+    if token is not None:
+        offered.append(TOKEN_PROTOCOL_PREFIX + token)
+    return offered
+
+
+def _join_group(
+    client: WebSocketClient, share: str | ShareChannel, services: Services, loop: asyncio.AbstractEventLoop
+) -> tuple[Participant, Transport] | None:
+    """The client's participant in its sharing group and the link end that becomes its
+    transport; ``None`` (reported) where sharing is not possible."""
+    from pyrt.aio.ws_share import join
+
+    if isinstance(share, str):
+        where = client.url if isinstance(client.url, str) else ""
+        try:
+            channel = services.share_channel(f"pyrt:ws:{share}:{where}")
+        except ShareUnavailable as exc:
+            client._report(ShareUnavailable(f"share={share!r}: {exc}; connecting alone"))
+            return None
+    else:
+        channel = share
+    assert client._transport is not None
+    return join(client, channel, client._transport, services, loop)
+
+
+def _record_store(
+    given: Storage | RecordStore | None, services: Services, key: str
+) -> tuple[RecordStore, str | None]:
+    """Where ``persist=key`` state goes, and why it will not survive a reload (``None``: it will)."""
+    from pyrt.persist.records import MemoryRecordStore, as_record_store
+
+    store = as_record_store(given) if given is not None else services.record_store()
+    if store is not None and store.durable:
+        return store, None
+    where = "this runtime" if store is None else f"its {store.kind} store"
+    why = (
+        f"persist={key!r}: {where} has no durable storage (no localStorage, no IndexedDB); "
+        "unacknowledged messages and offsets will not survive a reload"
+    )
+    return (store if store is not None else MemoryRecordStore()), why

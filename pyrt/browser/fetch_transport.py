@@ -2,8 +2,7 @@
 
 One request at a time, each with its own ``AbortController``: :meth:`BrowserFetchTransport.abort`
 aborts the fetch (and the read of its body), after which nothing more is reported about it. The
-page's events come from a :class:`~pyrt.browser.page.PageWatcher`, whose proxies
-:meth:`~BrowserFetchTransport.dispose` destroys.
+page's events are the runtime's services (:mod:`pyrt.browser.services`).
 
 The body is piped (``pipeTo``) into a ``WritableStream`` whose ``write``, ``close`` and ``abort``
 call Python, rather than read by awaiting ``reader.read()`` from Python: WebKitGTK (2.50) never
@@ -20,10 +19,8 @@ from typing import Any
 import js
 from pyodide.ffi import to_js
 
-from pyrt.browser.page import PageWatcher
 from pyrt.browser.proxies import ProxyOwner
 from pyrt.ports.sse_transport import FetchEvents, FetchRequest
-from pyrt.ports.transport import PageEvents
 
 __all__ = ["BrowserFetchTransport"]
 
@@ -34,7 +31,6 @@ class BrowserFetchTransport:
     def __init__(self) -> None:
         self._current: tuple[int, Any] | None = None  # (request id, its AbortController)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._page = PageWatcher()
 
     def check_url(self, url: str) -> None:
         """Any URL: ``fetch`` resolves a relative one against the page."""
@@ -52,13 +48,9 @@ class BrowserFetchTransport:
             self._current = None
             current[1].abort()
 
-    def watch_page(self, events: PageEvents) -> None:
-        self._page.watch(events)
-
     def dispose(self) -> None:
         if self._current is not None:
             self.abort(self._current[0])
-        self._page.dispose()
 
     def _live(self, request: int) -> bool:
         return self._current is not None and self._current[0] == request

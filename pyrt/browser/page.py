@@ -1,8 +1,10 @@
 """The page around a client: ``online``, ``visibilitychange``, ``pagehide`` and ``pageshow``.
 
-:class:`PageWatcher` listens on ``globalThis`` and ``document`` (a worker has no document: it
-reports ``online`` only) and reports to one :class:`~pyrt.ports.transport.PageEvents`. Its proxies
-belong to its own :class:`~pyrt.browser.proxies.ProxyOwner`, all destroyed by :meth:`dispose`.
+A :class:`PageWatcher` listens on ``globalThis`` and ``document`` (a worker has no document: it
+reports ``online`` only) and reports to one :class:`~pyrt.ports.services.PageEvents` until
+:meth:`~PageWatcher.stop`. Its proxies belong to its own :class:`~pyrt.browser.proxies.ProxyOwner`,
+all destroyed by :meth:`~PageWatcher.stop`. :class:`~pyrt.browser.services.BrowserServices` makes
+one for every watcher.
 """
 
 from __future__ import annotations
@@ -13,23 +15,18 @@ from typing import Any
 import js
 
 from pyrt.browser.proxies import ProxyOwner
-from pyrt.ports.transport import PageEvents
+from pyrt.ports.services import PageEvents
 
 __all__ = ["PageWatcher"]
 
 
 class PageWatcher:
-    """Reports the page's events to one client until :meth:`dispose`."""
+    """Reports the page's events to ``events`` from creation until :meth:`stop`. When the page
+    is already hidden, ``page_backgrounded`` is reported at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, events: PageEvents) -> None:
         self._owner = ProxyOwner()
         self._listeners: list[tuple[Any, str, Any]] = []
-
-    def watch(self, events: PageEvents) -> None:
-        """Start reporting to ``events`` (once; later calls do nothing). When the page is already
-        hidden, ``page_backgrounded`` is reported at once."""
-        if self._listeners:
-            return
         document = getattr(js, "document", None)
 
         def on_visibility(event: Any) -> None:
@@ -57,8 +54,8 @@ class PageWatcher:
         if document is not None and document.hidden:
             events.page_backgrounded()
 
-    def dispose(self) -> None:
-        """Stop listening and destroy every proxy."""
+    def stop(self) -> None:
+        """Stop listening and destroy every proxy (stopping twice does nothing)."""
         for where, name, proxy in self._listeners:
             where.removeEventListener(name, proxy)
         self._listeners.clear()

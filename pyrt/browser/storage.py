@@ -43,14 +43,14 @@ from pyrt.persist.records import (
     record_text,
 )
 
-__all__ = ["IndexedDBStore", "LocalStorageStore", "default_store"]
+__all__ = ["IndexedDBStore", "LocalStorageStore", "default_store", "usable_local_storage"]
 
 DB_NAME = "pyrt"
 DB_VERSION = 1
 OBJECT_STORE = "records"
 
 
-def _usable_local_storage() -> Any:
+def usable_local_storage() -> Any:
     """``localStorage`` when this context has one that works (not a worker, not a sandboxed
     frame that throws on access), else ``None``."""
     try:
@@ -65,7 +65,7 @@ def _usable_local_storage() -> Any:
 
 def default_store() -> RecordStore | None:
     """The store ``persist=`` uses by default here (see the module docstring)."""
-    storage = _usable_local_storage()
+    storage = usable_local_storage()
     if storage is not None:
         return LocalStorageStore(storage)
     factory = getattr(js, "indexedDB", None)

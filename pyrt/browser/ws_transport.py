@@ -1,11 +1,10 @@
 """The browser transport of :class:`~pyrt.WebSocketClient`: ``js.WebSocket``.
 
 Thin on purpose: it opens native sockets (``binaryType = "arraybuffer"``), forwards their events,
-sends frames (binary in one bulk copy), hands inbound frames to Python in batches during bursts
-(see :class:`_Socket`), watches the page (:class:`~pyrt.browser.page.PageWatcher`) and offers
-a record store for ``persist=`` (:func:`~pyrt.browser.storage.default_store`). Every proxy it
-creates belongs to a :class:`~pyrt.browser.proxies.ProxyOwner` — one per socket, released when
-that socket is done, and the page watcher's, released by :meth:`BrowserTransport.dispose`.
+sends frames (binary in one bulk copy) and hands inbound frames to Python in batches during
+bursts (see :class:`_Socket`); the page, storage and timers are the runtime's services
+(:mod:`pyrt.browser.services`). Every proxy it creates belongs to a
+:class:`~pyrt.browser.proxies.ProxyOwner`, one per socket, released when that socket is done.
 """
 
 from __future__ import annotations
@@ -16,11 +15,8 @@ from typing import Any
 import js
 from pyodide.ffi import JsException, to_js
 
-from pyrt.browser.page import PageWatcher
 from pyrt.browser.proxies import ProxyOwner
-from pyrt.browser.storage import default_store
-from pyrt.persist.records import RecordStore
-from pyrt.ports.transport import PageEvents, SocketEvents
+from pyrt.ports.transport import SocketEvents
 from pyrt.wire.types import Frame
 
 __all__ = ["BrowserTransport", "absolute_ws_url", "close_socket"]
@@ -156,7 +152,6 @@ class BrowserTransport:
 
     def __init__(self) -> None:
         self._socket: _Socket | None = None
-        self._page = PageWatcher()
 
     def check_url(self, url: str) -> None:
         """Any URL: a relative one resolves against the page (:func:`absolute_ws_url`)."""
@@ -216,12 +211,5 @@ class BrowserTransport:
                 self._socket = None
                 socket.release()
 
-    def watch_page(self, events: PageEvents) -> None:
-        self._page.watch(events)
-
-    def storage(self) -> RecordStore | None:
-        return default_store()
-
     def dispose(self) -> None:
         self.close(1000, "", detach=True)
-        self._page.dispose()

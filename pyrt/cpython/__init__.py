@@ -9,16 +9,26 @@ connect, and drive the same pure engines as in the browser:
 - :class:`~pyrt.cpython.fetch_transport.CPythonFetchTransport` and
   :class:`~pyrt.cpython.eventsource_transport.CPythonEventSourceTransport` — the SSE transports
   over ``httpx`` streaming responses;
-- :class:`~pyrt.cpython.storage.FileStore` — what ``persist=`` means without
-  ``localStorage``: one journal file per key (:class:`~pyrt.cpython.storage.FileStorage`: one
-  whole JSON text per key, for ``storage=``).
+- :class:`~pyrt.cpython.services.CPythonServices` — the runtime around the clients: no page,
+  the loop's own timers, no sharing, and ``persist=`` in :class:`~pyrt.cpython.storage.FileStore`
+  (one journal file per key; :class:`~pyrt.cpython.storage.FileStorage`: one whole JSON text per
+  key, for ``storage=``). ``services=CPythonServices(storage_dir=...)`` keeps the files elsewhere.
 
 Install the dependencies with ``pip install "pyrt[cpython]"``. They are imported only when a
 client first connects, so ``import pyrt`` needs nothing but the standard library.
 """
 
+from pyrt.cpython.services import CPythonServices
 from pyrt.cpython.storage import FileStorage, FileStore, default_directory
 from pyrt.engine.urls import http_url, websocket_url
 from pyrt.errors import RelativeURLError
 
-__all__ = ["FileStorage", "FileStore", "RelativeURLError", "default_directory", "http_url", "websocket_url"]
+__all__ = [
+    "CPythonServices",
+    "FileStorage",
+    "FileStore",
+    "RelativeURLError",
+    "default_directory",
+    "http_url",
+    "websocket_url",
+]

@@ -25,7 +25,7 @@ from pyrt.wire.sse import SSEDecoder
 
 __all__ = ["NATIVE_RECONNECT", "CPythonEventSourceTransport"]
 
-log = logging.getLogger("pyrt.wire.sse")
+log = logging.getLogger("pyrt.sse")
 
 #: Seconds a native ``EventSource`` waits before reconnecting when the stream set no ``retry:``
 #: (Chromium's default).
@@ -60,7 +60,13 @@ class CPythonEventSourceTransport:
     async def _play(self, source: int, url: str, events: EventSourceEvents) -> None:
         """What a browser's ``EventSource`` object does, until it is destroyed."""
         session = self.session
-        http = session.client()
+        try:
+            http = session.client()
+        except Exception as exc:  # no client, no request: the object fails for good (reported)
+            log.warning("pyrt EventSource %s: could not make an HTTP client: %s", url, describe(exc))
+            if session.done(source):
+                events.source_error(source, True)
+            return
         live = session.is_current
         decoder = SSEDecoder()  # a new EventSource starts with no last event id
         while True:

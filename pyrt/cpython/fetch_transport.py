@@ -19,7 +19,6 @@ import time
 from pyrt.cpython.http import HttpSession, describe, with_default
 from pyrt.engine.urls import http_url
 from pyrt.ports.sse_transport import FetchEvents, FetchRequest
-from pyrt.ports.transport import PageEvents
 
 __all__ = ["CPythonFetchTransport"]
 
@@ -39,9 +38,6 @@ class CPythonFetchTransport:
     def abort(self, request: int) -> None:
         self.session.stop(request)
 
-    def watch_page(self, events: PageEvents) -> None:
-        """No page outside the browser: no online or visibility events."""
-
     def dispose(self) -> None:
         self.session.close()
 
@@ -49,11 +45,11 @@ class CPythonFetchTransport:
         """One request: send it, report the response, read the body."""
         number = request.id
         session = self.session
-        http = session.client(cookies=request.credentials != "omit")
         headers = with_default(dict(request.headers), "Cache-Control", "no-cache")
         if isinstance(request.body, str):
             with_default(headers, "Content-Type", "text/plain;charset=UTF-8")  # as fetch does
         try:
+            http = session.client(cookies=request.credentials != "omit")
             stream = http.stream(request.method, http_url(request.url), headers=headers, content=request.body)
             async with stream as response:
                 read = events.fetch_response(

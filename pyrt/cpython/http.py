@@ -4,7 +4,8 @@
 :meth:`~HttpSession.close`) and the task of the current request, which
 :meth:`~HttpSession.stop` cancels (that closes its connection: the server sees the client go).
 The TLS context is made once per process, so creating hundreds of clients is cheap. ``httpx``
-is imported on first use, with a clear error when it is missing.
+is imported when the first session is made (a client's ``connect()``), so a missing ``httpx``
+raises its :class:`ImportError` from ``connect()`` at once, never a client stuck connecting.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ __all__ = ["HttpSession", "describe", "new_http_client", "with_default"]
 def _httpx() -> Any:
     try:
         import httpx
-    except ImportError as exc:  # pragma: no cover - the test environment has httpx
+    except ImportError as exc:
         raise ImportError(
             'pyrt\'s CPython SSE clients need the httpx library: pip install "pyrt[cpython]"'
         ) from exc
@@ -71,6 +72,7 @@ class HttpSession:
     """The ``httpx`` client and the one running request of an SSE transport."""
 
     def __init__(self) -> None:
+        _httpx()  # without httpx the client's connect() raises here, with the install hint
         self._client: httpx.AsyncClient | None = None
         self._current: tuple[int, asyncio.Task[None]] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()  # requests and client closes not finished yet

@@ -19,10 +19,9 @@ It behaves as ``js.WebSocket`` does where the client can tell:
   offered (``compression="deflate"``) as browsers do.
 
 The library's debug log of these connections is the logger ``pyrt.websocket.wire``, with
-tokens redacted (:mod:`pyrt.redact`). Page events do not exist here:
-:meth:`CPythonTransport.watch_page` does nothing.
-``persist=`` uses :class:`~pyrt.cpython.storage.FileStore`. What it needs from under the
-library's public API goes through :mod:`pyrt.cpython.ws_private`.
+tokens redacted (:mod:`pyrt.redact`). The page (none here), ``persist=`` files and timers are
+the runtime's services (:mod:`pyrt.cpython.services`). What it needs from under the library's
+public API goes through :mod:`pyrt.cpython.ws_private`.
 
 Cheap to create: the ``websockets`` import happens once per process, TLS contexts are shared,
 and each connection costs one task. Hundreds of clients in one process are fine.
@@ -41,10 +40,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyrt.cpython import ws_private
-from pyrt.cpython.storage import FileStore
+from pyrt.cpython.services import CPythonServices
 from pyrt.engine.urls import websocket_url
-from pyrt.persist.records import RecordStore
-from pyrt.ports.transport import PageEvents, SocketEvents
+from pyrt.ports.transport import SocketEvents
 from pyrt.redact import RedactSecrets
 from pyrt.wire.reconnect_window import close_reason
 from pyrt.wire.types import Frame
@@ -122,8 +120,11 @@ class CPythonTransport:
     the client retries with backoff); ``compression`` is ``"deflate"`` or ``None``; ``max_size`` limits
     an incoming message (bytes, ``None``: no limit); ``ssl`` replaces the default TLS context
     for ``wss://``; ``close_timeout`` bounds the closing handshake of a connection the client let
-    go of (a dead one after a heartbeat timeout, say) before its TCP connection is aborted;
-    ``storage_dir`` is where ``persist="key"`` files go (see :mod:`pyrt.cpython.storage`).
+    go of (a dead one after a heartbeat timeout, say) before its TCP connection is aborted.
+    ``storage_dir`` (where ``persist="key"`` files go) is kept for code written before the
+    runtime services: it gives the transport :attr:`services`, a
+    :class:`~pyrt.cpython.services.CPythonServices` with that directory, which a client given no
+    ``services=`` uses (``services=CPythonServices(storage_dir=...)`` says the same).
     """
 
     def __init__(
@@ -142,7 +143,7 @@ class CPythonTransport:
         self.max_size = max_size
         self.ssl = ssl
         self.close_timeout = close_timeout
-        self.storage_dir = storage_dir
+        self.services = CPythonServices(storage_dir) if storage_dir is not None else None
         self._socket: _Socket | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -192,12 +193,6 @@ class CPythonTransport:
                 asyncio.get_running_loop().call_soon(events.socket_closed, 1006, "", False)
             return
         self._spawn(self._close_quietly(conn, code, reason))  # the reader reports the close
-
-    def watch_page(self, events: PageEvents) -> None:
-        """No page outside the browser: no online, visibility or pagehide events."""
-
-    def storage(self) -> RecordStore | None:
-        return FileStore(self.storage_dir)
 
     def dispose(self) -> None:
         self.close(1000, "", detach=True)

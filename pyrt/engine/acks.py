@@ -1,14 +1,15 @@
-"""Messages waiting for an acknowledgement: ids, per-attempt timeouts, retries, resends.
+"""The bookkeeping of requests waiting for an answer: their ids, and when each attempt times out.
 
-An entry is created when the user sends a message that wants an ack, and leaves when the ack
-arrives, when it gives up (timeout after ``retries`` re-sends), or when the client closes.
+What a request *is* (a message, a publication, a read, a presence join, a token refresh) and what
+it does when answered, refused or timed out is in :mod:`pyrt.engine.requests`; this module only
+numbers and times them.
 
 - Ids are unique across reconnects and page reloads: a random prefix drawn once per client plus a
   counter (``"k3f9x2a1-17"``); the numeric form (for servers that expect numbers) puts the random
   part in the high bits of an integer below 2**53, so JavaScript reads it exactly.
-- The timeout clock of an entry runs only while it is on the wire: it starts when the frame is
-  sent and stops when the socket goes away. After a reconnect, every entry that was sent and not
-  acknowledged is sent again (that re-send does not use up a retry: the server deduplicates ids).
+- :class:`PendingAcks` holds the entries in send order, with a heap of their deadlines. The
+  timeout clock of an entry runs only while it is on the wire: it starts when the frame is sent
+  and stops when the socket goes away or the server refuses it for now.
 """
 
 from __future__ import annotations
@@ -16,18 +17,11 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, TypeVar
 
 from pyrt.wire.types import AckId, Frame
 
-__all__ = ["PERSISTED_KINDS", "AckIds", "Kind", "Pending", "PendingAcks"]
-
-#: What a pending entry is: an application ``message``, a ``publish``, a token ``refresh`` or a
-#: presence ``join`` (neither re-sent on another connection: a new connection gets a fresh token,
-#: and joins again by itself), or a ``request`` (history, presence, a leave: its answer goes to the
-#: caller; re-sent after a reconnect). Only messages and publications are persisted.
-Kind = Literal["message", "publish", "refresh", "join", "request"]
-PERSISTED_KINDS: frozenset[str] = frozenset({"message", "publish"})
+__all__ = ["AckIds", "Pending", "PendingAcks"]
 
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _NUMERIC_COUNTER_BITS = 21
@@ -56,27 +50,28 @@ class AckIds:
 
 @dataclass(slots=True, eq=False)
 class Pending:
-    """One message waiting for its ack.
+    """One frame waiting for its answer (the kinds of request are subclasses, see
+    :mod:`pyrt.engine.requests`).
 
     ``handle`` is whatever the adapter passed to be resolved later (a future, a callback); pyrt
-    never calls it. It is ``None`` for messages restored after a page reload.
+    never calls it.
     """
 
     id: AckId
     frame: Frame
     handle: object
-    kind: Kind = "message"
     timeout: float = 10.0
     attempts: int = 0  # transmissions so far
     deadline: float | None = None  # when the current transmission times out; None off the wire
-    #: For a ``request``: turns the ack's data into what the caller gets (ValueError: malformed).
-    decode: Callable[[Any], Any] | None = None
     seq: int = 0  # the pacer's number of the current transmission (see pyrt.engine.pacing)
     order: int = 0  # when it was added: the send order, which re-sends keep
     refusals: int = 0  # transient refusals so far (pyrt.wire.refusals): at most ``retries`` re-sends
 
 
-class PendingAcks:
+P = TypeVar("P", bound=Pending)
+
+
+class PendingAcks(Generic[P]):
     """The pending entries in send order, with a heap of their deadlines."""
 
     __slots__ = ("_added", "_entries", "_heap", "_seq", "retries")
@@ -85,8 +80,8 @@ class PendingAcks:
         if retries < 0:
             raise ValueError(f"ack_retries must be >= 0, got {retries!r}")
         self.retries = retries
-        self._entries: dict[AckId, Pending] = {}
-        self._heap: list[tuple[float, int, Pending]] = []
+        self._entries: dict[AckId, P] = {}
+        self._heap: list[tuple[float, int, P]] = []
         self._seq = 0
         self._added = 0
 
@@ -96,7 +91,7 @@ class PendingAcks:
     def __contains__(self, ack_id: object) -> bool:
         return ack_id in self._entries
 
-    def add(self, entry: Pending) -> None:
+    def add(self, entry: P) -> None:
         """Track a new entry (not sent yet)."""
         if entry.id in self._entries:
             raise ValueError(f"message id {entry.id!r} is already pending")
@@ -104,29 +99,29 @@ class PendingAcks:
         entry.order = self._added
         self._entries[entry.id] = entry
 
-    def get(self, ack_id: Any) -> Pending | None:
+    def get(self, ack_id: Any) -> P | None:
         """The entry for ``ack_id`` (any JSON value read off the wire), or None."""
         return self._entries.get(ack_id)
 
-    def sent(self, entry: Pending, now: float) -> None:
+    def sent(self, entry: P, now: float) -> None:
         """``entry`` was just transmitted: count the attempt and start its timeout."""
         entry.attempts += 1
         entry.deadline = now + entry.timeout
         self._seq += 1
         heapq.heappush(self._heap, (entry.deadline, self._seq, entry))
 
-    def pop(self, ack_id: Any) -> Pending | None:
+    def pop(self, ack_id: Any) -> P | None:
         """Remove and return the entry for ``ack_id``; None when unknown (a duplicate ack)."""
         return self._entries.pop(ack_id, None)
 
-    def discard(self, entry: Pending) -> None:
+    def discard(self, entry: P) -> None:
         self._entries.pop(entry.id, None)
 
-    def in_flight(self) -> list[Pending]:
+    def in_flight(self) -> list[P]:
         """Entries sent at least once and not acknowledged, oldest first."""
         return [entry for entry in self._entries.values() if entry.attempts]
 
-    def recall(self, entry: Pending) -> None:
+    def recall(self, entry: P) -> None:
         """The server refused ``entry``'s transmission: stop its timeout until it is sent again."""
         entry.deadline = None
 
@@ -136,12 +131,12 @@ class PendingAcks:
             entry.deadline = None
         self._heap.clear()
 
-    def due(self, now: float) -> list[Pending]:
+    def due(self, now: float) -> list[P]:
         """Entries whose current transmission timed out at ``now``, oldest deadline first.
 
         Each is either re-sent by the caller (``attempts <= retries``) or given up.
         """
-        expired: list[Pending] = []
+        expired: list[P] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
             deadline, _, entry = heapq.heappop(heap)
@@ -150,7 +145,7 @@ class PendingAcks:
                 expired.append(entry)
         return expired
 
-    def exhausted(self, entry: Pending) -> bool:
+    def exhausted(self, entry: P) -> bool:
         """True when ``entry`` was sent ``1 + retries`` times already."""
         return entry.attempts > self.retries
 
@@ -164,13 +159,13 @@ class PendingAcks:
             heapq.heappop(heap)
         return None
 
-    def clear(self) -> list[Pending]:
+    def clear(self) -> list[P]:
         """Forget every entry and return them, oldest first."""
         entries = list(self._entries.values())
         self._entries.clear()
         self._heap.clear()
         return entries
 
-    def entries(self) -> list[Pending]:
+    def entries(self) -> list[P]:
         """Every entry, oldest first."""
         return list(self._entries.values())

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyrt.errors import InvalidCloseCode
+from pyrt.wire.close_codes import TOKEN_EXPIRED
 
 __all__ = [
     "STOP_CODES",
@@ -33,7 +34,6 @@ __all__ = [
 
 STOP_CODES = frozenset({1003, 1007, 1008, 1009, 1010})
 APP_STOP_RANGE = range(4400, 4500)
-TOKEN_EXPIRED = 4001  # the server closed a live connection whose token expired: reconnect
 
 
 @dataclass(frozen=True, slots=True)

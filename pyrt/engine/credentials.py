@@ -15,6 +15,10 @@ how long that token lasts (``ttl``, seconds). The rules of :class:`TokenRefresh`
    as "fetch a fresh token and reconnect": the callable runs before the next attempt.
 4. A new connection starts over from its own ``welcome``; a refresh in flight on a connection
    that is gone is forgotten (the next connection carries a fresh token anyway).
+5. Each request for a token is numbered, and only one answer is taken per request: the answer
+   of a request that is not the current one (its connection is gone, or a newer request
+   started) is ignored, so a slow callable never sends a second ``refresh`` beside the current
+   one, nor starts a second schedule.
 
 :func:`check_token` tells what a callable returned that cannot travel in a handshake.
 """
@@ -51,16 +55,18 @@ class TokenRefresh:
     """The refresh schedule of one connection's token (see the module docstring).
 
     Feed it :meth:`expires_in` (from ``welcome`` or a refresh's answer), :meth:`started`,
-    :meth:`failed` and :meth:`reset`; ask :meth:`due` when the timer fires and
-    :meth:`next_deadline` for the timer.
+    :meth:`failed` and :meth:`reset`; ask :meth:`due` when the timer fires, :meth:`takes` when
+    the callable answers, and :meth:`next_deadline` for the timer.
     """
 
-    __slots__ = ("due_at", "expires_at", "fetching")
+    __slots__ = ("answered", "due_at", "expires_at", "fetching", "request")
 
     def __init__(self) -> None:
         self.expires_at: float | None = None
         self.due_at: float | None = None
         self.fetching = False  # a refresh is under way (the callable, or the frame's answer)
+        self.request = 0  # the number of the latest request for a token (rule 5)
+        self.answered = False  # the callable answered the current request already
 
     def expires_in(self, ttl: float, now: float) -> None:
         """The server says the current token lasts ``ttl`` more seconds."""
@@ -72,10 +78,21 @@ class TokenRefresh:
         """Whether a refresh must start now."""
         return not self.fetching and self.due_at is not None and now >= self.due_at
 
-    def started(self) -> None:
-        """A refresh started (the callable is being called)."""
+    def started(self) -> int:
+        """A refresh started (the callable is being called); returns the request's number."""
         self.fetching = True
+        self.answered = False
         self.due_at = None
+        self.request += 1
+        return self.request
+
+    def takes(self, request: int | None) -> bool:
+        """Whether the callable's answer to ``request`` (``None``: the current one) is taken:
+        only the first answer to the current request, while it is under way (rule 5)."""
+        if not self.fetching or self.answered or (request is not None and request != self.request):
+            return False
+        self.answered = True
+        return True
 
     def failed(self, now: float) -> None:
         """The refresh failed: try again after a quarter of the time left, or let it expire."""

@@ -21,8 +21,10 @@ server advertises in ``welcome`` (:class:`~pyrt.wire.limits.ServerLimits`):
 With a protocol whose servers send ``welcome`` (pyrt), paced frames wait for it (at most
 :data:`WELCOME_GRACE` seconds; it comes with the connection), so even the first frames know the
 limits, and a frame larger than the server takes is failed instead of getting the connection
-closed. With a server that advertises nothing, or never welcomes, the pacer uses the
-conservative :class:`Pacing` ``rate`` and ``burst``.
+closed. A server whose ``welcome`` advertises no rate sets none: frames go as fast as the
+application sends them (a request/response loop runs at the speed of the network), until the
+server refuses one; from then on that connection is paced at the conservative :class:`Pacing`
+``rate`` and ``burst``, as it is with a server that never welcomes.
 
 After a refusal (:meth:`Pacer.hold`) nothing is paced until ``retry_after`` has passed **and**
 every frame sent before the refusal was read has been answered: the refused ones then go again,
@@ -49,7 +51,7 @@ from pyrt.wire.limits import ServerLimits
 
 __all__ = ["WELCOME_GRACE", "Pacer", "Pacing"]
 
-_EPSILON = 1e-9  # float slack when a timer fires exactly when a token is due
+_MARGIN = 1e-9  # seconds a timer waits past the moment a token is due: never a hair early
 WELCOME_GRACE = 1.0  # seconds paced frames wait for the server's welcome on a new connection
 RECOVERY = 0.1  # after a cut, the rate climbs back by this part of its ceiling per second
 FLOOR = 0.05  # cuts never go below this part of the ceiling
@@ -156,9 +158,13 @@ class Pacer:
         self._awaiting = None
         self.limits = limits
         pacing = self.pacing
-        if limits is None or not pacing.follow_server:
+        if not pacing.follow_server:
             return
         self._refill(now)
+        if limits is None:  # nothing advertised: no rate until the server refuses a frame
+            self.rate = None
+            self._set_ceiling()
+            return
         rate = _lower(limits.rate, limits.publish_rate)
         self.rate = None if rate is None else rate * pacing.share
         advertised_burst = _lower(limits.burst, limits.publish_burst)
@@ -193,7 +199,7 @@ class Pacer:
             return False
         if self.rate is None:
             return True
-        return self._refill(now) >= 1.0 - _EPSILON
+        return self._refill(now) >= 1.0  # a whole token, as the server counts it
 
     def spend(self, now: float) -> int:
         """A paced frame was sent (after :meth:`allows`); returns its sequence number."""
@@ -223,7 +229,7 @@ class Pacer:
         if self.rate is None:
             return at
         missing = 1.0 - self._refill(now)
-        return at if missing <= _EPSILON else max(at, self._last + missing / self.rate)
+        return at if missing <= 0.0 else max(at, self._last + missing / self.rate + _MARGIN)
 
     @property
     def waiting_for_answer(self) -> bool:
@@ -275,6 +281,11 @@ class Pacer:
         self._hold_through = self.seq
         self._tokens = min(self._tokens, 0.0)
         self._last = max(self._last, self._hold_until)
+        if self.rate is None:  # a limit the server did not advertise: the conservative pace
+            self.rate, self.burst = self.pacing.rate, float(self.pacing.burst)
+            self._tokens = 0.0  # unpaced frames spent no real tokens: start empty, not in debt
+            self._set_ceiling()
+            holding = True  # already cautious: no cut on top
         ceiling = self._ceiling[0]
         if not holding:  # the frames in flight come back refused too: one cut per hold
             self.burst = max(1.0, math.floor(self.burst / 2))

@@ -10,7 +10,8 @@ The rules, in the order they apply when a connection (or an attempt) is lost:
 4. otherwise the next attempt waits the jittered backoff delay for that failure number, never
    less than ``floor`` (a server's ``retry:`` or ``Retry-After``); when the server gave a
    reconnect ``window``, the delay is drawn uniformly over the window instead, so a crowd it
-   dropped at once comes back spread out (:func:`pyrt.wire.reconnect_window.reconnect_delay`).
+   dropped at once comes back spread out (:func:`reconnect_delay`; the hint's grammar is
+   :mod:`pyrt.wire.reconnect_window`).
 
 Pure: the caller passes uptimes and floors; randomness comes from the injected ``rng``.
 """
@@ -21,9 +22,29 @@ import math
 from collections.abc import Callable
 
 from pyrt.engine.backoff import Backoff
-from pyrt.wire.reconnect_window import reconnect_delay
 
-__all__ = ["ReconnectScheduler"]
+__all__ = ["ReconnectScheduler", "reconnect_delay"]
+
+
+def reconnect_delay(
+    backoff: Backoff,
+    attempt: int,
+    rng: Callable[[], float],
+    window: float = 0.0,
+    after: float = 0.0,
+    cap: float = 300.0,
+) -> float:
+    """The wait before reconnect attempt ``attempt``.
+
+    ``backoff.delay(attempt, rng)``; or, when the server gave a ``window``, one uniform draw
+    over ``max(window, backoff.base_delay(attempt))`` — whatever the backoff's jitter mode: a
+    window asks precisely for spreading, evenly. Never less than ``after``. The server's part
+    is capped at ``cap`` seconds.
+    """
+    window = min(window, cap)
+    if window <= 0:
+        return max(backoff.delay(attempt, rng), min(after, cap))
+    return max(max(window, backoff.base_delay(attempt)) * rng(), min(after, cap))
 
 
 class ReconnectScheduler:

@@ -41,6 +41,7 @@ from pyrt.engine.reconnect import ReconnectScheduler
 from pyrt.engine.states import (
     EVENTSOURCE_TRANSITIONS,
     FETCH_SSE_TRANSITIONS,
+    Closed,
     ReadyState,
     State,
     StateChanged,
@@ -136,20 +137,6 @@ class Disconnected:
     error: SSEError
     delay: float | None
     attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class Closed:
-    """Stopped for good (state CLOSED): call ``on_error(error)`` when ``error`` is set, then
-    ``on_close``; end ``async for`` (raising ``error`` when set).
-
-    ``error`` is ``None`` after ``close()`` (``by_client``) or a ``204 No Content``; ``detail``
-    says why, in words.
-    """
-
-    error: SSEError | None
-    detail: str
-    by_client: bool = False
 
 
 SSEAction = StartRequest | AbortRequest | CreateSource | DestroySource | StateChanged | Disconnected | Closed
@@ -326,7 +313,7 @@ class _Machine:
         self._set(State.CLOSED)
         if error is not None:
             self._last_error = _text(error)
-        self._actions.append(Closed(error, detail, by_client))
+        self._actions.append(Closed(error, detail, by_client))  # no close code: not a WebSocket
 
     def _finish(self, error: SSEError | None, detail: str, by_client: bool = False) -> None:
         raise NotImplementedError

@@ -1,10 +1,16 @@
 """The states of every pyrt client, the transition table of each engine, and ``readyState``.
 
 One :class:`State` enum serves the three clients (``WebSocketClient``, ``EventSourceClient``,
-``FetchEventSource``); each engine allows the moves its own table lists
-(:data:`TRANSITIONS`, :data:`FETCH_SSE_TRANSITIONS`, :data:`EVENTSOURCE_TRANSITIONS`).
-:class:`StateMachine` holds the current state; :meth:`StateMachine.to` refuses a transition its
-table does not list with :class:`~pyrt.errors.IllegalTransition` and leaves the state untouched.
+``FetchEventSource``); each engine allows the moves its own table lists.
+
+The WebSocket engine's table, :data:`WEBSOCKET`, is keyed by state and then by :class:`Input`,
+what happened (as h11's ``_state.py`` is): the reason for every change of state is in the table,
+and the engine says only what happened (``machine.on(Input.LOST)``), never which state comes
+next. :data:`TRANSITIONS` is the same table without the reasons. The SSE engines move along
+plain tables (:data:`FETCH_SSE_TRANSITIONS`, :data:`EVENTSOURCE_TRANSITIONS`).
+:class:`StateMachine` holds the current state; :meth:`StateMachine.on` and
+:meth:`StateMachine.to` refuse a move the table does not list with
+:class:`~pyrt.errors.IllegalTransition` and leave the state untouched.
 
 :class:`ReadyState` is the one ``ready_state`` type: JavaScript's ``WebSocket.readyState``
 numbers. The SSE clients use the same type and never report ``CLOSING`` (their close is
@@ -17,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, IntEnum
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final
 
 from pyrt.errors import IllegalTransition
 
@@ -26,6 +32,11 @@ __all__ = [
     "FETCH_SSE_TRANSITIONS",
     "READY_STATES",
     "TRANSITIONS",
+    "WEBSOCKET",
+    "CloseEvent",
+    "Closed",
+    "Input",
+    "Moves",
     "ReadyState",
     "State",
     "StateChanged",
@@ -47,20 +58,63 @@ class State(Enum):
     CLOSED = "closed"  # done for good: no connection, no reconnect
 
 
+class Input(Enum):
+    """What happened to a WebSocket engine: the keys of its table, :data:`WEBSOCKET`."""
+
+    CONNECT = "connect"  # connect() was called
+    OPENED = "opened"  # the connection is up: the socket opened (and, with pyrt, welcome came)
+    LOST = "lost"  # the socket closed, failed or was given up on, and the client reconnects
+    STOPPED = "stopped"  # the same, but the close policy or the attempt limit says stop
+    RETRY = "retry"  # the reconnect delay is over (or the network or the machine came back)
+    QUIET = "quiet"  # pause() or a hidden page: let go of the socket and wait
+    RESUME = "resume"  # resume(), or the page shown again
+    CLOSE = "close"  # close() was called
+    SOCKET_CLOSED = "socket closed"  # the socket close() closes finished closing (or ran out of time)
+
+
 Transitions = Mapping[State, frozenset[State]]
+Moves = Mapping[State, Mapping[Input, State]]
 
 _S = State
+_I = Input
 
-TRANSITIONS: Final[Transitions] = {
-    _S.IDLE: frozenset({_S.CONNECTING, _S.CLOSED}),
-    _S.CONNECTING: frozenset({_S.OPEN, _S.RECONNECTING, _S.PAUSED, _S.CLOSING, _S.CLOSED}),
-    _S.OPEN: frozenset({_S.RECONNECTING, _S.PAUSED, _S.CLOSING, _S.CLOSED}),
-    _S.RECONNECTING: frozenset({_S.CONNECTING, _S.PAUSED, _S.CLOSED}),
-    _S.PAUSED: frozenset({_S.CONNECTING, _S.CLOSED}),
-    _S.CLOSING: frozenset({_S.CLOSED}),
-    _S.CLOSED: frozenset(),
+WEBSOCKET: Final[Moves] = {
+    _S.IDLE: {
+        _I.CONNECT: _S.CONNECTING,
+        _I.CLOSE: _S.CLOSED,  # nothing to close
+    },
+    _S.CONNECTING: {
+        _I.OPENED: _S.OPEN,
+        _I.LOST: _S.RECONNECTING,  # the attempt failed (or timed out)
+        _I.STOPPED: _S.CLOSED,
+        _I.QUIET: _S.PAUSED,
+        _I.CLOSE: _S.CLOSING,  # a socket on its way: wait for it to close
+    },
+    _S.OPEN: {
+        _I.LOST: _S.RECONNECTING,
+        _I.STOPPED: _S.CLOSED,
+        _I.QUIET: _S.PAUSED,
+        _I.CLOSE: _S.CLOSING,  # the closing handshake
+    },
+    _S.RECONNECTING: {
+        _I.RETRY: _S.CONNECTING,
+        _I.QUIET: _S.PAUSED,  # the pending attempt is cancelled
+        _I.CLOSE: _S.CLOSED,  # no socket: closed at once
+    },
+    _S.PAUSED: {
+        _I.RESUME: _S.CONNECTING,
+        _I.CLOSE: _S.CLOSED,  # no socket: closed at once
+    },
+    _S.CLOSING: {
+        _I.SOCKET_CLOSED: _S.CLOSED,
+    },
+    _S.CLOSED: {},  # final: a closed client is not reused
 }
-"""The WebSocket engine's moves (:class:`~pyrt.engine.websocket.WebSocketEngine`)."""
+"""The WebSocket engine's moves (:class:`~pyrt.engine.websocket.WebSocketEngine`): for each state,
+what may happen in it and the state that follows."""
+
+TRANSITIONS: Final[Transitions] = {state: frozenset(moves.values()) for state, moves in WEBSOCKET.items()}
+"""The WebSocket engine's moves without their reasons (:data:`WEBSOCKET`)."""
 
 FETCH_SSE_TRANSITIONS: Final[Transitions] = {
     _S.IDLE: frozenset({_S.CONNECTING, _S.PAUSED, _S.CLOSED}),
@@ -117,37 +171,56 @@ class StateChanged:
     new: State
 
 
-if TYPE_CHECKING:  # for annotations (a Protocol class costs import time in Pyodide)
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """A client is closed for good (state CLOSED): the last action of every engine, and what
+    every client's close event is (``on_close``, ``wait_closed()``, ``close_event``).
 
-    class CloseEvent(Protocol):
-        """What every client's close event carries (``on_close``, ``wait_closed()``, ``close_event``)."""
+    ``error`` is what ``async for`` raises (``None``: iteration ends quietly, after ``close()``
+    or an SSE server's ``204``); ``detail`` says why, in words; ``by_client`` is True after
+    ``close()``. A WebSocket also tells how its socket closed: ``code``, ``reason`` and
+    ``was_clean`` (an SSE client has no close code: ``None``).
+    """
 
-        @property
-        def by_client(self) -> bool:
-            """True after ``close()``; False when the client stopped by itself."""
-            ...
+    error: Exception | None
+    detail: str
+    by_client: bool = False
+    code: int | None = None
+    reason: str = ""
+    was_clean: bool = False
 
-        @property
-        def detail(self) -> str:
-            """Why it ended, in words."""
-            ...
 
-        @property
-        def error(self) -> Exception | None:
-            """What ``async for`` raises (``None``: iteration ends quietly)."""
-            ...
+CloseEvent = Closed  # the name the clients' close events had when each engine had its own
 
 
 class StateMachine:
-    """The current :class:`State`, changed only along a transition table (default: the WebSocket one)."""
+    """The current :class:`State`, changed only along a transition table (default: the WebSocket
+    one); with ``moves`` (a table keyed by :class:`Input`), :meth:`on` moves by what happened."""
 
-    __slots__ = ("state", "table")
+    __slots__ = ("moves", "state", "table")
 
-    def __init__(self, state: State = State.IDLE, table: Transitions = TRANSITIONS) -> None:
+    def __init__(
+        self, state: State = State.IDLE, table: Transitions = TRANSITIONS, moves: Moves | None = None
+    ) -> None:
         if state not in table:
             raise ValueError(f"{state.name} is not a state of this table")
         self.state = state
         self.table = table
+        self.moves = moves if moves is not None else (WEBSOCKET if table is TRANSITIONS else None)
+
+    def on(self, event: Input) -> State:
+        """Move where the table says ``event`` leads from the current state; return the previous
+        state.
+
+        Raises :class:`~pyrt.errors.IllegalTransition` (state unchanged) when the table lists no
+        move for ``event`` in the current state.
+        """
+        old = self.state
+        new = self.moves[old].get(event) if self.moves is not None else None
+        if new is None:
+            raise IllegalTransition(f"illegal input {event.value!r} in state {old.name}")
+        self.state = new
+        return old
 
     def can(self, new: State) -> bool:
         """True when the table allows going from the current state to ``new``."""

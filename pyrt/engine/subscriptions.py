@@ -6,6 +6,12 @@ and anything at or before the last offset (a replay overlapping what was already
 dropped here. When the server says it could not replay everything (``recovered: false``), the
 next publication delivered carries ``recovered=False``: there may be a gap before it.
 
+A subscription that replaces an earlier one of the same channel (``unsubscribe`` then
+``subscribe``) takes publications only once the server confirmed it (``subscribed``): one that
+arrives before belongs to the earlier subscription (the server sent it before it read the
+unsubscribe), and the replay after the confirmation holds it in its place; taking it first would
+move the offset past that replay and lose what the replay holds.
+
 Offsets are ordered by :func:`pyrt.wire.offsets.offset_key` (the grammar of docs/protocol.md, shared
 with the server); a string of another form is compared as an opaque string, only for equality.
 """
@@ -33,15 +39,18 @@ class Subscription:
     gap_pending: bool = False  # the next publication must carry recovered=False
     on_presence: object = None  # the adapter's presence callback: the subscription follows presence
     view: PresenceView | None = None  # the members as known (once the server sent them)
+    ended: bool = False  # unsubscribed (or refused): what it took and did not deliver yet is moot
+    replacing: bool = False  # replaces an earlier subscription: nothing taken before confirmed
 
 
 class Subscriptions:
     """Every subscription of one client, by channel, in subscribe order."""
 
-    __slots__ = ("_subs", "duplicates")
+    __slots__ = ("_ended", "_subs", "duplicates")
 
     def __init__(self) -> None:
         self._subs: dict[str, Subscription] = {}
+        self._ended: set[str] = set()  # unsubscribed since the last disconnect
         self.duplicates = 0  # publications dropped because they were delivered already
 
     def __contains__(self, channel: object) -> bool:
@@ -66,11 +75,18 @@ class Subscriptions:
         sub = Subscription(
             channel, handler, since, offset_key(since) if since else None, on_presence=on_presence
         )
+        if channel in self._ended:
+            self._ended.discard(channel)
+            sub.replacing = True
         self._subs[channel] = sub
         return sub
 
     def remove(self, channel: str) -> Subscription | None:
-        return self._subs.pop(channel, None)
+        sub = self._subs.pop(channel, None)
+        if sub is not None:
+            sub.ended = True
+            self._ended.add(channel)
+        return sub
 
     def offsets(self) -> dict[str, str]:
         """The resume offset of every subscription that has one."""
@@ -78,6 +94,7 @@ class Subscriptions:
 
     def disconnected(self) -> None:
         """The socket is gone: every subscription must be confirmed again."""
+        self._ended.clear()  # nothing of an earlier subscription comes on the next socket
         for sub in self._subs.values():
             sub.active = False
 
@@ -91,6 +108,7 @@ class Subscriptions:
         if sub is None:
             return None
         sub.active = True
+        sub.replacing = False
         sub.recovered = recovered
         if not recovered:
             sub.gap_pending = True
@@ -106,11 +124,12 @@ class Subscriptions:
     def accept(self, channel: str, offset: str | None) -> Subscription | None:
         """The subscription that must receive a publication at ``offset``, or None to drop it.
 
-        Drops publications of unknown channels and those at or before the last delivered offset,
-        and advances the offset of the one it returns.
+        Drops publications of unknown channels, those of an earlier subscription (see the
+        module docstring) and those at or before the last delivered offset, and advances the
+        offset of the one it returns.
         """
         sub = self._subs.get(channel)
-        if sub is None:
+        if sub is None or sub.replacing:
             return None
         if offset is None:
             return sub

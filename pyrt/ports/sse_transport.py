@@ -7,16 +7,14 @@ for :class:`~pyrt.EventSourceClient` (``js.EventSource`` in
 :mod:`pyrt.browser.eventsource_transport`; on CPython, ``httpx`` playing one in
 :mod:`pyrt.cpython.eventsource_transport`). :mod:`pyrt.testing` has an in-memory fake of each, and
 :mod:`pyrt.aio.runtime` picks the defaults. Every decision stays in the engines of
-:mod:`pyrt.engine.sse`: a transport only moves bytes and reports. Typing only: nothing here does I/O.
+:mod:`pyrt.engine.sse`: a transport only moves bytes and reports; the page and the rest are the
+runtime's services (:mod:`pyrt.ports.services`). Typing only: nothing here does I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
-
-if TYPE_CHECKING:
-    from pyrt.ports.transport import PageEvents
+from typing import Literal, Protocol
 
 __all__ = [
     "Credentials",
@@ -79,8 +77,6 @@ class FetchTransport(Protocol):
     def start(self, request: FetchRequest, events: FetchEvents) -> None: ...
 
     def abort(self, request: int) -> None: ...
-
-    def watch_page(self, events: PageEvents) -> None: ...
 
     def dispose(self) -> None: ...
 

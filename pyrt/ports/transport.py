@@ -1,7 +1,7 @@
-"""What a :class:`~pyrt.WebSocketClient` needs from the runtime it runs on, and the page events.
+"""What a :class:`~pyrt.WebSocketClient` needs of a socket: open one, send on it, close it.
 
-A transport opens one native socket at a time and reports its events; it also watches the page
-(online, visibility, pagehide/pageshow) and offers a record store for ``persist=``. The browser
+A transport opens one native socket at a time and reports its events, nothing more; the page,
+storage, timers and sharing are the runtime's services (:mod:`pyrt.ports.services`). The browser
 transport wraps ``js.WebSocket`` (:mod:`pyrt.browser.ws_transport`), the CPython one the
 ``websockets`` library (:mod:`pyrt.cpython.ws_transport`), and :class:`pyrt.testing.FakeTransport`
 is an in-memory one. :mod:`pyrt.aio.runtime` picks the default. Typing only: nothing here does I/O.
@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from pyrt.persist.records import RecordStore
     from pyrt.wire.types import Frame
 
-__all__ = ["PageEvents", "SocketEvents", "Transport"]
+__all__ = ["SocketEvents", "Transport"]
 
 
 class SocketEvents(Protocol):
@@ -29,31 +28,8 @@ class SocketEvents(Protocol):
     def socket_closed(self, code: int, reason: str, was_clean: bool) -> None: ...
 
 
-class PageEvents(Protocol):
-    """Where a transport reports what happens to the page (in a browser; elsewhere, nothing).
-
-    Every client implements all five and ignores what does not concern it.
-    """
-
-    def page_online(self) -> None:
-        """The ``online`` event: the network is back."""
-
-    def page_visible(self) -> None:
-        """``visibilitychange`` to visible."""
-
-    def page_backgrounded(self) -> None:
-        """``visibilitychange`` to hidden (a background tab); also reported at once when the
-        page is already hidden as the watching starts."""
-
-    def page_hidden(self) -> None:
-        """``pagehide``: the page is going away (unloaded, or into the back/forward cache)."""
-
-    def page_shown(self) -> None:
-        """``pageshow`` from the back/forward cache: the page is back."""
-
-
 class Transport(Protocol):
-    """One native socket at a time, plus the page around it.
+    """One native socket at a time.
 
     Contract: :meth:`open` replaces any previous socket (which was closed first); after
     :meth:`close` with ``detach=True`` or :meth:`dispose`, no event of that socket is reported.
@@ -70,11 +46,5 @@ class Transport(Protocol):
     def buffered_amount(self) -> int: ...
 
     def close(self, code: int, reason: str, detach: bool) -> None: ...
-
-    def watch_page(self, events: PageEvents) -> None: ...
-
-    def storage(self) -> RecordStore | None:
-        """Where ``persist=`` state goes by default here (``None``: nowhere durable)."""
-        ...
 
     def dispose(self) -> None: ...

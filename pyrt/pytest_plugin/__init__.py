@@ -11,7 +11,8 @@ parts work without pytest too:
   throttles, refuses and cuts connections while traffic flows;
 - :class:`PyodidePage`, :class:`PyodideError`: Chromium with Pyodide, pyrt and your files; run
   Python in it and get JSON back; :class:`AppPage`: any page of yours, with the same guard (no
-  request leaves localhost) and the same diagnostics;
+  request leaves localhost) and the same diagnostics (:class:`PageNotServed` at once when the
+  page or its runtime is not served);
 - :func:`wait_until`: wait on a condition with a deadline;
 - :class:`DeliveryChecker`, :func:`check_delivery`: exactly-once, order and gaps of what arrived.
 
@@ -22,7 +23,7 @@ and importing it is cheap: each name loads its module on first use.
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
-    from pyrt.pytest_plugin.app_page import AppPage
+    from pyrt.pytest_plugin.app_page import AppPage, PageNotServed
     from pyrt.pytest_plugin.chromium import launch_options
     from pyrt.pytest_plugin.delivery import DeliveryChecker, DeliveryReport, check_delivery
     from pyrt.pytest_plugin.memory import PeakRss
@@ -37,6 +38,7 @@ __all__ = [
     "ChaosProxy",
     "DeliveryChecker",
     "DeliveryReport",
+    "PageNotServed",
     "PeakRss",
     "PyodideError",
     "PyodidePage",
@@ -54,6 +56,7 @@ _WHERE: dict[str, str] = {
     "ChaosProxy": "pyrt.pytest_plugin.proxy",
     "DeliveryChecker": "pyrt.pytest_plugin.delivery",
     "DeliveryReport": "pyrt.pytest_plugin.delivery",
+    "PageNotServed": "pyrt.pytest_plugin.app_page",
     "PeakRss": "pyrt.pytest_plugin.memory",
     "PyodideError": "pyrt.pytest_plugin.pyodide_page",
     "PyodidePage": "pyrt.pytest_plugin.pyodide_page",

@@ -9,7 +9,12 @@ and:
   :attr:`AppPage.blocked_requests`; the pytest plugin fails the test that caused one;
 - records the console of every tab of the context, uncaught errors, every request, and responses
   of 400 or more and failed requests;
-- puts all of that in :meth:`AppPage.diagnostics` and in the report of a failing test.
+- puts all of that in :meth:`AppPage.diagnostics` and in the report of a failing test;
+- fails at once with :class:`PageNotServed` when the page it opens cannot work: the page itself
+  answered an error (a 404: the server was not given the page's folder with ``--web-dir``), or
+  the browser runtime it loads from ``/vendor/`` is not installed where the server looks (the
+  server's 503 says how to install it), instead of letting the test wait for a page that will
+  never start.
 
 Requests to localhost are never intercepted, so they flow even while the test thread is not
 inside a Playwright call (the sync API runs route handlers only then).
@@ -23,15 +28,17 @@ which the plugin reports as a skip naming the engine. :meth:`AppPage.evaluate` w
 from __future__ import annotations
 
 import contextlib
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from pyrt.pytest_plugin.driver import PageDriver, Records, as_driver, leaves_localhost
+from pyrt.pytest_plugin.driver import Answer, PageDriver, Records, as_driver, leaves_localhost
 from pyrt.pytest_plugin.engines import Engine
 from pyrt.pytest_plugin.reporting import REGISTRY, tail
 
-__all__ = ["AppPage", "leaves_localhost"]
+__all__ = ["AppPage", "PageNotServed", "leaves_localhost"]
 
 CONSOLE_LINES = 40
 
@@ -39,6 +46,23 @@ CONSOLE_LINES = 40
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+WEB_DIR_HINT = (
+    "pyrt's server serves your pages from the folder given with --web-dir DIR (at /): start it with "
+    "pyrt_start_server('--web-dir', 'DIR'), or return ['--web-dir', 'DIR'] from a pyrt_server_args "
+    'fixture in conftest.py (docs/testing.md, "Testing your own page")'
+)
+NODE_MODULES_HINT = (
+    "The servers the fixtures start look in <rootdir>/node_modules (or a pyrt checkout's); override "
+    "the pyrt_node_modules fixture to name another folder."
+)
+
+
+class PageNotServed(AssertionError):
+    """The page cannot work as served: the page itself answered an error status, or the browser
+    runtime it loads is not installed where the server looks. The message says which, with what
+    the server answered and the fix."""
 
 
 class _Mark:
@@ -83,16 +107,17 @@ class AppPage:
         REGISTRY.track(self)
         if url:
             try:
-                self.goto(url, wait_until=wait_until)
+                self.check_served(url, self.goto(url, wait_until=wait_until))
             except BaseException:
                 self.close()
                 raise
 
     # -- driving -------------------------------------------------------------------------------------
-    def goto(self, url: str, *, wait_until: str = "load") -> None:
-        """Navigate the page; ``wait_until`` is Playwright's (``load``, ``domcontentloaded``...)."""
+    def goto(self, url: str, *, wait_until: str = "load") -> Answer | None:
+        """Navigate the page; ``wait_until`` is Playwright's (``load``, ``domcontentloaded``...).
+        Returns the document's answer, or None where the engine does not tell (WebKit)."""
         self.origin = self.origin or _origin(url)
-        self.driver.goto(url, wait_until=wait_until)
+        return self.driver.goto(url, wait_until=wait_until)
 
     def evaluate(self, script: str, arg: Any = None) -> Any:
         """Evaluate JavaScript in the page, in any engine: a function (called with ``arg``) or
@@ -113,6 +138,50 @@ class AppPage:
     def context(self) -> Any:
         """Playwright's ``BrowserContext`` (Chromium, Firefox)."""
         return self._context.playwright
+
+    def check_served(self, url: str, response: Answer | None = None) -> None:
+        """Raise :class:`PageNotServed` when the page at ``url`` (its navigation ``response``, as
+        :meth:`goto` returns it) cannot work: it answered 400 or more, or its runtime under
+        ``/vendor/`` answered 503 (not installed). Opening a page calls it; call it after your own
+        :meth:`goto`. Where the engine tells no status (WebKit), the local server is asked again
+        from here."""
+        __tracebackhide__ = True
+        if response is None and not self.engine.has("intercept"):
+            response = _ask(url)
+        if response is not None and response.status >= 400:
+            said = _first_line(_body(response))
+            said = "" if said == response.status_text else said  # Starlette's 404 says "Not Found"
+            status = f"HTTP {response.status}" + (f" {response.status_text}" if response.status_text else "")
+            hint = f"\n{WEB_DIR_HINT}" if response.status == 404 else ""
+            raise PageNotServed(
+                f"the page is not served: GET {url} answered {status}" + (f": {said}" if said else "") + hint
+            )
+        missing = self.runtime_missing()
+        if missing:
+            raise PageNotServed(
+                "the page cannot start: the browser runtime it loads is not served\n"
+                + "\n".join(missing)
+                + f"\n{NODE_MODULES_HINT}"
+            )
+
+    def runtime_missing(self) -> list[str]:
+        """``/vendor/`` requests of this context answered 503 (the runtime is not installed where
+        the server looks), each with what the server said. Where the engine records no answers
+        (WebKit), the page's own list of what it loaded is asked of the local server again."""
+        answers: list[Answer]
+        if self.engine.has("intercept"):
+            answers = list(self._records.error_answers)
+        else:
+            try:
+                urls = dict.fromkeys(url for url in self.driver.resources() if _vendor(url))
+            except Exception:  # the page is gone or between documents: nothing to tell
+                urls = {}
+            answers = [answer for url in urls if (answer := _ask(url, "HEAD")) is not None]
+        return [
+            f"GET {answer.url} answered HTTP 503: {_first_line(_body(answer))}"
+            for answer in answers
+            if answer.status == 503 and _vendor(answer.url)
+        ]
 
     # -- what the pages did ----------------------------------------------------------------------------
     @property
@@ -216,3 +285,45 @@ class AppPage:
     def violations(self, since: object | None) -> list[str]:
         mark = since if isinstance(since, _Mark) else None
         return self._records.blocked_requests[mark.blocked if mark else 0 :]
+
+
+def _vendor(url: str) -> bool:
+    return urlsplit(url).path.startswith("/vendor/")
+
+
+def _ask(url: str, method: str = "GET") -> Answer | None:
+    """The local server's answer to ``method url`` asked from here (a ``GET`` as the page made
+    it; its body is asked again when read), or None for a URL outside localhost or no answer."""
+    if leaves_localhost().match(url):
+        return None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=5) as answer:
+            status, reason = int(answer.status), str(answer.reason or "")
+    except urllib.error.HTTPError as refused:
+        with refused:
+            status, reason = int(refused.code), str(refused.reason or "")
+    except OSError:
+        return None
+    return Answer(method="GET", url=url, status=status, status_text=reason)
+
+
+def _body(response: Answer) -> str:
+    """A response's text; when the browser kept none (a script that failed to load, or an engine
+    that tells no bodies), the same GET asked again of the local server from here, or "" when
+    that fails too."""
+    text = response.text()
+    if text or response.method != "GET" or leaves_localhost().match(response.url):
+        return text
+    try:
+        with urllib.request.urlopen(response.url, timeout=5) as answer:
+            return str(answer.read(4096).decode(errors="replace"))
+    except urllib.error.HTTPError as refused:
+        with refused:
+            return str(refused.read(4096).decode(errors="replace"))
+    except OSError:
+        return ""
+
+
+def _first_line(text: str, limit: int = 400) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -41,6 +41,7 @@ from pyrt.pytest_plugin.engines import (
 )
 
 __all__ = [
+    "Answer",
     "BrowserDriver",
     "ContextDriver",
     "PageDriver",
@@ -54,16 +55,37 @@ __all__ = [
 _FUNCTION = re.compile(r"^\s*(?:async\s+)?(?:function\b|\([^)]*\)\s*=>|[A-Za-z_$][\w$]*\s*=>)")
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP response as far as the engine tells: the request's ``method`` and ``url``, the
+    ``status`` and its ``status_text``; :meth:`text` reads the body when asked (it may be gone)."""
+
+    method: str
+    url: str
+    status: int
+    status_text: str = ""
+    body: Callable[[], str] = field(default=lambda: "", repr=False, compare=False)
+
+    def text(self) -> str:
+        """The body, or "" when the engine kept none (or the context is closed)."""
+        try:
+            return self.body()
+        except Exception:
+            return ""
+
+
 @dataclass
 class Records:
     """What the tabs of one context did (filled where the engine can tell): console lines,
-    uncaught errors, requested URLs, requests blocked by the localhost guard, failed requests."""
+    uncaught errors, requested URLs, requests blocked by the localhost guard, failed requests,
+    and the answers of 400 or more (their bodies are read when needed)."""
 
     console: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     blocked_requests: list[str] = field(default_factory=list)
     network_errors: list[str] = field(default_factory=list)
+    error_answers: list[Answer] = field(default_factory=list)
     expected: list[str] | None = None  # while expect_blocked() runs
     blocked_urls: set[str] = field(default_factory=set)
 
@@ -83,9 +105,10 @@ class PageDriver(ABC):
     def url(self) -> str: ...
 
     @abstractmethod
-    def goto(self, url: str, *, wait_until: str = "load") -> None:
+    def goto(self, url: str, *, wait_until: str = "load") -> Answer | None:
         """Navigate and wait for the ``load`` event (Playwright engines also take
-        ``domcontentloaded``...)."""
+        ``domcontentloaded``...); the document's answer, or None where the engine does not tell
+        (WebKit through classic WebDriver)."""
 
     @abstractmethod
     def write(self, html: str) -> None:
@@ -99,6 +122,12 @@ class PageDriver(ABC):
     @abstractmethod
     def reload(self) -> None:
         """Reload the document (``pagehide`` runs)."""
+
+    def resources(self) -> list[str]:
+        """The URLs the document loaded or tried to (the Resource Timing entries; in every
+        engine, without their status: WebKitGTK gives none)."""
+        names = self.evaluate('() => performance.getEntriesByType("resource").map((entry) => entry.name)')
+        return [str(name) for name in names or ()]
 
     @abstractmethod
     def wait_for_timeout(self, ms: float) -> None:
@@ -181,8 +210,9 @@ class PlaywrightPage(PageDriver):
     def playwright(self) -> Any:
         return self._page
 
-    def goto(self, url: str, *, wait_until: str = "load") -> None:
-        self._page.goto(url, wait_until=wait_until)
+    def goto(self, url: str, *, wait_until: str = "load") -> Answer | None:
+        response = self._page.goto(url, wait_until=wait_until)
+        return None if response is None else _answer(response)
 
     def write(self, html: str) -> None:
         self._page.set_content(html)
@@ -274,12 +304,24 @@ class PlaywrightContext(ContextDriver):
     def _on_response(self, response: Any) -> None:
         if response.status >= 400:
             self.records.network_errors.append(f"{response.status} {response.request.method} {response.url}")
+            self.records.error_answers.append(_answer(response))
 
     def _on_failed(self, request: Any) -> None:
         reason = request.failure or "failed"
         blocked = reason.startswith("net::ERR_BLOCKED_BY_CLIENT") or request.url in self.records.blocked_urls
         if not blocked:  # listed with the blocked requests (Firefox words the failure its own way)
             self.records.network_errors.append(f"{reason} {request.method} {request.url}")
+
+
+def _answer(response: Any) -> Answer:
+    """A Playwright ``Response`` as an :class:`Answer`; its body is read only when asked."""
+    return Answer(
+        method=str(response.request.method),
+        url=str(response.url),
+        status=int(response.status),
+        status_text=str(response.status_text or ""),
+        body=lambda: str(response.text()),
+    )
 
 
 class PlaywrightBrowser(BrowserDriver):
@@ -342,8 +384,9 @@ class SeleniumPage(PageDriver):
     def url(self) -> str:
         return str(self.webdriver.current_url)
 
-    def goto(self, url: str, *, wait_until: str = "load") -> None:
-        self.webdriver.get(url)  # WebDriver waits for the load event
+    def goto(self, url: str, *, wait_until: str = "load") -> Answer | None:
+        self.webdriver.get(url)  # WebDriver waits for the load event, and tells no status
+        return None
 
     def write(self, html: str) -> None:
         self.webdriver.execute_script(

@@ -19,6 +19,7 @@ Fixtures (docs/testing.md has the whole story):
 ``pyrt_page``             function  a Pyodide page on ``pyrt_server`` with pyrt and ``pyrt_page_files``
 ``pyrt_new_page``         function  more Pyodide pages, on any server or proxy, with any files
 ``pyrt_open_page``        function  your own pages (PyScript...) in the same guarded browser context
+``pyrt_channel``          function  a channel name no other test uses (the session's server is shared)
 ``pyrt_server_args``      session   override: options of ``pyrt_server``
 ``pyrt_node_modules``     session   override: where Pyodide is installed (npm)
 ``pyrt_page_files``       function  override: your Python files for ``pyrt_page``/``pyrt_new_page``
@@ -38,6 +39,7 @@ Chromium) skips the test, naming the engine and the capability.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -211,10 +213,26 @@ def pytest_runtest_makereport(
 @pytest.fixture(scope="session")
 def pyrt_node_modules(pytestconfig: pytest.Config) -> Path | None:
     """Where npm installed ``pyodide`` (and ``@pyscript/core`` for PyScript pages): the project's
-    ``node_modules`` when it holds Pyodide, else None (the server's default, the ``node_modules``
-    of a pyrt checkout). Every server the fixtures start gets it as ``--node-modules``."""
-    candidate = pytestconfig.rootpath / "node_modules"
-    return candidate if (candidate / "pyodide" / "pyodide.mjs").is_file() else None
+    ``node_modules`` when it holds Pyodide; else None (the server's default) when that default,
+    the ``node_modules`` of a pyrt checkout, holds it; else (an installed pyrt, nothing installed
+    yet) the project's all the same, so that the server's answer names the project as where to
+    run ``npm install``. Every server the fixtures start gets it as ``--node-modules``."""
+    import pyrt  # the server looks beside the package by default: a checkout's node_modules
+
+    return choose_node_modules(pytestconfig.rootpath, Path(pyrt.__file__).resolve().parents[1])
+
+
+def choose_node_modules(rootdir: Path, package_parent: Path) -> Path | None:
+    """``pyrt_node_modules``'s choice for a project in ``rootdir`` and pyrt installed in
+    ``package_parent`` (a checkout's root, or ``site-packages``)."""
+    project = rootdir / "node_modules"
+    if _has_pyodide(project):
+        return project
+    return None if _has_pyodide(package_parent / "node_modules") else project
+
+
+def _has_pyodide(node_modules: Path) -> bool:
+    return (node_modules / "pyodide" / "pyodide.mjs").is_file()
 
 
 @pytest.fixture(scope="session")
@@ -297,6 +315,21 @@ def pyrt_redis() -> Iterator[RedisServer]:
         pytest.skip(str(exc))
     yield redis
     redis.stop()
+
+
+@pytest.fixture
+def pyrt_channel(request: pytest.FixtureRequest) -> str:
+    """A channel name for this test alone: the test's name and a random suffix
+    (``test_chat-3f9a1c2e``). ``pyrt_server`` is shared by the whole session, its channels too:
+    two tests on one channel see each other's publications, history and members."""
+    return channel_name(request.node.name)
+
+
+def channel_name(test_name: str) -> str:
+    """``test_name`` made a valid channel name (letters, digits and ``_ . : @ -``, at most 64 of
+    them) with 8 random hex digits after it."""
+    base = re.sub(r"[^A-Za-z0-9_.:@-]+", "-", test_name).strip("-")[:55] or "test"
+    return f"{base}-{uuid.uuid4().hex[:8]}"
 
 
 # -- the chaos proxy ---------------------------------------------------------------------------------

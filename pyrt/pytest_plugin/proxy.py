@@ -17,6 +17,18 @@ the test thread while traffic flows:
   megabytes in the kernel the way a slow link would not;
 - :meth:`ChaosProxy.retarget`: forward new connections to another upstream port.
 
+Hostile middleboxes, as users meet them between their page and their server (read the HTTP
+request head of each new connection, so they apply to connections opened after they are set):
+
+- ``refuse_upgrade``: answer a WebSocket upgrade with that HTTP status (403, 400...) and close;
+- ``strip_upgrade``: drop ``Upgrade``/``Connection`` from the upgrade request, so the server
+  sees a plain ``GET`` (a proxy that does not know WebSockets);
+- ``swallow_upgraded``: let the upgrade through (``101``), then pass no byte either way until the
+  connection closes ("101 then silence": anti-virus software, some reverse proxies);
+- ``buffer_streams``: hold a streamed (chunked) response back until it ends, unless its content
+  type is ``text/event-stream`` (proxies that buffer what they do not know);
+- ``idle_timeout``: cut a connection that carried no byte for that many seconds.
+
 The proxy runs its own asyncio loop in a daemon thread; every control method is thread-safe.
 :class:`ResetSchedule` resets every connection at random (seeded) intervals while a block runs.
 A failing test's report lists the proxy's fault events during that test.
@@ -66,6 +78,9 @@ class _Link:
         self.carried = 0
         self.closed = False
         self.blackholed: set[str] = set()  # directions this link drops (blackhole_existing)
+        self.last_active = asyncio.get_running_loop().time()
+        self.swallow = False  # drop every byte after the handshake (swallow_upgraded)
+        self.buffer_streams = False  # hold a streamed response back (buffer_streams)
 
     def abort(self) -> None:
         if self.closed:
@@ -80,7 +95,21 @@ class _Link:
             writer.transport.abort()
 
 
-SETTINGS = frozenset({"mode", "latency", "bandwidth", "cut_after", "refuse", "rcvbuf"})
+SETTINGS = frozenset(
+    {
+        "mode",
+        "latency",
+        "bandwidth",
+        "cut_after",
+        "refuse",
+        "rcvbuf",
+        "refuse_upgrade",
+        "strip_upgrade",
+        "swallow_upgraded",
+        "buffer_streams",
+        "idle_timeout",
+    }
+)
 
 
 class ChaosProxy:
@@ -95,6 +124,11 @@ class ChaosProxy:
         self.cut_after: int | None = None
         self.refuse = False
         self.rcvbuf: int | None = None
+        self.refuse_upgrade: int | None = None
+        self.strip_upgrade = False
+        self.swallow_upgraded = False
+        self.buffer_streams = False
+        self.idle_timeout: float | None = None
         self.stats = ProxyStats()
         self.port = 0
         self._links: set[_Link] = set()
@@ -258,6 +292,12 @@ class ChaosProxy:
         done.result(10)
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._serve(client_reader, client_writer)
+        except asyncio.CancelledError:  # stop(): end quietly (a cancelled handler is logged by asyncio)
+            client_writer.transport.abort()
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.stats.accepted += 1
         if self.refuse:
             self.stats.events.append("refused a connection")
@@ -266,6 +306,20 @@ class ChaosProxy:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             client_writer.transport.abort()
             return
+        head = b""
+        if self._reads_heads():
+            try:
+                head = await asyncio.wait_for(client_reader.readuntil(b"\r\n\r\n"), 10)
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, OSError):
+                client_writer.transport.abort()
+                return
+            head, answer = self._hostile_head(head)
+            if answer is not None:
+                client_writer.write(answer)
+                with contextlib.suppress(ConnectionError, OSError):
+                    await client_writer.drain()
+                client_writer.close()
+                return
         try:
             up_reader, up_writer = await self._open_upstream()
         except OSError:
@@ -273,17 +327,57 @@ class ChaosProxy:
             client_writer.transport.abort()
             return
         link = _Link(self, client_writer, up_writer)
+        link.swallow = self.swallow_upgraded and _is_upgrade(head)
+        link.buffer_streams = self.buffer_streams
         self._links.add(link)
         self.stats.active += 1
+        idle = self._loop.create_task(self._idle_watch(link)) if self.idle_timeout else None
         try:
+            if head:
+                up_writer.write(head)
             await asyncio.gather(
                 self._pipe(link, client_reader, up_writer, "up"),
                 self._pipe(link, up_reader, client_writer, "down"),
             )
         finally:
+            if idle is not None:
+                idle.cancel()
             self._links.discard(link)
             self.stats.active -= 1
             link.abort()
+
+    def _reads_heads(self) -> bool:
+        return bool(self.refuse_upgrade or self.strip_upgrade or self.swallow_upgraded)
+
+    def _hostile_head(self, head: bytes) -> tuple[bytes, bytes | None]:
+        """The request head to forward, or the answer that refuses it."""
+        if not _is_upgrade(head):
+            return head, None
+        if self.refuse_upgrade:
+            status = self.refuse_upgrade
+            self.stats.events.append(f"refused an upgrade with {status}")
+            answer = f"HTTP/1.1 {status} Refused\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            return head, answer.encode()
+        if self.strip_upgrade:
+            self.stats.events.append("stripped an upgrade")
+            lines = head.split(b"\r\n")
+            kept = [line for line in lines if not line.lower().startswith((b"upgrade:", b"connection:"))]
+            return b"\r\n".join(kept), None
+        if self.swallow_upgraded:
+            self.stats.events.append("let an upgrade through, to swallow what follows")
+        return head, None
+
+    async def _idle_watch(self, link: _Link) -> None:
+        """Cut ``link`` once it carried nothing for ``idle_timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        while not link.closed and self.idle_timeout:
+            left = link.last_active + self.idle_timeout - loop.time()
+            if left <= 0:
+                self.stats.events.append(f"cut a connection idle for {self.idle_timeout:g} s")
+                self.stats.resets += 1
+                link.abort()
+                return
+            await asyncio.sleep(min(left, self.idle_timeout / 4))
 
     async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.rcvbuf is None:
@@ -304,16 +398,41 @@ class ChaosProxy:
     ) -> None:
         loop = asyncio.get_running_loop()
         budget_start, budget_sent = loop.time(), 0
+        head_seen = direction == "up"  # the request head went first; the down side starts with one
+        held: list[bytes] | None = None  # a streamed response held back (buffer_streams)
         try:
             while not link.closed:
                 # Under a bandwidth cap, small reads: the link trickles instead of bursting.
                 size = 65536 if not self.bandwidth else max(512, min(65536, int(self.bandwidth / 20)))
                 chunk = await reader.read(size)
+                link.last_active = loop.time()
                 if not chunk:
+                    if held:  # the held-back response ends here: it all goes now
+                        writer.write(b"".join(held))
+                        held = None
                     # Half-close: pass the FIN on, then wait for the other direction.
                     if not link.closed and writer.can_write_eof():
                         writer.write_eof()
                     return
+                if link.swallow and head_seen:
+                    self.stats.dropped_bytes += len(chunk)  # "101 then silence"
+                    continue
+                if not head_seen:
+                    head_seen = b"\r\n\r\n" in chunk
+                    if link.swallow and head_seen:  # the 101 passes, nothing after it
+                        end = chunk.index(b"\r\n\r\n") + 4
+                        self.stats.dropped_bytes += len(chunk) - end
+                        chunk = chunk[:end]
+                    elif link.buffer_streams and _streamed_unknown(chunk):
+                        self.stats.events.append("holding a streamed response back until it ends")
+                        held = []
+                if held is not None:
+                    held.append(chunk)
+                    if chunk.endswith(b"\r\n0\r\n\r\n"):  # the chunked body's end
+                        writer.write(b"".join(held))
+                        held = None
+                        await writer.drain()
+                    continue
                 if self.mode == "blackhole" or direction in link.blackholed:
                     self.stats.dropped_bytes += len(chunk)
                     continue
@@ -376,3 +495,19 @@ class ResetSchedule:
         while not self._stop.wait(self.rng.uniform(self.low, self.high)):
             self.resets += 1
             self.connections_cut += self.proxy.reset()
+
+
+def _is_upgrade(head: bytes) -> bool:
+    """Whether a request head asks for a WebSocket upgrade."""
+    return any(
+        line.lower().startswith(b"upgrade:") and b"websocket" in line.lower() for line in head.split(b"\r\n")
+    )
+
+
+def _streamed_unknown(head: bytes) -> bool:
+    """Whether a response head starts a streamed (chunked) body of another type than
+    ``text/event-stream``: what a buffering proxy holds back."""
+    lines = [line.lower() for line in head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")]
+    chunked = any(line.startswith(b"transfer-encoding:") and b"chunked" in line for line in lines)
+    event_stream = any(line.startswith(b"content-type:") and b"text/event-stream" in line for line in lines)
+    return chunked and not event_stream

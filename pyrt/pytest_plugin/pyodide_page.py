@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from pyrt.pytest_plugin.app_page import AppPage
+from pyrt.pytest_plugin.app_page import NODE_MODULES_HINT, AppPage, PageNotServed
 
 __all__ = ["HOME", "PyodideError", "PyodidePage", "pack_files"]
 
@@ -226,9 +226,15 @@ class PyodidePage(AppPage):
     def _load(self) -> None:
         __tracebackhide__ = True
         try:
-            self.goto(self.url)
+            response = self.goto(self.url)
             if self.path is None:
                 self.driver.write(self._boot_page)
+            else:
+                self.check_served(
+                    self.url, response
+                )  # a 404, no runtime: say so now, not at the boot timeout
+        except PageNotServed as exc:
+            raise PyodideError(f"{exc}\n{self.diagnostics()}", self) from None
         except Exception as exc:
             raise PyodideError(f"the page did not load: {exc}\n{self.diagnostics()}", self) from None
 
@@ -259,6 +265,9 @@ class PyodidePage(AppPage):
         self.driver.evaluate("(code) => window.pyodide.runPythonAsync(code)", RUNNER)
 
     def _hint(self) -> str:
+        missing = self.runtime_missing()
+        if missing:  # the server said why, and how to install it
+            return "\nPyodide is not served:\n" + "\n".join(missing) + f"\n{NODE_MODULES_HINT}"
         if any("/vendor/pyodide/" in line for line in self._records.network_errors):
             return (
                 "\nPyodide is not served: install it where the server looks (npm install pyodide), "

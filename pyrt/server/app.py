@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from pyrt.server.application import Handler, echo_handler
@@ -28,6 +28,7 @@ from pyrt.server.csp import SecurityHeaders
 from pyrt.server.demo import demo_channel_policy, demo_routes, recording_handler, run_feed
 from pyrt.server.history_endpoint import HistoryEndpoint
 from pyrt.server.hosts import HostGuard
+from pyrt.server.http_binding import HttpBinding
 from pyrt.server.metrics import StatsCollector, metrics_endpoint
 from pyrt.server.protocol_handler import WebSocketEndpoint, admit_websocket
 from pyrt.server.publish_endpoint import PublishEndpoint
@@ -42,7 +43,7 @@ from pyrt.server.settings import Settings
 from pyrt.server.sse_endpoint import SSEEndpoint
 from pyrt.server.wheels import wheel_routes
 
-__all__ = ["PyrtApp", "create_app"]
+__all__ = ["ENDPOINT_OFF", "EndpointOff", "PyrtApp", "create_app"]
 
 
 class EchoEndpoint:
@@ -75,6 +76,35 @@ class EchoEndpoint:
             return
         finally:
             self.rt.cap.release(admitted[0])
+
+
+#: The close code of a WebSocket endpoint this server does not offer (application "don't retry").
+ENDPOINT_OFF = 4404
+
+
+class EndpointOff:
+    """A WebSocket endpoint the server was started without (``/echo`` without ``--echo``): the
+    handshake is accepted only to close at once with :data:`ENDPOINT_OFF` and a reason that names
+    the option. A refused handshake reaches a browser as a bare 1006 and a client would retry it;
+    a close reason reaches every client, and 4404 is one pyrt's clients do not retry.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket" or (await receive())["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": ENDPOINT_OFF, "reason": self.reason})
+
+
+DEMO_CONTROLS = ("drop", "stall", "block", "received")  # /demo/NAME with --demo (pyrt.server.demo)
+
+
+async def _demo_off(request: Request) -> Response:
+    """``/demo/*`` on a server started without ``--demo``: not here, and how to turn it on."""
+    return PlainTextResponse("the demo controls are off: start serve.py with --demo", status_code=404)
 
 
 class PyrtApp(Starlette):
@@ -112,7 +142,7 @@ class PyrtApp(Starlette):
             protocol = getattr(send, "__self__", None)
             transport = getattr(protocol, "transport", None)
             if isinstance(transport, asyncio.Transport):
-                scope["pyrt.ports.transport"] = transport
+                scope["pyrt.transport"] = transport
             if scope["type"] == "websocket" and hasattr(protocol, "pyrt_send_texts"):
                 scope["pyrt.direct"] = protocol  # serve.py's protocol: a send path with no task
             elif scope["type"] == "http":
@@ -177,14 +207,19 @@ def create_app(
         Route("/healthz", healthz),
         Route("/metrics", metrics_endpoint(registry)),
         WebSocketRoute("/ws", WebSocketEndpoint(runtime)),
+        Route("/ws", HttpBinding(runtime), methods=["GET", "HEAD", "POST", "OPTIONS"]),
         Route("/sse", sse, methods=["GET", "HEAD", "OPTIONS"]),
         Route("/publish", publish.__call__, methods=["POST", "OPTIONS"]),
         Route("/history", HistoryEndpoint(runtime).__call__, methods=["GET", "OPTIONS"]),
     ]
     if settings.echo:
         routes.append(WebSocketRoute("/echo", EchoEndpoint(runtime)))
+    else:
+        routes.append(WebSocketRoute("/echo", EndpointOff("/echo is off: start serve.py with --echo")))
     if settings.demo:
         routes.extend(demo_routes(runtime))
+    else:
+        routes.extend(Route(f"/demo/{name}", _demo_off, methods=["GET", "POST"]) for name in DEMO_CONTROLS)
     routes.extend(wheel_routes(settings))
     routes.extend(asset_routes(settings))
     connect = (*settings.allowed_origins, *settings.connect_src)

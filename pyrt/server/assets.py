@@ -19,9 +19,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from pyrt.server.settings import Settings
+from pyrt.server.settings import REPO_ROOT, Settings
 
-__all__ = ["PackageZip", "asset_routes"]
+__all__ = ["PYODIDE_VERSION", "PYSCRIPT_VERSION", "PackageZip", "asset_routes", "missing_runtime"]
+
+#: The browser runtime pyrt is tested with (``package.json`` of a checkout pins the same).
+PYODIDE_VERSION = "314.0.7"
+PYSCRIPT_VERSION = "0.7.31"
+NPM_INSTALL = f"npm install pyodide@{PYODIDE_VERSION} @pyscript/core@{PYSCRIPT_VERSION}"
 
 mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".mjs")
@@ -83,16 +88,35 @@ def asset_routes(settings: Settings) -> list[BaseRoute]:
         if directory.is_dir():
             routes.append(Mount(prefix, app=StaticFiles(directory=directory)))
         else:
-            routes.append(Route(prefix + "/{path:path}", _missing_vendor(directory)))
+            routes.append(
+                Route(prefix + "/{path:path}", _missing_vendor(missing_runtime(directory, settings)))
+            )
     if settings.web_dir.is_dir():  # an installed pyrt has no demo pages of its own
         routes.append(Mount("/", app=StaticFiles(directory=settings.web_dir, html=True)))
     return routes
 
 
-def _missing_vendor(directory: Path) -> Callable[[Request], Awaitable[Response]]:
-    async def missing(request: Request) -> Response:
-        return PlainTextResponse(
-            f"{directory} is missing: run `npm ci` in the repository root", status_code=503
+def missing_runtime(directory: Path, settings: Settings, repo_root: Path = REPO_ROOT) -> str:
+    """What a request under ``/vendor/`` is told when ``directory`` is not installed: the fix
+    for where this server runs. A pyrt checkout (its ``package.json`` beside the default
+    ``node_modules``) installs it with ``npm ci``; anywhere else (pyrt installed from a package,
+    ``--node-modules`` pointing elsewhere) the project installs it with npm and names it."""
+    if settings.node_modules == repo_root / "node_modules" and (repo_root / "package.json").is_file():
+        return f"{directory} is missing: run `npm ci` in {repo_root} (`make setup` does it)"
+    if settings.node_modules == repo_root / "node_modules":
+        return (
+            f"{directory} is missing: an installed pyrt brings no Pyodide of its own. In your project, "
+            f"run `{NPM_INSTALL}` and start the server with `--node-modules node_modules` "
+            "(pyrt's pytest plugin passes <rootdir>/node_modules by itself when it holds Pyodide)"
         )
+    return (
+        f"{directory} is missing: run `{NPM_INSTALL}` in {settings.node_modules.parent}, "
+        "or point --node-modules at the node_modules that has them"
+    )
+
+
+def _missing_vendor(text: str) -> Callable[[Request], Awaitable[Response]]:
+    async def missing(request: Request) -> Response:
+        return PlainTextResponse(text, status_code=503)
 
     return missing

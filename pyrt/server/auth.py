@@ -20,8 +20,8 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
-from pyrt.engine.close_policy import TOKEN_EXPIRED
 from pyrt.server.permissions import Cap, parse_caps
+from pyrt.wire.close_codes import TOKEN_EXPIRED
 
 __all__ = [
     "BATCH_SUBPROTOCOL",
@@ -48,12 +48,14 @@ COOKIE_NAME = "pyrt_token"
 
 @dataclass(frozen=True, slots=True)
 class Claims:
-    """A verified token: who it names, until when (unix seconds) it is valid, and the channel
-    capabilities it carries (``None``: no ``caps`` claim, the channel policy alone decides)."""
+    """A verified token: who it names, until when (unix seconds) it is valid, the channel
+    capabilities it carries (``None``: no ``caps`` claim, the channel policy alone decides), and
+    when it was issued (unix seconds; 0 for a token without ``iat``, older than any other)."""
 
     subject: str
     expires: float
     caps: tuple[Cap, ...] | None = None
+    issued: float = 0.0
 
     def ttl(self, now: float | None = None) -> float:
         """Seconds left before the token expires (0 when it has)."""

@@ -44,7 +44,7 @@ __all__ = [
 
 log = logging.getLogger("pyrt.server")
 
-Kind = Literal["ws", "sse"]
+Kind = Literal["ws", "sse", "http"]  # http: the HTTP binding, frames as events of a stream
 Send = Any  # the ASGI send callable
 
 _LINGER = 1.0  # seconds an idle writer waits for more work before it exits
@@ -212,9 +212,9 @@ class Connection:
         if self._stalled_until or not direct.pyrt_ready():
             self._writer = asyncio.get_running_loop().create_task(self._write())
             return
-        if self.kind == "sse":
+        if self.kind != "ws":
             count = len(queue)
-            body = b"".join(queue)  # type: ignore[arg-type]  # SSE queues bytes only
+            body = b"".join(queue)  # type: ignore[arg-type]  # streams queue bytes only
             queue.clear()
             self._queued = 0
             cast(BodyWriter, direct).pyrt_send_body(body)  # an SSE connection gets a BodyWriter
@@ -345,7 +345,7 @@ class Connection:
         self._writer = None
         if writer is not None:
             writer.cancel()  # it can only be blocked waiting for the socket to drain
-        if self.kind == "sse" and self.transport is not None:
+        if self.kind != "ws" and self.transport is not None:
             _reset(self.transport)
             return
         self._close = (1013, "slow consumer: resubscribe from your last offset")

@@ -4,6 +4,10 @@ what the app received.
 - ``POST /demo/drop`` ``{"session": SID}`` or ``{"cid": CID}``: abort matching connections without
   a close frame (the browser sees 1006). Answers ``{"dropped": N}``.
 - ``POST /demo/stall`` ``{... , "seconds": N}``: stop answering them for N seconds (half-open).
+- ``POST /demo/block`` ``{"cid": CID, "seconds": N}``: refuse the WebSocket upgrades of client
+  ``CID`` from the caller's address for N seconds (``0`` lifts the block), as a network that
+  blocks WebSockets would, and abort its open WebSocket connections: the client moves to the
+  HTTP binding, and back once the block is lifted. Answers ``{"blocked": N, "dropped": N}``.
 - ``GET /demo/received?cid=CID`` (or ``session=SID``): the ``message`` frames the application
   handled for that client, in order, once per id: ``{"messages": [{"id": ID, "data": D}, ...]}``.
   They are kept in the broker channel ``_received.<cid or session>``, so with Redis every instance
@@ -113,7 +117,7 @@ async def run_feed(broker: Broker, interval: float) -> None:
 
 
 def demo_routes(runtime: Runtime) -> list[BaseRoute]:
-    """``/demo/drop``, ``/demo/stall`` and ``/demo/received``."""
+    """``/demo/drop``, ``/demo/stall``, ``/demo/block`` and ``/demo/received``."""
 
     async def selected(request: Request) -> tuple[dict[str, Any], list[Any]]:
         if not origin_allowed(request.scope, runtime.settings.allowed_origins):
@@ -156,6 +160,25 @@ def demo_routes(runtime: Runtime) -> list[BaseRoute]:
             conn.stall(float(seconds))
         return JSONResponse({"stalled": len(connections)})
 
+    async def block(request: Request) -> Response:
+        try:
+            body, connections = await selected(request)
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        cid, seconds = body.get("cid"), body.get("seconds", 60)
+        if not isinstance(cid, str):
+            return JSONResponse({"error": 'name the client: {"cid": CID}'}, status_code=400)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 3600:
+            return JSONResponse({"error": "seconds must be a number from 0 to 3600"}, status_code=400)
+        runtime.block_upgrades(client_ip(request.scope), cid, float(seconds))
+        dropped = [conn for conn in connections if conn.kind == "ws"] if seconds > 0 else []
+        for conn in dropped:
+            runtime.stats.drop("demo")
+            conn.abort()
+        return JSONResponse({"blocked": seconds, "dropped": len(dropped)})
+
     async def received(request: Request) -> Response:
         key = request.query_params.get("cid") or request.query_params.get("session")
         channel = received_channel(key) if key else None
@@ -173,5 +196,6 @@ def demo_routes(runtime: Runtime) -> list[BaseRoute]:
     return [
         Route("/demo/drop", drop, methods=["POST"]),
         Route("/demo/stall", stall, methods=["POST"]),
+        Route("/demo/block", block, methods=["POST"]),
         Route("/demo/received", received, methods=["GET"]),
     ]

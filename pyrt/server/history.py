@@ -18,15 +18,24 @@ identity's query rate (``Settings.query_rate``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Final
 
 from pyrt.server.brokers.base import Broker, Page
 from pyrt.server.offsets import OffsetKey, parse_offset
+from pyrt.wire.codec import encode_history_page
+from pyrt.wire.frames import HistoryPage, Publication, RawJSON
 from pyrt.wire.names import CHANNEL_RULE, is_channel_name
 
-__all__ = ["DEFAULT_LIMIT", "BadQuery", "HistoryQuery", "encode_page", "parse_query", "read_page"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "BadQuery",
+    "HistoryQuery",
+    "encode_page",
+    "history_page",
+    "parse_query",
+    "read_page",
+]
 
 DEFAULT_LIMIT: Final = 100
 
@@ -70,20 +79,14 @@ async def read_page(broker: Broker, query: HistoryQuery, max_bytes: int) -> Page
     )
 
 
+def history_page(page: Page) -> HistoryPage:
+    """A broker's page as the wire carries it: each publication's data as stored (JSON text)."""
+    publications = [
+        Publication(p.channel, RawJSON(p.data_json), p.offset, p.event) for p in page.publications
+    ]
+    return HistoryPage(publications, page.latest, page.recovered, page.more)
+
+
 def encode_page(page: Page) -> str:
     """The answer's JSON text; each publication's data goes in as stored, never parsed again."""
-    parts = [
-        '{"offset":"' + p.offset + '","event":' + json.dumps(p.event) + ',"data":' + p.data_json + "}"
-        for p in page.publications
-    ]
-    return (
-        '{"publications":['
-        + ",".join(parts)
-        + '],"offset":"'
-        + page.latest
-        + '","recovered":'
-        + ("true" if page.recovered else "false")
-        + ',"more":'
-        + ("true" if page.more else "false")
-        + "}"
-    )
+    return encode_history_page(history_page(page))

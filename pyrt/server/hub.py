@@ -17,7 +17,6 @@ snapshot are dropped, the newer ones follow it in order.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from pyrt.server.brokers.base import Broker, History, Publication
@@ -25,6 +24,8 @@ from pyrt.server.connection import Connection
 from pyrt.server.metrics import Stats
 from pyrt.server.offsets import ZERO, OffsetKey, offset_key
 from pyrt.server.presence import Snapshot
+from pyrt.wire import codec
+from pyrt.wire.frames import PresenceDiff, RawJSON
 
 __all__ = ["Hub", "Subscriber", "encoded", "replay"]
 
@@ -83,7 +84,8 @@ class Subscriber:
         if version <= self.presence_floor:
             return False
         self.presence_floor = version
-        return self.conn.push(frame)
+        conn = self.conn
+        return conn.push(codec.http_event(frame) if conn.kind == "http" else frame)
 
     def presence_live(self, version: OffsetKey) -> None:
         """The snapshot at ``version`` was sent: send the newer diffs buffered meanwhile."""
@@ -106,12 +108,19 @@ class Subscriber:
 
 
 def encoded(publication: Publication, kind: str, frames: dict[str, str | bytes] | None = None) -> str | bytes:
-    """``publication`` as a ``/ws`` frame (``kind="ws"``) or ``/sse`` event, built once per ``frames``."""
+    """``publication`` as a ``/ws`` frame (``kind="ws"``), an event of the HTTP binding's stream
+    (``"http"``) or an ``/sse`` event, built once per ``frames``."""
     if frames is not None:
-        frame = frames.get(kind)
-        if frame is not None:
-            return frame
-    frame = publication.ws_frame if kind == "ws" else publication.sse_event
+        cached = frames.get(kind)
+        if cached is not None:
+            return cached
+    frame: str | bytes
+    if kind == "ws":
+        frame = publication.ws_frame
+    elif kind == "http":
+        frame = codec.http_event(publication.ws_frame)
+    else:
+        frame = publication.sse_event
     if frames is not None:
         frames[kind] = frame
     return frame
@@ -183,16 +192,8 @@ class Hub:
         subscribers = self._presence.get(channel)
         if not subscribers:
             return
-        frame = (
-            '{"type":"presence_diff","channel":'
-            + json.dumps(channel)
-            + ',"version":"'
-            + version
-            + '","joins":['
-            + ",".join(joins)
-            + '],"leaves":['
-            + ",".join(leaves)
-            + "]}"
+        frame = codec.encode(
+            PresenceDiff(channel, version, [RawJSON(m) for m in joins], [RawJSON(m) for m in leaves])
         )
         key = offset_key(version)
         failed = 0

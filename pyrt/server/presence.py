@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pyrt.wire.frames import member_id
+from pyrt.session.presence import member_id
 
 __all__ = [
     "JoinResult",

@@ -23,14 +23,16 @@ from collections.abc import Callable
 from typing import Any
 
 from pyrt.server.application import Handler
-from pyrt.server.auth import Claims
+from pyrt.server.auth import Claims, verify_token
 from pyrt.server.brokers.base import Broker
 from pyrt.server.connection import Connection, Flusher
+from pyrt.server.http_relay import Apply
 from pyrt.server.hub import Hub
 from pyrt.server.limits import ConnectionCap, KeyedBuckets
 from pyrt.server.metrics import Stats
 from pyrt.server.permissions import caps_allow
 from pyrt.server.settings import Settings
+from pyrt.session.config import Grant, SessionConfig
 from pyrt.wire.reconnect_window import close_reason, drain_window
 from pyrt.wire.sse_encode import encode_comment
 
@@ -48,6 +50,7 @@ ChannelPolicy = Callable[[str, str | None, str], bool]
 PresenceInfo = Callable[[str, str | None, Any], Any]
 
 _SSE_HEARTBEAT = encode_comment("hb").encode()
+MAX_BLOCKS = 1000  # WebSocket blocks held at once (demo mode)
 _HOUSEKEEPING_EVERY = 5.0  # seconds between broker housekeeping runs (expiry of idle channels)
 
 
@@ -98,8 +101,18 @@ class Runtime:
         #: Open connections by client identity (for per-identity budgets).
         self.identities: dict[str, set[Connection]] = {}
         self.draining = False
+        #: HTTP-binding POSTs between the instances on this broker (``None``: one process).
+        self.post_relay = broker.post_relay(self.instance)
+        #: Applies a POST for a connection held here (the HTTP binding sets it).
+        self.apply_held_post: Apply | None = None
+        #: WebSocket upgrades refused for now, by (address, cid): ``POST /demo/block``.
+        self.blocked_upgrades: dict[tuple[str, str], float] = {}
         #: The ``limits`` object of every ``welcome`` (docs/protocol.md).
         self.limits: dict[str, Any] = settings.advertised_limits().to_wire()
+        #: What every connection's session knows of this server (pyrt.session.server).
+        self.session_config = session_config(settings, self.name)
+        #: Tokens and rights, as the sessions ask them.
+        self.authority = ServerAuthority(self)
         #: Seconds over which the clients of a drain come back (set by :meth:`drain`).
         self.reconnect_window = 0.0
         #: The close reason of a drain: tells clients how to come back.
@@ -116,6 +129,12 @@ class Runtime:
             return
         self._started = True
         await self.broker.start(self.hub.dispatch)
+        if self.post_relay is not None:
+            try:
+                await self.post_relay.start(self.apply_post)
+            except Exception as exc:  # POSTs that reach this instance still work; others 404
+                log.warning("HTTP binding relay not started: %s", exc)
+                self.post_relay = None
         self.broker.presence.start(self.hub.presence_changed)
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._presence_upkeep()))
@@ -124,6 +143,11 @@ class Runtime:
         self._tasks.append(loop.create_task(self._housekeeping()))
         if not self.settings.token_secret:
             log.warning("no token secret configured: authentication is OFF (anyone may connect)")
+
+    async def apply_post(self, key: str, seq: int, text: str, close: int | None, subject: str | None) -> int:
+        """A POST forwarded from another instance: applied by the HTTP binding (``404``: none)."""
+        apply = self.apply_held_post
+        return await apply(key, seq, text, close, subject) if apply is not None else 404
 
     def add_task(self, task: asyncio.Task[None]) -> None:
         """Own a background task: it is cancelled by :meth:`stop`."""
@@ -144,9 +168,10 @@ class Runtime:
             if conn.kind == "sse" and window > 0 and not conn.closed:
                 # EventSource has no jitter of its own: each stream gets its own moment.
                 conn.push(f"retry: {math.ceil(self._rng.random() * window * 1000)}\n\n".encode())
-            if session is not None and getattr(session, "busy", False):
-                continue  # closes itself after the frame it is handling (its ack goes first)
-            conn.close(1001, self.drain_reason)
+            if session is not None:
+                session.drain(self.drain_reason)  # after the frame it is handling (its ack first)
+            else:
+                conn.close(1001, self.drain_reason)
         grace = self.settings.shutdown_grace if grace is None else grace
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
@@ -163,6 +188,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self.post_relay is not None:
+            await self.post_relay.stop()
         await self.broker.close()
         self._started = False
 
@@ -221,6 +248,27 @@ class Runtime:
         held = sum(other.buffered_bytes for other in self.identities.get(conn.identity, (conn,)))
         return held + size <= budget
 
+    def block_upgrades(self, address: str, cid: str, seconds: float) -> None:
+        """Refuse the WebSocket upgrades of client ``cid`` from ``address`` for ``seconds`` (0:
+        lift the block). At most :data:`MAX_BLOCKS` at a time: expired ones go first, then the
+        oldest."""
+        now = asyncio.get_running_loop().time()
+        blocks = self.blocked_upgrades
+        for key in [key for key, until in blocks.items() if until <= now]:
+            del blocks[key]
+        blocks.pop((address, cid), None)
+        if seconds > 0:
+            while len(blocks) >= MAX_BLOCKS:
+                del blocks[next(iter(blocks))]
+            blocks[(address, cid)] = now + seconds
+
+    def upgrade_blocked(self, address: str, cid: str | None) -> bool:
+        """Whether a WebSocket upgrade of ``cid`` from ``address`` is refused for now."""
+        if cid is None or not self.blocked_upgrades:
+            return False
+        until = self.blocked_upgrades.get((address, cid))
+        return until is not None and asyncio.get_running_loop().time() < until
+
     def select(self, session: str | None = None, cid: str | None = None) -> list[Connection]:
         """Open connections with this ``session`` (WebSocket) or ``cid`` (any transport)."""
         return [
@@ -236,7 +284,7 @@ class Runtime:
         while True:
             await asyncio.sleep(interval)
             for conn in list(self.connections):
-                if conn.kind == "sse" and not conn.queued_bytes:
+                if conn.kind != "ws" and not conn.queued_bytes:  # /sse and the HTTP binding's streams
                     conn.push(_SSE_HEARTBEAT)
 
     async def _housekeeping(self) -> None:
@@ -265,4 +313,46 @@ class Runtime:
             now = loop.time()
             for session in list(self.connections.values()):
                 if session is not None:
-                    session.check_liveness(now, interval)
+                    session.tick(now)
+
+
+def session_config(settings: Settings, name: str) -> SessionConfig:
+    """The limits of one connection's session, from the server's settings."""
+    return SessionConfig(
+        server=name,
+        heartbeat=settings.heartbeat,
+        limits=settings.advertised_limits(),
+        max_message_chars=settings.max_message_bytes,
+        rate=settings.rate_limit,
+        burst=settings.rate_burst,
+        window=settings.rate_window,
+        abuse_limit=settings.abuse_limit,
+        refresh_rate=settings.refresh_rate,
+        refresh_burst=settings.refresh_burst,
+        max_subscriptions=settings.max_subscriptions,
+        max_presence_joins=settings.max_presence_joins,
+        max_presence=settings.max_presence,
+        max_presence_per_identity=settings.max_presence_per_identity,
+        max_presence_info_bytes=settings.max_presence_info_bytes,
+        history_page_limit=settings.history_page_limit,
+        history_page_bytes=settings.history_page_bytes,
+    )
+
+
+class ServerAuthority:
+    """The sessions' :class:`~pyrt.session.config.Authority`: HMAC tokens (``token_secret``) and
+    the runtime's rights (token capabilities and the channel policy)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    @property
+    def tokens(self) -> bool:
+        return bool(self.runtime.settings.token_secret)
+
+    def verify(self, token: str, wall: float) -> Claims | None:
+        return verify_token(self.runtime.settings.token_secret, token, now=wall)
+
+    def allowed(self, grant: Grant | None, channel: str, action: str) -> bool:
+        claims = grant if isinstance(grant, Claims) else None
+        return self.runtime.allowed(channel, claims, action)

@@ -164,4 +164,3 @@ def _stop(pool: list[_Worker], signals: list[int]) -> int:
         if all(worker.proc.poll() is not None for worker in pool):
             return 0
         time.sleep(0.05)
-

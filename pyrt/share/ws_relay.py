@@ -5,7 +5,8 @@ own included — talks to it over a *link*: each client keeps its own engine (qu
 their ids, retries, subscriptions with their offsets, heartbeat) and sees the link as its socket.
 :class:`WsRelay` decides, frame by frame, what crosses between the links and the real connection:
 
-- from a link: a ``ping`` is answered at once (the link's liveness is the leader's); a
+- from a link: a ``ping`` is answered by the relay (the link's liveness is the leader's), in
+  turn: after the link's frames before it have gone to the server, so its pong confirms them; a
   ``subscribe`` joins the channel's one server subscription (a new one, or — for an offset older
   than what the shared subscription delivered, or for a channel's presence not followed yet — a
   re-subscription, whose replay every link filters by its own offset); an ``unsubscribe`` leaves
@@ -23,21 +24,26 @@ their ids, retries, subscriptions with their offsets, heartbeat) and sees the li
   links subscribed to it or present in it; everything else (messages from the application,
   frames of types this module does not know) to every link;
 - links open only while the real connection is open — from its ``welcome`` on (with ``raw``, as
-  soon as it opens: :meth:`WsRelay.server_opened`) — and each gets a ``welcome``; when it is lost,
-  every open link is closed, so each client re-sends its unacknowledged messages with their ids
-  (the server deduplicates) and resubscribes from its own offsets when its link opens again.
+  soon as it opens: :meth:`WsRelay.server_opened`) — and each gets a ``welcome`` with the
+  server's limits, so that each client paces itself and fails a frame too large for the server
+  on its own (the hub paces the connection as a whole); when it is lost, every open link is
+  closed, so each client re-sends its unacknowledged messages with their ids (the server
+  deduplicates) and resubscribes from its own offsets when its link opens again.
 
 With the ``raw`` protocol nothing is parsed: every frame goes to the server or to every link.
-Pure: inputs return :data:`RelayAction` lists for the caller to carry out.
+Pure: it is a :class:`~pyrt.share.relay.Relay` (inputs return
+:data:`~pyrt.share.relay.RelayAction` lists for the hub to carry out).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyrt.engine.presence import PresenceView
+from pyrt.share.relay import CloseLink, LinkItem, OpenLink, RelayAction, ToLink, ToServer
 from pyrt.wire import codec
 from pyrt.wire.frames import (
     Ack,
@@ -56,44 +62,12 @@ from pyrt.wire.frames import (
     Welcome,
 )
 from pyrt.wire.ingress import IngressError
+from pyrt.wire.limits import ServerLimits
 from pyrt.wire.offsets import OffsetKey, offset_key
 from pyrt.wire.types import Frame
 
-__all__ = ["CloseLink", "OpenLink", "RelayAction", "ToLink", "ToServer", "WsRelay"]
+__all__ = ["WsRelay"]
 
-
-@dataclass(frozen=True, slots=True)
-class ToServer:
-    """Send ``frame`` on the real connection."""
-
-    frame: Frame
-
-
-@dataclass(frozen=True, slots=True)
-class ToLink:
-    """Deliver ``frame`` to the client at the end of ``link``."""
-
-    link: str
-    frame: Frame
-
-
-@dataclass(frozen=True, slots=True)
-class OpenLink:
-    """``link`` is open (its client sees its socket open); a ``ToLink`` with a welcome follows."""
-
-    link: str
-
-
-@dataclass(frozen=True, slots=True)
-class CloseLink:
-    """``link`` is closed (its client sees its socket close with ``code``/``reason``)."""
-
-    link: str
-    code: int
-    reason: str
-
-
-RelayAction = ToServer | ToLink | OpenLink | CloseLink
 
 def _since_key(since: str | None) -> OffsetKey | None:
     return offset_key(since) if since is not None else None
@@ -141,6 +115,7 @@ class WsRelay:
         self.parse = parse
         self.server_open = False
         self.session: str | None = None
+        self.limits: ServerLimits | None = None  # what the server's welcome advertised
         self._links: dict[str, str] = {}  # open link -> its participant
         self._pending: dict[str, str] = {}  # link waiting for the real connection -> participant
         self._channels: dict[str, _Channel] = {}
@@ -163,7 +138,9 @@ class WsRelay:
 
     # -- links
 
-    def link_requested(self, link: str, participant: str) -> list[RelayAction]:
+    def link_requested(
+        self, link: str, participant: str, extra: Mapping[str, Any] | None = None
+    ) -> list[RelayAction]:
         """A client asks to open ``link``: at once when the real connection is open."""
         if link in self._links or link in self._pending:
             return []
@@ -187,9 +164,9 @@ class WsRelay:
             out.append(ToServer(codec.encode(PresenceLeave(name, key))))
         return out
 
-    def link_frame(self, link: str, frame: Frame) -> list[RelayAction]:
+    def link_sent(self, link: str, frame: LinkItem) -> list[RelayAction]:
         """A frame from the client at ``link``."""
-        if link not in self._links:
+        if link not in self._links or not isinstance(frame, str | bytes):
             return []  # closed meanwhile: as on a socket that is gone, the frame is lost
         if not self.parse or not isinstance(frame, str) or not frame.startswith("{"):
             return [ToServer(frame)]
@@ -198,7 +175,7 @@ class WsRelay:
         except IngressError:
             return [ToServer(frame)]  # the server refuses it, to the frame's own client
         if type(sent) is Ping:
-            return [ToLink(link, codec.encode(Pong(sent.t)))]
+            return [ToLink(link, codec.encode(Pong(sent.t)), in_turn=True)]
         if type(sent) is Subscribe:
             return self._subscribe(link, sent.channel, sent.since, sent.presence)
         if type(sent) is Unsubscribe:
@@ -215,10 +192,13 @@ class WsRelay:
 
     # -- the real connection
 
-    def server_opened(self, session: str | None = None) -> list[RelayAction]:
+    def server_opened(
+        self, session: str | None = None, limits: ServerLimits | None = None
+    ) -> list[RelayAction]:
         """The real connection is open: open every waiting link."""
         self.server_open = True
         self.session = session
+        self.limits = limits
         out: list[RelayAction] = []
         pending, self._pending = self._pending, {}
         for link, participant in pending.items():
@@ -226,13 +206,12 @@ class WsRelay:
             out += self._opened(link)
         return out
 
-    def server_lost(
-        self, code: int = 1006, reason: str = "the shared connection was lost"
-    ) -> list[RelayAction]:
+    def lost(self, code: int = 1006, reason: str = "the shared connection was lost") -> list[RelayAction]:
         """The real connection is gone: close every open link; their clients reconnect (the
         links wait until the real connection is back) and restore what they had."""
         self.server_open = False
         self.session = None
+        self.limits = None
         self._channels.clear()
         self._acks.clear()
         self._joins.clear()  # the connection's members left with it; each client joins again
@@ -264,8 +243,8 @@ class WsRelay:
         if type(read) is Welcome:  # the pyrt protocol's first frame: the connection is usable
             session = read.session if isinstance(read.session, str) else None
             if not self.server_open:
-                return self.server_opened(session), True
-            self.session = session
+                return self.server_opened(session, read.limits), True
+            self.session, self.limits = session, read.limits
             return [], True
         if type(read) is Publication:
             channel = self._channels.get(read.channel)
@@ -307,8 +286,8 @@ class WsRelay:
         return [message] if lines is None else list(lines)
 
     def _opened(self, link: str) -> list[RelayAction]:
-        welcome = Welcome(session=self.session, server="shared")
-        return [OpenLink(link), ToLink(link, codec.encode(welcome))]
+        welcome = Welcome(session=self.session, server="shared", limits=self.limits)
+        return [OpenLink(link, codec.encode(welcome))]
 
     def _everyone(self, frame: Frame) -> list[RelayAction]:
         return [ToLink(link, frame) for link in self._links]

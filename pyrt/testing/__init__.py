@@ -12,6 +12,9 @@
 - :class:`FakeTransport` — ``WebSocketClient(url, transport=FakeTransport(server))``.
 - :class:`FakeFetchTransport` and :class:`FakeEventSourceTransport` — ``FetchEventSource(url,
   transport=...)`` and ``EventSourceClient(url, transport=...)``, the test playing the server.
+- :class:`FakeServices` — the runtime around a client (page events the test fires, a record store
+  for ``persist=``, the loop's timers, a share bus); every fake transport carries one
+  (``transport.services``), which a client given no ``services=`` uses.
 - :class:`FakeShareBus` — tabs sharing one connection: ``WebSocketClient(url, share=bus.channel(),
   transport=FakeTransport(server))`` per "tab"; :meth:`FakeShareBus.crash` kills one.
 
@@ -26,13 +29,14 @@ Example::
     assert reply.value == {"n": 1} and server.handled == [{"n": 1}]
 """
 
-
 from pyrt.testing.clock import FakeClock
 from pyrt.testing.fake_server import FakePyrtServer, ServerConnection
 from pyrt.testing.harness import AckWaiter, EngineHarness
+from pyrt.testing.services import FakeServices
 from pyrt.testing.share_bus import FakeShareBus, FakeShareChannel
 from pyrt.testing.sse_transports import FakeEventSourceTransport, FakeFetchTransport, FakeRequest, FakeSource
 from pyrt.testing.transports import FakeSocket, FakeTransport
+from pyrt.testing.waiting import until
 
 __all__ = [
     "AckWaiter",
@@ -42,10 +46,12 @@ __all__ = [
     "FakeFetchTransport",
     "FakePyrtServer",
     "FakeRequest",
+    "FakeServices",
     "FakeShareBus",
     "FakeShareChannel",
     "FakeSocket",
     "FakeSource",
     "FakeTransport",
     "ServerConnection",
+    "until",
 ]

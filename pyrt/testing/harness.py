@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pyrt.engine.states import State
@@ -16,9 +17,11 @@ from pyrt.engine.websocket import (
     DeliverPresence,
     DeliverPublication,
     FetchToken,
+    OpenProbe,
     OpenSocket,
     Reconnecting,
     RejectAck,
+    RememberTransport,
     ReportError,
     ReportRestored,
     ResolveAck,
@@ -37,7 +40,8 @@ from pyrt.persist.records import (
 from pyrt.testing.clock import FakeClock
 from pyrt.testing.fake_server import FakePyrtServer
 from pyrt.testing.transports import FakeSocket
-from pyrt.wire.frames import Member, Publication
+from pyrt.wire import codec
+from pyrt.wire.frames import Member, Publication, Welcome
 from pyrt.wire.types import Frame
 
 # ----------------------------------------------------------------------------------- the harness
@@ -69,7 +73,10 @@ class EngineHarness:
     Without one, the test plays the server: :meth:`open`, :meth:`receive`, :meth:`drop`.
     ``token`` plays a client's token callable: called for every socket (offered as
     ``bearer.<token>``) and for every :class:`FetchToken`; an exception it raises is reported
-    to the engine as a failed fetch. Extra keyword arguments go to :class:`WebSocketEngine`
+    to the engine as a failed fetch. With ``defer_refresh=True`` a :class:`FetchToken` is only
+    counted in :attr:`token_requests`: the test answers it when it chooses, with
+    :meth:`token_fetched` or :meth:`token_failed` (a slow token service). Extra keyword arguments
+    go to :class:`WebSocketEngine`
     (``rng`` defaults to a fixed 0.5).
     With ``persist=True`` every :class:`SaveState` is applied to ``store`` (a durable
     :class:`~pyrt.persist.records.MemoryRecordStore` under the key ``"test"`` unless given): pass the
@@ -84,11 +91,14 @@ class EngineHarness:
         server: FakePyrtServer | None = None,
         store: MemoryRecordStore | None = None,
         token: Callable[[], str] | None = None,
+        defer_refresh: bool = False,
         **engine_kwargs: Any,
     ) -> None:
         engine_kwargs.setdefault("rng", lambda: 0.5)
         engine_kwargs.setdefault("token_refresh", token is not None)
         self.token = token
+        self.defer_refresh = defer_refresh
+        self.token_requests = 0  # FetchToken actions seen (answered at once unless deferred)
         self.store = store if store is not None else MemoryRecordStore(durable=True)
         self.engine = engine if engine is not None else WebSocketEngine(**engine_kwargs)
         self.clock = clock if clock is not None else FakeClock()
@@ -107,6 +117,11 @@ class EngineHarness:
         self.saved: list[Changes] = []
         self.restored: list[RestoredMessage] = []
         self.confirmed: list[SubscriptionConfirmed] = []
+        #: Transports that do not work here: ``"refuse"`` (the upgrade is refused: the socket
+        #: fails) or ``"silent"`` (it opens, then passes nothing: "101 then silence").
+        self.blocked: dict[str, str] = {}
+        self.probes: list[str] = []  # the transports the engine probed
+        self.remembered: list[RememberTransport] = []
         self.actions_seen: list[Action] = []
         self._events: deque[Callable[[], None]] = deque()
 
@@ -218,14 +233,27 @@ class EngineHarness:
         self.engine.unsubscribe(channel, self.now)
         self.pump()
 
+    def token_fetched(self, token: str) -> None:
+        """The token callable answered (``defer_refresh``): whatever the engine asked last."""
+        self.engine.token_fetched(token, self.now)
+        self.pump()
+
+    def token_failed(self, error: Exception) -> None:
+        self.engine.token_failed(error, self.now)
+        self.pump()
+
     # ---------------------------------------------------------------------- the peer's side
 
-    def open(self) -> None:
-        """The current socket opens."""
+    def open(self, welcome: bool = True) -> None:
+        """The current socket opens; with a protocol whose server welcomes (pyrt) and
+        ``welcome``, a ``welcome`` that advertises nothing arrives with it (as from a server
+        without limits), so the connection is up. ``welcome=False``: only the socket opens."""
         sock = self._current("open")
         sock.state = "open"
         self.engine.opened(self.now)
         self.pump()
+        if welcome and self.engine.protocol.welcomes and sock.conn is None:
+            self.receive(codec.encode(Welcome(session=f"h{sock.attempt}")))
 
     def receive(self, frame: Frame) -> None:
         """The current socket receives ``frame``."""
@@ -330,6 +358,25 @@ class EngineHarness:
         if error is not None:
             raise error
 
+    def _blocked(self, sock: FakeSocket, mode: str) -> None:
+        """A socket over a transport that does not work here."""
+        if sock.state != "connecting" or sock.detached:
+            return
+        if mode == "silent":
+            sock.state = "open"
+            sock.blackholed = True
+            self.engine.opened(self.now)
+        else:
+            self._kill(sock, 1006, "")
+            self.engine.closed(1006, "", self.now)
+
+    def _probe(self, transport: str) -> None:
+        """The engine's probe socket: a welcome where the transport works, else a failure."""
+        if transport in self.blocked:
+            self.engine.probe_closed(self.now)
+        else:
+            self.engine.probe_received(codec.encode(Welcome(session="probe")), self.now)
+
     def _kill(self, sock: FakeSocket, code: int, reason: str) -> None:
         sock.state = "closed"
         sock.close_code = code
@@ -342,9 +389,12 @@ class EngineHarness:
             self._transmit(action.frame)
         elif isinstance(action, OpenSocket):
             protocols = ("bearer." + self.token(),) if self.token is not None else ()
-            sock = FakeSocket(action.attempt, protocols=protocols)
+            sock = FakeSocket(action.attempt, protocols=protocols, transport=action.transport)
             self.sockets.append(sock)
-            if self.server is not None:
+            blocked = self.blocked.get(action.transport)
+            if blocked is not None:
+                self._events.append(partial(self._blocked, sock, blocked))
+            elif self.server is not None:
                 server = self.server
                 if server.accepting:
 
@@ -382,7 +432,8 @@ class EngineHarness:
         elif isinstance(action, DeliverPublication):
             handler = action.handler
             assert callable(handler)
-            handler(action.publication)
+            if not action.cancelled:
+                handler(action.publication)
         elif isinstance(action, DeliverPresence):
             handler = action.handler
             assert callable(handler)
@@ -402,6 +453,11 @@ class EngineHarness:
             self.states.append(action.new)
         elif isinstance(action, Reconnecting):
             self.reconnects.append(action)
+        elif isinstance(action, OpenProbe):
+            self.probes.append(action.transport)
+            self._events.append(partial(self._probe, action.transport))
+        elif isinstance(action, RememberTransport):
+            self.remembered.append(action)
         elif isinstance(action, ReportError):
             self.errors.append(action.error)
         elif isinstance(action, Closed):
@@ -414,10 +470,13 @@ class EngineHarness:
         elif isinstance(action, SubscriptionConfirmed):
             self.confirmed.append(action)
         elif isinstance(action, FetchToken):
+            self.token_requests += 1
+            if self.defer_refresh:
+                return
             assert self.token is not None, "FetchToken from an engine without a token callable"
             try:
                 token = self.token()
             except Exception as exc:
-                self.engine.token_failed(exc, self.now)
+                self.engine.token_failed(exc, self.now, action.request)
             else:
-                self.engine.token_fetched(token, self.now)
+                self.engine.token_fetched(token, self.now, action.request)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyrt.ports.sse_transport import EventSourceEvents, FetchEvents, FetchRequest
-from pyrt.ports.transport import PageEvents
+from pyrt.testing.services import CarriesServices, FakeServices
 
 # ---------------------------------------------------------------------------------- SSE fakes
 
@@ -38,12 +38,14 @@ class FakeRequest:
         return self.request.body
 
 
-class FakeFetchTransport:
+class FakeFetchTransport(CarriesServices):
     """An in-memory ``fetch`` for :class:`~pyrt.FetchEventSource`: the test plays the server.
 
     Every request the client starts lands in :attr:`requests`; :meth:`respond`, :meth:`send`,
-    :meth:`end` and :meth:`fail` act on the current one. The page is in :attr:`page` once the
-    client watches it (call ``transport.page.page_backgrounded()`` to hide it). Example::
+    :meth:`end` and :meth:`fail` act on the current one. It carries :attr:`services` (a
+    :class:`FakeServices`, which a client given no ``services=`` uses); the page is in
+    :attr:`page` once the client watches it (call ``transport.page.page_backgrounded()`` to
+    hide it). Example::
 
         transport = FakeFetchTransport()
         source = FetchEventSource("/sse", transport=transport).connect()
@@ -54,7 +56,7 @@ class FakeFetchTransport:
 
     def __init__(self) -> None:
         self.requests: list[FakeRequest] = []
-        self.page: PageEvents | None = None
+        self.services = FakeServices()
         self.disposed = False
 
     @property
@@ -77,14 +79,10 @@ class FakeFetchTransport:
             if fake.request.id == request:
                 fake.aborted = True
 
-    def watch_page(self, events: PageEvents) -> None:
-        self.page = events
-
     def dispose(self) -> None:
         current = self.request
         if current is not None:
             current.aborted = True
-        self.page = None
         self.disposed = True
 
     # -- the test's controls
@@ -147,17 +145,19 @@ class FakeSource:
     destroyed: bool = False
 
 
-class FakeEventSourceTransport:
+class FakeEventSourceTransport(CarriesServices):
     """In-memory native ``EventSource`` objects for :class:`~pyrt.EventSourceClient`: the test
     plays the server and the browser.
 
     Every object the client creates lands in :attr:`sources`; :meth:`open`, :meth:`send`,
     :meth:`drop` and :meth:`fail` act on the current one, as a browser's object would behave:
     it keeps its last event id, reports only ``"message"`` and the :attr:`types` listened to,
-    reconnects by itself after :meth:`drop` and gives up for good after :meth:`fail`.
+    reconnects by itself after :meth:`drop` and gives up for good after :meth:`fail`. It
+    carries :attr:`services` (a :class:`FakeServices`), which a client given no ``services=`` uses.
     """
 
     def __init__(self) -> None:
+        self.services = FakeServices()
         self.sources: list[FakeSource] = []
         self.types: set[str] = set()
         self.disposed = False

@@ -5,14 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pyrt.persist.records import (
-    MemoryRecordStore,
-    RecordStore,
-    Storage,
-    as_record_store,
-)
-from pyrt.ports.transport import PageEvents, SocketEvents
+from pyrt.persist.records import RecordStore, Storage
+from pyrt.ports.transport import SocketEvents
 from pyrt.testing.fake_server import FakePyrtServer, ServerConnection
+from pyrt.testing.services import CarriesServices, FakeServices
 from pyrt.wire.types import Frame
 
 
@@ -32,16 +28,23 @@ class FakeSocket:
     url: str = ""
     protocols: tuple[str, ...] = ()
     events: SocketEvents | None = None
+    transport: str = "websocket"  # what the engine opened it over
 
 
-
-class FakeTransport:
+class FakeTransport(CarriesServices):
     """An in-memory transport for :class:`~pyrt.WebSocketClient`, on any runtime.
 
     With a ``server``, each socket connects to it (while ``server.accepting``) and frames flow
     both ways; without one, the test plays the server with :meth:`accept`, :meth:`deliver` and
     :meth:`drop`. ``schedule(callback)`` decides when socket events fire: pass
     ``loop.call_soon`` for realistic asynchrony (the default runs them at once).
+
+    It carries the runtime around it too: :attr:`services`, a :class:`FakeServices` that a
+    client given no ``services=`` uses (its page, its timers, and ``persist=`` state in
+    ``storage``: ``FakeTransport(server, storage=store)`` lets two clients share a store, as a
+    page and its reload share ``localStorage``; by default a durable in-memory store of its own).
+    :attr:`page` is those services once a client watches the page:
+    ``transport.page.page_hidden()`` fires ``pagehide``.
     """
 
     def __init__(
@@ -53,9 +56,8 @@ class FakeTransport:
         self.server = server
         self.schedule: Callable[[Callable[[], None]], object] = schedule or (lambda callback: callback())
         self.sockets: list[FakeSocket] = []
-        self.page: PageEvents | None = None
+        self.services = FakeServices(storage)
         self.disposed = False
-        self._storage = as_record_store(storage) if storage is not None else MemoryRecordStore(durable=True)
 
     @property
     def socket(self) -> FakeSocket | None:
@@ -104,20 +106,11 @@ class FakeTransport:
         if not sock.blackholed:
             self.schedule(lambda: self._fail(sock, code, reason, clean=True))
 
-    def watch_page(self, events: PageEvents) -> None:
-        self.page = events
-
-    def storage(self) -> RecordStore | None:
-        """A durable in-memory store (shared by the clients a test gives the same transport's
-        store: ``FakeTransport(server, storage=store)``)."""
-        return self._storage
-
     def dispose(self) -> None:
         sock = self.socket
         if sock is not None:
             self._kill(sock, 1000, "")
             sock.detached = True
-        self.page = None
         self.disposed = True
 
     # -- the test's controls

@@ -35,6 +35,7 @@ from pyrt.wire.frames import (
     BadFrame,
     ClientFrame,
     ErrorFrame,
+    HistoryPage,
     HistoryRequest,
     Inbound,
     Member,
@@ -65,16 +66,25 @@ from pyrt.wire.types import Frame
 
 __all__ = [
     "BATCH_SEPARATOR",
+    "HTTP_CLOSE_EVENT",
     "KEY_MAX",
     "decode_batch",
     "decode_client_frame",
+    "decode_http_close",
     "decode_server_frame",
     "encode",
     "encode_batch",
+    "encode_history_page",
+    "encode_http_close",
+    "encode_member",
+    "encode_members",
     "encode_message",
     "encode_publication",
+    "http_close_event",
+    "http_event",
     "json_text",
     "peek",
+    "split_posted",
 ]
 
 BATCH_SEPARATOR: Final = "\n"
@@ -138,16 +148,41 @@ def _members(members: Sequence[Member] | Sequence[RawJSON]) -> str:
             parts.append(_one_line(member.text))
         else:
             assert isinstance(member, Member)
-            parts.append(
-                '{"client":'
-                + _string(member.client)
-                + ',"user":'
-                + json_text(member.user)
-                + ',"info":'
-                + json_text(member.info)
-                + "}"
-            )
+            parts.append(encode_member(member.client, member.user, member.info))
     return "[" + ",".join(parts) + "]"
+
+
+def encode_member(client: str, user: str | None, info: Any) -> str:
+    """One presence member as a server keeps it (encoded once, shared by every frame naming it)."""
+    return '{"client":' + _string(client) + ',"user":' + json_text(user) + ',"info":' + json_text(info) + "}"
+
+
+def encode_members(members: Sequence[Member] | Sequence[RawJSON], version: str) -> str:
+    """The data of the ack to a ``presence`` request: ``{"members":[...],"version":V}``."""
+    return '{"members":' + _members(members) + ',"version":' + _string(version) + "}"
+
+
+def encode_history_page(page: HistoryPage) -> str:
+    """The data of the ack to a ``history`` request; each publication's data goes in as it is
+    (:class:`RawJSON` as stored, never parsed again)."""
+    parts = [
+        '{"offset":'
+        + json_text(p.offset)
+        + ',"event":'
+        + _string(p.event)
+        + ',"data":'
+        + json_text(p.data)
+        + "}"
+        for p in page.publications
+    ]
+    return (
+        '{"publications":['
+        + ",".join(parts)
+        + '],"offset":'
+        + _string(page.offset)
+        + (',"recovered":true' if page.recovered else ',"recovered":false')
+        + (',"more":true}' if page.more else ',"more":false}')
+    )
 
 
 def _fields(kind: str, pairs: list[tuple[str, Any]]) -> str:
@@ -226,6 +261,8 @@ def _welcome(frame: Welcome) -> str:
         pairs.append(("limits", frame.limits.to_wire()))
     if frame.ttl is not None:
         pairs.append(("ttl", frame.ttl))
+    if frame.key is not None:
+        pairs.append(("key", frame.key))
     return _fields("welcome", pairs)
 
 
@@ -405,7 +442,10 @@ def _read_welcome(obj: dict[str, Any], frame: str) -> Inbound:
     get = obj.get
     limits = ServerLimits.from_wire(get("limits"))
     ttl = _seconds(get("ttl"), most=math.inf)  # a token's lifetime is not capped
-    return Welcome(get("session"), get("server"), get("heartbeat"), limits, ttl)
+    key = get("key")
+    return Welcome(
+        get("session"), get("server"), get("heartbeat"), limits, ttl, key if isinstance(key, str) else None
+    )
 
 
 def _read_error(obj: dict[str, Any], frame: str) -> Inbound:
@@ -703,3 +743,46 @@ def _skip(text: str, position: int) -> int:
     while position < len(text) and text[position] in " \t\r\n":
         position += 1
     return position
+
+
+# ----------------------------------------------------------------------------- the HTTP binding
+#
+# Over plain HTTP (docs/protocol.md, "The HTTP binding") the server's frames travel as the events
+# of one text/event-stream response, each frame the data of an event of the default type; the end
+# of the connection is an event of type ``close`` whose data is ``{"code":C,"reason":R}``. The
+# client's frames travel in POST bodies, one per line, as in a batch.
+
+HTTP_CLOSE_EVENT: Final = "close"
+
+
+def encode_http_close(code: int, reason: str) -> str:
+    """The data of the ``close`` event that ends a connection over the HTTP binding."""
+    return '{"code":' + str(int(code)) + ',"reason":' + _string(reason) + "}"
+
+
+def decode_http_close(data: str) -> tuple[int, str]:
+    """``(code, reason)`` of a ``close`` event (1006 and the text when it cannot be read)."""
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return 1006, data[:123]
+    code = obj.get("code") if isinstance(obj, dict) else None
+    reason = obj.get("reason") if isinstance(obj, dict) else None
+    if isinstance(code, bool) or not isinstance(code, int):
+        code = 1006
+    return code, reason if isinstance(reason, str) else ""
+
+
+def http_event(frame: str) -> bytes:
+    """One frame as an event of the HTTP binding's stream (frames are one line: one ``data:``)."""
+    return b"data: " + frame.encode("utf-8") + b"\n\n"
+
+
+def http_close_event(code: int, reason: str) -> bytes:
+    """The ``close`` event that ends a connection over the HTTP binding."""
+    return b"event: close\ndata: " + encode_http_close(code, reason).encode("utf-8") + b"\n\n"
+
+
+def split_posted(body: str) -> list[str]:
+    """The frames of a POST body of the HTTP binding: one per line, empty lines skipped."""
+    return [line for line in body.split(BATCH_SEPARATOR) if line]

@@ -16,7 +16,6 @@ Server to client: :class:`Welcome`, :class:`Ping`, :class:`Pong`, :class:`Messag
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -29,6 +28,7 @@ __all__ = [
     "BadFrame",
     "ClientFrame",
     "ErrorFrame",
+    "HistoryPage",
     "HistoryRequest",
     "Inbound",
     "Member",
@@ -49,7 +49,6 @@ __all__ = [
     "Unsubscribe",
     "Unsubscribed",
     "Welcome",
-    "member_id",
     "read_members",
     "read_presence",
 ]
@@ -75,12 +74,6 @@ class Member:
     client: str
     user: str | None
     info: Any
-
-
-def member_id(identity: str, key: str) -> str:
-    """A member's public id (the server makes it): the same for the same client identity and
-    key, telling neither."""
-    return hashlib.sha256(f"{identity}\x00{key}".encode()).hexdigest()[:20]
 
 
 def read_members(channel: str, members: Any) -> list[Member]:
@@ -213,13 +206,17 @@ class Refresh:
 @dataclass(frozen=True, slots=True)
 class Welcome:
     """The first frame after open: the connection's ``session`` name, the server's heartbeat
-    interval, the ``limits`` it must respect and the seconds its token still lasts (``ttl``)."""
+    interval, the ``limits`` it must respect, the seconds its token still lasts (``ttl``) and,
+    over HTTP, the ``key`` the client posts its frames with."""
 
     session: str | None = None
     server: str | None = None
     heartbeat: float | None = None
     limits: ServerLimits | None = None
     ttl: float | None = None
+    #: Over the HTTP binding only: what the client's frames are POSTed with (``?key=``), a secret
+    #: of this connection.
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +245,18 @@ class Publication:
     offset: str | None = None
     event: str = "message"
     recovered: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """The data of the ack to a ``history`` request (docs/protocol.md, "History on demand"): the
+    ``publications`` in the order asked for, the channel's latest ``offset``, whether a forward
+    page starts right after its ``since`` (``recovered``) and whether ``more`` follow."""
+
+    publications: Sequence[Publication]
+    offset: str
+    recovered: bool
+    more: bool
 
 
 @dataclass(frozen=True, slots=True)

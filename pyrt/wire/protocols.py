@@ -77,6 +77,9 @@ class WireProtocol:
     acks: ClassVar[bool] = False
     channels: ClassVar[bool] = False
     flow_control: ClassVar[bool] = False
+    #: The server's first frame is a ``welcome``: the connection is up when it arrives, not when
+    #: the socket opens (a socket can open and then pass nothing: a proxy holding the frames).
+    welcomes: ClassVar[bool] = False
     numeric_ids: ClassVar[bool] = False
     raw_inbound: ClassVar[bool] = False
 
@@ -197,6 +200,7 @@ class PyrtProtocol(WireProtocol):
     acks = True
     channels = True
     flow_control = True
+    welcomes = True
 
     def encode(self, data: Any) -> Frame:
         if isinstance(data, bytes | bytearray | memoryview):

@@ -18,22 +18,19 @@ come back, and only then do clients spread out:
 - **SSE streams** ended by a restart get a ``retry:`` field drawn at random within the window
   (``EventSource`` has no jitter of its own).
 
-:func:`reconnect_delay` is the client's side: the usual jittered backoff, but spread over at least
-the server's window (for this attempt and the failed ones after it, until a connection opens),
-and never before ``retry_after``. :func:`drain_window` is the server's: ``connections / rate``
-seconds, so a restart brings back ``rate`` clients per second.
+:func:`pyrt.engine.reconnect.reconnect_delay` is the client's side: the usual jittered backoff,
+but spread over at least the server's window (for this attempt and the failed ones after it,
+until a connection opens), and never before ``retry_after``. :func:`drain_window` is the
+server's: ``connections / rate`` seconds, so a restart brings back ``rate`` clients per second.
 
-Pure code: the caller passes the attempt number, a random source and the hint.
+Pure code: the wire's grammar of the hint, and the server's window.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
-
-from pyrt.engine.backoff import Backoff
 
 __all__ = [
     "DEFAULT_RECONNECT_RATE",
@@ -42,7 +39,6 @@ __all__ = [
     "close_reason",
     "drain_window",
     "parse_reason",
-    "reconnect_delay",
 ]
 
 # Clients per second a restarting server takes back: 500 clients spread over 6.25 s put at most
@@ -97,27 +93,6 @@ def drain_window(connections: int, rate: float, maximum: float = MAX_WINDOW) -> 
     if rate <= 0 or connections <= 0:
         return 0.0
     return min(maximum, connections / rate)
-
-
-def reconnect_delay(
-    backoff: Backoff,
-    attempt: int,
-    rng: Callable[[], float],
-    window: float = 0.0,
-    after: float = 0.0,
-    cap: float = 300.0,
-) -> float:
-    """The wait before reconnect attempt ``attempt``.
-
-    ``backoff.delay(attempt, rng)``; or, when the server gave a ``window``, one uniform draw
-    over ``max(window, backoff.base_delay(attempt))`` — whatever the backoff's jitter mode: a
-    window asks precisely for spreading, evenly. Never less than ``after``. The server's part
-    is capped at ``cap`` seconds.
-    """
-    window = min(window, cap)
-    if window <= 0:
-        return max(backoff.delay(attempt, rng), min(after, cap))
-    return max(max(window, backoff.base_delay(attempt)) * rng(), min(after, cap))
 
 
 def _number(seconds: float) -> str:

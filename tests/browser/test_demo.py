@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Locator, expect
 
 from pyrt.pytest_plugin.app_page import AppPage
 from pyrt.pytest_plugin.server_process import ServerProcess
@@ -29,6 +29,12 @@ SHOTS = Path(__file__).resolve().parents[2] / "test-results"
 BOOT_TIMEOUT = 90.0  # seconds: two pages boot Pyodide at once on a busy 2-core machine
 WAIT = 20_000  # ms: generous deadline for anything that happens over the network
 PRESENCE_GRACE = Settings().presence_grace  # seconds a member of a lost connection stays
+NEWEST_IN_VIEW = """id => {
+    const list = document.getElementById(id), last = list.lastElementChild;
+    if (!last || list.clientHeight === 0) return false;
+    const box = list.getBoundingClientRect(), item = last.getBoundingClientRect();
+    return item.top >= box.top - 1 && item.bottom <= box.bottom + 1;
+}"""
 SEEN_MINOR_ABOVE = """m => [...document.querySelectorAll('#sse-events li[data-id]')]
     .some(li => Number(li.dataset.id.split('-')[1]) > m)"""
 
@@ -90,6 +96,17 @@ class DemoPage(AppPage):
     def open_tab(self, name: str) -> None:
         self.page.click(f"#tab-{name}")
         expect(self.page.locator(f"#panel-{name}")).to_be_visible()
+
+    def stat(self, name: str) -> Locator:
+        """A figure of the WebSocket tab's "Connection" panel, by its key."""
+        return self.page.locator(f'#ws-stats dd[data-stat="{name}"]')
+
+    def newest_in_view(self, list_id: str) -> bool:
+        """The list's last entry is wholly inside the list's visible box."""
+        return bool(self.page.evaluate(NEWEST_IN_VIEW, list_id))
+
+    def feed_count(self) -> int:
+        return int(self.page.locator("#sse-events li[data-id]").count())
 
     def close(self) -> None:
         self.context.close()
@@ -202,6 +219,10 @@ def test_the_page_shows_loading_then_ready_with_its_boot_time(alice: DemoPage, b
         assert demo.page_errors == []
         assert demo.console_errors == []
         assert demo.blocked_requests == []
+        # Nothing said yet: nothing queued, though the page asked for the history and joined
+        # the chat's presence before its connection was open (pyrt's requests, not messages).
+        expect(demo.stat("queued")).to_have_text("0")
+        expect(demo.stat("shared")).to_have_text("1 tab · this tab holds it")
 
 
 def test_two_pages_chat_and_acks_show(alice: DemoPage, bob: DemoPage) -> None:
@@ -319,6 +340,14 @@ def test_breaking_the_connection_counts_down_recovers_and_delivers_once_in_order
     before = int(reconnects.text_content() or 0)
     alice.page.click("#ws-break")
     expect(status).to_have_text(re.compile(r"^reconnecting in \d+\.\d s, attempt 1$"), timeout=WAIT)
+    # A tab that shares its connection with no other says what an unshared client would.
+    lost = alice.page.locator("#ws-messages li.system", has_text="Connection lost").last
+    expect(lost).to_have_text(
+        re.compile(r"^Connection lost \(closed with code 1006\); retry 1 in \d+\.\d s$")
+    )
+    expect(alice.stat("shared")).to_have_text(
+        re.compile(r"^this tab holds it · not connected \((reconnecting|connecting)\)$")
+    )
     t = tag()
     texts = [f"while broken {n} {t}" for n in range(3)]
     for text in texts:
@@ -333,22 +362,57 @@ def test_breaking_the_connection_counts_down_recovers_and_delivers_once_in_order
     assert int(reconnects.text_content() or 0) == before + 1
 
 
+def test_blocking_websockets_moves_the_chat_to_http_and_lifting_the_block_moves_it_back(
+    alice: DemoPage, bob: DemoPage
+) -> None:
+    transport = alice.stat("transport")
+    expect(transport).to_have_text("WebSocket", timeout=WAIT)
+    alice.page.click("#ws-block")
+    expect(transport).to_have_text("HTTP fallback", timeout=WAIT)
+    expect(alice.page.locator("#ws-block")).to_have_text("Let WebSockets through")
+    expect(alice.page.locator("#ws-messages li.system", has_text="Connected over HTTP")).not_to_have_count(0)
+    t = tag()
+    texts = [f"over http {n} {t}" for n in range(3)]
+    for text in texts:
+        alice.say(text)
+    expect(bob.page.locator("#ws-messages li.received", has_text=t)).to_have_count(3, timeout=WAIT)
+    expect(alice.page.locator("#ws-messages li.sent[data-ack=acked]", has_text=t)).to_have_count(
+        3, timeout=WAIT
+    )
+    bob.say(f"to alice over http {t}")
+    expect(alice.page.locator("#ws-messages li.received", has_text=f"to alice over http {t}")).to_have_count(
+        1, timeout=WAIT
+    )
+    assert bob.received(t)[:3] == texts
+    alice.page.click("#ws-block")  # let them through: the probe finds them within its interval
+    expect(alice.page.locator("#ws-block")).to_have_text("Block WebSockets")
+    expect(transport).to_have_text("WebSocket", timeout=45_000)  # probes at 5, 10, 20 s intervals
+    u = tag()
+    alice.say(f"back on websockets {u}")
+    expect(bob.page.locator("#ws-messages li.received", has_text=u)).to_have_count(1, timeout=WAIT)
+
+
 def test_offline_messages_wait_in_the_queue_and_go_out_once_in_order(alice: DemoPage, bob: DemoPage) -> None:
     page = alice.page
+    queued_before = int(alice.stat("queued").text_content() or 0)
     page.check("#ws-offline")
     expect(page.locator("#ws-status")).to_have_text("offline (simulated)", timeout=WAIT)
+    # This tab still holds the shared connection, and is not among the tabs connected to it.
+    expect(alice.stat("shared")).to_have_text("this tab holds it · not connected (simulated offline)")
     t = tag()
     texts = [f"offline {n} {t}" for n in range(3)]
     for text in texts:
         alice.say(text)
     expect(page.locator("#ws-queue")).to_have_text("3 messages queued")
-    expect(page.locator('#ws-stats dd[data-stat="queue_length"]')).to_have_text("3")
+    expect(alice.stat("queue_length")).to_have_text("3")
+    expect(alice.stat("queued")).to_have_text(str(queued_before + 3))
     assert [ack for _, ack in alice.sent(t)] == ["pending"] * 3
     assert bob.received(t) == []
 
     page.uncheck("#ws-offline")
     expect(page.locator("#ws-status")).to_have_text("open", timeout=WAIT)
     expect(page.locator("#ws-queue")).to_be_hidden()
+    expect(alice.stat("shared")).to_have_text("1 tab · this tab holds it", timeout=WAIT)
     expect(bob.page.locator("#ws-messages li.received", has_text=t)).to_have_count(3, timeout=WAIT)
     sent = page.locator("#ws-messages li.sent", has_text=t)
     expect(sent.locator(".meta.acked")).to_have_count(3, timeout=WAIT)
@@ -385,6 +449,39 @@ def test_an_html_payload_is_shown_as_text_and_runs_nothing(alice: DemoPage, bob:
         assert demo.page.locator("#ws-messages img, #ws-messages script").count() == 0
         assert demo.page.evaluate("document.body.dataset.xss") is None
         assert demo.page.title() != "pwned"
+
+
+def test_a_feed_opened_late_shows_its_newest_events_and_follows_them(bob: DemoPage) -> None:
+    page = bob.page
+    # The feed ran in its hidden tab since the page opened: more events than the list shows.
+    page.wait_for_function(
+        "() => document.querySelectorAll('#sse-events li[data-id]').length >= 15", timeout=WAIT
+    )
+    bob.open_tab("sse")
+    assert bob.newest_in_view("sse-events"), "the newest event is below the fold: the feed looks frozen"
+    seen = bob.feed_count()
+    page.wait_for_function(
+        "n => document.querySelectorAll('#sse-events li[data-id]').length >= n", arg=seen + 2
+    )
+    assert bob.newest_in_view("sse-events")  # and it keeps following
+    # The reader scrolls up to read: new events do not pull the list away from them...
+    page.locator("#sse-events").evaluate("list => list.scrollTo(0, 0)")
+    expect(page.locator("#sse-events")).to_have_attribute("data-follow", "reader")  # the page saw it
+    seen = bob.feed_count()
+    page.wait_for_function(
+        "n => document.querySelectorAll('#sse-events li[data-id]').length >= n", arg=seen + 2
+    )
+    assert page.locator("#sse-events").evaluate("list => list.scrollTop") == 0
+    assert not bob.newest_in_view("sse-events")
+    # ...until they scroll back down: then it follows again.
+    page.locator("#sse-events").evaluate("list => list.scrollTo(0, list.scrollHeight)")
+    expect(page.locator("#sse-events")).to_have_attribute("data-follow", "newest")
+    seen = bob.feed_count()
+    page.wait_for_function(
+        "n => document.querySelectorAll('#sse-events li[data-id]').length >= n", arg=seen + 2
+    )
+    assert bob.newest_in_view("sse-events")
+    bob.open_tab("ws")
 
 
 def test_tabs_work_with_the_keyboard(bob: DemoPage) -> None:
@@ -500,13 +597,15 @@ def test_without_demo_mode_the_break_controls_are_hidden(
 
 
 def test_a_second_tab_uses_the_first_tabs_connection(alice: DemoPage, pyrt_server: ServerProcess) -> None:
-    shared = alice.page.locator("#ws-stats dd").nth(1)  # "Shared by"
+    shared = alice.stat("shared")
     expect(shared).to_have_text("1 tab · this tab holds it", timeout=WAIT)
     second = alice.context.new_page()  # a tab of the same browser
     second.goto(pyrt_server.url + "/")
     expect(second.locator("body[data-ready]")).to_have_count(1, timeout=BOOT_TIMEOUT * 1000)
     expect(second.locator("#ws-status")).to_have_text("open", timeout=WAIT)
-    expect(second.locator("#ws-stats dd").nth(1)).to_have_text("2 tabs · another tab holds it", timeout=WAIT)
+    expect(second.locator('#ws-stats dd[data-stat="shared"]')).to_have_text(
+        "2 tabs · another tab holds it", timeout=WAIT
+    )
     expect(shared).to_have_text("2 tabs · this tab holds it", timeout=WAIT)
     for page in (alice.page, second):
         cut = page.evaluate(
@@ -515,7 +614,9 @@ def test_a_second_tab_uses_the_first_tabs_connection(alice: DemoPage, pyrt_serve
         )
         assert cut == []  # no figure is cut off with an ellipsis (only the session id may be)
     expect(alice.page.locator("#ws-share-hint")).to_contain_text("Open this page in another tab")
-    sessions = [page.locator("#ws-stats dd").nth(2).text_content() for page in (alice.page, second)]
+    sessions = [
+        page.locator('#ws-stats dd[data-stat="session"]').text_content() for page in (alice.page, second)
+    ]
     assert sessions[0] == sessions[1]  # one connection
     t = tag()
     second.fill("#ws-input", f"from the second tab {t}")
@@ -530,7 +631,14 @@ def test_a_second_tab_uses_the_first_tabs_connection(alice: DemoPage, pyrt_serve
 def test_nothing_went_wrong_in_either_page(alice: DemoPage, bob: DemoPage) -> None:
     # Chromium logs each SSE response the server cut short on purpose ("Break the connection"
     # resets the TCP connection; a response cut between chunks reads as incomplete).
-    broken_on_purpose = ("net::ERR_INCOMPLETE_CHUNKED_ENCODING", "net::ERR_CONNECTION_RESET")
+    # So does each WebSocket the server refused while "Block WebSockets" was on, and pyrt's log
+    # says it moves to HTTP (a warning: Pyodide writes stderr as console errors).
+    broken_on_purpose = (
+        "net::ERR_INCOMPLETE_CHUNKED_ENCODING",
+        "net::ERR_CONNECTION_RESET",
+        "Unexpected response code: 403",
+        "pyrt websocket: WebSocket did not come up (closed with code 1006): trying HTTP",
+    )
     for demo in (alice, bob):
         assert demo.page_errors == []
         unexpected = [e for e in demo.console_errors if not any(b in e for b in broken_on_purpose)]

@@ -29,13 +29,7 @@ from pyrt.errors import SSEError, SSERetriesExhaustedError
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 
-async def until(condition, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.01)
+from pyrt.testing import until
 """
 
 _keys = itertools.count()
@@ -67,7 +61,9 @@ def run(page: PyodidePage, code: str, **kwargs: Any) -> Any:
 def test_http_500_is_survived_where_the_native_eventsource_gives_up(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 # The bare native object on a server that fails once: it closes for good.
 native = js.EventSource.new("{fault.url}/stream?key={key}-native&fail=1&retry=50")
 await until(lambda: native.readyState == 2)
@@ -82,7 +78,8 @@ async def consume():
             client.close()
 await asyncio.wait_for(consume(), 15)
 [got, client.stats.opens, client.ready_state.name]
-""")
+""",
+    )
     assert got == [[1, 2, 3], 1, "CLOSED"]
     assert [r["status"] for r in fault.log(f"{key}-native")] == [500]
     assert [r["status"] for r in fault.log(key)][:2] == [500, 200]
@@ -91,7 +88,9 @@ await asyncio.wait_for(consume(), 15)
 def test_named_events_reach_handlers_registered_after_connect_across_recreations(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = EventSourceClient(
     "{fault.url}/stream?key={key}&event=tick&n=1&total=4&retry=50&fail_at=3", backoff=FAST
 )
@@ -104,7 +103,8 @@ client.on("tick", on_tick)   # after the native object exists
 await until(lambda: len(ticks) == 4, timeout=15)
 client.close()
 [ticks, messages, client.last_event_id]
-""")
+""",
+    )
     assert got == [[["tick", str(n), n] for n in range(1, 5)], [], "4"]
     log = fault.log(key)
     assert [r["status"] for r in log][:5] == [200, 200, 500, 200, 200]
@@ -118,7 +118,9 @@ client.close()
 def test_off_stops_a_handler_and_event_types_feed_async_for(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = EventSourceClient(
     "{fault.url}/stream?key={key}&event=tick&n=1&total=3&retry=50", backoff=FAST,
     event_types=["tick"],
@@ -136,14 +138,17 @@ async def consume():
             client.close()
 await asyncio.wait_for(consume(), 15)
 [seen, iterated]
-""")
+""",
+    )
     assert got == [["1"], ["1", "2", "3"]]
 
 
 def test_stream_end_then_native_reconnect_has_no_gap_and_no_duplicate(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = EventSourceClient("{fault.url}/stream?key={key}&n=2&total=6&retry=50", backoff=FAST)
 got = []
 async def consume():
@@ -153,7 +158,8 @@ async def consume():
             client.close()
 await asyncio.wait_for(consume(), 15)
 got
-""")
+""",
+    )
     assert got == ["1", "2", "3", "4", "5", "6"]
     assert [r["last_event_id_header"] for r in fault.log(key)][:3] == [None, "2", "4"]
 
@@ -161,7 +167,9 @@ got
 def test_attempts_exhausted_ends_iteration_with_the_error(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = EventSourceClient(
     "{fault.url}/stream?key={key}&status=500",
     backoff=Backoff(initial=0.05, maximum=0.1, max_attempts=2),
@@ -175,13 +183,16 @@ try:
 except SSERetriesExhaustedError as exc:
     outcome = ["exhausted", exc.attempts]
 [outcome, errors[-1], client.ready_state.name]
-""")
+""",
+    )
     assert got == [["exhausted", 2], "SSERetriesExhaustedError", "CLOSED"]
     assert len(fault.log(key)) == 3  # the first try and two re-creations
 
 
 def test_close_closes_the_native_connection(page: PyodidePage, fault: FaultApp, key: str) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = EventSourceClient("{fault.url}/stream?key={key}&silent=1&n=1", backoff=FAST)
 got = []
 client.on_message = lambda e: got.append(e.id)
@@ -189,7 +200,8 @@ client.connect()
 await until(lambda: got)
 client.close()
 [got, client.ready_state.name]
-""")
+""",
+    )
     assert got == [["1"], "CLOSED"]
     log = fault.wait_log(key, lambda log: "disconnected" in log[0])
     assert len(log) == 1
@@ -198,7 +210,9 @@ client.close()
 def test_cancelling_the_iterating_task_closes_the_client(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = EventSourceClient("{fault.url}/stream?key={key}&silent=1&n=1", backoff=FAST)
 got = []
 async def consume():
@@ -209,7 +223,8 @@ await until(lambda: got)
 task.cancel()
 await asyncio.gather(task, return_exceptions=True)
 [got, client.ready_state.name]
-""")
+""",
+    )
     assert got == [["1"], "CLOSED"]
     fault.wait_log(key, lambda log: "disconnected" in log[0])
 
@@ -217,7 +232,9 @@ await asyncio.gather(task, return_exceptions=True)
 def test_proxies_are_released_on_every_recreation_and_on_close(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 before = live_count()
 client = EventSourceClient(
     "{fault.url}/stream?key={key}&fail_at=2,3,4,5&n=1&total=2&retry=50", backoff=FAST
@@ -233,7 +250,8 @@ client.close()
 await asyncio.sleep(0)
 await asyncio.sleep(0)
 [during, recreated, live_count() - before]
-""")
+""",
+    )
     assert got == [5, 2, 0]
     statuses = [r["status"] for r in fault.log(key)]
     assert statuses[:6] == [200, 500, 500, 500, 500, 200]  # four native objects were replaced
@@ -273,13 +291,17 @@ def test_reference_server_named_events_survive_a_dropped_connection_exactly_once
     cid = f"cid-{uuid.uuid4().hex[:12]}"
     offsets = [publish(pyrt_server, channel, "news", n) for n in range(1, 4)]
     ns = f"ref-{cid}"
-    py.run(PRELUDE + f"""
+    py.run(
+        PRELUDE
+        + f"""
 client = {client_class}("/sse?channel={channel}&cid={cid}&lastEventId=0", backoff=FAST)
 got = []
 client.on("news", lambda e: got.append([e.id, e.json()["n"]]))
 client.connect()
 await until(lambda: len(got) == 3)
-""", ns=ns)
+""",
+        ns=ns,
+    )
     try:
         assert drop(pyrt_server, cid) == 1
         # Published while the client is cut off or reconnecting: must arrive once, in order.

@@ -21,13 +21,7 @@ from pyrt.errors import SSEError, SSEHTTPError, SSEContentTypeError, SSEStalledE
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 
-async def until(condition, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.01)
+from pyrt.testing import until
 
 async def collect(client, limit=None, timeout=15.0):
     got = []
@@ -70,11 +64,14 @@ def run(page: PyodidePage, code: str, **kwargs: Any) -> Any:
 def test_stream_end_resumes_with_last_event_id_no_gap_no_duplicate(
     page: PyodidePage, fault: FaultApp, key: str, sep: str
 ) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = FetchEventSource("{fault.url}/stream?key={key}&n=2&total=5&sep={sep}", backoff=FAST)
 events = await collect(client)
 [events, client.ready_state.name, client.error is None]
-""")
+""",
+    )
     assert got == [[["message", str(n), n] for n in range(1, 6)], "CLOSED", True]
     log = fault.log(key)
     assert [r["last_event_id_header"] for r in log] == [None, "2", "4", "5"]
@@ -85,25 +82,29 @@ events = await collect(client)
 def test_http_500_is_retried_with_backoff_until_the_stream_opens(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = FetchEventSource("{fault.url}/stream?key={key}&fail=2&n=3&total=3", backoff=FAST)
 errors = []
 client.on_error = lambda e: errors.append([type(e).__name__, getattr(e, "status", None)])
 events = await collect(client)
 [[e[2] for e in events], errors[:2]]
-""")
+""",
+    )
     assert got == [[1, 2, 3], [["SSEHTTPError", 500], ["SSEHTTPError", 500]]]
     assert [r["status"] for r in fault.log(key)][:3] == [500, 500, 200]
 
 
-def test_204_stops_for_good_and_ends_iteration_quietly(
-    page: PyodidePage, fault: FaultApp, key: str
-) -> None:
-    got = run(page, f"""
+def test_204_stops_for_good_and_ends_iteration_quietly(page: PyodidePage, fault: FaultApp, key: str) -> None:
+    got = run(
+        page,
+        f"""
 client = FetchEventSource("{fault.url}/stream?key={key}&status=204", backoff=FAST)
 events = await collect(client)
 [events, client.ready_state.name, client.error, client.stats.opens]
-""")
+""",
+    )
     assert got == [[], "CLOSED", None, 0]
     assert len(fault.log(key)) == 1
 
@@ -112,7 +113,9 @@ events = await collect(client)
 def test_client_errors_stop_with_an_error_carrying_the_status(
     page: PyodidePage, fault: FaultApp, key: str, status: int
 ) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = FetchEventSource("{fault.url}/stream?key={key}&status={status}", backoff=FAST)
 try:
     await collect(client)
@@ -120,13 +123,16 @@ try:
 except SSEHTTPError as exc:
     outcome = [exc.status, exc.retryable]
 [outcome, client.ready_state.name]
-""")
+""",
+    )
     assert got == [[status, False], "CLOSED"]
     assert len(fault.log(key)) == 1  # never retried
 
 
 def test_wrong_content_type_stops_with_an_error(page: PyodidePage, fault: FaultApp, key: str) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = FetchEventSource("{fault.url}/stream?key={key}&content_type=text/plain", backoff=FAST)
 try:
     await collect(client)
@@ -134,14 +140,17 @@ try:
 except SSEContentTypeError as exc:
     outcome = exc.content_type
 outcome
-""")
+""",
+    )
     assert got.startswith("text/plain")
 
 
 def test_authorization_header_and_post_body_reach_the_server_on_every_connection(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = FetchEventSource(
     "{fault.url}/stream?key={key}&auth=s3cret&body=%7B%22q%22%3A1%7D&n=1&total=2",
     method="POST",
@@ -150,7 +159,8 @@ client = FetchEventSource(
     backoff=FAST,
 )
 await collect(client)
-""")
+""",
+    )
     assert [e[2] for e in got] == [1, 2]
     log = fault.log(key)
     assert [r["status"] for r in log] == [200, 200, 204]
@@ -161,7 +171,9 @@ await collect(client)
 
 
 def test_missing_token_is_a_401_not_a_retry_loop(page: PyodidePage, fault: FaultApp, key: str) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = FetchEventSource("{fault.url}/stream?key={key}&auth=s3cret", backoff=FAST)
 try:
     await collect(client)
@@ -169,17 +181,21 @@ try:
 except SSEHTTPError as exc:
     outcome = exc.status
 outcome
-""")
+""",
+    )
     assert got == 401
 
 
 def test_the_streams_retry_field_sets_the_reconnect_delay(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
-    run(page, f"""
+    run(
+        page,
+        f"""
 client = FetchEventSource("{fault.url}/stream?key={key}&retry=700&n=1&total=3", backoff=FAST)
 await collect(client)
-""")
+""",
+    )
     times = [r["t"] for r in fault.log(key)]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) == 3
@@ -188,12 +204,15 @@ await collect(client)
 
 
 def test_retry_after_on_a_503_is_honoured(page: PyodidePage, fault: FaultApp, key: str) -> None:
-    run(page, f"""
+    run(
+        page,
+        f"""
 client = FetchEventSource(
     "{fault.url}/stream?key={key}&fail=1&fail_status=503&retry_after=1&n=1&total=1", backoff=FAST
 )
 await collect(client)
-""")
+""",
+    )
     log = fault.log(key)
     assert [r["status"] for r in log][:2] == [503, 200]
     assert log[1]["t"] - log[0]["t"] >= 1.0
@@ -202,7 +221,9 @@ await collect(client)
 def test_a_silent_stream_is_detected_by_stall_timeout_and_resumed(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = FetchEventSource(
     "{fault.url}/stream?key={key}&silent=1&n=1&total=2", backoff=FAST, stall_timeout=0.5
 )
@@ -210,7 +231,8 @@ errors = []
 client.on_error = lambda e: errors.append(type(e).__name__)
 events = await collect(client, limit=2)
 [[e[2] for e in events], errors[0], client.stats.stalls]
-""")
+""",
+    )
     assert got == [[1, 2], "SSEStalledError", 1]
     log = fault.wait_log(key, lambda log: len(log) >= 2 and "disconnected" in log[0])
     assert log[1]["last_event_id_header"] == "1"
@@ -218,11 +240,14 @@ events = await collect(client, limit=2)
 
 
 def test_close_aborts_the_request(page: PyodidePage, fault: FaultApp, key: str) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = FetchEventSource("{fault.url}/stream?key={key}&silent=1&n=1", backoff=FAST)
 events = await collect(client, limit=1)
 [events, client.ready_state.name]
-""")
+""",
+    )
     assert got == [[["message", "1", 1]], "CLOSED"]
     log = fault.wait_log(key, lambda log: "disconnected" in log[0])
     assert len(log) == 1
@@ -231,7 +256,9 @@ events = await collect(client, limit=1)
 def test_cancelling_the_iterating_task_aborts_the_request(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = FetchEventSource("{fault.url}/stream?key={key}&silent=1&n=1", backoff=FAST)
 got = []
 async def consume():
@@ -242,7 +269,8 @@ await until(lambda: got)
 task.cancel()
 await asyncio.gather(task, return_exceptions=True)
 [got, task.cancelled(), client.ready_state.name]
-""")
+""",
+    )
     assert got == [["1"], True, "CLOSED"]
     fault.wait_log(key, lambda log: "disconnected" in log[0])
 
@@ -250,7 +278,9 @@ await asyncio.gather(task, return_exceptions=True)
 def test_named_events_go_to_their_handlers_and_not_to_on_message(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 client = FetchEventSource("{fault.url}/stream?key={key}&event=tick&n=3&total=3", backoff=FAST)
 ticks, messages, opens = [], [], []
 client.on_message = messages.append
@@ -261,7 +291,8 @@ def on_tick(event):
 client.connect()
 await until(lambda: client.ready_state == client.CLOSED)
 [ticks, messages, len(opens)]
-""")
+""",
+    )
     assert got == [[1, 2, 3], [], 1]
 
 
@@ -278,7 +309,9 @@ def test_pause_while_hidden_closes_the_stream_and_resumes_from_the_last_id(
         )
 
     ns = f"pause-{key}"
-    run(page, f"""
+    run(
+        page,
+        f"""
 client = FetchEventSource(
     "{fault.url}/stream?key={key}&silent=1&n=1&total=2", backoff=FAST, when_hidden="pause"
 )
@@ -286,7 +319,9 @@ got = []
 client.on_message = lambda e: got.append(e.id)
 client.connect()
 await until(lambda: got == ["1"])
-""", ns=ns)
+""",
+        ns=ns,
+    )
     try:
         set_hidden(True)
         assert page.wait_for("client.state.value == 'paused'", ns=ns)
@@ -302,7 +337,9 @@ await until(lambda: got == ["1"])
 
 
 def test_no_proxy_outlives_the_client(page: PyodidePage, fault: FaultApp, key: str) -> None:
-    got = run(page, f"""
+    got = run(
+        page,
+        f"""
 before = live_count()
 for i in range(5):
     client = FetchEventSource(
@@ -311,5 +348,6 @@ for i in range(5):
     await collect(client)
 await asyncio.sleep(0)
 [before, live_count()]
-""")
+""",
+    )
     assert got[0] == got[1]

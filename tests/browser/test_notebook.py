@@ -1,16 +1,21 @@
-"""The example notebooks run in the offline JupyterLite site that serve.py shows at ``/lab/``.
+"""The example notebooks run as shipped in the offline JupyterLite site that serve.py shows at ``/lab/``.
 
-The site is built by ``scripts/build_notebook.py`` (``make notebook``) from the working tree. Each
-test opens a notebook in JupyterLab-in-the-browser, runs all its cells in the Pyodide kernel and
-reads the outputs. Every request that leaves the test server is blocked and reported.
+The site is built by ``scripts/build_notebook.py`` (``make notebook``) from the working tree, and
+served by a server started exactly as ``make demo`` starts it (the command is read from the
+Makefile): what a reader of the notebooks' instructions runs. Every notebook in ``examples/`` is
+opened in JupyterLab-in-the-browser, all its cells run in the Pyodide kernel, and the outputs are
+read. Every request that leaves the test server is blocked and reported.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,6 +33,7 @@ from tests.browser.reload_scenario import reload_scenario
 pytestmark = pytest.mark.pyrt_engines("chromium")  # JupyterLite: outside the reliability core
 
 SITE = REPO / ".cache" / "lite"
+NOTEBOOKS = sorted(path.name for path in (REPO / "examples").glob("*.ipynb"))
 KERNEL_IDLE = """() => {
   const panel = window.jupyterapp?.shell?.currentWidget;
   return panel?.sessionContext?.session?.kernel?.status === "idle" && panel.content?.widgets?.length > 0;
@@ -137,11 +143,102 @@ def site() -> float:
     return time.perf_counter() - started
 
 
+def make_demo_command(**variables: str) -> list[str]:
+    """The command ``make demo`` runs (``make -n``: printed, not run; ``-o setup``: without the
+    setup steps it depends on), with ``variables`` set as on make's command line."""
+    assigned = [f"{name}={value}" for name, value in variables.items()]
+    printed = (
+        subprocess.run(
+            ["make", "-s", "--no-print-directory", "-n", "-o", "setup", "demo", *assigned],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        .stdout.strip()
+        .splitlines()
+    )
+    (line,) = [line for line in printed if "serve.py" in line]
+    words = shlex.split(line)
+    return [str(REPO / word) if (REPO / word).exists() else word for word in words]
+
+
 @pytest.fixture(scope="module")
-def lab(pyrt_browser: Browser, pyrt_server: ServerProcess, site: float) -> Iterator[Lab]:
-    lab = Lab(pyrt_browser, pyrt_server)
+def demo_server() -> Iterator[ServerProcess]:
+    """A server started exactly as ``make demo`` starts it (on a free port, ``PORT=0``)."""
+    command = make_demo_command(HOST="127.0.0.1", PORT="0")
+    server = ServerProcess(command=command)  # ServerProcess adds --host 127.0.0.1 --port 0 again
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def lab(pyrt_browser: Browser, demo_server: ServerProcess, site: float) -> Iterator[Lab]:
+    lab = Lab(pyrt_browser, demo_server)
     yield lab
     lab.close()
+
+
+Outputs = list[list[dict[str, Any]]]
+
+# Records, while the cells run, every state of the live charts the page shows: how many there
+# are and how many readings each draws (its data-readings), each time the output changes.
+WATCH_CHARTS = """() => {
+  window.chartStates = [];
+  const record = () => {
+    const charts = [...document.querySelectorAll(".jp-OutputArea-output svg[data-readings]")];
+    const state = charts.map((chart) => Number(chart.dataset.readings));
+    const last = window.chartStates[window.chartStates.length - 1];
+    if (JSON.stringify(last) !== JSON.stringify(state)) window.chartStates.push(state);
+  };
+  new MutationObserver(record).observe(document.body, { childList: true, subtree: true });
+}"""
+
+
+def hello_outputs_are_right(lab: Lab, page: Page, cells: Outputs) -> None:
+    version, server, echo = map(text_of, cells)
+    assert version == f"pyrt {pyrt.__version__} on emscripten\n"
+    assert server == f"server: {lab.origin}\n"
+    assert echo.splitlines() == [f"echo: hello {n} from pyrt {pyrt.__version__}" for n in (1, 2, 3)]
+    where = lab.execute(page, "import pyrt; print(pyrt.__file__)")
+    assert where == "/lib/python3.14/site-packages/pyrt/__init__.py\n"
+
+
+def dashboard_outputs_are_right(lab: Lab, page: Page, cells: Outputs) -> None:
+    last = cells[-1]
+    assert text_of(last) == "dashboard received 20 readings, last #20\n"
+    displayed = [output for output in last if output["output_type"] == "display_data"]
+    assert len(displayed) == 1, "the chart is one output, updated in place"
+    chart = html_of(displayed)
+    assert 'data-readings="20"' in chart
+    assert 'aria-label="20 readings, last #20: ' in chart
+    points = re.search(r'<polyline points="([^"]*)"', chart)
+    assert points is not None
+    assert len(points[1].split()) == 20, "the line goes through every reading"
+    # It moved while the readings came: one chart on the page at every moment, drawing more
+    # and more readings, not a chart per reading nor only the final picture.
+    states: list[list[int]] = page.evaluate("window.chartStates")
+    assert all(len(state) <= 1 for state in states), states
+    drawn = [state[0] for state in states if state]
+    assert drawn == sorted(drawn), drawn
+    assert drawn[-1] == 20
+    assert len(set(drawn)) >= 5, f"the chart was seen with only {sorted(set(drawn))} readings"
+    print(f"the live chart was redrawn {len(drawn)} times: {drawn}")
+
+
+def chat_outputs_are_right(lab: Lab, page: Page, cells: Outputs) -> None:
+    lines = [line for cell in cells for line in text_of(cell).splitlines()]
+    received = [line.split(" (offset")[0] for line in lines if line.startswith("received:")]
+    assert received == [f"received: notebook: hello {n}" for n in (1, 2, 3)]
+    assert text_of(cells[-1]) == "closed by the notebook: True\n"
+
+
+CHECKS: dict[str, Callable[[Lab, Page, Outputs], None]] = {
+    "hello.ipynb": hello_outputs_are_right,
+    "dashboard.ipynb": dashboard_outputs_are_right,
+    "chat.ipynb": chat_outputs_are_right,
+}
 
 
 @pytest.fixture(scope="module")
@@ -152,20 +249,35 @@ def hello(lab: Lab) -> tuple[Page, float]:
     return page, time.perf_counter() - started
 
 
-def test_hello_runs_offline_in_jupyterlite_with_the_preloaded_pyrt_wheel(
-    lab: Lab, hello: tuple[Page, float]
-) -> None:
-    page, boot = hello
-    started = time.perf_counter()
-    version, server, echo = map(text_of, lab.run_all(page))
-    ran = time.perf_counter() - started
+def test_the_make_demo_server_is_the_one_the_notebooks_run_against(demo_server: ServerProcess) -> None:
+    assert demo_server.command[1] == str(REPO / "serve.py")
+    assert "--demo" in demo_server.command
+    assert "--echo" not in demo_server.command  # /echo stays opt-in: the notebooks must not need it
+    health = json.loads(urllib.request.urlopen(f"{demo_server.url}/healthz", timeout=10).read())
+    assert health == {"status": "ok", "demo": True}
 
-    assert version == f"pyrt {pyrt.__version__} on emscripten\n"
-    assert server == f"server: {lab.origin}\n"
-    assert echo.splitlines() == [f"echo: hello {n} from pyrt {pyrt.__version__}" for n in (1, 2, 3)]
-    where = lab.execute(page, "import pyrt; print(pyrt.__file__)")
-    assert where == "/lib/python3.14/site-packages/pyrt/__init__.py\n"
-    print(f"JupyterLite: kernel idle in {boot:.1f} s, cells ran in {ran:.1f} s")
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_every_example_notebook_runs_as_shipped_against_the_make_demo_server(
+    lab: Lab, hello: tuple[Page, float], notebook: str
+) -> None:
+    started = time.perf_counter()
+    page = hello[0] if notebook == "hello.ipynb" else lab.open(notebook)
+    booted = time.perf_counter() - started
+    try:
+        page.evaluate(WATCH_CHARTS)
+        ran = time.perf_counter()
+        cells = lab.run_all(page)  # fails on any cell that raised or did not run
+        ran = time.perf_counter() - ran
+        check = CHECKS.get(notebook)
+        assert check is not None, f"examples/{notebook} runs; add what its outputs must show to CHECKS"
+        check(lab, page, cells)
+        assert lab.blocked_requests == []
+    finally:
+        if page is not hello[0]:
+            page.close()
+    boot = hello[1] if notebook == "hello.ipynb" else booted
+    print(f"{notebook}: kernel idle in {boot:.1f} s, cells ran in {ran:.1f} s")
 
 
 def test_the_notebook_site_loads_nothing_from_outside_the_test_server(
@@ -175,40 +287,6 @@ def test_the_notebook_site_loads_nothing_from_outside_the_test_server(
     assert any("/lab/static/pyodide/pyrt-" in url for url in lab.requests), "pyrt's wheel was not loaded"
     assert any("/lab/static/pyodide/pyodide.asm.wasm" in url for url in lab.requests)
     assert all(url.startswith(lab.origin + "/") or url.startswith(("data:", "blob:")) for url in lab.requests)
-    assert lab.blocked_requests == []
-
-
-Outputs = list[list[dict[str, Any]]]
-
-
-def dashboard_outputs_are_right(cells: Outputs) -> None:
-    last = cells[-1]
-    assert text_of(last) == "dashboard received 20 readings, last #20\n"
-    assert "<td>20</td>" in html_of(last), "the live table does not show the last reading"
-
-
-def chat_outputs_are_right(cells: Outputs) -> None:
-    lines = [line for cell in cells for line in text_of(cell).splitlines()]
-    received = [line.split(" (offset")[0] for line in lines if line.startswith("received:")]
-    assert received == [f"received: notebook: hello {n}" for n in (1, 2, 3)]
-    assert text_of(cells[-1]) == "closed by the notebook: True\n"
-
-
-@pytest.mark.parametrize(
-    ("notebook", "needs", "check"),
-    [
-        ("dashboard.ipynb", ("EventSourceClient",), dashboard_outputs_are_right),
-        ("chat.ipynb", ("WebSocketClient",), chat_outputs_are_right),
-    ],
-)
-def test_the_example_notebooks_receive_live_messages_through_pyrt(
-    lab: Lab, notebook: str, needs: tuple[str, ...], check: Callable[[Outputs], None]
-) -> None:
-    missing = [name for name in needs if not hasattr(pyrt, name)]
-    if missing:
-        pytest.skip(f"{notebook} needs pyrt.{', pyrt.'.join(missing)}, which does not exist yet")
-    page = lab.open(notebook)
-    check(lab.run_all(page))
     assert lab.blocked_requests == []
 
 

@@ -7,12 +7,14 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.offsets import offset_key
+from tests import REPO
 
 pytestmark = pytest.mark.pyrt_engines("chromium")  # the plugin itself, in its default engine
 
@@ -130,6 +132,133 @@ def test_a_broken_page_fails_with_a_readable_report(pytester: pytest.Pytester) -
             "*GET https://telemetry.example.invalid/hit*",
         ]
     )
+
+
+UNSERVED_CONFTEST = """
+from pathlib import Path
+import pytest
+
+@pytest.fixture(scope="session")
+def pyrt_node_modules(pytestconfig):
+    # What the plugin chooses for a project with pyrt installed from a package and no npm install
+    # yet (a pyrt checkout has its own, which the default would use).
+    return pytestconfig.rootpath / "node_modules"
+
+@pytest.fixture(scope="session")
+def pyrt_server_args():
+    return ["--web-dir", str(Path(__file__).parent / "app")]
+"""
+
+UNSERVED_PAGE = """<!doctype html>
+<link rel="stylesheet" href="/vendor/pyscript/core.css">
+<script type="module" src="/vendor/pyscript/core.js"></script>
+<p id="status">loading</p>
+<script type="py" config='{"interpreter": "/vendor/pyodide/pyodide.mjs", "files": {"/pyrt.zip": "./*"}}'>
+from pyscript import document
+document.getElementById("status").textContent = "OPEN"
+</script>
+"""
+
+UNSERVED_TESTS = """
+import time
+from playwright.sync_api import expect
+
+def timed(open_page):
+    started = time.monotonic()
+    try:
+        return open_page()
+    finally:
+        print(f"@@ {time.monotonic() - started:.1f} s")
+
+def test_my_page_without_node_modules(pyrt_open_page):
+    app = timed(lambda: pyrt_open_page(path="/index.html"))
+    expect(app.page.locator("#status")).to_have_text("OPEN", timeout=90_000)
+
+def test_a_pyodide_page_without_node_modules(pyrt_new_page):
+    timed(lambda: pyrt_new_page())
+
+def test_my_page_on_a_server_without_web_dir(pyrt_start_server, pyrt_open_page):
+    server = pyrt_start_server()  # --web-dir forgotten
+    timed(lambda: pyrt_open_page(server, "/chat.html"))
+"""
+
+
+def test_a_page_that_cannot_be_served_fails_within_seconds_saying_why_and_the_fix(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(UNSERVED_CONFTEST)
+    (pytester.path / "app").mkdir()
+    (pytester.path / "app" / "index.html").write_text(UNSERVED_PAGE)
+    pytester.makepyfile(test_unserved=UNSERVED_TESTS)
+    result = run_project(pytester)
+    result.assert_outcomes(failed=3)
+    out = result.stdout.str()
+    taken = [float(seconds) for seconds in re.findall(r"@@ (\d+\.\d) s", out)]
+    assert len(taken) == 3, out
+    assert max(taken) < 10, f"a page that cannot work took {taken} s to fail"
+    install = "`npm install pyodide@314.0.7 @pyscript/core@0.7.31`"
+    result.stdout.fnmatch_lines(
+        [
+            "*test_my_page_without_node_modules*",
+            "*PageNotServed: the page cannot start: the browser runtime it loads is not served",
+            "*GET http://127.0.0.1:*/vendor/pyscript/core.js answered HTTP 503: "
+            f"*/node_modules/@pyscript/core/dist is missing: run {install} in {pytester.path}, or point*",
+            "*look in <rootdir>/node_modules*override the pyrt_node_modules fixture*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*test_a_pyodide_page_without_node_modules*",
+            "*the page did not boot*",
+            "*Pyodide is not served:",
+            "*GET http://127.0.0.1:*/vendor/pyodide/pyodide.mjs answered HTTP 503: "
+            f"*/node_modules/pyodide is missing: run {install} in {pytester.path}*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*test_my_page_on_a_server_without_web_dir*",
+            "*PageNotServed: the page is not served: GET http://127.0.0.1:*/chat.html answered HTTP 404 Not*",
+            "*serves your pages from the folder given with --web-dir DIR*",
+        ]
+    )
+
+
+def code_blocks(document: Path, heading: str, language: str) -> list[str]:
+    """The ``language`` code blocks of the section ``heading`` of a Markdown ``document``."""
+    level = len(heading) - len(heading.lstrip("#"))
+    blocks: list[str] = []
+    inside = fenced = collecting = False
+    for line in document.read_text().splitlines(keepends=True):
+        if line.startswith("```"):
+            fenced = not fenced
+            collecting = fenced and inside and line.strip() == f"```{language}"
+            if collecting:
+                blocks.append("")
+        elif collecting:
+            blocks[-1] += line
+        elif not fenced and line.startswith("#"):
+            if line.rstrip("\n") == heading:
+                inside = True
+            elif inside and len(line) - len(line.lstrip("#")) <= level:
+                break
+    return blocks
+
+
+def test_the_readmes_own_page_works_as_shipped_and_the_docs_recipe_tests_it(
+    pytester: pytest.Pytester,
+) -> None:
+    html, *_ = code_blocks(REPO / "README.md", "## Your own page", "html")
+    app, *_ = code_blocks(REPO / "README.md", "## Your own page", "python")
+    conftest, test = code_blocks(REPO / "docs" / "testing.md", "### Testing your own page", "python")
+    (pytester.path / "site").mkdir()
+    (pytester.path / "site" / "index.html").write_text(html)
+    (pytester.path / "site" / "app.py").write_text(app)
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "conftest.py").write_text(conftest)
+    (pytester.path / "tests" / "test_site.py").write_text(test)
+    result = run_project(pytester, "tests")
+    result.assert_outcomes(passed=1)
 
 
 def test_without_playwright_the_plugin_stays_out_of_the_way_and_says_what_to_install(

@@ -17,10 +17,7 @@ pytestmark = pytest.mark.pyrt_engines("chromium")  # the plugin itself, in its d
 
 
 def test_pyrt_imports_inside_pyodide_from_the_working_tree(py: PyodidePage) -> None:
-    info = py.run(
-        "import sys, pyrt\n"
-        "[sys.platform, sys.version_info[:2], pyrt.__version__, pyrt.__file__]"
-    )
+    info = py.run("import sys, pyrt\n[sys.platform, sys.version_info[:2], pyrt.__version__, pyrt.__file__]")
     platform, version, pyrt_version, path = info
     assert platform == "emscripten"
     assert tuple(version) >= (3, 14)
@@ -31,8 +28,10 @@ def test_pyrt_imports_inside_pyodide_from_the_working_tree(py: PyodidePage) -> N
 
 
 def test_the_plugin_itself_never_reaches_the_browser(py: PyodidePage) -> None:
-    found = py.run("import importlib.util\n[importlib.util.find_spec(n) is not None for n in "
-                   "('pyrt.browser', 'pyrt.pytest_plugin', 'pyrt.server')]")
+    found = py.run(
+        "import importlib.util\n[importlib.util.find_spec(n) is not None for n in "
+        "('pyrt.browser', 'pyrt.pytest_plugin', 'pyrt.server')]"
+    )
     assert found == [True, False, False]
 
 

@@ -148,6 +148,53 @@ replies = await asyncio.gather(*(c.send_with_ack({"tab": TAB, "seq": n}) for n i
     wait_until(lambda: gauge(server, "ws") == 0, 10, "the shared WebSocket closed", page=live[0].page)
 
 
+def test_eight_tabs_behind_a_websocket_block_share_one_http_connection(
+    tabs: Tabs, server: ServerProcess
+) -> None:
+    """The tab holding the shared connection falls back to HTTP for every tab (the demo's block:
+    the server refuses this client's WebSocket upgrades, as a network that blocks them would)."""
+    live = tabs.live()[:TABS]
+    tag = uuid.uuid4().hex[:8]
+    cid = f"blocked-{tag}"
+    httpx.post(f"{server.url}/demo/block", json={"cid": cid, "seconds": 300}, timeout=10).raise_for_status()
+    try:
+        everywhere(
+            live,
+            f"""
+from pyrt import WebSocketClient
+c = WebSocketClient("{server.ws_url}/ws?cid={cid}", share="blocked-{tag}")
+c.connect()
+None
+""",
+            ns=tag,
+        )
+        for tab in live:
+            tab.wait_for("c.state.name == 'OPEN' and c.sharing.tabs == 8", ns=tag, timeout=30)
+        assert everywhere(live, "c.transport", ns=tag) == ["http"] * TABS
+        assert gauge(server, "http") == 1
+        replies = everywhere(
+            live,
+            """
+import asyncio
+replies = await asyncio.gather(*(c.send_with_ack({"tab": TAB, "seq": n}) for n in range(20)))
+[r["tab"] == TAB and r["seq"] == n for n, r in enumerate(replies)]
+""",
+            ns=tag,
+        )
+        assert all(all(ok) for ok in replies)
+        messages = [(m["data"]["tab"], m["data"]["seq"]) for m in received(server, cid)]
+        assert sorted(messages) == [(t.number, n) for t in live for n in range(20)]  # each once
+        everywhere(live, "c.close()", ns=tag)
+        wait_until(
+            lambda: gauge(server, "http") == 0, 10, "the shared HTTP connection closed", page=live[0].page
+        )
+    finally:
+        everywhere(live, "c.close()", ns=tag)  # a test that failed must not hold the connections
+        httpx.post(f"{server.url}/demo/block", json={"cid": cid, "seconds": 0}, timeout=10)
+        # what the tabs remembered for the origin must not send the next tests over HTTP
+        live[0].run(f'import js\njs.localStorage.removeItem("pyrt:transport:{server.url}")\nNone', ns=tag)
+
+
 def test_sse_tabs_hang_without_sharing_and_all_receive_with_it(tabs: Tabs, server: ServerProcess) -> None:
     live = tabs.live()[:TABS]
     tag = uuid.uuid4().hex[:8]

@@ -42,12 +42,7 @@ from pyrt.browser import proxies
 
 loop = asyncio.get_running_loop()
 
-async def until(condition, timeout=10.0):
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.01)
+from pyrt.testing import until
 """
 
 

@@ -18,12 +18,7 @@ from pyrt.browser.timers import BrowserTimers
 
 loop = asyncio.get_running_loop()
 
-async def until(condition, timeout=10.0):
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.005)
+from pyrt.testing import until
 """
 
 

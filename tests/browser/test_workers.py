@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Browser
 
+from pyrt.pytest_plugin.proxy import ChaosProxy
 from pyrt.pytest_plugin.server_process import ServerProcess
 from tests.browser.reload_scenario import reload_scenario
 from tests.browser.worker_page import WorkerPage
@@ -47,3 +48,29 @@ def test_persisted_state_survives_a_reload_of_the_worker_page_exactly_once(
 ) -> None:
     page, server = worker
     reload_scenario(page, server, name="13-worker-reload", storage="indexeddb")
+
+
+def test_a_client_in_a_worker_falls_back_to_http_where_websockets_are_refused(
+    worker: tuple[WorkerPage, ServerProcess], pyrt_start_proxy: Callable[[ServerProcess], ChaosProxy]
+) -> None:
+    """A JupyterLite kernel runs in a worker: behind a network that refuses WebSockets its client
+    carries on over HTTP (a worker has no localStorage: nothing is remembered, so each start tries
+    WebSockets first and moves on within the connect timeout)."""
+    page, server = worker
+    proxy = pyrt_start_proxy(server)
+    proxy.set(refuse_upgrade=403)
+    found = page.run(
+        f"""
+import asyncio
+from pyrt import WebSocketClient
+client = WebSocketClient("ws://127.0.0.1:{proxy.port}/ws", heartbeat=None, connect_timeout=2)
+started = asyncio.get_running_loop().time()
+await client.connect().wait_open(10)
+took = asyncio.get_running_loop().time() - started
+replies = [await client.send_with_ack({{"n": n}}, timeout=10) for n in range(5)]
+client.close()
+await client.wait_closed(5)
+[client.transport, took < 3, [r["n"] for r in replies], client.stats.fallbacks]
+"""
+    )
+    assert found == ["http", True, [0, 1, 2, 3, 4], 1]

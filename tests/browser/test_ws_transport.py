@@ -137,9 +137,9 @@ def send(n):
     outcomes = py.run("outcomes", ns=ns)
     py.run("client.close()", ns=ns)
     assert all(value == ["ok"] for value in outcomes.values()), outcomes
-    received = httpx.get(
-        f"{pyrt_server.url}/demo/received", params={"cid": cid}, timeout=10
-    ).json()["messages"]
+    received = httpx.get(f"{pyrt_server.url}/demo/received", params={"cid": cid}, timeout=10).json()[
+        "messages"
+    ]
     assert [m["data"]["n"] for m in received] == list(range(100))
 
 
@@ -335,9 +335,9 @@ for name in js.Object.keys(js.localStorage).to_py():
     if name.startswith('pyrt:' + KEY + ':'): js.localStorage.removeItem(name)
 """
     py.run(cleanup.replace("KEY", repr(key)), ns=ns)
-    received = httpx.get(
-        f"{pyrt_server.url}/demo/received", params={"cid": cid}, timeout=10
-    ).json()["messages"]
+    received = httpx.get(f"{pyrt_server.url}/demo/received", params={"cid": cid}, timeout=10).json()[
+        "messages"
+    ]
     assert [m["data"]["n"] for m in received] == [0, 1, 2]
 
 
@@ -359,7 +359,6 @@ await client.connect().wait_open(10)
     py.run("js.window.dispatchEvent(js.Event.new('online'))", ns=ns)
     py.wait_for("client.state.name == 'OPEN'", ns=ns, timeout=5)
     py.run("client.close()", ns=ns)
-
 
 
 def test_a_burst_of_text_and_binary_frames_arrives_complete_and_in_order(

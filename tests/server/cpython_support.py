@@ -10,21 +10,12 @@ from typing import Any
 import httpx
 
 from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.testing.waiting import until  # noqa: F401  (re-exported for the server tests)
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, None]], timeout: float = 60.0) -> None:
     """Run an async scenario in a fresh event loop, failing after ``timeout`` seconds."""
     asyncio.run(asyncio.wait_for(scenario(), timeout))
-
-
-async def until(condition: Callable[[], object], timeout: float = 10.0, message: str = "") -> None:
-    """Let the loop run until ``condition()`` holds; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {message or condition}")
-        await asyncio.sleep(0.005)
 
 
 def new_cid() -> str:

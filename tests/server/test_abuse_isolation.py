@@ -82,7 +82,7 @@ def test_message_ids_are_scoped_per_token_subject(pyrt_start_server: Callable[..
 
 
 def test_publish_ids_are_scoped_per_identity_and_channel(
-    pyrt_start_server: Callable[..., ServerProcess]
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
     server = pyrt_start_server()
 
@@ -334,9 +334,10 @@ def test_echo_is_opt_in_and_checked_like_ws(pyrt_start_server: Callable[..., Ser
 
     async def scenario() -> dict[str, Any]:
         results: dict[str, Any] = {}
-        with pytest.raises(websockets.InvalidStatus) as absent:
-            await websockets.connect(default.ws_url + "/echo")
-        results["default"] = absent.value.response.status_code
+        absent = await websockets.connect(default.ws_url + "/echo")  # off: closed, saying why
+        with pytest.raises(websockets.ConnectionClosed) as off:
+            await asyncio.wait_for(absent.recv(), 5)
+        results["default"] = (off.value.rcvd.code, off.value.rcvd.reason) if off.value.rcvd else None
         with pytest.raises(websockets.InvalidStatus) as foreign:
             await websockets.connect(
                 echo.ws_url + "/echo",
@@ -358,4 +359,9 @@ def test_echo_is_opt_in_and_checked_like_ws(pyrt_start_server: Callable[..., Ser
         return results
 
     results = run(scenario())
-    assert results == {"default": 403, "foreign_origin": 403, "no_token": 4401, "echo": "hello"}
+    assert results == {
+        "default": (4404, "/echo is off: start serve.py with --echo"),
+        "foreign_origin": 403,
+        "no_token": 4401,
+        "echo": "hello",
+    }

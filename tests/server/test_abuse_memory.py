@@ -376,7 +376,7 @@ def test_compressed_input_cannot_inflate_into_the_servers_memory(
 
 
 def test_idle_connections_keep_nothing_of_what_they_sent(
-    pyrt_start_server: Callable[..., ServerProcess]
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
     server = pyrt_start_server()
     connections = 100

@@ -76,3 +76,11 @@ def test_publish_and_subscribe_through_the_mounted_app() -> None:
             "data": "extra",
         }
         assert client.post("/rt/demo/drop", json={"cid": "x"}).status_code in (404, 405)  # demo off
+
+
+def test_echo_without_the_option_closes_at_once_saying_how_to_turn_it_on() -> None:
+    outer, _ = build()
+    with TestClient(outer) as client, client.websocket_connect("/rt/echo") as ws:
+        closed = ws.receive()
+    reason = "/echo is off: start serve.py with --echo"
+    assert closed == {"type": "websocket.close", "code": 4404, "reason": reason}

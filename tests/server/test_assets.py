@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,8 @@ import httpx
 import pytest
 
 from pyrt.pytest_plugin.server_process import ServerProcess
-from pyrt.server.assets import PackageZip
+from pyrt.server.assets import NPM_INSTALL, PYODIDE_VERSION, PYSCRIPT_VERSION, PackageZip, missing_runtime
+from pyrt.server.settings import Settings
 from tests import REPO
 
 
@@ -49,9 +51,10 @@ def test_pyrt_zip_holds_the_client_sources_but_not_the_server_nor_the_pytest_plu
     assert "pyrt/engine/backoff.py" in names
     assert "pyrt/browser/proxies.py" in names
     assert not [name for name in names if name.startswith(("pyrt/server/", "pyrt/pytest_plugin/"))]
-    assert zipfile.ZipFile(io.BytesIO(response.content)).read("pyrt/engine/backoff.py") == (
-        REPO / "pyrt" / "engine" / "backoff.py"
-    ).read_bytes()
+    assert (
+        zipfile.ZipFile(io.BytesIO(response.content)).read("pyrt/engine/backoff.py")
+        == (REPO / "pyrt" / "engine" / "backoff.py").read_bytes()
+    )
 
 
 def test_pyrt_zip_is_revalidated_by_etag(pyrt_server: ServerProcess) -> None:
@@ -86,7 +89,39 @@ def test_pages_and_pyodide_come_from_the_folders_given_on_the_command_line(
     assert httpx.get(server.url + "/vendor/pyodide/pyodide.mjs").text == "export const mine = 1;"
     missing = httpx.get(server.url + "/vendor/pyscript/core.js")
     assert missing.status_code == 503
-    assert "run `npm ci`" in missing.text
+    assert missing.text == (
+        f"{modules / '@pyscript' / 'core' / 'dist'} is missing: run `{NPM_INSTALL}` in {tmp_path}, "
+        "or point --node-modules at the node_modules that has them"
+    )
+
+
+def test_the_pinned_runtime_versions_are_those_of_package_json() -> None:
+    pinned = json.loads((REPO / "package.json").read_text())["dependencies"]
+    assert pinned == {"pyodide": PYODIDE_VERSION, "@pyscript/core": PYSCRIPT_VERSION}
+
+
+@pytest.mark.parametrize(
+    ("checkout", "fix"),
+    [
+        (True, "run `npm ci` in {root} (`make setup` does it)"),
+        (
+            False,
+            "an installed pyrt brings no Pyodide of its own. In your project, run `{npm}` and start "
+            "the server with `--node-modules node_modules`",
+        ),
+    ],
+)
+def test_a_missing_runtime_names_the_fix_for_a_checkout_and_for_an_installed_package(
+    tmp_path: Path, checkout: bool, fix: str
+) -> None:
+    root = tmp_path / "site-packages"  # where an installed pyrt's settings point by default
+    root.mkdir()
+    if checkout:
+        (root / "package.json").write_text("{}")
+    settings = Settings(node_modules=root / "node_modules")
+    told = missing_runtime(root / "node_modules" / "pyodide", settings, repo_root=root)
+    assert told.startswith(f"{root / 'node_modules' / 'pyodide'} is missing: ")
+    assert fix.format(root=root, npm=NPM_INSTALL) in told
 
 
 def test_a_server_without_pages_still_serves_pyrt(

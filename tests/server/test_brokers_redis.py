@@ -18,6 +18,7 @@ from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.brokers.base import BrokerError, Publication
 from pyrt.server.brokers.redis import RedisBroker
 from pyrt.server.offsets import ZERO, parse_offset
+from pyrt.testing.waiting import until
 from tests.faults.scenario import emit
 from tests.server.broker_pages import check_pages
 from tests.server.wsclient import Client, eventually, publish_http, run
@@ -420,7 +421,7 @@ def test_presence_in_redis_has_the_memory_stores_rules(pyrt_redis: RedisServer) 
             snapshot = await two.presence.members(channel)
             present = sorted(json.loads(m)["client"] for m in snapshot.members)
             assert present in (["a", "b", "d"], ["b", "d"]), present
-        await until_true(
+        await until(
             lambda: (
                 [d[1:] for d in diffs] == [(["a"], []), (["b"], []), (["d"], []), ([], ["a"]), ([], ["b"])]
             )
@@ -460,10 +461,3 @@ def test_an_instance_that_dies_loses_its_members_within_four_thirds_of_the_ttl(
     took = run(scenario())
     emit("presence.instance_kill9", leave_s=took, bound_s=1.5 * 4 / 3)
     assert took <= 1.5 * 4 / 3 + 1.0  # the bound, plus a second for a busy machine
-
-
-async def until_true(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)

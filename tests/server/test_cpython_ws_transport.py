@@ -84,6 +84,25 @@ def test_http_urls_are_accepted_as_in_the_browser(pyrt_server: ServerProcess) ->
     run(scenario)
 
 
+def test_echo_on_a_server_without_it_ends_the_client_with_the_reason_and_no_retry(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    server = pyrt_start_server()  # the default settings: /echo is opt-in
+
+    async def scenario() -> None:
+        client = WebSocketClient(f"{server.ws_url}/echo", protocol="raw", heartbeat=None)
+        retries: list[str] = []
+        client.on_reconnecting(lambda attempt, delay, reason: retries.append(reason))
+        client.connect()
+        with pytest.raises(ClientClosedError, match=re.escape("/echo is off: start serve.py with --echo")):
+            async for _ in client:
+                pass
+        closed = await client.wait_closed(5)
+        assert (closed.code, closed.by_client, retries) == (4404, False, [])
+
+    run(scenario)
+
+
 def test_a_relative_url_is_a_clear_error_naming_the_fix() -> None:
     async def scenario() -> None:
         client = WebSocketClient("/ws")
@@ -128,7 +147,7 @@ def test_async_for_yields_messages_until_close(pyrt_server: ServerProcess) -> No
 
 
 def test_a_forced_disconnect_reconnects_and_delivers_queued_messages_in_order(
-    pyrt_server: ServerProcess
+    pyrt_server: ServerProcess,
 ) -> None:
     async def scenario() -> None:
         cid = new_cid()
@@ -299,7 +318,9 @@ def test_a_server_that_is_down_is_retried_until_it_comes_back(pyrt_start_server:
         client.connect()
         await until(lambda: len(reasons) >= 2)
         # As in a browser (code 1006), plus what failed, which browsers hide.
-        assert reasons[0].startswith("closed with code 1006 (ConnectionRefusedError")
+        # (and, with the HTTP binding to fall back to, where the next attempt goes)
+        assert "closed with code 1006 (ConnectionRefusedError" in reasons[0]
+        assert reasons[0].endswith("trying HTTP")
         second = pyrt_start_server("--demo", "--port", str(port))  # the same port again
         try:
             await client.wait_open(20)

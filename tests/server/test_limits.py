@@ -57,7 +57,7 @@ def test_connections_over_the_per_ip_cap_are_refused_with_429(
 
 
 def test_a_socket_that_never_sends_a_request_is_dropped(
-    pyrt_start_server: Callable[..., ServerProcess]
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
     strict = pyrt_start_server("--handshake-timeout", "0.3", "--demo-tick", "0")
     with socket.create_connection(("127.0.0.1", strict.port), timeout=5) as sock:

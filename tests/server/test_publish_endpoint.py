@@ -45,6 +45,8 @@ def test_a_body_over_the_size_limit_is_refused_with_413(pyrt_server: ServerProce
 def test_server_channels_and_foreign_origins_are_refused_with_403(pyrt_server: ServerProcess) -> None:
     assert httpx.post(pyrt_server.url + "/publish", json={"channel": "_x", "data": 1}).status_code == 403
     response = httpx.post(
-        pyrt_server.url + "/publish", json={"channel": "c", "data": 1}, headers={"Origin": "https://evil.example"}
+        pyrt_server.url + "/publish",
+        json={"channel": "c", "data": 1},
+        headers={"Origin": "https://evil.example"},
     )
     assert response.status_code == 403

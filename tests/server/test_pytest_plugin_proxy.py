@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -124,7 +125,9 @@ def test_cut_after_resets_once_the_byte_budget_is_spent(proxy: ChaosProxy) -> No
 
 
 def test_unknown_settings_are_refused_and_change_nothing(proxy: ChaosProxy) -> None:
-    with pytest.raises(AttributeError, match=r"no setting 'speed' \(it has bandwidth, cut_after"):
+    with pytest.raises(
+        AttributeError, match=r"no setting .speed. \(it has bandwidth, buffer_streams, cut_after"
+    ):
         proxy.set(mode="blackhole", speed=3)
     assert proxy.mode == "pass"
 
@@ -215,3 +218,143 @@ def test_a_small_receive_buffer_keeps_a_capped_link_from_hoarding_bytes(proxy: C
     with connect(proxy) as sock:
         sock.sendall(b"y" * 2_000)
         assert recv_exactly(sock, 2_000) == b"y" * 2_000
+
+
+# ------------------------------------------------------------------ hostile middleboxes
+
+UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+PLAIN = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+class HeadServer:
+    """Records the request head of each connection and answers as told."""
+
+    def __init__(self, answer: bytes, then: bytes = b"") -> None:
+        self.answer, self.then = answer, then
+        self.heads: list[bytes] = []
+        self.received: list[bytes] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            head = b""
+            try:
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                self.heads.append(head)
+                conn.sendall(self.answer)
+                if self.then:
+                    conn.sendall(self.then)
+                while data := conn.recv(65536):
+                    self.received.append(data)
+            except OSError:
+                return
+
+
+@contextlib.contextmanager
+def hostile(server: HeadServer, **settings: object) -> Iterator[ChaosProxy]:
+    with ChaosProxy(server.port) as chaos:
+        chaos.set(**settings)
+        yield chaos
+
+
+def read_all(sock: socket.socket, timeout: float = 2.0) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        pass
+    return data
+
+
+SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+
+
+def test_refuse_upgrade_answers_a_websocket_upgrade_with_the_status_and_passes_plain_requests() -> None:
+    server = HeadServer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    with hostile(server, refuse_upgrade=403) as chaos:
+        sock = socket.create_connection(("127.0.0.1", chaos.port), timeout=5)
+        sock.sendall(UPGRADE)
+        assert read_all(sock).startswith(b"HTTP/1.1 403 ")
+        assert server.heads == []  # the server never saw it
+        plain = socket.create_connection(("127.0.0.1", chaos.port), timeout=5)
+        plain.sendall(PLAIN)
+        assert recv_exactly(plain, 5) == b"HTTP/"
+        assert "refused an upgrade with 403" in chaos.stats.events
+
+
+def test_strip_upgrade_turns_the_upgrade_into_a_plain_get() -> None:
+    server = HeadServer(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n")
+    with hostile(server, strip_upgrade=True) as chaos:
+        sock = socket.create_connection(("127.0.0.1", chaos.port), timeout=5)
+        sock.sendall(UPGRADE)
+        assert read_all(sock, 1.0).startswith(b"HTTP/1.1 426")
+        wait_until(lambda: len(server.heads) == 1, message="the server got the request")
+        head = server.heads[0].lower()
+        assert b"upgrade:" not in head
+        assert b"connection:" not in head
+        assert head.startswith(b"get /ws http/1.1")
+
+
+def test_swallow_upgraded_passes_the_101_then_nothing_either_way() -> None:
+    server = HeadServer(SWITCHING, then=b"\x81\x05hello")
+    with hostile(server, swallow_upgraded=True) as chaos:
+        sock = socket.create_connection(("127.0.0.1", chaos.port), timeout=5)
+        sock.sendall(UPGRADE)
+        assert read_all(sock, 1.0) == SWITCHING  # the frame after it is swallowed
+        sock.sendall(b"\x81\x85abcd" + b"12345")
+        wait_until(lambda: chaos.stats.dropped_bytes >= 7 + 10, message="both directions dropped")
+        assert server.received == []
+
+
+def test_buffer_streams_holds_a_chunked_response_back_until_it_ends_but_not_an_event_stream() -> None:
+    held = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+    server = HeadServer(held, then=b"6\r\nsecond\r\n0\r\n\r\n")
+    with hostile(server, buffer_streams=True) as chaos:
+        sock = socket.create_connection(("127.0.0.1", chaos.port), timeout=5)
+        sock.sendall(PLAIN)
+        data = read_all(sock, 1.0)
+        assert data.endswith(b"0\r\n\r\n")  # it all arrived at once, at its end
+        assert "holding a streamed response back until it ends" in chaos.stats.events
+    stream = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    sse = HeadServer(stream + b"6\r\ndata:1\r\n")
+    with hostile(sse, buffer_streams=True) as chaos:
+        sock = socket.create_connection(("127.0.0.1", chaos.port), timeout=5)
+        sock.sendall(PLAIN)
+        assert read_all(sock, 1.0).endswith(b"data:1\r\n")  # passes as it comes
+
+
+def test_idle_timeout_cuts_a_quiet_connection_and_spares_a_busy_one(proxy: ChaosProxy) -> None:
+    proxy.set(idle_timeout=0.4)
+    quiet = connect(proxy)
+    busy = connect(proxy)
+    busy.settimeout(5)
+    deadline = time.monotonic() + 5
+    while not any("idle for 0.4 s" in event for event in proxy.stats.events):
+        assert time.monotonic() < deadline, "the quiet connection was never cut"
+        busy.sendall(b"x")  # traffic every 0.05 s, as a heartbeat keeps a connection busy
+        assert recv_exactly(busy, 1) == b"x"
+        time.sleep(0.05)
+    busy.sendall(b"z")
+    assert recv_exactly(busy, 1) == b"z"  # the busy one is still there
+    quiet.settimeout(5)
+    with pytest.raises(ConnectionError):
+        quiet.recv(1)

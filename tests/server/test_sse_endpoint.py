@@ -90,7 +90,7 @@ def test_last_event_id_header_resumes_after_that_offset(pyrt_server: ServerProce
 
 
 def test_last_event_id_query_parameter_resumes_and_zero_replays_everything(
-    pyrt_server: ServerProcess
+    pyrt_server: ServerProcess,
 ) -> None:
     channel = unique()
 
@@ -112,7 +112,7 @@ def test_last_event_id_query_parameter_resumes_and_zero_replays_everything(
 
 
 def test_heartbeat_comments_keep_an_idle_stream_alive(
-    pyrt_start_server: Callable[..., ServerProcess]
+    pyrt_start_server: Callable[..., ServerProcess],
 ) -> None:
     quick = pyrt_start_server("--sse-heartbeat", "0.1", "--demo-tick", "0")
 

@@ -43,8 +43,13 @@ def test_each_chunk_decodes_on_its_own_as_soon_as_it_is_sent() -> None:
 
     async def scenario() -> None:
         wrapped = gzip_send(send)
-        await wrapped({"type": "http.response.start", "status": 200,
-                       "headers": [(b"content-type", b"text/event-stream"), (b"content-length", b"9")]})
+        await wrapped(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), (b"content-length", b"9")],
+            }
+        )
         await wrapped({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
         await wrapped({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": True})
         await wrapped({"type": "http.response.body", "body": b"", "more_body": False})
@@ -69,9 +74,10 @@ async def read_stream(server: ServerProcess, channel: str, encoding: str, count:
     data: list[Any] = []
     wire = text = 0
     headers = {"Accept-Encoding": encoding, "Last-Event-ID": "0"}
-    async with httpx.AsyncClient(timeout=10) as client, client.stream(
-        "GET", f"{server.url}/sse?channel={channel}", headers=headers
-    ) as response:
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        client.stream("GET", f"{server.url}/sse?channel={channel}", headers=headers) as response,
+    ):
         coding = response.headers.get("content-encoding", "identity")
         inflate = zlib.decompressobj(16 + zlib.MAX_WBITS) if coding == "gzip" else None
         async with asyncio.timeout(10):

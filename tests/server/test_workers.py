@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from pyrt.pytest_plugin.redis_process import RedisServer
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.pytest_plugin.waiting import wait_until
 from tests import REPO
+from tests.server.test_http_binding import Stream
 from tests.server.wsclient import Client, run
 
 pytestmark = pytest.mark.server
@@ -133,6 +135,53 @@ def test_a_client_resumes_by_offset_on_another_worker_what_was_published_while_i
             assert [f for f in back.frames if f.get("type") == "publication"] == []
             for client in [*by_worker.values(), *spare]:
                 await client.close()
+
+        run(scenario())
+    finally:
+        assert server.stop() == 0
+
+
+def test_http_binding_posts_reach_their_stream_from_either_worker_exactly_once(
+    pyrt_redis: RedisServer,
+) -> None:
+    """Each POST on a new TCP connection: the kernel spreads them over both workers, and the one
+    that does not hold the stream hands its POSTs over through Redis (without that, about half of
+    them would be 404)."""
+    server = ServerProcess("--workers", "2", "--redis", pyrt_redis.url, "--redis-prefix", "httpw:")
+    try:
+
+        async def scenario() -> None:
+            posting = httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_keepalive_connections=0))
+            async with httpx.AsyncClient(timeout=10) as reading, posting:
+                request = reading.build_request(
+                    "GET", server.url + "/ws", headers={"Accept": "text/event-stream"}
+                )
+                response = await reading.send(request, stream=True)
+                stream = Stream(posting, response)
+                stream.url = server.url + "/ws"
+                welcome = await stream.frame()
+                stream.key = welcome["key"]
+                statuses = []
+                for n in range(1, 41):
+                    message = {"type": "message", "id": f"m{n}", "data": n}
+                    statuses.append((await stream.post(message)).status_code)
+                assert statuses == [204] * 40
+                acks = [await stream.frame() for _ in range(40)]
+                assert [(a["type"], a["id"], a["ok"]) for a in acks] == [
+                    ("ack", f"m{n}", True) for n in range(1, 41)
+                ]
+                again = await stream.post({"type": "message", "id": "m40", "data": 40}, seq=40)  # a repeat
+                assert again.status_code == 204
+                unknown = await posting.post(
+                    server.url + "/ws", params={"key": "x" * 32, "seq": "1"}, content=""
+                )
+                assert unknown.status_code == 404  # nobody holds that key
+                closing = await stream.post(close="1000")
+                assert closing.status_code == 204
+                with pytest.raises(AssertionError, match="the stream ended"):  # closed by the client
+                    await stream.event()
+                assert (await stream.post({"type": "ping"})).status_code == 404  # gone everywhere
+                await response.aclose()
 
         run(scenario())
     finally:

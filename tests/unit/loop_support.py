@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-__all__ = ["run", "until"]
+from pyrt.testing.waiting import until
+
+__all__ = ["run", "settle", "until"]
 
 
 def run(test: Callable[[], Awaitable[None]], timeout: float = 10.0) -> None:
@@ -17,11 +19,7 @@ def run(test: Callable[[], Awaitable[None]], timeout: float = 10.0) -> None:
     asyncio.run(bounded())
 
 
-async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    """Let the loop run until ``condition()`` holds (no fixed sleeps); fail after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.001)
+async def settle(turns: int = 20) -> None:
+    """Let every task that is ready run to its next wait: ``turns`` turns of the loop, no time."""
+    for _ in range(turns):
+        await asyncio.sleep(0)

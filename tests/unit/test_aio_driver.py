@@ -23,7 +23,7 @@ from pyrt.testing import (
     FakePyrtServer,
     FakeTransport,
 )
-from tests.unit.loop_support import run, until
+from tests.unit.loop_support import run, settle, until
 
 pytestmark = pytest.mark.unit
 
@@ -184,7 +184,7 @@ def test_async_with_waits_for_open_and_wait_closed_returns_the_close_event(make:
 
         async def open_soon() -> None:
             await until(lambda: client.state is State.CONNECTING)
-            await asyncio.sleep(0.01)
+            await settle()
             rig.open()
 
         opener = asyncio.create_task(open_soon())
@@ -264,7 +264,7 @@ def test_ordered_async_handlers_see_messages_one_at_a_time(make: Callable[[], Ri
         @client.on_message
         async def slow(message: Any) -> None:
             seen.append("start " + rig.payload(message))
-            await asyncio.sleep(0.005)
+            await settle(3)
             seen.append("end " + rig.payload(message))
 
         client.connect()
@@ -385,9 +385,9 @@ def test_a_closed_client_stops_reading_the_clocks(wall: WallClock) -> None:
         rig.client.close()
         await rig.client.wait_closed(2)
         reads = wall.reads
-        await asyncio.sleep(0.1)  # five check intervals: a timer still armed would have fired
-        assert wall.reads == reads
-        assert rig.client._timer is None
+        assert rig.client._timer is None  # no timer left to read the clocks...
+        await settle()
+        assert wall.reads == reads  # ...and nothing else reads them
 
     run(scenario)
 

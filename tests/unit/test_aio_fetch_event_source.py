@@ -385,4 +385,3 @@ def test_wait_open_raises_why_the_stream_stopped_and_closed_before_open_says_so(
             await quiet.wait_open()
 
     run(scenario)
-

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pyrt.aio.handlers import Handlers
-from tests.unit.loop_support import run
+from tests.unit.loop_support import run, settle
 
 pytestmark = pytest.mark.unit
 
@@ -144,7 +144,7 @@ def test_an_error_handler_that_raises_is_logged_only(caplog: pytest.LogCaptureFi
         handlers.add("error", broken)
         handlers.add("error", broken_async)
         handlers.emit("error", ValueError("x"))
-        await asyncio.sleep(0.01)
+        await settle()
         assert calls == [1, 2]  # no loop of errors reporting errors
         assert "async error handler bug" in caplog.text
 
@@ -166,9 +166,9 @@ def test_concurrent_async_handlers_start_in_order_and_interleave() -> None:
         handlers.add("message", handler)
         handlers.emit("message", 1)
         handlers.emit("message", 2)
-        await asyncio.sleep(0.01)
+        await settle()
         gate.set()
-        await asyncio.sleep(0.01)
+        await settle()
         assert seen == ["start 1", "start 2", "end 2", "end 1"]
         assert not handlers.tasks
 
@@ -193,10 +193,10 @@ def test_ordered_mode_finishes_each_call_before_the_next_starts_sync_ones_includ
         assert handlers.pending is not None
         handlers.emit("open")  # a sync handler waits its turn too
         handlers.emit("message", 2)
-        await asyncio.sleep(0.01)
+        await settle()
         assert seen == ["start 1"]
         gate.set()
-        await asyncio.sleep(0.01)
+        await settle()
         assert seen == ["start 1", "end 1", "open", "start 2", "end 2"]
         assert handlers.pending is None
 
@@ -219,7 +219,7 @@ def test_ordered_mode_reports_a_failing_async_handler_and_goes_on() -> None:
         handlers.add("error", errors.append)
         handlers.emit("message", 1)
         handlers.emit("message", 2)
-        await asyncio.sleep(0.01)
+        await settle()
         assert seen == [2]
         assert [str(e) for e in errors] == ["one"]
 

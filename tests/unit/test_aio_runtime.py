@@ -16,11 +16,11 @@ from pyrt import EventSourceClient, FetchEventSource, WebSocketClient
 from pyrt.aio import runtime
 from pyrt.cpython.eventsource_transport import CPythonEventSourceTransport
 from pyrt.cpython.fetch_transport import CPythonFetchTransport
-from pyrt.cpython.storage import FileStore
+from pyrt.cpython.services import CPythonServices, LoopTimers
 from pyrt.cpython.ws_transport import CPythonTransport
 from pyrt.engine.states import State
 from pyrt.errors import RelativeURLError
-from pyrt.testing import FakeEventSourceTransport, FakeFetchTransport, FakeTransport
+from pyrt.testing import FakeEventSourceTransport, FakeFetchTransport, FakeServices, FakeTransport
 
 pytestmark = pytest.mark.unit
 
@@ -39,25 +39,41 @@ def test_importing_and_creating_clients_loads_neither_websockets_nor_httpx() -> 
     assert out.stdout.strip() == "[]"
 
 
-def test_outside_pyodide_the_runtime_gives_the_cpython_transports() -> None:
+def test_outside_pyodide_the_runtime_gives_the_cpython_transports_and_services() -> None:
     assert runtime.in_browser() is False
     assert type(runtime.websocket_transport()) is CPythonTransport
     assert type(runtime.fetch_transport()) is CPythonFetchTransport
     assert type(runtime.eventsource_transport()) is CPythonEventSourceTransport
+    assert type(runtime.services()) is CPythonServices
+    assert runtime.services() is runtime.services()  # one for every client: it holds nothing
 
 
 def test_outside_the_browser_a_client_times_itself_with_the_loop() -> None:
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        timers = runtime.timers(loop)
-        assert type(timers) is runtime.LoopTimers
-        fired: list[str] = []
-        timers.call_later(0.01, lambda: fired.append("kept"))
-        timers.call_later(0.0, lambda: fired.append("cancelled")).cancel()
-        while not fired:
-            await asyncio.sleep(0.005)
-        timers.dispose()
-        assert fired == ["kept"]
+        client = WebSocketClient("ws://127.0.0.1:9/ws", transport=CPythonTransport(), heartbeat=None)
+        client.connect()
+        assert type(client._timers) is LoopTimers
+        assert client._services is runtime.services()
+        client.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+
+
+def test_services_come_from_the_client_else_the_transport_else_the_runtime() -> None:
+    async def scenario() -> None:
+        mine = FakeServices()
+        given = WebSocketClient("ws://h/ws", transport=FakeTransport(), services=mine, heartbeat=None)
+        given.connect()
+        assert given._services is mine
+        fake = FakeTransport()
+        carried = WebSocketClient("ws://h/ws", transport=fake, heartbeat=None).connect()
+        assert carried._services is fake.services
+        sse = FetchEventSource("http://h/sse", transport=FakeFetchTransport(), services=mine).connect()
+        assert sse._services is mine
+        assert mine.watchers == [given, sse]  # the page, through the services
+        for client in (given, carried, sse):
+            client.close()
+        assert mine.watchers == []  # a closed client stops watching
 
     asyncio.run(asyncio.wait_for(scenario(), 5))
 
@@ -108,12 +124,11 @@ def test_a_relative_url_raises_from_connect_and_leaves_the_client_idle(make: obj
     asyncio.run(scenario())
 
 
-def test_the_transport_has_no_page_and_persists_to_files(tmp_path: Path) -> None:
-    transport = CPythonTransport(storage_dir=tmp_path)
-    transport.watch_page(None)  # type: ignore[arg-type]  # nothing to watch, nothing called
-    storage = transport.storage()
-    assert isinstance(storage, FileStore)
-    assert storage.directory == tmp_path
+def test_the_cpython_transport_is_the_socket_only() -> None:
+    transport = CPythonTransport()
+    assert transport.services is None  # the runtime's services, unless storage_dir= is given
+    for runtime_service in ("watch_page", "storage", "timers", "share_channel"):
+        assert not hasattr(transport, runtime_service)
     assert transport.buffered_amount() == 0
     transport.close(1000, "", detach=True)  # nothing open: nothing happens
     transport.dispose()

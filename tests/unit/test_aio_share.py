@@ -23,7 +23,7 @@ class Hub:
     def link_requested(self, link: str, participant: str, extra: dict[str, Any]) -> None:
         self.requested.append((link, participant))
 
-    def link_message(self, link: str, message: dict[str, Any]) -> None: ...
+    def link_sent(self, link: str, item: Any) -> None: ...
 
     def link_closed(self, link: str) -> None: ...
 
@@ -40,10 +40,10 @@ class End:
         self.closed: list[tuple[str, int, str]] = []
         self.ready = 0
 
-    def link_opened(self, link: str) -> None:
+    def link_opened(self, link: str, first: Any) -> None:
         self.opened.append(link)
 
-    def link_message(self, link: str, message: dict[str, Any]) -> None: ...
+    def link_item(self, link: str, item: Any) -> None: ...
 
     def link_closed(self, link: str, code: int, reason: str) -> None:
         self.closed.append((link, code, reason))

@@ -119,7 +119,7 @@ def test_keep_alive_comments_reach_the_tabs_so_their_stall_timers_hold() -> None
         await until(lambda: all(t.client.state is State.OPEN for t in tabs))
         follower = next(t for t in tabs if t is not lead)
         loop = asyncio.get_running_loop()
-        until_at = loop.time() + 0.9
+        until_at = loop.time() + 0.9  # the scenario is time passing: 0.9 s of heartbeats, no stall
         while loop.time() < until_at:
             lead.transport.send(encode_comment("hb"))
             await asyncio.sleep(0.1)
@@ -156,5 +156,48 @@ def test_eventsource_tabs_share_one_native_object_and_hand_over() -> None:
         new.transport.send("y", id="1-4")
         await until(lambda: all(len(t.events) == 4 for t in others))
         assert all(t.events == ["1-1", "1-2", "1-3", "1-4"] for t in others)
+
+    run(scenario)
+
+
+def test_a_fetch_tab_that_shares_with_no_one_is_told_why_the_stream_was_lost() -> None:
+    async def scenario() -> None:
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        alone = fetch_tab(bus)
+        errors: list[str] = []
+        alone.client.on_error(lambda error: errors.append(str(error)))
+        alone.client.connect()
+        await until(lambda: reading([alone], "request"))
+        alone.transport.respond(200, "text/event-stream")
+        await until(lambda: alone.client.state is State.OPEN)
+        alone.transport.fail("ConnectError: [Errno 111] Connection refused")
+        await until(lambda: errors)
+        assert "Connection refused" in errors[0]
+        assert "shared" not in errors[0]
+        alone.client.close()
+
+    run(scenario)
+
+
+def test_the_shared_native_object_reports_every_type_a_tab_listens_to() -> None:
+    """A native EventSource reports only the types someone listens to: a follower's handler for
+    a named type makes the leader's object listen to it, and the follower gets those events."""
+
+    async def scenario() -> None:
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [source_tab(bus) for _ in range(2)]
+        for t in tabs:
+            t.client.connect()
+        await until(lambda: reading(tabs, "current"))
+        lead = leader(tabs)
+        assert lead is not None
+        lead.transport.open()
+        await until(lambda: all(t.client.state is State.OPEN for t in tabs))
+        follower = next(t for t in tabs if t is not lead)
+        follower.client.on("tick", lambda e: follower.ticks.append(e.data))
+        await until(lambda: "tick" in lead.transport.types)
+        assert lead.transport.send("1", type="tick", id="1-1")
+        await until(lambda: follower.ticks == ["1"])
+        assert lead.ticks == []  # the leader's own client did not ask for it
 
     run(scenario)

@@ -26,7 +26,7 @@ from pyrt.errors import (
     TokenError,
 )
 from pyrt.persist.records import MemoryRecordStore, MemoryStorage, RestoredMessage, SavedFrame
-from pyrt.testing import FakePyrtServer, FakeTransport
+from pyrt.testing import FakePyrtServer, FakeServices, FakeTransport
 from pyrt.wire.frames import Publication
 from pyrt.wire.limits import ServerLimits
 from tests.unit.loop_support import run, until
@@ -403,7 +403,7 @@ def test_subscriptions_and_publish_work_through_the_client() -> None:
 
 @pytest.mark.parametrize("pacing", ["auto", Pacing(rate=50, burst=10)])
 def test_a_paced_burst_of_acked_calls_is_never_refused(pacing: Any) -> None:
-    """"auto" follows the limits the server advertises; a Pacing stays under its own."""
+    """ "auto" follows the limits the server advertises; a Pacing stays under its own."""
 
     async def scenario() -> None:
         server = FakePyrtServer(limits=ServerLimits(rate=200, burst=10), clock=time.monotonic)
@@ -597,17 +597,19 @@ def test_a_raising_done_callback_goes_to_the_loop_exception_handler() -> None:
     run(scenario)
 
 
-class NoStorage(FakeTransport):
+class NoStorage(FakeServices):
     """A runtime with no durable storage at all (a sandboxed frame, an odd worker)."""
 
-    def storage(self) -> None:
+    def record_store(self) -> None:
         return None
 
 
 def test_without_durable_storage_the_client_says_so_once_and_keeps_working() -> None:
     async def scenario() -> None:
-        transport = NoStorage(FakePyrtServer(), asyncio.get_running_loop().call_soon)
-        client = WebSocketClient("ws://test/ws", heartbeat=None, persist="chat", transport=transport)
+        transport = FakeTransport(FakePyrtServer(), asyncio.get_running_loop().call_soon)
+        client = WebSocketClient(
+            "ws://test/ws", heartbeat=None, persist="chat", transport=transport, services=NoStorage()
+        )
         errors: list[Exception] = []
         client.on_error(errors.append)
         assert client.storage_kind is None
@@ -674,10 +676,16 @@ def test_restored_messages_report_their_fate_to_on_restored() -> None:
 
 
 class LateStore(MemoryRecordStore):
-    """A store that loads a moment later (IndexedDB)."""
+    """A store that loads a moment later (IndexedDB); ``loads`` counts the loads it answered."""
+
+    loads = 0
 
     def load(self, key: str, done: Any, failed: Any) -> None:
-        asyncio.get_running_loop().call_later(0.02, super().load, key, done, failed)
+        def answer() -> None:
+            super(LateStore, self).load(key, done, failed)
+            self.loads += 1
+
+        asyncio.get_running_loop().call_later(0.02, answer)
 
 
 def test_a_client_whose_state_loads_later_connects_then_and_sends_the_saved_messages_first() -> None:
@@ -698,11 +706,12 @@ def test_a_client_whose_state_loads_later_connects_then_and_sends_the_saved_mess
         assert server.handled == ["saved", "sent while loading"]
         await until(lambda: not store.records["chat"])
 
-        closing, _ = make(server, persist="chat", storage=LateStore(durable=True))
+        late = LateStore(durable=True)
+        closing, _ = make(server, persist="chat", storage=late)
         closing.connect()
         closing.close()
-        await asyncio.sleep(0.05)
-        assert closing.state is State.CLOSED
+        await until(lambda: late.loads == 1)  # the saved state came after the close ...
+        assert closing.state is State.CLOSED  # ... and did not connect it
 
     run(scenario)
 

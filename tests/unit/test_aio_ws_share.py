@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +16,9 @@ from pyrt import Backoff, WebSocketClient
 from pyrt.aio import share as share_module
 from pyrt.engine.heartbeat import Heartbeat
 from pyrt.engine.states import State
-from pyrt.errors import ShareUnavailable
-from pyrt.testing import FakePyrtServer, FakeShareBus, FakeTransport
+from pyrt.errors import MessageTooLarge, ShareUnavailable
+from pyrt.testing import FakePyrtServer, FakeServices, FakeShareBus, FakeTransport
+from pyrt.wire.limits import ServerLimits
 from tests.unit.loop_support import run, until
 
 FAST = Backoff(initial=0.01, maximum=0.05)
@@ -31,7 +34,7 @@ class Tab:
 
 def tab(server: FakePyrtServer, bus: FakeShareBus, **kwargs: Any) -> Tab:
     loop = asyncio.get_running_loop()
-    transport = FakeTransport(server, loop.call_soon)
+    transport = kwargs.pop("transport", None) or FakeTransport(server, loop.call_soon)
     kwargs.setdefault("heartbeat", None)
     client = WebSocketClient("ws://test/ws", backoff=FAST, transport=transport, share=bus.channel(), **kwargs)
     made = Tab(client, transport)
@@ -79,6 +82,42 @@ def test_eight_tabs_share_one_connection_and_each_ack_reaches_its_tab() -> None:
         assert replies == [{"echo": {"tab": n}} for n in range(8)]
         assert sorted(d["tab"] for d in server.handled) == list(range(8))
         assert all(t.client.session == tabs[0].client.session for t in tabs)
+
+    run(scenario)
+
+
+def test_where_websockets_do_not_pass_the_tab_holding_the_connection_opens_it_over_http_for_all() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer(app=lambda data: {"echo": data})
+        blocked = FakePyrtServer()
+        blocked.accepting = False  # every WebSocket fails before it opens
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        loop = asyncio.get_running_loop()
+        tabs = [
+            tab(
+                server,
+                bus,
+                transport=FakeTransport(blocked, loop.call_soon),
+                http_transport=FakeTransport(server),
+            )
+            for _ in range(8)
+        ]
+        for t in tabs:
+            t.client.connect()
+        for t in tabs:
+            await t.client.wait_open(2)
+        assert live_connections(server) == 1
+        participant = leader_of(tabs).client._participant
+        assert participant is not None
+        assert participant.hub is not None
+        hub_client = participant.hub.client  # type: ignore[attr-defined]
+        assert hub_client.transport == "http"
+        assert hub_client.stats.fallbacks == 1
+        await until(lambda: all(t.client.transport == "http" for t in tabs))  # what the tabs share
+        assert all(t.client.transports == ("websocket", "http") for t in tabs)
+        assert all(t.client._engine.transports.choice.order == ("websocket",) for t in tabs)  # a link
+        replies = await asyncio.gather(*(t.client.send_with_ack({"tab": n}) for n, t in enumerate(tabs)))
+        assert replies == [{"echo": {"tab": n}} for n in range(8)]
 
     run(scenario)
 
@@ -230,8 +269,7 @@ def test_a_page_going_away_hands_the_connection_to_another_tab() -> None:
             await t.client.wait_open(2)
         leader = leader_of(tabs)
         other = next(t for t in tabs if t is not leader)
-        assert leader.transport.page is not None
-        leader.transport.page.page_hidden()  # pagehide in the leader's tab
+        leader.transport.services.page_hidden()  # pagehide in the leader's tab
         await until(lambda: other.client.sharing is not None and other.client.sharing.role == "leader")
         await until(lambda: other.client.state is State.OPEN)
         assert leader.client.state is State.PAUSED  # its own client pauses, as without sharing
@@ -410,5 +448,153 @@ def test_the_shared_connection_refreshes_its_token_in_place() -> None:
         assert len(server.connections) == 1  # never reconnected
         assert all(t.client.stats.reconnects == 0 for t in tabs)
         assert await tabs[1].client.send_with_ack("still") == "still"
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "told"),
+    [
+        (1006, "", "closed with code 1006"),  # what an unshared client says
+        (
+            1001,
+            "server shutting down; reconnect_window=0.01",
+            "closed with code 1006 (the server closed the connection with code 1001)",
+        ),
+    ],
+)
+def test_a_tab_that_shares_with_no_one_is_told_what_happened_to_the_connection(
+    code: int, reason: str, told: str
+) -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        alone = tab(server, bus)
+        reasons: list[str] = []
+        alone.client.on_reconnecting(lambda attempt, delay, why: reasons.append(why))
+        alone.client.connect()
+        await alone.client.wait_open(2)
+        alone.transport.drop(code, reason)  # the real socket, held by this tab's hub
+        await until(lambda: reasons)
+        assert reasons[0] == told
+        assert "shared" not in reasons[0]
+        await alone.client.wait_open(2)  # and it comes back
+        alone.client.close()
+
+    run(scenario)
+
+
+def test_a_shared_publish_crosses_one_engine_and_the_connection_stays_under_the_servers_limits() -> None:
+    """Four tabs send 60 acked messages each at once through one connection to a server that
+    takes 100 frames a second in bursts of 20: nothing is refused, every message is handled
+    once and acked in the tab that sent it, in order. Each frame is encoded, queued and paced by
+    its own tab's engine; the hub's engine only spends a token of the connection's pacer for it
+    (it queues none, and awaits no ack of theirs)."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        limits = ServerLimits(rate=100.0, burst=20, window=40)
+        server = FakePyrtServer(app=lambda data: data, limits=limits, clock=loop.time)
+        bus = FakeShareBus(loop.call_soon)
+        tabs = [tab(server, bus) for _ in range(4)]
+        for t in tabs:
+            t.client.connect()
+        for t in tabs:
+            await t.client.wait_open(2)
+        replies = await asyncio.gather(
+            *(t.client.send_with_ack({"tab": n, "seq": i}) for n, t in enumerate(tabs) for i in range(60)),
+        )
+        assert replies == [{"tab": n, "seq": i} for n in range(4) for i in range(60)]
+        assert server.refusals == []
+        assert live_connections(server) == 1
+        for n in range(4):
+            assert [d["seq"] for d in server.handled if d["tab"] == n] == list(range(60))  # once, in order
+        participant = leader_of(tabs).client._participant
+        assert participant is not None
+        hub_client = participant.hub.client  # type: ignore[union-attr]
+        assert hub_client.stats.queued == 0
+        assert hub_client.stats.pending_acks == 0
+        assert hub_client.stats.sent >= 240  # every tab's frame, forwarded through its pacer
+
+    run(scenario, timeout=20)
+
+
+def test_a_tab_knows_the_servers_frame_size_limit_and_never_gets_the_connection_closed() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer(limits=ServerLimits(max_bytes=1000))
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus) for _ in range(2)]
+        for t in tabs:
+            t.client.connect()
+            await t.client.wait_open(2)
+        follower = next(t for t in tabs if t is not leader_of(tabs))
+        with pytest.raises(MessageTooLarge):
+            await follower.client.send_with_ack("x" * 2000)
+        assert await follower.client.send_with_ack("small") == "small"
+        assert len(server.connections) == 1  # the shared connection never closed
+
+    run(scenario)
+
+
+def test_share_by_name_uses_the_services_share_channel() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        clients = [
+            WebSocketClient(
+                "ws://test/ws",
+                share="app",
+                heartbeat=None,
+                transport=FakeTransport(server),
+                services=FakeServices(bus=bus),
+            )
+            for _ in range(2)
+        ]
+        for client in clients:
+            client.connect()
+            await client.wait_open(2)
+        assert sorted(c.sharing.role for c in clients if c.sharing is not None) == ["follower", "leader"]
+        assert {c.sharing.name for c in clients if c.sharing is not None} == {"app"}
+        assert live_connections(server) == 1
+        for client in clients:
+            client.close()
+
+    run(scenario)
+
+
+def test_a_follower_publish_and_its_ack_cross_json_four_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The follower's engine encodes the publish; the leader's relay reads it (to route its ack)
+    and reads the ack; the follower's engine reads the ack. Nothing on the group's channel is
+    JSON-wrapped, and the hub's engine reads none of them."""
+    reads: list[str] = []
+    decode = json.decoder.JSONDecoder.decode
+
+    def counted(self: json.JSONDecoder, text: str, *args: Any, **kwargs: Any) -> Any:
+        callers = []
+        frame = sys._getframe(1)
+        while frame is not None:
+            callers.append(frame.f_code.co_filename.replace("\\", "/"))
+            frame = frame.f_back
+        server = any("/pyrt/session/" in c or "/pyrt/testing/fake_server" in c for c in callers)
+        if not server:  # a client's read: named by the first caller outside the codec
+            reads.append(next(c.split("/pyrt/")[1] for c in callers if "/pyrt/" in c and "/wire/" not in c))
+        return decode(self, text, *args, **kwargs)
+
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus) for _ in range(2)]
+        for t in tabs:
+            t.client.connect()
+            await t.client.wait_open(2)
+        follower = next(t for t in tabs if t is not leader_of(tabs))
+        await follower.client.publish("news", 0)
+        monkeypatch.setattr(json.decoder.JSONDecoder, "decode", counted)
+        await follower.client.publish("news", 1)
+        monkeypatch.undo()
+        assert sorted(reads) == ["engine/connection.py", "share/ws_relay.py", "share/ws_relay.py"]
+        publish = next(text for _, text in bus.posted if '"type":"publish"' in text and '"data":1' in text)
+        assert not publish.startswith("{")  # the frame as it is, after a few header lines:
+        assert '\\"' not in publish  # not escaped into a JSON string
 
     run(scenario)

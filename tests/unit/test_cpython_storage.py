@@ -12,7 +12,7 @@ import pytest
 from pyrt import Backoff, WebSocketClient
 from pyrt.cpython.storage import FileStorage, FileStore, default_directory
 from pyrt.persist.records import Changes, SavedFrame, Snapshot, dumps
-from pyrt.testing import FakePyrtServer, FakeTransport
+from pyrt.testing import FakePyrtServer, FakeTransport, until
 
 pytestmark = pytest.mark.unit
 
@@ -80,8 +80,7 @@ def test_a_client_persists_unacked_messages_to_the_file_and_a_new_one_resends_th
         )
         client.connect()
         client.send_with_ack({"n": 1})
-        while not (tmp_path / "chat.json").exists():
-            await asyncio.sleep(0.01)
+        await until(lambda: (tmp_path / "chat.json").exists())
 
     async def second() -> None:
         server.accepting = True
@@ -90,8 +89,7 @@ def test_a_client_persists_unacked_messages_to_the_file_and_a_new_one_resends_th
             "ws://test/ws", heartbeat=None, persist="chat", storage=storage, transport=transport
         )
         await client.connect().wait_open(5)
-        while client.stats.acked < 1:
-            await asyncio.sleep(0.01)
+        await until(lambda: client.stats.acked >= 1)
         client.close()
 
     asyncio.run(asyncio.wait_for(first(), 10))
@@ -185,8 +183,7 @@ def test_a_client_writes_and_a_new_one_restores_through_the_file_store(tmp_path:
     async def second() -> None:
         client = await page(accepting=True)
         await client.wait_open(5)
-        while client.stats.acked < 1:
-            await asyncio.sleep(0.01)
+        await until(lambda: client.stats.acked >= 1)
         await client.persisted()
         client.close()
 

@@ -70,3 +70,18 @@ def test_tokens_that_cannot_travel_in_a_handshake_are_refused_without_showing_th
     assert "secret" not in str(info.value)
     with pytest.raises(ValueError, match="cannot travel"):
         check_token("x" * 8193)
+
+
+def test_only_the_first_answer_to_the_current_request_is_taken() -> None:
+    schedule = TokenRefresh()
+    schedule.expires_in(40.0, now=0.0)
+    first = schedule.started()
+    schedule.reset()  # its connection went
+    schedule.expires_in(40.0, now=31.0)
+    assert not schedule.takes(first)  # the gone connection's answer
+    second = schedule.started()
+    assert second == first + 1
+    assert not schedule.takes(first)  # late, while the next request runs
+    assert schedule.takes(second)
+    assert not schedule.takes(second)  # answered already
+    assert not schedule.takes(None)

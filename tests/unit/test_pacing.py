@@ -64,11 +64,28 @@ def test_frames_sent_before_welcome_count_against_the_new_burst() -> None:
     assert drain(pacer, 0.001) == 150  # 200 - the 50 already sent on this connection
 
 
-def test_a_server_that_advertises_nothing_keeps_the_defaults_and_so_does_follow_server_false() -> None:
-    for pacer, limits in ((Pacer(), None), (Pacer(Pacing(follow_server=False)), SERVE_PY)):
-        pacer.start(0.0)
-        pacer.advertise(limits, 0.0)
-        assert (pacer.rate, pacer.burst, pacer.window) == (50.0, 50.0, None)
+def test_follow_server_false_keeps_the_defaults_whatever_the_server_advertises() -> None:
+    pacer = Pacer(Pacing(follow_server=False))
+    pacer.start(0.0)
+    pacer.advertise(SERVE_PY, 0.0)
+    assert (pacer.rate, pacer.burst, pacer.window) == (50.0, 50.0, None)
+
+
+def test_a_server_that_advertises_nothing_is_not_paced_until_it_refuses() -> None:
+    pacer = Pacer()
+    pacer.start(0.0)
+    pacer.advertise(None, 0.0)
+    assert pacer.rate is None
+    assert drain(pacer, 0.0, most=5000) == 5000  # a request/response loop is never held back
+    pacer.hold(1.0, now=0.0)  # a refusal: the server has a limit after all
+    pacer.confirm(pacer.seq)
+    assert (pacer.rate, pacer.burst) == (50.0, 50.0)  # the conservative pace, no cut on top
+    assert not pacer.allows(0.5)  # and the hold is kept
+    assert drain(pacer, 1.0) == 0  # the bucket starts empty at the end of the hold
+    assert drain(pacer, 2.0) == 50
+    pacer.start(3.0)  # a new connection starts from the advertisement again
+    pacer.advertise(None, 3.0)
+    assert pacer.rate is None
 
 
 def test_an_unlimited_rate_still_keeps_the_window() -> None:
@@ -187,15 +204,16 @@ def run_schedule(steps: list[tuple[float, int, int]], rate: float, burst: int, w
         if not welcomed and now >= welcome_at:
             pacer.advertise(ServerLimits(rate=rate, burst=burst), now)
             welcomed = True
+        arrival = now + 1e-6  # a frame reaches the server after it was sent (never at the same float)
         for _ in range(pings):
             pacer.force(now)
-            server.take(now)  # a ping is never held back; the server answers it anyway
+            server.take(arrival)  # a ping is never held back; the server answers it anyway
         for _ in range(wanted):
             if not pacer.allows(now):
                 break
             pacer.spend(now)
             sent += 1
-            assert server.take(now), (now, pacer.rate, pacer.burst)
+            assert server.take(arrival), (now, pacer.rate, pacer.burst)
     return sent
 
 

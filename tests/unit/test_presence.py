@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from pyrt.engine.presence import PresenceView
-from pyrt.wire.frames import Member, member_id, read_members, read_presence
+from pyrt.session.presence import member_id
+from pyrt.wire.frames import Member, read_members, read_presence
 
 
 def m(client: str, info: Any = None, user: str | None = None) -> Member:

@@ -165,7 +165,18 @@ def test_core_modules_import_nothing_that_does_io_or_reads_the_clock() -> None:
     found = {
         str(path.relative_to(PACKAGE)): sorted(roots(path) & CORE_FORBIDDEN)
         for path in pure_modules()
-        if roots(path) & CORE_FORBIDDEN
+        if path.parent.name != "testing" and roots(path) & CORE_FORBIDDEN
+    }
+    assert found == {}
+
+
+def test_the_fakes_run_in_every_runtime() -> None:
+    """``pyrt.testing`` may wait on asyncio (it drives clients), but ships in ``/pyrt.zip`` and
+    runs on CPython too: no runtime's own library."""
+    found = {
+        str(path.relative_to(PACKAGE)): sorted(roots(path) & AIO_FORBIDDEN)
+        for path in modules("testing")
+        if roots(path) & AIO_FORBIDDEN
     }
     assert found == {}
 
@@ -177,6 +188,74 @@ def test_core_modules_import_no_layer_above_them() -> None:
         if (layers := _pyrt_layers(path))
     }
     assert found == {}
+
+
+#: What each pure package may import of pyrt (besides the standard library and ``pyrt.errors``):
+#: the layers of docs/architecture.md, lowest first. ``None`` is the package's root.
+MAY_IMPORT: dict[str | None, set[str]] = {
+    None: set(),
+    "wire": {"wire"},
+    "session": {"wire", "session"},
+    "persist": {"wire", "persist"},
+    "engine": {"wire", "persist", "engine"},
+    "share": {"wire", "engine", "share"},
+    "ports": {"wire", "persist", "share", "ports"},
+    "testing": {"wire", "session", "persist", "engine", "share", "ports", "testing"},
+}
+ROOT_MODULES = {"pyrt", "pyrt.errors", "pyrt.redact"}
+
+
+def _package_of(name: str) -> str | None:
+    """``pyrt.wire.codec`` -> ``"wire"``; a module of the root (``pyrt.errors``) -> ``None``."""
+    parts = name.split(".")
+    if len(parts) < 2 or ".".join(parts[:2]) in ROOT_MODULES:
+        return None
+    return parts[1]
+
+
+def test_each_pure_package_imports_only_the_layers_below_it() -> None:
+    found = {}
+    for tier, allowed in MAY_IMPORT.items():
+        for path in modules(tier):
+            names = {n for n in imported_modules(path) if n == "pyrt" or n.startswith("pyrt.")}
+            wrong = sorted(n for n in names if (layer := _package_of(n)) is not None and layer not in allowed)
+            if wrong:
+                found[str(path.relative_to(PACKAGE))] = wrong
+    assert found == {}
+
+
+def test_the_server_speaks_through_the_wire_and_the_session_only() -> None:
+    """The server shares the protocol with the clients, never their engines."""
+    found = {}
+    for path in modules("server"):
+        names = {n for n in imported_modules(path) if n.startswith("pyrt.")}
+        wrong = sorted(n for n in names if _package_of(n) not in ("wire", "session", "server", None))
+        if wrong:
+            found[str(path.relative_to(PACKAGE))] = wrong
+    assert found == {}
+
+
+def test_nothing_in_pyrt_imports_the_fakes() -> None:
+    """``pyrt.testing`` is for tests (users' and ours): no client or server module needs it."""
+    found = {
+        name: sorted(i for i in imported if i.startswith("pyrt.testing"))
+        for name, imported in import_graph().items()
+        if not name.startswith(("pyrt.testing", "pyrt.pytest_plugin"))
+        and any(i.startswith("pyrt.testing") for i in imported)
+    }
+    assert found == {}
+
+
+def test_the_package_table_knows_every_package_of_pyrt() -> None:
+    packages = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file()}
+    assert packages == {p for p in MAY_IMPORT if p is not None} | TIERS
+
+
+def test_package_of_reads_the_layer_from_a_module_name() -> None:
+    assert _package_of("pyrt.wire.codec") == "wire"
+    assert _package_of("pyrt.wire") == "wire"
+    assert _package_of("pyrt.errors") is None
+    assert _package_of("pyrt.errors.QueueFull") is None
 
 
 def test_the_asyncio_layer_never_touches_a_runtime() -> None:

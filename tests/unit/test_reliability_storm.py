@@ -22,11 +22,21 @@ import pytest
 
 from pyrt.engine.backoff import Backoff
 from pyrt.engine.websocket import OpenSocket, Reconnecting, WebSocketEngine
+from pyrt.wire import codec
+from pyrt.wire.frames import Welcome
 from pyrt.wire.reconnect_window import DEFAULT_RECONNECT_RATE, close_reason, drain_window
 from tests.faults.scenario import emit
 
 CLIENTS = 500
 BIN = 0.1
+
+WELCOME = codec.encode(Welcome(session="s1"))
+
+
+def up(engine: WebSocketEngine, now: float) -> None:
+    """The socket opens and the server's welcome arrives: the connection is up."""
+    engine.opened(now)
+    engine.received(WELCOME, now)
 
 
 @dataclass
@@ -82,7 +92,7 @@ def storm(
     start = -10.0
     for engine in engines:
         engine.connect(start)
-        engine.opened(start + 0.01)
+        up(engine, start + 0.01)
         engine.actions()
     timers: list[tuple[float, int]] = []
     attempts: list[float] = []
@@ -101,7 +111,7 @@ def storm(
                 if now < server_down_for:
                     engine.closed(1006, "", now)  # refused: the server is still down
                 else:
-                    engine.opened(now)
+                    up(engine, now)
                     reconnected[index] = now
                 handle(index, now)
             elif type(action) is Reconnecting:
@@ -197,7 +207,7 @@ def test_a_graceful_restart_with_default_settings_spreads_clients_over_its_windo
 def test_a_single_user_on_a_flaky_link_still_reconnects_within_the_default_first_backoff() -> None:
     engine = WebSocketEngine(heartbeat=None, rng=random.Random(1).random)
     engine.connect(0.0)
-    engine.opened(0.0)
+    up(engine, 0.0)
     delays = []
     for n in range(20):  # twenty drops, each after a long enough connection to reset the backoff
         now = 10.0 * (n + 1)
@@ -207,6 +217,6 @@ def test_a_single_user_on_a_flaky_link_still_reconnects_within_the_default_first
         deadline = engine.next_deadline()
         assert deadline is not None
         engine.tick(deadline)
-        engine.opened(deadline)
+        up(engine, deadline)
         engine.actions()
     assert max(delays) <= Backoff().initial

@@ -198,8 +198,7 @@ WPT_CASES: list[tuple[str, bytes, Expected, str]] = [
     ),
     (
         "event-data: lines and data parsing (resources/message2.py)",
-        b"data:msg\ndata:msg\n\n:\nfalsefield:msg\n\nfalsefield:msg\nData:data\n\ndata\n\n"
-        b"data:end\n\n",
+        b"data:msg\ndata:msg\n\n:\nfalsefield:msg\n\nfalsefield:msg\nData:data\n\ndata\n\ndata:end\n\n",
         [("message", "msg\nmsg", ""), ("message", "", ""), ("message", "end", "")],
         "",
     ),
@@ -226,9 +225,7 @@ def test_wpt_retry_fields_set_the_reconnection_time() -> None:
 def test_wpt_last_event_id_carries_over_to_the_reconnected_stream() -> None:
     # format-field-id / -id-2: the second response has no id field, the events keep "…".
     dec = SSEDecoder()
-    assert as_tuples(dec.feed("id: …\nretry: 200\ndata: hello\n\n".encode())) == [
-        ("message", "hello", "…")
-    ]
+    assert as_tuples(dec.feed("id: …\nretry: 200\ndata: hello\n\n".encode())) == [("message", "hello", "…")]
     dec.end()
     assert as_tuples(dec.feed("data: …\n\n".encode())) == [("message", "…", "…")]
     assert dec.retry == 200
@@ -252,9 +249,7 @@ def test_spec_example_stock_ticker_joins_data_lines() -> None:
 
 
 def test_spec_example_four_blocks_with_ids_and_an_unterminated_last_block() -> None:
-    body = (
-        b": test stream\n\ndata: first event\nid: 1\n\ndata:second event\nid\n\ndata:  third event\n"
-    )
+    body = b": test stream\n\ndata: first event\nid: 1\n\ndata:second event\nid\n\ndata:  third event\n"
     assert_stream(body, [("message", "first event", "1"), ("message", "second event", "")])
 
 
@@ -283,9 +278,7 @@ def test_bom_split_across_chunks_is_still_stripped() -> None:
 
 def test_bom_is_stripped_again_at_the_start_of_the_next_stream_only() -> None:
     dec = SSEDecoder()
-    assert as_tuples(dec.feed(b"\xef\xbb\xbfdata:1\n\n\xef\xbb\xbfdata:2\n\n")) == [
-        ("message", "1", "")
-    ]
+    assert as_tuples(dec.feed(b"\xef\xbb\xbfdata:1\n\n\xef\xbb\xbfdata:2\n\n")) == [("message", "1", "")]
     dec.end()
     assert as_tuples(dec.feed(b"\xef\xbb\xbfdata:3\n\n")) == [("message", "3", "")]
 
@@ -302,10 +295,13 @@ def test_lone_cr_ends_lines_and_a_blank_cr_line_dispatches() -> None:
 
 
 def test_invalid_utf8_becomes_replacement_characters() -> None:
-    assert_stream(b"data:a\xffb\xc3\n\ndata:\xe2\x80\n\n", [
-        ("message", "a\ufffdb\ufffd", ""),
-        ("message", "\ufffd", ""),
-    ])
+    assert_stream(
+        b"data:a\xffb\xc3\n\ndata:\xe2\x80\n\n",
+        [
+            ("message", "a\ufffdb\ufffd", ""),
+            ("message", "\ufffd", ""),
+        ],
+    )
 
 
 def test_multibyte_characters_split_across_chunks_are_reassembled() -> None:
@@ -335,10 +331,14 @@ def test_last_event_id_changes_only_at_dispatch() -> None:
 
 
 def test_id_with_nul_is_ignored_and_the_previous_id_stays() -> None:
-    assert_stream(b"id: K6\ndata: a\n\nid: bad\x00id\ndata: b\n\n", [
-        ("message", "a", "K6"),
-        ("message", "b", "K6"),
-    ], "K6")
+    assert_stream(
+        b"id: K6\ndata: a\n\nid: bad\x00id\ndata: b\n\n",
+        [
+            ("message", "a", "K6"),
+            ("message", "b", "K6"),
+        ],
+        "K6",
+    )
 
 
 def test_retry_needs_ascii_digits_only() -> None:
@@ -414,8 +414,29 @@ def test_large_event_in_many_chunks_is_assembled_once() -> None:
 # Pieces that stress every rule: line endings, colons, spaces, BOMs, NUL, multibyte text.
 PIECES = st.sampled_from(
     [
-        "data", "data:", "data: ", "id:", "id: ", "event:", "retry:", "retry: 15", ":", " ",
-        "\n", "\r", "\r\n", "\n\n", "\ufeff", "\0", "x", "é", "€", "𝄞", "12", "Data", "ev",
+        "data",
+        "data:",
+        "data: ",
+        "id:",
+        "id: ",
+        "event:",
+        "retry:",
+        "retry: 15",
+        ":",
+        " ",
+        "\n",
+        "\r",
+        "\r\n",
+        "\n\n",
+        "\ufeff",
+        "\0",
+        "x",
+        "é",
+        "€",
+        "𝄞",
+        "12",
+        "Data",
+        "ev",
     ]
 )
 STREAMS = st.lists(PIECES, max_size=40).map("".join).map(lambda s: s.encode("utf-8"))

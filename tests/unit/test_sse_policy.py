@@ -138,9 +138,7 @@ def test_resume_url_percent_encodes_the_id_and_removes_the_parameter_for_an_empt
 def test_connect_sends_accept_and_the_users_headers() -> None:
     eng = engine(headers={"Authorization": "Bearer t"})
     eng.connect(0.0)
-    assert acts(eng) == [
-        StartRequest(1, {"Authorization": "Bearer t", "Accept": SSE}, attempt=0)
-    ]
+    assert acts(eng) == [StartRequest(1, {"Authorization": "Bearer t", "Accept": SSE}, attempt=0)]
     assert eng.state is State.CONNECTING
     assert eng.ready_state is ReadyState.CONNECTING
 
@@ -299,9 +297,7 @@ def test_stream_end_reconnects_with_last_event_id_after_the_backoff_delay() -> N
     eng.tick(1.05)
     assert acts(eng) == []  # not due yet
     eng.tick(1.1)
-    assert acts(eng) == [
-        StartRequest(2, {"Accept": SSE, "Last-Event-ID": "41"}, attempt=1)
-    ]
+    assert acts(eng) == [StartRequest(2, {"Accept": SSE, "Last-Event-ID": "41"}, attempt=1)]
 
 
 def test_the_streams_retry_field_is_a_floor_under_the_backoff() -> None:
@@ -583,16 +579,29 @@ def test_close_while_waiting_has_nothing_to_abort() -> None:
 # -- invariants under any sequence of inputs -------------------------------------------------
 
 STEP = st.sampled_from(
-    ["response200", "response500", "response401", "response204", "chunk", "end", "fail",
-     "tick", "hide", "show", "online", "close"]
+    [
+        "response200",
+        "response500",
+        "response401",
+        "response204",
+        "chunk",
+        "end",
+        "fail",
+        "tick",
+        "hide",
+        "show",
+        "online",
+        "close",
+    ]
 )
 
 
 @settings(max_examples=300)
 @given(steps=st.lists(st.tuples(STEP, st.floats(min_value=0, max_value=3)), max_size=40))
 def test_any_input_sequence_keeps_the_engine_consistent(steps: list[tuple[str, float]]) -> None:
-    eng = engine(when_hidden="pause", stall_timeout=1.0,
-                 backoff=Backoff(initial=0.1, maximum=1.0, max_attempts=5))
+    eng = engine(
+        when_hidden="pause", stall_timeout=1.0, backoff=Backoff(initial=0.1, maximum=1.0, max_attempts=5)
+    )
     now = 0.0
     eng.connect(now)
     in_flight: int | None = None

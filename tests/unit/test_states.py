@@ -1,4 +1,5 @@
-"""States: one enum for every client, a table per engine; illegal moves raise and change nothing."""
+"""States: one enum for every client, a table per engine (the WebSocket one keyed by what happened);
+illegal moves raise and change nothing; one Closed for every engine."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pyrt.engine.states import (
     EVENTSOURCE_TRANSITIONS,
     FETCH_SSE_TRANSITIONS,
     TRANSITIONS,
+    WEBSOCKET,
+    Closed,
+    Input,
     ReadyState,
     State,
     StateMachine,
@@ -109,3 +113,51 @@ def test_ready_state_uses_the_javascript_websocket_numbers(state: State, number:
 def test_ready_state_names_match_javascript() -> None:
     names = [(r.name, int(r)) for r in ReadyState]
     assert names == [("CONNECTING", 0), ("OPEN", 1), ("CLOSING", 2), ("CLOSED", 3)]
+
+
+# ------------------------------------------------------------ the WebSocket table, keyed by input
+
+
+def test_the_websocket_machine_moves_by_what_happened() -> None:
+    machine = StateMachine()
+    for event, state in [
+        (Input.CONNECT, State.CONNECTING),
+        (Input.OPENED, State.OPEN),
+        (Input.LOST, State.RECONNECTING),
+        (Input.RETRY, State.CONNECTING),
+        (Input.QUIET, State.PAUSED),
+        (Input.RESUME, State.CONNECTING),
+        (Input.CLOSE, State.CLOSING),
+        (Input.SOCKET_CLOSED, State.CLOSED),
+    ]:
+        machine.on(event)
+        assert machine.state is state
+
+
+def test_the_same_input_leads_where_the_state_says() -> None:
+    """close() waits for a socket that exists, and closes at once without one."""
+    assert WEBSOCKET[State.OPEN][Input.CLOSE] is State.CLOSING
+    assert WEBSOCKET[State.RECONNECTING][Input.CLOSE] is State.CLOSED
+    assert WEBSOCKET[State.IDLE][Input.CLOSE] is State.CLOSED
+
+
+def test_an_input_the_state_does_not_expect_raises_naming_both_and_changes_nothing() -> None:
+    machine = StateMachine(State.RECONNECTING)
+    with pytest.raises(IllegalTransition, match="illegal input 'opened' in state RECONNECTING"):
+        machine.on(Input.OPENED)
+    assert machine.state is State.RECONNECTING
+
+
+def test_the_plain_table_is_the_keyed_one_without_its_reasons() -> None:
+    assert {state: frozenset(moves.values()) for state, moves in WEBSOCKET.items()} == TRANSITIONS
+    used = {event for moves in WEBSOCKET.values() for event in moves}
+    assert used == set(Input)
+
+
+def test_both_engines_end_with_the_one_closed() -> None:
+    from pyrt.engine import sse, websocket
+
+    assert websocket.Closed is sse.Closed is Closed
+    ws = Closed(None, "closed by the client", True, 1000, "bye", True)
+    assert (ws.code, ws.reason, ws.was_clean) == (1000, "bye", True)
+    assert Closed(None, "closed by the application", by_client=True).code is None  # SSE: no close code

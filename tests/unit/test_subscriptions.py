@@ -99,3 +99,26 @@ def test_a_bare_integer_offset_orders_like_the_server_reads_it() -> None:
     assert subs.accept("news", "5-0") is None  # "5" is "5-0": delivered already
     assert subs.accept("news", "4-9") is None
     assert subs.accept("news", "5-1") is not None
+
+
+def test_a_subscription_that_replaces_an_earlier_one_takes_nothing_before_it_is_confirmed() -> None:
+    subs = Subscriptions()
+    subs.add("news", handler, None)
+    subs.confirmed("news", "1-3", True)
+    old = subs.remove("news")
+    assert old is not None
+    assert old.ended
+    subs.add("news", handler, "1-1")
+    assert subs.accept("news", "1-4") is None  # the earlier subscription's, still on its way
+    subs.confirmed("news", "1-4", True)
+    assert subs.accept("news", "1-2") is not None  # the replay, from where it was asked
+    assert subs.offsets() == {"news": "1-2"}
+
+
+def test_after_a_disconnect_a_new_subscription_replaces_nothing() -> None:
+    subs = Subscriptions()
+    subs.add("news", handler, None)
+    subs.remove("news")
+    subs.disconnected()
+    sub = subs.add("news", handler, None)
+    assert not sub.replacing

@@ -3,8 +3,11 @@ directions; a client frame that breaks the grammar is refused with the error the
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import typing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -255,3 +258,63 @@ def test_any_json_data_round_trips_in_messages_and_publications(data: Any, frame
     assert codec.decode_client_frame(sent) == Message(data, frame_id)
     publication = Publication("c", data, "1-1")
     assert codec.decode_server_frame(codec.encode(publication)) == publication
+
+
+# ------------------------------------------------------------------- one codec owns the format
+
+FRAME_TYPES = {
+    "ping", "pong", "message", "subscribe", "unsubscribe", "publish", "history", "presence",
+    "presence_join", "presence_leave", "refresh", "welcome", "ack", "subscribed", "unsubscribed",
+    "publication", "presence_diff", "error",
+}  # fmt: skip
+PACKAGE = Path(codec.__file__).resolve().parents[1]
+OWNERS = {PACKAGE / "wire" / "codec.py"}
+
+
+def frames_spelled(source: str) -> list[str]:
+    """Where ``source`` writes a pyrt frame itself: a dict literal whose ``"type"`` is a frame
+    type, or a string that starts a frame's JSON (``'{"type":"ack"'``). Docstrings do not count."""
+    tree = ast.parse(source)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if (
+                    isinstance(key, ast.Constant)
+                    and key.value == "type"
+                    and isinstance(value, ast.Constant)
+                    and value.value in FRAME_TYPES
+                ):
+                    found.append(f"line {node.lineno}: {{'type': {value.value!r}}}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            match = re.search(r'\{\s*"type"\s*:\s*"([a-z_]+)"', node.value)
+            if match and match.group(1) in FRAME_TYPES:
+                found.append(f"line {node.lineno}: {node.value[:30]!r}")
+    return found
+
+
+def test_no_module_outside_the_codec_writes_a_frame() -> None:
+    spelled = {
+        str(path.relative_to(PACKAGE)): where
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path not in OWNERS and (where := frames_spelled(path.read_text(encoding="utf-8")))
+    }
+    assert spelled == {}
+
+
+def test_the_frame_scan_sees_dicts_and_spliced_strings_but_not_docstrings() -> None:
+    source = (
+        '"""{"type":"ack"} in a docstring is fine."""\n'
+        'a = {"type": "ack", "id": 1}\n'
+        'b = \'{"type":"pong","t":\' + str(1) + \'}\'\n'
+        'c = {"type": "websocket.send"}\n'
+    )
+    assert [line.split(":")[0] for line in frames_spelled(source)] == ["line 2", "line 3"]

@@ -12,12 +12,17 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrt.server.dedup import MessageDedup
 from pyrt.server.offsets import OffsetKey, offset_key
 from pyrt.server.presence import PresenceStore
+from pyrt.wire.codec import encode_publication
+from pyrt.wire.frames import RawJSON
 from pyrt.wire.sse_encode import encode_event
+
+if TYPE_CHECKING:
+    from pyrt.server.http_relay import PostRelay
 
 __all__ = ["Broker", "BrokerError", "History", "Listener", "Page", "Publication"]
 
@@ -46,22 +51,9 @@ class Publication:
 
     @property
     def ws_frame(self) -> str:
-        """The ``publication`` frame for ``/ws``: one line (a raw line break in valid JSON is
-        whitespace, and batched frames are separated by line breaks)."""
-        data = self.data_json
-        if "\n" in data or "\r" in data:
-            data = data.replace("\r", " ").replace("\n", " ")
-        return (
-            '{"type":"publication","channel":'
-            + json.dumps(self.channel)
-            + ',"offset":"'
-            + self.offset
-            + '","event":'
-            + json.dumps(self.event)
-            + ',"data":'
-            + data
-            + "}"
-        )
+        """The ``publication`` frame for ``/ws`` (one line: batched frames are separated by line
+        breaks), the data going in as stored."""
+        return encode_publication(self.channel, self.offset, self.event, RawJSON(self.data_json))
 
     @property
     def sse_event(self) -> bytes:
@@ -216,3 +208,8 @@ class Broker(abc.ABC):
     async def healthy(self) -> bool:
         """Whether the broker can serve requests now."""
         return True
+
+    def post_relay(self, instance: str) -> PostRelay | None:
+        """What hands HTTP-binding POSTs to the instance that holds their connection, for the
+        instances sharing this broker (:mod:`pyrt.server.http_relay`); ``None``: one process."""
+        return None

@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 from pyrt.server.brokers.base import Broker, BrokerError, History, Listener, Page, Publication
 from pyrt.server.brokers.redis_presence import RedisPresence
 from pyrt.server.dedup import Compute, MessageDedup, scoped_key
+from pyrt.server.http_relay import RedisPostRelay
 from pyrt.server.offsets import ZERO, OffsetKey, format_offset, offset_key
 from pyrt.wire.ingress import check_text
 
@@ -207,6 +208,12 @@ class RedisBroker(Broker):
     @property
     def message_dedup(self) -> MessageDedup:
         return self._message_dedup
+
+    def post_relay(self, instance: str) -> RedisPostRelay:
+        """HTTP-binding POSTs between the instances on this Redis, over its pub/sub (a client of
+        its own: a subscribed connection is taken for good)."""
+        client = aioredis.Redis.from_url(self.url, decode_responses=True, encoding_errors="replace")
+        return RedisPostRelay(client, self.prefix, instance)
 
     @property
     def redis_client(self) -> Any:
