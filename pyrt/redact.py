@@ -11,6 +11,13 @@ to (``serve.py`` attaches it to uvicorn's access and error logs, which also carr
 
 It errs on the side of hiding: anything named like a credential (``*token*``, ``*secret*``,
 ``*key*``, ``*auth*``, ``sig``...) loses its value.
+
+Its cost is linear in what it reads, whatever a client sends (a request line is attacker's text):
+a text longer than :data:`MAX_LOGGED` characters is cut first (the cut part is dropped, so no
+secret in it can leak), and no pattern can backtrack over more than one run of similar
+characters. Parameters are found by splitting on their separators (``?&;`` and whitespace) and
+their names are compared with the keywords, instead of a pattern that searches a keyword inside
+an unbounded name (which took 0.7 s on a 31 KB ``?keykeykey...``).
 """
 
 from __future__ import annotations
@@ -18,25 +25,69 @@ from __future__ import annotations
 import logging
 import re
 
-__all__ = ["RedactSecrets", "redact"]
+__all__ = ["MAX_LOGGED", "RedactSecrets", "redact"]
 
-_NAME = r"[\w.-]*(?:token|secret|password|passwd|auth|key|jwt|sig|signature|session|code|credential)[\w.-]*"
-_PATTERNS = (
-    # a query or cookie parameter: ?token=..., &api_key=..., "Cookie: pyrt_token=...; ..."
-    (re.compile(rf"((?:^|[?&;\s]){_NAME}=)[^&;#\s\"']*", re.IGNORECASE), r"\1***"),
-    # the WebSocket subprotocol "bearer.<token>" and "Authorization: Bearer <token>"
-    (re.compile(r"(\bbearer(?:\.|\s+))[^\s,;\"']+", re.IGNORECASE), r"\1***"),
-    # a JSON member: {"token": "..."} (a refresh frame), even when cut short by a log
-    (re.compile(rf"(\"{_NAME}\"\s*:\s*\")[^\"]*", re.IGNORECASE), r"\1***"),
-    # a refresh frame shortened by a log ("...") may have lost its "token" name, not its tail
-    (re.compile(r"(\"type\"\s*:\s*\"refresh\")[^\n]*"), r"\1 ***"),
-)
+#: Characters of one logged text (a message, an argument) kept; the rest is replaced by a note
+#: of its length before anything scans it.
+MAX_LOGGED = 2048
+
+_WORDS = ("token", "secret", "passw", "auth", "key", "jwt", "sig", "session", "code", "credential")
+_KEYWORD = r"(?:token|secret|password|passwd|auth|key|jwt|sig|signature|session|code|credential)"
+_FLAGS = re.IGNORECASE | re.ASCII
+#: Credentials masked in one text at most: a text holding more is cut after them.
+MAX_MASKED = 32
+# A name holding a keyword (looked for in its first 64 characters), or longer than that.
+_NAMED = rf"(?:(?=[\w.-]{{0,60}}?{_KEYWORD})|(?=[\w.-]{{65}}))[\w.-]++"
+# A query or cookie parameter named like a credential: ?token=..., &api_key=..., "Cookie:
+# pyrt_token=...; ...". It starts at a separator (the text is scanned with a space in front),
+# and nothing is given back once taken (possessive quantifiers): each character is read a
+# bounded number of times whatever the text.
+_PARAMETER = re.compile(rf"[?&;\s]{_NAMED}=([^&;#\s\"']*+)", _FLAGS)
+# a JSON member: {"token": "..."} (a refresh frame), even when cut short by a log
+_MEMBER = re.compile(rf"\"{_NAMED}\"\s*+:\s*+\"([^\"]*+)", _FLAGS)
+# the WebSocket subprotocol "bearer.<token>" and "Authorization: Bearer <token>"
+_BEARER = re.compile(r"\bbearer(?:\.|\s++)([^\s,;\"']++)", _FLAGS)
+# a refresh frame shortened by a log ("...") may have lost its "token" name, not its tail
+_REFRESH = re.compile(r"\"type\"\s*+:\s*+\"refresh\"([^\n]*+)")
 
 
-def redact(text: str) -> str:
-    """``text`` with every credential-looking value replaced by ``***``."""
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+def _mask(pattern: re.Pattern[str], text: str, offset: int = 0, mask: str = "***") -> str:
+    """``text`` with group 1 of each match of ``pattern`` replaced by ``mask``; after
+    :data:`MAX_MASKED` of them the rest of the text is cut (a line of credentials is not a log
+    line anyone needs whole, and the work per line stays bounded). ``offset``: matches are
+    searched in ``text[offset:]`` (see :func:`redact`)."""
+    pieces: list[str] = []
+    position = offset
+    for count, match in enumerate(pattern.finditer(text, offset)):
+        if count == MAX_MASKED:
+            pieces.append(f"...[{len(text) - match.start()} more characters cut]")
+            position = len(text)
+            break
+        start, end = match.span(1)
+        pieces.append(text[position:start])
+        pieces.append(mask)
+        position = end
+    if not pieces:
+        return text[offset:]
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def redact(text: str, *, limit: int | None = MAX_LOGGED) -> str:
+    """``text`` with every credential-looking value replaced by ``***``, cut to ``limit``
+    characters first (``None``: not cut; the cost stays linear in the length)."""
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + f"...[{len(text) - limit} more characters]"
+    lowered = text.lower()  # only to skip the patterns that cannot match
+    if any(word in lowered for word in _WORDS):
+        if "=" in text:
+            text = _mask(_PARAMETER, " " + text, 1)  # a name at the very start follows the space
+        if '"' in text:
+            text = _mask(_MEMBER, text)
+    if "bearer" in lowered:
+        text = _mask(_BEARER, text)
+    if '"refresh"' in text:
+        text = _mask(_REFRESH, text, mask=" ***")
     return text
 
 
@@ -44,10 +95,12 @@ class RedactSecrets(logging.Filter):
     """A filter that redacts credentials in a record (:func:`redact`).
 
     A record with nothing to hide is left alone. Otherwise its string arguments are redacted
-    one by one, which keeps the arguments a tuple (uvicorn's access log formatter reads them by
-    position); where that is not enough (a secret split between format and arguments, or inside
-    an object such as the ``websockets`` library's frames) the record's message is formatted here
-    and replaced by its redacted text.
+    (and cut to :data:`MAX_LOGGED`) one by one, which keeps the arguments a tuple of the same
+    shape (uvicorn's access log formatter unpacks them by position). When a secret is still
+    there after that (split between the format and an argument), a tuple of plain arguments has
+    every string replaced by ``***``; anything else (a secret inside an object, such as the
+    ``websockets`` library's frames) has its message formatted here, redacted, and put in place
+    of the format and arguments.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -62,10 +115,14 @@ class RedactSecrets(logging.Filter):
         if isinstance(args, tuple):
             record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in args)
             try:
-                if record.getMessage() == clean:
-                    return True
+                formatted = record.getMessage()
             except (TypeError, ValueError):
-                pass
+                formatted = None
+            if formatted is not None and redact(formatted, limit=None) == formatted:
+                return True
+            if all(isinstance(arg, str | int | float) or arg is None for arg in args):
+                record.args = tuple("***" if isinstance(arg, str) else arg for arg in args)
+                return True
         record.msg = clean
         record.args = None
         return True

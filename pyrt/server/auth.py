@@ -2,8 +2,10 @@
 
 A token is ``<payload>.<signature>``, both base64url without padding, so it is a valid HTTP token
 and can ride in ``Sec-WebSocket-Protocol`` as ``bearer.<token>``. The payload is JSON
-``{"sub": SUBJECT, "exp": UNIX_SECONDS}``, optionally with ``"caps"``: the channels the subject
-may use and how (:mod:`pyrt.server.permissions`). Tokens are never read from URLs and never logged.
+``{"sub": SUBJECT, "exp": UNIX_SECONDS, "iat": UNIX_SECONDS}``, optionally with ``"caps"``: the
+channels the subject may use and how (:mod:`pyrt.server.permissions`). ``iat`` (when it was
+issued) orders the tokens of one subject: a connection's ``refresh`` never goes back to an older
+one. Tokens are never read from URLs and never logged.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from pyrt.server.permissions import Cap, parse_caps
@@ -90,7 +93,7 @@ def make_token(
     if not secret:
         raise ValueError("make_token needs a non-empty secret")
     issued = time.time() if now is None else now
-    claims: dict[str, Any] = {"sub": subject, "exp": int(issued + ttl)}
+    claims: dict[str, Any] = {"sub": subject, "exp": int(issued + ttl), "iat": round(issued, 3)}
     if caps is not None:
         parse_caps(caps)
         claims["caps"] = caps
@@ -101,14 +104,10 @@ def make_token(
 
 def verify_token(secret: str, token: str | None, *, now: float | None = None) -> Claims | None:
     """The token's claims if its signature is right and it has not expired, else ``None``."""
-    if not secret or not token or token.count(".") != 1 or len(token) > 4096:
-        return None
+    if not secret or not token or len(token) > 4096 or not token.isascii() or token.count(".") != 1:
+        return None  # a token is base64url text: anything else is refused before any work
     payload, signature = token.split(".")
-    try:
-        expected = _sign(secret, payload)
-    except UnicodeEncodeError:
-        return None
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(_sign(secret, payload).encode(), signature.encode()):
         return None
     try:
         claims: Any = json.loads(_unb64(payload))
@@ -116,8 +115,8 @@ def verify_token(secret: str, token: str | None, *, now: float | None = None) ->
         return None
     if not isinstance(claims, dict):
         return None
-    subject, expires = claims.get("sub"), claims.get("exp")
-    if not isinstance(subject, str) or not isinstance(expires, int | float) or isinstance(expires, bool):
+    subject, expires, issued = claims.get("sub"), claims.get("exp"), claims.get("iat", 0)
+    if not isinstance(subject, str) or not _number(expires) or not _number(issued):
         return None
     if expires <= (time.time() if now is None else now):
         return None
@@ -127,7 +126,17 @@ def verify_token(secret: str, token: str | None, *, now: float | None = None) ->
             caps = parse_caps(claims["caps"])
         except ValueError:
             return None
-    return Claims(subject, float(expires), caps)
+    return Claims(subject, float(expires), caps, float(issued))
+
+
+def _number(value: object) -> TypeGuard[float]:
+    """A finite JSON number (not a boolean, nor an integer too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _headers(scope: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
@@ -190,7 +199,10 @@ def check_origin(scope: Mapping[str, Any], allowed: Iterable[str]) -> OriginChec
         return OriginCheck(True, True)
     host = header(scope, "host")
     if host is not None:
-        parts = urlsplit(origin)
+        try:
+            parts = urlsplit(origin)
+        except ValueError:  # not a URL ("http://[", "http://[1.2.3.4]"): not the server's own
+            return OriginCheck("*" in allowed, False)
         secure = scope.get("scheme") in ("https", "wss")
         if parts.scheme == ("https" if secure else "http") and parts.netloc == host.strip().lower():
             return OriginCheck(True, True)

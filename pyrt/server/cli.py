@@ -158,6 +158,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add("--send-queue-bytes", type=int, default=d.send_queue_bytes, help="slow-consumer limit per connection")
     add("--max-subscriptions", type=int, default=d.max_subscriptions, help="subscriptions per connection")
+    add(
+        "--max-channels-per-identity",
+        type=int,
+        default=d.max_channels_per_identity,
+        help="distinct channels one identity's connections may subscribe to together",
+    )
+    add(
+        "--max-subscribed-channels",
+        type=int,
+        default=d.max_subscribed_channels,
+        help="distinct channels this process's clients may subscribe to together",
+    )
     add("--max-presence-joins", type=int, default=d.max_presence_joins, help="presence joins per connection")
     add(
         "--max-presence-info-bytes",
@@ -173,6 +185,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="members one identity may have in one channel",
     )
     add("--max-presence-total", type=int, default=d.max_presence_total, help="members in all (memory broker)")
+    add("--presence-rate", type=float, default=d.presence_rate, help="presence joins/leaves/s per identity")
+    add(
+        "--presence-burst",
+        type=int,
+        default=d.presence_burst,
+        help="presence changes in a burst per identity",
+    )
+    add(
+        "--presence-tick",
+        type=float,
+        default=d.presence_tick,
+        help="seconds over which presence changes are gathered into one diff per channel",
+    )
     add("--presence-ttl", type=float, default=d.presence_ttl, help="seconds a dead instance's members last")
     add(
         "--presence-grace",
@@ -189,8 +214,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--max-connections", type=int, default=d.max_connections, help="open TCP connections in all")
     add("--publish-rate", type=float, default=d.publish_rate, help="publications/s per client identity")
     add("--publish-burst", type=int, default=d.publish_burst, help="publications in a burst per identity")
+    add(
+        "--publish-bytes-rate",
+        type=int,
+        default=d.publish_bytes_rate,
+        help="bytes/s of publication data per identity (what it can hold in history; 0: off)",
+    )
+    add(
+        "--publish-bytes-burst",
+        type=int,
+        default=d.publish_bytes_burst,
+        help="bytes of publication data per identity in a burst",
+    )
     add("--query-rate", type=float, default=d.query_rate, help="history/presence reads/s per identity")
     add("--query-burst", type=int, default=d.query_burst, help="history/presence reads in a burst")
+    add(
+        "--receive-rate",
+        type=int,
+        default=d.receive_rate,
+        help="bytes/s of received WebSocket messages (inflated) per connection; over it, reading waits",
+    )
+    add(
+        "--receive-rate-per-identity",
+        type=int,
+        default=d.identity_receive_rate,
+        help="bytes/s of received WebSocket messages (inflated) per identity",
+    )
+    add(
+        "--max-inflate-ratio",
+        type=int,
+        default=d.max_inflate_ratio,
+        help="a compressed message inflates to at most 16 KiB or this many times its size (0: no cap)",
+    )
     add("--refresh-rate", type=float, default=d.refresh_rate, help="token refreshes/s per connection")
     add(
         "--refresh-burst", type=int, default=d.refresh_burst, help="token refreshes in a burst per connection"
@@ -220,6 +275,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--handshake-timeout", type=float, default=d.handshake_timeout, help="seconds to send a request head")
     add("--body-timeout", type=float, default=d.body_timeout, help="seconds to send a request body")
     add("--max-head-bytes", type=int, default=d.max_head_bytes, help="bytes of a request head")
+    add(
+        "--cpu-share-per-ip",
+        type=float,
+        default=d.cpu_share_per_ip,
+        help="share of one core that reading one address's input may take (0: no budget)",
+    )
+    add("--cpu-burst", type=float, default=d.cpu_burst, help="seconds of work an address may cause at once")
     add(
         "--inbox-bytes-per-ip",
         type=int,
@@ -281,21 +343,31 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_connections_per_ip=args.max_connections_per_ip,
         send_queue_bytes=args.send_queue_bytes,
         max_subscriptions=args.max_subscriptions,
+        max_channels_per_identity=args.max_channels_per_identity,
+        max_subscribed_channels=args.max_subscribed_channels,
         max_presence_joins=args.max_presence_joins,
         max_presence_info_bytes=args.max_presence_info_bytes,
         max_presence=args.max_presence,
         max_presence_per_identity=args.max_presence_per_identity,
         max_presence_total=args.max_presence_total,
+        presence_rate=args.presence_rate,
+        presence_burst=args.presence_burst,
+        presence_tick=args.presence_tick,
         presence_ttl=args.presence_ttl,
         presence_grace=args.presence_grace,
         handshake_timeout=args.handshake_timeout,
         publish_rate=args.publish_rate,
         publish_burst=args.publish_burst,
+        publish_bytes_rate=args.publish_bytes_rate,
+        publish_bytes_burst=args.publish_bytes_burst,
         dedup_per_identity=args.dedup_per_identity,
         identity_queue_bytes=args.identity_queue_bytes,
         query_rate=args.query_rate,
         query_burst=args.query_burst,
         refresh_rate=args.refresh_rate,
+        receive_rate=args.receive_rate,
+        identity_receive_rate=args.receive_rate_per_identity,
+        max_inflate_ratio=args.max_inflate_ratio,
         refresh_burst=args.refresh_burst,
         history_page_limit=args.max_history_page,
         history_page_bytes=args.max_history_page_bytes,
@@ -306,6 +378,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_replay_bytes=args.max_replay_bytes,
         max_connections=args.max_connections,
         max_head_bytes=args.max_head_bytes,
+        cpu_share_per_ip=args.cpu_share_per_ip,
+        cpu_burst=args.cpu_burst,
         address_inbox_bytes=args.inbox_bytes_per_ip,
         total_inbox_bytes=args.inbox_bytes,
         body_timeout=args.body_timeout,
@@ -387,6 +461,9 @@ def _make_broker(args: argparse.Namespace, settings: Settings) -> Broker | None:
         history_ttl=settings.history_ttl,
         presence_ttl=settings.presence_ttl,
         presence_grace=settings.presence_grace,
+        history_bytes=settings.history_bytes,
+        dedup_per_identity=settings.dedup_per_identity,
+        dedup_max=settings.dedup_max,
     )
 
 
@@ -416,9 +493,15 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> None:
         trusted,
         address_inbox=settings.address_inbox_bytes,
         total_inbox=settings.total_inbox_bytes,
+        cpu_share=settings.cpu_share_per_ip,
+        cpu_burst=settings.cpu_burst,
     )
     limits = HttpLimits(
-        settings.handshake_timeout, settings.body_timeout, settings.max_head_bytes, settings.max_message_bytes
+        settings.handshake_timeout,
+        settings.body_timeout,
+        settings.max_head_bytes,
+        settings.max_message_bytes,
+        inflate_ratio=settings.max_inflate_ratio,
     )
     http_protocol, ws_protocol = protocols(ledger, limits, deflate_context=args.ws_deflate_context)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET

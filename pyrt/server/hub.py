@@ -12,6 +12,14 @@ is flushed, skipping what the replay already covered (offsets are totally ordere
 Presence the same way (:meth:`Hub.subscribe_presence`): a subscriber that wants join/leave
 diffs buffers them while the channel's members are read; diffs at or below the version of that
 snapshot are dropped, the newer ones follow it in order.
+
+A channel's presence changes go out as they come while they are few (a burst of
+:data:`PRESENCE_BURST`, refilled one per ``presence_tick``); beyond that they are gathered for
+``presence_tick`` seconds and sent as one diff: each member changed meanwhile appears once, with
+its last change (a join, which replaces its info, or a leave), and the diff carries the last
+version. Applying it to a snapshot taken at any version of the tick gives the state at its end
+(joins and leaves are idempotent), so a channel whose members churn costs each subscriber at
+most two frames per tick, not one per change.
 """
 
 from __future__ import annotations
@@ -21,18 +29,31 @@ import logging
 
 from pyrt.server.brokers.base import Broker, History, Publication
 from pyrt.server.connection import Connection
+from pyrt.server.limits import TokenBucket
 from pyrt.server.metrics import Stats
 from pyrt.server.offsets import ZERO, OffsetKey, offset_key
 from pyrt.server.presence import Snapshot
 from pyrt.wire import codec
 from pyrt.wire.frames import PresenceDiff, RawJSON
 
-__all__ = ["Hub", "Subscriber", "encoded", "replay"]
+__all__ = ["Hub", "Subscriber", "TooManyChannels", "encoded", "replay"]
 
 log = logging.getLogger("pyrt.server")
 
 #: Live publications buffered while a subscriber's replay is being read, before it counts as slow.
 _PENDING_LIMIT = 10_000
+#: Presence diffs of one channel sent at once, one at a time, before changes are gathered by tick.
+PRESENCE_BURST = 10
+
+
+class TooManyChannels(Exception):
+    """A subscription to a channel more than the limits allow: the identity's connections
+    (``scope="identity"``) or this process (``scope="process"``) follow as many as they may."""
+
+    def __init__(self, scope: str, most: int) -> None:
+        super().__init__(f"{scope}: at most {most} channels")
+        self.scope = scope
+        self.most = most
 
 
 class Subscriber:
@@ -107,6 +128,18 @@ class Subscriber:
         return sent
 
 
+_MEMBER_PREFIX = '{"client":"'
+
+
+def _member_key(member: str) -> str:
+    """Which member a member's JSON names (its ``client`` id, which pyrt writes first)."""
+    if member.startswith(_MEMBER_PREFIX):
+        end = member.find('"', len(_MEMBER_PREFIX))
+        if end > 0:
+            return member[len(_MEMBER_PREFIX) : end]
+    return member
+
+
 def encoded(publication: Publication, kind: str, frames: dict[str, str | bytes] | None = None) -> str | bytes:
     """``publication`` as a ``/ws`` frame (``kind="ws"``), an event of the HTTP binding's stream
     (``"http"``) or an ``/sse`` event, built once per ``frames``."""
@@ -158,6 +191,9 @@ class Hub:
         *,
         replay_limit: int | None = None,
         replay_bytes: int | None = None,
+        presence_tick: float = 0.1,
+        max_channels: int = 0,
+        max_channels_per_identity: int = 0,
     ) -> None:
         self._broker = broker
         self._stats = stats
@@ -167,6 +203,17 @@ class Hub:
         self._watching: dict[str, asyncio.Future[None]] = {}
         #: Presence subscribers here, by channel.
         self._presence: dict[str, set[Subscriber]] = {}
+        self._presence_tick = presence_tick
+        #: Diffs each channel with presence subscribers may still send at once.
+        self._presence_sends: dict[str, TokenBucket] = {}
+        #: Presence changes gathered for the next diff, by channel: the last version, and each
+        #: changed member's last change (``True``: joined, with its JSON; ``False``: left).
+        self._presence_changes: dict[str, tuple[str, dict[str, tuple[bool, str]]]] = {}
+        self._presence_flush: asyncio.TimerHandle | None = None
+        self._max_channels = max_channels
+        self._max_per_identity = max_channels_per_identity
+        #: Channels each identity subscribes to here, with its number of subscriptions to each.
+        self._identities: dict[str, dict[str, int]] = {}
 
     def dispatch(self, publication: Publication) -> None:
         """The broker's listener: hand ``publication`` to every local subscriber of its channel."""
@@ -188,7 +235,45 @@ class Hub:
             self._stats.errors["undeliverable"] += failed
 
     def presence_changed(self, channel: str, version: str, joins: list[str], leaves: list[str]) -> None:
-        """The presence store's listener: send a diff to every presence subscriber of ``channel``."""
+        """The presence store's listener: send a diff to every presence subscriber of ``channel``
+        now, or gather the change into the channel's next diff when it changes too often."""
+        if not self._presence.get(channel):
+            return
+        pending = self._presence_changes.get(channel)
+        tick = self._presence_tick
+        if pending is None and tick > 0:
+            loop = asyncio.get_running_loop()
+            sends = self._presence_sends.get(channel)
+            if sends is None:
+                sends = self._presence_sends[channel] = TokenBucket(1 / tick, PRESENCE_BURST, loop.time())
+            if sends.take(loop.time()):
+                self._send_diff(channel, version, joins, leaves)
+                return
+        elif tick <= 0:
+            self._send_diff(channel, version, joins, leaves)
+            return
+        members = pending[1] if pending is not None else {}
+        if pending is not None and offset_key(version) < offset_key(pending[0]):
+            version = pending[0]  # never go back (changes arrive in version order per channel)
+        self._presence_changes[channel] = (version, members)
+        for member in leaves:
+            members[_member_key(member)] = (False, member)
+        for member in joins:
+            members[_member_key(member)] = (True, member)
+        if self._presence_flush is None:
+            loop = asyncio.get_running_loop()
+            self._presence_flush = loop.call_later(self._presence_tick, self._send_presence)
+
+    def _send_presence(self) -> None:
+        """Send each channel's gathered changes as one diff to its presence subscribers."""
+        self._presence_flush = None
+        changes, self._presence_changes = self._presence_changes, {}
+        for channel, (version, members) in changes.items():
+            joins = [json for joined, json in members.values() if joined]
+            leaves = [json for joined, json in members.values() if not joined]
+            self._send_diff(channel, version, joins, leaves)
+
+    def _send_diff(self, channel: str, version: str, joins: list[str], leaves: list[str]) -> None:
         subscribers = self._presence.get(channel)
         if not subscribers:
             return
@@ -236,6 +321,8 @@ class Hub:
         subscribers.discard(subscriber)
         if not subscribers:
             del self._presence[channel]
+            self._presence_sends.pop(channel, None)
+            self._presence_changes.pop(channel, None)
             self._broker.presence.unwatch(channel)
 
     def channels(self) -> list[str]:
@@ -253,6 +340,21 @@ class Hub:
         publications are buffered until then. Call :meth:`unsubscribe` when done, also on error.
         """
         channel = subscriber.channel
+        identity = subscriber.conn.identity
+        held = self._identities.get(identity)
+        if held is None or channel not in held:
+            most = self._max_per_identity
+            if most and held is not None and len(held) >= most:
+                raise TooManyChannels("identity", most)
+            if (
+                self._max_channels
+                and channel not in self._channels
+                and len(self._channels) >= self._max_channels
+            ):
+                raise TooManyChannels("process", self._max_channels)
+            if held is None:
+                held = self._identities[identity] = {}
+        held[channel] = held.get(channel, 0) + 1
         subscribers = self._channels.get(channel)
         if subscribers is None:
             subscribers = self._channels[channel] = {}
@@ -285,6 +387,16 @@ class Hub:
         if subscribers is None or subscriber not in subscribers:
             return
         del subscribers[subscriber]
+        identity = subscriber.conn.identity
+        held = self._identities.get(identity)
+        if held is not None:
+            left = held.get(channel, 0) - 1
+            if left > 0:
+                held[channel] = left
+            else:
+                held.pop(channel, None)
+                if not held:
+                    del self._identities[identity]
         if not subscribers:
             del self._channels[channel]
             watching = self._watching.pop(channel, None)

@@ -1,5 +1,5 @@
 """Limits that keep one client from hurting the others: token buckets (per connection and per
-client identity) and a per-address connection cap.
+client identity), meters of work that may run into debt, and a per-address connection cap.
 
 Everything here is pure: time is passed in (``now``, monotonic seconds). The token bucket itself
 is shared with the clients' fakes; it lives in :mod:`pyrt.session.admission`, with the per-connection
@@ -12,7 +12,7 @@ from collections import Counter, OrderedDict
 
 from pyrt.session.admission import TokenBucket
 
-__all__ = ["ConnectionCap", "KeyedBuckets", "TokenBucket"]
+__all__ = ["ConnectionCap", "KeyedBuckets", "KeyedMeters", "Meter", "TokenBucket"]
 
 
 class KeyedBuckets:
@@ -33,8 +33,9 @@ class KeyedBuckets:
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def wait(self, key: str, now: float) -> float:
-        """Spend one token of ``key``'s bucket (0.0) or return the seconds until one is available."""
+    def wait(self, key: str, now: float, cost: float = 1.0) -> float:
+        """Spend ``cost`` tokens of ``key``'s bucket (0.0) or return the seconds until they are
+        available."""
         if self.rate <= 0:
             return 0.0
         buckets = self._buckets
@@ -43,13 +44,96 @@ class KeyedBuckets:
             bucket = buckets[key] = TokenBucket(self.rate, self.burst, now)
         else:
             buckets.move_to_end(key)
-        delay = bucket.wait(now)
+        delay = bucket.wait(now, cost)
         while buckets:
             oldest_key, oldest = next(iter(buckets.items()))
             if len(buckets) <= self.max_keys and (oldest is bucket or not oldest.full(now)):
                 break
             del buckets[oldest_key]
         return delay
+
+
+class Meter:
+    """A budget of ``rate`` units per second (bytes, microseconds of work...), at most ``burst``
+    saved up, that work already done is charged to: :meth:`charge` always spends, running into
+    debt, and says how long the client should wait before it is served again (until the debt is
+    paid back). ``rate <= 0`` means unlimited.
+
+    It meters what cannot be refused before it is known (a received message's inflated size):
+    the caller waits (reads nothing more from the client) instead of refusing.
+    """
+
+    __slots__ = ("_balance", "_last", "burst", "rate")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = max(burst, 0.0)
+        self._balance = self.burst
+        self._last = now
+
+    def _refill(self, now: float) -> float:
+        if now > self._last:
+            self._balance = min(self.burst, self._balance + (now - self._last) * self.rate)
+            self._last = now
+        return self._balance
+
+    def charge(self, cost: float, now: float) -> float:
+        """Spend ``cost`` (less than 0: give it back, up to ``burst``); return the seconds until
+        the balance is back to zero (0.0: not in debt)."""
+        if self.rate <= 0:
+            return 0.0
+        self._balance = min(self.burst, self._refill(now) - cost)
+        return 0.0 if self._balance >= 0 else -self._balance / self.rate
+
+    def wait(self, now: float) -> float:
+        """The seconds until the balance is back to zero, spending nothing."""
+        if self.rate <= 0:
+            return 0.0
+        balance = self._refill(now)
+        return 0.0 if balance >= 0 else -balance / self.rate
+
+    def full(self, now: float) -> bool:
+        """Whether the meter has refilled completely (it is then as good as a new one)."""
+        return self.rate <= 0 or self._balance + max(0.0, now - self._last) * self.rate >= self.burst
+
+
+class KeyedMeters:
+    """One :class:`Meter` per key (a client identity or address), created on first use; like
+    :class:`KeyedBuckets`, a full meter is forgotten and at most ``max_keys`` are kept."""
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 100_000) -> None:
+        if max_keys < 1:
+            raise ValueError(f"max_keys must be at least 1, got {max_keys}")
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self._meters: OrderedDict[str, Meter] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._meters)
+
+    def charge(self, key: str, cost: float, now: float) -> float:
+        """Charge ``cost`` to ``key``; the seconds it should wait (0.0: none)."""
+        if self.rate <= 0:
+            return 0.0
+        meters = self._meters
+        meter = meters.get(key)
+        if meter is None:
+            meter = meters[key] = Meter(self.rate, self.burst, now)
+        else:
+            meters.move_to_end(key)
+        delay = meter.charge(cost, now)
+        while meters:
+            oldest_key, oldest = next(iter(meters.items()))
+            if len(meters) <= self.max_keys and (oldest is meter or not oldest.full(now)):
+                break
+            del meters[oldest_key]
+        return delay
+
+    def wait(self, key: str, now: float) -> float:
+        """The seconds ``key`` should wait now (0.0: none), spending nothing."""
+        meter = self._meters.get(key)
+        return 0.0 if meter is None else meter.wait(now)
 
 
 class ConnectionCap:

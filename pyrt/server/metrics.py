@@ -53,6 +53,7 @@ class StatsCollector(Collector):
         yield _labelled("pyrt_rejected", "Connections or requests refused", "reason", s.rejected)
         yield CounterMetricFamily("pyrt_token_refreshes", "Tokens refreshed in place", value=s.refreshes)
         yield CounterMetricFamily("pyrt_history_reads", "History pages answered", value=s.history_reads)
+        yield _labelled("pyrt_throttled", "Clients made to wait for a budget", "budget", s.throttled)
         info = GaugeMetricFamily("pyrt_broker", "The broker in use", labels=["kind"])
         info.add_metric([self._broker_kind()], 1)
         yield info

@@ -9,9 +9,20 @@ Two layers decide every channel action, and both must allow it:
         "caps": [{"channels": ["chat", "room:*"], "allow": ["subscribe", "publish", "join"]},
                  {"channels": ["news"], "allow": ["subscribe"]}]}
 
-   A channel pattern is a channel name, or a prefix followed by ``*`` (``"room:*"`` matches
-   ``room:1`` and ``room:lobby``; ``"*"`` matches every channel). A token without ``caps`` leaves
-   the decision to the policy alone; a token with ``"caps": []`` allows no channel action.
+   Patterns are **segment-aware**: a channel name is made of segments separated by ``:``
+   (``room:1:admin`` has three). A pattern is segments too, each one of:
+
+   - a name, matched exactly (``room``);
+   - ``*``, exactly one non-empty segment (``room:*`` matches ``room:1`` and ``room:lobby``,
+     never ``room:`` nor ``room:1:admin``);
+   - a prefix followed by ``*``, one segment that starts with the prefix and goes on
+     (``user-*`` matches ``user-7``, not ``user-`` nor ``user-7:x``);
+   - ``**``, only last: one or more segments, whatever follows (``room:**`` matches
+     ``room:1`` and ``room:1:admin``, not ``room`` nor ``room:``; ``**`` alone matches every
+     channel, ``*`` alone every channel without a ``:``).
+
+   A token without ``caps`` leaves the decision to the policy alone; a token with ``"caps": []``
+   allows no channel action.
 2. **The policy** (``channel_policy(channel, subject, action)`` of ``create_app``): by default
    anyone subscribes anywhere, and channels starting with ``_`` are the server's own (no client
    publishes or joins presence there).
@@ -28,33 +39,60 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["ACTIONS", "MAX_CAPS", "MAX_PATTERNS", "Cap", "caps_allow", "parse_caps"]
+__all__ = ["ACTIONS", "MAX_CAPS", "MAX_PATTERNS", "Cap", "caps_allow", "parse_caps", "pattern_matches"]
 
 ACTIONS: Final = frozenset({"subscribe", "publish", "join"})
 MAX_CAPS: Final = 64  # capabilities in one token
 MAX_PATTERNS: Final = 64  # channel patterns in one capability
 
-_PATTERN = re.compile(r"[A-Za-z0-9_.:@\-]{0,128}\*?")
+_SEGMENT = re.compile(r"[A-Za-z0-9_.@\-]*\*?")  # a name, or a prefix (maybe empty) and "*"
+_PATTERN_MAX = 128  # characters of a pattern, like a channel name
+
+
+def _segments(pattern: str) -> tuple[str, ...]:
+    """The segments of a valid pattern (:class:`ValueError` naming it otherwise)."""
+    segments = tuple(pattern.split(":"))
+    valid = 0 < len(pattern) <= _PATTERN_MAX and all(
+        _SEGMENT.fullmatch(segment) or (segment == "**" and at == len(segments) - 1)
+        for at, segment in enumerate(segments)
+    )
+    if not valid:
+        raise ValueError(f"bad channel pattern {pattern[:40]!r}")
+    return segments
+
+
+def pattern_matches(segments: tuple[str, ...], channel: str) -> bool:
+    """Whether a channel name matches a pattern's ``segments`` (rules in the module docstring)."""
+    parts = channel.split(":")
+    rest = segments[-1] == "**"
+    fixed = segments[:-1] if rest else segments
+    if len(parts) < len(fixed) + rest or (not rest and len(parts) != len(fixed)):
+        return False
+    for segment, part in zip(fixed, parts, strict=False):
+        if segment.endswith("*"):
+            if len(part) < len(segment) or not part.startswith(segment[:-1]):
+                return False
+        elif segment != part:
+            return False
+    return not rest or any(parts[len(fixed) :])  # "**": at least one non-empty segment more
 
 
 @dataclass(frozen=True, slots=True)
 class Cap:
-    """Actions ``allow`` on the channels matching ``channels`` (names, or prefixes ending in ``*``)."""
+    """Actions ``allow`` on the channels matching ``channels`` (segment-aware patterns)."""
 
     channels: tuple[str, ...]
     allow: frozenset[str]
+    _segments: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_segments", tuple(_segments(p) for p in self.channels))
 
     def matches(self, channel: str) -> bool:
-        for pattern in self.channels:
-            if pattern.endswith("*"):
-                if channel.startswith(pattern[:-1]):
-                    return True
-            elif channel == pattern:
-                return True
-        return False
+        return any(pattern_matches(segments, channel) for segments in self._segments)
 
 
 def parse_caps(value: Any) -> tuple[Cap, ...]:
@@ -72,8 +110,9 @@ def parse_caps(value: Any) -> tuple[Cap, ...]:
         if not isinstance(channels, list) or not 0 < len(channels) <= MAX_PATTERNS:
             raise ValueError(f"a cap needs 1-{MAX_PATTERNS} channel patterns")
         for pattern in channels:
-            if not isinstance(pattern, str) or not pattern or not _PATTERN.fullmatch(pattern):
+            if not isinstance(pattern, str):
                 raise ValueError(f"bad channel pattern {str(pattern)[:40]!r}")
+            _segments(pattern)
         if not isinstance(allow, list) or not allow or not all(a in ACTIONS for a in allow):
             raise ValueError(f"allow must list actions among {sorted(ACTIONS)}")
         caps.append(Cap(tuple(channels), frozenset(allow)))

@@ -90,12 +90,12 @@ class PublishEndpoint:
             forbidden = {"error": f"you may not publish to {channel!r}"}
             return JSONResponse(forbidden, status_code=403, headers=cors)
         identity = rt.identity(subject, client_ip(scope))
-        retry_after = rt.publish_quota.wait(identity, rt.now())
+        retry_after = rt.publish_wait(identity, len(data_json), rt.now())
         if retry_after:
             rt.stats.drop("publish_quota")
             seconds = max(1, math.ceil(retry_after))
             refusal: dict[str, Any] = {
-                "error": "too many publications from you: retry later",
+                "error": "too many publications (or bytes of them) from you: retry later",
                 "retry_after": seconds,
             }
             return JSONResponse(refusal, status_code=429, headers={**cors, "retry-after": str(seconds)})

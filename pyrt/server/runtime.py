@@ -28,7 +28,7 @@ from pyrt.server.brokers.base import Broker
 from pyrt.server.connection import Connection, Flusher
 from pyrt.server.http_relay import Apply
 from pyrt.server.hub import Hub
-from pyrt.server.limits import ConnectionCap, KeyedBuckets
+from pyrt.server.limits import ConnectionCap, KeyedBuckets, KeyedMeters
 from pyrt.server.metrics import Stats
 from pyrt.server.permissions import caps_allow
 from pyrt.server.settings import Settings
@@ -87,13 +87,26 @@ class Runtime:
         self.name = settings.server_name or f"pyrt-{os.getpid()}"
         self.stats = Stats()
         self.hub = Hub(
-            broker, self.stats, replay_limit=settings.replay_limit, replay_bytes=settings.max_replay_bytes
+            broker,
+            self.stats,
+            replay_limit=settings.replay_limit,
+            replay_bytes=settings.max_replay_bytes,
+            presence_tick=settings.presence_tick,
+            max_channels=settings.max_subscribed_channels,
+            max_channels_per_identity=settings.max_channels_per_identity,
         )
         self.cap = ConnectionCap(settings.max_connections_per_ip)
         #: Publications per client identity (``publish`` frames and ``POST /publish``).
         self.publish_quota = KeyedBuckets(settings.publish_rate, settings.publish_burst)
+        #: Bytes of publication data per client identity (what it may hold in history).
+        self.publish_bytes_quota = KeyedBuckets(settings.publish_bytes_rate, settings.publish_bytes_burst)
         #: History and presence reads per client identity (frames and ``GET /history``).
         self.query_quota = KeyedBuckets(settings.query_rate, settings.query_burst)
+        #: Presence changes (joins, updates, leaves) per client identity.
+        self.presence_quota = KeyedBuckets(settings.presence_rate, settings.presence_burst)
+        #: Bytes of received WebSocket messages (inflated) per client identity.
+        rate = settings.identity_receive_rate
+        self.receive_quota = KeyedMeters(rate, max(rate, settings.max_message_bytes))
         #: Every open connection, with the object that serves it (``WsSession`` or ``None``).
         self.connections: dict[Connection, Any] = {}
         #: Writes the WebSocket connections a turn of the event loop pushed to, at its end.
@@ -202,6 +215,14 @@ class Runtime:
         if claims is not None and not caps_allow(claims.caps, channel, action):
             return False
         return self.channel_policy(channel, claims.subject if claims else None, action)
+
+    def publish_wait(self, identity: str, size: int, now: float) -> float:
+        """Spend one publication of ``size`` bytes of data from ``identity`` (0.0), or return the
+        seconds until its quotas (publications and bytes per second) allow it."""
+        retry_after = self.publish_bytes_quota.wait(identity, now, size)
+        if retry_after:
+            return retry_after
+        return self.publish_quota.wait(identity, now)
 
     def retry_after_header(self) -> bytes:
         """``Retry-After`` for a request refused while draining: whole seconds drawn within the

@@ -23,7 +23,8 @@ from pyrt.server.auth import Claims
 from pyrt.server.brokers.base import BrokerError, Page
 from pyrt.server.connection import Connection
 from pyrt.server.history import history_page
-from pyrt.server.hub import Subscriber, replay
+from pyrt.server.hub import Subscriber, TooManyChannels, replay
+from pyrt.server.limits import Meter
 from pyrt.server.offsets import offset_key
 from pyrt.server.runtime import Runtime
 from pyrt.session import actions as act
@@ -71,10 +72,15 @@ class SessionDriver:
             grant=claims,
             wall_offset=time.time() - now,
             publish_quota=runtime.publish_quota,
+            publish_bytes_quota=runtime.publish_bytes_quota,
             query_quota=runtime.query_quota,
+            presence_quota=runtime.presence_quota,
             stats=runtime.stats,
         )
         self.subscribers: dict[str, Subscriber] = {}
+        #: Bytes received (inflated) from this connection: over ``receive_rate``, reading waits.
+        rate = runtime.settings.receive_rate
+        self._received = Meter(rate, max(rate, runtime.settings.max_message_bytes), now)
         #: Broker and application actions the reader carries out, in order, before reading on.
         self._backlog: deque[act.Action] = deque()
         self._readable = asyncio.Event()
@@ -113,9 +119,20 @@ class SessionDriver:
                     consumed()
                 continue
             await conn.unstalled()
-            protocol.received(frame, self._loop.time())
+            now = self._loop.time()
+            size = len(frame)
+            protocol.received(frame, now)
             frame = None
             self.perform()
+            # Over the received bytes' rate (this connection's or its identity's): read nothing
+            # meanwhile (over the HTTP binding, the POST is answered after the wait). Nothing is
+            # refused: the size of an inflated message is known only now.
+            wait = max(
+                self._received.charge(size, now), self.rt.receive_quota.charge(self.identity, size, now)
+            )
+            if wait > 0 and not conn.closed:
+                self.rt.stats.throttled["receive"] += 1
+                await asyncio.sleep(wait)
             if consumed is not None:
                 consumed()
 
@@ -335,6 +352,12 @@ class SessionDriver:
         try:
             history = await hub.subscribe(subscriber, since)
             snapshot = await hub.subscribe_presence(subscriber) if action.presence else None
+        except TooManyChannels as exc:
+            self.rt.stats.drop(f"channels_{exc.scope}")
+            whose = "you subscribe to" if exc.scope == "identity" else "this server follows"
+            why = f"{whose} as many channels as it may ({exc.most})"
+            protocol.subscribe_forbidden(action.ticket, why, loop.time())
+            return
         except BrokerError as exc:
             protocol.subscribe_failed(action.ticket, str(exc), loop.time())
             return

@@ -78,6 +78,15 @@ class Settings:
     refresh_burst: int = 5
     #: Seconds a client has to send each request head (the first one and every keep-alive one).
     handshake_timeout: float = 10.0
+    #: Bytes of received WebSocket messages (counted after inflating) one connection may have
+    #: handled per second (in bursts of one second's worth, at least one message of
+    #: ``max_message_bytes``); over it, the server reads nothing more from it until it is back
+    #: within the rate: the client slows down, nothing is refused. 0: unlimited.
+    receive_rate: int = 4 * 1024 * 1024
+    #: A compressed WebSocket message may inflate to 16 KiB or to this many times its compressed
+    #: size, whichever is larger; more: close 1009. 0: no cap. ``serve.py`` only (the ASGI
+    #: server inflates).
+    max_inflate_ratio: int = 32
 
     # --- limits per client identity (token subject, else address) --------------------------------
     #: Open connections (WebSocket + SSE; with ``serve.py`` every TCP connection) per client
@@ -88,6 +97,12 @@ class Settings:
     publish_rate: float = 200.0
     #: Publications an identity may make in a burst above ``publish_rate``.
     publish_burst: int = 1000
+    #: Bytes of publication data per second per identity (publications are retained for
+    #: ``history_ttl``: one identity holds at most ``publish_bytes_burst`` + this rate x
+    #: ``history_ttl`` of every broker's history); 0: unlimited. Over it: ``rate_limited`` / 429.
+    publish_bytes_rate: int = 16 * 1024
+    #: Bytes of publication data an identity may publish in a burst above ``publish_bytes_rate``.
+    publish_bytes_burst: int = 16 * 1024 * 1024
     #: Message and publish ids one identity keeps in the dedup window (its oldest go first).
     dedup_per_identity: int = 10_000
     #: Bytes an identity's connections may hold on their way out before a large answer made for
@@ -100,6 +115,19 @@ class Settings:
     query_burst: int = 200
     #: Members one identity may have in one channel's presence (its tabs and devices).
     max_presence_per_identity: int = 16
+    #: Distinct channels one identity's connections (WebSocket and SSE) may subscribe to
+    #: together; 0: unlimited. Over it: ``forbidden`` / SSE 429.
+    max_channels_per_identity: int = 1024
+    #: Presence changes (``presence_join``, updates included, and ``presence_leave`` frames) per
+    #: second per identity; 0: unlimited. Over it: ``rate_limited``. Every change is a diff sent
+    #: to every presence subscriber of the channel.
+    presence_rate: float = 10.0
+    #: Presence changes an identity may make in a burst above ``presence_rate``.
+    presence_burst: int = 100
+    #: Bytes of received WebSocket messages (after inflating) one identity's connections may
+    #: have handled per second together (bursts of one second's worth); over it they are read
+    #: no more until back within it. 0: unlimited.
+    identity_receive_rate: int = 16 * 1024 * 1024
 
     # --- limits for the whole process -----------------------------------------------------------
     #: Bytes of publications retained for replay, all channels together (memory broker); the
@@ -107,6 +135,9 @@ class Settings:
     history_bytes: int = 64 * 1024 * 1024
     #: Channels with retained history (memory broker); the least recently published is forgotten.
     max_channels: int = 10_000
+    #: Distinct channels this process's clients may subscribe to, all together (in Redis mode,
+    #: the streams this instance follows); 0: unlimited. Over it: ``forbidden`` / SSE 429.
+    max_subscribed_channels: int = 50_000
     #: Seconds a publication is retained (both brokers; an idle channel disappears after it).
     history_ttl: float = 600.0
     #: Publications replayed per subscribe or SSE resume (the newest ones; ``recovered: false``
@@ -122,6 +153,9 @@ class Settings:
     max_presence: int = 1000
     #: Members of every channel's presence together (memory broker; Redis: see docs/server.md).
     max_presence_total: int = 50_000
+    #: Seconds over which presence changes are gathered into one diff per channel: however
+    #: many members come and go, a presence subscriber gets at most one diff per channel per tick.
+    presence_tick: float = 0.1
     #: Seconds a presence entry lives after its instance last refreshed it (every third of it):
     #: the members of an instance that died leave within 4/3 of this.
     presence_ttl: float = 30.0
@@ -139,6 +173,13 @@ class Settings:
     total_inbox_bytes: int = 256 * 1024 * 1024
     #: Bytes of one request head (request line and headers); larger: 431.
     max_head_bytes: int = 32 * 1024
+    #: Share of one core that reading one client address's input may take (connections,
+    #: requests, WebSocket messages and bytes, at estimated costs; docs/server.md, "The CPU
+    #: budget"); over it, the address's connections are read one piece at a time, in turn, as
+    #: the share allows. 0: no budget. Trusted proxies have none.
+    cpu_share_per_ip: float = 0.25
+    #: Seconds of (estimated) work an address may have the server do at once.
+    cpu_burst: float = 0.05
     #: Seconds a request body may take after its head; slower: 408.
     body_timeout: float = 30.0
 
@@ -172,8 +213,8 @@ class Settings:
     demo_tick: float = 1.0
 
     def __post_init__(self) -> None:
-        if not self.presence_ttl > 0 or self.presence_grace < 0:
-            raise ValueError("presence_ttl must be > 0 and presence_grace >= 0")
+        if not self.presence_ttl > 0 or self.presence_grace < 0 or self.presence_tick < 0:
+            raise ValueError("presence_ttl must be > 0, presence_grace and presence_tick >= 0")
         for name in ("history_page_limit", "history_page_bytes", "max_presence", "max_presence_per_identity"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

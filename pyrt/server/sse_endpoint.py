@@ -17,7 +17,7 @@ from pyrt.server.auth import Claims, check_origin, header, origin_allowed, reque
 from pyrt.server.brokers.base import BrokerError
 from pyrt.server.chunk_writer import chunk_writer
 from pyrt.server.connection import Connection
-from pyrt.server.hub import Subscriber, replay
+from pyrt.server.hub import Subscriber, TooManyChannels, replay
 from pyrt.server.offsets import OffsetKey, is_channel_name, parse_offset
 from pyrt.server.protocol_handler import client_ip, expire_with_token, query_param, scope_transport
 from pyrt.server.runtime import Runtime
@@ -152,10 +152,16 @@ class SSEEndpoint:
             transport=scope_transport(scope),
             direct=chunk_writer(scope.get("pyrt.send"), compress),
             flusher=rt.flusher,
+            identity=rt.identity(claims.subject if claims else None, ip),
         )
         subscriber = Subscriber(conn, channel)
         try:
             history = await rt.hub.subscribe(subscriber, since)
+        except TooManyChannels as exc:
+            rt.stats.drop(f"channels_{exc.scope}")
+            retry = [(b"retry-after", b"5")]
+            await plain_response(send, 429, f"too many channels ({exc.scope})", [*cors, *retry])
+            return
         except BrokerError as exc:
             log.warning("SSE subscribe to %s failed: %s", channel, exc)
             await plain_response(send, 503, "temporarily unavailable", [*cors, (b"retry-after", b"1")])

@@ -71,16 +71,17 @@ class TokenBucket:
         """Spend a token if there is one; ``False`` means over the limit."""
         return self.wait(now) == 0.0
 
-    def wait(self, now: float) -> float:
-        """Spend a token and return 0.0; or, over the limit, spend nothing and return the seconds
-        until a token is available."""
+    def wait(self, now: float, cost: float = 1.0) -> float:
+        """Spend ``cost`` tokens (one by default, at most ``burst``) and return 0.0; or, over the
+        limit, spend nothing and return the seconds until they are available."""
         if self.rate <= 0:
             return 0.0
+        cost = min(cost, self.burst)
         tokens = self.refill(now)
-        if tokens >= 1.0:
-            self._tokens = tokens - 1.0
+        if tokens >= cost:
+            self._tokens = tokens - cost
             return 0.0
-        return (1.0 - tokens) / self.rate
+        return (cost - tokens) / self.rate
 
     def full(self, now: float) -> bool:
         """Whether the bucket has refilled completely (it is then as good as a new one)."""

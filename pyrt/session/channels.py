@@ -67,12 +67,16 @@ class Channels:
         except EncodeError:
             session.error("bad_frame", "data cannot be encoded", frame_id)
             return
-        retry_after = session.publish_quota.wait(session.peer.identity, now)
+        size = len(data_json)
+        identity = session.peer.identity
+        retry_after = session.publish_bytes_quota.wait(identity, now, size) or session.publish_quota.wait(
+            identity, now
+        )
         if retry_after:
             session.stats.drop("publish_quota")
-            session.hold(frame_id, retry_after, "too many publications from you: retry later", now)
+            why = "too many publications (or bytes of them) from you: retry later"
+            session.hold(frame_id, retry_after, why, now)
             return
-        size = len(data_json)
         ticket = session.begin(self._done, frame_id, blocking=False)
         self._flight[ticket] = (frame_id, size)
         self._bytes += size
@@ -126,6 +130,12 @@ class Channels:
         if not session.allowed(channel, "subscribe"):
             session.error("forbidden", f"you may not subscribe to {channel!r}", channel=channel)
             return
+        if frame.presence:  # its snapshot of the members is a read, like a ``presence`` frame
+            retry_after = session.query_quota.wait(session.peer.identity, now)
+            if retry_after:
+                session.stats.drop("query_quota")
+                session.refuse(None, channel, retry_after, "too many reads: retry later")
+                return
         since = None if frame.since is None else parse_offset(frame.since)
         subscriptions = self.subscriptions
         most = session.config.max_subscriptions
@@ -178,6 +188,17 @@ class Channels:
             session.error(UNAVAILABLE, why_now, channel=channel, retry_after=messages.BROKER_RETRY)
 
         session.finish(ticket, now, refuse)
+
+    def subscribe_forbidden(self, ticket: int, why: str, now: float) -> None:
+        """The broker follows as many channels as this identity (or the process) may: the
+        subscription is dropped and refused with ``forbidden``."""
+        session = self.session
+        channel = self._subscribing.pop(ticket, None)
+        if channel is None:
+            return
+        self.subscriptions.pop(channel, None)
+        session.emit(UnsubscribeAction(channel))
+        session.finish(ticket, now, lambda: session.error("forbidden", why, channel=channel))
 
     def unsubscribe(self, frame: Unsubscribe, now: float) -> None:
         channel = frame.channel

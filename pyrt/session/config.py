@@ -89,13 +89,14 @@ class Authority(Protocol):
 class Quota(Protocol):
     """Buckets keyed by client identity, shared by every connection of a server."""
 
-    def wait(self, key: str, now: float) -> float:
-        """Spend one token of ``key``'s bucket (0.0) or return the seconds until one is due."""
+    def wait(self, key: str, now: float, cost: float = 1.0) -> float:
+        """Spend ``cost`` tokens of ``key``'s bucket (0.0) or return the seconds until they are
+        due."""
         ...
 
 
 class Unlimited:
     """A :class:`Quota` that never says wait."""
 
-    def wait(self, key: str, now: float) -> float:
+    def wait(self, key: str, now: float, cost: float = 1.0) -> float:
         return 0.0

@@ -57,6 +57,8 @@ class Presence:
         if not session.allowed(channel, "join"):
             session.error("forbidden", f"you may not join the presence of {channel!r}", frame_id)
             return
+        if not self._allowed(frame_id, now):
+            return
         member = member_id(session.peer.identity, frame.key or session.peer.session)
         most = session.config.max_presence_joins
         if (channel, member) not in self.held and len(self.held) >= most:
@@ -142,6 +144,8 @@ class Presence:
     def leave(self, frame: PresenceLeave, now: float) -> None:
         session = self.session
         frame_id = frame.id if isinstance(frame.id, str) else None
+        if not self._allowed(frame_id, now):
+            return
         member = member_id(session.peer.identity, frame.key or session.peer.session)
         self.held.discard((frame.channel, member))
 
@@ -151,6 +155,18 @@ class Presence:
 
         ticket = session.begin(answered, frame_id, failure="cannot leave presence now")
         session.emit(Leave(ticket, frame.channel, member))
+
+    def _allowed(self, frame_id: str | None, now: float) -> bool:
+        """Whether a presence change (a join, an update, a leave) fits in the identity's presence
+        rate: each one is a diff for every presence subscriber of the channel. Else refused
+        (``rate_limited`` with ``retry_after``)."""
+        session = self.session
+        retry_after = session.presence_quota.wait(session.peer.identity, now)
+        if retry_after:
+            session.stats.drop("presence_quota")
+            session.refuse(frame_id, None, retry_after, "too many presence changes: retry later")
+            return False
+        return True
 
     def left(self, ticket: int, ok: bool, now: float) -> None:
         if ok:

@@ -111,7 +111,9 @@ class ServerSession:
         grant: Grant | None = None,
         wall_offset: float = 0.0,
         publish_quota: Quota | None = None,
+        publish_bytes_quota: Quota | None = None,
         query_quota: Quota | None = None,
+        presence_quota: Quota | None = None,
         stats: Stats | None = None,
     ) -> None:
         self.config = config
@@ -121,7 +123,11 @@ class ServerSession:
         self.wall_offset = wall_offset
         self.stats = stats if stats is not None else Stats()
         self.publish_quota: Quota = publish_quota if publish_quota is not None else Unlimited()
+        self.publish_bytes_quota: Quota = (
+            publish_bytes_quota if publish_bytes_quota is not None else Unlimited()
+        )
         self.query_quota: Quota = query_quota if query_quota is not None else Unlimited()
+        self.presence_quota: Quota = presence_quota if presence_quota is not None else Unlimited()
         self.gate = FlowGate(config.rate, config.burst, config.window, config.abuse_limit, now)
         self._refreshes = TokenBucket(config.refresh_rate, config.refresh_burst, now)
         self.last_seen = now
@@ -416,6 +422,9 @@ class ServerSession:
 
     def subscribe_failed(self, ticket: int, why: str, now: float) -> None:
         self.channels.subscribe_failed(ticket, why, now)
+
+    def subscribe_forbidden(self, ticket: int, why: str, now: float) -> None:
+        self.channels.subscribe_forbidden(ticket, why, now)
 
     def history_read(self, ticket: int, page: HistoryPage, now: float) -> None:
         self.complete(ticket, now, page)

@@ -27,6 +27,7 @@ class Stats:
         self.rejected: Counter[str] = Counter()  # origin, auth, per_ip, too_large, draining, refresh
         self.refreshes = 0  # tokens refreshed in place on a live connection
         self.history_reads = 0  # history pages answered (frames and GET /history)
+        self.throttled: Counter[str] = Counter()  # reads paused for a budget: receive, cpu
 
     def drop(self, reason: str) -> None:
         self.drops[reason] += 1

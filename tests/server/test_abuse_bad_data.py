@@ -11,6 +11,8 @@ from __future__ import annotations
 import codecs
 import json
 import math
+import re
+import socket
 import threading
 import time
 import uuid
@@ -22,9 +24,13 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 from websockets.sync.client import connect
 
 from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.server import Settings, create_app
+from pyrt.server.auth import make_token
 from pyrt.wire.sse import SSEDecoder
 from tests.faults.scenario import emit
 from tests.server.test_sse_endpoint import open_stream
@@ -313,3 +319,178 @@ def test_after_the_fuzz_every_stream_is_alive_and_complete(fuzzer: Fuzzer) -> No
     assert (missing_live, missing_sse, wrong) == ([], [], [])
     assert fuzzer.sse_error is None
     assert "Traceback" not in fuzzer.server.log_text()
+
+
+# --- headers and tokens: bad input is refused, never a 500 or a traceback -----------------------
+
+SECRET = "bad-data-secret"
+
+
+def raw_status(port: int, head: bytes) -> int | None:
+    """The status of one raw request (``None``: the connection closed without an answer)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        answer = b""
+        while b"\r\n" not in answer:
+            piece = sock.recv(4096)
+            if not piece:
+                return None
+            answer += piece
+    match = re.match(rb"HTTP/1\.1 (\d{3})", answer)
+    assert match, answer[:200]
+    return int(match.group(1))
+
+
+def request(port: int, path: str, *headers: bytes) -> bytes:
+    upgrade = any(h.lower().startswith(b"upgrade:") for h in headers)
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
+        + b"".join(h + b"\r\n" for h in headers)
+        + (b"" if upgrade else b"Connection: close\r\n")
+        + b"\r\n"
+    )
+
+
+WS_HEAD = (
+    b"Upgrade: websocket",
+    b"Connection: Upgrade",
+    b"Sec-WebSocket-Version: 13",
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+)
+
+
+@pytest.fixture(scope="module")
+def secured() -> Iterator[ServerProcess]:
+    proc = ServerProcess("--token-secret", SECRET)  # authentication on, every other default
+    yield proc
+    proc.stop()
+
+
+def test_bad_origins_and_tokens_are_refused_without_a_traceback(secured: ServerProcess) -> None:
+    port = secured.port
+    token = make_token(SECRET, "alice")
+    payload, signature = token.split(".")
+    bad = f"{payload}.{signature[:-1]}".encode() + b"\xe9"  # a byte that is not ASCII
+    statuses = {
+        "origin_ipv6_ipv4": raw_status(port, request(port, "/sse?channel=c", b"Origin: http://[1.2.3.4]")),
+        "origin_bracket": raw_status(port, request(port, "/history?channel=c", b"Origin: http://[")),
+        "ws_origin": raw_status(port, request(port, "/ws", *WS_HEAD, b"Origin: http://[")),
+        "bearer": raw_status(port, request(port, "/sse?channel=c", b"Authorization: Bearer " + bad)),
+        "cookie": raw_status(port, request(port, "/history?channel=c", b"Cookie: pyrt_token=" + bad)),
+        "subprotocol": raw_status(
+            port, request(port, "/ws", *WS_HEAD, b"Sec-WebSocket-Protocol: pyrt.v1, bearer." + bad)
+        ),
+    }
+
+    async def refresh() -> tuple[dict[str, Any], dict[str, Any]]:
+        client = await Client.connect(secured.ws_url, subprotocols=["pyrt.v1", "bearer." + token])
+        await client.send({"type": "refresh", "id": "r1", "token": bad.decode("latin-1")})
+        refused = await client.expect("error", id="r1")
+        await client.send({"type": "ping", "t": 1})
+        pong = await client.expect("pong")  # the connection is still there
+        await client.close()
+        return refused, pong
+
+    refused, pong = run(refresh())
+    emit("abuse.bad_data.headers_and_tokens", **statuses, refresh=refused["code"])
+    assert statuses == {
+        "origin_ipv6_ipv4": 403,
+        "origin_bracket": 403,
+        "ws_origin": 403,
+        "bearer": 403,
+        "cookie": 403,
+        "subprotocol": 400,  # not a valid subprotocol token: the handshake is refused
+    }
+    assert refused["code"] == "unauthorized"
+    assert pong == {"type": "pong", "t": 1}
+    log = secured.log_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert " 500" not in log
+
+
+VALID = make_token(SECRET, "alice").encode()
+header_bytes = (
+    st.binary(max_size=60)
+    | st.builds(  # a valid token with one byte changed
+        lambda at, byte: VALID[:at] + bytes([byte]) + VALID[at + 1 :],
+        st.integers(0, len(VALID) - 1),
+        st.integers(1, 255),
+    )
+)
+HEADERS = {
+    b"Origin": [b"", b"http://", b"http://[", b"https://", b"null"],
+    b"Host": [b"", b"[", b"127.0.0.1:"],
+    b"Authorization": [b"Bearer ", b"bearer ", b"Basic "],
+    b"Cookie": [b"pyrt_token=", b"a=b; pyrt_token="],
+    b"Sec-WebSocket-Protocol": [b"pyrt.v1, bearer.", b""],
+    b"Last-Event-ID": [b""],
+    b"Accept-Encoding": [b""],
+}
+headers = st.sampled_from(sorted(HEADERS)).flatmap(
+    lambda name: st.tuples(st.just(name), st.sampled_from(HEADERS[name]), header_bytes)
+)
+token_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60) | header_bytes.map(
+    lambda raw: raw.decode("latin-1")
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    path=st.sampled_from(["/sse?channel=c", "/history?channel=c", "/publish", "/ws", "/healthz"]),
+    header=headers,
+)
+def test_fuzzed_headers_never_get_a_500(secured: ServerProcess, path: str, header: tuple[bytes, ...]) -> None:
+    port = secured.port
+    name, prefix, value = header
+    extra = WS_HEAD if path == "/ws" else ()
+    head = request(port, path, *extra, name + b": " + prefix + value.replace(b"\r", b"").replace(b"\n", b""))
+    if name == b"Host":  # replaces the request's own
+        head = head.replace(f"Host: 127.0.0.1:{port}\r\n".encode(), b"", 1)
+    status = raw_status(port, head)
+    assert status is None or status < 500, (name, prefix + value, status)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(token=token_text)
+def test_fuzzed_refresh_tokens_are_answered_unauthorized(refresher: Any, token: str) -> None:
+    client, mark = refresher
+    mark[0] += 1
+    client.send(json.dumps({"type": "refresh", "id": f"r{mark[0]}", "token": token}))
+    answer = json.loads(client.recv(timeout=10))
+    assert answer["type"] == "error", answer
+    assert answer["code"] in ("unauthorized", "rate_limited"), answer
+
+
+@pytest.fixture(scope="module")
+def refresher() -> Iterator[Any]:
+    # No refresh rate limit: the fuzzer sends refreshes back to back to test their parsing.
+    proc = ServerProcess("--token-secret", SECRET, "--refresh-rate", "0")
+    token = make_token(SECRET, "alice")
+    try:
+        with connect(proc.ws_url + "/ws", subprotocols=["pyrt.v1", "bearer." + token]) as client:  # type: ignore[list-item]
+            json.loads(client.recv(timeout=5))
+            yield client, [0]
+            client.send(json.dumps({"type": "ping", "t": "end"}))
+            assert json.loads(client.recv(timeout=5)) == {"type": "pong", "t": "end"}
+        log = proc.log_text()
+        assert "Traceback" not in log, log[-3000:]
+    finally:
+        proc.stop()
+
+
+def test_after_the_header_fuzz_the_log_has_no_traceback(secured: ServerProcess) -> None:
+    log = secured.log_text()
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_a_frame_the_server_fails_on_closes_its_connection_with_1011_and_a_close_frame() -> None:
+    def broken_policy(channel: str, subject: str | None, action: str) -> bool:
+        raise RuntimeError("a bug in the application's policy")
+
+    app = create_app(Settings(allowed_hosts=("testserver",)), channel_policy=broken_policy)
+    with TestClient(app) as client, client.websocket_connect("/ws", subprotocols=["pyrt.v1"]) as ws:
+        ws.receive_json()  # welcome
+        ws.send_json({"type": "subscribe", "channel": "c"})
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1011

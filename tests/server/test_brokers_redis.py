@@ -200,6 +200,68 @@ def test_watched_channels_are_delivered_live_in_order(pyrt_redis: RedisServer) -
     run(scenario())
 
 
+def test_a_reader_that_lost_its_notifications_catches_up_without_gap_or_duplicate(
+    pyrt_redis: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        prefix = unique("p") + ":"
+        got: list[Publication] = []
+        reader = RedisBroker(pyrt_redis.url, prefix=prefix)
+        writer = RedisBroker(pyrt_redis.url, prefix=prefix)
+        await reader.start(got.append)
+        await writer.start(lambda p: None)
+        channels = [unique() for _ in range(3)]
+        for channel in channels:
+            await reader.watch(channel)
+        admin = redis.Redis.from_url(pyrt_redis.url)
+        for n in range(30):
+            if n % 10 == 5:  # notifications published meanwhile are lost for good
+                admin.client_kill_filter(_type="pubsub")
+            for channel in channels:
+                await writer.publish(channel, "tick", str(n))
+        async with asyncio.timeout(10):
+            while len(got) < 90:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # nothing more comes (no duplicate)
+        for channel in channels:
+            assert [p.data_json for p in got if p.channel == channel] == [str(n) for n in range(30)]
+        assert len(got) == 90
+        await reader.close()
+        await writer.close()
+
+    run(scenario())
+
+
+def test_an_instance_delivers_its_own_publications_and_the_others_once_each_in_order(
+    pyrt_redis: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        prefix = unique("p") + ":"
+        here: list[Publication] = []
+        local = RedisBroker(pyrt_redis.url, prefix=prefix)
+        remote = RedisBroker(pyrt_redis.url, prefix=prefix)
+        await local.start(here.append)
+        await remote.start(lambda p: None)
+        channel = unique()
+        await local.watch(channel)
+        offsets = []
+        for n in range(40):  # interleaved: the local ones must wait for the remote ones before them
+            broker = local if n % 3 else remote
+            offsets.append((await broker.publish(channel, "tick", str(n)))[0])
+        async with asyncio.timeout(10):
+            while len(here) < 40:
+                await asyncio.sleep(0.01)
+        assert [p.data_json for p in here] == [str(n) for n in range(40)]
+        assert [p.offset for p in here] == offsets
+        # a publication made here, with nothing new before it, is delivered when publish returns
+        offset, _ = await local.publish(channel, "tick", "now")
+        assert here[-1].offset == offset
+        await local.close()
+        await remote.close()
+
+    run(scenario())
+
+
 def _pair(start_server: Callable[..., ServerProcess], url: str) -> tuple[ServerProcess, ServerProcess]:
     # No rate limit: the publishers are the bare protocol client of tests/server/wsclient.py,
     # which does not pace itself as pyrt does; these tests measure the brokers, not the limit.

@@ -22,8 +22,13 @@ def test_a_slow_consumer_is_closed_with_1013_and_resumes_without_gap(
     pyrt_start_server: Callable[..., ServerProcess], subprotocols: list[str]
 ) -> None:
     # No rate limit: the publisher is the bare protocol client of tests/server/wsclient.py, which
-    # does not pace itself as pyrt does; this test measures the slow consumer, not the limit.
-    srv = pyrt_start_server("--send-queue-bytes", "262144", "--demo-tick", "0", "--rate-limit", "0")
+    # does not pace itself as pyrt does; this test measures the slow consumer, not the limit. No
+    # CPU budget either: one address pushing 12.8 MB of publications as fast as it can would be
+    # paced to its share of the server (and its connections' keepalive pings left unanswered
+    # while they wait their turn).
+    srv = pyrt_start_server(
+        "--send-queue-bytes", "262144", "--demo-tick", "0", "--rate-limit", "0", "--cpu-share-per-ip", "0"
+    )
     channel = f"slow-{uuid.uuid4().hex[:8]}"
     total = 400
     payload = "x" * 32_000
@@ -33,7 +38,7 @@ def test_a_slow_consumer_is_closed_with_1013_and_resumes_without_gap(
         assert slow.ws.subprotocol == subprotocols[0]
         await slow.send({"type": "subscribe", "channel": channel})
         await slow.expect("subscribed")
-        publisher = await Client.connect(srv.ws_url)
+        publisher = await Client.connect(srv.ws_url, compression=None)  # "x" * 32_000 inflates 300x
         for n in range(total):
             await publisher.send(
                 {"type": "publish", "id": f"{channel}-{n}", "channel": channel, "data": [n, payload]}

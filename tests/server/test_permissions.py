@@ -16,23 +16,48 @@ from pyrt.server.brokers.memory import MemoryBroker
 from pyrt.server.permissions import MAX_CAPS, Cap, caps_allow, parse_caps
 from pyrt.server.runtime import Runtime, default_channel_policy
 from pyrt.server.settings import Settings
+from tests import REPO
 from tests.server.wsclient import Client, run
 
 SECRET = "caps-secret"
 CHAT = [{"channels": ["chat", "room:*"], "allow": ["subscribe", "publish", "join"]}]
 
 
-def test_patterns_match_names_and_prefixes() -> None:
-    (cap,) = parse_caps([{"channels": ["news", "room:*"], "allow": ["subscribe"]}])
-    assert cap == Cap(("news", "room:*"), frozenset({"subscribe"}))
-    assert [cap.matches(c) for c in ("news", "news2", "room:1", "room:", "roo")] == [
-        True,
-        False,
-        True,
-        True,
-        False,
-    ]
-    assert parse_caps([{"channels": ["*"], "allow": ["publish"]}])[0].matches("anything")
+#: docs/protocol.md (Authorization) shows this table: pattern, channel, matches.
+PATTERN_EXAMPLES = [
+    ("news", "news", True),
+    ("news", "news2", False),
+    ("room:*", "room:1", True),
+    ("room:*", "room:lobby", True),
+    ("room:*", "room:", False),  # "*" is one segment, never an empty one
+    ("room:*", "room:1:admin", False),  # ... and never more than one
+    ("room:*", "room", False),
+    ("room:*:chat", "room:1:chat", True),
+    ("room:*:chat", "room:1:admin", False),
+    ("user-*", "user-7", True),
+    ("user-*", "user-", False),
+    ("user-*", "user-7:x", False),
+    ("room:**", "room:1", True),
+    ("room:**", "room:1:admin", True),
+    ("room:**", "room", False),
+    ("room:**", "room:", False),
+    ("*", "chat", True),
+    ("*", "room:1", False),
+    ("**", "room:1:admin", True),
+]
+
+
+@pytest.mark.parametrize(("pattern", "channel", "matches"), PATTERN_EXAMPLES)
+def test_patterns_are_segment_aware(pattern: str, channel: str, matches: bool) -> None:
+    (cap,) = parse_caps([{"channels": [pattern], "allow": ["subscribe"]}])
+    assert cap == Cap((pattern,), frozenset({"subscribe"}))
+    assert cap.matches(channel) is matches
+
+
+def test_the_pattern_table_is_the_documented_one() -> None:
+    docs = (REPO / "docs" / "protocol.md").read_text()
+    for pattern, channel, matches in PATTERN_EXAMPLES:
+        assert f"| `{pattern}` | `{channel}` | {'yes' if matches else 'no'} |" in docs, (pattern, channel)
 
 
 def test_an_action_needs_a_cap_naming_both_channel_and_action() -> None:
@@ -53,6 +78,8 @@ def test_an_action_needs_a_cap_naming_both_channel_and_action() -> None:
         [{"channels": [], "allow": ["subscribe"]}],
         [{"channels": ["bad name"], "allow": ["subscribe"]}],
         [{"channels": ["a*b"], "allow": ["subscribe"]}],
+        [{"channels": ["**:x"], "allow": ["subscribe"]}],  # "**" only last
+        [{"channels": ["room:*x"], "allow": ["subscribe"]}],
         [{"channels": ["chat"], "allow": ["admin"]}],
         [{"channels": ["chat"], "allow": []}],
         [{"channels": ["chat"]}],

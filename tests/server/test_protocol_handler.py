@@ -248,7 +248,8 @@ def test_bad_frames_get_an_error_and_the_connection_stays_open(
     pyrt_server: ServerProcess, frame: str, code: str
 ) -> None:
     async def scenario() -> None:
-        client = await Client.connect(pyrt_server.ws_url)
+        # not compressed: 200 KB of brackets would inflate past the ratio cap (close 1009)
+        client = await Client.connect(pyrt_server.ws_url, compression=None)
         await client.send(frame)
         error = await client.expect("error")
         assert error["code"] == code, error
@@ -569,11 +570,16 @@ def test_a_large_refused_frame_is_named_from_its_head_without_being_parsed_whole
 ) -> None:
     # A slow refill (2 frames/s) behind the burst of 10: sending eleven 100 KB frames takes tens
     # of milliseconds on a loaded machine, enough for a faster bucket to refill one token.
-    limited = pyrt_start_server("--rate-limit", "2", "--rate-burst", "10", "--rate-window", "50")
+    # No CPU budget: it reads one address's large frames a piece at a time as its share allows,
+    # which would pace these 11 frames below the frame rate whose refusal is under test.
+    limited = pyrt_start_server(
+        "--rate-limit", "2", "--rate-burst", "10", "--rate-window", "50", "--cpu-share-per-ip", "0"
+    )
     big = "x" * 100_000
 
     async def scenario() -> None:
-        client = await Client.connect(limited.ws_url)
+        # not compressed: 100 KB of one character would inflate past the ratio cap (close 1009)
+        client = await Client.connect(limited.ws_url, compression=None)
         for n in range(11):  # pyrt writes type and id first: the refusal can name a large frame
             await client.send(json.dumps({"type": "message", "id": f"big-{n}", "data": big}))
         for n in range(10):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from pyrt.redact import RedactSecrets, redact
+from pyrt.redact import MAX_LOGGED, RedactSecrets, redact
 
 
 def test_credential_like_parameters_are_redacted_and_others_kept() -> None:
@@ -70,3 +70,18 @@ def test_a_record_with_nothing_to_hide_is_left_as_it_was() -> None:
     assert RedactSecrets().filter(record) is True
     assert record.args == args
     assert record.msg == '%s - "%s %s"'
+
+
+def test_a_long_access_log_line_keeps_the_shape_its_formatter_needs() -> None:
+    from uvicorn.logging import AccessFormatter
+
+    path = "/anything?" + "key" * 10_000 + "&token=secret"
+    args = ("127.0.0.1:5000", "GET", path, "1.1", 404)
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', args, None
+    )
+    assert RedactSecrets().filter(record) is True
+    line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s').format(record)
+    assert "secret" not in line
+    assert len(line) < 2 * MAX_LOGGED
+    assert line.startswith('127.0.0.1:5000 - "GET /anything?keykey')

@@ -49,15 +49,15 @@ class Quota:
     """A fixed number of tokens per identity, then ``wait`` seconds."""
 
     def __init__(self, tokens: int, wait: float = 2.0) -> None:
-        self.left: dict[str, int] = {}
+        self.left: dict[str, float] = {}
         self.tokens = tokens
         self.wait_for = wait
 
-    def wait(self, key: str, now: float) -> float:
+    def wait(self, key: str, now: float, cost: float = 1.0) -> float:
         left = self.left.get(key, self.tokens)
-        if left <= 0:
+        if left < cost:
             return self.wait_for
-        self.left[key] = left - 1
+        self.left[key] = left - cost
         return 0.0
 
 
@@ -269,13 +269,24 @@ def test_a_publication_over_the_identitys_quota_is_refused_and_starts_a_hold() -
     assert refused == {
         "type": "error",
         "code": "rate_limited",
-        "message": "too many publications from you: retry later",
+        "message": "too many publications (or bytes of them) from you: retry later",
         "id": "p2",
         "retry_after": 2.0,
     }
     assert ping == {"type": "ping", "t": "hold-1"}
     d.frame(type="publish", id="p3", channel="c", data=3)  # in flight before the client read it
     assert d.take()[0]["id"] == "p3"
+
+
+def test_publication_bytes_count_against_the_identitys_byte_quota() -> None:
+    d = Driver(publish_bytes_quota=Quota(10, wait=3.0))
+    d.take()
+    d.frame(type="publish", id="p1", channel="c", data="12345678")  # "12345678" is 10 bytes
+    assert d.next(act.Publish).id == "p1"
+    d.frame(type="publish", id="p2", channel="c", data=1)
+    refused = d.take()[0]
+    assert (refused["code"], refused["id"], refused["retry_after"]) == ("rate_limited", "p2", 3.0)
+    assert d.session.stats.drops["publish_quota"] == 1
 
 
 def test_the_admission_gate_refuses_then_closes_a_client_that_ignores_it() -> None:
@@ -394,6 +405,44 @@ def test_a_subscription_the_broker_cannot_make_is_refused_for_now_and_forgotten(
         }
     ]
     assert d.session.channels.subscriptions == {}
+
+
+def test_a_subscription_over_the_channel_limits_is_forbidden_and_forgotten() -> None:
+    d = Driver()
+    d.take()
+    d.frame(type="subscribe", channel="news")
+    d.session.subscribe_forbidden(d.next(act.Subscribe).ticket, "you subscribe to as many (2)", d.now)
+    d.pump()
+    assert d.take() == [
+        {"type": "error", "code": "forbidden", "message": "you subscribe to as many (2)", "channel": "news"}
+    ]
+    assert d.session.channels.subscriptions == {}
+    assert [type(a) for a in d.pending] == [act.Unsubscribe]
+
+
+def test_a_subscription_with_presence_counts_as_a_read() -> None:
+    d = Driver(query_quota=Quota(1))
+    d.take()
+    d.frame(type="subscribe", channel="a", presence=True)
+    d.next(act.Subscribe)
+    d.frame(type="subscribe", channel="b")  # no snapshot: not a read
+    d.next(act.Subscribe)
+    d.frame(type="subscribe", channel="c", presence=True)
+    refused = d.take()[0]
+    assert (refused["code"], refused["channel"], refused["retry_after"]) == ("rate_limited", "c", 2.0)
+    assert d.session.stats.drops["query_quota"] == 1
+
+
+def test_presence_changes_count_against_the_identitys_presence_rate() -> None:
+    d = Driver(presence_quota=Quota(1, wait=4.0))
+    d.take()
+    d.frame(type="presence_join", id="j1", channel="room")
+    d.next(act.ShowInfo)
+    d.frame(type="presence_leave", id="l1", channel="room")
+    refused = d.take()[0]
+    assert (refused["code"], refused["id"], refused["retry_after"]) == ("rate_limited", "l1", 4.0)
+    assert refused["message"] == "too many presence changes: retry later"
+    assert d.session.stats.drops["presence_quota"] == 1
 
 
 def test_reads_need_the_right_to_subscribe_and_room_in_the_identitys_read_rate() -> None:

@@ -11,7 +11,8 @@ Per channel (``<prefix>`` is ``pyrt:prs:``):
 Every change is one Lua script, so the bounds hold across instances and exactly one instance
 removes (and announces) an expired member. Every write gives the channel's keys a lifetime of
 ``3 · ttl`` (they vanish when every instance is gone). Diffs reach the other instances through
-the broker's ``XREAD`` reader, for the channels they watch.
+the broker's reader (each diff is notified on the broker's news channel), for the channels they
+watch.
 """
 
 from __future__ import annotations
@@ -54,21 +55,23 @@ local function expired(now)
   end
   return leaves
 end
-local function announce(joins, leaves, diffs)
+local function announce(joins, leaves, diffs, news)
   if #joins == 0 and #leaves == 0 then
     local last = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)
     if #last > 0 then return last[1][1] end
     return '0'
   end
-  return redis.call('XADD', KEYS[5], 'MAXLEN', '~', diffs, '*',
+  local id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', diffs, '*',
     'j', '[' .. table.concat(joins, ',') .. ']', 'l', '[' .. table.concat(leaves, ',') .. ']')
+  redis.call('PUBLISH', news, id .. ' ' .. KEYS[5])
+  return id
 end
 local function keep(ms)
   for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ms) end
 end
 """
 
-# ARGV: member, json, owner, identity, now, expires, max_members, max_identity, keep_ms, diffs
+# ARGV: member, json, owner, identity, now, expires, max_members, max_identity, keep_ms, diffs, news
 _JOIN = (
     _PRELUDE
     + """
@@ -76,10 +79,10 @@ local leaves = expired(tonumber(ARGV[5]))
 local known = redis.call('HGET', KEYS[1], ARGV[1])
 if not known then
   if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[7]) then
-    return {'full', announce({}, leaves, ARGV[10])}
+    return {'full', announce({}, leaves, ARGV[10], ARGV[11])}
   end
   if tonumber(redis.call('HGET', KEYS[4], ARGV[4]) or '0') >= tonumber(ARGV[8]) then
-    return {'identity', announce({}, leaves, ARGV[10])}
+    return {'identity', announce({}, leaves, ARGV[10], ARGV[11])}
   end
   redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
 end
@@ -88,13 +91,13 @@ redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({ARGV[3], ARGV[4]}))
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
 local joins = {}
 if known ~= ARGV[2] then joins = {ARGV[2]} end
-local version = announce(joins, leaves, ARGV[10])
+local version = announce(joins, leaves, ARGV[10], ARGV[11])
 keep(ARGV[9])
 return {'ok', version}
 """
 )
 
-# ARGV: member, owner ('' = whoever), now, diffs
+# ARGV: member, owner ('' = whoever), now, diffs, news
 _REMOVE = (
     _PRELUDE
     + """
@@ -104,15 +107,15 @@ if owned and (ARGV[2] == '' or cjson.decode(owned)[1] == ARGV[2]) then
   local json = remove(ARGV[1])
   if json then table.insert(leaves, json) end
 end
-return announce({}, leaves, ARGV[4])
+return announce({}, leaves, ARGV[4], ARGV[5])
 """
 )
 
-# ARGV: now, diffs. Returns the version, then the members.
+# ARGV: now, diffs, news. Returns the version, then the members.
 _MEMBERS = (
     _PRELUDE
     + """
-local version = announce({}, expired(tonumber(ARGV[1])), ARGV[2])
+local version = announce({}, expired(tonumber(ARGV[1])), ARGV[2], ARGV[3])
 local out = {version}
 for _, json in ipairs(redis.call('HVALS', KEYS[1])) do table.insert(out, json) end
 return out
@@ -148,6 +151,7 @@ class RedisPresence(PresenceStore):
         self._members_script = client.register_script(_MEMBERS)
         self._touch_script = client.register_script(_TOUCH)
         self._keep_ms = int(3 * ttl * 1000)
+        self._news = broker.news_channel
 
     def _keys(self, channel: str) -> list[str]:
         return [f"{self._prefix}{kind}:{channel}" for kind in "moeis"]
@@ -156,7 +160,7 @@ class RedisPresence(PresenceStore):
         return f"{self._prefix}s:{channel}"
 
     async def members(self, channel: str) -> Snapshot:
-        reply = await self._call(self._members_script, channel, [_now_ms(), _DIFFS])
+        reply = await self._call(self._members_script, channel, [_now_ms(), _DIFFS, self._news])
         return Snapshot([str(member) for member in reply[1:]], str(reply[0]))
 
     async def watch(self, channel: str) -> None:
@@ -188,12 +192,14 @@ class RedisPresence(PresenceStore):
         now = _now_ms()
         args = [member, member_json, owner, identity, now, now + int(self.ttl * 1000)]
         status, version = await self._call(
-            self._join_script, channel, [*args, max_members, max_per_identity, self._keep_ms, _DIFFS]
+            self._join_script,
+            channel,
+            [*args, max_members, max_per_identity, self._keep_ms, _DIFFS, self._news],
         )
         return JoinResult(status, str(version))
 
     async def _remove(self, channel: str, member: str, owner: str | None) -> None:
-        await self._call(self._remove_script, channel, [member, owner or "", _now_ms(), _DIFFS])
+        await self._call(self._remove_script, channel, [member, owner or "", _now_ms(), _DIFFS, self._news])
 
     async def _touch(self, entries: dict[tuple[str, str], str], seconds: float) -> None:
         by_channel: dict[str, list[str]] = {}
@@ -220,7 +226,7 @@ class RedisPresence(PresenceStore):
             async with self._broker.redis_client.pipeline(transaction=False) as pipe:
                 for channel in channels:
                     await self._remove_script(
-                        keys=self._keys(channel), args=["", "", now, _DIFFS], client=pipe
+                        keys=self._keys(channel), args=["", "", now, _DIFFS, self._news], client=pipe
                     )
                 await pipe.execute()
         except RedisError as exc:
