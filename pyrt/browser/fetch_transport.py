@@ -8,12 +8,15 @@ The body is piped (``pipeTo``) into a ``WritableStream`` whose ``write``, ``clos
 call Python, rather than read by awaiting ``reader.read()`` from Python: WebKitGTK (2.50) never
 settles a read awaited from Pyodide when the server resets the connection, so the stream looked
 alive until ``stall_timeout``; its sink's ``abort`` is called at once, in every engine. The sink's
-three proxies belong to the request and are destroyed when its body ends, fails or is aborted.
+three proxies belong to the request and are destroyed when its body ends or fails, and by
+:meth:`~BrowserFetchTransport.abort` itself: a client that is closed holds none, whenever the engine
+gets round to calling the sink (a turn of the event loop later in every engine tested).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import js
@@ -31,6 +34,8 @@ class BrowserFetchTransport:
     def __init__(self) -> None:
         self._current: tuple[int, Any] | None = None  # (request id, its AbortController)
         self._tasks: set[asyncio.Task[None]] = set()
+        # request id -> the owner of its body's sink proxies, and what ends the wait for the body
+        self._sinks: dict[int, tuple[ProxyOwner, Callable[[str | None], None]]] = {}
 
     def check_url(self, url: str) -> None:
         """Any URL: ``fetch`` resolves a relative one against the page."""
@@ -47,6 +52,11 @@ class BrowserFetchTransport:
         if current is not None and current[0] == request:
             self._current = None
             current[1].abort()
+        sink = self._sinks.pop(request, None)
+        if sink is not None:
+            owner, settle = sink
+            owner.destroy_all()  # a call the pipe still makes fails inside the pipe, which is caught
+            settle(None)  # nothing more is reported: the request is no longer live
 
     def dispose(self) -> None:
         if self._current is not None:
@@ -117,6 +127,7 @@ class BrowserFetchTransport:
                 dict_converter=js.Object.fromEntries,
             )
         )
+        self._sinks[number] = (owner, settle)
         try:
             # The pipe's own promise is not awaited (see the module docstring); a builtin is its
             # rejection handler, so an aborted pipe is not an unhandled rejection and owns no proxy.
@@ -125,6 +136,7 @@ class BrowserFetchTransport:
         except Exception as exc:  # pipeTo refused to start (a locked or disturbed body)
             outcome = _message(exc)
         finally:
+            self._sinks.pop(number, None)
             owner.destroy_all()
         if not self._done(number):
             return  # aborted: nothing more is reported
