@@ -5,7 +5,7 @@ One tab holds the group's Web Lock until it resigns, then the other gets it; str
 the leader who is alive; disposing releases both locks and destroys every proxy. A PyScript
 worker shares a WebSocket with a page tab. The tab holding a shared WebSocket goes away mid-stream
 and the others lose nothing. Without Web Locks, ``share=`` falls back to a connection of its own
-and says so once.
+and says so once. Behind a WebSocket block the tabs share one HTTP binding connection.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 from pyrt.pytest_plugin.engines import Engine
 from pyrt.pytest_plugin.pyodide_page import PyodidePage
 from pyrt.pytest_plugin.server_process import ServerProcess
+from pyrt.pytest_plugin.waiting import wait_until
 from tests.browser.tabs import Tab, Tabs
 
 SETUP = """
@@ -198,3 +199,60 @@ def test_the_holder_tab_goes_away_mid_stream_and_the_others_lose_nothing(
     for pubs, _, reply in results:
         assert pubs == list(range(published))  # every publication once, in order
         assert reply == "still here"
+
+
+def test_tabs_behind_a_websocket_block_share_one_http_connection(
+    pair: tuple[Tab, Tab], pyrt_server: ServerProcess
+) -> None:
+    """The tab holding the shared connection falls back to HTTP for every tab (the server refuses
+    this client's WebSocket upgrades, as a network that blocks them would): one HTTP binding
+    connection, every tab's acks, each message once; closing the tabs' clients closes it."""
+    live = list(pair)
+    tag = uuid.uuid4().hex[:8]
+    cid = f"blocked-{tag}"
+
+    def http_connections() -> int:
+        return int(pyrt_server.metric("pyrt_connections", transport="http"))
+
+    before = http_connections()
+    block = {"cid": cid, "seconds": 300}
+    httpx.post(f"{pyrt_server.url}/demo/block", json=block, timeout=10).raise_for_status()
+    try:
+        for tab in live:
+            tab.run(
+                f"""
+from pyrt import WebSocketClient
+c = WebSocketClient("{pyrt_server.ws_url}/ws?cid={cid}", share="blocked-{tag}")
+c.connect()
+None
+""",
+                ns=tag,
+            )
+        for tab in live:
+            tab.wait_for(f"c.state.name == 'OPEN' and c.sharing.tabs == {len(live)}", ns=tag, timeout=30)
+        assert [tab.run("c.transport", ns=tag) for tab in live] == ["http"] * len(live)
+        assert http_connections() == before + 1
+        for tab in live:
+            replies = tab.run(
+                f"""
+import asyncio
+replies = await asyncio.gather(*(c.send_with_ack({{"tab": {tab.number}, "seq": n}}) for n in range(20)))
+[[r["tab"], r["seq"]] for r in replies]
+""",
+                ns=tag,
+            )
+            assert replies == [[tab.number, n] for n in range(20)]  # each in the tab that sent it
+        answer = httpx.get(f"{pyrt_server.url}/demo/received", params={"cid": cid}, timeout=10)
+        messages = [(m["data"]["tab"], m["data"]["seq"]) for m in answer.json()["messages"]]
+        assert sorted(messages) == [(tab.number, n) for tab in live for n in range(20)]  # each once
+        for tab in live:
+            tab.run("c.close()", ns=tag)
+        wait_until(lambda: http_connections() == before, 10, "the shared HTTP connection closed")
+    finally:
+        for tab in live:  # a test that failed must not hold the connection
+            tab.run("if 'c' in globals(): c.close()", ns=tag)
+        httpx.post(f"{pyrt_server.url}/demo/block", json={**block, "seconds": 0}, timeout=10)
+        # what the tabs remembered for the origin must not send later tests over HTTP (in WebKit
+        # every window shares this profile)
+        forget = f'import js\njs.localStorage.removeItem("pyrt:transport:{pyrt_server.url}")\nNone'
+        live[0].run(forget, ns=tag)
