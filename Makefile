@@ -42,10 +42,16 @@ wheels: $(WHEELS)
 notebook: setup
 	$(BIN)/python scripts/build_notebook.py
 
-# Chromium (browser tests) and redis-server (Redis broker tests), from apt on Debian/Ubuntu.
+# The three browser engines (Chromium; Firefox ESR; WebKitGTK's MiniBrowser with its WebDriver, on
+# an Xvfb display) and redis-server (Redis broker tests), from apt on Debian/Ubuntu.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || [ -n "$${PYRT_CHROMIUM+set}" ] || missing="$$missing chromium"; \
+	command -v firefox-esr >/dev/null 2>&1 || command -v firefox >/dev/null 2>&1 || [ -n "$${PYRT_FIREFOX+set}" ] \
+	  || missing="$$missing firefox-esr"; \
+	command -v WebKitWebDriver >/dev/null 2>&1 || missing="$$missing webkit2gtk-driver"; \
+	command -v Xvfb >/dev/null 2>&1 || missing="$$missing xvfb"; \
+	command -v xauth >/dev/null 2>&1 || missing="$$missing xauth"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null 2>&1; then \

@@ -1,12 +1,14 @@
 """The chat page of app/ keeps working through network faults and a server restart.
 
-Real Chromium, real Pyodide, pyrt's real server, and a chaos proxy between them: the pages are
+Real browsers, real Pyodide, pyrt's real server, and a chaos proxy between them: the pages are
 opened through the proxy, so everything they send and receive crosses it. Run with
-``python -m pytest examples/testing`` (docs/testing.md).
+``python -m pytest examples/testing`` (docs/testing.md); add ``--pyrt-engine chromium,firefox,webkit``
+to run each test in the three engines (the first uses Playwright's locators: Chromium and Firefox).
 """
 
 from collections.abc import Callable
 
+import pytest
 from playwright.sync_api import expect
 
 from pyrt.pytest_plugin import AppPage, ChaosProxy, PyodidePage, ResetSchedule, ServerProcess, check_delivery
@@ -26,6 +28,7 @@ def lines(page: AppPage) -> list[str]:
     return page.page.locator("#messages li").all_text_contents()
 
 
+@pytest.mark.pyrt_engines("chromium", "firefox")  # Playwright drives these pages: WebKit has no Playwright
 def test_the_chat_page_keeps_working_through_a_blackhole_and_a_server_restart(
     chat_server: ServerProcess,
     pyrt_start_proxy: StartProxy,

@@ -236,9 +236,11 @@ class WebSocketUpstream:
         relay = self.relay
         was_open = relay.server_open
         actions, own = relay.server_message(message)
-        self.hub.run(actions)
         if relay.server_open and not was_open:
+            # First the group hears what the connection runs over, then the waiting links open:
+            # a tab's on_open then reads the shared connection's transport, not its own.
             self.hub.ready()
+        self.hub.run(actions)
         return own
 
     def _ready(self) -> None:

@@ -9,12 +9,22 @@ and a reconnect due in half a second would wait up to a minute. :class:`BrowserT
 again at 0: such timers keep running on one-second wake-ups in hidden pages. (Browsers also clamp
 nested zero-delay timers to 4 ms; these are not nested, so they are not clamped either.)
 
+A timer that comes due does not run its callback in the ``setTimeout`` task: it hands it to the
+asyncio loop (``call_soon``), behind whatever the loop had already queued. Browsers are free to
+order timer tasks and message tasks as they like (HTML leaves it to them), and they differ: after
+``call_later(0, f)`` and ``await asyncio.sleep(0)``, Chromium and WebKit resume the task first,
+Firefox runs ``f`` first. Through the loop, every engine keeps asyncio's order (CPython's too): a
+task that was ready when a timer came due runs before the timer's callback, so a ``dispose()`` or
+``cancel()`` it makes still wins. (Pyodide's ``call_soon`` is a message task as well: the callback
+still arms its next timer at nesting level 0.)
+
 Its two proxies (the channel's ``message`` handler and the ``setTimeout`` callback) belong to a
 :class:`~pyrt.browser.proxies.ProxyOwner` and are destroyed by :meth:`BrowserTimers.dispose`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -57,10 +67,12 @@ class BrowserTimers:
         self._armed: dict[int, _Timer] = {}  # by key
         self._keys = 0
         self._disposed = False
+        self._loop = asyncio.get_event_loop()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> _Timer:
-        """Call ``callback`` after ``delay`` seconds (at the earliest); returns a handle with
-        ``cancel()``. Nothing is called after :meth:`dispose`."""
+        """Call ``callback`` after ``delay`` seconds (at the earliest), from the asyncio loop,
+        after the callbacks it had queued when the timer came due; returns a handle with
+        ``cancel()``. Nothing is called after :meth:`dispose` or ``cancel()``."""
         self._keys += 1
         timer = _Timer(self, self._keys, delay, callback)
         if not self._disposed:
@@ -95,7 +107,12 @@ class BrowserTimers:
             self._armed[timer.key] = timer
 
     def _fired(self, key: int) -> None:
-        timer = self._armed.pop(key, None)
+        """The ``setTimeout`` task: queue the call behind what the loop has queued already."""
+        if key in self._armed:
+            self._loop.call_soon(self._run, key)
+
+    def _run(self, key: int) -> None:
+        timer = self._armed.pop(key, None)  # gone if cancelled or disposed since it came due
         if timer is not None and not timer.cancelled:
             timer.cancelled = True
             timer.callback()

@@ -1,7 +1,8 @@
 """A browser context that may only talk to localhost, and what its pages did.
 
-:class:`AppPage` opens a fresh Playwright context (its own cookies, storage and cache) with one
-page, and:
+:class:`AppPage` opens a fresh context (its own cookies, storage and cache, where the engine has
+contexts) with one page, through the engine's :class:`~pyrt.pytest_plugin.driver.BrowserDriver`,
+and:
 
 - blocks every HTTP request and WebSocket that tries to leave localhost (``127.0.0.0/8``,
   ``localhost``, ``[::1]``; ``data:``/``blob:`` stay local) and records it in
@@ -17,49 +18,29 @@ page, and:
 
 Requests to localhost are never intercepted, so they flow even while the test thread is not
 inside a Playwright call (the sync API runs route handlers only then).
+
+In WebKit (driven through classic WebDriver) there is no request interception and no console:
+nothing is blocked or recorded, the diagnostics say so, and asking for those records (or for
+Playwright's :attr:`~AppPage.page`) raises :class:`~pyrt.pytest_plugin.engines.MissingCapability`,
+which the plugin reports as a skip naming the engine. :meth:`AppPage.evaluate` works everywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.sync_api import (
-    Browser,
-    BrowserContext,
-    ConsoleMessage,
-    Page,
-    Request,
-    Response,
-    Route,
-    WebError,
-    WebSocketRoute,
-)
-
+from pyrt.pytest_plugin.driver import Answer, PageDriver, Records, as_driver, leaves_localhost
+from pyrt.pytest_plugin.engines import Engine
 from pyrt.pytest_plugin.reporting import REGISTRY, tail
 
 __all__ = ["AppPage", "PageNotServed", "leaves_localhost"]
 
-_LOCAL = (
-    r"(?:https?|wss?)://(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?(?:[/?#]|$)|(?:data|blob|about):"
-)
-
 CONSOLE_LINES = 40
-
-
-def leaves_localhost(allow: Sequence[str] = ()) -> re.Pattern[str]:
-    """A pattern matching every URL outside localhost and outside the ``allow`` prefixes.
-
-    The pattern is valid in Python and in JavaScript: Playwright hands it to the browser, which
-    then pauses only the requests that match.
-    """
-    allowed = "".join(f"|{re.escape(prefix)}" for prefix in allow)
-    return re.compile(f"^(?!{_LOCAL}{allowed})")
 
 
 def _origin(url: str) -> str:
@@ -87,49 +68,42 @@ class PageNotServed(AssertionError):
 class _Mark:
     __slots__ = ("blocked", "console", "errors", "network")
 
-    def __init__(self, page: AppPage) -> None:
-        self.console = len(page.console)
-        self.errors = len(page.page_errors)
-        self.blocked = len(page.blocked_requests)
-        self.network = len(page.network_errors)
+    def __init__(self, records: Records) -> None:
+        self.console = len(records.console)
+        self.errors = len(records.page_errors)
+        self.blocked = len(records.blocked_requests)
+        self.network = len(records.network_errors)
 
 
 class AppPage:
     """``AppPage(browser, url)`` opens ``url`` (any page: PyScript, plain JS) in a guarded context.
 
-    ``allow`` lists URL prefixes outside localhost the page may reach; ``context_args`` go to
-    ``browser.new_context`` (``viewport=...``, ``service_workers=...``). Drive the page with
-    Playwright through :attr:`page` and :attr:`context`; :meth:`close` (or ``with``) ends it.
+    ``browser`` is ``pyrt_browser`` (a :class:`~pyrt.pytest_plugin.driver.BrowserDriver`) or a
+    Playwright ``Browser``. ``allow`` lists URL prefixes outside localhost the page may reach;
+    ``context_args`` go to Playwright's ``browser.new_context`` (``viewport=...``,
+    ``service_workers=...``; WebKit takes ``viewport`` only). ``hidden=True`` opens it as a
+    background tab (``document.hidden``), where the engine has those (WebKit). Drive the page with
+    :meth:`evaluate` in any engine, or with Playwright through :attr:`page` and :attr:`context`
+    (Chromium, Firefox); :meth:`close` (or ``with``) ends it.
     """
 
     def __init__(
         self,
-        browser: Browser,
+        browser: Any,
         url: str | None = None,
         *,
         allow: Sequence[str] = (),
         context_args: Mapping[str, Any] | None = None,
         wait_until: str = "load",
+        hidden: bool = False,
     ) -> None:
+        self.browser = as_driver(browser)
+        self.engine: Engine = self.browser.engine
         self.origin = _origin(url) if url else ""
-        self.console: list[str] = []
-        self.page_errors: list[str] = []
-        self.requests: list[str] = []
-        self.blocked_requests: list[str] = []
-        self.network_errors: list[str] = []
         self.closed = False
-        self._expected: list[str] | None = None
-        self._error_responses: list[Response] = []  # their bodies are read when needed
-        self.context: BrowserContext = browser.new_context(**dict(context_args or {}))
-        guard = leaves_localhost(allow)
-        self.context.route(guard, self._block)
-        self.context.route_web_socket(guard, self._block_websocket)
-        self.context.on("console", self._on_console)
-        self.context.on("weberror", self._on_error)
-        self.context.on("request", self._on_request)
-        self.context.on("response", self._on_response)
-        self.context.on("requestfailed", self._on_failed)
-        self.page: Page = self.context.new_page()
+        self._context = self.browser.open_context(allow=allow, context_args=context_args)
+        self._records = self._context.records
+        self.driver: PageDriver = self._context.new_page(hidden=hidden)
         REGISTRY.track(self)
         if url:
             try:
@@ -138,16 +112,42 @@ class AppPage:
                 self.close()
                 raise
 
-    def goto(self, url: str, *, wait_until: str = "load") -> Response | None:
-        """Navigate the page; ``wait_until`` is Playwright's (``load``, ``domcontentloaded``...)."""
+    # -- driving -------------------------------------------------------------------------------------
+    def goto(self, url: str, *, wait_until: str = "load") -> Answer | None:
+        """Navigate the page; ``wait_until`` is Playwright's (``load``, ``domcontentloaded``...).
+        Returns the document's answer, or None where the engine does not tell (WebKit)."""
         self.origin = self.origin or _origin(url)
-        return self.page.goto(url, wait_until=wait_until)  # type: ignore[arg-type]
+        return self.driver.goto(url, wait_until=wait_until)
 
-    def check_served(self, url: str, response: Response | None) -> None:
-        """Raise :class:`PageNotServed` when the page at ``url`` (its navigation ``response``)
-        cannot work: it answered 400 or more, or its runtime under ``/vendor/`` answered 503
-        (not installed). Opening a page calls it; call it after your own :meth:`goto`."""
+    def evaluate(self, script: str, arg: Any = None) -> Any:
+        """Evaluate JavaScript in the page, in any engine: a function (called with ``arg``) or
+        an expression; a promise is awaited; its JSON-like value comes back."""
+        return self.driver.evaluate(script, arg)
+
+    def new_tab(self, *, hidden: bool = False) -> PageDriver:
+        """Another tab of this context (same storage, Web Locks, ``BroadcastChannel``);
+        ``hidden=True``: in the background, where the engine has such pages (WebKit)."""
+        return self._context.new_page(hidden=hidden)
+
+    @property
+    def page(self) -> Any:
+        """Playwright's ``Page`` (Chromium, Firefox)."""
+        return self.driver.playwright
+
+    @property
+    def context(self) -> Any:
+        """Playwright's ``BrowserContext`` (Chromium, Firefox)."""
+        return self._context.playwright
+
+    def check_served(self, url: str, response: Answer | None = None) -> None:
+        """Raise :class:`PageNotServed` when the page at ``url`` (its navigation ``response``, as
+        :meth:`goto` returns it) cannot work: it answered 400 or more, or its runtime under
+        ``/vendor/`` answered 503 (not installed). Opening a page calls it; call it after your own
+        :meth:`goto`. Where the engine tells no status (WebKit), the local server is asked again
+        from here."""
         __tracebackhide__ = True
+        if response is None and not self.engine.has("intercept"):
+            response = _ask(url)
         if response is not None and response.status >= 400:
             said = _first_line(_body(response))
             said = "" if said == response.status_text else said  # Starlette's 404 says "Not Found"
@@ -166,66 +166,73 @@ class AppPage:
 
     def runtime_missing(self) -> list[str]:
         """``/vendor/`` requests of this context answered 503 (the runtime is not installed where
-        the server looks), each with what the server said."""
-        found: list[str] = []
-        for response in self._error_responses:
-            if response.status == 503 and urlsplit(response.url).path.startswith("/vendor/"):
-                found.append(f"GET {response.url} answered HTTP 503: {_first_line(_body(response))}")
-        return found
+        the server looks), each with what the server said. Where the engine records no answers
+        (WebKit), the page's own list of what it loaded is asked of the local server again."""
+        answers: list[Answer]
+        if self.engine.has("intercept"):
+            answers = list(self._records.error_answers)
+        else:
+            try:
+                urls = dict.fromkeys(url for url in self.driver.resources() if _vendor(url))
+            except Exception:  # the page is gone or between documents: nothing to tell
+                urls = {}
+            answers = [answer for url in urls if (answer := _ask(url, "HEAD")) is not None]
+        return [
+            f"GET {answer.url} answered HTTP 503: {_first_line(_body(answer))}"
+            for answer in answers
+            if answer.status == 503 and _vendor(answer.url)
+        ]
 
     # -- what the pages did ----------------------------------------------------------------------------
-    def _blocked(self, what: str) -> None:
-        (self._expected if self._expected is not None else self.blocked_requests).append(what)
+    @property
+    def console(self) -> list[str]:
+        self.engine.require("console")
+        return self._records.console
 
-    def _block(self, route: Route) -> None:
-        self._blocked(f"{route.request.method} {route.request.url}")
-        route.abort("blockedbyclient")
+    @property
+    def page_errors(self) -> list[str]:
+        self.engine.require("console")
+        return self._records.page_errors
 
-    def _block_websocket(self, socket: WebSocketRoute) -> None:
-        self._blocked(f"WebSocket {socket.url}")
-        socket.close(code=1008, reason="blocked by the pyrt test harness: outside localhost")
+    @property
+    def requests(self) -> list[str]:
+        self.engine.require("intercept")
+        return self._records.requests
+
+    @property
+    def blocked_requests(self) -> list[str]:
+        self.engine.require("intercept")
+        return self._records.blocked_requests
+
+    @property
+    def network_errors(self) -> list[str]:
+        self.engine.require("intercept")
+        return self._records.network_errors
 
     @contextlib.contextmanager
     def expect_blocked(self) -> Iterator[list[str]]:
         """Requests blocked inside the block are expected (a page that must cope without its
         CDN): they go to the yielded list, not to :attr:`blocked_requests`, and fail nothing.
         They are seen while the block makes Playwright calls (``run``, ``evaluate``...)."""
-        if self._expected is not None:
+        self.engine.require("intercept", "it cannot block requests, so none can be expected")
+        if self._records.expected is not None:
             raise RuntimeError("expect_blocked() blocks do not nest")
         expected: list[str] = []
-        self._expected = expected
+        self._records.expected = expected
         try:
             yield expected
         finally:
-            self._expected = None
-
-    def _on_console(self, message: ConsoleMessage) -> None:
-        self.console.append(f"[{message.type}] {message.text}")
-
-    def _on_error(self, error: WebError) -> None:
-        self.page_errors.append(str(error.error))
-
-    def _on_request(self, request: Request) -> None:
-        self.requests.append(request.url)
-
-    def _on_response(self, response: Response) -> None:
-        if response.status >= 400:
-            self.network_errors.append(f"{response.status} {response.request.method} {response.url}")
-            self._error_responses.append(response)
-
-    def _on_failed(self, request: Request) -> None:
-        reason = request.failure or "failed"
-        if not reason.startswith("net::ERR_BLOCKED_BY_CLIENT"):  # listed with the blocked requests
-            self.network_errors.append(f"{reason} {request.method} {request.url}")
+            self._records.expected = None
 
     def diagnostics(self, since: object | None = None) -> str:
         """The console (last lines), uncaught errors, blocked requests and failed requests, after
         ``since`` (a :meth:`mark`; None: everything)."""
+        records = self._records
         mark = since if isinstance(since, _Mark) else None
-        console = self.console[mark.console if mark else 0 :]
-        errors = self.page_errors[mark.errors if mark else 0 :]
-        blocked = self.blocked_requests[mark.blocked if mark else 0 :]
-        network = self.network_errors[mark.network if mark else 0 :]
+        console = records.console[mark.console if mark else 0 :]
+        errors = records.page_errors[mark.errors if mark else 0 :]
+        blocked = records.blocked_requests[mark.blocked if mark else 0 :]
+        network = records.network_errors[mark.network if mark else 0 :]
         lines: list[str] = []
         if console:
             lines += [f"--- page console (last {CONSOLE_LINES}) ---", *tail(console, CONSOLE_LINES)]
@@ -235,16 +242,20 @@ class AppPage:
             lines += ["--- requests that tried to leave localhost (blocked) ---", *tail(blocked, 20)]
         if network:
             lines += ["--- failed requests ---", *tail(network, 20)]
+        if not self.engine.has("console") and since is None:
+            lines.append(
+                f"--- ({self.engine.label} through {self.engine.driver}: no console, no request log) ---"
+            )
         return "\n".join(lines)
 
     def wait_for_timeout(self, timeout: float) -> None:
-        """Idle ``timeout`` ms inside Playwright, so page events and route handlers run."""
-        self.page.wait_for_timeout(timeout)
+        """Idle ``timeout`` ms (inside Playwright, so page events and route handlers run)."""
+        self.driver.wait_for_timeout(timeout)
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.context.close()
+            self._context.close()
 
     def __enter__(self) -> AppPage:
         return self
@@ -255,37 +266,60 @@ class AppPage:
     # -- reporting (see pyrt.pytest_plugin.reporting) -----------------------------------------------
     @property
     def report_title(self) -> str:
-        return f"pyrt page {self.page.url if not self.closed else self.origin}"
+        where = self.origin
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                where = self.driver.url
+        return f"pyrt page {where} ({self.engine.name})"
 
     @property
     def finished(self) -> bool:
         return self.closed
 
     def mark(self) -> object:
-        return _Mark(self)
+        return _Mark(self._records)
 
     def report(self, since: object | None) -> str:
         return self.diagnostics(since)
 
     def violations(self, since: object | None) -> list[str]:
         mark = since if isinstance(since, _Mark) else None
-        return self.blocked_requests[mark.blocked if mark else 0 :]
+        return self._records.blocked_requests[mark.blocked if mark else 0 :]
 
 
-def _body(response: Response) -> str:
-    """A response's text; when the browser kept none (a script that failed to load), the same
-    GET asked again of the local server from here, or "" when that fails too."""
+def _vendor(url: str) -> bool:
+    return urlsplit(url).path.startswith("/vendor/")
+
+
+def _ask(url: str, method: str = "GET") -> Answer | None:
+    """The local server's answer to ``method url`` asked from here (a ``GET`` as the page made
+    it; its body is asked again when read), or None for a URL outside localhost or no answer."""
+    if leaves_localhost().match(url):
+        return None
     try:
-        text = response.text()
-    except Exception:  # evicted, or the context is closed
-        text = ""
-    if text or response.request.method != "GET" or leaves_localhost().match(response.url):
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=5) as answer:
+            status, reason = int(answer.status), str(answer.reason or "")
+    except urllib.error.HTTPError as refused:
+        with refused:
+            status, reason = int(refused.code), str(refused.reason or "")
+    except OSError:
+        return None
+    return Answer(method="GET", url=url, status=status, status_text=reason)
+
+
+def _body(response: Answer) -> str:
+    """A response's text; when the browser kept none (a script that failed to load, or an engine
+    that tells no bodies), the same GET asked again of the local server from here, or "" when
+    that fails too."""
+    text = response.text()
+    if text or response.method != "GET" or leaves_localhost().match(response.url):
         return text
     try:
         with urllib.request.urlopen(response.url, timeout=5) as answer:
             return str(answer.read(4096).decode(errors="replace"))
     except urllib.error.HTTPError as refused:
-        return str(refused.read(4096).decode(errors="replace"))
+        with refused:
+            return str(refused.read(4096).decode(errors="replace"))
     except OSError:
         return ""
 

@@ -1,5 +1,6 @@
 """The pytest plugin (entry point ``pyrt`` in the ``pytest11`` group): fixtures for testing real-time
-pages built on pyrt, in real Chromium through pytest-playwright, against pyrt's real server.
+pages built on pyrt, in real browsers (Chromium and Firefox through Playwright, WebKitGTK through
+Selenium), against pyrt's real server.
 
 Importing this module costs next to nothing and needs only pytest: every fixture imports what it
 uses (Playwright, the server) when a test asks for it, and says what to install when that is
@@ -13,7 +14,8 @@ Fixtures (docs/testing.md has the whole story):
 ``pyrt_redis``            session   a throw-away ``redis-server`` (skips the test when not installed)
 ``pyrt_proxy``            function  a chaos proxy in front of ``pyrt_server``
 ``pyrt_start_proxy``      function  a chaos proxy in front of any server
-``pyrt_browser``          session   Chromium, launched through pytest-playwright
+``pyrt_engine``           session   the engine of this test (``--pyrt-engine``; tests are parametrized)
+``pyrt_browser``          session   the engine's browser (one per engine per session)
 ``pyrt_page``             function  a Pyodide page on ``pyrt_server`` with pyrt and ``pyrt_page_files``
 ``pyrt_new_page``         function  more Pyodide pages, on any server or proxy, with any files
 ``pyrt_open_page``        function  your own pages (PyScript...) in the same guarded browser context
@@ -26,6 +28,13 @@ Fixtures (docs/testing.md has the whole story):
 When a test fails, its report gets one section per server, proxy and page alive during it: what
 each logged, printed or did during that test. A test whose page tried to reach anything outside
 localhost fails, naming the requests.
+
+Engines: ``--pyrt-engine chromium,firefox,webkit`` (or the ``pyrt_engine`` ini option; default
+``chromium``) runs every test that uses a browser fixture once per engine (ids ``[chromium]``...).
+``@pytest.mark.pyrt_engines("chromium")`` limits a test or module to the engines it can run in.
+An engine that cannot start skips its tests with the reason, except in CI (``CI=true``), where
+they fail. Asking an engine for what it cannot do (``page.page`` in WebKit, a tab crash outside
+Chromium) skips the test, naming the engine and the capability.
 """
 
 from __future__ import annotations
@@ -42,9 +51,9 @@ import pytest
 from pyrt.pytest_plugin.reporting import REGISTRY
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
-
     from pyrt.pytest_plugin.app_page import AppPage
+    from pyrt.pytest_plugin.driver import BrowserDriver
+    from pyrt.pytest_plugin.engines import Engine
     from pyrt.pytest_plugin.proxy import ChaosProxy
     from pyrt.pytest_plugin.pyodide_page import PyodidePage
     from pyrt.pytest_plugin.redis_process import RedisServer
@@ -75,17 +84,109 @@ def _need(what: str, module: str) -> None:
         pytest.fail(f"{what} needs {missing}: {INSTALL}", pytrace=False)
 
 
+# -- engines ---------------------------------------------------------------------------------------
+
+ENGINE_MARKER = "pyrt_engines"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pyrt", "pyrt's browser fixtures")
+    group.addoption(
+        "--pyrt-engine",
+        action="append",
+        default=[],
+        metavar="ENGINES",
+        help="engines the pyrt browser fixtures run each test in: chromium, firefox, webkit "
+        "(comma-separated, or all); default: the pyrt_engine ini option, else chromium",
+    )
+    parser.addini(
+        "pyrt_engine", "engines for the pyrt browser fixtures (comma-separated)", default="chromium"
+    )
+
+
+def selected_engines(config: pytest.Config) -> tuple[str, ...]:
+    """The engines chosen with ``--pyrt-engine`` (else the ``pyrt_engine`` ini option)."""
+    from pyrt.pytest_plugin.engines import parse_engines
+
+    given: list[str] = config.getoption("pyrt_engine", default=None) or [str(config.getini("pyrt_engine"))]
+    try:
+        return parse_engines(given) or ("chromium",)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--pyrt-engine: {exc}") from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{ENGINE_MARKER}(*names): the engines (chromium, firefox, webkit) this test runs in, "
+        "of those --pyrt-engine selects",
+    )
+    engines = selected_engines(config)
+    if "firefox" in engines:
+        from pyrt.pytest_plugin.firefox import install_shim
+
+        try:
+            state = install_shim()  # before Playwright's driver starts: the shim rides on its Node.js
+        except ImportError:
+            return  # no Playwright: the browser fixtures say what to install
+        if not state.installed:
+            config.issue_config_time_warning(pytest.PytestWarning(f"pyrt Firefox shim: {state.reason}"), 2)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that uses a pyrt browser fixture once per engine it may run in."""
+    if "pyrt_engine" not in metafunc.fixturenames:
+        return
+    from pyrt.pytest_plugin.engines import parse_engines
+
+    selected = selected_engines(metafunc.config)
+    marker = metafunc.definition.get_closest_marker(ENGINE_MARKER)
+    allowed = parse_engines(marker.args) if marker is not None else selected  # unknown names: an error
+    chosen = [name for name in selected if name in allowed]
+    if chosen:
+        metafunc.parametrize("pyrt_engine", chosen, indirect=True, scope="session")
+        return
+    reason = f"runs in {', '.join(allowed)} only; --pyrt-engine selected {', '.join(selected)}"
+    metafunc.parametrize(
+        "pyrt_engine",
+        [pytest.param(allowed[0], marks=pytest.mark.skip(reason=reason))],
+        indirect=True,
+        scope="session",
+    )
+
+
+def _capability_skip(exc: BaseException) -> BaseException:
+    from pyrt.pytest_plugin.engines import MissingCapability
+
+    if isinstance(exc, MissingCapability):
+        return pytest.skip.Exception(str(exc), _use_item_location=True)
+    return exc
+
+
 # -- hooks -----------------------------------------------------------------------------------------
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     REGISTRY.begin_test()  # before the fixtures: resources they start count as this test's
+    try:
+        return (yield)
+    except Exception as exc:
+        skip = _capability_skip(exc)
+        if skip is exc:
+            raise
+        raise skip from None
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    result = yield
+    try:
+        result = yield
+    except Exception as exc:
+        skip = _capability_skip(exc)
+        if skip is exc:
+            raise
+        raise skip from None
     problems = REGISTRY.violations()
     if problems:
         lines = [f"{title}:\n  " + "\n  ".join(found) for title, found in problems]
@@ -269,20 +370,66 @@ def pyrt_proxy(
 
 
 @pytest.fixture(scope="session")
-def pyrt_browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
-    """Chromium for the pyrt pages, launched with pytest-playwright's Playwright and launch
-    arguments (``--headed``, ``--slowmo``, ``--browser-channel``), pyrt's flags and the binary of
-    the ``PYRT_CHROMIUM`` rule (see :mod:`pyrt.pytest_plugin.chromium`)."""
-    _need("pyrt_browser", "playwright")
-    if not request.config.pluginmanager.has_plugin("playwright"):
-        pytest.fail(f"pyrt_browser needs the pytest-playwright plugin (not loaded): {INSTALL}", pytrace=False)
-    playwright = request.getfixturevalue("playwright")
-    base = request.getfixturevalue("browser_type_launch_args")
-    from pyrt.pytest_plugin.chromium import launch_options
+def pyrt_engine(request: pytest.FixtureRequest) -> Engine:
+    """The engine this test runs in (:class:`~pyrt.pytest_plugin.engines.Engine`: ``name``,
+    ``label``, ``has(capability)``, ``require(capability)``). Tests using a pyrt browser fixture
+    are parametrized over the engines ``--pyrt-engine`` selects."""
+    from pyrt.pytest_plugin.engines import ENGINES
 
-    browser: Browser = playwright.chromium.launch(**launch_options(base))
-    yield browser
-    browser.close()
+    name = getattr(request, "param", None) or selected_engines(request.config)[0]
+    return ENGINES[name]
+
+
+def _unavailable(engine: Engine, reason: str) -> None:
+    from pyrt.pytest_plugin.engines import in_ci
+
+    message = f"{engine.name} ({engine.label}) cannot start: {reason}"
+    if in_ci():
+        pytest.fail(f"{message}\n(CI=true: an engine that cannot start fails its tests)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pyrt_browser(request: pytest.FixtureRequest, pyrt_engine: Engine) -> Iterator[BrowserDriver]:
+    """The browser of this test's engine, one per engine for the whole session: a
+    :class:`~pyrt.pytest_plugin.driver.BrowserDriver`. Chromium and Firefox are launched with
+    pytest-playwright's Playwright and launch arguments (``--headed``, ``--slowmo``; Chromium
+    also ``--browser-channel`` and the ``PYRT_CHROMIUM`` rule, see
+    :mod:`pyrt.pytest_plugin.chromium`) and pass Playwright's ``Browser`` attributes through;
+    WebKitGTK runs through Selenium on an Xvfb display of its own."""
+    from pyrt.pytest_plugin.engines import EngineUnavailable
+
+    driver: BrowserDriver
+    if pyrt_engine.name == "webkit":
+        from pyrt.pytest_plugin.driver import launch_webkit
+
+        try:
+            driver = launch_webkit(headed=bool(request.config.getoption("headed", default=False)))
+        except EngineUnavailable as exc:
+            _unavailable(pyrt_engine, str(exc))
+    else:
+        _need("pyrt_browser", "playwright")
+        if not request.config.pluginmanager.has_plugin("playwright"):
+            pytest.fail(
+                f"pyrt_browser needs the pytest-playwright plugin (not loaded): {INSTALL}", pytrace=False
+            )
+        playwright = request.getfixturevalue("playwright")
+        base = request.getfixturevalue("browser_type_launch_args")
+        from pyrt.pytest_plugin.driver import PlaywrightBrowser
+
+        if pyrt_engine.name == "firefox":
+            from pyrt.pytest_plugin.firefox import launch_firefox
+
+            try:
+                driver = PlaywrightBrowser(launch_firefox(playwright, base), pyrt_engine)
+            except EngineUnavailable as exc:
+                _unavailable(pyrt_engine, str(exc))
+        else:
+            from pyrt.pytest_plugin.chromium import launch_options
+
+            driver = PlaywrightBrowser(playwright.chromium.launch(**launch_options(base)), pyrt_engine)
+    yield driver
+    driver.close()
 
 
 @pytest.fixture
@@ -312,8 +459,8 @@ class PageOpener:
             return server.url
         return target if isinstance(target, str) else target.url
 
-    def _browser(self) -> Browser:
-        browser: Browser = self._request.getfixturevalue("pyrt_browser")
+    def _browser(self) -> BrowserDriver:
+        browser: BrowserDriver = self._request.getfixturevalue("pyrt_browser")
         return browser
 
     def pyodide(
@@ -342,7 +489,9 @@ class PageOpener:
 
 
 @pytest.fixture
-def _pyrt_pages(request: pytest.FixtureRequest, pyrt_page_files: Files) -> Iterator[PageOpener]:
+def _pyrt_pages(
+    request: pytest.FixtureRequest, pyrt_page_files: Files, pyrt_engine: Engine
+) -> Iterator[PageOpener]:
     opener = PageOpener(request, pyrt_page_files)
     yield opener
     opener.close_all()
@@ -358,7 +507,8 @@ def pyrt_new_page(_pyrt_pages: PageOpener) -> Callable[..., PyodidePage]:
 @pytest.fixture
 def pyrt_open_page(_pyrt_pages: PageOpener) -> Callable[..., AppPage]:
     """Open your own pages: ``pyrt_open_page(server_or_proxy, "/index.html")``, guarded like
-    the Pyodide pages; drive them with Playwright (``.page``). Closed after the test."""
+    the Pyodide pages; drive them with ``.evaluate(js)`` in any engine, or with Playwright
+    (``.page``) in Chromium and Firefox. Closed after the test."""
     return _pyrt_pages.app
 
 

@@ -1,4 +1,4 @@
-"""A guarded Chromium page with Pyodide booted, pyrt imported and your own Python files in place.
+"""A guarded page (any engine) with Pyodide booted, pyrt imported and your own Python files in place.
 
 ``PyodidePage(browser, base_url, files=[...])`` opens a small page on ``base_url``'s origin that
 loads Pyodide from ``base_url + "/vendor/pyodide/"`` and pyrt from ``base_url + "/pyrt.zip"`` (what
@@ -25,8 +25,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
-
-from playwright.sync_api import Browser
 
 from pyrt.pytest_plugin.app_page import NODE_MODULES_HINT, AppPage, PageNotServed
 
@@ -175,14 +173,15 @@ def pack_files(files: Sequence[str | Path] | Mapping[str, str | Path]) -> bytes:
 class PyodidePage(AppPage):
     """One guarded context and page on ``base_url`` with Pyodide booted (see the module docstring).
 
-    ``boot_timeout`` bounds the boot; ``allow`` and ``context_args`` are :class:`AppPage`'s.
+    ``boot_timeout`` bounds the boot; ``allow``, ``context_args`` and ``hidden`` are
+    :class:`AppPage`'s.
     :attr:`timings` holds what the page reported about its boot (``bootMs``, ``pyrtMs``) and
     ``totalMs`` measured from the test.
     """
 
     def __init__(
         self,
-        browser: Browser,
+        browser: Any,
         base_url: str,
         path: str | None = None,
         *,
@@ -190,12 +189,13 @@ class PyodidePage(AppPage):
         boot_timeout: float = 90.0,
         allow: Sequence[str] = (),
         context_args: Mapping[str, Any] | None = None,
+        hidden: bool = False,
     ) -> None:
         if path is None:
             # The boot page is ours, written into a response the server sent for something else:
             # that response's security headers, if any, are not the policy of a page of yours.
             context_args = {"bypass_csp": True, **(context_args or {})}
-        super().__init__(browser, allow=allow, context_args=context_args)
+        super().__init__(browser, allow=allow, context_args=context_args, hidden=hidden)
         self.base_url = base_url.rstrip("/")
         self.path = path
         self.boot_timeout = boot_timeout
@@ -228,7 +228,7 @@ class PyodidePage(AppPage):
         try:
             response = self.goto(self.url)
             if self.path is None:
-                self.page.set_content(self._boot_page)
+                self.driver.write(self._boot_page)
             else:
                 self.check_served(
                     self.url, response
@@ -250,25 +250,25 @@ class PyodidePage(AppPage):
         if self.path is None:
             self._load()
         else:
-            self.page.reload()
+            self.driver.reload()
         self._finish_boot(started, "the page did not boot again")
 
     def _finish_boot(self, started: float, failure: str) -> None:
         __tracebackhide__ = True
         try:
-            reported = self.page.evaluate(READY_JS, int(self.boot_timeout * 1000))
+            reported = self.driver.evaluate(READY_JS, int(self.boot_timeout * 1000))
         except Exception as exc:
             raise PyodideError(f"{failure}: {exc}\n{self.diagnostics()}{self._hint()}", self) from None
         self.timings = {**(reported or {}), "totalMs": (time.perf_counter() - started) * 1000}
         if self._files:
-            self.page.evaluate(UNPACK_JS, [base64.b64encode(self._files).decode("ascii"), HOME])
-        self.page.evaluate("(code) => window.pyodide.runPythonAsync(code)", RUNNER)
+            self.driver.evaluate(UNPACK_JS, [base64.b64encode(self._files).decode("ascii"), HOME])
+        self.driver.evaluate("(code) => window.pyodide.runPythonAsync(code)", RUNNER)
 
     def _hint(self) -> str:
         missing = self.runtime_missing()
         if missing:  # the server said why, and how to install it
             return "\nPyodide is not served:\n" + "\n".join(missing) + f"\n{NODE_MODULES_HINT}"
-        if any("/vendor/pyodide/" in line for line in self.network_errors):
+        if any("/vendor/pyodide/" in line for line in self._records.network_errors):
             return (
                 "\nPyodide is not served: install it where the server looks (npm install pyodide), "
                 "or point the server at it with --node-modules (see the pyrt_node_modules fixture)."
@@ -283,7 +283,7 @@ class PyodidePage(AppPage):
         """
         __tracebackhide__ = True  # pytest shows the test's line, not the harness's
         try:
-            raw = self.page.evaluate(RUN_JS, [code, ns, int(timeout * 1000)])
+            raw = self.driver.evaluate(RUN_JS, [code, ns, int(timeout * 1000)])
         except Exception as exc:
             raise PyodideError(f"{exc}\n{self.diagnostics()}", self) from None
         result = json.loads(raw)
@@ -304,4 +304,4 @@ class PyodidePage(AppPage):
             if time.monotonic() > deadline:
                 last = f"{code!r} stayed falsy for {timeout:g} s (last: {value!r})"
                 raise PyodideError(f"{last}\n{self.diagnostics()}", self)
-            self.page.wait_for_timeout(20)
+            self.driver.wait_for_timeout(20)

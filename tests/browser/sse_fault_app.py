@@ -125,6 +125,7 @@ def main() -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    sock.listen(128)  # before saying so: a client that connects before uvicorn runs waits in the backlog
     config = uvicorn.Config(app, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     print(f"sse-fault-app listening on http://127.0.0.1:{port}", flush=True)

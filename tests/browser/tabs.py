@@ -1,25 +1,23 @@
 """Several tabs of one browser profile, each with Pyodide and pyrt: what ``share=`` is for.
 
-:class:`Tabs` is one guarded context (the plugin's :class:`~pyrt.pytest_plugin.app_page.AppPage`):
-its pages share Web Locks, ``BroadcastChannel``, storage — and the browser's six HTTP/1.1
-connections per origin. :meth:`Tabs.open` boots one more tab as the plugin's Pyodide page does
-(its boot page written into a response of the server), :meth:`Tabs.open_worker` one whose Python
-runs in a PyScript worker; :meth:`Tab.run` runs Python in either.
+:class:`Tabs` is one guarded context (the plugin's :class:`~pyrt.pytest_plugin.app_page.AppPage`),
+in any engine: its pages share Web Locks, ``BroadcastChannel``, storage — and the browser's six
+HTTP/1.1 connections per origin. :meth:`Tabs.open` boots one more tab as the plugin's Pyodide page
+does (its boot page written into a response of the server), :meth:`Tabs.open_worker` one whose
+Python runs in a PyScript worker; :meth:`Tab.run` runs Python in either.
 :meth:`Tab.close` closes it as a user does (``pagehide`` runs); :meth:`Tab.crash` kills its
-renderer through the DevTools protocol (nothing runs).
+renderer (Chromium only: nothing runs).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, Page
-
 from pyrt.pytest_plugin.app_page import AppPage
+from pyrt.pytest_plugin.driver import PageDriver
 from pyrt.pytest_plugin.pyodide_page import BOOT_PAGE, DOCUMENT_PATH, HOME, READY_JS, RUN_JS, RUNNER
 from pyrt.pytest_plugin.waiting import wait_until
 from tests.browser.worker_page import PAGE as WORKER_PAGE
@@ -38,7 +36,7 @@ class Tab:
 
     RUN = RUN_JS
 
-    def __init__(self, tabs: Tabs, page: Page, number: int) -> None:
+    def __init__(self, tabs: Tabs, page: PageDriver, number: int) -> None:
         self.tabs = tabs
         self.page = page
         self.number = number
@@ -68,11 +66,7 @@ class Tab:
     def crash(self) -> None:
         """Kill the tab's renderer: no event runs; the browser releases what it held."""
         self.closed = True
-        crashed: list[Page] = []
-        self.page.on("crash", lambda page: crashed.append(page))
-        with contextlib.suppress(Exception):  # the navigation fails: the renderer is gone
-            self.page.goto("chrome://crash", timeout=10_000)
-        wait_until(lambda: crashed, 10, f"tab {self.number} to crash", page=self.tabs.idler())
+        self.page.crash()
 
 
 class WorkerTab(Tab):
@@ -84,7 +78,7 @@ class WorkerTab(Tab):
 class Tabs(AppPage):
     """One guarded browser context whose tabs run Pyodide with pyrt (see the module docstring)."""
 
-    def __init__(self, browser: Browser, base_url: str, boot_timeout: float = 90.0) -> None:
+    def __init__(self, browser: Any, base_url: str, boot_timeout: float = 90.0) -> None:
         super().__init__(browser, context_args={"bypass_csp": True})
         self.base_url = base_url.rstrip("/")
         self.boot_timeout = boot_timeout
@@ -96,14 +90,14 @@ class Tabs(AppPage):
         )
         self.tabs: list[Tab] = []
         self.boot_seconds: list[float] = []
-        self.page.close()  # AppPage's first page: tabs are opened with open()
+        self.driver.close()  # AppPage's first page: tabs are opened with open()
 
     def open(self) -> Tab:
         """Open one more tab and boot Pyodide and pyrt in it."""
         started = time.perf_counter()
-        page = self.context.new_page()
+        page = self.new_tab()
         page.goto(self.base_url + DOCUMENT_PATH)
-        page.set_content(self._boot_page)
+        page.write(self._boot_page)
         try:
             page.evaluate(READY_JS, int(self.boot_timeout * 1000))
         except Exception as exc:
@@ -116,9 +110,9 @@ class Tabs(AppPage):
 
     def open_worker(self) -> Tab:
         """Open one more tab whose Python runs in a PyScript worker."""
-        page = self.context.new_page()
+        page = self.new_tab()
         page.goto(self.base_url + DOCUMENT_PATH)
-        page.set_content(WORKER_PAGE)
+        page.write(WORKER_PAGE)
         try:
             page.evaluate(WORKER_READY_JS, int(self.boot_timeout * 1000))
         except Exception as exc:
@@ -127,7 +121,7 @@ class Tabs(AppPage):
         self.tabs.append(tab)
         return tab
 
-    def idler(self) -> Page:
+    def idler(self) -> PageDriver:
         """A live tab's page, to idle in while waiting."""
         return next(tab.page for tab in self.tabs if not tab.closed)
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from pyrt.pytest_plugin.pyodide_page import PyodidePage
 from pyrt.pytest_plugin.server_process import ServerProcess
+
+pytestmark = pytest.mark.pyrt_engines("chromium")  # outside the reliability core
 
 VIOLATIONS = """
 window.__cspViolations = [];

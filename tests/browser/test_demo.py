@@ -21,7 +21,10 @@ from playwright.sync_api import Browser, Locator, expect
 from pyrt.pytest_plugin.app_page import AppPage
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.settings import Settings
+from tests.browser.demo_chat import block_websockets_then_lift
 from tests.faults.scenario import emit
+
+pytestmark = pytest.mark.pyrt_engines("chromium")  # Playwright locators; test_engines_demo.py: all
 
 SHOTS = Path(__file__).resolve().parents[2] / "test-results"
 BOOT_TIMEOUT = 90.0  # seconds: two pages boot Pyodide at once on a busy 2-core machine
@@ -363,31 +366,9 @@ def test_breaking_the_connection_counts_down_recovers_and_delivers_once_in_order
 def test_blocking_websockets_moves_the_chat_to_http_and_lifting_the_block_moves_it_back(
     alice: DemoPage, bob: DemoPage
 ) -> None:
-    transport = alice.stat("transport")
-    expect(transport).to_have_text("WebSocket", timeout=WAIT)
-    alice.page.click("#ws-block")
-    expect(transport).to_have_text("HTTP fallback", timeout=WAIT)
-    expect(alice.page.locator("#ws-block")).to_have_text("Let WebSockets through")
-    expect(alice.page.locator("#ws-messages li.system", has_text="Connected over HTTP")).not_to_have_count(0)
-    t = tag()
-    texts = [f"over http {n} {t}" for n in range(3)]
-    for text in texts:
-        alice.say(text)
-    expect(bob.page.locator("#ws-messages li.received", has_text=t)).to_have_count(3, timeout=WAIT)
-    expect(alice.page.locator("#ws-messages li.sent[data-ack=acked]", has_text=t)).to_have_count(
-        3, timeout=WAIT
-    )
-    bob.say(f"to alice over http {t}")
-    expect(alice.page.locator("#ws-messages li.received", has_text=f"to alice over http {t}")).to_have_count(
-        1, timeout=WAIT
-    )
-    assert bob.received(t)[:3] == texts
-    alice.page.click("#ws-block")  # let them through: the probe finds them within its interval
-    expect(alice.page.locator("#ws-block")).to_have_text("Block WebSockets")
-    expect(transport).to_have_text("WebSocket", timeout=45_000)  # probes at 5, 10, 20 s intervals
-    u = tag()
-    alice.say(f"back on websockets {u}")
-    expect(bob.page.locator("#ws-messages li.received", has_text=u)).to_have_count(1, timeout=WAIT)
+    """Driven with page JavaScript only: the same scenario runs in Firefox and WebKit
+    (test_engines_demo.py)."""
+    block_websockets_then_lift(alice, bob)
 
 
 def test_offline_messages_wait_in_the_queue_and_go_out_once_in_order(alice: DemoPage, bob: DemoPage) -> None:

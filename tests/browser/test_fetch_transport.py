@@ -300,7 +300,7 @@ def test_pause_while_hidden_closes_the_stream_and_resumes_from_the_last_id(
     page: PyodidePage, fault: FaultApp, key: str
 ) -> None:
     def set_hidden(hidden: bool) -> None:
-        page.page.evaluate(
+        page.evaluate(
             """(hidden) => {
                 Object.defineProperty(document, "hidden", {configurable: true, get: () => hidden});
                 document.dispatchEvent(new Event("visibilitychange"));
@@ -351,3 +351,28 @@ await asyncio.sleep(0)
 """,
     )
     assert got[0] == got[1]
+
+
+def test_a_client_closed_mid_stream_holds_no_proxy_once_close_returns(
+    page: PyodidePage, fault: FaultApp, key: str
+) -> None:
+    """The body's sink proxies go with the abort itself, not when the engine later calls the
+    sink (a turn of the loop after ``close()`` in every engine; an engine that never did would
+    have kept them for good)."""
+    got = run(
+        page,
+        f"""
+before = live_count()
+client = FetchEventSource("{fault.url}/stream?key={key}&silent=1&n=1", backoff=FAST)
+events = []
+client.on_message(events.append)
+client.connect()
+await until(lambda: events)
+during = live_count() - before
+client.close()
+[during, live_count() - before]
+""",
+    )
+    during, after = got
+    assert during > 0  # the stream was being read through proxies
+    assert after == 0

@@ -30,6 +30,8 @@ from pyrt.pytest_plugin.waiting import wait_until
 from tests import REPO
 from tests.browser.reload_scenario import reload_scenario
 
+pytestmark = pytest.mark.pyrt_engines("chromium")  # JupyterLite: outside the reliability core
+
 SITE = REPO / ".cache" / "lite"
 NOTEBOOKS = sorted(path.name for path in (REPO / "examples").glob("*.ipynb"))
 KERNEL_IDLE = """() => {

@@ -12,9 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pyrt.pytest_plugin.plugin import selected_engines
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.offsets import offset_key
 from tests import REPO
+
+pytestmark = pytest.mark.pyrt_engines("chromium")  # the plugin itself, in its default engine
 
 pytest_plugins = ["pytester"]
 
@@ -181,14 +184,19 @@ def test_my_page_on_a_server_without_web_dir(pyrt_start_server, pyrt_open_page):
 """
 
 
+@pytest.mark.parametrize("engine", ["chromium", "webkit"])
 def test_a_page_that_cannot_be_served_fails_within_seconds_saying_why_and_the_fix(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, pytestconfig: pytest.Config, engine: str
 ) -> None:
+    """In Chromium the plugin reads the answers the browser saw; in WebKit (classic WebDriver
+    tells no status) it asks the local server again: the same failure, as fast."""
+    if engine not in selected_engines(pytestconfig):
+        pytest.skip(f"--pyrt-engine does not select {engine}")
     pytester.makeconftest(UNSERVED_CONFTEST)
     (pytester.path / "app").mkdir()
     (pytester.path / "app" / "index.html").write_text(UNSERVED_PAGE)
     pytester.makepyfile(test_unserved=UNSERVED_TESTS)
-    result = run_project(pytester)
+    result = run_project(pytester, "--pyrt-engine", engine)
     result.assert_outcomes(failed=3)
     out = result.stdout.str()
     taken = [float(seconds) for seconds in re.findall(r"@@ (\d+\.\d) s", out)]

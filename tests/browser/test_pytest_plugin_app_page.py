@@ -10,6 +10,8 @@ from playwright.sync_api import Browser
 from pyrt.pytest_plugin.app_page import AppPage, leaves_localhost
 from pyrt.pytest_plugin.server_process import ServerProcess
 
+pytestmark = pytest.mark.pyrt_engines("chromium")  # the plugin itself, in its default engine
+
 
 @pytest.mark.parametrize(
     "url",

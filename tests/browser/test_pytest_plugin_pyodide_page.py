@@ -13,6 +13,8 @@ from playwright.sync_api import Browser
 from pyrt.pytest_plugin.pyodide_page import PyodideError, PyodidePage, pack_files
 from pyrt.pytest_plugin.server_process import ServerProcess
 
+pytestmark = pytest.mark.pyrt_engines("chromium")  # the plugin itself, in its default engine
+
 
 def test_pyrt_imports_inside_pyodide_from_the_working_tree(py: PyodidePage) -> None:
     info = py.run("import sys, pyrt\n[sys.platform, sys.version_info[:2], pyrt.__version__, pyrt.__file__]")

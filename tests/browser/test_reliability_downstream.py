@@ -155,7 +155,7 @@ await ws.wait_open(10)
         started = time.monotonic()
         publisher = Publisher(fan_server.ws_url, channel, total).start()
         with ResetSchedule(proxy, 0.2, 1.0, seed=2) as schedule:
-            wait_until(publisher.done, 60, "the publisher finished", page=py.page)
+            wait_until(publisher.done, 60, "the publisher finished", page=py)
             publisher.join(1)
             py.wait_for(f"all(len(v) >= {total} for v in got.values())", ns=ns, timeout=60)
         elapsed = time.monotonic() - started
@@ -228,6 +228,7 @@ def redis_url(pyrt_redis: RedisServer) -> str:
     return pyrt_redis.url
 
 
+@pytest.mark.pyrt_engines("chromium")  # outside the reliability core
 def test_a_slow_consumer_is_cut_off_with_bounded_server_memory_and_recovers_without_a_gap(
     py: PyodidePage, pyrt_start_server: Any, redis_url: str
 ) -> None:

@@ -1,6 +1,7 @@
 """Every network (README, "Every network"; docs/reliability.md): ``WebSocketClient`` in real
-Chromium + Pyodide behind a chaos proxy that blocks or breaks WebSockets the ways networks do.
-The default client comes up over the HTTP binding within its connect timeout + 1 s, and keeps
+browsers (Chromium, Firefox, WebKit) + Pyodide behind a chaos proxy that blocks or breaks
+WebSockets the ways networks do. The default client comes up over the HTTP binding within its
+connect timeout + 1 s, and keeps
 every promise there: acked messages exactly once and in order through random resets, a backlog
 sent once after being offline, subscriptions recovered without gaps; when WebSockets pass again
 it moves back, and a reload behind the block goes straight to HTTP (remembered per origin).

@@ -24,6 +24,8 @@ from pyrt.pytest_plugin.server_process import ServerProcess
 from tests.browser.reload_scenario import reload_scenario
 from tests.faults.scenario import emit
 
+pytestmark = pytest.mark.pyrt_engines("chromium")  # Redis failover: outside the reliability core
+
 StartServer = Callable[..., ServerProcess]
 
 PRELUDE = """

@@ -25,13 +25,14 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser
 
 from pyrt.pytest_plugin.delivery import DeliveryChecker
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.pytest_plugin.waiting import wait_until
 from tests.browser.tabs import Tab, Tabs
 from tests.faults.scenario import emit
+
+pytestmark = pytest.mark.pyrt_engines("chromium")  # eight tabs; test_share_channel.py: all engines
 
 TABS = 8
 
@@ -47,7 +48,7 @@ def server(pyrt_node_modules: Path | None) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def tabs(pyrt_browser: Browser, server: ServerProcess) -> Iterator[Tabs]:
+def tabs(pyrt_browser: Any, server: ServerProcess) -> Iterator[Tabs]:
     with Tabs(pyrt_browser, server.url) as opened:
         for _ in range(TABS):
             opened.open()

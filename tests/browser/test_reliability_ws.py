@@ -234,6 +234,7 @@ def send(n):
 # -- 8. offline queue -----------------------------------------------------------------------------
 
 
+@pytest.mark.pyrt_engines("chromium")  # outside the reliability core
 def test_while_the_server_is_unreachable_the_queue_follows_its_overflow_policy_exactly(
     py: PyodidePage, rel_server: ServerProcess, proxy: ChaosProxy, cid: str
 ) -> None:
@@ -356,6 +357,7 @@ def flow_figures(py: PyodidePage, ns: str, server: ServerProcess) -> dict[str, A
     return outcome
 
 
+@pytest.mark.pyrt_engines("chromium")  # outside the reliability core
 def test_thousands_of_messages_queued_offline_are_all_acked_once_in_order_with_the_default_limits(
     py: PyodidePage, rel_server: ServerProcess, proxy: ChaosProxy, cid: str
 ) -> None:
@@ -406,6 +408,7 @@ for n in range(500):
     assert outcome["closes_1008"] == 0
 
 
+@pytest.mark.pyrt_engines("chromium")  # outside the reliability core
 def test_a_burst_of_thousands_of_publishes_through_random_resets_is_paced_and_delivered_once(
     py: PyodidePage, rel_server: ServerProcess, proxy: ChaosProxy, cid: str
 ) -> None:
@@ -458,6 +461,7 @@ for n in range({messages}):
 # -- 10. background-tab throttling ----------------------------------------------------------------
 
 
+@pytest.mark.pyrt_engines("chromium")  # the DevTools protocol
 def test_a_frozen_or_blocked_page_gets_no_false_dead_verdict_and_visibility_probes_at_once(
     py: PyodidePage, rel_server: ServerProcess, proxy: ChaosProxy, cid: str
 ) -> None:
@@ -576,7 +580,7 @@ def test_after_a_sleep_a_dead_socket_is_replaced_at_once_and_the_queue_arrives_o
 ) -> None:
     ns = f"sleep-{cid}"
     interval, timeout, slept_s = 30.0, 10.0, 600
-    py.page.evaluate(MOVABLE_WALL_CLOCK)
+    py.evaluate(MOVABLE_WALL_CLOCK)
     py.run(
         PRELUDE
         + f"""
@@ -592,7 +596,7 @@ await until(lambda: client._timer is not None)  # the clocks have had their firs
         ns=ns,
     )
     assert proxy.blackhole_existing() >= 1  # the server and every NAT forgot the connection
-    woke_at_ms = py.page.evaluate(f"() => {{ window.__ahead = {slept_s * 1000}; return performance.now(); }}")
+    woke_at_ms = py.evaluate(f"() => {{ window.__ahead = {slept_s * 1000}; return performance.now(); }}")
     py.run(
         """
 acks = [client.send_with_ack({"seq": n}) for n in range(3)]  # written on waking: on the dead socket
@@ -745,10 +749,12 @@ def run_leak_soak(py: PyodidePage, cid: str, cycles: int, per_cycle: int, scenar
     assert after[0] - before[0] < 200, (before[0], after[0])  # no Python objects pile up
 
 
+@pytest.mark.pyrt_engines("chromium")  # the DevTools protocol
 def test_reconnect_cycles_leak_no_proxies_heap_or_objects(py: PyodidePage, cid: str) -> None:
     run_leak_soak(py, cid, cycles=50, per_cycle=100, scenario="9-leak-soak-short")
 
 
 @pytest.mark.soak
+@pytest.mark.pyrt_engines("chromium")  # the DevTools protocol
 def test_soak_500_reconnect_cycles_and_50k_messages_leak_nothing(py: PyodidePage, cid: str) -> None:
     run_leak_soak(py, cid, cycles=490, per_cycle=100, scenario="9-leak-soak")

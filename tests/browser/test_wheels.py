@@ -16,6 +16,8 @@ from pyrt.pytest_plugin.waiting import wait_until
 from pyrt.server.assets import PackageZip
 from tests import REPO
 
+pytestmark = pytest.mark.pyrt_engines("chromium")  # outside the reliability core
+
 SITE_PACKAGES = "/lib/python3.14/site-packages"
 
 

@@ -8,9 +8,9 @@ delivered exactly once (docs/reliability.md, scenario 13).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser
 
 from pyrt.pytest_plugin.proxy import ChaosProxy
 from pyrt.pytest_plugin.server_process import ServerProcess
@@ -20,7 +20,7 @@ from tests.browser.worker_page import WorkerPage
 
 @pytest.fixture
 def worker(
-    pyrt_browser: Browser, pyrt_start_server: Callable[..., ServerProcess]
+    pyrt_browser: Any, pyrt_start_server: Callable[..., ServerProcess]
 ) -> Iterator[tuple[WorkerPage, ServerProcess]]:
     # The scenario's client reaches the server through a chaos proxy (another port: any origin).
     server = pyrt_start_server("--demo", "--demo-tick", "0", "--allowed-origin", "*")

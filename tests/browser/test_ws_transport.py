@@ -155,7 +155,7 @@ def test_a_subscription_survives_a_server_side_disconnect_without_gaps(
         SETUP
         + f"""
 client = WebSocketClient("{pyrt_server.ws_url}/ws?cid={cid}", heartbeat=None,
-                         backoff=Backoff(initial=1.0, jitter="none"))
+                         backoff=Backoff(initial=60.0, maximum=60.0, jitter="none"))
 seen = []
 client.subscribe("{channel}", lambda p: seen.append([p.data, p.offset, p.recovered]))
 await client.connect().wait_open(10)
@@ -175,8 +175,10 @@ await client.connect().wait_open(10)
     drop(pyrt_server, cid)
     py.wait_for("client.state.name != 'OPEN'", ns=ns)
     for n in range(5, 10):
-        publish(n)  # published while the client is away
+        publish(n)  # published while the client is away (its next attempt is a minute off)
     assert py.run("[client.state.name, len(seen)]", ns=ns) == ["RECONNECTING", 5]
+    # The network is back: the client retries at once instead of at its backoff's time.
+    py.run('import js\njs.dispatchEvent(js.Event.new("online"))', ns=ns)
     py.wait_for("client.state.name == 'OPEN'", ns=ns)
     for n in range(10, 15):
         publish(n)
@@ -455,13 +457,14 @@ def test_a_token_callable_opens_refreshes_in_place_and_serves_fetch_event_source
     # application's token endpoint would.
     secret = "browser-token-secret"
     secured = pyrt_start_server("--allowed-origin", pyrt_server.url, env={"PYRT_TOKEN_SECRET": secret})
+    ns = f"token-{uuid.uuid4().hex[:8]}"
+    # Imported first: the tokens' clock starts when the page can use them at once (a first import
+    # of the clients takes a second or more in WebKit on a busy machine).
+    py.run(SETUP + "from pyrt.aio.fetch_event_source import FetchEventSource", ns=ns)
     start = time.time()
     tokens = [make_token(secret, "alice", ttl=4 + 2 * n, now=start) for n in range(40)]
     channel = "tok-" + uuid.uuid4().hex[:8]
-    code = (
-        SETUP
-        + f"""
-from pyrt.aio.fetch_event_source import FetchEventSource
+    code = f"""
 tokens = {tokens!r}
 handed = []
 async def token():
@@ -495,9 +498,8 @@ await ws.wait_closed(5)
 await sse.wait_closed(5)
 result + [proxies.live_count()]
 """
-    )
     refreshes, opens, reconnects, sse_opens, got, sse_got, handed, state, _live, live_after = py.run(
-        code, timeout=45
+        code, ns=ns, timeout=45
     )
     emit("browser.token_refresh", refreshes=refreshes, sse_reopens=sse_opens - 1, tokens=handed)
     assert refreshes >= 2  # refreshed in place, twice, on the one connection

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from playwright.sync_api import Browser
-
 from pyrt.pytest_plugin.app_page import AppPage
 from pyrt.pytest_plugin.pyodide_page import RUNNER
 from pyrt.pytest_plugin.waiting import wait_until
@@ -82,7 +80,7 @@ class WorkerError(AssertionError):
 class WorkerPage(AppPage):
     """One guarded context with a page whose Python runs in a PyScript worker."""
 
-    def __init__(self, browser: Browser, base_url: str, boot_timeout: float = 90.0) -> None:
+    def __init__(self, browser: Any, base_url: str, boot_timeout: float = 90.0) -> None:
         # The page is ours, written into a response sent for something else: bypass its headers.
         super().__init__(browser, context_args={"bypass_csp": True})
         self.base_url = base_url
@@ -97,16 +95,16 @@ class WorkerPage(AppPage):
         """(Re)load the page: a worker already running is terminated (it gets no ``pagehide``)
         and a new one boots."""
         self.goto(self.base_url + DOCUMENT_PATH)
-        self.page.set_content(PAGE)
+        self.driver.write(PAGE)
         try:
-            self.page.evaluate(READY_JS, int(self.boot_timeout * 1000))
+            self.driver.evaluate(READY_JS, int(self.boot_timeout * 1000))
         except Exception as exc:
             raise WorkerError(f"{exc}\n{self.diagnostics()}") from None
 
     def run(self, code: str, *, ns: str | None = None, timeout: float = 30.0) -> Any:
         """Run ``code`` in the worker's Pyodide; return the JSON value of its last expression."""
         try:
-            raw = self.page.evaluate(RUN_JS, [code, ns, int(timeout * 1000)])
+            raw = self.driver.evaluate(RUN_JS, [code, ns, int(timeout * 1000)])
         except Exception as exc:
             raise WorkerError(f"{exc}\n{self.diagnostics()}") from None
         result = json.loads(raw)

@@ -122,6 +122,37 @@ def test_where_websockets_do_not_pass_the_tab_holding_the_connection_opens_it_ov
     run(scenario)
 
 
+def test_every_tabs_open_handler_reads_the_transport_the_shared_connection_opened_over() -> None:
+    """A tab's link opens after the group was told the real connection's transport, so a page
+    that shows it when the connection opens ("Connected over HTTP") shows the right one in every
+    tab, not the transport it asked for."""
+
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        blocked = FakePyrtServer()
+        blocked.accepting = False
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        loop = asyncio.get_running_loop()
+        tabs = [
+            tab(
+                server,
+                bus,
+                transport=FakeTransport(blocked, loop.call_soon),
+                http_transport=FakeTransport(server),
+            )
+            for _ in range(3)
+        ]
+        seen: list[list[str]] = [[] for _ in tabs]
+        for t, opened in zip(tabs, seen, strict=True):
+            t.client.on_open(lambda client=t.client, opened=opened: opened.append(client.transport))
+            t.client.connect()
+        for t in tabs:
+            await t.client.wait_open(2)
+        assert seen == [["http"]] * 3
+
+    run(scenario)
+
+
 def test_every_subscribed_tab_gets_every_publication_once_and_messages_reach_everyone() -> None:
     async def scenario() -> None:
         server = FakePyrtServer()
