@@ -6,6 +6,10 @@ address may and attacks through them, in rounds: the victim's latency at rest, t
 attack once it runs (its first moments are not counted: connections that all start at once are
 a burst any server takes a moment to absorb), then at rest again. The attack must not raise the
 victim's 99th percentile more than twice, on the same machine, in the same run.
+
+A timing measurement, so opt-in (``pytest -m soak``), not part of ``make test``: on an idle
+2-core machine p99 ratios of the passing attacks still land above 2x in some runs (one run of
+seven attacks: trailers and pings over the bound, the next run under it).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from tests import REPO
 from tests.faults.scenario import emit
 from tests.server.attacker import CHANNEL
 from tests.server.wsclient import Client, run
+
+pytestmark = pytest.mark.soak
 
 VICTIM = "127.0.0.2"
 DEFAULTS = Settings()
