@@ -136,71 +136,6 @@ def test_without_web_locks_share_falls_back_to_a_connection_of_its_own_and_says_
     assert roles == [None, None]
 
 
-HOLDER = """
-from pyrt import WebSocketClient
-from pyrt.engine.heartbeat import Heartbeat
-from pyrt.engine.backoff import Backoff
-pubs, acked = [], []
-ws = WebSocketClient(URL, share=GROUP, heartbeat=Heartbeat(interval=1, timeout=1),
-                     backoff=Backoff(initial=0.05, maximum=0.2))
-ws.subscribe(CHANNEL, lambda p: pubs.append(p.data["seq"]), since="0")
-ws.connect()
-await ws.wait_open(20)
-ws.sharing.role
-"""
-
-
-def test_the_holder_tab_goes_away_mid_stream_and_the_others_lose_nothing(
-    tabs: Tabs, pyrt_server: ServerProcess, pyrt_engine: Engine
-) -> None:
-    """Three tabs share one WebSocket; the tab holding it goes away while publications stream:
-    crashed in Chromium (nothing runs), closed elsewhere (``pagehide`` runs; no other engine here
-    can kill a tab). Another tab takes over; both others get every publication once, in order."""
-    group, channel = f"holder-{uuid.uuid4().hex[:8]}", f"holder-{uuid.uuid4().hex[:8]}"
-    url = f"{pyrt_server.ws_url}/ws?cid={group}"
-    opened = [tabs.open() for _ in range(3)]
-    setup = HOLDER.replace("URL", repr(url)).replace("GROUP", repr(group)).replace("CHANNEL", repr(channel))
-    roles = [tab.run(setup, ns=group) for tab in opened]
-    assert roles == ["leader", "follower", "follower"]
-    holder, others = opened[0], opened[1:]
-    session = holder.run("ws.session", ns=group)
-    published = 0
-
-    def publish(count: int) -> None:
-        nonlocal published
-        for _ in range(count):
-            answer = httpx.post(
-                f"{pyrt_server.url}/publish",
-                json={"channel": channel, "event": "pub", "data": {"seq": published}},
-                headers={"Origin": pyrt_server.url},
-                timeout=10,
-            )
-            answer.raise_for_status()
-            published += 1
-
-    publish(20)
-    for tab in others:
-        tab.wait_for("len(pubs) >= 10", ns=group)
-    if pyrt_engine.has("crash"):
-        holder.crash()
-    else:
-        holder.close()
-    publish(20)  # while the others notice, elect and reconnect
-    for tab in others:
-        tab.wait_for(f"ws.state.name == 'OPEN' and ws.session != {session!r}", ns=group, timeout=30)
-    publish(20)
-    results = []
-    for tab in others:
-        tab.wait_for(f"len(pubs) >= {published}", ns=group, timeout=30)
-        results.append(tab.run("[pubs, ws.sharing.role, await ws.send_with_ack('still here')]", ns=group))
-    for tab in others:
-        tab.run("ws.close()", ns=group)
-    assert sorted(r[1] for r in results) == ["follower", "leader"]
-    for pubs, _, reply in results:
-        assert pubs == list(range(published))  # every publication once, in order
-        assert reply == "still here"
-
-
 def test_tabs_behind_a_websocket_block_share_one_http_connection(
     pair: tuple[Tab, Tab], pyrt_server: ServerProcess
 ) -> None:
@@ -256,3 +191,68 @@ replies = await asyncio.gather(*(c.send_with_ack({{"tab": {tab.number}, "seq": n
         # every window shares this profile)
         forget = f'import js\njs.localStorage.removeItem("pyrt:transport:{pyrt_server.url}")\nNone'
         live[0].run(forget, ns=tag)
+
+
+HOLDER = """
+from pyrt import WebSocketClient
+from pyrt.engine.heartbeat import Heartbeat
+from pyrt.engine.backoff import Backoff
+pubs, acked = [], []
+ws = WebSocketClient(URL, share=GROUP, heartbeat=Heartbeat(interval=1, timeout=1),
+                     backoff=Backoff(initial=0.05, maximum=0.2))
+ws.subscribe(CHANNEL, lambda p: pubs.append(p.data["seq"]), since="0")
+ws.connect()
+await ws.wait_open(20)
+ws.sharing.role
+"""
+
+
+def test_the_holder_tab_goes_away_mid_stream_and_the_others_lose_nothing(
+    tabs: Tabs, pair: tuple[Tab, Tab], pyrt_server: ServerProcess, pyrt_engine: Engine
+) -> None:
+    """Three tabs share one WebSocket; the tab holding it goes away while publications stream:
+    crashed in Chromium (nothing runs), closed elsewhere (``pagehide`` runs; no other engine here
+    can kill a tab). Another tab takes over; both others get every publication once, in order."""
+    group, channel = f"holder-{uuid.uuid4().hex[:8]}", f"holder-{uuid.uuid4().hex[:8]}"
+    url = f"{pyrt_server.ws_url}/ws?cid={group}"
+    opened = [*pair, tabs.open()]  # last in the module: the holder goes away
+    setup = HOLDER.replace("URL", repr(url)).replace("GROUP", repr(group)).replace("CHANNEL", repr(channel))
+    roles = [tab.run(setup, ns=group) for tab in opened]
+    assert roles == ["leader", "follower", "follower"]
+    holder, others = opened[0], opened[1:]
+    session = holder.run("ws.session", ns=group)
+    published = 0
+
+    def publish(count: int) -> None:
+        nonlocal published
+        for _ in range(count):
+            answer = httpx.post(
+                f"{pyrt_server.url}/publish",
+                json={"channel": channel, "event": "pub", "data": {"seq": published}},
+                headers={"Origin": pyrt_server.url},
+                timeout=10,
+            )
+            answer.raise_for_status()
+            published += 1
+
+    publish(20)
+    for tab in others:
+        tab.wait_for("len(pubs) >= 10", ns=group)
+    if pyrt_engine.has("crash"):
+        holder.crash()
+    else:
+        holder.close()
+    publish(20)  # while the others notice, elect and reconnect
+    for tab in others:
+        tab.wait_for(f"ws.state.name == 'OPEN' and ws.session != {session!r}", ns=group, timeout=30)
+    publish(20)
+    results = []
+    for tab in others:
+        tab.wait_for(f"len(pubs) >= {published}", ns=group, timeout=30)
+        results.append(tab.run("[pubs, ws.sharing.role, await ws.send_with_ack('still here')]", ns=group))
+    for tab in others:
+        tab.run("ws.close()", ns=group)
+    assert sorted(r[1] for r in results) == ["follower", "leader"]
+    for pubs, _, reply in results:
+        assert pubs == list(range(published))  # every publication once, in order
+        assert reply == "still here"

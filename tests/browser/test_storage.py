@@ -117,9 +117,9 @@ client.close()
 
 
 def test_a_page_client_on_indexeddb_keeps_its_unacked_messages_across_a_reload(
-    pyrt_new_page: Callable[..., PyodidePage], pyrt_server: ServerProcess
+    py: PyodidePage, pyrt_server: ServerProcess
 ) -> None:
-    page = pyrt_new_page(pyrt_server.url)
+    page = py  # the session's page: the reload leaves it fresh for later tests
     cid = "idb" + uuid.uuid4().hex[:10]
     key = f"pyrt-idb-{cid}"
     url = f"{pyrt_server.ws_url}/ws?cid={cid}"
@@ -128,20 +128,21 @@ from pyrt import WebSocketClient
 from pyrt.browser.storage import IndexedDBStore
 c = WebSocketClient("{url}", heartbeat=None, persist="{key}", storage=IndexedDBStore())
 """
-    page.run(client + "await c.connect().wait_open(10)", ns="first")
+    page.run(client + "await c.connect().wait_open(10)", ns=f"first-{cid}")
     stall = {"cid": cid, "seconds": 60}
     httpx.post(f"{pyrt_server.url}/demo/stall", json=stall, timeout=10).raise_for_status()
-    page.run("pending = [c.send_with_ack({'n': n}) for n in range(3)]\nawait c.persisted()", ns="first")
+    pending = "pending = [c.send_with_ack({'n': n}) for n in range(3)]\nawait c.persisted()"
+    page.run(pending, ns=f"first-{cid}")
     page.reload()  # pagehide: the socket closes; the records are in IndexedDB already
     restored = page.run(
         client + "outcomes = []\nc.on_restored(lambda m: outcomes.append([m.data['n'], m.ok]))\n"
         "c.connect()\nNone",
-        ns="second",
+        ns=f"second-{cid}",
     )
     assert restored is None
-    page.wait_for("len(outcomes) == 3 and c.stats.pending_acks == 0", ns="second", timeout=15)
-    outcomes, kind = page.run("[sorted(outcomes), c.storage_kind]", ns="second")
-    page.run("c.close()", ns="second")
+    page.wait_for("len(outcomes) == 3 and c.stats.pending_acks == 0", ns=f"second-{cid}", timeout=15)
+    outcomes, kind = page.run("[sorted(outcomes), c.storage_kind]", ns=f"second-{cid}")
+    page.run("c.close()", ns=f"second-{cid}")
     answer = httpx.get(f"{pyrt_server.url}/demo/received", params={"cid": cid}, timeout=10)
     received = answer.json()["messages"]
     assert [m["data"]["n"] for m in received] == [0, 1, 2]

@@ -8,6 +8,7 @@ delivered exactly once (docs/reliability.md, scenario 13).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,15 +19,21 @@ from tests.browser.reload_scenario import reload_scenario
 from tests.browser.worker_page import WorkerPage
 
 
-@pytest.fixture
-def worker(
-    pyrt_browser: Any, pyrt_start_server: Callable[..., ServerProcess]
-) -> Iterator[tuple[WorkerPage, ServerProcess]]:
-    # The scenario's client reaches the server through a chaos proxy (another port: any origin).
-    server = pyrt_start_server("--demo", "--demo-tick", "0", "--allowed-origin", "*")
-    page = WorkerPage(pyrt_browser, server.url)
-    yield page, server
-    page.close()
+@pytest.fixture(scope="module")
+def worker(pyrt_browser: Any, pyrt_node_modules: Path | None) -> Iterator[tuple[WorkerPage, ServerProcess]]:
+    """One worker page and its server for the module's tests, in order (a PyScript worker boots in
+    seconds, in WebKit tens of them on a busy machine); the reload test leaves a fresh worker. The
+    scenarios' clients reach the server through a chaos proxy (another port: any origin)."""
+    options = ["--node-modules", str(pyrt_node_modules)] if pyrt_node_modules is not None else []
+    server = ServerProcess(*options, "--demo", "--demo-tick", "0", "--allowed-origin", "*")
+    try:
+        page = WorkerPage(pyrt_browser, server.url)
+        try:
+            yield page, server
+        finally:
+            page.close()
+    finally:
+        server.stop()
 
 
 def test_a_worker_has_no_document_and_no_local_storage_but_indexeddb(
