@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pyrt.aio.ack_future import AckFuture, settle
+from pyrt.aio.continuity import Continuity
 from pyrt.aio.driver import Driver
 from pyrt.aio.handlers import AsyncHandlers, Handler, HandlerAttribute
 from pyrt.aio.opening import Opening, ProtocolsSource, TokenSource, UrlSource
@@ -52,14 +53,14 @@ from pyrt.engine.websocket import (
     SubscriptionConfirmed,
     WebSocketEngine,
 )
-from pyrt.errors import InvalidStateError, ShareUnavailable, StorageUnavailable
+from pyrt.errors import InvalidStateError
 from pyrt.wire.frames import Publication
 from pyrt.wire.protocols import get_protocol
 from pyrt.wire.types import Frame
 
 if TYPE_CHECKING:
     from pyrt.aio.persistence import Persistence
-    from pyrt.aio.share import Participant, Sharing
+    from pyrt.aio.share import Participant
     from pyrt.aio.state_stream import SyncedState
     from pyrt.engine.history import HistoryPage
     from pyrt.persist.records import RecordStore, Storage
@@ -73,7 +74,7 @@ __all__ = ["AckFuture", "WebSocketClient"]
 log = logging.getLogger("pyrt.websocket")
 
 
-class WebSocketClient(Opening):
+class WebSocketClient(Opening, Continuity):
     """A resilient WebSocket client. See the README for a tour; the short version::
 
         client = WebSocketClient("/ws")
@@ -212,28 +213,6 @@ class WebSocketClient(Opening):
         """The wire protocol's name (``"pyrt"``, ``"raw"``, ``"json-ack"``...)."""
         return self._engine.protocol.name
 
-    @property
-    def sharing(self) -> Sharing | None:
-        """With ``share``: the group, this client's role (``"leader"``, ``"follower"``,
-        ``"joining"``) and how many tabs use the connection; ``None`` otherwise (or before
-        :meth:`connect`, or where sharing is not possible)."""
-        participant = self._participant
-        return participant.sharing() if participant is not None else None
-
-    @property
-    def durable(self) -> bool:
-        """True when ``persist`` state goes to storage that outlives the page (False without
-        ``persist``, before :meth:`connect`, and where no durable storage exists)."""
-        persistence = self._persistence
-        return persistence is not None and persistence.durable
-
-    @property
-    def storage_kind(self) -> str | None:
-        """Where ``persist`` state goes: ``"localStorage"``, ``"indexeddb"``, ``"file"``,
-        ``"memory"`` (not durable), ``"storage"`` (yours); ``None`` before :meth:`connect`."""
-        persistence = self._persistence
-        return persistence.store.kind if persistence is not None else None
-
     # ------------------------------------------------------------------------- user calls
 
     def connect(self) -> Self:
@@ -259,59 +238,13 @@ class WebSocketClient(Opening):
             self._loading = True
             self._persistence.load(self._loaded)  # connects when loaded, maybe right now
             return self
-        engine.connect(loop.time())
-        self._watch_page(self)
-        self._pump()
+        self._begin()
         return self
 
-    def _join(self, share: str | ShareChannel, services: Services, loop: asyncio.AbstractEventLoop) -> None:
-        """Use the group's shared connection (see :mod:`pyrt.aio.ws_share`)."""
-        joined = _join_group(self, share, services, loop)
-        if joined is not None:
-            self._participant, self._transport = joined
-            self._participant.start()
-
-    def _open_storage(self, key: str, services: Services, loop: asyncio.AbstractEventLoop) -> Persistence:
-        from pyrt.aio.persistence import Persistence  # only clients that persist load it
-
-        store, why = _record_store(self._storage, services, key)
-        if why is not None:
-            self._report(StorageUnavailable(why))
-        return Persistence(store, key, loop, self._report)
-
-    def _loaded(self, snapshot: Any) -> None:
-        self._loading = False
-        engine = self._engine
-        if engine.state is not State.IDLE:
-            return  # closed while loading
-        engine.restore(snapshot)
-        engine.connect(self._now())
+    def _begin(self) -> None:
+        self._engine.connect(self._now())
         self._watch_page(self)
         self._pump()
-
-    def _report(self, error: Exception) -> None:
-        log.warning("pyrt websocket: %s", error)
-        self._handlers.emit("error", error)
-
-    async def persisted(self) -> None:
-        """Wait until every message sent and every offset delivered before this call is in
-        durable storage (``persist``). Without it, a message is written at the next turn of the
-        event loop, so a page killed sooner loses it; a careful app awaits this before telling
-        its user "saved".
-
-        Raises :class:`~pyrt.errors.StorageUnavailable` where no durable storage exists,
-        :class:`~pyrt.errors.PersistenceError` when a write fails, and
-        :class:`~pyrt.errors.InvalidStateError` without ``persist`` or before :meth:`connect`.
-        """
-        persistence = self._persistence
-        if persistence is None:
-            what = "was made without persist=" if self.persist is None else "is not connected yet"
-            raise InvalidStateError(f"persisted() needs a client with saved state; this one {what}")
-        while self._loading:
-            await self._wake_future()
-        if self._engine.save_now(self._now()):
-            self._pump()
-        await persistence.persisted()
 
     def send(self, data: Any) -> None:
         """Send ``data``: str as text, bytes-like as binary (raw mode), dict/list as JSON.
@@ -701,40 +634,3 @@ def _check_arguments(url: object, token: object, persist: object, share: object)
             f"token must be a callable returning the token (called before each connection and "
             f"refresh), got {type(token).__name__}"
         )
-
-
-def _join_group(
-    client: WebSocketClient, share: str | ShareChannel, services: Services, loop: asyncio.AbstractEventLoop
-) -> tuple[Participant, Transport] | None:
-    """The client's participant in its sharing group and the link end that becomes its
-    transport; ``None`` (reported) where sharing is not possible."""
-    from pyrt.aio.ws_share import join
-
-    if isinstance(share, str):
-        where = client.url if isinstance(client.url, str) else ""
-        try:
-            channel = services.share_channel(f"pyrt:ws:{share}:{where}")
-        except ShareUnavailable as exc:
-            client._report(ShareUnavailable(f"share={share!r}: {exc}; connecting alone"))
-            return None
-    else:
-        channel = share
-    assert client._transport is not None
-    return join(client, channel, client._transport, services, loop)
-
-
-def _record_store(
-    given: Storage | RecordStore | None, services: Services, key: str
-) -> tuple[RecordStore, str | None]:
-    """Where ``persist=key`` state goes, and why it will not survive a reload (``None``: it will)."""
-    from pyrt.persist.records import MemoryRecordStore, as_record_store
-
-    store = as_record_store(given) if given is not None else services.record_store()
-    if store is not None and store.durable:
-        return store, None
-    where = "this runtime" if store is None else f"its {store.kind} store"
-    why = (
-        f"persist={key!r}: {where} has no durable storage (no localStorage, no IndexedDB); "
-        "unacknowledged messages and offsets will not survive a reload"
-    )
-    return (store if store is not None else MemoryRecordStore()), why
