@@ -9,48 +9,12 @@ rules of refusals and holds built on it.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 from pyrt.session.admission import TokenBucket
 
 __all__ = ["ConnectionCap", "KeyedBuckets", "KeyedMeters", "Meter", "TokenBucket"]
-
-
-class KeyedBuckets:
-    """One :class:`TokenBucket` per key (a client identity), created on first use.
-
-    A bucket that has refilled is forgotten (a new one is identical), and at most ``max_keys``
-    are kept (the least recently used goes first), so the map stays small whatever clients send.
-    """
-
-    def __init__(self, rate: float, burst: float, max_keys: int = 100_000) -> None:
-        if max_keys < 1:
-            raise ValueError(f"max_keys must be at least 1, got {max_keys}")
-        self.rate = rate
-        self.burst = burst
-        self.max_keys = max_keys
-        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def wait(self, key: str, now: float, cost: float = 1.0) -> float:
-        """Spend ``cost`` tokens of ``key``'s bucket (0.0) or return the seconds until they are
-        available."""
-        if self.rate <= 0:
-            return 0.0
-        buckets = self._buckets
-        bucket = buckets.get(key)
-        if bucket is None:
-            bucket = buckets[key] = TokenBucket(self.rate, self.burst, now)
-        else:
-            buckets.move_to_end(key)
-        delay = bucket.wait(now, cost)
-        while buckets:
-            oldest_key, oldest = next(iter(buckets.items()))
-            if len(buckets) <= self.max_keys and (oldest is bucket or not oldest.full(now)):
-                break
-            del buckets[oldest_key]
-        return delay
 
 
 class Meter:
@@ -97,42 +61,87 @@ class Meter:
         return self.rate <= 0 or self._balance + max(0.0, now - self._last) * self.rate >= self.burst
 
 
-class KeyedMeters:
-    """One :class:`Meter` per key (a client identity or address), created on first use; like
-    :class:`KeyedBuckets`, a full meter is forgotten and at most ``max_keys`` are kept."""
+class _Entry(Protocol):
+    def full(self, now: float) -> bool: ...
 
-    def __init__(self, rate: float, burst: float, max_keys: int = 100_000) -> None:
+
+_E = TypeVar("_E", bound=_Entry)
+
+
+class _Keyed(Generic[_E]):
+    """One entry per key, made on first use by ``make(rate, burst, now)``. An entry that is full
+    again is forgotten (a new one is identical), and at most ``max_keys`` are kept (the least
+    recently used goes first), so the map stays small whatever clients send."""
+
+    def __init__(
+        self, rate: float, burst: float, max_keys: int, make: Callable[[float, float, float], _E]
+    ) -> None:
         if max_keys < 1:
             raise ValueError(f"max_keys must be at least 1, got {max_keys}")
         self.rate = rate
         self.burst = burst
         self.max_keys = max_keys
-        self._meters: OrderedDict[str, Meter] = OrderedDict()
+        self._make = make
+        self._entries: OrderedDict[str, _E] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._meters)
+        return len(self._entries)
+
+    def _use(self, key: str, now: float) -> _E:
+        entries = self._entries
+        entry = entries.get(key)
+        if entry is None:
+            entry = entries[key] = self._make(self.rate, self.burst, now)
+        else:
+            entries.move_to_end(key)
+        return entry
+
+    def _prune(self, used: _E, now: float) -> None:
+        entries = self._entries
+        while entries:
+            oldest_key, oldest = next(iter(entries.items()))
+            if len(entries) <= self.max_keys and (oldest is used or not oldest.full(now)):
+                break
+            del entries[oldest_key]
+
+
+class KeyedBuckets(_Keyed[TokenBucket]):
+    """One :class:`TokenBucket` per key (a client identity), created on first use; a bucket that
+    has refilled is forgotten and at most ``max_keys`` are kept."""
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 100_000) -> None:
+        super().__init__(rate, burst, max_keys, TokenBucket)
+
+    def wait(self, key: str, now: float, cost: float = 1.0) -> float:
+        """Spend ``cost`` tokens of ``key``'s bucket (0.0) or return the seconds until they are
+        available."""
+        if self.rate <= 0:
+            return 0.0
+        bucket = self._use(key, now)
+        delay = bucket.wait(now, cost)
+        self._prune(bucket, now)
+        return delay
+
+
+class KeyedMeters(_Keyed[Meter]):
+    """One :class:`Meter` per key (a client identity or address), created on first use; like
+    :class:`KeyedBuckets`, a full meter is forgotten and at most ``max_keys`` are kept."""
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 100_000) -> None:
+        super().__init__(rate, burst, max_keys, Meter)
 
     def charge(self, key: str, cost: float, now: float) -> float:
         """Charge ``cost`` to ``key``; the seconds it should wait (0.0: none)."""
         if self.rate <= 0:
             return 0.0
-        meters = self._meters
-        meter = meters.get(key)
-        if meter is None:
-            meter = meters[key] = Meter(self.rate, self.burst, now)
-        else:
-            meters.move_to_end(key)
+        meter = self._use(key, now)
         delay = meter.charge(cost, now)
-        while meters:
-            oldest_key, oldest = next(iter(meters.items()))
-            if len(meters) <= self.max_keys and (oldest is meter or not oldest.full(now)):
-                break
-            del meters[oldest_key]
+        self._prune(meter, now)
         return delay
 
     def wait(self, key: str, now: float) -> float:
         """The seconds ``key`` should wait now (0.0: none), spending nothing."""
-        meter = self._meters.get(key)
+        meter = self._entries.get(key)
         return 0.0 if meter is None else meter.wait(now)
 
 
