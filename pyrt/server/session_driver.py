@@ -100,6 +100,9 @@ class SessionDriver:
         protocol = self.protocol
         conn = self.conn
         protocol.start(self._loop.time(), self.key)
+        tracer = self.rt.tracer
+        if tracer.active:
+            tracer.connected(conn, self.subject)
         self.perform()
         backlog = self._backlog
         while True:
@@ -121,6 +124,8 @@ class SessionDriver:
             await conn.unstalled()
             now = self._loop.time()
             size = len(frame)
+            if tracer.active:
+                tracer.frame_in(conn, self.subject, frame)
             protocol.received(frame, now)
             frame = None
             self.perform()
@@ -145,6 +150,8 @@ class SessionDriver:
         protocol = self.protocol
         protocol.closed(1000 if protocol.clean_exit else 1006, self._loop.time())
         self.perform()
+        if self.rt.tracer.active:
+            self.rt.tracer.disconnected(self.conn, self.subject, protocol.clean_exit)
         for subscriber in self.subscribers.values():
             self.rt.hub.unsubscribe(subscriber)
         self.subscribers.clear()
@@ -210,12 +217,16 @@ class SessionDriver:
             self.conn.cut_off()
             return
         conn = self.conn
+        if self.rt.tracer.active:
+            self.rt.tracer.frame_out(conn, self.subject, text)
         conn.push(text if conn.kind == "ws" else codec.http_event(text))
 
     def close(self, code: int, reason: str) -> None:
         """End the connection with ``code`` and ``reason``, after what is queued: a close frame on
         a WebSocket, the ``close`` event then the end of the stream on the HTTP binding."""
         conn = self.conn
+        if self.rt.tracer.active:
+            self.rt.tracer.closing(conn, self.subject, code, reason)
         if conn.kind == "http" and not conn.closed:
             conn.push(codec.http_close_event(code, reason))
         conn.close(code, reason)
