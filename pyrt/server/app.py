@@ -193,7 +193,8 @@ def create_app(
     runtime = Runtime(settings, broker, app_handler, policy, presence_info or default_presence_info)
 
     registry = CollectorRegistry()
-    registry.register(StatsCollector(runtime.stats, lambda: broker.kind))
+    queues = lambda: [conn.buffered_bytes for conn in list(runtime.connections)]  # noqa: E731
+    registry.register(StatsCollector(runtime.stats, lambda: broker.kind, runtime.histograms, queues))
     ProcessCollector(registry=registry)
 
     async def healthz(request: Request) -> Response:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from pyrt.server.brokers.base import Broker, BrokerError, History, Publication
@@ -46,6 +47,7 @@ from pyrt.wire import codec
 from pyrt.wire.frames import PresenceDiff, RawJSON
 
 if TYPE_CHECKING:
+    from pyrt.server.metrics import DeliveryLatency
     from pyrt.server.trace import Tracer
 
 __all__ = ["Hub", "Subscriber", "TooManyChannels", "encoded", "page_bytes"]
@@ -237,6 +239,8 @@ class Hub:
         self._identities: dict[str, dict[str, int]] = {}
         #: The live trace (pyrt.server.trace), set by the runtime.
         self.tracer: Tracer | None = None
+        #: Publish-to-fan-out times (pyrt.server.metrics), set by the runtime.
+        self.latency: DeliveryLatency | None = None
 
     def dispatch(self, publication: Publication) -> None:
         """The broker's listener: hand ``publication`` to every local subscriber of its channel."""
@@ -245,6 +249,8 @@ class Hub:
             self.tracer.publication(publication, len(subscribers) if subscribers else 0)
         if not subscribers:
             return
+        if self.latency is not None:
+            self.latency.dispatched(publication.channel, publication.offset, time.monotonic())
         sent = failed = 0
         frames: dict[str, str | bytes] = {}
         for subscriber in tuple(subscribers):

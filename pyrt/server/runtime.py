@@ -30,7 +30,7 @@ from pyrt.server.connection import Connection, Flusher
 from pyrt.server.http_relay import Apply
 from pyrt.server.hub import Hub
 from pyrt.server.limits import ConnectionCap, KeyedBuckets, KeyedMeters
-from pyrt.server.metrics import Stats
+from pyrt.server.metrics import Histograms, Stats
 from pyrt.server.permissions import caps_allow
 from pyrt.server.settings import Settings
 from pyrt.server.trace import Tracer
@@ -116,6 +116,9 @@ class Runtime:
         #: The live trace (pyrt.server.trace): costs an attribute check while nobody reads it.
         self.tracer = Tracer(settings.trace_payloads)
         self.hub.tracer = self.tracer
+        #: The histograms of /metrics (pyrt.server.metrics).
+        self.histograms = Histograms()
+        self.hub.latency = self.histograms.latency
         #: Writes the WebSocket connections a turn of the event loop pushed to, at its end.
         self.flusher = Flusher()
         #: Open connections by client identity (for per-identity budgets).

@@ -101,6 +101,7 @@ class SessionDriver:
         conn = self.conn
         protocol.start(self._loop.time(), self.key)
         tracer = self.rt.tracer
+        frames_in = self.rt.histograms.frames_in
         if tracer.active:
             tracer.connected(conn, self.subject)
         self.perform()
@@ -124,6 +125,7 @@ class SessionDriver:
             await conn.unstalled()
             now = self._loop.time()
             size = len(frame)
+            frames_in.observe(size)
             if tracer.active:
                 tracer.frame_in(conn, self.subject, frame)
             protocol.received(frame, now)
@@ -217,6 +219,7 @@ class SessionDriver:
             self.conn.cut_off()
             return
         conn = self.conn
+        self.rt.histograms.frames_out.observe(len(text))
         if self.rt.tracer.active:
             self.rt.tracer.frame_out(conn, self.subject, text)
         conn.push(text if conn.kind == "ws" else codec.http_event(text))
@@ -297,6 +300,7 @@ class SessionDriver:
 
     async def _publish(self, action: act.Publish) -> None:
         protocol = self.protocol
+        started = time.monotonic()
         try:
             offset, duplicate = await self.rt.broker.publish(
                 action.channel, action.event, action.data_json, publish_id=action.id, scope=action.scope
@@ -310,6 +314,8 @@ class SessionDriver:
             log.exception("publish to %r failed", action.channel)
             protocol.publish_failed(action.ticket, "internal", "internal error", self._loop.time())
         else:
+            if not duplicate:
+                self.rt.histograms.latency.published(action.channel, offset, started)
             protocol.published(action.ticket, offset, duplicate, self._loop.time())
 
     async def _handle_message(self, action: act.HandleMessage) -> tuple[str | None, bool]:
@@ -363,6 +369,7 @@ class SessionDriver:
         self.subscribers[action.channel] = subscriber
         hub = self.rt.hub
         since = action.since
+        started = time.monotonic()
         try:
             history = await hub.subscribe(subscriber, since)
             snapshot = await hub.subscribe_presence(subscriber) if action.presence else None
@@ -387,6 +394,8 @@ class SessionDriver:
         if snapshot is not None:
             subscriber.presence_live(offset_key(snapshot.version))
         self.rt.stats.replayed += await hub.replay(subscriber, history)
+        if since is not None:
+            self.rt.histograms.recover.observe(time.monotonic() - started)
 
     async def _read_history(self, action: act.ReadHistory) -> None:
         try:
