@@ -108,8 +108,12 @@ class Inspector:
 
             def on_received(frame: Frame, now: float) -> Any:
                 recorder.frame_in(frame, now)
+                message = received(frame, now)
+                heartbeat = engine._hb  # a pong just read updates its round trip
+                if heartbeat is not None:
+                    recorder.rtt(heartbeat.rtt)
                 self._changed()
-                return received(frame, now)
+                return message
 
             def on_send(data: Any, now: float, buffered: int = 0) -> Frame | None:
                 frame: Frame | None = send(data, now, buffered)
