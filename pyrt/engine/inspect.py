@@ -11,14 +11,16 @@ the actions it asks for — each with the adapter's ``now``, and keeps a bounded
 - the **last frames in and out, decoded** through the protocol (:mod:`pyrt.wire.codec`; a frame
   that does not decode is shown as its first characters), every ``ack`` matched to the frame
   that asked for it (its id, the round trip);
-- **events** of the channels and the pacer: a subscription confirmed (recovered or with a gap),
-  a publication that arrived after a gap, a refusal (with ``retry_after``), an error;
-- **round-trip times** (the heartbeat's, sampled by :func:`describe_websocket`).
+- **events**, from the engine's actions: a subscription confirmed (recovered, or with a gap), a
+  publication delivered after a gap, presence changes, a request that failed, an error. A
+  refusal shows in the frames (its code, its ``retry_after``) and in the pacing row's count;
+- **round-trip times** (the heartbeat's, sampled as frames are read and by :func:`describe_websocket`).
 
 Rules:
 
-1. Every buffer is a ring (``limit`` entries); the map of ids sent and not answered yet keeps
-   at most ``4 * limit`` ids. Memory never grows with the traffic.
+1. Every buffer is a ring (``limit`` entries): memory never grows with the traffic. Frames are
+   kept by reference (the client made them anyway) and decoded only when a view is built, so an
+   open inspector costs an append per frame; acks are matched to the sends still in the ring.
 2. Nothing here runs unless an inspector is attached: the adapter (:mod:`pyrt.aio.inspector`)
    routes frames through a recorder only while one is open, so a client without an inspector
    keeps no frame and pays nothing.
@@ -29,11 +31,12 @@ Rules:
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from pyrt.engine.actions import DeliverPresence, DeliverPublication, RejectAck, SubscriptionConfirmed
 from pyrt.engine.states import Closed, StateChanged
 from pyrt.wire import codec
 from pyrt.wire.frames import (
@@ -57,12 +60,27 @@ from pyrt.wire.frames import (
     Unsubscribed,
     Welcome,
 )
+from pyrt.wire.sse import ServerSentEvent
+
+#: What a protocol decodes a server's frame into (anything else in a recording is an SSE event).
+_DECODED: Final = (
+    Welcome,
+    Ping,
+    Pong,
+    Message,
+    Ack,
+    Subscribed,
+    Unsubscribed,
+    Publication,
+    PresenceDiff,
+    ErrorFrame,
+    BadFrame,
+)
 
 if TYPE_CHECKING:
     from pyrt.engine.sse import _Machine
     from pyrt.engine.websocket import WebSocketEngine
     from pyrt.wire.protocols import WireProtocol
-    from pyrt.wire.sse import ServerSentEvent
     from pyrt.wire.types import Frame
 
 __all__ = [
@@ -118,8 +136,9 @@ class Note:
 
 @dataclass(frozen=True, slots=True)
 class PendingRow:
-    """A request waiting for its ack: its id, what it is, how long since it was first sent,
-    transmissions and transient refusals so far."""
+    """A request waiting for its ack: its id, what it is, how long since it was last sent
+    (``None``: not on the wire, queued or waiting to be sent again), transmissions and transient
+    refusals so far."""
 
     id: str
     summary: str
@@ -236,9 +255,12 @@ def _ack_id(frame: object) -> str | None:
 
 class Recorder:
     """The bounded record of one client (see the module docstring). ``protocol`` decodes what
-    the client receives (``None``: SSE, whose events come decoded)."""
+    the client receives (``None``: SSE, whose events come decoded).
 
-    __slots__ = ("_sent", "frames", "limit", "notes", "protocol", "rtts", "timeline")
+    Recording is cheap: a frame is kept by reference with its time (the client made it anyway)
+    and decoded only when a view is built (:meth:`frames`), at most ``limit`` of them."""
+
+    __slots__ = ("_raw", "limit", "notes", "protocol", "rtts", "timeline")
 
     def __init__(self, protocol: WireProtocol | None = None, limit: int = DEFAULT_LIMIT) -> None:
         if limit < 1:
@@ -246,50 +268,23 @@ class Recorder:
         self.limit = limit
         self.protocol = protocol
         self.timeline: deque[StateEntry] = deque(maxlen=limit)
-        self.frames: deque[FrameEntry] = deque(maxlen=limit)
         self.notes: deque[Note] = deque(maxlen=limit)
         self.rtts: deque[float] = deque(maxlen=limit)
-        self._sent: OrderedDict[str, tuple[float, str]] = OrderedDict()  # id -> (first sent, summary)
+        self._raw: deque[tuple[float, bool, object]] = deque(maxlen=limit)  # (at, inbound, frame)
 
     # ---------------------------------------------------------------------- inputs
 
     def frame_in(self, frame: Frame, now: float) -> None:
-        """The client received ``frame`` (one socket message: a batch counts its frames)."""
-        decoded = self._decode_in(frame)
-        size = _size(frame)
-        for item in decoded:
-            self._inbound(item, now, size)
-            size = 0  # a batch's size goes with its first frame
+        """The client received ``frame`` (one socket message; a batch shows frame by frame)."""
+        self._raw.append((now, True, frame))
 
     def frame_out(self, frame: Frame, now: float) -> None:
         """The client handed ``frame`` to its socket."""
-        decoded: object = frame
-        if isinstance(frame, str):
-            try:
-                decoded = codec.decode_client_frame(frame)
-            except Exception:
-                decoded = None
-        if decoded is None or decoded is frame:
-            self.frames.append(FrameEntry(now, "out", _raw(frame), _size(frame)))
-            return
-        summary = summarize(decoded)
-        ack_id = _ack_id(decoded) if not isinstance(decoded, Ping | Pong) else None
-        retry = ""
-        if ack_id is not None:
-            first = self._sent.get(ack_id)
-            if first is None:
-                self._sent[ack_id] = (now, summary)
-                while len(self._sent) > 4 * self.limit:
-                    self._sent.popitem(last=False)
-            else:
-                retry = f"sent again, first {1000 * (now - first[0]):.0f} ms ago"
-        self.frames.append(FrameEntry(now, "out", summary, _size(frame), ack_id, retry))
+        self._raw.append((now, False, frame))
 
     def event_in(self, event: ServerSentEvent, now: float) -> None:
         """An SSE client dispatched ``event``."""
-        where = f" id={event.id}" if event.id else ""
-        text = f"{event.type}{where} {_preview(event.data)}"
-        self.frames.append(FrameEntry(now, "in", text, len(event.data)))
+        self._raw.append((now, True, event))
 
     def actions(self, actions: Iterable[object], now: float) -> None:
         """The engine asked for ``actions`` (in this order)."""
@@ -299,15 +294,12 @@ class Recorder:
             if isinstance(action, StateChanged):
                 pending.append(action)
                 continue
-            publication = getattr(action, "publication", None)
-            if isinstance(publication, Publication) and not publication.recovered:
-                topic = f"channel {publication.channel}"
-                self.notes.append(Note(now, topic, f"delivered after a gap: offset {publication.offset}"))
+            note = _note_of(action)
+            if note is not None:
+                self.notes.append(Note(now, *note))
             why = _reason_of(action)
             if why:
                 reason = reason or why
-                if type(action).__name__ in ("ReportError", "Disconnected"):
-                    self.notes.append(Note(now, "error", why))
         for change in pending:
             self.timeline.append(StateEntry(now, change.old.value, change.new.value, reason))
 
@@ -316,16 +308,46 @@ class Recorder:
         if sample is not None and (not self.rtts or self.rtts[-1] != sample):
             self.rtts.append(sample)
 
-    def first_sent(self, ack_id: str) -> float | None:
-        """When the frame with ``ack_id`` was first sent (``None``: not seen, or forgotten)."""
-        entry = self._sent.get(ack_id)
-        return entry[0] if entry is not None else None
+    # ---------------------------------------------------------------------- the view
 
-    # ---------------------------------------------------------------------- inside
+    def frames(self) -> tuple[FrameEntry, ...]:
+        """The frames kept, decoded, oldest first: every ack (or refusal) matched to the send of
+        its id among them, every send of an id already sent marked as sent again."""
+        out: list[FrameEntry] = []
+        sent: dict[str, tuple[float, str]] = {}
+        for at, inbound, frame in self._raw:
+            if not inbound:
+                out.append(self._outbound(frame, at, sent))
+                continue
+            size = _size(frame) if isinstance(frame, str | bytes) else 0
+            for item in self._decode_in(frame):
+                out.append(_inbound(item, at, size, sent))
+                size = 0  # a batch's size goes with its first frame
+        return tuple(out[-self.limit :])
 
-    def _decode_in(self, frame: Frame) -> list[object]:
+    def _outbound(self, frame: object, at: float, sent: dict[str, tuple[float, str]]) -> FrameEntry:
+        decoded: object = None
+        if isinstance(frame, str):
+            try:
+                decoded = codec.decode_client_frame(frame)
+            except Exception:
+                decoded = None
+        if decoded is None or not isinstance(frame, str | bytes):
+            return FrameEntry(at, "out", _raw(frame) if isinstance(frame, str | bytes) else repr(frame), 0)
+        summary = summarize(decoded)
+        ack_id = _ack_id(decoded) if not isinstance(decoded, Ping | Pong) else None
+        again = ""
+        if ack_id is not None:
+            first = sent.get(ack_id)
+            if first is None:
+                sent[ack_id] = (at, summary)
+            else:
+                again = f"sent again, first {1000 * (at - first[0]):.0f} ms earlier"
+        return FrameEntry(at, "out", summary, _size(frame), ack_id, again)
+
+    def _decode_in(self, frame: object) -> list[object]:
         protocol = self.protocol
-        if protocol is None:
+        if protocol is None or not isinstance(frame, str | bytes):
             return [frame]
         try:
             if isinstance(frame, str):
@@ -336,31 +358,41 @@ class Recorder:
         except Exception:
             return [frame]
 
-    def _inbound(self, item: object, now: float, size: int) -> None:
-        if isinstance(item, str | bytes | bytearray | memoryview):
-            self.frames.append(FrameEntry(now, "in", _raw(item), size))
-            return
-        summary = summarize(item)
-        matched = ""
-        ack_id = _ack_id(item) if isinstance(item, Ack | ErrorFrame) else None
-        if ack_id is not None:
-            sent = self._sent.get(ack_id)
-            if sent is not None:
-                matched = f"answers {sent[1]} ({1000 * (now - sent[0]):.0f} ms)"
-                if isinstance(item, Ack) and (item.ok or not item.code):
-                    del self._sent[ack_id]
-        self.frames.append(FrameEntry(now, "in", summary, size, ack_id, matched))
-        if isinstance(item, Subscribed):
-            what = "recovered" if item.recovered else "gap: could not replay everything missed"
-            self.notes.append(Note(now, f"channel {item.channel}", f"subscribed at {item.offset}, {what}"))
-        elif isinstance(item, ErrorFrame):
-            after = f", retry after {item.retry_after:g} s" if item.retry_after is not None else ""
-            self.notes.append(Note(now, "refusal", f"{item.code}: {item.message}{after}"))
-        elif isinstance(item, Ack) and not item.ok:
-            self.notes.append(Note(now, "refusal", f"ack #{item.id} refused: {item.code}"))
-        elif isinstance(item, PresenceDiff):
-            joined, left = len(item.joins), len(item.leaves)
-            self.notes.append(Note(now, f"channel {item.channel}", f"presence +{joined} -{left}"))
+
+def _inbound(item: object, at: float, size: int, sent: dict[str, tuple[float, str]]) -> FrameEntry:
+    if isinstance(item, str | bytes | bytearray | memoryview):
+        return FrameEntry(at, "in", _raw(item), size)
+    if isinstance(item, ServerSentEvent):
+        where = f" id={item.id}" if item.id else ""
+        return FrameEntry(at, "in", f"{item.type}{where} {_preview(item.data)}", len(item.data))
+    if not isinstance(item, _DECODED):
+        return FrameEntry(at, "in", _preview(repr(item)), size)
+    matched = ""
+    ack_id = _ack_id(item) if isinstance(item, Ack | ErrorFrame) else None
+    if ack_id is not None:
+        first = sent.get(ack_id)
+        if first is not None:
+            matched = f"answers {first[1]} ({1000 * (at - first[0]):.0f} ms)"
+    return FrameEntry(at, "in", summarize(item), size, ack_id, matched)
+
+
+def _note_of(action: object) -> tuple[str, str] | None:
+    """What a channel, request or the connection did that the events list shows."""
+    if isinstance(action, SubscriptionConfirmed):
+        what = "recovered" if action.recovered else "gap: the server could not replay everything missed"
+        return f"channel {action.channel}", f"subscribed at {action.offset}, {what}"
+    if isinstance(action, DeliverPublication):
+        publication = action.publication
+        if not publication.recovered:
+            return f"channel {publication.channel}", f"delivered after a gap: offset {publication.offset}"
+        return None
+    if isinstance(action, DeliverPresence):
+        return "presence", f"+{len(action.joined)} -{len(action.left)}"
+    if isinstance(action, RejectAck):
+        return "request failed", str(action.error)
+    if type(action).__name__ in ("ReportError", "Disconnected"):
+        return "error", str(action.error)  # type: ignore[attr-defined]
+    return None
 
 
 def _reason_of(action: object) -> str:
@@ -391,15 +423,11 @@ def describe_websocket(engine: WebSocketEngine, recorder: Recorder, now: float, 
     queue = tuple(f"{_id(item.ack_id).strip() or '-'} {_raw(item.frame)}" for item in engine._outbox)
     pending = []
     for entry in engine.requests.acks._entries.values():
-        ack_id = str(entry.id)
-        first = recorder.first_sent(ack_id)
+        on_wire = entry.deadline is not None  # sent, its timeout running since it was sent
+        age = now - (entry.deadline - entry.timeout) if entry.deadline is not None else None
         pending.append(
             PendingRow(
-                ack_id,
-                type(entry).__name__,
-                None if first is None else now - first,
-                entry.attempts,
-                entry.refusals,
+                str(entry.id), type(entry).__name__, age if on_wire else None, entry.attempts, entry.refusals
             )
         )
     channels = []
@@ -413,7 +441,7 @@ def describe_websocket(engine: WebSocketEngine, recorder: Recorder, now: float, 
         now=now,
         stats=engine.stats_snapshot().as_dict(),
         timeline=tuple(recorder.timeline),
-        frames=tuple(recorder.frames),
+        frames=recorder.frames(),
         notes=tuple(recorder.notes),
         rtts=tuple(recorder.rtts),
         queue=queue,
@@ -450,6 +478,6 @@ def describe_sse(engine: _Machine, recorder: Recorder, now: float, client: str, 
         now=now,
         stats=asdict(engine.stats),
         timeline=tuple(recorder.timeline),
-        frames=tuple(recorder.frames),
+        frames=recorder.frames(),
         notes=tuple(recorder.notes),
     )

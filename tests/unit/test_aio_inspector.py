@@ -75,7 +75,7 @@ def test_nothing_is_recorded_once_closed_and_the_engine_has_no_wrappers_left() -
         await client.connect().wait_open()
         client.send("after")
         await client.send_with_ack("also after")
-        assert list(inspector.recorder.frames) == []
+        assert inspector.recorder.frames() == ()
         assert list(inspector.recorder.timeline) == []
 
     run(scenario)
@@ -110,7 +110,7 @@ def test_an_sse_client_records_its_events_and_states() -> None:
         await until(lambda: transport.request is not None)
         transport.respond(200)
         transport.send(b"event: tick\ndata: 1\nid: 5\n\n")
-        await until(lambda: inspector.recorder.frames)
+        await until(lambda: inspector.recorder.frames())
         text = inspector.text()
         assert text.startswith("FetchEventSource [open] over fetch")
         assert "<- tick id=5 1" in text
