@@ -229,10 +229,14 @@ class Inspector:
         if loop is None:
             return
         delay = max(0.0, self._last_refresh + REFRESH - loop.time())
-        self._timer = loop.call_later(delay, self._refresh)
+        self._timer = loop.call_later(delay, self.refresh)
 
-    def _refresh(self) -> None:
-        self._timer = None
+    def refresh(self) -> None:
+        """Render the live views now (they also refresh by themselves after changes; call this
+        to move their clocks on while nothing happens)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         loop = self._client._loop
         self._last_refresh = loop.time() if loop is not None else 0.0
         if not self._sinks:
