@@ -147,6 +147,11 @@ def test_a_user_trace_follows_that_subject_from_connect_to_disconnect(
             assert {e["session"] for e in trace.events} == {alice.session}
             await bob.close()
             await trace.response.aclose()
+            # A reader that goes away is detached: nothing is kept for it.
+            deadline = time.monotonic() + TIMEOUT
+            while (await http.get("/admin/connections", headers=AUTH)).json()["traces"]:
+                assert time.monotonic() < deadline, "the closed trace is still attached"
+                await asyncio.sleep(0.5)  # admin requests: two per second per address
 
     run(scenario())
 
