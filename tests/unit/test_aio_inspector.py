@@ -119,3 +119,27 @@ def test_an_sse_client_records_its_events_and_states() -> None:
         client.close()
 
     run(scenario)
+
+
+def test_an_eventsource_client_shows_a_lost_stream_with_its_reason_and_its_events() -> None:
+    from pyrt.aio.eventsource import EventSourceClient
+    from pyrt.testing import FakeEventSourceTransport
+
+    async def scenario() -> None:
+        transport = FakeEventSourceTransport()
+        client = EventSourceClient("/sse?channel=news", transport=transport, backoff=FAST)
+        inspector = client.inspect()
+        client.connect()
+        transport.open()
+        transport.send("hello", id="1-1")
+        transport.drop()
+        await until(lambda: client.stats.disconnects == 1)
+        text = inspector.text()
+        assert text.startswith("EventSourceClient [")
+        assert "over eventsource" in text
+        assert "<- message id=1-1 hello" in text
+        assert "open -> connecting  (connection lost; the browser is reconnecting)" in text
+        inspector.close()
+        client.close()
+
+    run(scenario)
