@@ -143,3 +143,25 @@ def test_an_eventsource_client_shows_a_lost_stream_with_its_reason_and_its_event
         client.close()
 
     run(scenario)
+
+
+def test_a_client_over_the_http_binding_says_so_and_shows_its_frames() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer()
+        loop = asyncio.get_running_loop()
+        client = WebSocketClient(
+            "ws://test/ws",
+            transport=FakeTransport(server, loop.call_soon),
+            http_transport=FakeTransport(server, loop.call_soon),
+            transports=("http",),
+            heartbeat=None,
+        )
+        inspector = client.inspect()
+        await client.connect().wait_open(5)
+        assert await client.send_with_ack("over http") == "over http"
+        text = inspector.text()
+        assert text.startswith("WebSocketClient [open] over http")
+        assert "[answers message #" in text
+        inspector.close()
+
+    run(scenario)
