@@ -236,8 +236,10 @@ def chat_outputs_are_right(lab: Lab, page: Page, cells: Outputs) -> None:
 
 def inspect_outputs_are_right(lab: Lab, page: Page, cells: Outputs) -> None:
     _, shown, broken, text, closed = cells
-    views = [output for output in shown if output["output_type"] in ("display_data", "execute_result")]
+    # One output shows it (the cell's own result is empty: the inspector displayed itself).
+    views = [output for output in shown if output.get("data", {}).get("text/html")]
     assert len(views) == 1, "the inspector is one output, updated in place"
+    assert all(output.get("data", {}).get("text/html") for output in shown if output.get("data")), shown
     view = html_of(views)
     assert view.startswith('<div class="pyrt-inspector"')
     # What happened after the cell that showed it ran: the view moved on by itself.
