@@ -38,9 +38,17 @@ if TYPE_CHECKING:
     from pyrt.wire.sse import ServerSentEvent
     from pyrt.wire.types import Frame
 
-__all__ = ["REFRESH", "Inspector", "Sink"]
+__all__ = ["REFRESH", "Inspector", "SessionFollower", "Sink"]
 
 REFRESH: Final = 0.25  # seconds between two refreshes of a live view, at most
+
+
+class SessionFollower(Protocol):
+    """Something that follows a WebSocket client's connection (see :meth:`Inspector.follow`)."""
+
+    def session(self, session: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Sink(Protocol):
@@ -81,6 +89,8 @@ class Inspector:
         self._timer: asyncio.TimerHandle | None = None
         self._last_refresh = float("-inf")
         self._attached = False
+        self._followers: list[SessionFollower] = []
+        self._session: str | None = None  # the session the followers were told of
         self._attach()
 
     # ---------------------------------------------------------------------- taps
@@ -98,6 +108,8 @@ class Inspector:
                 for action in taken:
                     if type(action) is SendFrame:
                         recorder.frame_out(action.frame, now)
+                if self._followers:
+                    self._follow_session()
                 self._changed()
             return taken
 
@@ -136,6 +148,11 @@ class Inspector:
         self._attached = True
 
     @property
+    def client(self) -> Driver:
+        """The inspected client."""
+        return self._client
+
+    @property
     def attached(self) -> bool:
         """True until :meth:`close`."""
         return self._attached
@@ -149,6 +166,9 @@ class Inspector:
         for name in ("actions", "received", "send"):
             self._engine.__dict__.pop(name, None)
         self._client.__dict__.pop("_dispatch", None)
+        followers, self._followers = self._followers, []
+        for follower in followers:
+            follower.close()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -159,6 +179,29 @@ class Inspector:
             self._client._inspector = None
 
     detach = close
+
+    # ---------------------------------------------------------------------- followers
+
+    def follow(self, follower: SessionFollower) -> None:
+        """Tell ``follower`` the client's session now and after every reconnect, until
+        :meth:`close` closes it (:func:`pyrt.aio.server_side.follow_server` is one: the server's
+        trace of the same connection)."""
+        self._followers.append(follower)
+        self._session = None
+        self._follow_session()
+
+    def record_server(self, event: dict[str, Any]) -> None:
+        """Show ``event`` (one of the server's trace, :mod:`pyrt.server.trace`) in the view."""
+        self.recorder.server_event(event, self._client._now())
+        self._changed()
+
+    def _follow_session(self) -> None:
+        session = getattr(self._engine, "session", None)
+        if session is None or session == self._session:
+            return
+        self._session = session
+        for follower in self._followers:
+            follower.session(session)
 
     # ---------------------------------------------------------------------- what it shows
 

@@ -178,6 +178,7 @@ class View:
     channels: tuple[ChannelRow, ...] = ()
     pacing: dict[str, Any] = field(default_factory=dict)
     session: str | None = None
+    server: tuple[Note, ...] = ()
 
 
 def _preview(text: str) -> str:
@@ -260,7 +261,7 @@ class Recorder:
     Recording is cheap: a frame is kept by reference with its time (the client made it anyway)
     and decoded only when a view is built (:meth:`frames`), at most ``limit`` of them."""
 
-    __slots__ = ("_raw", "limit", "notes", "protocol", "rtts", "timeline")
+    __slots__ = ("_raw", "limit", "notes", "protocol", "rtts", "server", "timeline")
 
     def __init__(self, protocol: WireProtocol | None = None, limit: int = DEFAULT_LIMIT) -> None:
         if limit < 1:
@@ -271,6 +272,8 @@ class Recorder:
         self.notes: deque[Note] = deque(maxlen=limit)
         self.rtts: deque[float] = deque(maxlen=limit)
         self._raw: deque[tuple[float, bool, object]] = deque(maxlen=limit)  # (at, inbound, frame)
+        #: The server's side of this connection (``/admin/trace`` events), when followed.
+        self.server: deque[Note] = deque(maxlen=limit)
 
     # ---------------------------------------------------------------------- inputs
 
@@ -302,6 +305,13 @@ class Recorder:
                 reason = reason or why
         for change in pending:
             self.timeline.append(StateEntry(now, change.old.value, change.new.value, reason))
+
+    def server_event(self, event: dict[str, Any], now: float) -> None:
+        """An event of the server's trace of this connection (:mod:`pyrt.server.trace`)."""
+        what = str(event.get("event", "?"))
+        hidden = ("event", "at", "session", "user", "transport")
+        fields = " ".join(f"{k}={v}" for k, v in event.items() if k not in hidden and v is not None)
+        self.server.append(Note(now, what, _preview(fields)))
 
     def rtt(self, sample: float | None) -> None:
         """A heartbeat round trip (seconds); the same sample twice is kept once."""
@@ -449,6 +459,7 @@ def describe_websocket(engine: WebSocketEngine, recorder: Recorder, now: float, 
         channels=tuple(channels),
         pacing=_pacing(engine, now),
         session=engine.session,
+        server=tuple(recorder.server),
     )
 
 

@@ -74,6 +74,10 @@ def render_text(view: View) -> str:
         lines.append("  events:")
         for note in list(view.notes)[-SHOWN:]:
             lines.append(f"    {_ago(view, note.at):>7} {note.topic}: {note.text}")
+    if view.server:
+        lines.append("  server side:")
+        for note in list(view.server)[-SHOWN:]:
+            lines.append(f"    {_ago(view, note.at):>7} {note.topic} {note.text}")
     if view.frames:
         lines.append("  frames:")
         for frame in list(view.frames)[-SHOWN:]:
@@ -183,6 +187,10 @@ def render_html(view: View) -> str:
             [escape(_ago(view, n.at)), escape(n.topic), escape(n.text)] for n in list(view.notes)[-SHOWN:]
         ]
         parts.append(_section("Events", _table(rows)))
+    if view.server:
+        notes = list(view.server)[-SHOWN:]
+        rows = [[escape(_ago(view, n.at)), escape(n.topic), escape(n.text)] for n in notes]
+        parts.append(_section("Server side (/admin/trace)", _table(rows)))
     if view.frames:
         rows = []
         for f in list(view.frames)[-SHOWN:]:

@@ -165,3 +165,35 @@ def test_a_client_over_the_http_binding_says_so_and_shows_its_frames() -> None:
         inspector.close()
 
     run(scenario)
+
+
+class Follower:
+    def __init__(self) -> None:
+        self.sessions: list[str] = []
+        self.closed = False
+
+    def session(self, session: str) -> None:
+        self.sessions.append(session)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_follower_hears_each_session_and_is_closed_with_the_inspector() -> None:
+    async def scenario() -> None:
+        client, transport = make()
+        inspector = client.inspect()
+        follower = Follower()
+        inspector.follow(follower)
+        assert follower.sessions == []  # not connected yet
+        await client.connect().wait_open()
+        transport.drop()
+        await until(lambda: client.stats.reconnects == 1 and client.ready_state == client.OPEN)
+        await client.send_with_ack("after")  # actions after the reconnect: the new session is seen
+        assert follower.sessions == ["s1", "s2"]
+        inspector.record_server({"event": "ack", "id": "x", "at": 1.0, "session": "s2"})
+        assert "ack id=x" in inspector.text()
+        inspector.close()
+        assert follower.closed
+
+    run(scenario)
