@@ -249,6 +249,7 @@ class Chat:
         client.on_close(self.on_close)
         client.on_error(self.on_error)
         self.client = client
+        panel.follow(client)
         client.connect()
         if self.last_offset is None:  # the first connection: the newest messages, then live
             spawn(self.load_recent(client))
@@ -757,9 +758,51 @@ def setup_tabs() -> None:
 # ----------------------------------------------------------------------------------------- wiring
 
 
+class InspectorPanel:
+    """The "Inspector" box: ``client.inspect()`` of the chat's client, mounted while it is open."""
+
+    def __init__(self) -> None:
+        self.details = by_id("ws-inspector")
+        self.client: WebSocketClient | None = None
+        self.inspector: Any = None
+
+    def follow(self, client: WebSocketClient) -> None:
+        """The chat made a new client: inspect that one (when the box is open)."""
+        self.client = client
+        if self.details.open:
+            self.attach()
+
+    def toggle(self) -> None:
+        if self.details.open:
+            self.attach()
+        else:
+            self.detach()
+
+    def attach(self) -> None:
+        self.detach()
+        if self.client is not None:
+            self.inspector = self.client.inspect()
+            self.inspector.mount("#ws-inspector-view")
+
+    def detach(self) -> None:
+        if self.inspector is not None:
+            self.inspector.close()  # the client runs as if it had never been inspected
+            self.inspector = None
+
+    def refresh(self) -> None:
+        if self.inspector is not None:
+            self.inspector.refresh()  # the ages move on while nothing happens
+
+
+panel = InspectorPanel()
 chat = Chat()
 feed = Feed()
 setup_tabs()
+
+
+@when("toggle", "#ws-inspector")
+def on_inspector_toggle() -> None:
+    panel.toggle()
 
 
 @when("submit", "#ws-form")
@@ -839,6 +882,7 @@ async def refresh_forever() -> None:
     while True:
         chat.refresh()
         feed.refresh()
+        panel.refresh()
         await asyncio.sleep(0.5)
 
 

@@ -46,6 +46,7 @@ H = TypeVar("H", bound=Handler)
 
 
 if TYPE_CHECKING:  # annotations only (a Protocol class costs import time in Pyodide)
+    from pyrt.aio.inspector import Inspector
     from pyrt.engine.states import CloseEvent
     from pyrt.ports.services import Cancellable, PageEvents, Services, Timers, Watching
 
@@ -123,6 +124,7 @@ class Driver:
     _LOG: ClassVar[logging.Logger] = logging.getLogger("pyrt")
 
     _engine: Engine
+    _inspector: Inspector | None = None  # the open inspector (see inspect())
 
     def __init__(
         self, async_handlers: AsyncHandlers = "concurrent", services: Services | None = None
@@ -169,6 +171,18 @@ class Driver:
     def close_event(self) -> CloseEvent | None:
         """How the client ended, once it is CLOSED (what ``on_close`` received)."""
         return self._closed
+
+    def inspect(self, limit: int = 50) -> Inspector:
+        """A live view of this client: states and why they changed, round trips, the queue and
+        pending acks, channels, pacing, the last ``limit`` frames decoded (:mod:`pyrt.aio.inspector`).
+        ``print()`` it, make it a notebook cell's value, or ``mount()`` it in a page; ``close()``
+        it when done. The open one is returned while it is open. No cost while none is open."""
+        inspector = self._inspector
+        if inspector is None:
+            from pyrt.aio.inspector import Inspector
+
+            inspector = self._inspector = Inspector(self, limit)
+        return inspector
 
     # ------------------------------------------------------------------------- handlers
 

@@ -20,11 +20,13 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: choosing a WebSocket transport loads no SSE code
+    from pyrt.aio.inspector import Sink
     from pyrt.ports.services import Services
     from pyrt.ports.sse_transport import EventSourceTransport, FetchTransport
     from pyrt.ports.transport import Transport
 
 __all__ = [
+    "dom_view",
     "eventsource_transport",
     "fetch_transport",
     "in_browser",
@@ -87,3 +89,13 @@ def services() -> Services:
 
             _services = CPythonServices()
     return _services
+
+
+def dom_view(target: object) -> Sink:
+    """A live view rendered into the page's element ``target`` (an element or a CSS selector);
+    Pyodide only (:mod:`pyrt.browser.inspector_view`)."""
+    if not in_browser():
+        raise RuntimeError("mount() needs a page (Pyodide); on CPython print() the inspector")
+    from pyrt.browser.inspector_view import DomView
+
+    return DomView(target)

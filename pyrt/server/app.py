@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from pyrt.server.admin import Admin
 from pyrt.server.application import Handler, echo_handler
 from pyrt.server.assets import asset_routes
 from pyrt.server.brokers.base import Broker
@@ -192,7 +193,8 @@ def create_app(
     runtime = Runtime(settings, broker, app_handler, policy, presence_info or default_presence_info)
 
     registry = CollectorRegistry()
-    registry.register(StatsCollector(runtime.stats, lambda: broker.kind))
+    queues = lambda: [conn.buffered_bytes for conn in list(runtime.connections)]  # noqa: E731
+    registry.register(StatsCollector(runtime.stats, lambda: broker.kind, runtime.histograms, queues))
     ProcessCollector(registry=registry)
 
     async def healthz(request: Request) -> Response:
@@ -204,6 +206,7 @@ def create_app(
 
     publish = PublishEndpoint(runtime)
     sse = SSEEndpoint(runtime)
+    admin = Admin(runtime)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/metrics", metrics_endpoint(registry)),
@@ -212,6 +215,8 @@ def create_app(
         Route("/sse", sse, methods=["GET", "HEAD", "OPTIONS"]),
         Route("/publish", publish.__call__, methods=["POST", "OPTIONS"]),
         Route("/history", HistoryEndpoint(runtime).__call__, methods=["GET", "OPTIONS"]),
+        Route("/admin/trace", admin.trace, methods=["GET"]),
+        Route("/admin/connections", admin.connections, methods=["GET"]),
     ]
     if settings.echo:
         routes.append(WebSocketRoute("/echo", EchoEndpoint(runtime)))

@@ -329,6 +329,11 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else list(argv)
+    if given[:1] == ["trace"]:  # python -m pyrt.server trace ...: tail a server's live trace
+        from pyrt.server.trace_cli import main as trace
+
+        return trace(given[1:])
     args = parse_args(argv)
     if args.make_token:
         if not args.token_secret:

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from typing import TYPE_CHECKING
 
 from pyrt.server.brokers.base import Broker, BrokerError, History, Publication
 from pyrt.server.connection import Connection
@@ -43,6 +45,10 @@ from pyrt.server.offsets import ZERO, OffsetKey, offset_key
 from pyrt.server.presence import Snapshot
 from pyrt.wire import codec
 from pyrt.wire.frames import PresenceDiff, RawJSON
+
+if TYPE_CHECKING:
+    from pyrt.server.metrics import DeliveryLatency
+    from pyrt.server.trace import Tracer
 
 __all__ = ["Hub", "Subscriber", "TooManyChannels", "encoded", "page_bytes"]
 
@@ -231,12 +237,20 @@ class Hub:
         self._max_per_identity = max_channels_per_identity
         #: Channels each identity subscribes to here, with its number of subscriptions to each.
         self._identities: dict[str, dict[str, int]] = {}
+        #: The live trace (pyrt.server.trace), set by the runtime.
+        self.tracer: Tracer | None = None
+        #: Publish-to-fan-out times (pyrt.server.metrics), set by the runtime.
+        self.latency: DeliveryLatency | None = None
 
     def dispatch(self, publication: Publication) -> None:
         """The broker's listener: hand ``publication`` to every local subscriber of its channel."""
         subscribers = self._channels.get(publication.channel)
+        if self.tracer is not None and self.tracer.active:
+            self.tracer.publication(publication, len(subscribers) if subscribers else 0)
         if not subscribers:
             return
+        if self.latency is not None:
+            self.latency.dispatched(publication.channel, publication.offset, time.monotonic())
         sent = failed = 0
         frames: dict[str, str | bytes] = {}
         for subscriber in tuple(subscribers):
@@ -254,6 +268,8 @@ class Hub:
     def presence_changed(self, channel: str, version: str, joins: list[str], leaves: list[str]) -> None:
         """The presence store's listener: send a diff to every presence subscriber of ``channel``
         now, or gather the change into the channel's next diff when it changes too often."""
+        if self.tracer is not None and self.tracer.active:
+            self.tracer.presence(channel, version, joins, leaves)
         if not self._presence.get(channel):
             return
         pending = self._presence_changes.get(channel)

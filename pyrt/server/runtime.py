@@ -19,6 +19,7 @@ import math
 import os
 import random
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +30,10 @@ from pyrt.server.connection import Connection, Flusher
 from pyrt.server.http_relay import Apply
 from pyrt.server.hub import Hub
 from pyrt.server.limits import ConnectionCap, KeyedBuckets, KeyedMeters
-from pyrt.server.metrics import Stats
+from pyrt.server.metrics import Histograms, Stats
 from pyrt.server.permissions import caps_allow
 from pyrt.server.settings import Settings
+from pyrt.server.trace import Tracer
 from pyrt.session.config import Grant, SessionConfig
 from pyrt.wire.reconnect_window import close_reason, drain_window
 from pyrt.wire.sse_encode import encode_comment
@@ -109,6 +111,14 @@ class Runtime:
         self.receive_quota = KeyedMeters(rate, max(rate, settings.max_message_bytes))
         #: Every open connection, with the object that serves it (``WsSession`` or ``None``).
         self.connections: dict[Connection, Any] = {}
+        #: When each connection registered (unix seconds), for /admin/connections.
+        self.since: dict[Connection, float] = {}
+        #: The live trace (pyrt.server.trace): costs an attribute check while nobody reads it.
+        self.tracer = Tracer(settings.trace_payloads)
+        self.hub.tracer = self.tracer
+        #: The histograms of /metrics (pyrt.server.metrics).
+        self.histograms = Histograms()
+        self.hub.latency = self.histograms.latency
         #: Writes the WebSocket connections a turn of the event loop pushed to, at its end.
         self.flusher = Flusher()
         #: Open connections by client identity (for per-identity budgets).
@@ -247,6 +257,7 @@ class Runtime:
 
     def register(self, conn: Connection, session: Any = None) -> None:
         self.connections[conn] = session
+        self.since[conn] = time.time()
         self.identities.setdefault(conn.identity, set()).add(conn)
         self.stats.connections_open[conn.kind] += 1
         self.stats.connections_total[conn.kind] += 1
@@ -254,6 +265,7 @@ class Runtime:
     def unregister(self, conn: Connection) -> None:
         if self.connections.pop(conn, False) is not False:
             self.stats.connections_open[conn.kind] -= 1
+        self.since.pop(conn, None)
         same = self.identities.get(conn.identity)
         if same is not None:
             same.discard(conn)

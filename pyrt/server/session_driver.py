@@ -100,6 +100,10 @@ class SessionDriver:
         protocol = self.protocol
         conn = self.conn
         protocol.start(self._loop.time(), self.key)
+        tracer = self.rt.tracer
+        frames_in = self.rt.histograms.frames_in
+        if tracer.active:
+            tracer.connected(conn, self.subject)
         self.perform()
         backlog = self._backlog
         while True:
@@ -121,6 +125,9 @@ class SessionDriver:
             await conn.unstalled()
             now = self._loop.time()
             size = len(frame)
+            frames_in.observe(size)
+            if tracer.active:
+                tracer.frame_in(conn, self.subject, frame)
             protocol.received(frame, now)
             frame = None
             self.perform()
@@ -145,6 +152,8 @@ class SessionDriver:
         protocol = self.protocol
         protocol.closed(1000 if protocol.clean_exit else 1006, self._loop.time())
         self.perform()
+        if self.rt.tracer.active:
+            self.rt.tracer.disconnected(self.conn, self.subject, protocol.clean_exit)
         for subscriber in self.subscribers.values():
             self.rt.hub.unsubscribe(subscriber)
         self.subscribers.clear()
@@ -210,12 +219,17 @@ class SessionDriver:
             self.conn.cut_off()
             return
         conn = self.conn
+        self.rt.histograms.frames_out.observe(len(text))
+        if self.rt.tracer.active:
+            self.rt.tracer.frame_out(conn, self.subject, text)
         conn.push(text if conn.kind == "ws" else codec.http_event(text))
 
     def close(self, code: int, reason: str) -> None:
         """End the connection with ``code`` and ``reason``, after what is queued: a close frame on
         a WebSocket, the ``close`` event then the end of the stream on the HTTP binding."""
         conn = self.conn
+        if self.rt.tracer.active:
+            self.rt.tracer.closing(conn, self.subject, code, reason)
         if conn.kind == "http" and not conn.closed:
             conn.push(codec.http_close_event(code, reason))
         conn.close(code, reason)
@@ -286,6 +300,7 @@ class SessionDriver:
 
     async def _publish(self, action: act.Publish) -> None:
         protocol = self.protocol
+        started = time.monotonic()
         try:
             offset, duplicate = await self.rt.broker.publish(
                 action.channel, action.event, action.data_json, publish_id=action.id, scope=action.scope
@@ -299,6 +314,8 @@ class SessionDriver:
             log.exception("publish to %r failed", action.channel)
             protocol.publish_failed(action.ticket, "internal", "internal error", self._loop.time())
         else:
+            if not duplicate:
+                self.rt.histograms.latency.published(action.channel, offset, started)
             protocol.published(action.ticket, offset, duplicate, self._loop.time())
 
     async def _handle_message(self, action: act.HandleMessage) -> tuple[str | None, bool]:
@@ -352,6 +369,7 @@ class SessionDriver:
         self.subscribers[action.channel] = subscriber
         hub = self.rt.hub
         since = action.since
+        started = time.monotonic()
         try:
             history = await hub.subscribe(subscriber, since)
             snapshot = await hub.subscribe_presence(subscriber) if action.presence else None
@@ -376,6 +394,8 @@ class SessionDriver:
         if snapshot is not None:
             subscriber.presence_live(offset_key(snapshot.version))
         self.rt.stats.replayed += await hub.replay(subscriber, history)
+        if since is not None:
+            self.rt.histograms.recover.observe(time.monotonic() - started)
 
     async def _read_history(self, action: act.ReadHistory) -> None:
         try:

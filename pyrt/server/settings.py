@@ -21,11 +21,23 @@ from typing import Any
 from pyrt.wire.limits import ServerLimits
 from pyrt.wire.reconnect_window import DEFAULT_RECONNECT_RATE
 
-__all__ = ["API_ONLY", "FLAG", "REPO_ROOT", "SECTIONS", "TOKEN_SECRET_ENV", "Flag", "Settings", "flag"]
+__all__ = [
+    "ADMIN_TOKEN_ENV",
+    "API_ONLY",
+    "FLAG",
+    "REPO_ROOT",
+    "SECTIONS",
+    "TOKEN_SECRET_ENV",
+    "Flag",
+    "Settings",
+    "flag",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: The environment variable ``serve.py`` reads the token secret from when no flag gives one.
 TOKEN_SECRET_ENV = "PYRT_TOKEN_SECRET"
+#: The environment variable the admin token is read from when no flag gives one.
+ADMIN_TOKEN_ENV = "PYRT_ADMIN_TOKEN"
 #: The key of a field's metadata that holds its :class:`Flag` (``None``: API only).
 FLAG = "flag"
 
@@ -81,6 +93,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("max_connections", "serve.py's HTTP server (not used when the app is mounted in another server)"),
     ("heartbeat", "liveness"),
     ("retention", "brokers and dedup"),
+    ("admin_token", "operators (docs/server.md, 'Admin endpoints')"),
     ("demo_tick", "demo"),
 )
 
@@ -499,6 +512,36 @@ class Settings:
         default=100_000, metadata=flag("--dedup-max", "ids remembered in all (memory broker)")
     )
 
+    # --- operators ------------------------------------------------------------------------------
+    #: The bearer token of ``/admin/trace`` and ``/admin/connections``; empty: they answer 404.
+    admin_token: str = field(
+        default="",
+        metadata=flag(
+            "--admin-token",
+            "turn on /admin/trace and /admin/connections for requests with this bearer token "
+            "(or set $PYRT_ADMIN_TOKEN; at least 16 characters). Without it they answer 404",
+            metavar="TOKEN",
+            env=ADMIN_TOKEN_ENV,
+        ),
+    )
+    #: Put publication and message data in the trace (default: only their size).
+    trace_payloads: bool = field(
+        default=False,
+        metadata=flag("--trace-payloads", "show payloads in /admin/trace (default: sizes only)"),
+    )
+    #: Events a trace reader may fall behind by; newer ones are dropped (and counted) meanwhile.
+    trace_queue: int = field(
+        default=1000, metadata=flag("--trace-queue", "events a slow /admin/trace reader may lag by")
+    )
+    #: Admin requests per second per address (a burst of ten).
+    admin_rate: float = field(
+        default=2.0, metadata=flag("--admin-rate", "admin requests/s per address (0: off)")
+    )
+    #: Trace readers at once, all addresses together.
+    max_trace_readers: int = field(
+        default=8, metadata=flag("--max-trace-readers", "open /admin/trace streams at most")
+    )
+
     # --- demo -----------------------------------------------------------------------------------
     #: Seconds between demo ``tick`` events on the ``feed`` channel (0: no demo feed).
     demo_tick: float = field(default=1.0, metadata=flag("--demo-tick", "seconds between feed ticks (0: off)"))
@@ -509,6 +552,10 @@ class Settings:
         for name in ("history_page_limit", "history_page_bytes", "max_presence", "max_presence_per_identity"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.admin_token and len(self.admin_token) < 16:
+            raise ValueError("admin_token must be at least 16 characters (a guessable token opens the trace)")
+        if self.trace_queue < 1 or self.max_trace_readers < 1:
+            raise ValueError("trace_queue and max_trace_readers must be at least 1")
         if self.demo and self.token_secret:
             raise ValueError(
                 "demo mode cannot be combined with a token secret: the demo controls drop, stall "

@@ -363,6 +363,28 @@ def test_breaking_the_connection_counts_down_recovers_and_delivers_once_in_order
     assert int(reconnects.text_content() or 0) == before + 1
 
 
+def test_the_inspector_shows_why_the_connection_broke_and_each_ack_beside_its_send(
+    alice: DemoPage, bob: DemoPage
+) -> None:
+    alice.page.click("#ws-inspector summary")
+    view = alice.page.locator("#ws-inspector-view .pyrt-inspector")
+    expect(view).to_be_visible(timeout=WAIT)
+    status = alice.page.locator("#ws-status")
+    alice.page.click("#ws-break")
+    expect(status).to_have_text(re.compile(r"^reconnecting in"), timeout=WAIT)
+    expect(status).to_have_text("open", timeout=WAIT)
+    t = tag()
+    alice.say(f"inspected {t}")
+    expect(alice.page.locator("#ws-messages li.sent[data-ack=acked]", has_text=t)).to_have_count(
+        1, timeout=WAIT
+    )
+    expect(view).to_contain_text("open → reconnecting", timeout=WAIT)
+    expect(view).to_contain_text("closed with code 1006")
+    expect(view).to_contain_text(re.compile(r"answers publish #\S+ chat "), timeout=WAIT)
+    alice.page.click("#ws-inspector summary")  # closing the box closes the inspector
+    expect(alice.page.locator("#ws-inspector-view *")).to_have_count(0, timeout=WAIT)
+
+
 def test_blocking_websockets_moves_the_chat_to_http_and_lifting_the_block_moves_it_back(
     alice: DemoPage, bob: DemoPage
 ) -> None:

@@ -234,10 +234,31 @@ def chat_outputs_are_right(lab: Lab, page: Page, cells: Outputs) -> None:
     assert text_of(cells[-1]) == "closed by the notebook: True\n"
 
 
+def inspect_outputs_are_right(lab: Lab, page: Page, cells: Outputs) -> None:
+    _, shown, broken, text, closed = cells
+    # One output shows it (the cell's own result is empty: the inspector displayed itself).
+    views = [output for output in shown if output.get("data", {}).get("text/html")]
+    assert len(views) == 1, "the inspector is one output, updated in place"
+    assert all(output.get("data", {}).get("text/html") for output in shown if output.get("data")), shown
+    view = html_of(views)
+    assert view.startswith('<div class="pyrt-inspector"')
+    # What happened after the cell that showed it ran: the view moved on by itself.
+    assert "open → reconnecting" in view
+    assert "closed with code 1006" in view
+    assert "answers publish #" in view
+    assert text_of(broken).endswith("after 1 reconnect\n")
+    summary = text_of(text)
+    assert summary.startswith("WebSocketClient [open] over websocket")
+    assert "open -> reconnecting  (closed with code 1006" in summary
+    assert "recovered" in summary
+    assert text_of(closed) == "inspector closed: True\n"
+
+
 CHECKS: dict[str, Callable[[Lab, Page, Outputs], None]] = {
     "hello.ipynb": hello_outputs_are_right,
     "dashboard.ipynb": dashboard_outputs_are_right,
     "chat.ipynb": chat_outputs_are_right,
+    "inspect.ipynb": inspect_outputs_are_right,
 }
 
 

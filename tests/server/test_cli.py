@@ -22,7 +22,7 @@ import websockets
 
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.cli import connection_caps, file_limit, parse_args, settings_from_args
-from pyrt.server.settings import FLAG, TOKEN_SECRET_ENV, Settings
+from pyrt.server.settings import ADMIN_TOKEN_ENV, FLAG, TOKEN_SECRET_ENV, Settings
 from pyrt.wire.reconnect_window import parse_reason
 from tests import REPO
 from tests.server.test_sse_endpoint import open_stream
@@ -57,13 +57,14 @@ def _other_value(name: str, default: Any, tmp_path: Path) -> tuple[list[str], An
         return [option.name, "a", option.name, "b"], ("a", "b")
     if isinstance(default, Path):
         return [option.name, str(tmp_path)], tmp_path.resolve()
-    if isinstance(default, str):
-        return [option.name, "other"], "other"
+    if isinstance(default, str):  # long enough for a token (admin_token takes 16 characters or more)
+        return [option.name, "other-value-0123"], "other-value-0123"
     return [option.name, str(default + 1)], default + 1
 
 
 def test_every_flag_sets_its_own_field_and_no_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(TOKEN_SECRET_ENV, raising=False)
+    monkeypatch.delenv(ADMIN_TOKEN_ENV, raising=False)
     defaults = Settings()
     for spec in dataclasses.fields(Settings):
         if spec.metadata[FLAG] is None:

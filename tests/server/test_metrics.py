@@ -45,3 +45,36 @@ def test_connections_messages_acks_dedup_and_errors_are_counted(
         await client.close()
 
     run(scenario())
+
+
+def test_histograms_time_delivery_and_recovery_and_measure_frames_and_queues(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    srv = pyrt_start_server("--demo-tick", "0")
+
+    async def scenario() -> None:
+        reader = await Client.connect(srv.ws_url)
+        await reader.send({"type": "subscribe", "channel": "h"})
+        await reader.expect("subscribed")
+        writer = await Client.connect(srv.ws_url)
+        for i in range(3):
+            await writer.send({"type": "publish", "channel": "h", "id": f"p{i}", "data": "x" * 300})
+            await writer.expect("ack")
+        await reader.publications("h", 3)
+        resumer = await Client.connect(srv.ws_url)
+        await resumer.send({"type": "subscribe", "channel": "h", "since": "0"})
+        await resumer.publications("h", 3)
+        m = samples(srv.url)
+        assert m[("pyrt_delivery_seconds_count", ())] == 3
+        assert 0 <= m[("pyrt_delivery_seconds_sum", ())] < 3
+        assert m[("pyrt_delivery_seconds_bucket", (("le", "+Inf"),))] == 3
+        assert m[("pyrt_recover_seconds_count", ())] == 1
+        # three publish frames of over 256 bytes; the subscribes and the others are smaller
+        assert m[("pyrt_frame_bytes_bucket", (("direction", "in"), ("le", "256.0")))] >= 2
+        over = m[("pyrt_frame_bytes_count", (("direction", "in"),))]
+        assert over - m[("pyrt_frame_bytes_bucket", (("direction", "in"), ("le", "256.0")))] == 3
+        assert m[("pyrt_connection_queue_bytes_gcount", ())] == 3
+        for client in (reader, writer, resumer):
+            await client.close()
+
+    run(scenario())
