@@ -315,7 +315,7 @@ class ConnectionCore:
                 return NO_MESSAGE
         if self._raw:
             return frame
-        if type(frame) is str and "\n" in frame:
+        if (type(frame) is str and "\n" in frame) or type(frame) is bytes:
             events = self.protocol.decode_batch(frame)
             if events is not None:  # several frames (pyrt.v1.batch): every one in order, as actions
                 self.stats.received += len(events) - 1

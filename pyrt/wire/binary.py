@@ -82,6 +82,7 @@ __all__ = [
     "encode",
     "encode_message",
     "encode_publication",
+    "json_form",
     "pack",
     "peek",
     "tag",
@@ -137,12 +138,13 @@ def _numpy_ext(value: Any) -> Any:
         return value.item()
     import numpy  # only when an array is sent
 
-    contiguous = numpy.ascontiguousarray(value)
+    contiguous = value if value.flags.c_contiguous else numpy.array(value, order="C")
     try:
         dtype_itemsize(contiguous.dtype.str)
     except ValueError as exc:
         raise EncodeError(f"cannot send an array of dtype {dtype!s}: {exc}") from None
-    return _array_ext(contiguous.dtype.str, contiguous.shape, memoryview(contiguous).cast("B"))
+    raw = contiguous.reshape(-1).view(numpy.uint8).data  # its bytes, not a copy (any dtype)
+    return _array_ext(contiguous.dtype.str, contiguous.shape, raw)
 
 
 def _default(encoder: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
@@ -188,7 +190,9 @@ def _has_numpy() -> bool:
 
 def _server_ext_hook(code: int, payload: bytes) -> Any:
     if code != EXT_NDARRAY:
-        raise IngressError("bad_frame", f"MessagePack ext type {code} is not a pyrt type (only {EXT_NDARRAY}: array)")
+        raise IngressError(
+            "bad_frame", f"MessagePack ext type {code} is not a pyrt type (only {EXT_NDARRAY}: array)"
+        )
     try:
         return _array_from_ext(payload)
     except IngressError:
@@ -258,7 +262,28 @@ def tag(value: Any, depth: int = 0) -> Any:
             "shape": list(value.shape),
             "base64": binascii.b2a_base64(value.data, newline=False).decode("ascii"),
         }
-    raise IngressError("bad_frame", f"a {kind.__name__} is not pyrt data (MessagePack ext types other than arrays)")
+    raise IngressError(
+        "bad_frame", f"a {kind.__name__} is not pyrt data (MessagePack ext types other than arrays)"
+    )
+
+
+def json_form(value: Any) -> Any:
+    """``value`` with bytes (and ``bytearray``, ``memoryview``), :class:`NDArray` and NumPy arrays
+    in their tagged JSON form, tuples as lists: what a server keeps of data made in Python (an
+    application's results)."""
+    kind = type(value)
+    if kind is list or kind is tuple:
+        return [json_form(item) for item in value]
+    if kind is dict:
+        return {key: json_form(item) for key, item in value.items()}
+    if kind is bytes or kind is bytearray or kind is memoryview:
+        return tag(bytes(value))
+    if kind is NDArray:
+        return tag(value)
+    if kind.__module__ == "numpy" and hasattr(value, "dtype"):
+        ext = _numpy_ext(value)
+        return tag(_array_from_ext(ext.data)) if isinstance(ext, _lib().ExtType) else ext
+    return value
 
 
 def untag(value: Any) -> Any:
@@ -345,7 +370,7 @@ def _map(frame: ClientFrame | ServerFrame) -> dict[str, Any]:
     if name is None:
         raise TypeError(f"not a pyrt frame: {frame!r}")
     out: dict[str, Any] = {"type": name}
-    for field in fields(frame):  # type: ignore[arg-type]
+    for field in fields(frame):
         key = field.name
         value = getattr(frame, key)
         if value is None or (value is False and key in _FLAGS):
@@ -417,7 +442,9 @@ def decode_server_frame(frame: Frame) -> Inbound:
 def decode_batch(frame: bytes) -> list[Inbound] | None:
     """The frames of a binary message holding several (one after another); ``None`` when it
     holds one (then :func:`decode_server_frame` reads it)."""
-    unpacker = _lib().Unpacker(raw=False, ext_hook=_client_ext_hook, strict_map_key=False, max_buffer_size=len(frame) or 1)
+    unpacker = _lib().Unpacker(
+        raw=False, ext_hook=_client_ext_hook, strict_map_key=False, max_buffer_size=len(frame) or 1
+    )
     unpacker.feed(frame)
     objects: list[Any] = []
     try:
@@ -430,7 +457,9 @@ def decode_batch(frame: bytes) -> list[Inbound] | None:
     if len(objects) < 2:
         return None
     return [
-        BadFrame(f"not MessagePack: {obj}", frame) if isinstance(obj, Exception) else codec.read_server_object(obj, frame)
+        BadFrame(f"not MessagePack: {obj}", frame)
+        if isinstance(obj, Exception)
+        else codec.read_server_object(obj, frame)
         for obj in objects
     ]
 

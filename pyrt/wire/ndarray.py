@@ -34,9 +34,15 @@ _DTYPE = re.compile(r"([<>|=])([biufcMmSUV])(\d{1,6})(\[[a-zA-Z]{1,2}\])?")
 #: What a dtype that travels looks like.
 DTYPE_RULE: Final = (
     "dtype must be NumPy's dtype.str of a plain dtype: byte order (<, >, |), kind (b i u f c M m S U V), "
-    "size in bytes, e.g. '<f4', '|u1', '<M8[ns]' (no object or structured dtypes)"
+    "size (in bytes; in characters for U), e.g. '<f4', '|u1', '<M8[ns]' (no object or structured dtypes)"
 )
-_SIZES: Final = {"b": (1,), "i": (1, 2, 4, 8), "u": (1, 2, 4, 8), "f": (2, 4, 8, 10, 12, 16), "c": (8, 16, 20, 24, 32)}
+_SIZES: Final = {
+    "b": (1,),
+    "i": (1, 2, 4, 8),
+    "u": (1, 2, 4, 8),
+    "f": (2, 4, 8, 10, 12, 16),
+    "c": (8, 16, 20, 24, 32),
+}
 _STRUCT: Final = {
     ("b", 1): "?",
     ("i", 1): "b",
@@ -71,15 +77,13 @@ def dtype_itemsize(dtype: Any) -> int:
         raise ValueError(f"{DTYPE_RULE}; got {dtype!r}")
     if order == "|" and kind not in "bSV" and size != 1:
         raise ValueError(f"{DTYPE_RULE}; a {size}-byte {kind!r} needs a byte order, got {dtype!r}")
-    return size * 4 if kind == "U" else size
+    return size * 4 if kind == "U" else size  # text: its size counts characters (UCS-4)
 
 
 def is_numpy_array(value: Any) -> bool:
     """Whether ``value`` is a NumPy ``ndarray`` (or subclass), without importing NumPy."""
     kind = type(value)
-    return kind.__module__ == "numpy" and kind.__name__ == "ndarray" or (
-        hasattr(value, "__array_interface__") and hasattr(value, "dtype") and hasattr(value, "shape")
-    )
+    return kind.__module__ == "numpy" and kind.__name__ == "ndarray"
 
 
 class NDArray:
@@ -89,7 +93,9 @@ class NDArray:
 
     __slots__ = ("data", "dtype", "shape")
 
-    def __init__(self, dtype: str, shape: tuple[int, ...] | list[int], data: bytes | bytearray | memoryview) -> None:
+    def __init__(
+        self, dtype: str, shape: tuple[int, ...] | list[int], data: bytes | bytearray | memoryview
+    ) -> None:
         itemsize = dtype_itemsize(dtype)
         dims = tuple(shape)
         if len(dims) > MAX_DIMS or any(type(d) is not int or d < 0 for d in dims):
