@@ -171,9 +171,10 @@ class FakePyrtServer:
     early (an at-least-once server), to check that the client drops what it already delivered.
     ``batch`` (default on, like ``serve.py``): a client that offers ``pyrt.v1.batch`` gets the
     frames that queued up for it in one message, one per line (docs/protocol.md, "Batched frames").
-    ``binary`` (default on when ``msgpack`` is installed, like ``serve.py``): a client that offers
-    ``pyrt.v1.msgpack`` speaks the binary binding (docs/protocol.md, "The binary binding");
-    :meth:`publish` then takes bytes and arrays too.
+    ``binary`` (off by default, so that tests read the frames as JSON text; ``serve.py`` has it
+    on when ``msgpack`` is installed): a client that offers ``pyrt.v1.msgpack`` speaks the binary
+    binding (docs/protocol.md, "The binary binding"). :meth:`publish` takes bytes and arrays
+    either way (JSON clients get their tagged form, as from ``serve.py``).
 
     ``token_ttl(token)`` turns tokens on: it returns how many seconds a token (the handshake's
     ``bearer.<token>`` subprotocol, or a ``refresh`` frame's) lasts, or ``None`` for a token the
@@ -200,7 +201,7 @@ class FakePyrtServer:
         abuse_limit: int = 100,
         clock: Callable[[], float] | None = None,
         batch: bool = True,
-        binary: bool = True,
+        binary: bool = False,
     ) -> None:
         self.app = app if app is not None else (lambda data: data)
         self.retention = retention

@@ -385,6 +385,7 @@ def _map(frame: ClientFrame | ServerFrame) -> dict[str, Any]:
             out["data"] = None
     elif kind is Publication:
         out.setdefault("offset", "")
+        del out["recovered"]  # the client's own note, never on the wire
     elif kind is Welcome:
         if "limits" in out:
             out["limits"] = out["limits"].to_wire()
@@ -405,23 +406,13 @@ def encode(frame: ClientFrame | ServerFrame, encoder: Callable[[Any], Any] | Non
 
 def encode_message(data: Any, id: Any = None, encoder: Callable[[Any], Any] | None = None) -> bytes:
     """A ``message`` frame: the hot path of ``send`` and ``send_with_ack``."""
-    if id is None:
-        return pack({"type": "message", "data": data}, encoder)
-    return pack({"type": "message", "id": id, "data": data}, encoder)
+    return pack(_map(Message(data, id)), encoder)
 
 
 def encode_publication(channel: str, offset: str, event: str, data_json: str) -> bytes:
     """A ``publication`` frame from the data a server keeps (JSON text, tagged): the hot path of
     a fan-out to binary subscribers, built once per fan-out."""
-    return pack(
-        {
-            "type": "publication",
-            "channel": channel,
-            "offset": offset,
-            "event": event,
-            "data": _from_json_text(data_json),
-        }
-    )
+    return pack(_map(Publication(channel, _from_json_text(data_json), offset, event)))
 
 
 # ------------------------------------------------------------------------- decoding, client side

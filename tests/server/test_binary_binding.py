@@ -62,13 +62,13 @@ def test_arrays_and_bytes_published_on_the_binary_binding_arrive_equal(pyrt_serv
         for array, publication in zip(ARRAYS, seen, strict=False):
             got = publication.data["array"]
             assert isinstance(got, np.ndarray)
-            assert got.dtype == array.dtype and got.shape == array.shape
+            assert (got.dtype, got.shape) == (array.dtype, array.shape)
             assert np.array_equal(got, array)
             assert publication.data["note"] == "x"
         assert seen[-1].data == b"\x00\xffraw bytes"
         assert json_seen[-1].data == {"$pyrt": "bytes", "base64": "AP9yYXcgYnl0ZXM="}
         first = json_seen[0].data["array"]
-        assert first["$pyrt"] == "ndarray" and first["dtype"] == "<f4" and first["shape"] == [3, 4]
+        assert (first["$pyrt"], first["dtype"], first["shape"]) == ("ndarray", "<f4", [3, 4])
         assert page.publications[-1].data == b"\x00\xffraw bytes"
         assert np.array_equal(page.publications[1].data["array"], ARRAYS[1])
 
@@ -131,7 +131,7 @@ def test_malformed_messagepack_gets_bad_frame_and_the_connection_stays_usable(
             assert welcome["type"] == "welcome"
             await socket.send(bad)
             (error,) = await _frames(socket, 1)
-            assert error["type"] == "error" and error["code"] == "bad_frame"
+            assert (error["type"], error["code"]) == ("error", "bad_frame")
             await socket.send(msgpack.packb({"type": "ping", "t": 7}))
             (pong,) = await _frames(socket, 1)
             assert pong == {"type": "pong", "t": 7}
@@ -150,7 +150,7 @@ def test_deep_nesting_is_refused_without_a_crash(pyrt_server: ServerProcess) -> 
             await _frames(socket, 1)
             await socket.send(frame)
             (error,) = await _frames(socket, 1)
-            assert error["type"] == "error" and error["code"] == "bad_frame"
+            assert (error["type"], error["code"]) == ("error", "bad_frame")
             assert "nested" in error["message"]
 
     run(scenario)

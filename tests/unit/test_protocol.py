@@ -49,11 +49,13 @@ def test_pyrt_control_frames_match_the_contract() -> None:
     assert json.loads(pyrt.encode_publish("k-3", "c", 1, "tick"))["event"] == "tick"
 
 
-def test_pyrt_refuses_binary_with_a_way_out() -> None:
-    with pytest.raises(EncodeError, match=r"JSON only.*protocol='raw'"):
+def test_pyrt_json_refuses_binary_naming_the_binary_binding() -> None:
+    with pytest.raises(EncodeError, match=r"only on the binary binding.*pyrt.v1.msgpack"):
         pyrt.encode(b"\x00")
-    with pytest.raises(EncodeError, match="JSON only"):
+    with pytest.raises(EncodeError, match="binary binding"):
         pyrt.encode_acked("k", bytearray(b"x"))
+    with pytest.raises(EncodeError, match="binary binding"):
+        pyrt.encode_publish("k", "c", {"deep": [b"x"]}, None)
 
 
 def test_data_that_is_not_json_is_refused_with_its_type() -> None:
