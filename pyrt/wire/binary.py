@@ -430,29 +430,39 @@ def decode_server_frame(frame: Frame) -> Inbound:
     return codec.read_server_object(obj, frame)
 
 
-def decode_batch(frame: bytes) -> list[Inbound] | None:
-    """The frames of a binary message holding several (one after another); ``None`` when it
-    holds one (then :func:`decode_server_frame` reads it)."""
-    unpacker = _lib().Unpacker(
-        raw=False, ext_hook=_client_ext_hook, strict_map_key=False, max_buffer_size=len(frame) or 1
+def decode_batch(frame: bytes) -> list[Inbound]:
+    """The frames of a binary message, one or several (a batch: one after another), decoded;
+    what cannot be read is a :class:`BadFrame` (never an exception)."""
+    lib = _lib()
+    try:
+        return [codec.read_server_object(unpack_one(frame), frame)]
+    except lib.ExtraData as extra:  # a batch: the first frame, then the rest
+        first, rest = extra.unpacked, extra.extra
+    except ValueError as exc:
+        return [BadFrame(str(exc), frame)]
+    events = [codec.read_server_object(first, frame)]
+    unpacker = lib.Unpacker(
+        raw=False, ext_hook=_client_ext_hook, strict_map_key=False, max_buffer_size=len(rest) or 1
     )
-    unpacker.feed(frame)
-    objects: list[Any] = []
+    unpacker.feed(rest)
     try:
         for obj in unpacker:
-            objects.append(obj)
+            events.append(codec.read_server_object(obj, frame))
     except Exception as exc:
-        if not objects:
-            return [BadFrame(f"not MessagePack: {exc}", frame)]
-        objects.append(exc)
-    if len(objects) < 2:
-        return None
-    return [
-        BadFrame(f"not MessagePack: {obj}", frame)
-        if isinstance(obj, Exception)
-        else codec.read_server_object(obj, frame)
-        for obj in objects
-    ]
+        events.append(BadFrame(f"not MessagePack: {exc}", frame))
+    return events
+
+
+def unpack_one(frame: bytes) -> Any:
+    """One MessagePack value (client side, lenient about keys); ``msgpack.ExtraData`` when more
+    follow it, :class:`ValueError` when it is not MessagePack."""
+    lib = _lib()
+    try:
+        return lib.unpackb(frame, raw=False, ext_hook=_client_ext_hook, strict_map_key=False)
+    except lib.ExtraData:
+        raise
+    except Exception as exc:
+        raise ValueError(f"not MessagePack: {exc}") from None
 
 
 # ------------------------------------------------------------------------- decoding, server side

@@ -30,6 +30,7 @@ from pyrt.wire import binary, codec
 from pyrt.wire.codec import json_text as _json
 from pyrt.wire.frames import (
     Ack,
+    BadFrame,
     HistoryRequest,
     Inbound,
     Message,
@@ -361,30 +362,27 @@ class PyrtBinaryProtocol(PyrtProtocol):
 
     def decode(self, frame: Frame) -> Inbound:
         if type(frame) is bytes:
-            event = binary.decode_server_frame(frame)
-            if type(event) is Welcome:
-                self.binary = True
-        else:
-            event = codec.decode_server_frame(frame)
-            if type(event) is Welcome:
-                self.binary = False
-        return self._decoded(event)
+            events = binary.decode_batch(frame)
+            return self._decoded(events[0], True) if len(events) == 1 else BadFrame("a batch", frame)
+        return self._decoded(codec.decode_server_frame(frame), False)
 
     def decode_batch(self, frame: Frame) -> list[Inbound] | None:
+        """For a binary message, always its frames (one or several: read once)."""
         if type(frame) is bytes:
-            events = binary.decode_batch(frame)
-        else:
-            assert isinstance(frame, str)
-            events = codec.decode_batch(frame)
-        if events is None or self.decoder is None:
-            return events
-        return [self._decoded(event) for event in events]
+            return [self._decoded(event, True) for event in binary.decode_batch(frame)]
+        assert isinstance(frame, str)
+        events = codec.decode_batch(frame)
+        if events is None:
+            return None
+        return [self._decoded(event, False) for event in events]
 
-    def _decoded(self, event: Inbound) -> Inbound:
+    def _decoded(self, event: Inbound, binary_frame: bool) -> Inbound:
+        kind = type(event)
+        if kind is Welcome:
+            self.binary = binary_frame
         decoder = self.decoder
         if decoder is None:
             return event
-        kind = type(event)
         if kind is Message or kind is Publication or (kind is Ack and event.data is not None):  # type: ignore[union-attr]
             return replace(event, data=decoder(event.data))  # type: ignore[union-attr]
         return event

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from pyrt.errors import EncodeError, UnsupportedByProtocol
+from pyrt.wire import binary
 from pyrt.wire.frames import (
     Ack,
     BadFrame,
@@ -15,12 +16,20 @@ from pyrt.wire.frames import (
     Ping,
     Pong,
     Publication,
+    Publish,
     Subscribed,
     Unsubscribed,
     Welcome,
 )
 from pyrt.wire.limits import ServerLimits
-from pyrt.wire.protocols import JsonAckProtocol, PyrtProtocol, RawProtocol, WireProtocol, get_protocol
+from pyrt.wire.protocols import (
+    JsonAckProtocol,
+    PyrtBinaryProtocol,
+    PyrtProtocol,
+    RawProtocol,
+    WireProtocol,
+    get_protocol,
+)
 
 pyrt = PyrtProtocol()
 
@@ -194,3 +203,65 @@ def test_one_frame_with_line_breaks_is_not_a_batch() -> None:
     assert pyrt.decode(pretty) == Message([1, 2])
     assert pyrt.decode_batch('{"type":"pong"}\n') is None  # a trailing line break: one frame
     assert RawProtocol().decode_batch("a\nb") is None  # only protocols that batch split
+
+
+# ------------------------------------------------------------------------- the binary binding
+
+
+def test_the_default_pyrt_protocol_offers_the_binary_binding_first_when_msgpack_is_there() -> None:
+    protocol = get_protocol("pyrt")
+    assert isinstance(protocol, PyrtBinaryProtocol)
+    assert protocol.subprotocols == ("pyrt.v1.msgpack", "pyrt.v1.batch", "pyrt.v1")
+    assert get_protocol("pyrt-json").subprotocols == ("pyrt.v1.batch", "pyrt.v1")
+
+
+def test_the_binding_is_learned_from_the_welcome_and_frames_follow_it() -> None:
+    protocol = PyrtBinaryProtocol()
+    assert isinstance(protocol.encode({"x": 1}), str)  # before any welcome: JSON, every server reads it
+    assert isinstance(protocol.encode(b"\x00"), bytes)  # ...unless the data needs the binary binding
+    protocol.decode(binary.encode(Welcome("s", "srv", None, None, None, None)))
+    assert protocol.binary is True
+    assert isinstance(protocol.encode_subscribe("c", None), bytes)
+    assert binary.decode_client_frame(protocol.encode_publish("k-1", "c", b"\x01", None)) == Publish(
+        "c", binary.tag(b"\x01"), "k-1", "message"
+    )
+    protocol.decode('{"type":"welcome","session":"s2"}')
+    assert protocol.binary is False
+    assert isinstance(protocol.encode_ping(1), str)
+    with pytest.raises(EncodeError, match="this server chose the JSON binding"):
+        protocol.encode_publish("k-2", "c", {"raw": b"\x01"}, None)
+
+
+def test_a_binary_message_is_read_once_whether_it_holds_one_frame_or_several() -> None:
+    protocol = PyrtBinaryProtocol()
+    one = binary.encode(Pong(1))
+    assert protocol.decode_batch(one) == [Pong(1)]
+    assert protocol.decode_batch(one + binary.encode(Message(b"m"))) == [Pong(1), Message(b"m")]
+    assert protocol.decode(one) == Pong(1)
+
+
+def test_the_encoder_and_decoder_hooks_carry_what_neither_binding_knows() -> None:
+    import dataclasses
+    import datetime
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        when: datetime.date
+
+    def encoder(value: object) -> object:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.asdict(value)
+        if isinstance(value, datetime.date):
+            return value.isoformat()
+        raise TypeError(type(value).__name__)
+
+    protocol = PyrtBinaryProtocol(encoder=encoder, decoder=lambda data: ("decoded", data))
+    point = Point(1, datetime.date(2026, 12, 8))
+    assert json.loads(protocol.encode(point)) == {"type": "message", "data": {"x": 1, "when": "2026-12-08"}}
+    protocol.binary = True
+    assert binary.decode_server_frame(protocol.encode(point)) == Message({"x": 1, "when": "2026-12-08"})
+    assert protocol.decode(binary.encode(Message([1]))) == Message(("decoded", [1]))
+    assert protocol.decode('{"type":"publication","channel":"c","data":2}') == Publication(
+        "c", ("decoded", 2)
+    )
