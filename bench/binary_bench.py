@@ -9,9 +9,11 @@
 2. **Fan-out cost on the server**: building one subscriber kind's frame from the stored data,
    done once per publication per kind of subscriber (JSON text as stored; MessagePack converted).
 3. **A 1M-element float32 array end to end** through a real ``serve.py`` (limits raised to let
-   20 MB messages through): publish on one client until the subscriber on another has a NumPy
-   array in hand, for the array on the binary binding, the same data as a JSON list
-   (``tolist()``) on the JSON binding, and base64 in JSON made by hand on the JSON binding.
+   20 MB messages through; no per-address CPU share or receive rate: one address sends it
+   all): publish on one client until the subscriber on another has a NumPy array in hand, for
+   the array on the binary binding, the same data as a JSON list (``tolist()``) on the JSON
+   binding, and base64 in JSON made by hand on the JSON binding. Then the CPU time of each step
+   of that trip in one process, with no socket.
 
 Figures only: best (CPU time) or median (wall clock) of a few runs, on whatever else the machine
 is doing (say so when you publish them).
@@ -34,7 +36,7 @@ import numpy as np
 from bench.procs import serve_py
 from pyrt import WebSocketClient, WebSocketEngine
 from pyrt.wire import binary, codec
-from pyrt.wire.frames import RawJSON
+from pyrt.wire.frames import Publish, RawJSON
 from pyrt.wire.protocols import PyrtBinaryProtocol, PyrtProtocol
 
 PAYLOADS: dict[str, Any] = {
@@ -143,6 +145,10 @@ SERVER_ARGS = (
     "--history-bytes", str(1024 * 1024 * 1024),
     "--max-replay-bytes", str(256 * 1024 * 1024),
     "--inbox-bytes-per-ip", str(256 * 1024 * 1024),
+    # one address sends everything here: no per-address CPU share, no receive rate
+    "--cpu-share-per-ip", "0",
+    "--receive-rate", "0",
+    "--receive-rate-per-identity", "0",
 )  # fmt: skip
 
 
@@ -196,6 +202,57 @@ async def _one_way(ws_url: str, variant: str, array: Any) -> tuple[float, int]:
     return elapsed, size
 
 
+def big_array_codec_rows(elements: int, runs: int) -> list[dict[str, Any]]:
+    """CPU time of each step of the same trip with no socket (what the wall clock above hides
+    under the machine's other work): client encode, server ingest (read + the stored form),
+    the fan-out frame for one kind of subscriber, client decode into a NumPy array."""
+    array = np.random.default_rng(1).random(elements, dtype=np.float32)
+    rows = []
+    for variant in ("binary", "json list", "base64 in JSON"):
+        steps: dict[str, list[float]] = {"encode": [], "ingest": [], "fanout": [], "decode": []}
+        for _ in range(runs):
+            clock = time.process_time()
+            if variant == "binary":
+                frame: Any = binary.encode(Publish("c", array, "k-1", None))
+            else:
+                payload: Any = (
+                    array.tolist()
+                    if variant == "json list"
+                    else {
+                        "dtype": "<f4",
+                        "shape": [elements],
+                        "b64": base64.b64encode(array.tobytes()).decode(),
+                    }
+                )
+                frame = codec.encode(Publish("c", payload, "k-1", None))
+            steps["encode"].append(time.process_time() - clock)
+            clock = time.process_time()
+            read = (
+                binary.decode_client_frame(frame) if variant == "binary" else codec.decode_client_frame(frame)
+            )
+            stored = codec.json_text(read.data)  # type: ignore[union-attr]
+            steps["ingest"].append(time.process_time() - clock)
+            clock = time.process_time()
+            if variant == "binary":
+                out: Any = binary.encode_publication("c", "1-1", "message", stored)
+            else:
+                out = codec.encode_publication("c", "1-1", "message", RawJSON(stored))
+            steps["fanout"].append(time.process_time() - clock)
+            clock = time.process_time()
+            if variant == "binary":
+                result = PyrtBinaryProtocol().decode(out).data  # type: ignore[union-attr]
+            elif variant == "json list":
+                result = np.array(PyrtProtocol().decode(out).data, dtype="<f4")  # type: ignore[union-attr]
+            else:
+                data = PyrtProtocol().decode(out).data  # type: ignore[union-attr]
+                result = np.frombuffer(base64.b64decode(data["b64"]), dtype=data["dtype"])
+            steps["decode"].append(time.process_time() - clock)
+            if not np.array_equal(result, array):
+                raise AssertionError(f"{variant}: the array came back different")
+        rows.append({"variant": variant, "cpu_ms": {k: min(v) * 1000 for k, v in steps.items()}})
+    return rows
+
+
 def big_array_rows(elements: int, runs: int) -> list[dict[str, Any]]:
     array = np.random.default_rng(1).random(elements, dtype=np.float32)
     server = serve_py(*SERVER_ARGS)
@@ -238,6 +295,15 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{row['payload']:15} fan-out frame per subscriber kind: "
             f"JSON {f['json']:.2f} us, msgpack {f['msgpack']:.2f} us"
+        )
+    out["big_array_codec"] = big_array_codec_rows(elements, runs)
+    for row in out["big_array_codec"]:
+        c = row["cpu_ms"]
+        total = sum(c.values())
+        print(
+            f"{elements:,} float32 as {row['variant']:15} CPU, no socket: encode {c['encode']:7.1f} ms, "
+            f"server ingest {c['ingest']:7.1f}, fan-out frame {c['fanout']:7.1f}, "
+            f"decode {c['decode']:7.1f}; total {total:7.1f} ms"
         )
     out["big_array"] = big_array_rows(elements, e2e_runs)
     base = out["big_array"][0]["median_s"]
