@@ -20,13 +20,15 @@ Subclass :class:`WireProtocol` for another server. Encoders raise
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ClassVar
 
 from pyrt.errors import EncodeError, UnsupportedByProtocol
-from pyrt.wire import binary, codec
+from pyrt.wire import codec
 from pyrt.wire.codec import json_text as _json
 from pyrt.wire.frames import (
     Ack,
@@ -262,6 +264,27 @@ class PyrtProtocol(WireProtocol):
         return codec.decode_batch(frame) if isinstance(frame, str) else None
 
 
+#: The binary binding's subprotocol (``pyrt.wire.binary.SUBPROTOCOL``, spelled here so that this
+#: module does not import it: a client loads the binding when it first speaks it).
+BINARY_SUBPROTOCOL = "pyrt.v1.msgpack"
+_binary_module: Any = None
+
+
+def _wire() -> Any:
+    """:mod:`pyrt.wire.binary`, imported on first use (it and ``msgpack`` cost start-up)."""
+    global _binary_module
+    if _binary_module is None:
+        from pyrt.wire import binary
+
+        _binary_module = binary
+    return _binary_module
+
+
+def binary_available() -> bool:
+    """Whether ``msgpack`` can be imported here (checked without importing it)."""
+    return "msgpack" in sys.modules or importlib.util.find_spec("msgpack") is not None
+
+
 class PyrtBinaryProtocol(PyrtProtocol):
     """The pyrt protocol with its binary binding (docs/protocol.md, "The binary binding"): offers
     ``pyrt.v1.msgpack`` first, then the JSON subprotocols, and speaks what the server chose.
@@ -278,7 +301,7 @@ class PyrtBinaryProtocol(PyrtProtocol):
     (and acks' data), returns what is delivered (e.g. a model built from a dict).
     """
 
-    subprotocols: ClassVar[tuple[str, ...]] = (binary.SUBPROTOCOL, "pyrt.v1.batch", "pyrt.v1")
+    subprotocols: ClassVar[tuple[str, ...]] = (BINARY_SUBPROTOCOL, "pyrt.v1.batch", "pyrt.v1")
 
     def __init__(
         self,
@@ -309,18 +332,18 @@ class PyrtBinaryProtocol(PyrtProtocol):
 
     def encode(self, data: Any) -> Frame:
         return self._data(
-            lambda: binary.encode_message(data, None, self.encoder),
+            lambda: _wire().encode_message(data, None, self.encoder),
             lambda: codec.encode_message(self._json_value(data)),
         )
 
     def encode_acked(self, ack_id: AckId, data: Any) -> Frame:
         return self._data(
-            lambda: binary.encode_message(data, ack_id, self.encoder),
+            lambda: _wire().encode_message(data, ack_id, self.encoder),
             lambda: codec.encode_message(self._json_value(data), ack_id),
         )
 
     def _frame(self, frame: Any) -> Frame:
-        return binary.encode(frame, self.encoder) if self.binary else codec.encode(frame)
+        return _wire().encode(frame, self.encoder) if self.binary else codec.encode(frame)
 
     def encode_ping(self, seq: int) -> Frame:
         return self._frame(Ping(seq))
@@ -336,7 +359,7 @@ class PyrtBinaryProtocol(PyrtProtocol):
 
     def encode_publish(self, ack_id: AckId, channel: str, data: Any, event: str | None) -> Frame:
         return self._data(
-            lambda: binary.encode(Publish(channel, data, ack_id, event), self.encoder),
+            lambda: _wire().encode(Publish(channel, data, ack_id, event), self.encoder),
             lambda: codec.encode(Publish(channel, self._json_value(data), ack_id, event)),
         )
 
@@ -353,7 +376,7 @@ class PyrtBinaryProtocol(PyrtProtocol):
 
     def encode_join(self, ack_id: AckId, channel: str, info: Any, key: str) -> Frame:
         return self._data(
-            lambda: binary.encode(PresenceJoin(channel, info, key, ack_id), self.encoder),
+            lambda: _wire().encode(PresenceJoin(channel, info, key, ack_id), self.encoder),
             lambda: codec.encode(PresenceJoin(channel, self._json_value(info), key, ack_id)),
         )
 
@@ -362,14 +385,14 @@ class PyrtBinaryProtocol(PyrtProtocol):
 
     def decode(self, frame: Frame) -> Inbound:
         if type(frame) is bytes:
-            events = binary.decode_batch(frame)
+            events = _wire().decode_batch(frame)
             return self._decoded(events[0], True) if len(events) == 1 else BadFrame("a batch", frame)
         return self._decoded(codec.decode_server_frame(frame), False)
 
     def decode_batch(self, frame: Frame) -> list[Inbound] | None:
         """For a binary message, always its frames (one or several: read once)."""
         if type(frame) is bytes:
-            return [self._decoded(event, True) for event in binary.decode_batch(frame)]
+            return [self._decoded(event, True) for event in _wire().decode_batch(frame)]
         assert isinstance(frame, str)
         events = codec.decode_batch(frame)
         if events is None:
@@ -407,7 +430,7 @@ def _json_encoded(data: Any, encoder: Callable[[Any], Any]) -> Any:
 
 def _pyrt() -> WireProtocol:
     """The default ``"pyrt"`` protocol: with the binary binding where ``msgpack`` is installed."""
-    return PyrtBinaryProtocol() if binary.available() else PyrtProtocol()
+    return PyrtBinaryProtocol() if binary_available() else PyrtProtocol()
 
 
 _BY_NAME: dict[str, Callable[[], WireProtocol]] = {

@@ -265,3 +265,26 @@ def test_the_encoder_and_decoder_hooks_carry_what_neither_binding_knows() -> Non
     assert protocol.decode('{"type":"publication","channel":"c","data":2}') == Publication(
         "c", ("decoded", 2)
     )
+
+
+def test_a_client_loads_the_binary_binding_only_when_it_speaks_it() -> None:
+    import subprocess
+    import sys
+
+    from pyrt.wire.protocols import BINARY_SUBPROTOCOL
+
+    assert binary.SUBPROTOCOL == BINARY_SUBPROTOCOL
+    import os
+    from pathlib import Path
+
+    code = (
+        "import sys; from pyrt import WebSocketClient; WebSocketClient('ws://127.0.0.1:1/ws'); "
+        "lazy = ('pyrt.wire.binary', 'pyrt.wire.ndarray', 'msgpack', 'numpy'); "
+        "print(sorted(m for m in lazy if m in sys.modules))"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env
+    ).stdout
+    assert out.strip() == "[]"
