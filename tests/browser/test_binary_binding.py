@@ -26,6 +26,7 @@ from tests.server.cpython_support import until
 
 pytestmark = pytest.mark.pyrt_engines("chromium")  # wire format, not the reliability core
 
+MSGPACK_WHEEL = "msgpack-1.2.4-cp314-cp314-pyemscripten_2026_0_wasm32.whl"
 ARRAYS = {
     "f4": np.linspace(0, 1, 12, dtype="<f4").reshape(3, 4),
     "i2be": np.arange(-3, 3, dtype=">i2"),
@@ -58,8 +59,13 @@ def test_arrays_and_bytes_travel_between_pyodide_and_cpython(
     ws = f"{pyrt_server.ws_url}/ws"
     page.run(
         f"""
-import pyodide_js
-await pyodide_js.loadPackage("msgpack")
+import importlib, pyodide_js
+from js import fetch
+# The wheel make setup vendors (scripts/vendor_wheels.py), installed without the lock: a page
+# would call loadPackage("msgpack"), which needs the served lock to be this checkout's.
+answer = await fetch("{pyrt_server.url}/vendor/pyodide/{MSGPACK_WHEEL}")
+pyodide_js.unpackArchive(await answer.arrayBuffer(), "wheel")
+importlib.invalidate_caches()
 from pyrt import WebSocketClient, NDArray
 from pyrt.browser.arrays import typed_array
 got = []
