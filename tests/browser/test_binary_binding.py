@@ -106,7 +106,8 @@ type(client._engine.protocol).__name__
     page.run(
         f"""
 await client.publish("{channel}", b"\\x01\\x02 from Pyodide")
-await client.publish("{channel}", NDArray("<f8", (2,), b"\\x00" * 7 + b"\\x40" + b"\\x00" * 6 + b"\\xf0\\x3f"))
+two_one = b"\\x00" * 7 + b"\\x40" + b"\\x00" * 6 + b"\\xf0\\x3f"  # 2.0, 1.0 little-endian
+await client.publish("{channel}", NDArray("<f8", (2,), two_one))
 True
 """,
         ns="bin",
