@@ -168,3 +168,35 @@ def test_a_client_offering_only_json_still_gets_the_json_binding(pyrt_server: Se
             assert '"binary_not_supported"' in error
 
     run(scenario)
+
+
+def test_binary_publications_cross_instances_on_redis_and_replay_equal(
+    pyrt_redis: Any, pyrt_start_server: Any
+) -> None:
+    """Redis keeps the stored (tagged) form as it keeps any publication: a subscriber on another
+    instance, and one that replays from history, get the same bytes and arrays."""
+    args = ("--redis", pyrt_redis.url)
+    first, second = pyrt_start_server(*args, "--name", "A"), pyrt_start_server(*args, "--name", "B")
+    array = np.arange(1000, dtype=">f8").reshape(10, 100)
+
+    async def scenario() -> None:
+        channel = f"redis-bin-{new_cid()}"
+        live: list[Publication] = []
+        async with (
+            WebSocketClient(f"{first.ws_url}/ws", heartbeat=None) as sender,
+            WebSocketClient(f"{second.ws_url}/ws", heartbeat=None) as receiver,
+        ):
+            receiver.subscribe(channel, live.append)
+            await receiver.history(channel, limit=1)
+            await sender.publish(channel, {"a": array, "b": b"\x00\x01\x02"})
+            await until(lambda: live, timeout=10)
+        replayed: list[Publication] = []
+        async with WebSocketClient(f"{second.ws_url}/ws", heartbeat=None) as late:
+            late.subscribe(channel, replayed.append, since="0")
+            await until(lambda: replayed, timeout=10)
+        for publication in (live[0], replayed[0]):
+            assert np.array_equal(publication.data["a"], array)
+            assert publication.data["a"].dtype == np.dtype(">f8")
+            assert publication.data["b"] == b"\x00\x01\x02"
+
+    run(scenario)
