@@ -289,11 +289,14 @@ class PyrtBinaryProtocol(PyrtProtocol):
     """The pyrt protocol with its binary binding (docs/protocol.md, "The binary binding"): offers
     ``pyrt.v1.msgpack`` first, then the JSON subprotocols, and speaks what the server chose.
 
-    Which binding a connection speaks is known from the server's first frame (the ``welcome``
-    is binary on the binary binding). Until one arrived, frames go out as JSON text (every server
-    reads it, on both bindings) unless their data needs the binary binding (bytes, arrays); after
-    a JSON ``welcome``, data that needs it is refused with :class:`EncodeError` before anything is
-    queued. ``msgpack`` is imported when the first binary frame is written or read.
+    The server's frames arrive as MessagePack on the binary binding (its ``welcome`` first: that
+    is how the client knows the binding). The client writes a frame as MessagePack only when its
+    data needs it (bytes, arrays) and as JSON text otherwise: a server reads text frames on both
+    bindings, so what is queued stays valid across a reconnect to a server, or a fallback to a
+    transport (the HTTP binding), that speaks only JSON. After a JSON ``welcome``, data that needs
+    the binary binding is refused with :class:`EncodeError` before anything is queued (a frame
+    holding bytes that was queued before is refused by such a server with an ``error``).
+    ``msgpack`` is imported when the first binary frame is written or read.
 
     ``encoder``: turns a value neither binding carries (a ``datetime``, a ``Decimal``, a
     dataclass, a pydantic model) into one that it carries (``str``, ``dict``...); called by
@@ -315,8 +318,6 @@ class PyrtBinaryProtocol(PyrtProtocol):
         self.decoder = decoder
 
     def _data(self, make_binary: Callable[[], bytes], make_json: Callable[[], str]) -> Frame:
-        if self.binary:
-            return make_binary()
         try:
             return make_json()
         except EncodeError:
@@ -343,7 +344,7 @@ class PyrtBinaryProtocol(PyrtProtocol):
         )
 
     def _frame(self, frame: Any) -> Frame:
-        return _wire().encode(frame, self.encoder) if self.binary else codec.encode(frame)
+        return codec.encode(frame)  # control frames hold nothing JSON cannot carry
 
     def encode_ping(self, seq: int) -> Frame:
         return self._frame(Ping(seq))

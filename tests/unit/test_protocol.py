@@ -215,13 +215,14 @@ def test_the_default_pyrt_protocol_offers_the_binary_binding_first_when_msgpack_
     assert get_protocol("pyrt-json").subprotocols == ("pyrt.v1.batch", "pyrt.v1")
 
 
-def test_the_binding_is_learned_from_the_welcome_and_frames_follow_it() -> None:
+def test_frames_are_messagepack_only_when_their_data_needs_it_and_json_servers_refuse_it_early() -> None:
     protocol = PyrtBinaryProtocol()
     assert isinstance(protocol.encode({"x": 1}), str)  # before any welcome: JSON, every server reads it
     assert isinstance(protocol.encode(b"\x00"), bytes)  # ...unless the data needs the binary binding
     protocol.decode(binary.encode(Welcome("s", "srv", None, None, None, None)))
     assert protocol.binary is True
-    assert isinstance(protocol.encode_subscribe("c", None), bytes)
+    assert isinstance(protocol.encode_subscribe("c", None), str)  # read on both bindings
+    assert isinstance(protocol.encode({"x": 1}), str)
     assert binary.decode_client_frame(protocol.encode_publish("k-1", "c", b"\x01", None)) == Publish(
         "c", binary.tag(b"\x01"), "k-1", "message"
     )
@@ -259,8 +260,8 @@ def test_the_encoder_and_decoder_hooks_carry_what_neither_binding_knows() -> Non
     protocol = PyrtBinaryProtocol(encoder=encoder, decoder=lambda data: ("decoded", data))
     point = Point(1, datetime.date(2026, 12, 8))
     assert json.loads(protocol.encode(point)) == {"type": "message", "data": {"x": 1, "when": "2026-12-08"}}
-    protocol.binary = True
-    assert binary.decode_server_frame(protocol.encode(point)) == Message({"x": 1, "when": "2026-12-08"})
+    frame = protocol.encode([point, b"raw"])  # bytes: MessagePack, the hook still applies
+    assert binary.decode_server_frame(frame) == Message([{"x": 1, "when": "2026-12-08"}, b"raw"])
     assert protocol.decode(binary.encode(Message([1]))) == Message(("decoded", [1]))
     assert protocol.decode('{"type":"publication","channel":"c","data":2}') == Publication(
         "c", ("decoded", 2)
