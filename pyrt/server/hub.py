@@ -123,8 +123,11 @@ class Subscriber:
         conn = self.conn
         return conn.push(encoded(publication, conn, frames))
 
-    def deliver_presence(self, version: OffsetKey, frame: str) -> bool:
-        """Queue a presence diff (``frame``, shared by the fan-out) unless the snapshot had it."""
+    def deliver_presence(
+        self, version: OffsetKey, frame: str, frames: dict[str, str | bytes] | None = None
+    ) -> bool:
+        """Queue a presence diff (``frame``, shared by the fan-out) unless the snapshot had it;
+        ``frames`` caches its binary form (shared by the fan-out too)."""
         pending = self.presence_pending
         if pending is not None:
             pending.append((version, frame))
@@ -138,7 +141,14 @@ class Subscriber:
         conn = self.conn
         if conn.kind == "http":
             return conn.push(codec.http_event(frame))
-        return conn.push(binary.transcode(frame) if conn.binary else frame)
+        if not conn.binary:
+            return conn.push(frame)
+        converted = frames.get("msgpack") if frames is not None else None
+        if converted is None:
+            converted = binary.transcode(frame)
+            if frames is not None:
+                frames["msgpack"] = converted
+        return conn.push(converted)
 
     def presence_live(self, version: OffsetKey) -> None:
         """The snapshot at ``version`` was sent: send the newer diffs buffered meanwhile."""
@@ -309,9 +319,10 @@ class Hub:
         )
         key = offset_key(version)
         failed = 0
+        frames: dict[str, str | bytes] = {}
         for subscriber in tuple(subscribers):
             try:
-                subscriber.deliver_presence(key, frame)
+                subscriber.deliver_presence(key, frame, frames)
             except Exception:
                 failed += 1
         if failed:
