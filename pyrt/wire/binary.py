@@ -68,6 +68,7 @@ from pyrt.wire.frames import (
     Welcome,
 )
 from pyrt.wire.ingress import IngressError
+from pyrt.wire.names import is_channel_name, is_message_id
 from pyrt.wire.ndarray import NDArray, dtype_itemsize
 from pyrt.wire.types import Frame
 
@@ -486,7 +487,12 @@ def decode_client_frame(frame: bytes) -> ClientFrame:
     obj = _strict_unpack(frame)
     if not isinstance(obj, dict):
         raise IngressError("bad_frame", "a frame must be a MessagePack map")
-    return codec.read_client_object(tag(obj))
+    try:
+        tagged = tag(obj)
+    except IngressError as exc:  # name the frame when it has a readable id, as for JSON
+        frame_id = obj.get("id")
+        raise IngressError(exc.code, str(exc), id=frame_id if is_message_id(frame_id) else None) from None
+    return codec.read_client_object(tagged)
 
 
 def peek(frame: bytes) -> tuple[str | None, str | None, str | None]:
@@ -502,7 +508,5 @@ def peek(frame: bytes) -> tuple[str | None, str | None, str | None]:
         return None, None, None
     kind, frame_id, channel = obj.get("type"), obj.get("id"), obj.get("channel")
     kind = kind if isinstance(kind, str) else None
-    from pyrt.wire.names import is_channel_name, is_message_id
-
     channel = channel if kind in ("subscribe", "unsubscribe") and is_channel_name(channel) else None
     return kind, (frame_id if is_message_id(frame_id) else None), channel

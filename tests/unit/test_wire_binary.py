@@ -255,6 +255,12 @@ def test_the_server_refuses_bad_binary_frames_with_bad_frame(frame: bytes, why: 
     assert raised.value.code == "bad_frame"
 
 
+def test_a_refused_frame_names_its_id_when_it_has_a_readable_one() -> None:
+    with pytest.raises(IngressError) as raised:
+        binary.decode_client_frame(_publish(float("nan")))
+    assert (raised.value.code, raised.value.id) == ("bad_frame", "k-1")
+
+
 def test_a_huge_announced_length_in_a_small_frame_allocates_nothing() -> None:
     frame = b"\x81\xa4data\xdd\xff\xff\xff\xff"  # an array of 4 billion elements, 10 bytes long
     with pytest.raises(IngressError):
