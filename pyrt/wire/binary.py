@@ -436,7 +436,7 @@ def decode_batch(frame: bytes) -> list[Inbound]:
     what cannot be read is a :class:`BadFrame` (never an exception)."""
     lib = _lib()
     try:
-        return [codec.read_server_object(unpack_one(frame), frame)]
+        return [codec.read_server_object(_unpack_one(frame), frame)]
     except lib.ExtraData as extra:  # a batch: the first frame, then the rest
         first, rest = extra.unpacked, extra.extra
     except ValueError as exc:
@@ -454,7 +454,7 @@ def decode_batch(frame: bytes) -> list[Inbound]:
     return events
 
 
-def unpack_one(frame: bytes) -> Any:
+def _unpack_one(frame: bytes) -> Any:
     """One MessagePack value (client side, lenient about keys); ``msgpack.ExtraData`` when more
     follow it, :class:`ValueError` when it is not MessagePack."""
     lib = _lib()
