@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyrt.session import actions as act
 from pyrt.session import messages
@@ -650,3 +652,24 @@ def test_a_binary_frame_over_the_size_limit_closes_with_1009() -> None:
     d.pump()
     assert d.closed is not None
     assert d.closed[0] == 1009
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=120))
+def test_fuzz_any_binary_frame_gets_an_error_or_an_answer_and_the_connection_stays_usable(
+    frame: bytes,
+) -> None:
+    d = Driver(binary=True)
+    d.take()
+    d.session.received(frame, d.now)
+    d.pump()
+    answers = d.take()
+    assert d.closed is None
+    assert all(
+        a["type"] != "error" or a["code"] in ("bad_frame", "unknown_type", "forbidden") for a in answers
+    )
+    if not d.session.reading:  # a valid frame waiting for its outcome (a message, a read)
+        return
+    d.session.received(binary.pack({"type": "ping", "t": 9}), d.now)
+    d.pump()
+    assert {"type": "pong", "t": 9} in d.take()
