@@ -52,7 +52,14 @@ if _typing.TYPE_CHECKING:
     )
     from pyrt.persist.records import MemoryRecordStore, MemoryStorage, RestoredMessage
     from pyrt.wire.frames import Publication
-    from pyrt.wire.protocols import JsonAckProtocol, PyrtProtocol, RawProtocol, WireProtocol
+    from pyrt.wire.ndarray import NDArray
+    from pyrt.wire.protocols import (
+        JsonAckProtocol,
+        PyrtBinaryProtocol,
+        PyrtProtocol,
+        RawProtocol,
+        WireProtocol,
+    )
     from pyrt.wire.sse import ServerSentEvent, SSEDecoder
     from pyrt.wire.sse_encode import encode_comment, encode_event
 
@@ -74,9 +81,11 @@ __all__ = [
     "MemoryRecordStore",
     "MemoryStorage",
     "MessageTooLarge",
+    "NDArray",
     "Pacing",
     "PersistenceError",
     "Publication",
+    "PyrtBinaryProtocol",
     "PyrtError",
     "PyrtProtocol",
     "QueueFull",
@@ -127,9 +136,11 @@ _WHERE: dict[str, str] = {
     "MemoryRecordStore": "pyrt.persist.records",
     "MemoryStorage": "pyrt.persist.records",
     "MessageTooLarge": "pyrt.errors",
+    "NDArray": "pyrt.wire.ndarray",
     "Pacing": "pyrt.engine.pacing",
     "PersistenceError": "pyrt.errors",
     "Publication": "pyrt.wire.frames",
+    "PyrtBinaryProtocol": "pyrt.wire.protocols",
     "PyrtError": "pyrt.errors",
     "PyrtProtocol": "pyrt.wire.protocols",
     "QueueFull": "pyrt.errors",

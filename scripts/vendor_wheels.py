@@ -60,6 +60,12 @@ NOTEBOOK = (
 #: Packages missing from Pyodide's lock, pinned here: name -> version.
 EXTRA = {"comm": "0.2.3"}
 
+#: Compiled wheels, built for Pyodide's ABI and published on PyPI: name -> version. The lock pins
+#: msgpack 1.1.2, whose Pyodide build is not on PyPI; 1.2.4's ``pyemscripten_2026_0_wasm32`` is.
+#: msgpack is what pyrt's binary binding speaks; a page loads it (``loadPackage("msgpack")``)
+#: only when it wants that binding: pyrt's own lock entry does not depend on it (start-up).
+PLATFORM = {"msgpack": "1.2.4"}
+
 
 def normalize(name: str) -> str:
     """PEP 503 name normalization (``Prompt_Toolkit`` -> ``prompt-toolkit``)."""
@@ -99,11 +105,15 @@ def wheel_for(out: Path, name: str, version: str) -> Path | None:
     return None
 
 
-def download(out: Path, wanted: dict[str, str]) -> None:
-    """``pip download`` the pure-Python wheels not yet in ``out`` (all in one pip run)."""
+def download(out: Path, wanted: dict[str, str], platform: str | None = None) -> None:
+    """``pip download`` the pure-Python wheels not yet in ``out`` (all in one pip run); with
+    ``platform`` (``pyemscripten_2026_0_wasm32``), the compiled wheels for Pyodide's ABI."""
     missing = [f"{name}=={version}" for name, version in wanted.items() if not wheel_for(out, name, version)]
     if not missing:
         return
+    target = ["--platform", "any", "--implementation", "py"]
+    if platform is not None:
+        target = ["--platform", platform, "--abi", "cp314"]
     print(f"vendor_wheels: downloading {len(missing)} wheels into {out}", file=sys.stderr)
     subprocess.run(
         [
@@ -116,10 +126,7 @@ def download(out: Path, wanted: dict[str, str]) -> None:
             "--only-binary=:all:",
             "--python-version",
             "3.14",
-            "--platform",
-            "any",
-            "--implementation",
-            "py",
+            *target,
             "--dest",
             str(out),
             *missing,
@@ -165,7 +172,8 @@ def rewrite_lock(lock: dict[str, Any], wheels: dict[str, Path]) -> dict[str, Any
         found = find_entry(packages, name)
         if found is not None:
             key, entry = found
-            packages[key] = {**entry, "file_name": path.name, "sha256": sha256(path)}
+            version = path.name.split("-")[1]
+            packages[key] = {**entry, "file_name": path.name, "sha256": sha256(path), "version": version}
             continue
         imports, requires = wheel_metadata(path)
         packages[normalize(name)] = {
@@ -194,6 +202,9 @@ def vendor(out: Path, pyodide: Path, names: tuple[str, ...] = MICROPIP + NOTEBOO
     wanted = pins(lock, names)
     out.mkdir(parents=True, exist_ok=True)
     download(out, wanted)
+    info = lock.get("info", {})
+    download(out, PLATFORM, f"pyemscripten_{info.get('abi_version', '2026_0')}_{info.get('arch', 'wasm32')}")
+    wanted = {**wanted, **PLATFORM}
     wheels: dict[str, Path] = {}
     for name, version in wanted.items():
         path = wheel_for(out, name, version)

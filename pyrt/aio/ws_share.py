@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pyrt.aio.driver import running_loop
@@ -181,7 +182,13 @@ class WebSocketUpstream:
         self.client: WebSocketClient = type(leader)(
             leader.url,
             leader.protocols,
-            options=leader.options,  # not persist, storage or share: the hub's connection is its own
+            # not persist, storage or share: the hub's connection is its own. It speaks the JSON
+            # binding: the relay reads the server's frames to route them to the tabs.
+            options=(
+                replace(leader.options, protocol="pyrt-json")
+                if leader.options.protocol == "pyrt"
+                else leader.options
+            ),
             transport=_HubTransport(self, inner, lambda: sockets.fresh("websocket")),
             # where WebSockets do not pass, the connection every tab uses goes over HTTP
             http_transport=(

@@ -315,9 +315,12 @@ class ConnectionCore:
                 return NO_MESSAGE
         if self._raw:
             return frame
-        if type(frame) is str and "\n" in frame:
+        event: Any = None
+        if (type(frame) is str and "\n" in frame) or type(frame) is bytes:
             events = self.protocol.decode_batch(frame)
-            if events is not None:  # several frames (pyrt.v1.batch): every one in order, as actions
+            if events is not None and len(events) == 1:  # a binary message of one frame
+                event = events[0]
+            elif events is not None:  # several frames (pyrt.v1.batch): every one in order, as actions
                 self.stats.received += len(events) - 1
                 for event in events:
                     if type(event) is Message:
@@ -327,7 +330,8 @@ class ConnectionCore:
                         if handler is not None:
                             handler(event, now)
                 return NO_MESSAGE
-        event = self.protocol.decode(frame)
+        if event is None:
+            event = self.protocol.decode(frame)
         if type(event) is Message:
             return event.data
         handler = self.frames.get(type(event))

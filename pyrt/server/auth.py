@@ -29,6 +29,7 @@ from pyrt.wire.close_codes import TOKEN_EXPIRED
 __all__ = [
     "BATCH_SUBPROTOCOL",
     "COOKIE_NAME",
+    "MSGPACK_SUBPROTOCOL",
     "SUBPROTOCOL",
     "TOKEN_EXPIRED",
     "TOKEN_SUBPROTOCOL_PREFIX",
@@ -45,6 +46,8 @@ __all__ = [
 SUBPROTOCOL = "pyrt.v1"
 #: ``pyrt.v1`` whose server may send several frames in one text frame, separated by ``\n``.
 BATCH_SUBPROTOCOL = "pyrt.v1.batch"
+#: The binary binding (docs/protocol.md): MessagePack frames, batched.
+MSGPACK_SUBPROTOCOL = "pyrt.v1.msgpack"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
 COOKIE_NAME = "pyrt_token"
 

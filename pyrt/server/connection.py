@@ -129,6 +129,7 @@ class Connection:
         "_wake",
         "_writer",
         "batch",
+        "binary",
         "cid",
         "client_ip",
         "closed",
@@ -151,12 +152,16 @@ class Connection:
         transport: asyncio.Transport | None = None,
         identity: str = "",
         batch: bool = False,
+        binary: bool = False,
         direct: DirectWriter | None = None,
         flusher: Flusher | None = None,
     ) -> None:
         self.kind = kind
         #: WebSocket only: the client decodes newline-separated frames (``pyrt.v1.batch``).
         self.batch = batch and kind == "ws"
+        #: WebSocket only: the binary binding (``pyrt.v1.msgpack``): frames are ``bytes``, sent as
+        #: binary messages (a batch: frames one after another), by the writer task.
+        self.binary = binary and kind == "ws"
         #: The client's identity (token subject or address), for per-identity budgets.
         self.identity = identity
         self.session = session
@@ -382,7 +387,10 @@ class Connection:
                             item = queue.popleft()
                             self._queued -= len(item)
                         try:
-                            await send({"type": "websocket.send", "text": item})
+                            if type(item) is bytes:
+                                await send({"type": "websocket.send", "bytes": item})
+                            else:
+                                await send({"type": "websocket.send", "text": item})
                         except UnicodeError:  # never from pyrt's own frames: checked at ingress
                             self._stats.error("unencodable")
                             log.error("a frame for %s could not be encoded: dropped", self.session)
@@ -416,7 +424,7 @@ class Connection:
             if self._writer is asyncio.current_task():
                 self._writer = None
 
-    def _take_batch(self) -> tuple[str, int]:
+    def _take_batch(self) -> tuple[str | bytes, int]:
         """Dequeue the frames of one batch and join them (the queue holds at least two)."""
         queue = self._queue
         first = queue.popleft()
@@ -427,7 +435,9 @@ class Connection:
             taken.append(item)
             size += len(item) + 1
         self._queued -= size - len(taken) + 1
-        return "\n".join(taken), len(taken)  # type: ignore[arg-type]  # WebSocket queues str only
+        if self.binary:  # MessagePack frames need no separator
+            return b"".join(taken), len(taken)  # type: ignore[arg-type]  # a binary one queues bytes only
+        return "\n".join(taken), len(taken)  # type: ignore[arg-type]  # a text one queues str only
 
     async def _send_close(self, code: int, reason: str) -> None:
         message: dict[str, Any]

@@ -41,6 +41,7 @@ from pyrt.server.offsets import ZERO, is_channel_name
 from pyrt.server.protocol_handler import client_ip
 from pyrt.server.publish_endpoint import BadRequest, read_json_body
 from pyrt.server.runtime import ChannelPolicy, Runtime
+from pyrt.wire import binary
 
 __all__ = [
     "FEED_CHANNEL",
@@ -89,7 +90,7 @@ def recording_handler(inner: Handler, broker: Broker) -> Handler:
         result = await inner(message)
         channel = received_channel(message.cid or message.session)
         if channel is not None:
-            entry = {"id": message.id, "data": message.data, "from": message.address}
+            entry = {"id": message.id, "data": binary.json_form(message.data), "from": message.address}
             record = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
             await broker.publish(channel, "received", record, retention=RECEIVED_RETENTION)
         return result

@@ -43,7 +43,7 @@ from pyrt.server.limits import TokenBucket
 from pyrt.server.metrics import Stats
 from pyrt.server.offsets import ZERO, OffsetKey, offset_key
 from pyrt.server.presence import Snapshot
-from pyrt.wire import codec
+from pyrt.wire import binary, codec
 from pyrt.wire.frames import PresenceDiff, RawJSON
 
 if TYPE_CHECKING:
@@ -127,10 +127,13 @@ class Subscriber:
             return False
         self.floor = publication.key
         conn = self.conn
-        return conn.push(encoded(publication, conn.kind, frames))
+        return conn.push(encoded(publication, conn, frames))
 
-    def deliver_presence(self, version: OffsetKey, frame: str) -> bool:
-        """Queue a presence diff (``frame``, shared by the fan-out) unless the snapshot had it."""
+    def deliver_presence(
+        self, version: OffsetKey, frame: str, frames: dict[str, str | bytes] | None = None
+    ) -> bool:
+        """Queue a presence diff (``frame``, shared by the fan-out) unless the snapshot had it;
+        ``frames`` caches its binary form (shared by the fan-out too)."""
         pending = self.presence_pending
         if pending is not None:
             pending.append((version, frame))
@@ -142,7 +145,16 @@ class Subscriber:
             return False
         self.presence_floor = version
         conn = self.conn
-        return conn.push(codec.http_event(frame) if conn.kind == "http" else frame)
+        if conn.kind == "http":
+            return conn.push(codec.http_event(frame))
+        if not conn.binary:
+            return conn.push(frame)
+        converted = frames.get("msgpack") if frames is not None else None
+        if converted is None:
+            converted = binary.transcode(frame)
+            if frames is not None:
+                frames["msgpack"] = converted
+        return conn.push(converted)
 
     def presence_live(self, version: OffsetKey) -> None:
         """The snapshot at ``version`` was sent: send the newer diffs buffered meanwhile."""
@@ -177,15 +189,23 @@ def _member_key(member: str) -> str:
     return member
 
 
-def encoded(publication: Publication, kind: str, frames: dict[str, str | bytes] | None = None) -> str | bytes:
-    """``publication`` as a ``/ws`` frame (``kind="ws"``), an event of the HTTP binding's stream
-    (``"http"``) or an ``/sse`` event, built once per ``frames``."""
+def encoded(
+    publication: Publication, conn: Connection, frames: dict[str, str | bytes] | None = None
+) -> str | bytes:
+    """``publication`` as ``conn`` takes it: a ``/ws`` frame (JSON text, or MessagePack on the
+    binary binding), an event of the HTTP binding's stream or an ``/sse`` event, built once per
+    ``frames`` (a fan-out converts the stored data once per kind of subscriber, not once each)."""
+    kind = "msgpack" if conn.binary else conn.kind
     if frames is not None:
         cached = frames.get(kind)
         if cached is not None:
             return cached
     frame: str | bytes
-    if kind == "ws":
+    if kind == "msgpack":
+        frame = binary.encode_publication(
+            publication.channel, publication.offset, publication.event, publication.data_json
+        )
+    elif kind == "ws":
         frame = publication.ws_frame
     elif kind == "http":
         frame = codec.http_event(publication.ws_frame)
@@ -315,9 +335,10 @@ class Hub:
         )
         key = offset_key(version)
         failed = 0
+        frames: dict[str, str | bytes] = {}
         for subscriber in tuple(subscribers):
             try:
-                subscriber.deliver_presence(key, frame)
+                subscriber.deliver_presence(key, frame, frames)
             except Exception:
                 failed += 1
         if failed:
@@ -437,7 +458,7 @@ class Hub:
                 if conn.closed:
                     return sent
                 try:
-                    conn.push(encoded(publication, conn.kind))
+                    conn.push(encoded(publication, conn))
                 except Exception:
                     log.exception("replaying %r %s failed", publication.channel, publication.offset)
                 sent += 1

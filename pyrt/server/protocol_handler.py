@@ -1,7 +1,8 @@
 """``GET /ws``: the pyrt protocol over WebSocket (docs/protocol.md).
 
 :class:`WebSocketEndpoint` is a raw ASGI app: it checks Origin, the per-IP cap and the token,
-accepts with subprotocol ``pyrt.v1`` (or ``pyrt.v1.batch``), then a :class:`WsSession` drives the
+accepts with subprotocol ``pyrt.v1.msgpack`` (the binary binding), ``pyrt.v1.batch`` or
+``pyrt.v1``, the first of them the client offers, in that order; then a :class:`WsSession` drives the
 connection's :class:`~pyrt.session.server.ServerSession`: it feeds it the frames one at a time,
 in order, and carries out what it asks — frames through the connection's send queue, publications
 and reads through the broker, messages through the application. Every decision is the session's
@@ -19,6 +20,7 @@ from urllib.parse import parse_qs
 
 from pyrt.server.auth import (
     BATCH_SUBPROTOCOL,
+    MSGPACK_SUBPROTOCOL,
     SUBPROTOCOL,
     TOKEN_EXPIRED,
     Claims,
@@ -29,6 +31,7 @@ from pyrt.server.auth import (
 from pyrt.server.connection import Connection
 from pyrt.server.runtime import Runtime
 from pyrt.server.session_driver import FrameSource, SessionDriver
+from pyrt.wire import binary
 from pyrt.wire.types import Frame
 
 __all__ = [
@@ -76,7 +79,8 @@ class WebSocketEndpoint:
         admitted = await admit_websocket(rt, scope, send)
         if admitted is None:
             return
-        ip, claims, batch = admitted
+        ip, claims, wire = admitted
+        binary = wire == "msgpack"
         try:
             conn = Connection(
                 "ws",
@@ -88,11 +92,12 @@ class WebSocketEndpoint:
                 client_ip=ip,
                 transport=scope_transport(scope),
                 identity=rt.identity(claims.subject if claims else None, ip),
-                batch=batch,
-                direct=scope.get("pyrt.direct"),
+                batch=wire != "json",
+                binary=binary,
+                direct=None if binary else scope.get("pyrt.direct"),
                 flusher=rt.flusher,
             )
-            session = SessionDriver(rt, conn, claims)
+            session = SessionDriver(rt, conn, claims, binary=binary)
             rt.register(conn, session)
             try:
                 await session.run(websocket_frames(receive, session))
@@ -105,11 +110,12 @@ class WebSocketEndpoint:
 
 async def admit_websocket(
     rt: Runtime, scope: dict[str, Any], send: Any
-) -> tuple[str, Claims | None, bool] | None:
+) -> tuple[str, Claims | None, str] | None:
     """Check a WebSocket handshake (Origin, shutdown, per-address cap, token) and accept it.
 
-    Returns the client's address, its token's claims and whether it accepted batched frames
-    (subprotocol ``pyrt.v1.batch``, preferred over ``pyrt.v1``); the caller must call
+    Returns the client's address, its token's claims and the binding it accepted: ``"msgpack"``
+    (subprotocol ``pyrt.v1.msgpack``, binary frames, batched), ``"batch"`` (``pyrt.v1.batch``) or
+    ``"json"`` (``pyrt.v1``, or none), preferred in that order; the caller must call
     ``rt.cap.release(address)`` when the connection ends. ``None``: refused (and answered).
     """
     settings = rt.settings
@@ -133,8 +139,12 @@ async def admit_websocket(
     try:
         accept: dict[str, Any] = {"type": "websocket.accept"}
         offered = scope.get("subprotocols", ())
-        batch = BATCH_SUBPROTOCOL in offered
-        if batch:
+        wire = "json"
+        if MSGPACK_SUBPROTOCOL in offered and binary.available():
+            wire = "msgpack"
+            accept["subprotocol"] = MSGPACK_SUBPROTOCOL
+        elif BATCH_SUBPROTOCOL in offered:
+            wire = "batch"
             accept["subprotocol"] = BATCH_SUBPROTOCOL
         elif SUBPROTOCOL in offered:
             accept["subprotocol"] = SUBPROTOCOL
@@ -152,7 +162,7 @@ async def admit_websocket(
     except BaseException:
         rt.cap.release(ip)
         raise
-    return ip, claims, batch
+    return ip, claims, wire
 
 
 def expire_with_token(conn: Connection, claims: Claims | None) -> asyncio.TimerHandle | None:

@@ -31,6 +31,7 @@ from pyrt.session import actions as act
 from pyrt.session import messages
 from pyrt.session.config import Peer
 from pyrt.session.server import ServerSession
+from pyrt.wire import binary as wire_binary
 from pyrt.wire import codec
 from pyrt.wire.ingress import IngressError
 from pyrt.wire.types import Frame
@@ -49,7 +50,13 @@ class SessionDriver:
     """One connection after its handshake: the I/O around its :class:`ServerSession`."""
 
     def __init__(
-        self, runtime: Runtime, conn: Connection, claims: Claims | None, key: str | None = None
+        self,
+        runtime: Runtime,
+        conn: Connection,
+        claims: Claims | None,
+        key: str | None = None,
+        *,
+        binary: bool = False,
     ) -> None:
         self.rt = runtime
         self.conn = conn
@@ -76,6 +83,7 @@ class SessionDriver:
             query_quota=runtime.query_quota,
             presence_quota=runtime.presence_quota,
             stats=runtime.stats,
+            binary=binary,
         )
         self.subscribers: dict[str, Subscriber] = {}
         #: Bytes received (inflated) from this connection: over ``receive_rate``, reading waits.
@@ -222,7 +230,11 @@ class SessionDriver:
         self.rt.histograms.frames_out.observe(len(text))
         if self.rt.tracer.active:
             self.rt.tracer.frame_out(conn, self.subject, text)
-        conn.push(text if conn.kind == "ws" else codec.http_event(text))
+        if conn.kind == "ws":
+            conn.push(text)
+        else:
+            assert isinstance(text, str)  # the HTTP binding is JSON only
+            conn.push(codec.http_event(text))
 
     def close(self, code: int, reason: str) -> None:
         """End the connection with ``code`` and ``reason``, after what is queued: a close frame on
@@ -328,7 +340,7 @@ class SessionDriver:
             return sent
 
         message = IncomingMessage(
-            data=action.data,
+            data=wire_binary.untag(action.data) if self.protocol.binary else action.data,
             id=action.id,
             session=conn.session,
             cid=conn.cid,

@@ -35,7 +35,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pyrt.wire import codec
+from pyrt.wire import binary, codec
 from pyrt.wire.frames import (
     Ack,
     ErrorFrame,
@@ -184,10 +184,13 @@ class Tracer:
     def _follows(self, conn: Connection, subject: str | None) -> bool:
         return (subject is not None and subject in self._users) or conn.session in self._sessions
 
-    def _may_name_a_channel(self, text: str) -> bool:
-        """Whether ``text`` holds the name of a traced channel (a substring test: what holds
-        one is then decoded, to see whether it is really that frame's channel)."""
-        return any(channel in text for channel in self._channels)
+    def _may_name_a_channel(self, frame: Frame) -> bool:
+        """Whether ``frame`` holds the name of a traced channel (a substring test: what holds
+        one is then decoded, to see whether it is really that frame's channel; MessagePack
+        carries a name as its UTF-8 bytes)."""
+        if isinstance(frame, str):
+            return any(channel in frame for channel in self._channels)
+        return any(channel.encode() in frame for channel in self._channels)
 
     def connected(self, conn: Connection, subject: str | None) -> None:
         if self._follows(conn, subject):
@@ -206,14 +209,14 @@ class Tracer:
 
     def frame_in(self, conn: Connection, subject: str | None, frame: Frame) -> None:
         """A frame a client sent (before the session handles it)."""
-        if not isinstance(frame, str):
-            if self._follows(conn, subject):
-                self._emit({"event": "frame", "bytes": len(frame)}, conn, subject)
-            return
         if not (self._follows(conn, subject) or self._may_name_a_channel(frame)):
             return
         try:
-            decoded = codec.decode_client_frame(frame)
+            decoded = (
+                codec.decode_client_frame(frame)
+                if isinstance(frame, str)
+                else binary.decode_client_frame(frame)
+            )
         except Exception as exc:
             self._emit({"event": "unreadable", "why": str(exc)[:200], "bytes": len(frame)}, conn, subject)
             return
@@ -221,12 +224,16 @@ class Tracer:
         if event is not None:
             self._emit(event, conn, subject)
 
-    def frame_out(self, conn: Connection, subject: str | None, text: str) -> None:
-        """An answer the server queued for one client (not the publications it fans out)."""
+    def frame_out(self, conn: Connection, subject: str | None, text: Frame) -> None:
+        """An answer the server queued for one client (not the publications it fans out): JSON
+        text, or MessagePack on the binary binding (read through :mod:`pyrt.wire.binary`)."""
         if not (self._follows(conn, subject) or self._may_name_a_channel(text)):
             return
-        for one in codec.split_batch(text) or [text]:
-            decoded = codec.decode_server_frame(one)
+        if isinstance(text, str):
+            frames = [codec.decode_server_frame(one) for one in codec.split_batch(text) or [text]]
+        else:
+            frames = binary.decode_batch(text)  # what it cannot read is a BadFrame
+        for decoded in frames:
             event = self._server_event(decoded)
             if event is not None:
                 self._emit(event, conn, subject)

@@ -6,7 +6,8 @@ carry a ``ticket``: the driver reports the outcome with the session's matching i
 (:meth:`~pyrt.session.server.ServerSession.published` for :class:`Publish`, and so on), in any
 order for publications and at once or later for the others; the session never waits by itself.
 
-Frames travel as text (:class:`Send`): the session encodes them with the codec. ``own`` marks an
+Frames travel as text, or bytes on the binary binding (:class:`Send`): the session encodes them
+with the codec. ``own`` marks an
 answer made for this client alone (an ack, a pong, a reply), which a driver may refuse to queue
 when the client's connections already hold their identity's budget of unsent bytes.
 """
@@ -38,9 +39,10 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Queue ``text`` (one encoded frame) for the client, after everything queued before it."""
+    """Queue ``text`` (one encoded frame: ``str`` on the JSON binding, ``bytes`` on the binary
+    one) for the client, after everything queued before it."""
 
-    text: str
+    text: str | bytes
     own: bool = False
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from pyrt.wire import codec
+from pyrt.errors import EncodeError
+from pyrt.wire import binary, codec
 from pyrt.wire.frames import Ack
 from pyrt.wire.ingress import IngressError, check_text
 from pyrt.wire.refusals import UNAVAILABLE
@@ -52,7 +53,10 @@ def _remembered(ack: Ack) -> tuple[str, str]:
 def ack_result(message_id: str, result: Any) -> tuple[str, str]:
     """``(ack, remembered)`` for a handler that returned ``result``."""
     try:
-        text = codec.encode(Ack(message_id, True, result))
+        try:
+            text = codec.encode(Ack(message_id, True, result))
+        except EncodeError:  # bytes or arrays: in their tagged form (pyrt.wire.binary)
+            text = codec.encode(Ack(message_id, True, binary.json_form(result)))
         check_text(text)
     except (ValueError, TypeError, IngressError):
         return ack_refused(message_id, "the handler's result is not JSON")

@@ -52,7 +52,7 @@ from pyrt.session.channels import Channels
 from pyrt.session.config import Authority, Grant, Peer, Quota, SessionConfig, Unlimited
 from pyrt.session.presence import Presence
 from pyrt.session.stats import Stats
-from pyrt.wire import codec
+from pyrt.wire import binary, codec
 from pyrt.wire.close_codes import INTERNAL_ERROR, POLICY, TOKEN_EXPIRED, TOO_LARGE
 from pyrt.wire.frames import (
     Ack,
@@ -116,8 +116,12 @@ class ServerSession:
         query_quota: Quota | None = None,
         presence_quota: Quota | None = None,
         stats: Stats | None = None,
+        binary: bool = False,
     ) -> None:
         self.config = config
+        #: The binary binding (``pyrt.v1.msgpack``): binary frames are read as MessagePack and
+        #: every frame goes out as MessagePack (text frames are still read as JSON).
+        self.binary = binary
         self.peer = peer
         self.authority = authority
         self.grant = grant
@@ -215,20 +219,29 @@ class ServerSession:
         stats = self.stats
         stats.frames_in += 1
         gate = self.gate
-        if not isinstance(frame, str):
+        if not isinstance(frame, str) and not self.binary:
             if gate.admit(now) or self._gated(None, None, None, now):
                 if len(frame) > self.config.max_message_chars:
                     self._too_large()
                 else:
-                    self.error("binary_not_supported", "binary frames are not pyrt frames")
+                    self.error(
+                        "binary_not_supported",
+                        "binary frames are pyrt frames only on the binary binding "
+                        "(subprotocol pyrt.v1.msgpack)",
+                    )
             return
         if len(frame) > self.config.max_message_chars:
             self._too_large()
             return
-        if not gate.admit(now) and not self._gated(*codec.peek(frame), now):
+        if not gate.admit(now) and not self._gated(
+            *(codec.peek(frame) if isinstance(frame, str) else binary.peek(frame)), now
+        ):
             return
         try:
-            decoded = codec.decode_client_frame(frame)
+            if isinstance(frame, str):
+                decoded = codec.decode_client_frame(frame)
+            else:
+                decoded = binary.decode_client_frame(frame)
         except IngressError as exc:
             self.error(exc.code, str(exc), exc.id, channel=exc.channel if exc.code == "bad_frame" else None)
             return
@@ -248,8 +261,12 @@ class ServerSession:
         if self.closing:
             return False
         try:
-            text = codec.encode(Message(data))
-            check_text(text)
+            text: str | bytes
+            if self.binary:
+                text = binary.encode(Message(data))
+            else:
+                text = codec.encode(Message(data))
+                check_text(text)
         except (ValueError, TypeError, IngressError):
             self.error("bad_frame", "the frame cannot be answered (too deep or not JSON)")
             return False
@@ -521,8 +538,12 @@ class ServerSession:
     def allowed(self, channel: str, action: str) -> bool:
         return self.authority.allowed(self.grant, channel, action)
 
-    def push(self, text: str, own: bool = False) -> None:
+    def push(self, text: str | bytes, own: bool = False) -> None:
+        """Queue a frame: JSON text from the codec (on the binary binding it goes out as
+        MessagePack), or a binary frame (binary binding only)."""
         if not self.closing:
+            if self.binary and type(text) is str:
+                text = binary.transcode(text)
             self._actions.append(Send(text, own))
 
     def emit(self, action: Action) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
 
 from pyrt.session import messages
 from pyrt.session.actions import (
@@ -35,6 +35,7 @@ from pyrt.session.actions import (
 from pyrt.session.admission import FlowGate
 from pyrt.session.config import Peer, SessionConfig
 from pyrt.session.server import ServerSession
+from pyrt.wire import binary as wire_binary
 from pyrt.wire import codec
 from pyrt.wire.frames import Ack, ErrorFrame, HistoryPage, PresenceDiff, Publication, RawJSON
 from pyrt.wire.limits import ServerLimits
@@ -95,6 +96,9 @@ class ServerConnection:
     #: The client offered ``pyrt.v1.batch`` and the server speaks it: :meth:`take` joins what
     #: queued up into one message, one frame per line, as ``serve.py`` does under load.
     batch: bool = False
+    #: The client offered ``pyrt.v1.msgpack`` and the server speaks it: every frame for the
+    #: client is MessagePack (a batch: frames one after another), as on ``serve.py``.
+    binary: bool = False
     protocol: ServerSession | None = None  # the session that reads and answers this connection
 
     @property
@@ -113,6 +117,8 @@ class ServerConnection:
         """The next message for the client: one frame, or with :attr:`batch` every queued one."""
         if not self.batch or len(self.outgoing) < 2:
             return self.outgoing.popleft()
+        if self.binary:
+            return b"".join(cast(bytes, self.outgoing.popleft()) for _ in range(len(self.outgoing)))
         frames = [str(self.outgoing.popleft()) for _ in range(len(self.outgoing))]
         return codec.encode_batch(frames)
 
@@ -132,9 +138,10 @@ class ServerConnection:
             self.protocol.closed(code, self.server.now())
             self.server.perform(self)
 
-    def push_text(self, text: str) -> None:
+    def push_text(self, text: str | bytes) -> None:
+        """Queue a frame for the client: JSON text (as MessagePack on the binary binding) or bytes."""
         if self.open and self.close_code is None:
-            self.outgoing.append(text)
+            self.outgoing.append(wire_binary.transcode(text) if self.binary and type(text) is str else text)
             if self.on_push is not None:
                 self.on_push()
 
@@ -164,6 +171,10 @@ class FakePyrtServer:
     early (an at-least-once server), to check that the client drops what it already delivered.
     ``batch`` (default on, like ``serve.py``): a client that offers ``pyrt.v1.batch`` gets the
     frames that queued up for it in one message, one per line (docs/protocol.md, "Batched frames").
+    ``binary`` (off by default, so that tests read the frames as JSON text; ``serve.py`` has it
+    on when ``msgpack`` is installed): a client that offers ``pyrt.v1.msgpack`` speaks the binary
+    binding (docs/protocol.md, "The binary binding"). :meth:`publish` takes bytes and arrays
+    either way (JSON clients get their tagged form, as from ``serve.py``).
 
     ``token_ttl(token)`` turns tokens on: it returns how many seconds a token (the handshake's
     ``bearer.<token>`` subprotocol, or a ``refresh`` frame's) lasts, or ``None`` for a token the
@@ -190,6 +201,7 @@ class FakePyrtServer:
         abuse_limit: int = 100,
         clock: Callable[[], float] | None = None,
         batch: bool = True,
+        binary: bool = False,
     ) -> None:
         self.app = app if app is not None else (lambda data: data)
         self.retention = retention
@@ -209,6 +221,7 @@ class FakePyrtServer:
         self.arrivals: list[float] = []  # when each frame was read, on ``clock``
         self.abuse_closes = 0  # connections closed with 1008
         self.batch = batch
+        self.binary = binary and wire_binary.available()
         self.accepting = True  # False: new sockets fail to open (server down)
         self.handled: list[Any] = []  # application messages, each id once, in arrival order
         self.received_frames: list[Frame] = []
@@ -224,7 +237,8 @@ class FakePyrtServer:
     def accept(self, protocols: Sequence[str] = ()) -> ServerConnection:
         """A new connection; ``protocols`` are the subprotocols the client offered."""
         conn = ServerConnection(self, f"s{len(self.connections) + 1}")
-        conn.batch = self.batch and "pyrt.v1.batch" in protocols
+        conn.binary = self.binary and wire_binary.SUBPROTOCOL in protocols
+        conn.batch = conn.binary or (self.batch and "pyrt.v1.batch" in protocols)
         self.connections.append(conn)
         conn.token = next((p[len("bearer.") :] for p in protocols if p.startswith("bearer.")), None)
         now = self.now()
@@ -239,6 +253,7 @@ class FakePyrtServer:
             self._authority,
             now,
             grant=grant,
+            binary=conn.binary,
         )
         conn.protocol.start(now)
         self.perform(conn)
@@ -265,7 +280,9 @@ class FakePyrtServer:
     # ---------------------------------------------------------------------------- the test's
 
     def publish(self, channel: str, data: Any, event: str = "message") -> str:
-        """Publish (as another client or the application would); returns the offset."""
+        """Publish (as another client or the application would); returns the offset. Bytes and
+        arrays are kept in their tagged JSON form (:mod:`pyrt.wire.binary`), as ``serve.py`` does."""
+        data = wire_binary.json_form(data)
         log = self.log.setdefault(channel, [])
         offset = f"1-{self.dropped_before.get(channel, 0) + len(log) + 1}"
         log.append((offset, event, data))
@@ -365,8 +382,16 @@ class FakePyrtServer:
             assert isinstance(action, Release)
             self.release(action.channel, action.member, conn, clean=action.clean)
 
-    def _record_refusal(self, text: str) -> None:
+    def _record_refusal(self, text: str | bytes) -> None:
         """Keep every refusal sent (``rate_limited``, ``unavailable``) as the client reads it."""
+        if type(text) is bytes:
+            if b"rate_limited" not in text and b"unavailable" not in text:
+                return
+            value = wire_binary.unpack(text)
+            if isinstance(value, dict) and value.get("code") in (RATE_LIMITED, UNAVAILABLE):
+                self.refusals.append(value)
+            return
+        assert isinstance(text, str)
         if '"rate_limited"' not in text and '"unavailable"' not in text:
             return
         frame = codec.decode_server_frame(text)
@@ -376,6 +401,8 @@ class FakePyrtServer:
     def _message(
         self, conn: ServerConnection, session: ServerSession, action: HandleMessage, now: float
     ) -> None:
+        if conn.binary:
+            action = replace(action, data=wire_binary.untag(action.data))
         if action.id is None:
             self.handled.append(action.data)
             session.reply(action.data)

@@ -84,6 +84,8 @@ __all__ = [
     "http_event",
     "json_text",
     "peek",
+    "read_client_object",
+    "read_server_object",
     "split_posted",
 ]
 
@@ -105,7 +107,8 @@ def json_text(value: Any) -> str:
     except (TypeError, ValueError, RecursionError) as exc:
         raise EncodeError(
             f"cannot send a {type(value).__name__} as JSON: {exc}; "
-            "send str, bytes, or JSON-serialisable dict/list/number/bool/None"
+            "send str or JSON-serialisable dict/list/number/bool/None (bytes and arrays travel on the "
+            "binary binding, pyrt.v1.msgpack: install msgpack and use protocol='pyrt')"
         ) from exc
 
 
@@ -379,16 +382,16 @@ def _seconds(value: Any, most: float = 3600.0) -> float | None:
     return min(float(value), most)
 
 
-def _read_message(obj: dict[str, Any], frame: str) -> Inbound:
+def _read_message(obj: dict[str, Any], frame: Frame) -> Inbound:
     return Message(obj.get("data"))
 
 
-def _read_publication(obj: dict[str, Any], frame: str) -> Inbound:
+def _read_publication(obj: dict[str, Any], frame: Frame) -> Inbound:
     get = obj.get
     return Publication(str(get("channel", "")), get("data"), get("offset"), get("event") or "message")
 
 
-def _read_ack(obj: dict[str, Any], frame: str) -> Inbound:
+def _read_ack(obj: dict[str, Any], frame: Frame) -> Inbound:
     get = obj.get
     if get("ok"):
         return Ack(get("id"), True, get("data"), duplicate=get("duplicate") is True)
@@ -403,15 +406,15 @@ def _read_ack(obj: dict[str, Any], frame: str) -> Inbound:
     )
 
 
-def _read_pong(obj: dict[str, Any], frame: str) -> Inbound:
+def _read_pong(obj: dict[str, Any], frame: Frame) -> Inbound:
     return Pong(obj.get("t"))
 
 
-def _read_ping(obj: dict[str, Any], frame: str) -> Inbound:
+def _read_ping(obj: dict[str, Any], frame: Frame) -> Inbound:
     return Ping(obj.get("t"))
 
 
-def _read_subscribed(obj: dict[str, Any], frame: str) -> Inbound:
+def _read_subscribed(obj: dict[str, Any], frame: Frame) -> Inbound:
     get = obj.get
     channel = str(get("channel", ""))
     presence = get("presence")
@@ -424,7 +427,7 @@ def _read_subscribed(obj: dict[str, Any], frame: str) -> Inbound:
     return Subscribed(channel, get("offset"), bool(get("recovered", True)), snapshot)
 
 
-def _read_presence_diff(obj: dict[str, Any], frame: str) -> Inbound:
+def _read_presence_diff(obj: dict[str, Any], frame: Frame) -> Inbound:
     get = obj.get
     channel = str(get("channel", ""))
     try:
@@ -434,11 +437,11 @@ def _read_presence_diff(obj: dict[str, Any], frame: str) -> Inbound:
     return PresenceDiff(channel, str(get("version")), joins, leaves)
 
 
-def _read_unsubscribed(obj: dict[str, Any], frame: str) -> Inbound:
+def _read_unsubscribed(obj: dict[str, Any], frame: Frame) -> Inbound:
     return Unsubscribed(str(obj.get("channel", "")))
 
 
-def _read_welcome(obj: dict[str, Any], frame: str) -> Inbound:
+def _read_welcome(obj: dict[str, Any], frame: Frame) -> Inbound:
     get = obj.get
     limits = ServerLimits.from_wire(get("limits"))
     ttl = _seconds(get("ttl"), most=math.inf)  # a token's lifetime is not capped
@@ -448,7 +451,7 @@ def _read_welcome(obj: dict[str, Any], frame: str) -> Inbound:
     )
 
 
-def _read_error(obj: dict[str, Any], frame: str) -> Inbound:
+def _read_error(obj: dict[str, Any], frame: Frame) -> Inbound:
     get = obj.get
     named = get("channel")
     return ErrorFrame(
@@ -460,7 +463,7 @@ def _read_error(obj: dict[str, Any], frame: str) -> Inbound:
     )
 
 
-_SERVER_READERS: dict[str, Callable[[dict[str, Any], str], Inbound]] = {
+_SERVER_READERS: dict[str, Callable[[dict[str, Any], Frame], Inbound]] = {
     "message": _read_message,
     "publication": _read_publication,
     "ack": _read_ack,
@@ -483,6 +486,11 @@ def decode_server_frame(frame: Frame) -> Inbound:
         obj = json.loads(frame)
     except ValueError:
         return BadFrame(_INVALID_JSON, frame)
+    return read_server_object(obj, frame)
+
+
+def read_server_object(obj: Any, frame: Frame) -> Inbound:
+    """What a server frame means once parsed (by either binding) into ``obj``."""
     if not isinstance(obj, dict):
         return BadFrame("not a JSON object", frame)
     kind = obj.get("type")
@@ -673,6 +681,12 @@ def decode_client_frame(text: str) -> ClientFrame:
         if frame_id is not None and not _printable(frame_id):
             frame_id = None  # an id that cannot be sent back names nothing
         raise IngressError(exc.code, str(exc), value, id=frame_id) from None
+    return read_client_object(obj)
+
+
+def read_client_object(obj: Any) -> ClientFrame:
+    """What a client frame means once parsed (by either binding) into ``obj``, checked strictly
+    against the protocol's grammar (:class:`~pyrt.wire.ingress.IngressError` otherwise)."""
     if not isinstance(obj, dict):
         raise IngressError("bad_frame", "a frame must be a JSON object")
     kind = obj.get("type")

@@ -2,8 +2,11 @@
 
 Three are built in; pass one by name or as an instance (``protocol=`` of a client):
 
-- ``"pyrt"`` (:class:`PyrtProtocol`, default): the JSON protocol of ``serve.py``, documented in
-  ``docs/protocol.md`` — acks, server-side dedup, channels with offsets, ping/pong.
+- ``"pyrt"`` (default): the protocol of ``serve.py``, documented in ``docs/protocol.md`` — acks,
+  server-side dedup, channels with offsets, ping/pong. Where ``msgpack`` is installed it is
+  :class:`PyrtBinaryProtocol`, which offers the binary binding (``pyrt.v1.msgpack``: bytes and
+  NumPy arrays as data) first and the JSON one after; elsewhere :class:`PyrtProtocol`, JSON only
+  (also by name: ``"pyrt-json"``).
 - ``"raw"`` (:class:`RawProtocol`): works with any WebSocket server. Text and binary frames go
   out as they are (dicts and lists as JSON text) and arrive as ``str`` / ``bytes``. Heartbeat
   with the texts ``"ping"``/``"pong"`` (configurable). No acks, no channels.
@@ -17,8 +20,11 @@ Subclass :class:`WireProtocol` for another server. Encoders raise
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from pyrt.errors import EncodeError, UnsupportedByProtocol
@@ -26,6 +32,7 @@ from pyrt.wire import codec
 from pyrt.wire.codec import json_text as _json
 from pyrt.wire.frames import (
     Ack,
+    BadFrame,
     HistoryRequest,
     Inbound,
     Message,
@@ -34,15 +41,18 @@ from pyrt.wire.frames import (
     PresenceJoin,
     PresenceLeave,
     PresenceRequest,
+    Publication,
     Publish,
     Refresh,
     Subscribe,
     Unsubscribe,
+    Welcome,
 )
 from pyrt.wire.types import AckId, Frame
 
 __all__ = [
     "JsonAckProtocol",
+    "PyrtBinaryProtocol",
     "PyrtProtocol",
     "RawProtocol",
     "WireProtocol",
@@ -143,9 +153,9 @@ class WireProtocol:
         """What an inbound frame means."""
         return Message(frame)
 
-    def decode_batch(self, frame: str) -> list[Inbound] | None:
-        """What a text message holding a line break means, when it holds several frames (a batch);
-        ``None`` when it is one frame (then :meth:`decode` reads it)."""
+    def decode_batch(self, frame: Frame) -> list[Inbound] | None:
+        """What a text message holding a line break (or a binary message) means, when it holds
+        several frames (a batch); ``None`` when it is one frame (then :meth:`decode` reads it)."""
         return None
 
     def _no_channels(self) -> str:
@@ -196,7 +206,7 @@ class PyrtProtocol(WireProtocol):
     subprotocol = "pyrt.v1"
     #: ``pyrt.v1.batch``: the server may send several frames in one message, one per line
     #: (docs/protocol.md, "Batched frames"); servers that do not know it pick ``pyrt.v1``.
-    subprotocols = ("pyrt.v1.batch", "pyrt.v1")
+    subprotocols: ClassVar[tuple[str, ...]] = ("pyrt.v1.batch", "pyrt.v1")
     acks = True
     channels = True
     flow_control = True
@@ -204,10 +214,7 @@ class PyrtProtocol(WireProtocol):
 
     def encode(self, data: Any) -> Frame:
         if isinstance(data, bytes | bytearray | memoryview):
-            raise EncodeError(
-                "the pyrt protocol carries JSON only: encode binary data yourself (e.g. base64) "
-                "or use protocol='raw'"
-            )
+            raise EncodeError(_JSON_ONLY)
         return codec.encode_message(data)
 
     def encode_acked(self, ack_id: AckId, data: Any) -> Frame:
@@ -253,19 +260,192 @@ class PyrtProtocol(WireProtocol):
     def decode(self, frame: Frame) -> Inbound:
         return codec.decode_server_frame(frame)
 
-    def decode_batch(self, frame: str) -> list[Inbound] | None:
-        return codec.decode_batch(frame)
+    def decode_batch(self, frame: Frame) -> list[Inbound] | None:
+        return codec.decode_batch(frame) if isinstance(frame, str) else None
 
 
-_BY_NAME: dict[str, type[WireProtocol]] = {
-    "pyrt": PyrtProtocol,
+#: The binary binding's subprotocol (``pyrt.wire.binary.SUBPROTOCOL``, spelled here so that this
+#: module does not import it: a client loads the binding when it first speaks it).
+BINARY_SUBPROTOCOL = "pyrt.v1.msgpack"
+_binary_module: Any = None
+
+
+def _wire() -> Any:
+    """:mod:`pyrt.wire.binary`, imported on first use (it and ``msgpack`` cost start-up)."""
+    global _binary_module
+    if _binary_module is None:
+        from pyrt.wire import binary
+
+        _binary_module = binary
+    return _binary_module
+
+
+def binary_available() -> bool:
+    """Whether ``msgpack`` can be imported here (checked without importing it)."""
+    return "msgpack" in sys.modules or importlib.util.find_spec("msgpack") is not None
+
+
+class PyrtBinaryProtocol(PyrtProtocol):
+    """The pyrt protocol with its binary binding (docs/protocol.md, "The binary binding"): offers
+    ``pyrt.v1.msgpack`` first, then the JSON subprotocols, and speaks what the server chose.
+
+    The server's frames arrive as MessagePack on the binary binding (its ``welcome`` first: that
+    is how the client knows the binding). The client writes a frame as MessagePack only when its
+    data needs it (bytes, arrays) and as JSON text otherwise: a server reads text frames on both
+    bindings, so what is queued stays valid across a reconnect to a server, or a fallback to a
+    transport (the HTTP binding), that speaks only JSON. After a JSON ``welcome``, data that needs
+    the binary binding is refused with :class:`EncodeError` before anything is queued (a frame
+    holding bytes that was queued before is refused by such a server with an ``error``).
+    ``msgpack`` is imported when the first binary frame is written or read.
+
+    ``encoder``: turns a value neither binding carries (a ``datetime``, a ``Decimal``, a
+    dataclass, a pydantic model) into one that it carries (``str``, ``dict``...); called by
+    either binding. ``decoder``: called with the data of every received message and publication
+    (and acks' data), returns what is delivered (e.g. a model built from a dict).
+    """
+
+    subprotocols: ClassVar[tuple[str, ...]] = (BINARY_SUBPROTOCOL, "pyrt.v1.batch", "pyrt.v1")
+
+    def __init__(
+        self,
+        encoder: Callable[[Any], Any] | None = None,
+        decoder: Callable[[Any], Any] | None = None,
+    ) -> None:
+        #: The binding of the current (or last) connection: ``True`` binary, ``False`` JSON,
+        #: ``None`` before the first ``welcome``.
+        self.binary: bool | None = None
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def _data(self, make_binary: Callable[[], bytes], make_json: Callable[[], str]) -> Frame:
+        try:
+            return make_json()
+        except EncodeError:
+            if self.binary is False:
+                raise EncodeError(_JSON_ONLY + " (this server chose the JSON binding)") from None
+            return make_binary()
+
+    def _json_value(self, data: Any) -> Any:
+        encoder = self.encoder
+        if encoder is None or data is None or type(data) in (str, int, float, bool):
+            return data
+        return _json_encoded(data, encoder)
+
+    def encode(self, data: Any) -> Frame:
+        return self._data(
+            lambda: _wire().encode_message(data, None, self.encoder),
+            lambda: codec.encode_message(self._json_value(data)),
+        )
+
+    def encode_acked(self, ack_id: AckId, data: Any) -> Frame:
+        return self._data(
+            lambda: _wire().encode_message(data, ack_id, self.encoder),
+            lambda: codec.encode_message(self._json_value(data), ack_id),
+        )
+
+    def _frame(self, frame: Any) -> Frame:
+        return codec.encode(frame)  # control frames hold nothing JSON cannot carry
+
+    def encode_ping(self, seq: int) -> Frame:
+        return self._frame(Ping(seq))
+
+    def encode_pong(self, t: Any) -> Frame:
+        return self._frame(Pong(t))
+
+    def encode_subscribe(self, channel: str, since: str | None, presence: bool = False) -> Frame:
+        return self._frame(Subscribe(channel, since, presence))
+
+    def encode_unsubscribe(self, channel: str) -> Frame:
+        return self._frame(Unsubscribe(channel))
+
+    def encode_publish(self, ack_id: AckId, channel: str, data: Any, event: str | None) -> Frame:
+        return self._data(
+            lambda: _wire().encode(Publish(channel, data, ack_id, event), self.encoder),
+            lambda: codec.encode(Publish(channel, self._json_value(data), ack_id, event)),
+        )
+
+    def encode_refresh(self, ack_id: AckId, token: str) -> Frame:
+        return self._frame(Refresh(ack_id, token))
+
+    def encode_history(
+        self, ack_id: AckId, channel: str, limit: int | None, since: str | None, reverse: bool
+    ) -> Frame:
+        return self._frame(HistoryRequest(ack_id, channel, limit, since, reverse))
+
+    def encode_presence(self, ack_id: AckId, channel: str) -> Frame:
+        return self._frame(PresenceRequest(ack_id, channel))
+
+    def encode_join(self, ack_id: AckId, channel: str, info: Any, key: str) -> Frame:
+        return self._data(
+            lambda: _wire().encode(PresenceJoin(channel, info, key, ack_id), self.encoder),
+            lambda: codec.encode(PresenceJoin(channel, self._json_value(info), key, ack_id)),
+        )
+
+    def encode_leave(self, ack_id: AckId, channel: str, key: str) -> Frame:
+        return self._frame(PresenceLeave(channel, key, ack_id))
+
+    def decode(self, frame: Frame) -> Inbound:
+        if type(frame) is bytes:
+            events = _wire().decode_batch(frame)
+            return self._decoded(events[0], True) if len(events) == 1 else BadFrame("a batch", frame)
+        return self._decoded(codec.decode_server_frame(frame), False)
+
+    def decode_batch(self, frame: Frame) -> list[Inbound] | None:
+        """For a binary message, always its frames (one or several: read once)."""
+        if type(frame) is bytes:
+            return [self._decoded(event, True) for event in _wire().decode_batch(frame)]
+        assert isinstance(frame, str)
+        events = codec.decode_batch(frame)
+        if events is None:
+            return None
+        return [self._decoded(event, False) for event in events]
+
+    def _decoded(self, event: Inbound, binary_frame: bool) -> Inbound:
+        kind = type(event)
+        if kind is Welcome:
+            self.binary = binary_frame
+        decoder = self.decoder
+        if decoder is None:
+            return event
+        if kind is Message or kind is Publication or (kind is Ack and event.data is not None):  # type: ignore[union-attr]
+            return replace(event, data=decoder(event.data))  # type: ignore[union-attr]
+        return event
+
+
+_JSON_ONLY = (
+    "bytes and arrays travel only on the binary binding (subprotocol pyrt.v1.msgpack: install "
+    "msgpack, use protocol='pyrt', and a server that speaks it, such as serve.py with the "
+    "server extra); on the JSON binding send str or JSON data, or encode them yourself (base64)"
+)
+
+
+def _json_encoded(data: Any, encoder: Callable[[Any], Any]) -> Any:
+    """``data`` with every value JSON does not know replaced by ``encoder``'s answer."""
+    import json
+
+    try:
+        return json.loads(json.dumps(data, default=encoder, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise EncodeError(f"cannot send a {type(data).__name__} as JSON: {exc}") from exc
+
+
+def _pyrt() -> WireProtocol:
+    """The default ``"pyrt"`` protocol: with the binary binding where ``msgpack`` is installed."""
+    return PyrtBinaryProtocol() if binary_available() else PyrtProtocol()
+
+
+_BY_NAME: dict[str, Callable[[], WireProtocol]] = {
+    "pyrt": _pyrt,
+    "pyrt-json": PyrtProtocol,
+    "pyrt-msgpack": PyrtBinaryProtocol,
     "raw": RawProtocol,
     "json-ack": JsonAckProtocol,
 }
 
 
 def get_protocol(protocol: str | WireProtocol) -> WireProtocol:
-    """A protocol instance from a name (``"pyrt"``, ``"raw"``, ``"json-ack"``) or an instance."""
+    """A protocol instance from a name (``"pyrt"``, ``"pyrt-json"``, ``"pyrt-msgpack"``, ``"raw"``,
+    ``"json-ack"``) or an instance."""
     if isinstance(protocol, WireProtocol):
         return protocol
     try:

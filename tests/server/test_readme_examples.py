@@ -61,3 +61,23 @@ def test_the_history_example_prints_each_items_offset_event_and_data_newest_firs
     keys = [offset_key(offset) for offset in offsets]
     assert keys == sorted(keys)
     assert offsets != ["1", "2", "3"]
+
+
+def test_the_array_example_delivers_an_equal_array(pyrt_start_server: Callable[..., ServerProcess]) -> None:
+    import numpy as np
+
+    server = pyrt_start_server()
+    drawn: list[Any] = []
+
+    async def scenario() -> None:
+        async with WebSocketClient(f"{server.ws_url}/ws", heartbeat=None) as client:
+            code = textwrap.indent(readme_block('publish("plot"'), "    ")
+            namespace: dict[str, Any] = {"client": client, "draw": drawn.append}
+            exec(f"async def example():\n{code}", namespace)
+            await namespace["example"]()
+            while not drawn:
+                await client.history("plot", limit=1)  # a round trip: the publication is out by then
+        assert np.array_equal(drawn[0], np.linspace(0, 1, 100_000, dtype=np.float32))
+        assert drawn[0].dtype == np.float32
+
+    run(scenario)

@@ -1,5 +1,7 @@
 """``pyrt.testing.FakePyrtServer`` stays truthful: the same frame scripts run against it and
-against a real ``serve.py`` (default settings, memory broker), and the answers must be the same.
+against a real ``serve.py`` (default settings, memory broker), and the answers must be the same,
+on both bindings: JSON text (``pyrt.v1``) and MessagePack (``pyrt.v1.msgpack``, where the script's
+frames are sent as MessagePack maps and the answers read back from MessagePack).
 
 Answers are compared after normalising what legitimately differs between two servers: session ids
 and server names, the announced heartbeat interval (the limits ``welcome`` advertises must be the
@@ -18,7 +20,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import msgpack
 import pytest
+import websockets
 
 from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.settings import Settings
@@ -133,6 +137,26 @@ SCRIPTS: dict[str, Script] = {
         {"type": "unsubscribe"},
     ],
 }
+#: Scripts only the binary binding can send (their frames hold bytes).
+BINARY_SCRIPTS: dict[str, Script] = {
+    "bytes and arrays travel as they are: publish, replay, history, messages": [
+        {"type": "publish", "id": "{id1}", "channel": "{ch}", "data": b"\x00\xffbytes"},
+        {
+            "type": "publish",
+            "id": "{id2}",
+            "channel": "{ch}",
+            "data": {"a": msgpack.ExtType(1, msgpack.packb(["<f4", [2]]) + b"\x00\x00\x80?\x00\x00\x00@")},
+        },
+        {"type": "subscribe", "channel": "{ch}", "since": "0"},
+        {"type": "history", "id": "{id3}", "channel": "{ch}"},
+        {"type": "message", "id": "{id3}", "data": [b"x", {"k": b"y"}]},
+        {"type": "message", "data": b"echo"},
+        {"type": "publish", "channel": "{ch}", "data": {"$pyrt": "bytes", "base64": "eHk="}},
+        {"type": "publish", "id": "{id1}", "channel": "{ch}", "data": msgpack.ExtType(9, b"")},
+        "{not json",
+        b"\x00\x01",
+    ],
+}
 
 
 # ------------------------------------------------------------------------------- running a script
@@ -155,6 +179,10 @@ class Names:
     def fill(self, frame: Frame) -> Frame:
         if isinstance(frame, bytes):
             return frame
+        if isinstance(frame, dict):
+            return {
+                key: self.fill(value) if isinstance(value, str) else value for key, value in frame.items()
+            }  # type: ignore[misc]
         text = frame if isinstance(frame, str) else json.dumps(frame)
         for placeholder, value in {**self.values, **self.offsets}.items():
             text = text.replace(placeholder, value)
@@ -229,13 +257,27 @@ def normalise(groups: list[list[dict[str, Any]]], names: Names) -> list[list[dic
     return out
 
 
-def run_on_fake(script: Script, names: Names) -> list[list[dict[str, Any]]]:
-    server = FakePyrtServer(limits=Settings().advertised_limits())  # serve.py's defaults
-    conn: ServerConnection = server.accept()
+def _wire(frame: Frame, binding: str) -> str | bytes:
+    """A filled script frame as the binding sends it (text and bytes frames as they are)."""
+    if isinstance(frame, str | bytes):
+        return frame
+    return msgpack.packb(frame) if binding == "msgpack" else json.dumps(frame)
+
+
+def _answers(message: str | bytes) -> list[dict[str, Any]]:
+    if isinstance(message, str):
+        return [json.loads(line) for line in message.split("\n") if line]
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(message)
+    return list(unpacker)
+
+
+def run_on_fake(script: Script, names: Names, binding: str = "json") -> list[list[dict[str, Any]]]:
+    server = FakePyrtServer(limits=Settings().advertised_limits(), binary=True)  # serve.py's defaults
+    conn: ServerConnection = server.accept(["pyrt.v1.msgpack"] if binding == "msgpack" else ["pyrt.v1"])
     groups = [_drain(conn)]
     for frame in script:
-        filled = names.fill(frame)
-        conn.handle(filled if isinstance(filled, str | bytes) else json.dumps(filled))
+        conn.handle(_wire(names.fill(frame), binding))
         group = _drain(conn)
         for answer in group:
             names.learn(answer)
@@ -244,9 +286,37 @@ def run_on_fake(script: Script, names: Names) -> list[list[dict[str, Any]]]:
 
 
 def _drain(conn: ServerConnection) -> list[dict[str, Any]]:
-    answers = [json.loads(text) for text in conn.outgoing]
+    answers = [answer for message in conn.outgoing for answer in _answers(message)]
     conn.outgoing.clear()
     return answers
+
+
+async def run_on_server_binary(
+    server: ServerProcess, script: Script, names: Names
+) -> list[list[dict[str, Any]]]:
+    async with websockets.connect(f"{server.ws_url}/ws", subprotocols=["pyrt.v1.msgpack"]) as ws:
+        assert ws.subprotocol == "pyrt.v1.msgpack"
+        pending: list[dict[str, Any]] = []
+
+        async def recv() -> dict[str, Any]:
+            while not pending:
+                pending.extend(_answers(await asyncio.wait_for(ws.recv(), 10)))
+            return pending.pop(0)
+
+        groups: list[list[dict[str, Any]]] = [[await recv()]]
+        for n, frame in enumerate(script):
+            await ws.send(_wire(names.fill(frame), "msgpack"))
+            sentinel = 10_000_000 + n
+            await ws.send(msgpack.packb({"type": "ping", "t": sentinel}))
+            group = []
+            while True:
+                answer = await recv()
+                if answer == {"type": "pong", "t": sentinel}:
+                    break
+                names.learn(answer)
+                group.append(answer)
+            groups.append(group)
+    return groups
 
 
 async def run_on_server(server: ServerProcess, script: Script, names: Names) -> list[list[dict[str, Any]]]:
@@ -288,6 +358,21 @@ def test_the_fake_server_answers_as_serve_py_does(plain_server: ServerProcess, n
     real = normalise(asyncio.run(run_on_server(plain_server, script, real_names)), real_names)
     fake = normalise(run_on_fake(script, fake_names), fake_names)
     assert fake == real
+
+
+@pytest.mark.parametrize("name", [*SCRIPTS, *BINARY_SCRIPTS])
+def test_the_fake_server_answers_as_serve_py_does_on_the_binary_binding(
+    plain_server: ServerProcess, name: str
+) -> None:
+    script = SCRIPTS.get(name) or BINARY_SCRIPTS[name]
+    real_names, fake_names = Names(), Names()
+    real = normalise(asyncio.run(run_on_server_binary(plain_server, script, real_names)), real_names)
+    fake = normalise(run_on_fake(script, fake_names, "msgpack"), fake_names)
+    assert fake == real
+    if name in BINARY_SCRIPTS:  # what the script checks: bytes came back as bytes
+        flat = [answer for group in real for answer in group]
+        assert {"type": "message", "data": b"echo"} in flat
+        assert any(a.get("type") == "publication" and a.get("data") == b"\x00\xffbytes" for a in flat)
 
 
 def test_the_comparison_notices_a_difference() -> None:

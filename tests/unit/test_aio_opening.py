@@ -39,7 +39,7 @@ def test_the_wire_protocol_subprotocol_is_offered_with_the_users() -> None:
     async def scenario() -> None:
         client, transport = make(protocols=["bearer.abc"])
         await client.connect().wait_open()
-        assert transport.sockets[0].protocols == ("pyrt.v1.batch", "pyrt.v1", "bearer.abc")
+        assert transport.sockets[0].protocols == ("pyrt.v1.msgpack", "pyrt.v1.batch", "pyrt.v1", "bearer.abc")
 
     run(scenario)
 
@@ -61,8 +61,8 @@ def test_the_token_and_subprotocols_are_chosen_again_for_every_attempt() -> None
         transport.drop()
         await until(lambda: len(transport.sockets) == 2 and client.state is State.OPEN)
         assert [s.protocols for s in transport.sockets] == [
-            ("pyrt.v1.batch", "pyrt.v1", "app.v0", "bearer.tok0"),
-            ("pyrt.v1.batch", "pyrt.v1", "app.v1", "bearer.tok1"),
+            ("pyrt.v1.msgpack", "pyrt.v1.batch", "pyrt.v1", "app.v0", "bearer.tok0"),
+            ("pyrt.v1.msgpack", "pyrt.v1.batch", "pyrt.v1", "app.v1", "bearer.tok1"),
         ]
         assert all("tok" not in s.url for s in transport.sockets)
 

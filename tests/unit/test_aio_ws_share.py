@@ -16,7 +16,7 @@ from pyrt import Backoff, WebSocketClient
 from pyrt.aio import share as share_module
 from pyrt.engine.heartbeat import Heartbeat
 from pyrt.engine.states import State
-from pyrt.errors import MessageTooLarge, ShareUnavailable
+from pyrt.errors import EncodeError, MessageTooLarge, ShareUnavailable
 from pyrt.testing import FakePyrtServer, FakeServices, FakeShareBus, FakeTransport
 from pyrt.wire.limits import ServerLimits
 from tests.unit.loop_support import run, until
@@ -627,5 +627,25 @@ def test_a_follower_publish_and_its_ack_cross_json_four_times(monkeypatch: pytes
         publish = next(text for _, text in bus.posted if '"type":"publish"' in text and '"data":1' in text)
         assert not publish.startswith("{")  # the frame as it is, after a few header lines:
         assert '\\"' not in publish  # not escaped into a JSON string
+
+    run(scenario)
+
+
+def test_a_shared_connection_speaks_the_json_binding_and_tabs_are_told_bytes_need_the_binary_one() -> None:
+    async def scenario() -> None:
+        server = FakePyrtServer(binary=True)  # a server that would take the binary binding
+        bus = FakeShareBus(asyncio.get_running_loop().call_soon)
+        tabs = [tab(server, bus) for _ in range(2)]
+        for t in tabs:
+            t.client.connect()
+        for t in tabs:
+            await t.client.wait_open(2)
+        assert [conn.binary for conn in server.connections] == [False]  # the relay reads JSON frames
+        seen: list[Any] = []
+        tabs[1].client.subscribe("c", seen.append)
+        await tabs[0].client.publish("c", {"n": 1})
+        await until(lambda: seen)
+        with pytest.raises(EncodeError, match="binary binding"):
+            tabs[0].client.publish("c", b"bytes")
 
     run(scenario)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from pyrt.errors import EncodeError, UnsupportedByProtocol
+from pyrt.wire import binary
 from pyrt.wire.frames import (
     Ack,
     BadFrame,
@@ -15,12 +16,20 @@ from pyrt.wire.frames import (
     Ping,
     Pong,
     Publication,
+    Publish,
     Subscribed,
     Unsubscribed,
     Welcome,
 )
 from pyrt.wire.limits import ServerLimits
-from pyrt.wire.protocols import JsonAckProtocol, PyrtProtocol, RawProtocol, WireProtocol, get_protocol
+from pyrt.wire.protocols import (
+    JsonAckProtocol,
+    PyrtBinaryProtocol,
+    PyrtProtocol,
+    RawProtocol,
+    WireProtocol,
+    get_protocol,
+)
 
 pyrt = PyrtProtocol()
 
@@ -49,11 +58,13 @@ def test_pyrt_control_frames_match_the_contract() -> None:
     assert json.loads(pyrt.encode_publish("k-3", "c", 1, "tick"))["event"] == "tick"
 
 
-def test_pyrt_refuses_binary_with_a_way_out() -> None:
-    with pytest.raises(EncodeError, match=r"JSON only.*protocol='raw'"):
+def test_pyrt_json_refuses_binary_naming_the_binary_binding() -> None:
+    with pytest.raises(EncodeError, match=r"only on the binary binding.*pyrt.v1.msgpack"):
         pyrt.encode(b"\x00")
-    with pytest.raises(EncodeError, match="JSON only"):
+    with pytest.raises(EncodeError, match="binary binding"):
         pyrt.encode_acked("k", bytearray(b"x"))
+    with pytest.raises(EncodeError, match="binary binding"):
+        pyrt.encode_publish("k", "c", {"deep": [b"x"]}, None)
 
 
 def test_data_that_is_not_json_is_refused_with_its_type() -> None:
@@ -192,3 +203,89 @@ def test_one_frame_with_line_breaks_is_not_a_batch() -> None:
     assert pyrt.decode(pretty) == Message([1, 2])
     assert pyrt.decode_batch('{"type":"pong"}\n') is None  # a trailing line break: one frame
     assert RawProtocol().decode_batch("a\nb") is None  # only protocols that batch split
+
+
+# ------------------------------------------------------------------------- the binary binding
+
+
+def test_the_default_pyrt_protocol_offers_the_binary_binding_first_when_msgpack_is_there() -> None:
+    protocol = get_protocol("pyrt")
+    assert isinstance(protocol, PyrtBinaryProtocol)
+    assert protocol.subprotocols == ("pyrt.v1.msgpack", "pyrt.v1.batch", "pyrt.v1")
+    assert get_protocol("pyrt-json").subprotocols == ("pyrt.v1.batch", "pyrt.v1")
+
+
+def test_frames_are_messagepack_only_when_their_data_needs_it_and_json_servers_refuse_it_early() -> None:
+    protocol = PyrtBinaryProtocol()
+    assert isinstance(protocol.encode({"x": 1}), str)  # before any welcome: JSON, every server reads it
+    assert isinstance(protocol.encode(b"\x00"), bytes)  # ...unless the data needs the binary binding
+    protocol.decode(binary.encode(Welcome("s", "srv", None, None, None, None)))
+    assert protocol.binary is True
+    assert isinstance(protocol.encode_subscribe("c", None), str)  # read on both bindings
+    assert isinstance(protocol.encode({"x": 1}), str)
+    assert binary.decode_client_frame(protocol.encode_publish("k-1", "c", b"\x01", None)) == Publish(
+        "c", binary.tag(b"\x01"), "k-1", "message"
+    )
+    protocol.decode('{"type":"welcome","session":"s2"}')
+    assert protocol.binary is False
+    assert isinstance(protocol.encode_ping(1), str)
+    with pytest.raises(EncodeError, match="this server chose the JSON binding"):
+        protocol.encode_publish("k-2", "c", {"raw": b"\x01"}, None)
+
+
+def test_a_binary_message_is_read_once_whether_it_holds_one_frame_or_several() -> None:
+    protocol = PyrtBinaryProtocol()
+    one = binary.encode(Pong(1))
+    assert protocol.decode_batch(one) == [Pong(1)]
+    assert protocol.decode_batch(one + binary.encode(Message(b"m"))) == [Pong(1), Message(b"m")]
+    assert protocol.decode(one) == Pong(1)
+
+
+def test_the_encoder_and_decoder_hooks_carry_what_neither_binding_knows() -> None:
+    import dataclasses
+    import datetime
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        when: datetime.date
+
+    def encoder(value: object) -> object:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.asdict(value)
+        if isinstance(value, datetime.date):
+            return value.isoformat()
+        raise TypeError(type(value).__name__)
+
+    protocol = PyrtBinaryProtocol(encoder=encoder, decoder=lambda data: ("decoded", data))
+    point = Point(1, datetime.date(2026, 12, 8))
+    assert json.loads(protocol.encode(point)) == {"type": "message", "data": {"x": 1, "when": "2026-12-08"}}
+    frame = protocol.encode([point, b"raw"])  # bytes: MessagePack, the hook still applies
+    assert binary.decode_server_frame(frame) == Message([{"x": 1, "when": "2026-12-08"}, b"raw"])
+    assert protocol.decode(binary.encode(Message([1]))) == Message(("decoded", [1]))
+    assert protocol.decode('{"type":"publication","channel":"c","data":2}') == Publication(
+        "c", ("decoded", 2)
+    )
+
+
+def test_a_client_loads_the_binary_binding_only_when_it_speaks_it() -> None:
+    import subprocess
+    import sys
+
+    from pyrt.wire.protocols import BINARY_SUBPROTOCOL
+
+    assert binary.SUBPROTOCOL == BINARY_SUBPROTOCOL
+    import os
+    from pathlib import Path
+
+    code = (
+        "import sys; from pyrt import WebSocketClient; WebSocketClient('ws://127.0.0.1:1/ws'); "
+        "lazy = ('pyrt.wire.binary', 'pyrt.wire.ndarray', 'msgpack', 'numpy'); "
+        "print(sorted(m for m in lazy if m in sys.modules))"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env
+    ).stdout
+    assert out.strip() == "[]"

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyrt.session import actions as act
 from pyrt.session import messages
 from pyrt.session.config import Peer, SessionConfig
 from pyrt.session.server import ServerSession
+from pyrt.wire import binary
 from pyrt.wire.frames import HistoryPage, Publication, RawJSON
 from pyrt.wire.limits import ServerLimits
 
@@ -87,7 +90,8 @@ class Driver:
     def pump(self) -> None:
         for action in self.session.actions():
             if isinstance(action, act.Send):
-                self.sent.append(json.loads(action.text))
+                text = action.text
+                self.sent.append(json.loads(text) if isinstance(text, str) else binary.unpack(text))
             elif isinstance(action, act.Close):
                 self.closed = (action.code, action.reason)
             elif isinstance(action, act.Abort):
@@ -592,3 +596,80 @@ def test_bad_frames_are_refused_naming_their_id_and_the_connection_stays() -> No
     assert [(a["code"], a.get("id")) for a in d.take()] == [("bad_frame", "p1"), ("bad_json", None)]
     assert d.closed is None
     assert d.session.stats.errors["bad_frame"] == 1
+
+
+# ------------------------------------------------------------------------- the binary binding
+
+
+def test_on_the_binary_binding_every_answer_is_messagepack_and_bytes_are_kept_tagged() -> None:
+    d = Driver(binary=True)
+    d.session.received(binary.pack({"type": "ping", "t": 1}), d.now)
+    d.pump()
+    assert [w["type"] for w in d.take()] == ["welcome", "pong"]
+    d.session.received(binary.pack({"type": "publish", "id": "p-1", "channel": "c", "data": b"\x00"}), d.now)
+    d.pump()
+    publish = d.next(act.Publish)
+    assert json.loads(publish.data_json) == {"$pyrt": "bytes", "base64": "AA=="}
+    d.session.received('{"type":"ping","t":2}', d.now)  # text is still read as JSON
+    d.pump()
+    d.session.published(publish.ticket, "1-1", False, d.now)
+    d.pump()
+    assert d.take() == [
+        {"type": "ack", "id": "p-1", "ok": True, "data": {"offset": "1-1"}},
+        {"type": "pong", "t": 2},
+    ]
+
+
+def test_a_bad_binary_frame_is_refused_with_bad_frame_and_the_next_one_is_read() -> None:
+    d = Driver(binary=True)
+    d.take()
+    for bad in (
+        b"\xc1",
+        binary.pack([1]),
+        binary.pack({"type": "publish", "channel": "c", "data": float("nan")}),
+    ):
+        d.session.received(bad, d.now)
+        d.pump()
+    d.session.received(binary.pack({"type": "ping", "t": 3}), d.now)
+    d.pump()
+    answers = d.take()
+    assert [(a["type"], a.get("code")) for a in answers] == [("error", "bad_frame")] * 3 + [("pong", None)]
+    assert d.closed is None
+
+
+def test_a_binary_frame_on_the_json_binding_names_the_binary_binding() -> None:
+    d = Driver()
+    d.take()
+    d.session.received(binary.pack({"type": "ping"}), d.now)
+    d.pump()
+    (error,) = d.take()
+    assert (error["code"], "pyrt.v1.msgpack" in error["message"]) == ("binary_not_supported", True)
+
+
+def test_a_binary_frame_over_the_size_limit_closes_with_1009() -> None:
+    d = Driver(SessionConfig(heartbeat=10.0, max_message_chars=100), binary=True)
+    d.session.received(binary.pack({"type": "publish", "channel": "c", "data": b"x" * 200}), d.now)
+    d.pump()
+    assert d.closed is not None
+    assert d.closed[0] == 1009
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=120))
+def test_fuzz_any_binary_frame_gets_an_error_or_an_answer_and_the_connection_stays_usable(
+    frame: bytes,
+) -> None:
+    d = Driver(binary=True)
+    d.take()
+    d.session.received(frame, d.now)
+    d.pump()
+    answers = d.take()
+    assert d.closed is None
+    assert all(
+        a["type"] != "error" or a["code"] in ("bad_frame", "unknown_type", "forbidden") for a in answers
+    )
+    if not d.session.reading:  # a valid frame waiting for its outcome (a message, a read)
+        return
+    d.session.received(binary.pack({"type": "ping", "t": 9}), d.now)
+    d.pump()
+    assert {"type": "pong", "t": 9} in d.take()

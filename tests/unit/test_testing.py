@@ -10,6 +10,7 @@ import pytest
 from pyrt.engine.states import State
 from pyrt.testing import EngineHarness, FakeClock, FakePyrtServer
 from pyrt.wire.limits import ServerLimits
+from pyrt.wire.ndarray import NDArray
 
 
 def replies(server: FakePyrtServer, *frames: Mapping[str, object]) -> list[dict[str, object]]:
@@ -140,3 +141,18 @@ def test_the_fake_server_batches_what_queued_up_for_a_client_that_offered_batche
     assert [json.loads(line)["type"] for line in str(batch).split("\n")] == ["subscribed", "publication"]
     assert [json.loads(single.take())["type"] for _ in range(3)] == ["welcome", "subscribed", "publication"]
     assert not FakePyrtServer(batch=False).accept(("pyrt.v1.batch",)).batch
+
+
+def test_the_fake_server_speaks_the_binary_binding_with_a_client_that_offers_it() -> None:
+    server = FakePyrtServer(binary=True)
+    h = EngineHarness(server=server, heartbeat=None)
+    h.connect()
+    seen = h.subscribe("plots")
+    h.publish("plots", {"raw": b"\x00\x01", "array": NDArray("<i2", (2,), b"\x01\x00\x02\x00")})
+    server.publish("plots", b"from the server")
+    h.send(b"echo")
+    assert server.connections[0].binary
+    assert [p.data for p in seen][-1] == b"from the server"
+    assert seen[0].data["raw"] == b"\x00\x01"
+    assert seen[0].data["array"].tolist() == [1, 2]
+    assert h.messages == [b"echo"]
