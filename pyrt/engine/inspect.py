@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pyrt.engine.actions import DeliverPresence, DeliverPublication, RejectAck, SubscriptionConfirmed
 from pyrt.engine.states import Closed, StateChanged
-from pyrt.wire import codec
+from pyrt.wire import binary, codec
 from pyrt.wire.frames import (
     Ack,
     BadFrame,
@@ -60,6 +60,7 @@ from pyrt.wire.frames import (
     Unsubscribed,
     Welcome,
 )
+from pyrt.wire.protocols import PyrtProtocol
 from pyrt.wire.sse import ServerSentEvent
 
 #: What a protocol decodes a server's frame into (anything else in a recording is an SSE event).
@@ -337,9 +338,13 @@ class Recorder:
 
     def _outbound(self, frame: object, at: float, sent: dict[str, tuple[float, str]]) -> FrameEntry:
         decoded: object = None
-        if isinstance(frame, str):
-            try:
-                decoded = codec.decode_client_frame(frame)
+        if isinstance(frame, str) or (isinstance(frame, bytes) and isinstance(self.protocol, PyrtProtocol)):
+            try:  # bytes from a pyrt client: the binary binding, which it negotiated
+                decoded = (
+                    codec.decode_client_frame(frame)
+                    if isinstance(frame, str)
+                    else binary.decode_client_frame(frame)
+                )
             except Exception:
                 decoded = None
         if decoded is None or not isinstance(frame, str | bytes):
@@ -360,10 +365,9 @@ class Recorder:
         if protocol is None or not isinstance(frame, str | bytes):
             return [frame]
         try:
-            if isinstance(frame, str):
-                batch = protocol.decode_batch(frame)
-                if batch is not None:
-                    return list(batch)
+            batch = protocol.decode_batch(frame)  # a binary message: always its frames
+            if batch is not None:
+                return list(batch)
             return [protocol.decode(frame)]
         except Exception:
             return [frame]

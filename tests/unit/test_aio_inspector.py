@@ -197,3 +197,21 @@ def test_a_follower_hears_each_session_and_is_closed_with_the_inspector() -> Non
         assert follower.closed
 
     run(scenario)
+
+
+def test_over_the_binary_binding_bytes_frames_are_decoded_and_their_acks_matched() -> None:
+    async def scenario() -> None:
+        client, _ = make(FakePyrtServer(binary=True))
+        inspector = client.inspect()
+        await client.connect().wait_open()
+        await client.publish("blobs", b"\x00\x01binary")
+        kept = [(inbound, frame) for _, inbound, frame in inspector.recorder._raw]
+        assert (True, bytes) in {(inbound, type(frame)) for inbound, frame in kept}  # the server's, MessagePack
+        assert (False, bytes) in {(inbound, type(frame)) for inbound, frame in kept}  # the publish of bytes
+        text = str(inspector)
+        assert "[answers publish #" in text, text
+        assert "blobs" in text
+        outbound = [f for f in inspector.recorder.frames() if f.direction == "out" and "blobs" in f.summary]
+        assert outbound and outbound[0].ack_id is not None
+
+    run(scenario)
