@@ -218,3 +218,33 @@ def test_a_trace_reader_that_does_not_read_is_bounded_and_told_what_it_missed(
         slow.close()
 
     run(scenario())
+
+
+def test_a_channel_trace_reads_the_binary_binding_as_it_reads_json(
+    pyrt_start_server: Callable[..., ServerProcess],
+) -> None:
+    import msgpack
+    import websockets
+
+    srv = pyrt_start_server("--demo-tick", "0", "--admin-token", ADMIN)
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=TIMEOUT) as http:
+            trace = await open_trace(http, "channel=room-bin")
+            async with websockets.connect(f"{srv.ws_url}/ws", subprotocols=["pyrt.v1.msgpack"]) as ws:  # type: ignore[list-item]
+                assert ws.subprotocol == "pyrt.v1.msgpack"
+                frame = {"type": "publish", "channel": "room-bin", "id": "p1", "data": b"\x00\xffraw"}
+                await ws.send(msgpack.packb(frame, use_bin_type=True))
+                while True:
+                    reply = msgpack.unpackb(await asyncio.wait_for(ws.recv(), TIMEOUT), raw=False)
+                    if reply.get("type") == "ack":
+                        break
+                await trace.until(lambda e: e["event"] == "publication")
+            publish = next(e for e in trace.events if e["event"] == "publish")  # read from MessagePack
+            assert (publish["channel"], publish["id"]) == ("room-bin", "p1")
+            publication = next(e for e in trace.events if e["event"] == "publication")
+            assert (publication["channel"], publication["offset"]) == ("room-bin", reply["data"]["offset"])
+            assert "\\u0000" not in json.dumps(trace.events)  # sizes, not data
+            await trace.response.aclose()
+
+    run(scenario())
