@@ -86,9 +86,13 @@ async def latencies(server: ServerProcess, until: asyncio.Event) -> list[float]:
 
 async def measure(n: int) -> dict[str, Any]:
     with RedisServer() as redis:
-        server = ServerProcess(
-            "--redis", redis.url, "--max-channels-per-identity", str(n), "--max-connections-per-ip", "0"
-        ) if "--max-channels-per-identity" in _help() else ServerProcess("--redis", redis.url)
+        server = (
+            ServerProcess(
+                "--redis", redis.url, "--max-channels-per-identity", str(n), "--max-connections-per-ip", "0"
+            )
+            if "--max-channels-per-identity" in _help()
+            else ServerProcess("--redis", redis.url)
+        )
         try:
             stop = asyncio.Event()
             rest_task = asyncio.ensure_future(latencies(server, stop))
