@@ -121,19 +121,19 @@ class BrowserFetchTransport:
         def abort(reason: Any = None, *_: Any) -> None:
             settle(_message(reason) if reason is not None else "network error")
 
-        sink = js.WritableStream.new(
-            to_js(
-                {"write": owner.proxy(write), "close": owner.proxy(close), "abort": owner.proxy(abort)},
-                dict_converter=js.Object.fromEntries,
-            )
-        )
-        self._sinks[number] = (owner, settle)
         try:
+            sink = js.WritableStream.new(
+                to_js(
+                    {"write": owner.proxy(write), "close": owner.proxy(close), "abort": owner.proxy(abort)},
+                    dict_converter=js.Object.fromEntries,
+                )
+            )
+            self._sinks[number] = (owner, settle)
             # The pipe's own promise is not awaited (see the module docstring); a builtin is its
             # rejection handler, so an aborted pipe is not an unhandled rejection and owns no proxy.
             response.body.pipeTo(sink).catch(js.Boolean)
             outcome = await ended
-        except Exception as exc:  # pipeTo refused to start (a locked or disturbed body)
+        except Exception as exc:  # no sink could be made, or no pipe started (a body of null)
             outcome = _message(exc)
         finally:
             self._sinks.pop(number, None)

@@ -11,7 +11,7 @@ Fixtures (docs/testing.md has the whole story):
 ========================  ========  =================================================================
 ``pyrt_server``           session   pyrt's server with its default settings (plus ``pyrt_server_args``)
 ``pyrt_start_server``     function  start servers with options (``redis=True``: on ``pyrt_redis``)
-``pyrt_redis``            session   a throw-away ``redis-server`` (skips the test when not installed)
+``pyrt_redis``            session   a throw-away ``redis-server`` (none installed: skips; in CI fails)
 ``pyrt_proxy``            function  a chaos proxy in front of ``pyrt_server``
 ``pyrt_start_proxy``      function  a chaos proxy in front of any server
 ``pyrt_engine``           session   the engine of this test (``--pyrt-engine``; tests are parametrized)
@@ -306,12 +306,17 @@ def pyrt_start_server(
 @pytest.fixture(scope="session")
 def pyrt_redis() -> Iterator[RedisServer]:
     """A ``redis-server`` for the session on a free loopback port (no persistence); the test is
-    skipped when ``redis-server`` is not installed."""
+    skipped when ``redis-server`` is not installed, and fails instead in CI (``CI=true``)."""
+    from pyrt.pytest_plugin.engines import in_ci
     from pyrt.pytest_plugin.redis_process import RedisServer, RedisUnavailable
 
     try:
         redis = RedisServer()
     except RedisUnavailable as exc:
+        if in_ci():
+            pytest.fail(
+                f"{exc}\n(CI=true: a missing redis-server fails the tests that need it)", pytrace=False
+            )
         pytest.skip(str(exc))
     yield redis
     redis.stop()

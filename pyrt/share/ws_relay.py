@@ -133,9 +133,6 @@ class WsRelay:
         """Distinct participants (tabs, workers) with an open or waiting link."""
         return len(set(self._links.values()) | set(self._pending.values()))
 
-    def is_open(self, link: str) -> bool:
-        return link in self._links
-
     # -- links
 
     def link_requested(

@@ -66,7 +66,7 @@ def wait_for_stat(page: AppPage, name: str, value: str, timeout: float = WAIT) -
 
 
 def block_websockets_then_lift(alice: AppPage, bob: AppPage) -> None:
-    """ "Block WebSockets" on ``alice``: its chat moves to the HTTP binding and messages flow both
+    """Press "Block WebSockets" on ``alice``: its chat moves to the HTTP binding and messages flow both
     ways, each acknowledged once; lifting the block moves it back to a WebSocket within the demo's
     probe interval, and the chat carries on.
 

@@ -376,3 +376,28 @@ client.close()
     during, after = got
     assert during > 0  # the stream was being read through proxies
     assert after == 0
+
+
+def test_a_body_that_cannot_be_read_fails_the_request_and_keeps_no_proxy(
+    page: PyodidePage, fault: FaultApp, key: str
+) -> None:
+    """The sink's proxies are made before the sink: when making it fails, they go all the same."""
+    got = run(
+        page,
+        f"""
+before = live_count()
+saved = js.WritableStream
+errors = []
+try:
+    js.globalThis.WritableStream = js.Object.freeze  # not a constructor: ``new`` throws
+    client = FetchEventSource("{fault.url}/stream?key={key}&n=1&total=1", backoff=FAST)
+    client.on_error = lambda e: errors.append(type(e).__name__)
+    client.connect()
+    await until(lambda: errors)
+    client.close()
+finally:
+    js.globalThis.WritableStream = saved
+[errors[0], live_count() - before]
+""",
+    )
+    assert got == ["SSENetworkError", 0]

@@ -16,7 +16,7 @@ import pytest
 
 from pyrt.server.assets import PackageZip
 from pyrt.server.bytecode import PyodideBytecode
-from tests import REPO
+from tests import REPO, skip_outside_ci
 
 PYODIDE = REPO / "node_modules" / "pyodide"
 
@@ -154,10 +154,9 @@ def test_a_compile_abandoned_by_a_stopped_server_is_taken_over(tmp_path: Path) -
     assert runs.read_text() == "1"
 
 
-@pytest.mark.skipif(
-    shutil.which("node") is None or not (PYODIDE / "pyodide.mjs").is_file(), reason="needs node and Pyodide"
-)
 def test_node_compiles_checked_hash_pycs_with_pyodides_python(tmp_path: Path) -> None:
+    if shutil.which("node") is None or not (PYODIDE / "pyodide.mjs").is_file():
+        skip_outside_ci("needs node and Pyodide (make setup)")
     pycs = PyodideBytecode(PYODIDE, tmp_path / "cache").wait({"pyrt/x.py": b"X = 1\n"}, timeout=240)
     assert pycs is not None
     pyc = pycs["pyrt/__pycache__/x.cpython-314.pyc"]

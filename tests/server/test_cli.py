@@ -24,7 +24,7 @@ from pyrt.pytest_plugin.server_process import ServerProcess
 from pyrt.server.cli import connection_caps, file_limit, parse_args, settings_from_args
 from pyrt.server.settings import ADMIN_TOKEN_ENV, FLAG, TOKEN_SECRET_ENV, Settings
 from pyrt.wire.reconnect_window import parse_reason
-from tests import REPO
+from tests import REPO, skip_outside_ci
 from tests.server.test_sse_endpoint import open_stream
 from tests.server.wsclient import Client, run
 
@@ -239,7 +239,7 @@ def test_sigterm_asks_clients_to_spread_their_reconnects_and_refuses_newcomers_w
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+        skip_outside_ci("openssl is not installed")
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(

@@ -59,7 +59,7 @@ def test_in_debt_an_address_waits_for_its_turns_in_the_order_its_connections_ask
         budget.forget("a", 3)  # its connection closed: no turn
         assert budget.waiting("a")
         started = loop.time()
-        await done
+        await asyncio.wait_for(done, 5)
         assert turns == [1, 2]
         assert loop.time() - started >= 0.015  # the debt was paid back first
         assert not budget.waiting("a")

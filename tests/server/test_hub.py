@@ -13,6 +13,7 @@ from pyrt.server.connection import Connection
 from pyrt.server.hub import Hub, Subscriber
 from pyrt.server.metrics import Stats
 from pyrt.server.offsets import ZERO, OffsetKey, offset_key
+from pyrt.testing import until
 
 
 class SlowHistoryBroker(MemoryBroker):
@@ -171,8 +172,11 @@ def slow_replay(retention: int, published: int) -> tuple[list[str], int, int, in
             behind = behind or subscriber.behind
             await asyncio.sleep(0)
         await replaying
-        while not conn.closed and len(sent) < 30 + published:
-            await asyncio.sleep(0.01)
+        await until(
+            lambda: conn.closed or len(sent) >= 30 + published,
+            timeout=30,
+            message="every publication sent, or the connection closed",
+        )
         hub.unsubscribe(subscriber)
         conn.close()
         await conn.finished()
