@@ -35,7 +35,6 @@ __all__ = [
     "ack_refused",
     "ack_result",
     "ack_unavailable",
-    "is_ok",
 ]
 
 REMEMBER_MAX: Final = 512  # characters of an ack kept for re-sent copies; bigger ones lose their data
@@ -86,8 +85,3 @@ def ack_unavailable(message_id: str) -> str:
             retry_after=BROKER_RETRY,
         )
     )
-
-
-def is_ok(ack: str) -> bool:
-    """Whether an ack text made here says ``ok`` (for the counters)."""
-    return ',"ok":true' in ack[:400]

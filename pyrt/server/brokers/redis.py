@@ -340,7 +340,6 @@ class RedisBroker(Broker):
         self.url = url
         self.retention = retention
         self.history_bytes = history_bytes
-        self._history_ttl = history_ttl
         self._dedup_per_identity = dedup_per_identity
         self._dedup_max = dedup_max
         #: The history's accounting: total bytes, streams by last publication, bytes per stream.
@@ -349,7 +348,6 @@ class RedisBroker(Broker):
         self._history_ttl_ms = int(history_ttl * 1000)
         self.prefix = prefix
         self._dedup_ttl_ms = int(dedup_ttl * 1000)
-        self._block_ms = block_ms
         self._stream_prefix = prefix + "ch:"
         #: The Redis pub/sub channel naming the streams that were written to.
         self.news_channel = prefix + "news"
