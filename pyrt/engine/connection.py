@@ -48,7 +48,7 @@ from pyrt.engine.states import Input, State, StateChanged, StateMachine
 from pyrt.engine.transports import Transports
 from pyrt.errors import ClientClosedError, FrameError, InvalidCloseCode, InvalidStateError, ServerError
 from pyrt.wire.frames import BadFrame, ErrorFrame, Message, Ping, Pong, Welcome
-from pyrt.wire.protocols import get_protocol
+from pyrt.wire.protocols import get_protocol, with_traceparent
 from pyrt.wire.reconnect_window import parse_reason
 from pyrt.wire.refusals import is_retryable
 from pyrt.wire.types import Frame
@@ -84,6 +84,8 @@ class ConnectionCore:
     def __init__(self, options: WebSocketOptions, drain_interval: float) -> None:
         self.options = options
         self.protocol = protocol = get_protocol(options.protocol)
+        if options.traceparent is not None:
+            self.protocol = protocol = with_traceparent(protocol, options.traceparent)
         self.rng = rng = options.rng if options.rng is not None else random.random
         pacing = options.pacing
         if pacing == "auto":

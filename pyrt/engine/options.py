@@ -61,6 +61,10 @@ class WebSocketOptions:
     transports: tuple[str, ...] | Literal["auto"] = "auto"
     #: When to move on, probe back and remember (``None``: the defaults).
     transport_policy: TransportPolicy | None = None
+    #: Tracing (opt-in): called as each ``message`` and ``publish`` frame is encoded, returns the
+    #: W3C ``traceparent`` it carries (``None``: none), e.g. :func:`pyrt.otel.current_traceparent`.
+    #: ``None`` (default): frames carry no ``traceparent``. Needs the pyrt protocol.
+    traceparent: Callable[[], str | None] | None = None
 
     def __post_init__(self) -> None:
         if not self.ack_timeout > 0:

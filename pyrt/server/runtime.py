@@ -21,7 +21,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrt.server.application import Handler
 from pyrt.server.auth import Claims, verify_token
@@ -37,6 +37,9 @@ from pyrt.server.trace import Tracer
 from pyrt.session.config import Grant, SessionConfig
 from pyrt.wire.reconnect_window import close_reason, drain_window
 from pyrt.wire.sse_encode import encode_comment
+
+if TYPE_CHECKING:
+    from pyrt.server.otel import ServerTelemetry
 
 __all__ = ["ChannelPolicy", "PresenceInfo", "Runtime", "default_channel_policy", "default_presence_info"]
 
@@ -119,6 +122,16 @@ class Runtime:
         #: The histograms of /metrics (pyrt.server.metrics).
         self.histograms = Histograms()
         self.hub.latency = self.histograms.latency
+        #: OpenTelemetry spans (pyrt.server.otel), ``None`` unless ``settings.otel``: then only
+        #: is OpenTelemetry imported.
+        self.otel: ServerTelemetry | None = None
+        if settings.otel:
+            try:
+                from pyrt.server.otel import ServerTelemetry
+            except ModuleNotFoundError as exc:
+                raise RuntimeError(f"--otel needs {exc.name}: pip install 'pyrt[otel]'") from exc
+            self.otel = ServerTelemetry(settings.otel_tracer_provider)
+            self.otel.instrument(broker)
         #: Writes the WebSocket connections a turn of the event loop pushed to, at its end.
         self.flusher = Flusher()
         #: Open connections by client identity (for per-identity budgets).
@@ -151,7 +164,9 @@ class Runtime:
         if self._started:
             return
         self._started = True
-        await self.broker.start(self.hub.dispatch)
+        await self.broker.start(
+            self.hub.dispatch if self.otel is None else self.otel.fan_out(self.hub, self.stats)
+        )
         if self.post_relay is not None:
             try:
                 await self.post_relay.start(self.apply_post)
@@ -214,6 +229,8 @@ class Runtime:
         if self.post_relay is not None:
             await self.post_relay.stop()
         await self.broker.close()
+        if self.otel is not None:
+            self.otel.shutdown()
         self._started = False
 
     # --- permissions --------------------------------------------------------------------------

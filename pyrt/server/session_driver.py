@@ -270,6 +270,14 @@ class SessionDriver:
         """A broker or application action: the reader awaits each in turn (the session reads no
         frame meanwhile); a publication runs in a task of its own, started before the next frame
         is read, so the broker receives them in order."""
+        otel = self.rt.otel
+        if otel is None:
+            await self._carry_out_action(action)
+            return
+        with otel.handling(action, self.conn.session):  # a span for a publish or a message
+            await self._carry_out_action(action)
+
+    async def _carry_out_action(self, action: act.Action) -> None:
         protocol = self.protocol
         loop = self._loop
         try:

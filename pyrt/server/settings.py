@@ -541,6 +541,20 @@ class Settings:
     max_trace_readers: int = field(
         default=8, metadata=flag("--max-trace-readers", "open /admin/trace streams at most")
     )
+    #: OpenTelemetry spans for ``message`` and ``publish`` frames, broker publishes and fan-outs,
+    #: under the frame's ``traceparent`` when it has one (docs/server.md, "OpenTelemetry"). Needs
+    #: ``pyrt[otel]``; off: nothing of OpenTelemetry is imported.
+    otel: bool = field(
+        default=False,
+        metadata=flag(
+            "--otel",
+            "OpenTelemetry spans for frames, broker publishes and fan-outs (pip install pyrt[otel]; "
+            "exporter from the OTEL_* environment variables)",
+        ),
+    )
+    #: The ``TracerProvider`` the spans go to (``None``: the global one; when none is set, one made
+    #: from the ``OTEL_*`` environment variables). For embedding applications and tests.
+    otel_tracer_provider: Any = field(default=None, metadata=API_ONLY)
 
     # --- demo -----------------------------------------------------------------------------------
     #: Seconds between demo ``tick`` events on the ``feed`` channel (0: no demo feed).

@@ -62,7 +62,8 @@ class Abort:
 @dataclass(frozen=True, slots=True)
 class Publish:
     """Publish ``data_json`` (JSON text) into ``channel`` as ``event``; with ``id``, once per id and
-    ``scope`` (the client's identity). Report with ``published`` or ``publish_failed``."""
+    ``scope`` (the client's identity). Report with ``published`` or ``publish_failed``.
+    ``traceparent``: the frame's W3C Trace Context, when it carried one (for the server's spans)."""
 
     ticket: int
     channel: str
@@ -70,17 +71,20 @@ class Publish:
     data_json: str
     id: str | None
     scope: str
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class HandleMessage:
     """Run the application's handler for a ``message`` frame: once per ``id`` and identity when it
     has one (``pyrt.session.messages`` makes the ack texts the dedup window keeps). Report with
-    ``handled``; a fire-and-forget message (``id`` None) is reported too, with no ack."""
+    ``handled``; a fire-and-forget message (``id`` None) is reported too, with no ack.
+    ``traceparent`` as for :class:`Publish`."""
 
     ticket: int
     id: str | None
     data: Any
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

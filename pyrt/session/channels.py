@@ -85,7 +85,7 @@ class Channels:
         self._flight[ticket] = (frame_id, size)
         self._bytes += size
         event = frame.event or "message"
-        session.emit(PublishAction(ticket, channel, event, data_json, frame_id, session.peer.identity))
+        session.emit(PublishAction(ticket, channel, event, data_json, frame_id, identity, frame.traceparent))
 
     def _done(self, now: float) -> None:
         """A publication's outcome was handled (by :meth:`published` or :meth:`publish_failed`)."""

@@ -333,7 +333,9 @@ class ServerSession:
     def _on_message(self, frame: Message, now: float) -> None:
         ticket = self.begin(self._message_handled)
         self._actions.append(
-            HandleMessage(ticket, frame.id if isinstance(frame.id, str) else None, frame.data)
+            HandleMessage(
+                ticket, frame.id if isinstance(frame.id, str) else None, frame.data, frame.traceparent
+            )
         )
 
     def _message_handled(self, now: float, ack: str | None, ok: bool, duplicate: bool) -> None:

@@ -405,9 +405,11 @@ def encode(frame: ClientFrame | ServerFrame, encoder: Callable[[Any], Any] | Non
     return pack(_map(frame), encoder)
 
 
-def encode_message(data: Any, id: Any = None, encoder: Callable[[Any], Any] | None = None) -> bytes:
+def encode_message(
+    data: Any, id: Any = None, encoder: Callable[[Any], Any] | None = None, traceparent: str | None = None
+) -> bytes:
     """A ``message`` frame: the hot path of ``send`` and ``send_with_ack``."""
-    return pack(_map(Message(data, id)), encoder)
+    return pack(_map(Message(data, id, traceparent)), encoder)
 
 
 def encode_publication(channel: str, offset: str, event: str, data_json: str) -> bytes:

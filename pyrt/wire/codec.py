@@ -60,7 +60,16 @@ from pyrt.wire.frames import (
 )
 from pyrt.wire.ingress import IngressError, check_text, loads
 from pyrt.wire.limits import ServerLimits
-from pyrt.wire.names import CHANNEL_RULE, EVENT_RULE, ID_RULE, is_channel_name, is_event_name, is_message_id
+from pyrt.wire.names import (
+    CHANNEL_RULE,
+    EVENT_RULE,
+    ID_RULE,
+    TRACEPARENT_RULE,
+    is_channel_name,
+    is_event_name,
+    is_message_id,
+    is_traceparent,
+)
 from pyrt.wire.offsets import parse_offset
 from pyrt.wire.types import Frame
 
@@ -122,8 +131,11 @@ def _one_line(text: str) -> str:
 # ------------------------------------------------------------------------------------- encoding
 
 
-def encode_message(data: Any, id: Any = None) -> str:
+def encode_message(data: Any, id: Any = None, traceparent: str | None = None) -> str:
     """``{"type":"message",...}``: the hot path of ``send`` and ``send_with_ack``."""
+    if traceparent is not None:
+        pairs: list[tuple[str, Any]] = [] if id is None else [("id", id)]
+        return _fields("message", [*pairs, ("traceparent", traceparent), ("data", data)])
     if id is None:
         return '{"type":"message","data":' + json_text(data) + "}"
     return '{"type":"message","id":' + json_text(id) + ',"data":' + json_text(data) + "}"
@@ -204,7 +216,7 @@ def _pong(frame: Pong) -> str:
 
 
 def _message(frame: Message) -> str:
-    return encode_message(frame.data, frame.id)
+    return encode_message(frame.data, frame.id, frame.traceparent)
 
 
 def _subscribe(frame: Subscribe) -> str:
@@ -221,6 +233,8 @@ def _publish(frame: Publish) -> str:
     pairs += [("channel", frame.channel), ("data", frame.data)]
     if frame.event is not None:
         pairs.append(("event", frame.event))
+    if frame.traceparent is not None:
+        pairs.append(("traceparent", frame.traceparent))
     return _fields("publish", pairs)
 
 
@@ -566,8 +580,21 @@ def _from_pong(obj: dict[str, Any]) -> ClientFrame:
     return Pong(obj.get("t"))
 
 
+def _traceparent(obj: dict[str, Any], frame_id: str | None) -> str | None:
+    """The frame's ``traceparent``: absent is fine, anything but the W3C grammar is refused."""
+    value = obj.get("traceparent")
+    if value is None:
+        return None
+    if not is_traceparent(value):
+        raise IngressError("bad_frame", TRACEPARENT_RULE, id=frame_id)
+    return value
+
+
 def _from_message(obj: dict[str, Any]) -> ClientFrame:
-    return Message(obj.get("data"), _optional_id(obj))
+    frame_id = _optional_id(obj)
+    if "traceparent" not in obj:
+        return Message(obj.get("data"), frame_id)
+    return Message(obj.get("data"), frame_id, _traceparent(obj, frame_id))
 
 
 def _from_subscribe(obj: dict[str, Any]) -> ClientFrame:
@@ -597,7 +624,7 @@ def _from_publish(obj: dict[str, Any]) -> ClientFrame:
     event = obj.get("event", "message")
     if not is_event_name(event):
         raise IngressError("bad_frame", EVENT_RULE, id=frame_id)
-    return Publish(channel, obj.get("data"), frame_id, event)
+    return Publish(channel, obj.get("data"), frame_id, event, _traceparent(obj, frame_id))
 
 
 def _read_id(obj: dict[str, Any]) -> str:

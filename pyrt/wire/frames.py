@@ -121,10 +121,13 @@ class Pong:
 @dataclass(frozen=True, slots=True)
 class Message:
     """An application message. From a client, with an ``id`` it wants an :class:`Ack` (and the
-    server handles it once per id); from a server it carries no id."""
+    server handles it once per id); from a server it carries no id. ``traceparent``: the W3C
+    Trace Context of the sender's span, sent only by clients that trace (servers ignore it or
+    open their spans under it)."""
 
     data: Any
     id: AckId | None = None
+    traceparent: str | None = None
 
 
 # --------------------------------------------------------------------------- client to server
@@ -148,12 +151,13 @@ class Unsubscribe:
 @dataclass(frozen=True, slots=True)
 class Publish:
     """Publish ``data`` into ``channel`` as ``event`` (``None``: ``"message"``); with an ``id``
-    the server acks with the offset, once per id."""
+    the server acks with the offset, once per id. ``traceparent`` as for :class:`Message`."""
 
     channel: str
     data: Any
     id: AckId | None = None
     event: str | None = None
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ Subclass :class:`WireProtocol` for another server. Encoders raise
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import sys
@@ -48,6 +49,7 @@ from pyrt.wire.frames import (
     Unsubscribe,
     Welcome,
 )
+from pyrt.wire.names import is_traceparent
 from pyrt.wire.types import AckId, Frame
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "RawProtocol",
     "WireProtocol",
     "get_protocol",
+    "with_traceparent",
 ]
 
 
@@ -212,15 +215,22 @@ class PyrtProtocol(WireProtocol):
     flow_control = True
     welcomes = True
 
+    #: Where the ``traceparent`` of each ``message`` and ``publish`` frame comes from (called as
+    #: it is encoded, in the sender's context), ``None``: frames carry none. Set by
+    #: :func:`with_traceparent` (the ``traceparent`` option of a client).
+    traceparent: Callable[[], str | None] | None = None
+
     def encode(self, data: Any) -> Frame:
         if isinstance(data, bytes | bytearray | memoryview):
             raise EncodeError(_JSON_ONLY)
-        return codec.encode_message(data)
+        source = self.traceparent
+        return codec.encode_message(data, None, None if source is None else source())
 
     def encode_acked(self, ack_id: AckId, data: Any) -> Frame:
         if isinstance(data, bytes | bytearray | memoryview):
             self.encode(data)  # raises the same clear error
-        return codec.encode_message(data, ack_id)
+        source = self.traceparent
+        return codec.encode_message(data, ack_id, None if source is None else source())
 
     def encode_ping(self, seq: int) -> Frame:
         return codec.encode(Ping(seq))
@@ -238,7 +248,8 @@ class PyrtProtocol(WireProtocol):
         return codec.encode(Unsubscribe(channel))
 
     def encode_publish(self, ack_id: AckId, channel: str, data: Any, event: str | None) -> Frame:
-        return codec.encode(Publish(channel, data, ack_id, event))
+        source = self.traceparent
+        return codec.encode(Publish(channel, data, ack_id, event, None if source is None else source()))
 
     def encode_refresh(self, ack_id: AckId, token: str) -> Frame:
         return codec.encode(Refresh(ack_id, token))
@@ -332,15 +343,19 @@ class PyrtBinaryProtocol(PyrtProtocol):
         return _json_encoded(data, encoder)
 
     def encode(self, data: Any) -> Frame:
+        source = self.traceparent
+        trace = None if source is None else source()
         return self._data(
-            lambda: _wire().encode_message(data, None, self.encoder),
-            lambda: codec.encode_message(self._json_value(data)),
+            lambda: _wire().encode_message(data, None, self.encoder, trace),
+            lambda: codec.encode_message(self._json_value(data), None, trace),
         )
 
     def encode_acked(self, ack_id: AckId, data: Any) -> Frame:
+        source = self.traceparent
+        trace = None if source is None else source()
         return self._data(
-            lambda: _wire().encode_message(data, ack_id, self.encoder),
-            lambda: codec.encode_message(self._json_value(data), ack_id),
+            lambda: _wire().encode_message(data, ack_id, self.encoder, trace),
+            lambda: codec.encode_message(self._json_value(data), ack_id, trace),
         )
 
     def _frame(self, frame: Any) -> Frame:
@@ -359,9 +374,11 @@ class PyrtBinaryProtocol(PyrtProtocol):
         return self._frame(Unsubscribe(channel))
 
     def encode_publish(self, ack_id: AckId, channel: str, data: Any, event: str | None) -> Frame:
+        source = self.traceparent
+        trace = None if source is None else source()
         return self._data(
-            lambda: _wire().encode(Publish(channel, data, ack_id, event), self.encoder),
-            lambda: codec.encode(Publish(channel, self._json_value(data), ack_id, event)),
+            lambda: _wire().encode(Publish(channel, data, ack_id, event, trace), self.encoder),
+            lambda: codec.encode(Publish(channel, self._json_value(data), ack_id, event, trace)),
         )
 
     def encode_refresh(self, ack_id: AckId, token: str) -> Frame:
@@ -454,3 +471,20 @@ def get_protocol(protocol: str | WireProtocol) -> WireProtocol:
         raise ValueError(
             f"unknown protocol {protocol!r}; choose one of {sorted(_BY_NAME)} or pass a WireProtocol instance"
         ) from None
+
+
+def with_traceparent(protocol: WireProtocol, source: Callable[[], str | None]) -> WireProtocol:
+    """A copy of ``protocol`` whose ``message`` and ``publish`` frames carry the ``traceparent``
+    ``source`` returns as each is encoded (a value that is not a W3C ``traceparent``, or ``None``,
+    is left out: the frame goes as it would without tracing). Only the pyrt protocols have the
+    field (:class:`ValueError` for others)."""
+    if not isinstance(protocol, PyrtProtocol):
+        raise ValueError(f"traceparent needs the pyrt protocol; {protocol.name!r} frames have no such field")
+
+    def checked() -> str | None:
+        value = source()
+        return value if is_traceparent(value) else None
+
+    traced = copy.copy(protocol)
+    traced.traceparent = checked
+    return traced

@@ -206,12 +206,14 @@ def test_over_the_binary_binding_bytes_frames_are_decoded_and_their_acks_matched
         await client.connect().wait_open()
         await client.publish("blobs", b"\x00\x01binary")
         kept = [(inbound, frame) for _, inbound, frame in inspector.recorder._raw]
-        assert (True, bytes) in {(inbound, type(frame)) for inbound, frame in kept}  # the server's, MessagePack
+        # the server's, MessagePack
+        assert (True, bytes) in {(inbound, type(frame)) for inbound, frame in kept}
         assert (False, bytes) in {(inbound, type(frame)) for inbound, frame in kept}  # the publish of bytes
         text = str(inspector)
         assert "[answers publish #" in text, text
         assert "blobs" in text
         outbound = [f for f in inspector.recorder.frames() if f.direction == "out" and "blobs" in f.summary]
-        assert outbound and outbound[0].ack_id is not None
+        assert outbound
+        assert outbound[0].ack_id is not None
 
     run(scenario)

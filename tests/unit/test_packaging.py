@@ -106,13 +106,14 @@ def test_the_client_imports_from_the_wheel_with_only_the_stdlib(
 ) -> None:
     wheel.extractall(tmp_path)
     # -I -S: no site-packages at all, so any third-party import fails. The browser adapters
-    # need Pyodide (tested in Chromium) and the server needs its extra: both are left out.
+    # need Pyodide (tested in Chromium), the server and pyrt.otel need their extras: left out.
     code = f"""
 import importlib, pkgutil, sys
 sys.path.insert(0, {str(tmp_path)!r})
 import pyrt
+extras = ("pyrt.server", "pyrt.browser", "pyrt.otel")
 names = [m.name for m in pkgutil.walk_packages(pyrt.__path__, "pyrt.")
-         if not m.name.startswith(("pyrt.server", "pyrt.browser")) and m.name not in {PYTEST_ONLY!r}]
+         if not m.name.startswith(extras) and m.name not in {PYTEST_ONLY!r}]
 for name in names:
     importlib.import_module(name)
 print(len(names))

@@ -29,6 +29,7 @@ from pyrt.wire.protocols import (
     RawProtocol,
     WireProtocol,
     get_protocol,
+    with_traceparent,
 )
 
 pyrt = PyrtProtocol()
@@ -289,3 +290,38 @@ def test_a_client_loads_the_binary_binding_only_when_it_speaks_it() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env
     ).stdout
     assert out.strip() == "[]"
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.mark.parametrize("make", [PyrtProtocol, PyrtBinaryProtocol])
+def test_a_traced_protocol_puts_the_sources_traceparent_on_messages_and_publishes_only(make: type) -> None:
+    plain = make()
+    traced = with_traceparent(plain, lambda: TRACEPARENT)
+    assert plain.traceparent is None  # a copy: the original sends none
+    assert "traceparent" not in plain.encode_acked("k-1", 1)
+    assert json.loads(traced.encode("hi"))["traceparent"] == TRACEPARENT
+    assert json.loads(traced.encode_acked("k-1", 1))["traceparent"] == TRACEPARENT
+    assert json.loads(traced.encode_publish("k-2", "chat", 1, None))["traceparent"] == TRACEPARENT
+    for frame in (
+        traced.encode_subscribe("chat", None),
+        traced.encode_ping(1),
+        traced.encode_refresh("k", "t"),
+    ):
+        assert "traceparent" not in frame
+    if make is PyrtBinaryProtocol:  # bytes go as MessagePack, with the field
+        assert binary.decode_client_frame(traced.encode_acked("k-3", b"\x00")).traceparent == TRACEPARENT
+
+
+def test_a_source_outside_a_span_or_with_a_bad_value_sends_no_traceparent() -> None:
+    values: list[str | None] = [None, "not-a-traceparent", TRACEPARENT.upper()]
+    traced = with_traceparent(PyrtProtocol(), values.pop)
+    for _ in range(3):
+        assert "traceparent" not in traced.encode("hi")
+
+
+def test_only_the_pyrt_protocols_have_a_traceparent() -> None:
+    for protocol in (RawProtocol(), JsonAckProtocol()):
+        with pytest.raises(ValueError, match="traceparent needs the pyrt protocol"):
+            with_traceparent(protocol, lambda: TRACEPARENT)

@@ -170,6 +170,21 @@ def test_core_modules_import_nothing_that_does_io_or_reads_the_clock() -> None:
     assert found == {}
 
 
+def test_opentelemetry_is_imported_only_by_its_two_opt_in_modules() -> None:
+    """The engine carries a ``traceparent`` as a string: OpenTelemetry is imported by
+    ``pyrt/otel.py`` (the client's helper, imported by no pyrt module) and ``pyrt/server/otel.py``
+    (``serve.py --otel``) only."""
+    importers = sorted(
+        str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py") if "opentelemetry" in roots(path)
+    )
+    assert importers == ["otel.py", "server/otel.py"]
+    graph = import_graph()
+    assert [name for name, imported in graph.items() if "pyrt.otel" in imported] == []
+    assert [name for name, imported in graph.items() if "pyrt.server.otel" in imported] == [
+        "pyrt.server.runtime"
+    ]
+
+
 def test_the_fakes_run_in_every_runtime() -> None:
     """``pyrt.testing`` may wait on asyncio (it drives clients), but ships in ``/pyrt.zip`` and
     runs on CPython too: no runtime's own library."""

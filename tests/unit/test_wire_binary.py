@@ -340,3 +340,23 @@ def _floats(value: Any) -> list[float]:
 def test_the_binding_is_available_without_importing_msgpack_first() -> None:
     assert binary.available()
     assert binary.SUBPROTOCOL == "pyrt.v1.msgpack"
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_a_traceparent_rides_the_binary_binding_under_the_codecs_rules() -> None:
+    assert "traceparent" not in msgpack.unpackb(binary.encode_message(b"\x00", "m-1"))
+    message = binary.encode_message(b"\x00", "m-1", None, TRACEPARENT)
+    assert msgpack.unpackb(message)["traceparent"] == TRACEPARENT
+    read = binary.decode_client_frame(message)
+    assert isinstance(read, Message)
+    assert read.traceparent == TRACEPARENT
+    publish = binary.decode_client_frame(binary.encode(Publish("c", b"\x01", "p-1", None, TRACEPARENT)))
+    assert isinstance(publish, Publish)
+    assert publish.traceparent == TRACEPARENT
+    bad = msgpack.packb({"type": "publish", "id": "p-2", "channel": "c", "data": 1, "traceparent": "00-zz"})
+    with pytest.raises(IngressError) as raised:
+        binary.decode_client_frame(bad)
+    assert raised.value.code == "bad_frame"
+    assert raised.value.id == "p-2"

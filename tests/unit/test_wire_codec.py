@@ -318,3 +318,72 @@ def test_the_frame_scan_sees_dicts_and_spliced_strings_but_not_docstrings() -> N
         'c = {"type": "websocket.send"}\n'
     )
     assert [line.split(":")[0] for line in frames_spelled(source)] == ["line 2", "line 3"]
+
+
+# ----------------------------------------------------------------------------------- traceparent
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_message_and_publish_frames_carry_a_traceparent_only_when_given() -> None:
+    assert "traceparent" not in codec.encode(Message({"a": 1}, "m-1"))
+    assert "traceparent" not in codec.encode(Publish("chat", "hi", "p-1"))
+    assert codec.encode_message("hi", "m-1") == '{"type":"message","id":"m-1","data":"hi"}'
+    message = codec.encode(Message({"a": 1}, "m-1", TRACEPARENT))
+    assert json.loads(message) == {
+        "type": "message",
+        "id": "m-1",
+        "traceparent": TRACEPARENT,
+        "data": {"a": 1},
+    }
+    assert json.loads(codec.encode_message(1, None, TRACEPARENT)) == {
+        "type": "message",
+        "traceparent": TRACEPARENT,
+        "data": 1,
+    }
+    publish = codec.encode(Publish("chat", "hi", "p-1", "note", TRACEPARENT))
+    assert json.loads(publish)["traceparent"] == TRACEPARENT
+
+
+def test_the_server_reads_a_traceparent_and_frames_without_one_as_before() -> None:
+    assert codec.decode_client_frame(codec.encode(Message("hi", "m-1", TRACEPARENT))) == Message(
+        "hi", "m-1", TRACEPARENT
+    )
+    assert codec.decode_client_frame(
+        codec.encode(Publish("chat", "hi", "p-1", None, TRACEPARENT))
+    ) == Publish("chat", "hi", "p-1", "message", TRACEPARENT)
+    assert codec.decode_client_frame('{"type":"message","data":1}') == Message(1)
+    assert codec.decode_client_frame('{"type":"publish","channel":"c","data":1}') == Publish(
+        "c", 1, None, "message"
+    )
+    # null is the same as no field
+    assert codec.decode_client_frame('{"type":"message","data":1,"traceparent":null}') == Message(1)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "garbage",
+        1,
+        True,
+        ["00"],
+        TRACEPARENT.upper(),
+        TRACEPARENT + "-00",
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+        TRACEPARENT.replace("00-", "ff-", 1),
+    ],
+)
+@pytest.mark.parametrize("kind", ["message", "publish"])
+def test_a_bad_traceparent_is_a_bad_frame_naming_the_id(kind: str, value: Any) -> None:
+    frame = {"type": kind, "id": "x-1", "channel": "chat", "data": 1, "traceparent": value}
+    with pytest.raises(IngressError) as raised:
+        codec.decode_client_frame(json.dumps(frame))
+    assert raised.value.code == "bad_frame"
+    assert raised.value.id == "x-1"
+    assert "traceparent" in str(raised.value)
+
+
+def test_a_client_reads_a_server_message_with_a_traceparent_as_a_message() -> None:
+    assert codec.decode_server_frame(
+        f'{{"type":"message","data":1,"traceparent":"{TRACEPARENT}"}}'
+    ) == Message(1)
