@@ -382,6 +382,10 @@ class Hub:
     def channels(self) -> list[str]:
         return list(self._channels)
 
+    def subscriber_count(self, channel: str) -> int:
+        """How many local subscribers ``channel`` has (the OpenTelemetry fan-out span says it)."""
+        return len(self._channels.get(channel, ()))
+
     async def subscribe(self, subscriber: Subscriber, since: OffsetKey | None) -> History:
         """Register ``subscriber`` and read what it must replay (its first page, when the broker
         keeps it elsewhere).
