@@ -4,10 +4,6 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
-# `make test` runs pytest in this many processes (pytest-xdist), each test module whole in one of
-# them: a browser test spends much of its time waiting on a page, a server test on a deadline.
-# TEST_WORKERS=0 runs everything in one process.
-TEST_WORKERS ?= 2
 # Where `make demo` listens: `make demo PORT=8123`, `make demo HOST=0.0.0.0` (add --allowed-host then).
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
@@ -19,7 +15,7 @@ demo: setup
 	$(BIN)/python serve.py --demo --host $(HOST) --port $(PORT)
 
 test: setup system-deps lint typecheck
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP) node_modules/.package-lock.json $(WHEELS)
 
